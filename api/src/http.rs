@@ -1,0 +1,62 @@
+//! The HTTP surface: the admin API under `/api/v1` (problem+json errors) and
+//! the probes. [`app`] builds the whole actix application from an [`AppState`],
+//! the same for `serve` and for in-process tests.
+
+mod extract;
+mod health;
+mod orgs;
+pub mod problem;
+mod request_id;
+
+use std::sync::Arc;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::{middleware, web, App};
+use orgsync_domain::ports::HealthCheck;
+use orgsync_domain::service::OrgService;
+
+use crate::auth::Verifier;
+use problem::ApiError;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub orgs: OrgService,
+    pub verifier: Arc<Verifier>,
+    pub health: Arc<Vec<Arc<dyn HealthCheck>>>,
+    pub body_limit: usize,
+}
+
+/// The complete application: routes, extractor configuration and middleware.
+pub fn app(
+    state: AppState,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let body_limit = state.body_limit;
+    App::new()
+        .app_data(web::Data::new(state))
+        .app_data(
+            web::JsonConfig::default()
+                .limit(body_limit)
+                .error_handler(|err, _req| ApiError::from_json_error(&err).into()),
+        )
+        .app_data(
+            web::PathConfig::default().error_handler(|_err, _req| ApiError::RouteNotFound.into()),
+        )
+        .app_data(
+            web::QueryConfig::default()
+                .error_handler(|err, _req| ApiError::BadRequest(err.to_string()).into()),
+        )
+        .service(web::scope("/api/v1").configure(orgs::routes))
+        .configure(health::routes)
+        .default_service(web::to(|| async { ApiError::RouteNotFound }))
+        .wrap(middleware::from_fn(request_id::trace_request))
+}

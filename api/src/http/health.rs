@@ -1,0 +1,43 @@
+//! Probes: `/healthz` says the process is alive; `/readyz` says whether it can
+//! serve (database and queue reachable), with the reason when it cannot.
+
+use actix_web::{web, HttpResponse};
+use serde_json::{json, Map, Value};
+
+use super::AppState;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(healthz))
+        .route("/readyz", web::get().to(readyz));
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "status": "ok" }))
+}
+
+async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let results = futures::future::join_all(state.health.iter().map(|check| async move {
+        let outcome = tokio::time::timeout(std::time::Duration::from_secs(3), check.check())
+            .await
+            .unwrap_or_else(|_| Err("timed out after 3s".into()));
+        (check.component(), outcome)
+    }))
+    .await;
+    let ready = results.iter().all(|(_, r)| r.is_ok());
+    let checks: Map<String, Value> = results
+        .into_iter()
+        .map(|(name, outcome)| {
+            let value = match outcome {
+                Ok(()) => json!({ "status": "ok" }),
+                Err(reason) => json!({ "status": "unavailable", "reason": reason }),
+            };
+            (name.to_owned(), value)
+        })
+        .collect();
+    let body = json!({ "status": if ready { "ready" } else { "unavailable" }, "checks": checks });
+    if ready {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}

@@ -1,0 +1,137 @@
+//! Wiring: turns [`Settings`] into connected adapters and the use cases built
+//! on them. The only place that knows which adapter serves which port.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use orgsync_domain::ports::{HealthCheck, JobQueue, SystemClock};
+use orgsync_domain::service::OrgService;
+use orgsync_infra::worker::{Worker, WorkerSettings};
+use orgsync_infra::{
+    Database, DatabaseHealth, LocalJobQueue, QueueHealth, RedisJobQueue, SqlOrgRepository,
+};
+use rand::RngCore;
+
+use crate::auth::{Minter, Verifier};
+use crate::config::{JwtAlgorithm, Settings};
+use crate::http::AppState;
+
+/// A connected orgsync: database, queue, and the application state.
+pub struct Runtime {
+    pub settings: Settings,
+    pub db: Database,
+    pub queue: Arc<dyn JobQueue>,
+    pub state: AppState,
+}
+
+impl Runtime {
+    /// Connects every adapter the settings name and applies migrations if configured to.
+    ///
+    /// # Errors
+    /// When a dependency cannot be reached or key material cannot be loaded.
+    pub async fn start(settings: Settings) -> anyhow::Result<Self> {
+        if settings.is_embedded() {
+            std::fs::create_dir_all(&settings.data_dir)
+                .with_context(|| format!("creating data_dir {}", settings.data_dir.display()))?;
+        }
+        let db = Database::connect(&settings.database_url(), settings.database.max_connections)
+            .await
+            .with_context(|| "connecting to database.url")?;
+        if settings.database.migrate_on_start {
+            db.migrate().await.context("applying migrations")?;
+        }
+        let mut health: Vec<Arc<dyn HealthCheck>> = vec![Arc::new(DatabaseHealth(db.clone()))];
+        let queue: Arc<dyn JobQueue> = match &settings.redis.url {
+            Some(url) => {
+                let redis = RedisJobQueue::connect(url, &settings.redis.key_prefix)
+                    .await
+                    .context("connecting to redis.url")?;
+                health.push(Arc::new(QueueHealth(redis.clone())));
+                Arc::new(redis)
+            }
+            None => Arc::new(LocalJobQueue::new()),
+        };
+        let secret = hs256_secret(&settings)?;
+        let verifier = Verifier::new(&settings.auth, secret.as_deref())?;
+        let clock = Arc::new(SystemClock);
+        let state = AppState {
+            orgs: OrgService::new(Arc::new(SqlOrgRepository::new(db.clone())), clock),
+            verifier: Arc::new(verifier),
+            health: Arc::new(health),
+            body_limit: settings.server.body_limit,
+        };
+        Ok(Self {
+            settings,
+            db,
+            queue,
+            state,
+        })
+    }
+
+    /// The background worker, with a handler for every job kind.
+    pub fn worker(&self) -> Worker {
+        let w = &self.settings.worker;
+        Worker::new(
+            self.queue.clone(),
+            WorkerSettings {
+                batch: w.batch,
+                lease: Duration::from_secs(w.lease),
+                max_attempts: w.max_attempts,
+                ..WorkerSettings::default()
+            },
+        )
+    }
+}
+
+/// The token minter for the configured key.
+///
+/// # Errors
+/// When no signing key is available.
+pub fn minter(settings: &Settings) -> anyhow::Result<Minter> {
+    let secret = hs256_secret(settings)?;
+    Ok(Minter::new(&settings.auth, secret.as_deref())?)
+}
+
+/// The HS256 secret in force: the configured one or, in the embedded mode
+/// only, a development key generated once and kept in `data_dir` (so `serve`
+/// and `token` on the same machine agree without any configuration).
+fn hs256_secret(settings: &Settings) -> anyhow::Result<Option<Vec<u8>>> {
+    if settings.auth.jwt_algorithm != JwtAlgorithm::HS256 {
+        return Ok(None);
+    }
+    if let Some(secret) = &settings.auth.jwt_secret {
+        return Ok(Some(secret.as_bytes().to_vec()));
+    }
+    let path = settings.data_dir.join("jwt-secret");
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        return Ok(Some(existing.trim().as_bytes().to_vec()));
+    }
+    std::fs::create_dir_all(&settings.data_dir)
+        .with_context(|| format!("creating data_dir {}", settings.data_dir.display()))?;
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let secret = URL_SAFE_NO_PAD.encode(bytes);
+    write_private(&path, &secret)?;
+    tracing::warn!(path = %path.display(), "generated a development JWT signing key; configure auth.jwt_secret in production");
+    Ok(Some(secret.into_bytes()))
+}
+
+fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(contents.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
+}

@@ -1,0 +1,68 @@
+//! The domain's error contract. Adapters translate their failures into these
+//! once, at the boundary; the API maps each variant to exactly one response.
+
+/// Failures a use case can report.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The target does not exist, or exists outside what the caller may see.
+    /// The two are deliberately indistinguishable so that existence never leaks.
+    #[error("{entity} not found")]
+    NotFound { entity: &'static str },
+
+    /// The caller may see the target but may not perform this action on it.
+    #[error("{0}")]
+    Forbidden(String),
+
+    /// Input failed validation; nothing was changed.
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
+
+    /// The request conflicts with current state (a duplicate, a rule that
+    /// forbids the change in this state); nothing was changed.
+    #[error("{detail}")]
+    Conflict { code: ConflictCode, detail: String },
+
+    /// A backing service (database, queue) is unreachable; retrying later may succeed.
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+
+    /// A failure with no meaning to the caller (a bug, a corrupt row).
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+/// Why a request conflicts with the current state; each has its own problem type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConflictCode {
+    /// A unique value (slug, userName, ...) is already taken.
+    AlreadyExists,
+    /// The organization still has child organizations.
+    HasChildren,
+}
+
+impl ConflictCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AlreadyExists => "already-exists",
+            Self::HasChildren => "has-children",
+        }
+    }
+}
+
+impl Error {
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn conflict(code: ConflictCode, detail: impl Into<String>) -> Self {
+        Self::Conflict {
+            code,
+            detail: detail.into(),
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,18 @@
+//! orgsync's domain: the model, the rules and the ports. No I/O lives here.
+//!
+//! - [`org`]: organizations and the tree they form (tenants, children, sandboxes).
+//! - [`auth`]: who is asking ([`auth::Principal`]) and what they may reach.
+//! - [`scim`]: SCIM 2.0 grammar that is pure logic (schemas, filters, PATCH).
+//! - [`ports`]: the traits adapters implement (repositories, job queue, clock).
+//! - [`service`]: use cases, written against the ports.
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
+pub mod auth;
+pub mod error;
+pub mod org;
+pub mod page;
+pub mod ports;
+pub mod scim;
+pub mod service;
+
+pub use error::{Error, Result};

@@ -1,0 +1,49 @@
+use crate::org::{OrgId, Organization, TreeNode};
+use crate::page::{Page, PageRequest};
+use crate::Result;
+
+/// Stores organizations and their ancestry.
+#[async_trait::async_trait]
+pub trait OrgRepository: Send + Sync {
+    /// Stores a new organization and its ancestry in one transaction.
+    ///
+    /// # Errors
+    /// MUST return `Conflict(AlreadyExists)` when the slug is taken among the
+    /// roots (for a root) or within the tenant (for a child); nothing is stored then.
+    async fn insert(&self, org: &Organization) -> Result<()>;
+
+    /// # Errors
+    /// Only infrastructure failures; an unknown id is `Ok(None)`.
+    async fn find(&self, id: OrgId) -> Result<Option<Organization>>;
+
+    /// Whether `ancestor` is `descendant` itself or one of its ancestors.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn is_within(&self, ancestor: OrgId, descendant: OrgId) -> Result<bool>;
+
+    /// The direct children of `parent`, oldest first.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn children(&self, parent: OrgId, page: PageRequest) -> Result<Page<Organization>>;
+
+    /// `top` and all its descendants, ordered by depth then age.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn subtree(&self, top: OrgId) -> Result<Vec<TreeNode>>;
+
+    /// Saves the mutable fields (name, provisioning mode, `updated_at`).
+    ///
+    /// # Errors
+    /// MUST return `NotFound` when the organization no longer exists.
+    async fn update(&self, org: &Organization) -> Result<()>;
+
+    /// Deletes an organization that has no children.
+    ///
+    /// # Errors
+    /// MUST return `Conflict(HasChildren)` when it has children (checked in the
+    /// same transaction as the delete) and `NotFound` when it does not exist.
+    async fn delete_leaf(&self, id: OrgId) -> Result<()>;
+}

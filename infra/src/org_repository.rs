@@ -1,0 +1,220 @@
+//! The organization tree on PostgreSQL or SQLite (one implementation: the SQL
+//! is portable, and sea-orm renders it for the engine at hand).
+
+use orgsync_domain::error::ConflictCode;
+use orgsync_domain::org::{OrgId, Organization, TreeNode};
+use orgsync_domain::page::{Page, PageRequest};
+use orgsync_domain::ports::OrgRepository;
+use orgsync_domain::{Error, Result};
+use sea_orm::sea_query::{Expr, Query};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, SqlErr, Statement, TransactionTrait,
+};
+use uuid::Uuid;
+
+use crate::db::{db_err, sql_err};
+use crate::entity::{org_closure, organization};
+use crate::Database;
+
+const SLUG_TAKEN: &str = "an organization with this slug already exists";
+
+pub struct SqlOrgRepository {
+    db: Database,
+}
+
+impl SqlOrgRepository {
+    pub fn new(db: Database) -> Self {
+        Self { db }
+    }
+}
+
+fn into_domain(row: organization::Model) -> Result<Organization> {
+    Organization::try_from(row).map_err(Error::Internal)
+}
+
+#[derive(FromQueryResult)]
+struct SubtreeRow {
+    depth: i32,
+    id: Uuid,
+    parent_id: Option<Uuid>,
+    root_id: Uuid,
+    kind: String,
+    name: String,
+    slug: String,
+    provisioning_mode: String,
+    created_at: time::OffsetDateTime,
+    updated_at: time::OffsetDateTime,
+}
+
+#[async_trait::async_trait]
+impl OrgRepository for SqlOrgRepository {
+    async fn insert(&self, org: &Organization) -> Result<()> {
+        let backend = self.db.backend();
+        let txn = self.db.connection().begin().await.map_err(db_err)?;
+        organization::ActiveModel::from(org)
+            .insert(&txn)
+            .await
+            .map_err(|e| match e.sql_err() {
+                Some(SqlErr::ForeignKeyConstraintViolation(_)) => Error::NotFound {
+                    entity: "organization",
+                },
+                _ => sql_err(e, SLUG_TAKEN),
+            })?;
+        // The new org's ancestry: every ancestor of its parent, one level
+        // further away, plus itself at depth 0.
+        let mut ancestry = Query::insert();
+        ancestry.into_table(org_closure::Entity).columns([
+            org_closure::Column::AncestorId,
+            org_closure::Column::DescendantId,
+            org_closure::Column::Depth,
+        ]);
+        if let Some(parent) = org.parent_id {
+            let from_parent = Query::select()
+                .column(org_closure::Column::AncestorId)
+                .expr(Expr::val(org.id.0))
+                .expr(Expr::col(org_closure::Column::Depth).add(1))
+                .from(org_closure::Entity)
+                .and_where(Expr::col(org_closure::Column::DescendantId).eq(parent.0))
+                .to_owned();
+            ancestry
+                .select_from(from_parent)
+                .map_err(|e| Error::Internal(e.into()))?;
+            txn.execute(backend.build(&ancestry))
+                .await
+                .map_err(db_err)?;
+            ancestry = Query::insert();
+            ancestry.into_table(org_closure::Entity).columns([
+                org_closure::Column::AncestorId,
+                org_closure::Column::DescendantId,
+                org_closure::Column::Depth,
+            ]);
+        }
+        ancestry.values_panic([org.id.0.into(), org.id.0.into(), 0.into()]);
+        txn.execute(backend.build(&ancestry))
+            .await
+            .map_err(db_err)?;
+        txn.commit().await.map_err(db_err)
+    }
+
+    async fn find(&self, id: OrgId) -> Result<Option<Organization>> {
+        organization::Entity::find_by_id(id.0)
+            .one(self.db.connection())
+            .await
+            .map_err(db_err)?
+            .map(into_domain)
+            .transpose()
+    }
+
+    async fn is_within(&self, ancestor: OrgId, descendant: OrgId) -> Result<bool> {
+        let count = org_closure::Entity::find()
+            .filter(org_closure::Column::AncestorId.eq(ancestor.0))
+            .filter(org_closure::Column::DescendantId.eq(descendant.0))
+            .count(self.db.connection())
+            .await
+            .map_err(db_err)?;
+        Ok(count > 0)
+    }
+
+    async fn children(&self, parent: OrgId, page: PageRequest) -> Result<Page<Organization>> {
+        let mut query = organization::Entity::find()
+            .filter(organization::Column::ParentId.eq(parent.0))
+            .order_by_asc(organization::Column::Id)
+            .limit(page.limit + 1);
+        if let Some(after) = page.after {
+            query = query.filter(organization::Column::Id.gt(after));
+        }
+        let rows = query.all(self.db.connection()).await.map_err(db_err)?;
+        let orgs = rows
+            .into_iter()
+            .map(into_domain)
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Page::from_overfetch(orgs, page.limit, |o| o.id.0))
+    }
+
+    async fn subtree(&self, top: OrgId) -> Result<Vec<TreeNode>> {
+        let sql = "SELECT c.depth, o.id, o.parent_id, o.root_id, o.kind, o.name, o.slug, \
+                   o.provisioning_mode, o.created_at, o.updated_at \
+                   FROM org_closure c JOIN organizations o ON o.id = c.descendant_id \
+                   WHERE c.ancestor_id = $1 ORDER BY c.depth, o.id";
+        let rows = SubtreeRow::find_by_statement(Statement::from_sql_and_values(
+            self.db.backend(),
+            sql,
+            [top.0.into()],
+        ))
+        .all(self.db.connection())
+        .await
+        .map_err(db_err)?;
+        rows.into_iter()
+            .map(|row| {
+                let depth = u32::try_from(row.depth).map_err(|_| {
+                    Error::Internal(anyhow::anyhow!("negative depth in org_closure"))
+                })?;
+                let org = into_domain(organization::Model {
+                    id: row.id,
+                    parent_id: row.parent_id,
+                    root_id: row.root_id,
+                    kind: row.kind,
+                    name: row.name,
+                    slug: row.slug,
+                    provisioning_mode: row.provisioning_mode,
+                    created_at: row.created_at,
+                    updated_at: row.updated_at,
+                })?;
+                Ok(TreeNode { org, depth })
+            })
+            .collect()
+    }
+
+    async fn update(&self, org: &Organization) -> Result<()> {
+        let result = organization::Entity::update_many()
+            .col_expr(organization::Column::Name, Expr::value(org.name.as_str()))
+            .col_expr(
+                organization::Column::ProvisioningMode,
+                Expr::value(org.provisioning_mode.as_str()),
+            )
+            .col_expr(organization::Column::UpdatedAt, Expr::value(org.updated_at))
+            .filter(organization::Column::Id.eq(org.id.0))
+            .exec(self.db.connection())
+            .await
+            .map_err(db_err)?;
+        if result.rows_affected == 0 {
+            return Err(Error::NotFound {
+                entity: "organization",
+            });
+        }
+        Ok(())
+    }
+
+    async fn delete_leaf(&self, id: OrgId) -> Result<()> {
+        let has_children = || {
+            Error::conflict(
+                ConflictCode::HasChildren,
+                "the organization has child organizations; delete them first",
+            )
+        };
+        let txn = self.db.connection().begin().await.map_err(db_err)?;
+        let children = organization::Entity::find()
+            .filter(organization::Column::ParentId.eq(id.0))
+            .count(&txn)
+            .await
+            .map_err(db_err)?;
+        if children > 0 {
+            return Err(has_children());
+        }
+        // A child created concurrently makes the foreign key refuse the delete.
+        let result = organization::Entity::delete_by_id(id.0)
+            .exec(&txn)
+            .await
+            .map_err(|e| match e.sql_err() {
+                Some(SqlErr::ForeignKeyConstraintViolation(_)) => has_children(),
+                _ => db_err(e),
+            })?;
+        if result.rows_affected == 0 {
+            return Err(Error::NotFound {
+                entity: "organization",
+            });
+        }
+        txn.commit().await.map_err(db_err)
+    }
+}

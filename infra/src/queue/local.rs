@@ -1,0 +1,188 @@
+//! The in-process job queue of the embedded mode: the same contract as the
+//! Redis queue (pending until acknowledged, reclaimable after a lease), held in
+//! memory. It lives as long as the process; the database stays the source of
+//! truth, exactly as with Redis.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use orgsync_domain::ports::{Delivery, Job, JobQueue};
+use orgsync_domain::{Error, Result};
+use tokio::sync::Notify;
+
+struct Pending {
+    job: Job,
+    consumer: String,
+    delivered_at: Instant,
+    attempt: u32,
+}
+
+#[derive(Default)]
+struct State {
+    next_id: u64,
+    ready: VecDeque<(String, Job)>,
+    pending: HashMap<String, Pending>,
+}
+
+#[derive(Clone, Default)]
+pub struct LocalJobQueue {
+    state: Arc<Mutex<State>>,
+    arrived: Arc<Notify>,
+}
+
+impl LocalJobQueue {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, State>> {
+        self.state
+            .lock()
+            .map_err(|_| Error::Internal(anyhow::anyhow!("local queue state poisoned")))
+    }
+
+    fn take(&self, consumer: &str, max: usize) -> Result<Vec<Delivery>> {
+        let mut state = self.lock()?;
+        let mut out = Vec::new();
+        while out.len() < max {
+            let Some((id, job)) = state.ready.pop_front() else {
+                break;
+            };
+            state.pending.insert(
+                id.clone(),
+                Pending {
+                    job: job.clone(),
+                    consumer: consumer.to_owned(),
+                    delivered_at: Instant::now(),
+                    attempt: 1,
+                },
+            );
+            out.push(Delivery {
+                id,
+                job,
+                attempt: 1,
+            });
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait::async_trait]
+impl JobQueue for LocalJobQueue {
+    async fn publish(&self, job: &Job) -> Result<()> {
+        {
+            let mut state = self.lock()?;
+            state.next_id += 1;
+            let id = format!("local-{}", state.next_id);
+            state.ready.push_back((id, job.clone()));
+        }
+        self.arrived.notify_one();
+        Ok(())
+    }
+
+    async fn receive(&self, consumer: &str, max: usize, wait: Duration) -> Result<Vec<Delivery>> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            // Register interest before looking, so a publish in between is not missed.
+            let arrived = self.arrived.notified();
+            let batch = self.take(consumer, max)?;
+            if !batch.is_empty() {
+                return Ok(batch);
+            }
+            if tokio::time::timeout_at(deadline, arrived).await.is_err() {
+                return Ok(Vec::new());
+            }
+        }
+    }
+
+    async fn reclaim(&self, consumer: &str, lease: Duration, max: usize) -> Result<Vec<Delivery>> {
+        let mut state = self.lock()?;
+        let now = Instant::now();
+        let mut out = Vec::new();
+        for (id, pending) in state.pending.iter_mut() {
+            if out.len() >= max {
+                break;
+            }
+            if now.duration_since(pending.delivered_at) >= lease {
+                pending.consumer = consumer.to_owned();
+                pending.delivered_at = now;
+                pending.attempt += 1;
+                out.push(Delivery {
+                    id: id.clone(),
+                    job: pending.job.clone(),
+                    attempt: pending.attempt,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn ack(&self, delivery: &Delivery) -> Result<()> {
+        self.lock()?.pending.remove(&delivery.id);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(n: u32) -> Job {
+        Job {
+            kind: "test".into(),
+            payload: serde_json::json!({ "n": n }),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_job_is_delivered_once_and_reclaimed_only_after_its_lease() {
+        let queue = LocalJobQueue::new();
+        queue.publish(&job(1)).await.ok();
+        let first = queue
+            .receive("a", 10, Duration::from_millis(10))
+            .await
+            .unwrap_or_default();
+        assert_eq!(first.len(), 1);
+        let again = queue
+            .receive("b", 10, Duration::from_millis(10))
+            .await
+            .unwrap_or_default();
+        assert!(
+            again.is_empty(),
+            "a pending job is not handed to another consumer"
+        );
+
+        let early = queue
+            .reclaim("b", Duration::from_secs(60), 10)
+            .await
+            .unwrap_or_default();
+        assert!(early.is_empty());
+        let late = queue
+            .reclaim("b", Duration::ZERO, 10)
+            .await
+            .unwrap_or_default();
+        assert_eq!(late.len(), 1);
+        assert_eq!(late[0].attempt, 2);
+
+        queue.ack(&late[0]).await.ok();
+        let after_ack = queue
+            .reclaim("c", Duration::ZERO, 10)
+            .await
+            .unwrap_or_default();
+        assert!(after_ack.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_waiting_consumer_wakes_when_a_job_arrives() {
+        let queue = LocalJobQueue::new();
+        let waiter = {
+            let queue = queue.clone();
+            tokio::spawn(async move { queue.receive("a", 1, Duration::from_secs(5)).await })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        queue.publish(&job(7)).await.ok();
+        let got = waiter.await.ok().and_then(|r| r.ok()).unwrap_or_default();
+        assert_eq!(got.first().map(|d| d.job.clone()), Some(job(7)));
+    }
+}

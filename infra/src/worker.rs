@@ -1,0 +1,127 @@
+//! The worker loop: takes jobs off a queue, runs the handler registered for
+//! their kind, acknowledges what succeeded. A failed job is left pending, so it
+//! is redelivered after the lease; after `max_attempts` it is dropped with an
+//! error log (the database keeps the record of what failed).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use orgsync_domain::ports::{Delivery, JobQueue};
+use tokio_util::sync::CancellationToken;
+
+/// Runs one kind of job. Handlers must be idempotent: delivery is at least once.
+#[async_trait::async_trait]
+pub trait JobHandler: Send + Sync {
+    fn kind(&self) -> &'static str;
+
+    /// # Errors
+    /// Any error leaves the job for a later attempt.
+    async fn handle(&self, payload: &serde_json::Value) -> orgsync_domain::Result<()>;
+}
+
+/// How a worker paces itself.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    pub consumer: String,
+    pub batch: usize,
+    pub lease: Duration,
+    pub max_attempts: u32,
+    pub poll: Duration,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        Self {
+            consumer: format!("worker-{}", uuid::Uuid::new_v4()),
+            batch: 16,
+            lease: Duration::from_secs(30),
+            max_attempts: 5,
+            poll: Duration::from_secs(1),
+        }
+    }
+}
+
+pub struct Worker {
+    queue: Arc<dyn JobQueue>,
+    handlers: HashMap<&'static str, Arc<dyn JobHandler>>,
+    settings: WorkerSettings,
+}
+
+impl Worker {
+    pub fn new(queue: Arc<dyn JobQueue>, settings: WorkerSettings) -> Self {
+        Self {
+            queue,
+            handlers: HashMap::new(),
+            settings,
+        }
+    }
+
+    #[must_use]
+    pub fn with_handler(mut self, handler: Arc<dyn JobHandler>) -> Self {
+        self.handlers.insert(handler.kind(), handler);
+        self
+    }
+
+    /// Processes jobs until `shutdown` is cancelled. The batch in hand is
+    /// finished first; anything not acknowledged is reclaimed by another worker.
+    pub async fn run(&self, shutdown: CancellationToken) {
+        tracing::info!(consumer = %self.settings.consumer, kinds = ?self.handlers.keys().collect::<Vec<_>>(), "worker started");
+        while !shutdown.is_cancelled() {
+            let batch = tokio::select! {
+                () = shutdown.cancelled() => break,
+                batch = self.next_batch() => batch,
+            };
+            match batch {
+                Ok(deliveries) => {
+                    for delivery in deliveries {
+                        self.process(delivery).await;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "queue unavailable; retrying");
+                    tokio::select! {
+                        () = shutdown.cancelled() => break,
+                        () = tokio::time::sleep(self.settings.poll) => {}
+                    }
+                }
+            }
+        }
+        tracing::info!(consumer = %self.settings.consumer, "worker stopped");
+    }
+
+    async fn next_batch(&self) -> orgsync_domain::Result<Vec<Delivery>> {
+        let s = &self.settings;
+        let reclaimed = self.queue.reclaim(&s.consumer, s.lease, s.batch).await?;
+        if !reclaimed.is_empty() {
+            return Ok(reclaimed);
+        }
+        self.queue.receive(&s.consumer, s.batch, s.poll).await
+    }
+
+    async fn process(&self, delivery: Delivery) {
+        let kind = delivery.job.kind.as_str();
+        let Some(handler) = self.handlers.get(kind) else {
+            tracing::error!(job = %delivery.id, kind, "no handler for job kind; dropping it");
+            self.ack(&delivery).await;
+            return;
+        };
+        let span = tracing::info_span!("job", id = %delivery.id, kind, attempt = delivery.attempt);
+        let _entered = span.enter();
+        match handler.handle(&delivery.job.payload).await {
+            Ok(()) => self.ack(&delivery).await,
+            Err(e) if delivery.attempt >= self.settings.max_attempts => {
+                tracing::error!(error = %e, "job failed for the last time; dropping it");
+                self.ack(&delivery).await;
+            }
+            Err(e) => tracing::warn!(error = %e, "job failed; it will be retried after its lease"),
+        }
+    }
+
+    async fn ack(&self, delivery: &Delivery) {
+        if let Err(e) = self.queue.ack(delivery).await {
+            // Unacknowledged work is redelivered; handlers are idempotent.
+            tracing::warn!(job = %delivery.id, error = %e, "could not acknowledge job");
+        }
+    }
+}

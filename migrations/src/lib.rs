@@ -1,0 +1,17 @@
+//! orgsync's schema. One file per change, append-only: a landed migration is
+//! never edited. Each declares its own identifiers rather than importing
+//! entities, so the schema's history does not move when the code does.
+//! Every migration runs on PostgreSQL and on SQLite (the embedded mode).
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261125_000001_create_organizations;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261125_000001_create_organizations::Migration)]
+    }
+}

@@ -73,7 +73,12 @@ impl Principal {
     /// # Errors
     /// `NotFound` when the target is out of reach, whatever the action;
     /// `Forbidden` when it is within reach but the role does not allow the action.
-    pub fn authorize(&self, target: OrgId, within_reach: bool, action: Action) -> crate::Result<()> {
+    pub fn authorize(
+        &self,
+        target: OrgId,
+        within_reach: bool,
+        action: Action,
+    ) -> crate::Result<()> {
         let (org, role) = match self {
             Self::Platform { .. } => return Ok(()),
             Self::Org { org, role, .. } => (*org, *role),
@@ -90,9 +95,9 @@ impl Principal {
             (Action::Delete, AdminRole::Owner | AdminRole::Admin) => Err(Error::Forbidden(
                 "a token cannot delete the organization it was issued for".into(),
             )),
-            (Action::Write | Action::Delete, AdminRole::Member) => Err(Error::Forbidden(
-                "the member role is read-only".into(),
-            )),
+            (Action::Write | Action::Delete, AdminRole::Member) => {
+                Err(Error::Forbidden("the member role is read-only".into()))
+            }
         }
     }
 
@@ -128,7 +133,10 @@ mod tests {
             let (principal, _) = admin(role);
             for action in [Action::Read, Action::Write, Action::Delete] {
                 let outcome = principal.authorize(OrgId::new(), false, action);
-                assert!(matches!(outcome, Err(Error::NotFound { .. })), "{role:?} {action:?}");
+                assert!(
+                    matches!(outcome, Err(Error::NotFound { .. })),
+                    "{role:?} {action:?}"
+                );
             }
         }
     }
@@ -146,7 +154,9 @@ mod tests {
     #[test]
     fn admins_delete_descendants_but_not_their_own_org() {
         let (principal, org) = admin(AdminRole::Admin);
-        assert!(principal.authorize(OrgId::new(), true, Action::Delete).is_ok());
+        assert!(principal
+            .authorize(OrgId::new(), true, Action::Delete)
+            .is_ok());
         assert!(matches!(
             principal.authorize(org, true, Action::Delete),
             Err(Error::Forbidden(_))
@@ -158,7 +168,9 @@ mod tests {
         let platform = Principal::Platform {
             subject: "ops".into(),
         };
-        assert!(platform.authorize(OrgId::new(), false, Action::Delete).is_ok());
+        assert!(platform
+            .authorize(OrgId::new(), false, Action::Delete)
+            .is_ok());
         assert!(platform.require_platform().is_ok());
         assert!(admin(AdminRole::Owner).0.require_platform().is_err());
     }

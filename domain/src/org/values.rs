@@ -113,7 +113,15 @@ mod tests {
         for ok in ["acme", "a", "acme-eu-2", &"a".repeat(63)] {
             assert!(Slug::parse(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "Acme", "-acme", "acme-", "ac me", "acmé", &"a".repeat(64)] {
+        for bad in [
+            "",
+            "Acme",
+            "-acme",
+            "acme-",
+            "ac me",
+            "acmé",
+            &"a".repeat(64),
+        ] {
             assert!(Slug::parse(bad).is_err(), "{bad}");
         }
     }
@@ -121,7 +129,9 @@ mod tests {
     #[test]
     fn names_are_trimmed_and_must_not_be_blank() {
         assert_eq!(
-            OrgName::parse("  Acme EU ").map(|n| n.as_str().to_owned()).ok(),
+            OrgName::parse("  Acme EU ")
+                .map(|n| n.as_str().to_owned())
+                .ok(),
             Some("Acme EU".to_owned())
         );
         assert!(OrgName::parse("   ").is_err());

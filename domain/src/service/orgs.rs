@@ -140,4 +140,3 @@ impl OrgService {
         self.repo.delete_leaf(id).await
     }
 }
-

@@ -1,0 +1,95 @@
+//! The embedded mode: no configuration at all, a SQLite file and the
+//! in-process queue, exactly what a newcomer gets from `orgsync serve`.
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::support::{binary, Server};
+
+#[tokio::test]
+async fn serve_with_no_configuration_runs_on_sqlite_and_mints_matching_tokens() {
+    let dir = std::env::temp_dir().join(format!("orgsync-embedded-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let data_dir = dir.join("data");
+    let env = [("ORGSYNC__DATA_DIR", data_dir.display().to_string())];
+    let server = Server::start(&env).await;
+
+    let (status, ready) = server.request(Method::GET, "/readyz", None, None).await;
+    assert_eq!(status, 200, "{ready}");
+    assert!(data_dir.join("orgsync.db").exists());
+
+    // `orgsync token` reads the same development key as the server, and prints only the token.
+    let output = std::process::Command::new(binary())
+        .args(["token", "--platform"])
+        .env("ORGSYNC__DATA_DIR", &data_dir)
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let token = String::from_utf8(output.stdout).unwrap();
+    let token = token.trim();
+    assert_eq!(token.matches('.').count(), 2, "a bare JWT: {token}");
+
+    let (status, root) = server
+        .request(
+            Method::POST,
+            "/api/v1/orgs",
+            Some(token),
+            Some(json!({"name": "Acme", "slug": "acme"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{root}");
+    let root = root["id"].as_str().unwrap();
+    for (slug, kind) in [("acme-eu", "standard"), ("acme-test", "sandbox")] {
+        let (status, body) = server
+            .request(
+                Method::POST,
+                &format!("/api/v1/orgs/{root}/children"),
+                Some(token),
+                Some(json!({"name": slug, "slug": slug, "kind": kind})),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let (status, dup) = server
+        .request(
+            Method::POST,
+            &format!("/api/v1/orgs/{root}/children"),
+            Some(token),
+            Some(json!({"name": "dup", "slug": "acme-eu"})),
+        )
+        .await;
+    assert_eq!(status, 409, "{dup}");
+    let (status, problem) = server
+        .request(
+            Method::DELETE,
+            &format!("/api/v1/orgs/{root}"),
+            Some(token),
+            None,
+        )
+        .await;
+    assert_eq!(status, 409, "{problem}");
+    let (status, tree) = server
+        .request(
+            Method::GET,
+            &format!("/api/v1/orgs/{root}/tree"),
+            Some(token),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(tree["children"].as_array().map(Vec::len), Some(2));
+    drop(server);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[tokio::test]
+async fn a_bad_setting_stops_the_process_with_the_key_named() {
+    let output = std::process::Command::new(binary())
+        .arg("serve")
+        .env("ORGSYNC__LOG__FORMAT", "xml")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("log.format"), "{stderr}");
+}

@@ -1,0 +1,74 @@
+//! Probes and request tracing.
+
+use crate::support::TestApp;
+
+#[actix_web::test]
+async fn readiness_reports_each_dependency_and_turns_503_when_the_database_goes() {
+    let app = TestApp::spawn().await;
+    let (status, body) = app.call("GET", "/readyz", None, None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["checks"]["database"]["status"], "ok");
+    assert_eq!(body["checks"]["queue"]["status"], "ok");
+
+    // Dropping the database ends every connection to it: the app must say so, not hang or crash.
+    app.db.drop_db().await;
+    let (status, body) = app.call("GET", "/readyz", None, None).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["checks"]["database"]["status"], "unavailable");
+    assert!(body["checks"]["database"]["reason"]
+        .as_str()
+        .is_some_and(|r| !r.is_empty()));
+    let (status, _) = app.call("GET", "/healthz", None, None).await;
+    assert_eq!(status, 200, "liveness does not depend on the database");
+    let (status, problem) = app
+        .call(
+            "GET",
+            &format!("/api/v1/orgs/{}", uuid::Uuid::now_v7()),
+            Some(&app.tokens.platform()),
+            None,
+        )
+        .await;
+    assert_eq!(status, 503, "{problem}");
+    assert_eq!(problem["type"], "https://orgsync.dev/problems/unavailable");
+}
+
+#[actix_web::test]
+async fn every_response_carries_a_request_id_and_a_sane_caller_id_is_kept() {
+    let app = TestApp::spawn().await;
+    let svc =
+        actix_web::test::init_service(orgsync_api::http::app(app.runtime.state.clone())).await;
+    let generated = actix_web::test::call_service(
+        &svc,
+        actix_web::test::TestRequest::get()
+            .uri("/healthz")
+            .to_request(),
+    )
+    .await;
+    let id = generated
+        .headers()
+        .get("x-request-id")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(uuid::Uuid::parse_str(&id).is_ok(), "{id}");
+
+    for (sent, kept) in [("trace-abc_123", true), ("bad id with spaces", false)] {
+        let response = actix_web::test::call_service(
+            &svc,
+            actix_web::test::TestRequest::get()
+                .uri("/healthz")
+                .insert_header(("x-request-id", sent))
+                .to_request(),
+        )
+        .await;
+        let echoed = response
+            .headers()
+            .get("x-request-id")
+            .unwrap()
+            .to_str()
+            .unwrap();
+        assert_eq!(echoed == sent, kept, "{sent} → {echoed}");
+    }
+    app.finish().await;
+}

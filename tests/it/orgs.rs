@@ -1,0 +1,341 @@
+//! The organization tree through the admin API, in process, on PostgreSQL.
+
+use orgsync_domain::auth::AdminRole;
+use serde_json::json;
+
+use crate::support::TestApp;
+
+async fn create_root(app: &TestApp, slug: &str) -> String {
+    let (status, body) = app
+        .call(
+            "POST",
+            "/api/v1/orgs",
+            Some(&app.tokens.platform()),
+            Some(json!({"name": slug, "slug": slug})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    body["id"].as_str().unwrap().to_owned()
+}
+
+async fn create_child(
+    app: &TestApp,
+    token: &str,
+    parent: &str,
+    slug: &str,
+    kind: &str,
+) -> (u16, serde_json::Value) {
+    app.call(
+        "POST",
+        &format!("/api/v1/orgs/{parent}/children"),
+        Some(token),
+        Some(json!({"name": format!("Org {slug}"), "slug": slug, "kind": kind})),
+    )
+    .await
+}
+
+#[actix_web::test]
+async fn a_tenant_grows_children_and_sandboxes_and_reads_back_as_a_tree() {
+    let app = TestApp::spawn().await;
+    let root = create_root(&app, "acme").await;
+    let owner = app.tokens.org(root.parse().unwrap(), AdminRole::Owner);
+
+    let (status, eu) = create_child(&app, &owner, &root, "acme-eu", "standard").await;
+    assert_eq!(status, 201, "{eu}");
+    assert_eq!(eu["parent_id"], root.as_str());
+    assert_eq!(eu["tenant_id"], root.as_str());
+    assert_eq!(eu["provisioning_mode"], "manual");
+    let eu_id = eu["id"].as_str().unwrap();
+    let (status, sandbox) = create_child(&app, &owner, eu_id, "acme-eu-test", "sandbox").await;
+    assert_eq!(status, 201, "{sandbox}");
+    assert_eq!(sandbox["kind"], "sandbox");
+
+    let (status, tree) = app
+        .call(
+            "GET",
+            &format!("/api/v1/orgs/{root}/tree"),
+            Some(&owner),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(tree["slug"], "acme");
+    assert_eq!(tree["children"][0]["slug"], "acme-eu");
+    assert_eq!(tree["children"][0]["children"][0]["slug"], "acme-eu-test");
+    assert_eq!(tree["children"][0]["children"][0]["children"], json!([]));
+    app.finish().await;
+}
+
+#[actix_web::test]
+async fn children_are_listed_oldest_first_with_a_cursor() {
+    let app = TestApp::spawn().await;
+    let root = create_root(&app, "pager").await;
+    let token = app.tokens.platform();
+    for i in 0..5 {
+        let (status, _) =
+            create_child(&app, &token, &root, &format!("child-{i}"), "standard").await;
+        assert_eq!(status, 201);
+    }
+    let mut seen = Vec::new();
+    let mut path = format!("/api/v1/orgs/{root}/children?limit=2");
+    loop {
+        let (status, page) = app.call("GET", &path, Some(&token), None).await;
+        assert_eq!(status, 200, "{page}");
+        let items = page["data"].as_array().unwrap();
+        assert!(items.len() <= 2);
+        seen.extend(items.iter().map(|o| o["slug"].as_str().unwrap().to_owned()));
+        match page["next_cursor"].as_str() {
+            Some(cursor) => path = format!("/api/v1/orgs/{root}/children?limit=2&cursor={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!(
+        seen,
+        ["child-0", "child-1", "child-2", "child-3", "child-4"]
+    );
+
+    let (status, problem) = app
+        .call(
+            "GET",
+            &format!("/api/v1/orgs/{root}/children?cursor=%21%21"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(status, 422, "{problem}");
+    let (status, _) = app
+        .call(
+            "GET",
+            &format!("/api/v1/orgs/{root}/children?limit=0"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(status, 422);
+    app.finish().await;
+}
+
+#[actix_web::test]
+async fn slugs_are_validated_and_unique_within_a_tenant() {
+    let app = TestApp::spawn().await;
+    let token = app.tokens.platform();
+    let a = create_root(&app, "tenant-a").await;
+    let b = create_root(&app, "tenant-b").await;
+
+    let (status, problem) = create_child(&app, &token, &a, "Not A Slug", "standard").await;
+    assert_eq!(status, 422);
+    assert_eq!(problem["type"], "https://orgsync.dev/problems/validation");
+    assert_eq!(problem["invalid_params"][0]["name"], "slug");
+
+    assert_eq!(
+        create_child(&app, &token, &a, "shared", "standard").await.0,
+        201
+    );
+    let (status, problem) = create_child(&app, &token, &a, "shared", "sandbox").await;
+    assert_eq!(status, 409, "{problem}");
+    assert_eq!(
+        problem["type"],
+        "https://orgsync.dev/problems/already-exists"
+    );
+    // Another tenant may use the same slug.
+    assert_eq!(
+        create_child(&app, &token, &b, "shared", "standard").await.0,
+        201
+    );
+    // Among the roots, slugs are unique too.
+    let (status, _) = app
+        .call(
+            "POST",
+            "/api/v1/orgs",
+            Some(&token),
+            Some(json!({"name": "again", "slug": "tenant-a"})),
+        )
+        .await;
+    assert_eq!(status, 409);
+    let (status, _) = app
+        .call(
+            "POST",
+            "/api/v1/orgs",
+            Some(&token),
+            Some(json!({"name": "x", "slug": "sbx", "kind": "sandbox"})),
+        )
+        .await;
+    assert_eq!(status, 422, "a root cannot be a sandbox");
+    let (status, _) = create_child(&app, &token, &a, "weird-kind", "galaxy").await;
+    assert_eq!(status, 422);
+    app.finish().await;
+}
+
+#[actix_web::test]
+async fn an_org_with_children_cannot_be_deleted_and_a_leaf_can() {
+    let app = TestApp::spawn().await;
+    let token = app.tokens.platform();
+    let root = create_root(&app, "deleter").await;
+    let (_, child) = create_child(&app, &token, &root, "leaf", "standard").await;
+    let child = child["id"].as_str().unwrap();
+
+    let (status, problem) = app
+        .call(
+            "DELETE",
+            &format!("/api/v1/orgs/{root}"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(status, 409);
+    assert_eq!(problem["type"], "https://orgsync.dev/problems/has-children");
+    assert_eq!(
+        app.call("GET", &format!("/api/v1/orgs/{root}"), Some(&token), None)
+            .await
+            .0,
+        200
+    );
+
+    assert_eq!(
+        app.call(
+            "DELETE",
+            &format!("/api/v1/orgs/{child}"),
+            Some(&token),
+            None
+        )
+        .await
+        .0,
+        204
+    );
+    assert_eq!(
+        app.call("GET", &format!("/api/v1/orgs/{child}"), Some(&token), None)
+            .await
+            .0,
+        404
+    );
+    assert_eq!(
+        app.call(
+            "DELETE",
+            &format!("/api/v1/orgs/{root}"),
+            Some(&token),
+            None
+        )
+        .await
+        .0,
+        204
+    );
+    app.finish().await;
+}
+
+#[actix_web::test]
+async fn renames_are_validated_and_bad_bodies_change_nothing() {
+    let app = TestApp::spawn().await;
+    let token = app.tokens.platform();
+    let root = create_root(&app, "renamer").await;
+    let path = format!("/api/v1/orgs/{root}");
+
+    let (status, org) = app
+        .call(
+            "PATCH",
+            &path,
+            Some(&token),
+            Some(json!({"name": "  Renamed Inc "})),
+        )
+        .await;
+    assert_eq!(status, 200, "{org}");
+    assert_eq!(org["name"], "Renamed Inc");
+    assert_ne!(org["updated_at"], org["created_at"]);
+
+    for bad in [
+        json!({"name": ""}),
+        json!({"slug": "nope"}),
+        json!({"name": 42}),
+    ] {
+        let (status, problem) = app
+            .call("PATCH", &path, Some(&token), Some(bad.clone()))
+            .await;
+        assert_eq!(status, 422, "{bad} → {problem}");
+    }
+    let (_, org) = app.call("GET", &path, Some(&token), None).await;
+    assert_eq!(org["name"], "Renamed Inc");
+    app.finish().await;
+}
+
+#[actix_web::test]
+async fn roles_decide_what_a_token_may_do_within_its_reach() {
+    let app = TestApp::spawn().await;
+    let root = create_root(&app, "roles").await;
+    let root_id = root.parse().unwrap();
+    let member = app.tokens.org(root_id, AdminRole::Member);
+    let admin = app.tokens.org(root_id, AdminRole::Admin);
+
+    assert_eq!(
+        app.call("GET", &format!("/api/v1/orgs/{root}"), Some(&member), None)
+            .await
+            .0,
+        200
+    );
+    let (status, problem) = create_child(&app, &member, &root, "nope", "standard").await;
+    assert_eq!(status, 403, "{problem}");
+    assert_eq!(problem["type"], "https://orgsync.dev/problems/forbidden");
+
+    let (status, child) = create_child(&app, &admin, &root, "yes", "standard").await;
+    assert_eq!(status, 201);
+    let (status, _) = app
+        .call(
+            "DELETE",
+            &format!("/api/v1/orgs/{root}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, 403, "a token cannot delete its own org");
+    let child = child["id"].as_str().unwrap();
+    assert_eq!(
+        app.call(
+            "DELETE",
+            &format!("/api/v1/orgs/{child}"),
+            Some(&admin),
+            None
+        )
+        .await
+        .0,
+        204
+    );
+
+    let (status, _) = app
+        .call(
+            "POST",
+            "/api/v1/orgs",
+            Some(&admin),
+            Some(json!({"name": "x", "slug": "x"})),
+        )
+        .await;
+    assert_eq!(status, 403, "only the platform creates tenants");
+    app.finish().await;
+}
+
+#[actix_web::test]
+async fn malformed_requests_get_problem_json_not_plain_text() {
+    let app = TestApp::spawn().await;
+    let token = app.tokens.platform();
+    let svc =
+        actix_web::test::init_service(orgsync_api::http::app(app.runtime.state.clone())).await;
+    let req = actix_web::test::TestRequest::post()
+        .uri("/api/v1/orgs")
+        .insert_header(("authorization", format!("Bearer {token}")))
+        .insert_header(("content-type", "application/json"))
+        .set_payload("{not json")
+        .to_request();
+    let response = actix_web::test::call_service(&svc, req).await;
+    assert_eq!(response.status().as_u16(), 400);
+    assert_eq!(
+        response.headers().get("content-type").unwrap(),
+        "application/problem+json"
+    );
+    assert_eq!(
+        app.call("GET", "/api/v1/orgs/not-a-uuid", Some(&token), None)
+            .await
+            .0,
+        404
+    );
+    let (status, problem) = app.call("GET", "/no/such/route", None, None).await;
+    assert_eq!(status, 404);
+    assert_eq!(problem["status"], 404);
+    app.finish().await;
+}

@@ -1,0 +1,314 @@
+//! Test harness: isolated databases, in-process apps and real server processes.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Service, ServiceResponse};
+use actix_web::test;
+use orgsync_api::auth::Minter;
+use orgsync_api::config::Settings;
+use orgsync_api::runtime::Runtime;
+use orgsync_domain::auth::AdminRole;
+use orgsync_domain::org::OrgId;
+use orgsync_migrations::MigratorTrait;
+use sea_orm::{ConnectionTrait, Database as SeaDatabase};
+use serde_json::Value;
+use uuid::Uuid;
+
+pub const SECRET: &str = "integration-test-secret-0123456789abcdef";
+
+pub fn admin_url() -> String {
+    std::env::var("ORGSYNC_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+pub fn redis_url() -> String {
+    std::env::var("ORGSYNC_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+fn url_for(database: &str) -> String {
+    let admin = admin_url();
+    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+    format!("{base}/{database}")
+}
+
+/// The template's name changes whenever the set of migrations does.
+fn template_name() -> String {
+    let names: Vec<String> = orgsync_migrations::Migrator::migrations()
+        .iter()
+        .map(|m| m.name().to_owned())
+        .collect();
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in names.join(",").bytes() {
+        hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("orgsync_template_{hash:016x}")
+}
+
+/// A PostgreSQL database of its own, cloned from a migrated template.
+pub struct TestDb {
+    pub name: String,
+    pub url: String,
+}
+
+impl TestDb {
+    pub async fn create() -> Self {
+        let admin = SeaDatabase::connect(admin_url())
+            .await
+            .expect("connect to PostgreSQL");
+        // Test processes run side by side; one lock serialises template builds and clones.
+        admin
+            .execute_unprepared("SELECT pg_advisory_lock(724301)")
+            .await
+            .unwrap();
+        let template = template_name();
+        let exists = admin
+            .query_one(sea_orm::Statement::from_string(
+                admin.get_database_backend(),
+                format!("SELECT 1 FROM pg_database WHERE datname = '{template}'"),
+            ))
+            .await
+            .unwrap()
+            .is_some();
+        if !exists {
+            let building = format!("{template}_building");
+            admin
+                .execute_unprepared(&format!("DROP DATABASE IF EXISTS {building} WITH (FORCE)"))
+                .await
+                .unwrap();
+            admin
+                .execute_unprepared(&format!("CREATE DATABASE {building}"))
+                .await
+                .unwrap();
+            let db = SeaDatabase::connect(url_for(&building)).await.unwrap();
+            orgsync_migrations::Migrator::up(&db, None).await.unwrap();
+            db.close().await.unwrap();
+            admin
+                .execute_unprepared(&format!("ALTER DATABASE {building} RENAME TO {template}"))
+                .await
+                .unwrap();
+        }
+        let name = format!("orgsync_test_{}", Uuid::new_v4().simple());
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE {name} TEMPLATE {template}"))
+            .await
+            .unwrap();
+        admin
+            .execute_unprepared("SELECT pg_advisory_unlock(724301)")
+            .await
+            .unwrap();
+        admin.close().await.unwrap();
+        Self {
+            url: url_for(&name),
+            name,
+        }
+    }
+
+    /// Drops the database, ending any connection still open to it.
+    pub async fn drop_db(&self) {
+        let admin = SeaDatabase::connect(admin_url()).await.unwrap();
+        admin
+            .execute_unprepared(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .await
+            .unwrap();
+        admin.close().await.unwrap();
+    }
+}
+
+/// Settings for a test: its own database, its own Redis prefix, a known secret.
+pub fn settings(database_url: &str) -> Settings {
+    let mut settings = Settings::load(None).expect("default settings");
+    settings.database.url = Some(database_url.to_owned());
+    settings.database.max_connections = 3;
+    settings.database.migrate_on_start = false;
+    settings.redis.url = Some(redis_url());
+    settings.redis.key_prefix = format!("orgsync-test:{}:", Uuid::new_v4().simple());
+    settings.auth.jwt_secret = Some(SECRET.into());
+    settings.validate().expect("test settings are valid");
+    settings
+}
+
+/// Mints tokens the test servers accept.
+pub struct Tokens(Minter);
+
+impl Tokens {
+    pub fn new(settings: &Settings) -> Self {
+        Self(orgsync_api::runtime::minter(settings).unwrap())
+    }
+    pub fn platform(&self) -> String {
+        self.0.mint("platform-operator", None).unwrap()
+    }
+    pub fn org(&self, org: Uuid, role: AdminRole) -> String {
+        self.0.mint("org-admin", Some((OrgId(org), role))).unwrap()
+    }
+}
+
+/// An orgsync application in process, on its own PostgreSQL database and Redis prefix.
+pub struct TestApp {
+    pub db: TestDb,
+    pub runtime: Runtime,
+    pub tokens: Tokens,
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        let db = TestDb::create().await;
+        let settings = settings(&db.url);
+        let tokens = Tokens::new(&settings);
+        let runtime = Runtime::start(settings).await.unwrap();
+        Self {
+            db,
+            runtime,
+            tokens,
+        }
+    }
+
+    /// Sends a request to the app and returns the status and JSON body (Null when empty).
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let app = test::init_service(orgsync_api::http::app(self.runtime.state.clone())).await;
+        let response = call(&app, method, path, token, body).await;
+        let status = response.status().as_u16();
+        let bytes = test::read_body(response).await;
+        (status, parse(&bytes))
+    }
+
+    pub async fn finish(self) {
+        self.runtime.db.connection().clone().close().await.ok();
+        self.db.drop_db().await;
+    }
+}
+
+pub async fn call<S, B>(
+    app: &S,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> ServiceResponse<B>
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    let mut req = test::TestRequest::default()
+        .method(method.parse().unwrap())
+        .uri(path);
+    if let Some(token) = token {
+        req = req.insert_header(("authorization", format!("Bearer {token}")));
+    }
+    if let Some(body) = body {
+        req = req.set_json(body);
+    }
+    test::call_service(app, req.to_request()).await
+}
+
+pub fn parse(bytes: &[u8]) -> Value {
+    if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into()))
+    }
+}
+
+/// The `orgsync` binary cargo built for this test run.
+pub fn binary() -> PathBuf {
+    if let Ok(path) = std::env::var("ORGSYNC_BIN") {
+        return path.into();
+    }
+    let exe = std::env::current_exe().unwrap();
+    // target/<profile>/deps/it-<hash> → target/<profile>/orgsync
+    let dir = exe.parent().and_then(|d| d.parent()).unwrap();
+    dir.join("orgsync")
+}
+
+/// A real `orgsync serve` process on a free port; killed on drop.
+pub struct Server {
+    pub base: String,
+    child: std::process::Child,
+}
+
+impl Server {
+    pub async fn start(envs: &[(&str, String)]) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new(binary())
+            .arg("serve")
+            .env("ORGSYNC__SERVER__BIND", format!("127.0.0.1:{port}"))
+            .env("ORGSYNC__LOG__LEVEL", "warn")
+            .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", binary().display()));
+        let server = Self {
+            base: format!("http://127.0.0.1:{port}"),
+            child,
+        };
+        let client = reqwest::Client::new();
+        for _ in 0..200 {
+            if let Ok(r) = client.get(format!("{}/healthz", server.base)).send().await {
+                if r.status().is_success() {
+                    return server;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("orgsync serve did not become healthy");
+    }
+
+    /// Environment that points a server at `db` and a private Redis prefix.
+    pub fn env_for(settings: &Settings) -> Vec<(&'static str, String)> {
+        vec![
+            ("ORGSYNC__DATABASE__URL", settings.database_url()),
+            ("ORGSYNC__REDIS__URL", redis_url()),
+            (
+                "ORGSYNC__REDIS__KEY_PREFIX",
+                settings.redis.key_prefix.clone(),
+            ),
+            ("ORGSYNC__AUTH__JWT_SECRET", SECRET.to_owned()),
+        ]
+    }
+
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = reqwest::Client::new().request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let response = req.send().await.unwrap();
+        let status = response.status().as_u16();
+        let bytes = response.bytes().await.unwrap();
+        (status, parse(&bytes))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

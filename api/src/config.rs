@@ -17,6 +17,13 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub log: LogSettings,
     pub worker: WorkerSettings,
+    pub scim: ScimSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ScimSettings {
+    /// Seconds a rotated-out SCIM token keeps working (0: it stops at once).
+    pub token_rotation_grace: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -138,7 +145,8 @@ impl Settings {
             .set_default("log.level", "info")?
             .set_default("worker.batch", 16)?
             .set_default("worker.lease", 30)?
-            .set_default("worker.max_attempts", 5)?;
+            .set_default("worker.max_attempts", 5)?
+            .set_default("scim.token_rotation_grace", 0)?;
         if let Some(file) = file {
             builder = builder.add_source(config::File::from(file).required(true));
         }

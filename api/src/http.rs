@@ -2,11 +2,13 @@
 //! the probes. [`app`] builds the whole actix application from an [`AppState`],
 //! the same for `serve` and for in-process tests.
 
+mod connections;
 mod extract;
 mod health;
 mod orgs;
 pub mod problem;
 mod request_id;
+pub mod scim;
 
 use std::sync::Arc;
 
@@ -14,7 +16,7 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::{middleware, web, App};
 use orgsync_domain::ports::HealthCheck;
-use orgsync_domain::service::OrgService;
+use orgsync_domain::service::{ConnectionService, OrgService, ScimService};
 
 use crate::auth::Verifier;
 use problem::ApiError;
@@ -23,6 +25,10 @@ use problem::ApiError;
 #[derive(Clone)]
 pub struct AppState {
     pub orgs: OrgService,
+    pub connections: ConnectionService,
+    pub scim: ScimService,
+    /// The externally visible base URL (for SCIM base URLs and locations).
+    pub public_url: String,
     pub verifier: Arc<Verifier>,
     pub health: Arc<Vec<Arc<dyn HealthCheck>>>,
     pub body_limit: usize,
@@ -55,7 +61,12 @@ pub fn app(
             web::QueryConfig::default()
                 .error_handler(|err, _req| ApiError::BadRequest(err.to_string()).into()),
         )
-        .service(web::scope("/api/v1").configure(orgs::routes))
+        .service(
+            web::scope("/api/v1")
+                .configure(orgs::routes)
+                .configure(connections::routes),
+        )
+        .configure(scim::routes)
         .configure(health::routes)
         .default_service(web::to(|| async { ApiError::RouteNotFound }))
         .wrap(middleware::from_fn(request_id::trace_request))

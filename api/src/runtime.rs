@@ -9,10 +9,11 @@ use anyhow::Context;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use orgsync_domain::ports::{HealthCheck, JobQueue, SystemClock};
-use orgsync_domain::service::OrgService;
+use orgsync_domain::service::{ConnectionService, OrgService, ScimService};
 use orgsync_infra::worker::{Worker, WorkerSettings};
 use orgsync_infra::{
-    Database, DatabaseHealth, LocalJobQueue, QueueHealth, RedisJobQueue, SqlOrgRepository,
+    Database, DatabaseHealth, LocalJobQueue, OsSecretSource, QueueHealth, RedisJobQueue,
+    SqlConnectionRepository, SqlDirectoryRepository, SqlOrgRepository,
 };
 use rand::RngCore;
 
@@ -58,8 +59,23 @@ impl Runtime {
         let secret = hs256_secret(&settings)?;
         let verifier = Verifier::new(&settings.auth, secret.as_deref())?;
         let clock = Arc::new(SystemClock);
+        let orgs = OrgService::new(Arc::new(SqlOrgRepository::new(db.clone())), clock.clone());
+        let connection_repo = Arc::new(SqlConnectionRepository::new(db.clone()));
         let state = AppState {
-            orgs: OrgService::new(Arc::new(SqlOrgRepository::new(db.clone())), clock),
+            connections: ConnectionService::new(
+                orgs.clone(),
+                connection_repo.clone(),
+                Arc::new(OsSecretSource),
+                clock.clone(),
+                Duration::from_secs(settings.scim.token_rotation_grace),
+            ),
+            scim: ScimService::new(
+                connection_repo,
+                Arc::new(SqlDirectoryRepository::new(db.clone())),
+                clock,
+            ),
+            public_url: settings.public_url(),
+            orgs,
             verifier: Arc::new(verifier),
             health: Arc::new(health),
             body_limit: settings.server.body_limit,

@@ -22,6 +22,10 @@ pub enum Error {
     #[error("{detail}")]
     Conflict { code: ConflictCode, detail: String },
 
+    /// The caller's expected version (`If-Match`) is no longer current; nothing was changed.
+    #[error("{0}")]
+    PreconditionFailed(String),
+
     /// A backing service (database, queue) is unreachable; retrying later may succeed.
     #[error("service unavailable: {0}")]
     Unavailable(String),
@@ -38,6 +42,8 @@ pub enum ConflictCode {
     AlreadyExists,
     /// The organization still has child organizations.
     HasChildren,
+    /// The operation needs directory sync on.
+    DirectorySyncDisabled,
 }
 
 impl ConflictCode {
@@ -45,6 +51,7 @@ impl ConflictCode {
         match self {
             Self::AlreadyExists => "already-exists",
             Self::HasChildren => "has-children",
+            Self::DirectorySyncDisabled => "directory-sync-disabled",
         }
     }
 }

@@ -8,6 +8,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod auth;
+pub mod directory;
 pub mod error;
 pub mod org;
 pub mod page;

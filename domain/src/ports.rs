@@ -2,11 +2,17 @@
 //! them; every method that touches tenant data takes the org (or connection) first.
 
 mod clock;
+mod connection_repository;
+mod directory_repository;
 mod health;
 mod org_repository;
 mod queue;
+mod secrets;
 
 pub use clock::{Clock, SystemClock};
+pub use connection_repository::ConnectionRepository;
+pub use directory_repository::{DirectoryRepository, Listed};
 pub use health::HealthCheck;
 pub use org_repository::OrgRepository;
 pub use queue::{Delivery, Job, JobQueue};
+pub use secrets::SecretSource;

@@ -3,16 +3,26 @@
 //! - [`db`]: connecting to PostgreSQL or SQLite, migrations, error classification.
 //! - [`entity`]: sea-orm entities; they never leave this crate.
 //! - [`org_repository`]: [`SqlOrgRepository`], the organization tree.
+//! - [`connection_repository`], [`directory_repository`]: enterprise connections, SCIM
+//!   tokens and the directory (users, groups, members, change events).
+//! - [`filter_sql`]: SCIM filters as SQL conditions.
 //! - [`queue`]: [`RedisJobQueue`] (Redis Streams) and [`LocalJobQueue`] (in process).
 //! - [`worker`]: the loop that takes jobs off a queue and runs their handlers.
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod connection_repository;
 pub mod db;
+pub mod directory_repository;
 pub mod entity;
+pub mod filter_sql;
 pub mod org_repository;
 pub mod queue;
+pub mod secrets;
 pub mod worker;
 
+pub use connection_repository::SqlConnectionRepository;
 pub use db::{Database, DatabaseHealth};
+pub use directory_repository::SqlDirectoryRepository;
 pub use org_repository::SqlOrgRepository;
 pub use queue::{LocalJobQueue, QueueHealth, RedisJobQueue};
+pub use secrets::OsSecretSource;

@@ -77,7 +77,17 @@ impl ApiError {
                         "Organization has children",
                         StatusCode::CONFLICT,
                     ),
+                    ConflictCode::DirectorySyncDisabled => (
+                        "directory-sync-disabled",
+                        "Directory sync is off",
+                        StatusCode::CONFLICT,
+                    ),
                 },
+                Error::PreconditionFailed(_) => (
+                    "precondition-failed",
+                    "Precondition failed",
+                    StatusCode::PRECONDITION_FAILED,
+                ),
                 Error::Unavailable(_) => (
                     "unavailable",
                     "Service unavailable",

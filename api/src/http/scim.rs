@@ -1,0 +1,57 @@
+//! The SCIM 2.0 service provider (RFC 7644) under `/scim/v2/{connection}`.
+//! Each connection is its own tenant: its bearer token reaches its directory
+//! and nothing else, and errors never mention other connections.
+
+mod discovery;
+mod error;
+mod render;
+mod resources;
+
+use actix_web::web;
+
+pub use error::ScimApiError;
+
+pub const SCIM_CONTENT_TYPE: &str = "application/scim+json";
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/scim/v2/{conn}")
+            .configure(discovery::routes)
+            .configure(resources::routes)
+            .default_service(web::to(|| async {
+                ScimApiError::not_found("no such SCIM endpoint")
+            })),
+    );
+}
+
+/// Resolves the connection of a SCIM request from its path and bearer token.
+/// A malformed connection id answers 401 like a wrong token: nothing about
+/// which connections exist is revealed.
+pub(crate) async fn authenticate(
+    req: &actix_web::HttpRequest,
+    state: &super::AppState,
+) -> Result<orgsync_domain::directory::ConnectionId, ScimApiError> {
+    use orgsync_domain::directory::{ConnectionId, ScimError};
+    let unauthorized = || {
+        ScimApiError(ScimError::Unauthorized(
+            "a valid bearer token is required".into(),
+        ))
+    };
+    let conn = req
+        .match_info()
+        .get("conn")
+        .and_then(|raw| uuid::Uuid::parse_str(raw).ok())
+        .map(ConnectionId)
+        .ok_or_else(unauthorized)?;
+    let bearer = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, token) = v.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        });
+    state.scim.authenticate(conn, bearer).await?;
+    tracing::Span::current().record("connection_id", tracing::field::display(conn));
+    Ok(conn)
+}

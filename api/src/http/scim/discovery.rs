@@ -1,0 +1,196 @@
+//! Discovery (RFC 7644 §4): what this service provider supports, truthfully.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use orgsync_domain::directory::ScimError;
+use orgsync_domain::scim::{schema_json, ResourceKind, SchemaDef};
+use serde_json::{json, Value};
+
+use super::{authenticate, ScimApiError, SCIM_CONTENT_TYPE};
+use crate::http::AppState;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    for (path, handler) in [
+        (
+            "/ServiceProviderConfig",
+            web::get().to(service_provider_config),
+        ),
+        ("/ResourceTypes", web::get().to(resource_types)),
+        ("/ResourceTypes/{id}", web::get().to(resource_type)),
+        ("/Schemas", web::get().to(schemas)),
+        ("/Schemas/{id}", web::get().to(schema)),
+    ] {
+        cfg.service(
+            web::resource(path)
+                .route(handler)
+                .default_service(web::to(method_not_allowed)),
+        );
+    }
+    for path in ["/Bulk", "/Me", "/.search"] {
+        cfg.route(path, web::route().to(not_implemented));
+    }
+}
+
+async fn method_not_allowed() -> HttpResponse {
+    HttpResponse::MethodNotAllowed()
+        .content_type(SCIM_CONTENT_TYPE)
+        .body(
+            json!({
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"],
+                "status": "405",
+                "detail": "discovery endpoints are read-only"
+            })
+            .to_string(),
+        )
+}
+
+async fn not_implemented(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ScimApiError> {
+    authenticate(&req, &state).await?;
+    Ok(HttpResponse::NotImplemented()
+        .content_type(SCIM_CONTENT_TYPE)
+        .body(
+            json!({
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"],
+                "status": "501",
+                "detail": "not supported by this service provider (see /ServiceProviderConfig)"
+            })
+            .to_string(),
+        ))
+}
+
+pub fn base_url(state: &AppState, req: &HttpRequest) -> String {
+    let conn = req.match_info().get("conn").unwrap_or_default();
+    format!("{}/scim/v2/{conn}", state.public_url)
+}
+
+fn scim(body: Value) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(SCIM_CONTENT_TYPE)
+        .body(body.to_string())
+}
+
+async fn service_provider_config(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ScimApiError> {
+    authenticate(&req, &state).await?;
+    let base = base_url(&state, &req);
+    Ok(scim(json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
+        "documentationUri": "https://orgsync.dev/docs/scim",
+        "patch": {"supported": true},
+        "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
+        "filter": {"supported": true, "maxResults": super::resources::MAX_RESULTS},
+        "changePassword": {"supported": false},
+        "sort": {"supported": true},
+        "etag": {"supported": true},
+        "authenticationSchemes": [{
+            "type": "oauthbearertoken",
+            "name": "Bearer token",
+            "description": "The connection's SCIM bearer token, issued when directory sync is enabled",
+            "primary": true
+        }],
+        "meta": {
+            "resourceType": "ServiceProviderConfig",
+            "location": format!("{base}/ServiceProviderConfig")
+        }
+    })))
+}
+
+fn resource_type_json(kind: ResourceKind, base: &str) -> Value {
+    let (id, endpoint, description) = match kind {
+        ResourceKind::User => ("User", "/Users", "User Account"),
+        ResourceKind::Group => ("Group", "/Groups", "Group"),
+    };
+    let extensions: Vec<Value> = kind
+        .extensions()
+        .iter()
+        .map(|s| json!({"schema": s.id, "required": false}))
+        .collect();
+    json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ResourceType"],
+        "id": id,
+        "name": id,
+        "endpoint": endpoint,
+        "description": description,
+        "schema": kind.core_schema().id,
+        "schemaExtensions": extensions,
+        "meta": {"resourceType": "ResourceType", "location": format!("{base}/ResourceTypes/{id}")}
+    })
+}
+
+fn list(resources: Vec<Value>) -> Value {
+    json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
+        "totalResults": resources.len(),
+        "startIndex": 1,
+        "itemsPerPage": resources.len(),
+        "Resources": resources
+    })
+}
+
+async fn resource_types(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ScimApiError> {
+    authenticate(&req, &state).await?;
+    let base = base_url(&state, &req);
+    Ok(scim(list(
+        [ResourceKind::User, ResourceKind::Group]
+            .into_iter()
+            .map(|k| resource_type_json(k, &base))
+            .collect(),
+    )))
+}
+
+async fn resource_type(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ScimApiError> {
+    authenticate(&req, &state).await?;
+    let base = base_url(&state, &req);
+    let kind = match path.1.as_str() {
+        "User" => ResourceKind::User,
+        "Group" => ResourceKind::Group,
+        other => return Err(ScimError::NotFound(format!("no resource type {other}")).into()),
+    };
+    Ok(scim(resource_type_json(kind, &base)))
+}
+
+fn all_schemas() -> Vec<&'static SchemaDef> {
+    let mut all = vec![ResourceKind::User.core_schema()];
+    all.extend(ResourceKind::User.extensions().iter().copied());
+    all.push(ResourceKind::Group.core_schema());
+    all
+}
+
+async fn schemas(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ScimApiError> {
+    authenticate(&req, &state).await?;
+    let base = base_url(&state, &req);
+    Ok(scim(list(
+        all_schemas()
+            .into_iter()
+            .map(|s| schema_json(s, &base))
+            .collect(),
+    )))
+}
+
+async fn schema(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ScimApiError> {
+    authenticate(&req, &state).await?;
+    let base = base_url(&state, &req);
+    all_schemas()
+        .into_iter()
+        .find(|s| s.id == path.1)
+        .map(|s| scim(schema_json(s, &base)))
+        .ok_or_else(|| ScimError::NotFound(format!("no schema {}", path.1)).into())
+}

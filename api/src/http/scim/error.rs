@@ -1,0 +1,73 @@
+//! SCIM errors (RFC 7644 §3.12): `status` as a string, `scimType`, and
+//! `application/scim+json`, for every failure on SCIM routes.
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use orgsync_domain::directory::ScimError;
+use serde_json::json;
+
+use super::SCIM_CONTENT_TYPE;
+
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct ScimApiError(#[from] pub ScimError);
+
+impl ScimApiError {
+    pub fn not_found(detail: &str) -> Self {
+        Self(ScimError::NotFound(detail.into()))
+    }
+}
+
+impl From<orgsync_domain::Error> for ScimApiError {
+    fn from(err: orgsync_domain::Error) -> Self {
+        Self(err.into())
+    }
+}
+
+impl ResponseError for ScimApiError {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.0.status_and_type().0)
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let (status, scim_type) = self.0.status_and_type();
+        let detail = match &self.0 {
+            ScimError::Internal(cause) => {
+                tracing::error!(error = ?cause, "internal error on a SCIM route");
+                "an unexpected error occurred; it has been logged".to_owned()
+            }
+            ScimError::Unavailable(cause) => {
+                tracing::warn!(error = %cause, "dependency unavailable on a SCIM route");
+                "the service is temporarily unavailable; retry later".to_owned()
+            }
+            other => other.to_string(),
+        };
+        let mut body = json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"],
+            "status": status.to_string(),
+            "detail": detail,
+        });
+        if let Some(scim_type) = scim_type {
+            body["scimType"] = json!(scim_type);
+        }
+        let mut response = HttpResponse::build(self.status_code());
+        response.insert_header((
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(SCIM_CONTENT_TYPE),
+        ));
+        if status == 401 {
+            response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+        }
+        response.body(body.to_string())
+    }
+}
+
+impl actix_web::Responder for ScimApiError {
+    type Body = actix_web::body::BoxBody;
+
+    fn respond_to(self, _req: &actix_web::HttpRequest) -> HttpResponse {
+        self.error_response()
+    }
+}

@@ -1,0 +1,96 @@
+//! Failures of SCIM operations, in RFC 7644 §3.12 terms.
+
+use crate::scim::{FilterError, PatchError};
+
+/// A SCIM operation's failure; each maps to one HTTP status and `scimType`.
+#[derive(Debug, thiserror::Error)]
+pub enum ScimError {
+    /// No valid bearer token for this connection (or directory sync is off).
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    NotFound(String),
+    /// A unique attribute (userName) is taken in this directory.
+    #[error("{0}")]
+    Uniqueness(String),
+    #[error("{0}")]
+    InvalidValue(String),
+    #[error("{0}")]
+    InvalidSyntax(String),
+    #[error("{0}")]
+    InvalidFilter(String),
+    #[error("{0}")]
+    InvalidPath(String),
+    #[error("{0}")]
+    NoTarget(String),
+    #[error("{0}")]
+    Mutability(String),
+    #[error("{0}")]
+    TooMany(String),
+    /// The request body exceeds the configured limit.
+    #[error("{0}")]
+    TooLarge(String),
+    /// `If-Match` named a version that is no longer current.
+    #[error("{0}")]
+    PreconditionFailed(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Internal(anyhow::Error),
+}
+
+impl ScimError {
+    /// The HTTP status and the RFC 7644 `scimType`, if any.
+    pub fn status_and_type(&self) -> (u16, Option<&'static str>) {
+        match self {
+            Self::Unauthorized(_) => (401, None),
+            Self::NotFound(_) => (404, None),
+            Self::Uniqueness(_) => (409, Some("uniqueness")),
+            Self::InvalidValue(_) => (400, Some("invalidValue")),
+            Self::InvalidSyntax(_) => (400, Some("invalidSyntax")),
+            Self::InvalidFilter(_) => (400, Some("invalidFilter")),
+            Self::InvalidPath(_) => (400, Some("invalidPath")),
+            Self::NoTarget(_) => (400, Some("noTarget")),
+            Self::Mutability(_) => (400, Some("mutability")),
+            Self::TooMany(_) => (400, Some("tooMany")),
+            Self::TooLarge(_) => (413, None),
+            Self::PreconditionFailed(_) => (412, None),
+            Self::Unavailable(_) => (503, None),
+            Self::Internal(_) => (500, None),
+        }
+    }
+}
+
+impl From<crate::Error> for ScimError {
+    fn from(err: crate::Error) -> Self {
+        use crate::Error as E;
+        match err {
+            E::NotFound { entity } => Self::NotFound(format!("{entity} not found")),
+            E::Conflict { detail, .. } => Self::Uniqueness(detail),
+            E::Invalid { field, message } => Self::InvalidValue(format!("{field}: {message}")),
+            E::Forbidden(detail) => Self::Mutability(detail),
+            E::PreconditionFailed(detail) => Self::PreconditionFailed(detail),
+            E::Unavailable(detail) => Self::Unavailable(detail),
+            E::Internal(cause) => Self::Internal(cause),
+        }
+    }
+}
+
+impl From<FilterError> for ScimError {
+    fn from(err: FilterError) -> Self {
+        Self::InvalidFilter(err.to_string())
+    }
+}
+
+impl From<PatchError> for ScimError {
+    fn from(err: PatchError) -> Self {
+        let detail = err.to_string();
+        match err.scim_type() {
+            "invalidPath" => Self::InvalidPath(detail),
+            "noTarget" => Self::NoTarget(detail),
+            "mutability" => Self::Mutability(detail),
+            "invalidSyntax" => Self::InvalidSyntax(detail),
+            _ => Self::InvalidValue(detail),
+        }
+    }
+}

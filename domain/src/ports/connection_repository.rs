@@ -1,0 +1,71 @@
+use time::OffsetDateTime;
+
+use crate::directory::{ConnectionId, EnterpriseConnection, TokenHash};
+use crate::org::OrgId;
+use crate::page::{Page, PageRequest};
+use crate::Result;
+
+/// Stores enterprise connections and their SCIM token hashes. Every look-up
+/// from the admin side is scoped by the owning org.
+#[async_trait::async_trait]
+pub trait ConnectionRepository: Send + Sync {
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn insert(&self, connection: &EnterpriseConnection) -> Result<()>;
+
+    /// # Errors
+    /// Only infrastructure failures; a connection of another org is `Ok(None)`.
+    async fn find(&self, org: OrgId, id: ConnectionId) -> Result<Option<EnterpriseConnection>>;
+
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn list(&self, org: OrgId, page: PageRequest) -> Result<Page<EnterpriseConnection>>;
+
+    /// Deletes the connection and, with it, its tokens and directory.
+    ///
+    /// # Errors
+    /// MUST return `NotFound` when the org has no such connection.
+    async fn delete(&self, org: OrgId, id: ConnectionId) -> Result<()>;
+
+    /// Turns directory sync on or off. Turning it off revokes every token.
+    ///
+    /// # Errors
+    /// MUST return `NotFound` when the org has no such connection.
+    async fn set_directory_sync(
+        &self,
+        org: OrgId,
+        id: ConnectionId,
+        enabled: bool,
+        now: OffsetDateTime,
+    ) -> Result<()>;
+
+    /// Stores a new token; tokens already live expire at `others_expire_at`
+    /// (now, or later for a rotation grace period).
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn issue_token(
+        &self,
+        id: ConnectionId,
+        hash: TokenHash,
+        now: OffsetDateTime,
+        others_expire_at: OffsetDateTime,
+    ) -> Result<()>;
+
+    /// Expires every token of the connection at `now`.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn revoke_tokens(&self, id: ConnectionId, now: OffsetDateTime) -> Result<()>;
+
+    /// Hashes of the tokens that may call the connection's SCIM API at `now`:
+    /// empty when directory sync is off or the connection does not exist.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn live_token_hashes(
+        &self,
+        id: ConnectionId,
+        now: OffsetDateTime,
+    ) -> Result<Vec<TokenHash>>;
+}

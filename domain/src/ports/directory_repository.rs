@@ -1,0 +1,154 @@
+use time::OffsetDateTime;
+
+use crate::directory::{
+    ChangeEvent, ConnectionId, GroupFields, GroupRecord, MemberRef, ResourceId, ScimQuery,
+    UserFields, UserRecord,
+};
+use crate::scim::MemberChange;
+use crate::Result;
+
+/// One window of a list and the total number of matches.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listed<T> {
+    pub total: u64,
+    pub items: Vec<T>,
+}
+
+/// Stores one connection's directory. Every method takes the connection
+/// first and never reaches another connection's data. Every change bumps the
+/// entity's version and appends a [`ChangeEvent`] in the same transaction.
+///
+/// Writes that take `expected_version` MUST return `PreconditionFailed` when
+/// the stored version differs (and change nothing); `None` means "any".
+#[async_trait::async_trait]
+pub trait DirectoryRepository: Send + Sync {
+    /// # Errors
+    /// MUST return `Conflict(AlreadyExists)` when the userName (case-insensitive) is taken.
+    async fn create_user(
+        &self,
+        conn: ConnectionId,
+        fields: &UserFields,
+        now: OffsetDateTime,
+    ) -> Result<UserRecord>;
+
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn find_user(&self, conn: ConnectionId, id: ResourceId) -> Result<Option<UserRecord>>;
+
+    /// # Errors
+    /// `NotFound`, `PreconditionFailed`, or `Conflict(AlreadyExists)` for a taken userName.
+    async fn replace_user(
+        &self,
+        conn: ConnectionId,
+        id: ResourceId,
+        fields: &UserFields,
+        expected_version: Option<i64>,
+        now: OffsetDateTime,
+    ) -> Result<UserRecord>;
+
+    /// Deletes the user and its group memberships.
+    ///
+    /// # Errors
+    /// `NotFound` or `PreconditionFailed`.
+    async fn delete_user(
+        &self,
+        conn: ConnectionId,
+        id: ResourceId,
+        expected_version: Option<i64>,
+        now: OffsetDateTime,
+    ) -> Result<()>;
+
+    /// # Errors
+    /// `Invalid` when the filter uses something the store cannot evaluate.
+    async fn list_users(&self, conn: ConnectionId, query: &ScimQuery)
+        -> Result<Listed<UserRecord>>;
+
+    /// The groups each of `users` belongs to: `(user, group id, group displayName)`.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn groups_of(
+        &self,
+        conn: ConnectionId,
+        users: &[ResourceId],
+    ) -> Result<Vec<(ResourceId, ResourceId, String)>>;
+
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn create_group(
+        &self,
+        conn: ConnectionId,
+        fields: &GroupFields,
+        members: &[MemberRef],
+        now: OffsetDateTime,
+    ) -> Result<GroupRecord>;
+
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn find_group(&self, conn: ConnectionId, id: ResourceId) -> Result<Option<GroupRecord>>;
+
+    /// Replaces the group's attributes, and its members when `members` is given.
+    ///
+    /// # Errors
+    /// `NotFound` or `PreconditionFailed`.
+    async fn replace_group(
+        &self,
+        conn: ConnectionId,
+        id: ResourceId,
+        fields: &GroupFields,
+        members: Option<&[MemberRef]>,
+        expected_version: Option<i64>,
+        now: OffsetDateTime,
+    ) -> Result<GroupRecord>;
+
+    /// Applies member changes row by row (never rewriting the member list) and,
+    /// when given, new attributes. Concurrent calls lose no member.
+    ///
+    /// # Errors
+    /// `NotFound` or `PreconditionFailed`.
+    async fn patch_group(
+        &self,
+        conn: ConnectionId,
+        id: ResourceId,
+        fields: Option<&GroupFields>,
+        changes: &[MemberChange],
+        expected_version: Option<i64>,
+        now: OffsetDateTime,
+    ) -> Result<GroupRecord>;
+
+    /// # Errors
+    /// `NotFound` or `PreconditionFailed`.
+    async fn delete_group(
+        &self,
+        conn: ConnectionId,
+        id: ResourceId,
+        expected_version: Option<i64>,
+        now: OffsetDateTime,
+    ) -> Result<()>;
+
+    /// Members of a group in value order, strictly after `after`, at most `limit`.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn members(
+        &self,
+        conn: ConnectionId,
+        group: ResourceId,
+        after: Option<&str>,
+        limit: u64,
+    ) -> Result<Vec<MemberRef>>;
+
+    /// # Errors
+    /// `Invalid` when the filter uses something the store cannot evaluate.
+    async fn list_groups(
+        &self,
+        conn: ConnectionId,
+        query: &ScimQuery,
+    ) -> Result<Listed<GroupRecord>>;
+
+    /// Change events with `seq > after`, oldest first.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn events(&self, conn: ConnectionId, after: i64, limit: u64) -> Result<Vec<ChangeEvent>>;
+}

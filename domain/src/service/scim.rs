@@ -1,0 +1,360 @@
+//! The SCIM service provider's use cases, for one connection's directory.
+//! Authentication resolves the connection; every operation is scoped to it.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::directory::{
+    ConnectionId, GroupFields, GroupRecord, MemberRef, ResourceId, ScimError, ScimQuery, TokenHash,
+    UserFields, UserRecord,
+};
+use crate::ports::{Clock, ConnectionRepository, DirectoryRepository, Listed};
+use crate::scim::{apply_patch, PatchRequest, ResourceKind};
+use crate::Error;
+
+/// Optimistic-concurrency retries for a PATCH without `If-Match` that races another writer.
+const PATCH_RETRIES: usize = 5;
+
+#[derive(Clone)]
+pub struct ScimService {
+    connections: Arc<dyn ConnectionRepository>,
+    directory: Arc<dyn DirectoryRepository>,
+    clock: Arc<dyn Clock>,
+}
+
+type ScimResult<T> = Result<T, ScimError>;
+
+fn user_not_found(id: ResourceId) -> ScimError {
+    ScimError::NotFound(format!("User {id} not found"))
+}
+
+fn group_not_found(id: ResourceId) -> ScimError {
+    ScimError::NotFound(format!("Group {id} not found"))
+}
+
+fn user_name_taken(err: Error) -> ScimError {
+    match err {
+        Error::Conflict { .. } => {
+            ScimError::Uniqueness("userName is already taken in this directory".into())
+        }
+        other => other.into(),
+    }
+}
+
+impl ScimService {
+    pub fn new(
+        connections: Arc<dyn ConnectionRepository>,
+        directory: Arc<dyn DirectoryRepository>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            connections,
+            directory,
+            clock,
+        }
+    }
+
+    /// Checks a bearer token against the connection's live tokens, in constant time.
+    ///
+    /// # Errors
+    /// `Unauthorized` for a missing, wrong, expired or revoked token, or when
+    /// directory sync is off; the message never says which.
+    pub async fn authenticate(&self, conn: ConnectionId, bearer: Option<&str>) -> ScimResult<()> {
+        let unauthorized = || ScimError::Unauthorized("a valid bearer token is required".into());
+        let presented = TokenHash::of(bearer.ok_or_else(unauthorized)?);
+        let live = self
+            .connections
+            .live_token_hashes(conn, self.clock.now())
+            .await?;
+        // Compare against every live token, so timing does not depend on which matched.
+        let matched = live
+            .iter()
+            .fold(false, |found, hash| hash.matches(&presented) | found);
+        if matched {
+            Ok(())
+        } else {
+            Err(unauthorized())
+        }
+    }
+
+    /// # Errors
+    /// `InvalidValue`/`InvalidSyntax` for a bad body, `Uniqueness` for a taken userName.
+    pub async fn create_user(&self, conn: ConnectionId, body: Value) -> ScimResult<UserRecord> {
+        let fields = UserFields::from_scim(body)?;
+        self.directory
+            .create_user(conn, &fields, self.clock.now())
+            .await
+            .map_err(user_name_taken)
+    }
+
+    /// # Errors
+    /// `NotFound`.
+    pub async fn get_user(&self, conn: ConnectionId, id: ResourceId) -> ScimResult<UserRecord> {
+        self.directory
+            .find_user(conn, id)
+            .await?
+            .ok_or_else(|| user_not_found(id))
+    }
+
+    /// # Errors
+    /// `NotFound`, `PreconditionFailed`, `Uniqueness`, or a bad body.
+    pub async fn replace_user(
+        &self,
+        conn: ConnectionId,
+        id: ResourceId,
+        body: Value,
+        if_match: Option<i64>,
+    ) -> ScimResult<UserRecord> {
+        let fields = UserFields::from_scim(body)?;
+        self.directory
+            .replace_user(conn, id, &fields, if_match, self.clock.now())
+            .await
+            .map_err(user_name_taken)
+    }
+
+    /// Applies a PATCH atomically: all operations or none.
+    ///
+    /// # Errors
+    /// The PATCH's own errors (`invalidPath`, `noTarget`, ...), `NotFound`,
+    /// `PreconditionFailed`, `Uniqueness`.
+    pub async fn patch_user(
+        &self,
+        conn: ConnectionId,
+        id: ResourceId,
+        patch: &PatchRequest,
+        if_match: Option<i64>,
+    ) -> ScimResult<UserRecord> {
+        patch.validate()?;
+        for _ in 0..PATCH_RETRIES {
+            let current = self.get_user(conn, id).await?;
+            if let Some(expected) = if_match {
+                if expected != current.version {
+                    return Err(ScimError::PreconditionFailed(
+                        "the resource has changed since that version".into(),
+                    ));
+                }
+            }
+            let mut resource = current.fields.resource.clone();
+            let outcome = apply_patch(&mut resource, &patch.operations, ResourceKind::User)?;
+            if !outcome.changed {
+                return Ok(current);
+            }
+            let fields = UserFields::from_scim(resource)?;
+            match self
+                .directory
+                .replace_user(conn, id, &fields, Some(current.version), self.clock.now())
+                .await
+            {
+                Err(Error::PreconditionFailed(_)) if if_match.is_none() => continue,
+                other => return other.map_err(user_name_taken),
+            }
+        }
+        Err(ScimError::Unavailable(
+            "the resource kept changing under this PATCH; retry".into(),
+        ))
+    }
+
+    /// # Errors
+    /// `NotFound` or `PreconditionFailed`.
+    pub async fn delete_user(
+        &self,
+        conn: ConnectionId,
+        id: ResourceId,
+        if_match: Option<i64>,
+    ) -> ScimResult<()> {
+        self.directory
+            .delete_user(conn, id, if_match, self.clock.now())
+            .await
+            .map_err(|e| match e {
+                Error::NotFound { .. } => user_not_found(id),
+                other => other.into(),
+            })
+    }
+
+    /// # Errors
+    /// `InvalidFilter` for a filter the store cannot evaluate.
+    pub async fn list_users(
+        &self,
+        conn: ConnectionId,
+        query: &ScimQuery,
+    ) -> ScimResult<Listed<UserRecord>> {
+        self.directory
+            .list_users(conn, query)
+            .await
+            .map_err(invalid_filter)
+    }
+
+    /// `(user, group id, group displayName)` for each of `users`.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    pub async fn groups_of(
+        &self,
+        conn: ConnectionId,
+        users: &[ResourceId],
+    ) -> ScimResult<Vec<(ResourceId, ResourceId, String)>> {
+        Ok(self.directory.groups_of(conn, users).await?)
+    }
+
+    /// # Errors
+    /// A bad body.
+    pub async fn create_group(&self, conn: ConnectionId, body: Value) -> ScimResult<GroupRecord> {
+        let (fields, members) = GroupFields::from_scim(body)?;
+        Ok(self
+            .directory
+            .create_group(
+                conn,
+                &fields,
+                &members.unwrap_or_default(),
+                self.clock.now(),
+            )
+            .await?)
+    }
+
+    /// # Errors
+    /// `NotFound`.
+    pub async fn get_group(&self, conn: ConnectionId, id: ResourceId) -> ScimResult<GroupRecord> {
+        self.directory
+            .find_group(conn, id)
+            .await?
+            .ok_or_else(|| group_not_found(id))
+    }
+
+    /// PUT: attributes replaced; members replaced too when the body has `members`.
+    ///
+    /// # Errors
+    /// `NotFound`, `PreconditionFailed`, or a bad body.
+    pub async fn replace_group(
+        &self,
+        conn: ConnectionId,
+        id: ResourceId,
+        body: Value,
+        if_match: Option<i64>,
+    ) -> ScimResult<GroupRecord> {
+        let (fields, members) = GroupFields::from_scim(body)?;
+        // PUT replaces the whole resource: a body without members empties the group.
+        let members = members.unwrap_or_default();
+        self.directory
+            .replace_group(
+                conn,
+                id,
+                &fields,
+                Some(&members),
+                if_match,
+                self.clock.now(),
+            )
+            .await
+            .map_err(|e| match e {
+                Error::NotFound { .. } => group_not_found(id),
+                other => other.into(),
+            })
+    }
+
+    /// Applies a PATCH: attribute changes on the resource, member changes as
+    /// row operations (so concurrent member PATCHes never lose each other).
+    ///
+    /// # Errors
+    /// The PATCH's own errors, `NotFound`, `PreconditionFailed`.
+    pub async fn patch_group(
+        &self,
+        conn: ConnectionId,
+        id: ResourceId,
+        patch: &PatchRequest,
+        if_match: Option<i64>,
+    ) -> ScimResult<GroupRecord> {
+        patch.validate()?;
+        for _ in 0..PATCH_RETRIES {
+            let current = self.get_group(conn, id).await?;
+            if let Some(expected) = if_match {
+                if expected != current.version {
+                    return Err(ScimError::PreconditionFailed(
+                        "the resource has changed since that version".into(),
+                    ));
+                }
+            }
+            let mut resource = current.fields.resource.clone();
+            let outcome = apply_patch(&mut resource, &patch.operations, ResourceKind::Group)?;
+            let fields = if outcome.changed {
+                Some(GroupFields::from_resource(resource)?)
+            } else {
+                None
+            };
+            if fields.is_none() && outcome.member_changes.is_empty() {
+                return Ok(current);
+            }
+            // Member-only changes need no version check: they are row operations.
+            let expected = if_match.or(fields.as_ref().map(|_| current.version));
+            match self
+                .directory
+                .patch_group(
+                    conn,
+                    id,
+                    fields.as_ref(),
+                    &outcome.member_changes,
+                    expected,
+                    self.clock.now(),
+                )
+                .await
+            {
+                Err(Error::PreconditionFailed(_)) if if_match.is_none() => continue,
+                Err(Error::NotFound { .. }) => return Err(group_not_found(id)),
+                other => return Ok(other?),
+            }
+        }
+        Err(ScimError::Unavailable(
+            "the resource kept changing under this PATCH; retry".into(),
+        ))
+    }
+
+    /// # Errors
+    /// `NotFound` or `PreconditionFailed`.
+    pub async fn delete_group(
+        &self,
+        conn: ConnectionId,
+        id: ResourceId,
+        if_match: Option<i64>,
+    ) -> ScimResult<()> {
+        self.directory
+            .delete_group(conn, id, if_match, self.clock.now())
+            .await
+            .map_err(|e| match e {
+                Error::NotFound { .. } => group_not_found(id),
+                other => other.into(),
+            })
+    }
+
+    /// # Errors
+    /// `InvalidFilter` for a filter the store cannot evaluate.
+    pub async fn list_groups(
+        &self,
+        conn: ConnectionId,
+        query: &ScimQuery,
+    ) -> ScimResult<Listed<GroupRecord>> {
+        self.directory
+            .list_groups(conn, query)
+            .await
+            .map_err(invalid_filter)
+    }
+
+    /// One page of a group's members, in value order.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    pub async fn members(
+        &self,
+        conn: ConnectionId,
+        group: ResourceId,
+        after: Option<&str>,
+        limit: u64,
+    ) -> ScimResult<Vec<MemberRef>> {
+        Ok(self.directory.members(conn, group, after, limit).await?)
+    }
+}
+
+fn invalid_filter(err: Error) -> ScimError {
+    match err {
+        Error::Invalid { message, .. } => ScimError::InvalidFilter(message),
+        other => other.into(),
+    }
+}

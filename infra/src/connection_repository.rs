@@ -1,0 +1,214 @@
+//! Enterprise connections and SCIM token hashes.
+
+use orgsync_domain::directory::{ConnectionId, EnterpriseConnection, TokenHash};
+use orgsync_domain::org::OrgId;
+use orgsync_domain::page::{Page, PageRequest};
+use orgsync_domain::ports::ConnectionRepository;
+use orgsync_domain::{Error, Result};
+use sea_orm::{ConnectionTrait, FromQueryResult, Statement, Value};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::db::db_err;
+use crate::Database;
+
+pub struct SqlConnectionRepository {
+    db: Database,
+}
+
+impl SqlConnectionRepository {
+    pub fn new(db: Database) -> Self {
+        Self { db }
+    }
+
+    fn stmt(&self, sql: &str, values: Vec<Value>) -> Statement {
+        Statement::from_sql_and_values(self.db.backend(), sql, values)
+    }
+}
+
+#[derive(FromQueryResult)]
+struct ConnectionRow {
+    id: Uuid,
+    org_id: Uuid,
+    name: String,
+    directory_sync_enabled: bool,
+    created_at: OffsetDateTime,
+    updated_at: OffsetDateTime,
+}
+
+impl From<ConnectionRow> for EnterpriseConnection {
+    fn from(row: ConnectionRow) -> Self {
+        Self {
+            id: ConnectionId(row.id),
+            org_id: OrgId(row.org_id),
+            name: row.name,
+            directory_sync_enabled: row.directory_sync_enabled,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
+const COLUMNS: &str = "id, org_id, name, directory_sync_enabled, created_at, updated_at";
+
+#[async_trait::async_trait]
+impl ConnectionRepository for SqlConnectionRepository {
+    async fn insert(&self, c: &EnterpriseConnection) -> Result<()> {
+        self.db
+            .connection()
+            .execute(self.stmt(
+                "INSERT INTO enterprise_connections (id, org_id, name, directory_sync_enabled, event_seq, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, 0, $5, $6)",
+                vec![
+                    c.id.0.into(),
+                    c.org_id.0.into(),
+                    c.name.clone().into(),
+                    c.directory_sync_enabled.into(),
+                    c.created_at.into(),
+                    c.updated_at.into(),
+                ],
+            ))
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn find(&self, org: OrgId, id: ConnectionId) -> Result<Option<EnterpriseConnection>> {
+        let row = ConnectionRow::find_by_statement(self.stmt(
+            &format!("SELECT {COLUMNS} FROM enterprise_connections WHERE org_id = $1 AND id = $2"),
+            vec![org.0.into(), id.0.into()],
+        ))
+        .one(self.db.connection())
+        .await
+        .map_err(db_err)?;
+        Ok(row.map(Into::into))
+    }
+
+    async fn list(&self, org: OrgId, page: PageRequest) -> Result<Page<EnterpriseConnection>> {
+        let after = page.after.unwrap_or(Uuid::nil());
+        let limit = i64::try_from(page.limit + 1).unwrap_or(i64::MAX);
+        let rows = ConnectionRow::find_by_statement(self.stmt(
+            &format!(
+                "SELECT {COLUMNS} FROM enterprise_connections WHERE org_id = $1 AND id > $2 ORDER BY id LIMIT $3"
+            ),
+            vec![org.0.into(), after.into(), limit.into()],
+        ))
+        .all(self.db.connection())
+        .await
+        .map_err(db_err)?;
+        let items: Vec<EnterpriseConnection> = rows.into_iter().map(Into::into).collect();
+        Ok(Page::from_overfetch(items, page.limit, |c| c.id.0))
+    }
+
+    async fn delete(&self, org: OrgId, id: ConnectionId) -> Result<()> {
+        let result = self
+            .db
+            .connection()
+            .execute(self.stmt(
+                "DELETE FROM enterprise_connections WHERE org_id = $1 AND id = $2",
+                vec![org.0.into(), id.0.into()],
+            ))
+            .await
+            .map_err(db_err)?;
+        if result.rows_affected() == 0 {
+            return Err(Error::NotFound {
+                entity: "connection",
+            });
+        }
+        Ok(())
+    }
+
+    async fn set_directory_sync(
+        &self,
+        org: OrgId,
+        id: ConnectionId,
+        enabled: bool,
+        now: OffsetDateTime,
+    ) -> Result<()> {
+        let result = self
+            .db
+            .connection()
+            .execute(self.stmt(
+                "UPDATE enterprise_connections SET directory_sync_enabled = $1, updated_at = $2 \
+                 WHERE org_id = $3 AND id = $4",
+                vec![enabled.into(), now.into(), org.0.into(), id.0.into()],
+            ))
+            .await
+            .map_err(db_err)?;
+        if result.rows_affected() == 0 {
+            return Err(Error::NotFound {
+                entity: "connection",
+            });
+        }
+        if !enabled {
+            self.revoke_tokens(id, now).await?;
+        }
+        Ok(())
+    }
+
+    async fn issue_token(
+        &self,
+        id: ConnectionId,
+        hash: TokenHash,
+        now: OffsetDateTime,
+        others_expire_at: OffsetDateTime,
+    ) -> Result<()> {
+        use sea_orm::TransactionTrait;
+        let txn = self.db.connection().begin().await.map_err(db_err)?;
+        txn.execute(self.stmt(
+            "UPDATE scim_tokens SET expires_at = $1 \
+             WHERE connection_id = $2 AND (expires_at IS NULL OR expires_at > $1)",
+            vec![others_expire_at.into(), id.0.into()],
+        ))
+        .await
+        .map_err(db_err)?;
+        txn.execute(self.stmt(
+            "INSERT INTO scim_tokens (id, connection_id, token_hash, created_at, expires_at) VALUES ($1, $2, $3, $4, NULL)",
+            vec![Uuid::now_v7().into(), id.0.into(), hash.0.to_vec().into(), now.into()],
+        ))
+        .await
+        .map_err(db_err)?;
+        txn.commit().await.map_err(db_err)
+    }
+
+    async fn revoke_tokens(&self, id: ConnectionId, now: OffsetDateTime) -> Result<()> {
+        self.db
+            .connection()
+            .execute(self.stmt(
+                "UPDATE scim_tokens SET expires_at = $1 \
+                 WHERE connection_id = $2 AND (expires_at IS NULL OR expires_at > $1)",
+                vec![now.into(), id.0.into()],
+            ))
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn live_token_hashes(
+        &self,
+        id: ConnectionId,
+        now: OffsetDateTime,
+    ) -> Result<Vec<TokenHash>> {
+        #[derive(FromQueryResult)]
+        struct Row {
+            token_hash: Vec<u8>,
+        }
+        let rows = Row::find_by_statement(self.stmt(
+            "SELECT t.token_hash FROM scim_tokens t \
+             JOIN enterprise_connections c ON c.id = t.connection_id \
+             WHERE t.connection_id = $1 AND c.directory_sync_enabled \
+             AND (t.expires_at IS NULL OR t.expires_at > $2)",
+            vec![id.0.into(), now.into()],
+        ))
+        .all(self.db.connection())
+        .await
+        .map_err(db_err)?;
+        rows.into_iter()
+            .map(|r| {
+                TokenHash::from_slice(&r.token_hash).map_err(|_| {
+                    Error::Internal(anyhow::anyhow!("corrupt token hash for connection {id}"))
+                })
+            })
+            .collect()
+    }
+}

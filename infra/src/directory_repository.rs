@@ -1,0 +1,929 @@
+//! One connection's directory on PostgreSQL or SQLite. Writes run in one
+//! transaction with the change event they produce; group members are rows,
+//! changed with set-based statements, never by rewriting a list.
+
+use orgsync_domain::directory::{
+    ChangeEvent, ChangeOp, ConnectionId, EntityKind, GroupFields, GroupRecord, MemberRef,
+    ResourceId, ScimQuery, SortKey, UserFields, UserRecord,
+};
+use orgsync_domain::ports::{DirectoryRepository, Listed};
+use orgsync_domain::scim::{MemberChange, ResourceKind};
+use orgsync_domain::{Error, Result};
+use sea_orm::{
+    ConnectionTrait, DatabaseTransaction, DbBackend, FromQueryResult, Statement, TransactionTrait,
+    Value,
+};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::db::{db_err, sql_err};
+use crate::filter_sql::{condition, Sql};
+use crate::Database;
+
+/// Rows per multi-row INSERT: well under both engines' bound-parameter limits.
+const INSERT_BATCH: usize = 500;
+
+pub struct SqlDirectoryRepository {
+    db: Database,
+}
+
+impl SqlDirectoryRepository {
+    pub fn new(db: Database) -> Self {
+        Self { db }
+    }
+
+    fn backend(&self) -> DbBackend {
+        self.db.backend()
+    }
+
+    fn stmt(&self, sql: &str, values: Vec<Value>) -> Statement {
+        Statement::from_sql_and_values(self.backend(), sql, values)
+    }
+}
+
+#[derive(FromQueryResult)]
+struct UserRow {
+    id: Uuid,
+    user_name: String,
+    external_id: Option<String>,
+    display_name: Option<String>,
+    active: bool,
+    email: Option<String>,
+    resource: serde_json::Value,
+    version: i64,
+    created_at: OffsetDateTime,
+    updated_at: OffsetDateTime,
+}
+
+const USER_COLUMNS: &str =
+    "id, user_name, external_id, display_name, active, email, resource, version, created_at, updated_at";
+
+impl UserRow {
+    fn into_record(self, conn: ConnectionId) -> UserRecord {
+        UserRecord {
+            id: self.id,
+            connection_id: conn,
+            fields: UserFields {
+                user_name: self.user_name,
+                external_id: self.external_id,
+                display_name: self.display_name,
+                active: self.active,
+                email: self.email,
+                resource: self.resource,
+            },
+            version: self.version,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
+}
+
+#[derive(FromQueryResult)]
+struct GroupRow {
+    id: Uuid,
+    display_name: String,
+    external_id: Option<String>,
+    resource: serde_json::Value,
+    member_count: i64,
+    version: i64,
+    created_at: OffsetDateTime,
+    updated_at: OffsetDateTime,
+}
+
+const GROUP_COLUMNS: &str =
+    "id, display_name, external_id, resource, member_count, version, created_at, updated_at";
+
+impl GroupRow {
+    fn into_record(self, conn: ConnectionId) -> GroupRecord {
+        GroupRecord {
+            id: self.id,
+            connection_id: conn,
+            fields: GroupFields {
+                display_name: self.display_name,
+                external_id: self.external_id,
+                resource: self.resource,
+            },
+            member_count: self.member_count,
+            version: self.version,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
+}
+
+fn version_mismatch() -> Error {
+    Error::PreconditionFailed("the resource has changed since that version".into())
+}
+
+/// Appends a change event with the connection's next sequence number. The
+/// sequence bump locks the connection row until commit, so it comes last in
+/// every transaction to keep that window short.
+async fn append_event(
+    txn: &DatabaseTransaction,
+    conn: ConnectionId,
+    entity: EntityKind,
+    entity_id: Uuid,
+    version: i64,
+    op: ChangeOp,
+    now: OffsetDateTime,
+) -> Result<()> {
+    #[derive(FromQueryResult)]
+    struct Seq {
+        event_seq: i64,
+    }
+    let backend = txn.get_database_backend();
+    let seq = Seq::find_by_statement(Statement::from_sql_and_values(
+        backend,
+        "UPDATE enterprise_connections SET event_seq = event_seq + 1 WHERE id = $1 RETURNING event_seq",
+        [conn.0.into()],
+    ))
+    .one(txn)
+    .await
+    .map_err(db_err)?
+    .ok_or(Error::NotFound { entity: "connection" })?;
+    txn.execute(Statement::from_sql_and_values(
+        backend,
+        "INSERT INTO directory_events (connection_id, seq, entity_kind, entity_id, entity_version, op, occurred_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        [
+            conn.0.into(),
+            seq.event_seq.into(),
+            entity.as_str().into(),
+            entity_id.into(),
+            version.into(),
+            op.as_str().into(),
+            now.into(),
+        ],
+    ))
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+/// Inserts members (ignoring ones already there); returns how many were new.
+async fn insert_members(
+    txn: &DatabaseTransaction,
+    conn: ConnectionId,
+    group: Uuid,
+    members: &[MemberRef],
+) -> Result<i64> {
+    let backend = txn.get_database_backend();
+    let mut added = 0;
+    for chunk in members.chunks(INSERT_BATCH) {
+        let mut sql = Sql::default();
+        let rows: Vec<String> = chunk
+            .iter()
+            .map(|m| {
+                format!(
+                    "({}, {}, {}, {})",
+                    sql.bind(conn.0),
+                    sql.bind(group),
+                    sql.bind(m.value.clone()),
+                    sql.bind(m.kind.clone())
+                )
+            })
+            .collect();
+        let text = format!(
+            "INSERT INTO directory_group_members (connection_id, group_id, member_value, member_type) VALUES {} \
+             ON CONFLICT (group_id, member_value) DO NOTHING",
+            rows.join(", ")
+        );
+        let result = txn
+            .execute(Statement::from_sql_and_values(backend, text, sql.values))
+            .await
+            .map_err(db_err)?;
+        added += i64::try_from(result.rows_affected()).unwrap_or(0);
+    }
+    Ok(added)
+}
+
+async fn remove_members(txn: &DatabaseTransaction, group: Uuid, values: &[String]) -> Result<i64> {
+    let backend = txn.get_database_backend();
+    let mut removed = 0;
+    for chunk in values.chunks(INSERT_BATCH) {
+        let mut sql = Sql::default();
+        let group_param = sql.bind(group);
+        let list: Vec<String> = chunk.iter().map(|v| sql.bind(v.clone())).collect();
+        let text = format!(
+            "DELETE FROM directory_group_members WHERE group_id = {group_param} AND member_value IN ({})",
+            list.join(", ")
+        );
+        let result = txn
+            .execute(Statement::from_sql_and_values(backend, text, sql.values))
+            .await
+            .map_err(db_err)?;
+        removed += i64::try_from(result.rows_affected()).unwrap_or(0);
+    }
+    Ok(removed)
+}
+
+async fn clear_members(txn: &DatabaseTransaction, group: Uuid) -> Result<()> {
+    txn.execute(Statement::from_sql_and_values(
+        txn.get_database_backend(),
+        "DELETE FROM directory_group_members WHERE group_id = $1",
+        [group.into()],
+    ))
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+fn order_by(sort: Option<(SortKey, bool)>, kind: ResourceKind) -> String {
+    let Some((key, ascending)) = sort else {
+        return "id".into();
+    };
+    let column = match (key, kind) {
+        (SortKey::Id, _) => "id",
+        (SortKey::UserName, _) => "user_name_lower",
+        (SortKey::DisplayName, ResourceKind::Group) => "display_name_lower",
+        (SortKey::DisplayName, ResourceKind::User) => "lower(display_name)",
+        (SortKey::ExternalId, _) => "external_id",
+        (SortKey::Created, _) => "created_at",
+        (SortKey::LastModified, _) => "updated_at",
+    };
+    let direction = if ascending { "ASC" } else { "DESC" };
+    // Ties (and NULLs) broken by id, so paging order is stable.
+    format!("{column} {direction}, id {direction}")
+}
+
+impl SqlDirectoryRepository {
+    async fn list<R: FromQueryResult>(
+        &self,
+        conn: ConnectionId,
+        query: &ScimQuery,
+        kind: ResourceKind,
+    ) -> Result<(u64, Vec<R>)> {
+        let (table, columns) = match kind {
+            ResourceKind::User => ("directory_users", USER_COLUMNS),
+            ResourceKind::Group => ("directory_groups", GROUP_COLUMNS),
+        };
+        let mut sql = Sql::default();
+        let conn_param = sql.bind(conn.0);
+        let mut filter = format!("{table}.connection_id = {conn_param}");
+        if let Some(f) = &query.filter {
+            let cond = condition(self.backend(), kind, f, &mut sql)?;
+            filter = format!("{filter} AND ({cond})");
+        }
+        #[derive(FromQueryResult)]
+        struct Count {
+            total: i64,
+        }
+        let total = Count::find_by_statement(self.stmt(
+            &format!("SELECT COUNT(*) AS total FROM {table} WHERE {filter}"),
+            sql.values.clone(),
+        ))
+        .one(self.db.connection())
+        .await
+        .map_err(db_err)?
+        .map_or(0, |c| u64::try_from(c.total).unwrap_or(0));
+        if query.count == 0 {
+            return Ok((total, Vec::new()));
+        }
+        let limit = sql.bind(i64::try_from(query.count).unwrap_or(i64::MAX));
+        let offset =
+            sql.bind(i64::try_from(query.start_index.saturating_sub(1)).unwrap_or(i64::MAX));
+        let rows = R::find_by_statement(self.stmt(
+            &format!(
+                "SELECT {columns} FROM {table} WHERE {filter} ORDER BY {} LIMIT {limit} OFFSET {offset}",
+                order_by(query.sort, kind)
+            ),
+            sql.values,
+        ))
+        .all(self.db.connection())
+        .await
+        .map_err(db_err)?;
+        Ok((total, rows))
+    }
+
+    async fn fetch_group(
+        &self,
+        txn: &DatabaseTransaction,
+        conn: ConnectionId,
+        id: Uuid,
+    ) -> Result<GroupRecord> {
+        GroupRow::find_by_statement(self.stmt(
+            &format!(
+                "SELECT {GROUP_COLUMNS} FROM directory_groups WHERE connection_id = $1 AND id = $2"
+            ),
+            vec![conn.0.into(), id.into()],
+        ))
+        .one(txn)
+        .await
+        .map_err(db_err)?
+        .map(|r| r.into_record(conn))
+        .ok_or(Error::NotFound { entity: "group" })
+    }
+
+    /// Bumps a group's version (and attributes, when given) under the version
+    /// check, locking its row for the rest of the transaction.
+    async fn touch_group(
+        &self,
+        txn: &DatabaseTransaction,
+        conn: ConnectionId,
+        id: Uuid,
+        fields: Option<&GroupFields>,
+        expected_version: Option<i64>,
+        now: OffsetDateTime,
+    ) -> Result<()> {
+        let mut sql = Sql::default();
+        let mut sets = vec![
+            "version = version + 1".to_owned(),
+            format!("updated_at = {}", sql.bind(now)),
+        ];
+        if let Some(f) = fields {
+            sets.push(format!(
+                "display_name = {}",
+                sql.bind(f.display_name.clone())
+            ));
+            sets.push(format!(
+                "display_name_lower = {}",
+                sql.bind(f.display_name.to_lowercase())
+            ));
+            sets.push(format!("external_id = {}", sql.bind(f.external_id.clone())));
+            sets.push(format!("resource = {}", sql.bind(f.resource.clone())));
+        }
+        let mut text = format!(
+            "UPDATE directory_groups SET {} WHERE connection_id = {} AND id = {}",
+            sets.join(", "),
+            sql.bind(conn.0),
+            sql.bind(id)
+        );
+        if let Some(v) = expected_version {
+            text.push_str(&format!(" AND version = {}", sql.bind(v)));
+        }
+        let result = txn
+            .execute(self.stmt(&text, sql.values))
+            .await
+            .map_err(db_err)?;
+        if result.rows_affected() == 0 {
+            return Err(self
+                .missing_or_stale(txn, "directory_groups", conn, id)
+                .await);
+        }
+        Ok(())
+    }
+
+    async fn missing_or_stale(
+        &self,
+        txn: &DatabaseTransaction,
+        table: &str,
+        conn: ConnectionId,
+        id: Uuid,
+    ) -> Error {
+        let exists = txn
+            .query_one(self.stmt(
+                &format!("SELECT 1 AS one FROM {table} WHERE connection_id = $1 AND id = $2"),
+                vec![conn.0.into(), id.into()],
+            ))
+            .await;
+        match exists {
+            Ok(Some(_)) => version_mismatch(),
+            Ok(None) => Error::NotFound {
+                entity: if table == "directory_users" {
+                    "user"
+                } else {
+                    "group"
+                },
+            },
+            Err(e) => db_err(e),
+        }
+    }
+
+    async fn set_member_count(&self, txn: &DatabaseTransaction, id: Uuid) -> Result<()> {
+        txn.execute(self.stmt(
+            "UPDATE directory_groups SET member_count = \
+             (SELECT COUNT(*) FROM directory_group_members WHERE group_id = $1) WHERE id = $1",
+            vec![id.into()],
+        ))
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+}
+
+const USER_NAME_TAKEN: &str = "userName is already taken in this directory";
+
+#[async_trait::async_trait]
+impl DirectoryRepository for SqlDirectoryRepository {
+    async fn create_user(
+        &self,
+        conn: ConnectionId,
+        f: &UserFields,
+        now: OffsetDateTime,
+    ) -> Result<UserRecord> {
+        let id = Uuid::now_v7();
+        let txn = self.db.connection().begin().await.map_err(db_err)?;
+        txn.execute(self.stmt(
+            "INSERT INTO directory_users (id, connection_id, user_name, user_name_lower, external_id, display_name, \
+             active, email, resource, version, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10, $10)",
+            vec![
+                id.into(),
+                conn.0.into(),
+                f.user_name.clone().into(),
+                f.user_name.to_lowercase().into(),
+                f.external_id.clone().into(),
+                f.display_name.clone().into(),
+                f.active.into(),
+                f.email.clone().into(),
+                f.resource.clone().into(),
+                now.into(),
+            ],
+        ))
+        .await
+        .map_err(|e| sql_err(e, USER_NAME_TAKEN))?;
+        append_event(&txn, conn, EntityKind::User, id, 1, ChangeOp::Created, now).await?;
+        txn.commit().await.map_err(db_err)?;
+        Ok(UserRecord {
+            id,
+            connection_id: conn,
+            fields: f.clone(),
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        })
+    }
+
+    async fn find_user(&self, conn: ConnectionId, id: ResourceId) -> Result<Option<UserRecord>> {
+        let row = UserRow::find_by_statement(self.stmt(
+            &format!(
+                "SELECT {USER_COLUMNS} FROM directory_users WHERE connection_id = $1 AND id = $2"
+            ),
+            vec![conn.0.into(), id.into()],
+        ))
+        .one(self.db.connection())
+        .await
+        .map_err(db_err)?;
+        Ok(row.map(|r| r.into_record(conn)))
+    }
+
+    async fn replace_user(
+        &self,
+        conn: ConnectionId,
+        id: ResourceId,
+        f: &UserFields,
+        expected_version: Option<i64>,
+        now: OffsetDateTime,
+    ) -> Result<UserRecord> {
+        let txn = self.db.connection().begin().await.map_err(db_err)?;
+        let mut sql = Sql::default();
+        let mut text = format!(
+            "UPDATE directory_users SET user_name = {}, user_name_lower = {}, external_id = {}, display_name = {}, \
+             active = {}, email = {}, resource = {}, version = version + 1, updated_at = {} \
+             WHERE connection_id = {} AND id = {}",
+            sql.bind(f.user_name.clone()),
+            sql.bind(f.user_name.to_lowercase()),
+            sql.bind(f.external_id.clone()),
+            sql.bind(f.display_name.clone()),
+            sql.bind(f.active),
+            sql.bind(f.email.clone()),
+            sql.bind(f.resource.clone()),
+            sql.bind(now),
+            sql.bind(conn.0),
+            sql.bind(id),
+        );
+        if let Some(v) = expected_version {
+            text.push_str(&format!(" AND version = {}", sql.bind(v)));
+        }
+        text.push_str(&format!(" RETURNING {USER_COLUMNS}"));
+        let row = UserRow::find_by_statement(self.stmt(&text, sql.values))
+            .one(&txn)
+            .await
+            .map_err(|e| sql_err(e, USER_NAME_TAKEN))?;
+        let Some(row) = row else {
+            return Err(self
+                .missing_or_stale(&txn, "directory_users", conn, id)
+                .await);
+        };
+        let record = row.into_record(conn);
+        append_event(
+            &txn,
+            conn,
+            EntityKind::User,
+            id,
+            record.version,
+            ChangeOp::Updated,
+            now,
+        )
+        .await?;
+        txn.commit().await.map_err(db_err)?;
+        Ok(record)
+    }
+
+    async fn delete_user(
+        &self,
+        conn: ConnectionId,
+        id: ResourceId,
+        expected_version: Option<i64>,
+        now: OffsetDateTime,
+    ) -> Result<()> {
+        let txn = self.db.connection().begin().await.map_err(db_err)?;
+        let mut sql = Sql::default();
+        let mut text = format!(
+            "DELETE FROM directory_users WHERE connection_id = {} AND id = {}",
+            sql.bind(conn.0),
+            sql.bind(id)
+        );
+        if let Some(v) = expected_version {
+            text.push_str(&format!(" AND version = {}", sql.bind(v)));
+        }
+        text.push_str(" RETURNING version");
+        #[derive(FromQueryResult)]
+        struct Version {
+            version: i64,
+        }
+        let Some(deleted) = Version::find_by_statement(self.stmt(&text, sql.values))
+            .one(&txn)
+            .await
+            .map_err(db_err)?
+        else {
+            return Err(self
+                .missing_or_stale(&txn, "directory_users", conn, id)
+                .await);
+        };
+        // The user leaves every group it was in: set-based, whatever the number of groups.
+        let member = id.to_string();
+        txn.execute(self.stmt(
+            "UPDATE directory_groups SET member_count = member_count - 1, version = version + 1, updated_at = $3 \
+             WHERE connection_id = $1 AND id IN \
+             (SELECT group_id FROM directory_group_members WHERE connection_id = $1 AND member_value = $2)",
+            vec![conn.0.into(), member.clone().into(), now.into()],
+        ))
+        .await
+        .map_err(db_err)?;
+        txn.execute(self.stmt(
+            "DELETE FROM directory_group_members WHERE connection_id = $1 AND member_value = $2",
+            vec![conn.0.into(), member.into()],
+        ))
+        .await
+        .map_err(db_err)?;
+        append_event(
+            &txn,
+            conn,
+            EntityKind::User,
+            id,
+            deleted.version + 1,
+            ChangeOp::Deleted,
+            now,
+        )
+        .await?;
+        txn.commit().await.map_err(db_err)
+    }
+
+    async fn list_users(
+        &self,
+        conn: ConnectionId,
+        query: &ScimQuery,
+    ) -> Result<Listed<UserRecord>> {
+        let (total, rows) = self
+            .list::<UserRow>(conn, query, ResourceKind::User)
+            .await?;
+        Ok(Listed {
+            total,
+            items: rows.into_iter().map(|r| r.into_record(conn)).collect(),
+        })
+    }
+
+    async fn groups_of(
+        &self,
+        conn: ConnectionId,
+        users: &[ResourceId],
+    ) -> Result<Vec<(ResourceId, ResourceId, String)>> {
+        if users.is_empty() {
+            return Ok(Vec::new());
+        }
+        #[derive(FromQueryResult)]
+        struct Row {
+            member_value: String,
+            id: Uuid,
+            display_name: String,
+        }
+        let mut out = Vec::new();
+        for chunk in users.chunks(INSERT_BATCH) {
+            let mut sql = Sql::default();
+            let conn_param = sql.bind(conn.0);
+            let list: Vec<String> = chunk.iter().map(|u| sql.bind(u.to_string())).collect();
+            let rows = Row::find_by_statement(self.stmt(
+                &format!(
+                    "SELECT m.member_value, g.id, g.display_name FROM directory_group_members m \
+                     JOIN directory_groups g ON g.id = m.group_id \
+                     WHERE m.connection_id = {conn_param} AND m.member_value IN ({}) ORDER BY g.display_name_lower, g.id",
+                    list.join(", ")
+                ),
+                sql.values,
+            ))
+            .all(self.db.connection())
+            .await
+            .map_err(db_err)?;
+            out.extend(rows.into_iter().filter_map(|r| {
+                Uuid::parse_str(&r.member_value)
+                    .ok()
+                    .map(|user| (user, r.id, r.display_name))
+            }));
+        }
+        Ok(out)
+    }
+
+    async fn create_group(
+        &self,
+        conn: ConnectionId,
+        f: &GroupFields,
+        members: &[MemberRef],
+        now: OffsetDateTime,
+    ) -> Result<GroupRecord> {
+        let id = Uuid::now_v7();
+        let txn = self.db.connection().begin().await.map_err(db_err)?;
+        txn.execute(self.stmt(
+            "INSERT INTO directory_groups (id, connection_id, display_name, display_name_lower, external_id, resource, \
+             member_count, version, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 0, 1, $7, $7)",
+            vec![
+                id.into(),
+                conn.0.into(),
+                f.display_name.clone().into(),
+                f.display_name.to_lowercase().into(),
+                f.external_id.clone().into(),
+                f.resource.clone().into(),
+                now.into(),
+            ],
+        ))
+        .await
+        .map_err(|e| sql_err(e, "a group with this id already exists"))?;
+        let added = insert_members(&txn, conn, id, members).await?;
+        txn.execute(self.stmt(
+            "UPDATE directory_groups SET member_count = $1 WHERE id = $2",
+            vec![added.into(), id.into()],
+        ))
+        .await
+        .map_err(db_err)?;
+        append_event(&txn, conn, EntityKind::Group, id, 1, ChangeOp::Created, now).await?;
+        txn.commit().await.map_err(db_err)?;
+        Ok(GroupRecord {
+            id,
+            connection_id: conn,
+            fields: f.clone(),
+            member_count: added,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        })
+    }
+
+    async fn find_group(&self, conn: ConnectionId, id: ResourceId) -> Result<Option<GroupRecord>> {
+        let row = GroupRow::find_by_statement(self.stmt(
+            &format!(
+                "SELECT {GROUP_COLUMNS} FROM directory_groups WHERE connection_id = $1 AND id = $2"
+            ),
+            vec![conn.0.into(), id.into()],
+        ))
+        .one(self.db.connection())
+        .await
+        .map_err(db_err)?;
+        Ok(row.map(|r| r.into_record(conn)))
+    }
+
+    async fn replace_group(
+        &self,
+        conn: ConnectionId,
+        id: ResourceId,
+        fields: &GroupFields,
+        members: Option<&[MemberRef]>,
+        expected_version: Option<i64>,
+        now: OffsetDateTime,
+    ) -> Result<GroupRecord> {
+        let txn = self.db.connection().begin().await.map_err(db_err)?;
+        self.touch_group(&txn, conn, id, Some(fields), expected_version, now)
+            .await?;
+        if let Some(members) = members {
+            clear_members(&txn, id).await?;
+            insert_members(&txn, conn, id, members).await?;
+            self.set_member_count(&txn, id).await?;
+        }
+        let record = self.fetch_group(&txn, conn, id).await?;
+        append_event(
+            &txn,
+            conn,
+            EntityKind::Group,
+            id,
+            record.version,
+            ChangeOp::Updated,
+            now,
+        )
+        .await?;
+        txn.commit().await.map_err(db_err)?;
+        Ok(record)
+    }
+
+    async fn patch_group(
+        &self,
+        conn: ConnectionId,
+        id: ResourceId,
+        fields: Option<&GroupFields>,
+        changes: &[MemberChange],
+        expected_version: Option<i64>,
+        now: OffsetDateTime,
+    ) -> Result<GroupRecord> {
+        let txn = self.db.connection().begin().await.map_err(db_err)?;
+        // Locks the group row first: concurrent PATCHes of one group queue here, and
+        // each then changes only the member rows it names.
+        self.touch_group(&txn, conn, id, fields, expected_version, now)
+            .await?;
+        let mut delta: i64 = 0;
+        let mut recount = false;
+        for change in changes {
+            match change {
+                MemberChange::Add(values) => {
+                    let refs: Vec<MemberRef> = values
+                        .iter()
+                        .map(|v| MemberRef {
+                            value: v.clone(),
+                            kind: None,
+                        })
+                        .collect();
+                    delta += insert_members(&txn, conn, id, &refs).await?;
+                }
+                MemberChange::Remove(values) => delta -= remove_members(&txn, id, values).await?,
+                MemberChange::RemoveAll => {
+                    clear_members(&txn, id).await?;
+                    recount = true;
+                }
+                MemberChange::ReplaceAll(values) => {
+                    clear_members(&txn, id).await?;
+                    let refs: Vec<MemberRef> = values
+                        .iter()
+                        .map(|v| MemberRef {
+                            value: v.clone(),
+                            kind: None,
+                        })
+                        .collect();
+                    insert_members(&txn, conn, id, &refs).await?;
+                    recount = true;
+                }
+            }
+        }
+        if recount {
+            self.set_member_count(&txn, id).await?;
+        } else if delta != 0 {
+            txn.execute(self.stmt(
+                "UPDATE directory_groups SET member_count = member_count + $1 WHERE id = $2",
+                vec![delta.into(), id.into()],
+            ))
+            .await
+            .map_err(db_err)?;
+        }
+        let record = self.fetch_group(&txn, conn, id).await?;
+        let op = if changes.is_empty() {
+            ChangeOp::Updated
+        } else {
+            ChangeOp::MembersChanged
+        };
+        append_event(&txn, conn, EntityKind::Group, id, record.version, op, now).await?;
+        txn.commit().await.map_err(db_err)?;
+        Ok(record)
+    }
+
+    async fn delete_group(
+        &self,
+        conn: ConnectionId,
+        id: ResourceId,
+        expected_version: Option<i64>,
+        now: OffsetDateTime,
+    ) -> Result<()> {
+        let txn = self.db.connection().begin().await.map_err(db_err)?;
+        let mut sql = Sql::default();
+        let mut text = format!(
+            "DELETE FROM directory_groups WHERE connection_id = {} AND id = {}",
+            sql.bind(conn.0),
+            sql.bind(id)
+        );
+        if let Some(v) = expected_version {
+            text.push_str(&format!(" AND version = {}", sql.bind(v)));
+        }
+        text.push_str(" RETURNING version");
+        #[derive(FromQueryResult)]
+        struct Version {
+            version: i64,
+        }
+        // Member rows go with the group (ON DELETE CASCADE): one statement, whatever the size.
+        let Some(deleted) = Version::find_by_statement(self.stmt(&text, sql.values))
+            .one(&txn)
+            .await
+            .map_err(db_err)?
+        else {
+            return Err(self
+                .missing_or_stale(&txn, "directory_groups", conn, id)
+                .await);
+        };
+        append_event(
+            &txn,
+            conn,
+            EntityKind::Group,
+            id,
+            deleted.version + 1,
+            ChangeOp::Deleted,
+            now,
+        )
+        .await?;
+        txn.commit().await.map_err(db_err)
+    }
+
+    async fn members(
+        &self,
+        conn: ConnectionId,
+        group: ResourceId,
+        after: Option<&str>,
+        limit: u64,
+    ) -> Result<Vec<MemberRef>> {
+        #[derive(FromQueryResult)]
+        struct Row {
+            member_value: String,
+            member_type: Option<String>,
+        }
+        let rows = Row::find_by_statement(self.stmt(
+            "SELECT member_value, member_type FROM directory_group_members \
+             WHERE connection_id = $1 AND group_id = $2 AND member_value > $3 ORDER BY member_value LIMIT $4",
+            vec![
+                conn.0.into(),
+                group.into(),
+                after.unwrap_or("").to_owned().into(),
+                i64::try_from(limit).unwrap_or(i64::MAX).into(),
+            ],
+        ))
+        .all(self.db.connection())
+        .await
+        .map_err(db_err)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| MemberRef {
+                value: r.member_value,
+                kind: r.member_type,
+            })
+            .collect())
+    }
+
+    async fn list_groups(
+        &self,
+        conn: ConnectionId,
+        query: &ScimQuery,
+    ) -> Result<Listed<GroupRecord>> {
+        let (total, rows) = self
+            .list::<GroupRow>(conn, query, ResourceKind::Group)
+            .await?;
+        Ok(Listed {
+            total,
+            items: rows.into_iter().map(|r| r.into_record(conn)).collect(),
+        })
+    }
+
+    async fn events(&self, conn: ConnectionId, after: i64, limit: u64) -> Result<Vec<ChangeEvent>> {
+        #[derive(FromQueryResult)]
+        struct Row {
+            seq: i64,
+            entity_kind: String,
+            entity_id: Uuid,
+            entity_version: i64,
+            op: String,
+            occurred_at: OffsetDateTime,
+        }
+        let rows = Row::find_by_statement(self.stmt(
+            "SELECT seq, entity_kind, entity_id, entity_version, op, occurred_at FROM directory_events \
+             WHERE connection_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+            vec![conn.0.into(), after.into(), i64::try_from(limit).unwrap_or(i64::MAX).into()],
+        ))
+        .all(self.db.connection())
+        .await
+        .map_err(db_err)?;
+        rows.into_iter()
+            .map(|r| {
+                let entity = match r.entity_kind.as_str() {
+                    "user" => EntityKind::User,
+                    "group" => EntityKind::Group,
+                    other => {
+                        return Err(Error::Internal(anyhow::anyhow!(
+                            "unknown entity kind {other}"
+                        )))
+                    }
+                };
+                let op = match r.op.as_str() {
+                    "created" => ChangeOp::Created,
+                    "updated" => ChangeOp::Updated,
+                    "deleted" => ChangeOp::Deleted,
+                    "members_changed" => ChangeOp::MembersChanged,
+                    other => {
+                        return Err(Error::Internal(anyhow::anyhow!(
+                            "unknown change op {other}"
+                        )))
+                    }
+                };
+                Ok(ChangeEvent {
+                    connection_id: conn,
+                    seq: r.seq,
+                    entity,
+                    entity_id: r.entity_id,
+                    entity_version: r.entity_version,
+                    op,
+                    occurred_at: r.occurred_at,
+                })
+            })
+            .collect()
+    }
+}

@@ -175,16 +175,17 @@ async fn insert_members(
             .iter()
             .map(|m| {
                 format!(
-                    "({}, {}, {}, {})",
+                    "({}, {}, {}, {}, {})",
                     sql.bind(conn.0),
                     sql.bind(group),
                     sql.bind(m.value.clone()),
-                    sql.bind(m.kind.clone())
+                    sql.bind(m.kind.clone()),
+                    sql.bind(m.display.clone())
                 )
             })
             .collect();
         let text = format!(
-            "INSERT INTO directory_group_members (connection_id, group_id, member_value, member_type) VALUES {} \
+            "INSERT INTO directory_group_members (connection_id, group_id, member_value, member_type, member_display) VALUES {} \
              ON CONFLICT (group_id, member_value) DO NOTHING",
             rows.join(", ")
         );
@@ -719,9 +720,17 @@ impl DirectoryRepository for SqlDirectoryRepository {
         id: ResourceId,
         fields: Option<&GroupFields>,
         changes: &[MemberChange],
+        known: &[MemberRef],
         expected_version: Option<i64>,
         now: OffsetDateTime,
     ) -> Result<GroupRecord> {
+        let details = |value: &String| {
+            known
+                .iter()
+                .find(|m| &m.value == value)
+                .cloned()
+                .unwrap_or_else(|| MemberRef::value(value.clone()))
+        };
         let txn = self.db.connection().begin().await.map_err(db_err)?;
         // Locks the group row first: concurrent PATCHes of one group queue here, and
         // each then changes only the member rows it names.
@@ -732,13 +741,7 @@ impl DirectoryRepository for SqlDirectoryRepository {
         for change in changes {
             match change {
                 MemberChange::Add(values) => {
-                    let refs: Vec<MemberRef> = values
-                        .iter()
-                        .map(|v| MemberRef {
-                            value: v.clone(),
-                            kind: None,
-                        })
-                        .collect();
+                    let refs: Vec<MemberRef> = values.iter().map(details).collect();
                     delta += insert_members(&txn, conn, id, &refs).await?;
                 }
                 MemberChange::Remove(values) => delta -= remove_members(&txn, id, values).await?,
@@ -748,13 +751,7 @@ impl DirectoryRepository for SqlDirectoryRepository {
                 }
                 MemberChange::ReplaceAll(values) => {
                     clear_members(&txn, id).await?;
-                    let refs: Vec<MemberRef> = values
-                        .iter()
-                        .map(|v| MemberRef {
-                            value: v.clone(),
-                            kind: None,
-                        })
-                        .collect();
+                    let refs: Vec<MemberRef> = values.iter().map(details).collect();
                     insert_members(&txn, conn, id, &refs).await?;
                     recount = true;
                 }
@@ -837,9 +834,10 @@ impl DirectoryRepository for SqlDirectoryRepository {
         struct Row {
             member_value: String,
             member_type: Option<String>,
+            member_display: Option<String>,
         }
         let rows = Row::find_by_statement(self.stmt(
-            "SELECT member_value, member_type FROM directory_group_members \
+            "SELECT member_value, member_type, member_display FROM directory_group_members \
              WHERE connection_id = $1 AND group_id = $2 AND member_value > $3 ORDER BY member_value LIMIT $4",
             vec![
                 conn.0.into(),
@@ -856,6 +854,7 @@ impl DirectoryRepository for SqlDirectoryRepository {
             .map(|r| MemberRef {
                 value: r.member_value,
                 kind: r.member_type,
+                display: r.member_display,
             })
             .collect())
     }

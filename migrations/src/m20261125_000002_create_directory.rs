@@ -74,6 +74,7 @@ enum DirectoryGroupMembers {
     GroupId,
     MemberValue,
     MemberType,
+    MemberDisplay,
 }
 
 #[derive(DeriveIden, Clone, Copy)]
@@ -382,6 +383,11 @@ impl MigrationTrait for Migration {
                     .col(
                         ColumnDef::new(DirectoryGroupMembers::MemberType)
                             .string_len(16)
+                            .null(),
+                    )
+                    .col(
+                        ColumnDef::new(DirectoryGroupMembers::MemberDisplay)
+                            .text()
                             .null(),
                     )
                     .primary_key(

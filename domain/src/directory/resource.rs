@@ -136,6 +136,19 @@ pub struct MemberRef {
     pub value: String,
     /// `User` or `Group` when the IdP said so.
     pub kind: Option<String>,
+    /// The IdP's display label for the member, when sent.
+    pub display: Option<String>,
+}
+
+impl MemberRef {
+    /// A member known by its value only.
+    pub fn value(value: impl Into<String>) -> Self {
+        Self {
+            value: value.into(),
+            kind: None,
+            display: None,
+        }
+    }
 }
 
 /// The indexed view of a group, and the members it was sent with.
@@ -219,8 +232,13 @@ pub fn parse_members(value: Value) -> Result<Vec<MemberRef>, ScimError> {
             }
         };
         let kind = optional_string(&map, "type")?;
+        let display = optional_string(&map, "display")?;
         if seen.insert(value.clone()) {
-            members.push(MemberRef { value, kind });
+            members.push(MemberRef {
+                value,
+                kind,
+                display,
+            });
         }
     }
     Ok(members)

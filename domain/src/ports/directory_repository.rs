@@ -102,7 +102,8 @@ pub trait DirectoryRepository: Send + Sync {
     ) -> Result<GroupRecord>;
 
     /// Applies member changes row by row (never rewriting the member list) and,
-    /// when given, new attributes. Concurrent calls lose no member.
+    /// when given, new attributes. Concurrent calls lose no member. `known`
+    /// carries the type and display the request gave for member values.
     ///
     /// # Errors
     /// `NotFound` or `PreconditionFailed`.
@@ -112,6 +113,7 @@ pub trait DirectoryRepository: Send + Sync {
         id: ResourceId,
         fields: Option<&GroupFields>,
         changes: &[MemberChange],
+        known: &[MemberRef],
         expected_version: Option<i64>,
         now: OffsetDateTime,
     ) -> Result<GroupRecord>;

@@ -294,6 +294,10 @@ fn apply_without_path(
         match extension_object(key, value, kind) {
             Some((uri, inner)) => {
                 for (name, value) in inner {
+                    // Some clients echo `schemas` inside an extension object; it is not an attribute.
+                    if name.eq_ignore_ascii_case("schemas") {
+                        continue;
+                    }
                     let mut path = parse_key(name)?;
                     path.attr.uri = Some(uri.to_owned());
                     ops::apply_at(

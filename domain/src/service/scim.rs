@@ -292,6 +292,7 @@ impl ScimService {
                     id,
                     fields.as_ref(),
                     &outcome.member_changes,
+                    &member_details(patch),
                     expected,
                     self.clock.now(),
                 )
@@ -350,6 +351,28 @@ impl ScimService {
     ) -> ScimResult<Vec<MemberRef>> {
         Ok(self.directory.members(conn, group, after, limit).await?)
     }
+}
+
+/// The type and display that a PATCH gives for member values (the PATCH
+/// engine reports members by value only).
+fn member_details(patch: &PatchRequest) -> Vec<MemberRef> {
+    let mut out = Vec::new();
+    for op in &patch.operations {
+        let members = match (&op.path, &op.value) {
+            (Some(path), Some(value)) if path.trim().eq_ignore_ascii_case("members") => {
+                Some(value.clone())
+            }
+            (None, Some(Value::Object(map))) => map
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("members"))
+                .map(|(_, v)| v.clone()),
+            _ => None,
+        };
+        if let Some(Ok(refs)) = members.map(crate::directory::resource::parse_members) {
+            out.extend(refs);
+        }
+    }
+    out
 }
 
 fn invalid_filter(err: Error) -> ScimError {

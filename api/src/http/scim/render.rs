@@ -89,6 +89,9 @@ pub fn group(record: &GroupRecord, members: Option<&[MemberRef]>, base: &str) ->
             .iter()
             .map(|m| {
                 let mut member = json!({"value": m.value});
+                if let Some(display) = &m.display {
+                    member["display"] = json!(display);
+                }
                 if let Some(kind) = &m.kind {
                     member["type"] = json!(kind);
                     let endpoint = if kind.eq_ignore_ascii_case("group") {

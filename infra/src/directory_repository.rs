@@ -404,6 +404,7 @@ impl SqlDirectoryRepository {
 
 const USER_NAME_TAKEN: &str = "userName is already taken in this directory";
 
+#[allow(clippy::too_many_arguments)]
 #[async_trait::async_trait]
 impl DirectoryRepository for SqlDirectoryRepository {
     async fn create_user(

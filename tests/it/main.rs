@@ -14,3 +14,4 @@ mod health;
 mod isolation;
 mod orgs;
 mod queue;
+mod scim;

@@ -20,6 +20,8 @@ pub struct Listed<T> {
 ///
 /// Writes that take `expected_version` MUST return `PreconditionFailed` when
 /// the stored version differs (and change nothing); `None` means "any".
+// A PATCH's parts travel separately so adapters can apply each with its own statement.
+#[allow(clippy::too_many_arguments)]
 #[async_trait::async_trait]
 pub trait DirectoryRepository: Send + Sync {
     /// # Errors

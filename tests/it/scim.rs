@@ -1,0 +1,477 @@
+//! The SCIM service provider against PostgreSQL, with the request shapes
+//! real IdPs send (Okta, Microsoft Entra ID, OneLogin, JumpCloud).
+
+use serde_json::{json, Value};
+
+use crate::support::TestApp;
+
+struct Directory {
+    app: TestApp,
+    org: String,
+    conn: String,
+    token: String,
+}
+
+impl Directory {
+    async fn new() -> Self {
+        let app = TestApp::spawn().await;
+        let platform = app.tokens.platform();
+        let (_, org) = app
+            .call(
+                "POST",
+                "/api/v1/orgs",
+                Some(&platform),
+                Some(json!({"name": "Acme", "slug": "acme"})),
+            )
+            .await;
+        let org = org["id"].as_str().unwrap().to_owned();
+        let (status, conn) = app
+            .call(
+                "POST",
+                &format!("/api/v1/orgs/{org}/connections"),
+                Some(&platform),
+                Some(json!({"name": "Okta"})),
+            )
+            .await;
+        assert_eq!(status, 201, "{conn}");
+        let conn = conn["id"].as_str().unwrap().to_owned();
+        let (status, sync) = app
+            .call(
+                "PUT",
+                &format!("/api/v1/orgs/{org}/connections/{conn}/directory-sync"),
+                Some(&platform),
+                Some(json!({"enabled": true})),
+            )
+            .await;
+        assert_eq!(status, 200, "{sync}");
+        assert!(sync["scim_base_url"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("/scim/v2/{conn}")));
+        let token = sync["token"].as_str().unwrap().to_owned();
+        Self {
+            app,
+            org,
+            conn,
+            token,
+        }
+    }
+
+    async fn scim(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.app
+            .call(
+                method,
+                &format!("/scim/v2/{}{path}", self.conn),
+                Some(&self.token),
+                body,
+            )
+            .await
+    }
+
+    async fn user(&self, user_name: &str) -> String {
+        let (status, user) = self
+            .scim(
+                "POST",
+                "/Users",
+                Some(json!({
+                    "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                    "userName": user_name, "externalId": format!("ext-{user_name}"),
+                    "name": {"givenName": "A", "familyName": "B"},
+                    "emails": [{"value": user_name, "type": "work", "primary": true}],
+                    "active": true
+                })),
+            )
+            .await;
+        assert_eq!(status, 201, "{user}");
+        user["id"].as_str().unwrap().to_owned()
+    }
+
+    fn admin_path(&self, rest: &str) -> String {
+        format!("/api/v1/orgs/{}/connections/{}{rest}", self.org, self.conn)
+    }
+}
+
+fn patch(ops: Value) -> Value {
+    json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops})
+}
+
+#[actix_web::test]
+async fn tokens_reach_only_their_connection_and_stop_when_rotated_or_disabled() {
+    let dir = Directory::new().await;
+    let platform = dir.app.tokens.platform();
+    assert_eq!(dir.scim("GET", "/Users", None).await.0, 200);
+
+    // A second connection's token cannot read the first one's directory.
+    let (_, other) = dir
+        .app
+        .call(
+            "POST",
+            &format!("/api/v1/orgs/{}/connections", dir.org),
+            Some(&platform),
+            Some(json!({"name": "Entra"})),
+        )
+        .await;
+    let other_id = other["id"].as_str().unwrap();
+    let (_, sync) = dir
+        .app
+        .call(
+            "PUT",
+            &format!(
+                "/api/v1/orgs/{}/connections/{other_id}/directory-sync",
+                dir.org
+            ),
+            Some(&platform),
+            Some(json!({"enabled": true})),
+        )
+        .await;
+    let other_token = sync["token"].as_str().unwrap();
+    let (status, error) = dir
+        .app
+        .call(
+            "GET",
+            &format!("/scim/v2/{}/Users", dir.conn),
+            Some(other_token),
+            None,
+        )
+        .await;
+    assert_eq!(status, 401, "{error}");
+    assert_eq!(
+        error["schemas"][0],
+        "urn:ietf:params:scim:api:messages:2.0:Error"
+    );
+    assert_eq!(error["status"], "401");
+    for bad in [None, Some("osscim_wrong")] {
+        let (status, _) = dir
+            .app
+            .call("GET", &format!("/scim/v2/{}/Users", dir.conn), bad, None)
+            .await;
+        assert_eq!(status, 401);
+    }
+    // Enabling again issues nothing new; the token is shown once.
+    let (_, again) = dir
+        .app
+        .call(
+            "PUT",
+            &dir.admin_path("/directory-sync"),
+            Some(&platform),
+            Some(json!({"enabled": true})),
+        )
+        .await;
+    assert!(again.get("token").is_none(), "{again}");
+
+    // Rotation (grace 0): the old token stops, the new one works.
+    let (status, rotated) = dir
+        .app
+        .call(
+            "POST",
+            &dir.admin_path("/directory-sync/token"),
+            Some(&platform),
+            None,
+        )
+        .await;
+    assert_eq!(status, 201);
+    let new_token = rotated["token"].as_str().unwrap();
+    assert_eq!(dir.scim("GET", "/Users", None).await.0, 401);
+    let path = format!("/scim/v2/{}/Users", dir.conn);
+    assert_eq!(
+        dir.app.call("GET", &path, Some(new_token), None).await.0,
+        200
+    );
+
+    // Disabling directory sync shuts the SCIM door and keeps the directory.
+    let (status, _) = dir
+        .app
+        .call(
+            "PUT",
+            &dir.admin_path("/directory-sync"),
+            Some(&platform),
+            Some(json!({"enabled": false})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        dir.app.call("GET", &path, Some(new_token), None).await.0,
+        401
+    );
+    dir.app.finish().await;
+}
+
+#[actix_web::test]
+async fn users_are_unique_by_user_name_and_found_by_the_filters_idps_use() {
+    let dir = Directory::new().await;
+    let alice = dir.user("alice@example.com").await;
+    dir.user("bob@example.com").await;
+
+    let (status, error) = dir
+        .scim(
+            "POST",
+            "/Users",
+            Some(json!({"userName": "ALICE@example.com"})),
+        )
+        .await;
+    assert_eq!(status, 409, "{error}");
+    assert_eq!(error["scimType"], "uniqueness");
+
+    for (filter, expected) in [
+        ("userName eq \"Alice@Example.COM\"", 1),
+        ("externalId eq ext-alice@example.com", 1),
+        ("externalId eq \"EXT-ALICE@EXAMPLE.COM\"", 0),
+        ("emails[type eq \"work\" and value co \"bob\"]", 1),
+        ("name.givenName eq \"a\" and not (userName sw \"bob\")", 1),
+        ("userName eq \"nobody\"", 0),
+        ("active eq true", 2),
+    ] {
+        let query = filter
+            .replace(' ', "%20")
+            .replace('"', "%22")
+            .replace('[', "%5B")
+            .replace(']', "%5D");
+        let (status, list) = dir
+            .scim("GET", &format!("/Users?filter={query}"), None)
+            .await;
+        assert_eq!(status, 200, "{filter}: {list}");
+        assert_eq!(list["totalResults"], expected, "{filter}");
+        assert_eq!(
+            list["itemsPerPage"],
+            list["Resources"].as_array().unwrap().len(),
+            "{filter}"
+        );
+    }
+    let (_, list) = dir
+        .scim(
+            "GET",
+            "/Users?filter=userName%20eq%20%22alice@example.com%22",
+            None,
+        )
+        .await;
+    assert_eq!(list["Resources"][0]["id"], alice.as_str());
+
+    let (status, error) = dir
+        .scim("GET", "/Users?filter=userName%20zz%20%22x%22", None)
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(error["scimType"], "invalidFilter");
+
+    let (_, page) = dir
+        .scim("GET", "/Users?sortBy=userName&startIndex=2&count=1", None)
+        .await;
+    assert_eq!(page["totalResults"], 2);
+    assert_eq!(page["startIndex"], 2);
+    assert_eq!(page["Resources"][0]["userName"], "bob@example.com");
+    dir.app.finish().await;
+}
+
+#[actix_web::test]
+async fn entra_style_patches_apply_atomically_and_etags_guard_updates() {
+    let dir = Directory::new().await;
+    let id = dir.user("carol@example.com").await;
+    let (status, user) = dir
+        .scim(
+            "PATCH",
+            &format!("/Users/{id}"),
+            Some(patch(json!([
+                {"op": "Replace", "path": "active", "value": "False"},
+                {"op": "Add", "value": {
+                    "name.givenName": "Carol",
+                    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department": "Sales"
+                }},
+                {"op": "replace", "path": "emails[type eq \"home\"].value", "value": "carol@home.example"}
+            ]))),
+        )
+        .await;
+    assert_eq!(status, 200, "{user}");
+    assert_eq!(user["active"], false);
+    assert_eq!(user["name"]["givenName"], "Carol");
+    assert_eq!(
+        user["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]["department"],
+        "Sales"
+    );
+    assert!(user["emails"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["type"] == "home"));
+    assert_eq!(user["meta"]["version"], "W/\"2\"");
+
+    // One bad operation rejects the whole request and changes nothing.
+    let (status, error) = dir
+        .scim(
+            "PATCH",
+            &format!("/Users/{id}"),
+            Some(patch(json!([
+                {"op": "replace", "path": "displayName", "value": "Changed"},
+                {"op": "replace", "path": "id", "value": "other"}
+            ]))),
+        )
+        .await;
+    assert_eq!(status, 400, "{error}");
+    assert_eq!(error["scimType"], "mutability");
+    let (_, unchanged) = dir.scim("GET", &format!("/Users/{id}"), None).await;
+    assert!(unchanged.get("displayName").is_none());
+    assert_eq!(unchanged["meta"]["version"], "W/\"2\"");
+
+    // A stale If-Match is refused.
+    let svc =
+        actix_web::test::init_service(orgsync_api::http::app(dir.app.runtime.state.clone())).await;
+    let req = actix_web::test::TestRequest::put()
+        .uri(&format!("/scim/v2/{}/Users/{id}", dir.conn))
+        .insert_header(("authorization", format!("Bearer {}", dir.token)))
+        .insert_header(("if-match", "W/\"1\""))
+        .set_json(json!({"userName": "carol@example.com"}))
+        .to_request();
+    assert_eq!(
+        actix_web::test::call_service(&svc, req)
+            .await
+            .status()
+            .as_u16(),
+        412
+    );
+
+    assert_eq!(
+        dir.scim("DELETE", &format!("/Users/{id}"), None).await.0,
+        204
+    );
+    assert_eq!(dir.scim("GET", &format!("/Users/{id}"), None).await.0, 404);
+    dir.app.finish().await;
+}
+
+#[actix_web::test]
+async fn group_members_change_by_filter_and_by_value_list_and_concurrent_adds_lose_nothing() {
+    let dir = Directory::new().await;
+    let mut users = Vec::new();
+    for i in 0..12 {
+        users.push(dir.user(&format!("u{i}@example.com")).await);
+    }
+    let (status, group) = dir
+        .scim(
+            "POST",
+            "/Groups",
+            Some(json!({"displayName": "Engineering", "members": [{"value": users[0]}]})),
+        )
+        .await;
+    assert_eq!(status, 201, "{group}");
+    let gid = group["id"].as_str().unwrap().to_owned();
+
+    // Ten IdP workers add one member each, at once.
+    let path = format!("/Groups/{gid}");
+    let bodies: Vec<Value> = users[1..11]
+        .iter()
+        .map(|u| patch(json!([{"op": "add", "path": "members", "value": [{"value": u}]}])))
+        .collect();
+    let results = futures::future::join_all(
+        bodies
+            .into_iter()
+            .map(|b| dir.scim("PATCH", &path, Some(b))),
+    )
+    .await;
+    for (status, body) in results {
+        assert_eq!(status, 200, "{body}");
+    }
+    let (_, group) = dir.scim("GET", &format!("/Groups/{gid}"), None).await;
+    assert_eq!(group["members"].as_array().unwrap().len(), 11);
+
+    // Okta: remove by filter; Entra/OneLogin: remove with a value list.
+    let (status, _) = dir
+        .scim(
+            "PATCH",
+            &format!("/Groups/{gid}"),
+            Some(patch(json!([
+                {"op": "remove", "path": format!("members[value eq \"{}\"]", users[0])},
+                {"op": "Remove", "path": "members", "value": [{"value": users[1]}, {"value": users[2]}]},
+                {"op": "replace", "path": "displayName", "value": "Eng"}
+            ]))),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (_, group) = dir
+        .scim(
+            "GET",
+            &format!("/Groups/{gid}?excludedAttributes=members"),
+            None,
+        )
+        .await;
+    assert!(group.get("members").is_none());
+    assert_eq!(group["displayName"], "Eng");
+    let (_, list) = dir
+        .scim(
+            "GET",
+            "/Groups?filter=displayName%20eq%20%22eng%22&excludedAttributes=members",
+            None,
+        )
+        .await;
+    assert_eq!(list["totalResults"], 1);
+    let (_, with) = dir
+        .scim(
+            "GET",
+            &format!(
+                "/Groups?filter=members%5Bvalue%20eq%20%22{}%22%5D",
+                users[5]
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(with["totalResults"], 1);
+
+    // A user's groups are derived from membership; deleting the user leaves the group.
+    let (_, user) = dir.scim("GET", &format!("/Users/{}", users[5]), None).await;
+    assert_eq!(user["groups"][0]["value"], gid.as_str());
+    assert_eq!(
+        dir.scim("DELETE", &format!("/Users/{}", users[5]), None)
+            .await
+            .0,
+        204
+    );
+    let (_, group) = dir.scim("GET", &format!("/Groups/{gid}"), None).await;
+    assert_eq!(group["members"].as_array().unwrap().len(), 7);
+
+    // PUT replaces the whole group: no members sent, none kept.
+    let (status, group) = dir
+        .scim(
+            "PUT",
+            &format!("/Groups/{gid}"),
+            Some(json!({"displayName": "Eng"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(group["members"], json!([]));
+    assert_eq!(
+        dir.scim("DELETE", &format!("/Groups/{gid}"), None).await.0,
+        204
+    );
+    dir.app.finish().await;
+}
+
+#[actix_web::test]
+async fn every_directory_change_is_an_ordered_event_with_the_entity_version() {
+    use orgsync_domain::directory::{ChangeOp, ConnectionId, EntityKind};
+    use orgsync_domain::ports::DirectoryRepository;
+    let dir = Directory::new().await;
+    let id = dir.user("dave@example.com").await;
+    dir.scim(
+        "PATCH",
+        &format!("/Users/{id}"),
+        Some(patch(
+            json!([{"op": "replace", "path": "active", "value": false}]),
+        )),
+    )
+    .await;
+    dir.scim("DELETE", &format!("/Users/{id}"), None).await;
+    let repo = orgsync_infra::SqlDirectoryRepository::new(dir.app.runtime.db.clone());
+    let events = repo
+        .events(ConnectionId(dir.conn.parse().unwrap()), 0, 100)
+        .await
+        .unwrap();
+    let summary: Vec<(i64, EntityKind, ChangeOp, i64)> = events
+        .iter()
+        .map(|e| (e.seq, e.entity, e.op, e.entity_version))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (1, EntityKind::User, ChangeOp::Created, 1),
+            (2, EntityKind::User, ChangeOp::Updated, 2),
+            (3, EntityKind::User, ChangeOp::Deleted, 3)
+        ]
+    );
+    dir.app.finish().await;
+}

@@ -364,6 +364,39 @@ impl SqlDirectoryRepository {
         Ok(())
     }
 
+    /// Deletes one row under the version check and returns the version it had.
+    async fn delete_versioned(
+        &self,
+        txn: &DatabaseTransaction,
+        table: &'static str,
+        conn: ConnectionId,
+        id: Uuid,
+        expected_version: Option<i64>,
+    ) -> Result<i64> {
+        #[derive(FromQueryResult)]
+        struct Version {
+            version: i64,
+        }
+        let mut sql = Sql::default();
+        let mut text = format!(
+            "DELETE FROM {table} WHERE connection_id = {} AND id = {}",
+            sql.bind(conn.0),
+            sql.bind(id)
+        );
+        if let Some(v) = expected_version {
+            text.push_str(&format!(" AND version = {}", sql.bind(v)));
+        }
+        text.push_str(" RETURNING version");
+        match Version::find_by_statement(self.stmt(&text, sql.values))
+            .one(txn)
+            .await
+            .map_err(db_err)?
+        {
+            Some(deleted) => Ok(deleted.version),
+            None => Err(self.missing_or_stale(txn, table, conn, id).await),
+        }
+    }
+
     async fn missing_or_stale(
         &self,
         txn: &DatabaseTransaction,
@@ -520,29 +553,9 @@ impl DirectoryRepository for SqlDirectoryRepository {
         now: OffsetDateTime,
     ) -> Result<()> {
         let txn = self.db.connection().begin().await.map_err(db_err)?;
-        let mut sql = Sql::default();
-        let mut text = format!(
-            "DELETE FROM directory_users WHERE connection_id = {} AND id = {}",
-            sql.bind(conn.0),
-            sql.bind(id)
-        );
-        if let Some(v) = expected_version {
-            text.push_str(&format!(" AND version = {}", sql.bind(v)));
-        }
-        text.push_str(" RETURNING version");
-        #[derive(FromQueryResult)]
-        struct Version {
-            version: i64,
-        }
-        let Some(deleted) = Version::find_by_statement(self.stmt(&text, sql.values))
-            .one(&txn)
-            .await
-            .map_err(db_err)?
-        else {
-            return Err(self
-                .missing_or_stale(&txn, "directory_users", conn, id)
-                .await);
-        };
+        let deleted_version = self
+            .delete_versioned(&txn, "directory_users", conn, id, expected_version)
+            .await?;
         // The user leaves every group it was in: set-based, whatever the number of groups.
         let member = id.to_string();
         txn.execute(self.stmt(
@@ -564,7 +577,7 @@ impl DirectoryRepository for SqlDirectoryRepository {
             conn,
             EntityKind::User,
             id,
-            deleted.version + 1,
+            deleted_version + 1,
             ChangeOp::Deleted,
             now,
         )
@@ -787,36 +800,16 @@ impl DirectoryRepository for SqlDirectoryRepository {
         now: OffsetDateTime,
     ) -> Result<()> {
         let txn = self.db.connection().begin().await.map_err(db_err)?;
-        let mut sql = Sql::default();
-        let mut text = format!(
-            "DELETE FROM directory_groups WHERE connection_id = {} AND id = {}",
-            sql.bind(conn.0),
-            sql.bind(id)
-        );
-        if let Some(v) = expected_version {
-            text.push_str(&format!(" AND version = {}", sql.bind(v)));
-        }
-        text.push_str(" RETURNING version");
-        #[derive(FromQueryResult)]
-        struct Version {
-            version: i64,
-        }
         // Member rows go with the group (ON DELETE CASCADE): one statement, whatever the size.
-        let Some(deleted) = Version::find_by_statement(self.stmt(&text, sql.values))
-            .one(&txn)
-            .await
-            .map_err(db_err)?
-        else {
-            return Err(self
-                .missing_or_stale(&txn, "directory_groups", conn, id)
-                .await);
-        };
+        let deleted_version = self
+            .delete_versioned(&txn, "directory_groups", conn, id, expected_version)
+            .await?;
         append_event(
             &txn,
             conn,
             EntityKind::Group,
             id,
-            deleted.version + 1,
+            deleted_version + 1,
             ChangeOp::Deleted,
             now,
         )

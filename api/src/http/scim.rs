@@ -4,8 +4,10 @@
 
 mod discovery;
 mod error;
+mod groups;
 mod render;
 mod resources;
+mod users;
 
 use actix_web::web;
 

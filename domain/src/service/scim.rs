@@ -128,13 +128,7 @@ impl ScimService {
         patch.validate()?;
         for _ in 0..PATCH_RETRIES {
             let current = self.get_user(conn, id).await?;
-            if let Some(expected) = if_match {
-                if expected != current.version {
-                    return Err(ScimError::PreconditionFailed(
-                        "the resource has changed since that version".into(),
-                    ));
-                }
-            }
+            check_if_match(if_match, current.version)?;
             let mut resource = current.fields.resource.clone();
             let outcome = apply_patch(&mut resource, &patch.operations, ResourceKind::User)?;
             if !outcome.changed {
@@ -150,9 +144,7 @@ impl ScimService {
                 other => return other.map_err(user_name_taken),
             }
         }
-        Err(ScimError::Unavailable(
-            "the resource kept changing under this PATCH; retry".into(),
-        ))
+        Err(kept_changing())
     }
 
     /// # Errors
@@ -266,13 +258,7 @@ impl ScimService {
         patch.validate()?;
         for _ in 0..PATCH_RETRIES {
             let current = self.get_group(conn, id).await?;
-            if let Some(expected) = if_match {
-                if expected != current.version {
-                    return Err(ScimError::PreconditionFailed(
-                        "the resource has changed since that version".into(),
-                    ));
-                }
-            }
+            check_if_match(if_match, current.version)?;
             let mut resource = current.fields.resource.clone();
             let outcome = apply_patch(&mut resource, &patch.operations, ResourceKind::Group)?;
             let fields = if outcome.changed {
@@ -303,9 +289,7 @@ impl ScimService {
                 other => return Ok(other?),
             }
         }
-        Err(ScimError::Unavailable(
-            "the resource kept changing under this PATCH; retry".into(),
-        ))
+        Err(kept_changing())
     }
 
     /// # Errors
@@ -373,6 +357,20 @@ fn member_details(patch: &PatchRequest) -> Vec<MemberRef> {
         }
     }
     out
+}
+
+fn check_if_match(if_match: Option<i64>, current: i64) -> ScimResult<()> {
+    match if_match {
+        Some(expected) if expected != current => Err(ScimError::PreconditionFailed(
+            "the resource has changed since that version".into(),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// A PATCH without `If-Match` lost the optimistic race [`PATCH_RETRIES`] times in a row.
+fn kept_changing() -> ScimError {
+    ScimError::Unavailable("the resource kept changing under this PATCH; retry".into())
 }
 
 fn invalid_filter(err: Error) -> ScimError {

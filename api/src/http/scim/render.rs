@@ -85,28 +85,32 @@ pub fn group(record: &GroupRecord, members: Option<&[MemberRef]>, base: &str) ->
         ),
     );
     if let Some(members) = members {
-        let members: Vec<Value> = members
-            .iter()
-            .map(|m| {
-                let mut member = json!({"value": m.value});
-                if let Some(display) = &m.display {
-                    member["display"] = json!(display);
-                }
-                if let Some(kind) = &m.kind {
-                    member["type"] = json!(kind);
-                    let endpoint = if kind.eq_ignore_ascii_case("group") {
-                        "Groups"
-                    } else {
-                        "Users"
-                    };
-                    member["$ref"] = json!(format!("{base}/{endpoint}/{}", m.value));
-                }
-                member
-            })
-            .collect();
-        map.insert("members".into(), Value::Array(members));
+        map.insert("members".into(), Value::Array(self::members(members, base)));
     }
     Value::Object(map)
+}
+
+/// Member references as SCIM values (`$ref` when the type says where they live).
+pub fn members(members: &[MemberRef], base: &str) -> Vec<Value> {
+    members
+        .iter()
+        .map(|m| {
+            let mut member = json!({"value": m.value});
+            if let Some(display) = &m.display {
+                member["display"] = json!(display);
+            }
+            if let Some(kind) = &m.kind {
+                member["type"] = json!(kind);
+                let endpoint = if kind.eq_ignore_ascii_case("group") {
+                    "Groups"
+                } else {
+                    "Users"
+                };
+                member["$ref"] = json!(format!("{base}/{endpoint}/{}", m.value));
+            }
+            member
+        })
+        .collect()
 }
 
 fn list_of(param: Option<&str>) -> Vec<AttrPath> {

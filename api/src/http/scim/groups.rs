@@ -1,0 +1,217 @@
+//! `/Groups`. A group may have 100,000 members, so a group with its members
+//! is streamed: the resource first, then its members page by page, never the
+//! whole list in memory.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::web::Bytes;
+use actix_web::{web, HttpRequest, HttpResponse};
+use orgsync_domain::directory::{ConnectionId, GroupRecord, ResourceId};
+use orgsync_domain::scim::ResourceKind;
+use serde_json::Value;
+
+use super::discovery::base_url;
+use super::render::{self, etag, if_match};
+use super::resources::{
+    body, id_of, list_response, patch_request, query, resource_response, ListParams,
+    ProjectionParams,
+};
+use super::{authenticate, ScimApiError, SCIM_CONTENT_TYPE};
+use crate::http::AppState;
+
+type Answer = Result<HttpResponse, ScimApiError>;
+
+/// Members read per round trip while streaming a group.
+const MEMBER_PAGE: u64 = 2000;
+
+/// Answers with one group; its members (unless excluded) are streamed after the rest.
+async fn group_answer(
+    state: web::Data<AppState>,
+    req: &HttpRequest,
+    conn: ConnectionId,
+    record: &GroupRecord,
+    projection: &ProjectionParams,
+    status: StatusCode,
+) -> Answer {
+    let (attributes, excluded) = (
+        projection.attributes.as_deref(),
+        projection.excluded_attributes.as_deref(),
+    );
+    let base = base_url(&state, req);
+    let head = render::project(render::group(record, None, &base), attributes, excluded);
+    let location = format!("{base}/Groups/{}", record.id);
+    let location = (status == StatusCode::CREATED).then_some(location.as_str());
+    if !render::wants("members", attributes, excluded) {
+        return Ok(resource_response(status, head, record.version, location));
+    }
+    let mut response = HttpResponse::build(status);
+    response
+        .content_type(SCIM_CONTENT_TYPE)
+        .insert_header((header::ETAG, etag(record.version)));
+    if let Some(location) = location {
+        response.insert_header((header::LOCATION, location.to_owned()));
+    }
+    Ok(response.streaming(member_stream(state, conn, record.id, head, base)))
+}
+
+/// `{...head, "members": [ ...pages... ]}` as a byte stream.
+fn member_stream(
+    state: web::Data<AppState>,
+    conn: ConnectionId,
+    group: ResourceId,
+    head: Value,
+    base: String,
+) -> impl futures::Stream<Item = Result<Bytes, ScimApiError>> {
+    let head = head.to_string();
+    // `head` is a JSON object: reopen it to append the members array.
+    let opening = format!("{},\"members\":[", head.trim_end_matches('}'));
+    let opening = if head == "{}" {
+        "{\"members\":[".to_owned()
+    } else {
+        opening
+    };
+    enum Step {
+        Open,
+        Page { after: Option<String>, first: bool },
+        Close,
+        Done,
+    }
+    futures::stream::unfold(Step::Open, move |step| {
+        let state = state.clone();
+        let base = base.clone();
+        let opening = opening.clone();
+        async move {
+            match step {
+                Step::Open => Some((
+                    Ok(Bytes::from(opening)),
+                    Step::Page {
+                        after: None,
+                        first: true,
+                    },
+                )),
+                Step::Page { after, first } => {
+                    let page = match state
+                        .scim
+                        .members(conn, group, after.as_deref(), MEMBER_PAGE)
+                        .await
+                    {
+                        Ok(page) => page,
+                        Err(e) => {
+                            // Headers are gone: the only honest signal left is a broken body.
+                            tracing::error!(error = %e, %group, "member stream failed");
+                            return Some((Err(ScimApiError(e)), Step::Done));
+                        }
+                    };
+                    let mut chunk = String::new();
+                    for (i, member) in render::members(&page, &base).iter().enumerate() {
+                        if !(first && i == 0) {
+                            chunk.push(',');
+                        }
+                        chunk.push_str(&member.to_string());
+                    }
+                    let next = if (page.len() as u64) < MEMBER_PAGE {
+                        Step::Close
+                    } else {
+                        Step::Page {
+                            after: page.last().map(|m| m.value.clone()),
+                            first: first && page.is_empty(),
+                        }
+                    };
+                    Some((Ok(Bytes::from(chunk)), next))
+                }
+                Step::Close => Some((Ok(Bytes::from_static(b"]}")), Step::Done)),
+                Step::Done => None,
+            }
+        }
+    })
+}
+
+pub async fn create_group(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    payload: web::Payload,
+    p: web::Query<ProjectionParams>,
+) -> Answer {
+    let conn = authenticate(&req, &state).await?;
+    let record = state
+        .scim
+        .create_group(conn, body(payload, &state).await?)
+        .await?;
+    group_answer(state, &req, conn, &record, &p, StatusCode::CREATED).await
+}
+
+pub async fn get_group(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    p: web::Query<ProjectionParams>,
+) -> Answer {
+    let conn = authenticate(&req, &state).await?;
+    let record = state
+        .scim
+        .get_group(conn, id_of(&req, ResourceKind::Group)?)
+        .await?;
+    group_answer(state, &req, conn, &record, &p, StatusCode::OK).await
+}
+
+pub async fn replace_group(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    payload: web::Payload,
+    p: web::Query<ProjectionParams>,
+) -> Answer {
+    let conn = authenticate(&req, &state).await?;
+    let id = id_of(&req, ResourceKind::Group)?;
+    let body = body(payload, &state).await?;
+    let record = state
+        .scim
+        .replace_group(conn, id, body, if_match(&req))
+        .await?;
+    group_answer(state, &req, conn, &record, &p, StatusCode::OK).await
+}
+
+pub async fn patch_group(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    payload: web::Payload,
+    p: web::Query<ProjectionParams>,
+) -> Answer {
+    let conn = authenticate(&req, &state).await?;
+    let id = id_of(&req, ResourceKind::Group)?;
+    let patch = patch_request(body(payload, &state).await?)?;
+    let record = state
+        .scim
+        .patch_group(conn, id, &patch, if_match(&req))
+        .await?;
+    group_answer(state, &req, conn, &record, &p, StatusCode::OK).await
+}
+
+pub async fn delete_group(req: HttpRequest, state: web::Data<AppState>) -> Answer {
+    let conn = authenticate(&req, &state).await?;
+    let id = id_of(&req, ResourceKind::Group)?;
+    state.scim.delete_group(conn, id, if_match(&req)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+pub async fn list_groups(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    params: web::Query<ListParams>,
+) -> Answer {
+    let conn = authenticate(&req, &state).await?;
+    let query = query(&params, ResourceKind::Group)?;
+    let listed = state.scim.list_groups(conn, &query).await?;
+    let base = base_url(&state, &req);
+    // Lists never carry members (a page of large groups would be unbounded);
+    // each group's `members` is one GET away. Member counts are in `meta`.
+    let resources = listed
+        .items
+        .iter()
+        .map(|record| {
+            render::project(
+                render::group(record, None, &base),
+                params.attributes.as_deref(),
+                params.excluded_attributes.as_deref(),
+            )
+        })
+        .collect();
+    Ok(list_response(listed.total, query.start_index, resources))
+}

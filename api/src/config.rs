@@ -24,6 +24,10 @@ pub struct Settings {
 pub struct ScimSettings {
     /// Seconds a rotated-out SCIM token keeps working (0: it stops at once).
     pub token_rotation_grace: u64,
+    /// Sustained SCIM requests per second allowed per connection (0: no limit).
+    pub rate_limit_per_second: u32,
+    /// Requests a connection may send in a burst above the sustained rate.
+    pub rate_limit_burst: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -146,7 +150,9 @@ impl Settings {
             .set_default("worker.batch", 16)?
             .set_default("worker.lease", 30)?
             .set_default("worker.max_attempts", 5)?
-            .set_default("scim.token_rotation_grace", 0)?;
+            .set_default("scim.token_rotation_grace", 0)?
+            .set_default("scim.rate_limit_per_second", 100)?
+            .set_default("scim.rate_limit_burst", 200)?;
         if let Some(file) = file {
             builder = builder.add_source(config::File::from(file).required(true));
         }
@@ -210,6 +216,12 @@ impl Settings {
                     ));
                 }
             }
+        }
+        if self.scim.rate_limit_per_second > 0 && self.scim.rate_limit_burst == 0 {
+            return Err(invalid(
+                "scim.rate_limit_burst",
+                "must be at least 1 when a rate limit is set",
+            ));
         }
         if self.auth.token_ttl == 0 {
             return Err(invalid("auth.token_ttl", "must be at least 1 second"));

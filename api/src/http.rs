@@ -29,6 +29,7 @@ pub struct AppState {
     pub scim: ScimService,
     /// The externally visible base URL (for SCIM base URLs and locations).
     pub public_url: String,
+    pub scim_rate_limit: Arc<scim::rate_limit::ScimRateLimiter>,
     pub verifier: Arc<Verifier>,
     pub health: Arc<Vec<Arc<dyn HealthCheck>>>,
     pub body_limit: usize,

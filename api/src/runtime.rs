@@ -19,6 +19,7 @@ use rand::RngCore;
 
 use crate::auth::{Minter, Verifier};
 use crate::config::{JwtAlgorithm, Settings};
+use crate::http::scim::rate_limit::ScimRateLimiter;
 use crate::http::AppState;
 
 /// A connected orgsync: database, queue, and the application state.
@@ -75,6 +76,10 @@ impl Runtime {
                 clock,
             ),
             public_url: settings.public_url(),
+            scim_rate_limit: Arc::new(ScimRateLimiter::new(
+                settings.scim.rate_limit_per_second,
+                settings.scim.rate_limit_burst,
+            )),
             orgs,
             verifier: Arc::new(verifier),
             health: Arc::new(health),

@@ -14,7 +14,10 @@ struct Directory {
 
 impl Directory {
     async fn new() -> Self {
-        let app = TestApp::spawn().await;
+        Self::on(TestApp::spawn().await).await
+    }
+
+    async fn on(app: TestApp) -> Self {
         let platform = app.tokens.platform();
         let (_, org) = app
             .call(
@@ -473,5 +476,150 @@ async fn every_directory_change_is_an_ordered_event_with_the_entity_version() {
             (3, EntityKind::User, ChangeOp::Deleted, 3)
         ]
     );
+    dir.app.finish().await;
+}
+
+#[actix_web::test]
+async fn okta_deactivates_by_put_and_the_user_stays_as_inactive() {
+    let dir = Directory::new().await;
+    let id = dir.user("erin@example.com").await;
+    // Okta sends the full profile by PUT, deactivation included, and never DELETEs.
+    let (status, user) = dir
+        .scim(
+            "PUT",
+            &format!("/Users/{id}"),
+            Some(json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                "id": id, "userName": "erin@example.com",
+                "name": {"givenName": "Erin", "familyName": "E"},
+                "emails": [{"primary": true, "value": "erin@example.com", "type": "work"}],
+                "active": false, "groups": [], "password": "never-stored"
+            })),
+        )
+        .await;
+    assert_eq!(status, 200, "{user}");
+    assert_eq!(user["active"], false);
+    assert!(user.get("password").is_none());
+    let (_, list) = dir
+        .scim("GET", "/Users?filter=active%20eq%20false", None)
+        .await;
+    assert_eq!(list["totalResults"], 1);
+    dir.app.finish().await;
+}
+
+#[actix_web::test]
+async fn onelogin_and_jumpcloud_group_updates_apply_as_sent() {
+    let dir = Directory::new().await;
+    let a = dir.user("a@example.com").await;
+    let b = dir.user("b@example.com").await;
+    let c = dir.user("c@example.com").await;
+    // JumpCloud: memberships sent only inside POST/PUT members.
+    let (status, group) = dir
+        .scim(
+            "POST",
+            "/Groups",
+            Some(json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                "displayName": "Sales",
+                "members": [{"value": a, "display": "a@example.com"}, {"value": b}]
+            })),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let gid = group["id"].as_str().unwrap().to_owned();
+    let (_, group) = dir
+        .scim(
+            "PUT",
+            &format!("/Groups/{gid}"),
+            Some(json!({"displayName": "Sales EMEA", "members": [{"value": b}, {"value": c}]})),
+        )
+        .await;
+    let mut values: Vec<&str> = group["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["value"].as_str().unwrap())
+        .collect();
+    values.sort_unstable();
+    let mut expected = [b.as_str(), c.as_str()];
+    expected.sort_unstable();
+    assert_eq!(values, expected);
+
+    // OneLogin: the rename travels with every membership update, path-less.
+    let (status, group) = dir
+        .scim(
+            "PATCH",
+            &format!("/Groups/{gid}"),
+            Some(patch(json!([
+                {"op": "replace", "value": {"id": gid, "displayName": "Sales EMEA"}},
+                {"op": "add", "value": {"members": [{"value": a}]}},
+                {"op": "remove", "path": "members", "value": [{"value": c}]}
+            ]))),
+        )
+        .await;
+    assert_eq!(status, 200, "{group}");
+    assert_eq!(group["members"].as_array().unwrap().len(), 2);
+
+    // Entra: look-up by displayName without members; integers in the list envelope.
+    let (status, list) = dir
+        .scim(
+            "GET",
+            "/Groups?filter=displayName%20eq%20%22Sales%20EMEA%22&excludedAttributes=members",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(list["totalResults"], json!(1));
+    assert_eq!(list["startIndex"], json!(1));
+    assert_eq!(list["itemsPerPage"], json!(1));
+    assert!(list["Resources"][0].get("members").is_none());
+    dir.app.finish().await;
+}
+
+#[actix_web::test]
+async fn oversized_bodies_and_floods_get_scim_errors_and_change_nothing() {
+    let dir = Directory::on(
+        TestApp::spawn_with(|s| {
+            s.server.body_limit = 4096;
+            s.scim.rate_limit_per_second = 1;
+            s.scim.rate_limit_burst = 5;
+        })
+        .await,
+    )
+    .await;
+    let (status, error) = dir
+        .scim(
+            "POST",
+            "/Users",
+            Some(json!({"userName": "big@example.com", "title": "x".repeat(5000)})),
+        )
+        .await;
+    assert_eq!(status, 413, "{error}");
+    assert_eq!(error["status"], "413");
+    let (_, list) = dir
+        .scim(
+            "GET",
+            "/Users?filter=userName%20eq%20%22big@example.com%22",
+            None,
+        )
+        .await;
+    assert_eq!(list["totalResults"], 0, "nothing was created");
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        statuses.push(dir.scim("GET", "/Users", None).await.0);
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
+    let svc =
+        actix_web::test::init_service(orgsync_api::http::app(dir.app.runtime.state.clone())).await;
+    let response = actix_web::test::call_service(
+        &svc,
+        actix_web::test::TestRequest::get()
+            .uri(&format!("/scim/v2/{}/Users", dir.conn))
+            .insert_header(("authorization", format!("Bearer {}", dir.token)))
+            .to_request(),
+    )
+    .await;
+    assert_eq!(response.status().as_u16(), 429);
+    assert!(response.headers().get("retry-after").is_some());
     dir.app.finish().await;
 }

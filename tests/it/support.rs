@@ -131,6 +131,8 @@ pub fn settings(database_url: &str) -> Settings {
     settings.redis.url = Some(redis_url());
     settings.redis.key_prefix = format!("orgsync-test:{}:", Uuid::new_v4().simple());
     settings.auth.jwt_secret = Some(SECRET.into());
+    // Tests hammer single connections on purpose; the limit has its own test.
+    settings.scim.rate_limit_per_second = 0;
     settings.validate().expect("test settings are valid");
     settings
 }
@@ -159,8 +161,14 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// Like [`TestApp::spawn`], with settings adjusted first.
+    pub async fn spawn_with(adjust: impl FnOnce(&mut Settings)) -> Self {
         let db = TestDb::create().await;
-        let settings = settings(&db.url);
+        let mut settings = settings(&db.url);
+        adjust(&mut settings);
         let tokens = Tokens::new(&settings);
         let runtime = Runtime::start(settings).await.unwrap();
         Self {
@@ -282,6 +290,7 @@ impl Server {
                 settings.redis.key_prefix.clone(),
             ),
             ("ORGSYNC__AUTH__JWT_SECRET", SECRET.to_owned()),
+            ("ORGSYNC__SCIM__RATE_LIMIT_PER_SECOND", "0".to_owned()),
         ]
     }
 

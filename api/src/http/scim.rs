@@ -5,6 +5,7 @@
 mod discovery;
 mod error;
 mod groups;
+pub mod rate_limit;
 mod render;
 mod resources;
 mod users;
@@ -54,6 +55,8 @@ pub(crate) async fn authenticate(
             scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
         });
     state.scim.authenticate(conn, bearer).await?;
+    // Only authenticated calls count, so nobody can exhaust a connection's budget without its token.
+    state.scim_rate_limit.check(conn)?;
     tracing::Span::current().record("connection_id", tracing::field::display(conn));
     Ok(conn)
 }

@@ -27,6 +27,9 @@ pub enum ScimError {
     Mutability(String),
     #[error("{0}")]
     TooMany(String),
+    /// The connection sent more requests than its rate limit allows.
+    #[error("rate limit exceeded; retry after {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
     /// The request body exceeds the configured limit.
     #[error("{0}")]
     TooLarge(String),
@@ -54,6 +57,7 @@ impl ScimError {
             Self::Mutability(_) => (400, Some("mutability")),
             Self::TooMany(_) => (400, Some("tooMany")),
             Self::TooLarge(_) => (413, None),
+            Self::RateLimited { .. } => (429, None),
             Self::PreconditionFailed(_) => (412, None),
             Self::Unavailable(_) => (503, None),
             Self::Internal(_) => (500, None),

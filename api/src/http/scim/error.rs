@@ -57,6 +57,9 @@ impl ResponseError for ScimApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static(SCIM_CONTENT_TYPE),
         ));
+        if let ScimError::RateLimited { retry_after_secs } = &self.0 {
+            response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
+        }
         if status == 401 {
             response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
         }

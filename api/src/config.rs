@@ -28,6 +28,9 @@ pub struct ScimSettings {
     pub rate_limit_per_second: u32,
     /// Requests a connection may send in a burst above the sustained rate.
     pub rate_limit_burst: u32,
+    /// Milliseconds a token look-up is reused by this process (0: every request asks the
+    /// database). Revocations made elsewhere take effect within this time.
+    pub token_cache_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -152,7 +155,8 @@ impl Settings {
             .set_default("worker.max_attempts", 5)?
             .set_default("scim.token_rotation_grace", 0)?
             .set_default("scim.rate_limit_per_second", 100)?
-            .set_default("scim.rate_limit_burst", 200)?;
+            .set_default("scim.rate_limit_burst", 200)?
+            .set_default("scim.token_cache_ms", 1000)?;
         if let Some(file) = file {
             builder = builder.add_source(config::File::from(file).required(true));
         }

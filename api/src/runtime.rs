@@ -61,7 +61,10 @@ impl Runtime {
         let verifier = Verifier::new(&settings.auth, secret.as_deref())?;
         let clock = Arc::new(SystemClock);
         let orgs = OrgService::new(Arc::new(SqlOrgRepository::new(db.clone())), clock.clone());
-        let connection_repo = Arc::new(SqlConnectionRepository::new(db.clone()));
+        let connection_repo = Arc::new(SqlConnectionRepository::with_token_cache(
+            db.clone(),
+            Duration::from_millis(settings.scim.token_cache_ms),
+        ));
         let state = AppState {
             connections: ConnectionService::new(
                 orgs.clone(),

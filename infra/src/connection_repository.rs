@@ -6,19 +6,56 @@ use orgsync_domain::page::{Page, PageRequest};
 use orgsync_domain::ports::ConnectionRepository;
 use orgsync_domain::{Error, Result};
 use sea_orm::{ConnectionTrait, FromQueryResult, Statement, Value};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 use time::OffsetDateTime;
+
 use uuid::Uuid;
 
 use crate::db::db_err;
 use crate::Database;
 
+/// A token hash and when it stops working (`None`: until revoked).
+type LiveToken = (TokenHash, Option<OffsetDateTime>);
+
 pub struct SqlConnectionRepository {
     db: Database,
+    /// Live token hashes per connection, with each token's expiry, read at most
+    /// once per `token_cache_ttl`: every SCIM request authenticates, and this
+    /// saves it a round trip. Changes made through this repository invalidate
+    /// the entry at once; other processes' revocations apply within the TTL.
+    token_cache: Mutex<HashMap<ConnectionId, (Instant, Vec<LiveToken>)>>,
+    token_cache_ttl: Duration,
 }
 
 impl SqlConnectionRepository {
     pub fn new(db: Database) -> Self {
-        Self { db }
+        Self::with_token_cache(db, Duration::ZERO)
+    }
+
+    /// A repository that reuses token look-ups for `ttl` (zero: never).
+    pub fn with_token_cache(db: Database, ttl: Duration) -> Self {
+        Self {
+            db,
+            token_cache: Mutex::new(HashMap::new()),
+            token_cache_ttl: ttl,
+        }
+    }
+
+    fn forget_tokens(&self, id: ConnectionId) {
+        if let Ok(mut cache) = self.token_cache.lock() {
+            cache.remove(&id);
+        }
+    }
+
+    fn cached_tokens(&self, id: ConnectionId) -> Option<Vec<LiveToken>> {
+        if self.token_cache_ttl.is_zero() {
+            return None;
+        }
+        let cache = self.token_cache.lock().ok()?;
+        let (fetched, tokens) = cache.get(&id)?;
+        (fetched.elapsed() < self.token_cache_ttl).then(|| tokens.clone())
     }
 
     fn stmt(&self, sql: &str, values: Vec<Value>) -> Statement {
@@ -115,6 +152,7 @@ impl ConnectionRepository for SqlConnectionRepository {
                 entity: "connection",
             });
         }
+        self.forget_tokens(id);
         Ok(())
     }
 
@@ -140,6 +178,7 @@ impl ConnectionRepository for SqlConnectionRepository {
                 entity: "connection",
             });
         }
+        self.forget_tokens(id);
         if !enabled {
             self.revoke_tokens(id, now).await?;
         }
@@ -168,7 +207,9 @@ impl ConnectionRepository for SqlConnectionRepository {
         ))
         .await
         .map_err(db_err)?;
-        txn.commit().await.map_err(db_err)
+        txn.commit().await.map_err(db_err)?;
+        self.forget_tokens(id);
+        Ok(())
     }
 
     async fn revoke_tokens(&self, id: ConnectionId, now: OffsetDateTime) -> Result<()> {
@@ -181,6 +222,7 @@ impl ConnectionRepository for SqlConnectionRepository {
             ))
             .await
             .map_err(db_err)?;
+        self.forget_tokens(id);
         Ok(())
     }
 
@@ -189,12 +231,36 @@ impl ConnectionRepository for SqlConnectionRepository {
         id: ConnectionId,
         now: OffsetDateTime,
     ) -> Result<Vec<TokenHash>> {
+        let tokens = match self.cached_tokens(id) {
+            Some(tokens) => tokens,
+            None => {
+                let tokens = self.fetch_tokens(id, now).await?;
+                if !self.token_cache_ttl.is_zero() {
+                    if let Ok(mut cache) = self.token_cache.lock() {
+                        cache.insert(id, (Instant::now(), tokens.clone()));
+                    }
+                }
+                tokens
+            }
+        };
+        // Expiry is checked on every call, so a cached grace period still ends on time.
+        Ok(tokens
+            .into_iter()
+            .filter(|(_, expires)| expires.is_none_or(|at| at > now))
+            .map(|(hash, _)| hash)
+            .collect())
+    }
+}
+
+impl SqlConnectionRepository {
+    async fn fetch_tokens(&self, id: ConnectionId, now: OffsetDateTime) -> Result<Vec<LiveToken>> {
         #[derive(FromQueryResult)]
         struct Row {
             token_hash: Vec<u8>,
+            expires_at: Option<OffsetDateTime>,
         }
         let rows = Row::find_by_statement(self.stmt(
-            "SELECT t.token_hash FROM scim_tokens t \
+            "SELECT t.token_hash, t.expires_at FROM scim_tokens t \
              JOIN enterprise_connections c ON c.id = t.connection_id \
              WHERE t.connection_id = $1 AND c.directory_sync_enabled \
              AND (t.expires_at IS NULL OR t.expires_at > $2)",
@@ -205,9 +271,10 @@ impl ConnectionRepository for SqlConnectionRepository {
         .map_err(db_err)?;
         rows.into_iter()
             .map(|r| {
-                TokenHash::from_slice(&r.token_hash).map_err(|_| {
+                let hash = TokenHash::from_slice(&r.token_hash).map_err(|_| {
                     Error::Internal(anyhow::anyhow!("corrupt token hash for connection {id}"))
-                })
+                })?;
+                Ok((hash, r.expires_at))
             })
             .collect()
     }

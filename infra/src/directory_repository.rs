@@ -10,8 +10,8 @@ use orgsync_domain::ports::{DirectoryRepository, Listed};
 use orgsync_domain::scim::{MemberChange, ResourceKind};
 use orgsync_domain::{Error, Result};
 use sea_orm::{
-    ConnectionTrait, DatabaseTransaction, DbBackend, FromQueryResult, Statement, TransactionTrait,
-    Value,
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, FromQueryResult,
+    Statement, TransactionTrait, Value,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -115,9 +115,10 @@ fn version_mismatch() -> Error {
     Error::PreconditionFailed("the resource has changed since that version".into())
 }
 
-/// Appends a change event with the connection's next sequence number. The
-/// sequence bump locks the connection row until commit, so it comes last in
-/// every transaction to keep that window short.
+/// Appends a change event in the writer's transaction. Its per-connection
+/// sequence number is assigned later by [`sequence_events`]: numbering at
+/// write time would lock the connection row until commit and serialise every
+/// write of a directory behind one disk flush.
 async fn append_event(
     txn: &DatabaseTransaction,
     conn: ConnectionId,
@@ -127,37 +128,67 @@ async fn append_event(
     op: ChangeOp,
     now: OffsetDateTime,
 ) -> Result<()> {
-    #[derive(FromQueryResult)]
-    struct Seq {
-        event_seq: i64,
-    }
-    let backend = txn.get_database_backend();
-    let seq = Seq::find_by_statement(Statement::from_sql_and_values(
-        backend,
-        "UPDATE enterprise_connections SET event_seq = event_seq + 1 WHERE id = $1 RETURNING event_seq",
-        [conn.0.into()],
-    ))
-    .one(txn)
-    .await
-    .map_err(db_err)?
-    .ok_or(Error::NotFound { entity: "connection" })?;
     txn.execute(Statement::from_sql_and_values(
-        backend,
-        "INSERT INTO directory_events (connection_id, seq, entity_kind, entity_id, entity_version, op, occurred_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        [
-            conn.0.into(),
-            seq.event_seq.into(),
-            entity.as_str().into(),
-            entity_id.into(),
-            version.into(),
-            op.as_str().into(),
-            now.into(),
-        ],
+        txn.get_database_backend(),
+        EVENT_INSERT,
+        event_values(conn, entity, entity_id, version, op, now),
     ))
     .await
     .map_err(db_err)?;
     Ok(())
+}
+
+const EVENT_INSERT: &str = "INSERT INTO directory_events (connection_id, entity_kind, entity_id, entity_version, op, occurred_at) \
+     VALUES ($1, $2, $3, $4, $5, $6)";
+
+fn event_values(
+    conn: ConnectionId,
+    entity: EntityKind,
+    entity_id: Uuid,
+    version: i64,
+    op: ChangeOp,
+    now: OffsetDateTime,
+) -> Vec<Value> {
+    vec![
+        conn.0.into(),
+        entity.as_str().into(),
+        entity_id.into(),
+        version.into(),
+        op.as_str().into(),
+        now.into(),
+    ]
+}
+
+/// Numbers the connection's committed, unnumbered events in insertion order,
+/// continuing its sequence. Only this step takes the connection's row lock,
+/// once per batch; an event committed late simply gets a later number, and
+/// entity versions keep per-entity order regardless.
+pub async fn sequence_events(db: &DatabaseConnection, conn: ConnectionId) -> Result<()> {
+    let backend = db.get_database_backend();
+    let stmt = |sql: &str| Statement::from_sql_and_values(backend, sql, [conn.0.into()]);
+    let txn = db.begin().await.map_err(db_err)?;
+    // Taking the row lock first makes concurrent sequencers of one connection queue up.
+    txn.execute(stmt(
+        "UPDATE enterprise_connections SET event_seq = event_seq WHERE id = $1",
+    ))
+    .await
+    .map_err(db_err)?;
+    txn.execute(stmt(
+        "UPDATE directory_events SET seq = numbered.seq FROM \
+         (SELECT e.id, c.event_seq + ROW_NUMBER() OVER (ORDER BY e.id) AS seq \
+          FROM directory_events e JOIN enterprise_connections c ON c.id = e.connection_id \
+          WHERE e.connection_id = $1 AND e.seq IS NULL) AS numbered \
+         WHERE directory_events.id = numbered.id",
+    ))
+    .await
+    .map_err(db_err)?;
+    txn.execute(stmt(
+        "UPDATE enterprise_connections SET event_seq = \
+         COALESCE((SELECT MAX(seq) FROM directory_events WHERE connection_id = $1), event_seq) WHERE id = $1",
+    ))
+    .await
+    .map_err(db_err)?;
+    txn.commit().await.map_err(db_err)
 }
 
 /// Inserts members (ignoring ones already there); returns how many were new.
@@ -192,7 +223,12 @@ async fn insert_members(
         let result = txn
             .execute(Statement::from_sql_and_values(backend, text, sql.values))
             .await
-            .map_err(db_err)?;
+            .map_err(|e| match e.sql_err() {
+                Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_)) => {
+                    Error::NotFound { entity: "group" }
+                }
+                _ => db_err(e),
+            })?;
         added += i64::try_from(result.rows_affected()).unwrap_or(0);
     }
     Ok(added)
@@ -269,30 +305,53 @@ impl SqlDirectoryRepository {
         struct Count {
             total: i64,
         }
-        let total = Count::find_by_statement(self.stmt(
-            &format!("SELECT COUNT(*) AS total FROM {table} WHERE {filter}"),
-            sql.values.clone(),
-        ))
-        .one(self.db.connection())
-        .await
-        .map_err(db_err)?
-        .map_or(0, |c| u64::try_from(c.total).unwrap_or(0));
+        let count_only = |values: Vec<Value>| {
+            Count::find_by_statement(self.stmt(
+                &format!("SELECT COUNT(*) AS total FROM {table} WHERE {filter}"),
+                values,
+            ))
+            .one(self.db.connection())
+        };
         if query.count == 0 {
-            return Ok((total, Vec::new()));
+            let total = count_only(sql.values).await.map_err(db_err)?;
+            return Ok((
+                total.map_or(0, |c| u64::try_from(c.total).unwrap_or(0)),
+                Vec::new(),
+            ));
         }
+        let count_values = sql.values.clone();
         let limit = sql.bind(i64::try_from(query.count).unwrap_or(i64::MAX));
         let offset =
             sql.bind(i64::try_from(query.start_index.saturating_sub(1)).unwrap_or(i64::MAX));
-        let rows = R::find_by_statement(self.stmt(
-            &format!(
-                "SELECT {columns} FROM {table} WHERE {filter} ORDER BY {} LIMIT {limit} OFFSET {offset}",
-                order_by(query.sort, kind)
-            ),
-            sql.values,
-        ))
-        .all(self.db.connection())
-        .await
-        .map_err(db_err)?;
+        // The page and the total in one round trip.
+        let rows = self
+            .db
+            .connection()
+            .query_all(self.stmt(
+                &format!(
+                    "SELECT {columns}, COUNT(*) OVER () AS total_count FROM {table} WHERE {filter} \
+                     ORDER BY {} LIMIT {limit} OFFSET {offset}",
+                    order_by(query.sort, kind)
+                ),
+                sql.values,
+            ))
+            .await
+            .map_err(db_err)?;
+        let total = match rows.first() {
+            Some(first) => first.try_get::<i64>("", "total_count").map_err(db_err)?,
+            // An empty page past the first says nothing about the total: count it.
+            None if query.start_index > 1 => count_only(count_values)
+                .await
+                .map_err(db_err)?
+                .map_or(0, |c| c.total),
+            None => 0,
+        };
+        let rows = rows
+            .iter()
+            .map(|row| R::from_query_result(row, ""))
+            .collect::<Result<Vec<R>, _>>()
+            .map_err(db_err)?;
+        let total = u64::try_from(total).unwrap_or(0);
         Ok((total, rows))
     }
 
@@ -313,6 +372,78 @@ impl SqlDirectoryRepository {
         .map_err(db_err)?
         .map(|r| r.into_record(conn))
         .ok_or(Error::NotFound { entity: "group" })
+    }
+
+    /// Bumps the group's version, applies `member_delta` and new attributes
+    /// under the version check, and logs the event; returns the stored group.
+    #[allow(clippy::too_many_arguments)]
+    async fn finish_group_update(
+        &self,
+        txn: &DatabaseTransaction,
+        conn: ConnectionId,
+        id: Uuid,
+        fields: Option<&GroupFields>,
+        expected_version: Option<i64>,
+        member_delta: i64,
+        op: ChangeOp,
+        now: OffsetDateTime,
+    ) -> Result<GroupRecord> {
+        let mut sql = Sql::default();
+        let now_param = sql.bind(now);
+        let mut sets = vec![
+            "version = version + 1".to_owned(),
+            format!("updated_at = {now_param}"),
+            format!("member_count = member_count + {}", sql.bind(member_delta)),
+        ];
+        if let Some(f) = fields {
+            sets.push(format!(
+                "display_name = {}",
+                sql.bind(f.display_name.clone())
+            ));
+            sets.push(format!(
+                "display_name_lower = {}",
+                sql.bind(f.display_name.to_lowercase())
+            ));
+            sets.push(format!("external_id = {}", sql.bind(f.external_id.clone())));
+            sets.push(format!("resource = {}", sql.bind(f.resource.clone())));
+        }
+        let conn_param = sql.bind(conn.0);
+        let mut update = format!(
+            "UPDATE directory_groups SET {} WHERE connection_id = {conn_param} AND id = {}",
+            sets.join(", "),
+            sql.bind(id)
+        );
+        if let Some(v) = expected_version {
+            update.push_str(&format!(" AND version = {}", sql.bind(v)));
+        }
+        update.push_str(&format!(" RETURNING {GROUP_COLUMNS}"));
+        let postgres = self.backend() == DbBackend::Postgres;
+        let text = if postgres {
+            // The update and its event in one statement.
+            format!(
+                "WITH updated AS ({update}), \
+                 logged AS (INSERT INTO directory_events (connection_id, entity_kind, entity_id, entity_version, op, occurred_at) \
+                 SELECT {conn_param}, 'group', id, version, '{}', {now_param} FROM updated) \
+                 SELECT {GROUP_COLUMNS} FROM updated",
+                op.as_str()
+            )
+        } else {
+            update
+        };
+        let Some(row) = GroupRow::find_by_statement(self.stmt(&text, sql.values))
+            .one(txn)
+            .await
+            .map_err(db_err)?
+        else {
+            return Err(self
+                .missing_or_stale(txn, "directory_groups", conn, id)
+                .await);
+        };
+        let record = row.into_record(conn);
+        if !postgres {
+            append_event(txn, conn, EntityKind::Group, id, record.version, op, now).await?;
+        }
+        Ok(record)
     }
 
     /// Bumps a group's version (and attributes, when given) under the version
@@ -447,28 +578,41 @@ impl DirectoryRepository for SqlDirectoryRepository {
         now: OffsetDateTime,
     ) -> Result<UserRecord> {
         let id = Uuid::now_v7();
-        let txn = self.db.connection().begin().await.map_err(db_err)?;
-        txn.execute(self.stmt(
-            "INSERT INTO directory_users (id, connection_id, user_name, user_name_lower, external_id, display_name, \
+        let insert = "INSERT INTO directory_users (id, connection_id, user_name, user_name_lower, external_id, display_name, \
              active, email, resource, version, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10, $10)",
-            vec![
-                id.into(),
-                conn.0.into(),
-                f.user_name.clone().into(),
-                f.user_name.to_lowercase().into(),
-                f.external_id.clone().into(),
-                f.display_name.clone().into(),
-                f.active.into(),
-                f.email.clone().into(),
-                f.resource.clone().into(),
-                now.into(),
-            ],
-        ))
-        .await
-        .map_err(|e| sql_err(e, USER_NAME_TAKEN))?;
-        append_event(&txn, conn, EntityKind::User, id, 1, ChangeOp::Created, now).await?;
-        txn.commit().await.map_err(db_err)?;
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10, $10)";
+        let values = vec![
+            id.into(),
+            conn.0.into(),
+            f.user_name.clone().into(),
+            f.user_name.to_lowercase().into(),
+            f.external_id.clone().into(),
+            f.display_name.clone().into(),
+            f.active.into(),
+            f.email.clone().into(),
+            f.resource.clone().into(),
+            now.into(),
+        ];
+        if self.backend() == DbBackend::Postgres {
+            // One statement, one round trip: the user and its event commit together.
+            let text = format!(
+                "WITH created AS ({insert} RETURNING id, connection_id) \
+                 INSERT INTO directory_events (connection_id, entity_kind, entity_id, entity_version, op, occurred_at) \
+                 SELECT connection_id, 'user', id, 1, 'created', $10 FROM created"
+            );
+            self.db
+                .connection()
+                .execute(self.stmt(&text, values))
+                .await
+                .map_err(|e| sql_err(e, USER_NAME_TAKEN))?;
+        } else {
+            let txn = self.db.connection().begin().await.map_err(db_err)?;
+            txn.execute(self.stmt(insert, values))
+                .await
+                .map_err(|e| sql_err(e, USER_NAME_TAKEN))?;
+            append_event(&txn, conn, EntityKind::User, id, 1, ChangeOp::Created, now).await?;
+            txn.commit().await.map_err(db_err)?;
+        }
         Ok(UserRecord {
             id,
             connection_id: conn,
@@ -500,7 +644,6 @@ impl DirectoryRepository for SqlDirectoryRepository {
         expected_version: Option<i64>,
         now: OffsetDateTime,
     ) -> Result<UserRecord> {
-        let txn = self.db.connection().begin().await.map_err(db_err)?;
         let mut sql = Sql::default();
         let mut text = format!(
             "UPDATE directory_users SET user_name = {}, user_name_lower = {}, external_id = {}, display_name = {}, \
@@ -521,6 +664,31 @@ impl DirectoryRepository for SqlDirectoryRepository {
             text.push_str(&format!(" AND version = {}", sql.bind(v)));
         }
         text.push_str(&format!(" RETURNING {USER_COLUMNS}"));
+        if self.backend() == DbBackend::Postgres {
+            // The update and its event in one statement (one round trip, one commit).
+            let now_param = sql.bind(now);
+            let text = format!(
+                "WITH updated AS ({text}), \
+                 logged AS (INSERT INTO directory_events (connection_id, entity_kind, entity_id, entity_version, op, occurred_at) \
+                 SELECT {conn_param}, 'user', id, version, 'updated', {now_param} FROM updated) \
+                 SELECT {USER_COLUMNS} FROM updated",
+                conn_param = sql.bind(conn.0),
+            );
+            let row = UserRow::find_by_statement(self.stmt(&text, sql.values))
+                .one(self.db.connection())
+                .await
+                .map_err(|e| sql_err(e, USER_NAME_TAKEN))?;
+            return match row {
+                Some(row) => Ok(row.into_record(conn)),
+                None => {
+                    let txn = self.db.connection().begin().await.map_err(db_err)?;
+                    Err(self
+                        .missing_or_stale(&txn, "directory_users", conn, id)
+                        .await)
+                }
+            };
+        }
+        let txn = self.db.connection().begin().await.map_err(db_err)?;
         let row = UserRow::find_by_statement(self.stmt(&text, sql.values))
             .one(&txn)
             .await
@@ -746,47 +914,61 @@ impl DirectoryRepository for SqlDirectoryRepository {
                 .unwrap_or_else(|| MemberRef::value(value.clone()))
         };
         let txn = self.db.connection().begin().await.map_err(db_err)?;
-        // Locks the group row first: concurrent PATCHes of one group queue here, and
-        // each then changes only the member rows it names.
-        self.touch_group(&txn, conn, id, fields, expected_version, now)
-            .await?;
-        let mut delta: i64 = 0;
-        let mut recount = false;
-        for change in changes {
-            match change {
-                MemberChange::Add(values) => {
-                    let refs: Vec<MemberRef> = values.iter().map(details).collect();
-                    delta += insert_members(&txn, conn, id, &refs).await?;
-                }
-                MemberChange::Remove(values) => delta -= remove_members(&txn, id, values).await?,
-                MemberChange::RemoveAll => {
-                    clear_members(&txn, id).await?;
-                    recount = true;
-                }
-                MemberChange::ReplaceAll(values) => {
-                    clear_members(&txn, id).await?;
-                    let refs: Vec<MemberRef> = values.iter().map(details).collect();
-                    insert_members(&txn, conn, id, &refs).await?;
-                    recount = true;
-                }
-            }
-        }
-        if recount {
-            self.set_member_count(&txn, id).await?;
-        } else if delta != 0 {
-            txn.execute(self.stmt(
-                "UPDATE directory_groups SET member_count = member_count + $1 WHERE id = $2",
-                vec![delta.into(), id.into()],
-            ))
-            .await
-            .map_err(db_err)?;
-        }
-        let record = self.fetch_group(&txn, conn, id).await?;
         let op = if changes.is_empty() {
             ChangeOp::Updated
         } else {
             ChangeOp::MembersChanged
         };
+        let rewrites_list = changes
+            .iter()
+            .any(|c| matches!(c, MemberChange::RemoveAll | MemberChange::ReplaceAll(_)));
+        if !rewrites_list {
+            // Adds and removes touch only the member rows they name, so they run
+            // before the group row is locked; the lock is then held for one
+            // statement and the commit. The version check still decides: on a
+            // mismatch the whole transaction rolls back.
+            let mut delta: i64 = 0;
+            for change in changes {
+                match change {
+                    MemberChange::Add(values) => {
+                        let refs: Vec<MemberRef> = values.iter().map(details).collect();
+                        delta += insert_members(&txn, conn, id, &refs).await?;
+                    }
+                    MemberChange::Remove(values) => {
+                        delta -= remove_members(&txn, id, values).await?;
+                    }
+                    MemberChange::RemoveAll | MemberChange::ReplaceAll(_) => {}
+                }
+            }
+            let record = self
+                .finish_group_update(&txn, conn, id, fields, expected_version, delta, op, now)
+                .await?;
+            txn.commit().await.map_err(db_err)?;
+            return Ok(record);
+        }
+        // Rewriting the whole list: lock the group first so that the recount
+        // cannot race another writer's adds.
+        self.touch_group(&txn, conn, id, fields, expected_version, now)
+            .await?;
+        for change in changes {
+            match change {
+                MemberChange::Add(values) => {
+                    let refs: Vec<MemberRef> = values.iter().map(details).collect();
+                    insert_members(&txn, conn, id, &refs).await?;
+                }
+                MemberChange::Remove(values) => {
+                    remove_members(&txn, id, values).await?;
+                }
+                MemberChange::RemoveAll => clear_members(&txn, id).await?,
+                MemberChange::ReplaceAll(values) => {
+                    clear_members(&txn, id).await?;
+                    let refs: Vec<MemberRef> = values.iter().map(details).collect();
+                    insert_members(&txn, conn, id, &refs).await?;
+                }
+            }
+        }
+        self.set_member_count(&txn, id).await?;
+        let record = self.fetch_group(&txn, conn, id).await?;
         append_event(&txn, conn, EntityKind::Group, id, record.version, op, now).await?;
         txn.commit().await.map_err(db_err)?;
         Ok(record)
@@ -868,9 +1050,10 @@ impl DirectoryRepository for SqlDirectoryRepository {
     }
 
     async fn events(&self, conn: ConnectionId, after: i64, limit: u64) -> Result<Vec<ChangeEvent>> {
+        sequence_events(self.db.connection(), conn).await?;
         #[derive(FromQueryResult)]
         struct Row {
-            seq: i64,
+            seq: Option<i64>,
             entity_kind: String,
             entity_id: Uuid,
             entity_version: i64,
@@ -909,7 +1092,7 @@ impl DirectoryRepository for SqlDirectoryRepository {
                 };
                 Ok(ChangeEvent {
                     connection_id: conn,
-                    seq: r.seq,
+                    seq: r.seq.unwrap_or_default(),
                     entity,
                     entity_id: r.entity_id,
                     entity_version: r.entity_version,

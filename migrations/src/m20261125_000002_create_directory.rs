@@ -80,6 +80,7 @@ enum DirectoryGroupMembers {
 #[derive(DeriveIden, Clone, Copy)]
 enum DirectoryEvents {
     Table,
+    Id,
     ConnectionId,
     Seq,
     EntityKind,
@@ -422,15 +423,19 @@ impl MigrationTrait for Migration {
                 Table::create()
                     .table(DirectoryEvents::Table)
                     .col(
+                        ColumnDef::new(DirectoryEvents::Id)
+                            .big_integer()
+                            .not_null()
+                            .auto_increment()
+                            .primary_key(),
+                    )
+                    .col(
                         ColumnDef::new(DirectoryEvents::ConnectionId)
                             .uuid()
                             .not_null(),
                     )
-                    .col(
-                        ColumnDef::new(DirectoryEvents::Seq)
-                            .big_integer()
-                            .not_null(),
-                    )
+                    // Assigned after commit by the sequencer, in the order events become visible.
+                    .col(ColumnDef::new(DirectoryEvents::Seq).big_integer().null())
                     .col(
                         ColumnDef::new(DirectoryEvents::EntityKind)
                             .string_len(16)
@@ -448,18 +453,32 @@ impl MigrationTrait for Migration {
                             .not_null(),
                     )
                     .col(ts(DirectoryEvents::OccurredAt))
-                    .primary_key(
-                        Index::create()
-                            .col(DirectoryEvents::ConnectionId)
-                            .col(DirectoryEvents::Seq),
-                    )
                     .foreign_key(&mut cascade_to_connection(
                         DirectoryEvents::Table,
                         DirectoryEvents::ConnectionId,
                     ))
                     .to_owned(),
             )
-            .await
+            .await?;
+        index(
+            manager,
+            "directory_events_seq_key",
+            DirectoryEvents::Table,
+            vec![
+                DirectoryEvents::ConnectionId.into_iden(),
+                DirectoryEvents::Seq.into_iden(),
+            ],
+            true,
+        )
+        .await?;
+        // The sequencer's work list: events of a connection not yet numbered.
+        manager
+            .get_connection()
+            .execute_unprepared(
+                "CREATE INDEX directory_events_unsequenced_idx ON directory_events (connection_id, id) WHERE seq IS NULL",
+            )
+            .await?;
+        Ok(())
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {

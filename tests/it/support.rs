@@ -36,15 +36,20 @@ fn url_for(database: &str) -> String {
     format!("{base}/{database}")
 }
 
-/// The template's name changes whenever the set of migrations does.
+/// The template's name changes whenever any migration's source does, so an
+/// edited migration never meets a template built from its older self.
 fn template_name() -> String {
-    let names: Vec<String> = orgsync_migrations::Migrator::migrations()
-        .iter()
-        .map(|m| m.name().to_owned())
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations/src");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("migrations source")
+        .filter_map(|e| e.ok().map(|e| e.path()))
         .collect();
+    files.sort();
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in names.join(",").bytes() {
-        hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+    for file in files {
+        for byte in std::fs::read(&file).expect("migration file") {
+            hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        }
     }
     format!("orgsync_template_{hash:016x}")
 }

@@ -26,13 +26,18 @@ async fn user_answer(
     status: StatusCode,
 ) -> Answer {
     let base = base_url(state, req);
-    let groups: Vec<(ResourceId, String)> = state
-        .scim
-        .groups_of(conn, &[record.id])
-        .await?
-        .into_iter()
-        .map(|(_, id, name)| (id, name))
-        .collect();
+    // A user just created belongs to no group yet: no need to ask.
+    let groups: Vec<(ResourceId, String)> = if status == StatusCode::CREATED {
+        Vec::new()
+    } else {
+        state
+            .scim
+            .groups_of(conn, &[record.id])
+            .await?
+            .into_iter()
+            .map(|(_, id, name)| (id, name))
+            .collect()
+    };
     let value = render::user(record, &groups, &base);
     let location = (status == StatusCode::CREATED)
         .then(|| value["meta"]["location"].as_str().map(str::to_owned))

@@ -1,0 +1,493 @@
+//! orgsync's SCIM benchmark: a real release `orgsync serve` on PostgreSQL and
+//! Redis, driven over HTTP by concurrent clients on this machine. It reports
+//! throughput and latency percentiles; it asserts nothing (that is the tests' job).
+//!
+//! `cargo build --release -p orgsync-api -p orgsync-tests && target/release/orgsync-bench`
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
+use serde_json::{json, Value};
+
+#[derive(Debug, Parser)]
+#[command(about = "Benchmarks orgsync's SCIM endpoints against PostgreSQL")]
+struct Args {
+    /// An admin connection to PostgreSQL (a scratch database is created and dropped).
+    #[arg(
+        long,
+        env = "ORGSYNC_TEST_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
+    database: String,
+    #[arg(
+        long,
+        env = "ORGSYNC_TEST_REDIS_URL",
+        default_value = "redis://127.0.0.1:6379"
+    )]
+    redis: String,
+    /// The orgsync binary (default: the release build next to this one).
+    #[arg(long)]
+    bin: Option<std::path::PathBuf>,
+    /// Concurrent HTTP clients.
+    #[arg(long, default_value_t = 8)]
+    clients: usize,
+    /// Users created through POST /Users.
+    #[arg(long, default_value_t = 20_000)]
+    posts: usize,
+    /// Directory size for the read and group scenarios.
+    #[arg(long, default_value_t = 100_000)]
+    users: usize,
+    /// Seconds per timed scenario.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+}
+
+struct Stats {
+    name: String,
+    count: usize,
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+}
+
+impl Stats {
+    fn print(&mut self) {
+        self.latencies.sort_unstable();
+        let pct = |p: f64| {
+            let i = ((self.latencies.len() as f64 - 1.0) * p).round() as usize;
+            self.latencies
+                .get(i)
+                .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+        };
+        println!(
+            "{:<58} {:>8} req  {:>9.0} req/s  p50 {:>7.2} ms  p99 {:>7.2} ms  max {:>7.2} ms",
+            self.name,
+            self.count,
+            self.count as f64 / self.elapsed.as_secs_f64(),
+            pct(0.50),
+            pct(0.99),
+            pct(1.0),
+        );
+    }
+}
+
+struct Target {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl Target {
+    async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .header("content-type", "application/scim+json");
+        if let Some(body) = body {
+            req = req.body(body.to_string());
+        }
+        let response = req.send().await.expect("request");
+        let status = response.status().as_u16();
+        let bytes = response.bytes().await.expect("body");
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+}
+
+/// Runs `op(i)` from `clients` tasks until `total` calls (if given) or `duration` passed.
+async fn drive<F, Fut>(
+    name: &str,
+    target: Arc<Target>,
+    clients: usize,
+    total: Option<usize>,
+    duration: Duration,
+    op: F,
+) -> Stats
+where
+    F: Fn(Arc<Target>, usize) -> Fut + Send + Sync + 'static + Clone,
+    Fut: std::future::Future<Output = u16> + Send,
+{
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let (next, target, op) = (next.clone(), target.clone(), op.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if total.is_some_and(|t| i >= t)
+                    || (total.is_none() && started.elapsed() >= duration)
+                {
+                    break;
+                }
+                let t0 = Instant::now();
+                let status = op(target.clone(), i).await;
+                latencies.push(t0.elapsed());
+                assert!(status < 300, "{status} in benchmark");
+            }
+            latencies
+        }));
+    }
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await.unwrap());
+    }
+    Stats {
+        name: name.to_owned(),
+        count: latencies.len(),
+        elapsed: started.elapsed(),
+        latencies,
+    }
+}
+
+fn patch(ops: Value) -> Value {
+    json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops})
+}
+
+async fn exec(db: &DatabaseConnection, sql: &str, values: Vec<sea_orm::Value>) {
+    db.execute(Statement::from_sql_and_values(
+        db.get_database_backend(),
+        sql,
+        values,
+    ))
+    .await
+    .expect(sql);
+}
+
+/// Adds directory users `from..to` in one statement (the read scenarios need a
+/// large directory; POST throughput is measured separately).
+async fn seed_users(db: &DatabaseConnection, conn: uuid::Uuid, from: usize, to: usize) {
+    exec(
+        db,
+        "INSERT INTO directory_users (id, connection_id, user_name, user_name_lower, external_id, display_name, active, email, resource, version, created_at, updated_at) \
+         SELECT gen_random_uuid(), $1, 'user-' || n || '@bench.example', 'user-' || n || '@bench.example', 'ext-' || n, 'User ' || n, TRUE, \
+         'user-' || n || '@bench.example', jsonb_build_object('schemas', jsonb_build_array('urn:ietf:params:scim:schemas:core:2.0:User'), \
+         'userName', 'user-' || n || '@bench.example', 'active', TRUE), 1, now(), now() FROM generate_series($2::bigint, $3::bigint - 1) AS n",
+        vec![conn.into(), (from as i64).into(), (to as i64).into()],
+    )
+    .await;
+}
+
+/// Makes the group's membership `size` users (set-based, outside the API).
+async fn seed_members(db: &DatabaseConnection, conn: uuid::Uuid, group: uuid::Uuid, size: usize) {
+    exec(
+        db,
+        "INSERT INTO directory_group_members (connection_id, group_id, member_value, member_type) \
+         SELECT $1, $2, id::text, 'User' FROM directory_users WHERE connection_id = $1 ORDER BY id LIMIT $3 \
+         ON CONFLICT DO NOTHING",
+        vec![conn.into(), group.into(), (size as i64).into()],
+    )
+    .await;
+    exec(
+        db,
+        "UPDATE directory_groups SET member_count = (SELECT COUNT(*) FROM directory_group_members WHERE group_id = $1) WHERE id = $1",
+        vec![group.into()],
+    )
+    .await;
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    let bin = args
+        .bin
+        .clone()
+        .unwrap_or_else(|| std::env::current_exe().unwrap().with_file_name("orgsync"));
+    let admin = Database::connect(&args.database).await.expect("PostgreSQL");
+    let name = format!("orgsync_bench_{}", std::process::id());
+    exec(&admin, &format!("CREATE DATABASE {name}"), vec![]).await;
+    let db_url = format!("{}/{name}", args.database.rsplit_once('/').unwrap().0);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let secret = "benchmark-secret-benchmark-secret-0123";
+    let server = Server(
+        Command::new(&bin)
+            .arg("serve")
+            .env("ORGSYNC__SERVER__BIND", format!("127.0.0.1:{port}"))
+            .env("ORGSYNC__DATABASE__URL", &db_url)
+            .env("ORGSYNC__DATABASE__MAX_CONNECTIONS", "16")
+            .env("ORGSYNC__REDIS__URL", &args.redis)
+            .env("ORGSYNC__REDIS__KEY_PREFIX", format!("{name}:"))
+            .env("ORGSYNC__AUTH__JWT_SECRET", secret)
+            .env("ORGSYNC__SCIM__RATE_LIMIT_PER_SECOND", "0")
+            .env("ORGSYNC__LOG__LEVEL", "error")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{}: {e}", bin.display())),
+    );
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .build()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    for _ in 0..200 {
+        if http.get(format!("{base}/healthz")).send().await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let platform = String::from_utf8(
+        Command::new(&bin)
+            .args(["token", "--platform"])
+            .env("ORGSYNC__AUTH__JWT_SECRET", secret)
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let admin_api = Target {
+        http: http.clone(),
+        base: format!("{base}/api/v1"),
+        token: platform.trim().to_owned(),
+    };
+    let (_, org) = admin_api
+        .send(
+            reqwest::Method::POST,
+            "/orgs",
+            Some(json!({"name": "Bench", "slug": "bench"})),
+        )
+        .await;
+    let org = org["id"].as_str().unwrap().to_owned();
+    let (_, conn) = admin_api
+        .send(
+            reqwest::Method::POST,
+            &format!("/orgs/{org}/connections"),
+            Some(json!({"name": "bench"})),
+        )
+        .await;
+    let conn_id: uuid::Uuid = conn["id"].as_str().unwrap().parse().unwrap();
+    let (_, sync) = admin_api
+        .send(
+            reqwest::Method::PUT,
+            &format!("/orgs/{org}/connections/{conn_id}/directory-sync"),
+            Some(json!({"enabled": true})),
+        )
+        .await;
+    let target = Arc::new(Target {
+        http,
+        base: format!("{base}/scim/v2/{conn_id}"),
+        token: sync["token"].as_str().unwrap().to_owned(),
+    });
+    let db = Database::connect(&db_url).await.unwrap();
+    let run = Duration::from_secs(args.seconds);
+    println!(
+        "orgsync SCIM benchmark: {} clients, PostgreSQL + Redis, release build",
+        args.clients
+    );
+
+    drive(&format!("POST /Users ({} users)", args.posts), target.clone(), args.clients, Some(args.posts), run, |t, i| async move {
+        t.send(reqwest::Method::POST, "/Users", Some(json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "userName": format!("posted-{i}@bench.example"), "externalId": format!("p-{i}"),
+            "name": {"givenName": "Post", "familyName": format!("{i}")},
+            "emails": [{"value": format!("posted-{i}@bench.example"), "type": "work", "primary": true}],
+            "active": true
+        }))).await.0
+    }).await.print();
+
+    let seeded = args.users.saturating_sub(args.posts);
+    seed_users(&db, conn_id, 0, seeded).await;
+    exec(&db, "ANALYZE", vec![]).await;
+    let users = args.users;
+    drive(
+        &format!("GET /Users?filter=userName eq (directory of {users})"),
+        target.clone(),
+        args.clients,
+        None,
+        run,
+        move |t, i| async move {
+            let n = (i * 7919) % seeded.max(1);
+            let (status, list) = t
+                .send(
+                    reqwest::Method::GET,
+                    &format!("/Users?filter=userName%20eq%20%22user-{n}@bench.example%22"),
+                    None,
+                )
+                .await;
+            assert_eq!(list["totalResults"], 1);
+            status
+        },
+    )
+    .await
+    .print();
+
+    // Ids of seeded users, for PATCH/DELETE/group scenarios.
+    let rows = db
+        .query_all(Statement::from_sql_and_values(db.get_database_backend(), "SELECT id FROM directory_users WHERE connection_id = $1 AND user_name LIKE 'user-%' ORDER BY id", [conn_id.into()]))
+        .await
+        .unwrap();
+    let ids: Arc<Vec<uuid::Uuid>> = Arc::new(
+        rows.iter()
+            .map(|r| r.try_get::<uuid::Uuid>("", "id").unwrap())
+            .collect(),
+    );
+
+    let patch_ids = ids.clone();
+    drive("PATCH /Users/{id} replace displayName", target.clone(), args.clients, None, run, move |t, i| {
+        let id = patch_ids[(i * 104_729) % patch_ids.len()];
+        async move {
+            t.send(reqwest::Method::PATCH, &format!("/Users/{id}"), Some(patch(json!([{"op": "replace", "path": "displayName", "value": format!("Renamed {i}")}])))).await.0
+        }
+    }).await.print();
+
+    let (_, group) = target
+        .send(
+            reqwest::Method::POST,
+            "/Groups",
+            Some(json!({"displayName": "Everyone"})),
+        )
+        .await;
+    let group_id: uuid::Uuid = group["id"].as_str().unwrap().parse().unwrap();
+    for size in [0usize, users / 2, users.saturating_sub(2_000)] {
+        if size > 0 {
+            seed_members(&db, conn_id, group_id, size).await;
+        }
+        let member_ids = ids.clone();
+        drive(
+            &format!("PATCH /Groups add 1 member (group of ~{size}), 1 client"),
+            target.clone(),
+            1,
+            Some(1000),
+            run,
+            move |t, i| {
+                let id = member_ids[(member_ids.len() - 1 - (i + size / 1000)) % member_ids.len()];
+                async move {
+                    t.send(
+                        reqwest::Method::PATCH,
+                        &format!("/Groups/{group_id}?excludedAttributes=members"),
+                        Some(patch(
+                            json!([{"op": "add", "path": "members", "value": [{"value": id}]}]),
+                        )),
+                    )
+                    .await
+                    .0
+                }
+            },
+        )
+        .await
+        .print();
+    }
+    let member_ids = ids.clone();
+    drive(
+        &format!(
+            "PATCH /Groups add/remove 1 member (group of ~{users}), {} clients",
+            args.clients
+        ),
+        target.clone(),
+        args.clients,
+        None,
+        run,
+        move |t, i| {
+            let id = member_ids[(i * 31) % member_ids.len()];
+            let op = if i % 2 == 0 { "add" } else { "remove" };
+            async move {
+                let op = if op == "add" {
+                    json!([{"op": "add", "path": "members", "value": [{"value": id}]}])
+                } else {
+                    json!([{"op": "remove", "path": format!("members[value eq \"{id}\"]")}])
+                };
+                t.send(
+                    reqwest::Method::PATCH,
+                    &format!("/Groups/{group_id}?excludedAttributes=members"),
+                    Some(patch(op)),
+                )
+                .await
+                .0
+            }
+        },
+    )
+    .await
+    .print();
+
+    let t0 = Instant::now();
+    let (status, body) = target
+        .send(reqwest::Method::GET, &format!("/Groups/{group_id}"), None)
+        .await;
+    let listed = body["members"].as_array().map_or(0, Vec::len);
+    println!(
+        "{:<58} status {status}, {listed} members in {:.0} ms",
+        format!("GET /Groups/{{id}} with all members (streamed)"),
+        t0.elapsed().as_secs_f64() * 1000.0
+    );
+
+    let delete_ids = ids.clone();
+    drive(
+        "DELETE /Users/{id} (members of the big group)",
+        target.clone(),
+        args.clients,
+        Some(2000),
+        run,
+        move |t, i| {
+            let id = delete_ids[i];
+            async move {
+                t.send(reqwest::Method::DELETE, &format!("/Users/{id}"), None)
+                    .await
+                    .0
+            }
+        },
+    )
+    .await
+    .print();
+
+    let (_, group) = target
+        .send(
+            reqwest::Method::GET,
+            &format!("/Groups/{group_id}?excludedAttributes=members"),
+            None,
+        )
+        .await;
+    let _ = group;
+    let count: i64 = db
+        .query_one(Statement::from_sql_and_values(
+            db.get_database_backend(),
+            "SELECT member_count FROM directory_groups WHERE id = $1",
+            [group_id.into()],
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get("", "member_count")
+        .unwrap();
+    let t0 = Instant::now();
+    let (status, _) = target
+        .send(
+            reqwest::Method::DELETE,
+            &format!("/Groups/{group_id}"),
+            None,
+        )
+        .await;
+    println!(
+        "{:<58} status {status} in {:.0} ms",
+        format!("DELETE /Groups/{{id}} with {count} members"),
+        t0.elapsed().as_secs_f64() * 1000.0
+    );
+
+    drop(server);
+    db.close().await.ok();
+    exec(
+        &admin,
+        &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+        vec![],
+    )
+    .await;
+}

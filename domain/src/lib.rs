@@ -10,6 +10,7 @@
 pub mod auth;
 pub mod directory;
 pub mod error;
+pub mod membership;
 pub mod org;
 pub mod page;
 pub mod ports;

@@ -5,8 +5,10 @@
 mod connections;
 mod extract;
 mod health;
+mod members;
 mod orgs;
 pub mod problem;
+mod provisioning;
 mod request_id;
 pub mod scim;
 
@@ -16,7 +18,9 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::{middleware, web, App};
 use orgsync_domain::ports::HealthCheck;
-use orgsync_domain::service::{ConnectionService, OrgService, ScimService};
+use orgsync_domain::service::{
+    ConnectionService, MembersService, OrgService, ScimService, SyncService,
+};
 
 use crate::auth::Verifier;
 use problem::ApiError;
@@ -27,6 +31,8 @@ pub struct AppState {
     pub orgs: OrgService,
     pub connections: ConnectionService,
     pub scim: ScimService,
+    pub sync: SyncService,
+    pub members: MembersService,
     /// The externally visible base URL (for SCIM base URLs and locations).
     pub public_url: String,
     pub scim_rate_limit: Arc<scim::rate_limit::ScimRateLimiter>,
@@ -65,7 +71,9 @@ pub fn app(
         .service(
             web::scope("/api/v1")
                 .configure(orgs::routes)
-                .configure(connections::routes),
+                .configure(connections::routes)
+                .configure(members::routes)
+                .configure(provisioning::routes),
         )
         .configure(scim::routes)
         .configure(health::routes)

@@ -9,11 +9,14 @@ use anyhow::Context;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use orgsync_domain::ports::{HealthCheck, JobQueue, SystemClock};
-use orgsync_domain::service::{ConnectionService, OrgService, ScimService};
+use orgsync_domain::service::{
+    ConnectionService, MembersService, OrgService, ScimService, SyncPorts, SyncService,
+};
 use orgsync_infra::worker::{Worker, WorkerSettings};
 use orgsync_infra::{
     Database, DatabaseHealth, LocalJobQueue, OsSecretSource, QueueHealth, RedisJobQueue,
-    SqlConnectionRepository, SqlDirectoryRepository, SqlOrgRepository,
+    SqlConnectionRepository, SqlDirectoryRepository, SqlMembershipRepository, SqlOrgRepository,
+    SqlSyncRunRepository,
 };
 use rand::RngCore;
 
@@ -21,6 +24,7 @@ use crate::auth::{Minter, Verifier};
 use crate::config::{JwtAlgorithm, Settings};
 use crate::http::scim::rate_limit::ScimRateLimiter;
 use crate::http::AppState;
+use crate::jobs::{DirectoryChangedHandler, SyncRunHandler};
 
 /// A connected orgsync: database, queue, and the application state.
 pub struct Runtime {
@@ -60,11 +64,25 @@ impl Runtime {
         let secret = hs256_secret(&settings)?;
         let verifier = Verifier::new(&settings.auth, secret.as_deref())?;
         let clock = Arc::new(SystemClock);
-        let orgs = OrgService::new(Arc::new(SqlOrgRepository::new(db.clone())), clock.clone());
+        let org_repo = Arc::new(SqlOrgRepository::new(db.clone()));
+        let orgs = OrgService::new(org_repo.clone(), clock.clone());
         let connection_repo = Arc::new(SqlConnectionRepository::with_token_cache(
             db.clone(),
             Duration::from_millis(settings.scim.token_cache_ms),
         ));
+        let directory = Arc::new(SqlDirectoryRepository::new(db.clone()));
+        let sync = SyncService::new(
+            orgs.clone(),
+            SyncPorts {
+                orgs: org_repo,
+                connections: connection_repo.clone(),
+                directory: directory.clone(),
+                members: Arc::new(SqlMembershipRepository::new(db.clone())),
+                runs: Arc::new(SqlSyncRunRepository::new(db.clone())),
+                queue: queue.clone(),
+                clock: clock.clone(),
+            },
+        );
         let state = AppState {
             connections: ConnectionService::new(
                 orgs.clone(),
@@ -73,11 +91,9 @@ impl Runtime {
                 clock.clone(),
                 Duration::from_secs(settings.scim.token_rotation_grace),
             ),
-            scim: ScimService::new(
-                connection_repo,
-                Arc::new(SqlDirectoryRepository::new(db.clone())),
-                clock,
-            ),
+            scim: ScimService::new(connection_repo.clone(), directory.clone(), clock.clone()),
+            sync: sync.clone(),
+            members: MembersService::new(orgs.clone(), sync),
             public_url: settings.public_url(),
             scim_rate_limit: Arc::new(ScimRateLimiter::new(
                 settings.scim.rate_limit_per_second,
@@ -99,6 +115,7 @@ impl Runtime {
     /// The background worker, with a handler for every job kind.
     pub fn worker(&self) -> Worker {
         let w = &self.settings.worker;
+        let sync = self.state.sync.clone();
         Worker::new(
             self.queue.clone(),
             WorkerSettings {
@@ -108,6 +125,8 @@ impl Runtime {
                 ..WorkerSettings::default()
             },
         )
+        .with_handler(Arc::new(SyncRunHandler(sync.clone())))
+        .with_handler(Arc::new(DirectoryChangedHandler(sync)))
     }
 }
 

@@ -44,6 +44,12 @@ pub enum ConflictCode {
     HasChildren,
     /// The operation needs directory sync on.
     DirectorySyncDisabled,
+    /// SCIM provisioning needs a connection with directory sync on that reaches the org.
+    NoDirectory,
+    /// The change removes or suspends members and was not confirmed with its preview.
+    ConfirmationRequired,
+    /// The field is governed by the directory (a group mapping, a synced attribute).
+    GovernedByDirectory,
 }
 
 impl ConflictCode {
@@ -52,6 +58,9 @@ impl ConflictCode {
             Self::AlreadyExists => "already-exists",
             Self::HasChildren => "has-children",
             Self::DirectorySyncDisabled => "directory-sync-disabled",
+            Self::NoDirectory => "no-directory",
+            Self::ConfirmationRequired => "confirmation-required",
+            Self::GovernedByDirectory => "governed-by-directory",
         }
     }
 }

@@ -16,5 +16,6 @@ pub mod page;
 pub mod ports;
 pub mod scim;
 pub mod service;
+pub mod sync;
 
 pub use error::{Error, Result};

@@ -5,14 +5,18 @@ mod clock;
 mod connection_repository;
 mod directory_repository;
 mod health;
+mod membership_repository;
 mod org_repository;
 mod queue;
 mod secrets;
+mod sync_run_repository;
 
 pub use clock::{Clock, SystemClock};
 pub use connection_repository::ConnectionRepository;
 pub use directory_repository::{DirectoryRepository, Listed};
 pub use health::HealthCheck;
+pub use membership_repository::MembershipRepository;
 pub use org_repository::OrgRepository;
 pub use queue::{Delivery, Job, JobQueue};
 pub use secrets::SecretSource;
+pub use sync_run_repository::SyncRunRepository;

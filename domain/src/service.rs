@@ -2,9 +2,13 @@
 //! first, authorizes, then works through the ports.
 
 mod connections;
+mod members;
 mod orgs;
 mod scim;
+mod sync;
 
 pub use connections::ConnectionService;
+pub use members::{MemberChanges, MembersService, NewMember};
 pub use orgs::{OrgChanges, OrgService};
 pub use scim::ScimService;
+pub use sync::{Applied, SyncPorts, SyncService, DIRECTORY_CHANGED_JOB, SYNC_RUN_JOB};

@@ -250,6 +250,46 @@ impl ConnectionRepository for SqlConnectionRepository {
             .map(|(hash, _)| hash)
             .collect())
     }
+
+    async fn drawing_connection(&self, org: OrgId) -> Result<Option<ConnectionId>> {
+        #[derive(FromQueryResult)]
+        struct Row {
+            id: Uuid,
+        }
+        let row = Row::find_by_statement(self.stmt(
+            "SELECT c.id FROM org_closure oc JOIN enterprise_connections c ON c.org_id = oc.ancestor_id \
+             WHERE oc.descendant_id = $1 AND c.directory_sync_enabled ORDER BY oc.depth, c.id LIMIT 1",
+            vec![org.0.into()],
+        ))
+        .one(self.db.connection())
+        .await
+        .map_err(db_err)?;
+        Ok(row.map(|r| ConnectionId(r.id)))
+    }
+
+    async fn orgs_drawing_on(&self, id: ConnectionId) -> Result<Vec<OrgId>> {
+        #[derive(FromQueryResult)]
+        struct Row {
+            id: Uuid,
+        }
+        // Orgs in SCIM mode under the connection's org for which no nearer
+        // (or, at equal depth, earlier) connection with directory sync on exists.
+        let rows = Row::find_by_statement(self.stmt(
+            "SELECT o.id FROM enterprise_connections c \
+             JOIN org_closure oc ON oc.ancestor_id = c.org_id \
+             JOIN organizations o ON o.id = oc.descendant_id \
+             WHERE c.id = $1 AND c.directory_sync_enabled AND o.provisioning_mode = 'scim' \
+             AND NOT EXISTS (SELECT 1 FROM org_closure oc2 \
+               JOIN enterprise_connections c2 ON c2.org_id = oc2.ancestor_id AND c2.directory_sync_enabled \
+               WHERE oc2.descendant_id = o.id AND (oc2.depth < oc.depth OR (oc2.depth = oc.depth AND c2.id < c.id))) \
+             ORDER BY o.id",
+            vec![id.0.into()],
+        ))
+        .all(self.db.connection())
+        .await
+        .map_err(db_err)?;
+        Ok(rows.into_iter().map(|r| OrgId(r.id)).collect())
+    }
 }
 
 impl SqlConnectionRepository {

@@ -6,6 +6,9 @@ use orgsync_domain::directory::{
     ChangeEvent, ChangeOp, ConnectionId, EntityKind, GroupFields, GroupRecord, MemberRef,
     ResourceId, ScimQuery, SortKey, UserFields, UserRecord,
 };
+use std::collections::{BTreeSet, HashMap};
+
+use orgsync_domain::membership::DirectoryUser;
 use orgsync_domain::ports::{DirectoryRepository, Listed};
 use orgsync_domain::scim::{MemberChange, ResourceKind};
 use orgsync_domain::{Error, Result};
@@ -566,6 +569,55 @@ impl SqlDirectoryRepository {
     }
 }
 
+const SNAPSHOT_COLUMNS: &str = "id, user_name, email, display_name, active, resource";
+
+#[derive(FromQueryResult)]
+struct SnapshotRow {
+    id: Uuid,
+    user_name: String,
+    email: Option<String>,
+    display_name: Option<String>,
+    active: bool,
+    resource: serde_json::Value,
+}
+
+#[derive(FromQueryResult)]
+struct MembershipRow {
+    member_value: String,
+    group_id: Uuid,
+}
+
+/// Pairs each user with the groups it is a direct member of (member values
+/// that are not user ids, such as nested groups, are left out).
+fn join_groups(
+    users: Vec<SnapshotRow>,
+    memberships: Vec<MembershipRow>,
+) -> Vec<(DirectoryUser, BTreeSet<ResourceId>)> {
+    let mut groups: HashMap<Uuid, BTreeSet<ResourceId>> = HashMap::new();
+    for m in memberships {
+        if let Ok(user) = Uuid::parse_str(&m.member_value) {
+            groups.entry(user).or_default().insert(m.group_id);
+        }
+    }
+    users
+        .into_iter()
+        .map(|u| {
+            let user_groups = groups.remove(&u.id).unwrap_or_default();
+            (
+                DirectoryUser {
+                    id: u.id,
+                    user_name: u.user_name,
+                    email: u.email,
+                    display_name: u.display_name,
+                    active: u.active,
+                    resource: u.resource,
+                },
+                user_groups,
+            )
+        })
+        .collect()
+}
+
 const USER_NAME_TAKEN: &str = "userName is already taken in this directory";
 
 #[allow(clippy::too_many_arguments)]
@@ -1101,5 +1153,98 @@ impl DirectoryRepository for SqlDirectoryRepository {
                 })
             })
             .collect()
+    }
+
+    async fn snapshot(
+        &self,
+        conn: ConnectionId,
+    ) -> Result<Vec<(DirectoryUser, BTreeSet<ResourceId>)>> {
+        let rows = SnapshotRow::find_by_statement(self.stmt(
+            &format!("SELECT {SNAPSHOT_COLUMNS} FROM directory_users WHERE connection_id = $1 ORDER BY id"),
+            vec![conn.0.into()],
+        ))
+        .all(self.db.connection())
+        .await
+        .map_err(db_err)?;
+        let memberships = MembershipRow::find_by_statement(self.stmt(
+            "SELECT member_value, group_id FROM directory_group_members WHERE connection_id = $1",
+            vec![conn.0.into()],
+        ))
+        .all(self.db.connection())
+        .await
+        .map_err(db_err)?;
+        Ok(join_groups(rows, memberships))
+    }
+
+    async fn snapshot_users(
+        &self,
+        conn: ConnectionId,
+        users: &[ResourceId],
+    ) -> Result<Vec<(DirectoryUser, BTreeSet<ResourceId>)>> {
+        let mut rows = Vec::new();
+        let mut memberships = Vec::new();
+        for chunk in users.chunks(INSERT_BATCH) {
+            let mut sql = Sql::default();
+            let conn_param = sql.bind(conn.0);
+            let ids: Vec<String> = chunk.iter().map(|u| sql.bind(*u)).collect();
+            rows.extend(
+                SnapshotRow::find_by_statement(self.stmt(
+                    &format!(
+                        "SELECT {SNAPSHOT_COLUMNS} FROM directory_users WHERE connection_id = {conn_param} AND id IN ({}) ORDER BY id",
+                        ids.join(", ")
+                    ),
+                    sql.values,
+                ))
+                .all(self.db.connection())
+                .await
+                .map_err(db_err)?,
+            );
+            let mut sql = Sql::default();
+            let conn_param = sql.bind(conn.0);
+            let values: Vec<String> = chunk.iter().map(|u| sql.bind(u.to_string())).collect();
+            memberships.extend(
+                MembershipRow::find_by_statement(self.stmt(
+                    &format!(
+                        "SELECT member_value, group_id FROM directory_group_members \
+                         WHERE connection_id = {conn_param} AND member_value IN ({})",
+                        values.join(", ")
+                    ),
+                    sql.values,
+                ))
+                .all(self.db.connection())
+                .await
+                .map_err(db_err)?,
+            );
+        }
+        Ok(join_groups(rows, memberships))
+    }
+
+    async fn existing_groups(
+        &self,
+        conn: ConnectionId,
+        groups: &[ResourceId],
+    ) -> Result<Vec<ResourceId>> {
+        #[derive(FromQueryResult)]
+        struct Row {
+            id: Uuid,
+        }
+        let mut out = Vec::new();
+        for chunk in groups.chunks(INSERT_BATCH) {
+            let mut sql = Sql::default();
+            let conn_param = sql.bind(conn.0);
+            let ids: Vec<String> = chunk.iter().map(|g| sql.bind(*g)).collect();
+            let rows = Row::find_by_statement(self.stmt(
+                &format!(
+                    "SELECT id FROM directory_groups WHERE connection_id = {conn_param} AND id IN ({})",
+                    ids.join(", ")
+                ),
+                sql.values,
+            ))
+            .all(self.db.connection())
+            .await
+            .map_err(db_err)?;
+            out.extend(rows.into_iter().map(|r| r.id));
+        }
+        Ok(out)
     }
 }

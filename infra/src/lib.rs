@@ -6,6 +6,7 @@
 //! - [`connection_repository`], [`directory_repository`]: enterprise connections, SCIM
 //!   tokens and the directory (users, groups, members, change events).
 //! - [`filter_sql`]: SCIM filters as SQL conditions.
+//! - [`membership_repository`], [`sync_run_repository`]: members, their settings, sync runs.
 //! - [`queue`]: [`RedisJobQueue`] (Redis Streams) and [`LocalJobQueue`] (in process).
 //! - [`worker`]: the loop that takes jobs off a queue and runs their handlers.
 #![deny(clippy::unwrap_used, clippy::expect_used)]
@@ -15,14 +16,18 @@ pub mod db;
 pub mod directory_repository;
 pub mod entity;
 pub mod filter_sql;
+pub mod membership_repository;
 pub mod org_repository;
 pub mod queue;
 pub mod secrets;
+pub mod sync_run_repository;
 pub mod worker;
 
 pub use connection_repository::SqlConnectionRepository;
 pub use db::{Database, DatabaseHealth};
 pub use directory_repository::SqlDirectoryRepository;
+pub use membership_repository::SqlMembershipRepository;
 pub use org_repository::SqlOrgRepository;
 pub use queue::{LocalJobQueue, QueueHealth, RedisJobQueue};
 pub use secrets::OsSecretSource;
+pub use sync_run_repository::SqlSyncRunRepository;

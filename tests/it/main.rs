@@ -15,3 +15,4 @@ mod isolation;
 mod orgs;
 mod queue;
 mod scim;
+mod sync;

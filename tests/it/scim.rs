@@ -5,19 +5,19 @@ use serde_json::{json, Value};
 
 use crate::support::TestApp;
 
-struct Directory {
-    app: TestApp,
-    org: String,
-    conn: String,
-    token: String,
+pub(crate) struct Directory {
+    pub(crate) app: TestApp,
+    pub(crate) org: String,
+    pub(crate) conn: String,
+    pub(crate) token: String,
 }
 
 impl Directory {
-    async fn new() -> Self {
+    pub(crate) async fn new() -> Self {
         Self::on(TestApp::spawn().await).await
     }
 
-    async fn on(app: TestApp) -> Self {
+    pub(crate) async fn on(app: TestApp) -> Self {
         let platform = app.tokens.platform();
         let (_, org) = app
             .call(
@@ -60,7 +60,7 @@ impl Directory {
         }
     }
 
-    async fn scim(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    pub(crate) async fn scim(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
         self.app
             .call(
                 method,
@@ -71,7 +71,7 @@ impl Directory {
             .await
     }
 
-    async fn user(&self, user_name: &str) -> String {
+    pub(crate) async fn user(&self, user_name: &str) -> String {
         let (status, user) = self
             .scim(
                 "POST",
@@ -94,7 +94,7 @@ impl Directory {
     }
 }
 
-fn patch(ops: Value) -> Value {
+pub(crate) fn patch(ops: Value) -> Value {
     json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops})
 }
 

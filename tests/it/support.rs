@@ -138,6 +138,8 @@ pub fn settings(database_url: &str) -> Settings {
     settings.auth.jwt_secret = Some(SECRET.into());
     // Tests hammer single connections on purpose; the limit has its own test.
     settings.scim.rate_limit_per_second = 0;
+    // Failed jobs come back quickly instead of after the production lease.
+    settings.worker.lease = 2;
     settings.validate().expect("test settings are valid");
     settings
 }
@@ -162,6 +164,8 @@ pub struct TestApp {
     pub db: TestDb,
     pub runtime: Runtime,
     pub tokens: Tokens,
+    /// Stops the app's background worker.
+    worker: tokio_util::sync::CancellationToken,
 }
 
 impl TestApp {
@@ -176,10 +180,16 @@ impl TestApp {
         adjust(&mut settings);
         let tokens = Tokens::new(&settings);
         let runtime = Runtime::start(settings).await.unwrap();
+        // A real worker on the app's own queue prefix, as `serve` runs one.
+        let worker = tokio_util::sync::CancellationToken::new();
+        let running = runtime.worker();
+        let stop = worker.clone();
+        tokio::spawn(async move { running.run(stop).await });
         Self {
             db,
             runtime,
             tokens,
+            worker,
         }
     }
 
@@ -199,6 +209,7 @@ impl TestApp {
     }
 
     pub async fn finish(self) {
+        self.worker.cancel();
         self.runtime.db.connection().clone().close().await.ok();
         self.db.drop_db().await;
     }

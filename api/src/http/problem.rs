@@ -82,6 +82,21 @@ impl ApiError {
                         "Directory sync is off",
                         StatusCode::CONFLICT,
                     ),
+                    ConflictCode::NoDirectory => (
+                        "no-directory",
+                        "No directory reaches this organization",
+                        StatusCode::CONFLICT,
+                    ),
+                    ConflictCode::ConfirmationRequired => (
+                        "confirmation-required",
+                        "Confirmation required",
+                        StatusCode::CONFLICT,
+                    ),
+                    ConflictCode::GovernedByDirectory => (
+                        "governed-by-directory",
+                        "Governed by the directory",
+                        StatusCode::CONFLICT,
+                    ),
                 },
                 Error::PreconditionFailed(_) => (
                     "precondition-failed",

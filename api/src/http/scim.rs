@@ -60,3 +60,15 @@ pub(crate) async fn authenticate(
     tracing::Span::current().record("connection_id", tracing::field::display(conn));
     Ok(conn)
 }
+
+/// Tells the workers a directory changed, after the change committed. A lost
+/// nudge only delays propagation: the events are in the database, and the
+/// next nudge (or a sync) applies them.
+pub(crate) async fn directory_changed(
+    state: &super::AppState,
+    conn: orgsync_domain::directory::ConnectionId,
+) {
+    if let Err(e) = state.sync.notify_directory_changed(conn).await {
+        tracing::warn!(error = %e, connection = %conn, "could not queue directory change");
+    }
+}

@@ -68,4 +68,18 @@ pub trait ConnectionRepository: Send + Sync {
         id: ConnectionId,
         now: OffsetDateTime,
     ) -> Result<Vec<TokenHash>>;
+
+    /// The connection whose directory `org` draws on when in SCIM mode: its
+    /// own or its nearest ancestor's with directory sync on.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn drawing_connection(&self, org: OrgId) -> Result<Option<ConnectionId>>;
+
+    /// Every org in SCIM mode that draws on `id` (the owner, its children and
+    /// sandboxes, unless a nearer connection takes over).
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn orgs_drawing_on(&self, id: ConnectionId) -> Result<Vec<OrgId>>;
 }

@@ -1,9 +1,12 @@
+use std::collections::BTreeSet;
+
 use time::OffsetDateTime;
 
 use crate::directory::{
     ChangeEvent, ConnectionId, GroupFields, GroupRecord, MemberRef, ResourceId, ScimQuery,
     UserFields, UserRecord,
 };
+use crate::membership::DirectoryUser;
 use crate::scim::MemberChange;
 use crate::Result;
 
@@ -155,4 +158,33 @@ pub trait DirectoryRepository: Send + Sync {
     /// # Errors
     /// Only infrastructure failures.
     async fn events(&self, conn: ConnectionId, after: i64, limit: u64) -> Result<Vec<ChangeEvent>>;
+
+    /// Every user of the directory with the groups it belongs to, by user id.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn snapshot(
+        &self,
+        conn: ConnectionId,
+    ) -> Result<Vec<(DirectoryUser, BTreeSet<ResourceId>)>>;
+
+    /// The same for some users; ids with no user are left out.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn snapshot_users(
+        &self,
+        conn: ConnectionId,
+        users: &[ResourceId],
+    ) -> Result<Vec<(DirectoryUser, BTreeSet<ResourceId>)>>;
+
+    /// Which of `groups` exist in the directory.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn existing_groups(
+        &self,
+        conn: ConnectionId,
+        groups: &[ResourceId],
+    ) -> Result<Vec<ResourceId>>;
 }

@@ -15,7 +15,7 @@ use super::resources::{
     body, id_of, list_response, patch_request, query, resource_response, ListParams,
     ProjectionParams,
 };
-use super::{authenticate, ScimApiError, SCIM_CONTENT_TYPE};
+use super::{authenticate, directory_changed, ScimApiError, SCIM_CONTENT_TYPE};
 use crate::http::AppState;
 
 type Answer = Result<HttpResponse, ScimApiError>;
@@ -136,6 +136,7 @@ pub async fn create_group(
         .scim
         .create_group(conn, body(payload, &state).await?)
         .await?;
+    directory_changed(&state, conn).await;
     group_answer(state, &req, conn, &record, &p, StatusCode::CREATED).await
 }
 
@@ -165,6 +166,7 @@ pub async fn replace_group(
         .scim
         .replace_group(conn, id, body, if_match(&req))
         .await?;
+    directory_changed(&state, conn).await;
     group_answer(state, &req, conn, &record, &p, StatusCode::OK).await
 }
 
@@ -181,6 +183,7 @@ pub async fn patch_group(
         .scim
         .patch_group(conn, id, &patch, if_match(&req))
         .await?;
+    directory_changed(&state, conn).await;
     group_answer(state, &req, conn, &record, &p, StatusCode::OK).await
 }
 
@@ -188,6 +191,7 @@ pub async fn delete_group(req: HttpRequest, state: web::Data<AppState>) -> Answe
     let conn = authenticate(&req, &state).await?;
     let id = id_of(&req, ResourceKind::Group)?;
     state.scim.delete_group(conn, id, if_match(&req)).await?;
+    directory_changed(&state, conn).await;
     Ok(HttpResponse::NoContent().finish())
 }
 

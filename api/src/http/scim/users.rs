@@ -11,7 +11,7 @@ use super::resources::{
     body, id_of, list_response, patch_request, query, resource_response, ListParams,
     ProjectionParams,
 };
-use super::{authenticate, ScimApiError};
+use super::{authenticate, directory_changed, ScimApiError};
 use crate::http::AppState;
 
 type Answer = Result<HttpResponse, ScimApiError>;
@@ -66,6 +66,7 @@ pub async fn create_user(
         .scim
         .create_user(conn, body(payload, &state).await?)
         .await?;
+    directory_changed(&state, conn).await;
     user_answer(&state, &req, conn, &record, &p, StatusCode::CREATED).await
 }
 
@@ -95,6 +96,7 @@ pub async fn replace_user(
         .scim
         .replace_user(conn, id, body, if_match(&req))
         .await?;
+    directory_changed(&state, conn).await;
     user_answer(&state, &req, conn, &record, &p, StatusCode::OK).await
 }
 
@@ -111,6 +113,7 @@ pub async fn patch_user(
         .scim
         .patch_user(conn, id, &patch, if_match(&req))
         .await?;
+    directory_changed(&state, conn).await;
     user_answer(&state, &req, conn, &record, &p, StatusCode::OK).await
 }
 
@@ -118,6 +121,7 @@ pub async fn delete_user(req: HttpRequest, state: web::Data<AppState>) -> Answer
     let conn = authenticate(&req, &state).await?;
     let id = id_of(&req, ResourceKind::User)?;
     state.scim.delete_user(conn, id, if_match(&req)).await?;
+    directory_changed(&state, conn).await;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -1,0 +1,318 @@
+//! `/api/v1/orgs/{org}/members`, `/roles`, `/seat-tiers` and a connection's `/attributes`.
+
+use actix_web::{web, HttpResponse};
+use orgsync_domain::directory::ConnectionId;
+use orgsync_domain::membership::{
+    AttributeDefinition, MemberId, MemberStatus, Role, SeatTier, SpendLimit,
+};
+use orgsync_domain::org::OrgId;
+use orgsync_domain::service::{MemberChanges, NewMember};
+use orgsync_domain::sync::{CustomRole, MemberFilter};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use uuid::Uuid;
+
+use super::extract::{record_org, Admin};
+use super::orgs::{ListQuery, ListView};
+use super::problem::ApiError;
+use super::AppState;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/orgs/{org}/members", web::get().to(list))
+        .route("/orgs/{org}/members", web::post().to(create))
+        .route("/orgs/{org}/members/{member}", web::get().to(get))
+        .route("/orgs/{org}/members/{member}", web::patch().to(update))
+        .route("/orgs/{org}/members/{member}", web::delete().to(delete))
+        .route("/orgs/{org}/roles", web::get().to(roles))
+        .route("/orgs/{org}/roles", web::put().to(save_roles))
+        .route("/orgs/{org}/seat-tiers", web::get().to(seat_tiers))
+        .route("/orgs/{org}/seat-tiers", web::put().to(save_seat_tiers))
+        .route(
+            "/orgs/{org}/connections/{conn}/attributes",
+            web::get().to(attributes),
+        )
+        .route(
+            "/orgs/{org}/connections/{conn}/attributes",
+            web::put().to(save_attributes),
+        );
+}
+
+#[derive(Debug, Deserialize)]
+struct MembersQuery {
+    // Not a flattened ListQuery: flattening makes the query parser see every value as a string.
+    limit: Option<u64>,
+    cursor: Option<String>,
+    role: Option<String>,
+    seat_tier: Option<String>,
+    status: Option<String>,
+    group: Option<Uuid>,
+}
+
+impl MembersQuery {
+    fn page(&self) -> Result<orgsync_domain::page::PageRequest, ApiError> {
+        Ok(ListQuery {
+            limit: self.limit,
+            cursor: self.cursor.clone(),
+        }
+        .page()?)
+    }
+
+    fn filter(&self) -> Result<MemberFilter, ApiError> {
+        Ok(MemberFilter {
+            role: self.role.as_deref().map(Role::parse).transpose()?,
+            seat_tier: self.seat_tier.as_deref().map(SeatTier::parse).transpose()?,
+            status: match self.status.as_deref() {
+                None => None,
+                Some("active") => Some(MemberStatus::Active),
+                Some("suspended") => Some(MemberStatus::Suspended),
+                Some(_) => {
+                    return Err(orgsync_domain::Error::invalid(
+                        "status",
+                        "must be \"active\" or \"suspended\"",
+                    )
+                    .into())
+                }
+            },
+            group: self.group,
+        })
+    }
+}
+
+async fn list(
+    state: web::Data<AppState>,
+    Admin(principal): Admin,
+    org: web::Path<Uuid>,
+    query: web::Query<MembersQuery>,
+) -> Result<HttpResponse, ApiError> {
+    record_org(&org);
+    let page = state
+        .members
+        .list(&principal, OrgId(*org), &query.filter()?, query.page()?)
+        .await?;
+    Ok(HttpResponse::Ok().json(ListView::from_page(page, |m| m.clone())))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateMember {
+    email: String,
+    name: Option<String>,
+    #[serde(default = "default_role")]
+    role: Role,
+    seat_tier: Option<SeatTier>,
+    #[serde(default)]
+    public_metadata: Map<String, Value>,
+}
+
+fn default_role() -> Role {
+    Role::User
+}
+
+async fn create(
+    state: web::Data<AppState>,
+    Admin(principal): Admin,
+    org: web::Path<Uuid>,
+    body: web::Json<CreateMember>,
+) -> Result<HttpResponse, ApiError> {
+    record_org(&org);
+    let body = body.into_inner();
+    let member = state
+        .members
+        .create(
+            &principal,
+            OrgId(*org),
+            NewMember {
+                email: body.email,
+                name: body.name,
+                role: body.role,
+                seat_tier: body.seat_tier,
+                public_metadata: body.public_metadata,
+            },
+        )
+        .await?;
+    Ok(HttpResponse::Created()
+        .insert_header((
+            "location",
+            format!("/api/v1/orgs/{}/members/{}", member.org_id, member.id.0),
+        ))
+        .json(member))
+}
+
+async fn get(
+    state: web::Data<AppState>,
+    Admin(principal): Admin,
+    path: web::Path<(Uuid, Uuid)>,
+) -> Result<HttpResponse, ApiError> {
+    let (org, member) = path.into_inner();
+    record_org(&org);
+    let member = state
+        .members
+        .get(&principal, OrgId(org), MemberId(member))
+        .await?;
+    Ok(HttpResponse::Ok().json(member))
+}
+
+/// `Some(None)` for an explicit `null`, `None` for an absent key.
+fn nullable<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateMember {
+    #[serde(default, deserialize_with = "nullable")]
+    name: Option<Option<String>>,
+    role: Option<Role>,
+    #[serde(default, deserialize_with = "nullable")]
+    seat_tier: Option<Option<SeatTier>>,
+    #[serde(default, deserialize_with = "nullable")]
+    spend_limit: Option<Option<SpendLimit>>,
+    public_metadata: Option<Map<String, Value>>,
+    status: Option<MemberStatus>,
+}
+
+async fn update(
+    state: web::Data<AppState>,
+    Admin(principal): Admin,
+    path: web::Path<(Uuid, Uuid)>,
+    body: web::Json<UpdateMember>,
+) -> Result<HttpResponse, ApiError> {
+    let (org, member) = path.into_inner();
+    record_org(&org);
+    let body = body.into_inner();
+    let member = state
+        .members
+        .update(
+            &principal,
+            OrgId(org),
+            MemberId(member),
+            MemberChanges {
+                name: body.name,
+                role: body.role,
+                seat_tier: body.seat_tier,
+                spend_limit: body.spend_limit,
+                public_metadata: body.public_metadata,
+                status: body.status,
+            },
+        )
+        .await?;
+    Ok(HttpResponse::Ok().json(member))
+}
+
+async fn delete(
+    state: web::Data<AppState>,
+    Admin(principal): Admin,
+    path: web::Path<(Uuid, Uuid)>,
+) -> Result<HttpResponse, ApiError> {
+    let (org, member) = path.into_inner();
+    record_org(&org);
+    state
+        .members
+        .delete(&principal, OrgId(org), MemberId(member))
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Roles {
+    roles: Vec<CustomRole>,
+}
+
+async fn roles(
+    state: web::Data<AppState>,
+    Admin(principal): Admin,
+    org: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    record_org(&org);
+    let roles = state.members.roles(&principal, OrgId(*org)).await?;
+    Ok(HttpResponse::Ok().json(json!({ "builtin": ["owner", "admin", "user"], "roles": roles })))
+}
+
+async fn save_roles(
+    state: web::Data<AppState>,
+    Admin(principal): Admin,
+    org: web::Path<Uuid>,
+    body: web::Json<Roles>,
+) -> Result<HttpResponse, ApiError> {
+    record_org(&org);
+    let roles = state
+        .members
+        .save_roles(&principal, OrgId(*org), body.into_inner().roles)
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({ "builtin": ["owner", "admin", "user"], "roles": roles })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SeatTiers {
+    seat_tiers: Vec<SeatTier>,
+}
+
+async fn seat_tiers(
+    state: web::Data<AppState>,
+    Admin(principal): Admin,
+    org: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    record_org(&org);
+    let tiers = state.members.seat_tiers(&principal, OrgId(*org)).await?;
+    Ok(HttpResponse::Ok().json(json!({ "seat_tiers": tiers })))
+}
+
+async fn save_seat_tiers(
+    state: web::Data<AppState>,
+    Admin(principal): Admin,
+    org: web::Path<Uuid>,
+    body: web::Json<SeatTiers>,
+) -> Result<HttpResponse, ApiError> {
+    record_org(&org);
+    let tiers = state
+        .members
+        .save_seat_tiers(&principal, OrgId(*org), body.into_inner().seat_tiers)
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({ "seat_tiers": tiers })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Attributes {
+    attributes: Vec<AttributeDefinition>,
+}
+
+async fn attributes(
+    state: web::Data<AppState>,
+    Admin(principal): Admin,
+    path: web::Path<(Uuid, Uuid)>,
+) -> Result<HttpResponse, ApiError> {
+    let (org, conn) = path.into_inner();
+    record_org(&org);
+    let definitions = state
+        .members
+        .attributes(&principal, OrgId(org), ConnectionId(conn))
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({ "attributes": definitions })))
+}
+
+async fn save_attributes(
+    state: web::Data<AppState>,
+    Admin(principal): Admin,
+    path: web::Path<(Uuid, Uuid)>,
+    body: web::Json<Attributes>,
+) -> Result<HttpResponse, ApiError> {
+    let (org, conn) = path.into_inner();
+    record_org(&org);
+    let definitions = state
+        .members
+        .save_attributes(
+            &principal,
+            OrgId(org),
+            ConnectionId(conn),
+            body.into_inner().attributes,
+        )
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({ "attributes": definitions })))
+}

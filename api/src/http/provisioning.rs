@@ -1,0 +1,258 @@
+//! `/api/v1/orgs/{org}/provisioning`, `/group-mappings` and `/syncs`: the
+//! changes that decide membership, each with a preview, and sync runs.
+
+use actix_web::{web, HttpResponse};
+use orgsync_domain::membership::{Deprovision, GroupMappings};
+use orgsync_domain::org::{OrgId, ProvisioningMode};
+use orgsync_domain::sync::{MembershipSettings, SyncRun, SyncScope};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::extract::{record_org, Admin};
+use super::orgs::{timestamp, ListQuery, ListView};
+use super::problem::ApiError;
+use super::AppState;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/orgs/{org}/provisioning", web::get().to(get_mode))
+        .route("/orgs/{org}/provisioning", web::put().to(set_mode))
+        .route(
+            "/orgs/{org}/provisioning/preview",
+            web::post().to(preview_mode),
+        )
+        .route("/orgs/{org}/group-mappings", web::get().to(get_mappings))
+        .route("/orgs/{org}/group-mappings", web::put().to(save_mappings))
+        .route(
+            "/orgs/{org}/group-mappings/preview",
+            web::post().to(preview_mappings),
+        )
+        .route("/orgs/{org}/syncs", web::post().to(start_sync))
+        .route("/orgs/{org}/syncs", web::get().to(list_syncs))
+        .route("/orgs/{org}/syncs/preview", web::post().to(preview_sync))
+        .route("/orgs/{org}/syncs/{run}", web::get().to(get_sync));
+}
+
+#[derive(Debug, Serialize)]
+pub struct RunView {
+    id: Uuid,
+    org_id: Uuid,
+    kind: orgsync_domain::sync::SyncKind,
+    scope: SyncScope,
+    requested_by: String,
+    status: orgsync_domain::sync::RunStatus,
+    counts: orgsync_domain::membership::ChangeCounts,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    report: Option<serde_json::Value>,
+    error: Option<String>,
+    created_at: String,
+    started_at: Option<String>,
+    finished_at: Option<String>,
+}
+
+impl RunView {
+    pub fn of(run: &SyncRun, with_report: bool) -> Self {
+        Self {
+            id: run.id,
+            org_id: run.org_id.0,
+            kind: run.kind,
+            scope: run.scope,
+            requested_by: run.requested_by.clone(),
+            status: run.status,
+            counts: run.counts,
+            report: if with_report {
+                run.report.clone()
+            } else {
+                None
+            },
+            error: run.error.clone(),
+            created_at: timestamp(run.created_at),
+            started_at: run.started_at.map(timestamp),
+            finished_at: run.finished_at.map(timestamp),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ModeRequest {
+    mode: ProvisioningMode,
+    confirm: Option<String>,
+}
+
+async fn get_mode(
+    state: web::Data<AppState>,
+    Admin(principal): Admin,
+    org: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    record_org(&org);
+    let current = state.orgs.get(&principal, OrgId(*org)).await?;
+    Ok(HttpResponse::Ok().json(json!({ "mode": current.provisioning_mode })))
+}
+
+async fn preview_mode(
+    state: web::Data<AppState>,
+    Admin(principal): Admin,
+    org: web::Path<Uuid>,
+    body: web::Json<ModeRequest>,
+) -> Result<HttpResponse, ApiError> {
+    record_org(&org);
+    let preview = state
+        .sync
+        .preview_mode(&principal, OrgId(*org), body.mode)
+        .await?;
+    Ok(HttpResponse::Ok().json(preview))
+}
+
+async fn set_mode(
+    state: web::Data<AppState>,
+    Admin(principal): Admin,
+    org: web::Path<Uuid>,
+    body: web::Json<ModeRequest>,
+) -> Result<HttpResponse, ApiError> {
+    record_org(&org);
+    let (updated, applied) = state
+        .sync
+        .set_mode(&principal, OrgId(*org), body.mode, body.confirm.as_deref())
+        .await?;
+    tracing::info!(
+        mode = updated.provisioning_mode.as_str(),
+        "provisioning mode set"
+    );
+    Ok(HttpResponse::Ok().json(json!({
+        "mode": updated.provisioning_mode,
+        "sync_run": applied.run.as_ref().map(|r| RunView::of(r, false)),
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+struct MappingsRequest {
+    #[serde(flatten)]
+    mappings: GroupMappings,
+    #[serde(default)]
+    deprovision: Deprovision,
+    confirm: Option<String>,
+}
+
+impl MappingsRequest {
+    fn settings(&self) -> MembershipSettings {
+        MembershipSettings {
+            mappings: self.mappings.clone(),
+            deprovision: self.deprovision,
+        }
+    }
+}
+
+fn settings_view(settings: &MembershipSettings) -> serde_json::Value {
+    let mut view = serde_json::to_value(&settings.mappings).unwrap_or_default();
+    view["deprovision"] = json!(settings.deprovision);
+    view
+}
+
+async fn get_mappings(
+    state: web::Data<AppState>,
+    Admin(principal): Admin,
+    org: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    record_org(&org);
+    let settings = state.sync.settings(&principal, OrgId(*org)).await?;
+    Ok(HttpResponse::Ok().json(settings_view(&settings)))
+}
+
+async fn preview_mappings(
+    state: web::Data<AppState>,
+    Admin(principal): Admin,
+    org: web::Path<Uuid>,
+    body: web::Json<MappingsRequest>,
+) -> Result<HttpResponse, ApiError> {
+    record_org(&org);
+    let preview = state
+        .sync
+        .preview_settings(&principal, OrgId(*org), &body.settings())
+        .await?;
+    Ok(HttpResponse::Ok().json(preview))
+}
+
+async fn save_mappings(
+    state: web::Data<AppState>,
+    Admin(principal): Admin,
+    org: web::Path<Uuid>,
+    body: web::Json<MappingsRequest>,
+) -> Result<HttpResponse, ApiError> {
+    record_org(&org);
+    let settings = body.settings();
+    let applied = state
+        .sync
+        .save_settings(&principal, OrgId(*org), &settings, body.confirm.as_deref())
+        .await?;
+    let mut view = settings_view(&settings);
+    view["sync_run"] = json!(applied.run.as_ref().map(|r| RunView::of(r, false)));
+    Ok(HttpResponse::Ok().json(view))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SyncRequest {
+    #[serde(default)]
+    scope: SyncScope,
+}
+
+async fn start_sync(
+    state: web::Data<AppState>,
+    Admin(principal): Admin,
+    org: web::Path<Uuid>,
+    body: Option<web::Json<SyncRequest>>,
+) -> Result<HttpResponse, ApiError> {
+    record_org(&org);
+    let scope = body.map(|b| b.scope).unwrap_or_default();
+    let run = state
+        .sync
+        .start_sync(&principal, OrgId(*org), scope)
+        .await?;
+    Ok(HttpResponse::Accepted()
+        .insert_header((
+            "location",
+            format!("/api/v1/orgs/{}/syncs/{}", run.org_id, run.id),
+        ))
+        .json(RunView::of(&run, false)))
+}
+
+async fn preview_sync(
+    state: web::Data<AppState>,
+    Admin(principal): Admin,
+    org: web::Path<Uuid>,
+    body: Option<web::Json<SyncRequest>>,
+) -> Result<HttpResponse, ApiError> {
+    record_org(&org);
+    let scope = body.map(|b| b.scope).unwrap_or_default();
+    let preview = state
+        .sync
+        .preview_sync(&principal, OrgId(*org), scope)
+        .await?;
+    Ok(HttpResponse::Ok().json(preview))
+}
+
+async fn list_syncs(
+    state: web::Data<AppState>,
+    Admin(principal): Admin,
+    org: web::Path<Uuid>,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    record_org(&org);
+    let page = state
+        .sync
+        .runs(&principal, OrgId(*org), query.page()?)
+        .await?;
+    Ok(HttpResponse::Ok().json(ListView::from_page(page, |r| RunView::of(r, false))))
+}
+
+async fn get_sync(
+    state: web::Data<AppState>,
+    Admin(principal): Admin,
+    path: web::Path<(Uuid, Uuid)>,
+) -> Result<HttpResponse, ApiError> {
+    let (org, run) = path.into_inner();
+    record_org(&org);
+    let run = state.sync.run(&principal, OrgId(org), run).await?;
+    Ok(HttpResponse::Ok().json(RunView::of(&run, true)))
+}

@@ -1,0 +1,53 @@
+//! The worker's job handlers: thin adapters from queue payloads to use cases.
+
+use orgsync_domain::directory::ConnectionId;
+use orgsync_domain::service::{SyncService, DIRECTORY_CHANGED_JOB, SYNC_RUN_JOB};
+use orgsync_domain::Error;
+use orgsync_infra::worker::JobHandler;
+use serde::Deserialize;
+use uuid::Uuid;
+
+fn payload<T: for<'de> Deserialize<'de>>(value: &serde_json::Value) -> orgsync_domain::Result<T> {
+    serde_json::from_value(value.clone())
+        .map_err(|e| Error::Internal(anyhow::anyhow!("malformed job payload: {e}")))
+}
+
+/// Performs a queued sync run.
+pub struct SyncRunHandler(pub SyncService);
+
+#[async_trait::async_trait]
+impl JobHandler for SyncRunHandler {
+    fn kind(&self) -> &'static str {
+        SYNC_RUN_JOB
+    }
+
+    async fn handle(&self, job: &serde_json::Value) -> orgsync_domain::Result<()> {
+        #[derive(Deserialize)]
+        struct Payload {
+            run_id: Uuid,
+        }
+        let Payload { run_id } = payload(job)?;
+        self.0.perform_run(run_id).await
+    }
+}
+
+/// Applies a directory's new change events to the orgs drawing on it.
+pub struct DirectoryChangedHandler(pub SyncService);
+
+#[async_trait::async_trait]
+impl JobHandler for DirectoryChangedHandler {
+    fn kind(&self) -> &'static str {
+        DIRECTORY_CHANGED_JOB
+    }
+
+    async fn handle(&self, job: &serde_json::Value) -> orgsync_domain::Result<()> {
+        #[derive(Deserialize)]
+        struct Payload {
+            connection_id: Uuid,
+        }
+        let Payload { connection_id } = payload(job)?;
+        self.0
+            .apply_directory_changes(ConnectionId(connection_id))
+            .await
+    }
+}

@@ -1,0 +1,130 @@
+use time::OffsetDateTime;
+
+use crate::directory::ConnectionId;
+use crate::membership::{AttributeDefinition, Member, MemberId, SeatTier};
+use crate::org::OrgId;
+use crate::page::{Page, PageRequest};
+use crate::sync::{CustomRole, MemberFilter, MembershipSettings};
+use crate::Result;
+
+/// Stores members and the settings that decide them. Every method is scoped
+/// by the org (or, for attribute definitions, the connection).
+#[async_trait::async_trait]
+pub trait MembershipRepository: Send + Sync {
+    /// Every member of the org, for planning.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn all_members(&self, org: OrgId) -> Result<Vec<Member>>;
+
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn list_members(
+        &self,
+        org: OrgId,
+        filter: &MemberFilter,
+        page: PageRequest,
+    ) -> Result<Page<Member>>;
+
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn find_member(&self, org: OrgId, id: MemberId) -> Result<Option<Member>>;
+
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn find_by_directory_user(
+        &self,
+        org: OrgId,
+        user: crate::directory::ResourceId,
+    ) -> Result<Option<Member>>;
+
+    /// # Errors
+    /// MUST return `Conflict(AlreadyExists)` when the org has a member with this email.
+    async fn insert_member(&self, member: &Member) -> Result<()>;
+
+    /// Saves role, tier, limit, name, metadata and status as given.
+    ///
+    /// # Errors
+    /// MUST return `NotFound` when the member no longer exists.
+    async fn update_member(&self, member: &Member) -> Result<()>;
+
+    /// # Errors
+    /// MUST return `NotFound` when the member does not exist.
+    async fn delete_member(&self, org: OrgId, id: MemberId) -> Result<()>;
+
+    /// Applies a planned change set in set-based batches, in one transaction:
+    /// `added` and `updated` are complete members (updated ones after their
+    /// field changes), `removed` are ids.
+    ///
+    /// # Errors
+    /// Only infrastructure failures; nothing is applied then.
+    async fn apply(
+        &self,
+        org: OrgId,
+        added: &[Member],
+        updated: &[Member],
+        removed: &[MemberId],
+    ) -> Result<()>;
+
+    /// # Errors
+    /// Only infrastructure failures; an org never configured gets the defaults.
+    async fn settings(&self, org: OrgId) -> Result<MembershipSettings>;
+
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn save_settings(
+        &self,
+        org: OrgId,
+        settings: &MembershipSettings,
+        now: OffsetDateTime,
+    ) -> Result<()>;
+
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn roles(&self, org: OrgId) -> Result<Vec<CustomRole>>;
+
+    /// Replaces the org's custom roles.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn save_roles(&self, org: OrgId, roles: &[CustomRole]) -> Result<()>;
+
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn seat_tiers(&self, org: OrgId) -> Result<Vec<SeatTier>>;
+
+    /// Replaces the org's seat tiers (in display order).
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn save_seat_tiers(&self, org: OrgId, tiers: &[SeatTier]) -> Result<()>;
+
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn attributes(&self, conn: ConnectionId) -> Result<Vec<AttributeDefinition>>;
+
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn save_attributes(
+        &self,
+        conn: ConnectionId,
+        definitions: &[AttributeDefinition],
+        now: OffsetDateTime,
+    ) -> Result<()>;
+
+    /// How far the org has applied `conn`'s change log (0: nothing yet).
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn cursor(&self, org: OrgId, conn: ConnectionId) -> Result<i64>;
+
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn set_cursor(
+        &self,
+        org: OrgId,
+        conn: ConnectionId,
+        applied_seq: i64,
+        now: OffsetDateTime,
+    ) -> Result<()>;
+}

@@ -1,0 +1,670 @@
+//! Deriving members from the directory: full reconciles (manual syncs, mode
+//! and mapping changes, each previewed first when it removes people) and
+//! incremental application of the directory's change log.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+
+use serde::Serialize;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::auth::{Action, Principal};
+use crate::directory::{ConnectionId, EntityKind, ResourceId};
+use crate::error::ConflictCode;
+use crate::membership::{plan, plan_user, ChangeCounts, ChangeSet, Member, MemberId, OrgPolicy};
+use crate::org::{OrgId, Organization, ProvisioningMode};
+use crate::page::{Page, PageRequest};
+use crate::ports::{
+    Clock, ConnectionRepository, DirectoryRepository, Job, JobQueue, MembershipRepository,
+    OrgRepository, SyncRunRepository,
+};
+use crate::service::OrgService;
+use crate::sync::{restrict, MembershipSettings, Preview, RunStatus, SyncKind, SyncRun, SyncScope};
+use crate::{Error, Result};
+
+/// The job that runs a queued sync run: `{"run_id": ...}`.
+pub const SYNC_RUN_JOB: &str = "sync.run";
+/// The job that applies a directory's new change events: `{"connection_id": ...}`.
+pub const DIRECTORY_CHANGED_JOB: &str = "directory.changed";
+
+/// Per-member entries kept in a run's report; counts are always complete.
+const REPORT_ENTRIES: usize = 10_000;
+/// Change events read per batch by incremental sync.
+const EVENT_BATCH: u64 = 1_000;
+
+/// The ports sync works through.
+#[derive(Clone)]
+pub struct SyncPorts {
+    pub orgs: Arc<dyn OrgRepository>,
+    pub connections: Arc<dyn ConnectionRepository>,
+    pub directory: Arc<dyn DirectoryRepository>,
+    pub members: Arc<dyn MembershipRepository>,
+    pub runs: Arc<dyn SyncRunRepository>,
+    pub queue: Arc<dyn JobQueue>,
+    pub clock: Arc<dyn Clock>,
+}
+
+#[derive(Clone)]
+pub struct SyncService {
+    orgs: OrgService,
+    ports: SyncPorts,
+}
+
+/// What applying a confirmed change did.
+#[derive(Debug, Clone)]
+pub struct Applied {
+    pub run: Option<SyncRun>,
+}
+
+impl SyncService {
+    pub fn new(orgs: OrgService, ports: SyncPorts) -> Self {
+        Self { orgs, ports }
+    }
+
+    pub(crate) fn ports(&self) -> &SyncPorts {
+        &self.ports
+    }
+
+    fn now(&self) -> OffsetDateTime {
+        self.ports.clock.now()
+    }
+
+    /// Everything that decides `org`'s members, with `mode` and `settings` as given
+    /// (the current ones, or the ones a change would save).
+    async fn policy(
+        &self,
+        org: &Organization,
+        mode: ProvisioningMode,
+        settings: &MembershipSettings,
+    ) -> Result<(OrgPolicy, Option<ConnectionId>)> {
+        let conn = self.ports.connections.drawing_connection(org.id).await?;
+        let attributes = match conn {
+            Some(conn) => self.ports.members.attributes(conn).await?,
+            None => Vec::new(),
+        };
+        let policy = OrgPolicy {
+            org_id: org.id,
+            mode,
+            mappings: settings.mappings.clone(),
+            attributes,
+            deprovision: settings.deprovision,
+        };
+        Ok((policy, conn))
+    }
+
+    /// A full reconcile plan, and the event sequence it reflects (everything
+    /// up to it is in the snapshot; later events are applied incrementally).
+    async fn plan_full(
+        &self,
+        org: &Organization,
+        mode: ProvisioningMode,
+        settings: &MembershipSettings,
+    ) -> Result<(ChangeSet, Option<(ConnectionId, i64)>)> {
+        let now = self.now();
+        let (policy, conn) = self.policy(org, mode, settings).await?;
+        let Some(conn) = conn else {
+            return Ok((ChangeSet::empty(now), None));
+        };
+        if mode != ProvisioningMode::Scim {
+            return Ok((ChangeSet::empty(now), Some((conn, 0))));
+        }
+        // The position is read before the snapshot, so nothing between them is missed.
+        let position = self.latest_seq(conn).await?;
+        let users = self.ports.directory.snapshot(conn).await?;
+        let current = self.ports.members.all_members(org.id).await?;
+        Ok((plan(users, &policy, &current, now), Some((conn, position))))
+    }
+
+    async fn latest_seq(&self, conn: ConnectionId) -> Result<i64> {
+        let mut position = 0;
+        loop {
+            let events = self
+                .ports
+                .directory
+                .events(conn, position, EVENT_BATCH)
+                .await?;
+            match events.last() {
+                Some(last) => position = last.seq,
+                None => return Ok(position),
+            }
+        }
+    }
+
+    /// Applies a change set: adds and updated members as complete rows, removals by id.
+    async fn apply(&self, org: OrgId, changes: &ChangeSet) -> Result<()> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let updated_ids: HashSet<MemberId> = changes.updates.iter().map(|u| u.member_id).collect();
+        let current: HashMap<MemberId, Member> = if updated_ids.is_empty() {
+            HashMap::new()
+        } else {
+            self.ports
+                .members
+                .all_members(org)
+                .await?
+                .into_iter()
+                .filter(|m| updated_ids.contains(&m.id))
+                .map(|m| (m.id, m))
+                .collect()
+        };
+        let mut updated = Vec::with_capacity(changes.updates.len());
+        for update in &changes.updates {
+            if let Some(member) = current.get(&update.member_id) {
+                let mut member = member.clone();
+                for change in &update.changes {
+                    change.apply_to(&mut member);
+                }
+                member.updated_at = changes.planned_at;
+                updated.push(member);
+            }
+        }
+        let added: Vec<Member> = changes.adds.iter().map(|a| a.member.clone()).collect();
+        let removed: Vec<MemberId> = changes.removals.iter().map(|r| r.member_id).collect();
+        self.ports
+            .members
+            .apply(org, &added, &updated, &removed)
+            .await
+    }
+
+    /// Records a finished run for a change applied in the request itself.
+    async fn record(
+        &self,
+        org: OrgId,
+        kind: SyncKind,
+        scope: SyncScope,
+        principal: &Principal,
+        changes: &ChangeSet,
+        started: OffsetDateTime,
+    ) -> Result<SyncRun> {
+        let run = SyncRun {
+            id: Uuid::now_v7(),
+            org_id: org,
+            kind,
+            scope,
+            requested_by: principal.subject().to_owned(),
+            status: RunStatus::Succeeded,
+            counts: changes.counts(),
+            report: Some(report(changes)),
+            error: None,
+            created_at: started,
+            started_at: Some(started),
+            finished_at: Some(self.now()),
+        };
+        self.ports.runs.insert(&run).await?;
+        Ok(run)
+    }
+
+    async fn require_directory(&self, org: &Organization) -> Result<ConnectionId> {
+        self.ports
+            .connections
+            .drawing_connection(org.id)
+            .await?
+            .ok_or_else(|| {
+                Error::conflict(
+                    ConflictCode::NoDirectory,
+                    "no enterprise connection with directory sync on reaches this organization",
+                )
+            })
+    }
+
+    /// What switching `org` to `mode` would do.
+    ///
+    /// # Errors
+    /// As `OrgService::authorize` with `Write`; `Conflict(NoDirectory)` for
+    /// `scim` when no directory reaches the org.
+    pub async fn preview_mode(
+        &self,
+        principal: &Principal,
+        org: OrgId,
+        mode: ProvisioningMode,
+    ) -> Result<Preview> {
+        let org = self.orgs.authorize(principal, org, Action::Write).await?;
+        if mode == ProvisioningMode::Scim {
+            self.require_directory(&org).await?;
+        }
+        let settings = self.ports.members.settings(org.id).await?;
+        let (changes, _) = self.plan_full(&org, mode, &settings).await?;
+        Ok(Preview::of(changes, &mode))
+    }
+
+    /// Switches the provisioning mode. Switching to `scim` reconciles the org
+    /// with its directory in the same request; when that removes or suspends
+    /// anyone, `confirm` must be the confirmation of the preview showing it.
+    ///
+    /// # Errors
+    /// As [`Self::preview_mode`]; `Conflict(ConfirmationRequired)` when a
+    /// destructive change was not confirmed (or the preview is out of date).
+    pub async fn set_mode(
+        &self,
+        principal: &Principal,
+        org: OrgId,
+        mode: ProvisioningMode,
+        confirm: Option<&str>,
+    ) -> Result<(Organization, Applied)> {
+        let started = self.now();
+        let mut org = self.orgs.authorize(principal, org, Action::Write).await?;
+        if mode == ProvisioningMode::Scim {
+            self.require_directory(&org).await?;
+        }
+        let settings = self.ports.members.settings(org.id).await?;
+        let (changes, position) = self.plan_full(&org, mode, &settings).await?;
+        let preview = Preview::of(changes, &mode);
+        require_confirmation(&preview, confirm)?;
+        if org.provisioning_mode != mode {
+            org.provisioning_mode = mode;
+            org.updated_at = self.now();
+            self.ports.orgs.update(&org).await?;
+        }
+        if mode != ProvisioningMode::Scim {
+            return Ok((org, Applied { run: None }));
+        }
+        self.apply(org.id, &preview.changes).await?;
+        if let Some((conn, seq)) = position {
+            self.ports
+                .members
+                .set_cursor(org.id, conn, seq, self.now())
+                .await?;
+        }
+        let run = self
+            .record(
+                org.id,
+                SyncKind::ModeChange,
+                SyncScope::Both,
+                principal,
+                &preview.changes,
+                started,
+            )
+            .await?;
+        Ok((org, Applied { run: Some(run) }))
+    }
+
+    /// # Errors
+    /// As `OrgService::authorize` with `Read`.
+    pub async fn settings(&self, principal: &Principal, org: OrgId) -> Result<MembershipSettings> {
+        self.orgs.authorize(principal, org, Action::Read).await?;
+        self.ports.members.settings(org).await
+    }
+
+    async fn validate_settings(
+        &self,
+        org: &Organization,
+        settings: &MembershipSettings,
+    ) -> Result<()> {
+        let mappings = &settings.mappings;
+        let groups: Vec<ResourceId> = mappings
+            .roles
+            .iter()
+            .map(|m| m.group)
+            .chain(mappings.seat_tiers.iter().map(|m| m.group))
+            .chain(mappings.spend_limits.iter().map(|m| m.group))
+            .collect();
+        let existing: HashSet<ResourceId> =
+            match self.ports.connections.drawing_connection(org.id).await? {
+                Some(conn) if !groups.is_empty() => self
+                    .ports
+                    .directory
+                    .existing_groups(conn, &groups)
+                    .await?
+                    .into_iter()
+                    .collect(),
+                _ => HashSet::new(),
+            };
+        let roles: HashSet<String> = self
+            .ports
+            .members
+            .roles(org.id)
+            .await?
+            .into_iter()
+            .map(|r| r.name.as_str().to_owned())
+            .collect();
+        let tiers: HashSet<String> = self
+            .ports
+            .members
+            .seat_tiers(org.id)
+            .await?
+            .into_iter()
+            .map(|t| t.as_str().to_owned())
+            .collect();
+        mappings.validate(
+            &|group| existing.contains(&group),
+            &|role| roles.contains(role.as_str()),
+            &|tier| tiers.contains(tier.as_str()),
+        )
+    }
+
+    /// What saving `settings` would do to the members.
+    ///
+    /// # Errors
+    /// As `OrgService::authorize` with `Write`; `Invalid` for mappings naming
+    /// unknown groups, roles or tiers, or listing a group twice.
+    pub async fn preview_settings(
+        &self,
+        principal: &Principal,
+        org: OrgId,
+        settings: &MembershipSettings,
+    ) -> Result<Preview> {
+        let org = self.orgs.authorize(principal, org, Action::Write).await?;
+        self.validate_settings(&org, settings).await?;
+        let (changes, _) = self
+            .plan_full(&org, org.provisioning_mode, settings)
+            .await?;
+        Ok(Preview::of(changes, settings))
+    }
+
+    /// Saves group mappings and deprovisioning, and (in SCIM mode) applies
+    /// them to every member at once; removals need the preview's confirmation.
+    ///
+    /// # Errors
+    /// As [`Self::preview_settings`]; `Conflict(ConfirmationRequired)` as in [`Self::set_mode`].
+    pub async fn save_settings(
+        &self,
+        principal: &Principal,
+        org: OrgId,
+        settings: &MembershipSettings,
+        confirm: Option<&str>,
+    ) -> Result<Applied> {
+        let started = self.now();
+        let org = self.orgs.authorize(principal, org, Action::Write).await?;
+        self.validate_settings(&org, settings).await?;
+        let (changes, position) = self
+            .plan_full(&org, org.provisioning_mode, settings)
+            .await?;
+        let preview = Preview::of(changes, settings);
+        require_confirmation(&preview, confirm)?;
+        self.ports
+            .members
+            .save_settings(org.id, settings, self.now())
+            .await?;
+        if org.provisioning_mode != ProvisioningMode::Scim {
+            return Ok(Applied { run: None });
+        }
+        self.apply(org.id, &preview.changes).await?;
+        if let Some((conn, seq)) = position {
+            self.ports
+                .members
+                .set_cursor(org.id, conn, seq, self.now())
+                .await?;
+        }
+        let run = self
+            .record(
+                org.id,
+                SyncKind::MappingChange,
+                SyncScope::Both,
+                principal,
+                &preview.changes,
+                started,
+            )
+            .await?;
+        Ok(Applied { run: Some(run) })
+    }
+
+    /// What a sync of `scope` would change now.
+    ///
+    /// # Errors
+    /// As `OrgService::authorize` with `Read`.
+    pub async fn preview_sync(
+        &self,
+        principal: &Principal,
+        org: OrgId,
+        scope: SyncScope,
+    ) -> Result<Preview> {
+        let org = self.orgs.authorize(principal, org, Action::Read).await?;
+        let settings = self.ports.members.settings(org.id).await?;
+        let (changes, _) = self
+            .plan_full(&org, org.provisioning_mode, &settings)
+            .await?;
+        Ok(Preview::of(restrict(changes, scope), &scope))
+    }
+
+    /// Queues a sync run; a worker performs it.
+    ///
+    /// # Errors
+    /// As `OrgService::authorize` with `Write`; `Unavailable` when the queue is down
+    /// (the run stays recorded as queued).
+    pub async fn start_sync(
+        &self,
+        principal: &Principal,
+        org: OrgId,
+        scope: SyncScope,
+    ) -> Result<SyncRun> {
+        self.orgs.authorize(principal, org, Action::Write).await?;
+        let run = SyncRun {
+            id: Uuid::now_v7(),
+            org_id: org,
+            kind: SyncKind::Manual,
+            scope,
+            requested_by: principal.subject().to_owned(),
+            status: RunStatus::Queued,
+            counts: ChangeCounts::default(),
+            report: None,
+            error: None,
+            created_at: self.now(),
+            started_at: None,
+            finished_at: None,
+        };
+        self.ports.runs.insert(&run).await?;
+        self.ports
+            .queue
+            .publish(&Job {
+                kind: SYNC_RUN_JOB.into(),
+                payload: serde_json::json!({ "run_id": run.id }),
+            })
+            .await?;
+        Ok(run)
+    }
+
+    /// # Errors
+    /// As `OrgService::authorize` with `Read`.
+    pub async fn runs(
+        &self,
+        principal: &Principal,
+        org: OrgId,
+        page: PageRequest,
+    ) -> Result<Page<SyncRun>> {
+        self.orgs.authorize(principal, org, Action::Read).await?;
+        self.ports.runs.list(org, page).await
+    }
+
+    /// # Errors
+    /// `NotFound` for a run of another org, or as `OrgService::authorize` with `Read`.
+    pub async fn run(&self, principal: &Principal, org: OrgId, id: Uuid) -> Result<SyncRun> {
+        self.orgs.authorize(principal, org, Action::Read).await?;
+        self.ports
+            .runs
+            .find(org, id)
+            .await?
+            .ok_or(Error::NotFound { entity: "sync run" })
+    }
+
+    /// Performs a queued run (the worker's side of [`Self::start_sync`]).
+    /// A redelivered job for a run already taken does nothing.
+    ///
+    /// # Errors
+    /// Infrastructure failures, so the job is retried; a failure of the
+    /// sync itself is recorded on the run instead.
+    pub async fn perform_run(&self, run_id: Uuid) -> Result<()> {
+        let Some(run) = self.ports.runs.find_any(run_id).await? else {
+            return Ok(());
+        };
+        if !self.ports.runs.start(run_id, self.now()).await? {
+            return Ok(());
+        }
+        match self.reconcile(run.org_id, run.scope).await {
+            Ok(changes) => {
+                self.ports
+                    .runs
+                    .finish(
+                        run_id,
+                        changes.counts(),
+                        Some(report(&changes)),
+                        None,
+                        self.now(),
+                    )
+                    .await
+            }
+            Err(e) => {
+                self.ports
+                    .runs
+                    .finish(
+                        run_id,
+                        ChangeCounts::default(),
+                        None,
+                        Some(e.to_string()),
+                        self.now(),
+                    )
+                    .await
+            }
+        }
+    }
+
+    /// Reconciles one org fully and applies the result.
+    async fn reconcile(&self, org: OrgId, scope: SyncScope) -> Result<ChangeSet> {
+        let org = self.ports.orgs.find(org).await?.ok_or(Error::NotFound {
+            entity: "organization",
+        })?;
+        let settings = self.ports.members.settings(org.id).await?;
+        let (changes, position) = self
+            .plan_full(&org, org.provisioning_mode, &settings)
+            .await?;
+        let changes = restrict(changes, scope);
+        self.apply(org.id, &changes).await?;
+        if let (Some((conn, seq)), SyncScope::Both) = (position, scope) {
+            self.ports
+                .members
+                .set_cursor(org.id, conn, seq, self.now())
+                .await?;
+        }
+        Ok(changes)
+    }
+
+    /// Applies a directory's new change events to every org drawing on it.
+    /// Idempotent: plans compare desired with current state, and each org's
+    /// cursor only moves after its changes are applied.
+    ///
+    /// # Errors
+    /// Infrastructure failures (the job is retried).
+    pub async fn apply_directory_changes(&self, conn: ConnectionId) -> Result<()> {
+        for org in self.ports.connections.orgs_drawing_on(conn).await? {
+            self.catch_up(org, conn).await?;
+        }
+        Ok(())
+    }
+
+    async fn catch_up(&self, org_id: OrgId, conn: ConnectionId) -> Result<()> {
+        let Some(org) = self.ports.orgs.find(org_id).await? else {
+            return Ok(());
+        };
+        let mut cursor = self.ports.members.cursor(org_id, conn).await?;
+        if cursor == 0 {
+            // Never reconciled against this directory: a full reconcile sets the baseline.
+            self.reconcile(org_id, SyncScope::Both).await?;
+            return Ok(());
+        }
+        let settings = self.ports.members.settings(org_id).await?;
+        let (policy, _) = self.policy(&org, org.provisioning_mode, &settings).await?;
+        loop {
+            let events = self
+                .ports
+                .directory
+                .events(conn, cursor, EVENT_BATCH)
+                .await?;
+            let Some(last) = events.last().map(|e| e.seq) else {
+                return Ok(());
+            };
+            if events.iter().any(|e| e.entity == EntityKind::Group) {
+                // A group change can move any of its members: reconcile the org whole.
+                self.reconcile(org_id, SyncScope::Both).await?;
+                return Ok(());
+            }
+            let users: BTreeSet<ResourceId> = events.iter().map(|e| e.entity_id).collect();
+            let users: Vec<ResourceId> = users.into_iter().collect();
+            let snapshot: HashMap<ResourceId, _> = self
+                .ports
+                .directory
+                .snapshot_users(conn, &users)
+                .await?
+                .into_iter()
+                .map(|(user, groups)| (user.id, (user, groups)))
+                .collect();
+            let mut snapshot = snapshot;
+            let mut combined = ChangeSet::empty(self.now());
+            for user in users {
+                let current = self
+                    .ports
+                    .members
+                    .find_by_directory_user(org_id, user)
+                    .await?;
+                let planned = plan_user(
+                    snapshot.remove(&user),
+                    user,
+                    &policy,
+                    current.as_ref(),
+                    self.now(),
+                );
+                combined.adds.extend(planned.adds);
+                combined.updates.extend(planned.updates);
+                combined.removals.extend(planned.removals);
+            }
+            self.apply(org_id, &combined).await?;
+            cursor = last;
+            self.ports
+                .members
+                .set_cursor(org_id, conn, cursor, self.now())
+                .await?;
+        }
+    }
+
+    /// Tells the workers that `conn`'s directory changed. Losing this nudge
+    /// delays the change until the next one (the events are in the database).
+    ///
+    /// # Errors
+    /// `Unavailable` when the queue is down.
+    pub async fn notify_directory_changed(&self, conn: ConnectionId) -> Result<()> {
+        self.ports
+            .queue
+            .publish(&Job {
+                kind: DIRECTORY_CHANGED_JOB.into(),
+                payload: serde_json::json!({ "connection_id": conn }),
+            })
+            .await
+    }
+}
+
+fn require_confirmation(preview: &Preview, confirm: Option<&str>) -> Result<()> {
+    if !preview.is_destructive() || confirm == Some(preview.confirmation.as_str()) {
+        return Ok(());
+    }
+    let counts = preview.counts;
+    Err(Error::conflict(
+        ConflictCode::ConfirmationRequired,
+        format!(
+            "this change removes {} and suspends {} member(s); preview it and confirm with \"confirm\": \"{}\"",
+            counts.removals, counts.suspensions, preview.confirmation
+        ),
+    ))
+}
+
+/// A run's report: the counts and the per-member entries (capped).
+fn report(changes: &ChangeSet) -> serde_json::Value {
+    #[derive(Serialize)]
+    struct Report<'a> {
+        counts: ChangeCounts,
+        truncated: bool,
+        adds: &'a [crate::membership::Add],
+        updates: &'a [crate::membership::Update],
+        removals: &'a [crate::membership::Removal],
+    }
+    let cap = |n: usize| n.min(REPORT_ENTRIES);
+    let report = Report {
+        counts: changes.counts(),
+        truncated: changes.adds.len() > REPORT_ENTRIES
+            || changes.updates.len() > REPORT_ENTRIES
+            || changes.removals.len() > REPORT_ENTRIES,
+        adds: &changes.adds[..cap(changes.adds.len())],
+        updates: &changes.updates[..cap(changes.updates.len())],
+        removals: &changes.removals[..cap(changes.removals.len())],
+    };
+    serde_json::to_value(report).unwrap_or_default()
+}

@@ -1,0 +1,11 @@
+//! Sync runs and the org settings that drive membership: what an admin asks
+//! for ("sync members, groups or both"), what a run records, and the
+//! preview-then-confirm contract for anything that removes people.
+
+mod preview;
+mod run;
+mod settings;
+
+pub use preview::{restrict, Preview};
+pub use run::{RunStatus, SyncKind, SyncRun, SyncScope};
+pub use settings::{CustomRole, MemberFilter, MembershipSettings};

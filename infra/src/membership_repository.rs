@@ -1,0 +1,573 @@
+//! Members and the settings that decide them, on PostgreSQL or SQLite.
+//! A planned change set is applied in one transaction with multi-row
+//! statements (500 rows each): never one round trip per member.
+
+use orgsync_domain::directory::{ConnectionId, ResourceId};
+use orgsync_domain::error::ConflictCode;
+use orgsync_domain::membership::{
+    AttributeDefinition, Member, MemberId, MemberSource, MemberStatus, Role, SeatTier, SpendLimit,
+};
+use orgsync_domain::org::OrgId;
+use orgsync_domain::page::{Page, PageRequest};
+use orgsync_domain::ports::MembershipRepository;
+use orgsync_domain::sync::{CustomRole, MemberFilter, MembershipSettings};
+use orgsync_domain::{Error, Result};
+use sea_orm::{
+    ConnectionTrait, DatabaseTransaction, FromQueryResult, Statement, TransactionTrait, Value,
+};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::db::{db_err, sql_err};
+use crate::filter_sql::Sql;
+use crate::Database;
+
+const BATCH: usize = 500;
+
+const MEMBER_COLUMNS: &str = "id, org_id, directory_user_id, email, name, role, seat_tier, \
+    spend_limit_minor, spend_limit_currency, public_metadata, status, source, created_at, updated_at";
+
+pub struct SqlMembershipRepository {
+    db: Database,
+}
+
+impl SqlMembershipRepository {
+    pub fn new(db: Database) -> Self {
+        Self { db }
+    }
+
+    fn stmt(&self, sql: &str, values: Vec<Value>) -> Statement {
+        Statement::from_sql_and_values(self.db.backend(), sql, values)
+    }
+}
+
+#[derive(FromQueryResult)]
+struct MemberRow {
+    id: Uuid,
+    org_id: Uuid,
+    directory_user_id: Option<Uuid>,
+    email: String,
+    name: Option<String>,
+    role: String,
+    seat_tier: Option<String>,
+    spend_limit_minor: Option<i64>,
+    spend_limit_currency: Option<String>,
+    public_metadata: String,
+    status: String,
+    source: String,
+    created_at: OffsetDateTime,
+    updated_at: OffsetDateTime,
+}
+
+fn corrupt(what: &str, id: Uuid) -> Error {
+    Error::Internal(anyhow::anyhow!("member {id}: corrupt {what}"))
+}
+
+impl TryFrom<MemberRow> for Member {
+    type Error = Error;
+
+    fn try_from(row: MemberRow) -> Result<Self> {
+        let id = row.id;
+        let spend_limit = match (row.spend_limit_minor, row.spend_limit_currency) {
+            (Some(amount), Some(currency)) => {
+                Some(SpendLimit::new(amount, &currency).map_err(|_| corrupt("spend limit", id))?)
+            }
+            _ => None,
+        };
+        let text = |s: String| serde_json::Value::String(s);
+        Ok(Member {
+            id: MemberId(id),
+            org_id: OrgId(row.org_id),
+            directory_user_id: row.directory_user_id,
+            email: row.email,
+            name: row.name,
+            role: Role::parse(&row.role).map_err(|_| corrupt("role", id))?,
+            seat_tier: row
+                .seat_tier
+                .map(|t| SeatTier::parse(&t))
+                .transpose()
+                .map_err(|_| corrupt("seat tier", id))?,
+            spend_limit,
+            public_metadata: serde_json::from_str(&row.public_metadata)
+                .map_err(|_| corrupt("metadata", id))?,
+            status: serde_json::from_value::<MemberStatus>(text(row.status))
+                .map_err(|_| corrupt("status", id))?,
+            source: serde_json::from_value::<MemberSource>(text(row.source))
+                .map_err(|_| corrupt("source", id))?,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        })
+    }
+}
+
+fn member_values(m: &Member, sql: &mut Sql) -> String {
+    let metadata = serde_json::to_string(&m.public_metadata).unwrap_or_else(|_| "{}".into());
+    format!(
+        "({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {})",
+        sql.bind(m.id.0),
+        sql.bind(m.org_id.0),
+        sql.bind(m.directory_user_id),
+        sql.bind(m.email.clone()),
+        sql.bind(m.email.to_lowercase()),
+        sql.bind(m.name.clone()),
+        sql.bind(m.role.as_str().to_owned()),
+        sql.bind(m.seat_tier.as_ref().map(|t| t.as_str().to_owned())),
+        sql.bind(m.spend_limit.as_ref().map(SpendLimit::amount_minor)),
+        sql.bind(m.spend_limit.as_ref().map(|l| l.currency().to_owned())),
+        sql.bind(metadata),
+        sql.bind(m.status.as_str().to_owned()),
+        sql.bind(m.source.as_str().to_owned()),
+        sql.bind(m.created_at),
+        sql.bind(m.updated_at),
+    )
+}
+
+async fn insert_members(txn: &DatabaseTransaction, members: &[Member]) -> Result<()> {
+    for chunk in members.chunks(BATCH) {
+        let mut sql = Sql::default();
+        let rows: Vec<String> = chunk.iter().map(|m| member_values(m, &mut sql)).collect();
+        let text = format!(
+            "INSERT INTO members (id, org_id, directory_user_id, email, email_lower, name, role, seat_tier, \
+             spend_limit_minor, spend_limit_currency, public_metadata, status, source, created_at, updated_at) VALUES {}",
+            rows.join(", ")
+        );
+        txn.execute(Statement::from_sql_and_values(
+            txn.get_database_backend(),
+            text,
+            sql.values,
+        ))
+        .await
+        .map_err(|e| sql_err(e, "a member for this directory user already exists"))?;
+    }
+    Ok(())
+}
+
+async fn delete_members(txn: &DatabaseTransaction, org: OrgId, ids: &[MemberId]) -> Result<()> {
+    for chunk in ids.chunks(BATCH) {
+        let mut sql = Sql::default();
+        let org_param = sql.bind(org.0);
+        let list: Vec<String> = chunk.iter().map(|id| sql.bind(id.0)).collect();
+        txn.execute(Statement::from_sql_and_values(
+            txn.get_database_backend(),
+            format!(
+                "DELETE FROM members WHERE org_id = {org_param} AND id IN ({})",
+                list.join(", ")
+            ),
+            sql.values,
+        ))
+        .await
+        .map_err(db_err)?;
+    }
+    Ok(())
+}
+
+fn rows_to_members(rows: Vec<MemberRow>) -> Result<Vec<Member>> {
+    rows.into_iter().map(Member::try_from).collect()
+}
+
+#[async_trait::async_trait]
+impl MembershipRepository for SqlMembershipRepository {
+    async fn all_members(&self, org: OrgId) -> Result<Vec<Member>> {
+        let rows = MemberRow::find_by_statement(self.stmt(
+            &format!("SELECT {MEMBER_COLUMNS} FROM members WHERE org_id = $1 ORDER BY id"),
+            vec![org.0.into()],
+        ))
+        .all(self.db.connection())
+        .await
+        .map_err(db_err)?;
+        rows_to_members(rows)
+    }
+
+    async fn list_members(
+        &self,
+        org: OrgId,
+        filter: &MemberFilter,
+        page: PageRequest,
+    ) -> Result<Page<Member>> {
+        let mut sql = Sql::default();
+        let mut conditions = vec![format!("m.org_id = {}", sql.bind(org.0))];
+        if let Some(after) = page.after {
+            conditions.push(format!("m.id > {}", sql.bind(after)));
+        }
+        if let Some(role) = &filter.role {
+            conditions.push(format!("m.role = {}", sql.bind(role.as_str().to_owned())));
+        }
+        if let Some(tier) = &filter.seat_tier {
+            conditions.push(format!(
+                "m.seat_tier = {}",
+                sql.bind(tier.as_str().to_owned())
+            ));
+        }
+        if let Some(status) = filter.status {
+            conditions.push(format!(
+                "m.status = {}",
+                sql.bind(status.as_str().to_owned())
+            ));
+        }
+        if let Some(group) = filter.group {
+            // Members whose directory user is in the group (member values are ids as text).
+            let group_param = sql.bind(group);
+            let members = match self.db.backend() {
+                sea_orm::DbBackend::Postgres => "m.directory_user_id::text".to_owned(),
+                _ => "lower(substr(hex(m.directory_user_id), 1, 8) || '-' || substr(hex(m.directory_user_id), 9, 4) || '-' || \
+                      substr(hex(m.directory_user_id), 13, 4) || '-' || substr(hex(m.directory_user_id), 17, 4) || '-' || \
+                      substr(hex(m.directory_user_id), 21))"
+                    .to_owned(),
+            };
+            conditions.push(format!(
+                "EXISTS (SELECT 1 FROM directory_group_members g WHERE g.group_id = {group_param} AND g.member_value = {members})"
+            ));
+        }
+        let limit = sql.bind(i64::try_from(page.limit + 1).unwrap_or(i64::MAX));
+        let rows = MemberRow::find_by_statement(self.stmt(
+            &format!(
+                "SELECT {} FROM members m WHERE {} ORDER BY m.id LIMIT {limit}",
+                MEMBER_COLUMNS.split(", ").map(|c| format!("m.{c}")).collect::<Vec<_>>().join(", "),
+                conditions.join(" AND ")
+            ),
+            sql.values,
+        ))
+        .all(self.db.connection())
+        .await
+        .map_err(db_err)?;
+        Ok(Page::from_overfetch(
+            rows_to_members(rows)?,
+            page.limit,
+            |m| m.id.0,
+        ))
+    }
+
+    async fn find_member(&self, org: OrgId, id: MemberId) -> Result<Option<Member>> {
+        let row = MemberRow::find_by_statement(self.stmt(
+            &format!("SELECT {MEMBER_COLUMNS} FROM members WHERE org_id = $1 AND id = $2"),
+            vec![org.0.into(), id.0.into()],
+        ))
+        .one(self.db.connection())
+        .await
+        .map_err(db_err)?;
+        row.map(Member::try_from).transpose()
+    }
+
+    async fn find_by_directory_user(&self, org: OrgId, user: ResourceId) -> Result<Option<Member>> {
+        let row = MemberRow::find_by_statement(self.stmt(
+            &format!(
+                "SELECT {MEMBER_COLUMNS} FROM members WHERE org_id = $1 AND directory_user_id = $2"
+            ),
+            vec![org.0.into(), user.into()],
+        ))
+        .one(self.db.connection())
+        .await
+        .map_err(db_err)?;
+        row.map(Member::try_from).transpose()
+    }
+
+    async fn insert_member(&self, member: &Member) -> Result<()> {
+        let taken = self
+            .db
+            .connection()
+            .query_one(self.stmt(
+                "SELECT 1 AS one FROM members WHERE org_id = $1 AND email_lower = $2",
+                vec![member.org_id.0.into(), member.email.to_lowercase().into()],
+            ))
+            .await
+            .map_err(db_err)?;
+        if taken.is_some() {
+            return Err(Error::conflict(
+                ConflictCode::AlreadyExists,
+                "a member with this email already exists",
+            ));
+        }
+        let txn = self.db.connection().begin().await.map_err(db_err)?;
+        insert_members(&txn, std::slice::from_ref(member)).await?;
+        txn.commit().await.map_err(db_err)
+    }
+
+    async fn update_member(&self, m: &Member) -> Result<()> {
+        let metadata = serde_json::to_string(&m.public_metadata).unwrap_or_else(|_| "{}".into());
+        let result = self
+            .db
+            .connection()
+            .execute(self.stmt(
+                "UPDATE members SET name = $1, role = $2, seat_tier = $3, spend_limit_minor = $4, spend_limit_currency = $5, \
+                 public_metadata = $6, status = $7, updated_at = $8 WHERE org_id = $9 AND id = $10",
+                vec![
+                    m.name.clone().into(),
+                    m.role.as_str().to_owned().into(),
+                    m.seat_tier.as_ref().map(|t| t.as_str().to_owned()).into(),
+                    m.spend_limit.as_ref().map(SpendLimit::amount_minor).into(),
+                    m.spend_limit.as_ref().map(|l| l.currency().to_owned()).into(),
+                    metadata.into(),
+                    m.status.as_str().to_owned().into(),
+                    m.updated_at.into(),
+                    m.org_id.0.into(),
+                    m.id.0.into(),
+                ],
+            ))
+            .await
+            .map_err(db_err)?;
+        if result.rows_affected() == 0 {
+            return Err(Error::NotFound { entity: "member" });
+        }
+        Ok(())
+    }
+
+    async fn delete_member(&self, org: OrgId, id: MemberId) -> Result<()> {
+        let result = self
+            .db
+            .connection()
+            .execute(self.stmt(
+                "DELETE FROM members WHERE org_id = $1 AND id = $2",
+                vec![org.0.into(), id.0.into()],
+            ))
+            .await
+            .map_err(db_err)?;
+        if result.rows_affected() == 0 {
+            return Err(Error::NotFound { entity: "member" });
+        }
+        Ok(())
+    }
+
+    async fn apply(
+        &self,
+        org: OrgId,
+        added: &[Member],
+        updated: &[Member],
+        removed: &[MemberId],
+    ) -> Result<()> {
+        let txn = self.db.connection().begin().await.map_err(db_err)?;
+        delete_members(&txn, org, removed).await?;
+        // An update rewrites the member's row (same id, same created_at): with
+        // multi-row statements that is two set-based steps on both engines.
+        let updated_ids: Vec<MemberId> = updated.iter().map(|m| m.id).collect();
+        delete_members(&txn, org, &updated_ids).await?;
+        insert_members(&txn, updated).await?;
+        insert_members(&txn, added).await?;
+        txn.commit().await.map_err(db_err)
+    }
+
+    async fn settings(&self, org: OrgId) -> Result<MembershipSettings> {
+        #[derive(FromQueryResult)]
+        struct Row {
+            group_mappings: String,
+            deprovision: String,
+        }
+        let row = Row::find_by_statement(self.stmt(
+            "SELECT group_mappings, deprovision FROM org_membership_settings WHERE org_id = $1",
+            vec![org.0.into()],
+        ))
+        .one(self.db.connection())
+        .await
+        .map_err(db_err)?;
+        let Some(row) = row else {
+            return Ok(MembershipSettings::default());
+        };
+        Ok(MembershipSettings {
+            mappings: serde_json::from_str(&row.group_mappings).map_err(|e| {
+                Error::Internal(anyhow::anyhow!("org {org}: corrupt group mappings: {e}"))
+            })?,
+            deprovision: serde_json::from_value(serde_json::Value::String(row.deprovision))
+                .map_err(|e| {
+                    Error::Internal(anyhow::anyhow!("org {org}: corrupt deprovision: {e}"))
+                })?,
+        })
+    }
+
+    async fn save_settings(
+        &self,
+        org: OrgId,
+        settings: &MembershipSettings,
+        now: OffsetDateTime,
+    ) -> Result<()> {
+        let mappings =
+            serde_json::to_string(&settings.mappings).map_err(|e| Error::Internal(e.into()))?;
+        let deprovision = serde_json::to_value(settings.deprovision)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_else(|| "remove".into());
+        self.db
+            .connection()
+            .execute(self.stmt(
+                "INSERT INTO org_membership_settings (org_id, group_mappings, deprovision, updated_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (org_id) DO UPDATE SET group_mappings = excluded.group_mappings, \
+                 deprovision = excluded.deprovision, updated_at = excluded.updated_at",
+                vec![org.0.into(), mappings.into(), deprovision.into(), now.into()],
+            ))
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn roles(&self, org: OrgId) -> Result<Vec<CustomRole>> {
+        #[derive(FromQueryResult)]
+        struct Row {
+            name: String,
+            capabilities: String,
+        }
+        let rows = Row::find_by_statement(self.stmt(
+            "SELECT name, capabilities FROM org_roles WHERE org_id = $1 ORDER BY name",
+            vec![org.0.into()],
+        ))
+        .all(self.db.connection())
+        .await
+        .map_err(db_err)?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(CustomRole {
+                    name: Role::parse(&r.name)
+                        .map_err(|_| Error::Internal(anyhow::anyhow!("corrupt role {}", r.name)))?,
+                    capabilities: serde_json::from_str(&r.capabilities).map_err(|e| {
+                        Error::Internal(anyhow::anyhow!("corrupt capabilities: {e}"))
+                    })?,
+                })
+            })
+            .collect()
+    }
+
+    async fn save_roles(&self, org: OrgId, roles: &[CustomRole]) -> Result<()> {
+        let txn = self.db.connection().begin().await.map_err(db_err)?;
+        txn.execute(self.stmt(
+            "DELETE FROM org_roles WHERE org_id = $1",
+            vec![org.0.into()],
+        ))
+        .await
+        .map_err(db_err)?;
+        for role in roles {
+            let capabilities =
+                serde_json::to_string(&role.capabilities).map_err(|e| Error::Internal(e.into()))?;
+            txn.execute(self.stmt(
+                "INSERT INTO org_roles (org_id, name, capabilities) VALUES ($1, $2, $3)",
+                vec![
+                    org.0.into(),
+                    role.name.as_str().to_owned().into(),
+                    capabilities.into(),
+                ],
+            ))
+            .await
+            .map_err(db_err)?;
+        }
+        txn.commit().await.map_err(db_err)
+    }
+
+    async fn seat_tiers(&self, org: OrgId) -> Result<Vec<SeatTier>> {
+        #[derive(FromQueryResult)]
+        struct Row {
+            name: String,
+        }
+        let rows = Row::find_by_statement(self.stmt(
+            "SELECT name FROM org_seat_tiers WHERE org_id = $1 ORDER BY position",
+            vec![org.0.into()],
+        ))
+        .all(self.db.connection())
+        .await
+        .map_err(db_err)?;
+        rows.into_iter()
+            .map(|r| {
+                SeatTier::parse(&r.name)
+                    .map_err(|_| Error::Internal(anyhow::anyhow!("corrupt seat tier {}", r.name)))
+            })
+            .collect()
+    }
+
+    async fn save_seat_tiers(&self, org: OrgId, tiers: &[SeatTier]) -> Result<()> {
+        let txn = self.db.connection().begin().await.map_err(db_err)?;
+        txn.execute(self.stmt(
+            "DELETE FROM org_seat_tiers WHERE org_id = $1",
+            vec![org.0.into()],
+        ))
+        .await
+        .map_err(db_err)?;
+        for (position, tier) in tiers.iter().enumerate() {
+            txn.execute(self.stmt(
+                "INSERT INTO org_seat_tiers (org_id, name, position) VALUES ($1, $2, $3)",
+                vec![
+                    org.0.into(),
+                    tier.as_str().to_owned().into(),
+                    i32::try_from(position).unwrap_or(i32::MAX).into(),
+                ],
+            ))
+            .await
+            .map_err(db_err)?;
+        }
+        txn.commit().await.map_err(db_err)
+    }
+
+    async fn attributes(&self, conn: ConnectionId) -> Result<Vec<AttributeDefinition>> {
+        #[derive(FromQueryResult)]
+        struct Row {
+            definitions: String,
+        }
+        let row = Row::find_by_statement(self.stmt(
+            "SELECT definitions FROM connection_attributes WHERE connection_id = $1",
+            vec![conn.0.into()],
+        ))
+        .one(self.db.connection())
+        .await
+        .map_err(db_err)?;
+        match row {
+            None => Ok(Vec::new()),
+            Some(row) => serde_json::from_str(&row.definitions).map_err(|e| {
+                Error::Internal(anyhow::anyhow!(
+                    "connection {conn}: corrupt attribute definitions: {e}"
+                ))
+            }),
+        }
+    }
+
+    async fn save_attributes(
+        &self,
+        conn: ConnectionId,
+        definitions: &[AttributeDefinition],
+        now: OffsetDateTime,
+    ) -> Result<()> {
+        let text = serde_json::to_string(definitions).map_err(|e| Error::Internal(e.into()))?;
+        self.db
+            .connection()
+            .execute(self.stmt(
+                "INSERT INTO connection_attributes (connection_id, definitions, updated_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (connection_id) DO UPDATE SET definitions = excluded.definitions, updated_at = excluded.updated_at",
+                vec![conn.0.into(), text.into(), now.into()],
+            ))
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn cursor(&self, org: OrgId, conn: ConnectionId) -> Result<i64> {
+        #[derive(FromQueryResult)]
+        struct Row {
+            applied_seq: i64,
+        }
+        let row = Row::find_by_statement(self.stmt(
+            "SELECT applied_seq FROM org_directory_cursors WHERE org_id = $1 AND connection_id = $2",
+            vec![org.0.into(), conn.0.into()],
+        ))
+        .one(self.db.connection())
+        .await
+        .map_err(db_err)?;
+        Ok(row.map_or(0, |r| r.applied_seq))
+    }
+
+    async fn set_cursor(
+        &self,
+        org: OrgId,
+        conn: ConnectionId,
+        applied_seq: i64,
+        now: OffsetDateTime,
+    ) -> Result<()> {
+        // Never moves backwards: a slow worker finishing late cannot undo a faster one's progress.
+        self.db
+            .connection()
+            .execute(self.stmt(
+                "INSERT INTO org_directory_cursors (org_id, connection_id, applied_seq, updated_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (org_id) DO UPDATE SET \
+                 applied_seq = CASE WHEN org_directory_cursors.connection_id = excluded.connection_id \
+                   AND org_directory_cursors.applied_seq > excluded.applied_seq \
+                   THEN org_directory_cursors.applied_seq ELSE excluded.applied_seq END, \
+                 connection_id = excluded.connection_id, updated_at = excluded.updated_at",
+                vec![org.0.into(), conn.0.into(), applied_seq.into(), now.into()],
+            ))
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,542 @@
+//! The membership sync engine end to end: SCIM changes in, members out, on
+//! PostgreSQL with the app's real worker applying change events.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::scim::{patch, Directory};
+
+impl Directory {
+    fn org_path(&self, rest: &str) -> String {
+        format!("/api/v1/orgs/{}{rest}", self.org)
+    }
+
+    async fn admin(&self, method: &str, rest: &str, body: Option<Value>) -> (u16, Value) {
+        let token = self.app.tokens.platform();
+        self.app
+            .call(method, &self.org_path(rest), Some(&token), body)
+            .await
+    }
+
+    async fn group(&self, name: &str, members: &[&str]) -> String {
+        let members: Vec<Value> = members.iter().map(|m| json!({"value": m})).collect();
+        let (status, group) = self
+            .scim(
+                "POST",
+                "/Groups",
+                Some(json!({"displayName": name, "members": members})),
+            )
+            .await;
+        assert_eq!(status, 201, "{group}");
+        group["id"].as_str().unwrap().to_owned()
+    }
+
+    async fn members(&self) -> Vec<Value> {
+        let (status, page) = self.admin("GET", "/members?limit=200", None).await;
+        assert_eq!(status, 200, "{page}");
+        page["data"].as_array().unwrap().clone()
+    }
+
+    async fn member_of(&self, user: &str) -> Option<Value> {
+        self.members()
+            .await
+            .into_iter()
+            .find(|m| m["directory_user_id"] == user)
+    }
+
+    /// Waits (bounded) for the worker to make `check` true.
+    async fn eventually(&self, what: &str, check: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        for _ in 0..100 {
+            let members = self.members().await;
+            if check(&members) {
+                return members;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "not reached within 5 s: {what}; members: {:?}",
+            self.members().await
+        );
+    }
+
+    async fn switch_to_scim(&self) -> Value {
+        let (status, preview) = self
+            .admin(
+                "POST",
+                "/provisioning/preview",
+                Some(json!({"mode": "scim"})),
+            )
+            .await;
+        assert_eq!(status, 200, "{preview}");
+        let (status, done) = self
+            .admin(
+                "PUT",
+                "/provisioning",
+                Some(json!({"mode": "scim", "confirm": preview["confirmation"]})),
+            )
+            .await;
+        assert_eq!(status, 200, "{done}");
+        preview
+    }
+}
+
+fn emails(members: &[Value]) -> Vec<String> {
+    let mut out: Vec<String> = members
+        .iter()
+        .map(|m| m["email"].as_str().unwrap().to_owned())
+        .collect();
+    out.sort();
+    out
+}
+
+#[actix_web::test]
+async fn switching_to_scim_previews_removals_adopts_by_email_and_needs_confirmation() {
+    let dir = Directory::new().await;
+    let alice = dir.user("alice@example.com").await;
+    dir.user("bob@example.com").await;
+    // Members added by hand while the org was manual: one the IdP knows, one it does not.
+    let (_, kept) = dir
+        .admin(
+            "POST",
+            "/members",
+            Some(json!({"email": "Alice@Example.com", "role": "admin"})),
+        )
+        .await;
+    let (status, _) = dir
+        .admin(
+            "POST",
+            "/members",
+            Some(json!({"email": "carol@example.com"})),
+        )
+        .await;
+    assert_eq!(status, 201);
+
+    let (status, preview) = dir
+        .admin(
+            "POST",
+            "/provisioning/preview",
+            Some(json!({"mode": "scim"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(preview["counts"]["adds"], 1, "{preview}");
+    assert_eq!(preview["counts"]["removals"], 1);
+    assert_eq!(
+        preview["changes"]["removals"][0]["email"],
+        "carol@example.com"
+    );
+    assert_eq!(
+        preview["changes"]["removals"][0]["reason"]["kind"],
+        "not_in_directory"
+    );
+
+    // Without the preview's confirmation nothing happens.
+    let (status, problem) = dir
+        .admin("PUT", "/provisioning", Some(json!({"mode": "scim"})))
+        .await;
+    assert_eq!(status, 409, "{problem}");
+    assert_eq!(
+        problem["type"],
+        "https://orgsync.dev/problems/confirmation-required"
+    );
+    let (status, _) = dir
+        .admin(
+            "PUT",
+            "/provisioning",
+            Some(json!({"mode": "scim", "confirm": "0000"})),
+        )
+        .await;
+    assert_eq!(status, 409);
+    assert_eq!(
+        emails(&dir.members().await),
+        ["Alice@Example.com", "carol@example.com"]
+    );
+
+    dir.switch_to_scim().await;
+    let members = dir.members().await;
+    assert_eq!(emails(&members), ["alice@example.com", "bob@example.com"]);
+    let adopted = members
+        .iter()
+        .find(|m| m["email"] == "alice@example.com")
+        .unwrap();
+    assert_eq!(adopted["id"], kept["id"], "adopted, not recreated");
+    assert_eq!(adopted["directory_user_id"], alice.as_str());
+    assert_eq!(
+        adopted["role"], "admin",
+        "group mapping is off: the role is kept"
+    );
+
+    // Members of a SCIM org come from the directory.
+    let (status, problem) = dir
+        .admin(
+            "POST",
+            "/members",
+            Some(json!({"email": "dave@example.com"})),
+        )
+        .await;
+    assert_eq!(status, 409);
+    assert_eq!(
+        problem["type"],
+        "https://orgsync.dev/problems/governed-by-directory"
+    );
+    dir.app.finish().await;
+}
+
+#[actix_web::test]
+async fn group_mappings_decide_roles_by_precedence_and_fall_back_when_a_group_is_left() {
+    let dir = Directory::new().await;
+    let ann = dir.user("ann@example.com").await;
+    let ben = dir.user("ben@example.com").await;
+    let cid = dir.user("cid@example.com").await;
+    let admins = dir.group("Admins", &[&ann]).await;
+    let staff = dir.group("Staff", &[&ann, &ben]).await;
+    dir.switch_to_scim().await;
+    assert_eq!(dir.members().await.len(), 3);
+
+    let mappings = json!({"enabled": true, "roles": [{"group": admins, "role": "admin"}, {"group": staff, "role": "user"}]});
+    let (status, preview) = dir
+        .admin("POST", "/group-mappings/preview", Some(mappings.clone()))
+        .await;
+    assert_eq!(status, 200, "{preview}");
+    assert_eq!(
+        preview["counts"]["removals"], 1,
+        "cid is in no mapped group"
+    );
+    assert_eq!(
+        preview["changes"]["removals"][0]["reason"]["kind"],
+        "no_role_group"
+    );
+    let (status, _) = dir
+        .admin("PUT", "/group-mappings", Some(mappings.clone()))
+        .await;
+    assert_eq!(status, 409, "an incomplete mapping needs confirmation");
+    let mut confirmed = mappings.clone();
+    confirmed["confirm"] = preview["confirmation"].clone();
+    let (status, saved) = dir.admin("PUT", "/group-mappings", Some(confirmed)).await;
+    assert_eq!(status, 200, "{saved}");
+    assert_eq!(saved["sync_run"]["counts"]["removals"], 1);
+
+    let members = dir.members().await;
+    assert!(dir.member_of(&cid).await.is_none());
+    let role = |user: &str| {
+        members
+            .iter()
+            .find(|m| m["directory_user_id"] == user)
+            .map(|m| m["role"].clone())
+    };
+    assert_eq!(role(&ann), Some(json!("admin")));
+    assert_eq!(role(&ben), Some(json!("user")));
+
+    // Ann leaves Admins in the IdP: she falls back to the next mapped role.
+    let (status, _) = dir
+        .scim(
+            "PATCH",
+            &format!("/Groups/{admins}"),
+            Some(patch(
+                json!([{"op": "remove", "path": format!("members[value eq \"{ann}\"]")}]),
+            )),
+        )
+        .await;
+    assert_eq!(status, 200);
+    dir.eventually("ann falls back to user", |members| {
+        members
+            .iter()
+            .any(|m| m["directory_user_id"] == ann.as_str() && m["role"] == "user")
+    })
+    .await;
+
+    // Roles are governed by the mapping: no hand edits, and the error names the mapping.
+    let member = dir.member_of(&ann).await.unwrap();
+    let (status, problem) = dir
+        .admin(
+            "PATCH",
+            &format!("/members/{}", member["id"].as_str().unwrap()),
+            Some(json!({"role": "admin"})),
+        )
+        .await;
+    assert_eq!(status, 409, "{problem}");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("roles[1]"),
+        "{problem}"
+    );
+    // Unknown groups or roles are refused, and nothing changes.
+    let (status, problem) = dir
+        .admin(
+            "PUT",
+            "/group-mappings",
+            Some(json!({"enabled": true, "roles": [{"group": uuid::Uuid::now_v7(), "role": "admin"}]})),
+        )
+        .await;
+    assert_eq!(status, 422, "{problem}");
+    assert_eq!(problem["invalid_params"][0]["name"], "roles[0].group");
+    dir.app.finish().await;
+}
+
+#[actix_web::test]
+async fn idp_changes_apply_in_place_and_deactivation_follows_the_org_policy() {
+    let dir = Directory::new().await;
+    let eve = dir.user("eve@example.com").await;
+    let fay = dir.user("fay@example.com").await;
+    dir.switch_to_scim().await;
+    let before = dir.member_of(&eve).await.unwrap();
+
+    // An email change in the IdP updates the member in place: same id.
+    let (status, _) = dir
+        .scim(
+            "PATCH",
+            &format!("/Users/{eve}"),
+            Some(patch(json!([
+                {"op": "replace", "path": "userName", "value": "eve.new@example.com"},
+                {"op": "replace", "path": "emails[type eq \"work\"].value", "value": "eve.new@example.com"}
+            ]))),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let members = dir
+        .eventually("eve's email follows the IdP", |members| {
+            members.iter().any(|m| m["email"] == "eve.new@example.com")
+        })
+        .await;
+    let after = members
+        .iter()
+        .find(|m| m["directory_user_id"] == eve.as_str())
+        .unwrap();
+    assert_eq!(after["id"], before["id"]);
+    assert_eq!(members.len(), 2);
+
+    // Deactivation removes by default...
+    dir.scim(
+        "PATCH",
+        &format!("/Users/{fay}"),
+        Some(patch(
+            json!([{"op": "replace", "path": "active", "value": false}]),
+        )),
+    )
+    .await;
+    dir.eventually("fay removed", |members| members.len() == 1)
+        .await;
+    // ...or suspends, when the org says so (an inactive directory user is then a
+    // suspended member, so fay comes back suspended); reactivation restores.
+    let token = dir.app.tokens.platform();
+    let (status, _) = dir
+        .app
+        .call(
+            "PUT",
+            &dir.org_path("/group-mappings"),
+            Some(&token),
+            Some(json!({"enabled": false, "deprovision": "suspend"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let suspended = |members: &[Value], user: &str| {
+        members
+            .iter()
+            .any(|m| m["directory_user_id"] == user && m["status"] == "suspended")
+    };
+    assert!(suspended(&dir.members().await, &fay));
+    dir.scim(
+        "PATCH",
+        &format!("/Users/{eve}"),
+        Some(patch(
+            json!([{"op": "replace", "path": "active", "value": false}]),
+        )),
+    )
+    .await;
+    dir.eventually("eve suspended", |members| suspended(members, &eve))
+        .await;
+    dir.scim(
+        "PATCH",
+        &format!("/Users/{eve}"),
+        Some(patch(
+            json!([{"op": "replace", "path": "active", "value": true}]),
+        )),
+    )
+    .await;
+    dir.eventually("eve active again", |members| {
+        members
+            .iter()
+            .any(|m| m["directory_user_id"] == eve.as_str() && m["status"] == "active")
+    })
+    .await;
+    // A hard DELETE in the IdP removes the member.
+    dir.scim("DELETE", &format!("/Users/{eve}"), None).await;
+    dir.eventually("eve removed", |members| {
+        members.len() == 1 && suspended(members, &fay)
+    })
+    .await;
+    dir.app.finish().await;
+}
+
+#[actix_web::test]
+async fn synced_attributes_land_in_metadata_and_are_read_only_while_sync_is_on() {
+    let dir = Directory::new().await;
+    let (status, _) = dir
+        .admin(
+            "PUT",
+            &format!("/connections/{}/attributes", dir.conn),
+            Some(json!({"attributes": [
+                {"key": "department", "scim_path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department"},
+                {"key": "cost_center", "scim_path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:costCenter", "sso_claim": "cc"}
+            ]})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, user) = dir
+        .scim(
+            "POST",
+            "/Users",
+            Some(json!({
+                "userName": "gil@example.com",
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"department": "Sales", "costCenter": "CC-7"}
+            })),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let gil = user["id"].as_str().unwrap().to_owned();
+    dir.switch_to_scim().await;
+    let member = dir.member_of(&gil).await.unwrap();
+    assert_eq!(
+        member["public_metadata"],
+        json!({"department": "Sales", "cost_center": "CC-7"})
+    );
+
+    let path = format!("/members/{}", member["id"].as_str().unwrap());
+    let (status, problem) = dir
+        .admin(
+            "PATCH",
+            &path,
+            Some(json!({"public_metadata": {"department": "Ops"}})),
+        )
+        .await;
+    assert_eq!(status, 409, "{problem}");
+    assert!(problem["detail"].as_str().unwrap().contains("department"));
+    let (status, updated) = dir
+        .admin(
+            "PATCH",
+            &path,
+            Some(json!({"public_metadata": {"nickname": "G"}})),
+        )
+        .await;
+    assert_eq!(status, 200, "other keys stay writable: {updated}");
+    assert_eq!(updated["public_metadata"]["nickname"], "G");
+    let (status, _) = dir.admin("DELETE", &path, None).await;
+    assert_eq!(status, 409, "a directory member is removed in the IdP");
+    dir.app.finish().await;
+}
+
+#[actix_web::test]
+async fn a_manual_sync_runs_on_the_worker_and_reports_what_it_did() {
+    let dir = Directory::new().await;
+    dir.user("hal@example.com").await;
+    dir.switch_to_scim().await;
+    // Changes the incremental path has not seen yet (written straight to the store) are found by a full sync.
+    let token = dir.app.tokens.platform();
+    let (status, tiers) = dir
+        .app
+        .call(
+            "PUT",
+            &dir.org_path("/seat-tiers"),
+            Some(&token),
+            Some(json!({"seat_tiers": ["standard", "premium"]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{tiers}");
+    dir.user("ivy@example.com").await;
+
+    let (status, run) = dir
+        .admin("POST", "/syncs", Some(json!({"scope": "both"})))
+        .await;
+    assert_eq!(status, 202, "{run}");
+    let run_path = format!("/syncs/{}", run["id"].as_str().unwrap());
+    let mut finished = Value::Null;
+    for _ in 0..100 {
+        let (_, current) = dir.admin("GET", &run_path, None).await;
+        if current["status"] == "succeeded" || current["status"] == "failed" {
+            finished = current;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(finished["status"], "succeeded", "{finished}");
+    assert!(finished["report"]["counts"].is_object());
+    assert_eq!(
+        emails(&dir.members().await),
+        ["hal@example.com", "ivy@example.com"]
+    );
+    let (_, runs) = dir.admin("GET", "/syncs", None).await;
+    let kinds: Vec<&str> = runs["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["manual", "mode_change"], "newest first");
+    dir.app.finish().await;
+}
+
+#[actix_web::test]
+async fn children_and_sandboxes_draw_on_the_parents_directory_with_their_own_mappings() {
+    let dir = Directory::new().await;
+    let jo = dir.user("jo@example.com").await;
+    let kim = dir.user("kim@example.com").await;
+    let eng = dir.group("Engineering", &[&jo]).await;
+    let token = dir.app.tokens.platform();
+    let (_, sandbox) = dir
+        .app
+        .call(
+            "POST",
+            &dir.org_path("/children"),
+            Some(&token),
+            Some(json!({"name": "Sandbox", "slug": "acme-sandbox", "kind": "sandbox"})),
+        )
+        .await;
+    let sandbox = sandbox["id"].as_str().unwrap();
+    let path = |rest: &str| format!("/api/v1/orgs/{sandbox}{rest}");
+    let (status, _) = dir
+        .app
+        .call(
+            "PUT",
+            &path("/provisioning"),
+            Some(&token),
+            Some(json!({"mode": "scim"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (_, members) = dir
+        .app
+        .call("GET", &path("/members"), Some(&token), None)
+        .await;
+    assert_eq!(members["data"].as_array().unwrap().len(), 2);
+    let (_, preview) = dir
+        .app
+        .call(
+            "POST",
+            &path("/group-mappings/preview"),
+            Some(&token),
+            Some(json!({"enabled": true, "roles": [{"group": eng, "role": "owner"}]})),
+        )
+        .await;
+    let (status, _) = dir
+        .app
+        .call(
+            "PUT",
+            &path("/group-mappings"),
+            Some(&token),
+            Some(json!({"enabled": true, "roles": [{"group": eng, "role": "owner"}], "confirm": preview["confirmation"]})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (_, members) = dir
+        .app
+        .call("GET", &path("/members"), Some(&token), None)
+        .await;
+    let members = members["data"].as_array().unwrap();
+    assert_eq!(members.len(), 1);
+    assert_eq!(members[0]["directory_user_id"], jo.as_str());
+    assert_eq!(members[0]["role"], "owner");
+    // The parent stays manual and untouched by its child's sync.
+    assert!(dir.members().await.is_empty());
+    let _ = kim;
+    dir.app.finish().await;
+}

@@ -8,6 +8,8 @@ use orgsync_domain::directory::{
 };
 use std::collections::{BTreeSet, HashMap};
 
+use futures::StreamExt;
+
 use orgsync_domain::membership::DirectoryUser;
 use orgsync_domain::ports::{DirectoryRepository, Listed};
 use orgsync_domain::scim::{MemberChange, ResourceKind};
@@ -587,6 +589,19 @@ struct MembershipRow {
     group_id: Uuid,
 }
 
+impl SnapshotRow {
+    fn into_user(self) -> DirectoryUser {
+        DirectoryUser {
+            id: self.id,
+            user_name: self.user_name,
+            email: self.email,
+            display_name: self.display_name,
+            active: self.active,
+            resource: self.resource,
+        }
+    }
+}
+
 /// Pairs each user with the groups it is a direct member of (member values
 /// that are not user ids, such as nested groups, are left out).
 fn join_groups(
@@ -603,17 +618,7 @@ fn join_groups(
         .into_iter()
         .map(|u| {
             let user_groups = groups.remove(&u.id).unwrap_or_default();
-            (
-                DirectoryUser {
-                    id: u.id,
-                    user_name: u.user_name,
-                    email: u.email,
-                    display_name: u.display_name,
-                    active: u.active,
-                    resource: u.resource,
-                },
-                user_groups,
-            )
+            (u.into_user(), user_groups)
         })
         .collect()
 }
@@ -1101,6 +1106,22 @@ impl DirectoryRepository for SqlDirectoryRepository {
         })
     }
 
+    async fn latest_seq(&self, conn: ConnectionId) -> Result<i64> {
+        sequence_events(self.db.connection(), conn).await?;
+        #[derive(FromQueryResult)]
+        struct Row {
+            event_seq: i64,
+        }
+        let row = Row::find_by_statement(self.stmt(
+            "SELECT event_seq FROM enterprise_connections WHERE id = $1",
+            vec![conn.0.into()],
+        ))
+        .one(self.db.connection())
+        .await
+        .map_err(db_err)?;
+        Ok(row.map_or(0, |r| r.event_seq))
+    }
+
     async fn events(&self, conn: ConnectionId, after: i64, limit: u64) -> Result<Vec<ChangeEvent>> {
         sequence_events(self.db.connection(), conn).await?;
         #[derive(FromQueryResult)]
@@ -1159,21 +1180,37 @@ impl DirectoryRepository for SqlDirectoryRepository {
         &self,
         conn: ConnectionId,
     ) -> Result<Vec<(DirectoryUser, BTreeSet<ResourceId>)>> {
-        let rows = SnapshotRow::find_by_statement(self.stmt(
-            &format!("SELECT {SNAPSHOT_COLUMNS} FROM directory_users WHERE connection_id = $1 ORDER BY id"),
-            vec![conn.0.into()],
-        ))
-        .all(self.db.connection())
-        .await
-        .map_err(db_err)?;
-        let memberships = MembershipRow::find_by_statement(self.stmt(
+        // Both reads stream row by row: at 100k users and 500k memberships,
+        // collecting raw rows first would hold the whole result set twice.
+        let mut groups: HashMap<Uuid, BTreeSet<ResourceId>> = HashMap::new();
+        let mut memberships = MembershipRow::find_by_statement(self.stmt(
             "SELECT member_value, group_id FROM directory_group_members WHERE connection_id = $1",
             vec![conn.0.into()],
         ))
-        .all(self.db.connection())
+        .stream(self.db.connection())
         .await
         .map_err(db_err)?;
-        Ok(join_groups(rows, memberships))
+        while let Some(row) = memberships.next().await {
+            let row = row.map_err(db_err)?;
+            if let Ok(user) = Uuid::parse_str(&row.member_value) {
+                groups.entry(user).or_default().insert(row.group_id);
+            }
+        }
+        drop(memberships);
+        let mut users = SnapshotRow::find_by_statement(self.stmt(
+            &format!("SELECT {SNAPSHOT_COLUMNS} FROM directory_users WHERE connection_id = $1 ORDER BY id"),
+            vec![conn.0.into()],
+        ))
+        .stream(self.db.connection())
+        .await
+        .map_err(db_err)?;
+        let mut out = Vec::new();
+        while let Some(row) = users.next().await {
+            let row = row.map_err(db_err)?;
+            let user_groups = groups.remove(&row.id).unwrap_or_default();
+            out.push((row.into_user(), user_groups));
+        }
+        Ok(out)
     }
 
     async fn snapshot_users(

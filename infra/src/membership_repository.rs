@@ -2,6 +2,7 @@
 //! A planned change set is applied in one transaction with multi-row
 //! statements (500 rows each): never one round trip per member.
 
+use futures::StreamExt;
 use orgsync_domain::directory::{ConnectionId, ResourceId};
 use orgsync_domain::error::ConflictCode;
 use orgsync_domain::membership::{
@@ -122,7 +123,7 @@ fn member_values(m: &Member, sql: &mut Sql) -> String {
     )
 }
 
-async fn insert_members(txn: &DatabaseTransaction, members: &[Member]) -> Result<()> {
+async fn insert_members(txn: &DatabaseTransaction, members: &[&Member]) -> Result<()> {
     for chunk in members.chunks(BATCH) {
         let mut sql = Sql::default();
         let rows: Vec<String> = chunk.iter().map(|m| member_values(m, &mut sql)).collect();
@@ -168,14 +169,19 @@ fn rows_to_members(rows: Vec<MemberRow>) -> Result<Vec<Member>> {
 #[async_trait::async_trait]
 impl MembershipRepository for SqlMembershipRepository {
     async fn all_members(&self, org: OrgId) -> Result<Vec<Member>> {
-        let rows = MemberRow::find_by_statement(self.stmt(
+        // Streamed: raw rows are converted one by one instead of all held first.
+        let mut rows = MemberRow::find_by_statement(self.stmt(
             &format!("SELECT {MEMBER_COLUMNS} FROM members WHERE org_id = $1 ORDER BY id"),
             vec![org.0.into()],
         ))
-        .all(self.db.connection())
+        .stream(self.db.connection())
         .await
         .map_err(db_err)?;
-        rows_to_members(rows)
+        let mut members = Vec::new();
+        while let Some(row) = rows.next().await {
+            members.push(Member::try_from(row.map_err(db_err)?)?);
+        }
+        Ok(members)
     }
 
     async fn list_members(
@@ -278,7 +284,7 @@ impl MembershipRepository for SqlMembershipRepository {
             ));
         }
         let txn = self.db.connection().begin().await.map_err(db_err)?;
-        insert_members(&txn, std::slice::from_ref(member)).await?;
+        insert_members(&txn, &[member]).await?;
         txn.commit().await.map_err(db_err)
     }
 
@@ -330,8 +336,8 @@ impl MembershipRepository for SqlMembershipRepository {
     async fn apply(
         &self,
         org: OrgId,
-        added: &[Member],
-        updated: &[Member],
+        added: &[&Member],
+        updated: &[&Member],
         removed: &[MemberId],
     ) -> Result<()> {
         let txn = self.db.connection().begin().await.map_err(db_err)?;

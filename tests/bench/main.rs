@@ -45,6 +45,12 @@ struct Args {
     /// Seconds per timed scenario.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
+    /// Which benchmarks: `scim`, `sync` or `all`.
+    #[arg(long, default_value = "all")]
+    only: String,
+    /// Directory groups for the sync benchmark.
+    #[arg(long, default_value_t = 1_000)]
+    groups: usize,
 }
 
 struct Stats {
@@ -290,6 +296,29 @@ async fn main() {
     });
     let db = Database::connect(&db_url).await.unwrap();
     let run = Duration::from_secs(args.seconds);
+    if args.only == "scim" || args.only == "all" {
+        scim_benchmarks(&args, target.clone(), &db, conn_id, run).await;
+    }
+    if args.only == "sync" || args.only == "all" {
+        sync_benchmarks(&args, &admin_api, &org, &db, conn_id, server.0.id()).await;
+    }
+    drop(server);
+    db.close().await.ok();
+    exec(
+        &admin,
+        &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+        vec![],
+    )
+    .await;
+}
+
+async fn scim_benchmarks(
+    args: &Args,
+    target: Arc<Target>,
+    db: &DatabaseConnection,
+    conn_id: uuid::Uuid,
+    run: Duration,
+) {
     println!(
         "orgsync SCIM benchmark: {} clients, PostgreSQL + Redis, release build",
         args.clients
@@ -306,8 +335,8 @@ async fn main() {
     }).await.print();
 
     let seeded = args.users.saturating_sub(args.posts);
-    seed_users(&db, conn_id, 0, seeded).await;
-    exec(&db, "ANALYZE", vec![]).await;
+    seed_users(db, conn_id, 0, seeded).await;
+    exec(db, "ANALYZE", vec![]).await;
     let users = args.users;
     drive(
         &format!("GET /Users?filter=userName eq (directory of {users})"),
@@ -360,7 +389,7 @@ async fn main() {
     let group_id: uuid::Uuid = group["id"].as_str().unwrap().parse().unwrap();
     for size in [0usize, users / 2, users.saturating_sub(2_000)] {
         if size > 0 {
-            seed_members(&db, conn_id, group_id, size).await;
+            seed_members(db, conn_id, group_id, size).await;
         }
         let member_ids = ids.clone();
         drive(
@@ -482,12 +511,193 @@ async fn main() {
         t0.elapsed().as_secs_f64() * 1000.0
     );
 
-    drop(server);
-    db.close().await.ok();
+    // Leave an empty directory for the next benchmark.
     exec(
-        &admin,
-        &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-        vec![],
+        db,
+        "DELETE FROM directory_users WHERE connection_id = $1",
+        vec![conn_id.into()],
     )
     .await;
+    exec(
+        db,
+        "DELETE FROM directory_groups WHERE connection_id = $1",
+        vec![conn_id.into()],
+    )
+    .await;
+}
+
+/// Peak resident memory of a process, in MiB (Linux).
+fn rss_mib(pid: u32, field: &str) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+async fn wait_run(api: &Target, org: &str, run: &Value) -> Value {
+    let path = format!("/orgs/{org}/syncs/{}", run["id"].as_str().unwrap());
+    loop {
+        let (_, current) = api.send(reqwest::Method::GET, &path, None).await;
+        if current["status"] == "succeeded" || current["status"] == "failed" {
+            return current;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn sync_benchmarks(
+    args: &Args,
+    api: &Target,
+    org: &str,
+    db: &DatabaseConnection,
+    conn_id: uuid::Uuid,
+    pid: u32,
+) {
+    let users = args.users;
+    let groups = args.groups.max(20);
+    println!(
+        "orgsync sync benchmark: {users} directory users, {groups} groups, 5 memberships each"
+    );
+    seed_users(db, conn_id, 0, users).await;
+    exec(
+        db,
+        "INSERT INTO directory_groups (id, connection_id, display_name, display_name_lower, external_id, resource, member_count, version, created_at, updated_at) \
+         SELECT gen_random_uuid(), $1, 'group-' || lpad(g::text, 5, '0'), 'group-' || lpad(g::text, 5, '0'), NULL, \
+         jsonb_build_object('displayName', 'group-' || g), 0, 1, now(), now() FROM generate_series(0, $2::bigint - 1) AS g",
+        vec![conn_id.into(), (groups as i64).into()],
+    )
+    .await;
+    // Every user is in one of the first ten groups (the role-mapped ones) and in four others.
+    exec(
+        db,
+        "WITH u AS (SELECT id, row_number() OVER (ORDER BY id) - 1 AS n FROM directory_users WHERE connection_id = $1), \
+         g AS (SELECT id, row_number() OVER (ORDER BY display_name) - 1 AS n FROM directory_groups WHERE connection_id = $1) \
+         INSERT INTO directory_group_members (connection_id, group_id, member_value, member_type) \
+         SELECT $1, g.id, u.id::text, 'User' FROM u CROSS JOIN LATERAL (VALUES (u.n % 10), \
+           (10 + (u.n * 7) % ($2 - 10)), (10 + (u.n * 7 + 13) % ($2 - 10)), (10 + (u.n * 7 + 26) % ($2 - 10)), \
+           (10 + (u.n * 7 + 39) % ($2 - 10))) AS k(n) \
+         JOIN g ON g.n = k.n ON CONFLICT DO NOTHING",
+        vec![conn_id.into(), (groups as i64).into()],
+    )
+    .await;
+    exec(db, "ANALYZE", vec![]).await;
+    let rows = db
+        .query_all(Statement::from_sql_and_values(
+            db.get_database_backend(),
+            "SELECT id FROM directory_groups WHERE connection_id = $1 ORDER BY display_name LIMIT 10",
+            [conn_id.into()],
+        ))
+        .await
+        .unwrap();
+    let top: Vec<uuid::Uuid> = rows
+        .iter()
+        .map(|r| r.try_get::<uuid::Uuid>("", "id").unwrap())
+        .collect();
+    let idle = rss_mib(pid, "VmRSS:");
+    let ms = |t: Instant| t.elapsed().as_secs_f64() * 1000.0;
+
+    let t0 = Instant::now();
+    let (status, body) = api
+        .send(
+            reqwest::Method::PUT,
+            &format!("/orgs/{org}/provisioning"),
+            Some(json!({"mode": "scim"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    println!(
+        "{:<58} {:>8.0} ms",
+        format!("switch to SCIM: {users} members added"),
+        ms(t0)
+    );
+
+    let roles: Vec<Value> = top
+        .iter()
+        .enumerate()
+        .map(|(i, g)| json!({"group": g, "role": if i < 2 { "admin" } else { "user" }}))
+        .collect();
+    let t0 = Instant::now();
+    let (status, body) = api
+        .send(
+            reqwest::Method::PUT,
+            &format!("/orgs/{org}/group-mappings"),
+            Some(json!({"enabled": true, "roles": roles})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    println!(
+        "{:<58} {:>8.0} ms ({} updated)",
+        "save 10 role mappings and apply them",
+        ms(t0),
+        body["sync_run"]["counts"]["updates"]
+    );
+    println!(
+        "{:<58} {:>8.0} MiB",
+        "  server peak RSS so far",
+        rss_mib(pid, "VmHWM:")
+    );
+
+    let t0 = Instant::now();
+    let (_, run) = api
+        .send(
+            reqwest::Method::POST,
+            &format!("/orgs/{org}/syncs"),
+            Some(json!({"scope": "both"})),
+        )
+        .await;
+    let done = wait_run(api, org, &run).await;
+    println!(
+        "{:<58} {:>8.0} ms ({} changes)",
+        "no-op full resync (POST /syncs until succeeded)",
+        ms(t0),
+        done["counts"]["updates"].as_u64().unwrap_or(0)
+            + done["counts"]["adds"].as_u64().unwrap_or(0)
+    );
+
+    // 10% of the directory changes behind the engine's back (no events), so only a full resync finds it.
+    exec(
+        db,
+        "UPDATE directory_users SET display_name = 'Changed ' || user_name WHERE id IN \
+         (SELECT id FROM directory_users WHERE connection_id = $1 ORDER BY id LIMIT $2)",
+        vec![conn_id.into(), ((users / 10) as i64).into()],
+    )
+    .await;
+    let t0 = Instant::now();
+    let (status, preview) = api
+        .send(
+            reqwest::Method::POST,
+            &format!("/orgs/{org}/syncs/preview"),
+            Some(json!({"scope": "both"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    println!(
+        "{:<58} {:>8.0} ms ({} updates)",
+        "preview of a resync with 10% changed",
+        ms(t0),
+        preview["counts"]["updates"]
+    );
+    let t0 = Instant::now();
+    let (_, run) = api
+        .send(
+            reqwest::Method::POST,
+            &format!("/orgs/{org}/syncs"),
+            Some(json!({"scope": "both"})),
+        )
+        .await;
+    let done = wait_run(api, org, &run).await;
+    println!(
+        "{:<58} {:>8.0} ms ({} updates)",
+        "full resync with 10% changed",
+        ms(t0),
+        done["counts"]["updates"]
+    );
+    println!(
+        "{:<58} {:>8.0} MiB (idle before: {:.0} MiB)",
+        "server peak RSS (VmHWM)",
+        rss_mib(pid, "VmHWM:"),
+        idle
+    );
 }

@@ -153,6 +153,13 @@ pub trait DirectoryRepository: Send + Sync {
         query: &ScimQuery,
     ) -> Result<Listed<GroupRecord>>;
 
+    /// The sequence number of the connection's latest change event (0: none),
+    /// after numbering everything committed so far.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn latest_seq(&self, conn: ConnectionId) -> Result<i64>;
+
     /// Change events with `seq > after`, oldest first.
     ///
     /// # Errors

@@ -61,8 +61,8 @@ pub trait MembershipRepository: Send + Sync {
     async fn apply(
         &self,
         org: OrgId,
-        added: &[Member],
-        updated: &[Member],
+        added: &[&Member],
+        updated: &[&Member],
         removed: &[MemberId],
     ) -> Result<()>;
 

@@ -100,59 +100,44 @@ impl SyncService {
         org: &Organization,
         mode: ProvisioningMode,
         settings: &MembershipSettings,
-    ) -> Result<(ChangeSet, Option<(ConnectionId, i64)>)> {
+    ) -> Result<(ChangeSet, Option<(ConnectionId, i64)>, Vec<Member>)> {
         let now = self.now();
         let (policy, conn) = self.policy(org, mode, settings).await?;
         let Some(conn) = conn else {
-            return Ok((ChangeSet::empty(now), None));
+            return Ok((ChangeSet::empty(now), None, Vec::new()));
         };
         if mode != ProvisioningMode::Scim {
-            return Ok((ChangeSet::empty(now), Some((conn, 0))));
+            return Ok((ChangeSet::empty(now), Some((conn, 0)), Vec::new()));
         }
         // The position is read before the snapshot, so nothing between them is missed.
         let position = self.latest_seq(conn).await?;
         let users = self.ports.directory.snapshot(conn).await?;
         let current = self.ports.members.all_members(org.id).await?;
-        Ok((plan(users, &policy, &current, now), Some((conn, position))))
+        let changes = plan(users, &policy, &current, now);
+        Ok((changes, Some((conn, position)), current))
     }
 
     async fn latest_seq(&self, conn: ConnectionId) -> Result<i64> {
-        let mut position = 0;
-        loop {
-            let events = self
-                .ports
-                .directory
-                .events(conn, position, EVENT_BATCH)
-                .await?;
-            match events.last() {
-                Some(last) => position = last.seq,
-                None => return Ok(position),
-            }
-        }
+        self.ports.directory.latest_seq(conn).await
     }
 
-    /// Applies a change set: adds and updated members as complete rows, removals by id.
-    async fn apply(&self, org: OrgId, changes: &ChangeSet) -> Result<()> {
+    /// Applies a change set: adds and updated members as complete rows,
+    /// removals by id. `current` holds (at least) the updated members as
+    /// they were planned from.
+    async fn apply(&self, org: OrgId, changes: &ChangeSet, current: &[Member]) -> Result<()> {
         if changes.is_empty() {
             return Ok(());
         }
         let updated_ids: HashSet<MemberId> = changes.updates.iter().map(|u| u.member_id).collect();
-        let current: HashMap<MemberId, Member> = if updated_ids.is_empty() {
-            HashMap::new()
-        } else {
-            self.ports
-                .members
-                .all_members(org)
-                .await?
-                .into_iter()
-                .filter(|m| updated_ids.contains(&m.id))
-                .map(|m| (m.id, m))
-                .collect()
-        };
+        let current: HashMap<MemberId, &Member> = current
+            .iter()
+            .filter(|m| updated_ids.contains(&m.id))
+            .map(|m| (m.id, m))
+            .collect();
         let mut updated = Vec::with_capacity(changes.updates.len());
         for update in &changes.updates {
             if let Some(member) = current.get(&update.member_id) {
-                let mut member = member.clone();
+                let mut member = (*member).clone();
                 for change in &update.changes {
                     change.apply_to(&mut member);
                 }
@@ -160,7 +145,9 @@ impl SyncService {
                 updated.push(member);
             }
         }
-        let added: Vec<Member> = changes.adds.iter().map(|a| a.member.clone()).collect();
+        // References, not copies: at 100k adds a second copy is most of the memory.
+        let added: Vec<&Member> = changes.adds.iter().map(|a| &a.member).collect();
+        let updated: Vec<&Member> = updated.iter().collect();
         let removed: Vec<MemberId> = changes.removals.iter().map(|r| r.member_id).collect();
         self.ports
             .members
@@ -225,7 +212,7 @@ impl SyncService {
             self.require_directory(&org).await?;
         }
         let settings = self.ports.members.settings(org.id).await?;
-        let (changes, _) = self.plan_full(&org, mode, &settings).await?;
+        let (changes, _, _) = self.plan_full(&org, mode, &settings).await?;
         Ok(Preview::of(changes, &mode))
     }
 
@@ -249,7 +236,7 @@ impl SyncService {
             self.require_directory(&org).await?;
         }
         let settings = self.ports.members.settings(org.id).await?;
-        let (changes, position) = self.plan_full(&org, mode, &settings).await?;
+        let (changes, position, current) = self.plan_full(&org, mode, &settings).await?;
         let preview = Preview::of(changes, &mode);
         require_confirmation(&preview, confirm)?;
         if org.provisioning_mode != mode {
@@ -260,7 +247,7 @@ impl SyncService {
         if mode != ProvisioningMode::Scim {
             return Ok((org, Applied { run: None }));
         }
-        self.apply(org.id, &preview.changes).await?;
+        self.apply(org.id, &preview.changes, &current).await?;
         if let Some((conn, seq)) = position {
             self.ports
                 .members
@@ -347,7 +334,7 @@ impl SyncService {
     ) -> Result<Preview> {
         let org = self.orgs.authorize(principal, org, Action::Write).await?;
         self.validate_settings(&org, settings).await?;
-        let (changes, _) = self
+        let (changes, _, _) = self
             .plan_full(&org, org.provisioning_mode, settings)
             .await?;
         Ok(Preview::of(changes, settings))
@@ -368,7 +355,7 @@ impl SyncService {
         let started = self.now();
         let org = self.orgs.authorize(principal, org, Action::Write).await?;
         self.validate_settings(&org, settings).await?;
-        let (changes, position) = self
+        let (changes, position, current) = self
             .plan_full(&org, org.provisioning_mode, settings)
             .await?;
         let preview = Preview::of(changes, settings);
@@ -380,7 +367,7 @@ impl SyncService {
         if org.provisioning_mode != ProvisioningMode::Scim {
             return Ok(Applied { run: None });
         }
-        self.apply(org.id, &preview.changes).await?;
+        self.apply(org.id, &preview.changes, &current).await?;
         if let Some((conn, seq)) = position {
             self.ports
                 .members
@@ -412,7 +399,7 @@ impl SyncService {
     ) -> Result<Preview> {
         let org = self.orgs.authorize(principal, org, Action::Read).await?;
         let settings = self.ports.members.settings(org.id).await?;
-        let (changes, _) = self
+        let (changes, _, _) = self
             .plan_full(&org, org.provisioning_mode, &settings)
             .await?;
         Ok(Preview::of(restrict(changes, scope), &scope))
@@ -525,11 +512,11 @@ impl SyncService {
             entity: "organization",
         })?;
         let settings = self.ports.members.settings(org.id).await?;
-        let (changes, position) = self
+        let (changes, position, current) = self
             .plan_full(&org, org.provisioning_mode, &settings)
             .await?;
         let changes = restrict(changes, scope);
-        self.apply(org.id, &changes).await?;
+        self.apply(org.id, &changes, &current).await?;
         if let (Some((conn, seq)), SyncScope::Both) = (position, scope) {
             self.ports
                 .members
@@ -590,6 +577,7 @@ impl SyncService {
                 .collect();
             let mut snapshot = snapshot;
             let mut combined = ChangeSet::empty(self.now());
+            let mut planned_from = Vec::new();
             for user in users {
                 let current = self
                     .ports
@@ -606,8 +594,9 @@ impl SyncService {
                 combined.adds.extend(planned.adds);
                 combined.updates.extend(planned.updates);
                 combined.removals.extend(planned.removals);
+                planned_from.extend(current);
             }
-            self.apply(org_id, &combined).await?;
+            self.apply(org_id, &combined, &planned_from).await?;
             cursor = last;
             self.ports
                 .members

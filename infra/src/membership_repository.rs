@@ -267,6 +267,31 @@ impl MembershipRepository for SqlMembershipRepository {
         row.map(Member::try_from).transpose()
     }
 
+    async fn find_by_directory_users(
+        &self,
+        org: OrgId,
+        users: &[ResourceId],
+    ) -> Result<Vec<Member>> {
+        let mut out = Vec::new();
+        for chunk in users.chunks(BATCH) {
+            let mut sql = Sql::default();
+            let org_param = sql.bind(org.0);
+            let ids: Vec<String> = chunk.iter().map(|u| sql.bind(*u)).collect();
+            let rows = MemberRow::find_by_statement(self.stmt(
+                &format!(
+                    "SELECT {MEMBER_COLUMNS} FROM members WHERE org_id = {org_param} AND directory_user_id IN ({})",
+                    ids.join(", ")
+                ),
+                sql.values,
+            ))
+            .all(self.db.connection())
+            .await
+            .map_err(db_err)?;
+            out.extend(rows_to_members(rows)?);
+        }
+        Ok(out)
+    }
+
     async fn insert_member(&self, member: &Member) -> Result<()> {
         let taken = self
             .db

@@ -73,11 +73,7 @@ impl Worker {
                 batch = self.next_batch() => batch,
             };
             match batch {
-                Ok(deliveries) => {
-                    for delivery in deliveries {
-                        self.process(delivery).await;
-                    }
-                }
+                Ok(deliveries) => self.process_batch(deliveries).await,
                 Err(e) => {
                     tracing::warn!(error = %e, "queue unavailable; retrying");
                     tokio::select! {
@@ -99,22 +95,53 @@ impl Worker {
         self.queue.receive(&s.consumer, s.batch, s.poll).await
     }
 
-    async fn process(&self, delivery: Delivery) {
+    /// Identical jobs in one batch (the same kind and payload, such as many
+    /// "this directory changed" nudges) run once; every copy is acknowledged
+    /// with it. Handlers are idempotent, so this only saves work.
+    async fn process_batch(&self, deliveries: Vec<Delivery>) {
+        let mut groups: Vec<(Delivery, Vec<Delivery>)> = Vec::new();
+        for delivery in deliveries {
+            match groups
+                .iter_mut()
+                .find(|(first, _)| first.job == delivery.job)
+            {
+                Some((_, copies)) => copies.push(delivery),
+                None => groups.push((delivery, Vec::new())),
+            }
+        }
+        for (delivery, copies) in groups {
+            if self.process(delivery).await {
+                for copy in &copies {
+                    self.ack(copy).await;
+                }
+            }
+        }
+    }
+
+    /// Runs one job; `true` when it is done with (acknowledged).
+    async fn process(&self, delivery: Delivery) -> bool {
         let kind = delivery.job.kind.as_str();
         let Some(handler) = self.handlers.get(kind) else {
             tracing::error!(job = %delivery.id, kind, "no handler for job kind; dropping it");
             self.ack(&delivery).await;
-            return;
+            return true;
         };
         let span = tracing::info_span!("job", id = %delivery.id, kind, attempt = delivery.attempt);
         let _entered = span.enter();
         match handler.handle(&delivery.job.payload).await {
-            Ok(()) => self.ack(&delivery).await,
+            Ok(()) => {
+                self.ack(&delivery).await;
+                true
+            }
             Err(e) if delivery.attempt >= self.settings.max_attempts => {
                 tracing::error!(error = %e, "job failed for the last time; dropping it");
                 self.ack(&delivery).await;
+                true
             }
-            Err(e) => tracing::warn!(error = %e, "job failed; it will be retried after its lease"),
+            Err(e) => {
+                tracing::warn!(error = %e, "job failed; it will be retried after its lease");
+                false
+            }
         }
     }
 

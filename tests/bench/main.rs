@@ -694,10 +694,114 @@ async fn sync_benchmarks(
         ms(t0),
         done["counts"]["updates"]
     );
+    propagation(api, org, db, conn_id).await;
     println!(
         "{:<58} {:>8.0} MiB (idle before: {:.0} MiB)",
         "server peak RSS (VmHWM)",
         rss_mib(pid, "VmHWM:"),
         idle
     );
+}
+
+/// How long a SCIM change takes to show on the member (incremental sync),
+/// probed while other SCIM writes keep the worker busy.
+async fn propagation(api: &Target, org: &str, db: &DatabaseConnection, conn_id: uuid::Uuid) {
+    let rows = db
+        .query_all(Statement::from_sql_and_values(
+            db.get_database_backend(),
+            "SELECT m.id AS member_id, m.directory_user_id AS user_id FROM members m WHERE m.org_id = $1 ORDER BY m.id LIMIT 2000",
+            [uuid::Uuid::parse_str(org).unwrap().into()],
+        ))
+        .await
+        .unwrap();
+    let pairs: Vec<(uuid::Uuid, uuid::Uuid)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.try_get("", "member_id").unwrap(),
+                r.try_get("", "user_id").unwrap(),
+            )
+        })
+        .collect();
+    let scim = Arc::new(Target {
+        http: api.http.clone(),
+        base: api.base.replace("/api/v1", &format!("/scim/v2/{conn_id}")),
+        token: scim_token(api, org, conn_id).await,
+    });
+    // Background load: 4 clients renaming other users as fast as they can.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut load = Vec::new();
+    for c in 0..4usize {
+        let (scim, stop, users) = (scim.clone(), stop.clone(), pairs.clone());
+        load.push(tokio::spawn(async move {
+            let mut i = 0usize;
+            let mut sent = 0usize;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let (_, user) = users[1000 + (c * 250 + i) % 1000];
+                i += 1;
+                scim.send(reqwest::Method::PATCH, &format!("/Users/{user}"), Some(patch(json!([{"op": "replace", "path": "displayName", "value": format!("Load {i}")}])))).await;
+                sent += 1;
+            }
+            sent
+        }));
+    }
+    let started = Instant::now();
+    let mut latencies = Vec::new();
+    for (i, (member, user)) in pairs.iter().take(200).enumerate() {
+        let name = format!("Probe {i}");
+        let t0 = Instant::now();
+        scim.send(
+            reqwest::Method::PATCH,
+            &format!("/Users/{user}"),
+            Some(patch(
+                json!([{"op": "replace", "path": "displayName", "value": name}]),
+            )),
+        )
+        .await;
+        loop {
+            let (_, m) = api
+                .send(
+                    reqwest::Method::GET,
+                    &format!("/orgs/{org}/members/{member}"),
+                    None,
+                )
+                .await;
+            if m["name"] == name.as_str() {
+                break;
+            }
+            if t0.elapsed() > Duration::from_secs(30) {
+                panic!("change not propagated in 30 s");
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        latencies.push(t0.elapsed());
+    }
+    let elapsed = started.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut background = 0;
+    for task in load {
+        background += task.await.unwrap();
+    }
+    let mut stats = Stats {
+        name: format!(
+            "SCIM change visible on the member ({} background writes/s)",
+            (background as f64 / elapsed.as_secs_f64()) as u64
+        ),
+        count: latencies.len(),
+        elapsed,
+        latencies,
+    };
+    stats.print();
+}
+
+/// Rotates in a token for the probe (the benchmark's own was shown once, elsewhere).
+async fn scim_token(api: &Target, org: &str, conn: uuid::Uuid) -> String {
+    let (_, body) = api
+        .send(
+            reqwest::Method::POST,
+            &format!("/orgs/{org}/connections/{conn}/directory-sync/token"),
+            None,
+        )
+        .await;
+    body["token"].as_str().unwrap().to_owned()
 }

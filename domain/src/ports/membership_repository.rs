@@ -38,6 +38,16 @@ pub trait MembershipRepository: Send + Sync {
         user: crate::directory::ResourceId,
     ) -> Result<Option<Member>>;
 
+    /// The members linked to any of `users`.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn find_by_directory_users(
+        &self,
+        org: OrgId,
+        users: &[crate::directory::ResourceId],
+    ) -> Result<Vec<Member>>;
+
     /// # Errors
     /// MUST return `Conflict(AlreadyExists)` when the org has a member with this email.
     async fn insert_member(&self, member: &Member) -> Result<()>;

@@ -577,24 +577,27 @@ impl SyncService {
                 .collect();
             let mut snapshot = snapshot;
             let mut combined = ChangeSet::empty(self.now());
-            let mut planned_from = Vec::new();
+            // One query for the batch's members, not one per user.
+            let planned_from = self
+                .ports
+                .members
+                .find_by_directory_users(org_id, &users)
+                .await?;
+            let by_user: HashMap<ResourceId, &Member> = planned_from
+                .iter()
+                .filter_map(|m| m.directory_user_id.map(|u| (u, m)))
+                .collect();
             for user in users {
-                let current = self
-                    .ports
-                    .members
-                    .find_by_directory_user(org_id, user)
-                    .await?;
                 let planned = plan_user(
                     snapshot.remove(&user),
                     user,
                     &policy,
-                    current.as_ref(),
+                    by_user.get(&user).copied(),
                     self.now(),
                 );
                 combined.adds.extend(planned.adds);
                 combined.updates.extend(planned.updates);
                 combined.removals.extend(planned.removals);
-                planned_from.extend(current);
             }
             self.apply(org_id, &combined, &planned_from).await?;
             cursor = last;

@@ -104,6 +104,8 @@ pub struct WorkerSettings {
     /// Seconds before an unacknowledged job may be taken over by another worker.
     pub lease: u64,
     pub max_attempts: u32,
+    /// Seconds between sweeps (re-publishing lost or due jobs, reclaiming dead workers' jobs).
+    pub sweep_every: u64,
 }
 
 /// A configuration problem, naming the key at fault.
@@ -153,6 +155,7 @@ impl Settings {
             .set_default("worker.batch", 16)?
             .set_default("worker.lease", 30)?
             .set_default("worker.max_attempts", 5)?
+            .set_default("worker.sweep_every", 5)?
             .set_default("scim.token_rotation_grace", 0)?
             .set_default("scim.rate_limit_per_second", 100)?
             .set_default("scim.rate_limit_burst", 200)?

@@ -1,7 +1,7 @@
 //! The worker's job handlers: thin adapters from queue payloads to use cases.
 
 use orgsync_domain::directory::ConnectionId;
-use orgsync_domain::service::{SyncService, DIRECTORY_CHANGED_JOB, SYNC_RUN_JOB};
+use orgsync_domain::service::{SyncService, DIRECTORY_CHANGED_JOB, SYNC_JOB};
 use orgsync_domain::Error;
 use orgsync_infra::worker::JobHandler;
 use serde::Deserialize;
@@ -12,22 +12,32 @@ fn payload<T: for<'de> Deserialize<'de>>(value: &serde_json::Value) -> orgsync_d
         .map_err(|e| Error::Internal(anyhow::anyhow!("malformed job payload: {e}")))
 }
 
-/// Performs a queued sync run.
-pub struct SyncRunHandler(pub SyncService);
+/// Performs one org's sync job.
+pub struct SyncJobHandler(pub SyncService);
 
 #[async_trait::async_trait]
-impl JobHandler for SyncRunHandler {
+impl JobHandler for SyncJobHandler {
     fn kind(&self) -> &'static str {
-        SYNC_RUN_JOB
+        SYNC_JOB
     }
 
     async fn handle(&self, job: &serde_json::Value) -> orgsync_domain::Result<()> {
         #[derive(Deserialize)]
         struct Payload {
-            run_id: Uuid,
+            job_id: Uuid,
         }
-        let Payload { run_id } = payload(job)?;
-        self.0.perform_run(run_id).await
+        let Payload { job_id } = payload(job)?;
+        self.0.perform_job(job_id).await
+    }
+}
+
+/// The worker's periodic duty: reconcile the queue with PostgreSQL.
+pub struct Sweeper(pub SyncService);
+
+#[async_trait::async_trait]
+impl orgsync_infra::worker::Periodic for Sweeper {
+    async fn tick(&self) -> orgsync_domain::Result<()> {
+        self.0.sweep().await
     }
 }
 

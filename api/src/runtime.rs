@@ -10,7 +10,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use orgsync_domain::ports::{HealthCheck, JobQueue, SystemClock};
 use orgsync_domain::service::{
-    ConnectionService, MembersService, OrgService, ScimService, SyncPorts, SyncService,
+    ConnectionService, JobPolicy, MembersService, OrgService, ScimService, SyncPorts, SyncService,
 };
 use orgsync_infra::worker::{Worker, WorkerSettings};
 use orgsync_infra::{
@@ -24,7 +24,7 @@ use crate::auth::{Minter, Verifier};
 use crate::config::{JwtAlgorithm, Settings};
 use crate::http::scim::rate_limit::ScimRateLimiter;
 use crate::http::AppState;
-use crate::jobs::{DirectoryChangedHandler, SyncRunHandler};
+use crate::jobs::{DirectoryChangedHandler, Sweeper, SyncJobHandler};
 
 /// A connected orgsync: database, queue, and the application state.
 pub struct Runtime {
@@ -81,6 +81,12 @@ impl Runtime {
                 runs: Arc::new(SqlSyncRunRepository::new(db.clone())),
                 queue: queue.clone(),
                 clock: clock.clone(),
+                jobs: JobPolicy {
+                    max_attempts: settings.worker.max_attempts,
+                    lease: Duration::from_secs(settings.worker.lease),
+                    base_backoff: Duration::from_millis(500),
+                    max_backoff: Duration::from_secs(300),
+                },
             },
         );
         let state = AppState {
@@ -125,8 +131,12 @@ impl Runtime {
                 ..WorkerSettings::default()
             },
         )
-        .with_handler(Arc::new(SyncRunHandler(sync.clone())))
-        .with_handler(Arc::new(DirectoryChangedHandler(sync)))
+        .with_handler(Arc::new(SyncJobHandler(sync.clone())))
+        .with_handler(Arc::new(DirectoryChangedHandler(sync.clone())))
+        .with_periodic(
+            Arc::new(Sweeper(sync)),
+            Duration::from_secs(w.sweep_every.max(1)),
+        )
     }
 }
 

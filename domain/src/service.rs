@@ -11,4 +11,6 @@ pub use connections::ConnectionService;
 pub use members::{MemberChanges, MembersService, NewMember};
 pub use orgs::{OrgChanges, OrgService};
 pub use scim::ScimService;
-pub use sync::{Applied, SyncPorts, SyncService, DIRECTORY_CHANGED_JOB, SYNC_RUN_JOB};
+pub use sync::{
+    Applied, JobPolicy, SyncPorts, SyncRequest, SyncService, DIRECTORY_CHANGED_JOB, SYNC_JOB,
+};

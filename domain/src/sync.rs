@@ -2,10 +2,12 @@
 //! for ("sync members, groups or both"), what a run records, and the
 //! preview-then-confirm contract for anything that removes people.
 
+mod job;
 mod preview;
 mod run;
 mod settings;
 
+pub use job::{retry_delay, run_status, SyncJob};
 pub use preview::{restrict, Preview};
 pub use run::{RunStatus, SyncKind, SyncRun, SyncScope};
 pub use settings::{CustomRole, MemberFilter, MembershipSettings};

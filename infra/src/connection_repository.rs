@@ -267,6 +267,23 @@ impl ConnectionRepository for SqlConnectionRepository {
         Ok(row.map(|r| ConnectionId(r.id)))
     }
 
+    async fn lagging(&self) -> Result<Vec<ConnectionId>> {
+        #[derive(FromQueryResult)]
+        struct Row {
+            id: Uuid,
+        }
+        let rows = Row::find_by_statement(self.stmt(
+            "SELECT c.id FROM enterprise_connections c WHERE c.directory_sync_enabled AND ( \
+               EXISTS (SELECT 1 FROM directory_events e WHERE e.connection_id = c.id AND e.seq IS NULL) \
+               OR EXISTS (SELECT 1 FROM org_directory_cursors oc WHERE oc.connection_id = c.id AND oc.applied_seq < c.event_seq))",
+            vec![],
+        ))
+        .all(self.db.connection())
+        .await
+        .map_err(db_err)?;
+        Ok(rows.into_iter().map(|r| ConnectionId(r.id)).collect())
+    }
+
     async fn orgs_drawing_on(&self, id: ConnectionId) -> Result<Vec<OrgId>> {
         #[derive(FromQueryResult)]
         struct Row {

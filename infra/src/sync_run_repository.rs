@@ -4,9 +4,9 @@ use orgsync_domain::membership::ChangeCounts;
 use orgsync_domain::org::OrgId;
 use orgsync_domain::page::{Page, PageRequest};
 use orgsync_domain::ports::SyncRunRepository;
-use orgsync_domain::sync::{RunStatus, SyncKind, SyncRun, SyncScope};
+use orgsync_domain::sync::{RunStatus, SyncJob, SyncKind, SyncRun, SyncScope};
 use orgsync_domain::{Error, Result};
-use sea_orm::{ConnectionTrait, FromQueryResult, Statement, Value};
+use sea_orm::{ConnectionTrait, FromQueryResult, Statement, TransactionTrait, Value};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -93,31 +93,9 @@ fn count(n: usize) -> Value {
 #[async_trait::async_trait]
 impl SyncRunRepository for SqlSyncRunRepository {
     async fn insert(&self, run: &SyncRun) -> Result<()> {
-        let report = run.report.as_ref().map(serde_json::Value::to_string);
-        self.db
-            .connection()
-            .execute(self.stmt(
-                &format!("INSERT INTO sync_runs ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"),
-                vec![
-                    run.id.into(),
-                    run.org_id.0.into(),
-                    run.kind.as_str().into(),
-                    run.scope.as_str().into(),
-                    run.requested_by.clone().into(),
-                    run.status.as_str().into(),
-                    count(run.counts.adds),
-                    count(run.counts.updates),
-                    count(run.counts.removals),
-                    report.into(),
-                    run.error.clone().into(),
-                    run.created_at.into(),
-                    run.started_at.into(),
-                    run.finished_at.into(),
-                ],
-            ))
-            .await
-            .map_err(db_err)?;
-        Ok(())
+        let txn = self.db.connection().begin().await.map_err(db_err)?;
+        insert_run(&txn, run).await?;
+        txn.commit().await.map_err(db_err)
     }
 
     async fn find(&self, org: OrgId, id: Uuid) -> Result<Option<SyncRun>> {
@@ -161,50 +139,332 @@ impl SyncRunRepository for SqlSyncRunRepository {
         Ok(Page::from_overfetch(runs, page.limit, |r| r.id))
     }
 
-    async fn start(&self, id: Uuid, now: OffsetDateTime) -> Result<bool> {
-        let result = self
-            .db
-            .connection()
-            .execute(self.stmt(
-                "UPDATE sync_runs SET status = 'running', started_at = $1 WHERE id = $2 AND status = 'queued'",
-                vec![now.into(), id.into()],
+    async fn enqueue(
+        &self,
+        run: &SyncRun,
+        orgs: &[OrgId],
+        now: OffsetDateTime,
+    ) -> Result<Vec<Uuid>> {
+        let txn = self.db.connection().begin().await.map_err(db_err)?;
+        insert_run(&txn, run).await?;
+        let mut created = Vec::new();
+        for org in orgs {
+            #[derive(FromQueryResult)]
+            struct Queued {
+                id: Uuid,
+                scope: String,
+            }
+            let queued = Queued::find_by_statement(self.stmt(
+                "SELECT id, scope FROM sync_jobs WHERE org_id = $1 AND status = 'queued'",
+                vec![org.0.into()],
+            ))
+            .one(&txn)
+            .await
+            .map_err(db_err)?;
+            let job = match queued {
+                Some(queued) => {
+                    // Join the waiting job, widening it to cover this request too.
+                    let scope = SyncScope::parse(&queued.scope)
+                        .unwrap_or_default()
+                        .union(run.scope);
+                    txn.execute(self.stmt(
+                        "UPDATE sync_jobs SET scope = $1 WHERE id = $2",
+                        vec![scope.as_str().into(), queued.id.into()],
+                    ))
+                    .await
+                    .map_err(db_err)?;
+                    queued.id
+                }
+                None => {
+                    let id = Uuid::now_v7();
+                    txn.execute(self.stmt(
+                        "INSERT INTO sync_jobs (id, org_id, scope, status, attempts, not_before, published_at, created_at) \
+                         VALUES ($1, $2, $3, 'queued', 0, $4, $4, $4)",
+                        vec![id.into(), org.0.into(), run.scope.as_str().into(), now.into()],
+                    ))
+                    .await
+                    .map_err(db_err)?;
+                    created.push(id);
+                    id
+                }
+            };
+            txn.execute(self.stmt(
+                "INSERT INTO sync_run_jobs (run_id, job_id) VALUES ($1, $2)",
+                vec![run.id.into(), job.into()],
             ))
             .await
             .map_err(db_err)?;
-        Ok(result.rows_affected() == 1)
+        }
+        txn.commit().await.map_err(db_err)?;
+        Ok(created)
     }
 
-    async fn finish(
+    async fn jobs_of(&self, run: Uuid, with_reports: bool) -> Result<Vec<SyncJob>> {
+        let report = if with_reports {
+            "j.report"
+        } else {
+            "NULL AS report"
+        };
+        let rows = JobRow::find_by_statement(self.stmt(
+            &format!(
+                "SELECT {JOB_COLUMNS}, {report} FROM sync_jobs j JOIN sync_run_jobs r ON r.job_id = j.id \
+                 WHERE r.run_id = $1 ORDER BY j.id"
+            ),
+            vec![run.into()],
+        ))
+        .all(self.db.connection())
+        .await
+        .map_err(db_err)?;
+        rows.into_iter().map(SyncJob::try_from).collect()
+    }
+
+    async fn claim(&self, job: Uuid, now: OffsetDateTime) -> Result<Option<SyncJob>> {
+        // One statement decides, so two workers never both take a job, and an
+        // org never has two jobs running.
+        let row = JobRow::find_by_statement(self.stmt(
+            &format!(
+                "UPDATE sync_jobs SET status = 'running', attempts = attempts + 1, started_at = $2, heartbeat_at = $2, \
+                 finished_at = NULL WHERE id = $1 AND status = 'queued' AND not_before <= $2 \
+                 AND NOT EXISTS (SELECT 1 FROM sync_jobs other WHERE other.org_id = sync_jobs.org_id \
+                   AND other.status = 'running' AND other.id <> sync_jobs.id) \
+                 RETURNING {}, NULL AS report",
+                JOB_COLUMNS.replace("j.", "")
+            ),
+            vec![job.into(), now.into()],
+        ))
+        .one(self.db.connection())
+        .await
+        .map_err(|e| match e.sql_err() {
+            // A concurrent enqueue's queued job for the same org: try again later.
+            Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => Error::Unavailable("job contended".into()),
+            _ => db_err(e),
+        })?;
+        row.map(SyncJob::try_from).transpose()
+    }
+
+    async fn complete(
         &self,
-        id: Uuid,
+        job: Uuid,
         counts: ChangeCounts,
         report: Option<serde_json::Value>,
-        error: Option<String>,
         now: OffsetDateTime,
     ) -> Result<()> {
-        let status = if error.is_some() {
-            RunStatus::Failed
-        } else {
-            RunStatus::Succeeded
-        };
         self.db
             .connection()
             .execute(self.stmt(
-                "UPDATE sync_runs SET status = $1, added = $2, updated = $3, removed = $4, report = $5, error = $6, \
-                 finished_at = $7 WHERE id = $8",
+                "UPDATE sync_jobs SET status = 'succeeded', added = $1, updated = $2, removed = $3, report = $4, \
+                 error = NULL, finished_at = $5 WHERE id = $6 AND status = 'running'",
                 vec![
-                    status.as_str().into(),
                     count(counts.adds),
                     count(counts.updates),
                     count(counts.removals),
                     report.map(|r| r.to_string()).into(),
-                    error.into(),
                     now.into(),
-                    id.into(),
+                    job.into(),
                 ],
             ))
             .await
             .map_err(db_err)?;
         Ok(())
+    }
+
+    async fn fail(
+        &self,
+        job: Uuid,
+        error: &str,
+        retry_at: Option<OffsetDateTime>,
+        now: OffsetDateTime,
+    ) -> Result<()> {
+        let (status, not_before, finished) = match retry_at {
+            Some(at) => ("queued", at, None),
+            None => ("failed", now, Some(now)),
+        };
+        // A retry may find a newer request already queued for the org; it then joins that one.
+        let result = self
+            .db
+            .connection()
+            .execute(self.stmt(
+                "UPDATE sync_jobs SET status = $1, not_before = $2, error = $3, finished_at = $4, published_at = NULL \
+                 WHERE id = $5 AND status = 'running'",
+                vec![status.into(), not_before.into(), error.to_owned().into(), finished.into(), job.into()],
+            ))
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e)
+                if matches!(
+                    e.sql_err(),
+                    Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+                ) =>
+            {
+                self.db
+                    .connection()
+                    .execute(self.stmt(
+                        "UPDATE sync_jobs SET status = 'failed', error = $1, finished_at = $2 WHERE id = $3",
+                        vec![format!("{error} (superseded by a newer queued sync)").into(), now.into(), job.into()],
+                    ))
+                    .await
+                    .map_err(db_err)?;
+                Ok(())
+            }
+            Err(e) => Err(db_err(e)),
+        }
+    }
+
+    async fn queued_for_org(&self, org: OrgId) -> Result<Vec<Uuid>> {
+        #[derive(FromQueryResult)]
+        struct Row {
+            id: Uuid,
+        }
+        let rows = Row::find_by_statement(self.stmt(
+            "SELECT id FROM sync_jobs WHERE org_id = $1 AND status = 'queued'",
+            vec![org.0.into()],
+        ))
+        .all(self.db.connection())
+        .await
+        .map_err(db_err)?;
+        Ok(rows.into_iter().map(|r| r.id).collect())
+    }
+
+    async fn reclaim_stale(
+        &self,
+        heartbeat_before: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<u64> {
+        // A reclaimed job whose org already has a queued one joins it by failing over to it.
+        let result = self
+            .db
+            .connection()
+            .execute(self.stmt(
+                "UPDATE sync_jobs SET status = 'queued', not_before = $2, published_at = NULL \
+                 WHERE status = 'running' AND heartbeat_at < $1 \
+                 AND NOT EXISTS (SELECT 1 FROM sync_jobs q WHERE q.org_id = sync_jobs.org_id AND q.status = 'queued')",
+                vec![heartbeat_before.into(), now.into()],
+            ))
+            .await
+            .map_err(db_err)?;
+        self.db
+            .connection()
+            .execute(self.stmt(
+                "UPDATE sync_jobs SET status = 'failed', error = 'worker lost; superseded by a queued sync', finished_at = $2 \
+                 WHERE status = 'running' AND heartbeat_at < $1",
+                vec![heartbeat_before.into(), now.into()],
+            ))
+            .await
+            .map_err(db_err)?;
+        Ok(result.rows_affected())
+    }
+
+    async fn due_for_publish(
+        &self,
+        now: OffsetDateTime,
+        published_before: OffsetDateTime,
+    ) -> Result<Vec<Uuid>> {
+        #[derive(FromQueryResult)]
+        struct Row {
+            id: Uuid,
+        }
+        let rows = Row::find_by_statement(self.stmt(
+            "UPDATE sync_jobs SET published_at = $1 WHERE status = 'queued' AND not_before <= $1 \
+             AND (published_at IS NULL OR published_at < $2) RETURNING id",
+            vec![now.into(), published_before.into()],
+        ))
+        .all(self.db.connection())
+        .await
+        .map_err(db_err)?;
+        Ok(rows.into_iter().map(|r| r.id).collect())
+    }
+
+    async fn retry_failed(&self, run: Uuid, now: OffsetDateTime) -> Result<Vec<Uuid>> {
+        #[derive(FromQueryResult)]
+        struct Row {
+            id: Uuid,
+        }
+        let rows = Row::find_by_statement(self.stmt(
+            "UPDATE sync_jobs SET status = 'queued', attempts = 0, not_before = $2, error = NULL, finished_at = NULL, \
+             published_at = $2 WHERE status = 'failed' AND id IN (SELECT job_id FROM sync_run_jobs WHERE run_id = $1) \
+             AND NOT EXISTS (SELECT 1 FROM sync_jobs q WHERE q.org_id = sync_jobs.org_id AND q.status = 'queued') \
+             RETURNING id",
+            vec![run.into(), now.into()],
+        ))
+        .all(self.db.connection())
+        .await
+        .map_err(db_err)?;
+        Ok(rows.into_iter().map(|r| r.id).collect())
+    }
+}
+
+async fn insert_run(txn: &sea_orm::DatabaseTransaction, run: &SyncRun) -> Result<()> {
+    let report = run.report.as_ref().map(serde_json::Value::to_string);
+    txn.execute(Statement::from_sql_and_values(
+        txn.get_database_backend(),
+        format!("INSERT INTO sync_runs ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"),
+        [
+            run.id.into(),
+            run.org_id.0.into(),
+            run.kind.as_str().into(),
+            run.scope.as_str().into(),
+            run.requested_by.clone().into(),
+            run.status.as_str().into(),
+            count(run.counts.adds),
+            count(run.counts.updates),
+            count(run.counts.removals),
+            report.into(),
+            run.error.clone().into(),
+            run.created_at.into(),
+            run.started_at.into(),
+            run.finished_at.into(),
+        ],
+    ))
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+const JOB_COLUMNS: &str =
+    "j.id, j.org_id, j.scope, j.status, j.attempts, j.added, j.updated, j.removed, j.error, \
+    j.created_at, j.started_at, j.finished_at";
+
+#[derive(FromQueryResult)]
+struct JobRow {
+    id: Uuid,
+    org_id: Uuid,
+    scope: String,
+    status: String,
+    attempts: i32,
+    added: i64,
+    updated: i64,
+    removed: i64,
+    error: Option<String>,
+    report: Option<String>,
+    created_at: OffsetDateTime,
+    started_at: Option<OffsetDateTime>,
+    finished_at: Option<OffsetDateTime>,
+}
+
+impl TryFrom<JobRow> for SyncJob {
+    type Error = Error;
+
+    fn try_from(row: JobRow) -> Result<Self> {
+        let n = |v: i64| usize::try_from(v).unwrap_or(0);
+        Ok(SyncJob {
+            id: row.id,
+            org_id: OrgId(row.org_id),
+            scope: SyncScope::parse(&row.scope)
+                .map_err(|_| Error::Internal(anyhow::anyhow!("corrupt job scope")))?,
+            status: RunStatus::parse(&row.status)?,
+            attempts: u32::try_from(row.attempts).unwrap_or(0),
+            counts: ChangeCounts {
+                adds: n(row.added),
+                updates: n(row.updated),
+                removals: n(row.removed),
+                suspensions: 0,
+            },
+            error: row.error,
+            report: row.report.and_then(|r| serde_json::from_str(&r).ok()),
+            created_at: row.created_at,
+            started_at: row.started_at,
+            finished_at: row.finished_at,
+        })
     }
 }

@@ -20,6 +20,15 @@ pub trait JobHandler: Send + Sync {
     async fn handle(&self, payload: &serde_json::Value) -> orgsync_domain::Result<()>;
 }
 
+/// Work a worker does on a timer besides taking jobs (re-publishing what the
+/// queue lost, reclaiming dead workers' jobs).
+#[async_trait::async_trait]
+pub trait Periodic: Send + Sync {
+    /// # Errors
+    /// Logged; the next tick tries again.
+    async fn tick(&self) -> orgsync_domain::Result<()>;
+}
+
 /// How a worker paces itself.
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
@@ -46,6 +55,7 @@ pub struct Worker {
     queue: Arc<dyn JobQueue>,
     handlers: HashMap<&'static str, Arc<dyn JobHandler>>,
     settings: WorkerSettings,
+    periodic: Option<(Arc<dyn Periodic>, Duration)>,
 }
 
 impl Worker {
@@ -54,7 +64,15 @@ impl Worker {
             queue,
             handlers: HashMap::new(),
             settings,
+            periodic: None,
         }
+    }
+
+    /// Runs `task` every `every` between batches.
+    #[must_use]
+    pub fn with_periodic(mut self, task: Arc<dyn Periodic>, every: Duration) -> Self {
+        self.periodic = Some((task, every));
+        self
     }
 
     #[must_use]
@@ -67,7 +85,16 @@ impl Worker {
     /// finished first; anything not acknowledged is reclaimed by another worker.
     pub async fn run(&self, shutdown: CancellationToken) {
         tracing::info!(consumer = %self.settings.consumer, kinds = ?self.handlers.keys().collect::<Vec<_>>(), "worker started");
+        let mut last_tick: Option<std::time::Instant> = None;
         while !shutdown.is_cancelled() {
+            if let Some((task, every)) = &self.periodic {
+                if last_tick.is_none_or(|t| t.elapsed() >= *every) {
+                    last_tick = Some(std::time::Instant::now());
+                    if let Err(e) = task.tick().await {
+                        tracing::warn!(error = %e, "periodic task failed; retrying at the next tick");
+                    }
+                }
+            }
             let batch = tokio::select! {
                 () = shutdown.cancelled() => break,
                 batch = self.next_batch() => batch,

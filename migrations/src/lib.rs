@@ -8,6 +8,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261125_000001_create_organizations;
 mod m20261125_000002_create_directory;
 mod m20261125_000003_create_membership;
+mod m20261125_000004_create_sync_jobs;
 
 pub struct Migrator;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000001_create_organizations::Migration),
             Box::new(m20261125_000002_create_directory::Migration),
             Box::new(m20261125_000003_create_membership::Migration),
+            Box::new(m20261125_000004_create_sync_jobs::Migration),
         ]
     }
 }

@@ -9,6 +9,7 @@
 
 mod support;
 
+mod cascade;
 mod embedded;
 mod health;
 mod isolation;

@@ -140,6 +140,7 @@ pub fn settings(database_url: &str) -> Settings {
     settings.scim.rate_limit_per_second = 0;
     // Failed jobs come back quickly instead of after the production lease.
     settings.worker.lease = 2;
+    settings.worker.sweep_every = 1;
     settings.validate().expect("test settings are valid");
     settings
 }
@@ -175,16 +176,26 @@ impl TestApp {
 
     /// Like [`TestApp::spawn`], with settings adjusted first.
     pub async fn spawn_with(adjust: impl FnOnce(&mut Settings)) -> Self {
+        let app = Self::spawn_idle(adjust).await;
+        app.start_worker();
+        app
+    }
+
+    /// Starts (another) worker on the app's queue, as `serve` or `orgsync worker` runs one.
+    pub fn start_worker(&self) {
+        let running = self.runtime.worker();
+        let stop = self.worker.clone();
+        tokio::spawn(async move { running.run(stop).await });
+    }
+
+    /// An app whose jobs wait in the queue until [`TestApp::start_worker`].
+    pub async fn spawn_idle(adjust: impl FnOnce(&mut Settings)) -> Self {
         let db = TestDb::create().await;
         let mut settings = settings(&db.url);
         adjust(&mut settings);
         let tokens = Tokens::new(&settings);
         let runtime = Runtime::start(settings).await.unwrap();
-        // A real worker on the app's own queue prefix, as `serve` runs one.
         let worker = tokio_util::sync::CancellationToken::new();
-        let running = runtime.worker();
-        let stop = worker.clone();
-        tokio::spawn(async move { running.run(stop).await });
         Self {
             db,
             runtime,

@@ -459,7 +459,11 @@ async fn a_manual_sync_runs_on_the_worker_and_reports_what_it_did() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(finished["status"], "succeeded", "{finished}");
-    assert!(finished["report"]["counts"].is_object());
+    assert_eq!(finished["progress"], json!({"processed": 1, "total": 1}));
+    assert!(
+        finished["jobs"][0]["report"]["counts"].is_object(),
+        "{finished}"
+    );
     assert_eq!(
         emails(&dir.members().await),
         ["hal@example.com", "ivy@example.com"]

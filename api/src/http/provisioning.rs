@@ -4,7 +4,8 @@
 use actix_web::{web, HttpResponse};
 use orgsync_domain::membership::{Deprovision, GroupMappings};
 use orgsync_domain::org::{OrgId, ProvisioningMode};
-use orgsync_domain::sync::{MembershipSettings, SyncRun, SyncScope};
+use orgsync_domain::service::SyncRequest;
+use orgsync_domain::sync::{MembershipSettings, RunStatus, SyncJob, SyncRun, SyncScope};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
@@ -30,7 +31,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/orgs/{org}/syncs", web::post().to(start_sync))
         .route("/orgs/{org}/syncs", web::get().to(list_syncs))
         .route("/orgs/{org}/syncs/preview", web::post().to(preview_sync))
-        .route("/orgs/{org}/syncs/{run}", web::get().to(get_sync));
+        .route("/orgs/{org}/syncs/{run}", web::get().to(get_sync))
+        .route("/orgs/{org}/syncs/{run}/retry", web::post().to(retry_sync));
 }
 
 #[derive(Debug, Serialize)]
@@ -40,7 +42,7 @@ pub struct RunView {
     kind: orgsync_domain::sync::SyncKind,
     scope: SyncScope,
     requested_by: String,
-    status: orgsync_domain::sync::RunStatus,
+    status: RunStatus,
     counts: orgsync_domain::membership::ChangeCounts,
     #[serde(skip_serializing_if = "Option::is_none")]
     report: Option<serde_json::Value>,
@@ -48,9 +50,35 @@ pub struct RunView {
     created_at: String,
     started_at: Option<String>,
     finished_at: Option<String>,
+    /// Per-org jobs of a manual (possibly cascading) sync.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    jobs: Vec<SyncJob>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    progress: Option<Progress>,
+}
+
+#[derive(Debug, Serialize)]
+struct Progress {
+    processed: usize,
+    total: usize,
 }
 
 impl RunView {
+    pub fn with_jobs(run: &SyncRun, jobs: Vec<SyncJob>, with_report: bool) -> Self {
+        let mut view = Self::of(run, with_report);
+        if !jobs.is_empty() {
+            view.progress = Some(Progress {
+                processed: jobs
+                    .iter()
+                    .filter(|j| matches!(j.status, RunStatus::Succeeded | RunStatus::Failed))
+                    .count(),
+                total: jobs.len(),
+            });
+        }
+        view.jobs = jobs;
+        view
+    }
+
     pub fn of(run: &SyncRun, with_report: bool) -> Self {
         Self {
             id: run.id,
@@ -69,6 +97,8 @@ impl RunView {
             created_at: timestamp(run.created_at),
             started_at: run.started_at.map(timestamp),
             finished_at: run.finished_at.map(timestamp),
+            jobs: Vec::new(),
+            progress: None,
         }
     }
 }
@@ -192,44 +222,83 @@ async fn save_mappings(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct SyncRequest {
+struct SyncBody {
     #[serde(default)]
     scope: SyncScope,
+    #[serde(default = "yes")]
+    cascade: bool,
+    #[serde(default = "yes")]
+    include_sandboxes: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn sync_request(body: Option<web::Json<SyncBody>>) -> SyncRequest {
+    body.map_or_else(SyncRequest::default, |b| SyncRequest {
+        scope: b.scope,
+        cascade: b.cascade,
+        include_sandboxes: b.include_sandboxes,
+    })
 }
 
 async fn start_sync(
     state: web::Data<AppState>,
     Admin(principal): Admin,
     org: web::Path<Uuid>,
-    body: Option<web::Json<SyncRequest>>,
+    body: Option<web::Json<SyncBody>>,
 ) -> Result<HttpResponse, ApiError> {
     record_org(&org);
-    let scope = body.map(|b| b.scope).unwrap_or_default();
-    let run = state
+    let (run, jobs) = state
         .sync
-        .start_sync(&principal, OrgId(*org), scope)
+        .start_sync(&principal, OrgId(*org), sync_request(body))
         .await?;
+    tracing::info!(run = %run.id, orgs = jobs.len(), "sync queued");
     Ok(HttpResponse::Accepted()
         .insert_header((
             "location",
             format!("/api/v1/orgs/{}/syncs/{}", run.org_id, run.id),
         ))
-        .json(RunView::of(&run, false)))
+        .json(RunView::with_jobs(&run, jobs, false)))
 }
 
 async fn preview_sync(
     state: web::Data<AppState>,
     Admin(principal): Admin,
     org: web::Path<Uuid>,
-    body: Option<web::Json<SyncRequest>>,
+    body: Option<web::Json<SyncBody>>,
 ) -> Result<HttpResponse, ApiError> {
     record_org(&org);
-    let scope = body.map(|b| b.scope).unwrap_or_default();
-    let preview = state
+    let previews = state
         .sync
-        .preview_sync(&principal, OrgId(*org), scope)
+        .preview_sync(&principal, OrgId(*org), sync_request(body))
         .await?;
-    Ok(HttpResponse::Ok().json(preview))
+    let orgs: Vec<serde_json::Value> = previews
+        .into_iter()
+        .map(|(org, preview)| {
+            json!({
+                "org_id": org.id,
+                "name": org.name.as_str(),
+                "kind": org.kind,
+                "provisioning_mode": org.provisioning_mode,
+                "counts": preview.counts,
+                "changes": preview.changes,
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "orgs": orgs })))
+}
+
+async fn retry_sync(
+    state: web::Data<AppState>,
+    Admin(principal): Admin,
+    path: web::Path<(Uuid, Uuid)>,
+) -> Result<HttpResponse, ApiError> {
+    let (org, run) = path.into_inner();
+    record_org(&org);
+    let (run, jobs) = state.sync.retry(&principal, OrgId(org), run).await?;
+    Ok(HttpResponse::Accepted().json(RunView::with_jobs(&run, jobs, false)))
 }
 
 async fn list_syncs(
@@ -253,6 +322,6 @@ async fn get_sync(
 ) -> Result<HttpResponse, ApiError> {
     let (org, run) = path.into_inner();
     record_org(&org);
-    let run = state.sync.run(&principal, OrgId(org), run).await?;
-    Ok(HttpResponse::Ok().json(RunView::of(&run, true)))
+    let (run, jobs) = state.sync.run(&principal, OrgId(org), run).await?;
+    Ok(HttpResponse::Ok().json(RunView::with_jobs(&run, jobs, true)))
 }

@@ -82,4 +82,11 @@ pub trait ConnectionRepository: Send + Sync {
     /// # Errors
     /// Only infrastructure failures.
     async fn orgs_drawing_on(&self, id: ConnectionId) -> Result<Vec<OrgId>>;
+
+    /// Connections whose change log has events some drawing org has not applied
+    /// (or events not yet numbered): the ones a lost nudge left behind.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn lagging(&self) -> Result<Vec<ConnectionId>>;
 }

@@ -4,7 +4,7 @@ use uuid::Uuid;
 use crate::membership::ChangeCounts;
 use crate::org::OrgId;
 use crate::page::{Page, PageRequest};
-use crate::sync::SyncRun;
+use crate::sync::{SyncJob, SyncRun};
 use crate::Result;
 
 /// Records sync runs: the source of truth for what was asked and what happened.
@@ -30,21 +30,84 @@ pub trait SyncRunRepository: Send + Sync {
     /// Only infrastructure failures.
     async fn list(&self, org: OrgId, page: PageRequest) -> Result<Page<SyncRun>>;
 
-    /// Marks a queued run running; `false` when it was not queued (another
-    /// worker has it, or it is finished), so a redelivered job does nothing.
+    /// Records a run over `orgs` and its jobs, in one transaction: an org
+    /// with a queued job joins it (its scope widened to cover both), others
+    /// get a new queued job. Returns the ids of the new jobs (to publish).
     ///
     /// # Errors
-    /// Only infrastructure failures.
-    async fn start(&self, id: Uuid, now: OffsetDateTime) -> Result<bool>;
+    /// Only infrastructure failures; nothing is recorded then.
+    async fn enqueue(
+        &self,
+        run: &SyncRun,
+        orgs: &[OrgId],
+        now: OffsetDateTime,
+    ) -> Result<Vec<Uuid>>;
 
     /// # Errors
     /// Only infrastructure failures.
-    async fn finish(
+    async fn jobs_of(&self, run: Uuid, with_reports: bool) -> Result<Vec<SyncJob>>;
+
+    /// Takes a queued, due job for running, unless its org already has a job
+    /// running (one job per org at a time). `None`: nothing to do now.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn claim(&self, job: Uuid, now: OffsetDateTime) -> Result<Option<SyncJob>>;
+
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn complete(
         &self,
-        id: Uuid,
+        job: Uuid,
         counts: ChangeCounts,
         report: Option<serde_json::Value>,
-        error: Option<String>,
         now: OffsetDateTime,
     ) -> Result<()>;
+
+    /// Records a failed attempt: queued again at `retry_at`, or failed for good when `None`.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn fail(
+        &self,
+        job: Uuid,
+        error: &str,
+        retry_at: Option<OffsetDateTime>,
+        now: OffsetDateTime,
+    ) -> Result<()>;
+
+    /// Queued jobs of an org (a follow-up waiting for a running job).
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn queued_for_org(&self, org: OrgId) -> Result<Vec<Uuid>>;
+
+    /// Puts back in the queue jobs whose worker stopped reporting before
+    /// `heartbeat_before` (a killed worker); returns how many.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn reclaim_stale(
+        &self,
+        heartbeat_before: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<u64>;
+
+    /// Due queued jobs not published since `published_before` (never
+    /// published, lost by the queue, or waiting out a retry); marks them
+    /// published at `now` and returns them.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn due_for_publish(
+        &self,
+        now: OffsetDateTime,
+        published_before: OffsetDateTime,
+    ) -> Result<Vec<Uuid>>;
+
+    /// Queues the failed jobs of a run again; returns them.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn retry_failed(&self, run: Uuid, now: OffsetDateTime) -> Result<Vec<Uuid>>;
 }

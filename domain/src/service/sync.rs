@@ -13,18 +13,21 @@ use crate::auth::{Action, Principal};
 use crate::directory::{ConnectionId, EntityKind, ResourceId};
 use crate::error::ConflictCode;
 use crate::membership::{plan, plan_user, ChangeCounts, ChangeSet, Member, MemberId, OrgPolicy};
-use crate::org::{OrgId, Organization, ProvisioningMode};
+use crate::org::{OrgId, OrgKind, Organization, ProvisioningMode};
 use crate::page::{Page, PageRequest};
 use crate::ports::{
     Clock, ConnectionRepository, DirectoryRepository, Job, JobQueue, MembershipRepository,
     OrgRepository, SyncRunRepository,
 };
 use crate::service::OrgService;
-use crate::sync::{restrict, MembershipSettings, Preview, RunStatus, SyncKind, SyncRun, SyncScope};
+use crate::sync::{
+    restrict, retry_delay, run_status, MembershipSettings, Preview, RunStatus, SyncJob, SyncKind,
+    SyncRun, SyncScope,
+};
 use crate::{Error, Result};
 
-/// The job that runs a queued sync run: `{"run_id": ...}`.
-pub const SYNC_RUN_JOB: &str = "sync.run";
+/// The job that performs one org's part of a sync: `{"job_id": ...}`.
+pub const SYNC_JOB: &str = "sync.job";
 /// The job that applies a directory's new change events: `{"connection_id": ...}`.
 pub const DIRECTORY_CHANGED_JOB: &str = "directory.changed";
 
@@ -43,6 +46,39 @@ pub struct SyncPorts {
     pub runs: Arc<dyn SyncRunRepository>,
     pub queue: Arc<dyn JobQueue>,
     pub clock: Arc<dyn Clock>,
+    pub jobs: JobPolicy,
+}
+
+/// How sync jobs are retried and when a silent worker's job is taken back.
+#[derive(Debug, Clone, Copy)]
+pub struct JobPolicy {
+    /// Attempts before a job is marked failed.
+    pub max_attempts: u32,
+    /// A running job with no heartbeat for this long is put back in the queue;
+    /// a queued job not picked up for this long is published again.
+    pub lease: std::time::Duration,
+    pub base_backoff: std::time::Duration,
+    pub max_backoff: std::time::Duration,
+}
+
+/// What an admin asks a sync to cover.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyncRequest {
+    pub scope: SyncScope,
+    /// Every org drawing on the same directory (true by default).
+    pub cascade: bool,
+    /// Sandboxes too (true by default).
+    pub include_sandboxes: bool,
+}
+
+impl Default for SyncRequest {
+    fn default() -> Self {
+        Self {
+            scope: SyncScope::Both,
+            cascade: true,
+            include_sandboxes: true,
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -387,59 +423,150 @@ impl SyncService {
         Ok(Applied { run: Some(run) })
     }
 
-    /// What a sync of `scope` would change now.
+    /// The orgs a sync requested on `org` covers: with `cascade`, every org
+    /// drawing on the same directory (the parent, children and, with
+    /// `include_sandboxes`, sandboxes); the requested org is always in it.
+    /// The caller must be able to write to every one of them.
+    async fn sync_scope(
+        &self,
+        principal: &Principal,
+        org: OrgId,
+        request: SyncRequest,
+    ) -> Result<Vec<Organization>> {
+        let requested = self.orgs.authorize(principal, org, Action::Write).await?;
+        let mut ids = vec![requested.id];
+        if request.cascade {
+            if let Some(conn) = self.ports.connections.drawing_connection(org).await? {
+                ids.extend(
+                    self.ports
+                        .connections
+                        .orgs_drawing_on(conn)
+                        .await?
+                        .into_iter()
+                        .filter(|o| *o != org),
+                );
+            }
+        }
+        let mut orgs = vec![requested];
+        for id in ids.into_iter().skip(1) {
+            let found = match self.orgs.authorize(principal, id, Action::Write).await {
+                Ok(found) => found,
+                Err(Error::NotFound { .. } | Error::Forbidden(_)) => {
+                    return Err(Error::Forbidden(
+                        "this sync cascades to organizations outside this token's reach; \
+                         ask with a token of the directory's owner, or with \"cascade\": false"
+                            .into(),
+                    ))
+                }
+                Err(other) => return Err(other),
+            };
+            if request.include_sandboxes || found.kind != OrgKind::Sandbox {
+                orgs.push(found);
+            }
+        }
+        Ok(orgs)
+    }
+
+    /// What a sync would change now, org by org over its whole scope.
     ///
     /// # Errors
-    /// As `OrgService::authorize` with `Read`.
+    /// As [`Self::start_sync`].
     pub async fn preview_sync(
         &self,
         principal: &Principal,
         org: OrgId,
-        scope: SyncScope,
-    ) -> Result<Preview> {
-        let org = self.orgs.authorize(principal, org, Action::Read).await?;
-        let settings = self.ports.members.settings(org.id).await?;
-        let (changes, _, _) = self
-            .plan_full(&org, org.provisioning_mode, &settings)
-            .await?;
-        Ok(Preview::of(restrict(changes, scope), &scope))
+        request: SyncRequest,
+    ) -> Result<Vec<(Organization, Preview)>> {
+        let mut out = Vec::new();
+        for org in self.sync_scope(principal, org, request).await? {
+            let settings = self.ports.members.settings(org.id).await?;
+            let (changes, _, _) = self
+                .plan_full(&org, org.provisioning_mode, &settings)
+                .await?;
+            let preview = Preview::of(restrict(changes, request.scope), &request.scope);
+            out.push((org, preview));
+        }
+        Ok(out)
     }
 
-    /// Queues a sync run; a worker performs it.
+    /// Queues a sync: one job per org of its scope, fanned out through the
+    /// queue. An org whose job is still queued joins it instead.
     ///
     /// # Errors
-    /// As `OrgService::authorize` with `Write`; `Unavailable` when the queue is down
-    /// (the run stays recorded as queued).
+    /// As `OrgService::authorize` with `Write` on every org of the scope
+    /// (`Forbidden` when the cascade leaves the token's reach). A queue
+    /// outage is not an error: the jobs are recorded and re-published.
     pub async fn start_sync(
         &self,
         principal: &Principal,
         org: OrgId,
-        scope: SyncScope,
-    ) -> Result<SyncRun> {
-        self.orgs.authorize(principal, org, Action::Write).await?;
+        request: SyncRequest,
+    ) -> Result<(SyncRun, Vec<SyncJob>)> {
+        let orgs = self.sync_scope(principal, org, request).await?;
+        let now = self.now();
         let run = SyncRun {
             id: Uuid::now_v7(),
             org_id: org,
             kind: SyncKind::Manual,
-            scope,
+            scope: request.scope,
             requested_by: principal.subject().to_owned(),
             status: RunStatus::Queued,
             counts: ChangeCounts::default(),
             report: None,
             error: None,
-            created_at: self.now(),
+            created_at: now,
             started_at: None,
             finished_at: None,
         };
-        self.ports.runs.insert(&run).await?;
+        let ids: Vec<OrgId> = orgs.iter().map(|o| o.id).collect();
+        let new_jobs = self.ports.runs.enqueue(&run, &ids, now).await?;
+        for job in new_jobs {
+            // Best effort: the sweeper re-publishes anything the queue did not take.
+            let _ = self.publish_job(job).await;
+        }
+        self.with_jobs(run, false).await
+    }
+
+    async fn publish_job(&self, job: Uuid) -> Result<()> {
         self.ports
             .queue
             .publish(&Job {
-                kind: SYNC_RUN_JOB.into(),
-                payload: serde_json::json!({ "run_id": run.id }),
+                kind: SYNC_JOB.into(),
+                payload: serde_json::json!({ "job_id": job }),
             })
-            .await?;
-        Ok(run)
+            .await
+    }
+
+    /// A manual run's status and counts come from its jobs.
+    async fn with_jobs(
+        &self,
+        mut run: SyncRun,
+        with_reports: bool,
+    ) -> Result<(SyncRun, Vec<SyncJob>)> {
+        if run.kind != SyncKind::Manual {
+            return Ok((run, Vec::new()));
+        }
+        let jobs = self.ports.runs.jobs_of(run.id, with_reports).await?;
+        if jobs.is_empty() {
+            return Ok((run, jobs));
+        }
+        run.status = run_status(&jobs);
+        run.counts = jobs
+            .iter()
+            .fold(ChangeCounts::default(), |sum, j| ChangeCounts {
+                adds: sum.adds + j.counts.adds,
+                updates: sum.updates + j.counts.updates,
+                removals: sum.removals + j.counts.removals,
+                suspensions: sum.suspensions + j.counts.suspensions,
+            });
+        run.started_at = jobs.iter().filter_map(|j| j.started_at).min();
+        run.finished_at = if matches!(run.status, RunStatus::Succeeded | RunStatus::Failed) {
+            jobs.iter().filter_map(|j| j.finished_at).max()
+        } else {
+            None
+        };
+        run.error = jobs.iter().find_map(|j| j.error.clone());
+        Ok((run, jobs))
     }
 
     /// # Errors
@@ -451,59 +578,128 @@ impl SyncService {
         page: PageRequest,
     ) -> Result<Page<SyncRun>> {
         self.orgs.authorize(principal, org, Action::Read).await?;
-        self.ports.runs.list(org, page).await
+        let page = self.ports.runs.list(org, page).await?;
+        let mut items = Vec::with_capacity(page.items.len());
+        for run in page.items {
+            items.push(self.with_jobs(run, false).await?.0);
+        }
+        Ok(Page {
+            items,
+            next_after: page.next_after,
+        })
     }
 
     /// # Errors
     /// `NotFound` for a run of another org, or as `OrgService::authorize` with `Read`.
-    pub async fn run(&self, principal: &Principal, org: OrgId, id: Uuid) -> Result<SyncRun> {
+    pub async fn run(
+        &self,
+        principal: &Principal,
+        org: OrgId,
+        id: Uuid,
+    ) -> Result<(SyncRun, Vec<SyncJob>)> {
         self.orgs.authorize(principal, org, Action::Read).await?;
-        self.ports
+        let run = self
+            .ports
             .runs
             .find(org, id)
             .await?
-            .ok_or(Error::NotFound { entity: "sync run" })
+            .ok_or(Error::NotFound { entity: "sync run" })?;
+        self.with_jobs(run, true).await
     }
 
-    /// Performs a queued run (the worker's side of [`Self::start_sync`]).
-    /// A redelivered job for a run already taken does nothing.
+    /// Queues a run's failed jobs again.
     ///
     /// # Errors
-    /// Infrastructure failures, so the job is retried; a failure of the
-    /// sync itself is recorded on the run instead.
-    pub async fn perform_run(&self, run_id: Uuid) -> Result<()> {
-        let Some(run) = self.ports.runs.find_any(run_id).await? else {
+    /// As [`Self::run`] with `Write`.
+    pub async fn retry(
+        &self,
+        principal: &Principal,
+        org: OrgId,
+        id: Uuid,
+    ) -> Result<(SyncRun, Vec<SyncJob>)> {
+        self.orgs.authorize(principal, org, Action::Write).await?;
+        let run = self
+            .ports
+            .runs
+            .find(org, id)
+            .await?
+            .ok_or(Error::NotFound { entity: "sync run" })?;
+        for job in self.ports.runs.retry_failed(run.id, self.now()).await? {
+            let _ = self.publish_job(job).await;
+        }
+        self.with_jobs(run, false).await
+    }
+
+    /// Performs one org's job (the worker's side of [`Self::start_sync`]).
+    /// Delivery is at least once: a job already taken, finished or not yet
+    /// due is left alone, and applying a plan twice changes nothing.
+    ///
+    /// # Errors
+    /// Infrastructure failures while recording (the queue retries); a failed
+    /// sync is recorded on the job and retried with backoff instead.
+    pub async fn perform_job(&self, job_id: Uuid) -> Result<()> {
+        let Some(job) = self.ports.runs.claim(job_id, self.now()).await? else {
             return Ok(());
         };
-        if !self.ports.runs.start(run_id, self.now()).await? {
-            return Ok(());
-        }
-        match self.reconcile(run.org_id, run.scope).await {
+        let outcome = self.reconcile(job.org_id, job.scope).await;
+        let now = self.now();
+        match outcome {
             Ok(changes) => {
                 self.ports
                     .runs
-                    .finish(
-                        run_id,
-                        changes.counts(),
-                        Some(report(&changes)),
-                        None,
-                        self.now(),
-                    )
-                    .await
+                    .complete(job.id, changes.counts(), Some(report(&changes)), now)
+                    .await?;
             }
             Err(e) => {
+                let policy = &self.ports.jobs;
+                let retry_at = (job.attempts < policy.max_attempts).then(|| {
+                    let random = f64::from(Uuid::new_v4().as_u128() as u16) / f64::from(u16::MAX);
+                    now + retry_delay(
+                        job.attempts,
+                        policy.base_backoff,
+                        policy.max_backoff,
+                        random,
+                    )
+                });
                 self.ports
                     .runs
-                    .finish(
-                        run_id,
-                        ChangeCounts::default(),
-                        None,
-                        Some(e.to_string()),
-                        self.now(),
-                    )
-                    .await
+                    .fail(job.id, &e.to_string(), retry_at, now)
+                    .await?;
             }
         }
+        // A follow-up requested while this job ran may now start.
+        for follow_up in self.ports.runs.queued_for_org(job.org_id).await? {
+            let _ = self.publish_job(follow_up).await;
+        }
+        Ok(())
+    }
+
+    /// Keeps the queue honest against PostgreSQL: puts back jobs whose worker
+    /// died, re-publishes due jobs the queue lost (a Redis flush or restart)
+    /// or that wait out a retry, and re-nudges directories with unapplied
+    /// changes. Every worker runs it periodically; running it twice is harmless.
+    ///
+    /// # Errors
+    /// Infrastructure failures.
+    pub async fn sweep(&self) -> Result<()> {
+        let now = self.now();
+        let policy = &self.ports.jobs;
+        self.ports
+            .runs
+            .reclaim_stale(now - policy.lease, now)
+            .await?;
+        for job in self
+            .ports
+            .runs
+            .due_for_publish(now, now - policy.lease)
+            .await?
+        {
+            self.publish_job(job).await?;
+        }
+        for conn in self.ports.connections.lagging().await? {
+            self.notify_directory_changed(conn).await?;
+        }
+        Ok(())
     }
 
     /// Reconciles one org fully and applies the result.

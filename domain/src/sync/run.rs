@@ -19,6 +19,15 @@ pub enum SyncScope {
 }
 
 impl SyncScope {
+    /// What a job covers once a second request joins it.
+    pub fn union(self, other: Self) -> Self {
+        if self == other {
+            self
+        } else {
+            Self::Both
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Members => "members",

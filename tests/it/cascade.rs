@@ -1,0 +1,373 @@
+//! Cascading resyncs: one job per org through the Redis queue, coalescing,
+//! and recovery when the queue loses work or a worker dies mid-job.
+
+use std::time::Duration;
+
+use orgsync_domain::auth::AdminRole;
+use serde_json::{json, Value};
+
+use crate::scim::Directory;
+use crate::support::{binary, redis_url, TestApp};
+
+/// A tenant whose directory feeds the parent, 3 children and 2 sandboxes,
+/// each with its own mappings.
+struct Tree {
+    dir: Directory,
+    orgs: Vec<String>,
+    groups: Vec<String>,
+}
+
+impl Tree {
+    async fn new(app: TestApp) -> Self {
+        let dir = Directory::on(app).await;
+        let mut users = Vec::new();
+        for i in 0..12 {
+            users.push(dir.user(&format!("u{i:02}@example.com")).await);
+        }
+        let mut groups = Vec::new();
+        for (g, name) in ["Admins", "Staff", "Contractors"].iter().enumerate() {
+            let members: Vec<Value> = users
+                .iter()
+                .skip(g)
+                .step_by(2 + g)
+                .map(|u| json!({"value": u}))
+                .collect();
+            let (status, group) = dir
+                .scim(
+                    "POST",
+                    "/Groups",
+                    Some(json!({"displayName": name, "members": members})),
+                )
+                .await;
+            assert_eq!(status, 201);
+            groups.push(group["id"].as_str().unwrap().to_owned());
+        }
+        let token = dir.app.tokens.platform();
+        let mut orgs = vec![dir.org.clone()];
+        for (slug, kind) in [
+            ("c1", "standard"),
+            ("c2", "standard"),
+            ("c3", "standard"),
+            ("s1", "sandbox"),
+            ("s2", "sandbox"),
+        ] {
+            let (status, child) = dir
+                .app
+                .call(
+                    "POST",
+                    &format!("/api/v1/orgs/{}/children", dir.org),
+                    Some(&token),
+                    Some(json!({"name": slug, "slug": slug, "kind": kind})),
+                )
+                .await;
+            assert_eq!(status, 201, "{child}");
+            orgs.push(child["id"].as_str().unwrap().to_owned());
+        }
+        let tree = Self { dir, orgs, groups };
+        for (i, org) in tree.orgs.clone().iter().enumerate() {
+            tree.admin(org, "PUT", "/provisioning", Some(json!({"mode": "scim"})))
+                .await;
+            // Each org maps a different slice of the groups.
+            let roles: Vec<Value> = tree.groups[i % 3..]
+                .iter()
+                .enumerate()
+                .map(|(p, g)| json!({"group": g, "role": if p == 0 { "admin" } else { "user" }}))
+                .collect();
+            let mappings = json!({"enabled": true, "roles": roles});
+            let (_, preview) = tree
+                .admin(
+                    org,
+                    "POST",
+                    "/group-mappings/preview",
+                    Some(mappings.clone()),
+                )
+                .await;
+            let mut confirmed = mappings;
+            confirmed["confirm"] = preview["confirmation"].clone();
+            let (status, body) = tree
+                .admin(org, "PUT", "/group-mappings", Some(confirmed))
+                .await;
+            assert_eq!(status, 200, "{body}");
+        }
+        tree
+    }
+
+    async fn admin(
+        &self,
+        org: &str,
+        method: &str,
+        rest: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let token = self.dir.app.tokens.platform();
+        self.dir
+            .app
+            .call(
+                method,
+                &format!("/api/v1/orgs/{org}{rest}"),
+                Some(&token),
+                body,
+            )
+            .await
+    }
+
+    async fn wait_run(&self, run: &Value) -> Value {
+        let path = format!("/syncs/{}", run["id"].as_str().unwrap());
+        let org = run["org_id"].as_str().unwrap();
+        for _ in 0..300 {
+            let (_, current) = self.admin(org, "GET", &path, None).await;
+            if current["status"] == "succeeded" || current["status"] == "failed" {
+                return current;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("run did not finish in 15 s");
+    }
+
+    /// Every org ends exactly as a fresh reconcile says: nothing left to change.
+    async fn assert_converged(&self) {
+        let (status, preview) = self
+            .admin(
+                &self.orgs[0],
+                "POST",
+                "/syncs/preview",
+                Some(json!({"scope": "both"})),
+            )
+            .await;
+        assert_eq!(status, 200, "{preview}");
+        let orgs = preview["orgs"].as_array().unwrap();
+        assert_eq!(orgs.len(), 6);
+        for org in orgs {
+            assert_eq!(
+                org["counts"],
+                json!({"adds": 0, "updates": 0, "removals": 0, "suspensions": 0}),
+                "{org}"
+            );
+        }
+    }
+
+    /// Changes the directory behind the engine's back (no events), so only a full sync sees it.
+    async fn drift(&self) {
+        let db = sea_orm::Database::connect(&self.dir.app.db.url)
+            .await
+            .unwrap();
+        use sea_orm::ConnectionTrait;
+        db.execute_unprepared("UPDATE directory_users SET display_name = 'Drifted ' || user_name")
+            .await
+            .unwrap();
+        db.close().await.ok();
+    }
+}
+
+#[actix_web::test]
+async fn a_sync_on_the_parent_cascades_to_children_and_sandboxes_and_converges() {
+    let tree = Tree::new(TestApp::spawn().await).await;
+    tree.drift().await;
+    let (status, run) = tree
+        .admin(
+            &tree.orgs[0],
+            "POST",
+            "/syncs",
+            Some(json!({"scope": "both"})),
+        )
+        .await;
+    assert_eq!(status, 202, "{run}");
+    assert_eq!(run["jobs"].as_array().unwrap().len(), 6);
+    let done = tree.wait_run(&run).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["progress"], json!({"processed": 6, "total": 6}));
+    tree.assert_converged().await;
+
+    // Without sandboxes, or without cascading, the scope shrinks.
+    let (_, preview) = tree
+        .admin(
+            &tree.orgs[0],
+            "POST",
+            "/syncs/preview",
+            Some(json!({"include_sandboxes": false})),
+        )
+        .await;
+    assert_eq!(preview["orgs"].as_array().unwrap().len(), 4);
+    let (_, preview) = tree
+        .admin(
+            &tree.orgs[1],
+            "POST",
+            "/syncs/preview",
+            Some(json!({"cascade": false})),
+        )
+        .await;
+    assert_eq!(preview["orgs"].as_array().unwrap().len(), 1);
+
+    // A child's token may not start a sync that reaches its parent and siblings.
+    let child = tree
+        .dir
+        .app
+        .tokens
+        .org(tree.orgs[1].parse().unwrap(), AdminRole::Owner);
+    let path = format!("/api/v1/orgs/{}/syncs", tree.orgs[1]);
+    let (status, problem) = tree
+        .dir
+        .app
+        .call("POST", &path, Some(&child), Some(json!({})))
+        .await;
+    assert_eq!(status, 403, "{problem}");
+    let (status, _) = tree
+        .dir
+        .app
+        .call("POST", &path, Some(&child), Some(json!({"cascade": false})))
+        .await;
+    assert_eq!(status, 202);
+    tree.dir.app.finish().await;
+}
+
+#[actix_web::test]
+async fn requests_for_an_org_whose_job_is_queued_join_it() {
+    let tree = Tree::new(TestApp::spawn_idle(|_| {}).await).await;
+    let (_, first) = tree
+        .admin(
+            &tree.orgs[0],
+            "POST",
+            "/syncs",
+            Some(json!({"scope": "members"})),
+        )
+        .await;
+    let (_, second) = tree
+        .admin(
+            &tree.orgs[2],
+            "POST",
+            "/syncs",
+            Some(json!({"scope": "groups"})),
+        )
+        .await;
+    let ids = |run: &Value| {
+        let mut ids: Vec<String> = run["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|j| j["id"].as_str().unwrap().to_owned())
+            .collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(
+        ids(&first),
+        ids(&second),
+        "the second request joined the queued jobs"
+    );
+    assert!(
+        second["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|j| j["scope"] == "both"),
+        "scopes widened: {second}"
+    );
+    tree.dir.app.start_worker();
+    let (first, second) = (tree.wait_run(&first).await, tree.wait_run(&second).await);
+    assert_eq!(
+        (first["status"].clone(), second["status"].clone()),
+        (json!("succeeded"), json!("succeeded"))
+    );
+    tree.dir.app.finish().await;
+}
+
+#[actix_web::test]
+async fn a_run_completes_when_redis_loses_its_jobs() {
+    let tree = Tree::new(TestApp::spawn_idle(|_| {}).await).await;
+    tree.drift().await;
+    let (_, run) = tree
+        .admin(&tree.orgs[0], "POST", "/syncs", Some(json!({})))
+        .await;
+    // What FLUSHALL or a Redis restart without persistence does to the queued jobs.
+    let client = redis::Client::open(redis_url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let stream = format!("{}jobs", tree.dir.app.runtime.settings.redis.key_prefix);
+    let _: () = redis::cmd("DEL")
+        .arg(&stream)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    tree.dir.app.start_worker();
+    let done = tree.wait_run(&run).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    tree.assert_converged().await;
+    tree.dir.app.finish().await;
+}
+
+#[actix_web::test]
+async fn a_job_held_by_a_killed_worker_is_taken_over_and_completes() {
+    let tree = Tree::new(TestApp::spawn_idle(|_| {}).await).await;
+    tree.drift().await;
+    let settings = &tree.dir.app.runtime.settings;
+    let worker = |name: &str| {
+        std::process::Command::new(binary())
+            .arg("worker")
+            .env("ORGSYNC__DATABASE__URL", settings.database_url())
+            .env("ORGSYNC__REDIS__URL", redis_url())
+            .env("ORGSYNC__REDIS__KEY_PREFIX", &settings.redis.key_prefix)
+            .env("ORGSYNC__AUTH__JWT_SECRET", crate::support::SECRET)
+            .env("ORGSYNC__WORKER__LEASE", "2")
+            .env("ORGSYNC__WORKER__SWEEP_EVERY", "1")
+            .env("ORGSYNC__LOG__LEVEL", "warn")
+            .env("ORGSYNC_TEST_WORKER", name)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    // Make the first job stall inside its transaction: lock the members table from outside.
+    let db = sea_orm::Database::connect(&tree.dir.app.db.url)
+        .await
+        .unwrap();
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+    let blocker = db.begin().await.unwrap();
+    blocker
+        .execute_unprepared("LOCK TABLE members IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let (_, run) = tree
+        .admin(&tree.orgs[0], "POST", "/syncs", Some(json!({})))
+        .await;
+    let mut doomed = worker("doomed");
+    // Wait until it has taken a job (and is stuck on the lock), then kill it.
+    let mut running = false;
+    for _ in 0..200 {
+        let (_, current) = tree
+            .admin(
+                &tree.orgs[0],
+                "GET",
+                &format!("/syncs/{}", run["id"].as_str().unwrap()),
+                None,
+            )
+            .await;
+        if current["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|j| j["status"] == "running")
+        {
+            running = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(running, "the first worker never took a job");
+    doomed.kill().unwrap(); // SIGKILL
+    doomed.wait().unwrap();
+    blocker.rollback().await.unwrap();
+    db.close().await.ok();
+    let mut rescuer = worker("rescuer");
+    let done = tree.wait_run(&run).await;
+    rescuer.kill().ok();
+    rescuer.wait().ok();
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert!(
+        done["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|j| j["attempts"].as_u64() >= Some(2)),
+        "{done}"
+    );
+    tree.assert_converged().await;
+    tree.dir.app.finish().await;
+}

@@ -101,6 +101,8 @@ pub struct LogSettings {
 pub struct WorkerSettings {
     /// Jobs taken from the queue per fetch.
     pub batch: usize,
+    /// Jobs one worker runs at once.
+    pub concurrency: usize,
     /// Seconds before an unacknowledged job may be taken over by another worker.
     pub lease: u64,
     pub max_attempts: u32,
@@ -152,7 +154,8 @@ impl Settings {
             .set_default("auth.token_ttl", 3600)?
             .set_default("log.format", "text")?
             .set_default("log.level", "info")?
-            .set_default("worker.batch", 16)?
+            .set_default("worker.batch", 4)?
+            .set_default("worker.concurrency", 4)?
             .set_default("worker.lease", 30)?
             .set_default("worker.max_attempts", 5)?
             .set_default("worker.sweep_every", 5)?
@@ -235,10 +238,11 @@ impl Settings {
         }
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|e| invalid("log.level", e.to_string()))?;
-        if self.worker.batch == 0 || self.worker.max_attempts == 0 || self.worker.lease == 0 {
+        let w = &self.worker;
+        if [w.batch, w.concurrency].contains(&0) || w.max_attempts == 0 || w.lease == 0 {
             return Err(invalid(
                 "worker",
-                "batch, lease and max_attempts must be at least 1",
+                "batch, concurrency, lease and max_attempts must be at least 1",
             ));
         }
         Ok(())

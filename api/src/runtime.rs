@@ -126,6 +126,7 @@ impl Runtime {
             self.queue.clone(),
             WorkerSettings {
                 batch: w.batch,
+                concurrency: w.concurrency,
                 lease: Duration::from_secs(w.lease),
                 max_attempts: w.max_attempts,
                 ..WorkerSettings::default()

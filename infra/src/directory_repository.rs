@@ -1213,6 +1213,73 @@ impl DirectoryRepository for SqlDirectoryRepository {
         Ok(out)
     }
 
+    async fn snapshot_for_org(
+        &self,
+        conn: ConnectionId,
+        org: orgsync_domain::org::OrgId,
+        groups: &[ResourceId],
+    ) -> Result<Vec<(DirectoryUser, BTreeSet<ResourceId>)>> {
+        if self.backend() != DbBackend::Postgres {
+            // The embedded engine stores ids as bytes and member values as text;
+            // at embedded scale the whole snapshot is fine.
+            return self.snapshot(conn).await;
+        }
+        let mut sql = Sql::default();
+        let conn_param = sql.bind(conn.0);
+        let org_param = sql.bind(org.0);
+        let group_list: Vec<String> = groups.iter().map(|g| sql.bind(*g)).collect();
+        let in_groups = if group_list.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "SELECT member_value AS v FROM directory_group_members WHERE connection_id = {conn_param} \
+                 AND group_id IN ({}) UNION ",
+                group_list.join(", ")
+            )
+        };
+        let candidates = format!(
+            "WITH candidates AS ({in_groups}SELECT directory_user_id::text AS v FROM members \
+             WHERE org_id = {org_param} AND directory_user_id IS NOT NULL)"
+        );
+        let mut groups_of: HashMap<Uuid, BTreeSet<ResourceId>> = HashMap::new();
+        let mut memberships = MembershipRow::find_by_statement(self.stmt(
+            &format!(
+                "{candidates} SELECT m.member_value, m.group_id FROM directory_group_members m \
+                 WHERE m.connection_id = {conn_param} AND m.member_value IN (SELECT v FROM candidates)"
+            ),
+            sql.values.clone(),
+        ))
+        .stream(self.db.connection())
+        .await
+        .map_err(db_err)?;
+        while let Some(row) = memberships.next().await {
+            let row = row.map_err(db_err)?;
+            if let Ok(user) = Uuid::parse_str(&row.member_value) {
+                groups_of.entry(user).or_default().insert(row.group_id);
+            }
+        }
+        drop(memberships);
+        let mut users = SnapshotRow::find_by_statement(self.stmt(
+            &format!(
+                "{candidates} SELECT {SNAPSHOT_COLUMNS} FROM directory_users WHERE connection_id = {conn_param} \
+                 AND id IN (SELECT v::uuid FROM candidates \
+                   WHERE v ~ '^[0-9a-fA-F]{{8}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{12}}$') \
+                 ORDER BY id"
+            ),
+            sql.values,
+        ))
+        .stream(self.db.connection())
+        .await
+        .map_err(db_err)?;
+        let mut out = Vec::new();
+        while let Some(row) = users.next().await {
+            let row = row.map_err(db_err)?;
+            let user_groups = groups_of.remove(&row.id).unwrap_or_default();
+            out.push((row.into_user(), user_groups));
+        }
+        Ok(out)
+    }
+
     async fn snapshot_users(
         &self,
         conn: ConnectionId,

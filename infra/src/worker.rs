@@ -7,6 +7,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
+
 use orgsync_domain::ports::{Delivery, JobQueue};
 use tokio_util::sync::CancellationToken;
 
@@ -33,7 +35,11 @@ pub trait Periodic: Send + Sync {
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
     pub consumer: String,
+    /// Jobs taken per read. Kept near `concurrency`: a worker that takes more
+    /// than it can run holds work another worker could be doing.
     pub batch: usize,
+    /// Jobs run at once by this worker.
+    pub concurrency: usize,
     pub lease: Duration,
     pub max_attempts: u32,
     pub poll: Duration,
@@ -43,7 +49,8 @@ impl Default for WorkerSettings {
     fn default() -> Self {
         Self {
             consumer: format!("worker-{}", uuid::Uuid::new_v4()),
-            batch: 16,
+            batch: 4,
+            concurrency: 4,
             lease: Duration::from_secs(30),
             max_attempts: 5,
             poll: Duration::from_secs(1),
@@ -136,13 +143,18 @@ impl Worker {
                 None => groups.push((delivery, Vec::new())),
             }
         }
-        for (delivery, copies) in groups {
-            if self.process(delivery).await {
-                for copy in &copies {
-                    self.ack(copy).await;
-                }
-            }
-        }
+        futures::stream::iter(groups)
+            .for_each_concurrent(
+                self.settings.concurrency.max(1),
+                |(delivery, copies)| async move {
+                    if self.process(delivery).await && !copies.is_empty() {
+                        if let Err(e) = self.queue.ack_batch(&copies).await {
+                            tracing::warn!(error = %e, "could not acknowledge duplicate jobs");
+                        }
+                    }
+                },
+            )
+            .await;
     }
 
     /// Runs one job; `true` when it is done with (acknowledged).

@@ -45,7 +45,7 @@ struct Args {
     /// Seconds per timed scenario.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
-    /// Which benchmarks: `scim`, `sync` or `all`.
+    /// Which benchmarks: `scim`, `sync`, `queue`, `cascade` or `all`.
     #[arg(long, default_value = "all")]
     only: String,
     /// Directory groups for the sync benchmark.
@@ -299,8 +299,23 @@ async fn main() {
     if args.only == "scim" || args.only == "all" {
         scim_benchmarks(&args, target.clone(), &db, conn_id, run).await;
     }
+    if args.only == "queue" || args.only == "all" {
+        queue_benchmark(&args.redis, &format!("{name}-queue:")).await;
+    }
     if args.only == "sync" || args.only == "all" {
         sync_benchmarks(&args, &admin_api, &org, &db, conn_id, server.0.id()).await;
+    }
+    if args.only == "cascade" || args.only == "all" {
+        let mut worker = Command::new(&bin);
+        worker
+            .arg("worker")
+            .env("ORGSYNC__DATABASE__URL", &db_url)
+            .env("ORGSYNC__REDIS__URL", &args.redis)
+            .env("ORGSYNC__REDIS__KEY_PREFIX", format!("{name}:"))
+            .env("ORGSYNC__AUTH__JWT_SECRET", secret)
+            .env("ORGSYNC__LOG__LEVEL", "error")
+            .stdout(Stdio::null());
+        cascade_benchmark(&admin_api, &org, &db, conn_id, &mut worker).await;
     }
     drop(server);
     db.close().await.ok();
@@ -804,4 +819,216 @@ async fn scim_token(api: &Target, org: &str, conn: uuid::Uuid) -> String {
         )
         .await;
     body["token"].as_str().unwrap().to_owned()
+}
+
+/// Jobs through Redis Streams: published in batches of 10 by 4 producers,
+/// received 100 at a time and acknowledged in batches by 2 consumers.
+async fn queue_benchmark(redis: &str, prefix: &str) {
+    use orgsync_domain::ports::{Job, JobQueue};
+    let total = 200_000usize;
+    let queue = Arc::new(
+        orgsync_infra::RedisJobQueue::connect(redis, prefix)
+            .await
+            .unwrap(),
+    );
+    let started = Instant::now();
+    let mut producers = Vec::new();
+    for p in 0..4 {
+        let queue = queue.clone();
+        producers.push(tokio::spawn(async move {
+            for batch in 0..total / 4 / 10 {
+                let jobs: Vec<Job> = (0..10)
+                    .map(|i| Job {
+                        kind: "bench".into(),
+                        payload: json!({"p": p, "n": batch * 10 + i}),
+                    })
+                    .collect();
+                queue.publish_batch(&jobs).await.unwrap();
+            }
+        }));
+    }
+    let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut consumers = Vec::new();
+    for c in 0..2 {
+        let (queue, done) = (queue.clone(), done.clone());
+        consumers.push(tokio::spawn(async move {
+            while done.load(std::sync::atomic::Ordering::Relaxed) < total {
+                let batch = queue
+                    .receive(&format!("bench-{c}"), 100, Duration::from_millis(100))
+                    .await
+                    .unwrap();
+                if batch.is_empty() {
+                    continue;
+                }
+                queue.ack_batch(&batch).await.unwrap();
+                done.fetch_add(batch.len(), std::sync::atomic::Ordering::Relaxed);
+            }
+        }));
+    }
+    for task in producers.into_iter().chain(consumers) {
+        task.await.unwrap();
+    }
+    let elapsed = started.elapsed();
+    println!(
+        "{:<58} {:>8.0} jobs/s ({total} jobs in {:.2} s)",
+        "Redis queue: publish (batches of 10) + receive + ack",
+        total as f64 / elapsed.as_secs_f64(),
+        elapsed.as_secs_f64()
+    );
+    let client = redis::Client::open(redis).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("DEL")
+        .arg(format!("{prefix}jobs"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+}
+
+/// A cascade over 1 parent + 20 children + 5 sandboxes, each drawing about
+/// 10,000 members from a shared 50,000-user directory, with two workers
+/// (the server's own and one `orgsync worker` process).
+async fn cascade_benchmark(
+    api: &Target,
+    parent: &str,
+    db: &DatabaseConnection,
+    conn_id: uuid::Uuid,
+    worker: &mut Command,
+) {
+    let users = 50_000usize;
+    println!("orgsync cascade benchmark: 26 orgs x ~10,000 members from {users} directory users, 2 workers");
+    exec(
+        db,
+        "DELETE FROM directory_users WHERE connection_id = $1",
+        vec![conn_id.into()],
+    )
+    .await;
+    exec(
+        db,
+        "DELETE FROM directory_groups WHERE connection_id = $1",
+        vec![conn_id.into()],
+    )
+    .await;
+    seed_users(db, conn_id, 0, users).await;
+    exec(
+        db,
+        "INSERT INTO directory_groups (id, connection_id, display_name, display_name_lower, external_id, resource, member_count, version, created_at, updated_at) \
+         SELECT gen_random_uuid(), $1, 'team-' || lpad(g::text, 3, '0'), 'team-' || lpad(g::text, 3, '0'), NULL, \
+         jsonb_build_object('displayName', 'team-' || g), 0, 1, now(), now() FROM generate_series(0, 99) AS g",
+        vec![conn_id.into()],
+    )
+    .await;
+    exec(
+        db,
+        "WITH u AS (SELECT id, row_number() OVER (ORDER BY id) - 1 AS n FROM directory_users WHERE connection_id = $1), \
+         g AS (SELECT id, row_number() OVER (ORDER BY display_name) - 1 AS n FROM directory_groups WHERE connection_id = $1) \
+         INSERT INTO directory_group_members (connection_id, group_id, member_value, member_type) \
+         SELECT $1, g.id, u.id::text, 'User' FROM u CROSS JOIN LATERAL (VALUES (u.n % 100), ((u.n * 7 + 3) % 100)) AS k(n) \
+         JOIN g ON g.n = k.n ON CONFLICT DO NOTHING",
+        vec![conn_id.into()],
+    )
+    .await;
+    exec(db, "ANALYZE", vec![]).await;
+    let rows = db
+        .query_all(Statement::from_sql_and_values(
+            db.get_database_backend(),
+            "SELECT id FROM directory_groups WHERE connection_id = $1 ORDER BY display_name",
+            [conn_id.into()],
+        ))
+        .await
+        .unwrap();
+    let groups: Vec<uuid::Uuid> = rows
+        .iter()
+        .map(|r| r.try_get::<uuid::Uuid>("", "id").unwrap())
+        .collect();
+    let mut orgs = vec![parent.to_owned()];
+    for i in 0..25 {
+        let kind = if i < 20 { "standard" } else { "sandbox" };
+        let (status, child) = api
+            .send(
+                reqwest::Method::POST,
+                &format!("/orgs/{parent}/children"),
+                Some(json!({"name": format!("child {i}"), "slug": format!("child-{i}"), "kind": kind})),
+            )
+            .await;
+        assert_eq!(status, 201, "{child}");
+        orgs.push(child["id"].as_str().unwrap().to_owned());
+    }
+    let t0 = Instant::now();
+    for (i, org) in orgs.iter().enumerate() {
+        // Ten of the hundred teams each: about 10,000 of the 50,000 users.
+        let roles: Vec<Value> = (0..10)
+            .map(|k| json!({"group": groups[(i * 3 + k) % 100], "role": if k == 0 { "admin" } else { "user" }}))
+            .collect();
+        let (status, body) = api
+            .send(
+                reqwest::Method::PUT,
+                &format!("/orgs/{org}/group-mappings"),
+                Some(json!({"enabled": true, "roles": roles})),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let (status, body) = api
+            .send(
+                reqwest::Method::PUT,
+                &format!("/orgs/{org}/provisioning"),
+                Some(json!({"mode": "scim"})),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let members: i64 = db
+        .query_one(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT COUNT(*) AS n FROM members".to_owned(),
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get("", "n")
+        .unwrap();
+    println!(
+        "{:<58} {:>8.0} ms ({members} members)",
+        "setup: 26 orgs switched to SCIM one by one",
+        t0.elapsed().as_secs_f64() * 1000.0
+    );
+
+    // Every user's profile drifts (no events), so every member of every org needs an update.
+    exec(db, "UPDATE directory_users SET display_name = 'Renamed ' || user_name WHERE connection_id = $1", vec![conn_id.into()]).await;
+    let mut second = worker.spawn().unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let t0 = Instant::now();
+    let (status, run) = api
+        .send(
+            reqwest::Method::POST,
+            &format!("/orgs/{parent}/syncs"),
+            Some(json!({"scope": "both"})),
+        )
+        .await;
+    assert_eq!(status, 202, "{run}");
+    let done = wait_run(api, parent, &run).await;
+    println!(
+        "{:<58} {:>8.0} ms ({} jobs, {} updates, {})",
+        "cascade resync: 26 orgs, every member changed",
+        t0.elapsed().as_secs_f64() * 1000.0,
+        done["jobs"].as_array().map_or(0, Vec::len),
+        done["counts"]["updates"],
+        done["status"]
+    );
+    let t0 = Instant::now();
+    let (_, run) = api
+        .send(
+            reqwest::Method::POST,
+            &format!("/orgs/{parent}/syncs"),
+            Some(json!({"scope": "both"})),
+        )
+        .await;
+    let done = wait_run(api, parent, &run).await;
+    println!(
+        "{:<58} {:>8.0} ms ({})",
+        "cascade resync: 26 orgs, nothing changed",
+        t0.elapsed().as_secs_f64() * 1000.0,
+        done["status"]
+    );
+    second.kill().ok();
+    second.wait().ok();
 }

@@ -175,6 +175,19 @@ pub trait DirectoryRepository: Send + Sync {
         conn: ConnectionId,
     ) -> Result<Vec<(DirectoryUser, BTreeSet<ResourceId>)>>;
 
+    /// What a plan of `org` with group mappings on can touch: the users in any
+    /// of `groups`, plus the users linked to a member of `org`. A store that
+    /// cannot filter MAY return the whole snapshot.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn snapshot_for_org(
+        &self,
+        conn: ConnectionId,
+        org: crate::org::OrgId,
+        groups: &[ResourceId],
+    ) -> Result<Vec<(DirectoryUser, BTreeSet<ResourceId>)>>;
+
     /// The same for some users; ids with no user are left out.
     ///
     /// # Errors

@@ -48,4 +48,26 @@ pub trait JobQueue: Send + Sync {
     /// # Errors
     /// `Unavailable` when the queue cannot be reached.
     async fn ack(&self, delivery: &Delivery) -> Result<()>;
+
+    /// Publishes several jobs in one round trip where the queue can.
+    ///
+    /// # Errors
+    /// `Unavailable` when the queue cannot be reached (some may have been published).
+    async fn publish_batch(&self, jobs: &[Job]) -> Result<()> {
+        for job in jobs {
+            self.publish(job).await?;
+        }
+        Ok(())
+    }
+
+    /// Acknowledges several deliveries in one round trip where the queue can.
+    ///
+    /// # Errors
+    /// `Unavailable` when the queue cannot be reached.
+    async fn ack_batch(&self, deliveries: &[Delivery]) -> Result<()> {
+        for delivery in deliveries {
+            self.ack(delivery).await?;
+        }
+        Ok(())
+    }
 }

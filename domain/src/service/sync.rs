@@ -32,7 +32,7 @@ pub const SYNC_JOB: &str = "sync.job";
 pub const DIRECTORY_CHANGED_JOB: &str = "directory.changed";
 
 /// Per-member entries kept in a run's report; counts are always complete.
-const REPORT_ENTRIES: usize = 10_000;
+const REPORT_ENTRIES: usize = 1_000;
 /// Change events read per batch by incremental sync.
 const EVENT_BATCH: u64 = 1_000;
 
@@ -147,7 +147,18 @@ impl SyncService {
         }
         // The position is read before the snapshot, so nothing between them is missed.
         let position = self.latest_seq(conn).await?;
-        let users = self.ports.directory.snapshot(conn).await?;
+        // With group mapping on, only users in a role-mapped group (or already
+        // members) can be members: reading just those keeps a cascade over many
+        // orgs from reading the whole directory once per org.
+        let users = if policy.mappings.enabled {
+            let groups: Vec<ResourceId> = policy.mappings.roles.iter().map(|m| m.group).collect();
+            self.ports
+                .directory
+                .snapshot_for_org(conn, org.id, &groups)
+                .await?
+        } else {
+            self.ports.directory.snapshot(conn).await?
+        };
         let current = self.ports.members.all_members(org.id).await?;
         let changes = plan(users, &policy, &current, now);
         Ok((changes, Some((conn, position)), current))

@@ -220,6 +220,24 @@ impl JobQueue for RedisJobQueue {
     async fn ack(&self, delivery: &Delivery) -> Result<()> {
         self.discard(std::slice::from_ref(&delivery.id)).await
     }
+
+    async fn publish_batch(&self, jobs: &[Job]) -> Result<()> {
+        if jobs.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for job in jobs {
+            let raw = serde_json::to_string(job).map_err(|e| Error::Internal(e.into()))?;
+            pipe.xadd(&self.stream, "*", &[(FIELD, raw)]).ignore();
+        }
+        let mut conn = self.conn.clone();
+        pipe.query_async::<()>(&mut conn).await.map_err(unavailable)
+    }
+
+    async fn ack_batch(&self, deliveries: &[Delivery]) -> Result<()> {
+        let ids: Vec<String> = deliveries.iter().map(|d| d.id.clone()).collect();
+        self.discard(&ids).await
+    }
 }
 
 /// Readiness of the queue: Redis must answer PING.

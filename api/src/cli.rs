@@ -37,6 +37,15 @@ enum Command {
     Migrate,
     /// Print a signed admin token for the configured key, and nothing else.
     Token(TokenArgs),
+    /// Directory syncs on a running orgsync.
+    #[command(subcommand)]
+    Sync(SyncCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum SyncCommand {
+    /// Start a sync (cascading to children and sandboxes by default).
+    Start(crate::sync_cli::SyncStart),
 }
 
 #[derive(Debug, Args)]
@@ -82,7 +91,9 @@ pub fn run() -> anyhow::Result<()> {
         // `token` prints only the token, so it stays quiet on stdout and logs nothing.
         return print_token(&settings, args);
     }
-    crate::telemetry::init(&settings.log);
+    if !matches!(cli.command, Command::Sync(_)) {
+        crate::telemetry::init(&settings.log);
+    }
     let workers = std::thread::available_parallelism().map_or(2, usize::from);
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
@@ -94,6 +105,9 @@ pub fn run() -> anyhow::Result<()> {
                 Command::Serve => serve(settings).await,
                 Command::Worker => worker(settings).await,
                 Command::Migrate => migrate(settings).await,
+                Command::Sync(SyncCommand::Start(args)) => {
+                    crate::sync_cli::start(&settings, args).await
+                }
                 Command::Token(_) => Ok(()),
             }
         })

@@ -8,4 +8,5 @@ pub mod config;
 pub mod http;
 pub mod jobs;
 pub mod runtime;
+pub mod sync_cli;
 pub mod telemetry;

@@ -10,6 +10,7 @@
 mod support;
 
 mod cascade;
+mod cli;
 mod embedded;
 mod health;
 mod isolation;

@@ -3,6 +3,7 @@
 //! the same for `serve` and for in-process tests.
 
 mod connections;
+mod export;
 mod extract;
 mod health;
 mod members;
@@ -72,6 +73,7 @@ pub fn app(
             web::scope("/api/v1")
                 .configure(orgs::routes)
                 .configure(connections::routes)
+                .configure(export::routes)
                 .configure(members::routes)
                 .configure(provisioning::routes),
         )

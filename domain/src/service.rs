@@ -8,7 +8,7 @@ mod scim;
 mod sync;
 
 pub use connections::ConnectionService;
-pub use members::{MemberChanges, MembersService, NewMember};
+pub use members::{ExportRow, MemberChanges, MemberExport, MembersService, NewMember};
 pub use orgs::{OrgChanges, OrgService};
 pub use scim::ScimService;
 pub use sync::{

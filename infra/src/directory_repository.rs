@@ -533,6 +533,37 @@ impl SqlDirectoryRepository {
         }
     }
 
+    /// Whether `groups` hold well under half the directory's users.
+    async fn selective(&self, conn: ConnectionId, groups: &[ResourceId]) -> Result<bool> {
+        #[derive(FromQueryResult)]
+        struct Sizes {
+            in_groups: i64,
+            users: i64,
+        }
+        let mut sql = Sql::default();
+        let conn_param = sql.bind(conn.0);
+        let list: Vec<String> = groups.iter().map(|g| sql.bind(*g)).collect();
+        let in_groups = if list.is_empty() {
+            "0".to_owned()
+        } else {
+            format!(
+                "(SELECT COALESCE(SUM(member_count), 0) FROM directory_groups WHERE connection_id = {conn_param} AND id IN ({}))",
+                list.join(", ")
+            )
+        };
+        let sizes = Sizes::find_by_statement(self.stmt(
+            &format!(
+                "SELECT CAST({in_groups} AS BIGINT) AS in_groups, \
+                 (SELECT COUNT(*) FROM directory_users WHERE connection_id = {conn_param}) AS users"
+            ),
+            sql.values,
+        ))
+        .one(self.db.connection())
+        .await
+        .map_err(db_err)?;
+        Ok(sizes.is_some_and(|s| s.in_groups * 2 < s.users))
+    }
+
     async fn missing_or_stale(
         &self,
         txn: &DatabaseTransaction,
@@ -1219,9 +1250,10 @@ impl DirectoryRepository for SqlDirectoryRepository {
         org: orgsync_domain::org::OrgId,
         groups: &[ResourceId],
     ) -> Result<Vec<(DirectoryUser, BTreeSet<ResourceId>)>> {
-        if self.backend() != DbBackend::Postgres {
-            // The embedded engine stores ids as bytes and member values as text;
-            // at embedded scale the whole snapshot is fine.
+        if self.backend() != DbBackend::Postgres || !self.selective(conn, groups).await? {
+            // The embedded engine stores ids as bytes and member values as
+            // text (and works at embedded scale); and when the mapped groups
+            // hold most of the directory, filtering costs more than it saves.
             return self.snapshot(conn).await;
         }
         let mut sql = Sql::default();

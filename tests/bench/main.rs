@@ -597,6 +597,13 @@ async fn sync_benchmarks(
         vec![conn_id.into(), (groups as i64).into()],
     )
     .await;
+    exec(
+        db,
+        "UPDATE directory_groups g SET member_count = (SELECT COUNT(*) FROM directory_group_members m WHERE m.group_id = g.id) \
+         WHERE g.connection_id = $1",
+        vec![conn_id.into()],
+    )
+    .await;
     exec(db, "ANALYZE", vec![]).await;
     let rows = db
         .query_all(Statement::from_sql_and_values(
@@ -692,7 +699,7 @@ async fn sync_benchmarks(
         "{:<58} {:>8.0} ms ({} updates)",
         "preview of a resync with 10% changed",
         ms(t0),
-        preview["counts"]["updates"]
+        preview["orgs"][0]["counts"]["updates"]
     );
     let t0 = Instant::now();
     let (_, run) = api
@@ -710,6 +717,7 @@ async fn sync_benchmarks(
         done["counts"]["updates"]
     );
     propagation(api, org, db, conn_id).await;
+    export_benchmark(api, org, pid).await;
     println!(
         "{:<58} {:>8.0} MiB (idle before: {:.0} MiB)",
         "server peak RSS (VmHWM)",
@@ -927,6 +935,13 @@ async fn cascade_benchmark(
         vec![conn_id.into()],
     )
     .await;
+    exec(
+        db,
+        "UPDATE directory_groups g SET member_count = (SELECT COUNT(*) FROM directory_group_members m WHERE m.group_id = g.id) \
+         WHERE g.connection_id = $1",
+        vec![conn_id.into()],
+    )
+    .await;
     exec(db, "ANALYZE", vec![]).await;
     let rows = db
         .query_all(Statement::from_sql_and_values(
@@ -1031,4 +1046,46 @@ async fn cascade_benchmark(
     );
     second.kill().ok();
     second.wait().ok();
+}
+
+/// Streams the members CSV, sampling the server's resident memory meanwhile.
+async fn export_benchmark(api: &Target, org: &str, pid: u32) {
+    let before = rss_mib(pid, "VmRSS:");
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut peak: f64 = 0.0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                peak = peak.max(rss_mib(pid, "VmRSS:"));
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            peak
+        })
+    };
+    let t0 = Instant::now();
+    let mut response = api
+        .http
+        .get(format!("{}/orgs/{org}/members.csv", api.base))
+        .bearer_auth(&api.token)
+        .send()
+        .await
+        .unwrap();
+    let (mut bytes, mut lines) = (0usize, 0usize);
+    while let Some(chunk) = response.chunk().await.unwrap() {
+        bytes += chunk.len();
+        lines += chunk.iter().filter(|b| **b == b'\n').count();
+    }
+    let elapsed = t0.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let peak = sampler.await.unwrap();
+    println!(
+        "{:<58} {:>8.0} ms ({} rows, {:.1} MiB; server RSS +{:.0} MiB over {:.0} MiB)",
+        "GET /members.csv (streamed)",
+        elapsed.as_secs_f64() * 1000.0,
+        lines.saturating_sub(1),
+        bytes as f64 / 1_048_576.0,
+        (peak - before).max(0.0),
+        before
+    );
 }

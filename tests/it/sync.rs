@@ -544,3 +544,83 @@ async fn children_and_sandboxes_draw_on_the_parents_directory_with_their_own_map
     let _ = kim;
     dir.app.finish().await;
 }
+
+#[actix_web::test]
+async fn members_export_as_csv_with_groups_and_attributes() {
+    let dir = Directory::new().await;
+    dir.admin(
+        "PUT",
+        &format!("/connections/{}/attributes", dir.conn),
+        Some(json!({"attributes": [{"key": "department", "scim_path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department"}]})),
+    )
+    .await;
+    let (_, user) = dir
+        .scim(
+            "POST",
+            "/Users",
+            Some(json!({
+                "userName": "quinn@example.com", "displayName": "Quinn, \"Q\" Jones",
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"department": "R&D"}
+            })),
+        )
+        .await;
+    let quinn = user["id"].as_str().unwrap().to_owned();
+    dir.group("Research", &[&quinn]).await;
+    dir.user("rae@example.com").await;
+    dir.switch_to_scim().await;
+
+    let svc =
+        actix_web::test::init_service(orgsync_api::http::app(dir.app.runtime.state.clone())).await;
+    for request in [
+        actix_web::test::TestRequest::get().uri(&dir.org_path("/members.csv")),
+        actix_web::test::TestRequest::get()
+            .uri(&dir.org_path("/members"))
+            .insert_header(("accept", "text/csv")),
+    ] {
+        let response = actix_web::test::call_service(
+            &svc,
+            request
+                .insert_header((
+                    "authorization",
+                    format!("Bearer {}", dir.app.tokens.platform()),
+                ))
+                .to_request(),
+        )
+        .await;
+        assert_eq!(response.status().as_u16(), 200);
+        assert!(response
+            .headers()
+            .get("content-type")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv"));
+        let body = String::from_utf8(actix_web::test::read_body(response).await.to_vec()).unwrap();
+        let mut reader = csv::Reader::from_reader(body.as_bytes());
+        let header: Vec<String> = reader
+            .headers()
+            .unwrap()
+            .iter()
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(header[..3], ["member_id", "email", "name"]);
+        assert!(
+            header.contains(&"attribute:department".to_owned()),
+            "{header:?}"
+        );
+        let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+        assert_eq!(rows.len(), 2);
+        let quinn_row = rows.iter().find(|r| &r[1] == "quinn@example.com").unwrap();
+        assert_eq!(
+            &quinn_row[2], "Quinn, \"Q\" Jones",
+            "RFC 4180 quoting round-trips"
+        );
+        assert_eq!(&quinn_row[9], "Research");
+        let department = header
+            .iter()
+            .position(|h| h == "attribute:department")
+            .unwrap();
+        assert_eq!(&quinn_row[department], "R&D");
+    }
+    dir.app.finish().await;
+}

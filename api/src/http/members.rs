@@ -38,7 +38,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 #[derive(Debug, Deserialize)]
-struct MembersQuery {
+pub struct MembersQuery {
     // Not a flattened ListQuery: flattening makes the query parser see every value as a string.
     limit: Option<u64>,
     cursor: Option<String>,
@@ -57,7 +57,7 @@ impl MembersQuery {
         .page()?)
     }
 
-    fn filter(&self) -> Result<MemberFilter, ApiError> {
+    pub fn filter(&self) -> Result<MemberFilter, ApiError> {
         Ok(MemberFilter {
             role: self.role.as_deref().map(Role::parse).transpose()?,
             seat_tier: self.seat_tier.as_deref().map(SeatTier::parse).transpose()?,
@@ -79,11 +79,16 @@ impl MembersQuery {
 }
 
 async fn list(
+    req: actix_web::HttpRequest,
     state: web::Data<AppState>,
-    Admin(principal): Admin,
+    admin: Admin,
     org: web::Path<Uuid>,
     query: web::Query<MembersQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    if super::export::wants_csv(&req) {
+        return super::export::export(state, admin, org, query).await;
+    }
+    let Admin(principal) = admin;
     record_org(&org);
     let page = state
         .members

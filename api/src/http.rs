@@ -3,6 +3,7 @@
 //! the same for `serve` and for in-process tests.
 
 mod connections;
+mod directory;
 mod export;
 mod extract;
 mod health;
@@ -73,6 +74,7 @@ pub fn app(
             web::scope("/api/v1")
                 .configure(orgs::routes)
                 .configure(connections::routes)
+                .configure(directory::routes)
                 .configure(export::routes)
                 .configure(members::routes)
                 .configure(provisioning::routes),

@@ -5,12 +5,14 @@ mod connections;
 mod members;
 mod orgs;
 mod scim;
+mod status;
 mod sync;
 
 pub use connections::ConnectionService;
 pub use members::{ExportRow, MemberChanges, MemberExport, MembersService, NewMember};
 pub use orgs::{OrgChanges, OrgService};
 pub use scim::ScimService;
+pub use status::{RunSummary, SyncStatus};
 pub use sync::{
     Applied, JobPolicy, SyncPorts, SyncRequest, SyncService, DIRECTORY_CHANGED_JOB, SYNC_JOB,
 };

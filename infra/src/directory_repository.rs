@@ -533,6 +533,70 @@ impl SqlDirectoryRepository {
         }
     }
 
+    /// Numbers what is committed, then reads events by `position` (a
+    /// condition on `$2` and an order).
+    async fn read_events(
+        &self,
+        conn: ConnectionId,
+        position: &str,
+        bound: i64,
+        limit: u64,
+    ) -> Result<Vec<ChangeEvent>> {
+        sequence_events(self.db.connection(), conn).await?;
+        #[derive(FromQueryResult)]
+        struct Row {
+            seq: Option<i64>,
+            entity_kind: String,
+            entity_id: Uuid,
+            entity_version: i64,
+            op: String,
+            occurred_at: OffsetDateTime,
+        }
+        let rows = Row::find_by_statement(self.stmt(
+            &format!(
+                "SELECT seq, entity_kind, entity_id, entity_version, op, occurred_at FROM directory_events \
+                 WHERE connection_id = $1 AND seq IS NOT NULL AND {position} LIMIT $3"
+            ),
+            vec![conn.0.into(), bound.into(), i64::try_from(limit).unwrap_or(i64::MAX).into()],
+        ))
+        .all(self.db.connection())
+        .await
+        .map_err(db_err)?;
+        rows.into_iter()
+            .map(|r| {
+                let entity = match r.entity_kind.as_str() {
+                    "user" => EntityKind::User,
+                    "group" => EntityKind::Group,
+                    other => {
+                        return Err(Error::Internal(anyhow::anyhow!(
+                            "unknown entity kind {other}"
+                        )))
+                    }
+                };
+                let op = match r.op.as_str() {
+                    "created" => ChangeOp::Created,
+                    "updated" => ChangeOp::Updated,
+                    "deleted" => ChangeOp::Deleted,
+                    "members_changed" => ChangeOp::MembersChanged,
+                    other => {
+                        return Err(Error::Internal(anyhow::anyhow!(
+                            "unknown change op {other}"
+                        )))
+                    }
+                };
+                Ok(ChangeEvent {
+                    connection_id: conn,
+                    seq: r.seq.unwrap_or_default(),
+                    entity,
+                    entity_id: r.entity_id,
+                    entity_version: r.entity_version,
+                    op,
+                    occurred_at: r.occurred_at,
+                })
+            })
+            .collect()
+    }
+
     /// Whether `groups` hold well under half the directory's users.
     async fn selective(&self, conn: ConnectionId, groups: &[ResourceId]) -> Result<bool> {
         #[derive(FromQueryResult)]
@@ -1154,57 +1218,18 @@ impl DirectoryRepository for SqlDirectoryRepository {
     }
 
     async fn events(&self, conn: ConnectionId, after: i64, limit: u64) -> Result<Vec<ChangeEvent>> {
-        sequence_events(self.db.connection(), conn).await?;
-        #[derive(FromQueryResult)]
-        struct Row {
-            seq: Option<i64>,
-            entity_kind: String,
-            entity_id: Uuid,
-            entity_version: i64,
-            op: String,
-            occurred_at: OffsetDateTime,
-        }
-        let rows = Row::find_by_statement(self.stmt(
-            "SELECT seq, entity_kind, entity_id, entity_version, op, occurred_at FROM directory_events \
-             WHERE connection_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-            vec![conn.0.into(), after.into(), i64::try_from(limit).unwrap_or(i64::MAX).into()],
-        ))
-        .all(self.db.connection())
-        .await
-        .map_err(db_err)?;
-        rows.into_iter()
-            .map(|r| {
-                let entity = match r.entity_kind.as_str() {
-                    "user" => EntityKind::User,
-                    "group" => EntityKind::Group,
-                    other => {
-                        return Err(Error::Internal(anyhow::anyhow!(
-                            "unknown entity kind {other}"
-                        )))
-                    }
-                };
-                let op = match r.op.as_str() {
-                    "created" => ChangeOp::Created,
-                    "updated" => ChangeOp::Updated,
-                    "deleted" => ChangeOp::Deleted,
-                    "members_changed" => ChangeOp::MembersChanged,
-                    other => {
-                        return Err(Error::Internal(anyhow::anyhow!(
-                            "unknown change op {other}"
-                        )))
-                    }
-                };
-                Ok(ChangeEvent {
-                    connection_id: conn,
-                    seq: r.seq.unwrap_or_default(),
-                    entity,
-                    entity_id: r.entity_id,
-                    entity_version: r.entity_version,
-                    op,
-                    occurred_at: r.occurred_at,
-                })
-            })
-            .collect()
+        self.read_events(conn, "seq > $2 ORDER BY seq", after, limit)
+            .await
+    }
+
+    async fn events_before(
+        &self,
+        conn: ConnectionId,
+        before: i64,
+        limit: u64,
+    ) -> Result<Vec<ChangeEvent>> {
+        self.read_events(conn, "seq < $2 ORDER BY seq DESC", before, limit)
+            .await
     }
 
     async fn snapshot(

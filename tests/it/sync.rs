@@ -624,3 +624,97 @@ async fn members_export_as_csv_with_groups_and_attributes() {
     }
     dir.app.finish().await;
 }
+
+#[actix_web::test]
+async fn status_and_directory_views_show_what_the_idp_holds_and_whether_the_org_is_current() {
+    let dir = Directory::new().await;
+    let sam = dir.user("sam@example.com").await;
+    dir.user("tia@example.com").await;
+    let team = dir.group("Team", &[&sam]).await;
+    dir.switch_to_scim().await;
+
+    let (status, current) = dir.admin("GET", "/sync-status", None).await;
+    assert_eq!(status, 200, "{current}");
+    assert_eq!(current["current"], true, "{current}");
+    assert_eq!(current["pending_events"], 0);
+    assert_eq!(current["last_completed_sync"]["kind"], "mode_change");
+
+    let conn = format!("/connections/{}", dir.conn);
+    let (_, users) = dir
+        .admin(
+            "GET",
+            &format!("{conn}/directory/users?email_contains=SAM"),
+            None,
+        )
+        .await;
+    assert_eq!(users["total"], 1, "{users}");
+    assert_eq!(users["data"][0]["id"], sam.as_str());
+    let (_, users) = dir
+        .admin(
+            "GET",
+            &format!("{conn}/directory/users?active=true&count=1&start_index=2"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (
+            users["total"].clone(),
+            users["data"].as_array().unwrap().len()
+        ),
+        (json!(2), 1)
+    );
+    let (_, user) = dir
+        .admin("GET", &format!("{conn}/directory/users/{sam}"), None)
+        .await;
+    assert_eq!(user["resource"]["userName"], "sam@example.com");
+    assert_eq!(user["groups"][0]["display_name"], "Team");
+    let (_, groups) = dir
+        .admin("GET", &format!("{conn}/directory/groups"), None)
+        .await;
+    assert_eq!(groups["data"][0]["member_count"], 1, "{groups}");
+    let (_, members) = dir
+        .admin(
+            "GET",
+            &format!("{conn}/directory/groups/{team}/members"),
+            None,
+        )
+        .await;
+    assert_eq!(members["data"][0]["value"], sam.as_str());
+
+    let (_, feed) = dir
+        .admin("GET", &format!("{conn}/directory/events?limit=2"), None)
+        .await;
+    let seqs: Vec<i64> = feed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(seqs.len(), 2);
+    assert!(seqs[0] > seqs[1], "newest first: {seqs:?}");
+    let (_, older) = dir
+        .admin(
+            "GET",
+            &format!("{conn}/directory/events?before={}", feed["next_before"]),
+            None,
+        )
+        .await;
+    assert!(older["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|e| e["seq"].as_i64().unwrap() < seqs[1]));
+
+    let (_, per_org) = dir.admin("GET", &format!("{conn}/sync-status"), None).await;
+    assert_eq!(per_org["orgs"].as_array().unwrap().len(), 1, "{per_org}");
+    // Another org's connection is not found, whatever its id.
+    let (status, _) = dir
+        .admin(
+            "GET",
+            &format!("/connections/{}/directory/users", uuid::Uuid::now_v7()),
+            None,
+        )
+        .await;
+    assert_eq!(status, 404);
+    dir.app.finish().await;
+}

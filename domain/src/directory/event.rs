@@ -44,7 +44,7 @@ impl ChangeOp {
 
 /// One change to a directory, in per-connection order (`seq`), carrying the
 /// entity's version after the change so consumers can ignore stale replays.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ChangeEvent {
     pub connection_id: ConnectionId,
     pub seq: i64,
@@ -52,5 +52,6 @@ pub struct ChangeEvent {
     pub entity_id: Uuid,
     pub entity_version: i64,
     pub op: ChangeOp,
+    #[serde(with = "time::serde::rfc3339")]
     pub occurred_at: OffsetDateTime,
 }

@@ -160,6 +160,17 @@ pub trait DirectoryRepository: Send + Sync {
     /// Only infrastructure failures.
     async fn latest_seq(&self, conn: ConnectionId) -> Result<i64>;
 
+    /// Change events with `seq < before`, newest first (the admin's feed).
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn events_before(
+        &self,
+        conn: ConnectionId,
+        before: i64,
+        limit: u64,
+    ) -> Result<Vec<ChangeEvent>>;
+
     /// Change events with `seq > after`, oldest first.
     ///
     /// # Errors

@@ -98,6 +98,10 @@ impl SyncService {
         Self { orgs, ports }
     }
 
+    pub(crate) fn orgs(&self) -> &OrgService {
+        &self.orgs
+    }
+
     pub(crate) fn ports(&self) -> &SyncPorts {
         &self.ports
     }

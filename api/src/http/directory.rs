@@ -1,0 +1,288 @@
+//! What the IdP currently holds, as orgsync received it, and whether each
+//! org is current with it: `/sync-status` and `/connections/{conn}/directory/*`.
+
+use actix_web::{web, HttpResponse};
+use orgsync_domain::directory::{ConnectionId, ScimQuery, SortKey, UserRecord};
+use orgsync_domain::org::OrgId;
+use orgsync_domain::scim::Filter;
+use orgsync_domain::Error;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::extract::{record_org, Admin};
+use super::orgs::timestamp;
+use super::problem::ApiError;
+use super::AppState;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    let base = "/orgs/{org}/connections/{conn}";
+    cfg.route("/orgs/{org}/sync-status", web::get().to(org_status))
+        .route(
+            &format!("{base}/sync-status"),
+            web::get().to(connection_status),
+        )
+        .route(&format!("{base}/directory/users"), web::get().to(users))
+        .route(
+            &format!("{base}/directory/users/{{user}}"),
+            web::get().to(user),
+        )
+        .route(&format!("{base}/directory/groups"), web::get().to(groups))
+        .route(
+            &format!("{base}/directory/groups/{{group}}/members"),
+            web::get().to(group_members),
+        )
+        .route(&format!("{base}/directory/events"), web::get().to(events));
+}
+
+async fn org_status(
+    state: web::Data<AppState>,
+    Admin(principal): Admin,
+    org: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    record_org(&org);
+    Ok(HttpResponse::Ok().json(state.sync.status(&principal, OrgId(*org)).await?))
+}
+
+async fn connection_status(
+    state: web::Data<AppState>,
+    Admin(principal): Admin,
+    path: web::Path<(Uuid, Uuid)>,
+) -> Result<HttpResponse, ApiError> {
+    let (org, conn) = path.into_inner();
+    record_org(&org);
+    let orgs = state
+        .sync
+        .connection_status(&principal, OrgId(org), ConnectionId(conn))
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({ "orgs": orgs })))
+}
+
+#[derive(Debug)]
+struct Window {
+    start_index: Option<u64>,
+    count: Option<u64>,
+}
+
+impl Window {
+    fn query(&self, filter: Option<Filter>, sort: SortKey) -> Result<ScimQuery, ApiError> {
+        let count = self.count.unwrap_or(50);
+        if count > 500 {
+            return Err(Error::invalid("count", "must be at most 500").into());
+        }
+        Ok(ScimQuery {
+            filter,
+            sort: Some((sort, true)),
+            start_index: self.start_index.unwrap_or(1).max(1),
+            count,
+        })
+    }
+}
+
+/// `a and b and ...` of the given SCIM comparisons (values JSON-escaped).
+fn all_of(parts: Vec<String>) -> Result<Option<Filter>, ApiError> {
+    if parts.is_empty() {
+        return Ok(None);
+    }
+    Filter::parse(&parts.join(" and "))
+        .map(Some)
+        .map_err(|e| Error::invalid("filter", e.to_string()).into())
+}
+
+fn quoted(value: &str) -> String {
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+#[derive(Debug, Deserialize)]
+struct UsersQuery {
+    active: Option<bool>,
+    email_contains: Option<String>,
+    user_name: Option<String>,
+    // Not a flattened Window: flattening makes the query parser see numbers as strings.
+    start_index: Option<u64>,
+    count: Option<u64>,
+}
+
+fn user_summary(user: &UserRecord) -> Value {
+    json!({
+        "id": user.id,
+        "user_name": user.fields.user_name,
+        "external_id": user.fields.external_id,
+        "display_name": user.fields.display_name,
+        "email": user.fields.email,
+        "active": user.fields.active,
+        "version": user.version,
+        "created_at": timestamp(user.created_at),
+        "updated_at": timestamp(user.updated_at),
+    })
+}
+
+async fn users(
+    state: web::Data<AppState>,
+    Admin(principal): Admin,
+    path: web::Path<(Uuid, Uuid)>,
+    query: web::Query<UsersQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (org, conn) = path.into_inner();
+    record_org(&org);
+    let mut parts = Vec::new();
+    if let Some(active) = query.active {
+        parts.push(format!("active eq {active}"));
+    }
+    if let Some(email) = &query.email_contains {
+        parts.push(format!("emails.value co {}", quoted(email)));
+    }
+    if let Some(name) = &query.user_name {
+        parts.push(format!("userName eq {}", quoted(name)));
+    }
+    let scim = Window {
+        start_index: query.start_index,
+        count: query.count,
+    }
+    .query(all_of(parts)?, SortKey::UserName)?;
+    let listed = state
+        .sync
+        .directory_users(&principal, OrgId(org), ConnectionId(conn), &scim)
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "total": listed.total,
+        "start_index": scim.start_index,
+        "data": listed.items.iter().map(user_summary).collect::<Vec<_>>(),
+    })))
+}
+
+async fn user(
+    state: web::Data<AppState>,
+    Admin(principal): Admin,
+    path: web::Path<(Uuid, Uuid, Uuid)>,
+) -> Result<HttpResponse, ApiError> {
+    let (org, conn, user) = path.into_inner();
+    record_org(&org);
+    let (record, groups) = state
+        .sync
+        .directory_user(&principal, OrgId(org), ConnectionId(conn), user)
+        .await?;
+    let groups: Vec<Value> = groups
+        .iter()
+        .map(|(_, id, name)| json!({"id": id, "display_name": name}))
+        .collect();
+    let mut summary = user_summary(&record);
+    summary["groups"] = json!(groups);
+    summary["resource"] = record.fields.resource.clone();
+    Ok(HttpResponse::Ok().json(summary))
+}
+
+#[derive(Debug, Deserialize)]
+struct GroupsQuery {
+    display_name: Option<String>,
+    start_index: Option<u64>,
+    count: Option<u64>,
+}
+
+async fn groups(
+    state: web::Data<AppState>,
+    Admin(principal): Admin,
+    path: web::Path<(Uuid, Uuid)>,
+    query: web::Query<GroupsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (org, conn) = path.into_inner();
+    record_org(&org);
+    let parts = query
+        .display_name
+        .iter()
+        .map(|name| format!("displayName eq {}", quoted(name)))
+        .collect();
+    let scim = Window {
+        start_index: query.start_index,
+        count: query.count,
+    }
+    .query(all_of(parts)?, SortKey::DisplayName)?;
+    let listed = state
+        .sync
+        .directory_groups(&principal, OrgId(org), ConnectionId(conn), &scim)
+        .await?;
+    let data: Vec<Value> = listed
+        .items
+        .iter()
+        .map(|g| {
+            json!({
+                "id": g.id,
+                "display_name": g.fields.display_name,
+                "external_id": g.fields.external_id,
+                "member_count": g.member_count,
+                "version": g.version,
+                "updated_at": timestamp(g.updated_at),
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Ok()
+        .json(json!({ "total": listed.total, "start_index": scim.start_index, "data": data })))
+}
+
+#[derive(Debug, Deserialize)]
+struct MembersQuery {
+    cursor: Option<String>,
+    limit: Option<u64>,
+}
+
+async fn group_members(
+    state: web::Data<AppState>,
+    Admin(principal): Admin,
+    path: web::Path<(Uuid, Uuid, Uuid)>,
+    query: web::Query<MembersQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (org, conn, group) = path.into_inner();
+    record_org(&org);
+    let limit = query.limit.unwrap_or(100).clamp(1, 1000);
+    let members = state
+        .sync
+        .directory_group_members(
+            &principal,
+            OrgId(org),
+            ConnectionId(conn),
+            group,
+            query.cursor.as_deref(),
+            limit,
+        )
+        .await?;
+    let next_cursor = (members.len() as u64 == limit)
+        .then(|| members.last().map(|m| m.value.clone()))
+        .flatten();
+    let data: Vec<Value> = members
+        .iter()
+        .map(|m| json!({"value": m.value, "type": m.kind, "display": m.display}))
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "data": data, "next_cursor": next_cursor })))
+}
+
+#[derive(Debug, Deserialize)]
+struct EventsQuery {
+    /// Events with a sequence number below this (the previous page's last).
+    before: Option<i64>,
+    limit: Option<u64>,
+}
+
+async fn events(
+    state: web::Data<AppState>,
+    Admin(principal): Admin,
+    path: web::Path<(Uuid, Uuid)>,
+    query: web::Query<EventsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (org, conn) = path.into_inner();
+    record_org(&org);
+    let limit = query.limit.unwrap_or(50).clamp(1, 500);
+    let events = state
+        .sync
+        .directory_events(
+            &principal,
+            OrgId(org),
+            ConnectionId(conn),
+            query.before,
+            limit,
+        )
+        .await?;
+    let next = (events.len() as u64 == limit)
+        .then(|| events.last().map(|e| e.seq))
+        .flatten();
+    Ok(HttpResponse::Ok().json(json!({ "data": events, "next_before": next })))
+}

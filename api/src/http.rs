@@ -38,6 +38,10 @@ pub struct AppState {
     /// The externally visible base URL (for SCIM base URLs and locations).
     pub public_url: String,
     pub scim_rate_limit: Arc<scim::rate_limit::ScimRateLimiter>,
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// For the gauges read at scrape time.
+    pub db: orgsync_infra::Database,
+    pub queue: Arc<dyn orgsync_domain::ports::JobQueue>,
     pub verifier: Arc<Verifier>,
     pub health: Arc<Vec<Arc<dyn HealthCheck>>>,
     pub body_limit: usize,

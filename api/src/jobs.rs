@@ -12,8 +12,8 @@ fn payload<T: for<'de> Deserialize<'de>>(value: &serde_json::Value) -> orgsync_d
         .map_err(|e| Error::Internal(anyhow::anyhow!("malformed job payload: {e}")))
 }
 
-/// Performs one org's sync job.
-pub struct SyncJobHandler(pub SyncService);
+/// Performs one org's sync job, timing it for the metrics.
+pub struct SyncJobHandler(pub SyncService, pub std::sync::Arc<crate::metrics::Metrics>);
 
 #[async_trait::async_trait]
 impl JobHandler for SyncJobHandler {
@@ -27,7 +27,11 @@ impl JobHandler for SyncJobHandler {
             job_id: Uuid,
         }
         let Payload { job_id } = payload(job)?;
-        self.0.perform_job(job_id).await
+        let started = std::time::Instant::now();
+        let outcome = self.0.perform_job(job_id).await;
+        let label = if outcome.is_ok() { "done" } else { "error" };
+        self.1.observe_job(label, started.elapsed().as_secs_f64());
+        outcome
     }
 }
 

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod http;
 pub mod jobs;
+pub mod metrics;
 pub mod runtime;
 pub mod sync_cli;
 pub mod telemetry;

@@ -101,6 +101,9 @@ impl Runtime {
             sync: sync.clone(),
             members: MembersService::new(orgs.clone(), sync),
             public_url: settings.public_url(),
+            metrics: Arc::new(crate::metrics::Metrics::new().context("defining metrics")?),
+            db: db.clone(),
+            queue: queue.clone(),
             scim_rate_limit: Arc::new(ScimRateLimiter::new(
                 settings.scim.rate_limit_per_second,
                 settings.scim.rate_limit_burst,
@@ -132,7 +135,10 @@ impl Runtime {
                 ..WorkerSettings::default()
             },
         )
-        .with_handler(Arc::new(SyncJobHandler(sync.clone())))
+        .with_handler(Arc::new(SyncJobHandler(
+            sync.clone(),
+            self.state.metrics.clone(),
+        )))
         .with_handler(Arc::new(DirectoryChangedHandler(sync.clone())))
         .with_periodic(
             Arc::new(Sweeper(sync)),

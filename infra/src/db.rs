@@ -6,7 +6,9 @@ use orgsync_domain::error::ConflictCode;
 use orgsync_domain::ports::HealthCheck;
 use orgsync_domain::Error;
 use orgsync_migrations::{Migrator, MigratorTrait};
-use sea_orm::{ConnectOptions, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, SqlErr};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, FromQueryResult, SqlErr,
+};
 
 /// A connection pool to PostgreSQL or SQLite; cheap to clone.
 #[derive(Clone, Debug)]
@@ -55,6 +57,58 @@ impl Database {
 
     pub fn backend(&self) -> DbBackend {
         self.conn.get_database_backend()
+    }
+
+    /// Sync jobs by state (for metrics).
+    ///
+    /// # Errors
+    /// When the database cannot be queried.
+    pub async fn job_counts(&self) -> Result<Vec<(String, i64)>, DbErr> {
+        #[derive(sea_orm::FromQueryResult)]
+        struct Row {
+            status: String,
+            n: i64,
+        }
+        let rows = Row::find_by_statement(sea_orm::Statement::from_string(
+            self.backend(),
+            "SELECT status, COUNT(*) AS n FROM sync_jobs GROUP BY status",
+        ))
+        .all(&self.conn)
+        .await?;
+        Ok(rows.into_iter().map(|r| (r.status, r.n)).collect())
+    }
+
+    /// Directory changes numbered but not yet applied, summed over orgs (for metrics).
+    ///
+    /// # Errors
+    /// When the database cannot be queried.
+    pub async fn pending_events(&self) -> Result<i64, DbErr> {
+        #[derive(sea_orm::FromQueryResult)]
+        struct Row {
+            n: Option<i64>,
+        }
+        let row = Row::find_by_statement(sea_orm::Statement::from_string(
+            self.backend(),
+            "SELECT CAST(SUM(c.event_seq - oc.applied_seq) AS BIGINT) AS n FROM org_directory_cursors oc \
+             JOIN enterprise_connections c ON c.id = oc.connection_id",
+        ))
+        .one(&self.conn)
+        .await?;
+        Ok(row.and_then(|r| r.n).unwrap_or(0).max(0))
+    }
+
+    /// Open and idle pool connections.
+    pub fn pool_usage(&self) -> (u32, usize) {
+        match self.backend() {
+            DbBackend::Postgres => {
+                let pool = self.conn.get_postgres_connection_pool();
+                (pool.size(), pool.num_idle())
+            }
+            _ => {
+                let pool = self.conn.get_sqlite_connection_pool();
+                (pool.size(), pool.num_idle())
+            }
+        }
     }
 }
 

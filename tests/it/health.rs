@@ -72,3 +72,37 @@ async fn every_response_carries_a_request_id_and_a_sane_caller_id_is_kept() {
     }
     app.finish().await;
 }
+
+#[actix_web::test]
+async fn metrics_count_requests_by_route_and_report_jobs_queue_and_pool() {
+    let app = TestApp::spawn().await;
+    let token = app.tokens.platform();
+    for _ in 0..3 {
+        app.call("GET", "/healthz", None, None).await;
+    }
+    let missing = format!("/api/v1/orgs/{}", uuid::Uuid::now_v7());
+    assert_eq!(app.call("GET", &missing, Some(&token), None).await.0, 404);
+    let svc =
+        actix_web::test::init_service(orgsync_api::http::app(app.runtime.state.clone())).await;
+    let response = actix_web::test::call_service(
+        &svc,
+        actix_web::test::TestRequest::get()
+            .uri("/metrics")
+            .to_request(),
+    )
+    .await;
+    assert_eq!(response.status().as_u16(), 200);
+    let text = String::from_utf8(actix_web::test::read_body(response).await.to_vec()).unwrap();
+    for expected in [
+        r#"orgsync_http_requests_total{method="GET",route="/healthz",status="200"} 3"#,
+        r#"orgsync_http_requests_total{method="GET",route="/api/v1/orgs/{org}",status="404"} 1"#,
+        "orgsync_http_request_duration_seconds_bucket",
+        r#"orgsync_sync_jobs{state="queued"} 0"#,
+        "orgsync_queue_depth",
+        r#"orgsync_db_pool_connections{state="open"}"#,
+        "orgsync_directory_pending_events 0",
+    ] {
+        assert!(text.contains(expected), "missing {expected} in\n{text}");
+    }
+    app.finish().await;
+}

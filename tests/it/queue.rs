@@ -79,7 +79,7 @@ async fn each_job_goes_to_one_consumer_and_an_unacknowledged_one_is_reclaimed() 
     assert_eq!(reclaimed[0].attempt, 2);
     queue.ack(&reclaimed[0]).await.unwrap();
     assert_eq!(
-        queue.depth().await.unwrap(),
+        queue.len().await.unwrap(),
         0,
         "acknowledged entries are removed"
     );

@@ -39,8 +39,22 @@ pub async fn trace_request(
         status = tracing::field::Empty,
     );
     let started = std::time::Instant::now();
+    let state = req
+        .app_data::<actix_web::web::Data<super::AppState>>()
+        .cloned();
+    let method = req.method().to_string();
     let mut response = next.call(req).instrument(span.clone()).await?;
     let status = response.status().as_u16();
+    if let Some(state) = state {
+        // The route pattern, not the path: label values stay few.
+        let route = response
+            .request()
+            .match_pattern()
+            .unwrap_or_else(|| "unmatched".into());
+        state
+            .metrics
+            .observe_request(&route, &method, status, started.elapsed().as_secs_f64());
+    }
     span.record("status", status);
     span.in_scope(|| {
         tracing::info!(

@@ -49,6 +49,14 @@ pub trait JobQueue: Send + Sync {
     /// `Unavailable` when the queue cannot be reached.
     async fn ack(&self, delivery: &Delivery) -> Result<()>;
 
+    /// Entries waiting or pending, where the queue can tell (for metrics).
+    ///
+    /// # Errors
+    /// `Unavailable` when the queue cannot be reached.
+    async fn depth(&self) -> Result<Option<u64>> {
+        Ok(None)
+    }
+
     /// Publishes several jobs in one round trip where the queue can.
     ///
     /// # Errors

@@ -122,6 +122,11 @@ impl JobQueue for LocalJobQueue {
         self.lock()?.pending.remove(&delivery.id);
         Ok(())
     }
+
+    async fn depth(&self) -> Result<Option<u64>> {
+        let state = self.lock()?;
+        Ok(Some((state.ready.len() + state.pending.len()) as u64))
+    }
 }
 
 #[cfg(test)]

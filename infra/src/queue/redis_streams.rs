@@ -136,7 +136,7 @@ impl RedisJobQueue {
     ///
     /// # Errors
     /// `Unavailable` when Redis cannot be reached.
-    pub async fn depth(&self) -> Result<u64> {
+    pub async fn len(&self) -> Result<u64> {
         let mut conn = self.conn.clone();
         conn.xlen(&self.stream).await.map_err(unavailable)
     }
@@ -232,6 +232,10 @@ impl JobQueue for RedisJobQueue {
         }
         let mut conn = self.conn.clone();
         pipe.query_async::<()>(&mut conn).await.map_err(unavailable)
+    }
+
+    async fn depth(&self) -> Result<Option<u64>> {
+        self.len().await.map(Some)
     }
 
     async fn ack_batch(&self, deliveries: &[Delivery]) -> Result<()> {

@@ -2,6 +2,7 @@
 //! the probes. [`app`] builds the whole actix application from an [`AppState`],
 //! the same for `serve` and for in-process tests.
 
+mod audit;
 mod connections;
 mod directory;
 mod export;
@@ -77,6 +78,7 @@ pub fn app(
         .service(
             web::scope("/api/v1")
                 .configure(orgs::routes)
+                .configure(audit::routes)
                 .configure(connections::routes)
                 .configure(directory::routes)
                 .configure(export::routes)

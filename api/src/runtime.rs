@@ -65,7 +65,11 @@ impl Runtime {
         let verifier = Verifier::new(&settings.auth, secret.as_deref())?;
         let clock = Arc::new(SystemClock);
         let org_repo = Arc::new(SqlOrgRepository::new(db.clone()));
-        let orgs = OrgService::new(org_repo.clone(), clock.clone());
+        let orgs = OrgService::new(
+            org_repo.clone(),
+            clock.clone(),
+            Arc::new(orgsync_infra::SqlAuditLog::new(db.clone())),
+        );
         let connection_repo = Arc::new(SqlConnectionRepository::with_token_cache(
             db.clone(),
             Duration::from_millis(settings.scim.token_cache_ms),

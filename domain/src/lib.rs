@@ -7,6 +7,7 @@
 //! - [`service`]: use cases, written against the ports.
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod audit;
 pub mod auth;
 pub mod directory;
 pub mod error;

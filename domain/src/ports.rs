@@ -1,6 +1,7 @@
 //! The ports: what the domain needs from the outside world. `infra` implements
 //! them; every method that touches tenant data takes the org (or connection) first.
 
+mod audit_log;
 mod clock;
 mod connection_repository;
 mod directory_repository;
@@ -11,6 +12,7 @@ mod queue;
 mod secrets;
 mod sync_run_repository;
 
+pub use audit_log::AuditLog;
 pub use clock::{Clock, SystemClock};
 pub use connection_repository::ConnectionRepository;
 pub use directory_repository::{DirectoryRepository, Listed};

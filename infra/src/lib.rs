@@ -11,6 +11,7 @@
 //! - [`worker`]: the loop that takes jobs off a queue and runs their handlers.
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod audit_log;
 pub mod connection_repository;
 pub mod db;
 pub mod directory_repository;
@@ -23,6 +24,7 @@ pub mod secrets;
 pub mod sync_run_repository;
 pub mod worker;
 
+pub use audit_log::SqlAuditLog;
 pub use connection_repository::SqlConnectionRepository;
 pub use db::{Database, DatabaseHealth};
 pub use directory_repository::SqlDirectoryRepository;

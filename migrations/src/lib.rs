@@ -9,6 +9,7 @@ mod m20261125_000001_create_organizations;
 mod m20261125_000002_create_directory;
 mod m20261125_000003_create_membership;
 mod m20261125_000004_create_sync_jobs;
+mod m20261125_000005_create_audit_events;
 
 pub struct Migrator;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000002_create_directory::Migration),
             Box::new(m20261125_000003_create_membership::Migration),
             Box::new(m20261125_000004_create_sync_jobs::Migration),
+            Box::new(m20261125_000005_create_audit_events::Migration),
         ]
     }
 }

@@ -718,3 +718,81 @@ async fn status_and_directory_views_show_what_the_idp_holds_and_whether_the_org_
     assert_eq!(status, 404);
     dir.app.finish().await;
 }
+
+#[actix_web::test]
+async fn the_audit_log_records_who_changed_what_and_never_a_token() {
+    let dir = Directory::new().await;
+    let token = dir.app.tokens.platform();
+    let (_, rotated) = dir
+        .admin(
+            "POST",
+            &format!("/connections/{}/directory-sync/token", dir.conn),
+            None,
+        )
+        .await;
+    let new_token = rotated["token"].as_str().unwrap().to_owned();
+    let (_, member) = dir
+        .admin(
+            "POST",
+            "/members",
+            Some(json!({"email": "uma@example.com"})),
+        )
+        .await;
+    let member_id = member["id"].as_str().unwrap().to_owned();
+    dir.admin(
+        "PATCH",
+        &format!("/members/{member_id}"),
+        Some(json!({"role": "admin"})),
+    )
+    .await;
+    dir.admin("PATCH", "", Some(json!({"name": "Acme Renamed"})))
+        .await;
+
+    let (status, log) = dir.admin("GET", "/audit-log", None).await;
+    assert_eq!(status, 200, "{log}");
+    let actions: Vec<&str> = log["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "org.updated",
+            "member.updated",
+            "member.created",
+            "scim_token.rotated",
+            "directory_sync.enabled",
+            "connection.created",
+            "org.created"
+        ],
+        "newest first"
+    );
+    let text = log.to_string();
+    assert!(
+        !text.contains(&dir.token) && !text.contains(&new_token),
+        "tokens never reach the audit log"
+    );
+
+    let (_, members) = dir.admin("GET", "/audit-log?action=member.", None).await;
+    let entries = members["data"].as_array().unwrap();
+    assert_eq!(entries.len(), 2);
+    assert_eq!(entries[0]["before"]["role"], "user");
+    assert_eq!(entries[0]["after"]["role"], "admin");
+    assert_eq!(
+        entries[0]["actor"],
+        json!({"kind": "admin", "subject": "platform-operator", "platform": true})
+    );
+    let (_, one) = dir
+        .admin(
+            "GET",
+            &format!("/audit-log?target={member_id}&limit=1"),
+            None,
+        )
+        .await;
+    assert_eq!(one["data"].as_array().unwrap().len(), 1);
+    assert!(one["next_cursor"].is_string());
+    let _ = token;
+    dir.app.finish().await;
+}

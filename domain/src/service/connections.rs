@@ -80,6 +80,16 @@ impl ConnectionService {
             updated_at: now,
         };
         self.repo.insert(&connection).await?;
+        self.orgs
+            .audit(
+                principal,
+                org,
+                "connection.created",
+                ("connection", connection.id.to_string()),
+                None,
+                Some(serde_json::json!({"name": connection.name})),
+            )
+            .await?;
         Ok(connection)
     }
 
@@ -109,8 +119,18 @@ impl ConnectionService {
     /// # Errors
     /// `NotFound` when the org has no such connection, or as `authorize`.
     pub async fn delete(&self, principal: &Principal, org: OrgId, id: ConnectionId) -> Result<()> {
-        self.load(principal, org, id, Action::Write).await?;
-        self.repo.delete(org, id).await
+        let connection = self.load(principal, org, id, Action::Write).await?;
+        self.repo.delete(org, id).await?;
+        self.orgs
+            .audit(
+                principal,
+                org,
+                "connection.deleted",
+                ("connection", id.to_string()),
+                Some(serde_json::json!({"name": connection.name})),
+                None,
+            )
+            .await
     }
 
     /// Turns directory sync on (issuing a token when it was off) or off
@@ -138,6 +158,21 @@ impl ConnectionService {
         } else {
             None
         };
+        let action = if enabled {
+            "directory_sync.enabled"
+        } else {
+            "directory_sync.disabled"
+        };
+        self.orgs
+            .audit(
+                principal,
+                org,
+                action,
+                ("connection", id.to_string()),
+                Some(serde_json::json!({"enabled": !enabled})),
+                Some(serde_json::json!({"enabled": enabled, "token_issued": token.is_some()})),
+            )
+            .await?;
         Ok((connection, token))
     }
 
@@ -158,7 +193,19 @@ impl ConnectionService {
                 "directory sync is off for this connection; enable it to get a token",
             ));
         }
-        self.issue(id, self.rotation_grace).await
+        let token = self.issue(id, self.rotation_grace).await?;
+        // The token itself is never recorded: only that one was issued, and the grace given.
+        self.orgs
+            .audit(
+                principal,
+                org,
+                "scim_token.rotated",
+                ("connection", id.to_string()),
+                None,
+                Some(serde_json::json!({"grace_seconds": self.rotation_grace.as_secs()})),
+            )
+            .await?;
+        Ok(token)
     }
 
     /// Revokes every token at once; SCIM calls answer 401 until a new one is issued.
@@ -172,7 +219,17 @@ impl ConnectionService {
         id: ConnectionId,
     ) -> Result<()> {
         self.load(principal, org, id, Action::Write).await?;
-        self.repo.revoke_tokens(id, self.clock.now()).await
+        self.repo.revoke_tokens(id, self.clock.now()).await?;
+        self.orgs
+            .audit(
+                principal,
+                org,
+                "scim_token.revoked",
+                ("connection", id.to_string()),
+                None,
+                None,
+            )
+            .await
     }
 
     async fn issue(&self, id: ConnectionId, grace: Duration) -> Result<ScimToken> {

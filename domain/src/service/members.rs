@@ -175,6 +175,16 @@ impl MembersService {
             updated_at: now,
         };
         self.sync.ports().members.insert_member(&member).await?;
+        self.orgs
+            .audit(
+                principal,
+                org.id,
+                "member.created",
+                ("member", member.id.0.to_string()),
+                None,
+                serde_json::to_value(&member).ok(),
+            )
+            .await?;
         Ok(member)
     }
 
@@ -192,6 +202,7 @@ impl MembersService {
     ) -> Result<Member> {
         let org = self.orgs.authorize(principal, org, Action::Write).await?;
         let mut member = self.find(org.id, id).await?;
+        let before = serde_json::to_value(&member).ok();
         self.check_role_and_tier(
             org.id,
             changes.role.as_ref(),
@@ -225,6 +236,16 @@ impl MembersService {
         }
         member.updated_at = self.now();
         self.sync.ports().members.update_member(&member).await?;
+        self.orgs
+            .audit(
+                principal,
+                org.id,
+                "member.updated",
+                ("member", member.id.0.to_string()),
+                before,
+                serde_json::to_value(&member).ok(),
+            )
+            .await?;
         Ok(member)
     }
 
@@ -324,7 +345,17 @@ impl MembersService {
                 "this member comes from the directory; remove it there (or unassign it in the IdP)",
             ));
         }
-        self.sync.ports().members.delete_member(org.id, id).await
+        self.sync.ports().members.delete_member(org.id, id).await?;
+        self.orgs
+            .audit(
+                principal,
+                org.id,
+                "member.deleted",
+                ("member", id.0.to_string()),
+                serde_json::to_value(&member).ok(),
+                None,
+            )
+            .await
     }
 
     /// # Errors
@@ -386,7 +417,18 @@ impl MembersService {
                 ));
             }
         }
+        let before = ports.members.roles(org).await?;
         ports.members.save_roles(org, &roles).await?;
+        self.orgs
+            .audit(
+                principal,
+                org,
+                "roles.saved",
+                ("org", org.to_string()),
+                serde_json::to_value(&before).ok(),
+                serde_json::to_value(&roles).ok(),
+            )
+            .await?;
         Ok(roles)
     }
 
@@ -447,7 +489,18 @@ impl MembersService {
                 ));
             }
         }
+        let before = ports.members.seat_tiers(org).await?;
         ports.members.save_seat_tiers(org, &tiers).await?;
+        self.orgs
+            .audit(
+                principal,
+                org,
+                "seat_tiers.saved",
+                ("org", org.to_string()),
+                serde_json::to_value(&before).ok(),
+                serde_json::to_value(&tiers).ok(),
+            )
+            .await?;
         Ok(tiers)
     }
 
@@ -497,10 +550,21 @@ impl MembersService {
         self.connection_of(principal, org, conn, Action::Write)
             .await?;
         validate_attributes(&definitions)?;
+        let before = self.sync.ports().members.attributes(conn).await?;
         self.sync
             .ports()
             .members
             .save_attributes(conn, &definitions, self.now())
+            .await?;
+        self.orgs
+            .audit(
+                principal,
+                org,
+                "attributes.saved",
+                ("connection", conn.to_string()),
+                serde_json::to_value(&before).ok(),
+                serde_json::to_value(&definitions).ok(),
+            )
             .await?;
         Ok(definitions)
     }

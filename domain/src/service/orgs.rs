@@ -2,10 +2,11 @@
 
 use std::sync::Arc;
 
+use crate::audit::{Actor, AuditEntry};
 use crate::auth::{Action, Principal};
 use crate::org::{NewOrganization, OrgId, OrgName, Organization, TreeNode};
 use crate::page::{Page, PageRequest};
-use crate::ports::{Clock, OrgRepository};
+use crate::ports::{AuditLog, Clock, OrgRepository};
 use crate::{Error, Result};
 
 /// The fields of an organization an admin may change.
@@ -19,11 +20,60 @@ pub struct OrgChanges {
 pub struct OrgService {
     repo: Arc<dyn OrgRepository>,
     clock: Arc<dyn Clock>,
+    audit: Arc<dyn AuditLog>,
 }
 
 impl OrgService {
-    pub fn new(repo: Arc<dyn OrgRepository>, clock: Arc<dyn Clock>) -> Self {
-        Self { repo, clock }
+    pub fn new(
+        repo: Arc<dyn OrgRepository>,
+        clock: Arc<dyn Clock>,
+        audit: Arc<dyn AuditLog>,
+    ) -> Self {
+        Self { repo, clock, audit }
+    }
+
+    /// Records a change in the audit log. The change is already committed,
+    /// so a failure to record is reported, not undone.
+    pub(crate) async fn audit(
+        &self,
+        principal: &Principal,
+        org: OrgId,
+        action: &str,
+        target: (&str, String),
+        before: Option<serde_json::Value>,
+        after: Option<serde_json::Value>,
+    ) -> Result<()> {
+        self.audit_as(Actor::of(principal), org, action, target, before, after)
+            .await
+    }
+
+    /// Records a change made by someone other than an admin (a sync job).
+    pub(crate) async fn audit_as(
+        &self,
+        actor: Actor,
+        org: OrgId,
+        action: &str,
+        target: (&str, String),
+        before: Option<serde_json::Value>,
+        after: Option<serde_json::Value>,
+    ) -> Result<()> {
+        let entry = AuditEntry::new(org, actor, action, target, before, after, self.clock.now());
+        self.audit.append(&entry).await
+    }
+
+    /// The audit log of an org, newest first.
+    ///
+    /// # Errors
+    /// As [`Self::authorize`] with `Read`.
+    pub async fn audit_log(
+        &self,
+        principal: &Principal,
+        org: OrgId,
+        filter: &crate::audit::AuditFilter,
+        page: PageRequest,
+    ) -> Result<Page<AuditEntry>> {
+        self.authorize(principal, org, Action::Read).await?;
+        self.audit.list(org, filter, page).await
     }
 
     /// Loads `id` if the caller may perform `action` on it.
@@ -67,6 +117,15 @@ impl OrgService {
         }
         let org = new.into_root(self.clock.now());
         self.repo.insert(&org).await?;
+        self.audit(
+            principal,
+            org.id,
+            "org.created",
+            ("org", org.id.to_string()),
+            None,
+            Some(view(&org)),
+        )
+        .await?;
         Ok(org)
     }
 
@@ -84,6 +143,15 @@ impl OrgService {
         let parent = self.authorize(principal, parent, Action::Write).await?;
         let org = new.into_child_of(&parent, self.clock.now());
         self.repo.insert(&org).await?;
+        self.audit(
+            principal,
+            org.id,
+            "org.created",
+            ("org", org.id.to_string()),
+            None,
+            Some(view(&org)),
+        )
+        .await?;
         Ok(org)
     }
 
@@ -121,6 +189,7 @@ impl OrgService {
         changes: OrgChanges,
     ) -> Result<Organization> {
         let mut org = self.authorize(principal, id, Action::Write).await?;
+        let before = view(&org);
         let mut changed = false;
         if let Some(name) = changes.name {
             changed |= org.name != name;
@@ -129,6 +198,15 @@ impl OrgService {
         if changed {
             org.updated_at = self.clock.now();
             self.repo.update(&org).await?;
+            self.audit(
+                principal,
+                org.id,
+                "org.updated",
+                ("org", org.id.to_string()),
+                Some(before),
+                Some(view(&org)),
+            )
+            .await?;
         }
         Ok(org)
     }
@@ -136,7 +214,29 @@ impl OrgService {
     /// # Errors
     /// As [`Self::authorize`] with `Delete`; `Conflict(HasChildren)` while it has children.
     pub async fn delete(&self, principal: &Principal, id: OrgId) -> Result<()> {
-        self.authorize(principal, id, Action::Delete).await?;
-        self.repo.delete_leaf(id).await
+        let org = self.authorize(principal, id, Action::Delete).await?;
+        self.repo.delete_leaf(id).await?;
+        // Recorded on the parent: the org's own entries go with it.
+        let on = org.parent_id.unwrap_or(org.id);
+        self.audit(
+            principal,
+            on,
+            "org.deleted",
+            ("org", org.id.to_string()),
+            Some(view(&org)),
+            None,
+        )
+        .await
     }
+}
+
+/// The audited view of an organization.
+fn view(org: &Organization) -> serde_json::Value {
+    serde_json::json!({
+        "name": org.name.as_str(),
+        "slug": org.slug.as_str(),
+        "kind": org.kind,
+        "parent_id": org.parent_id,
+        "provisioning_mode": org.provisioning_mode,
+    })
 }

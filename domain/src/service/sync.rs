@@ -291,9 +291,20 @@ impl SyncService {
         let preview = Preview::of(changes, &mode);
         require_confirmation(&preview, confirm)?;
         if org.provisioning_mode != mode {
+            let before = org.provisioning_mode;
             org.provisioning_mode = mode;
             org.updated_at = self.now();
             self.ports.orgs.update(&org).await?;
+            self.orgs
+                .audit(
+                    principal,
+                    org.id,
+                    "provisioning_mode.changed",
+                    ("org", org.id.to_string()),
+                    Some(serde_json::json!({ "mode": before })),
+                    Some(serde_json::json!({ "mode": mode, "changes": preview.counts })),
+                )
+                .await?;
         }
         if mode != ProvisioningMode::Scim {
             return Ok((org, Applied { run: None }));
@@ -411,9 +422,20 @@ impl SyncService {
             .await?;
         let preview = Preview::of(changes, settings);
         require_confirmation(&preview, confirm)?;
+        let before = self.ports.members.settings(org.id).await?;
         self.ports
             .members
             .save_settings(org.id, settings, self.now())
+            .await?;
+        self.orgs
+            .audit(
+                principal,
+                org.id,
+                "group_mappings.saved",
+                ("org", org.id.to_string()),
+                serde_json::to_value(&before).ok(),
+                serde_json::to_value(settings).ok(),
+            )
             .await?;
         if org.provisioning_mode != ProvisioningMode::Scim {
             return Ok(Applied { run: None });
@@ -535,6 +557,16 @@ impl SyncService {
         };
         let ids: Vec<OrgId> = orgs.iter().map(|o| o.id).collect();
         let new_jobs = self.ports.runs.enqueue(&run, &ids, now).await?;
+        self.orgs
+            .audit(
+                principal,
+                org,
+                "sync.requested",
+                ("sync_run", run.id.to_string()),
+                None,
+                Some(serde_json::json!({ "scope": request.scope, "orgs": ids })),
+            )
+            .await?;
         for job in new_jobs {
             // Best effort: the sweeper re-publishes anything the queue did not take.
             let _ = self.publish_job(job).await;
@@ -664,6 +696,18 @@ impl SyncService {
                     .runs
                     .complete(job.id, changes.counts(), Some(report(&changes)), now)
                     .await?;
+                if !changes.is_empty() {
+                    self.orgs
+                        .audit_as(
+                            crate::audit::Actor::Sync { job_id: job.id },
+                            job.org_id,
+                            "members.synced",
+                            ("sync_job", job.id.to_string()),
+                            None,
+                            Some(serde_json::json!({ "counts": changes.counts() })),
+                        )
+                        .await?;
+                }
             }
             Err(e) => {
                 let policy = &self.ports.jobs;

@@ -1,0 +1,51 @@
+//! `GET /api/v1/orgs/{org}/audit-log`: who changed what, newest first.
+
+use actix_web::{web, HttpResponse};
+use orgsync_domain::audit::AuditFilter;
+use orgsync_domain::org::OrgId;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::extract::{record_org, Admin};
+use super::orgs::{ListQuery, ListView};
+use super::problem::ApiError;
+use super::AppState;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/orgs/{org}/audit-log", web::get().to(list));
+}
+
+#[derive(Debug, Deserialize)]
+struct AuditQuery {
+    limit: Option<u64>,
+    cursor: Option<String>,
+    /// An action or its prefix (`member.` for every member change).
+    action: Option<String>,
+    target: Option<String>,
+    actor: Option<String>,
+}
+
+async fn list(
+    state: web::Data<AppState>,
+    Admin(principal): Admin,
+    org: web::Path<Uuid>,
+    query: web::Query<AuditQuery>,
+) -> Result<HttpResponse, ApiError> {
+    record_org(&org);
+    let query = query.into_inner();
+    let page = ListQuery {
+        limit: query.limit,
+        cursor: query.cursor,
+    }
+    .page()?;
+    let filter = AuditFilter {
+        action_prefix: query.action,
+        target_id: query.target,
+        actor: query.actor,
+    };
+    let entries = state
+        .orgs
+        .audit_log(&principal, OrgId(*org), &filter, page)
+        .await?;
+    Ok(HttpResponse::Ok().json(ListView::from_page(entries, Clone::clone)))
+}

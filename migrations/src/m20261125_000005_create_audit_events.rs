@@ -1,0 +1,41 @@
+//! The append-only audit log. `org_id` is deliberately not a foreign key:
+//! the record of a change outlives what it changed (a deleted org included).
+
+use sea_orm_migration::prelude::*;
+
+#[derive(DeriveMigrationName)]
+pub struct Migration;
+
+#[async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let db = manager.get_connection();
+        db.execute_unprepared(
+            "CREATE TABLE audit_events (
+                id UUID NOT NULL PRIMARY KEY,
+                org_id UUID NOT NULL,
+                actor_kind VARCHAR(16) NOT NULL,
+                actor TEXT NOT NULL,
+                actor_detail TEXT NOT NULL,
+                action VARCHAR(64) NOT NULL,
+                target_kind VARCHAR(32) NOT NULL,
+                target_id TEXT NOT NULL,
+                before_state TEXT NULL,
+                after_state TEXT NULL,
+                at TIMESTAMP WITH TIME ZONE NOT NULL
+            )",
+        )
+        .await?;
+        db.execute_unprepared("CREATE INDEX audit_events_org_idx ON audit_events (org_id, id)")
+            .await?;
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .get_connection()
+            .execute_unprepared("DROP TABLE audit_events")
+            .await?;
+        Ok(())
+    }
+}

@@ -9,10 +9,13 @@ mod export;
 mod extract;
 mod health;
 mod members;
+mod openapi;
 mod orgs;
+pub use openapi::{document as openapi_document, route_docs};
 pub mod problem;
 mod provisioning;
 mod request_id;
+pub mod routes;
 pub mod scim;
 
 use std::sync::Arc;
@@ -77,6 +80,7 @@ pub fn app(
         )
         .service(
             web::scope("/api/v1")
+                .configure(openapi::api_routes)
                 .configure(orgs::routes)
                 .configure(audit::routes)
                 .configure(connections::routes)
@@ -86,6 +90,7 @@ pub fn app(
                 .configure(provisioning::routes),
         )
         .configure(scim::routes)
+        .configure(openapi::routes)
         .configure(health::routes)
         .default_service(web::to(|| async { ApiError::RouteNotFound }))
         .wrap(middleware::from_fn(request_id::trace_request))

@@ -14,6 +14,7 @@ mod cli;
 mod embedded;
 mod health;
 mod isolation;
+mod openapi;
 mod orgs;
 mod queue;
 mod scim;

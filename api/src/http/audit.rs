@@ -1,5 +1,6 @@
 //! `GET /api/v1/orgs/{org}/audit-log`: who changed what, newest first.
 
+use actix_web::http::Method;
 use actix_web::{web, HttpResponse};
 use orgsync_domain::audit::AuditFilter;
 use orgsync_domain::org::OrgId;
@@ -9,10 +10,20 @@ use uuid::Uuid;
 use super::extract::{record_org, Admin};
 use super::orgs::{ListQuery, ListView};
 use super::problem::ApiError;
+use super::routes::Routes;
 use super::AppState;
 
+pub fn table() -> Routes {
+    Routes::new("/api/v1", "audit").add(
+        Method::GET,
+        "/orgs/{org}/audit-log",
+        "Read the audit log",
+        list,
+    )
+}
+
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/orgs/{org}/audit-log", web::get().to(list));
+    table().register(cfg);
 }
 
 #[derive(Debug, Deserialize)]

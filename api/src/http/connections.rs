@@ -1,5 +1,6 @@
 //! `/api/v1/orgs/{org}/connections`: enterprise connections and directory sync.
 
+use actix_web::http::Method;
 use actix_web::{web, HttpResponse};
 use orgsync_domain::directory::{ConnectionId, EnterpriseConnection, ScimToken};
 use orgsync_domain::org::OrgId;
@@ -9,25 +10,57 @@ use uuid::Uuid;
 use super::extract::{record_org, Admin};
 use super::orgs::{timestamp, ListQuery, ListView};
 use super::problem::ApiError;
+use super::routes::Routes;
 use super::AppState;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/orgs/{org}/connections", web::post().to(create))
-        .route("/orgs/{org}/connections", web::get().to(list))
-        .route("/orgs/{org}/connections/{conn}", web::get().to(get))
-        .route("/orgs/{org}/connections/{conn}", web::delete().to(delete))
-        .route(
+pub fn table() -> Routes {
+    Routes::new("/api/v1", "connections")
+        .add(
+            Method::POST,
+            "/orgs/{org}/connections",
+            "Create an enterprise connection",
+            create,
+        )
+        .add(
+            Method::GET,
+            "/orgs/{org}/connections",
+            "List enterprise connections",
+            list,
+        )
+        .add(
+            Method::GET,
+            "/orgs/{org}/connections/{conn}",
+            "Get an enterprise connection",
+            get,
+        )
+        .add(
+            Method::DELETE,
+            "/orgs/{org}/connections/{conn}",
+            "Delete an enterprise connection and its directory",
+            delete,
+        )
+        .add(
+            Method::PUT,
             "/orgs/{org}/connections/{conn}/directory-sync",
-            web::put().to(set_directory_sync),
+            "Turn directory sync on (issuing a SCIM token) or off",
+            set_directory_sync,
         )
-        .route(
+        .add(
+            Method::POST,
             "/orgs/{org}/connections/{conn}/directory-sync/token",
-            web::post().to(rotate_token),
+            "Rotate the SCIM token",
+            rotate_token,
         )
-        .route(
+        .add(
+            Method::DELETE,
             "/orgs/{org}/connections/{conn}/directory-sync/token",
-            web::delete().to(revoke_tokens),
-        );
+            "Revoke every SCIM token",
+            revoke_tokens,
+        )
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    table().register(cfg);
 }
 
 #[derive(Debug, Serialize)]

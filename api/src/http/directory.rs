@@ -1,6 +1,7 @@
 //! What the IdP currently holds, as orgsync received it, and whether each
 //! org is current with it: `/sync-status` and `/connections/{conn}/directory/*`.
 
+use actix_web::http::Method;
 use actix_web::{web, HttpResponse};
 use orgsync_domain::directory::{ConnectionId, ScimQuery, SortKey, UserRecord};
 use orgsync_domain::org::OrgId;
@@ -13,26 +14,58 @@ use uuid::Uuid;
 use super::extract::{record_org, Admin};
 use super::orgs::timestamp;
 use super::problem::ApiError;
+use super::routes::Routes;
 use super::AppState;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
+pub fn table() -> Routes {
     let base = "/orgs/{org}/connections/{conn}";
-    cfg.route("/orgs/{org}/sync-status", web::get().to(org_status))
-        .route(
+    Routes::new("/api/v1", "directory")
+        .add(
+            Method::GET,
+            "/orgs/{org}/sync-status",
+            "Sync status of an organization",
+            org_status,
+        )
+        .add(
+            Method::GET,
             &format!("{base}/sync-status"),
-            web::get().to(connection_status),
+            "Sync status of every organization drawing on a connection",
+            connection_status,
         )
-        .route(&format!("{base}/directory/users"), web::get().to(users))
-        .route(
+        .add(
+            Method::GET,
+            &format!("{base}/directory/users"),
+            "Directory users as the IdP sent them",
+            users,
+        )
+        .add(
+            Method::GET,
             &format!("{base}/directory/users/{{user}}"),
-            web::get().to(user),
+            "One directory user and its stored SCIM resource",
+            user,
         )
-        .route(&format!("{base}/directory/groups"), web::get().to(groups))
-        .route(
+        .add(
+            Method::GET,
+            &format!("{base}/directory/groups"),
+            "Directory groups with member counts",
+            groups,
+        )
+        .add(
+            Method::GET,
             &format!("{base}/directory/groups/{{group}}/members"),
-            web::get().to(group_members),
+            "Members of a directory group",
+            group_members,
         )
-        .route(&format!("{base}/directory/events"), web::get().to(events));
+        .add(
+            Method::GET,
+            &format!("{base}/directory/events"),
+            "The directory change feed, newest first",
+            events,
+        )
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    table().register(cfg);
 }
 
 async fn org_status(

@@ -2,6 +2,7 @@
 //! members list with `Accept: text/csv`. Rows are written batch by batch, so
 //! memory stays flat however large the org.
 
+use actix_web::http::Method;
 use actix_web::web::Bytes;
 use actix_web::{web, HttpRequest, HttpResponse};
 use orgsync_domain::org::OrgId;
@@ -12,6 +13,7 @@ use super::extract::{record_org, Admin};
 use super::members::MembersQuery;
 use super::orgs::timestamp;
 use super::problem::ApiError;
+use super::routes::Routes;
 use super::AppState;
 
 /// Members read per round trip while exporting.
@@ -30,8 +32,17 @@ const FIXED_COLUMNS: [&str; 10] = [
     "groups",
 ];
 
+pub fn table() -> Routes {
+    Routes::new("/api/v1", "members").add(
+        Method::GET,
+        "/orgs/{org}/members.csv",
+        "Export members as CSV (streamed)",
+        export,
+    )
+}
+
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/orgs/{org}/members.csv", web::get().to(export));
+    table().register(cfg);
 }
 
 /// Whether a request for the members list asks for CSV.

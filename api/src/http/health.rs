@@ -1,15 +1,28 @@
 //! Probes: `/healthz` says the process is alive; `/readyz` says whether it can
 //! serve (database and queue reachable), with the reason when it cannot.
 
+use actix_web::http::Method;
 use actix_web::{web, HttpResponse};
 use serde_json::{json, Map, Value};
 
+use super::routes::Routes;
 use super::AppState;
 
+pub fn table() -> Routes {
+    Routes::new("", "operations")
+        .public()
+        .add(Method::GET, "/healthz", "Liveness", healthz)
+        .add(
+            Method::GET,
+            "/readyz",
+            "Readiness (database and queue)",
+            readyz,
+        )
+        .add(Method::GET, "/metrics", "Prometheus metrics", metrics)
+}
+
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(healthz))
-        .route("/readyz", web::get().to(readyz))
-        .route("/metrics", web::get().to(metrics));
+    table().register(cfg);
 }
 
 async fn healthz() -> HttpResponse {

@@ -1,5 +1,6 @@
 //! `/api/v1/orgs/{org}/members`, `/roles`, `/seat-tiers` and a connection's `/attributes`.
 
+use actix_web::http::Method;
 use actix_web::{web, HttpResponse};
 use orgsync_domain::directory::ConnectionId;
 use orgsync_domain::membership::{
@@ -15,26 +16,76 @@ use uuid::Uuid;
 use super::extract::{record_org, Admin};
 use super::orgs::{ListQuery, ListView};
 use super::problem::ApiError;
+use super::routes::Routes;
 use super::AppState;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/orgs/{org}/members", web::get().to(list))
-        .route("/orgs/{org}/members", web::post().to(create))
-        .route("/orgs/{org}/members/{member}", web::get().to(get))
-        .route("/orgs/{org}/members/{member}", web::patch().to(update))
-        .route("/orgs/{org}/members/{member}", web::delete().to(delete))
-        .route("/orgs/{org}/roles", web::get().to(roles))
-        .route("/orgs/{org}/roles", web::put().to(save_roles))
-        .route("/orgs/{org}/seat-tiers", web::get().to(seat_tiers))
-        .route("/orgs/{org}/seat-tiers", web::put().to(save_seat_tiers))
-        .route(
-            "/orgs/{org}/connections/{conn}/attributes",
-            web::get().to(attributes),
+pub fn table() -> Routes {
+    Routes::new("/api/v1", "members")
+        .add(
+            Method::GET,
+            "/orgs/{org}/members",
+            "List members (JSON, or CSV with Accept: text/csv)",
+            list,
         )
-        .route(
+        .add(
+            Method::POST,
+            "/orgs/{org}/members",
+            "Add a member by hand (manual and JIT modes)",
+            create,
+        )
+        .add(
+            Method::GET,
+            "/orgs/{org}/members/{member}",
+            "Get a member",
+            get,
+        )
+        .add(
+            Method::PATCH,
+            "/orgs/{org}/members/{member}",
+            "Change a member by hand",
+            update,
+        )
+        .add(
+            Method::DELETE,
+            "/orgs/{org}/members/{member}",
+            "Remove a member",
+            delete,
+        )
+        .add(Method::GET, "/orgs/{org}/roles", "List custom roles", roles)
+        .add(
+            Method::PUT,
+            "/orgs/{org}/roles",
+            "Replace the custom roles",
+            save_roles,
+        )
+        .add(
+            Method::GET,
+            "/orgs/{org}/seat-tiers",
+            "List seat tiers",
+            seat_tiers,
+        )
+        .add(
+            Method::PUT,
+            "/orgs/{org}/seat-tiers",
+            "Replace the seat tiers",
+            save_seat_tiers,
+        )
+        .add(
+            Method::GET,
             "/orgs/{org}/connections/{conn}/attributes",
-            web::put().to(save_attributes),
-        );
+            "List custom attribute definitions",
+            attributes,
+        )
+        .add(
+            Method::PUT,
+            "/orgs/{org}/connections/{conn}/attributes",
+            "Replace the custom attribute definitions",
+            save_attributes,
+        )
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    table().register(cfg);
 }
 
 #[derive(Debug, Deserialize)]

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use actix_web::http::Method;
 use actix_web::{web, HttpResponse};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -15,16 +16,52 @@ use uuid::Uuid;
 
 use super::extract::{record_org, Admin};
 use super::problem::ApiError;
+use super::routes::Routes;
 use super::AppState;
 
+pub fn table() -> Routes {
+    Routes::new("/api/v1", "organizations")
+        .add(
+            Method::POST,
+            "/orgs",
+            "Create a tenant (root organization); platform only",
+            create_root,
+        )
+        .add(Method::GET, "/orgs/{org}", "Get an organization", get)
+        .add(
+            Method::PATCH,
+            "/orgs/{org}",
+            "Rename an organization",
+            update,
+        )
+        .add(
+            Method::DELETE,
+            "/orgs/{org}",
+            "Delete an organization without children",
+            delete,
+        )
+        .add(
+            Method::GET,
+            "/orgs/{org}/children",
+            "List child organizations",
+            children,
+        )
+        .add(
+            Method::POST,
+            "/orgs/{org}/children",
+            "Create a child or sandbox organization",
+            create_child,
+        )
+        .add(
+            Method::GET,
+            "/orgs/{org}/tree",
+            "Get the organization and all its descendants",
+            tree,
+        )
+}
+
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/orgs", web::post().to(create_root))
-        .route("/orgs/{org}", web::get().to(get))
-        .route("/orgs/{org}", web::patch().to(update))
-        .route("/orgs/{org}", web::delete().to(delete))
-        .route("/orgs/{org}/children", web::get().to(children))
-        .route("/orgs/{org}/children", web::post().to(create_child))
-        .route("/orgs/{org}/tree", web::get().to(tree));
+    table().register(cfg);
 }
 
 #[derive(Debug, Serialize)]

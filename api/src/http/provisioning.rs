@@ -1,6 +1,7 @@
 //! `/api/v1/orgs/{org}/provisioning`, `/group-mappings` and `/syncs`: the
 //! changes that decide membership, each with a preview, and sync runs.
 
+use actix_web::http::Method;
 use actix_web::{web, HttpResponse};
 use orgsync_domain::membership::{Deprovision, GroupMappings};
 use orgsync_domain::org::{OrgId, ProvisioningMode};
@@ -13,26 +14,81 @@ use uuid::Uuid;
 use super::extract::{record_org, Admin};
 use super::orgs::{timestamp, ListQuery, ListView};
 use super::problem::ApiError;
+use super::routes::Routes;
 use super::AppState;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/orgs/{org}/provisioning", web::get().to(get_mode))
-        .route("/orgs/{org}/provisioning", web::put().to(set_mode))
-        .route(
+pub fn table() -> Routes {
+    Routes::new("/api/v1", "sync")
+        .add(
+            Method::GET,
+            "/orgs/{org}/provisioning",
+            "Get the provisioning mode",
+            get_mode,
+        )
+        .add(
+            Method::PUT,
+            "/orgs/{org}/provisioning",
+            "Set the provisioning mode (reconciles; removals need confirmation)",
+            set_mode,
+        )
+        .add(
+            Method::POST,
             "/orgs/{org}/provisioning/preview",
-            web::post().to(preview_mode),
+            "Preview a provisioning mode change",
+            preview_mode,
         )
-        .route("/orgs/{org}/group-mappings", web::get().to(get_mappings))
-        .route("/orgs/{org}/group-mappings", web::put().to(save_mappings))
-        .route(
+        .add(
+            Method::GET,
+            "/orgs/{org}/group-mappings",
+            "Get group mappings and deprovisioning",
+            get_mappings,
+        )
+        .add(
+            Method::PUT,
+            "/orgs/{org}/group-mappings",
+            "Save group mappings (applies; removals need confirmation)",
+            save_mappings,
+        )
+        .add(
+            Method::POST,
             "/orgs/{org}/group-mappings/preview",
-            web::post().to(preview_mappings),
+            "Preview group mappings",
+            preview_mappings,
         )
-        .route("/orgs/{org}/syncs", web::post().to(start_sync))
-        .route("/orgs/{org}/syncs", web::get().to(list_syncs))
-        .route("/orgs/{org}/syncs/preview", web::post().to(preview_sync))
-        .route("/orgs/{org}/syncs/{run}", web::get().to(get_sync))
-        .route("/orgs/{org}/syncs/{run}/retry", web::post().to(retry_sync));
+        .add(
+            Method::POST,
+            "/orgs/{org}/syncs",
+            "Start a (cascading) sync",
+            start_sync,
+        )
+        .add(
+            Method::GET,
+            "/orgs/{org}/syncs",
+            "List sync runs",
+            list_syncs,
+        )
+        .add(
+            Method::POST,
+            "/orgs/{org}/syncs/preview",
+            "Preview a sync, org by org",
+            preview_sync,
+        )
+        .add(
+            Method::GET,
+            "/orgs/{org}/syncs/{run}",
+            "Get a sync run with its jobs and reports",
+            get_sync,
+        )
+        .add(
+            Method::POST,
+            "/orgs/{org}/syncs/{run}/retry",
+            "Retry the failed jobs of a sync run",
+            retry_sync,
+        )
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    table().register(cfg);
 }
 
 #[derive(Debug, Serialize)]

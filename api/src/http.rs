@@ -43,6 +43,7 @@ pub struct AppState {
     pub public_url: String,
     pub scim_rate_limit: Arc<scim::rate_limit::ScimRateLimiter>,
     pub metrics: Arc<crate::metrics::Metrics>,
+    pub nudger: Arc<scim::nudge::Nudger>,
     /// For the gauges read at scrape time.
     pub db: orgsync_infra::Database,
     pub queue: Arc<dyn orgsync_domain::ports::JobQueue>,

@@ -102,6 +102,10 @@ impl Runtime {
                 Duration::from_secs(settings.scim.token_rotation_grace),
             ),
             scim: ScimService::new(connection_repo.clone(), directory.clone(), clock.clone()),
+            nudger: Arc::new(crate::http::scim::nudge::Nudger::new(
+                sync.clone(),
+                Duration::from_millis(20),
+            )),
             sync: sync.clone(),
             members: MembersService::new(orgs.clone(), sync),
             public_url: settings.public_url(),

@@ -974,22 +974,14 @@ async fn cascade_benchmark(
         let roles: Vec<Value> = (0..10)
             .map(|k| json!({"group": groups[(i * 3 + k) % 100], "role": if k == 0 { "admin" } else { "user" }}))
             .collect();
-        let (status, body) = api
-            .send(
-                reqwest::Method::PUT,
-                &format!("/orgs/{org}/group-mappings"),
-                Some(json!({"enabled": true, "roles": roles})),
-            )
-            .await;
-        assert_eq!(status, 200, "{body}");
-        let (status, body) = api
-            .send(
-                reqwest::Method::PUT,
-                &format!("/orgs/{org}/provisioning"),
-                Some(json!({"mode": "scim"})),
-            )
-            .await;
-        assert_eq!(status, 200, "{body}");
+        confirmed_put(
+            api,
+            org,
+            "/group-mappings",
+            json!({"enabled": true, "roles": roles}),
+        )
+        .await;
+        confirmed_put(api, org, "/provisioning", json!({"mode": "scim"})).await;
     }
     let members: i64 = db
         .query_one(Statement::from_string(
@@ -1088,4 +1080,32 @@ async fn export_benchmark(api: &Target, org: &str, pid: u32) {
         (peak - before).max(0.0),
         before
     );
+}
+
+/// PUTs a change that may remove members: previews it and confirms with the
+/// preview's fingerprint, again if the directory moved in between.
+async fn confirmed_put(api: &Target, org: &str, rest: &str, body: Value) {
+    for _ in 0..5 {
+        let (_, preview) = api
+            .send(
+                reqwest::Method::POST,
+                &format!("/orgs/{org}{rest}/preview"),
+                Some(body.clone()),
+            )
+            .await;
+        let mut confirmed = body.clone();
+        confirmed["confirm"] = preview["confirmation"].clone();
+        let (status, answer) = api
+            .send(
+                reqwest::Method::PUT,
+                &format!("/orgs/{org}{rest}"),
+                Some(confirmed),
+            )
+            .await;
+        if status == 200 {
+            return;
+        }
+        assert_eq!(status, 409, "{answer}");
+    }
+    panic!("{rest} kept changing under its preview");
 }

@@ -5,6 +5,7 @@
 mod discovery;
 mod error;
 mod groups;
+pub mod nudge;
 pub mod rate_limit;
 mod render;
 mod resources;
@@ -61,14 +62,11 @@ pub(crate) async fn authenticate(
     Ok(conn)
 }
 
-/// Tells the workers a directory changed, after the change committed. A lost
-/// nudge only delays propagation: the events are in the database, and the
-/// next nudge (or a sync) applies them.
+/// Tells the workers a directory changed, after the change committed
+/// (coalesced per connection; see [`nudge`]).
 pub(crate) async fn directory_changed(
     state: &super::AppState,
     conn: orgsync_domain::directory::ConnectionId,
 ) {
-    if let Err(e) = state.sync.notify_directory_changed(conn).await {
-        tracing::warn!(error = %e, connection = %conn, "could not queue directory change");
-    }
+    state.nudger.nudge(conn);
 }

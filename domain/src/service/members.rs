@@ -358,6 +358,18 @@ impl MembersService {
             .await
     }
 
+    /// Whether at least one member matches `filter` (a removed role or tier still held).
+    async fn anyone_matches(&self, org: OrgId, filter: &MemberFilter) -> Result<bool> {
+        let page = PageRequest::new(None, Some(1))?;
+        let found = self
+            .sync
+            .ports()
+            .members
+            .list_members(org, filter, page)
+            .await?;
+        Ok(!found.items.is_empty())
+    }
+
     /// # Errors
     /// As `OrgService::authorize` with `Read`.
     pub async fn roles(&self, principal: &Principal, org: OrgId) -> Result<Vec<CustomRole>> {
@@ -404,13 +416,7 @@ impl MembersService {
                 role: Some(old.name.clone()),
                 ..MemberFilter::default()
             };
-            if !ports
-                .members
-                .list_members(org, &filter, PageRequest::new(None, Some(1))?)
-                .await?
-                .items
-                .is_empty()
-            {
+            if self.anyone_matches(org, &filter).await? {
                 return Err(Error::invalid(
                     "roles",
                     format!("role {} is held by members", old.name.as_str()),
@@ -476,13 +482,7 @@ impl MembersService {
                 seat_tier: Some(old.clone()),
                 ..MemberFilter::default()
             };
-            if !ports
-                .members
-                .list_members(org, &filter, PageRequest::new(None, Some(1))?)
-                .await?
-                .items
-                .is_empty()
-            {
+            if self.anyone_matches(org, &filter).await? {
                 return Err(Error::invalid(
                     "seat_tiers",
                     format!("seat tier {} is held by members", old.as_str()),

@@ -17,5 +17,6 @@ mod isolation;
 mod openapi;
 mod orgs;
 mod queue;
+mod restart;
 mod scim;
 mod sync;

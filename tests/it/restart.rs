@@ -1,0 +1,179 @@
+//! PostgreSQL restarting under a running orgsync: readiness turns 503 while
+//! it is down, and the API and workers recover without being restarted.
+//! Runs on a private PostgreSQL cluster (Debian's pg_createcluster), never
+//! the shared server, so other tests are not disturbed; skipped where the
+//! cluster tools are missing.
+
+use std::process::Command;
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::support::{redis_url, Server, Tokens, SECRET};
+
+struct PrivateCluster {
+    version: String,
+    name: String,
+    port: u16,
+}
+
+impl PrivateCluster {
+    fn create() -> Option<Self> {
+        let version = std::fs::read_dir("/etc/postgresql")
+            .ok()?
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .max()?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .ok()?
+            .local_addr()
+            .ok()?
+            .port();
+        let name = format!("orgsync_it_{}", uuid::Uuid::new_v4().simple());
+        let created = Command::new("pg_createcluster")
+            .args([
+                "--start",
+                &version,
+                &name,
+                "-p",
+                &port.to_string(),
+                "--",
+                "--auth=trust",
+            ])
+            .output()
+            .ok()?;
+        if !created.status.success() {
+            eprintln!(
+                "pg_createcluster failed: {}",
+                String::from_utf8_lossy(&created.stderr)
+            );
+            return None;
+        }
+        Some(Self {
+            version,
+            name,
+            port,
+        })
+    }
+
+    fn ctl(&self, action: &str) {
+        let status = Command::new("pg_ctlcluster")
+            .args([
+                "--skip-systemctl-redirect",
+                &self.version,
+                &self.name,
+                action,
+                "-m",
+                "fast",
+            ])
+            .status()
+            .unwrap();
+        assert!(status.success(), "pg_ctlcluster {action}");
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for PrivateCluster {
+    fn drop(&mut self) {
+        let _ = Command::new("pg_dropcluster")
+            .args(["--stop", &self.version, &self.name])
+            .status();
+    }
+}
+
+async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    for _ in 0..200 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("not reached within 20 s: {what}");
+}
+
+#[tokio::test]
+async fn api_and_worker_recover_when_postgresql_restarts() {
+    let Some(cluster) = PrivateCluster::create() else {
+        eprintln!("skipped: no pg_createcluster here");
+        return;
+    };
+    let prefix = format!("orgsync-test:{}:", uuid::Uuid::new_v4().simple());
+    let env = vec![
+        ("ORGSYNC__DATABASE__URL", cluster.url()),
+        ("ORGSYNC__REDIS__URL", redis_url()),
+        ("ORGSYNC__REDIS__KEY_PREFIX", prefix),
+        ("ORGSYNC__AUTH__JWT_SECRET", SECRET.to_owned()),
+        ("ORGSYNC__SCIM__RATE_LIMIT_PER_SECOND", "0".to_owned()),
+        ("ORGSYNC__WORKER__LEASE", "2".to_owned()),
+        ("ORGSYNC__WORKER__SWEEP_EVERY", "1".to_owned()),
+    ];
+    let server = Server::start(&env).await;
+    let mut settings = crate::support::settings(&cluster.url());
+    settings.auth.jwt_secret = Some(SECRET.into());
+    let token = Tokens::new(&settings).platform();
+    let (status, org) = server
+        .request(
+            Method::POST,
+            "/api/v1/orgs",
+            Some(&token),
+            Some(json!({"name": "Pg", "slug": "pg"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{org}");
+    let org = org["id"].as_str().unwrap().to_owned();
+
+    cluster.ctl("stop");
+    eventually("readiness reports the database down", async || {
+        let (status, body) = server.request(Method::GET, "/readyz", None, None).await;
+        status == 503 && body["checks"]["database"]["status"] == "unavailable"
+    })
+    .await;
+    let (status, problem) = server
+        .request(
+            Method::GET,
+            &format!("/api/v1/orgs/{org}"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(status, 503, "{problem}");
+    assert_eq!(problem["type"], "https://orgsync.dev/problems/unavailable");
+
+    cluster.ctl("start");
+    eventually("readiness recovers", async || {
+        server.request(Method::GET, "/readyz", None, None).await.0 == 200
+    })
+    .await;
+    // The same process serves and syncs again, without a restart.
+    let (status, _) = server
+        .request(
+            Method::GET,
+            &format!("/api/v1/orgs/{org}"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, run) = server
+        .request(
+            Method::POST,
+            &format!("/api/v1/orgs/{org}/syncs"),
+            Some(&token),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, 202, "{run}");
+    let path = format!("/api/v1/orgs/{org}/syncs/{}", run["id"].as_str().unwrap());
+    eventually("the worker runs a sync after the restart", async || {
+        server
+            .request(Method::GET, &path, Some(&token), None)
+            .await
+            .1["status"]
+            == "succeeded"
+    })
+    .await;
+    drop(server);
+}

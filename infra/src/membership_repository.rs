@@ -254,19 +254,6 @@ impl MembershipRepository for SqlMembershipRepository {
         row.map(Member::try_from).transpose()
     }
 
-    async fn find_by_directory_user(&self, org: OrgId, user: ResourceId) -> Result<Option<Member>> {
-        let row = MemberRow::find_by_statement(self.stmt(
-            &format!(
-                "SELECT {MEMBER_COLUMNS} FROM members WHERE org_id = $1 AND directory_user_id = $2"
-            ),
-            vec![org.0.into(), user.into()],
-        ))
-        .one(self.db.connection())
-        .await
-        .map_err(db_err)?;
-        row.map(Member::try_from).transpose()
-    }
-
     async fn find_by_directory_users(
         &self,
         org: OrgId,

@@ -110,18 +110,6 @@ impl SyncRunRepository for SqlSyncRunRepository {
         .transpose()
     }
 
-    async fn find_any(&self, id: Uuid) -> Result<Option<SyncRun>> {
-        Row::find_by_statement(self.stmt(
-            &format!("SELECT {COLUMNS} FROM sync_runs WHERE id = $1"),
-            vec![id.into()],
-        ))
-        .one(self.db.connection())
-        .await
-        .map_err(db_err)?
-        .map(SyncRun::try_from)
-        .transpose()
-    }
-
     async fn list(&self, org: OrgId, page: PageRequest) -> Result<Page<SyncRun>> {
         // Newest first: ids are time-ordered, so the cursor moves downwards.
         let before = page.after.unwrap_or(Uuid::max());

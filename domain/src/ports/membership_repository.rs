@@ -30,14 +30,6 @@ pub trait MembershipRepository: Send + Sync {
     /// Only infrastructure failures.
     async fn find_member(&self, org: OrgId, id: MemberId) -> Result<Option<Member>>;
 
-    /// # Errors
-    /// Only infrastructure failures.
-    async fn find_by_directory_user(
-        &self,
-        org: OrgId,
-        user: crate::directory::ResourceId,
-    ) -> Result<Option<Member>>;
-
     /// The members linked to any of `users`.
     ///
     /// # Errors

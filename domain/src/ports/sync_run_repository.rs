@@ -18,12 +18,6 @@ pub trait SyncRunRepository: Send + Sync {
     /// Only infrastructure failures; a run of another org is `Ok(None)`.
     async fn find(&self, org: OrgId, id: Uuid) -> Result<Option<SyncRun>>;
 
-    /// Finds a run by id alone (the worker has no org context).
-    ///
-    /// # Errors
-    /// Only infrastructure failures.
-    async fn find_any(&self, id: Uuid) -> Result<Option<SyncRun>>;
-
     /// Newest first.
     ///
     /// # Errors

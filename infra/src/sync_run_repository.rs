@@ -206,6 +206,34 @@ impl SyncRunRepository for SqlSyncRunRepository {
         rows.into_iter().map(SyncJob::try_from).collect()
     }
 
+    async fn jobs_of_runs(&self, runs: &[Uuid]) -> Result<Vec<(Uuid, SyncJob)>> {
+        if runs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut sql = crate::filter_sql::Sql::default();
+        let list: Vec<String> = runs.iter().map(|r| sql.bind(*r)).collect();
+        let rows = self
+            .db
+            .connection()
+            .query_all(self.stmt(
+                &format!(
+                    "SELECT r.run_id, {JOB_COLUMNS}, NULL AS report FROM sync_jobs j \
+                     JOIN sync_run_jobs r ON r.job_id = j.id WHERE r.run_id IN ({}) ORDER BY j.id",
+                    list.join(", ")
+                ),
+                sql.values,
+            ))
+            .await
+            .map_err(db_err)?;
+        rows.iter()
+            .map(|row| {
+                let run: Uuid = row.try_get("", "run_id").map_err(db_err)?;
+                let job = JobRow::from_query_result(row, "").map_err(db_err)?;
+                Ok((run, SyncJob::try_from(job)?))
+            })
+            .collect()
+    }
+
     async fn claim(&self, job: Uuid, now: OffsetDateTime) -> Result<Option<SyncJob>> {
         // One statement decides, so two workers never both take a job, and an
         // org never has two jobs running.

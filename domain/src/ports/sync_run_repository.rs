@@ -41,6 +41,12 @@ pub trait SyncRunRepository: Send + Sync {
     /// Only infrastructure failures.
     async fn jobs_of(&self, run: Uuid, with_reports: bool) -> Result<Vec<SyncJob>>;
 
+    /// The jobs of several runs at once, without reports, as `(run, job)`.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn jobs_of_runs(&self, runs: &[Uuid]) -> Result<Vec<(Uuid, SyncJob)>>;
+
     /// Takes a queued, due job for running, unless its org already has a job
     /// running (one job per org at a time). `None`: nothing to do now.
     ///

@@ -594,25 +594,7 @@ impl SyncService {
             return Ok((run, Vec::new()));
         }
         let jobs = self.ports.runs.jobs_of(run.id, with_reports).await?;
-        if jobs.is_empty() {
-            return Ok((run, jobs));
-        }
-        run.status = run_status(&jobs);
-        run.counts = jobs
-            .iter()
-            .fold(ChangeCounts::default(), |sum, j| ChangeCounts {
-                adds: sum.adds + j.counts.adds,
-                updates: sum.updates + j.counts.updates,
-                removals: sum.removals + j.counts.removals,
-                suspensions: sum.suspensions + j.counts.suspensions,
-            });
-        run.started_at = jobs.iter().filter_map(|j| j.started_at).min();
-        run.finished_at = if matches!(run.status, RunStatus::Succeeded | RunStatus::Failed) {
-            jobs.iter().filter_map(|j| j.finished_at).max()
-        } else {
-            None
-        };
-        run.error = jobs.iter().find_map(|j| j.error.clone());
+        summarize(&mut run, &jobs);
         Ok((run, jobs))
     }
 
@@ -625,17 +607,51 @@ impl SyncService {
         page: PageRequest,
     ) -> Result<Page<SyncRun>> {
         self.orgs.authorize(principal, org, Action::Read).await?;
-        let page = self.ports.runs.list(org, page).await?;
-        let mut items = Vec::with_capacity(page.items.len());
-        for run in page.items {
-            items.push(self.with_jobs(run, false).await?.0);
+        let mut page = self.ports.runs.list(org, page).await?;
+        // One query for the jobs of the whole page, not one per run.
+        let manual: Vec<Uuid> = page
+            .items
+            .iter()
+            .filter(|r| r.kind == SyncKind::Manual)
+            .map(|r| r.id)
+            .collect();
+        let mut jobs: HashMap<Uuid, Vec<SyncJob>> = HashMap::new();
+        for (run, job) in self.ports.runs.jobs_of_runs(&manual).await? {
+            jobs.entry(run).or_default().push(job);
         }
-        Ok(Page {
-            items,
-            next_after: page.next_after,
-        })
+        for run in &mut page.items {
+            if let Some(jobs) = jobs.get(&run.id) {
+                summarize(run, jobs);
+            }
+        }
+        Ok(page)
     }
+}
 
+/// A manual run's status, counts and timings come from its jobs.
+fn summarize(run: &mut SyncRun, jobs: &[SyncJob]) {
+    if jobs.is_empty() {
+        return;
+    }
+    run.status = run_status(jobs);
+    run.counts = jobs
+        .iter()
+        .fold(ChangeCounts::default(), |sum, j| ChangeCounts {
+            adds: sum.adds + j.counts.adds,
+            updates: sum.updates + j.counts.updates,
+            removals: sum.removals + j.counts.removals,
+            suspensions: sum.suspensions + j.counts.suspensions,
+        });
+    run.started_at = jobs.iter().filter_map(|j| j.started_at).min();
+    run.finished_at = if matches!(run.status, RunStatus::Succeeded | RunStatus::Failed) {
+        jobs.iter().filter_map(|j| j.finished_at).max()
+    } else {
+        None
+    };
+    run.error = jobs.iter().find_map(|j| j.error.clone());
+}
+
+impl SyncService {
     /// # Errors
     /// `NotFound` for a run of another org, or as `OrgService::authorize` with `Read`.
     pub async fn run(

@@ -18,6 +18,39 @@ pub struct Settings {
     pub log: LogSettings,
     pub worker: WorkerSettings,
     pub scim: ScimSettings,
+    pub limits: LimitSettings,
+}
+
+/// Bounds on what one tenant's request may cost the shared process
+/// (see [`orgsync_domain::limits::Limits`] for what each means).
+#[derive(Debug, Clone, Deserialize)]
+pub struct LimitSettings {
+    pub org_depth: u32,
+    pub org_children: u64,
+    pub scim_patch_operations: usize,
+    pub scim_attribute_values: usize,
+    pub scim_resource_bytes: usize,
+    pub scim_members_per_request: usize,
+    pub preview_page: usize,
+    /// Unauthenticated or wrongly authenticated SCIM requests per second
+    /// allowed from one client address (0: no limit).
+    pub scim_unauthenticated_per_second: u32,
+    /// Entries of the SCIM token look-up cache.
+    pub token_cache_entries: u64,
+}
+
+impl LimitSettings {
+    pub fn domain(&self) -> orgsync_domain::limits::Limits {
+        orgsync_domain::limits::Limits {
+            org_depth: self.org_depth,
+            org_children: self.org_children,
+            scim_patch_operations: self.scim_patch_operations,
+            scim_attribute_values: self.scim_attribute_values,
+            scim_resource_bytes: self.scim_resource_bytes,
+            scim_members_per_request: self.scim_members_per_request,
+            preview_page: self.preview_page,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -163,6 +196,29 @@ impl Settings {
             .set_default("scim.rate_limit_per_second", 100)?
             .set_default("scim.rate_limit_burst", 200)?
             .set_default("scim.token_cache_ms", 1000)?;
+        let limits = orgsync_domain::limits::Limits::default();
+        builder = builder
+            .set_default("limits.org_depth", limits.org_depth)?
+            .set_default("limits.org_children", limits.org_children)?
+            .set_default(
+                "limits.scim_patch_operations",
+                limits.scim_patch_operations as u64,
+            )?
+            .set_default(
+                "limits.scim_attribute_values",
+                limits.scim_attribute_values as u64,
+            )?
+            .set_default(
+                "limits.scim_resource_bytes",
+                limits.scim_resource_bytes as u64,
+            )?
+            .set_default(
+                "limits.scim_members_per_request",
+                limits.scim_members_per_request as u64,
+            )?
+            .set_default("limits.preview_page", limits.preview_page as u64)?
+            .set_default("limits.scim_unauthenticated_per_second", 20)?
+            .set_default("limits.token_cache_entries", 100_000)?;
         if let Some(file) = file {
             builder = builder.add_source(config::File::from(file).required(true));
         }
@@ -194,6 +250,33 @@ impl Settings {
                 ));
             }
         }
+        let limits = &self.limits;
+        for (key, value) in [
+            ("limits.org_depth", u64::from(limits.org_depth)),
+            ("limits.org_children", limits.org_children),
+            (
+                "limits.scim_patch_operations",
+                limits.scim_patch_operations as u64,
+            ),
+            (
+                "limits.scim_attribute_values",
+                limits.scim_attribute_values as u64,
+            ),
+            (
+                "limits.scim_resource_bytes",
+                limits.scim_resource_bytes as u64,
+            ),
+            (
+                "limits.scim_members_per_request",
+                limits.scim_members_per_request as u64,
+            ),
+            ("limits.preview_page", limits.preview_page as u64),
+            ("limits.token_cache_entries", limits.token_cache_entries),
+        ] {
+            if value == 0 {
+                return Err(invalid(key, "must be at least 1"));
+            }
+        }
         if self.database.max_connections == 0 {
             return Err(invalid("database.max_connections", "must be at least 1"));
         }
@@ -210,6 +293,9 @@ impl Settings {
                 if let Some(secret) = &self.auth.jwt_secret {
                     if secret.len() < 32 {
                         return Err(invalid("auth.jwt_secret", "must be at least 32 bytes"));
+                    }
+                    if let Some(reason) = weak_secret(secret) {
+                        return Err(invalid("auth.jwt_secret", &reason));
                     }
                 } else if self.database.url.is_some() {
                     return Err(invalid(
@@ -270,6 +356,48 @@ impl Settings {
             None => format!("http://{}", self.server.bind),
         }
     }
+}
+
+/// Why a signing secret must not be used, if it must not: a placeholder
+/// copied from an example, or too little randomness to resist guessing
+/// (whoever guesses it can mint a platform token).
+pub fn weak_secret(secret: &str) -> Option<String> {
+    const PLACEHOLDERS: [&str; 7] = [
+        "change-me",
+        "changeme",
+        "change_me",
+        "placeholder",
+        "insecure",
+        "example",
+        "xxxxxxxx",
+    ];
+    let lower = secret.to_ascii_lowercase();
+    if let Some(word) = PLACEHOLDERS.iter().find(|w| lower.contains(*w)) {
+        return Some(format!(
+            "looks like a placeholder (contains \"{word}\"); use a random secret, e.g. openssl rand -base64 48"
+        ));
+    }
+    let mut counts = std::collections::HashMap::new();
+    for c in secret.chars() {
+        *counts.entry(c).or_insert(0usize) += 1;
+    }
+    let len = secret.chars().count() as f64;
+    // Shannon entropy of the characters, times the length: a generous
+    // estimate of the bits an attacker must guess.
+    let bits: f64 = counts
+        .values()
+        .map(|&n| {
+            let p = n as f64 / len;
+            -p * p.log2()
+        })
+        .sum::<f64>()
+        * len;
+    if counts.len() < 8 || bits < 96.0 {
+        return Some(format!(
+            "has too little randomness (about {bits:.0} bits); use a random secret, e.g. openssl rand -base64 48"
+        ));
+    }
+    None
 }
 
 #[cfg(test)]
@@ -335,6 +463,31 @@ mod tests {
                 .map(|e| e.to_string())
                 .unwrap_or_default();
             assert!(message.contains(named), "{key}={value}: {message}");
+        }
+    }
+
+    #[test]
+    fn placeholder_and_low_entropy_secrets_are_refused_by_name() {
+        for weak in [
+            "CHANGE-ME-insecure-placeholder-jwt-secret",
+            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            "abababababababababababababababababab",
+            "your-example-secret-goes-here-0123456789",
+        ] {
+            let message = load_env(&[
+                ("ORGSYNC__DATABASE__URL", "postgres://localhost/x"),
+                ("ORGSYNC__AUTH__JWT_SECRET", weak),
+            ])
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+            assert!(message.contains("auth.jwt_secret"), "{weak}: {message}");
+        }
+        for strong in [
+            "0123456789abcdef0123456789abcdef",
+            "kX3v9QpZ0s8LwN2mB7cR4tY6uJ1hG5fD-aE_iO8pW3qS0zV",
+        ] {
+            assert_eq!(weak_secret(strong), None, "{strong}");
         }
     }
 

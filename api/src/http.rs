@@ -42,6 +42,8 @@ pub struct AppState {
     /// The externally visible base URL (for SCIM base URLs and locations).
     pub public_url: String,
     pub scim_rate_limit: Arc<scim::rate_limit::ScimRateLimiter>,
+    pub scim_failed_auth: Arc<scim::rate_limit::FailedAuthLimiter>,
+    pub limits: orgsync_domain::limits::Limits,
     pub metrics: Arc<crate::metrics::Metrics>,
     pub nudger: Arc<scim::nudge::Nudger>,
     /// For the gauges read at scrape time.

@@ -22,7 +22,7 @@ use rand::RngCore;
 
 use crate::auth::{Minter, Verifier};
 use crate::config::{JwtAlgorithm, Settings};
-use crate::http::scim::rate_limit::ScimRateLimiter;
+use crate::http::scim::rate_limit::{FailedAuthLimiter, ScimRateLimiter};
 use crate::http::AppState;
 use crate::jobs::{DirectoryChangedHandler, Sweeper, SyncJobHandler};
 
@@ -65,14 +65,17 @@ impl Runtime {
         let verifier = Verifier::new(&settings.auth, secret.as_deref())?;
         let clock = Arc::new(SystemClock);
         let org_repo = Arc::new(SqlOrgRepository::new(db.clone()));
+        let limits = settings.limits.domain();
         let orgs = OrgService::new(
             org_repo.clone(),
             clock.clone(),
             Arc::new(orgsync_infra::SqlAuditLog::new(db.clone())),
-        );
-        let connection_repo = Arc::new(SqlConnectionRepository::with_token_cache(
+        )
+        .with_limits(limits);
+        let connection_repo = Arc::new(SqlConnectionRepository::with_bounded_token_cache(
             db.clone(),
             Duration::from_millis(settings.scim.token_cache_ms),
+            settings.limits.token_cache_entries,
         ));
         let directory = Arc::new(SqlDirectoryRepository::new(db.clone()));
         let sync = SyncService::new(
@@ -101,7 +104,8 @@ impl Runtime {
                 clock.clone(),
                 Duration::from_secs(settings.scim.token_rotation_grace),
             ),
-            scim: ScimService::new(connection_repo.clone(), directory.clone(), clock.clone()),
+            scim: ScimService::new(connection_repo.clone(), directory.clone(), clock.clone())
+                .with_limits(limits),
             nudger: Arc::new(crate::http::scim::nudge::Nudger::new(
                 sync.clone(),
                 Duration::from_millis(20),
@@ -116,10 +120,14 @@ impl Runtime {
                 settings.scim.rate_limit_per_second,
                 settings.scim.rate_limit_burst,
             )),
+            scim_failed_auth: Arc::new(FailedAuthLimiter::new(
+                settings.limits.scim_unauthenticated_per_second,
+            )),
             orgs,
             verifier: Arc::new(verifier),
             health: Arc::new(health),
             body_limit: settings.server.body_limit,
+            limits,
         };
         Ok(Self {
             settings,
@@ -176,7 +184,18 @@ fn hs256_secret(settings: &Settings) -> anyhow::Result<Option<Vec<u8>>> {
     }
     let path = settings.data_dir.join("jwt-secret");
     if let Ok(existing) = std::fs::read_to_string(&path) {
-        return Ok(Some(existing.trim().as_bytes().to_vec()));
+        let existing = existing.trim();
+        // An emptied or hand-edited key file must not become an empty or guessable key.
+        if existing.len() < 32 {
+            anyhow::bail!(
+                "{} holds a signing key shorter than 32 bytes; delete it to have a new one generated, or set auth.jwt_secret",
+                path.display()
+            );
+        }
+        if let Some(reason) = crate::config::weak_secret(existing) {
+            anyhow::bail!("{}: the signing key {reason}", path.display());
+        }
+        return Ok(Some(existing.as_bytes().to_vec()));
     }
     std::fs::create_dir_all(&settings.data_dir)
         .with_context(|| format!("creating data_dir {}", settings.data_dir.display()))?;

@@ -3,6 +3,7 @@
 //! - [`org`]: organizations and the tree they form (tenants, children, sandboxes).
 //! - [`auth`]: who is asking ([`auth::Principal`]) and what they may reach.
 //! - [`scim`]: SCIM 2.0 grammar that is pure logic (schemas, filters, PATCH).
+//! - [`limits`]: the bounds one request or tenant may not exceed.
 //! - [`ports`]: the traits adapters implement (repositories, job queue, clock).
 //! - [`service`]: use cases, written against the ports.
 #![deny(clippy::unwrap_used, clippy::expect_used)]
@@ -11,6 +12,7 @@ pub mod audit;
 pub mod auth;
 pub mod directory;
 pub mod error;
+pub mod limits;
 pub mod membership;
 pub mod org;
 pub mod page;

@@ -8,6 +8,6 @@ mod run;
 mod settings;
 
 pub use job::{retry_delay, run_status, SyncJob};
-pub use preview::{restrict, Preview};
+pub use preview::{restrict, Preview, PreviewPage};
 pub use run::{RunStatus, SyncKind, SyncRun, SyncScope};
 pub use settings::{CustomRole, MemberFilter, MembershipSettings};

@@ -6,9 +6,8 @@ use orgsync_domain::page::{Page, PageRequest};
 use orgsync_domain::ports::ConnectionRepository;
 use orgsync_domain::{Error, Result};
 use sea_orm::{ConnectionTrait, FromQueryResult, Statement, Value};
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 use time::OffsetDateTime;
 
 use uuid::Uuid;
@@ -22,11 +21,13 @@ type LiveToken = (TokenHash, Option<OffsetDateTime>);
 pub struct SqlConnectionRepository {
     db: Database,
     /// Live token hashes per connection, with each token's expiry, read at most
-    /// once per `token_cache_ttl`: every SCIM request authenticates, and this
-    /// saves it a round trip. Changes made through this repository invalidate
-    /// the entry at once; other processes' revocations apply within the TTL.
-    token_cache: Mutex<HashMap<ConnectionId, (Instant, Vec<LiveToken>)>>,
-    token_cache_ttl: Duration,
+    /// once per TTL: every SCIM request authenticates, and this saves it a
+    /// round trip. Changes made through this repository invalidate the entry
+    /// at once; other processes' revocations apply within the TTL. Unknown
+    /// connection ids are cached too (as no tokens), so guessing ids costs the
+    /// database one look-up per id and TTL; the cache is bounded in entries,
+    /// and concurrent misses of one id share a single look-up.
+    token_cache: Option<moka::future::Cache<ConnectionId, Arc<Vec<LiveToken>>>>,
 }
 
 impl SqlConnectionRepository {
@@ -34,28 +35,28 @@ impl SqlConnectionRepository {
         Self::with_token_cache(db, Duration::ZERO)
     }
 
-    /// A repository that reuses token look-ups for `ttl` (zero: never).
+    /// A repository that reuses token look-ups for `ttl` (zero: never), for
+    /// at most 100,000 connections.
     pub fn with_token_cache(db: Database, ttl: Duration) -> Self {
-        Self {
-            db,
-            token_cache: Mutex::new(HashMap::new()),
-            token_cache_ttl: ttl,
-        }
+        Self::with_bounded_token_cache(db, ttl, 100_000)
     }
 
-    fn forget_tokens(&self, id: ConnectionId) {
-        if let Ok(mut cache) = self.token_cache.lock() {
-            cache.remove(&id);
-        }
+    /// A repository that reuses token look-ups for `ttl` (zero: never), for
+    /// at most `entries` connections (the least used go first).
+    pub fn with_bounded_token_cache(db: Database, ttl: Duration, entries: u64) -> Self {
+        let token_cache = (!ttl.is_zero()).then(|| {
+            moka::future::Cache::builder()
+                .max_capacity(entries)
+                .time_to_live(ttl)
+                .build()
+        });
+        Self { db, token_cache }
     }
 
-    fn cached_tokens(&self, id: ConnectionId) -> Option<Vec<LiveToken>> {
-        if self.token_cache_ttl.is_zero() {
-            return None;
+    async fn forget_tokens(&self, id: ConnectionId) {
+        if let Some(cache) = &self.token_cache {
+            cache.invalidate(&id).await;
         }
-        let cache = self.token_cache.lock().ok()?;
-        let (fetched, tokens) = cache.get(&id)?;
-        (fetched.elapsed() < self.token_cache_ttl).then(|| tokens.clone())
     }
 
     fn stmt(&self, sql: &str, values: Vec<Value>) -> Statement {
@@ -152,7 +153,7 @@ impl ConnectionRepository for SqlConnectionRepository {
                 entity: "connection",
             });
         }
-        self.forget_tokens(id);
+        self.forget_tokens(id).await;
         Ok(())
     }
 
@@ -178,7 +179,7 @@ impl ConnectionRepository for SqlConnectionRepository {
                 entity: "connection",
             });
         }
-        self.forget_tokens(id);
+        self.forget_tokens(id).await;
         if !enabled {
             self.revoke_tokens(id, now).await?;
         }
@@ -208,7 +209,7 @@ impl ConnectionRepository for SqlConnectionRepository {
         .await
         .map_err(db_err)?;
         txn.commit().await.map_err(db_err)?;
-        self.forget_tokens(id);
+        self.forget_tokens(id).await;
         Ok(())
     }
 
@@ -222,7 +223,7 @@ impl ConnectionRepository for SqlConnectionRepository {
             ))
             .await
             .map_err(db_err)?;
-        self.forget_tokens(id);
+        self.forget_tokens(id).await;
         Ok(())
     }
 
@@ -231,23 +232,22 @@ impl ConnectionRepository for SqlConnectionRepository {
         id: ConnectionId,
         now: OffsetDateTime,
     ) -> Result<Vec<TokenHash>> {
-        let tokens = match self.cached_tokens(id) {
-            Some(tokens) => tokens,
-            None => {
-                let tokens = self.fetch_tokens(id, now).await?;
-                if !self.token_cache_ttl.is_zero() {
-                    if let Ok(mut cache) = self.token_cache.lock() {
-                        cache.insert(id, (Instant::now(), tokens.clone()));
-                    }
-                }
-                tokens
-            }
+        let tokens = match &self.token_cache {
+            Some(cache) => cache
+                .try_get_with(id, async { self.fetch_tokens(id, now).await.map(Arc::new) })
+                .await
+                .map_err(|shared: Arc<Error>| match Arc::try_unwrap(shared) {
+                    Ok(err) => err,
+                    // Another request's look-up failed the same way; its cause is logged there.
+                    Err(_) => Error::Unavailable("the database did not answer".into()),
+                })?,
+            None => Arc::new(self.fetch_tokens(id, now).await?),
         };
         // Expiry is checked on every call, so a cached grace period still ends on time.
         Ok(tokens
-            .into_iter()
+            .iter()
             .filter(|(_, expires)| expires.is_none_or(|at| at > now))
-            .map(|(hash, _)| hash)
+            .map(|(hash, _)| *hash)
             .collect())
     }
 

@@ -1058,11 +1058,13 @@ impl DirectoryRepository for SqlDirectoryRepository {
         expected_version: Option<i64>,
         now: OffsetDateTime,
     ) -> Result<GroupRecord> {
+        // By value in a map: a PATCH may name tens of thousands of members.
+        let known: std::collections::HashMap<&str, &MemberRef> =
+            known.iter().map(|m| (m.value.as_str(), m)).collect();
         let details = |value: &String| {
             known
-                .iter()
-                .find(|m| &m.value == value)
-                .cloned()
+                .get(value.as_str())
+                .map(|m| (*m).clone())
                 .unwrap_or_else(|| MemberRef::value(value.clone()))
         };
         let txn = self.db.connection().begin().await.map_err(db_err)?;

@@ -295,8 +295,16 @@ impl MembershipRepository for SqlMembershipRepository {
                 "a member with this email already exists",
             ));
         }
+        // The check above answers the common case; a unique index settles a
+        // race between two adds of the same email.
         let txn = self.db.connection().begin().await.map_err(db_err)?;
-        insert_members(&txn, &[member]).await?;
+        insert_members(&txn, &[member]).await.map_err(|e| match e {
+            Error::Conflict { .. } => Error::conflict(
+                ConflictCode::AlreadyExists,
+                "a member with this email already exists",
+            ),
+            other => other,
+        })?;
         txn.commit().await.map_err(db_err)
     }
 

@@ -116,6 +116,24 @@ impl OrgRepository for SqlOrgRepository {
         Ok(count > 0)
     }
 
+    async fn depth(&self, id: OrgId) -> Result<u32> {
+        let deepest = org_closure::Entity::find()
+            .filter(org_closure::Column::DescendantId.eq(id.0))
+            .order_by_desc(org_closure::Column::Depth)
+            .one(self.db.connection())
+            .await
+            .map_err(db_err)?;
+        Ok(deepest.map_or(0, |row| u32::try_from(row.depth).unwrap_or(0)))
+    }
+
+    async fn count_children(&self, parent: OrgId) -> Result<u64> {
+        organization::Entity::find()
+            .filter(organization::Column::ParentId.eq(parent.0))
+            .count(self.db.connection())
+            .await
+            .map_err(db_err)
+    }
+
     async fn children(&self, parent: OrgId, page: PageRequest) -> Result<Page<Organization>> {
         let mut query = organization::Entity::find()
             .filter(organization::Column::ParentId.eq(parent.0))

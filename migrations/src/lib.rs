@@ -10,6 +10,7 @@ mod m20261125_000002_create_directory;
 mod m20261125_000003_create_membership;
 mod m20261125_000004_create_sync_jobs;
 mod m20261125_000005_create_audit_events;
+mod m20261202_000006_unique_manual_member_email;
 
 pub struct Migrator;
 
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000003_create_membership::Migration),
             Box::new(m20261125_000004_create_sync_jobs::Migration),
             Box::new(m20261125_000005_create_audit_events::Migration),
+            Box::new(m20261202_000006_unique_manual_member_email::Migration),
         ]
     }
 }

@@ -13,6 +13,7 @@ mod cascade;
 mod cli;
 mod embedded;
 mod health;
+mod hostile;
 mod isolation;
 mod openapi;
 mod orgs;

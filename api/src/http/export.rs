@@ -123,7 +123,18 @@ fn record(row: &ExportRow, attribute_keys: &[String]) -> Vec<String> {
     }));
     out.push(timestamp(member.created_at));
     out.push(timestamp(member.updated_at));
-    out
+    out.into_iter().map(defused).collect()
+}
+
+/// A cell a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab or
+/// carriage return first; OWASP "CSV injection") gets a leading `'`, so it
+/// reads as the text the IdP sent. Names and attributes come from outside.
+fn defused(cell: String) -> String {
+    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{cell}")
+    } else {
+        cell
+    }
 }
 
 fn rows(export: MemberExport) -> impl futures::Stream<Item = Result<Bytes, ApiError>> {
@@ -159,4 +170,26 @@ fn rows(export: MemberExport) -> impl futures::Stream<Item = Result<Bytes, ApiEr
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::defused;
+
+    #[test]
+    fn formula_cells_are_defused_and_text_is_kept() {
+        for formula in [
+            "=HYPERLINK(\"http://x\",\"y\")",
+            "+1",
+            "-2+3",
+            "@SUM(A1)",
+            "\tx",
+            "\rx",
+        ] {
+            assert_eq!(defused(formula.to_owned()), format!("'{formula}"));
+        }
+        for text in ["Ada Lovelace", "ada@example.com", "", "1-2", "a=b"] {
+            assert_eq!(defused(text.to_owned()), text);
+        }
+    }
 }

@@ -98,13 +98,6 @@ impl From<&Organization> for OrgView {
     }
 }
 
-#[derive(Debug, Serialize)]
-struct TreeView {
-    #[serde(flatten)]
-    org: OrgView,
-    children: Vec<TreeView>,
-}
-
 /// A page of a list and the opaque cursor of the next one.
 #[derive(Debug, Serialize)]
 pub struct ListView<T> {
@@ -265,34 +258,130 @@ async fn tree(
 ) -> Result<HttpResponse, ApiError> {
     record_org(&org);
     let nodes = state.orgs.subtree(&principal, OrgId(*org)).await?;
-    let tree = nest(nodes).ok_or_else(|| Error::NotFound {
-        entity: "organization",
-    })?;
-    Ok(HttpResponse::Ok().json(tree))
+    let tree = nested_json(&nodes)
+        .map_err(|e| Error::Internal(e.into()))?
+        .ok_or(Error::NotFound {
+            entity: "organization",
+        })?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .body(tree))
 }
 
-/// Folds a subtree listed by depth into nested views; `None` for an empty list.
-fn nest(nodes: Vec<TreeNode>) -> Option<TreeView> {
-    let top = nodes.first()?.org.id;
-    let mut by_parent: HashMap<Option<OrgId>, Vec<Organization>> = HashMap::new();
-    for node in nodes {
-        let parent = if node.org.id == top {
-            None
-        } else {
-            node.org.parent_id
-        };
-        by_parent.entry(parent).or_default().push(node.org);
+/// Writes a subtree listed by depth as nested JSON (`{...org, "children":
+/// [...]}`) with an explicit stack, never recursion: however deep a tree is,
+/// it costs heap, not the worker's stack. `None` for an empty list.
+fn nested_json(nodes: &[TreeNode]) -> Result<Option<Vec<u8>>, serde_json::Error> {
+    if nodes.is_empty() {
+        return Ok(None);
     }
-    fn build(
-        org: Organization,
-        by_parent: &mut HashMap<Option<OrgId>, Vec<Organization>>,
-    ) -> TreeView {
-        let children = by_parent.remove(&Some(org.id)).unwrap_or_default();
-        TreeView {
-            org: OrgView::from(&org),
-            children: children.into_iter().map(|c| build(c, by_parent)).collect(),
+    let mut children: HashMap<OrgId, Vec<usize>> = HashMap::new();
+    for (i, node) in nodes.iter().enumerate().skip(1) {
+        if let Some(parent) = node.org.parent_id {
+            children.entry(parent).or_default().push(i);
         }
     }
-    let root = by_parent.remove(&None)?.into_iter().next()?;
-    Some(build(root, &mut by_parent))
+    enum Step {
+        Enter { node: usize, first: bool },
+        Exit,
+    }
+    let mut out = Vec::new();
+    let mut steps = vec![Step::Enter {
+        node: 0,
+        first: true,
+    }];
+    while let Some(step) = steps.pop() {
+        match step {
+            Step::Enter { node, first } => {
+                if !first {
+                    out.push(b',');
+                }
+                let Some(TreeNode { org, .. }) = nodes.get(node) else {
+                    continue;
+                };
+                out.push(b'{');
+                if let serde_json::Value::Object(fields) = serde_json::to_value(OrgView::from(org))?
+                {
+                    for (key, value) in &fields {
+                        serde_json::to_writer(&mut out, key)?;
+                        out.push(b':');
+                        serde_json::to_writer(&mut out, value)?;
+                        out.push(b',');
+                    }
+                }
+                out.extend_from_slice(b"\"children\":[");
+                steps.push(Step::Exit);
+                let below = children.remove(&org.id).unwrap_or_default();
+                steps.extend(
+                    below
+                        .iter()
+                        .enumerate()
+                        .rev()
+                        .map(|(i, &child)| Step::Enter {
+                            node: child,
+                            first: i == 0,
+                        }),
+                );
+            }
+            Step::Exit => out.extend_from_slice(b"]}"),
+        }
+    }
+    Ok(Some(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(parent: Option<&Organization>, depth: u32) -> TreeNode {
+        let new = NewOrganization {
+            name: OrgName::parse(&format!("L{depth}")).expect("a valid name"),
+            slug: Slug::parse(&format!("l{depth}")).expect("a valid slug"),
+            kind: OrgKind::Standard,
+        };
+        let now = time::OffsetDateTime::now_utc();
+        let org = match parent {
+            Some(parent) => new.into_child_of(parent, now),
+            None => new.into_root(now),
+        };
+        TreeNode { org, depth }
+    }
+
+    #[test]
+    fn a_tree_of_any_depth_renders_without_recursion() {
+        // Far deeper than any stack could recurse through; the API bounds
+        // depth at creation, but a tree made before a limit was lowered must
+        // still render.
+        let mut nodes = vec![node(None, 0)];
+        for depth in 1..100_000 {
+            let parent = nodes.last().map(|n| n.org.clone());
+            nodes.push(node(parent.as_ref(), depth));
+        }
+        let json = nested_json(&nodes)
+            .expect("serializable")
+            .expect("not empty");
+        let text = String::from_utf8(json).expect("UTF-8");
+        assert!(text.starts_with("{\"") && text.ends_with("]}]}"));
+        assert_eq!(text.matches("\"children\":[").count(), 100_000);
+        assert_eq!(
+            text.matches('{').count(),
+            text.matches('}').count(),
+            "balanced"
+        );
+    }
+
+    #[test]
+    fn siblings_are_separated_and_nested_under_their_parent() {
+        let root = node(None, 0);
+        let a = node(Some(&root.org), 1);
+        let b = node(Some(&root.org), 1);
+        let a1 = node(Some(&a.org), 2);
+        let json = nested_json(&[root, a, b, a1])
+            .expect("serializable")
+            .expect("not empty");
+        let tree: serde_json::Value = serde_json::from_slice(&json).expect("valid JSON");
+        assert_eq!(tree["children"].as_array().map(Vec::len), Some(2));
+        assert_eq!(tree["children"][0]["children"][0]["name"], "L2");
+        assert_eq!(tree["children"][1]["children"], serde_json::json!([]));
+    }
 }

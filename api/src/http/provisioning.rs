@@ -3,10 +3,15 @@
 
 use actix_web::http::Method;
 use actix_web::{web, HttpResponse};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use orgsync_domain::membership::{Deprovision, GroupMappings};
 use orgsync_domain::org::{OrgId, ProvisioningMode};
 use orgsync_domain::service::SyncRequest;
-use orgsync_domain::sync::{MembershipSettings, RunStatus, SyncJob, SyncRun, SyncScope};
+use orgsync_domain::sync::{
+    MembershipSettings, PreviewPage, RunStatus, SyncJob, SyncRun, SyncScope,
+};
+use orgsync_domain::Error;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
@@ -176,18 +181,64 @@ async fn get_mode(
     Ok(HttpResponse::Ok().json(json!({ "mode": current.provisioning_mode })))
 }
 
+/// `?limit=&cursor=` on a preview: its change lists are answered a window at a time.
+#[derive(Debug, Deserialize)]
+struct PreviewQuery {
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+impl PreviewQuery {
+    /// `(offset, limit)`; the limit defaults to, and may not exceed, `limits.preview_page`.
+    fn window(&self, most: usize) -> Result<(usize, usize), Error> {
+        let limit = match self.limit {
+            None => most,
+            Some(n) if (1..=most).contains(&n) => n,
+            Some(_) => {
+                return Err(Error::invalid(
+                    "limit",
+                    format!("must be between 1 and {most}"),
+                ))
+            }
+        };
+        let offset = match &self.cursor {
+            None => 0,
+            Some(raw) => URL_SAFE_NO_PAD
+                .decode(raw)
+                .ok()
+                .and_then(|bytes| String::from_utf8(bytes).ok())
+                .and_then(|text| text.strip_prefix("preview:")?.parse().ok())
+                .ok_or_else(|| Error::invalid("cursor", "not a cursor this API issued"))?,
+        };
+        Ok((offset, limit))
+    }
+}
+
+fn preview_view(page: PreviewPage) -> serde_json::Value {
+    json!({
+        "confirmation": page.confirmation,
+        "counts": page.counts,
+        "changes": page.changes,
+        "next_cursor": page
+            .next_offset
+            .map(|offset| URL_SAFE_NO_PAD.encode(format!("preview:{offset}"))),
+    })
+}
+
 async fn preview_mode(
     state: web::Data<AppState>,
     Admin(principal): Admin,
     org: web::Path<Uuid>,
     body: web::Json<ModeRequest>,
+    query: web::Query<PreviewQuery>,
 ) -> Result<HttpResponse, ApiError> {
     record_org(&org);
+    let (offset, limit) = query.window(state.limits.preview_page)?;
     let preview = state
         .sync
         .preview_mode(&principal, OrgId(*org), body.mode)
         .await?;
-    Ok(HttpResponse::Ok().json(preview))
+    Ok(HttpResponse::Ok().json(preview_view(preview.page(offset, limit))))
 }
 
 async fn set_mode(
@@ -250,13 +301,15 @@ async fn preview_mappings(
     Admin(principal): Admin,
     org: web::Path<Uuid>,
     body: web::Json<MappingsRequest>,
+    query: web::Query<PreviewQuery>,
 ) -> Result<HttpResponse, ApiError> {
     record_org(&org);
+    let (offset, limit) = query.window(state.limits.preview_page)?;
     let preview = state
         .sync
         .preview_settings(&principal, OrgId(*org), &body.settings())
         .await?;
-    Ok(HttpResponse::Ok().json(preview))
+    Ok(HttpResponse::Ok().json(preview_view(preview.page(offset, limit))))
 }
 
 async fn save_mappings(
@@ -324,8 +377,10 @@ async fn preview_sync(
     Admin(principal): Admin,
     org: web::Path<Uuid>,
     body: Option<web::Json<SyncBody>>,
+    query: web::Query<PreviewQuery>,
 ) -> Result<HttpResponse, ApiError> {
     record_org(&org);
+    let (offset, limit) = query.window(state.limits.preview_page)?;
     let previews = state
         .sync
         .preview_sync(&principal, OrgId(*org), sync_request(body))
@@ -333,13 +388,17 @@ async fn preview_sync(
     let orgs: Vec<serde_json::Value> = previews
         .into_iter()
         .map(|(org, preview)| {
+            let page = preview.page(offset, limit);
             json!({
                 "org_id": org.id,
                 "name": org.name.as_str(),
                 "kind": org.kind,
                 "provisioning_mode": org.provisioning_mode,
-                "counts": preview.counts,
-                "changes": preview.changes,
+                "counts": page.counts,
+                "changes": page.changes,
+                "next_cursor": page
+                    .next_offset
+                    .map(|offset| URL_SAFE_NO_PAD.encode(format!("preview:{offset}"))),
             })
         })
         .collect();

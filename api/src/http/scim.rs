@@ -41,12 +41,17 @@ pub(crate) async fn authenticate(
             "a valid bearer token is required".into(),
         ))
     };
+    let peer = req.peer_addr().map(|addr| addr.ip());
+    state.scim_failed_auth.admit(peer)?;
     let conn = req
         .match_info()
         .get("conn")
         .and_then(|raw| uuid::Uuid::parse_str(raw).ok())
         .map(ConnectionId)
-        .ok_or_else(unauthorized)?;
+        .ok_or_else(|| {
+            state.scim_failed_auth.failed(peer);
+            unauthorized()
+        })?;
     let bearer = req
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)
@@ -55,7 +60,12 @@ pub(crate) async fn authenticate(
             let (scheme, token) = v.split_once(' ')?;
             scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
         });
-    state.scim.authenticate(conn, bearer).await?;
+    if let Err(e) = state.scim.authenticate(conn, bearer).await {
+        if matches!(e, ScimError::Unauthorized(_)) {
+            state.scim_failed_auth.failed(peer);
+        }
+        return Err(e.into());
+    }
     // Only authenticated calls count, so nobody can exhaust a connection's budget without its token.
     state.scim_rate_limit.check(conn)?;
     tracing::Span::current().record("connection_id", tracing::field::display(conn));

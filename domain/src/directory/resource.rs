@@ -231,7 +231,9 @@ pub fn parse_members(value: Value) -> Result<Vec<MemberRef>, ScimError> {
                 ))
             }
         };
-        let kind = optional_string(&map, "type")?;
+        let kind = optional_string(&map, "type")?
+            .map(|kind| member_type(&kind))
+            .transpose()?;
         let display = optional_string(&map, "display")?;
         if seen.insert(value.clone()) {
             members.push(MemberRef {
@@ -242,6 +244,18 @@ pub fn parse_members(value: Value) -> Result<Vec<MemberRef>, ScimError> {
         }
     }
     Ok(members)
+}
+
+/// RFC 7643 §4.2: a member's `type` is "User" or "Group" (canonical values;
+/// IdPs vary the case). Anything else names no resource orgsync could hold.
+fn member_type(kind: &str) -> Result<String, ScimError> {
+    ["User", "Group"]
+        .into_iter()
+        .find(|canonical| canonical.eq_ignore_ascii_case(kind.trim()))
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            ScimError::InvalidValue("a member's type must be \"User\" or \"Group\"".into())
+        })
 }
 
 /// A stored directory user.

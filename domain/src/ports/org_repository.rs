@@ -22,6 +22,18 @@ pub trait OrgRepository: Send + Sync {
     /// Only infrastructure failures.
     async fn is_within(&self, ancestor: OrgId, descendant: OrgId) -> Result<bool>;
 
+    /// How many levels `id` lies below its root (a root is at 0).
+    ///
+    /// # Errors
+    /// Only infrastructure failures; an unknown id is 0.
+    async fn depth(&self, id: OrgId) -> Result<u32>;
+
+    /// How many direct children `parent` has.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn count_children(&self, parent: OrgId) -> Result<u64>;
+
     /// The direct children of `parent`, oldest first.
     ///
     /// # Errors

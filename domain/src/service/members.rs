@@ -85,11 +85,34 @@ impl MembersService {
         page: PageRequest,
     ) -> Result<Page<Member>> {
         self.orgs.authorize(principal, org, Action::Read).await?;
+        self.check_group_filter(org, filter).await?;
         self.sync
             .ports()
             .members
             .list_members(org, filter, page)
             .await
+    }
+
+    /// A `group` filter names a group of the directory this org draws on;
+    /// any other id (another tenant's group included) is refused the same way,
+    /// so the answer says nothing about directories out of reach.
+    async fn check_group_filter(&self, org: OrgId, filter: &MemberFilter) -> Result<()> {
+        let Some(group) = filter.group else {
+            return Ok(());
+        };
+        let ports = self.sync.ports();
+        let found = match ports.connections.drawing_connection(org).await? {
+            Some(conn) => ports.directory.find_group(conn, group).await?.is_some(),
+            None => false,
+        };
+        if found {
+            Ok(())
+        } else {
+            Err(Error::invalid(
+                "group",
+                "no such group in the directory this organization draws on",
+            ))
+        }
     }
 
     /// # Errors
@@ -649,6 +672,7 @@ impl MembersService {
         filter: MemberFilter,
     ) -> Result<MemberExport> {
         self.orgs.authorize(principal, org, Action::Read).await?;
+        self.check_group_filter(org, &filter).await?;
         let ports = self.sync.ports();
         let conn = ports.connections.drawing_connection(org).await?;
         let attribute_keys = match conn {

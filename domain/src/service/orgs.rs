@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use crate::audit::{Actor, AuditEntry};
 use crate::auth::{Action, Principal};
+use crate::limits::Limits;
 use crate::org::{NewOrganization, OrgId, OrgName, Organization, TreeNode};
 use crate::page::{Page, PageRequest};
 use crate::ports::{AuditLog, Clock, OrgRepository};
@@ -21,6 +22,7 @@ pub struct OrgService {
     repo: Arc<dyn OrgRepository>,
     clock: Arc<dyn Clock>,
     audit: Arc<dyn AuditLog>,
+    limits: Limits,
 }
 
 impl OrgService {
@@ -29,7 +31,19 @@ impl OrgService {
         clock: Arc<dyn Clock>,
         audit: Arc<dyn AuditLog>,
     ) -> Self {
-        Self { repo, clock, audit }
+        Self {
+            repo,
+            clock,
+            audit,
+            limits: Limits::default(),
+        }
+    }
+
+    /// The same service with other bounds than the defaults.
+    #[must_use]
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// Records a change in the audit log. The change is already committed,
@@ -141,6 +155,26 @@ impl OrgService {
         new: NewOrganization,
     ) -> Result<Organization> {
         let parent = self.authorize(principal, parent, Action::Write).await?;
+        // A bounded tree keeps every walk of it (reach checks, tree views,
+        // cascades) bounded too.
+        if self.repo.depth(parent.id).await? >= self.limits.org_depth {
+            return Err(Error::invalid(
+                "parent",
+                format!(
+                    "the tree may be at most {} levels deep below its root (limits.org_depth)",
+                    self.limits.org_depth
+                ),
+            ));
+        }
+        if self.repo.count_children(parent.id).await? >= self.limits.org_children {
+            return Err(Error::invalid(
+                "parent",
+                format!(
+                    "an organization may have at most {} children (limits.org_children)",
+                    self.limits.org_children
+                ),
+            ));
+        }
         let org = new.into_child_of(&parent, self.clock.now());
         self.repo.insert(&org).await?;
         self.audit(

@@ -9,8 +9,9 @@ use crate::directory::{
     ConnectionId, GroupFields, GroupRecord, MemberRef, ResourceId, ScimError, ScimQuery, TokenHash,
     UserFields, UserRecord,
 };
+use crate::limits::Limits;
 use crate::ports::{Clock, ConnectionRepository, DirectoryRepository, Listed};
-use crate::scim::{apply_patch, PatchRequest, ResourceKind};
+use crate::scim::{apply_patch, MemberChange, PatchRequest, ResourceKind};
 use crate::Error;
 
 /// Optimistic-concurrency retries for a PATCH without `If-Match` that races another writer.
@@ -21,6 +22,7 @@ pub struct ScimService {
     connections: Arc<dyn ConnectionRepository>,
     directory: Arc<dyn DirectoryRepository>,
     clock: Arc<dyn Clock>,
+    limits: Limits,
 }
 
 type ScimResult<T> = Result<T, ScimError>;
@@ -52,7 +54,69 @@ impl ScimService {
             connections,
             directory,
             clock,
+            limits: Limits::default(),
         }
+    }
+
+    /// The same service with other bounds than the defaults.
+    #[must_use]
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// A stored resource stays within `limits.scim_resource_bytes` and
+    /// `limits.scim_attribute_values` per multi-valued attribute, however it
+    /// was built up (one POST, or many PATCHes each adding a little).
+    fn check_resource(&self, resource: &Value) -> ScimResult<()> {
+        let mut pending: Vec<(&str, &Value)> = vec![("", resource)];
+        while let Some((name, value)) = pending.pop() {
+            match value {
+                Value::Array(items) => {
+                    if items.len() > self.limits.scim_attribute_values {
+                        return Err(ScimError::InvalidValue(format!(
+                            "'{name}' would hold {} values; at most {} are allowed (limits.scim_attribute_values)",
+                            items.len(),
+                            self.limits.scim_attribute_values
+                        )));
+                    }
+                    pending.extend(items.iter().map(|item| (name, item)));
+                }
+                Value::Object(map) => {
+                    pending.extend(map.iter().map(|(k, v)| (k.as_str(), v)));
+                }
+                _ => {}
+            }
+        }
+        let size = serialized_len(resource);
+        if size > self.limits.scim_resource_bytes {
+            return Err(ScimError::InvalidValue(format!(
+                "the resource would be {size} bytes; at most {} are kept (limits.scim_resource_bytes)",
+                self.limits.scim_resource_bytes
+            )));
+        }
+        Ok(())
+    }
+
+    fn check_patch_size(&self, patch: &PatchRequest) -> ScimResult<()> {
+        let operations = patch.operations.len();
+        if operations > self.limits.scim_patch_operations {
+            return Err(ScimError::TooLarge(format!(
+                "the PATCH has {operations} operations; at most {} are allowed per request (limits.scim_patch_operations)",
+                self.limits.scim_patch_operations
+            )));
+        }
+        Ok(())
+    }
+
+    fn check_member_count(&self, named: usize) -> ScimResult<()> {
+        if named > self.limits.scim_members_per_request {
+            return Err(ScimError::TooLarge(format!(
+                "the request names {named} group members; at most {} are allowed per request (limits.scim_members_per_request)",
+                self.limits.scim_members_per_request
+            )));
+        }
+        Ok(())
     }
 
     /// Checks a bearer token against the connection's live tokens, in constant time.
@@ -82,6 +146,7 @@ impl ScimService {
     /// `InvalidValue`/`InvalidSyntax` for a bad body, `Uniqueness` for a taken userName.
     pub async fn create_user(&self, conn: ConnectionId, body: Value) -> ScimResult<UserRecord> {
         let fields = UserFields::from_scim(body)?;
+        self.check_resource(&fields.resource)?;
         self.directory
             .create_user(conn, &fields, self.clock.now())
             .await
@@ -107,6 +172,7 @@ impl ScimService {
         if_match: Option<i64>,
     ) -> ScimResult<UserRecord> {
         let fields = UserFields::from_scim(body)?;
+        self.check_resource(&fields.resource)?;
         self.directory
             .replace_user(conn, id, &fields, if_match, self.clock.now())
             .await
@@ -126,6 +192,7 @@ impl ScimService {
         if_match: Option<i64>,
     ) -> ScimResult<UserRecord> {
         patch.validate()?;
+        self.check_patch_size(patch)?;
         for _ in 0..PATCH_RETRIES {
             let current = self.get_user(conn, id).await?;
             check_if_match(if_match, current.version)?;
@@ -135,6 +202,7 @@ impl ScimService {
                 return Ok(current);
             }
             let fields = UserFields::from_scim(resource)?;
+            self.check_resource(&fields.resource)?;
             match self
                 .directory
                 .replace_user(conn, id, &fields, Some(current.version), self.clock.now())
@@ -193,6 +261,8 @@ impl ScimService {
     /// A bad body.
     pub async fn create_group(&self, conn: ConnectionId, body: Value) -> ScimResult<GroupRecord> {
         let (fields, members) = GroupFields::from_scim(body)?;
+        self.check_resource(&fields.resource)?;
+        self.check_member_count(members.as_ref().map_or(0, Vec::len))?;
         Ok(self
             .directory
             .create_group(
@@ -225,6 +295,8 @@ impl ScimService {
         if_match: Option<i64>,
     ) -> ScimResult<GroupRecord> {
         let (fields, members) = GroupFields::from_scim(body)?;
+        self.check_resource(&fields.resource)?;
+        self.check_member_count(members.as_ref().map_or(0, Vec::len))?;
         // PUT replaces the whole resource: a body without members empties the group.
         let members = members.unwrap_or_default();
         self.directory
@@ -256,13 +328,29 @@ impl ScimService {
         if_match: Option<i64>,
     ) -> ScimResult<GroupRecord> {
         patch.validate()?;
+        self.check_patch_size(patch)?;
+        let details = member_details(patch)?;
         for _ in 0..PATCH_RETRIES {
             let current = self.get_group(conn, id).await?;
             check_if_match(if_match, current.version)?;
             let mut resource = current.fields.resource.clone();
             let outcome = apply_patch(&mut resource, &patch.operations, ResourceKind::Group)?;
+            self.check_member_count(
+                outcome
+                    .member_changes
+                    .iter()
+                    .map(|change| match change {
+                        MemberChange::Add(values)
+                        | MemberChange::Remove(values)
+                        | MemberChange::ReplaceAll(values) => values.len(),
+                        MemberChange::RemoveAll => 0,
+                    })
+                    .sum(),
+            )?;
             let fields = if outcome.changed {
-                Some(GroupFields::from_resource(resource)?)
+                let fields = GroupFields::from_resource(resource)?;
+                self.check_resource(&fields.resource)?;
+                Some(fields)
             } else {
                 None
             };
@@ -278,7 +366,7 @@ impl ScimService {
                     id,
                     fields.as_ref(),
                     &outcome.member_changes,
-                    &member_details(patch),
+                    &details,
                     expected,
                     self.clock.now(),
                 )
@@ -339,7 +427,10 @@ impl ScimService {
 
 /// The type and display that a PATCH gives for member values (the PATCH
 /// engine reports members by value only).
-fn member_details(patch: &PatchRequest) -> Vec<MemberRef> {
+///
+/// # Errors
+/// `InvalidValue` for a member with no string `value` or an unknown `type`.
+fn member_details(patch: &PatchRequest) -> ScimResult<Vec<MemberRef>> {
     let mut out = Vec::new();
     for op in &patch.operations {
         let members = match (&op.path, &op.value) {
@@ -352,11 +443,36 @@ fn member_details(patch: &PatchRequest) -> Vec<MemberRef> {
                 .map(|(_, v)| v.clone()),
             _ => None,
         };
-        if let Some(Ok(refs)) = members.map(crate::directory::resource::parse_members) {
-            out.extend(refs);
+        // Bare id strings carry no details; they are read by the PATCH engine.
+        if let Some(members @ (Value::Object(_) | Value::Array(_))) = members {
+            let all_objects = match &members {
+                Value::Array(items) => items.iter().all(Value::is_object),
+                _ => true,
+            };
+            if all_objects {
+                out.extend(crate::directory::resource::parse_members(members)?);
+            }
         }
     }
-    out
+    Ok(out)
+}
+
+/// The length of `value` as compact JSON, without building the string.
+fn serialized_len(value: &Value) -> usize {
+    struct Counter(usize);
+    impl std::io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0);
+    // Writing a Value to an infallible sink cannot fail.
+    let _ = serde_json::to_writer(&mut counter, value);
+    counter.0
 }
 
 fn check_if_match(if_match: Option<i64>, current: i64) -> ScimResult<()> {

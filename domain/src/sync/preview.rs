@@ -65,10 +65,52 @@ impl Preview {
         }
     }
 
+    /// One window of the change lists, `limit` entries of each from
+    /// `offset`, in a stable order (so consecutive pages of the same plan
+    /// neither repeat nor skip anyone). The confirmation and counts always
+    /// cover the whole plan.
+    pub fn page(mut self, offset: usize, limit: usize) -> PreviewPage {
+        let changes = &mut self.changes;
+        changes.adds.sort_by_key(|a| a.member.directory_user_id);
+        changes.updates.sort_by_key(|u| u.member_id.0);
+        changes.removals.sort_by_key(|r| r.member_id.0);
+        let longest = changes
+            .adds
+            .len()
+            .max(changes.updates.len())
+            .max(changes.removals.len());
+        fn window<T>(items: &mut Vec<T>, offset: usize, limit: usize) {
+            let start = offset.min(items.len());
+            items.drain(..start);
+            items.truncate(limit);
+        }
+        window(&mut changes.adds, offset, limit);
+        window(&mut changes.updates, offset, limit);
+        window(&mut changes.removals, offset, limit);
+        let end = offset.saturating_add(limit);
+        PreviewPage {
+            confirmation: self.confirmation,
+            counts: self.counts,
+            changes: self.changes,
+            next_offset: (end < longest).then_some(end),
+        }
+    }
+
     /// Whether applying needs a confirmation: it removes or suspends someone.
     pub fn is_destructive(&self) -> bool {
         self.counts.removals > 0 || self.counts.suspensions > 0
     }
+}
+
+/// A window of a [`Preview`]: previews of large orgs are read page by page.
+#[derive(Debug, Clone, Serialize)]
+pub struct PreviewPage {
+    pub confirmation: String,
+    pub counts: ChangeCounts,
+    pub changes: ChangeSet,
+    /// Where the next page starts, when any list has more.
+    #[serde(skip)]
+    pub next_offset: Option<usize>,
 }
 
 /// Keeps the part of a change set a sync scope covers: `members` decides

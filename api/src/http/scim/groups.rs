@@ -53,6 +53,25 @@ async fn group_answer(
     Ok(response.streaming(member_stream(state, conn, record.id, head, base)))
 }
 
+/// `{...head, "members":[` built member by member with serde, so the result
+/// is valid JSON whatever the resource holds (nested extension objects too).
+fn reopened(head: Value) -> String {
+    let mut opening = String::from("{");
+    if let Value::Object(fields) = head {
+        for (key, value) in fields {
+            if key.eq_ignore_ascii_case("members") {
+                continue;
+            }
+            opening.push_str(&Value::String(key).to_string());
+            opening.push(':');
+            opening.push_str(&value.to_string());
+            opening.push(',');
+        }
+    }
+    opening.push_str("\"members\":[");
+    opening
+}
+
 /// `{...head, "members": [ ...pages... ]}` as a byte stream.
 fn member_stream(
     state: web::Data<AppState>,
@@ -61,14 +80,7 @@ fn member_stream(
     head: Value,
     base: String,
 ) -> impl futures::Stream<Item = Result<Bytes, ScimApiError>> {
-    let head = head.to_string();
-    // `head` is a JSON object: reopen it to append the members array.
-    let opening = format!("{},\"members\":[", head.trim_end_matches('}'));
-    let opening = if head == "{}" {
-        "{\"members\":[".to_owned()
-    } else {
-        opening
-    };
+    let opening = reopened(head);
     enum Step {
         Open,
         Page { after: Option<String>, first: bool },

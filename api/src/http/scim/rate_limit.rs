@@ -43,6 +43,72 @@ impl ScimRateLimiter {
     }
 }
 
+/// Failed SCIM authentications per client address. An address past its
+/// budget is refused (429) before any token look-up for as long as the limiter
+/// says, so guessing connection ids or tokens costs the database nothing. Only
+/// failures count: an IdP with a valid token is never slowed by this.
+///
+/// The address is the TCP peer: behind a load balancer every client shares
+/// it, so there set the budget to what the whole fleet of IdPs may fail.
+pub struct FailedAuthLimiter {
+    limiter: Option<DefaultKeyedRateLimiter<std::net::IpAddr>>,
+    blocked: moka::sync::Cache<std::net::IpAddr, std::time::Instant>,
+    clock: DefaultClock,
+}
+
+impl FailedAuthLimiter {
+    /// `per_second == 0` turns limiting off.
+    pub fn new(per_second: u32) -> Self {
+        let limiter = NonZeroU32::new(per_second)
+            .map(|rate| RateLimiter::keyed(Quota::per_second(rate).allow_burst(rate)));
+        Self {
+            limiter,
+            // Bounded, so a flood from many addresses cannot grow it without end.
+            blocked: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(std::time::Duration::from_secs(60))
+                .build(),
+            clock: DefaultClock::default(),
+        }
+    }
+
+    /// # Errors
+    /// `RateLimited` while `addr` is over its budget of failures.
+    pub fn admit(&self, addr: Option<std::net::IpAddr>) -> Result<(), ScimError> {
+        let Some(addr) = addr.filter(|_| self.limiter.is_some()) else {
+            return Ok(());
+        };
+        match self.blocked.get(&addr) {
+            Some(until) if until > std::time::Instant::now() => {
+                let wait = until.saturating_duration_since(std::time::Instant::now());
+                Err(ScimError::RateLimited {
+                    retry_after_secs: wait.as_secs().max(1),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Counts one failed authentication from `addr`.
+    pub fn failed(&self, addr: Option<std::net::IpAddr>) {
+        let (Some(limiter), Some(addr)) = (&self.limiter, addr) else {
+            return;
+        };
+        if let Err(not_until) = limiter.check_key(&addr) {
+            let wait = not_until.wait_time_from(self.clock.now());
+            self.blocked.insert(
+                addr,
+                std::time::Instant::now() + wait.max(std::time::Duration::from_millis(100)),
+            );
+        }
+        // The keyed limiter keeps a cell per address: drop the idle ones now
+        // and then so its memory follows the current attackers, not all past ones.
+        if limiter.len() > 10_000 {
+            limiter.retain_recent();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -61,5 +127,24 @@ mod tests {
         assert!(limiter.check(quiet).is_ok());
         let unlimited = ScimRateLimiter::new(0, 0);
         assert!((0..1000).all(|_| unlimited.check(busy).is_ok()));
+    }
+
+    #[test]
+    fn an_address_that_keeps_failing_is_refused_and_others_are_not() {
+        let limiter = FailedAuthLimiter::new(2);
+        let (noisy, quiet) = (
+            Some(std::net::IpAddr::from([10, 0, 0, 1])),
+            Some(std::net::IpAddr::from([10, 0, 0, 2])),
+        );
+        for _ in 0..3 {
+            assert!(limiter.admit(noisy).is_ok());
+            limiter.failed(noisy);
+        }
+        assert!(matches!(
+            limiter.admit(noisy),
+            Err(ScimError::RateLimited { .. })
+        ));
+        assert!(limiter.admit(quiet).is_ok());
+        assert!(FailedAuthLimiter::new(0).admit(noisy).is_ok());
     }
 }

@@ -145,15 +145,17 @@ pub async fn list_users(
     } else {
         Vec::new()
     };
+    // Grouped once by user: a page of 1,000 users may hold 100,000 memberships.
+    let mut groups_by_user: std::collections::HashMap<ResourceId, Vec<(ResourceId, String)>> =
+        std::collections::HashMap::new();
+    for (user, group, name) in memberships {
+        groups_by_user.entry(user).or_default().push((group, name));
+    }
     let resources = listed
         .items
         .iter()
         .map(|user| {
-            let groups: Vec<(ResourceId, String)> = memberships
-                .iter()
-                .filter(|(u, _, _)| *u == user.id)
-                .map(|(_, g, name)| (*g, name.clone()))
-                .collect();
+            let groups = groups_by_user.remove(&user.id).unwrap_or_default();
             render::project(render::user(user, &groups, &base), attributes, excluded)
         })
         .collect();

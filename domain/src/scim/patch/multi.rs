@@ -2,9 +2,11 @@
 //! filter describes when none matches, removing by filter or by value, and keeping a single
 //! `primary`.
 
+use std::collections::HashMap;
+
 use serde_json::{Map, Value};
 
-use super::ops::{find_key, is_multi, put, wrap, Target};
+use super::ops::{content_hash, find_key, is_multi, put, wrap, Target};
 use super::{PatchError, PatchOp};
 use crate::scim::eval::matches_element;
 use crate::scim::schema::ResourceKind;
@@ -129,8 +131,26 @@ pub(super) fn remove(
                     Value::Array(items) => items.clone(),
                     single => vec![single.clone()],
                 };
+                // Hashed, not a scan per stored value: both lists may be long.
+                let mut whole: HashMap<u64, Vec<&Value>> = HashMap::new();
+                let mut ids: HashMap<u64, Vec<Value>> = HashMap::new();
+                for g in &given {
+                    whole.entry(content_hash(g)).or_default().push(g);
+                    if let Some(id) = value_id(g).filter(|id| !id.is_null()) {
+                        ids.entry(content_hash(&id)).or_default().push(id);
+                    }
+                }
                 let mut items = take_array(map, key);
-                items.retain(|item| !given.iter().any(|g| same_value(item, g)));
+                items.retain(|item| {
+                    let equal = whole
+                        .get(&content_hash(item))
+                        .is_some_and(|bucket| bucket.contains(&item));
+                    let same_id = value_id(item).is_some_and(|id| {
+                        ids.get(&content_hash(&id))
+                            .is_some_and(|bucket| bucket.contains(&id))
+                    });
+                    !(equal || same_id)
+                });
                 restore_array(map, key, items);
             }
             _ => {
@@ -177,16 +197,12 @@ pub(super) fn remove(
     Ok(())
 }
 
-/// Whether a stored element is the one a remove `value` names: equal, or the same `value`.
-fn same_value(item: &Value, given: &Value) -> bool {
-    if item == given {
-        return true;
-    }
-    let id = |v: &Value| match v {
+/// What identifies an element: its `value`, or the element itself when it is a primitive.
+fn value_id(v: &Value) -> Option<Value> {
+    match v {
         Value::Object(m) => find_key(m, "value").and_then(|k| m.get(&k).cloned()),
         other => Some(other.clone()),
-    };
-    matches!((id(item), id(given)), (Some(a), Some(b)) if a == b && !a.is_null())
+    }
 }
 
 pub(super) fn take_array(map: &mut Map<String, Value>, key: &str) -> Vec<Value> {

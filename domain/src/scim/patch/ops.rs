@@ -325,12 +325,19 @@ fn set(
         } else {
             Vec::new()
         };
+        // Linear, not quadratic: a PATCH may carry tens of thousands of values.
+        let mut present = ValueSet::of(&items);
+        let mut newest_primary = None;
         for item in incoming {
-            if !items.contains(&item) {
+            if present.insert(&items, &item) {
+                if item.get("primary").and_then(Value::as_bool) == Some(true) {
+                    newest_primary = Some(items.len());
+                }
                 items.push(item);
-                let last = items.len().saturating_sub(1);
-                single_primary(&mut items, last);
             }
+        }
+        if let Some(last) = newest_primary {
+            single_primary(&mut items, last);
         }
         if items.is_empty() {
             map.remove(key);
@@ -359,6 +366,66 @@ fn set(
     }
     map.insert(key.to_owned(), value);
     Ok(())
+}
+
+/// Which values an array already holds, by a hash of their content (JSON
+/// values are not `Hash`); equal hashes are confirmed with `==`.
+pub(super) struct ValueSet(std::collections::HashMap<u64, Vec<usize>>);
+
+impl ValueSet {
+    pub(super) fn of(items: &[Value]) -> Self {
+        let mut set = Self(std::collections::HashMap::with_capacity(items.len()));
+        for (i, item) in items.iter().enumerate() {
+            set.0.entry(content_hash(item)).or_default().push(i);
+        }
+        set
+    }
+
+    /// Records `item` as the next element of `items` unless an equal one is
+    /// there; `true` when it was new.
+    pub(super) fn insert(&mut self, items: &[Value], item: &Value) -> bool {
+        let slots = self.0.entry(content_hash(item)).or_default();
+        if slots
+            .iter()
+            .any(|&i| items.get(i).is_some_and(|existing| existing == item))
+        {
+            return false;
+        }
+        slots.push(items.len());
+        true
+    }
+}
+
+/// A hash of a JSON value that equal values share whatever their key order.
+pub(super) fn content_hash(value: &Value) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    let mut pending = vec![value];
+    while let Some(value) = pending.pop() {
+        match value {
+            Value::Null => 0u8.hash(&mut hasher),
+            Value::Bool(b) => (1u8, b).hash(&mut hasher),
+            Value::Number(n) => (2u8, n.to_string()).hash(&mut hasher),
+            Value::String(s) => (3u8, s).hash(&mut hasher),
+            Value::Array(items) => {
+                (4u8, items.len()).hash(&mut hasher);
+                pending.extend(items.iter().rev());
+            }
+            Value::Object(map) => {
+                // Keys in sorted order, so insertion order does not matter.
+                let mut keys: Vec<&String> = map.keys().collect();
+                keys.sort();
+                (5u8, keys.len()).hash(&mut hasher);
+                for key in keys.iter().rev() {
+                    if let Some(v) = map.get(*key) {
+                        pending.push(v);
+                    }
+                }
+                keys.hash(&mut hasher);
+            }
+        }
+    }
+    hasher.finish()
 }
 
 /// Sets `name` in `map` reusing an existing key's spelling; null removes it.

@@ -435,3 +435,62 @@ fn a_path_naming_a_whole_extension_targets_its_object() {
     .unwrap();
     assert!(u.get(ENTERPRISE).is_none());
 }
+
+/// The reported stall: one `add` of 120,000 values took 44 s (a `contains`
+/// per value). Hashing makes it linear; the bound is generous for debug builds.
+#[test]
+fn a_large_multi_valued_add_and_remove_take_linear_time() {
+    let mut resource = json!({"userName": "a"});
+    let values: Vec<Value> = (0..120_000).map(|i| json!(i)).collect();
+    let started = std::time::Instant::now();
+    let ops = [PatchOperation {
+        op: PatchOp::Add,
+        path: Some("x".into()),
+        value: Some(Value::Array(values.clone())),
+    }];
+    apply_patch(&mut resource, &ops, ResourceKind::User).expect("applies");
+    let again = [PatchOperation {
+        op: PatchOp::Add,
+        path: Some("x".into()),
+        value: Some(Value::Array(values)),
+    }];
+    apply_patch(&mut resource, &again, ResourceKind::User).expect("applies");
+    assert_eq!(resource["x"].as_array().map(Vec::len), Some(120_000));
+    let removal: Vec<Value> = (0..60_000).map(|i| json!({"value": i * 2})).collect();
+    let remove = [PatchOperation {
+        op: PatchOp::Remove,
+        path: Some("x".into()),
+        value: Some(Value::Array(removal)),
+    }];
+    apply_patch(&mut resource, &remove, ResourceKind::User).expect("applies");
+    assert_eq!(resource["x"].as_array().map(Vec::len), Some(60_000));
+    assert_eq!(resource["x"][0], json!(1));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn the_newest_primary_value_wins_among_many_added() {
+    let mut resource = json!({"userName": "a", "emails": [{"value": "old@x", "primary": true}]});
+    let ops = [PatchOperation {
+        op: PatchOp::Add,
+        path: Some("emails".into()),
+        value: Some(json!([
+            {"value": "a@x", "primary": true},
+            {"value": "b@x", "primary": true},
+            {"value": "c@x"}
+        ])),
+    }];
+    apply_patch(&mut resource, &ops, ResourceKind::User).expect("applies");
+    let primaries: Vec<&str> = resource["emails"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["primary"] == json!(true))
+        .filter_map(|e| e["value"].as_str())
+        .collect();
+    assert_eq!(primaries, ["b@x"]);
+}

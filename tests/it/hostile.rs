@@ -1,0 +1,399 @@
+//! One tenant cannot hurt another: what a hostile or careless tenant admin or
+//! IdP could send, each answered with a clear 4xx (or served correctly), never
+//! a 5xx, a stall or a crash of the shared process.
+
+use serde_json::{json, Value};
+
+use crate::scim::{patch, Directory};
+
+impl Directory {
+    async fn admin_call(&self, method: &str, rest: &str, body: Option<Value>) -> (u16, Value) {
+        let token = self.app.tokens.platform();
+        self.app
+            .call(
+                method,
+                &format!("/api/v1/orgs/{}{rest}", self.org),
+                Some(&token),
+                body,
+            )
+            .await
+    }
+}
+
+#[actix_web::test]
+async fn the_tree_stops_at_its_depth_limit_and_a_deep_tree_still_renders() {
+    let app = crate::support::TestApp::spawn_with(|s| s.limits.org_depth = 40).await;
+    let platform = app.tokens.platform();
+    let (_, root) = app
+        .call(
+            "POST",
+            "/api/v1/orgs",
+            Some(&platform),
+            Some(json!({"name": "Deep", "slug": "deep"})),
+        )
+        .await;
+    let root = root["id"].as_str().unwrap().to_owned();
+    let mut parent = root.clone();
+    for level in 1..=40 {
+        let (status, child) = app
+            .call(
+                "POST",
+                &format!("/api/v1/orgs/{parent}/children"),
+                Some(&platform),
+                Some(json!({"name": format!("L{level}"), "slug": format!("l{level}")})),
+            )
+            .await;
+        assert_eq!(status, 201, "level {level}: {child}");
+        parent = child["id"].as_str().unwrap().to_owned();
+    }
+    let (status, problem) = app
+        .call(
+            "POST",
+            &format!("/api/v1/orgs/{parent}/children"),
+            Some(&platform),
+            Some(json!({"name": "Too deep", "slug": "too-deep"})),
+        )
+        .await;
+    assert_eq!(status, 422, "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("limits.org_depth"),
+        "{problem}"
+    );
+
+    let (status, tree) = app
+        .call(
+            "GET",
+            &format!("/api/v1/orgs/{root}/tree"),
+            Some(&platform),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let mut depth = 0;
+    let mut node = &tree;
+    while let Some(child) = node["children"].as_array().and_then(|c| c.first()) {
+        depth += 1;
+        node = child;
+    }
+    assert_eq!(depth, 40, "the tree is nested level by level");
+    assert_eq!(node["name"], "L40");
+    app.finish().await;
+}
+
+#[actix_web::test]
+async fn a_children_limit_bounds_one_parent() {
+    let app = crate::support::TestApp::spawn_with(|s| s.limits.org_children = 2).await;
+    let platform = app.tokens.platform();
+    let (_, root) = app
+        .call(
+            "POST",
+            "/api/v1/orgs",
+            Some(&platform),
+            Some(json!({"name": "Wide", "slug": "wide"})),
+        )
+        .await;
+    let root = root["id"].as_str().unwrap();
+    let mut statuses = Vec::new();
+    for i in 0..3 {
+        let (status, _) = app
+            .call(
+                "POST",
+                &format!("/api/v1/orgs/{root}/children"),
+                Some(&platform),
+                Some(json!({"name": format!("C{i}"), "slug": format!("c{i}")})),
+            )
+            .await;
+        statuses.push(status);
+    }
+    assert_eq!(statuses, [201, 201, 422]);
+    app.finish().await;
+}
+
+#[actix_web::test]
+async fn oversized_multi_valued_patches_are_refused_by_name_and_change_nothing() {
+    let dir = Directory::new().await;
+    let user = dir.user("ada@example.com").await;
+    // The reported attack: one add of 120,000 values (0.8 MB, under the body limit).
+    let values: Vec<u32> = (0..120_000).collect();
+    let (status, error) = dir
+        .scim(
+            "PATCH",
+            &format!("/Users/{user}"),
+            Some(patch(json!([{"op": "add", "path": "x", "value": values}]))),
+        )
+        .await;
+    assert_eq!(status, 400, "{error}");
+    assert_eq!(error["scimType"], "invalidValue");
+    assert!(error["detail"]
+        .as_str()
+        .unwrap()
+        .contains("limits.scim_attribute_values"));
+
+    // Within the limit it applies, and duplicates collapse.
+    let mut values: Vec<u32> = (0..1000).collect();
+    values.extend(0..1000);
+    let (status, patched) = dir
+        .scim(
+            "PATCH",
+            &format!("/Users/{user}"),
+            Some(patch(json!([{"op": "add", "path": "x", "value": values}]))),
+        )
+        .await;
+    assert_eq!(status, 200, "{patched}");
+    assert_eq!(patched["x"].as_array().unwrap().len(), 1000);
+    // Growing it one PATCH at a time stops at the same bound.
+    let (status, error) = dir
+        .scim(
+            "PATCH",
+            &format!("/Users/{user}"),
+            Some(patch(json!([{"op": "add", "path": "x", "value": [5000]}]))),
+        )
+        .await;
+    assert_eq!(status, 400, "{error}");
+
+    // Too many operations in one request.
+    let ops: Vec<Value> = (0..1001)
+        .map(|i| json!({"op": "replace", "path": "displayName", "value": format!("n{i}")}))
+        .collect();
+    let (status, error) = dir
+        .scim("PATCH", &format!("/Users/{user}"), Some(patch(json!(ops))))
+        .await;
+    assert_eq!(status, 413, "{error}");
+    assert!(error["detail"]
+        .as_str()
+        .unwrap()
+        .contains("limits.scim_patch_operations"));
+
+    // A resource past the size bound.
+    let (status, error) = dir
+        .scim(
+            "PATCH",
+            &format!("/Users/{user}"),
+            Some(patch(
+                json!([{"op": "replace", "path": "title", "value": "t".repeat(70_000)}]),
+            )),
+        )
+        .await;
+    assert_eq!(status, 400, "{error}");
+    assert!(error["detail"]
+        .as_str()
+        .unwrap()
+        .contains("limits.scim_resource_bytes"));
+    let (_, current) = dir.scim("GET", &format!("/Users/{user}"), None).await;
+    assert!(current.get("title").is_none(), "nothing was changed");
+    dir.app.finish().await;
+}
+
+#[actix_web::test]
+async fn a_group_with_an_extension_object_is_answered_as_valid_json() {
+    let dir = Directory::new().await;
+    let user = dir.user("ada@example.com").await;
+    let body = json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group", "urn:example:ext:1.0"],
+        "displayName": "Finance",
+        "urn:example:ext:1.0": {"cost": "42", "nested": {"deeper": {"x": 1}}},
+        "members": [{"value": user}]
+    });
+    let (status, created) = dir.scim("POST", "/Groups", Some(body)).await;
+    assert_eq!(status, 201, "{created}");
+    assert!(created.is_object(), "not JSON: {created}");
+    assert_eq!(created["urn:example:ext:1.0"]["nested"]["deeper"]["x"], 1);
+    assert_eq!(created["members"][0]["value"], user.as_str());
+    let id = created["id"].as_str().unwrap();
+
+    let (status, fetched) = dir.scim("GET", &format!("/Groups/{id}"), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(fetched["urn:example:ext:1.0"]["cost"], "42", "{fetched}");
+    let (status, patched) = dir
+        .scim(
+            "PATCH",
+            &format!("/Groups/{id}"),
+            Some(patch(
+                json!([{"op": "replace", "path": "displayName", "value": "Finance EU"}]),
+            )),
+        )
+        .await;
+    assert_eq!(status, 200, "{patched}");
+    assert_eq!(patched["displayName"], "Finance EU");
+    assert_eq!(patched["members"].as_array().unwrap().len(), 1);
+    dir.app.finish().await;
+}
+
+#[actix_web::test]
+async fn an_unknown_member_type_is_refused_and_known_ones_are_normalised() {
+    let dir = Directory::new().await;
+    let user = dir.user("ada@example.com").await;
+    let long_type = "x".repeat(40);
+    let (status, error) = dir
+        .scim(
+            "POST",
+            "/Groups",
+            Some(json!({"displayName": "G", "members": [{"value": user, "type": long_type}]})),
+        )
+        .await;
+    assert_eq!(status, 400, "{error}");
+    assert_eq!(error["scimType"], "invalidValue");
+    let (status, group) = dir
+        .scim(
+            "POST",
+            "/Groups",
+            Some(json!({"displayName": "G", "members": [{"value": user, "type": "user"}]})),
+        )
+        .await;
+    assert_eq!(status, 201, "{group}");
+    assert_eq!(group["members"][0]["type"], "User");
+    let id = group["id"].as_str().unwrap();
+    let (status, error) = dir
+        .scim(
+            "PATCH",
+            &format!("/Groups/{id}"),
+            Some(patch(json!([{"op": "add", "path": "members",
+                "value": [{"value": user, "type": "y".repeat(40)}]}]))),
+        )
+        .await;
+    assert_eq!(status, 400, "{error}");
+    dir.app.finish().await;
+}
+
+#[actix_web::test]
+async fn exported_cells_that_spreadsheets_would_run_are_defused() {
+    let dir = Directory::new().await;
+    let (status, member) = dir
+        .admin_call(
+            "POST",
+            "/members",
+            Some(json!({"email": "eve@example.com", "name": "=HYPERLINK(\"http://x\",\"y\")"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{member}");
+    let app =
+        actix_web::test::init_service(orgsync_api::http::app(dir.app.runtime.state.clone())).await;
+    let response = crate::support::call(
+        &app,
+        "GET",
+        &format!("/api/v1/orgs/{}/members.csv", dir.org),
+        Some(&dir.app.tokens.platform()),
+        None,
+    )
+    .await;
+    assert_eq!(response.status().as_u16(), 200);
+    let csv = String::from_utf8(actix_web::test::read_body(response).await.to_vec()).unwrap();
+    assert!(
+        csv.contains("'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")"),
+        "{csv}"
+    );
+    assert!(!csv.contains("\"=HYPERLINK"), "{csv}");
+    dir.app.finish().await;
+}
+
+#[actix_web::test]
+async fn a_group_filter_reaches_only_the_orgs_own_directory() {
+    let dir = Directory::new().await;
+    let user = dir.user("ada@example.com").await;
+    let (_, group) = dir
+        .scim(
+            "POST",
+            "/Groups",
+            Some(json!({"displayName": "G", "members": [{"value": user}]})),
+        )
+        .await;
+    let group = group["id"].as_str().unwrap();
+    let (status, _) = dir
+        .admin_call("GET", &format!("/members?group={group}"), None)
+        .await;
+    assert_eq!(status, 200);
+    let elsewhere = uuid::Uuid::now_v7();
+    let (status, problem) = dir
+        .admin_call("GET", &format!("/members?group={elsewhere}"), None)
+        .await;
+    assert_eq!(status, 422, "{problem}");
+    dir.app.finish().await;
+}
+
+#[actix_web::test]
+async fn concurrent_adds_of_one_email_make_one_member() {
+    let dir = Directory::new().await;
+    let attempts = futures::future::join_all((0..8).map(|i| {
+        dir.admin_call(
+            "POST",
+            "/members",
+            Some(
+                json!({"email": if i % 2 == 0 { "Same@Example.com" } else { "same@example.com" }}),
+            ),
+        )
+    }))
+    .await;
+    let created = attempts.iter().filter(|(status, _)| *status == 201).count();
+    let conflicts = attempts.iter().filter(|(status, _)| *status == 409).count();
+    assert_eq!((created, conflicts), (1, 7), "{attempts:?}");
+    dir.app.finish().await;
+}
+
+#[actix_web::test]
+async fn previews_answer_a_page_at_a_time_with_one_confirmation() {
+    let dir = Directory::new().await;
+    for i in 0..5 {
+        dir.user(&format!("u{i}@example.com")).await;
+    }
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut confirmations = Vec::new();
+    loop {
+        let query = match &cursor {
+            Some(c) => format!("/provisioning/preview?limit=2&cursor={c}"),
+            None => "/provisioning/preview?limit=2".to_owned(),
+        };
+        let (status, page) = dir
+            .admin_call("POST", &query, Some(json!({"mode": "scim"})))
+            .await;
+        assert_eq!(status, 200, "{page}");
+        assert_eq!(page["counts"]["adds"], 5);
+        confirmations.push(page["confirmation"].clone());
+        let adds = page["changes"]["adds"].as_array().unwrap();
+        assert!(adds.len() <= 2);
+        seen.extend(
+            adds.iter()
+                .map(|a| a["member"]["email"].as_str().unwrap().to_owned()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 5, "every add once: {seen:?}");
+    assert!(confirmations.windows(2).all(|w| w[0] == w[1]));
+    let (status, _) = dir
+        .admin_call(
+            "POST",
+            "/provisioning/preview?limit=100000",
+            Some(json!({"mode": "scim"})),
+        )
+        .await;
+    assert_eq!(status, 422, "a page larger than limits.preview_page");
+    dir.app.finish().await;
+}
+
+#[test]
+fn deploy_files_ship_no_usable_secret() {
+    let deploy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy");
+    let compose = std::fs::read_to_string(deploy.join("compose.yaml")).unwrap();
+    assert!(
+        compose.contains("${ORGSYNC_JWT_SECRET:?"),
+        "compose must require the operator's secret"
+    );
+    let example = std::fs::read_to_string(deploy.join("k8s/secret.example.yaml")).unwrap();
+    for line in compose.lines().chain(example.lines()) {
+        if let Some((_, value)) = line.split_once("JWT_SECRET:") {
+            let value = value.split('#').next().unwrap().trim().trim_matches('"');
+            assert!(
+                value.is_empty() || value.starts_with("${"),
+                "a literal secret ships in deploy/: {line}"
+            );
+        }
+    }
+}

@@ -53,3 +53,20 @@ async fn the_openapi_document_covers_exactly_the_routes_served() {
     assert!(html.as_str().unwrap().contains("/api/v1/openapi.json"));
     app.finish().await;
 }
+
+/// What schemathesis (`scripts/schemathesis`) found: the document promised
+/// JSON where the server rightly answers nothing, CSV or Prometheus text.
+#[actix_web::test]
+async fn the_document_names_the_media_types_the_server_answers_with() {
+    let app = TestApp::spawn().await;
+    let (_, doc) = app.call("GET", "/api/v1/openapi.json", None, None).await;
+    let paths = &doc["paths"];
+    let deleted = &paths["/api/v1/orgs/{org}"]["delete"]["responses"]["204"];
+    assert!(deleted.get("content").is_none(), "{deleted}");
+    let csv = &paths["/api/v1/orgs/{org}/members.csv"]["get"]["responses"]["200"]["content"];
+    assert!(csv.get("text/csv").is_some(), "{csv}");
+    let rotated =
+        &paths["/api/v1/orgs/{org}/connections/{conn}/directory-sync/token"]["post"]["responses"];
+    assert!(rotated.get("201").is_some(), "{rotated}");
+    app.finish().await;
+}

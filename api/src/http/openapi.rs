@@ -88,21 +88,34 @@ pub fn document() -> OpenApi {
             Method::POST if route.path.ends_with("/syncs") || route.path.ends_with("/retry") => {
                 ("202", "Accepted")
             }
-            Method::POST if !route.path.ends_with("preview") && !route.path.ends_with("/token") => {
-                ("201", "Created")
-            }
+            Method::POST if !route.path.ends_with("preview") => ("201", "Created"),
             _ => ("200", "OK"),
         };
-        let mut responses = ResponsesBuilder::new().response(
-            success.0,
-            ResponseBuilder::new()
-                .description(success.1)
-                .content(
-                    "application/json",
-                    ContentBuilder::new().schema(Some(json_object())).build(),
-                )
-                .build(),
-        );
+        // What the success answer carries: nothing for 204, the export as
+        // CSV, the metrics as Prometheus text, JSON otherwise.
+        let body = if success.0 == "204" {
+            None
+        } else if route.path.ends_with(".csv") {
+            Some((
+                "text/csv",
+                ObjectBuilder::new().schema_type(Type::String).build(),
+            ))
+        } else if route.path.ends_with("/metrics") {
+            Some((
+                "text/plain",
+                ObjectBuilder::new().schema_type(Type::String).build(),
+            ))
+        } else {
+            Some(("application/json", json_object().build()))
+        };
+        let mut success_response = ResponseBuilder::new().description(success.1);
+        if let Some((media_type, schema)) = body {
+            success_response = success_response.content(
+                media_type,
+                ContentBuilder::new().schema(Some(schema)).build(),
+            );
+        }
+        let mut responses = ResponsesBuilder::new().response(success.0, success_response.build());
         if route.authenticated {
             responses = responses.response(
                 "default",

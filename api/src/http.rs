@@ -13,6 +13,7 @@ mod openapi;
 mod orgs;
 pub use openapi::{document as openapi_document, route_docs};
 pub mod problem;
+mod protection;
 mod provisioning;
 mod request_id;
 pub mod routes;
@@ -90,7 +91,8 @@ pub fn app(
                 .configure(directory::routes)
                 .configure(export::routes)
                 .configure(members::routes)
-                .configure(provisioning::routes),
+                .configure(provisioning::routes)
+                .configure(protection::routes),
         )
         .configure(scim::routes)
         .configure(openapi::routes)

@@ -21,6 +21,7 @@ pub struct Metrics {
     sync_jobs: IntGaugeVec,
     queue_depth: IntGauge,
     pending_events: IntGauge,
+    held_removals: IntGauge,
     db_connections: IntGaugeVec,
 }
 
@@ -95,6 +96,13 @@ impl Metrics {
                     "Directory changes not yet applied, summed over orgs",
                 )?,
             ),
+            held_removals: register(
+                &registry,
+                IntGauge::new(
+                    "held_removal_orgs",
+                    "Organizations whose removals deletion protection holds for an admin",
+                )?,
+            ),
             db_connections: register(
                 &registry,
                 IntGaugeVec::new(
@@ -144,6 +152,9 @@ impl Metrics {
         }
         if let Ok(pending) = db.pending_events().await {
             self.pending_events.set(pending);
+        }
+        if let Ok(held) = db.held_removal_orgs().await {
+            self.held_removals.set(held);
         }
         if let Ok(Some(depth)) = queue.depth().await {
             self.queue_depth

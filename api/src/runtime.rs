@@ -15,8 +15,8 @@ use orgsync_domain::service::{
 use orgsync_infra::worker::{Worker, WorkerSettings};
 use orgsync_infra::{
     Database, DatabaseHealth, LocalJobQueue, OsSecretSource, QueueHealth, RedisJobQueue,
-    SqlConnectionRepository, SqlDirectoryRepository, SqlMembershipRepository, SqlOrgRepository,
-    SqlSyncRunRepository,
+    SqlConnectionRepository, SqlDeletionProtection, SqlDirectoryRepository,
+    SqlMembershipRepository, SqlOrgRepository, SqlSyncRunRepository,
 };
 use rand::RngCore;
 
@@ -86,6 +86,7 @@ impl Runtime {
                 directory: directory.clone(),
                 members: Arc::new(SqlMembershipRepository::new(db.clone())),
                 runs: Arc::new(SqlSyncRunRepository::new(db.clone())),
+                protection: Arc::new(SqlDeletionProtection::new(db.clone())),
                 queue: queue.clone(),
                 clock: clock.clone(),
                 jobs: JobPolicy {

@@ -4,6 +4,7 @@
 mod audit_log;
 mod clock;
 mod connection_repository;
+mod deletion_protection;
 mod directory_repository;
 mod health;
 mod membership_repository;
@@ -15,6 +16,7 @@ mod sync_run_repository;
 pub use audit_log::AuditLog;
 pub use clock::{Clock, SystemClock};
 pub use connection_repository::ConnectionRepository;
+pub use deletion_protection::DeletionProtection;
 pub use directory_repository::{DirectoryRepository, Listed};
 pub use health::HealthCheck;
 pub use membership_repository::MembershipRepository;

@@ -4,6 +4,7 @@
 mod connections;
 mod members;
 mod orgs;
+mod protection;
 mod scim;
 mod status;
 mod sync;

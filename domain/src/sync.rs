@@ -4,10 +4,12 @@
 
 mod job;
 mod preview;
+mod protection;
 mod run;
 mod settings;
 
 pub use job::{retry_delay, run_status, SyncJob};
 pub use preview::{restrict, Preview, PreviewPage};
+pub use protection::{hold, DeletionThreshold, HeldRemovals, HeldSource, HELD_SHARE_PERCENT};
 pub use run::{RunStatus, SyncKind, SyncRun, SyncScope};
 pub use settings::{CustomRole, MemberFilter, MembershipSettings};

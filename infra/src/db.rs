@@ -97,6 +97,21 @@ impl Database {
         Ok(row.and_then(|r| r.n).unwrap_or(0).max(0))
     }
 
+    /// Orgs whose removals deletion protection holds for an admin.
+    pub async fn held_removal_orgs(&self) -> Result<i64, DbErr> {
+        #[derive(sea_orm::FromQueryResult)]
+        struct Row {
+            n: i64,
+        }
+        let row = Row::find_by_statement(sea_orm::Statement::from_string(
+            self.backend(),
+            "SELECT COUNT(*) AS n FROM held_removals",
+        ))
+        .one(&self.conn)
+        .await?;
+        Ok(row.map_or(0, |r| r.n))
+    }
+
     /// Open and idle pool connections.
     pub fn pool_usage(&self) -> (u32, usize) {
         match self.backend() {

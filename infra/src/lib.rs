@@ -14,6 +14,7 @@
 pub mod audit_log;
 pub mod connection_repository;
 pub mod db;
+pub mod deletion_protection_repository;
 pub mod directory_repository;
 pub mod entity;
 pub mod filter_sql;
@@ -27,6 +28,7 @@ pub mod worker;
 pub use audit_log::SqlAuditLog;
 pub use connection_repository::SqlConnectionRepository;
 pub use db::{Database, DatabaseHealth};
+pub use deletion_protection_repository::SqlDeletionProtection;
 pub use directory_repository::SqlDirectoryRepository;
 pub use membership_repository::SqlMembershipRepository;
 pub use org_repository::SqlOrgRepository;

@@ -168,6 +168,21 @@ fn rows_to_members(rows: Vec<MemberRow>) -> Result<Vec<Member>> {
 
 #[async_trait::async_trait]
 impl MembershipRepository for SqlMembershipRepository {
+    async fn count_members(&self, org: OrgId) -> Result<u64> {
+        #[derive(FromQueryResult)]
+        struct Row {
+            members: i64,
+        }
+        let row = Row::find_by_statement(self.stmt(
+            "SELECT COUNT(*) AS members FROM members WHERE org_id = $1",
+            vec![org.0.into()],
+        ))
+        .one(self.db.connection())
+        .await
+        .map_err(db_err)?;
+        Ok(row.map_or(0, |r| u64::try_from(r.members).unwrap_or(0)))
+    }
+
     async fn all_members(&self, org: OrgId) -> Result<Vec<Member>> {
         // Streamed: raw rows are converted one by one instead of all held first.
         let mut rows = MemberRow::find_by_statement(self.stmt(

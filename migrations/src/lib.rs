@@ -11,6 +11,7 @@ mod m20261125_000003_create_membership;
 mod m20261125_000004_create_sync_jobs;
 mod m20261125_000005_create_audit_events;
 mod m20261202_000006_unique_manual_member_email;
+mod m20261202_000007_deletion_protection;
 
 pub struct Migrator;
 
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000004_create_sync_jobs::Migration),
             Box::new(m20261125_000005_create_audit_events::Migration),
             Box::new(m20261202_000006_unique_manual_member_email::Migration),
+            Box::new(m20261202_000007_deletion_protection::Migration),
         ]
     }
 }

@@ -45,7 +45,7 @@ struct Args {
     /// Seconds per timed scenario.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
-    /// Which benchmarks: `scim`, `sync`, `queue`, `cascade` or `all`.
+    /// Which benchmarks: `scim`, `sync`, `queue`, `cascade`, `hostile` or `all`.
     #[arg(long, default_value = "all")]
     only: String,
     /// Directory groups for the sync benchmark.
@@ -298,6 +298,9 @@ async fn main() {
     let run = Duration::from_secs(args.seconds);
     if args.only == "scim" || args.only == "all" {
         scim_benchmarks(&args, target.clone(), &db, conn_id, run).await;
+    }
+    if args.only == "hostile" || args.only == "all" {
+        hostile_benchmark(target.clone(), &base, run).await;
     }
     if args.only == "queue" || args.only == "all" {
         queue_benchmark(&args.redis, &format!("{name}-queue:")).await;
@@ -1108,4 +1111,89 @@ async fn confirmed_put(api: &Target, org: &str, rest: &str, body: Value) {
         assert_eq!(status, 409, "{answer}");
     }
     panic!("{rest} kept changing under its preview");
+}
+
+/// The heaviest SCIM requests the limits allow (bodies near `server.body_limit`,
+/// the most operations and values, most of them refused only after the work),
+/// sent by 4 clients while a fifth polls `/healthz`: the shared process must
+/// keep answering its probe.
+async fn hostile_benchmark(target: Arc<Target>, base: &str, run: Duration) {
+    println!("hostile input: 4 clients sending the heaviest allowed PATCHes, 1 polling /healthz");
+    let (status, user) = target
+        .send(
+            reqwest::Method::POST,
+            "/Users",
+            Some(json!({"userName": "heavy@bench.example"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{user}");
+    let user = user["id"].as_str().unwrap().to_owned();
+    let heavy: Vec<Value> = vec![
+        // 1,000 distinct values of ~900 bytes (~0.9 MB): applied, then refused by size.
+        patch(json!([{"op": "add", "path": "x",
+            "value": (0..1000).map(|i| format!("{i:0>900}")).collect::<Vec<_>>()}])),
+        // 1,000 operations, each a filtered add on a multi-valued attribute.
+        patch(json!((0..1000)
+            .map(|i| json!({"op": "add",
+            "path": format!("emails[type eq \"t{}\"].value", i % 50),
+            "value": format!("u{i}@bench.example")}))
+            .collect::<Vec<_>>())),
+        // 120,000 values (the reported 44 s stall): refused before any work.
+        patch(json!([{"op": "add", "path": "y", "value": (0..120_000).collect::<Vec<_>>()}])),
+    ];
+    let started = Instant::now();
+    let mut clients = Vec::new();
+    for c in 0..4 {
+        let (target, user, heavy) = (target.clone(), user.clone(), heavy.clone());
+        clients.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut i = c;
+            while started.elapsed() < run {
+                let t0 = Instant::now();
+                let (status, _) = target
+                    .send(
+                        reqwest::Method::PATCH,
+                        &format!("/Users/{user}"),
+                        Some(heavy[i % heavy.len()].clone()),
+                    )
+                    .await;
+                assert!(status < 500, "{status} on a heavy PATCH");
+                latencies.push(t0.elapsed());
+                i += 1;
+            }
+            latencies
+        }));
+    }
+    let http = reqwest::Client::new();
+    let mut probes = Vec::new();
+    while started.elapsed() < run {
+        let t0 = Instant::now();
+        let ok = http
+            .get(format!("{base}/healthz"))
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success());
+        assert!(ok, "/healthz did not answer");
+        probes.push(t0.elapsed());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut heavy_latencies = Vec::new();
+    for client in clients {
+        heavy_latencies.extend(client.await.unwrap());
+    }
+    Stats {
+        name: "heaviest allowed SCIM PATCHes (3 kinds, 4 clients)".into(),
+        count: heavy_latencies.len(),
+        elapsed: started.elapsed(),
+        latencies: heavy_latencies,
+    }
+    .print();
+    Stats {
+        name: "GET /healthz meanwhile (every 10 ms)".into(),
+        count: probes.len(),
+        elapsed: started.elapsed(),
+        latencies: probes,
+    }
+    .print();
 }

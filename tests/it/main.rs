@@ -17,6 +17,7 @@ mod hostile;
 mod isolation;
 mod openapi;
 mod orgs;
+mod protection;
 mod queue;
 mod restart;
 mod scim;

@@ -12,7 +12,9 @@ use utoipa::openapi::{
 };
 
 use super::routes::RouteDoc;
-use super::{audit, connections, directory, export, health, members, orgs, provisioning};
+use super::{
+    audit, connections, directory, export, health, members, orgs, protection, provisioning,
+};
 
 /// Every documented route: exactly the routes the app registers from the same tables.
 pub fn route_docs() -> Vec<RouteDoc> {
@@ -24,6 +26,7 @@ pub fn route_docs() -> Vec<RouteDoc> {
         export::table(),
         members::table(),
         provisioning::table(),
+        protection::table(),
         health::table(),
     ]
     .iter()
@@ -85,10 +88,15 @@ pub fn document() -> OpenApi {
         }
         let success = match route.method {
             Method::DELETE => ("204", "Done"),
+            Method::POST if route.path.ends_with("/reject") => ("204", "Done"),
             Method::POST if route.path.ends_with("/syncs") || route.path.ends_with("/retry") => {
                 ("202", "Accepted")
             }
-            Method::POST if !route.path.ends_with("preview") => ("201", "Created"),
+            Method::POST
+                if !route.path.ends_with("preview") && !route.path.ends_with("/confirm") =>
+            {
+                ("201", "Created")
+            }
             _ => ("200", "OK"),
         };
         // What the success answer carries: nothing for 204, the export as

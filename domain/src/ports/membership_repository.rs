@@ -17,6 +17,12 @@ pub trait MembershipRepository: Send + Sync {
     /// Only infrastructure failures.
     async fn all_members(&self, org: OrgId) -> Result<Vec<Member>>;
 
+    /// How many members `org` has.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn count_members(&self, org: OrgId) -> Result<u64>;
+
     /// # Errors
     /// Only infrastructure failures.
     async fn list_members(

@@ -98,12 +98,33 @@ impl ScimService {
         Ok(())
     }
 
-    fn check_patch_size(&self, patch: &PatchRequest) -> ScimResult<()> {
+    /// Bounds the work a PATCH can ask for before any of it is done: each
+    /// operation costs up to the size of the attribute it edits, so both the
+    /// operations and the values they carry are counted.
+    fn check_patch_size(&self, patch: &PatchRequest, kind: ResourceKind) -> ScimResult<()> {
         let operations = patch.operations.len();
         if operations > self.limits.scim_patch_operations {
             return Err(ScimError::TooLarge(format!(
                 "the PATCH has {operations} operations; at most {} are allowed per request (limits.scim_patch_operations)",
                 self.limits.scim_patch_operations
+            )));
+        }
+        let carried: usize = patch
+            .operations
+            .iter()
+            .filter_map(|op| op.value.as_ref())
+            .map(array_elements)
+            .sum();
+        // A group's members are bounded on their own (scim_members_per_request).
+        let allowed = match kind {
+            ResourceKind::User => self.limits.scim_attribute_values,
+            ResourceKind::Group => {
+                self.limits.scim_attribute_values + self.limits.scim_members_per_request
+            }
+        };
+        if carried > allowed {
+            return Err(ScimError::TooLarge(format!(
+                "the PATCH carries {carried} values; at most {allowed} are allowed per request (limits.scim_attribute_values)"
             )));
         }
         Ok(())
@@ -192,7 +213,7 @@ impl ScimService {
         if_match: Option<i64>,
     ) -> ScimResult<UserRecord> {
         patch.validate()?;
-        self.check_patch_size(patch)?;
+        self.check_patch_size(patch, ResourceKind::User)?;
         for _ in 0..PATCH_RETRIES {
             let current = self.get_user(conn, id).await?;
             check_if_match(if_match, current.version)?;
@@ -328,7 +349,7 @@ impl ScimService {
         if_match: Option<i64>,
     ) -> ScimResult<GroupRecord> {
         patch.validate()?;
-        self.check_patch_size(patch)?;
+        self.check_patch_size(patch, ResourceKind::Group)?;
         let details = member_details(patch)?;
         for _ in 0..PATCH_RETRIES {
             let current = self.get_group(conn, id).await?;
@@ -455,6 +476,23 @@ fn member_details(patch: &PatchRequest) -> ScimResult<Vec<MemberRef>> {
         }
     }
     Ok(out)
+}
+
+/// How many array elements `value` holds at any depth.
+fn array_elements(value: &Value) -> usize {
+    let mut count = 0;
+    let mut pending = vec![value];
+    while let Some(value) = pending.pop() {
+        match value {
+            Value::Array(items) => {
+                count += items.len();
+                pending.extend(items);
+            }
+            Value::Object(map) => pending.extend(map.values()),
+            _ => {}
+        }
+    }
+    count
 }
 
 /// The length of `value` as compact JSON, without building the string.

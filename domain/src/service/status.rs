@@ -33,6 +33,18 @@ pub struct SyncStatus {
     pub current: bool,
     pub last_completed_sync: Option<RunSummary>,
     pub last_error: Option<String>,
+    /// Removals deletion protection holds for an admin (`GET .../held-removals` lists them).
+    pub held_removals: Option<HeldSummary>,
+}
+
+/// The counts of a held plan, and the confirmation that applies it.
+#[derive(Debug, Clone, Serialize)]
+pub struct HeldSummary {
+    pub removals: usize,
+    pub suspensions: usize,
+    pub confirmation: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub held_at: OffsetDateTime,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -81,6 +93,17 @@ impl SyncService {
             .iter()
             .take_while(|r| r.status != RunStatus::Succeeded)
             .find_map(|r| r.error.clone());
+        let held_removals = self
+            .ports()
+            .protection
+            .held(org.id)
+            .await?
+            .map(|held| HeldSummary {
+                removals: held.removals.len(),
+                suspensions: held.suspensions.len(),
+                confirmation: held.confirmation,
+                held_at: held.held_at,
+            });
         Ok(SyncStatus {
             org_id: org.id,
             mode: org.provisioning_mode,
@@ -92,6 +115,7 @@ impl SyncService {
             current: latest == applied,
             last_completed_sync,
             last_error,
+            held_removals,
         })
     }
 

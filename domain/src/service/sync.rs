@@ -9,6 +9,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::audit::Actor;
 use crate::auth::{Action, Principal};
 use crate::directory::{ConnectionId, EntityKind, ResourceId};
 use crate::error::ConflictCode;
@@ -16,13 +17,13 @@ use crate::membership::{plan, plan_user, ChangeCounts, ChangeSet, Member, Member
 use crate::org::{OrgId, OrgKind, Organization, ProvisioningMode};
 use crate::page::{Page, PageRequest};
 use crate::ports::{
-    Clock, ConnectionRepository, DirectoryRepository, Job, JobQueue, MembershipRepository,
-    OrgRepository, SyncRunRepository,
+    Clock, ConnectionRepository, DeletionProtection, DirectoryRepository, Job, JobQueue,
+    MembershipRepository, OrgRepository, SyncRunRepository,
 };
 use crate::service::OrgService;
 use crate::sync::{
-    restrict, retry_delay, run_status, MembershipSettings, Preview, RunStatus, SyncJob, SyncKind,
-    SyncRun, SyncScope,
+    restrict, retry_delay, run_status, HeldSource, MembershipSettings, Preview, RunStatus, SyncJob,
+    SyncKind, SyncRun, SyncScope,
 };
 use crate::{Error, Result};
 
@@ -44,6 +45,7 @@ pub struct SyncPorts {
     pub directory: Arc<dyn DirectoryRepository>,
     pub members: Arc<dyn MembershipRepository>,
     pub runs: Arc<dyn SyncRunRepository>,
+    pub protection: Arc<dyn DeletionProtection>,
     pub queue: Arc<dyn JobQueue>,
     pub clock: Arc<dyn Clock>,
     pub jobs: JobPolicy,
@@ -135,7 +137,7 @@ impl SyncService {
 
     /// A full reconcile plan, and the event sequence it reflects (everything
     /// up to it is in the snapshot; later events are applied incrementally).
-    async fn plan_full(
+    pub(super) async fn plan_full(
         &self,
         org: &Organization,
         mode: ProvisioningMode,
@@ -175,7 +177,12 @@ impl SyncService {
     /// Applies a change set: adds and updated members as complete rows,
     /// removals by id. `current` holds (at least) the updated members as
     /// they were planned from.
-    async fn apply(&self, org: OrgId, changes: &ChangeSet, current: &[Member]) -> Result<()> {
+    pub(super) async fn apply(
+        &self,
+        org: OrgId,
+        changes: &ChangeSet,
+        current: &[Member],
+    ) -> Result<()> {
         if changes.is_empty() {
             return Ok(());
         }
@@ -704,7 +711,9 @@ impl SyncService {
         let Some(job) = self.ports.runs.claim(job_id, self.now()).await? else {
             return Ok(());
         };
-        let outcome = self.reconcile(job.org_id, job.scope).await;
+        let outcome = self
+            .reconcile(job.org_id, job.scope, Actor::Sync { job_id: job.id })
+            .await;
         let now = self.now();
         match outcome {
             Ok(changes) => {
@@ -715,7 +724,7 @@ impl SyncService {
                 if !changes.is_empty() {
                     self.orgs
                         .audit_as(
-                            crate::audit::Actor::Sync { job_id: job.id },
+                            Actor::Sync { job_id: job.id },
                             job.org_id,
                             "members.synced",
                             ("sync_job", job.id.to_string()),
@@ -777,8 +786,8 @@ impl SyncService {
         Ok(())
     }
 
-    /// Reconciles one org fully and applies the result.
-    async fn reconcile(&self, org: OrgId, scope: SyncScope) -> Result<ChangeSet> {
+    /// Reconciles one org fully and applies the result through the deletion gate.
+    async fn reconcile(&self, org: OrgId, scope: SyncScope, actor: Actor) -> Result<ChangeSet> {
         let org = self.ports.orgs.find(org).await?.ok_or(Error::NotFound {
             entity: "organization",
         })?;
@@ -787,7 +796,9 @@ impl SyncService {
             .plan_full(&org, org.provisioning_mode, &settings)
             .await?;
         let changes = restrict(changes, scope);
-        self.apply(org.id, &changes, &current).await?;
+        let changes = self
+            .apply_gated(org.id, changes, &current, HeldSource::Reconcile, actor)
+            .await?;
         if let (Some((conn, seq)), SyncScope::Both) = (position, scope) {
             self.ports
                 .members
@@ -816,8 +827,10 @@ impl SyncService {
         };
         let mut cursor = self.ports.members.cursor(org_id, conn).await?;
         if cursor == 0 {
-            // Never reconciled against this directory: a full reconcile sets the baseline.
-            self.reconcile(org_id, SyncScope::Both).await?;
+            // Never reconciled against this directory (a new source): a full
+            // reconcile sets the baseline, through the deletion gate.
+            self.reconcile(org_id, SyncScope::Both, scim_actor(conn))
+                .await?;
             return Ok(());
         }
         let settings = self.ports.members.settings(org_id).await?;
@@ -833,7 +846,8 @@ impl SyncService {
             };
             if events.iter().any(|e| e.entity == EntityKind::Group) {
                 // A group change can move any of its members: reconcile the org whole.
-                self.reconcile(org_id, SyncScope::Both).await?;
+                self.reconcile(org_id, SyncScope::Both, scim_actor(conn))
+                    .await?;
                 return Ok(());
             }
             let users: BTreeSet<ResourceId> = events.iter().map(|e| e.entity_id).collect();
@@ -870,7 +884,14 @@ impl SyncService {
                 combined.updates.extend(planned.updates);
                 combined.removals.extend(planned.removals);
             }
-            self.apply(org_id, &combined, &planned_from).await?;
+            self.apply_gated(
+                org_id,
+                combined,
+                &planned_from,
+                HeldSource::Directory,
+                scim_actor(conn),
+            )
+            .await?;
             cursor = last;
             self.ports
                 .members
@@ -892,6 +913,12 @@ impl SyncService {
                 payload: serde_json::json!({ "connection_id": conn }),
             })
             .await
+    }
+}
+
+fn scim_actor(conn: ConnectionId) -> Actor {
+    Actor::Scim {
+        connection_id: conn.0,
     }
 }
 

@@ -1,0 +1,151 @@
+//! Deletion protection: an org's threshold, and the removals a background
+//! sync held above it, to confirm or reject.
+
+use actix_web::http::Method;
+use actix_web::{web, HttpResponse};
+use orgsync_domain::org::OrgId;
+use orgsync_domain::sync::DeletionThreshold;
+use serde::Deserialize;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::extract::{record_org, Admin};
+use super::problem::ApiError;
+use super::routes::Routes;
+use super::AppState;
+
+pub fn table() -> Routes {
+    Routes::new("/api/v1", "sync")
+        .add(
+            Method::GET,
+            "/orgs/{org}/deletion-protection",
+            "Get the deletion threshold",
+            get_threshold,
+        )
+        .add(
+            Method::PUT,
+            "/orgs/{org}/deletion-protection",
+            "Set the deletion threshold (0 turns protection off)",
+            set_threshold,
+        )
+        .add(
+            Method::GET,
+            "/orgs/{org}/held-removals",
+            "Removals and suspensions held by deletion protection",
+            get_held,
+        )
+        .add(
+            Method::POST,
+            "/orgs/{org}/held-removals/confirm",
+            "Apply the held plan the confirmation names",
+            confirm_held,
+        )
+        .add(
+            Method::POST,
+            "/orgs/{org}/held-removals/reject",
+            "Drop the held plan; its members stay",
+            reject_held,
+        )
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    table().register(cfg);
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ThresholdBody {
+    /// Removals or suspensions above which (and above 5% of the org) a background sync holds them.
+    max_removals: u32,
+}
+
+fn threshold_view(threshold: DeletionThreshold) -> serde_json::Value {
+    json!({
+        "max_removals": threshold.max_removals,
+        "min_share_percent": orgsync_domain::sync::HELD_SHARE_PERCENT,
+        "enabled": threshold.max_removals > 0,
+    })
+}
+
+async fn get_threshold(
+    state: web::Data<AppState>,
+    Admin(principal): Admin,
+    org: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    record_org(&org);
+    let threshold = state
+        .sync
+        .deletion_threshold(&principal, OrgId(*org))
+        .await?;
+    Ok(HttpResponse::Ok().json(threshold_view(threshold)))
+}
+
+async fn set_threshold(
+    state: web::Data<AppState>,
+    Admin(principal): Admin,
+    org: web::Path<Uuid>,
+    body: web::Json<ThresholdBody>,
+) -> Result<HttpResponse, ApiError> {
+    record_org(&org);
+    let threshold = state
+        .sync
+        .set_deletion_threshold(
+            &principal,
+            OrgId(*org),
+            DeletionThreshold {
+                max_removals: body.max_removals,
+            },
+        )
+        .await?;
+    Ok(HttpResponse::Ok().json(threshold_view(threshold)))
+}
+
+async fn get_held(
+    state: web::Data<AppState>,
+    Admin(principal): Admin,
+    org: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    record_org(&org);
+    let held = state.sync.held_removals(&principal, OrgId(*org)).await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "confirmation": held.confirmation,
+        "source": held.source,
+        "held_at": super::orgs::timestamp(held.held_at),
+        "counts": {"removals": held.removals.len(), "suspensions": held.suspensions.len()},
+        "removals": held.removals,
+        "suspensions": held.suspensions,
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfirmBody {
+    confirmation: String,
+}
+
+async fn confirm_held(
+    state: web::Data<AppState>,
+    Admin(principal): Admin,
+    org: web::Path<Uuid>,
+    body: web::Json<ConfirmBody>,
+) -> Result<HttpResponse, ApiError> {
+    record_org(&org);
+    let applied = state
+        .sync
+        .confirm_held_removals(&principal, OrgId(*org), &body.confirmation)
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({ "applied": applied })))
+}
+
+async fn reject_held(
+    state: web::Data<AppState>,
+    Admin(principal): Admin,
+    org: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    record_org(&org);
+    state
+        .sync
+        .reject_held_removals(&principal, OrgId(*org))
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}

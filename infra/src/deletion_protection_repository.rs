@@ -1,0 +1,119 @@
+//! Deletion thresholds and held removals.
+
+use orgsync_domain::org::OrgId;
+use orgsync_domain::ports::DeletionProtection;
+use orgsync_domain::sync::{DeletionThreshold, HeldRemovals};
+use orgsync_domain::{Error, Result};
+use sea_orm::{ConnectionTrait, FromQueryResult, Statement, Value};
+use time::OffsetDateTime;
+
+use crate::db::db_err;
+use crate::Database;
+
+pub struct SqlDeletionProtection {
+    db: Database,
+}
+
+impl SqlDeletionProtection {
+    pub fn new(db: Database) -> Self {
+        Self { db }
+    }
+
+    fn stmt(&self, sql: &str, values: Vec<Value>) -> Statement {
+        Statement::from_sql_and_values(self.db.backend(), sql, values)
+    }
+}
+
+#[async_trait::async_trait]
+impl DeletionProtection for SqlDeletionProtection {
+    async fn threshold(&self, org: OrgId) -> Result<DeletionThreshold> {
+        #[derive(FromQueryResult)]
+        struct Row {
+            max_removals: i32,
+        }
+        let row = Row::find_by_statement(self.stmt(
+            "SELECT max_removals FROM org_deletion_protection WHERE org_id = $1",
+            vec![org.0.into()],
+        ))
+        .one(self.db.connection())
+        .await
+        .map_err(db_err)?;
+        Ok(
+            row.map_or_else(DeletionThreshold::default, |r| DeletionThreshold {
+                max_removals: u32::try_from(r.max_removals).unwrap_or(0),
+            }),
+        )
+    }
+
+    async fn set_threshold(
+        &self,
+        org: OrgId,
+        threshold: DeletionThreshold,
+        now: OffsetDateTime,
+    ) -> Result<()> {
+        let max = i32::try_from(threshold.max_removals).unwrap_or(i32::MAX);
+        self.db
+            .connection()
+            .execute(self.stmt(
+                "INSERT INTO org_deletion_protection (org_id, max_removals, updated_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (org_id) DO UPDATE SET max_removals = excluded.max_removals, updated_at = excluded.updated_at",
+                vec![org.0.into(), max.into(), now.into()],
+            ))
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn held(&self, org: OrgId) -> Result<Option<HeldRemovals>> {
+        #[derive(FromQueryResult)]
+        struct Row {
+            plan: String,
+        }
+        let row = Row::find_by_statement(self.stmt(
+            "SELECT plan FROM held_removals WHERE org_id = $1",
+            vec![org.0.into()],
+        ))
+        .one(self.db.connection())
+        .await
+        .map_err(db_err)?;
+        row.map(|r| {
+            serde_json::from_str(&r.plan).map_err(|e| {
+                Error::Internal(anyhow::anyhow!("org {org}: corrupt held removals: {e}"))
+            })
+        })
+        .transpose()
+    }
+
+    async fn hold(&self, held: &HeldRemovals) -> Result<()> {
+        let plan = serde_json::to_string(held).map_err(|e| Error::Internal(e.into()))?;
+        self.db
+            .connection()
+            .execute(self.stmt(
+                "INSERT INTO held_removals (org_id, confirmation, plan, held_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (org_id) DO UPDATE SET confirmation = excluded.confirmation, \
+                 plan = excluded.plan, held_at = excluded.held_at",
+                vec![
+                    held.org_id.0.into(),
+                    held.confirmation.clone().into(),
+                    plan.into(),
+                    held.held_at.into(),
+                ],
+            ))
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn release(&self, org: OrgId) -> Result<bool> {
+        let result = self
+            .db
+            .connection()
+            .execute(self.stmt(
+                "DELETE FROM held_removals WHERE org_id = $1",
+                vec![org.0.into()],
+            ))
+            .await
+            .map_err(db_err)?;
+        Ok(result.rows_affected() > 0)
+    }
+}

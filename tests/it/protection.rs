@@ -1,0 +1,390 @@
+//! Deletion protection: background syncs never remove or suspend more than an
+//! org's threshold without an admin's say (the reported cases: an IdP deleting
+//! a mapped group, and a child org starting to draw on a new directory).
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::scim::Directory;
+
+async fn admin(
+    dir: &Directory,
+    method: &str,
+    org: &str,
+    rest: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let token = dir.app.tokens.platform();
+    dir.app
+        .call(
+            method,
+            &format!("/api/v1/orgs/{org}{rest}"),
+            Some(&token),
+            body,
+        )
+        .await
+}
+
+async fn member_count(dir: &Directory, org: &str) -> usize {
+    let (status, page) = admin(dir, "GET", org, "/members?limit=200", None).await;
+    assert_eq!(status, 200, "{page}");
+    page["data"].as_array().unwrap().len()
+}
+
+/// Waits (bounded) until `org` has removals held, and returns them.
+async fn held(dir: &Directory, org: &str) -> Value {
+    for _ in 0..200 {
+        let (status, held) = admin(dir, "GET", org, "/held-removals", None).await;
+        if status == 200 {
+            return held;
+        }
+        assert_eq!(status, 404, "{held}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("nothing was held within 10 s");
+}
+
+async fn users(dir: &Directory, prefix: &str, n: usize) -> Vec<String> {
+    let mut ids = Vec::with_capacity(n);
+    for i in 0..n {
+        ids.push(dir.user(&format!("{prefix}{i}@example.com")).await);
+    }
+    ids
+}
+
+async fn group(dir: &Directory, name: &str, members: &[String]) -> String {
+    let members: Vec<Value> = members.iter().map(|m| json!({"value": m})).collect();
+    let (status, group) = dir
+        .scim(
+            "POST",
+            "/Groups",
+            Some(json!({"displayName": name, "members": members})),
+        )
+        .await;
+    assert_eq!(status, 201, "{group}");
+    group["id"].as_str().unwrap().to_owned()
+}
+
+/// 80 members in SCIM mode, roles mapped from two groups (60 and 20 members).
+async fn mapped_org() -> (Directory, String, String) {
+    let dir = Directory::new().await;
+    let many = users(&dir, "many", 60).await;
+    let few = users(&dir, "few", 20).await;
+    let big = group(&dir, "Engineering", &many).await;
+    let small = group(&dir, "Sales", &few).await;
+    let org = dir.org.clone();
+    let (_, preview) = admin(
+        &dir,
+        "POST",
+        &org,
+        "/provisioning/preview",
+        Some(json!({"mode": "scim"})),
+    )
+    .await;
+    let (status, _) = admin(
+        &dir,
+        "PUT",
+        &org,
+        "/provisioning",
+        Some(json!({"mode": "scim", "confirm": preview["confirmation"]})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let mappings = json!({"enabled": true, "roles": [
+        {"group": big, "role": "admin"}, {"group": small, "role": "user"}]});
+    let (status, saved) = admin(&dir, "PUT", &org, "/group-mappings", Some(mappings)).await;
+    assert_eq!(status, 200, "{saved}");
+    assert_eq!(member_count(&dir, &org).await, 80);
+    (dir, big, small)
+}
+
+#[actix_web::test]
+async fn an_idp_deleting_a_mapped_group_has_its_removals_held_until_confirmed() {
+    let (dir, big, _) = mapped_org().await;
+    let org = dir.org.clone();
+    let (status, _) = dir.scim("DELETE", &format!("/Groups/{big}"), None).await;
+    assert_eq!(status, 204);
+
+    let held = held(&dir, &org).await;
+    assert_eq!(held["counts"]["removals"], 60, "{held}");
+    assert_eq!(held["removals"][0]["reason"]["kind"], "no_role_group");
+    assert_eq!(member_count(&dir, &org).await, 80, "nobody removed yet");
+    let (_, status_view) = admin(&dir, "GET", &org, "/sync-status", None).await;
+    assert_eq!(
+        status_view["held_removals"]["removals"], 60,
+        "{status_view}"
+    );
+
+    // A confirmation of some other plan changes nothing.
+    let (status, problem) = admin(
+        &dir,
+        "POST",
+        &org,
+        "/held-removals/confirm",
+        Some(json!({"confirmation": "0000"})),
+    )
+    .await;
+    assert_eq!(status, 409, "{problem}");
+    assert_eq!(member_count(&dir, &org).await, 80);
+
+    let (status, applied) = admin(
+        &dir,
+        "POST",
+        &org,
+        "/held-removals/confirm",
+        Some(json!({"confirmation": held["confirmation"]})),
+    )
+    .await;
+    assert_eq!(status, 200, "{applied}");
+    assert_eq!(applied["applied"]["removals"], 60);
+    assert_eq!(member_count(&dir, &org).await, 20);
+    let (status, _) = admin(&dir, "GET", &org, "/held-removals", None).await;
+    assert_eq!(status, 404, "the plan is gone once applied");
+    let (_, audit) = admin(
+        &dir,
+        "GET",
+        &org,
+        "/audit-log?action=members.removals_",
+        None,
+    )
+    .await;
+    let actions: Vec<&str> = audit["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    assert!(actions.contains(&"members.removals_held"), "{actions:?}");
+    assert!(
+        actions.contains(&"members.removals_confirmed"),
+        "{actions:?}"
+    );
+    dir.app.finish().await;
+}
+
+#[actix_web::test]
+async fn a_held_plan_the_directory_no_longer_asks_for_is_refused_and_narrowed() {
+    let (dir, big, _) = mapped_org().await;
+    let org = dir.org.clone();
+    // The IdP empties the group by mistake, then puts one person back.
+    let (status, _) = dir
+        .scim(
+            "PATCH",
+            &format!("/Groups/{big}"),
+            Some(crate::scim::patch(
+                json!([{"op": "remove", "path": "members"}]),
+            )),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let first = held(&dir, &org).await;
+    assert_eq!(first["counts"]["removals"], 60);
+    let back = first["removals"][0]["member_id"].clone();
+    let (_, member) = admin(
+        &dir,
+        "GET",
+        &org,
+        &format!("/members/{}", back.as_str().unwrap()),
+        None,
+    )
+    .await;
+    let user = member["directory_user_id"].as_str().unwrap().to_owned();
+    let (status, _) = dir
+        .scim(
+            "PATCH",
+            &format!("/Groups/{big}"),
+            Some(crate::scim::patch(
+                json!([{"op": "add", "path": "members", "value": [{"value": user}]}]),
+            )),
+        )
+        .await;
+    assert_eq!(status, 200);
+    // Let the worker see the re-add before confirming.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let (status, problem) = admin(
+        &dir,
+        "POST",
+        &org,
+        "/held-removals/confirm",
+        Some(json!({"confirmation": first["confirmation"]})),
+    )
+    .await;
+    assert_eq!(status, 409, "an outdated plan is not applied: {problem}");
+    assert_eq!(member_count(&dir, &org).await, 80);
+    let narrowed = held(&dir, &org).await;
+    assert_eq!(narrowed["counts"]["removals"], 59, "{narrowed}");
+    let (status, _) = admin(
+        &dir,
+        "POST",
+        &org,
+        "/held-removals/confirm",
+        Some(json!({"confirmation": narrowed["confirmation"]})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(member_count(&dir, &org).await, 21);
+    dir.app.finish().await;
+}
+
+#[actix_web::test]
+async fn a_child_starting_to_draw_on_its_own_directory_holds_the_removals_and_reject_keeps_everyone(
+) {
+    let dir = Directory::new().await;
+    let parent_users = users(&dir, "p", 60).await;
+    let token = dir.app.tokens.platform();
+    let (_, child) = admin(
+        &dir,
+        "POST",
+        &dir.org,
+        "/children",
+        Some(json!({"name": "EU", "slug": "eu"})),
+    )
+    .await;
+    let child = child["id"].as_str().unwrap().to_owned();
+    let (_, preview) = admin(
+        &dir,
+        "POST",
+        &child,
+        "/provisioning/preview",
+        Some(json!({"mode": "scim"})),
+    )
+    .await;
+    let (status, _) = admin(
+        &dir,
+        "PUT",
+        &child,
+        "/provisioning",
+        Some(json!({"mode": "scim", "confirm": preview["confirmation"]})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(member_count(&dir, &child).await, parent_users.len());
+
+    // The child's admin connects its own IdP, which pushes one user.
+    let (_, conn) = admin(
+        &dir,
+        "POST",
+        &child,
+        "/connections",
+        Some(json!({"name": "Own IdP"})),
+    )
+    .await;
+    let conn = conn["id"].as_str().unwrap().to_owned();
+    let (_, sync) = admin(
+        &dir,
+        "PUT",
+        &child,
+        &format!("/connections/{conn}/directory-sync"),
+        Some(json!({"enabled": true})),
+    )
+    .await;
+    let scim_token = sync["token"].as_str().unwrap().to_owned();
+    let (status, _) = dir
+        .app
+        .call(
+            "POST",
+            &format!("/scim/v2/{conn}/Users"),
+            Some(&scim_token),
+            Some(json!({"userName": "solo@example.com", "emails": [{"value": "solo@example.com", "primary": true}]})),
+        )
+        .await;
+    assert_eq!(status, 201);
+
+    let held = held(&dir, &child).await;
+    assert_eq!(held["counts"]["removals"], 60, "{held}");
+    assert_eq!(held["source"], "reconcile");
+    assert_eq!(
+        member_count(&dir, &child).await,
+        61,
+        "the new directory's user is added, nobody is removed"
+    );
+    let (status, _) = admin(&dir, "POST", &child, "/held-removals/reject", None).await;
+    assert_eq!(status, 204);
+    let (status, _) = admin(&dir, "GET", &child, "/held-removals", None).await;
+    assert_eq!(status, 404);
+    assert_eq!(
+        member_count(&dir, &child).await,
+        61,
+        "rejected: everyone stays"
+    );
+    let _ = token;
+    dir.app.finish().await;
+}
+
+#[actix_web::test]
+async fn small_removals_apply_at_once_and_a_zero_threshold_turns_protection_off() {
+    let (dir, big, small) = mapped_org().await;
+    let org = dir.org.clone();
+    let (status, threshold) = admin(&dir, "GET", &org, "/deletion-protection", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(threshold["max_removals"], 10);
+
+    // 20 removals of 80 are above the default; at a threshold of 25 they apply.
+    let (status, _) = admin(
+        &dir,
+        "PUT",
+        &org,
+        "/deletion-protection",
+        Some(json!({"max_removals": 25})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = dir.scim("DELETE", &format!("/Groups/{small}"), None).await;
+    assert_eq!(status, 204);
+    for _ in 0..200 {
+        if member_count(&dir, &org).await == 60 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(member_count(&dir, &org).await, 60);
+    let (status, _) = admin(&dir, "GET", &org, "/held-removals", None).await;
+    assert_eq!(status, 404);
+
+    // Off: even all of them go.
+    let (status, _) = admin(
+        &dir,
+        "PUT",
+        &org,
+        "/deletion-protection",
+        Some(json!({"max_removals": 0})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = dir.scim("DELETE", &format!("/Groups/{big}"), None).await;
+    assert_eq!(status, 204);
+    for _ in 0..200 {
+        if member_count(&dir, &org).await == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(member_count(&dir, &org).await, 0);
+    dir.app.finish().await;
+}
+
+#[actix_web::test]
+async fn a_member_role_cannot_decide_on_held_removals() {
+    let (dir, big, _) = mapped_org().await;
+    let org = dir.org.clone();
+    dir.scim("DELETE", &format!("/Groups/{big}"), None).await;
+    let held = held(&dir, &org).await;
+    let reader = dir.app.tokens.org(
+        org.parse().unwrap(),
+        orgsync_domain::auth::AdminRole::Member,
+    );
+    let (status, _) = dir
+        .app
+        .call(
+            "POST",
+            &format!("/api/v1/orgs/{org}/held-removals/confirm"),
+            Some(&reader),
+            Some(json!({"confirmation": held["confirmation"]})),
+        )
+        .await;
+    assert_eq!(status, 403);
+    assert_eq!(member_count(&dir, &org).await, 80);
+    dir.app.finish().await;
+}

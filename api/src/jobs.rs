@@ -1,7 +1,7 @@
 //! The worker's job handlers: thin adapters from queue payloads to use cases.
 
 use orgsync_domain::directory::ConnectionId;
-use orgsync_domain::service::{SyncService, DIRECTORY_CHANGED_JOB, SYNC_JOB};
+use orgsync_domain::service::{JobOutcome, SyncService, DIRECTORY_CHANGED_JOB, SYNC_JOB};
 use orgsync_domain::Error;
 use orgsync_infra::worker::JobHandler;
 use serde::Deserialize;
@@ -29,9 +29,16 @@ impl JobHandler for SyncJobHandler {
         let Payload { job_id } = payload(job)?;
         let started = std::time::Instant::now();
         let outcome = self.0.perform_job(job_id).await;
-        let label = if outcome.is_ok() { "done" } else { "error" };
+        let label = match &outcome {
+            Ok(JobOutcome::Failed { org, cause }) => {
+                tracing::warn!(%job_id, %org, error = %cause, "sync job failed; the tenant sees only its summary");
+                "failed"
+            }
+            Ok(_) => "done",
+            Err(_) => "error",
+        };
         self.1.observe_job(label, started.elapsed().as_secs_f64());
-        outcome
+        outcome.map(|_| ())
     }
 }
 

@@ -35,6 +35,28 @@ pub enum Error {
     Internal(#[from] anyhow::Error),
 }
 
+impl Error {
+    /// What a tenant may be shown about a failure of background work: a
+    /// stable code and a sentence, never the cause (raw database or queue
+    /// text belongs in the operator's log).
+    pub fn public_summary(&self) -> String {
+        match self {
+            Self::NotFound { entity } => format!("not-found: the {entity} no longer exists"),
+            Self::Forbidden(_) => "forbidden: the change is not allowed".into(),
+            // Domain-written sentences, safe to show.
+            Self::Invalid { .. } | Self::Conflict { .. } | Self::PreconditionFailed(_) => {
+                format!("rejected: {self}")
+            }
+            Self::Unavailable(_) => {
+                "unavailable: the database or queue did not answer; the work is retried".into()
+            }
+            Self::Internal(_) => {
+                "internal: an unexpected error occurred; it has been logged".into()
+            }
+        }
+    }
+}
+
 /// Why a request conflicts with the current state; each has its own problem type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConflictCode {

@@ -15,5 +15,6 @@ pub use orgs::{OrgChanges, OrgService};
 pub use scim::ScimService;
 pub use status::{RunSummary, SyncStatus};
 pub use sync::{
-    Applied, JobPolicy, SyncPorts, SyncRequest, SyncService, DIRECTORY_CHANGED_JOB, SYNC_JOB,
+    Applied, JobOutcome, JobPolicy, SyncPorts, SyncRequest, SyncService, DIRECTORY_CHANGED_JOB,
+    SYNC_JOB,
 };

@@ -19,6 +19,7 @@ mod openapi;
 mod orgs;
 mod protection;
 mod queue;
+mod resilience;
 mod restart;
 mod scim;
 mod sync;

@@ -51,6 +51,20 @@ pub struct SyncPorts {
     pub jobs: JobPolicy,
 }
 
+/// What became of a sync job a worker was handed.
+#[derive(Debug)]
+pub enum JobOutcome {
+    /// Another worker holds it, or it is already finished.
+    NotClaimed,
+    Done,
+    /// Recorded as failed (retried later while attempts remain); `cause` is
+    /// for the operator's log, never for the tenant.
+    Failed {
+        org: OrgId,
+        cause: Error,
+    },
+}
+
 /// How sync jobs are retried and when a silent worker's job is taken back.
 #[derive(Debug, Clone, Copy)]
 pub struct JobPolicy {
@@ -707,15 +721,15 @@ impl SyncService {
     /// # Errors
     /// Infrastructure failures while recording (the queue retries); a failed
     /// sync is recorded on the job and retried with backoff instead.
-    pub async fn perform_job(&self, job_id: Uuid) -> Result<()> {
+    pub async fn perform_job(&self, job_id: Uuid) -> Result<JobOutcome> {
         let Some(job) = self.ports.runs.claim(job_id, self.now()).await? else {
-            return Ok(());
+            return Ok(JobOutcome::NotClaimed);
         };
         let outcome = self
             .reconcile(job.org_id, job.scope, Actor::Sync { job_id: job.id })
             .await;
         let now = self.now();
-        match outcome {
+        let result = match outcome {
             Ok(changes) => {
                 self.ports
                     .runs
@@ -733,6 +747,7 @@ impl SyncService {
                         )
                         .await?;
                 }
+                JobOutcome::Done
             }
             Err(e) => {
                 let policy = &self.ports.jobs;
@@ -745,17 +760,23 @@ impl SyncService {
                         random,
                     )
                 });
+                // Tenants see a stable sentence; the cause goes back to the
+                // caller for the operator's log.
                 self.ports
                     .runs
-                    .fail(job.id, &e.to_string(), retry_at, now)
+                    .fail(job.id, &e.public_summary(), retry_at, now)
                     .await?;
+                JobOutcome::Failed {
+                    org: job.org_id,
+                    cause: e,
+                }
             }
-        }
+        };
         // A follow-up requested while this job ran may now start.
         for follow_up in self.ports.runs.queued_for_org(job.org_id).await? {
             let _ = self.publish_job(follow_up).await;
         }
-        Ok(())
+        Ok(result)
     }
 
     /// Keeps the queue honest against PostgreSQL: puts back jobs whose worker
@@ -815,10 +836,16 @@ impl SyncService {
     /// # Errors
     /// Infrastructure failures (the job is retried).
     pub async fn apply_directory_changes(&self, conn: ConnectionId) -> Result<()> {
+        // One org's failure must not hold back the others: each catches up
+        // on its own cursor, and the first failure is reported (the nudge is
+        // retried, and caught-up orgs have nothing left to do).
+        let mut first_failure = None;
         for org in self.ports.connections.orgs_drawing_on(conn).await? {
-            self.catch_up(org, conn).await?;
+            if let Err(e) = self.catch_up(org, conn).await {
+                first_failure.get_or_insert(e);
+            }
         }
-        Ok(())
+        first_failure.map_or(Ok(()), Err)
     }
 
     async fn catch_up(&self, org_id: OrgId, conn: ConnectionId) -> Result<()> {

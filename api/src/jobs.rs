@@ -28,7 +28,34 @@ impl JobHandler for SyncJobHandler {
         }
         let Payload { job_id } = payload(job)?;
         let started = std::time::Instant::now();
-        let outcome = self.0.perform_job(job_id).await;
+        let Some(claimed) = self.0.claim_job(job_id).await? else {
+            return Ok(());
+        };
+        // The lease is renewed every third of its length while the job runs,
+        // so only a silent (dead or partitioned) worker loses it.
+        let heartbeat = {
+            let (sync, attempt) = (self.0.clone(), claimed.attempts);
+            let every = (sync.lease() / 3).max(std::time::Duration::from_millis(100));
+            tokio::spawn(async move {
+                let mut ticks = tokio::time::interval(every);
+                ticks.tick().await;
+                loop {
+                    ticks.tick().await;
+                    match sync.renew_lease(job_id, attempt).await {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            tracing::warn!(%job_id, attempt, "lost the job's lease; its outcome will not be recorded");
+                            break;
+                        }
+                        Err(e) => {
+                            tracing::warn!(%job_id, error = %e, "could not renew the job's lease")
+                        }
+                    }
+                }
+            })
+        };
+        let outcome = self.0.run_claimed(claimed).await;
+        heartbeat.abort();
         let label = match &outcome {
             Ok(JobOutcome::Failed { org, cause }) => {
                 tracing::warn!(%job_id, %org, error = %cause, "sync job failed; the tenant sees only its summary");

@@ -258,9 +258,23 @@ impl SyncRunRepository for SqlSyncRunRepository {
         row.map(SyncJob::try_from).transpose()
     }
 
+    async fn heartbeat(&self, job: Uuid, attempt: u32, now: OffsetDateTime) -> Result<bool> {
+        let result = self
+            .db
+            .connection()
+            .execute(self.stmt(
+                "UPDATE sync_jobs SET heartbeat_at = $1 WHERE id = $2 AND status = 'running' AND attempts = $3",
+                vec![now.into(), job.into(), i64::from(attempt).into()],
+            ))
+            .await
+            .map_err(db_err)?;
+        Ok(result.rows_affected() > 0)
+    }
+
     async fn complete(
         &self,
         job: Uuid,
+        attempt: u32,
         counts: ChangeCounts,
         report: Option<serde_json::Value>,
         now: OffsetDateTime,
@@ -269,7 +283,7 @@ impl SyncRunRepository for SqlSyncRunRepository {
             .connection()
             .execute(self.stmt(
                 "UPDATE sync_jobs SET status = 'succeeded', added = $1, updated = $2, removed = $3, report = $4, \
-                 error = NULL, finished_at = $5 WHERE id = $6 AND status = 'running'",
+                 error = NULL, finished_at = $5 WHERE id = $6 AND status = 'running' AND attempts = $7",
                 vec![
                     count(counts.adds),
                     count(counts.updates),
@@ -277,6 +291,7 @@ impl SyncRunRepository for SqlSyncRunRepository {
                     report.map(|r| r.to_string()).into(),
                     now.into(),
                     job.into(),
+                    i64::from(attempt).into(),
                 ],
             ))
             .await
@@ -287,6 +302,7 @@ impl SyncRunRepository for SqlSyncRunRepository {
     async fn fail(
         &self,
         job: Uuid,
+        attempt: u32,
         error: &str,
         retry_at: Option<OffsetDateTime>,
         now: OffsetDateTime,
@@ -301,8 +317,8 @@ impl SyncRunRepository for SqlSyncRunRepository {
             .connection()
             .execute(self.stmt(
                 "UPDATE sync_jobs SET status = $1, not_before = $2, error = $3, finished_at = $4, published_at = NULL \
-                 WHERE id = $5 AND status = 'running'",
-                vec![status.into(), not_before.into(), error.to_owned().into(), finished.into(), job.into()],
+                 WHERE id = $5 AND status = 'running' AND attempts = $6",
+                vec![status.into(), not_before.into(), error.to_owned().into(), finished.into(), job.into(), i64::from(attempt).into()],
             ))
             .await;
         match result {
@@ -316,8 +332,14 @@ impl SyncRunRepository for SqlSyncRunRepository {
                 self.db
                     .connection()
                     .execute(self.stmt(
-                        "UPDATE sync_jobs SET status = 'failed', error = $1, finished_at = $2 WHERE id = $3",
-                        vec![format!("{error} (superseded by a newer queued sync)").into(), now.into(), job.into()],
+                        "UPDATE sync_jobs SET status = 'failed', error = $1, finished_at = $2 \
+                         WHERE id = $3 AND status = 'running' AND attempts = $4",
+                        vec![
+                            format!("{error} (superseded by a newer queued sync)").into(),
+                            now.into(),
+                            job.into(),
+                            i64::from(attempt).into(),
+                        ],
                     ))
                     .await
                     .map_err(db_err)?;

@@ -127,3 +127,95 @@ async fn a_failing_org_does_not_stop_its_siblings_and_tenants_see_no_raw_cause()
     assert!(!shown.contains("corrupt"), "{shown}");
     dir.app.finish().await;
 }
+
+/// A worker that went silent loses its job to another; when it wakes up, its
+/// writes are fenced off by the attempt it claimed, and a worker that keeps
+/// renewing its lease never loses the job.
+#[actix_web::test]
+async fn a_reclaimed_jobs_old_holder_can_neither_renew_nor_record() {
+    use orgsync_domain::membership::ChangeCounts;
+    use orgsync_domain::ports::SyncRunRepository;
+    use time::Duration as Span;
+
+    let dir = Directory::on(TestApp::spawn_idle(|_| {}).await).await;
+    let (status, run) = admin(
+        &dir,
+        "POST",
+        &dir.org,
+        "/syncs",
+        Some(json!({"cascade": false})),
+    )
+    .await;
+    assert_eq!(status, 202, "{run}");
+    let (_, run) = admin(
+        &dir,
+        "GET",
+        &dir.org,
+        &format!("/syncs/{}", run["id"].as_str().unwrap()),
+        None,
+    )
+    .await;
+    let job: uuid::Uuid = run["jobs"][0]["id"].as_str().unwrap().parse().unwrap();
+    let runs = orgsync_infra::SqlSyncRunRepository::new(dir.app.runtime.db.clone());
+    let start = time::OffsetDateTime::now_utc();
+
+    let first = runs.claim(job, start).await.unwrap().expect("claimed");
+    assert!(runs
+        .heartbeat(job, first.attempts, start + Span::seconds(1))
+        .await
+        .unwrap());
+    // Renewed at +1 s: a sweep with a lease of 30 s at +20 s leaves it alone.
+    assert_eq!(
+        runs.reclaim_stale(start - Span::seconds(9), start + Span::seconds(20))
+            .await
+            .unwrap(),
+        0
+    );
+
+    // Then the worker goes silent: past its lease the job is reclaimed and taken again.
+    let later = start + Span::seconds(60);
+    assert_eq!(
+        runs.reclaim_stale(later - Span::seconds(30), later)
+            .await
+            .unwrap(),
+        1
+    );
+    let second = runs
+        .claim(job, later)
+        .await
+        .unwrap()
+        .expect("claimed again");
+    assert_eq!(second.attempts, first.attempts + 1);
+
+    // The first holder wakes up: it cannot renew, and what it records changes nothing.
+    assert!(!runs.heartbeat(job, first.attempts, later).await.unwrap());
+    runs.fail(job, first.attempts, "stale", None, later)
+        .await
+        .unwrap();
+    runs.complete(job, first.attempts, ChangeCounts::default(), None, later)
+        .await
+        .unwrap();
+    let (_, current) = admin(
+        &dir,
+        "GET",
+        &dir.org,
+        &format!("/syncs/{}", run["id"].as_str().unwrap()),
+        None,
+    )
+    .await;
+    assert_eq!(current["jobs"][0]["status"], "running", "{current}");
+
+    runs.complete(job, second.attempts, ChangeCounts::default(), None, later)
+        .await
+        .unwrap();
+    let (_, current) = admin(
+        &dir,
+        "GET",
+        &dir.org,
+        &format!("/syncs/{}", run["id"].as_str().unwrap()),
+        None,
+    )
+    .await;
+    assert_eq!(current["jobs"][0]["status"], "succeeded", "{current}");
+    dir.app.finish().await;
+}

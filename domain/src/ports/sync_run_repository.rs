@@ -54,23 +54,37 @@ pub trait SyncRunRepository: Send + Sync {
     /// Only infrastructure failures.
     async fn claim(&self, job: Uuid, now: OffsetDateTime) -> Result<Option<SyncJob>>;
 
+    /// Renews the lease of `attempt` of a running job; `false` when that
+    /// attempt no longer holds it (the job was reclaimed, finished or claimed
+    /// again), so its worker must stop writing.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn heartbeat(&self, job: Uuid, attempt: u32, now: OffsetDateTime) -> Result<bool>;
+
+    /// Records `attempt`'s success; a no-op when that attempt lost its lease
+    /// (the writes of a stale holder change nothing).
+    ///
     /// # Errors
     /// Only infrastructure failures.
     async fn complete(
         &self,
         job: Uuid,
+        attempt: u32,
         counts: ChangeCounts,
         report: Option<serde_json::Value>,
         now: OffsetDateTime,
     ) -> Result<()>;
 
-    /// Records a failed attempt: queued again at `retry_at`, or failed for good when `None`.
+    /// Records a failed attempt: queued again at `retry_at`, or failed for
+    /// good when `None`; fenced by `attempt` like [`Self::complete`].
     ///
     /// # Errors
     /// Only infrastructure failures.
     async fn fail(
         &self,
         job: Uuid,
+        attempt: u32,
         error: &str,
         retry_at: Option<OffsetDateTime>,
         now: OffsetDateTime,

@@ -722,9 +722,28 @@ impl SyncService {
     /// Infrastructure failures while recording (the queue retries); a failed
     /// sync is recorded on the job and retried with backoff instead.
     pub async fn perform_job(&self, job_id: Uuid) -> Result<JobOutcome> {
-        let Some(job) = self.ports.runs.claim(job_id, self.now()).await? else {
-            return Ok(JobOutcome::NotClaimed);
-        };
+        match self.claim_job(job_id).await? {
+            Some(job) => self.run_claimed(job).await,
+            None => Ok(JobOutcome::NotClaimed),
+        }
+    }
+
+    /// Takes `job_id` for this worker: `None` when another holds it, its org
+    /// has a job running, or it is not due. The claimed job's `attempts` is
+    /// this worker's fencing token ([`Self::renew_lease`]).
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    pub async fn claim_job(&self, job_id: Uuid) -> Result<Option<SyncJob>> {
+        self.ports.runs.claim(job_id, self.now()).await
+    }
+
+    /// Runs a job this worker claimed; its outcome is recorded only while
+    /// the claim still holds the lease.
+    ///
+    /// # Errors
+    /// As [`Self::perform_job`].
+    pub async fn run_claimed(&self, job: SyncJob) -> Result<JobOutcome> {
         let outcome = self
             .reconcile(job.org_id, job.scope, Actor::Sync { job_id: job.id })
             .await;
@@ -733,7 +752,13 @@ impl SyncService {
             Ok(changes) => {
                 self.ports
                     .runs
-                    .complete(job.id, changes.counts(), Some(report(&changes)), now)
+                    .complete(
+                        job.id,
+                        job.attempts,
+                        changes.counts(),
+                        Some(report(&changes)),
+                        now,
+                    )
                     .await?;
                 if !changes.is_empty() {
                     self.orgs
@@ -764,7 +789,7 @@ impl SyncService {
                 // caller for the operator's log.
                 self.ports
                     .runs
-                    .fail(job.id, &e.public_summary(), retry_at, now)
+                    .fail(job.id, job.attempts, &e.public_summary(), retry_at, now)
                     .await?;
                 JobOutcome::Failed {
                     org: job.org_id,
@@ -777,6 +802,20 @@ impl SyncService {
             let _ = self.publish_job(follow_up).await;
         }
         Ok(result)
+    }
+
+    /// How long a silent worker keeps a job; workers renew well within it.
+    pub fn lease(&self) -> std::time::Duration {
+        self.ports.jobs.lease
+    }
+
+    /// Renews the lease of the attempt of `job_id` that this worker runs (the
+    /// job's current attempt when it claimed it); `false` once lost.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    pub async fn renew_lease(&self, job_id: Uuid, attempt: u32) -> Result<bool> {
+        self.ports.runs.heartbeat(job_id, attempt, self.now()).await
     }
 
     /// Keeps the queue honest against PostgreSQL: puts back jobs whose worker

@@ -156,12 +156,27 @@ pub(super) async fn body(
         }
         bytes.extend_from_slice(&chunk);
     }
-    serde_json::from_slice(&bytes).map_err(|e| {
-        ScimApiError(ScimError::InvalidSyntax(format!(
-            "the body is not valid JSON: {e}"
-        )))
-    })
+    let large = bytes.len() > OFFLOADED_BODY;
+    let parse = move || {
+        serde_json::from_slice(&bytes).map_err(|e| {
+            ScimApiError(ScimError::InvalidSyntax(format!(
+                "the body is not valid JSON: {e}"
+            )))
+        })
+    };
+    if large {
+        // Parsing a body near the limit takes milliseconds: on the blocking
+        // pool, so the other requests this HTTP worker serves (probes
+        // included) do not wait behind it.
+        return web::block(parse)
+            .await
+            .map_err(|e| ScimApiError(ScimError::Internal(e.into())))?;
+    }
+    parse()
 }
+
+/// Bodies larger than this are parsed off the HTTP worker thread.
+const OFFLOADED_BODY: usize = 64 * 1024;
 
 pub(super) fn resource_response(
     status: actix_web::http::StatusCode,

@@ -148,7 +148,29 @@ pub(crate) fn db_err(err: DbErr) -> Error {
         {
             Error::Unavailable(err.to_string())
         }
+        DbErr::Query(sea_orm::RuntimeErr::SqlxError(ref inner))
+        | DbErr::Exec(sea_orm::RuntimeErr::SqlxError(ref inner))
+            if unstorable_input(inner).is_some() =>
+        {
+            let message = unstorable_input(inner).unwrap_or_default();
+            Error::invalid("body", message)
+        }
         other => Error::Internal(anyhow::Error::new(other)),
+    }
+}
+
+/// Input the database refuses to store, as a sentence for the caller: a
+/// request carrying it is the caller's mistake (400/422), not a server error.
+/// The use cases validate what they know of; this catches the rest at the one
+/// place every statement passes.
+fn unstorable_input(err: &sea_orm::sqlx::Error) -> Option<&'static str> {
+    let code = err.as_database_error()?.code()?;
+    match code.as_ref() {
+        // character_not_in_repertoire, untranslatable_character: NUL in text or JSON.
+        "22021" | "22P05" => Some("text may not contain NUL (\\u0000) characters"),
+        // program_limit_exceeded: e.g. a value too large for an index entry.
+        "54000" => Some("a value is too long to be stored"),
+        _ => None,
     }
 }
 

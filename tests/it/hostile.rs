@@ -409,3 +409,113 @@ fn deploy_files_ship_no_usable_secret() {
         }
     }
 }
+
+/// Odd but well-formed HTTP: every answer is a 4xx (or success) with a valid
+/// JSON body, never a 5xx.
+#[actix_web::test]
+async fn malformed_scim_queries_and_bodies_get_clear_client_errors() {
+    let dir = Directory::new().await;
+    let user = dir.user("ada@example.com").await;
+    let nested = format!(
+        "{}userName%20eq%20%22x%22{}",
+        "%28".repeat(40),
+        "%29".repeat(40)
+    );
+    let queries = [
+        "/Users?startIndex=99999999999999999999".to_owned(),
+        "/Users?startIndex=-5&count=-3".to_owned(),
+        "/Users?count=99999999999".to_owned(),
+        "/Users?startIndex=9223372036854775807&count=1000".to_owned(),
+        "/Users?sortBy=%00&sortOrder=sideways".to_owned(),
+        format!("/Users?filter={nested}"),
+        "/Users?filter=meta.created%20gt%20%22not-a-date%22".to_owned(),
+        "/Users?filter=userName%20gt%201e999".to_owned(),
+        "/Users?filter=active%20eq%20%22yes%22".to_owned(),
+        "/Users?attributes=%5B%5B%5B&excludedAttributes=....".to_owned(),
+        "/Users/not-a-uuid".to_owned(),
+        "/Groups?filter=members%5Bvalue%20eq%20%22x%22%5D".to_owned(),
+    ];
+    for query in &queries {
+        let (status, body) = dir.scim("GET", query, None).await;
+        assert!((200..500).contains(&status), "{query}: {status} {body}");
+        assert!(body.is_object(), "{query}: not JSON: {body}");
+    }
+    let bodies = [
+        ("PUT", format!("/Users/{user}"), json!([1, 2, 3])),
+        ("PUT", format!("/Users/{user}"), json!({"userName": ["x"]})),
+        (
+            "POST",
+            "/Users".to_owned(),
+            json!({"userName": "z".repeat(100_000)}),
+        ),
+        ("POST", "/Users".to_owned(), json!({"userName": "\u{0}"})),
+        (
+            "PATCH",
+            format!("/Users/{user}"),
+            patch(
+                json!([{"op": "replace", "path": "emails[type eq \"work\"].value.x.y", "value": "a"}]),
+            ),
+        ),
+        (
+            "PATCH",
+            format!("/Users/{user}"),
+            json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": "x"}),
+        ),
+        (
+            "POST",
+            "/Groups".to_owned(),
+            json!({"displayName": "g", "members": [{"value": 1}]}),
+        ),
+    ];
+    for (method, path, body) in bodies {
+        let (status, answer) = dir.scim(method, &path, Some(body)).await;
+        assert!(
+            (200..500).contains(&status),
+            "{method} {path}: {status} {answer}"
+        );
+        assert!(answer.is_object(), "{method} {path}: not JSON: {answer}");
+    }
+    dir.app.finish().await;
+}
+
+/// PostgreSQL text cannot hold NUL: admin input carrying one is refused, never a 500.
+#[actix_web::test]
+async fn nul_characters_in_admin_input_are_refused() {
+    let dir = Directory::new().await;
+    let cases = [
+        (
+            "POST",
+            "/members",
+            json!({"email": "eve@example.com", "name": "E\u{0}ve"}),
+        ),
+        (
+            "POST",
+            "/members",
+            json!({"email": "eve2@example.com", "public_metadata": {"k\u{0}": "v"}}),
+        ),
+        (
+            "POST",
+            "/members",
+            json!({"email": "eve3@example.com", "public_metadata": {"k": "v\u{0}"}}),
+        ),
+        ("POST", "/children", json!({"name": "N\u{0}", "slug": "n"})),
+        ("POST", "/connections", json!({"name": "C\u{0}"})),
+        (
+            "PUT",
+            "/roles",
+            json!({"roles": [{"name": "r\u{0}", "capabilities": []}]}),
+        ),
+        ("PUT", "/seat-tiers", json!({"seat_tiers": ["t\u{0}"]})),
+        ("GET", "/audit-log?action=a%00", Value::Null),
+        ("GET", "/members?role=a%00", Value::Null),
+    ];
+    for (method, rest, body) in cases {
+        let body = (!body.is_null()).then_some(body);
+        let (status, answer) = dir.admin_call(method, rest, body).await;
+        assert!(
+            (200..500).contains(&status),
+            "{method} {rest}: {status} {answer}"
+        );
+    }
+    dir.app.finish().await;
+}

@@ -72,6 +72,13 @@ impl ScimService {
         let mut pending: Vec<(&str, &Value)> = vec![("", resource)];
         while let Some((name, value)) = pending.pop() {
             match value {
+                // PostgreSQL text and JSON cannot hold NUL: refuse it here
+                // rather than fail in the store.
+                Value::String(text) if text.contains('\0') => {
+                    return Err(ScimError::InvalidValue(format!(
+                        "'{name}' contains a NUL character"
+                    )));
+                }
                 Value::Array(items) => {
                     if items.len() > self.limits.scim_attribute_values {
                         return Err(ScimError::InvalidValue(format!(
@@ -83,6 +90,11 @@ impl ScimService {
                     pending.extend(items.iter().map(|item| (name, item)));
                 }
                 Value::Object(map) => {
+                    if map.keys().any(|k| k.contains('\0')) {
+                        return Err(ScimError::InvalidValue(
+                            "an attribute name contains a NUL character".into(),
+                        ));
+                    }
                     pending.extend(map.iter().map(|(k, v)| (k.as_str(), v)));
                 }
                 _ => {}
@@ -101,6 +113,22 @@ impl ScimService {
     /// Bounds the work a PATCH can ask for before any of it is done: each
     /// operation costs up to the size of the attribute it edits, so both the
     /// operations and the values they carry are counted.
+    /// Identifiers are looked up through indexes, whose entries are bounded
+    /// in size; no IdP sends a userName or displayName anywhere near this.
+    fn check_user(&self, fields: &UserFields) -> ScimResult<()> {
+        self.check_resource(&fields.resource)?;
+        check_identifier("userName", Some(&fields.user_name))?;
+        check_identifier("externalId", fields.external_id.as_deref())?;
+        check_identifier("displayName", fields.display_name.as_deref())?;
+        check_identifier("emails", fields.email.as_deref())
+    }
+
+    fn check_group(&self, fields: &GroupFields) -> ScimResult<()> {
+        self.check_resource(&fields.resource)?;
+        check_identifier("displayName", Some(&fields.display_name))?;
+        check_identifier("externalId", fields.external_id.as_deref())
+    }
+
     fn check_patch_size(&self, patch: &PatchRequest, kind: ResourceKind) -> ScimResult<()> {
         let operations = patch.operations.len();
         if operations > self.limits.scim_patch_operations {
@@ -167,7 +195,7 @@ impl ScimService {
     /// `InvalidValue`/`InvalidSyntax` for a bad body, `Uniqueness` for a taken userName.
     pub async fn create_user(&self, conn: ConnectionId, body: Value) -> ScimResult<UserRecord> {
         let fields = UserFields::from_scim(body)?;
-        self.check_resource(&fields.resource)?;
+        self.check_user(&fields)?;
         self.directory
             .create_user(conn, &fields, self.clock.now())
             .await
@@ -193,7 +221,7 @@ impl ScimService {
         if_match: Option<i64>,
     ) -> ScimResult<UserRecord> {
         let fields = UserFields::from_scim(body)?;
-        self.check_resource(&fields.resource)?;
+        self.check_user(&fields)?;
         self.directory
             .replace_user(conn, id, &fields, if_match, self.clock.now())
             .await
@@ -223,7 +251,7 @@ impl ScimService {
                 return Ok(current);
             }
             let fields = UserFields::from_scim(resource)?;
-            self.check_resource(&fields.resource)?;
+            self.check_user(&fields)?;
             match self
                 .directory
                 .replace_user(conn, id, &fields, Some(current.version), self.clock.now())
@@ -282,7 +310,7 @@ impl ScimService {
     /// A bad body.
     pub async fn create_group(&self, conn: ConnectionId, body: Value) -> ScimResult<GroupRecord> {
         let (fields, members) = GroupFields::from_scim(body)?;
-        self.check_resource(&fields.resource)?;
+        self.check_group(&fields)?;
         self.check_member_count(members.as_ref().map_or(0, Vec::len))?;
         Ok(self
             .directory
@@ -316,7 +344,7 @@ impl ScimService {
         if_match: Option<i64>,
     ) -> ScimResult<GroupRecord> {
         let (fields, members) = GroupFields::from_scim(body)?;
-        self.check_resource(&fields.resource)?;
+        self.check_group(&fields)?;
         self.check_member_count(members.as_ref().map_or(0, Vec::len))?;
         // PUT replaces the whole resource: a body without members empties the group.
         let members = members.unwrap_or_default();
@@ -370,7 +398,7 @@ impl ScimService {
             )?;
             let fields = if outcome.changed {
                 let fields = GroupFields::from_resource(resource)?;
-                self.check_resource(&fields.resource)?;
+                self.check_group(&fields)?;
                 Some(fields)
             } else {
                 None
@@ -476,6 +504,19 @@ fn member_details(patch: &PatchRequest) -> ScimResult<Vec<MemberRef>> {
         }
     }
     Ok(out)
+}
+
+/// Longest identifier (userName, externalId, displayName, email) kept, in bytes.
+pub const MAX_IDENTIFIER_BYTES: usize = 1024;
+
+fn check_identifier(name: &str, value: Option<&str>) -> ScimResult<()> {
+    match value {
+        Some(value) if value.len() > MAX_IDENTIFIER_BYTES => Err(ScimError::InvalidValue(format!(
+            "'{name}' is {} bytes; at most {MAX_IDENTIFIER_BYTES} are allowed",
+            value.len()
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// How many array elements `value` holds at any depth.

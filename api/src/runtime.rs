@@ -223,3 +223,28 @@ fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
     file.write_all(contents.as_bytes())
         .with_context(|| format!("writing {}", path.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_or_guessable_embedded_key_file_stops_the_start_naming_it() {
+        let dir = std::env::temp_dir().join(format!("orgsync-key-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("a scratch dir");
+        let mut settings = Settings::load(None).expect("the defaults load");
+        settings.data_dir = dir.clone();
+        settings.auth.jwt_secret = None;
+        for contents in ["", "   \n", &"a".repeat(48)] {
+            std::fs::write(dir.join("jwt-secret"), contents).expect("written");
+            let refused = minter(&settings).err().map(|e| e.to_string());
+            assert!(
+                refused.as_deref().is_some_and(|e| e.contains("jwt-secret")),
+                "{contents:?}: {refused:?}"
+            );
+        }
+        std::fs::remove_file(dir.join("jwt-secret")).expect("removed");
+        assert!(minter(&settings).is_ok(), "a missing file is generated");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}

@@ -50,7 +50,11 @@ async fn the_openapi_document_covers_exactly_the_routes_served() {
     }
     let (status, html) = app.call("GET", "/docs", None, None).await;
     assert_eq!(status, 200);
-    assert!(html.as_str().unwrap().contains("/api/v1/openapi.json"));
+    let html = html.as_str().unwrap();
+    assert!(html.contains("/api/v1/openapi.json"));
+    // The third-party script is pinned and integrity-checked, never "latest".
+    assert!(html.contains("integrity=\"sha384-"), "{html}");
+    assert!(!html.contains("latest"), "{html}");
     app.finish().await;
 }
 

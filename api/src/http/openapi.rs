@@ -190,7 +190,11 @@ async fn openapi_json() -> HttpResponse {
     }
 }
 
-/// Interactive docs (Redoc, loaded by the reader's browser).
+/// Interactive docs (Redoc, loaded by the reader's browser). The script is
+/// a pinned release checked with Subresource Integrity (the hash of the npm
+/// package's `bundles/redoc.standalone.js`, which jsDelivr serves unchanged),
+/// so a compromised or changed CDN file is refused by the browser instead of
+/// running next to an admin's token.
 async fn docs() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
@@ -199,7 +203,9 @@ async fn docs() -> HttpResponse {
 <html><head><title>orgsync admin API</title><meta charset="utf-8"/>
 <meta name="viewport" content="width=device-width, initial-scale=1"></head>
 <body><redoc spec-url="/api/v1/openapi.json"></redoc>
-<script src="https://cdn.redoc.ly/redoc/latest/bundles/redoc.standalone.js"></script>
+<script src="https://cdn.jsdelivr.net/npm/redoc@2.5.0/bundles/redoc.standalone.js"
+ integrity="sha384-4vOjrBu7SuDWXcAw1qFznVLA/sKL+0l4nn+J1HY8w7cpa6twQEYuh4b0Cwuo7CyX"
+ crossorigin="anonymous" referrerpolicy="no-referrer"></script>
 </body></html>"#,
         )
 }

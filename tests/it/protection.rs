@@ -388,3 +388,151 @@ async fn a_member_role_cannot_decide_on_held_removals() {
     assert_eq!(member_count(&dir, &org).await, 80);
     dir.app.finish().await;
 }
+
+#[actix_web::test]
+async fn turning_directory_sync_off_and_on_removes_nobody() {
+    let (dir, _, _) = mapped_org().await;
+    let org = dir.org.clone();
+    let conn = dir.conn.clone();
+    let (status, _) = admin(
+        &dir,
+        "PUT",
+        &org,
+        &format!("/connections/{conn}/directory-sync"),
+        Some(json!({"enabled": false})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = admin(
+        &dir,
+        "POST",
+        &org,
+        "/syncs",
+        Some(json!({"cascade": false})),
+    )
+    .await;
+    assert!(status == 202 || status == 409, "{status}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        member_count(&dir, &org).await,
+        80,
+        "sync off keeps everyone"
+    );
+    let (status, _) = admin(
+        &dir,
+        "PUT",
+        &org,
+        &format!("/connections/{conn}/directory-sync"),
+        Some(json!({"enabled": true})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        member_count(&dir, &org).await,
+        80,
+        "and turning it back on too"
+    );
+    dir.app.finish().await;
+}
+
+#[actix_web::test]
+async fn a_child_falling_back_to_its_parents_directory_loses_only_its_own_directorys_people() {
+    let dir = Directory::new().await;
+    users(&dir, "p", 30).await;
+    let (_, child) = admin(
+        &dir,
+        "POST",
+        &dir.org,
+        "/children",
+        Some(json!({"name": "EU", "slug": "eu"})),
+    )
+    .await;
+    let child = child["id"].as_str().unwrap().to_owned();
+    let (_, preview) = admin(
+        &dir,
+        "POST",
+        &child,
+        "/provisioning/preview",
+        Some(json!({"mode": "scim"})),
+    )
+    .await;
+    admin(
+        &dir,
+        "PUT",
+        &child,
+        "/provisioning",
+        Some(json!({"mode": "scim", "confirm": preview["confirmation"]})),
+    )
+    .await;
+    assert_eq!(member_count(&dir, &child).await, 30);
+
+    // The child connects its own IdP with one user: the 30 removals are held, then rejected.
+    let (_, conn) = admin(
+        &dir,
+        "POST",
+        &child,
+        "/connections",
+        Some(json!({"name": "Own"})),
+    )
+    .await;
+    let conn = conn["id"].as_str().unwrap().to_owned();
+    let (_, sync) = admin(
+        &dir,
+        "PUT",
+        &child,
+        &format!("/connections/{conn}/directory-sync"),
+        Some(json!({"enabled": true})),
+    )
+    .await;
+    let scim_token = sync["token"].as_str().unwrap().to_owned();
+    dir.app
+        .call(
+            "POST",
+            &format!("/scim/v2/{conn}/Users"),
+            Some(&scim_token),
+            Some(json!({"userName": "solo@example.com", "emails": [{"value": "solo@example.com", "primary": true}]})),
+        )
+        .await;
+    let held = held(&dir, &child).await;
+    assert_eq!(held["counts"]["removals"], 30);
+    admin(&dir, "POST", &child, "/held-removals/reject", None).await;
+    assert_eq!(member_count(&dir, &child).await, 31);
+
+    // Its connection is deleted: it draws on the parent's directory again.
+    // The next change there reconciles it: only the deleted directory's user goes.
+    let (status, _) = admin(
+        &dir,
+        "DELETE",
+        &child,
+        &format!("/connections/{conn}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    dir.user("late@example.com").await;
+    for _ in 0..200 {
+        if member_count(&dir, &child).await == 31 {
+            let (_, page) = admin(&dir, "GET", &child, "/members?limit=200", None).await;
+            if page["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|m| m["email"] != "solo@example.com")
+            {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (_, page) = admin(&dir, "GET", &child, "/members?limit=200", None).await;
+    let emails: Vec<&str> = page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["email"].as_str())
+        .collect();
+    assert_eq!(emails.len(), 31, "30 kept + the late one: {emails:?}");
+    assert!(!emails.contains(&"solo@example.com"), "{emails:?}");
+    dir.app.finish().await;
+}

@@ -162,6 +162,53 @@ async fn delete_members(txn: &DatabaseTransaction, org: OrgId, ids: &[MemberId])
     Ok(())
 }
 
+fn stale_plan() -> Error {
+    Error::PreconditionFailed("the members changed since this change was planned".into())
+}
+
+/// Fails with `PreconditionFailed` unless every `(member, updated_at)` is
+/// still current, locking the rows (PostgreSQL) so they stay so until commit.
+async fn check_versions(
+    txn: &DatabaseTransaction,
+    org: OrgId,
+    expected: &[(MemberId, OffsetDateTime)],
+) -> Result<()> {
+    #[derive(FromQueryResult)]
+    struct Row {
+        id: Uuid,
+        updated_at: OffsetDateTime,
+    }
+    let lock = match txn.get_database_backend() {
+        sea_orm::DbBackend::Postgres => " FOR UPDATE",
+        _ => "",
+    };
+    for chunk in expected.chunks(BATCH) {
+        let mut sql = Sql::default();
+        let org_param = sql.bind(org.0);
+        let list: Vec<String> = chunk.iter().map(|(id, _)| sql.bind(id.0)).collect();
+        let rows = Row::find_by_statement(Statement::from_sql_and_values(
+            txn.get_database_backend(),
+            format!(
+                "SELECT id, updated_at FROM members WHERE org_id = {org_param} AND id IN ({}){lock}",
+                list.join(", ")
+            ),
+            sql.values,
+        ))
+        .all(txn)
+        .await
+        .map_err(db_err)?;
+        let current: std::collections::HashMap<Uuid, OffsetDateTime> =
+            rows.into_iter().map(|r| (r.id, r.updated_at)).collect();
+        let all_current = chunk
+            .iter()
+            .all(|(id, at)| current.get(&id.0).is_some_and(|now| now == at));
+        if !all_current {
+            return Err(stale_plan());
+        }
+    }
+    Ok(())
+}
+
 fn rows_to_members(rows: Vec<MemberRow>) -> Result<Vec<Member>> {
     rows.into_iter().map(Member::try_from).collect()
 }
@@ -372,17 +419,31 @@ impl MembershipRepository for SqlMembershipRepository {
         &self,
         org: OrgId,
         added: &[&Member],
-        updated: &[&Member],
-        removed: &[MemberId],
+        updated: &[(&Member, OffsetDateTime)],
+        removed: &[(MemberId, OffsetDateTime)],
     ) -> Result<()> {
         let txn = self.db.connection().begin().await.map_err(db_err)?;
-        delete_members(&txn, org, removed).await?;
+        // The plan's versions first: every row it touches must still be as it
+        // was read (on PostgreSQL the rows stay locked until commit).
+        let expected: Vec<(MemberId, OffsetDateTime)> = removed
+            .iter()
+            .copied()
+            .chain(updated.iter().map(|(m, at)| (m.id, *at)))
+            .collect();
+        check_versions(&txn, org, &expected).await?;
+        let removed_ids: Vec<MemberId> = removed.iter().map(|(id, _)| *id).collect();
+        delete_members(&txn, org, &removed_ids).await?;
         // An update rewrites the member's row (same id, same created_at): with
         // multi-row statements that is two set-based steps on both engines.
-        let updated_ids: Vec<MemberId> = updated.iter().map(|m| m.id).collect();
+        let updated_ids: Vec<MemberId> = updated.iter().map(|(m, _)| m.id).collect();
+        let updated: Vec<&Member> = updated.iter().map(|(m, _)| *m).collect();
         delete_members(&txn, org, &updated_ids).await?;
-        insert_members(&txn, updated).await?;
-        insert_members(&txn, added).await?;
+        insert_members(&txn, &updated).await?;
+        // A member for the same directory user added since the plan: re-plan.
+        insert_members(&txn, added).await.map_err(|e| match e {
+            Error::Conflict { .. } => stale_plan(),
+            other => other,
+        })?;
         txn.commit().await.map_err(db_err)
     }
 

@@ -219,3 +219,77 @@ async fn a_reclaimed_jobs_old_holder_can_neither_renew_nor_record() {
     assert_eq!(current["jobs"][0]["status"], "succeeded", "{current}");
     dir.app.finish().await;
 }
+
+/// Member writes are conditional on the version the plan read: a plan made
+/// before another change (an admin's edit, the incremental path) fails and
+/// is made again, it never overwrites or undoes that change.
+#[actix_web::test]
+async fn a_plan_made_before_a_change_can_neither_overwrite_nor_undo_it() {
+    use orgsync_domain::membership::MemberId;
+    use orgsync_domain::org::OrgId;
+    use orgsync_domain::ports::MembershipRepository;
+    use orgsync_domain::Error;
+
+    let dir = Directory::new().await;
+    let (status, created) = admin(
+        &dir,
+        "POST",
+        &dir.org,
+        "/members",
+        Some(json!({"email": "ann@example.com", "name": "Ann"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let id = MemberId(created["id"].as_str().unwrap().parse().unwrap());
+    let org = OrgId(dir.org.parse().unwrap());
+    let members = orgsync_infra::SqlMembershipRepository::new(dir.app.runtime.db.clone());
+    let planned_from = members
+        .find_member(org, id)
+        .await
+        .unwrap()
+        .expect("the member");
+
+    // Someone changes the member after the plan read it.
+    let (status, _) = admin(
+        &dir,
+        "PATCH",
+        &dir.org,
+        &format!("/members/{}", id.0),
+        Some(json!({"name": "Ann B."})),
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    let mut stale = planned_from.clone();
+    stale.name = Some("Stale".into());
+    let refused = members
+        .apply(org, &[], &[(&stale, planned_from.updated_at)], &[])
+        .await;
+    assert!(
+        matches!(refused, Err(Error::PreconditionFailed(_))),
+        "{refused:?}"
+    );
+    let refused = members
+        .apply(org, &[], &[], &[(id, planned_from.updated_at)])
+        .await;
+    assert!(
+        matches!(refused, Err(Error::PreconditionFailed(_))),
+        "{refused:?}"
+    );
+    let (_, now) = admin(&dir, "GET", &dir.org, &format!("/members/{}", id.0), None).await;
+    assert_eq!(now["name"], "Ann B.", "the later change stands");
+
+    // Planned from the current version, the same writes apply.
+    let current = members
+        .find_member(org, id)
+        .await
+        .unwrap()
+        .expect("the member");
+    members
+        .apply(org, &[], &[], &[(id, current.updated_at)])
+        .await
+        .expect("a current plan applies");
+    let (status, _) = admin(&dir, "GET", &dir.org, &format!("/members/{}", id.0), None).await;
+    assert_eq!(status, 404);
+    dir.app.finish().await;
+}

@@ -62,16 +62,20 @@ pub trait MembershipRepository: Send + Sync {
 
     /// Applies a planned change set in set-based batches, in one transaction:
     /// `added` and `updated` are complete members (updated ones after their
-    /// field changes), `removed` are ids.
+    /// field changes), `removed` are ids. Each updated or removed member comes
+    /// with the `updated_at` it was planned from: the write is conditional on
+    /// it, so a plan made before another change can never overwrite it.
     ///
     /// # Errors
-    /// Only infrastructure failures; nothing is applied then.
+    /// MUST return `PreconditionFailed` (and apply nothing) when a member
+    /// changed, disappeared or appeared since the plan; the caller re-plans.
+    /// Otherwise only infrastructure failures.
     async fn apply(
         &self,
         org: OrgId,
         added: &[&Member],
-        updated: &[&Member],
-        removed: &[MemberId],
+        updated: &[(&Member, OffsetDateTime)],
+        removed: &[(MemberId, OffsetDateTime)],
     ) -> Result<()>;
 
     /// # Errors

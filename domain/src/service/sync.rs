@@ -34,6 +34,9 @@ pub const DIRECTORY_CHANGED_JOB: &str = "directory.changed";
 
 /// Per-member entries kept in a run's report; counts are always complete.
 const REPORT_ENTRIES: usize = 1_000;
+/// Plans made again when members changed under one before giving up (the
+/// job is then retried later).
+const REPLANS: usize = 3;
 /// Change events read per batch by incremental sync.
 const EVENT_BATCH: u64 = 1_000;
 
@@ -189,8 +192,13 @@ impl SyncService {
     }
 
     /// Applies a change set: adds and updated members as complete rows,
-    /// removals by id. `current` holds (at least) the updated members as
-    /// they were planned from.
+    /// removals by id. `current` holds (at least) the updated and removed
+    /// members as they were planned from; the store applies each write only
+    /// if the member is still that version.
+    ///
+    /// # Errors
+    /// `PreconditionFailed` when a member changed since the plan (nothing is
+    /// applied; re-plan), or infrastructure failures.
     pub(super) async fn apply(
         &self,
         org: OrgId,
@@ -200,27 +208,42 @@ impl SyncService {
         if changes.is_empty() {
             return Ok(());
         }
-        let updated_ids: HashSet<MemberId> = changes.updates.iter().map(|u| u.member_id).collect();
+        let touched: HashSet<MemberId> = changes
+            .updates
+            .iter()
+            .map(|u| u.member_id)
+            .chain(changes.removals.iter().map(|r| r.member_id))
+            .collect();
         let current: HashMap<MemberId, &Member> = current
             .iter()
-            .filter(|m| updated_ids.contains(&m.id))
+            .filter(|m| touched.contains(&m.id))
             .map(|m| (m.id, m))
             .collect();
         let mut updated = Vec::with_capacity(changes.updates.len());
         for update in &changes.updates {
             if let Some(member) = current.get(&update.member_id) {
+                let planned_from = member.updated_at;
                 let mut member = (*member).clone();
                 for change in &update.changes {
                     change.apply_to(&mut member);
                 }
                 member.updated_at = changes.planned_at;
-                updated.push(member);
+                updated.push((member, planned_from));
             }
         }
         // References, not copies: at 100k adds a second copy is most of the memory.
         let added: Vec<&Member> = changes.adds.iter().map(|a| &a.member).collect();
-        let updated: Vec<&Member> = updated.iter().collect();
-        let removed: Vec<MemberId> = changes.removals.iter().map(|r| r.member_id).collect();
+        let updated: Vec<(&Member, OffsetDateTime)> =
+            updated.iter().map(|(m, at)| (m, *at)).collect();
+        let removed: Vec<(MemberId, OffsetDateTime)> = changes
+            .removals
+            .iter()
+            .filter_map(|r| {
+                current
+                    .get(&r.member_id)
+                    .map(|m| (r.member_id, m.updated_at))
+            })
+            .collect();
         self.ports
             .members
             .apply(org, &added, &updated, &removed)
@@ -852,13 +875,28 @@ impl SyncService {
             entity: "organization",
         })?;
         let settings = self.ports.members.settings(org.id).await?;
-        let (changes, position, current) = self
-            .plan_full(&org, org.provisioning_mode, &settings)
-            .await?;
-        let changes = restrict(changes, scope);
-        let changes = self
-            .apply_gated(org.id, changes, &current, HeldSource::Reconcile, actor)
-            .await?;
+        let mut attempt = 1;
+        let (changes, position) = loop {
+            let (changes, position, current) = self
+                .plan_full(&org, org.provisioning_mode, &settings)
+                .await?;
+            let changes = restrict(changes, scope);
+            match self
+                .apply_gated(
+                    org.id,
+                    changes,
+                    &current,
+                    HeldSource::Reconcile,
+                    actor.clone(),
+                )
+                .await
+            {
+                // Members changed while this plan was made (an incremental
+                // change, an admin): plan again from what is there now.
+                Err(Error::PreconditionFailed(_)) if attempt < REPLANS => attempt += 1,
+                other => break (other?, position),
+            }
+        };
         if let (Some((conn, seq)), SyncScope::Both) = (position, scope) {
             self.ports
                 .members
@@ -901,6 +939,7 @@ impl SyncService {
         }
         let settings = self.ports.members.settings(org_id).await?;
         let (policy, _) = self.policy(&org, org.provisioning_mode, &settings).await?;
+        let mut stale_batches = 0;
         loop {
             let events = self
                 .ports
@@ -950,14 +989,25 @@ impl SyncService {
                 combined.updates.extend(planned.updates);
                 combined.removals.extend(planned.removals);
             }
-            self.apply_gated(
-                org_id,
-                combined,
-                &planned_from,
-                HeldSource::Directory,
-                scim_actor(conn),
-            )
-            .await?;
+            match self
+                .apply_gated(
+                    org_id,
+                    combined,
+                    &planned_from,
+                    HeldSource::Directory,
+                    scim_actor(conn),
+                )
+                .await
+            {
+                Ok(_) => stale_batches = 0,
+                // A member of this batch changed under the plan: read the
+                // same events again and plan from what is there now.
+                Err(Error::PreconditionFailed(_)) if stale_batches + 1 < REPLANS => {
+                    stale_batches += 1;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
             cursor = last;
             self.ports
                 .members

@@ -19,7 +19,7 @@ pub use connection_repository::ConnectionRepository;
 pub use deletion_protection::DeletionProtection;
 pub use directory_repository::{DirectoryRepository, Listed};
 pub use health::HealthCheck;
-pub use membership_repository::MembershipRepository;
+pub use membership_repository::{MemberWrites, MembershipRepository};
 pub use org_repository::OrgRepository;
 pub use queue::{Delivery, Job, JobQueue};
 pub use secrets::SecretSource;

@@ -31,6 +31,52 @@ fn actor_columns(actor: &Actor) -> (&'static str, String) {
     }
 }
 
+/// Rows of audit entries per statement (11 parameters each).
+const ENTRIES_PER_STATEMENT: usize = 500;
+
+/// Appends `entries` through `conn`: a connection, or the transaction of the
+/// change they record, so the change and its record commit together.
+pub(crate) async fn insert_entries(
+    conn: &impl ConnectionTrait,
+    entries: &[AuditEntry],
+) -> Result<()> {
+    for chunk in entries.chunks(ENTRIES_PER_STATEMENT) {
+        let mut sql = Sql::default();
+        let mut rows = Vec::with_capacity(chunk.len());
+        for entry in chunk {
+            let (kind, actor) = actor_columns(&entry.actor);
+            let detail =
+                serde_json::to_string(&entry.actor).map_err(|e| Error::Internal(e.into()))?;
+            let params = [
+                sql.bind(entry.id),
+                sql.bind(entry.org_id.0),
+                sql.bind(kind),
+                sql.bind(actor),
+                sql.bind(detail),
+                sql.bind(entry.action.clone()),
+                sql.bind(entry.target_kind.clone()),
+                sql.bind(entry.target_id.clone()),
+                sql.bind(entry.before.as_ref().map(ToString::to_string)),
+                sql.bind(entry.after.as_ref().map(ToString::to_string)),
+                sql.bind(entry.at),
+            ];
+            rows.push(format!("({})", params.join(", ")));
+        }
+        conn.execute(Statement::from_sql_and_values(
+            conn.get_database_backend(),
+            format!(
+                "INSERT INTO audit_events (id, org_id, actor_kind, actor, actor_detail, action, target_kind, target_id, \
+                 before_state, after_state, at) VALUES {}",
+                rows.join(", ")
+            ),
+            sql.values,
+        ))
+        .await
+        .map_err(db_err)?;
+    }
+    Ok(())
+}
+
 #[derive(FromQueryResult)]
 struct Row {
     id: Uuid,
@@ -51,31 +97,7 @@ fn json(text: Option<String>) -> Option<serde_json::Value> {
 #[async_trait::async_trait]
 impl AuditLog for SqlAuditLog {
     async fn append(&self, entry: &AuditEntry) -> Result<()> {
-        let (kind, actor) = actor_columns(&entry.actor);
-        let detail = serde_json::to_string(&entry.actor).map_err(|e| Error::Internal(e.into()))?;
-        self.db
-            .connection()
-            .execute(Statement::from_sql_and_values(
-                self.db.backend(),
-                "INSERT INTO audit_events (id, org_id, actor_kind, actor, actor_detail, action, target_kind, target_id, \
-                 before_state, after_state, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-                [
-                    entry.id.into(),
-                    entry.org_id.0.into(),
-                    kind.into(),
-                    actor.into(),
-                    detail.into(),
-                    entry.action.clone().into(),
-                    entry.target_kind.clone().into(),
-                    entry.target_id.clone().into(),
-                    entry.before.as_ref().map(ToString::to_string).into(),
-                    entry.after.as_ref().map(ToString::to_string).into(),
-                    entry.at.into(),
-                ],
-            ))
-            .await
-            .map_err(db_err)?;
-        Ok(())
+        insert_entries(self.db.connection(), std::slice::from_ref(entry)).await
     }
 
     async fn list(

@@ -3,6 +3,7 @@
 //! statements (500 rows each): never one round trip per member.
 
 use futures::StreamExt;
+use orgsync_domain::audit::AuditEntry;
 use orgsync_domain::directory::{ConnectionId, ResourceId};
 use orgsync_domain::error::ConflictCode;
 use orgsync_domain::membership::{
@@ -10,7 +11,7 @@ use orgsync_domain::membership::{
 };
 use orgsync_domain::org::OrgId;
 use orgsync_domain::page::{Page, PageRequest};
-use orgsync_domain::ports::MembershipRepository;
+use orgsync_domain::ports::{MemberWrites, MembershipRepository};
 use orgsync_domain::sync::{CustomRole, MemberFilter, MembershipSettings};
 use orgsync_domain::{Error, Result};
 use sea_orm::{
@@ -19,6 +20,7 @@ use sea_orm::{
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::audit_log::insert_entries;
 use crate::db::{db_err, sql_err};
 use crate::filter_sql::Sql;
 use crate::Database;
@@ -158,6 +160,59 @@ async fn delete_members(txn: &DatabaseTransaction, org: OrgId, ids: &[MemberId])
         ))
         .await
         .map_err(db_err)?;
+    }
+    Ok(())
+}
+
+/// One audit entry per member written, in the writes' own transaction,
+/// built a batch at a time so memory stays bounded however many there are.
+async fn record_writes(
+    txn: &DatabaseTransaction,
+    org: OrgId,
+    writes: &MemberWrites<'_>,
+) -> Result<()> {
+    let view = |m: &Member| serde_json::to_value(m).ok();
+    let entry = |action: &str,
+                 id: MemberId,
+                 before: Option<serde_json::Value>,
+                 after: Option<serde_json::Value>| {
+        AuditEntry::new(
+            org,
+            writes.actor.clone(),
+            action,
+            ("member", id.0.to_string()),
+            before,
+            after,
+            writes.at,
+        )
+    };
+    for chunk in writes.added.chunks(BATCH) {
+        let entries: Vec<AuditEntry> = chunk
+            .iter()
+            .map(|m| entry("member.created", m.id, None, view(m)))
+            .collect();
+        insert_entries(txn, &entries).await?;
+    }
+    for chunk in writes.updated.chunks(BATCH) {
+        let entries: Vec<AuditEntry> = chunk
+            .iter()
+            .map(|(after, before)| {
+                let action = match (before.status, after.status) {
+                    (MemberStatus::Active, MemberStatus::Suspended) => "member.suspended",
+                    (MemberStatus::Suspended, MemberStatus::Active) => "member.reactivated",
+                    _ => "member.updated",
+                };
+                entry(action, after.id, view(before), view(after))
+            })
+            .collect();
+        insert_entries(txn, &entries).await?;
+    }
+    for chunk in writes.removed.chunks(BATCH) {
+        let entries: Vec<AuditEntry> = chunk
+            .iter()
+            .map(|m| entry("member.removed", m.id, view(m), None))
+            .collect();
+        insert_entries(txn, &entries).await?;
     }
     Ok(())
 }
@@ -415,35 +470,38 @@ impl MembershipRepository for SqlMembershipRepository {
         Ok(())
     }
 
-    async fn apply(
-        &self,
-        org: OrgId,
-        added: &[&Member],
-        updated: &[(&Member, OffsetDateTime)],
-        removed: &[(MemberId, OffsetDateTime)],
-    ) -> Result<()> {
+    async fn apply(&self, org: OrgId, writes: &MemberWrites<'_>) -> Result<()> {
         let txn = self.db.connection().begin().await.map_err(db_err)?;
         // The plan's versions first: every row it touches must still be as it
         // was read (on PostgreSQL the rows stay locked until commit).
-        let expected: Vec<(MemberId, OffsetDateTime)> = removed
+        let expected: Vec<(MemberId, OffsetDateTime)> = writes
+            .removed
             .iter()
-            .copied()
-            .chain(updated.iter().map(|(m, at)| (m.id, *at)))
+            .map(|m| (m.id, m.updated_at))
+            .chain(
+                writes
+                    .updated
+                    .iter()
+                    .map(|(_, before)| (before.id, before.updated_at)),
+            )
             .collect();
         check_versions(&txn, org, &expected).await?;
-        let removed_ids: Vec<MemberId> = removed.iter().map(|(id, _)| *id).collect();
+        let removed_ids: Vec<MemberId> = writes.removed.iter().map(|m| m.id).collect();
         delete_members(&txn, org, &removed_ids).await?;
         // An update rewrites the member's row (same id, same created_at): with
         // multi-row statements that is two set-based steps on both engines.
-        let updated_ids: Vec<MemberId> = updated.iter().map(|(m, _)| m.id).collect();
-        let updated: Vec<&Member> = updated.iter().map(|(m, _)| *m).collect();
+        let updated_ids: Vec<MemberId> = writes.updated.iter().map(|(after, _)| after.id).collect();
+        let updated: Vec<&Member> = writes.updated.iter().map(|(after, _)| after).collect();
         delete_members(&txn, org, &updated_ids).await?;
         insert_members(&txn, &updated).await?;
         // A member for the same directory user added since the plan: re-plan.
-        insert_members(&txn, added).await.map_err(|e| match e {
-            Error::Conflict { .. } => stale_plan(),
-            other => other,
-        })?;
+        insert_members(&txn, &writes.added)
+            .await
+            .map_err(|e| match e {
+                Error::Conflict { .. } => stale_plan(),
+                other => other,
+            })?;
+        record_writes(&txn, org, writes).await?;
         txn.commit().await.map_err(db_err)
     }
 

@@ -225,9 +225,10 @@ async fn a_reclaimed_jobs_old_holder_can_neither_renew_nor_record() {
 /// is made again, it never overwrites or undoes that change.
 #[actix_web::test]
 async fn a_plan_made_before_a_change_can_neither_overwrite_nor_undo_it() {
-    use orgsync_domain::membership::MemberId;
+    use orgsync_domain::audit::Actor;
+    use orgsync_domain::membership::{Member, MemberId};
     use orgsync_domain::org::OrgId;
-    use orgsync_domain::ports::MembershipRepository;
+    use orgsync_domain::ports::{MemberWrites, MembershipRepository};
     use orgsync_domain::Error;
 
     let dir = Directory::new().await;
@@ -260,17 +261,31 @@ async fn a_plan_made_before_a_change_can_neither_overwrite_nor_undo_it() {
     .await;
     assert_eq!(status, 200);
 
+    fn writes<'a>(
+        updated: Vec<(Member, &'a Member)>,
+        removed: Vec<&'a Member>,
+    ) -> MemberWrites<'a> {
+        MemberWrites {
+            added: Vec::new(),
+            updated,
+            removed,
+            actor: Actor::Sync {
+                job_id: uuid::Uuid::now_v7(),
+            },
+            at: time::OffsetDateTime::now_utc(),
+        }
+    }
     let mut stale = planned_from.clone();
     stale.name = Some("Stale".into());
     let refused = members
-        .apply(org, &[], &[(&stale, planned_from.updated_at)], &[])
+        .apply(org, &writes(vec![(stale, &planned_from)], Vec::new()))
         .await;
     assert!(
         matches!(refused, Err(Error::PreconditionFailed(_))),
         "{refused:?}"
     );
     let refused = members
-        .apply(org, &[], &[], &[(id, planned_from.updated_at)])
+        .apply(org, &writes(Vec::new(), vec![&planned_from]))
         .await;
     assert!(
         matches!(refused, Err(Error::PreconditionFailed(_))),
@@ -279,17 +294,92 @@ async fn a_plan_made_before_a_change_can_neither_overwrite_nor_undo_it() {
     let (_, now) = admin(&dir, "GET", &dir.org, &format!("/members/{}", id.0), None).await;
     assert_eq!(now["name"], "Ann B.", "the later change stands");
 
-    // Planned from the current version, the same writes apply.
+    // Planned from the current version, the same writes apply, with their audit entry.
     let current = members
         .find_member(org, id)
         .await
         .unwrap()
         .expect("the member");
     members
-        .apply(org, &[], &[], &[(id, current.updated_at)])
+        .apply(org, &writes(Vec::new(), vec![&current]))
         .await
         .expect("a current plan applies");
+    let (_, audit) = admin(
+        &dir,
+        "GET",
+        &dir.org,
+        "/audit-log?action=member.removed",
+        None,
+    )
+    .await;
+    let entry = &audit["data"][0];
+    assert_eq!(entry["actor"]["kind"], "sync", "{audit}");
+    assert_eq!(entry["before"]["name"], "Ann B.", "{audit}");
     let (status, _) = admin(&dir, "GET", &dir.org, &format!("/members/{}", id.0), None).await;
     assert_eq!(status, 404);
+    dir.app.finish().await;
+}
+
+/// What the directory does to members is audited member by member, by the
+/// connection (or the sync job), with the member before and after.
+#[actix_web::test]
+async fn idp_driven_member_changes_are_audited_per_member() {
+    let dir = Directory::new().await;
+    dir.user("ann@example.com").await;
+    let (_, preview) = admin(
+        &dir,
+        "POST",
+        &dir.org,
+        "/provisioning/preview",
+        Some(json!({"mode": "scim"})),
+    )
+    .await;
+    admin(
+        &dir,
+        "PUT",
+        &dir.org,
+        "/provisioning",
+        Some(json!({"mode": "scim", "confirm": preview["confirmation"]})),
+    )
+    .await;
+    let bob = dir.user("bob@example.com").await;
+    let mut created = Value::Null;
+    for _ in 0..200 {
+        let (_, audit) = admin(
+            &dir,
+            "GET",
+            &dir.org,
+            "/audit-log?action=member.created",
+            None,
+        )
+        .await;
+        if let Some(entry) = audit["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["after"]["directory_user_id"] == bob.as_str())
+        {
+            created = entry.clone();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(created["actor"]["kind"], "scim", "{created}");
+    assert_eq!(created["actor"]["connection_id"], dir.conn.as_str());
+    assert!(created["before"].is_null());
+    // The mode switch's own adds are audited too, by the admin who confirmed it.
+    let (_, audit) = admin(
+        &dir,
+        "GET",
+        &dir.org,
+        "/audit-log?action=member.created",
+        None,
+    )
+    .await;
+    assert!(audit["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["actor"]["kind"] == "admin" && e["after"]["email"] == "ann@example.com"));
     dir.app.finish().await;
 }

@@ -1,3 +1,4 @@
+use crate::audit::Actor;
 use time::OffsetDateTime;
 
 use crate::directory::ConnectionId;
@@ -60,23 +61,19 @@ pub trait MembershipRepository: Send + Sync {
     /// MUST return `NotFound` when the member does not exist.
     async fn delete_member(&self, org: OrgId, id: MemberId) -> Result<()>;
 
-    /// Applies a planned change set in set-based batches, in one transaction:
-    /// `added` and `updated` are complete members (updated ones after their
-    /// field changes), `removed` are ids. Each updated or removed member comes
-    /// with the `updated_at` it was planned from: the write is conditional on
-    /// it, so a plan made before another change can never overwrite it.
+    /// Applies a planned change set in set-based batches, in one
+    /// transaction, together with one audit entry per member written
+    /// (`member.created`, `member.updated`, `member.suspended`,
+    /// `member.reactivated`, `member.removed`, by `writes.actor`, with the
+    /// member before and after). Each updated or removed member's write is
+    /// conditional on the version (`updated_at`) it was planned from, so a
+    /// plan made before another change can never overwrite it.
     ///
     /// # Errors
     /// MUST return `PreconditionFailed` (and apply nothing) when a member
     /// changed, disappeared or appeared since the plan; the caller re-plans.
     /// Otherwise only infrastructure failures.
-    async fn apply(
-        &self,
-        org: OrgId,
-        added: &[&Member],
-        updated: &[(&Member, OffsetDateTime)],
-        removed: &[(MemberId, OffsetDateTime)],
-    ) -> Result<()>;
+    async fn apply(&self, org: OrgId, writes: &MemberWrites<'_>) -> Result<()>;
 
     /// # Errors
     /// Only infrastructure failures; an org never configured gets the defaults.
@@ -139,4 +136,16 @@ pub trait MembershipRepository: Send + Sync {
         applied_seq: i64,
         now: OffsetDateTime,
     ) -> Result<()>;
+}
+
+/// A planned change set as rows to write, and who writes them.
+#[derive(Debug)]
+pub struct MemberWrites<'a> {
+    pub added: Vec<&'a Member>,
+    /// `(after, before)`: the member as it will be, and as the plan read it.
+    pub updated: Vec<(Member, &'a Member)>,
+    /// The members as the plan read them.
+    pub removed: Vec<&'a Member>,
+    pub actor: Actor,
+    pub at: OffsetDateTime,
 }

@@ -40,7 +40,7 @@ impl SyncService {
             let members = ports.members.count_members(org).await?;
             hold(changes, threshold, members, org, source)
         };
-        self.apply(org, &applied, current).await?;
+        self.apply(org, &applied, current, &actor).await?;
         match held {
             Some(held) => {
                 let held = match (source, ports.protection.held(org).await?) {
@@ -195,7 +195,8 @@ impl SyncService {
             }
             return Err(stale(&narrowed));
         }
-        self.apply(org.id, &confirmed, &current).await?;
+        self.apply(org.id, &confirmed, &current, &Actor::of(principal))
+            .await?;
         ports.protection.release(org.id).await?;
         let counts = confirmed.counts();
         self.orgs()

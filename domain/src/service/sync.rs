@@ -18,7 +18,7 @@ use crate::org::{OrgId, OrgKind, Organization, ProvisioningMode};
 use crate::page::{Page, PageRequest};
 use crate::ports::{
     Clock, ConnectionRepository, DeletionProtection, DirectoryRepository, Job, JobQueue,
-    MembershipRepository, OrgRepository, SyncRunRepository,
+    MemberWrites, MembershipRepository, OrgRepository, SyncRunRepository,
 };
 use crate::service::OrgService;
 use crate::sync::{
@@ -204,6 +204,7 @@ impl SyncService {
         org: OrgId,
         changes: &ChangeSet,
         current: &[Member],
+        actor: &Actor,
     ) -> Result<()> {
         if changes.is_empty() {
             return Ok(());
@@ -219,35 +220,32 @@ impl SyncService {
             .filter(|m| touched.contains(&m.id))
             .map(|m| (m.id, m))
             .collect();
-        let mut updated = Vec::with_capacity(changes.updates.len());
-        for update in &changes.updates {
-            if let Some(member) = current.get(&update.member_id) {
-                let planned_from = member.updated_at;
-                let mut member = (*member).clone();
-                for change in &update.changes {
-                    change.apply_to(&mut member);
-                }
-                member.updated_at = changes.planned_at;
-                updated.push((member, planned_from));
-            }
-        }
-        // References, not copies: at 100k adds a second copy is most of the memory.
-        let added: Vec<&Member> = changes.adds.iter().map(|a| &a.member).collect();
-        let updated: Vec<(&Member, OffsetDateTime)> =
-            updated.iter().map(|(m, at)| (m, *at)).collect();
-        let removed: Vec<(MemberId, OffsetDateTime)> = changes
-            .removals
+        let updated = changes
+            .updates
             .iter()
-            .filter_map(|r| {
-                current
-                    .get(&r.member_id)
-                    .map(|m| (r.member_id, m.updated_at))
+            .filter_map(|update| {
+                let before = *current.get(&update.member_id)?;
+                let mut after = before.clone();
+                for change in &update.changes {
+                    change.apply_to(&mut after);
+                }
+                after.updated_at = changes.planned_at;
+                Some((after, before))
             })
             .collect();
-        self.ports
-            .members
-            .apply(org, &added, &updated, &removed)
-            .await
+        let writes = MemberWrites {
+            // References, not copies: at 100k adds a second copy is most of the memory.
+            added: changes.adds.iter().map(|a| &a.member).collect(),
+            updated,
+            removed: changes
+                .removals
+                .iter()
+                .filter_map(|r| current.get(&r.member_id).copied())
+                .collect(),
+            actor: actor.clone(),
+            at: changes.planned_at,
+        };
+        self.ports.members.apply(org, &writes).await
     }
 
     /// Records a finished run for a change applied in the request itself.
@@ -353,7 +351,8 @@ impl SyncService {
         if mode != ProvisioningMode::Scim {
             return Ok((org, Applied { run: None }));
         }
-        self.apply(org.id, &preview.changes, &current).await?;
+        self.apply(org.id, &preview.changes, &current, &Actor::of(principal))
+            .await?;
         if let Some((conn, seq)) = position {
             self.ports
                 .members
@@ -484,7 +483,8 @@ impl SyncService {
         if org.provisioning_mode != ProvisioningMode::Scim {
             return Ok(Applied { run: None });
         }
-        self.apply(org.id, &preview.changes, &current).await?;
+        self.apply(org.id, &preview.changes, &current, &Actor::of(principal))
+            .await?;
         if let Some((conn, seq)) = position {
             self.ports
                 .members

@@ -202,7 +202,8 @@ async fn record_writes(
                     (MemberStatus::Suspended, MemberStatus::Active) => "member.reactivated",
                     _ => "member.updated",
                 };
-                entry(action, after.id, view(before), view(after))
+                let (before, after_view) = changed_fields(before, after);
+                entry(action, after.id, Some(before), Some(after_view))
             })
             .collect();
         insert_entries(txn, &entries).await?;
@@ -215,6 +216,27 @@ async fn record_writes(
         insert_entries(txn, &entries).await?;
     }
     Ok(())
+}
+
+/// The fields an update changed, before and after (not the whole member:
+/// a resync may update 100,000 members, and their audit stays small).
+fn changed_fields(before: &Member, after: &Member) -> (serde_json::Value, serde_json::Value) {
+    use serde_json::{Map, Value as Json};
+    let (Ok(Json::Object(before)), Ok(Json::Object(after))) =
+        (serde_json::to_value(before), serde_json::to_value(after))
+    else {
+        return (Json::Null, Json::Null);
+    };
+    let mut was = Map::new();
+    let mut now = Map::new();
+    for (key, value) in after {
+        let old = before.get(&key).cloned().unwrap_or(Json::Null);
+        if key != "updated_at" && old != value {
+            was.insert(key.clone(), old);
+            now.insert(key, value);
+        }
+    }
+    (Json::Object(was), Json::Object(now))
 }
 
 fn stale_plan() -> Error {

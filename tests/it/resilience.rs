@@ -383,3 +383,175 @@ async fn idp_driven_member_changes_are_audited_per_member() {
         .any(|e| e["actor"]["kind"] == "admin" && e["after"]["email"] == "ann@example.com"));
     dir.app.finish().await;
 }
+
+/// A directory group with no members yet.
+async fn empty_group(dir: &Directory, name: &str) -> String {
+    let (status, group) = dir
+        .scim("POST", "/Groups", Some(json!({"displayName": name})))
+        .await;
+    assert_eq!(status, 201, "{group}");
+    group["id"].as_str().unwrap().to_owned()
+}
+
+/// A small deterministic generator: the interleavings differ run to run only
+/// through scheduling, and a failure names its seed.
+struct Lcg(u64);
+
+impl Lcg {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        ((self.0 >> 33) as usize) % n.max(1)
+    }
+}
+
+/// Random SCIM writes (creations, deactivations, reactivations, deletions,
+/// renames, group membership) interleaved with full resyncs that the worker
+/// runs concurrently with incremental sync: at the end the org equals a fresh
+/// reconcile (its preview changes nothing) and holds exactly the active users.
+#[actix_web::test]
+async fn random_interleavings_of_scim_writes_and_syncs_converge() {
+    let dir = Directory::new().await;
+    let org = dir.org.clone();
+    let (_, preview) = admin(
+        &dir,
+        "POST",
+        &org,
+        "/provisioning/preview",
+        Some(json!({"mode": "scim"})),
+    )
+    .await;
+    admin(
+        &dir,
+        "PUT",
+        &org,
+        "/provisioning",
+        Some(json!({"mode": "scim", "confirm": preview["confirmation"]})),
+    )
+    .await;
+    // Protection would (rightly) hold mass removals; convergence is the point here.
+    admin(
+        &dir,
+        "PUT",
+        &org,
+        "/deletion-protection",
+        Some(json!({"max_removals": 0})),
+    )
+    .await;
+    let groups = [empty_group(&dir, "A").await, empty_group(&dir, "B").await];
+    let seed = 0x5eed_2026_1202;
+    let mut rng = Lcg(seed);
+    let mut users: Vec<String> = Vec::new();
+    for step in 0..400 {
+        let pick = |rng: &mut Lcg, users: &[String]| users.get(rng.below(users.len())).cloned();
+        match rng.below(8) {
+            0 | 1 => users.push(dir.user(&format!("u{step}@example.com")).await),
+            2 => {
+                if let Some(user) = pick(&mut rng, &users) {
+                    let active = rng.below(2) == 0;
+                    dir.scim(
+                        "PATCH",
+                        &format!("/Users/{user}"),
+                        Some(crate::scim::patch(
+                            json!([{"op": "replace", "path": "active", "value": active}]),
+                        )),
+                    )
+                    .await;
+                }
+            }
+            3 => {
+                if let Some(user) = pick(&mut rng, &users) {
+                    dir.scim("DELETE", &format!("/Users/{user}"), None).await;
+                    users.retain(|u| *u != user);
+                }
+            }
+            4 => {
+                if let Some(user) = pick(&mut rng, &users) {
+                    dir.scim("PATCH", &format!("/Users/{user}"),
+                        Some(crate::scim::patch(json!([{"op": "replace", "path": "displayName", "value": format!("n{step}")}])))).await;
+                }
+            }
+            5 | 6 => {
+                if let Some(user) = pick(&mut rng, &users) {
+                    let group = &groups[rng.below(2)];
+                    let op = if rng.below(2) == 0 { "add" } else { "remove" };
+                    let body = if op == "add" {
+                        json!([{"op": "add", "path": "members", "value": [{"value": user}]}])
+                    } else {
+                        json!([{"op": "remove", "path": format!("members[value eq \"{user}\"]")}])
+                    };
+                    dir.scim(
+                        "PATCH",
+                        &format!("/Groups/{group}"),
+                        Some(crate::scim::patch(body)),
+                    )
+                    .await;
+                }
+            }
+            _ => {
+                admin(
+                    &dir,
+                    "POST",
+                    &org,
+                    "/syncs",
+                    Some(json!({"cascade": false})),
+                )
+                .await;
+            }
+        }
+    }
+
+    // Quiet: the directory's changes are applied and no sync is queued or running.
+    let mut settled = false;
+    for _ in 0..1200 {
+        let (_, status) = admin(&dir, "GET", &org, "/sync-status", None).await;
+        let (_, runs) = admin(&dir, "GET", &org, "/syncs?limit=200", None).await;
+        let busy = runs["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["status"] == "queued" || r["status"] == "running");
+        if status["current"] == true && !busy {
+            settled = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(settled, "seed {seed:#x}: did not settle in 60 s");
+    let (status, preview) = admin(
+        &dir,
+        "POST",
+        &org,
+        "/syncs/preview",
+        Some(json!({"cascade": false})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        preview["orgs"][0]["counts"],
+        json!({"adds": 0, "updates": 0, "removals": 0, "suspensions": 0}),
+        "seed {seed:#x}: {preview}"
+    );
+    let (_, active) = dir
+        .scim("GET", "/Users?filter=active%20eq%20true&count=1000", None)
+        .await;
+    let mut expected: Vec<String> = active["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["id"].as_str().unwrap().to_owned())
+        .collect();
+    let (_, members) = admin(&dir, "GET", &org, "/members?limit=200", None).await;
+    let mut actual: Vec<String> = members["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["directory_user_id"].as_str().unwrap().to_owned())
+        .collect();
+    expected.sort();
+    actual.sort();
+    assert_eq!(actual, expected, "seed {seed:#x}");
+    dir.app.finish().await;
+}

@@ -555,3 +555,84 @@ async fn random_interleavings_of_scim_writes_and_syncs_converge() {
     assert_eq!(actual, expected, "seed {seed:#x}");
     dir.app.finish().await;
 }
+
+/// A job that runs longer than the lease keeps it: its worker renews the
+/// lease, so the sweeper (every second here) never hands it to another
+/// worker, and it runs exactly once.
+#[actix_web::test]
+async fn a_job_longer_than_its_lease_is_renewed_and_runs_once() {
+    use sea_orm::ConnectionTrait;
+
+    let dir = Directory::on(
+        TestApp::spawn_with(|s| {
+            s.worker.lease = 1;
+            s.worker.sweep_every = 1;
+        })
+        .await,
+    )
+    .await;
+    let org = dir.org.clone();
+    let (status, _) = admin(
+        &dir,
+        "PUT",
+        &org,
+        "/provisioning",
+        Some(json!({"mode": "scim"})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    // 30,000 users behind the engine's back (no events): only a full sync adds them.
+    dir.app
+        .runtime
+        .db
+        .connection()
+        .execute_unprepared(&format!(
+            "INSERT INTO directory_users (id, connection_id, user_name, user_name_lower, external_id, display_name, \
+             active, email, resource, version, created_at, updated_at) \
+             SELECT gen_random_uuid(), '{conn}', 'u' || n || '@example.com', 'u' || n || '@example.com', 'e' || n, \
+             'User ' || n, TRUE, 'u' || n || '@example.com', \
+             jsonb_build_object('userName', 'u' || n || '@example.com', 'active', TRUE), 1, now(), now() \
+             FROM generate_series(1, 30000) AS n",
+            conn = dir.conn
+        ))
+        .await
+        .unwrap();
+    let (status, run) = admin(
+        &dir,
+        "POST",
+        &org,
+        "/syncs",
+        Some(json!({"cascade": false})),
+    )
+    .await;
+    assert_eq!(status, 202, "{run}");
+    let path = format!("/syncs/{}", run["id"].as_str().unwrap());
+    let mut done = Value::Null;
+    for _ in 0..1200 {
+        let (_, current) = admin(&dir, "GET", &org, &path, None).await;
+        if current["status"] == "succeeded" || current["status"] == "failed" {
+            done = current;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let job = &done["jobs"][0];
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(
+        job["attempts"], 1,
+        "taken over while its worker was alive: {job}"
+    );
+    assert_eq!(job["counts"]["adds"], 30_000);
+    let took = |field: &str| {
+        time::OffsetDateTime::parse(
+            job[field].as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap()
+    };
+    assert!(
+        took("finished_at") - took("started_at") > time::Duration::seconds(1),
+        "the job must outlast its 1 s lease for this test to mean anything: {job}"
+    );
+    dir.app.finish().await;
+}

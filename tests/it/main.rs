@@ -12,6 +12,7 @@ mod support;
 mod cascade;
 mod cli;
 mod embedded;
+mod fixtures;
 mod health;
 mod hostile;
 mod isolation;

@@ -6,31 +6,8 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use crate::fixtures::{admin, member_count, own_connection, switch_to_scim};
 use crate::scim::Directory;
-
-async fn admin(
-    dir: &Directory,
-    method: &str,
-    org: &str,
-    rest: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let token = dir.app.tokens.platform();
-    dir.app
-        .call(
-            method,
-            &format!("/api/v1/orgs/{org}{rest}"),
-            Some(&token),
-            body,
-        )
-        .await
-}
-
-async fn member_count(dir: &Directory, org: &str) -> usize {
-    let (status, page) = admin(dir, "GET", org, "/members?limit=200", None).await;
-    assert_eq!(status, 200, "{page}");
-    page["data"].as_array().unwrap().len()
-}
 
 /// Waits (bounded) until `org` has removals held, and returns them.
 async fn held(dir: &Directory, org: &str) -> Value {
@@ -74,23 +51,7 @@ async fn mapped_org() -> (Directory, String, String) {
     let big = group(&dir, "Engineering", &many).await;
     let small = group(&dir, "Sales", &few).await;
     let org = dir.org.clone();
-    let (_, preview) = admin(
-        &dir,
-        "POST",
-        &org,
-        "/provisioning/preview",
-        Some(json!({"mode": "scim"})),
-    )
-    .await;
-    let (status, _) = admin(
-        &dir,
-        "PUT",
-        &org,
-        "/provisioning",
-        Some(json!({"mode": "scim", "confirm": preview["confirmation"]})),
-    )
-    .await;
-    assert_eq!(status, 200);
+    switch_to_scim(&dir, &org).await;
     let mappings = json!({"enabled": true, "roles": [
         {"group": big, "role": "admin"}, {"group": small, "role": "user"}]});
     let (status, saved) = admin(&dir, "PUT", &org, "/group-mappings", Some(mappings)).await;
@@ -243,44 +204,11 @@ async fn a_child_starting_to_draw_on_its_own_directory_holds_the_removals_and_re
     )
     .await;
     let child = child["id"].as_str().unwrap().to_owned();
-    let (_, preview) = admin(
-        &dir,
-        "POST",
-        &child,
-        "/provisioning/preview",
-        Some(json!({"mode": "scim"})),
-    )
-    .await;
-    let (status, _) = admin(
-        &dir,
-        "PUT",
-        &child,
-        "/provisioning",
-        Some(json!({"mode": "scim", "confirm": preview["confirmation"]})),
-    )
-    .await;
-    assert_eq!(status, 200);
+    switch_to_scim(&dir, &child).await;
     assert_eq!(member_count(&dir, &child).await, parent_users.len());
 
     // The child's admin connects its own IdP, which pushes one user.
-    let (_, conn) = admin(
-        &dir,
-        "POST",
-        &child,
-        "/connections",
-        Some(json!({"name": "Own IdP"})),
-    )
-    .await;
-    let conn = conn["id"].as_str().unwrap().to_owned();
-    let (_, sync) = admin(
-        &dir,
-        "PUT",
-        &child,
-        &format!("/connections/{conn}/directory-sync"),
-        Some(json!({"enabled": true})),
-    )
-    .await;
-    let scim_token = sync["token"].as_str().unwrap().to_owned();
+    let (conn, scim_token) = own_connection(&dir, &child).await;
     let (status, _) = dir
         .app
         .call(
@@ -449,43 +377,11 @@ async fn a_child_falling_back_to_its_parents_directory_loses_only_its_own_direct
     )
     .await;
     let child = child["id"].as_str().unwrap().to_owned();
-    let (_, preview) = admin(
-        &dir,
-        "POST",
-        &child,
-        "/provisioning/preview",
-        Some(json!({"mode": "scim"})),
-    )
-    .await;
-    admin(
-        &dir,
-        "PUT",
-        &child,
-        "/provisioning",
-        Some(json!({"mode": "scim", "confirm": preview["confirmation"]})),
-    )
-    .await;
+    switch_to_scim(&dir, &child).await;
     assert_eq!(member_count(&dir, &child).await, 30);
 
     // The child connects its own IdP with one user: the 30 removals are held, then rejected.
-    let (_, conn) = admin(
-        &dir,
-        "POST",
-        &child,
-        "/connections",
-        Some(json!({"name": "Own"})),
-    )
-    .await;
-    let conn = conn["id"].as_str().unwrap().to_owned();
-    let (_, sync) = admin(
-        &dir,
-        "PUT",
-        &child,
-        &format!("/connections/{conn}/directory-sync"),
-        Some(json!({"enabled": true})),
-    )
-    .await;
-    let scim_token = sync["token"].as_str().unwrap().to_owned();
+    let (conn, scim_token) = own_connection(&dir, &child).await;
     dir.app
         .call(
             "POST",

@@ -7,48 +7,9 @@ use std::time::Duration;
 use sea_orm::ConnectionTrait;
 use serde_json::{json, Value};
 
+use crate::fixtures::{admin, finished_run, scim_child, switch_to_scim};
 use crate::scim::Directory;
 use crate::support::TestApp;
-
-async fn admin(
-    dir: &Directory,
-    method: &str,
-    org: &str,
-    rest: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let token = dir.app.tokens.platform();
-    dir.app
-        .call(
-            method,
-            &format!("/api/v1/orgs/{org}{rest}"),
-            Some(&token),
-            body,
-        )
-        .await
-}
-
-async fn scim_child(dir: &Directory, slug: &str) -> String {
-    let (_, child) = admin(
-        dir,
-        "POST",
-        &dir.org,
-        "/children",
-        Some(json!({"name": slug, "slug": slug})),
-    )
-    .await;
-    let child = child["id"].as_str().unwrap().to_owned();
-    let (status, switched) = admin(
-        dir,
-        "PUT",
-        &child,
-        "/provisioning",
-        Some(json!({"mode": "scim"})),
-    )
-    .await;
-    assert_eq!(status, 200, "{switched}");
-    child
-}
 
 #[actix_web::test]
 async fn a_failing_org_does_not_stop_its_siblings_and_tenants_see_no_raw_cause() {
@@ -103,16 +64,7 @@ async fn a_failing_org_does_not_stop_its_siblings_and_tenants_see_no_raw_cause()
     )
     .await;
     assert_eq!(status, 202, "{run}");
-    let path = format!("/syncs/{}", run["id"].as_str().unwrap());
-    let mut finished = Value::Null;
-    for _ in 0..200 {
-        let (_, current) = admin(&dir, "GET", &broken, &path, None).await;
-        if current["status"] == "failed" {
-            finished = current;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let finished = finished_run(&dir, &broken, &run).await;
     let error = finished["jobs"][0]["error"]
         .as_str()
         .unwrap_or_default()
@@ -326,22 +278,7 @@ async fn a_plan_made_before_a_change_can_neither_overwrite_nor_undo_it() {
 async fn idp_driven_member_changes_are_audited_per_member() {
     let dir = Directory::new().await;
     dir.user("ann@example.com").await;
-    let (_, preview) = admin(
-        &dir,
-        "POST",
-        &dir.org,
-        "/provisioning/preview",
-        Some(json!({"mode": "scim"})),
-    )
-    .await;
-    admin(
-        &dir,
-        "PUT",
-        &dir.org,
-        "/provisioning",
-        Some(json!({"mode": "scim", "confirm": preview["confirmation"]})),
-    )
-    .await;
+    switch_to_scim(&dir, &dir.org).await;
     let bob = dir.user("bob@example.com").await;
     let mut created = Value::Null;
     for _ in 0..200 {
@@ -415,22 +352,7 @@ impl Lcg {
 async fn random_interleavings_of_scim_writes_and_syncs_converge() {
     let dir = Directory::new().await;
     let org = dir.org.clone();
-    let (_, preview) = admin(
-        &dir,
-        "POST",
-        &org,
-        "/provisioning/preview",
-        Some(json!({"mode": "scim"})),
-    )
-    .await;
-    admin(
-        &dir,
-        "PUT",
-        &org,
-        "/provisioning",
-        Some(json!({"mode": "scim", "confirm": preview["confirmation"]})),
-    )
-    .await;
+    switch_to_scim(&dir, &org).await;
     // Protection would (rightly) hold mass removals; convergence is the point here.
     admin(
         &dir,
@@ -572,15 +494,7 @@ async fn a_job_longer_than_its_lease_is_renewed_and_runs_once() {
     )
     .await;
     let org = dir.org.clone();
-    let (status, _) = admin(
-        &dir,
-        "PUT",
-        &org,
-        "/provisioning",
-        Some(json!({"mode": "scim"})),
-    )
-    .await;
-    assert_eq!(status, 200);
+    switch_to_scim(&dir, &org).await;
     // 30,000 users behind the engine's back (no events): only a full sync adds them.
     dir.app
         .runtime
@@ -606,16 +520,7 @@ async fn a_job_longer_than_its_lease_is_renewed_and_runs_once() {
     )
     .await;
     assert_eq!(status, 202, "{run}");
-    let path = format!("/syncs/{}", run["id"].as_str().unwrap());
-    let mut done = Value::Null;
-    for _ in 0..1200 {
-        let (_, current) = admin(&dir, "GET", &org, &path, None).await;
-        if current["status"] == "succeeded" || current["status"] == "failed" {
-            done = current;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let done = finished_run(&dir, &org, &run).await;
     let job = &done["jobs"][0];
     assert_eq!(done["status"], "succeeded", "{done}");
     assert_eq!(

@@ -1,0 +1,107 @@
+//! Steps many tests share: admin calls on any org of a [`Directory`]'s
+//! tree, switching an org to SCIM, connecting an org's own IdP, waiting for a
+//! run.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::scim::Directory;
+
+/// An admin API call on `org` (any org of the tree) with a platform token.
+pub(crate) async fn admin(
+    dir: &Directory,
+    method: &str,
+    org: &str,
+    rest: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let token = dir.app.tokens.platform();
+    dir.app
+        .call(
+            method,
+            &format!("/api/v1/orgs/{org}{rest}"),
+            Some(&token),
+            body,
+        )
+        .await
+}
+
+pub(crate) async fn member_count(dir: &Directory, org: &str) -> usize {
+    let (status, page) = admin(dir, "GET", org, "/members?limit=200", None).await;
+    assert_eq!(status, 200, "{page}");
+    page["data"].as_array().unwrap().len()
+}
+
+/// Switches `org` to SCIM with its preview's confirmation.
+pub(crate) async fn switch_to_scim(dir: &Directory, org: &str) {
+    let (_, preview) = admin(
+        dir,
+        "POST",
+        org,
+        "/provisioning/preview",
+        Some(json!({"mode": "scim"})),
+    )
+    .await;
+    let (status, switched) = admin(
+        dir,
+        "PUT",
+        org,
+        "/provisioning",
+        Some(json!({"mode": "scim", "confirm": preview["confirmation"]})),
+    )
+    .await;
+    assert_eq!(status, 200, "{switched}");
+}
+
+/// A child of the directory's org, in SCIM mode (drawing on the parent's directory).
+pub(crate) async fn scim_child(dir: &Directory, slug: &str) -> String {
+    let (status, child) = admin(
+        dir,
+        "POST",
+        &dir.org,
+        "/children",
+        Some(json!({"name": slug, "slug": slug})),
+    )
+    .await;
+    assert_eq!(status, 201, "{child}");
+    let child = child["id"].as_str().unwrap().to_owned();
+    switch_to_scim(dir, &child).await;
+    child
+}
+
+/// `org`'s own connection with directory sync on: its id and SCIM token.
+pub(crate) async fn own_connection(dir: &Directory, org: &str) -> (String, String) {
+    let (_, conn) = admin(
+        dir,
+        "POST",
+        org,
+        "/connections",
+        Some(json!({"name": "Own IdP"})),
+    )
+    .await;
+    let conn = conn["id"].as_str().unwrap().to_owned();
+    let (status, sync) = admin(
+        dir,
+        "PUT",
+        org,
+        &format!("/connections/{conn}/directory-sync"),
+        Some(json!({"enabled": true})),
+    )
+    .await;
+    assert_eq!(status, 200, "{sync}");
+    (conn, sync["token"].as_str().unwrap().to_owned())
+}
+
+/// Waits (60 s at most) until the run `POST /syncs` answered has finished.
+pub(crate) async fn finished_run(dir: &Directory, org: &str, run: &Value) -> Value {
+    let path = format!("/syncs/{}", run["id"].as_str().unwrap());
+    for _ in 0..1200 {
+        let (_, current) = admin(dir, "GET", org, &path, None).await;
+        if current["status"] == "succeeded" || current["status"] == "failed" {
+            return current;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("run {path} did not finish in 60 s");
+}

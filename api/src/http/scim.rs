@@ -42,7 +42,6 @@ pub(crate) async fn authenticate(
         ))
     };
     let peer = req.peer_addr().map(|addr| addr.ip());
-    state.scim_failed_auth.admit(peer)?;
     let conn = req
         .match_info()
         .get("conn")
@@ -52,6 +51,7 @@ pub(crate) async fn authenticate(
             state.scim_failed_auth.failed(peer);
             unauthorized()
         })?;
+    state.scim_failed_auth.admit(peer, conn)?;
     let bearer = req
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)
@@ -66,6 +66,7 @@ pub(crate) async fn authenticate(
         }
         return Err(e.into());
     }
+    state.scim_failed_auth.succeeded(conn);
     // Only authenticated calls count, so nobody can exhaust a connection's budget without its token.
     state.scim_rate_limit.check(conn)?;
     tracing::Span::current().record("connection_id", tracing::field::display(conn));

@@ -44,15 +44,17 @@ impl ScimRateLimiter {
 }
 
 /// Failed SCIM authentications per client address. An address past its
-/// budget is refused (429) before any token look-up for as long as the limiter
-/// says, so guessing connection ids or tokens costs the database nothing. Only
-/// failures count: an IdP with a valid token is never slowed by this.
-///
-/// The address is the TCP peer: behind a load balancer every client shares
-/// it, so there set the budget to what the whole fleet of IdPs may fail.
+/// budget is refused (429) before any token look-up, for as long as the
+/// limiter says, when it asks for a connection this process has not seen
+/// authenticate lately: guessing connection ids then costs the database
+/// nothing. Connections that did authenticate (their tokens are cached) are
+/// always served, so an IdP behind the same address as an attacker (a load
+/// balancer, a shared egress) is never locked out, and a valid token is never
+/// slowed by this.
 pub struct FailedAuthLimiter {
     limiter: Option<DefaultKeyedRateLimiter<std::net::IpAddr>>,
     blocked: moka::sync::Cache<std::net::IpAddr, std::time::Instant>,
+    known: moka::sync::Cache<ConnectionId, ()>,
     clock: DefaultClock,
 }
 
@@ -61,23 +63,35 @@ impl FailedAuthLimiter {
     pub fn new(per_second: u32) -> Self {
         let limiter = NonZeroU32::new(per_second)
             .map(|rate| RateLimiter::keyed(Quota::per_second(rate).allow_burst(rate)));
+        // Bounded, so a flood from many addresses cannot grow them without end.
         Self {
             limiter,
-            // Bounded, so a flood from many addresses cannot grow it without end.
             blocked: moka::sync::Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(std::time::Duration::from_secs(60))
+                .build(),
+            known: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(std::time::Duration::from_secs(600))
                 .build(),
             clock: DefaultClock::default(),
         }
     }
 
     /// # Errors
-    /// `RateLimited` while `addr` is over its budget of failures.
-    pub fn admit(&self, addr: Option<std::net::IpAddr>) -> Result<(), ScimError> {
+    /// `RateLimited` while `addr` is over its budget of failures and `conn`
+    /// has not authenticated lately.
+    pub fn admit(
+        &self,
+        addr: Option<std::net::IpAddr>,
+        conn: ConnectionId,
+    ) -> Result<(), ScimError> {
         let Some(addr) = addr.filter(|_| self.limiter.is_some()) else {
             return Ok(());
         };
+        if self.known.contains_key(&conn) {
+            return Ok(());
+        }
         match self.blocked.get(&addr) {
             Some(until) if until > std::time::Instant::now() => {
                 let wait = until.saturating_duration_since(std::time::Instant::now());
@@ -86,6 +100,13 @@ impl FailedAuthLimiter {
                 })
             }
             _ => Ok(()),
+        }
+    }
+
+    /// Remembers that `conn` authenticated: its IdP is served whatever its address does.
+    pub fn succeeded(&self, conn: ConnectionId) {
+        if self.limiter.is_some() {
+            self.known.insert(conn, ());
         }
     }
 
@@ -136,15 +157,21 @@ mod tests {
             Some(std::net::IpAddr::from([10, 0, 0, 1])),
             Some(std::net::IpAddr::from([10, 0, 0, 2])),
         );
+        let (guessed, real) = (ConnectionId::new(), ConnectionId::new());
+        limiter.succeeded(real);
         for _ in 0..3 {
-            assert!(limiter.admit(noisy).is_ok());
+            assert!(limiter.admit(noisy, guessed).is_ok());
             limiter.failed(noisy);
         }
         assert!(matches!(
-            limiter.admit(noisy),
+            limiter.admit(noisy, ConnectionId::new()),
             Err(ScimError::RateLimited { .. })
         ));
-        assert!(limiter.admit(quiet).is_ok());
-        assert!(FailedAuthLimiter::new(0).admit(noisy).is_ok());
+        assert!(
+            limiter.admit(noisy, real).is_ok(),
+            "a connection that authenticated is served from any address"
+        );
+        assert!(limiter.admit(quiet, guessed).is_ok());
+        assert!(FailedAuthLimiter::new(0).admit(noisy, guessed).is_ok());
     }
 }

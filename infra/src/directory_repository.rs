@@ -873,6 +873,18 @@ impl DirectoryRepository for SqlDirectoryRepository {
         now: OffsetDateTime,
     ) -> Result<()> {
         let txn = self.db.connection().begin().await.map_err(db_err)?;
+        // Its externalId outlives it for a while: an IdP that deletes and
+        // re-creates a person gets the same member back (relink).
+        txn.execute(self.stmt(
+            "INSERT INTO directory_user_tombstones (connection_id, user_id, external_id, deleted_at) \
+             SELECT connection_id, id, external_id, $3 FROM directory_users \
+             WHERE connection_id = $1 AND id = $2 AND external_id IS NOT NULL \
+             ON CONFLICT (connection_id, user_id) DO UPDATE SET external_id = excluded.external_id, \
+             deleted_at = excluded.deleted_at",
+            vec![conn.0.into(), id.into(), now.into()],
+        ))
+        .await
+        .map_err(db_err)?;
         let deleted_version = self
             .delete_versioned(&txn, "directory_users", conn, id, expected_version)
             .await?;

@@ -164,6 +164,63 @@ async fn delete_members(txn: &DatabaseTransaction, org: OrgId, ids: &[MemberId])
     Ok(())
 }
 
+/// A removed directory member's last state is kept (for relinking), and a
+/// relinked one's is used up.
+async fn keep_tombstones(
+    txn: &DatabaseTransaction,
+    org: OrgId,
+    writes: &MemberWrites<'_>,
+) -> Result<()> {
+    for chunk in writes.relinked.chunks(BATCH) {
+        let mut sql = Sql::default();
+        let org_param = sql.bind(org.0);
+        let list: Vec<String> = chunk.iter().map(|id| sql.bind(id.0)).collect();
+        txn.execute(Statement::from_sql_and_values(
+            txn.get_database_backend(),
+            format!(
+                "DELETE FROM member_tombstones WHERE org_id = {org_param} AND member_id IN ({})",
+                list.join(", ")
+            ),
+            sql.values,
+        ))
+        .await
+        .map_err(db_err)?;
+    }
+    let removed: Vec<&&Member> = writes
+        .removed
+        .iter()
+        .filter(|m| m.directory_user_id.is_some())
+        .collect();
+    for chunk in removed.chunks(BATCH) {
+        let mut sql = Sql::default();
+        let mut rows = Vec::with_capacity(chunk.len());
+        for member in chunk {
+            let json = serde_json::to_string(**member).map_err(|e| Error::Internal(e.into()))?;
+            rows.push(format!(
+                "({}, {}, {}, {}, {})",
+                sql.bind(org.0),
+                sql.bind(member.id.0),
+                sql.bind(member.directory_user_id),
+                sql.bind(json),
+                sql.bind(writes.at)
+            ));
+        }
+        txn.execute(Statement::from_sql_and_values(
+            txn.get_database_backend(),
+            format!(
+                "INSERT INTO member_tombstones (org_id, member_id, directory_user_id, member, removed_at) VALUES {} \
+                 ON CONFLICT (org_id, member_id) DO UPDATE SET directory_user_id = excluded.directory_user_id, \
+                 member = excluded.member, removed_at = excluded.removed_at",
+                rows.join(", ")
+            ),
+            sql.values,
+        ))
+        .await
+        .map_err(db_err)?;
+    }
+    Ok(())
+}
+
 /// One audit entry per member written, in the writes' own transaction,
 /// built a batch at a time so memory stays bounded however many there are.
 async fn record_writes(
@@ -186,10 +243,18 @@ async fn record_writes(
             writes.at,
         )
     };
+    let relinked: std::collections::HashSet<MemberId> = writes.relinked.iter().copied().collect();
     for chunk in writes.added.chunks(BATCH) {
         let entries: Vec<AuditEntry> = chunk
             .iter()
-            .map(|m| entry("member.created", m.id, None, view(m)))
+            .map(|m| {
+                let action = if relinked.contains(&m.id) {
+                    "member.relinked"
+                } else {
+                    "member.created"
+                };
+                entry(action, m.id, None, view(m))
+            })
             .collect();
         insert_entries(txn, &entries).await?;
     }
@@ -523,8 +588,82 @@ impl MembershipRepository for SqlMembershipRepository {
                 Error::Conflict { .. } => stale_plan(),
                 other => other,
             })?;
+        keep_tombstones(&txn, org, writes).await?;
         record_writes(&txn, org, writes).await?;
         txn.commit().await.map_err(db_err)
+    }
+
+    async fn relinkable(
+        &self,
+        org: OrgId,
+        conn: ConnectionId,
+        users: &[ResourceId],
+        since: OffsetDateTime,
+    ) -> Result<Vec<(ResourceId, Member)>> {
+        #[derive(FromQueryResult)]
+        struct Row {
+            user_id: Uuid,
+            member: String,
+        }
+        // Most syncs follow no deletion at all: one cheap look first.
+        #[derive(FromQueryResult)]
+        struct Any {
+            one: i32,
+        }
+        let any = Any::find_by_statement(self.stmt(
+            "SELECT 1 AS one FROM directory_user_tombstones WHERE connection_id = $1 AND deleted_at > $2 LIMIT 1",
+            vec![conn.0.into(), since.into()],
+        ))
+        .one(self.db.connection())
+        .await
+        .map_err(db_err)?;
+        if any.is_none_or(|row| row.one != 1) {
+            return Ok(Vec::new());
+        }
+        let mut found = Vec::new();
+        for chunk in users.chunks(BATCH) {
+            let mut sql = Sql::default();
+            let (org_param, conn_param, since_param) =
+                (sql.bind(org.0), sql.bind(conn.0), sql.bind(since));
+            let list: Vec<String> = chunk.iter().map(|id| sql.bind(*id)).collect();
+            // The newest removal wins when one externalId was reused several times.
+            let rows = Row::find_by_statement(self.stmt(
+                &format!(
+                    "SELECT u.id AS user_id, m.member FROM directory_users u \
+                     JOIN directory_user_tombstones t ON t.connection_id = u.connection_id \
+                       AND t.external_id = u.external_id AND t.user_id <> u.id AND t.deleted_at > {since_param} \
+                     JOIN member_tombstones m ON m.org_id = {org_param} AND m.directory_user_id = t.user_id \
+                       AND m.removed_at > {since_param} \
+                     WHERE u.connection_id = {conn_param} AND u.id IN ({}) ORDER BY m.removed_at",
+                    list.join(", ")
+                ),
+                sql.values,
+            ))
+            .all(self.db.connection())
+            .await
+            .map_err(db_err)?;
+            for row in rows {
+                let member: Member = serde_json::from_str(&row.member).map_err(|e| {
+                    Error::Internal(anyhow::anyhow!("org {org}: corrupt member tombstone: {e}"))
+                })?;
+                found.push((row.user_id, member));
+            }
+        }
+        Ok(found)
+    }
+
+    async fn purge_tombstones(&self, before: OffsetDateTime) -> Result<()> {
+        for table in [
+            "DELETE FROM member_tombstones WHERE removed_at < $1",
+            "DELETE FROM directory_user_tombstones WHERE deleted_at < $1",
+        ] {
+            self.db
+                .connection()
+                .execute(self.stmt(table, vec![before.into()]))
+                .await
+                .map_err(db_err)?;
+        }
+        Ok(())
     }
 
     async fn settings(&self, org: OrgId) -> Result<MembershipSettings> {

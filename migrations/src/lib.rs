@@ -12,6 +12,7 @@ mod m20261125_000004_create_sync_jobs;
 mod m20261125_000005_create_audit_events;
 mod m20261202_000006_unique_manual_member_email;
 mod m20261202_000007_deletion_protection;
+mod m20261202_000008_relink_tombstones;
 
 pub struct Migrator;
 
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000005_create_audit_events::Migration),
             Box::new(m20261202_000006_unique_manual_member_email::Migration),
             Box::new(m20261202_000007_deletion_protection::Migration),
+            Box::new(m20261202_000008_relink_tombstones::Migration),
         ]
     }
 }

@@ -432,3 +432,77 @@ async fn a_child_falling_back_to_its_parents_directory_loses_only_its_own_direct
     assert!(!emails.contains(&"solo@example.com"), "{emails:?}");
     dir.app.finish().await;
 }
+
+/// Some connectors delete and re-create a person (on an email or domain
+/// change): with the same externalId, the member comes back, not a new one.
+#[actix_web::test]
+async fn a_person_deleted_and_recreated_with_the_same_external_id_gets_their_member_back() {
+    let dir = Directory::new().await;
+    let org = dir.org.clone();
+    let ada = dir.user("ada@example.com").await;
+    switch_to_scim(&dir, &org).await;
+    let (_, page) = admin(&dir, "GET", &org, "/members", None).await;
+    let member = page["data"][0]["id"].as_str().unwrap().to_owned();
+    let (status, promoted) = admin(
+        &dir,
+        "PATCH",
+        &org,
+        &format!("/members/{member}"),
+        Some(json!({"role": "admin"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{promoted}");
+
+    let (status, _) = dir.scim("DELETE", &format!("/Users/{ada}"), None).await;
+    assert_eq!(status, 204);
+    for _ in 0..200 {
+        if member_count(&dir, &org).await == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(member_count(&dir, &org).await, 0);
+
+    // Re-created under a new userName and email, with the old externalId.
+    let (status, again) = dir
+        .scim(
+            "POST",
+            "/Users",
+            Some(
+                json!({"userName": "ada.lovelace@new.example", "externalId": "ext-ada@example.com",
+                "emails": [{"value": "ada.lovelace@new.example", "primary": true}]}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 201, "{again}");
+    // And a stranger, for contrast.
+    dir.user("bob@example.com").await;
+    let mut members = Vec::new();
+    for _ in 0..200 {
+        let (_, page) = admin(&dir, "GET", &org, "/members", None).await;
+        members = page["data"].as_array().unwrap().clone();
+        if members.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let back = members
+        .iter()
+        .find(|m| m["email"] == "ada.lovelace@new.example")
+        .unwrap_or_else(|| panic!("{members:?}"));
+    assert_eq!(
+        back["id"],
+        member.as_str(),
+        "the same member, not a new one"
+    );
+    assert_eq!(back["role"], "admin", "with its role");
+    assert_eq!(back["directory_user_id"], again["id"]);
+    let bob = members
+        .iter()
+        .find(|m| m["email"] == "bob@example.com")
+        .unwrap();
+    assert_ne!(bob["id"], member.as_str());
+    let (_, audit) = admin(&dir, "GET", &org, "/audit-log?action=member.relinked", None).await;
+    assert_eq!(audit["data"][0]["target_id"], member.as_str(), "{audit}");
+    dir.app.finish().await;
+}

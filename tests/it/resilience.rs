@@ -221,6 +221,7 @@ async fn a_plan_made_before_a_change_can_neither_overwrite_nor_undo_it() {
             added: Vec::new(),
             updated,
             removed,
+            relinked: Vec::new(),
             actor: Actor::Sync {
                 job_id: uuid::Uuid::now_v7(),
             },

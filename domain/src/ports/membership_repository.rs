@@ -1,7 +1,7 @@
 use crate::audit::Actor;
 use time::OffsetDateTime;
 
-use crate::directory::ConnectionId;
+use crate::directory::{ConnectionId, ResourceId};
 use crate::membership::{AttributeDefinition, Member, MemberId, SeatTier};
 use crate::org::OrgId;
 use crate::page::{Page, PageRequest};
@@ -75,6 +75,27 @@ pub trait MembershipRepository: Send + Sync {
     /// Otherwise only infrastructure failures.
     async fn apply(&self, org: OrgId, writes: &MemberWrites<'_>) -> Result<()>;
 
+    /// For each of `users` (directory users about to become members) whose
+    /// externalId belonged to a user of the same directory deleted since
+    /// `since`, and whose member a sync removed from `org`: the member as it
+    /// was removed. Relinking gives that member back instead of a new one.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn relinkable(
+        &self,
+        org: OrgId,
+        conn: ConnectionId,
+        users: &[ResourceId],
+        since: OffsetDateTime,
+    ) -> Result<Vec<(ResourceId, Member)>>;
+
+    /// Forgets deleted users and removed members older than `before`.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn purge_tombstones(&self, before: OffsetDateTime) -> Result<()>;
+
     /// # Errors
     /// Only infrastructure failures; an org never configured gets the defaults.
     async fn settings(&self, org: OrgId) -> Result<MembershipSettings>;
@@ -146,6 +167,9 @@ pub struct MemberWrites<'a> {
     pub updated: Vec<(Member, &'a Member)>,
     /// The members as the plan read them.
     pub removed: Vec<&'a Member>,
+    /// Added members that are removed members given back (same id), audited
+    /// as `member.relinked`.
+    pub relinked: Vec<MemberId>,
     pub actor: Actor,
     pub at: OffsetDateTime,
 }

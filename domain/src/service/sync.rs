@@ -34,6 +34,8 @@ pub const DIRECTORY_CHANGED_JOB: &str = "directory.changed";
 
 /// Per-member entries kept in a run's report; counts are always complete.
 const REPORT_ENTRIES: usize = 1_000;
+/// How long a deleted directory user's externalId can bring its member back.
+const RELINK_WINDOW: time::Duration = time::Duration::days(7);
 /// Plans made again when members changed under one before giving up (the
 /// job is then retried later).
 const REPLANS: usize = 3;
@@ -233,9 +235,20 @@ impl SyncService {
                 Some((after, before))
             })
             .collect();
+        let relinks = self.relinks(org, changes).await?;
         let writes = MemberWrites {
             // References, not copies: at 100k adds a second copy is most of the memory.
-            added: changes.adds.iter().map(|a| &a.member).collect(),
+            added: changes
+                .adds
+                .iter()
+                .map(|a| {
+                    a.member
+                        .directory_user_id
+                        .and_then(|user| relinks.get(&user))
+                        .unwrap_or(&a.member)
+                })
+                .collect(),
+            relinked: relinks.values().map(|m| m.id).collect(),
             updated,
             removed: changes
                 .removals
@@ -246,6 +259,54 @@ impl SyncService {
             at: changes.planned_at,
         };
         self.ports.members.apply(org, &writes).await
+    }
+
+    /// The planned adds that give a removed member back: an IdP that deleted
+    /// a person and created them again (some connectors do on an email or
+    /// domain change) with the same externalId within [`RELINK_WINDOW`] gets
+    /// the old member (id, creation, history; role and seat tier too unless
+    /// group mappings decide them) with the new directory user's fields.
+    async fn relinks(
+        &self,
+        org: OrgId,
+        changes: &ChangeSet,
+    ) -> Result<HashMap<ResourceId, Member>> {
+        let planned: HashMap<ResourceId, &Member> = changes
+            .adds
+            .iter()
+            .filter_map(|a| Some((a.member.directory_user_id?, &a.member)))
+            .collect();
+        if planned.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let Some(conn) = self.ports.connections.drawing_connection(org).await? else {
+            return Ok(HashMap::new());
+        };
+        let users: Vec<ResourceId> = planned.keys().copied().collect();
+        let found = self
+            .ports
+            .members
+            .relinkable(org, conn, &users, changes.planned_at - RELINK_WINDOW)
+            .await?;
+        if found.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let roles_are_mapped = self.ports.members.settings(org).await?.mappings.enabled;
+        let mut relinks = HashMap::new();
+        for (user, old) in found {
+            let Some(new) = planned.get(&user) else {
+                continue;
+            };
+            let mut member = (*new).clone();
+            member.id = old.id;
+            member.created_at = old.created_at;
+            if !roles_are_mapped {
+                member.role = old.role;
+                member.seat_tier = old.seat_tier;
+            }
+            relinks.insert(user, member);
+        }
+        Ok(relinks)
     }
 
     /// Records a finished run for a change applied in the request itself.
@@ -866,6 +927,10 @@ impl SyncService {
         for conn in self.ports.connections.lagging().await? {
             self.notify_directory_changed(conn).await?;
         }
+        self.ports
+            .members
+            .purge_tombstones(now - RELINK_WINDOW)
+            .await?;
         Ok(())
     }
 

@@ -306,7 +306,7 @@ async fn a_job_held_by_a_killed_worker_is_taken_over_and_completes() {
             .env("ORGSYNC__REDIS__URL", redis_url())
             .env("ORGSYNC__REDIS__KEY_PREFIX", &settings.redis.key_prefix)
             .env("ORGSYNC__AUTH__JWT_SECRET", crate::support::SECRET)
-            .env("ORGSYNC__WORKER__LEASE", "2")
+            .env("ORGSYNC__WORKER__LEASE", "1")
             .env("ORGSYNC__WORKER__SWEEP_EVERY", "1")
             .env("ORGSYNC__LOG__LEVEL", "warn")
             .env("ORGSYNC_TEST_WORKER", name)
@@ -366,6 +366,16 @@ async fn a_job_held_by_a_killed_worker_is_taken_over_and_completes() {
             .unwrap()
             .iter()
             .any(|j| j["attempts"].as_u64() >= Some(2)),
+        "{done}"
+    );
+    // Taken over once: the killed attempt and the rescuer's, never a third run
+    // (the rescuer renews its lease every 1/3 s while the job runs).
+    assert!(
+        done["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|j| j["status"] == "succeeded" && j["attempts"].as_u64() <= Some(2)),
         "{done}"
     );
     tree.assert_converged().await;

@@ -33,6 +33,17 @@ pub(crate) async fn member_count(dir: &Directory, org: &str) -> usize {
     page["data"].as_array().unwrap().len()
 }
 
+/// Waits (10 s at most) until `org` has `expected` members, and asserts it.
+pub(crate) async fn wait_for_members(dir: &Directory, org: &str, expected: usize) {
+    for _ in 0..200 {
+        if member_count(dir, org).await == expected {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(member_count(dir, org).await, expected);
+}
+
 /// Switches `org` to SCIM with its preview's confirmation.
 pub(crate) async fn switch_to_scim(dir: &Directory, org: &str) {
     let (_, preview) = admin(

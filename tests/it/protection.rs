@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::fixtures::{admin, member_count, own_connection, switch_to_scim};
+use crate::fixtures::{admin, member_count, own_connection, switch_to_scim, wait_for_members};
 use crate::scim::Directory;
 
 /// Waits (bounded) until `org` has removals held, and returns them.
@@ -261,13 +261,7 @@ async fn small_removals_apply_at_once_and_a_zero_threshold_turns_protection_off(
     assert_eq!(status, 200);
     let (status, _) = dir.scim("DELETE", &format!("/Groups/{small}"), None).await;
     assert_eq!(status, 204);
-    for _ in 0..200 {
-        if member_count(&dir, &org).await == 60 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(member_count(&dir, &org).await, 60);
+    wait_for_members(&dir, &org, 60).await;
     let (status, _) = admin(&dir, "GET", &org, "/held-removals", None).await;
     assert_eq!(status, 404);
 
@@ -283,13 +277,7 @@ async fn small_removals_apply_at_once_and_a_zero_threshold_turns_protection_off(
     assert_eq!(status, 200);
     let (status, _) = dir.scim("DELETE", &format!("/Groups/{big}"), None).await;
     assert_eq!(status, 204);
-    for _ in 0..200 {
-        if member_count(&dir, &org).await == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(member_count(&dir, &org).await, 0);
+    wait_for_members(&dir, &org, 0).await;
     dir.app.finish().await;
 }
 
@@ -455,13 +443,7 @@ async fn a_person_deleted_and_recreated_with_the_same_external_id_gets_their_mem
 
     let (status, _) = dir.scim("DELETE", &format!("/Users/{ada}"), None).await;
     assert_eq!(status, 204);
-    for _ in 0..200 {
-        if member_count(&dir, &org).await == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(member_count(&dir, &org).await, 0);
+    wait_for_members(&dir, &org, 0).await;
 
     // Re-created under a new userName and email, with the old externalId.
     let (status, again) = dir

@@ -105,7 +105,8 @@ impl FailedAuthLimiter {
 
     /// Remembers that `conn` authenticated: its IdP is served whatever its address does.
     pub fn succeeded(&self, conn: ConnectionId) {
-        if self.limiter.is_some() {
+        // A read on the hot path; the insert only on a connection's first success.
+        if self.limiter.is_some() && !self.known.contains_key(&conn) {
             self.known.insert(conn, ());
         }
     }

@@ -100,6 +100,7 @@ impl Runtime {
         let state = AppState {
             connections: ConnectionService::new(
                 orgs.clone(),
+                sync.clone(),
                 connection_repo.clone(),
                 Arc::new(OsSecretSource),
                 clock.clone(),

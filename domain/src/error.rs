@@ -22,6 +22,11 @@ pub enum Error {
     #[error("{detail}")]
     Conflict { code: ConflictCode, detail: String },
 
+    /// The change removes or suspends members and was not confirmed with the
+    /// token of exactly what it would do now; nothing was changed.
+    #[error("{}", .0.detail)]
+    ConfirmationRequired(Box<crate::sync::ConfirmationNeeded>),
+
     /// The caller's expected version (`If-Match`) is no longer current; nothing was changed.
     #[error("{0}")]
     PreconditionFailed(String),
@@ -44,7 +49,10 @@ impl Error {
             Self::NotFound { entity } => format!("not-found: the {entity} no longer exists"),
             Self::Forbidden(_) => "forbidden: the change is not allowed".into(),
             // Domain-written sentences, safe to show.
-            Self::Invalid { .. } | Self::Conflict { .. } | Self::PreconditionFailed(_) => {
+            Self::Invalid { .. }
+            | Self::Conflict { .. }
+            | Self::ConfirmationRequired(_)
+            | Self::PreconditionFailed(_) => {
                 format!("rejected: {self}")
             }
             Self::Unavailable(_) => {

@@ -9,12 +9,12 @@ mod scim;
 mod status;
 mod sync;
 
-pub use connections::ConnectionService;
+pub use connections::{ConnectionService, DirectorySyncChanged};
 pub use members::{ExportRow, MemberChanges, MemberExport, MembersService, NewMember};
 pub use orgs::{OrgChanges, OrgService};
 pub use scim::ScimService;
 pub use status::{RunSummary, SyncStatus};
 pub use sync::{
-    Applied, JobOutcome, JobPolicy, SyncPorts, SyncRequest, SyncService, DIRECTORY_CHANGED_JOB,
-    SYNC_JOB,
+    Applied, JobOutcome, JobPolicy, SourceApplied, SyncPorts, SyncRequest, SyncService,
+    DIRECTORY_CHANGED_JOB, SYNC_JOB,
 };

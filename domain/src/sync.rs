@@ -7,9 +7,13 @@ mod preview;
 mod protection;
 mod run;
 mod settings;
+mod source;
 
 pub use job::{retry_delay, run_status, SyncJob};
 pub use preview::{restrict, Preview, PreviewPage};
 pub use protection::{hold, DeletionThreshold, HeldRemovals, HeldSource, HELD_SHARE_PERCENT};
 pub use run::{RunStatus, SyncKind, SyncRun, SyncScope};
 pub use settings::{CustomRole, MemberFilter, MembershipSettings};
+pub use source::{
+    ConfirmationNeeded, OrgEffect, SourceChange, SourcePlan, SourceShift, LISTED_REMOVALS,
+};

@@ -4,6 +4,7 @@ use orgsync_domain::directory::{ConnectionId, EnterpriseConnection, TokenHash};
 use orgsync_domain::org::OrgId;
 use orgsync_domain::page::{Page, PageRequest};
 use orgsync_domain::ports::ConnectionRepository;
+use orgsync_domain::sync::SourceShift;
 use orgsync_domain::{Error, Result};
 use sea_orm::{ConnectionTrait, FromQueryResult, Statement, Value};
 use std::sync::Arc;
@@ -306,6 +307,52 @@ impl ConnectionRepository for SqlConnectionRepository {
         .await
         .map_err(db_err)?;
         Ok(rows.into_iter().map(|r| OrgId(r.id)).collect())
+    }
+
+    async fn source_shifts(
+        &self,
+        id: ConnectionId,
+        enabled_after: bool,
+    ) -> Result<Vec<SourceShift>> {
+        #[derive(FromQueryResult)]
+        struct Row {
+            org_id: Uuid,
+            before_id: Option<Uuid>,
+            after_id: Option<Uuid>,
+        }
+        // The same rule as `drawing_connection` (nearest, then lowest id),
+        // evaluated twice over the connection's subtree: as things are, and
+        // with `id` counted as on or off.
+        let nearest = |enabled: &str| {
+            format!(
+                "(SELECT c.id FROM org_closure a JOIN enterprise_connections c ON c.org_id = a.ancestor_id \
+                 WHERE a.descendant_id = o.id AND {enabled} ORDER BY a.depth, c.id LIMIT 1)"
+            )
+        };
+        let rows = Row::find_by_statement(self.stmt(
+            &format!(
+                "SELECT o.id AS org_id, {} AS before_id, {} AS after_id \
+                 FROM enterprise_connections t \
+                 JOIN org_closure sub ON sub.ancestor_id = t.org_id \
+                 JOIN organizations o ON o.id = sub.descendant_id \
+                 WHERE t.id = $1 AND o.provisioning_mode = 'scim' ORDER BY o.id",
+                nearest("c.directory_sync_enabled"),
+                nearest("CASE WHEN c.id = $1 THEN $2 ELSE c.directory_sync_enabled END"),
+            ),
+            vec![id.0.into(), enabled_after.into()],
+        ))
+        .all(self.db.connection())
+        .await
+        .map_err(db_err)?;
+        Ok(rows
+            .into_iter()
+            .filter(|r| r.before_id != r.after_id)
+            .map(|r| SourceShift {
+                org_id: OrgId(r.org_id),
+                from: r.before_id.map(ConnectionId),
+                to: r.after_id.map(ConnectionId),
+            })
+            .collect())
     }
 }
 

@@ -1399,19 +1399,39 @@ impl DirectoryRepository for SqlDirectoryRepository {
         conn: ConnectionId,
         groups: &[ResourceId],
     ) -> Result<Vec<ResourceId>> {
+        self.existing("directory_groups", conn, groups).await
+    }
+
+    async fn existing_users(
+        &self,
+        conn: ConnectionId,
+        users: &[ResourceId],
+    ) -> Result<Vec<ResourceId>> {
+        self.existing("directory_users", conn, users).await
+    }
+}
+
+impl SqlDirectoryRepository {
+    /// Which of `ids` are rows of `table` (a fixed table name) in the directory.
+    async fn existing(
+        &self,
+        table: &'static str,
+        conn: ConnectionId,
+        ids: &[ResourceId],
+    ) -> Result<Vec<ResourceId>> {
         #[derive(FromQueryResult)]
         struct Row {
             id: Uuid,
         }
         let mut out = Vec::new();
-        for chunk in groups.chunks(INSERT_BATCH) {
+        for chunk in ids.chunks(INSERT_BATCH) {
             let mut sql = Sql::default();
             let conn_param = sql.bind(conn.0);
-            let ids: Vec<String> = chunk.iter().map(|g| sql.bind(*g)).collect();
+            let list: Vec<String> = chunk.iter().map(|g| sql.bind(*g)).collect();
             let rows = Row::find_by_statement(self.stmt(
                 &format!(
-                    "SELECT id FROM directory_groups WHERE connection_id = {conn_param} AND id IN ({})",
-                    ids.join(", ")
+                    "SELECT id FROM {table} WHERE connection_id = {conn_param} AND id IN ({})",
+                    list.join(", ")
                 ),
                 sql.values,
             ))

@@ -27,6 +27,30 @@ pub(crate) async fn admin(
         .await
 }
 
+/// `n` directory users `{prefix}{i}@example.com`; their ids.
+pub(crate) async fn users(dir: &Directory, prefix: &str, n: usize) -> Vec<String> {
+    let mut ids = Vec::with_capacity(n);
+    for i in 0..n {
+        ids.push(dir.user(&format!("{prefix}{i}@example.com")).await);
+    }
+    ids
+}
+
+/// `org`'s members by email: (email, member).
+pub(crate) async fn members_by_email(
+    dir: &Directory,
+    org: &str,
+) -> std::collections::BTreeMap<String, Value> {
+    let (status, page) = admin(dir, "GET", org, "/members?limit=200", None).await;
+    assert_eq!(status, 200, "{page}");
+    page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["email"].as_str().unwrap().to_owned(), m.clone()))
+        .collect()
+}
+
 pub(crate) async fn member_count(dir: &Directory, org: &str) -> usize {
     let (status, page) = admin(dir, "GET", org, "/members?limit=200", None).await;
     assert_eq!(status, 200, "{page}");

@@ -23,4 +23,5 @@ mod queue;
 mod resilience;
 mod restart;
 mod scim;
+mod source;
 mod sync;

@@ -4,6 +4,8 @@ use actix_web::http::Method;
 use actix_web::{web, HttpResponse};
 use orgsync_domain::directory::{ConnectionId, EnterpriseConnection, ScimToken};
 use orgsync_domain::org::OrgId;
+use orgsync_domain::service::SourceApplied;
+use orgsync_domain::sync::{OrgEffect, SourceChange};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -40,6 +42,12 @@ pub fn table() -> Routes {
             delete,
         )
         .add(
+            Method::GET,
+            "/orgs/{org}/connections/{conn}/impact",
+            "What deleting the connection or turning directory sync on or off would do to the orgs drawing on it",
+            impact,
+        )
+        .add(
             Method::PUT,
             "/orgs/{org}/connections/{conn}/directory-sync",
             "Turn directory sync on (issuing a SCIM token) or off",
@@ -71,6 +79,14 @@ struct ConnectionView {
     directory_sync: DirectorySyncView,
     created_at: String,
     updated_at: String,
+}
+
+#[derive(Debug, Serialize)]
+struct DirectorySyncChangedView {
+    #[serde(flatten)]
+    directory_sync: DirectorySyncView,
+    /// The orgs that now draw on another directory, and how each was reconciled.
+    moved_orgs: Vec<serde_json::Value>,
 }
 
 #[derive(Debug, Serialize)]
@@ -109,6 +125,47 @@ struct CreateConnection {
 #[serde(deny_unknown_fields)]
 struct DirectorySync {
     enabled: bool,
+    /// The token of the plan a `409 confirmation-required` showed.
+    confirm: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeleteQuery {
+    confirm: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum ChangeName {
+    Delete,
+    EnableDirectorySync,
+    DisableDirectorySync,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImpactQuery {
+    change: ChangeName,
+}
+
+/// How each org a source change moved was reconciled.
+fn moved_view(applied: &[SourceApplied]) -> Vec<serde_json::Value> {
+    applied
+        .iter()
+        .map(|a| match a {
+            SourceApplied::Applied { org, run } => serde_json::json!({
+                "org_id": org, "outcome": "applied", "run_id": run.id, "counts": run.counts,
+            }),
+            SourceApplied::Gated { org } => serde_json::json!({
+                "org_id": org, "outcome": "deletion_gate",
+            }),
+            SourceApplied::Deferred { org, cause } => {
+                tracing::warn!(org = %org, error = %cause, "source change reconcile deferred to the workers");
+                serde_json::json!({ "org_id": org, "outcome": "deferred" })
+            }
+        })
+        .collect()
 }
 
 async fn create(
@@ -164,15 +221,51 @@ async fn delete(
     state: web::Data<AppState>,
     Admin(principal): Admin,
     path: web::Path<(Uuid, Uuid)>,
+    query: web::Query<DeleteQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (org, conn) = path.into_inner();
     record_org(&org);
-    state
+    let applied = state
         .connections
-        .delete(&principal, OrgId(org), ConnectionId(conn))
+        .delete(
+            &principal,
+            OrgId(org),
+            ConnectionId(conn),
+            query.confirm.as_deref(),
+        )
         .await?;
-    tracing::info!(connection = %conn, "enterprise connection deleted");
+    let moved = moved_view(&applied);
+    tracing::info!(connection = %conn, moved_orgs = moved.len(), "enterprise connection deleted");
     Ok(HttpResponse::NoContent().finish())
+}
+
+async fn impact(
+    state: web::Data<AppState>,
+    Admin(principal): Admin,
+    path: web::Path<(Uuid, Uuid)>,
+    query: web::Query<ImpactQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (org, conn) = path.into_inner();
+    record_org(&org);
+    let connection_id = ConnectionId(conn);
+    let change = match query.change {
+        ChangeName::Delete => SourceChange::DeleteConnection { connection_id },
+        ChangeName::EnableDirectorySync => SourceChange::EnableDirectorySync { connection_id },
+        ChangeName::DisableDirectorySync => SourceChange::DisableDirectorySync { connection_id },
+    };
+    let plan = state
+        .connections
+        .preview_source_change(&principal, OrgId(org), change)
+        .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "confirmation": plan.confirmation,
+        "requires_confirmation": plan.is_destructive(),
+        "effects": plan
+            .orgs
+            .iter()
+            .map(|(shift, preview)| OrgEffect::of(shift.org_id, shift.to, preview))
+            .collect::<Vec<_>>(),
+    })))
 }
 
 async fn set_directory_sync(
@@ -183,13 +276,26 @@ async fn set_directory_sync(
 ) -> Result<HttpResponse, ApiError> {
     let (org, conn) = path.into_inner();
     record_org(&org);
-    let (c, token) = state
+    let changed = state
         .connections
-        .set_directory_sync(&principal, OrgId(org), ConnectionId(conn), body.enabled)
+        .set_directory_sync(
+            &principal,
+            OrgId(org),
+            ConnectionId(conn),
+            body.enabled,
+            body.confirm.as_deref(),
+        )
         .await?;
-    tracing::info!(connection = %conn, enabled = body.enabled, token_issued = token.is_some(), "directory sync set");
-    let v = view(&c, &state.public_url, token.as_ref());
-    Ok(HttpResponse::Ok().json(v.directory_sync))
+    tracing::info!(connection = %conn, enabled = body.enabled, token_issued = changed.token.is_some(), "directory sync set");
+    let v = view(
+        &changed.connection,
+        &state.public_url,
+        changed.token.as_ref(),
+    );
+    Ok(HttpResponse::Ok().json(DirectorySyncChangedView {
+        directory_sync: v.directory_sync,
+        moved_orgs: moved_view(&changed.applied),
+    }))
 }
 
 async fn rotate_token(

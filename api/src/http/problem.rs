@@ -5,6 +5,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use orgsync_domain::error::ConflictCode;
+use orgsync_domain::sync::ConfirmationNeeded;
 use orgsync_domain::Error;
 use serde::Serialize;
 
@@ -41,6 +42,9 @@ struct Problem<'a> {
     detail: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     invalid_params: Vec<InvalidParam<'a>>,
+    /// For `confirmation-required`: the token and what the change would do, org by org.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    confirmation: Option<&'a ConfirmationNeeded>,
 }
 
 impl ApiError {
@@ -98,6 +102,11 @@ impl ApiError {
                         StatusCode::CONFLICT,
                     ),
                 },
+                Error::ConfirmationRequired(_) => (
+                    "confirmation-required",
+                    "Confirmation required",
+                    StatusCode::CONFLICT,
+                ),
                 Error::PreconditionFailed(_) => (
                     "precondition-failed",
                     "Precondition failed",
@@ -157,6 +166,10 @@ impl ResponseError for ApiError {
             status: status.as_u16(),
             detail,
             invalid_params,
+            confirmation: match self {
+                Self::Domain(Error::ConfirmationRequired(needed)) => Some(needed),
+                _ => None,
+            },
         };
         let mut response = HttpResponse::build(status);
         response.insert_header((

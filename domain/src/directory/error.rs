@@ -76,6 +76,11 @@ impl From<crate::Error> for ScimError {
             E::PreconditionFailed(detail) => Self::PreconditionFailed(detail),
             E::Unavailable(detail) => Self::Unavailable(detail),
             E::Internal(cause) => Self::Internal(cause),
+            // Only admin changes ask for confirmation; reaching here is a bug.
+            E::ConfirmationRequired(needed) => Self::Internal(anyhow::anyhow!(
+                "a SCIM request asked for confirmation: {}",
+                needed.detail
+            )),
         }
     }
 }

@@ -3,6 +3,7 @@ use time::OffsetDateTime;
 use crate::directory::{ConnectionId, EnterpriseConnection, TokenHash};
 use crate::org::OrgId;
 use crate::page::{Page, PageRequest};
+use crate::sync::SourceShift;
 use crate::Result;
 
 /// Stores enterprise connections and their SCIM token hashes. Every look-up
@@ -82,6 +83,18 @@ pub trait ConnectionRepository: Send + Sync {
     /// # Errors
     /// Only infrastructure failures.
     async fn orgs_drawing_on(&self, id: ConnectionId) -> Result<Vec<OrgId>>;
+
+    /// The orgs in SCIM mode whose directory would change if `id` provided
+    /// one (`enabled_after`) or not (turned off or deleted): each with the
+    /// connection it draws on now and the one it would draw on then.
+    ///
+    /// # Errors
+    /// Only infrastructure failures; an unknown connection moves no one.
+    async fn source_shifts(
+        &self,
+        id: ConnectionId,
+        enabled_after: bool,
+    ) -> Result<Vec<SourceShift>>;
 
     /// Connections whose change log has events some drawing org has not applied
     /// (or events not yet numbered): the ones a lost nudge left behind.

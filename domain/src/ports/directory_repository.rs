@@ -218,4 +218,14 @@ pub trait DirectoryRepository: Send + Sync {
         conn: ConnectionId,
         groups: &[ResourceId],
     ) -> Result<Vec<ResourceId>>;
+
+    /// Which of `users` exist in the directory.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn existing_users(
+        &self,
+        conn: ConnectionId,
+        users: &[ResourceId],
+    ) -> Result<Vec<ResourceId>>;
 }

@@ -8,17 +8,44 @@ use crate::directory::{ConnectionId, EnterpriseConnection, ScimToken};
 use crate::org::OrgId;
 use crate::page::{Page, PageRequest};
 use crate::ports::{Clock, ConnectionRepository, SecretSource};
-use crate::service::OrgService;
+use crate::service::{OrgService, SourceApplied, SyncService};
+use crate::sync::{SourceChange, SourcePlan};
 use crate::{Error, Result};
 
 #[derive(Clone)]
 pub struct ConnectionService {
     orgs: OrgService,
+    /// Turning directory sync on or off, or deleting a connection, moves
+    /// orgs to another directory: sync previews and applies that.
+    sync: SyncService,
     repo: Arc<dyn ConnectionRepository>,
     secrets: Arc<dyn SecretSource>,
     clock: Arc<dyn Clock>,
     /// How long a rotated-out token keeps working.
     rotation_grace: Duration,
+}
+
+/// What turning directory sync on or off did.
+#[derive(Debug)]
+pub struct DirectorySyncChanged {
+    pub connection: EnterpriseConnection,
+    /// Issued when directory sync was turned on; shown once.
+    pub token: Option<ScimToken>,
+    /// The orgs that moved to another directory, and how each was reconciled.
+    pub applied: Vec<SourceApplied>,
+}
+
+/// The audit record of a source change: which orgs moved where, with what effect.
+fn source_audit(plan: &SourcePlan) -> serde_json::Value {
+    serde_json::json!({
+        "moved_orgs": plan.orgs.iter().map(|(shift, preview)| serde_json::json!({
+            "org_id": shift.org_id,
+            "from": shift.from,
+            "to": shift.to,
+            "counts": preview.counts,
+        })).collect::<Vec<_>>(),
+        "confirmed": plan.is_destructive().then_some(&plan.confirmation),
+    })
 }
 
 fn not_found() -> Error {
@@ -30,6 +57,7 @@ fn not_found() -> Error {
 impl ConnectionService {
     pub fn new(
         orgs: OrgService,
+        sync: SyncService,
         repo: Arc<dyn ConnectionRepository>,
         secrets: Arc<dyn SecretSource>,
         clock: Arc<dyn Clock>,
@@ -37,6 +65,7 @@ impl ConnectionService {
     ) -> Self {
         Self {
             orgs,
+            sync,
             repo,
             secrets,
             clock,
@@ -116,10 +145,44 @@ impl ConnectionService {
         self.load(principal, org, id, Action::Read).await
     }
 
+    /// What deleting the connection, or turning its directory sync on or
+    /// off, would do to the orgs drawing on it: the same plan the change
+    /// itself checks its confirmation against.
+    ///
     /// # Errors
     /// `NotFound` when the org has no such connection, or as `authorize`.
-    pub async fn delete(&self, principal: &Principal, org: OrgId, id: ConnectionId) -> Result<()> {
+    pub async fn preview_source_change(
+        &self,
+        principal: &Principal,
+        org: OrgId,
+        change: SourceChange,
+    ) -> Result<SourcePlan> {
+        self.load(principal, org, change.connection(), Action::Write)
+            .await?;
+        self.sync.plan_source_change(change).await
+    }
+
+    /// Deletes the connection and its directory. Orgs that drew on it move to
+    /// the next directory up the tree (keeping members it also lists, matched
+    /// by email) or to none (keeping every member); when that removes anyone,
+    /// `confirm` must be the token of the plan showing it.
+    ///
+    /// # Errors
+    /// `NotFound` when the org has no such connection, or as `authorize`;
+    /// `ConfirmationRequired` as above.
+    pub async fn delete(
+        &self,
+        principal: &Principal,
+        org: OrgId,
+        id: ConnectionId,
+        confirm: Option<&str>,
+    ) -> Result<Vec<SourceApplied>> {
         let connection = self.load(principal, org, id, Action::Write).await?;
+        let plan = self
+            .sync
+            .plan_source_change(SourceChange::DeleteConnection { connection_id: id })
+            .await?;
+        plan.require_confirmation(confirm)?;
         self.repo.delete(org, id).await?;
         self.orgs
             .audit(
@@ -128,27 +191,43 @@ impl ConnectionService {
                 "connection.deleted",
                 ("connection", id.to_string()),
                 Some(serde_json::json!({"name": connection.name})),
-                None,
+                Some(source_audit(&plan)),
             )
-            .await
+            .await?;
+        Ok(self.sync.apply_source_change(principal, &plan).await)
     }
 
     /// Turns directory sync on (issuing a token when it was off) or off
-    /// (revoking every token; the directory record is kept).
+    /// (revoking every token; the directory record is kept). Either moves
+    /// orgs to another directory; when that removes anyone, `confirm` must be
+    /// the token of the plan showing it.
     ///
     /// # Errors
-    /// `NotFound` when the org has no such connection, or as `authorize`.
+    /// `NotFound` when the org has no such connection, or as `authorize`;
+    /// `ConfirmationRequired` as above.
     pub async fn set_directory_sync(
         &self,
         principal: &Principal,
         org: OrgId,
         id: ConnectionId,
         enabled: bool,
-    ) -> Result<(EnterpriseConnection, Option<ScimToken>)> {
+        confirm: Option<&str>,
+    ) -> Result<DirectorySyncChanged> {
         let mut connection = self.load(principal, org, id, Action::Write).await?;
         if connection.directory_sync_enabled == enabled {
-            return Ok((connection, None));
+            return Ok(DirectorySyncChanged {
+                connection,
+                token: None,
+                applied: Vec::new(),
+            });
         }
+        let change = if enabled {
+            SourceChange::EnableDirectorySync { connection_id: id }
+        } else {
+            SourceChange::DisableDirectorySync { connection_id: id }
+        };
+        let plan = self.sync.plan_source_change(change).await?;
+        plan.require_confirmation(confirm)?;
         let now = self.clock.now();
         self.repo.set_directory_sync(org, id, enabled, now).await?;
         connection.directory_sync_enabled = enabled;
@@ -163,6 +242,9 @@ impl ConnectionService {
         } else {
             "directory_sync.disabled"
         };
+        let mut after = source_audit(&plan);
+        after["enabled"] = enabled.into();
+        after["token_issued"] = token.is_some().into();
         self.orgs
             .audit(
                 principal,
@@ -170,10 +252,15 @@ impl ConnectionService {
                 action,
                 ("connection", id.to_string()),
                 Some(serde_json::json!({"enabled": !enabled})),
-                Some(serde_json::json!({"enabled": enabled, "token_issued": token.is_some()})),
+                Some(after),
             )
             .await?;
-        Ok((connection, token))
+        let applied = self.sync.apply_source_change(principal, &plan).await;
+        Ok(DirectorySyncChanged {
+            connection,
+            token,
+            applied,
+        })
     }
 
     /// Issues a new token; the previous ones keep working for the grace period.

@@ -22,8 +22,9 @@ use crate::ports::{
 };
 use crate::service::OrgService;
 use crate::sync::{
-    restrict, retry_delay, run_status, HeldSource, MembershipSettings, Preview, RunStatus, SyncJob,
-    SyncKind, SyncRun, SyncScope,
+    restrict, retry_delay, run_status, ConfirmationNeeded, HeldSource, MembershipSettings,
+    OrgEffect, Preview, RunStatus, SourceChange, SourcePlan, SourceShift, SyncJob, SyncKind,
+    SyncRun, SyncScope,
 };
 use crate::{Error, Result};
 
@@ -131,39 +132,57 @@ impl SyncService {
         self.ports.clock.now()
     }
 
-    /// Everything that decides `org`'s members, with `mode` and `settings` as given
-    /// (the current ones, or the ones a change would save).
+    /// Everything that decides `org`'s members when it draws on `conn`, with
+    /// `mode` and `settings` as given (the current ones, or the ones a change
+    /// would save).
     async fn policy(
         &self,
         org: &Organization,
         mode: ProvisioningMode,
         settings: &MembershipSettings,
-    ) -> Result<(OrgPolicy, Option<ConnectionId>)> {
-        let conn = self.ports.connections.drawing_connection(org.id).await?;
+        conn: Option<ConnectionId>,
+    ) -> Result<OrgPolicy> {
         let attributes = match conn {
             Some(conn) => self.ports.members.attributes(conn).await?,
             None => Vec::new(),
         };
-        let policy = OrgPolicy {
+        Ok(OrgPolicy {
             org_id: org.id,
             mode,
             mappings: settings.mappings.clone(),
             attributes,
             deprovision: settings.deprovision,
-        };
-        Ok((policy, conn))
+        })
     }
 
-    /// A full reconcile plan, and the event sequence it reflects (everything
-    /// up to it is in the snapshot; later events are applied incrementally).
+    /// A full reconcile plan against the directory `org` draws on now, and
+    /// the event sequence it reflects (everything up to it is in the
+    /// snapshot; later events are applied incrementally).
     pub(super) async fn plan_full(
         &self,
         org: &Organization,
         mode: ProvisioningMode,
         settings: &MembershipSettings,
     ) -> Result<(ChangeSet, Option<(ConnectionId, i64)>, Vec<Member>)> {
+        let conn = self.ports.connections.drawing_connection(org.id).await?;
+        self.plan_against(org, mode, settings, conn, false).await
+    }
+
+    /// A full reconcile plan against `conn`'s directory. An org that has not
+    /// reconciled against it yet (or `new_source`) is moving to this
+    /// directory: links to another directory's users mean nothing here, so
+    /// every member is matched by email, and the same person keeps their
+    /// member (id, role, history) across the move.
+    async fn plan_against(
+        &self,
+        org: &Organization,
+        mode: ProvisioningMode,
+        settings: &MembershipSettings,
+        conn: Option<ConnectionId>,
+        new_source: bool,
+    ) -> Result<(ChangeSet, Option<(ConnectionId, i64)>, Vec<Member>)> {
         let now = self.now();
-        let (policy, conn) = self.policy(org, mode, settings).await?;
+        let policy = self.policy(org, mode, settings, conn).await?;
         let Some(conn) = conn else {
             return Ok((ChangeSet::empty(now), None, Vec::new()));
         };
@@ -172,6 +191,7 @@ impl SyncService {
         }
         // The position is read before the snapshot, so nothing between them is missed.
         let position = self.latest_seq(conn).await?;
+        let new_source = new_source || self.ports.members.cursor(org.id, conn).await? == 0;
         // With group mapping on, only users in a role-mapped group (or already
         // members) can be members: reading just those keeps a cascade over many
         // orgs from reading the whole directory once per org.
@@ -184,7 +204,25 @@ impl SyncService {
         } else {
             self.ports.directory.snapshot(conn).await?
         };
-        let current = self.ports.members.all_members(org.id).await?;
+        let mut current = self.ports.members.all_members(org.id).await?;
+        if new_source {
+            // Links to users this directory has (the org drew on it before)
+            // stay; the others are another directory's and are dropped.
+            let linked: Vec<ResourceId> =
+                current.iter().filter_map(|m| m.directory_user_id).collect();
+            let here: HashSet<ResourceId> = self
+                .ports
+                .directory
+                .existing_users(conn, &linked)
+                .await?
+                .into_iter()
+                .collect();
+            for member in &mut current {
+                if member.directory_user_id.is_some_and(|u| !here.contains(&u)) {
+                    member.directory_user_id = None;
+                }
+            }
+        }
         let changes = plan(users, &policy, &current, now);
         Ok((changes, Some((conn, position)), current))
     }
@@ -392,7 +430,7 @@ impl SyncService {
         let settings = self.ports.members.settings(org.id).await?;
         let (changes, position, current) = self.plan_full(&org, mode, &settings).await?;
         let preview = Preview::of(changes, &mode);
-        require_confirmation(&preview, confirm)?;
+        require_confirmation(org.id, &preview, confirm)?;
         if org.provisioning_mode != mode {
             let before = org.provisioning_mode;
             org.provisioning_mode = mode;
@@ -525,7 +563,7 @@ impl SyncService {
             .plan_full(&org, org.provisioning_mode, settings)
             .await?;
         let preview = Preview::of(changes, settings);
-        require_confirmation(&preview, confirm)?;
+        require_confirmation(org.id, &preview, confirm)?;
         let before = self.ports.members.settings(org.id).await?;
         self.ports
             .members
@@ -1003,7 +1041,9 @@ impl SyncService {
             return Ok(());
         }
         let settings = self.ports.members.settings(org_id).await?;
-        let (policy, _) = self.policy(&org, org.provisioning_mode, &settings).await?;
+        let policy = self
+            .policy(&org, org.provisioning_mode, &settings, Some(conn))
+            .await?;
         let mut stale_batches = 0;
         loop {
             let events = self
@@ -1097,24 +1137,157 @@ impl SyncService {
     }
 }
 
+/// What became of one org of a confirmed source change.
+#[derive(Debug)]
+pub enum SourceApplied {
+    /// Reconciled against its new directory as previewed, in the request.
+    Applied { org: OrgId, run: SyncRun },
+    /// Its directory or members moved since the preview: reconciled through
+    /// the deletion gate instead (large removals are held for an admin).
+    Gated { org: OrgId },
+    /// Reconciling failed; the worker retries it through the deletion gate.
+    /// `cause` is for the operator's log.
+    Deferred { org: OrgId, cause: Error },
+}
+
+impl SyncService {
+    /// What `change` would do: every org whose directory it moves, each
+    /// planned against the directory it would draw on (no directory: its
+    /// members stay as they are).
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    pub async fn plan_source_change(&self, change: SourceChange) -> Result<SourcePlan> {
+        let shifts = self
+            .ports
+            .connections
+            .source_shifts(change.connection(), change.enabled_after())
+            .await?;
+        let mut orgs = Vec::with_capacity(shifts.len());
+        for shift in shifts {
+            let Some(org) = self.ports.orgs.find(shift.org_id).await? else {
+                continue;
+            };
+            let settings = self.ports.members.settings(org.id).await?;
+            let (changes, _, _) = self
+                .plan_against(&org, org.provisioning_mode, &settings, shift.to, true)
+                .await?;
+            orgs.push((shift, Preview::of(changes, &change)));
+        }
+        Ok(SourcePlan::new(change, orgs))
+    }
+
+    /// Reconciles each org a confirmed source change moved (call it once the
+    /// connection changed). An org whose new plan is still the previewed one
+    /// gets exactly that, as confirmed; any other goes through the deletion
+    /// gate like a background reconcile. One org's failure does not stop the
+    /// others: its reconcile is left to the workers.
+    ///
+    /// # Errors
+    /// None of its own; per-org failures are in the answer.
+    pub async fn apply_source_change(
+        &self,
+        principal: &Principal,
+        plan: &SourcePlan,
+    ) -> Vec<SourceApplied> {
+        let mut out = Vec::new();
+        for (shift, previewed) in &plan.orgs {
+            let Some(to) = shift.to else {
+                continue;
+            };
+            let org = shift.org_id;
+            let result = self.adopt_source(principal, plan, shift, previewed).await;
+            out.push(match result {
+                Ok(Some(run)) => SourceApplied::Applied { org, run },
+                Ok(None) => SourceApplied::Gated { org },
+                Err(cause) => {
+                    // The org has not reconciled against `to`, so the next
+                    // nudge reconciles it in full, through the gate.
+                    let _ = self.notify_directory_changed(to).await;
+                    SourceApplied::Deferred { org, cause }
+                }
+            });
+        }
+        out
+    }
+
+    async fn adopt_source(
+        &self,
+        principal: &Principal,
+        plan: &SourcePlan,
+        shift: &SourceShift,
+        previewed: &Preview,
+    ) -> Result<Option<SyncRun>> {
+        let started = self.now();
+        let org = self
+            .ports
+            .orgs
+            .find(shift.org_id)
+            .await?
+            .ok_or(Error::NotFound {
+                entity: "organization",
+            })?;
+        let settings = self.ports.members.settings(org.id).await?;
+        let (changes, position, current) = self
+            .plan_against(&org, org.provisioning_mode, &settings, shift.to, true)
+            .await?;
+        let preview = Preview::of(changes, &plan.change);
+        let drawn = self.ports.connections.drawing_connection(org.id).await?;
+        if preview.confirmation != previewed.confirmation || drawn != shift.to {
+            self.reconcile(org.id, SyncScope::Both, Actor::of(principal))
+                .await?;
+            return Ok(None);
+        }
+        match self
+            .apply(org.id, &preview.changes, &current, &Actor::of(principal))
+            .await
+        {
+            Err(Error::PreconditionFailed(_)) => {
+                self.reconcile(org.id, SyncScope::Both, Actor::of(principal))
+                    .await?;
+                return Ok(None);
+            }
+            other => other?,
+        }
+        if let Some((conn, seq)) = position {
+            self.ports
+                .members
+                .set_cursor(org.id, conn, seq, self.now())
+                .await?;
+        }
+        let run = self
+            .record(
+                org.id,
+                SyncKind::SourceChange,
+                SyncScope::Both,
+                principal,
+                &preview.changes,
+                started,
+            )
+            .await?;
+        Ok(Some(run))
+    }
+}
+
 fn scim_actor(conn: ConnectionId) -> Actor {
     Actor::Scim {
         connection_id: conn.0,
     }
 }
 
-fn require_confirmation(preview: &Preview, confirm: Option<&str>) -> Result<()> {
+fn require_confirmation(org: OrgId, preview: &Preview, confirm: Option<&str>) -> Result<()> {
     if !preview.is_destructive() || confirm == Some(preview.confirmation.as_str()) {
         return Ok(());
     }
     let counts = preview.counts;
-    Err(Error::conflict(
-        ConflictCode::ConfirmationRequired,
-        format!(
+    Err(Error::ConfirmationRequired(Box::new(ConfirmationNeeded {
+        detail: format!(
             "this change removes {} and suspends {} member(s); preview it and confirm with \"confirm\": \"{}\"",
             counts.removals, counts.suspensions, preview.confirmation
         ),
-    ))
+        confirmation: preview.confirmation.clone(),
+        effects: vec![OrgEffect::of(org, None, preview)],
+    })))
 }
 
 /// A run's report: the counts and the per-member entries (capped).

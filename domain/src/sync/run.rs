@@ -61,6 +61,9 @@ pub enum SyncKind {
     ModeChange,
     /// Group mappings were saved.
     MappingChange,
+    /// The org started drawing on another directory (a connection was turned
+    /// on or off, or deleted).
+    SourceChange,
 }
 
 impl SyncKind {
@@ -69,6 +72,7 @@ impl SyncKind {
             Self::Manual => "manual",
             Self::ModeChange => "mode_change",
             Self::MappingChange => "mapping_change",
+            Self::SourceChange => "source_change",
         }
     }
 
@@ -79,6 +83,7 @@ impl SyncKind {
             "manual" => Ok(Self::Manual),
             "mode_change" => Ok(Self::ModeChange),
             "mapping_change" => Ok(Self::MappingChange),
+            "source_change" => Ok(Self::SourceChange),
             other => Err(crate::Error::Internal(anyhow::anyhow!(
                 "unknown sync kind {other}"
             ))),

@@ -1,0 +1,357 @@
+//! Source changes: turning a connection's directory sync on or off, or
+//! deleting it, moves orgs to another directory. Each move is previewed org by
+//! org and needs the plan's confirmation when anyone would lose their member;
+//! the same person (by email) keeps their member across the move.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::fixtures::{
+    admin, member_count, members_by_email, own_connection, switch_to_scim, users, wait_for_members,
+};
+use crate::scim::Directory;
+
+/// A child of the directory's org named `slug` (manual mode); its id.
+async fn child(dir: &Directory, slug: &str) -> String {
+    let (status, child) = admin(
+        dir,
+        "POST",
+        &dir.org,
+        "/children",
+        Some(json!({"name": slug, "slug": slug})),
+    )
+    .await;
+    assert_eq!(status, 201, "{child}");
+    child["id"].as_str().unwrap().to_owned()
+}
+
+async fn push_user(dir: &Directory, conn: &str, token: &str, email: &str) {
+    let (status, user) = dir
+        .app
+        .call(
+            "POST",
+            &format!("/scim/v2/{conn}/Users"),
+            Some(token),
+            Some(json!({"userName": email, "emails": [{"value": email, "primary": true}]})),
+        )
+        .await;
+    assert_eq!(status, 201, "{user}");
+}
+
+async fn connection_enabled(dir: &Directory, org: &str, conn: &str) -> bool {
+    let (status, c) = admin(dir, "GET", org, &format!("/connections/{conn}"), None).await;
+    assert_eq!(status, 200, "{c}");
+    c["directory_sync"]["enabled"].as_bool().unwrap()
+}
+
+fn assert_confirmation_required(status: u16, body: &Value) {
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(
+        body["type"],
+        "https://orgsync.dev/problems/confirmation-required"
+    );
+    assert!(body["confirmation"].is_string(), "{body}");
+}
+
+/// The reported case: a child drawing 60 members from its parent's directory
+/// turns on its own (empty) directory. Nothing happens until the admin has
+/// seen that all 60 would go and confirmed exactly that.
+#[actix_web::test]
+async fn turning_on_a_childs_own_empty_directory_asks_before_removing_anyone() {
+    let dir = Directory::new().await;
+    users(&dir, "p", 60).await;
+    let child = child(&dir, "eu").await;
+    switch_to_scim(&dir, &child).await;
+    assert_eq!(member_count(&dir, &child).await, 60);
+    let (_, conn) = admin(
+        &dir,
+        "POST",
+        &child,
+        "/connections",
+        Some(json!({"name": "EU IdP"})),
+    )
+    .await;
+    let conn = conn["id"].as_str().unwrap().to_owned();
+    let path = format!("/connections/{conn}/directory-sync");
+
+    let (status, refused) = admin(&dir, "PUT", &child, &path, Some(json!({"enabled": true}))).await;
+    assert_confirmation_required(status, &refused);
+    let effects = refused["effects"].as_array().unwrap();
+    assert_eq!(effects.len(), 1, "{refused}");
+    assert_eq!(effects[0]["org_id"], child.as_str());
+    assert_eq!(effects[0]["draws_on"], conn.as_str());
+    assert_eq!(effects[0]["counts"]["removals"], 60);
+    assert_eq!(effects[0]["removals"].as_array().unwrap().len(), 60);
+    assert!(
+        !connection_enabled(&dir, &child, &conn).await,
+        "nothing changed"
+    );
+    assert_eq!(member_count(&dir, &child).await, 60);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(member_count(&dir, &child).await, 60, "not later either");
+
+    // The preview route shows the same plan; a wrong token is refused.
+    let (status, impact) = admin(
+        &dir,
+        "GET",
+        &child,
+        &format!("/connections/{conn}/impact?change=enable_directory_sync"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{impact}");
+    assert_eq!(impact["confirmation"], refused["confirmation"]);
+    assert_eq!(impact["requires_confirmation"], true);
+    let (status, _) = admin(
+        &dir,
+        "PUT",
+        &child,
+        &path,
+        Some(json!({"enabled": true, "confirm": "0000"})),
+    )
+    .await;
+    assert_eq!(status, 409);
+
+    let (status, done) = admin(
+        &dir,
+        "PUT",
+        &child,
+        &path,
+        Some(json!({"enabled": true, "confirm": refused["confirmation"]})),
+    )
+    .await;
+    assert_eq!(status, 200, "{done}");
+    assert!(done["token"].is_string());
+    assert_eq!(done["moved_orgs"][0]["outcome"], "applied", "{done}");
+    assert_eq!(member_count(&dir, &child).await, 0);
+    let token = done["token"].as_str().unwrap().to_owned();
+    push_user(&dir, &conn, &token, "solo@example.com").await;
+    wait_for_members(&dir, &child, 1).await;
+    // The parent keeps its own.
+    assert_eq!(
+        member_count(&dir, &dir.org).await,
+        0,
+        "the parent is manual"
+    );
+    let (_, audit) = admin(
+        &dir,
+        "GET",
+        &child,
+        "/audit-log?action=directory_sync.enabled",
+        None,
+    )
+    .await;
+    let after = &audit["data"][0]["after"];
+    assert_eq!(after["moved_orgs"][0]["counts"]["removals"], 60, "{audit}");
+    assert_eq!(after["confirmed"], refused["confirmation"]);
+    dir.app.finish().await;
+}
+
+/// The way to move a child to its own IdP without losing anyone: connect it
+/// while the child is manual, let the IdP push, then switch to SCIM. The
+/// switch matches the child's members by email: same ids, nobody removed.
+#[actix_web::test]
+async fn a_child_moving_to_its_own_idp_keeps_everyone_the_idp_lists() {
+    let dir = Directory::new().await;
+    users(&dir, "p", 12).await;
+    let child = child(&dir, "eu").await;
+    switch_to_scim(&dir, &child).await;
+    let before = members_by_email(&dir, &child).await;
+    assert_eq!(before.len(), 12);
+    let (status, manual) = admin(
+        &dir,
+        "PUT",
+        &child,
+        "/provisioning",
+        Some(json!({"mode": "manual"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{manual}");
+    // A manual org draws on no directory: turning its own on moves no one.
+    let (conn, token) = own_connection(&dir, &child).await;
+    for email in before.keys() {
+        push_user(&dir, &conn, &token, email).await;
+    }
+    push_user(&dir, &conn, &token, "new@example.com").await;
+
+    let (status, preview) = admin(
+        &dir,
+        "POST",
+        &child,
+        "/provisioning/preview",
+        Some(json!({"mode": "scim"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{preview}");
+    assert_eq!(preview["counts"]["removals"], 0, "{preview}");
+    assert_eq!(preview["counts"]["adds"], 1, "{preview}");
+    let (status, switched) = admin(
+        &dir,
+        "PUT",
+        &child,
+        "/provisioning",
+        Some(json!({"mode": "scim"})),
+    )
+    .await;
+    assert_eq!(status, 200, "no removal, no confirmation: {switched}");
+    let after = members_by_email(&dir, &child).await;
+    assert_eq!(after.len(), 13);
+    for (email, member) in &before {
+        assert_eq!(after[email]["id"], member["id"], "{email} kept its member");
+        assert_ne!(
+            after[email]["directory_user_id"], member["directory_user_id"],
+            "{email} is now linked to the child's IdP"
+        );
+    }
+    dir.app.finish().await;
+}
+
+/// Deleting a child's connection moves it back to its parent's directory:
+/// the people the parent's IdP also lists keep their members (matched by
+/// email), the one it does not is removed only once confirmed.
+#[actix_web::test]
+async fn deleting_a_childs_connection_falls_back_to_the_parent_and_confirms_the_removal() {
+    let dir = Directory::new().await;
+    users(&dir, "p", 30).await;
+    let child = child(&dir, "eu").await;
+    let (conn, token) = own_connection(&dir, &child).await;
+    for i in 0..10 {
+        push_user(&dir, &conn, &token, &format!("p{i}@example.com")).await;
+    }
+    push_user(&dir, &conn, &token, "solo@example.com").await;
+    switch_to_scim(&dir, &child).await;
+    let before = members_by_email(&dir, &child).await;
+    assert_eq!(before.len(), 11);
+
+    let path = format!("/connections/{conn}");
+    let (status, refused) = admin(&dir, "DELETE", &child, &path, None).await;
+    assert_confirmation_required(status, &refused);
+    let effect = &refused["effects"][0];
+    assert_eq!(effect["draws_on"], dir.conn.as_str(), "the parent's");
+    assert_eq!(effect["counts"]["removals"], 1, "{refused}");
+    assert_eq!(effect["counts"]["adds"], 20);
+    assert_eq!(effect["removals"][0]["email"], "solo@example.com");
+    assert!(connection_enabled(&dir, &child, &conn).await, "still there");
+
+    let confirm = refused["confirmation"].as_str().unwrap();
+    let (status, _) = admin(
+        &dir,
+        "DELETE",
+        &child,
+        &format!("{path}?confirm={confirm}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    let after = members_by_email(&dir, &child).await;
+    assert_eq!(after.len(), 30);
+    assert!(!after.contains_key("solo@example.com"));
+    for i in 0..10 {
+        let email = format!("p{i}@example.com");
+        assert_eq!(after[&email]["id"], before[&email]["id"], "{email} kept");
+    }
+    // The child now follows the parent's directory incrementally.
+    dir.user("late@example.com").await;
+    wait_for_members(&dir, &child, 31).await;
+    let (status, runs) = admin(&dir, "GET", &child, "/syncs", None).await;
+    assert_eq!(status, 200);
+    assert!(
+        runs["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["kind"] == "source_change"),
+        "{runs}"
+    );
+    dir.app.finish().await;
+}
+
+/// A change that removes no one needs no confirmation: turning the parent's
+/// directory sync off leaves the orgs drawing on it with their members, and
+/// turning it on again matches them back (same ids, no adds or removals).
+#[actix_web::test]
+async fn turning_a_directory_off_and_on_again_removes_no_one_and_needs_no_confirmation() {
+    let dir = Directory::new().await;
+    users(&dir, "p", 15).await;
+    let org = dir.org.clone();
+    switch_to_scim(&dir, &org).await;
+    let child = child(&dir, "eu").await;
+    switch_to_scim(&dir, &child).await;
+    let before = members_by_email(&dir, &child).await;
+    let path = format!("/connections/{}/directory-sync", dir.conn);
+    for enabled in [false, true] {
+        let (status, impact) = admin(
+            &dir,
+            "GET",
+            &org,
+            &format!(
+                "/connections/{}/impact?change={}",
+                dir.conn,
+                if enabled {
+                    "enable_directory_sync"
+                } else {
+                    "disable_directory_sync"
+                }
+            ),
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "{impact}");
+        assert_eq!(impact["requires_confirmation"], false, "{impact}");
+        assert_eq!(
+            impact["effects"].as_array().unwrap().len(),
+            2,
+            "parent and child move"
+        );
+        let (status, done) =
+            admin(&dir, "PUT", &org, &path, Some(json!({"enabled": enabled}))).await;
+        assert_eq!(status, 200, "{done}");
+    }
+    let after = members_by_email(&dir, &child).await;
+    assert_eq!(after.len(), 15);
+    for (email, member) in &before {
+        assert_eq!(after[email]["id"], member["id"]);
+        assert_eq!(
+            after[email]["updated_at"], member["updated_at"],
+            "untouched"
+        );
+    }
+    assert_eq!(member_count(&dir, &org).await, 15);
+    dir.app.finish().await;
+}
+
+/// Only the connection's own org's admins decide: a child's token cannot
+/// preview or delete its parent's connection.
+#[actix_web::test]
+async fn a_childs_token_cannot_preview_or_delete_its_parents_connection() {
+    let dir = Directory::new().await;
+    let child = child(&dir, "eu").await;
+    let token = dir.app.tokens.org(
+        child.parse().unwrap(),
+        orgsync_domain::auth::AdminRole::Owner,
+    );
+    for (method, rest) in [
+        (
+            "GET",
+            format!("/connections/{}/impact?change=delete", dir.conn),
+        ),
+        ("DELETE", format!("/connections/{}", dir.conn)),
+    ] {
+        let (status, body) = dir
+            .app
+            .call(
+                method,
+                &format!("/api/v1/orgs/{}{rest}", dir.org),
+                Some(&token),
+                None,
+            )
+            .await;
+        assert!(
+            status == 403 || status == 404,
+            "{method} {rest}: {status} {body}"
+        );
+    }
+    assert!(connection_enabled(&dir, &dir.org, &dir.conn).await);
+    dir.app.finish().await;
+}

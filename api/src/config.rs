@@ -19,6 +19,7 @@ pub struct Settings {
     pub worker: WorkerSettings,
     pub scim: ScimSettings,
     pub limits: LimitSettings,
+    pub sync: SyncSettings,
 }
 
 /// Bounds on what one tenant's request may cost the shared process
@@ -131,6 +132,24 @@ pub struct LogSettings {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+pub struct SyncSettings {
+    /// Seconds after a removal during which the same person (a re-created
+    /// directory user) gets the old member back.
+    pub relink_window: u64,
+    /// Recognise the person by email too, not only by externalId.
+    pub relink_by_email: bool,
+}
+
+impl SyncSettings {
+    pub fn relink(&self) -> orgsync_domain::sync::RelinkPolicy {
+        orgsync_domain::sync::RelinkPolicy {
+            window: time::Duration::seconds(i64::try_from(self.relink_window).unwrap_or(i64::MAX)),
+            by_email: self.relink_by_email,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
 pub struct WorkerSettings {
     /// Jobs taken from the queue per fetch.
     pub batch: usize,
@@ -195,7 +214,9 @@ impl Settings {
             .set_default("scim.token_rotation_grace", 0)?
             .set_default("scim.rate_limit_per_second", 100)?
             .set_default("scim.rate_limit_burst", 200)?
-            .set_default("scim.token_cache_ms", 1000)?;
+            .set_default("scim.token_cache_ms", 1000)?
+            .set_default("sync.relink_window", 7 * 24 * 3600)?
+            .set_default("sync.relink_by_email", false)?;
         let limits = orgsync_domain::limits::Limits::default();
         builder = builder
             .set_default("limits.org_depth", limits.org_depth)?
@@ -249,6 +270,13 @@ impl Settings {
                     "must start with postgres://, postgresql:// or sqlite:",
                 ));
             }
+        }
+        // Tombstones are kept this long; a year bounds their table.
+        if self.sync.relink_window > 366 * 24 * 3600 {
+            return Err(invalid(
+                "sync.relink_window",
+                "must be at most 31622400 seconds (366 days)",
+            ));
         }
         let limits = &self.limits;
         for (key, value) in [

@@ -95,6 +95,7 @@ impl Runtime {
                     base_backoff: Duration::from_millis(500),
                     max_backoff: Duration::from_secs(300),
                 },
+                relink: settings.sync.relink(),
             },
         );
         let state = AppState {

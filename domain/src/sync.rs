@@ -5,6 +5,7 @@
 mod job;
 mod preview;
 mod protection;
+mod relink;
 mod run;
 mod settings;
 mod source;
@@ -12,6 +13,7 @@ mod source;
 pub use job::{retry_delay, run_status, SyncJob};
 pub use preview::{restrict, Preview, PreviewPage};
 pub use protection::{hold, DeletionThreshold, HeldRemovals, HeldSource, HELD_SHARE_PERCENT};
+pub use relink::{RelinkPolicy, RelinkRule};
 pub use run::{RunStatus, SyncKind, SyncRun, SyncScope};
 pub use settings::{CustomRole, MemberFilter, MembershipSettings};
 pub use source::{

@@ -2,6 +2,8 @@
 //! A planned change set is applied in one transaction with multi-row
 //! statements (500 rows each): never one round trip per member.
 
+use std::collections::{HashMap, HashSet};
+
 use futures::StreamExt;
 use orgsync_domain::audit::AuditEntry;
 use orgsync_domain::directory::{ConnectionId, ResourceId};
@@ -12,7 +14,7 @@ use orgsync_domain::membership::{
 use orgsync_domain::org::OrgId;
 use orgsync_domain::page::{Page, PageRequest};
 use orgsync_domain::ports::{MemberWrites, MembershipRepository};
-use orgsync_domain::sync::{CustomRole, MemberFilter, MembershipSettings};
+use orgsync_domain::sync::{CustomRole, MemberFilter, MembershipSettings, RelinkRule};
 use orgsync_domain::{Error, Result};
 use sea_orm::{
     ConnectionTrait, DatabaseTransaction, FromQueryResult, Statement, TransactionTrait, Value,
@@ -197,20 +199,21 @@ async fn keep_tombstones(
         for member in chunk {
             let json = serde_json::to_string(**member).map_err(|e| Error::Internal(e.into()))?;
             rows.push(format!(
-                "({}, {}, {}, {}, {})",
+                "({}, {}, {}, {}, {}, {})",
                 sql.bind(org.0),
                 sql.bind(member.id.0),
                 sql.bind(member.directory_user_id),
                 sql.bind(json),
+                sql.bind(member.email.to_lowercase()),
                 sql.bind(writes.at)
             ));
         }
         txn.execute(Statement::from_sql_and_values(
             txn.get_database_backend(),
             format!(
-                "INSERT INTO member_tombstones (org_id, member_id, directory_user_id, member, removed_at) VALUES {} \
+                "INSERT INTO member_tombstones (org_id, member_id, directory_user_id, member, email, removed_at) VALUES {} \
                  ON CONFLICT (org_id, member_id) DO UPDATE SET directory_user_id = excluded.directory_user_id, \
-                 member = excluded.member, removed_at = excluded.removed_at",
+                 member = excluded.member, email = excluded.email, removed_at = excluded.removed_at",
                 rows.join(", ")
             ),
             sql.values,
@@ -598,21 +601,21 @@ impl MembershipRepository for SqlMembershipRepository {
         org: OrgId,
         conn: ConnectionId,
         users: &[ResourceId],
-        since: OffsetDateTime,
+        rule: RelinkRule,
     ) -> Result<Vec<(ResourceId, Member)>> {
         #[derive(FromQueryResult)]
         struct Row {
             user_id: Uuid,
             member: String,
         }
-        // Most syncs follow no deletion at all: one cheap look first.
+        // Most syncs follow no removal at all: one cheap look first.
         #[derive(FromQueryResult)]
         struct Any {
             one: i32,
         }
         let any = Any::find_by_statement(self.stmt(
-            "SELECT 1 AS one FROM directory_user_tombstones WHERE connection_id = $1 AND deleted_at > $2 LIMIT 1",
-            vec![conn.0.into(), since.into()],
+            "SELECT 1 AS one FROM member_tombstones WHERE org_id = $1 AND removed_at > $2 LIMIT 1",
+            vec![org.0.into(), rule.since.into()],
         ))
         .one(self.db.connection())
         .await
@@ -620,33 +623,59 @@ impl MembershipRepository for SqlMembershipRepository {
         if any.is_none_or(|row| row.one != 1) {
             return Ok(Vec::new());
         }
-        let mut found = Vec::new();
-        for chunk in users.chunks(BATCH) {
-            let mut sql = Sql::default();
-            let (org_param, conn_param, since_param) =
-                (sql.bind(org.0), sql.bind(conn.0), sql.bind(since));
-            let list: Vec<String> = chunk.iter().map(|id| sql.bind(*id)).collect();
-            // The newest removal wins when one externalId was reused several times.
-            let rows = Row::find_by_statement(self.stmt(
-                &format!(
-                    "SELECT u.id AS user_id, m.member FROM directory_users u \
-                     JOIN directory_user_tombstones t ON t.connection_id = u.connection_id \
-                       AND t.external_id = u.external_id AND t.user_id <> u.id AND t.deleted_at > {since_param} \
-                     JOIN member_tombstones m ON m.org_id = {org_param} AND m.directory_user_id = t.user_id \
-                       AND m.removed_at > {since_param} \
-                     WHERE u.connection_id = {conn_param} AND u.id IN ({}) ORDER BY m.removed_at",
-                    list.join(", ")
-                ),
-                sql.values,
-            ))
-            .all(self.db.connection())
-            .await
-            .map_err(db_err)?;
-            for row in rows {
-                let member: Member = serde_json::from_str(&row.member).map_err(|e| {
-                    Error::Internal(anyhow::anyhow!("org {org}: corrupt member tombstone: {e}"))
-                })?;
-                found.push((row.user_id, member));
+        // By externalId: the old user was deleted from this directory and
+        // carried the same externalId. By email: the old user is gone from
+        // this directory (or was another directory's) and the member had
+        // this email. The newest removal wins when several match.
+        let by_external_id =
+            "JOIN directory_user_tombstones t ON t.connection_id = u.connection_id \
+             AND t.external_id = u.external_id AND t.user_id <> u.id AND t.deleted_at > {since} \
+             JOIN member_tombstones m ON m.org_id = {org} AND m.directory_user_id = t.user_id \
+             AND m.removed_at > {since}";
+        let by_email = "JOIN member_tombstones m ON m.org_id = {org} AND m.email = lower(u.email) \
+             AND m.directory_user_id <> u.id AND m.removed_at > {since} \
+             AND NOT EXISTS (SELECT 1 FROM directory_users still \
+               WHERE still.connection_id = u.connection_id AND still.id = m.directory_user_id)";
+        let mut joins = vec![by_external_id];
+        if rule.by_email {
+            joins.push(by_email);
+        }
+        let mut found: Vec<(ResourceId, Member)> = Vec::new();
+        let mut matched: HashSet<ResourceId> = HashSet::new();
+        for join in joins {
+            for chunk in users.chunks(BATCH) {
+                let mut sql = Sql::default();
+                let (org_param, conn_param, since_param) =
+                    (sql.bind(org.0), sql.bind(conn.0), sql.bind(rule.since));
+                let list: Vec<String> = chunk.iter().map(|id| sql.bind(*id)).collect();
+                let join = join
+                    .replace("{org}", &org_param)
+                    .replace("{since}", &since_param);
+                let rows = Row::find_by_statement(self.stmt(
+                    &format!(
+                        "SELECT u.id AS user_id, m.member FROM directory_users u {join} \
+                         WHERE u.connection_id = {conn_param} AND u.id IN ({}) ORDER BY m.removed_at",
+                        list.join(", ")
+                    ),
+                    sql.values,
+                ))
+                .all(self.db.connection())
+                .await
+                .map_err(db_err)?;
+                let mut newest: HashMap<ResourceId, String> = HashMap::new();
+                for row in rows {
+                    newest.insert(row.user_id, row.member);
+                }
+                for (user, member) in newest {
+                    // externalId matches come first and win.
+                    if !matched.insert(user) {
+                        continue;
+                    }
+                    let member: Member = serde_json::from_str(&member).map_err(|e| {
+                        Error::Internal(anyhow::anyhow!("org {org}: corrupt member tombstone: {e}"))
+                    })?;
+                    found.push((user, member));
+                }
             }
         }
         Ok(found)

@@ -359,3 +359,59 @@ async fn a_person_deleted_and_recreated_with_the_same_external_id_gets_their_mem
     assert_eq!(audit["data"][0]["target_id"], member.as_str(), "{audit}");
     dir.app.finish().await;
 }
+
+/// Members of `dir`'s org, waiting (bounded) until there are `n`.
+async fn members_once(dir: &Directory, n: usize) -> Vec<Value> {
+    let mut members = Vec::new();
+    for _ in 0..200 {
+        let (_, page) = admin(dir, "GET", &dir.org, "/members", None).await;
+        members = page["data"].as_array().unwrap().clone();
+        if members.len() == n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    members
+}
+
+/// With `sync.relink_by_email`, a person re-created with a new externalId but
+/// the same email gets their member back; a window of 0 turns relinking off.
+#[actix_web::test]
+async fn relinking_by_email_is_configurable_and_bounded_by_the_window() {
+    for (by_email, window, relinked) in [(true, 3600, true), (false, 3600, false), (true, 0, false)]
+    {
+        let app = crate::support::TestApp::spawn_with(|s| {
+            s.sync.relink_by_email = by_email;
+            s.sync.relink_window = window;
+        })
+        .await;
+        let dir = Directory::on(app).await;
+        let org = dir.org.clone();
+        let ada = dir.user("ada@example.com").await;
+        switch_to_scim(&dir, &org).await;
+        let before = members_once(&dir, 1).await[0].clone();
+        let (status, _) = dir.scim("DELETE", &format!("/Users/{ada}"), None).await;
+        assert_eq!(status, 204);
+        wait_for_members(&dir, &org, 0).await;
+        let (status, again) = dir
+            .scim(
+                "POST",
+                "/Users",
+                Some(
+                    json!({"userName": "ADA@example.com", "externalId": "a-new-key",
+                    "emails": [{"value": "Ada@Example.com", "primary": true}]}),
+                ),
+            )
+            .await;
+        assert_eq!(status, 201, "{again}");
+        let after = members_once(&dir, 1).await;
+        assert_eq!(after.len(), 1, "{after:?}");
+        assert_eq!(
+            after[0]["id"] == before["id"],
+            relinked,
+            "by_email={by_email} window={window}: {after:?}"
+        );
+        assert_eq!(after[0]["directory_user_id"], again["id"]);
+        dir.app.finish().await;
+    }
+}

@@ -5,7 +5,7 @@ use crate::directory::{ConnectionId, ResourceId};
 use crate::membership::{AttributeDefinition, Member, MemberId, SeatTier};
 use crate::org::OrgId;
 use crate::page::{Page, PageRequest};
-use crate::sync::{CustomRole, MemberFilter, MembershipSettings};
+use crate::sync::{CustomRole, MemberFilter, MembershipSettings, RelinkRule};
 use crate::Result;
 
 /// Stores members and the settings that decide them. Every method is scoped
@@ -76,9 +76,12 @@ pub trait MembershipRepository: Send + Sync {
     async fn apply(&self, org: OrgId, writes: &MemberWrites<'_>) -> Result<()>;
 
     /// For each of `users` (directory users about to become members) whose
-    /// externalId belonged to a user of the same directory deleted since
-    /// `since`, and whose member a sync removed from `org`: the member as it
-    /// was removed. Relinking gives that member back instead of a new one.
+    /// person's member a sync removed from `org` after `rule.since`: the
+    /// member as it was removed. The person is recognised by the externalId
+    /// of a user of the same directory deleted since then, or (with
+    /// `rule.by_email`) by the member's email when its user is no longer in
+    /// this directory; externalId matches win. Relinking gives that member
+    /// back instead of a new one.
     ///
     /// # Errors
     /// Only infrastructure failures.
@@ -87,7 +90,7 @@ pub trait MembershipRepository: Send + Sync {
         org: OrgId,
         conn: ConnectionId,
         users: &[ResourceId],
-        since: OffsetDateTime,
+        rule: RelinkRule,
     ) -> Result<Vec<(ResourceId, Member)>>;
 
     /// Forgets deleted users and removed members older than `before`.

@@ -23,8 +23,8 @@ use crate::ports::{
 use crate::service::OrgService;
 use crate::sync::{
     restrict, retry_delay, run_status, ConfirmationNeeded, HeldSource, MembershipSettings,
-    OrgEffect, Preview, RunStatus, SourceChange, SourcePlan, SourceShift, SyncJob, SyncKind,
-    SyncRun, SyncScope,
+    OrgEffect, Preview, RelinkPolicy, RunStatus, SourceChange, SourcePlan, SourceShift, SyncJob,
+    SyncKind, SyncRun, SyncScope,
 };
 use crate::{Error, Result};
 
@@ -35,8 +35,6 @@ pub const DIRECTORY_CHANGED_JOB: &str = "directory.changed";
 
 /// Per-member entries kept in a run's report; counts are always complete.
 const REPORT_ENTRIES: usize = 1_000;
-/// How long a deleted directory user's externalId can bring its member back.
-const RELINK_WINDOW: time::Duration = time::Duration::days(7);
 /// Plans made again when members changed under one before giving up (the
 /// job is then retried later).
 const REPLANS: usize = 3;
@@ -55,6 +53,7 @@ pub struct SyncPorts {
     pub queue: Arc<dyn JobQueue>,
     pub clock: Arc<dyn Clock>,
     pub jobs: JobPolicy,
+    pub relink: RelinkPolicy,
 }
 
 /// What became of a sync job a worker was handed.
@@ -301,7 +300,8 @@ impl SyncService {
 
     /// The planned adds that give a removed member back: an IdP that deleted
     /// a person and created them again (some connectors do on an email or
-    /// domain change) with the same externalId within [`RELINK_WINDOW`] gets
+    /// domain change) with the same externalId (or email, per [`RelinkPolicy`])
+    /// within the relink window gets
     /// the old member (id, creation, history; role and seat tier too unless
     /// group mappings decide them) with the new directory user's fields.
     async fn relinks(
@@ -324,17 +324,22 @@ impl SyncService {
         let found = self
             .ports
             .members
-            .relinkable(org, conn, &users, changes.planned_at - RELINK_WINDOW)
+            .relinkable(org, conn, &users, self.ports.relink.at(changes.planned_at))
             .await?;
         if found.is_empty() {
             return Ok(HashMap::new());
         }
         let roles_are_mapped = self.ports.members.settings(org).await?.mappings.enabled;
         let mut relinks = HashMap::new();
+        // One old member comes back once, to the first user that claims it.
+        let mut claimed = HashSet::new();
         for (user, old) in found {
             let Some(new) = planned.get(&user) else {
                 continue;
             };
+            if !claimed.insert(old.id) {
+                continue;
+            }
             let mut member = (*new).clone();
             member.id = old.id;
             member.created_at = old.created_at;
@@ -967,7 +972,7 @@ impl SyncService {
         }
         self.ports
             .members
-            .purge_tombstones(now - RELINK_WINDOW)
+            .purge_tombstones(now - self.ports.relink.window)
             .await?;
         Ok(())
     }

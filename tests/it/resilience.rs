@@ -345,32 +345,43 @@ impl Lcg {
     }
 }
 
-/// Random SCIM writes (creations, deactivations, reactivations, deletions,
-/// renames, group membership) interleaved with full resyncs that the worker
-/// runs concurrently with incremental sync: at the end the org equals a fresh
-/// reconcile (its preview changes nothing) and holds exactly the active users.
-#[actix_web::test]
-async fn random_interleavings_of_scim_writes_and_syncs_converge() {
-    let dir = Directory::new().await;
-    let org = dir.org.clone();
-    switch_to_scim(&dir, &org).await;
-    // Protection would (rightly) hold mass removals; convergence is the point here.
-    admin(
-        &dir,
-        "PUT",
-        &org,
-        "/deletion-protection",
-        Some(json!({"max_removals": 0})),
-    )
-    .await;
-    let groups = [empty_group(&dir, "A").await, empty_group(&dir, "B").await];
-    let seed = 0x5eed_2026_1202;
-    let mut rng = Lcg(seed);
+/// Every member's directory user id, over all pages.
+async fn member_user_ids(dir: &Directory, org: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let (status, page) = admin(
+            dir,
+            "GET",
+            org,
+            &format!("/members?limit=200{cursor}"),
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "{page}");
+        ids.extend(
+            page["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["directory_user_id"].as_str().unwrap().to_owned()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = format!("&cursor={next}"),
+            None => return ids,
+        }
+    }
+}
+
+/// One lane of random steps: SCIM writes (creations, deactivations,
+/// reactivations, deletions, renames, group membership) and manual syncs.
+async fn random_steps(dir: &Directory, groups: &[String], lane: u64, steps: usize) {
+    let mut rng = Lcg(0x5eed_2026_1202 + lane);
     let mut users: Vec<String> = Vec::new();
-    for step in 0..400 {
+    for step in 0..steps {
         let pick = |rng: &mut Lcg, users: &[String]| users.get(rng.below(users.len())).cloned();
         match rng.below(8) {
-            0 | 1 => users.push(dir.user(&format!("u{step}@example.com")).await),
+            0 | 1 => users.push(dir.user(&format!("u{lane}-{step}@example.com")).await),
             2 => {
                 if let Some(user) = pick(&mut rng, &users) {
                     let active = rng.below(2) == 0;
@@ -393,14 +404,13 @@ async fn random_interleavings_of_scim_writes_and_syncs_converge() {
             4 => {
                 if let Some(user) = pick(&mut rng, &users) {
                     dir.scim("PATCH", &format!("/Users/{user}"),
-                        Some(crate::scim::patch(json!([{"op": "replace", "path": "displayName", "value": format!("n{step}")}])))).await;
+                        Some(crate::scim::patch(json!([{"op": "replace", "path": "displayName", "value": format!("n{lane}-{step}")}])))).await;
                 }
             }
             5 | 6 => {
                 if let Some(user) = pick(&mut rng, &users) {
-                    let group = &groups[rng.below(2)];
-                    let op = if rng.below(2) == 0 { "add" } else { "remove" };
-                    let body = if op == "add" {
+                    let group = &groups[rng.below(groups.len())];
+                    let body = if rng.below(2) == 0 {
                         json!([{"op": "add", "path": "members", "value": [{"value": user}]}])
                     } else {
                         json!([{"op": "remove", "path": format!("members[value eq \"{user}\"]")}])
@@ -415,9 +425,9 @@ async fn random_interleavings_of_scim_writes_and_syncs_converge() {
             }
             _ => {
                 admin(
-                    &dir,
+                    dir,
                     "POST",
-                    &org,
+                    &dir.org,
                     "/syncs",
                     Some(json!({"cascade": false})),
                 )
@@ -425,6 +435,31 @@ async fn random_interleavings_of_scim_writes_and_syncs_converge() {
             }
         }
     }
+}
+
+/// 1,000 random steps in four concurrent lanes (SCIM writes racing each
+/// other on shared groups, manual full resyncs racing the incremental path
+/// on the worker): at the end the org equals a fresh reconcile (its preview
+/// changes nothing) and holds exactly the active users.
+#[actix_web::test]
+async fn random_interleavings_of_scim_writes_and_syncs_converge() {
+    let dir = Directory::new().await;
+    let org = dir.org.clone();
+    switch_to_scim(&dir, &org).await;
+    // Protection would (rightly) hold mass removals; convergence is the point here.
+    admin(
+        &dir,
+        "PUT",
+        &org,
+        "/deletion-protection",
+        Some(json!({"max_removals": 0})),
+    )
+    .await;
+    let groups = [empty_group(&dir, "A").await, empty_group(&dir, "B").await];
+    const LANES: u64 = 4;
+    const STEPS: usize = 250;
+    futures::future::join_all((0..LANES).map(|lane| random_steps(&dir, &groups, lane, STEPS)))
+        .await;
 
     // Quiet: the directory's changes are applied and no sync is queued or running.
     let mut settled = false;
@@ -442,7 +477,7 @@ async fn random_interleavings_of_scim_writes_and_syncs_converge() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(settled, "seed {seed:#x}: did not settle in 60 s");
+    assert!(settled, "did not settle in 60 s");
     let (status, preview) = admin(
         &dir,
         "POST",
@@ -455,7 +490,7 @@ async fn random_interleavings_of_scim_writes_and_syncs_converge() {
     assert_eq!(
         preview["orgs"][0]["counts"],
         json!({"adds": 0, "updates": 0, "removals": 0, "suspensions": 0}),
-        "seed {seed:#x}: {preview}"
+        "{preview}"
     );
     let (_, active) = dir
         .scim("GET", "/Users?filter=active%20eq%20true&count=1000", None)
@@ -466,16 +501,11 @@ async fn random_interleavings_of_scim_writes_and_syncs_converge() {
         .iter()
         .map(|u| u["id"].as_str().unwrap().to_owned())
         .collect();
-    let (_, members) = admin(&dir, "GET", &org, "/members?limit=200", None).await;
-    let mut actual: Vec<String> = members["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["directory_user_id"].as_str().unwrap().to_owned())
-        .collect();
+    assert!(expected.len() > 50, "the run should leave a sizeable org");
+    let mut actual = member_user_ids(&dir, &org).await;
     expected.sort();
     actual.sort();
-    assert_eq!(actual, expected, "seed {seed:#x}");
+    assert_eq!(actual, expected);
     dir.app.finish().await;
 }
 
@@ -539,6 +569,116 @@ async fn a_job_longer_than_its_lease_is_renewed_and_runs_once() {
     assert!(
         took("finished_at") - took("started_at") > time::Duration::seconds(1),
         "the job must outlast its 1 s lease for this test to mean anything: {job}"
+    );
+    dir.app.finish().await;
+}
+
+/// The reported race at scale: a full reconcile of 50,000 members is running
+/// (every member's name changed behind the engine's back, so it rewrites
+/// them all) when the IdP deactivates one person. The reconcile's plan,
+/// made before, cannot bring them back: its conditional writes fail, it
+/// plans again, and the person stays removed.
+#[actix_web::test]
+async fn a_deactivation_during_a_full_reconcile_of_50000_members_is_never_undone() {
+    use sea_orm::ConnectionTrait;
+
+    let dir = Directory::new().await;
+    let org = dir.org.clone();
+    let db = dir.app.runtime.db.clone();
+    db.connection()
+        .execute_unprepared(&format!(
+            "INSERT INTO directory_users (id, connection_id, user_name, user_name_lower, external_id, display_name, \
+             active, email, resource, version, created_at, updated_at) \
+             SELECT gen_random_uuid(), '{conn}', 'u' || n || '@example.com', 'u' || n || '@example.com', 'e' || n, \
+             'User ' || n, TRUE, 'u' || n || '@example.com', \
+             jsonb_build_object('userName', 'u' || n || '@example.com', 'active', TRUE), 1, now(), now() \
+             FROM generate_series(1, 50000) AS n",
+            conn = dir.conn
+        ))
+        .await
+        .unwrap();
+    let target = dir.user("target@example.com").await;
+    switch_to_scim(&dir, &org).await;
+    let count = |email: &'static str| {
+        let db = db.clone();
+        let org = org.clone();
+        async move {
+            let row = db
+                .connection()
+                .query_one(sea_orm::Statement::from_string(
+                    sea_orm::DatabaseBackend::Postgres,
+                    format!(
+                        "SELECT count(*) AS n FROM members WHERE org_id = '{org}' AND email LIKE '{email}'"
+                    ),
+                ))
+                .await
+                .unwrap()
+                .unwrap();
+            row.try_get::<i64>("", "n").unwrap()
+        }
+    };
+    assert_eq!(count("%").await, 50_001);
+
+    // Behind the engine's back, so only a full reconcile sees it.
+    db.connection()
+        .execute_unprepared(&format!(
+            "UPDATE directory_users SET display_name = 'Renamed ' || user_name WHERE connection_id = '{}'",
+            dir.conn
+        ))
+        .await
+        .unwrap();
+    let (status, run) = admin(
+        &dir,
+        "POST",
+        &org,
+        "/syncs",
+        Some(json!({"cascade": false})),
+    )
+    .await;
+    assert_eq!(status, 202, "{run}");
+    let path = format!("/syncs/{}", run["id"].as_str().unwrap());
+    for _ in 0..1200 {
+        let (_, current) = admin(&dir, "GET", &org, &path, None).await;
+        if current["status"] != "queued" {
+            assert_eq!(
+                current["status"], "running",
+                "the reconcile must still run: {current}"
+            );
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let (status, _) = dir
+        .scim(
+            "PATCH",
+            &format!("/Users/{target}"),
+            Some(crate::scim::patch(
+                json!([{"op": "replace", "path": "active", "value": false}]),
+            )),
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    let done = finished_run(&dir, &org, &run).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(
+        count("target@example.com").await,
+        0,
+        "the deactivation was undone"
+    );
+    assert_eq!(count("%").await, 50_000, "every other member stays");
+    let (_, preview) = admin(
+        &dir,
+        "POST",
+        &org,
+        "/syncs/preview",
+        Some(json!({"cascade": false})),
+    )
+    .await;
+    assert_eq!(
+        preview["orgs"][0]["counts"],
+        json!({"adds": 0, "updates": 0, "removals": 0, "suspensions": 0}),
+        "converged: {preview}"
     );
     dir.app.finish().await;
 }

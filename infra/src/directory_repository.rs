@@ -1249,24 +1249,33 @@ impl DirectoryRepository for SqlDirectoryRepository {
     async fn snapshot(
         &self,
         conn: ConnectionId,
+        deciding: &[ResourceId],
     ) -> Result<Vec<(DirectoryUser, BTreeSet<ResourceId>)>> {
-        // Both reads stream row by row: at 100k users and 500k memberships,
-        // collecting raw rows first would hold the whole result set twice.
+        // Both reads stream row by row: at 100k users, collecting raw rows
+        // first would hold the whole result set twice.
         let mut groups: HashMap<Uuid, BTreeSet<ResourceId>> = HashMap::new();
-        let mut memberships = MembershipRow::find_by_statement(self.stmt(
-            "SELECT member_value, group_id FROM directory_group_members WHERE connection_id = $1",
-            vec![conn.0.into()],
-        ))
-        .stream(self.db.connection())
-        .await
-        .map_err(db_err)?;
-        while let Some(row) = memberships.next().await {
-            let row = row.map_err(db_err)?;
-            if let Ok(user) = Uuid::parse_str(&row.member_value) {
-                groups.entry(user).or_default().insert(row.group_id);
+        if !deciding.is_empty() {
+            let mut sql = Sql::default();
+            let conn_param = sql.bind(conn.0);
+            let list: Vec<String> = deciding.iter().map(|g| sql.bind(*g)).collect();
+            let mut memberships = MembershipRow::find_by_statement(self.stmt(
+                &format!(
+                    "SELECT member_value, group_id FROM directory_group_members \
+                     WHERE connection_id = {conn_param} AND group_id IN ({})",
+                    list.join(", ")
+                ),
+                sql.values,
+            ))
+            .stream(self.db.connection())
+            .await
+            .map_err(db_err)?;
+            while let Some(row) = memberships.next().await {
+                let row = row.map_err(db_err)?;
+                if let Ok(user) = Uuid::parse_str(&row.member_value) {
+                    groups.entry(user).or_default().insert(row.group_id);
+                }
             }
         }
-        drop(memberships);
         let mut users = SnapshotRow::find_by_statement(self.stmt(
             &format!("SELECT {SNAPSHOT_COLUMNS} FROM directory_users WHERE connection_id = $1 ORDER BY id"),
             vec![conn.0.into()],
@@ -1287,18 +1296,25 @@ impl DirectoryRepository for SqlDirectoryRepository {
         &self,
         conn: ConnectionId,
         org: orgsync_domain::org::OrgId,
-        groups: &[ResourceId],
+        role_groups: &[ResourceId],
+        deciding: &[ResourceId],
     ) -> Result<Vec<(DirectoryUser, BTreeSet<ResourceId>)>> {
-        if self.backend() != DbBackend::Postgres || !self.selective(conn, groups).await? {
+        if self.backend() != DbBackend::Postgres || !self.selective(conn, role_groups).await? {
             // The embedded engine stores ids as bytes and member values as
             // text (and works at embedded scale); and when the mapped groups
             // hold most of the directory, filtering costs more than it saves.
-            return self.snapshot(conn).await;
+            return self.snapshot(conn, deciding).await;
         }
         let mut sql = Sql::default();
         let conn_param = sql.bind(conn.0);
         let org_param = sql.bind(org.0);
-        let group_list: Vec<String> = groups.iter().map(|g| sql.bind(*g)).collect();
+        let group_list: Vec<String> = role_groups.iter().map(|g| sql.bind(*g)).collect();
+        // Bound after the shared ones, for the memberships query only.
+        let mut with_deciding = Sql {
+            text: String::new(),
+            values: sql.values.clone(),
+        };
+        let deciding_list: Vec<String> = deciding.iter().map(|g| with_deciding.bind(*g)).collect();
         let in_groups = if group_list.is_empty() {
             String::new()
         } else {
@@ -1313,23 +1329,26 @@ impl DirectoryRepository for SqlDirectoryRepository {
              WHERE org_id = {org_param} AND directory_user_id IS NOT NULL)"
         );
         let mut groups_of: HashMap<Uuid, BTreeSet<ResourceId>> = HashMap::new();
-        let mut memberships = MembershipRow::find_by_statement(self.stmt(
-            &format!(
-                "{candidates} SELECT m.member_value, m.group_id FROM directory_group_members m \
-                 WHERE m.connection_id = {conn_param} AND m.member_value IN (SELECT v FROM candidates)"
-            ),
-            sql.values.clone(),
-        ))
-        .stream(self.db.connection())
-        .await
-        .map_err(db_err)?;
-        while let Some(row) = memberships.next().await {
-            let row = row.map_err(db_err)?;
-            if let Ok(user) = Uuid::parse_str(&row.member_value) {
-                groups_of.entry(user).or_default().insert(row.group_id);
+        if !deciding_list.is_empty() {
+            let mut memberships = MembershipRow::find_by_statement(self.stmt(
+                &format!(
+                    "{candidates} SELECT m.member_value, m.group_id FROM directory_group_members m \
+                     WHERE m.connection_id = {conn_param} AND m.group_id IN ({}) \
+                     AND m.member_value IN (SELECT v FROM candidates)",
+                    deciding_list.join(", ")
+                ),
+                with_deciding.values,
+            ))
+            .stream(self.db.connection())
+            .await
+            .map_err(db_err)?;
+            while let Some(row) = memberships.next().await {
+                let row = row.map_err(db_err)?;
+                if let Ok(user) = Uuid::parse_str(&row.member_value) {
+                    groups_of.entry(user).or_default().insert(row.group_id);
+                }
             }
         }
-        drop(memberships);
         let mut users = SnapshotRow::find_by_statement(self.stmt(
             &format!(
                 "{candidates} SELECT {SNAPSHOT_COLUMNS} FROM directory_users WHERE connection_id = {conn_param} \

@@ -42,6 +42,24 @@ pub struct SpendMapping {
 }
 
 impl GroupMappings {
+    /// The groups whose membership can decide anything: those the enabled
+    /// mappings name (none when mapping is off). A plan needs no other.
+    pub fn deciding_groups(&self) -> Vec<ResourceId> {
+        if !self.enabled {
+            return Vec::new();
+        }
+        let mut groups: Vec<ResourceId> = self
+            .roles
+            .iter()
+            .map(|m| m.group)
+            .chain(self.seat_tiers.iter().map(|m| m.group))
+            .chain(self.spend_limits.iter().map(|m| m.group))
+            .collect();
+        groups.sort_unstable();
+        groups.dedup();
+        groups
+    }
+
     /// Checks the mappings against what exists. Built-in roles are always known; custom roles
     /// and tiers are checked with the callbacks.
     ///
@@ -155,6 +173,16 @@ mod tests {
             }],
         };
         (mappings, groups)
+    }
+
+    #[test]
+    fn only_the_groups_enabled_mappings_name_decide_anything() {
+        let (mut m, groups) = sample();
+        let mut expected = groups.to_vec();
+        expected.sort_unstable();
+        assert_eq!(m.deciding_groups(), expected, "each once, in order");
+        m.enabled = false;
+        assert!(m.deciding_groups().is_empty());
     }
 
     #[test]

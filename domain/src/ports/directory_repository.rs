@@ -177,18 +177,22 @@ pub trait DirectoryRepository: Send + Sync {
     /// Only infrastructure failures.
     async fn events(&self, conn: ConnectionId, after: i64, limit: u64) -> Result<Vec<ChangeEvent>>;
 
-    /// Every user of the directory with the groups it belongs to, by user id.
+    /// Every user of the directory, by user id, with the groups among
+    /// `deciding` it belongs to (the groups a plan's mappings name; other
+    /// memberships decide nothing and are not read).
     ///
     /// # Errors
     /// Only infrastructure failures.
     async fn snapshot(
         &self,
         conn: ConnectionId,
+        deciding: &[ResourceId],
     ) -> Result<Vec<(DirectoryUser, BTreeSet<ResourceId>)>>;
 
     /// What a plan of `org` with group mappings on can touch: the users in any
-    /// of `groups`, plus the users linked to a member of `org`. A store that
-    /// cannot filter MAY return the whole snapshot.
+    /// of `role_groups`, plus the users linked to a member of `org`, each with
+    /// its groups among `deciding`. A store that cannot filter MAY return the
+    /// whole snapshot.
     ///
     /// # Errors
     /// Only infrastructure failures.
@@ -196,7 +200,8 @@ pub trait DirectoryRepository: Send + Sync {
         &self,
         conn: ConnectionId,
         org: crate::org::OrgId,
-        groups: &[ResourceId],
+        role_groups: &[ResourceId],
+        deciding: &[ResourceId],
     ) -> Result<Vec<(DirectoryUser, BTreeSet<ResourceId>)>>;
 
     /// The same for some users; ids with no user are left out.

@@ -194,16 +194,21 @@ impl SyncService {
         // With group mapping on, only users in a role-mapped group (or already
         // members) can be members: reading just those keeps a cascade over many
         // orgs from reading the whole directory once per org.
-        let users = if policy.mappings.enabled {
-            let groups: Vec<ResourceId> = policy.mappings.roles.iter().map(|m| m.group).collect();
-            self.ports
-                .directory
-                .snapshot_for_org(conn, org.id, &groups)
-                .await?
-        } else {
-            self.ports.directory.snapshot(conn).await?
+        let deciding = policy.mappings.deciding_groups();
+        let roles: Vec<ResourceId> = policy.mappings.roles.iter().map(|m| m.group).collect();
+        let snapshot = async {
+            if policy.mappings.enabled {
+                self.ports
+                    .directory
+                    .snapshot_for_org(conn, org.id, &roles, &deciding)
+                    .await
+            } else {
+                self.ports.directory.snapshot(conn, &deciding).await
+            }
         };
-        let mut current = self.ports.members.all_members(org.id).await?;
+        // Read side by side: the database answers one while this decodes the other.
+        let (users, mut current) =
+            futures::future::try_join(snapshot, self.ports.members.all_members(org.id)).await?;
         if new_source {
             // Links to users this directory has (the org drew on it before)
             // stay; the others are another directory's and are dropped.

@@ -80,6 +80,9 @@ pub enum ConflictCode {
     ConfirmationRequired,
     /// The field is governed by the directory (a group mapping, a synced attribute).
     GovernedByDirectory,
+    /// Another writer (a sync job, the IdP's changes being applied) is
+    /// changing the org's members right now; retry in a moment.
+    SyncInProgress,
 }
 
 impl ConflictCode {
@@ -91,6 +94,7 @@ impl ConflictCode {
             Self::NoDirectory => "no-directory",
             Self::ConfirmationRequired => "confirmation-required",
             Self::GovernedByDirectory => "governed-by-directory",
+            Self::SyncInProgress => "sync-in-progress",
         }
     }
 }

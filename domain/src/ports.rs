@@ -23,4 +23,4 @@ pub use membership_repository::{MemberWrites, MembershipRepository};
 pub use org_repository::OrgRepository;
 pub use queue::{Delivery, Job, JobQueue};
 pub use secrets::SecretSource;
-pub use sync_run_repository::SyncRunRepository;
+pub use sync_run_repository::{job_writer, SyncRunRepository};

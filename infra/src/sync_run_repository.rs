@@ -3,7 +3,7 @@
 use orgsync_domain::membership::ChangeCounts;
 use orgsync_domain::org::OrgId;
 use orgsync_domain::page::{Page, PageRequest};
-use orgsync_domain::ports::SyncRunRepository;
+use orgsync_domain::ports::{job_writer, SyncRunRepository};
 use orgsync_domain::sync::{RunStatus, SyncJob, SyncKind, SyncRun, SyncScope};
 use orgsync_domain::{Error, Result};
 use sea_orm::{ConnectionTrait, FromQueryResult, Statement, TransactionTrait, Value};
@@ -234,7 +234,13 @@ impl SyncRunRepository for SqlSyncRunRepository {
             .collect()
     }
 
-    async fn claim(&self, job: Uuid, now: OffsetDateTime) -> Result<Option<SyncJob>> {
+    async fn claim(
+        &self,
+        job: Uuid,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+    ) -> Result<Option<SyncJob>> {
+        let txn = self.db.connection().begin().await.map_err(db_err)?;
         // One statement decides, so two workers never both take a job, and an
         // org never has two jobs running.
         let row = JobRow::find_by_statement(self.stmt(
@@ -248,17 +254,78 @@ impl SyncRunRepository for SqlSyncRunRepository {
             ),
             vec![job.into(), now.into()],
         ))
-        .one(self.db.connection())
+        .one(&txn)
         .await
         .map_err(|e| match e.sql_err() {
             // A concurrent enqueue's queued job for the same org: try again later.
             Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => Error::Unavailable("job contended".into()),
             _ => db_err(e),
         })?;
-        row.map(SyncJob::try_from).transpose()
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let claimed = SyncJob::try_from(row)?;
+        let holder = job_writer(claimed.id, claimed.attempts);
+        // Another writer (an incremental catch-up, an admin change) has the
+        // org: the job stays queued, and that writer publishes it when done.
+        if !lock_org(&txn, claimed.org_id, &holder, now, lease_until).await? {
+            txn.rollback().await.map_err(db_err)?;
+            return Ok(None);
+        }
+        txn.commit().await.map_err(db_err)?;
+        Ok(Some(claimed))
     }
 
-    async fn heartbeat(&self, job: Uuid, attempt: u32, now: OffsetDateTime) -> Result<bool> {
+    async fn lock_org(
+        &self,
+        org: OrgId,
+        holder: &str,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+        wait: std::time::Duration,
+    ) -> Result<bool> {
+        let started = std::time::Instant::now();
+        loop {
+            let waited = started.elapsed();
+            if lock_org(
+                self.db.connection(),
+                org,
+                holder,
+                now + waited,
+                until + waited,
+            )
+            .await?
+            {
+                return Ok(true);
+            }
+            if waited >= wait {
+                return Ok(false);
+            }
+            // Writers hold an org for milliseconds to seconds; a short poll
+            // keeps an admin's request from waiting much longer than needed.
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+    }
+
+    async fn unlock_org(&self, org: OrgId, holder: &str) -> Result<()> {
+        self.db
+            .connection()
+            .execute(self.stmt(
+                "DELETE FROM org_writers WHERE org_id = $1 AND holder = $2",
+                vec![org.0.into(), holder.to_owned().into()],
+            ))
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn heartbeat(
+        &self,
+        job: Uuid,
+        attempt: u32,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+    ) -> Result<bool> {
         let result = self
             .db
             .connection()
@@ -268,7 +335,18 @@ impl SyncRunRepository for SqlSyncRunRepository {
             ))
             .await
             .map_err(db_err)?;
-        Ok(result.rows_affected() > 0)
+        if result.rows_affected() == 0 {
+            return Ok(false);
+        }
+        self.db
+            .connection()
+            .execute(self.stmt(
+                "UPDATE org_writers SET expires_at = $1 WHERE holder = $2",
+                vec![lease_until.into(), job_writer(job, attempt).into()],
+            ))
+            .await
+            .map_err(db_err)?;
+        Ok(true)
     }
 
     async fn complete(
@@ -296,7 +374,7 @@ impl SyncRunRepository for SqlSyncRunRepository {
             ))
             .await
             .map_err(db_err)?;
-        Ok(())
+        self.release_writer(job, attempt).await
     }
 
     async fn fail(
@@ -321,7 +399,7 @@ impl SyncRunRepository for SqlSyncRunRepository {
                 vec![status.into(), not_before.into(), error.to_owned().into(), finished.into(), job.into(), i64::from(attempt).into()],
             ))
             .await;
-        match result {
+        let recorded = match result {
             Ok(_) => Ok(()),
             Err(e)
                 if matches!(
@@ -346,7 +424,9 @@ impl SyncRunRepository for SqlSyncRunRepository {
                 Ok(())
             }
             Err(e) => Err(db_err(e)),
-        }
+        };
+        recorded?;
+        self.release_writer(job, attempt).await
     }
 
     async fn queued_for_org(&self, org: OrgId) -> Result<Vec<Uuid>> {
@@ -505,4 +585,45 @@ impl TryFrom<JobRow> for SyncJob {
             finished_at: row.finished_at,
         })
     }
+}
+
+impl SqlSyncRunRepository {
+    async fn release_writer(&self, job: Uuid, attempt: u32) -> Result<()> {
+        self.db
+            .connection()
+            .execute(self.stmt(
+                "DELETE FROM org_writers WHERE holder = $1",
+                vec![job_writer(job, attempt).into()],
+            ))
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+}
+
+/// Takes or extends `org`'s writer lease for `holder`; concurrent takers
+/// serialise on the org's row, so exactly one wins.
+async fn lock_org(
+    db: &impl ConnectionTrait,
+    org: OrgId,
+    holder: &str,
+    now: OffsetDateTime,
+    until: OffsetDateTime,
+) -> Result<bool> {
+    let result = db
+        .execute(Statement::from_sql_and_values(
+            db.get_database_backend(),
+            "INSERT INTO org_writers (org_id, holder, expires_at) VALUES ($1, $2, $4) \
+             ON CONFLICT (org_id) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at \
+             WHERE org_writers.holder = excluded.holder OR org_writers.expires_at <= $3",
+            vec![
+                org.0.into(),
+                holder.to_owned().into(),
+                now.into(),
+                until.into(),
+            ],
+        ))
+        .await
+        .map_err(db_err)?;
+    Ok(result.rows_affected() == 1)
 }

@@ -7,7 +7,9 @@ use std::time::Duration;
 use sea_orm::ConnectionTrait;
 use serde_json::{json, Value};
 
-use crate::fixtures::{admin, finished_run, scim_child, switch_to_scim};
+use crate::fixtures::{
+    admin, finished_run, member_count, scim_child, switch_to_scim, wait_for_members,
+};
 use crate::scim::Directory;
 use crate::support::TestApp;
 
@@ -111,9 +113,18 @@ async fn a_reclaimed_jobs_old_holder_can_neither_renew_nor_record() {
     let runs = orgsync_infra::SqlSyncRunRepository::new(dir.app.runtime.db.clone());
     let start = time::OffsetDateTime::now_utc();
 
-    let first = runs.claim(job, start).await.unwrap().expect("claimed");
+    let first = runs
+        .claim(job, start, start + Span::seconds(1))
+        .await
+        .unwrap()
+        .expect("claimed");
     assert!(runs
-        .heartbeat(job, first.attempts, start + Span::seconds(1))
+        .heartbeat(
+            job,
+            first.attempts,
+            start + Span::seconds(1),
+            start + Span::seconds(2),
+        )
         .await
         .unwrap());
     // Renewed at +1 s: a sweep with a lease of 30 s at +20 s leaves it alone.
@@ -133,14 +144,17 @@ async fn a_reclaimed_jobs_old_holder_can_neither_renew_nor_record() {
         1
     );
     let second = runs
-        .claim(job, later)
+        .claim(job, later, later + Span::seconds(1))
         .await
         .unwrap()
         .expect("claimed again");
     assert_eq!(second.attempts, first.attempts + 1);
 
     // The first holder wakes up: it cannot renew, and what it records changes nothing.
-    assert!(!runs.heartbeat(job, first.attempts, later).await.unwrap());
+    assert!(!runs
+        .heartbeat(job, first.attempts, later, later + Span::seconds(1))
+        .await
+        .unwrap());
     runs.fail(job, first.attempts, "stale", None, later)
         .await
         .unwrap();
@@ -575,9 +589,10 @@ async fn a_job_longer_than_its_lease_is_renewed_and_runs_once() {
 
 /// The reported race at scale: a full reconcile of 50,000 members is running
 /// (every member's name changed behind the engine's back, so it rewrites
-/// them all) when the IdP deactivates one person. The reconcile's plan,
-/// made before, cannot bring them back: its conditional writes fail, it
-/// plans again, and the person stays removed.
+/// them all) when the IdP deactivates one person. The reconcile has the org
+/// to itself; the deactivation is applied after it, never overwritten by
+/// its older plan (and were the two to meet, conditional writes would make
+/// the reconcile plan again).
 #[actix_web::test]
 async fn a_deactivation_during_a_full_reconcile_of_50000_members_is_never_undone() {
     use sea_orm::ConnectionTrait;
@@ -661,6 +676,14 @@ async fn a_deactivation_during_a_full_reconcile_of_50000_members_is_never_undone
 
     let done = finished_run(&dir, &org, &run).await;
     assert_eq!(done["status"], "succeeded", "{done}");
+    // The reconcile had the org to itself; the deactivation is applied
+    // right after it (its writer nudges the directory when done).
+    for _ in 0..200 {
+        if count("target@example.com").await == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert_eq!(
         count("target@example.com").await,
         0,
@@ -680,5 +703,98 @@ async fn a_deactivation_during_a_full_reconcile_of_50000_members_is_never_undone
         json!({"adds": 0, "updates": 0, "removals": 0, "suspensions": 0}),
         "converged: {preview}"
     );
+    dir.app.finish().await;
+}
+
+/// One writer per org: while another writer holds an org (here the test,
+/// standing in for a long reconcile), the IdP's changes wait instead of
+/// interleaving, a manual sync stays queued, and an admin's mode switch
+/// waits (10 s) and is then refused with 409 `sync-in-progress`. Once the holder lets go, everything
+/// that waited is applied.
+#[actix_web::test]
+async fn the_incremental_path_a_sync_job_and_an_admin_change_never_write_an_org_at_once() {
+    use orgsync_domain::org::OrgId;
+    use orgsync_domain::ports::SyncRunRepository;
+    use time::Duration as Span;
+
+    let dir = Directory::on(
+        TestApp::spawn_with(|s| {
+            s.worker.lease = 2;
+            s.worker.sweep_every = 1;
+        })
+        .await,
+    )
+    .await;
+    let org = dir.org.clone();
+    dir.user("first@example.com").await;
+    switch_to_scim(&dir, &org).await;
+    assert_eq!(member_count(&dir, &org).await, 1);
+
+    let runs = orgsync_infra::SqlSyncRunRepository::new(dir.app.runtime.db.clone());
+    let org_id = OrgId(org.parse().unwrap());
+    let now = time::OffsetDateTime::now_utc();
+    assert!(runs
+        .lock_org(
+            org_id,
+            "test",
+            now,
+            now + Span::seconds(60),
+            Duration::from_secs(10)
+        )
+        .await
+        .unwrap());
+    assert!(
+        !runs
+            .lock_org(
+                org_id,
+                "another",
+                now,
+                now + Span::seconds(60),
+                Duration::ZERO
+            )
+            .await
+            .unwrap(),
+        "one holder at a time"
+    );
+
+    dir.user("second@example.com").await;
+    let (status, run) = admin(
+        &dir,
+        "POST",
+        &org,
+        "/syncs",
+        Some(json!({"cascade": false})),
+    )
+    .await;
+    assert_eq!(status, 202, "{run}");
+    let (status, refused) = admin(
+        &dir,
+        "PUT",
+        &org,
+        "/provisioning",
+        Some(json!({"mode": "manual"})),
+    )
+    .await;
+    assert_eq!(status, 409, "{refused}");
+    assert_eq!(
+        refused["type"],
+        "https://orgsync.dev/problems/sync-in-progress"
+    );
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(member_count(&dir, &org).await, 1, "the IdP's change waited");
+    let (_, waiting) = admin(
+        &dir,
+        "GET",
+        &org,
+        &format!("/syncs/{}", run["id"].as_str().unwrap()),
+        None,
+    )
+    .await;
+    assert_eq!(waiting["status"], "queued", "{waiting}");
+
+    runs.unlock_org(org_id, "test").await.unwrap();
+    wait_for_members(&dir, &org, 2).await;
+    let done = finished_run(&dir, &org, &run).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
     dir.app.finish().await;
 }

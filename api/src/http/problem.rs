@@ -101,6 +101,11 @@ impl ApiError {
                         "Governed by the directory",
                         StatusCode::CONFLICT,
                     ),
+                    ConflictCode::SyncInProgress => (
+                        "sync-in-progress",
+                        "A sync is changing this organization",
+                        StatusCode::CONFLICT,
+                    ),
                 },
                 Error::ConfirmationRequired(_) => (
                     "confirmation-required",

@@ -7,6 +7,11 @@ use crate::page::{Page, PageRequest};
 use crate::sync::{SyncJob, SyncRun};
 use crate::Result;
 
+/// The writer-lease holder name of a job's attempt.
+pub fn job_writer(job: Uuid, attempt: u32) -> String {
+    format!("job:{job}:{attempt}")
+}
+
 /// Records sync runs: the source of truth for what was asked and what happened.
 #[async_trait::async_trait]
 pub trait SyncRunRepository: Send + Sync {
@@ -47,20 +52,56 @@ pub trait SyncRunRepository: Send + Sync {
     /// Only infrastructure failures.
     async fn jobs_of_runs(&self, runs: &[Uuid]) -> Result<Vec<(Uuid, SyncJob)>>;
 
-    /// Takes a queued, due job for running, unless its org already has a job
-    /// running (one job per org at a time). `None`: nothing to do now.
+    /// Takes a queued, due job for running, with its org's writer lease
+    /// (held by [`job_writer`] of the new attempt until `lease_until`),
+    /// unless its org already has a job running or another writer. `None`:
+    /// nothing to do now.
     ///
     /// # Errors
     /// Only infrastructure failures.
-    async fn claim(&self, job: Uuid, now: OffsetDateTime) -> Result<Option<SyncJob>>;
+    async fn claim(
+        &self,
+        job: Uuid,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+    ) -> Result<Option<SyncJob>>;
 
-    /// Renews the lease of `attempt` of a running job; `false` when that
-    /// attempt no longer holds it (the job was reclaimed, finished or claimed
-    /// again), so its worker must stop writing.
+    /// Takes (or, for the same `holder`, extends) `org`'s writer lease until
+    /// `until`, waiting up to `wait` for another holder to let go: `false`
+    /// when another holder's lease is still live then. (`now` and `until`
+    /// move on with the time waited.)
     ///
     /// # Errors
     /// Only infrastructure failures.
-    async fn heartbeat(&self, job: Uuid, attempt: u32, now: OffsetDateTime) -> Result<bool>;
+    async fn lock_org(
+        &self,
+        org: OrgId,
+        holder: &str,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+        wait: std::time::Duration,
+    ) -> Result<bool>;
+
+    /// Gives `org`'s writer lease up, if `holder` has it.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn unlock_org(&self, org: OrgId, holder: &str) -> Result<()>;
+
+    /// Renews the lease of `attempt` of a running job, and its org's writer
+    /// lease until `lease_until`; `false` when that attempt no longer holds
+    /// it (the job was reclaimed, finished or claimed again), so its worker
+    /// must stop writing.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn heartbeat(
+        &self,
+        job: Uuid,
+        attempt: u32,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+    ) -> Result<bool>;
 
     /// Records `attempt`'s success; a no-op when that attempt lost its lease
     /// (the writes of a stale holder change nothing).

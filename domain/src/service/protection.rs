@@ -8,7 +8,7 @@ use crate::audit::Actor;
 use crate::auth::{Action, Principal};
 use crate::error::ConflictCode;
 use crate::membership::{ChangeCounts, ChangeSet, Member, MemberId};
-use crate::org::OrgId;
+use crate::org::{OrgId, Organization};
 use crate::sync::{hold, DeletionThreshold, HeldRemovals, HeldSource};
 use crate::{Error, Result};
 
@@ -134,6 +134,16 @@ impl SyncService {
         confirmation: &str,
     ) -> Result<ChangeCounts> {
         let org = self.orgs().authorize(principal, org, Action::Write).await?;
+        self.as_writer(org.id, self.confirm_as_writer(principal, org, confirmation))
+            .await
+    }
+
+    async fn confirm_as_writer(
+        &self,
+        principal: &Principal,
+        org: Organization,
+        confirmation: &str,
+    ) -> Result<ChangeCounts> {
         let ports = self.ports();
         let held = ports
             .protection

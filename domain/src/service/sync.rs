@@ -38,6 +38,9 @@ const REPORT_ENTRIES: usize = 1_000;
 /// Plans made again when members changed under one before giving up (the
 /// job is then retried later).
 const REPLANS: usize = 3;
+/// How long an admin's change waits for another writer of the org (an
+/// incremental batch, a sync job) before answering `sync-in-progress`.
+const ADMIN_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 /// Change events read per batch by incremental sync.
 const EVENT_BATCH: u64 = 1_000;
 
@@ -432,8 +435,22 @@ impl SyncService {
         mode: ProvisioningMode,
         confirm: Option<&str>,
     ) -> Result<(Organization, Applied)> {
+        let org = self.orgs.authorize(principal, org, Action::Write).await?;
+        self.as_writer(
+            org.id,
+            self.set_mode_as_writer(principal, org, mode, confirm),
+        )
+        .await
+    }
+
+    async fn set_mode_as_writer(
+        &self,
+        principal: &Principal,
+        mut org: Organization,
+        mode: ProvisioningMode,
+        confirm: Option<&str>,
+    ) -> Result<(Organization, Applied)> {
         let started = self.now();
-        let mut org = self.orgs.authorize(principal, org, Action::Write).await?;
         if mode == ProvisioningMode::Scim {
             self.require_directory(&org).await?;
         }
@@ -566,8 +583,22 @@ impl SyncService {
         settings: &MembershipSettings,
         confirm: Option<&str>,
     ) -> Result<Applied> {
-        let started = self.now();
         let org = self.orgs.authorize(principal, org, Action::Write).await?;
+        self.as_writer(
+            org.id,
+            self.save_settings_as_writer(principal, org, settings, confirm),
+        )
+        .await
+    }
+
+    async fn save_settings_as_writer(
+        &self,
+        principal: &Principal,
+        org: Organization,
+        settings: &MembershipSettings,
+        confirm: Option<&str>,
+    ) -> Result<Applied> {
+        let started = self.now();
         self.validate_settings(&org, settings).await?;
         let (changes, position, current) = self
             .plan_full(&org, org.provisioning_mode, settings)
@@ -867,7 +898,11 @@ impl SyncService {
     /// # Errors
     /// Only infrastructure failures.
     pub async fn claim_job(&self, job_id: Uuid) -> Result<Option<SyncJob>> {
-        self.ports.runs.claim(job_id, self.now()).await
+        let now = self.now();
+        self.ports
+            .runs
+            .claim(job_id, now, now + self.ports.jobs.lease)
+            .await
     }
 
     /// Runs a job this worker claimed; its outcome is recorded only while
@@ -929,10 +964,7 @@ impl SyncService {
                 }
             }
         };
-        // A follow-up requested while this job ran may now start.
-        for follow_up in self.ports.runs.queued_for_org(job.org_id).await? {
-            let _ = self.publish_job(follow_up).await;
-        }
+        self.after_writing(job.org_id, true).await;
         Ok(result)
     }
 
@@ -947,7 +979,11 @@ impl SyncService {
     /// # Errors
     /// Only infrastructure failures.
     pub async fn renew_lease(&self, job_id: Uuid, attempt: u32) -> Result<bool> {
-        self.ports.runs.heartbeat(job_id, attempt, self.now()).await
+        let now = self.now();
+        self.ports
+            .runs
+            .heartbeat(job_id, attempt, now, now + self.ports.jobs.lease)
+            .await
     }
 
     /// Keeps the queue honest against PostgreSQL: puts back jobs whose worker
@@ -1038,7 +1074,80 @@ impl SyncService {
         first_failure.map_or(Ok(()), Err)
     }
 
+    /// Applies `conn`'s new events to `org_id` as its only writer. When a
+    /// sync job or an admin change holds the org, it is left alone: that
+    /// writer nudges the directory again when it is done.
     async fn catch_up(&self, org_id: OrgId, conn: ConnectionId) -> Result<()> {
+        let holder = format!("catch_up:{}", Uuid::new_v4());
+        if !self
+            .lock_org(org_id, &holder, std::time::Duration::ZERO)
+            .await?
+        {
+            return Ok(());
+        }
+        let result = self.catch_up_locked(org_id, conn, &holder).await;
+        let released = self.ports.runs.unlock_org(org_id, &holder).await;
+        self.after_writing(org_id, false).await;
+        result.and(released)
+    }
+
+    async fn lock_org(&self, org: OrgId, holder: &str, wait: std::time::Duration) -> Result<bool> {
+        let now = self.now();
+        // Longer than a job's lease: these holders do not heartbeat, and
+        // give the lease up explicitly; expiry only matters after a crash.
+        let lease = self
+            .ports
+            .jobs
+            .lease
+            .max(std::time::Duration::from_secs(60));
+        self.ports
+            .runs
+            .lock_org(org, holder, now, now + lease, wait)
+            .await
+    }
+
+    /// What a writer does once it has let `org` go: start the sync jobs it
+    /// kept waiting and, unless it was the incremental path itself, nudge the
+    /// directory so changes that arrived meanwhile are applied.
+    async fn after_writing(&self, org: OrgId, nudge: bool) {
+        if let Ok(waiting) = self.ports.runs.queued_for_org(org).await {
+            for job in waiting {
+                let _ = self.publish_job(job).await;
+            }
+        }
+        if nudge {
+            if let Ok(Some(conn)) = self.ports.connections.drawing_connection(org).await {
+                let _ = self.notify_directory_changed(conn).await;
+            }
+        }
+    }
+
+    /// Runs `work` (an admin's change to `org`'s members) as the org's only
+    /// writer.
+    ///
+    /// # Errors
+    /// `Conflict(SyncInProgress)` while another writer has the org; or `work`'s.
+    pub(super) async fn as_writer<T>(
+        &self,
+        org: OrgId,
+        work: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let holder = format!("admin:{}", Uuid::new_v4());
+        if !self.lock_org(org, &holder, ADMIN_WAIT).await? {
+            return Err(Error::conflict(
+                ConflictCode::SyncInProgress,
+                "a sync is changing this organization's members right now; retry in a few seconds",
+            ));
+        }
+        let result = work.await;
+        let released = self.ports.runs.unlock_org(org, &holder).await;
+        self.after_writing(org, true).await;
+        let value = result?;
+        released?;
+        Ok(value)
+    }
+
+    async fn catch_up_locked(&self, org_id: OrgId, conn: ConnectionId, holder: &str) -> Result<()> {
         let Some(org) = self.ports.orgs.find(org_id).await? else {
             return Ok(());
         };
@@ -1128,6 +1237,13 @@ impl SyncService {
                 .members
                 .set_cursor(org_id, conn, cursor, self.now())
                 .await?;
+            if !self
+                .lock_org(org_id, holder, std::time::Duration::ZERO)
+                .await?
+            {
+                // Taken over after a stall: stop writing.
+                return Ok(());
+            }
         }
     }
 
@@ -1206,7 +1322,9 @@ impl SyncService {
                 continue;
             };
             let org = shift.org_id;
-            let result = self.adopt_source(principal, plan, shift, previewed).await;
+            let result = self
+                .as_writer(org, self.adopt_source(principal, plan, shift, previewed))
+                .await;
             out.push(match result {
                 Ok(Some(run)) => SourceApplied::Applied { org, run },
                 Ok(None) => SourceApplied::Gated { org },

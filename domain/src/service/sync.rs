@@ -1088,7 +1088,13 @@ impl SyncService {
         let result = self.catch_up_locked(org_id, conn, &holder).await;
         let released = self.ports.runs.unlock_org(org_id, &holder).await;
         self.after_writing(org_id, false).await;
-        result.and(released)
+        result.and(released)?;
+        // Another nudge may have found the org held and left: if events came
+        // in after this catch-up's last read, nudge again for them.
+        if self.latest_seq(conn).await? > self.ports.members.cursor(org_id, conn).await? {
+            self.notify_directory_changed(conn).await?;
+        }
+        Ok(())
     }
 
     async fn lock_org(&self, org: OrgId, holder: &str, wait: std::time::Duration) -> Result<bool> {

@@ -882,7 +882,7 @@ impl MembershipRepository for SqlMembershipRepository {
         Ok(())
     }
 
-    async fn cursor(&self, org: OrgId, conn: ConnectionId) -> Result<i64> {
+    async fn cursor(&self, org: OrgId, conn: ConnectionId) -> Result<Option<i64>> {
         #[derive(FromQueryResult)]
         struct Row {
             applied_seq: i64,
@@ -894,7 +894,7 @@ impl MembershipRepository for SqlMembershipRepository {
         .one(self.db.connection())
         .await
         .map_err(db_err)?;
-        Ok(row.map_or(0, |r| r.applied_seq))
+        Ok(row.map(|r| r.applied_seq))
     }
 
     async fn set_cursor(

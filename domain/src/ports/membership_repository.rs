@@ -145,11 +145,13 @@ pub trait MembershipRepository: Send + Sync {
         now: OffsetDateTime,
     ) -> Result<()>;
 
-    /// How far the org has applied `conn`'s change log (0: nothing yet).
+    /// How far the org has applied `conn`'s change log; `None` when it has
+    /// never reconciled against `conn` (it draws on it for the first time,
+    /// or again after drawing on another directory).
     ///
     /// # Errors
     /// Only infrastructure failures.
-    async fn cursor(&self, org: OrgId, conn: ConnectionId) -> Result<i64>;
+    async fn cursor(&self, org: OrgId, conn: ConnectionId) -> Result<Option<i64>>;
 
     /// # Errors
     /// Only infrastructure failures.

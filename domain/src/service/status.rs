@@ -65,7 +65,7 @@ impl SyncService {
         let (latest, applied, lag) = match conn {
             Some(conn) if org.provisioning_mode == ProvisioningMode::Scim => {
                 let latest = ports.directory.latest_seq(conn).await?;
-                let applied = ports.members.cursor(org.id, conn).await?;
+                let applied = ports.members.cursor(org.id, conn).await?.unwrap_or(0);
                 let oldest = ports.directory.events(conn, applied, 1).await?;
                 let lag = oldest.first().map_or(0.0, |e| {
                     (ports.clock.now() - e.occurred_at)

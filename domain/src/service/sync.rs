@@ -193,7 +193,7 @@ impl SyncService {
         }
         // The position is read before the snapshot, so nothing between them is missed.
         let position = self.latest_seq(conn).await?;
-        let new_source = new_source || self.ports.members.cursor(org.id, conn).await? == 0;
+        let new_source = new_source || self.ports.members.cursor(org.id, conn).await?.is_none();
         // With group mapping on, only users in a role-mapped group (or already
         // members) can be members: reading just those keeps a cascade over many
         // orgs from reading the whole directory once per org.
@@ -1091,8 +1091,10 @@ impl SyncService {
         result.and(released)?;
         // Another nudge may have found the org held and left: if events came
         // in after this catch-up's last read, nudge again for them.
-        if self.latest_seq(conn).await? > self.ports.members.cursor(org_id, conn).await? {
-            self.notify_directory_changed(conn).await?;
+        if let Some(applied) = self.ports.members.cursor(org_id, conn).await? {
+            if self.latest_seq(conn).await? > applied {
+                self.notify_directory_changed(conn).await?;
+            }
         }
         Ok(())
     }
@@ -1157,14 +1159,13 @@ impl SyncService {
         let Some(org) = self.ports.orgs.find(org_id).await? else {
             return Ok(());
         };
-        let mut cursor = self.ports.members.cursor(org_id, conn).await?;
-        if cursor == 0 {
+        let Some(mut cursor) = self.ports.members.cursor(org_id, conn).await? else {
             // Never reconciled against this directory (a new source): a full
             // reconcile sets the baseline, through the deletion gate.
             self.reconcile(org_id, SyncScope::Both, scim_actor(conn))
                 .await?;
             return Ok(());
-        }
+        };
         let settings = self.ports.members.settings(org_id).await?;
         let policy = self
             .policy(&org, org.provisioning_mode, &settings, Some(conn))

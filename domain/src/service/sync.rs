@@ -1091,12 +1091,7 @@ impl SyncService {
         result.and(released)?;
         // Another nudge may have found the org held and left: if events came
         // in after this catch-up's last read, nudge again for them.
-        if let Some(applied) = self.ports.members.cursor(org_id, conn).await? {
-            if self.latest_seq(conn).await? > applied {
-                self.notify_directory_changed(conn).await?;
-            }
-        }
-        Ok(())
+        self.nudge_if_behind(org_id).await
     }
 
     async fn lock_org(&self, org: OrgId, holder: &str, wait: std::time::Duration) -> Result<bool> {
@@ -1124,10 +1119,22 @@ impl SyncService {
             }
         }
         if nudge {
-            if let Ok(Some(conn)) = self.ports.connections.drawing_connection(org).await {
-                let _ = self.notify_directory_changed(conn).await;
+            let _ = self.nudge_if_behind(org).await;
+        }
+    }
+
+    /// Nudges the directory `org` draws on when it has events the org has
+    /// not applied (changes that arrived while the org was held).
+    async fn nudge_if_behind(&self, org: OrgId) -> Result<()> {
+        let Some(conn) = self.ports.connections.drawing_connection(org).await? else {
+            return Ok(());
+        };
+        if let Some(applied) = self.ports.members.cursor(org, conn).await? {
+            if self.latest_seq(conn).await? > applied {
+                self.notify_directory_changed(conn).await?;
             }
         }
+        Ok(())
     }
 
     /// Runs `work` (an admin's change to `org`'s members) as the org's only

@@ -46,7 +46,7 @@ pub struct AppState {
     pub scim_failed_auth: Arc<scim::rate_limit::FailedAuthLimiter>,
     pub limits: orgsync_domain::limits::Limits,
     pub metrics: Arc<crate::metrics::Metrics>,
-    pub nudger: Arc<scim::nudge::Nudger>,
+    pub nudger: Arc<crate::jobs::nudge::Nudger>,
     /// For the gauges read at scrape time.
     pub db: orgsync_infra::Database,
     pub queue: Arc<dyn orgsync_domain::ports::JobQueue>,

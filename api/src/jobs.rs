@@ -1,40 +1,48 @@
-//! The worker's job handlers: thin adapters from queue payloads to use cases.
+//! Background work: the one dispatcher from typed tasks to use cases, the
+//! sweeper, and the nudge debounce that turns SCIM writes into
+//! "directory changed" tasks.
 
-use orgsync_domain::directory::ConnectionId;
-use orgsync_domain::service::{JobOutcome, SyncService, DIRECTORY_CHANGED_JOB, SYNC_JOB};
-use orgsync_domain::Error;
-use orgsync_infra::worker::JobHandler;
-use serde::Deserialize;
+pub mod nudge;
+
+use std::sync::Arc;
+
+use orgsync_domain::ports::Task;
+use orgsync_domain::service::{JobOutcome, SyncService};
+use orgsync_infra::worker::{Periodic, TaskHandler};
 use uuid::Uuid;
 
-fn payload<T: for<'de> Deserialize<'de>>(value: &serde_json::Value) -> orgsync_domain::Result<T> {
-    serde_json::from_value(value.clone())
-        .map_err(|e| Error::Internal(anyhow::anyhow!("malformed job payload: {e}")))
+use crate::metrics::Metrics;
+
+/// Runs every kind of task; a new kind is a new [`Task`] variant and a new
+/// arm here (the compiler lists the places that must handle it).
+pub struct Dispatcher {
+    pub sync: SyncService,
+    pub metrics: Arc<Metrics>,
 }
 
-/// Performs one org's sync job, timing it for the metrics.
-pub struct SyncJobHandler(pub SyncService, pub std::sync::Arc<crate::metrics::Metrics>);
-
 #[async_trait::async_trait]
-impl JobHandler for SyncJobHandler {
-    fn kind(&self) -> &'static str {
-        SYNC_JOB
-    }
-
-    async fn handle(&self, job: &serde_json::Value) -> orgsync_domain::Result<()> {
-        #[derive(Deserialize)]
-        struct Payload {
-            job_id: Uuid,
+impl TaskHandler for Dispatcher {
+    async fn handle(&self, task: Task) -> orgsync_domain::Result<()> {
+        match task {
+            Task::Sync { job_id } => self.sync_job(job_id).await,
+            Task::DirectoryChanged { connection_id } => {
+                self.sync.apply_directory_changes(connection_id).await
+            }
         }
-        let Payload { job_id } = payload(job)?;
+    }
+}
+
+impl Dispatcher {
+    /// Performs one org's sync job, timing it for the metrics.
+    async fn sync_job(&self, job_id: Uuid) -> orgsync_domain::Result<()> {
         let started = std::time::Instant::now();
-        let Some(claimed) = self.0.claim_job(job_id).await? else {
+        let Some(claimed) = self.sync.claim_job(job_id).await? else {
             return Ok(());
         };
         // The lease is renewed every third of its length while the job runs,
         // so only a silent (dead or partitioned) worker loses it.
         let heartbeat = {
-            let (sync, attempt) = (self.0.clone(), claimed.attempts);
+            let (sync, attempt) = (self.sync.clone(), claimed.attempts);
             let every = (sync.lease() / 3).max(std::time::Duration::from_millis(100));
             tokio::spawn(async move {
                 let mut ticks = tokio::time::interval(every);
@@ -54,7 +62,7 @@ impl JobHandler for SyncJobHandler {
                 }
             })
         };
-        let outcome = self.0.run_claimed(claimed).await;
+        let outcome = self.sync.run_claimed(claimed).await;
         heartbeat.abort();
         let label = match &outcome {
             Ok(JobOutcome::Failed { org, cause }) => {
@@ -64,7 +72,8 @@ impl JobHandler for SyncJobHandler {
             Ok(_) => "done",
             Err(_) => "error",
         };
-        self.1.observe_job(label, started.elapsed().as_secs_f64());
+        self.metrics
+            .observe_job(label, started.elapsed().as_secs_f64());
         outcome.map(|_| ())
     }
 }
@@ -73,29 +82,8 @@ impl JobHandler for SyncJobHandler {
 pub struct Sweeper(pub SyncService);
 
 #[async_trait::async_trait]
-impl orgsync_infra::worker::Periodic for Sweeper {
+impl Periodic for Sweeper {
     async fn tick(&self) -> orgsync_domain::Result<()> {
         self.0.sweep().await
-    }
-}
-
-/// Applies a directory's new change events to the orgs drawing on it.
-pub struct DirectoryChangedHandler(pub SyncService);
-
-#[async_trait::async_trait]
-impl JobHandler for DirectoryChangedHandler {
-    fn kind(&self) -> &'static str {
-        DIRECTORY_CHANGED_JOB
-    }
-
-    async fn handle(&self, job: &serde_json::Value) -> orgsync_domain::Result<()> {
-        #[derive(Deserialize)]
-        struct Payload {
-            connection_id: Uuid,
-        }
-        let Payload { connection_id } = payload(job)?;
-        self.0
-            .apply_directory_changes(ConnectionId(connection_id))
-            .await
     }
 }

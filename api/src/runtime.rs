@@ -24,7 +24,7 @@ use crate::auth::{Minter, Verifier};
 use crate::config::{JwtAlgorithm, Settings};
 use crate::http::scim::rate_limit::{FailedAuthLimiter, ScimRateLimiter};
 use crate::http::AppState;
-use crate::jobs::{DirectoryChangedHandler, Sweeper, SyncJobHandler};
+use crate::jobs::{Dispatcher, Sweeper};
 
 /// A connected orgsync: database, queue, and the application state.
 pub struct Runtime {
@@ -109,7 +109,7 @@ impl Runtime {
             ),
             scim: ScimService::new(connection_repo.clone(), directory.clone(), clock.clone())
                 .with_limits(limits),
-            nudger: Arc::new(crate::http::scim::nudge::Nudger::new(
+            nudger: Arc::new(crate::jobs::nudge::Nudger::new(
                 sync.clone(),
                 Duration::from_millis(20),
             )),
@@ -140,12 +140,16 @@ impl Runtime {
         })
     }
 
-    /// The background worker, with a handler for every job kind.
+    /// The background worker, running every kind of task.
     pub fn worker(&self) -> Worker {
         let w = &self.settings.worker;
         let sync = self.state.sync.clone();
         Worker::new(
             self.queue.clone(),
+            Arc::new(Dispatcher {
+                sync: sync.clone(),
+                metrics: self.state.metrics.clone(),
+            }),
             WorkerSettings {
                 batch: w.batch,
                 concurrency: w.concurrency,
@@ -154,11 +158,6 @@ impl Runtime {
                 ..WorkerSettings::default()
             },
         )
-        .with_handler(Arc::new(SyncJobHandler(
-            sync.clone(),
-            self.state.metrics.clone(),
-        )))
-        .with_handler(Arc::new(DirectoryChangedHandler(sync.clone())))
         .with_periodic(
             Arc::new(Sweeper(sync)),
             Duration::from_secs(w.sweep_every.max(1)),

@@ -21,6 +21,6 @@ pub use directory_repository::{DirectoryRepository, Listed};
 pub use health::HealthCheck;
 pub use membership_repository::{MemberWrites, MembershipRepository};
 pub use org_repository::OrgRepository;
-pub use queue::{Delivery, Job, JobQueue};
+pub use queue::{Delivery, Job, JobQueue, Task, UnknownTask};
 pub use secrets::SecretSource;
 pub use sync_run_repository::{job_writer, SyncRunRepository};

@@ -16,5 +16,4 @@ pub use scim::ScimService;
 pub use status::{RunSummary, SyncStatus};
 pub use sync::{
     Applied, JobOutcome, JobPolicy, SourceApplied, SyncPorts, SyncRequest, SyncService,
-    DIRECTORY_CHANGED_JOB, SYNC_JOB,
 };

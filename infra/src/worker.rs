@@ -1,25 +1,24 @@
-//! The worker loop: takes jobs off a queue, runs the handler registered for
-//! their kind, acknowledges what succeeded. A failed job is left pending, so it
-//! is redelivered after the lease; after `max_attempts` it is dropped with an
-//! error log (the database keeps the record of what failed).
+//! The worker loop: takes jobs off a queue, decodes each into a [`Task`],
+//! runs it, acknowledges what succeeded. A failed job is left pending, so it
+//! is redelivered after the lease; after `max_attempts` it is dead-lettered
+//! (the database keeps the record of what failed). A job no [`Task`] fits is
+//! dead-lettered at once, never run or silently acknowledged.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+use tracing::Instrument;
 
-use orgsync_domain::ports::{Delivery, JobQueue};
+use orgsync_domain::ports::{Delivery, JobQueue, Task};
 use tokio_util::sync::CancellationToken;
 
-/// Runs one kind of job. Handlers must be idempotent: delivery is at least once.
+/// Runs tasks. It must be idempotent: delivery is at least once.
 #[async_trait::async_trait]
-pub trait JobHandler: Send + Sync {
-    fn kind(&self) -> &'static str;
-
+pub trait TaskHandler: Send + Sync {
     /// # Errors
     /// Any error leaves the job for a later attempt.
-    async fn handle(&self, payload: &serde_json::Value) -> orgsync_domain::Result<()>;
+    async fn handle(&self, task: Task) -> orgsync_domain::Result<()>;
 }
 
 /// Work a worker does on a timer besides taking jobs (re-publishing what the
@@ -60,16 +59,20 @@ impl Default for WorkerSettings {
 
 pub struct Worker {
     queue: Arc<dyn JobQueue>,
-    handlers: HashMap<&'static str, Arc<dyn JobHandler>>,
+    handler: Arc<dyn TaskHandler>,
     settings: WorkerSettings,
     periodic: Option<(Arc<dyn Periodic>, Duration)>,
 }
 
 impl Worker {
-    pub fn new(queue: Arc<dyn JobQueue>, settings: WorkerSettings) -> Self {
+    pub fn new(
+        queue: Arc<dyn JobQueue>,
+        handler: Arc<dyn TaskHandler>,
+        settings: WorkerSettings,
+    ) -> Self {
         Self {
             queue,
-            handlers: HashMap::new(),
+            handler,
             settings,
             periodic: None,
         }
@@ -82,16 +85,10 @@ impl Worker {
         self
     }
 
-    #[must_use]
-    pub fn with_handler(mut self, handler: Arc<dyn JobHandler>) -> Self {
-        self.handlers.insert(handler.kind(), handler);
-        self
-    }
-
     /// Processes jobs until `shutdown` is cancelled. The batch in hand is
     /// finished first; anything not acknowledged is reclaimed by another worker.
     pub async fn run(&self, shutdown: CancellationToken) {
-        tracing::info!(consumer = %self.settings.consumer, kinds = ?self.handlers.keys().collect::<Vec<_>>(), "worker started");
+        tracing::info!(consumer = %self.settings.consumer, "worker started");
         let mut last_tick: Option<std::time::Instant> = None;
         while !shutdown.is_cancelled() {
             if let Some((task, every)) = &self.periodic {
@@ -157,30 +154,46 @@ impl Worker {
             .await;
     }
 
-    /// Runs one job; `true` when it is done with (acknowledged).
+    /// Runs one job; `true` when it is done with (acknowledged or dead-lettered).
     async fn process(&self, delivery: Delivery) -> bool {
-        let kind = delivery.job.kind.as_str();
-        let Some(handler) = self.handlers.get(kind) else {
-            tracing::error!(job = %delivery.id, kind, "no handler for job kind; dropping it");
-            self.ack(&delivery).await;
-            return true;
+        let task = match Task::from_job(&delivery.job) {
+            Ok(task) => task,
+            Err(unknown) => {
+                tracing::error!(job = %delivery.id, kind = %unknown.kind, reason = %unknown.reason, "job fits no task; dead-lettering it");
+                self.dead_letter(&delivery, &unknown.to_string()).await;
+                return true;
+            }
         };
-        let span = tracing::info_span!("job", id = %delivery.id, kind, attempt = delivery.attempt);
-        let _entered = span.enter();
-        match handler.handle(&delivery.job.payload).await {
+        // Instrumented, not entered: jobs run concurrently on one task, and an
+        // entered guard held across an await would label the others' logs.
+        let span = tracing::info_span!("job", id = %delivery.id, kind = task.kind(), attempt = delivery.attempt);
+        match self.handler.handle(task).instrument(span.clone()).await {
             Ok(()) => {
                 self.ack(&delivery).await;
                 true
             }
             Err(e) if delivery.attempt >= self.settings.max_attempts => {
-                tracing::error!(error = %e, "job failed for the last time; dropping it");
-                self.ack(&delivery).await;
+                span.in_scope(|| tracing::error!(error = %e, "job failed for the last time; dead-lettering it"));
+                self.dead_letter(
+                    &delivery,
+                    &format!("failed {} times; last: {e}", delivery.attempt),
+                )
+                .await;
                 true
             }
             Err(e) => {
-                tracing::warn!(error = %e, "job failed; it will be retried after its lease");
+                span.in_scope(
+                    || tracing::warn!(error = %e, "job failed; it will be retried after its lease"),
+                );
                 false
             }
+        }
+    }
+
+    async fn dead_letter(&self, delivery: &Delivery, reason: &str) {
+        if let Err(e) = self.queue.dead_letter(delivery, reason).await {
+            // Left pending: it comes back after the lease and is set aside then.
+            tracing::warn!(job = %delivery.id, error = %e, "could not dead-letter job");
         }
     }
 

@@ -24,6 +24,7 @@ async fn cleanup(prefix: &str) {
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let _: () = redis::cmd("DEL")
         .arg(format!("{prefix}jobs"))
+        .arg(format!("{prefix}dead"))
         .query_async(&mut conn)
         .await
         .unwrap();
@@ -107,5 +108,104 @@ async fn the_queue_recovers_when_redis_loses_its_stream() {
         got.iter().map(|d| d.job.clone()).collect::<Vec<_>>(),
         [job(2)]
     );
+    cleanup(&prefix).await;
+}
+
+/// Counts the tasks it is handed; fails those of one connection.
+struct Recorder {
+    ran: std::sync::Mutex<Vec<orgsync_domain::ports::Task>>,
+    failing: orgsync_domain::directory::ConnectionId,
+}
+
+#[async_trait::async_trait]
+impl orgsync_infra::worker::TaskHandler for Recorder {
+    async fn handle(&self, task: orgsync_domain::ports::Task) -> orgsync_domain::Result<()> {
+        self.ran.lock().unwrap().push(task);
+        match task {
+            orgsync_domain::ports::Task::DirectoryChanged { connection_id }
+                if connection_id == self.failing =>
+            {
+                Err(orgsync_domain::Error::Unavailable("down".into()))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A job no task fits (an unknown kind, a malformed payload) is never run
+/// and never quietly dropped: it is set aside with the reason. So is a job
+/// that failed its last attempt. Everything else runs.
+#[tokio::test]
+async fn unknown_and_exhausted_jobs_are_dead_lettered_with_the_reason() {
+    use orgsync_domain::directory::ConnectionId;
+    use orgsync_domain::ports::Task;
+    use orgsync_infra::worker::{Worker, WorkerSettings};
+
+    let prefix = prefix();
+    let queue = RedisJobQueue::connect(&redis_url(), &prefix).await.unwrap();
+    let failing = ConnectionId(uuid::Uuid::now_v7());
+    let fine = Task::Sync {
+        job_id: uuid::Uuid::now_v7(),
+    };
+    queue.publish(&job(1)).await.unwrap();
+    queue
+        .publish(&Job {
+            kind: "sync.job".into(),
+            payload: json!({"job_id": 42}),
+        })
+        .await
+        .unwrap();
+    queue.publish(&fine.to_job()).await.unwrap();
+    queue
+        .publish(
+            &Task::DirectoryChanged {
+                connection_id: failing,
+            }
+            .to_job(),
+        )
+        .await
+        .unwrap();
+    let recorder = std::sync::Arc::new(Recorder {
+        ran: std::sync::Mutex::new(Vec::new()),
+        failing,
+    });
+    let worker = Worker::new(
+        std::sync::Arc::new(queue.clone()),
+        recorder.clone(),
+        WorkerSettings {
+            lease: Duration::from_millis(100),
+            max_attempts: 2,
+            poll: Duration::from_millis(50),
+            ..WorkerSettings::default()
+        },
+    );
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let running = tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move { worker.run(shutdown).await }
+    });
+    let mut dead = Vec::new();
+    for _ in 0..100 {
+        dead = queue.dead_letters().await.unwrap();
+        if dead.len() == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    shutdown.cancel();
+    running.await.unwrap();
+    assert_eq!(dead.len(), 3, "{dead:?}");
+    assert_eq!(dead[0].0.kind, "test");
+    assert!(dead[0].1.contains("no such kind"), "{}", dead[0].1);
+    assert!(dead[1].1.contains("malformed payload"), "{}", dead[1].1);
+    assert!(dead[2].1.starts_with("failed 2 times"), "{}", dead[2].1);
+    let ran = recorder.ran.lock().unwrap().clone();
+    assert_eq!(ran.iter().filter(|t| **t == fine).count(), 1);
+    assert_eq!(
+        ran.len(),
+        3,
+        "the fine one once, the failing one twice: {ran:?}"
+    );
+    assert_eq!(queue.len().await.unwrap(), 0, "nothing left pending");
     cleanup(&prefix).await;
 }

@@ -5,7 +5,6 @@
 mod discovery;
 mod error;
 mod groups;
-pub mod nudge;
 pub mod rate_limit;
 mod render;
 mod resources;

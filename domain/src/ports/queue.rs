@@ -1,14 +1,92 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
+use crate::directory::ConnectionId;
 use crate::Result;
 
-/// A unit of background work. `kind` names the handler; `payload` is its input.
+/// The queue's envelope for a [`Task`] (what is stored and sent): `kind`
+/// names the task, `payload` carries its fields.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Job {
     pub kind: String,
     pub payload: serde_json::Value,
+}
+
+/// Background work, typed. Each variant is one kind of job; the queue carries
+/// it as a [`Job`] (`{"kind": "sync.job", "payload": {"job_id": ...}}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Task {
+    /// Perform one org's part of a sync run (the run's job `job_id`).
+    Sync { job_id: Uuid },
+    /// Apply a directory's new change events to every org drawing on it.
+    DirectoryChanged { connection_id: ConnectionId },
+}
+
+const SYNC: &str = "sync.job";
+const DIRECTORY_CHANGED: &str = "directory.changed";
+
+/// A job no version of this code can run: an unknown kind or a payload that
+/// does not fit it. Such jobs are dead-lettered, never run or dropped quietly.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot run job of kind {kind:?}: {reason}")]
+pub struct UnknownTask {
+    pub kind: String,
+    pub reason: String,
+}
+
+impl Task {
+    pub fn kind(self) -> &'static str {
+        match self {
+            Self::Sync { .. } => SYNC,
+            Self::DirectoryChanged { .. } => DIRECTORY_CHANGED,
+        }
+    }
+
+    pub fn to_job(self) -> Job {
+        let payload = match self {
+            Self::Sync { job_id } => serde_json::json!({ "job_id": job_id }),
+            Self::DirectoryChanged { connection_id } => {
+                serde_json::json!({ "connection_id": connection_id })
+            }
+        };
+        Job {
+            kind: self.kind().to_owned(),
+            payload,
+        }
+    }
+
+    /// # Errors
+    /// [`UnknownTask`] for a kind or payload this code does not know.
+    pub fn from_job(job: &Job) -> std::result::Result<Self, UnknownTask> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct SyncPayload {
+            job_id: Uuid,
+        }
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct DirectoryPayload {
+            connection_id: ConnectionId,
+        }
+        fn read<T: for<'de> Deserialize<'de>>(job: &Job) -> std::result::Result<T, UnknownTask> {
+            T::deserialize(&job.payload).map_err(|e| UnknownTask {
+                kind: job.kind.clone(),
+                reason: format!("malformed payload: {e}"),
+            })
+        }
+        match job.kind.as_str() {
+            SYNC => read::<SyncPayload>(job).map(|p| Self::Sync { job_id: p.job_id }),
+            DIRECTORY_CHANGED => read::<DirectoryPayload>(job).map(|p| Self::DirectoryChanged {
+                connection_id: p.connection_id,
+            }),
+            _ => Err(UnknownTask {
+                kind: job.kind.clone(),
+                reason: "no such kind".into(),
+            }),
+        }
+    }
 }
 
 /// A job handed to one consumer. It stays pending until acknowledged; if the
@@ -42,6 +120,14 @@ pub trait JobQueue: Send + Sync {
     /// # Errors
     /// `Unavailable` when the queue cannot be reached.
     async fn reclaim(&self, consumer: &str, lease: Duration, max: usize) -> Result<Vec<Delivery>>;
+
+    /// Sets a delivery aside that can never succeed (a job of an unknown kind,
+    /// or one that failed every attempt), with why, and acknowledges it. An
+    /// operator reads dead letters; they are never run again by themselves.
+    ///
+    /// # Errors
+    /// `Unavailable` when the queue cannot be reached.
+    async fn dead_letter(&self, delivery: &Delivery, reason: &str) -> Result<()>;
 
     /// Marks a delivery done; acknowledging twice is harmless.
     ///
@@ -77,5 +163,51 @@ pub trait JobQueue: Send + Sync {
             self.ack(delivery).await?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tasks_round_trip_through_their_envelope_in_the_wire_format() {
+        let tasks = [
+            Task::Sync {
+                job_id: Uuid::now_v7(),
+            },
+            Task::DirectoryChanged {
+                connection_id: ConnectionId(Uuid::now_v7()),
+            },
+        ];
+        for task in tasks {
+            assert_eq!(Task::from_job(&task.to_job()), Ok(task));
+        }
+        let job = Task::Sync {
+            job_id: Uuid::nil(),
+        }
+        .to_job();
+        assert_eq!(job.kind, "sync.job");
+        assert_eq!(
+            job.payload,
+            serde_json::json!({"job_id": "00000000-0000-0000-0000-000000000000"})
+        );
+    }
+
+    #[test]
+    fn unknown_kinds_and_malformed_payloads_are_refused_not_guessed() {
+        let unknown = Job {
+            kind: "webhook.deliver".into(),
+            payload: serde_json::json!({}),
+        };
+        assert_eq!(Task::from_job(&unknown).unwrap_err().reason, "no such kind");
+        let malformed = Job {
+            kind: "sync.job".into(),
+            payload: serde_json::json!({"job_id": "not a uuid"}),
+        };
+        assert!(Task::from_job(&malformed)
+            .unwrap_err()
+            .reason
+            .starts_with("malformed payload"));
     }
 }

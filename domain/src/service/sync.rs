@@ -17,8 +17,8 @@ use crate::membership::{plan, plan_user, ChangeCounts, ChangeSet, Member, Member
 use crate::org::{OrgId, OrgKind, Organization, ProvisioningMode};
 use crate::page::{Page, PageRequest};
 use crate::ports::{
-    Clock, ConnectionRepository, DeletionProtection, DirectoryRepository, Job, JobQueue,
-    MemberWrites, MembershipRepository, OrgRepository, SyncRunRepository,
+    Clock, ConnectionRepository, DeletionProtection, DirectoryRepository, JobQueue, MemberWrites,
+    MembershipRepository, OrgRepository, SyncRunRepository, Task,
 };
 use crate::service::OrgService;
 use crate::sync::{
@@ -27,11 +27,6 @@ use crate::sync::{
     SyncKind, SyncRun, SyncScope,
 };
 use crate::{Error, Result};
-
-/// The job that performs one org's part of a sync: `{"job_id": ...}`.
-pub const SYNC_JOB: &str = "sync.job";
-/// The job that applies a directory's new change events: `{"connection_id": ...}`.
-pub const DIRECTORY_CHANGED_JOB: &str = "directory.changed";
 
 /// Per-member entries kept in a run's report; counts are always complete.
 const REPORT_ENTRIES: usize = 1_000;
@@ -761,10 +756,7 @@ impl SyncService {
     async fn publish_job(&self, job: Uuid) -> Result<()> {
         self.ports
             .queue
-            .publish(&Job {
-                kind: SYNC_JOB.into(),
-                payload: serde_json::json!({ "job_id": job }),
-            })
+            .publish(&Task::Sync { job_id: job }.to_job())
             .await
     }
 
@@ -1269,10 +1261,12 @@ impl SyncService {
     pub async fn notify_directory_changed(&self, conn: ConnectionId) -> Result<()> {
         self.ports
             .queue
-            .publish(&Job {
-                kind: DIRECTORY_CHANGED_JOB.into(),
-                payload: serde_json::json!({ "connection_id": conn }),
-            })
+            .publish(
+                &Task::DirectoryChanged {
+                    connection_id: conn,
+                }
+                .to_job(),
+            )
             .await
     }
 }

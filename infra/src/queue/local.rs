@@ -23,7 +23,11 @@ struct State {
     next_id: u64,
     ready: VecDeque<(String, Job)>,
     pending: HashMap<String, Pending>,
+    /// Jobs set aside with the reason (the newest [`DEAD_LETTERS_KEPT`]).
+    dead: VecDeque<(Job, String)>,
 }
+
+const DEAD_LETTERS_KEPT: usize = 1_000;
 
 #[derive(Clone, Default)]
 pub struct LocalJobQueue {
@@ -34,6 +38,13 @@ pub struct LocalJobQueue {
 impl LocalJobQueue {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The jobs set aside, oldest first, with why.
+    pub fn dead_letters(&self) -> Vec<(Job, String)> {
+        self.lock()
+            .map(|state| state.dead.iter().cloned().collect())
+            .unwrap_or_default()
     }
 
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, State>> {
@@ -120,6 +131,18 @@ impl JobQueue for LocalJobQueue {
 
     async fn ack(&self, delivery: &Delivery) -> Result<()> {
         self.lock()?.pending.remove(&delivery.id);
+        Ok(())
+    }
+
+    async fn dead_letter(&self, delivery: &Delivery, reason: &str) -> Result<()> {
+        let mut state = self.lock()?;
+        state.pending.remove(&delivery.id);
+        if state.dead.len() == DEAD_LETTERS_KEPT {
+            state.dead.pop_front();
+        }
+        state
+            .dead
+            .push_back((delivery.job.clone(), reason.to_owned()));
         Ok(())
     }
 

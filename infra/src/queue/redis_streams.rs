@@ -24,6 +24,8 @@ use redis::{AsyncCommands, RedisError};
 
 const GROUP: &str = "workers";
 const FIELD: &str = "job";
+/// Dead letters kept (oldest trimmed first): enough to see what went wrong.
+const DEAD_LETTERS_KEPT: usize = 10_000;
 
 #[derive(Clone)]
 pub struct RedisJobQueue {
@@ -32,6 +34,8 @@ pub struct RedisJobQueue {
     /// Blocking reads hold a connection for their whole wait, so they get their own.
     blocking: ConnectionManager,
     stream: String,
+    /// `{prefix}dead`: jobs set aside with the reason, for an operator.
+    dead: String,
 }
 
 fn unavailable(err: RedisError) -> Error {
@@ -55,6 +59,7 @@ impl RedisJobQueue {
             conn,
             blocking,
             stream: format!("{prefix}jobs"),
+            dead: format!("{prefix}dead"),
         };
         queue.ensure_group().await?;
         Ok(queue)
@@ -130,6 +135,25 @@ impl RedisJobQueue {
             }
         }
         (deliveries, broken)
+    }
+
+    /// The jobs set aside, oldest first, with why (for operators and tests).
+    ///
+    /// # Errors
+    /// `Unavailable` when Redis cannot be reached.
+    pub async fn dead_letters(&self) -> Result<Vec<(Job, String)>> {
+        let mut conn = self.conn.clone();
+        let reply: redis::streams::StreamRangeReply =
+            conn.xrange_all(&self.dead).await.map_err(unavailable)?;
+        Ok(reply
+            .ids
+            .iter()
+            .filter_map(|entry| {
+                let raw: String = entry.get(FIELD)?;
+                let reason: String = entry.get("reason")?;
+                Some((serde_json::from_str(&raw).ok()?, reason))
+            })
+            .collect())
     }
 
     /// Number of entries waiting or pending in the stream (for metrics and tests).
@@ -219,6 +243,25 @@ impl JobQueue for RedisJobQueue {
 
     async fn ack(&self, delivery: &Delivery) -> Result<()> {
         self.discard(std::slice::from_ref(&delivery.id)).await
+    }
+
+    async fn dead_letter(&self, delivery: &Delivery, reason: &str) -> Result<()> {
+        let raw = serde_json::to_string(&delivery.job).map_err(|e| Error::Internal(e.into()))?;
+        let mut conn = self.conn.clone();
+        let _: String = conn
+            .xadd_maxlen(
+                &self.dead,
+                redis::streams::StreamMaxlen::Approx(DEAD_LETTERS_KEPT),
+                "*",
+                &[
+                    (FIELD, raw),
+                    ("reason", reason.to_owned()),
+                    ("attempts", delivery.attempt.to_string()),
+                ],
+            )
+            .await
+            .map_err(unavailable)?;
+        self.ack(delivery).await
     }
 
     async fn publish_batch(&self, jobs: &[Job]) -> Result<()> {

@@ -72,44 +72,12 @@ impl ApiError {
                     "Invalid request",
                     StatusCode::UNPROCESSABLE_ENTITY,
                 ),
-                Error::Conflict { code, .. } => match code {
-                    ConflictCode::AlreadyExists => {
-                        ("already-exists", "Already exists", StatusCode::CONFLICT)
-                    }
-                    ConflictCode::HasChildren => (
-                        "has-children",
-                        "Organization has children",
-                        StatusCode::CONFLICT,
-                    ),
-                    ConflictCode::DirectorySyncDisabled => (
-                        "directory-sync-disabled",
-                        "Directory sync is off",
-                        StatusCode::CONFLICT,
-                    ),
-                    ConflictCode::NoDirectory => (
-                        "no-directory",
-                        "No directory reaches this organization",
-                        StatusCode::CONFLICT,
-                    ),
-                    ConflictCode::ConfirmationRequired => (
-                        "confirmation-required",
-                        "Confirmation required",
-                        StatusCode::CONFLICT,
-                    ),
-                    ConflictCode::GovernedByDirectory => (
-                        "governed-by-directory",
-                        "Governed by the directory",
-                        StatusCode::CONFLICT,
-                    ),
-                    ConflictCode::SyncInProgress => (
-                        "sync-in-progress",
-                        "A sync is changing this organization",
-                        StatusCode::CONFLICT,
-                    ),
-                },
+                Error::Conflict { code, .. } => {
+                    (code.as_str(), conflict_title(*code), StatusCode::CONFLICT)
+                }
                 Error::ConfirmationRequired(_) => (
-                    "confirmation-required",
-                    "Confirmation required",
+                    ConflictCode::ConfirmationRequired.as_str(),
+                    conflict_title(ConflictCode::ConfirmationRequired),
                     StatusCode::CONFLICT,
                 ),
                 Error::PreconditionFailed(_) => (
@@ -188,6 +156,19 @@ impl ResponseError for ApiError {
             response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("5")));
         }
         response.json(body)
+    }
+}
+
+/// The title of each conflict's problem type (its slug is the code's own).
+fn conflict_title(code: ConflictCode) -> &'static str {
+    match code {
+        ConflictCode::AlreadyExists => "Already exists",
+        ConflictCode::HasChildren => "Organization has children",
+        ConflictCode::DirectorySyncDisabled => "Directory sync is off",
+        ConflictCode::NoDirectory => "No directory reaches this organization",
+        ConflictCode::ConfirmationRequired => "Confirmation required",
+        ConflictCode::GovernedByDirectory => "Governed by the directory",
+        ConflictCode::SyncInProgress => "A sync is changing this organization",
     }
 }
 

@@ -1,8 +1,10 @@
 //! Failures of SCIM operations, in RFC 7644 §3.12 terms.
 
+use crate::error::ConflictCode;
 use crate::scim::{FilterError, PatchError};
 
-/// A SCIM operation's failure; each maps to one HTTP status and `scimType`.
+/// A SCIM operation's failure, by RFC 7644 error kind (the API maps each
+/// to one HTTP status and `scimType`).
 #[derive(Debug, thiserror::Error)]
 pub enum ScimError {
     /// No valid bearer token for this connection (or directory sync is off).
@@ -42,35 +44,20 @@ pub enum ScimError {
     Internal(anyhow::Error),
 }
 
-impl ScimError {
-    /// The HTTP status and the RFC 7644 `scimType`, if any.
-    pub fn status_and_type(&self) -> (u16, Option<&'static str>) {
-        match self {
-            Self::Unauthorized(_) => (401, None),
-            Self::NotFound(_) => (404, None),
-            Self::Uniqueness(_) => (409, Some("uniqueness")),
-            Self::InvalidValue(_) => (400, Some("invalidValue")),
-            Self::InvalidSyntax(_) => (400, Some("invalidSyntax")),
-            Self::InvalidFilter(_) => (400, Some("invalidFilter")),
-            Self::InvalidPath(_) => (400, Some("invalidPath")),
-            Self::NoTarget(_) => (400, Some("noTarget")),
-            Self::Mutability(_) => (400, Some("mutability")),
-            Self::TooMany(_) => (400, Some("tooMany")),
-            Self::TooLarge(_) => (413, None),
-            Self::RateLimited { .. } => (429, None),
-            Self::PreconditionFailed(_) => (412, None),
-            Self::Unavailable(_) => (503, None),
-            Self::Internal(_) => (500, None),
-        }
-    }
-}
-
 impl From<crate::Error> for ScimError {
     fn from(err: crate::Error) -> Self {
         use crate::Error as E;
         match err {
             E::NotFound { entity } => Self::NotFound(format!("{entity} not found")),
-            E::Conflict { detail, .. } => Self::Uniqueness(detail),
+            E::Conflict { code, detail } => match code {
+                ConflictCode::AlreadyExists => Self::Uniqueness(detail),
+                ConflictCode::GovernedByDirectory => Self::Mutability(detail),
+                ConflictCode::DirectorySyncDisabled => Self::Unauthorized(detail),
+                ConflictCode::HasChildren
+                | ConflictCode::NoDirectory
+                | ConflictCode::ConfirmationRequired
+                | ConflictCode::SyncInProgress => Self::InvalidValue(detail),
+            },
             E::Invalid { field, message } => Self::InvalidValue(format!("{field}: {message}")),
             E::Forbidden(detail) => Self::Mutability(detail),
             E::PreconditionFailed(detail) => Self::PreconditionFailed(detail),
@@ -94,12 +81,12 @@ impl From<FilterError> for ScimError {
 impl From<PatchError> for ScimError {
     fn from(err: PatchError) -> Self {
         let detail = err.to_string();
-        match err.scim_type() {
-            "invalidPath" => Self::InvalidPath(detail),
-            "noTarget" => Self::NoTarget(detail),
-            "mutability" => Self::Mutability(detail),
-            "invalidSyntax" => Self::InvalidSyntax(detail),
-            _ => Self::InvalidValue(detail),
+        match err {
+            PatchError::InvalidPath(_) => Self::InvalidPath(detail),
+            PatchError::NoTarget(_) => Self::NoTarget(detail),
+            PatchError::InvalidValue(_) => Self::InvalidValue(detail),
+            PatchError::Mutability(_) => Self::Mutability(detail),
+            PatchError::InvalidSyntax(_) => Self::InvalidSyntax(detail),
         }
     }
 }

@@ -25,14 +25,34 @@ impl From<orgsync_domain::Error> for ScimApiError {
     }
 }
 
+/// The HTTP status and RFC 7644 `scimType` of each failure.
+fn status_and_type(err: &ScimError) -> (StatusCode, Option<&'static str>) {
+    match err {
+        ScimError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, None),
+        ScimError::NotFound(_) => (StatusCode::NOT_FOUND, None),
+        ScimError::Uniqueness(_) => (StatusCode::CONFLICT, Some("uniqueness")),
+        ScimError::InvalidValue(_) => (StatusCode::BAD_REQUEST, Some("invalidValue")),
+        ScimError::InvalidSyntax(_) => (StatusCode::BAD_REQUEST, Some("invalidSyntax")),
+        ScimError::InvalidFilter(_) => (StatusCode::BAD_REQUEST, Some("invalidFilter")),
+        ScimError::InvalidPath(_) => (StatusCode::BAD_REQUEST, Some("invalidPath")),
+        ScimError::NoTarget(_) => (StatusCode::BAD_REQUEST, Some("noTarget")),
+        ScimError::Mutability(_) => (StatusCode::BAD_REQUEST, Some("mutability")),
+        ScimError::TooMany(_) => (StatusCode::BAD_REQUEST, Some("tooMany")),
+        ScimError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, None),
+        ScimError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, None),
+        ScimError::PreconditionFailed(_) => (StatusCode::PRECONDITION_FAILED, None),
+        ScimError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, None),
+        ScimError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, None),
+    }
+}
+
 impl ResponseError for ScimApiError {
     fn status_code(&self) -> StatusCode {
-        StatusCode::from_u16(self.0.status_and_type().0)
-            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+        status_and_type(&self.0).0
     }
 
     fn error_response(&self) -> HttpResponse {
-        let (status, scim_type) = self.0.status_and_type();
+        let (status, scim_type) = status_and_type(&self.0);
         let detail = match &self.0 {
             ScimError::Internal(cause) => {
                 tracing::error!(error = ?cause, "internal error on a SCIM route");
@@ -46,13 +66,13 @@ impl ResponseError for ScimApiError {
         };
         let mut body = json!({
             "schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"],
-            "status": status.to_string(),
+            "status": status.as_str(),
             "detail": detail,
         });
         if let Some(scim_type) = scim_type {
             body["scimType"] = json!(scim_type);
         }
-        let mut response = HttpResponse::build(self.status_code());
+        let mut response = HttpResponse::build(status);
         response.insert_header((
             header::CONTENT_TYPE,
             HeaderValue::from_static(SCIM_CONTENT_TYPE),
@@ -60,7 +80,7 @@ impl ResponseError for ScimApiError {
         if let ScimError::RateLimited { retry_after_secs } = &self.0 {
             response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
         }
-        if status == 401 {
+        if status == StatusCode::UNAUTHORIZED {
             response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
         }
         response.body(body.to_string())

@@ -1,5 +1,6 @@
 //! The HTTP surface: the admin API under `/api/v1` (problem+json errors) and
-//! the probes. [`app`] builds the whole actix application from an [`AppState`],
+//! the probes. [`app`] builds the whole actix application from an
+//! [`AppState`](crate::state::AppState),
 //! the same for `serve` and for in-process tests.
 
 mod audit;
@@ -18,42 +19,13 @@ mod provisioning;
 mod request_id;
 pub mod routes;
 pub mod scim;
+mod views;
 
-use std::sync::Arc;
-
+use crate::state::AppState;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::{middleware, web, App};
-use orgsync_domain::ports::HealthCheck;
-use orgsync_domain::service::{
-    ConnectionService, MembersService, OrgService, ScimService, SyncService,
-};
-
-use crate::auth::Verifier;
 use problem::ApiError;
-
-/// What every handler can reach.
-#[derive(Clone)]
-pub struct AppState {
-    pub orgs: OrgService,
-    pub connections: ConnectionService,
-    pub scim: ScimService,
-    pub sync: SyncService,
-    pub members: MembersService,
-    /// The externally visible base URL (for SCIM base URLs and locations).
-    pub public_url: String,
-    pub scim_rate_limit: Arc<scim::rate_limit::ScimRateLimiter>,
-    pub scim_failed_auth: Arc<scim::rate_limit::FailedAuthLimiter>,
-    pub limits: orgsync_domain::limits::Limits,
-    pub metrics: Arc<crate::metrics::Metrics>,
-    pub nudger: Arc<crate::jobs::nudge::Nudger>,
-    /// For the gauges read at scrape time.
-    pub db: orgsync_infra::Database,
-    pub queue: Arc<dyn orgsync_domain::ports::JobQueue>,
-    pub verifier: Arc<Verifier>,
-    pub health: Arc<Vec<Arc<dyn HealthCheck>>>,
-    pub body_limit: usize,
-}
 
 /// The complete application: routes, extractor configuration and middleware.
 pub fn app(

@@ -9,5 +9,6 @@ pub mod http;
 pub mod jobs;
 pub mod metrics;
 pub mod runtime;
+pub mod state;
 pub mod sync_cli;
 pub mod telemetry;

@@ -23,8 +23,8 @@ use rand::RngCore;
 use crate::auth::{Minter, Verifier};
 use crate::config::{JwtAlgorithm, Settings};
 use crate::http::scim::rate_limit::{FailedAuthLimiter, ScimRateLimiter};
-use crate::http::AppState;
 use crate::jobs::{Dispatcher, Sweeper};
+use crate::state::AppState;
 
 /// A connected orgsync: database, queue, and the application state.
 pub struct Runtime {

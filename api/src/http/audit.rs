@@ -8,10 +8,10 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::extract::{record_org, Admin};
-use super::orgs::{ListQuery, ListView};
 use super::problem::ApiError;
 use super::routes::Routes;
-use super::AppState;
+use super::views::{ListQuery, ListView};
+use crate::state::AppState;
 
 pub fn table() -> Routes {
     Routes::new("/api/v1", "audit").add(

@@ -12,10 +12,10 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::extract::{record_org, Admin};
-use super::orgs::timestamp;
 use super::problem::ApiError;
 use super::routes::Routes;
-use super::AppState;
+use super::views::timestamp;
+use crate::state::AppState;
 
 pub fn table() -> Routes {
     let base = "/orgs/{org}/connections/{conn}";

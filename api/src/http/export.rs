@@ -11,10 +11,10 @@ use uuid::Uuid;
 
 use super::extract::{record_org, Admin};
 use super::members::MembersQuery;
-use super::orgs::timestamp;
 use super::problem::ApiError;
 use super::routes::Routes;
-use super::AppState;
+use super::views::timestamp;
+use crate::state::AppState;
 
 /// Members read per round trip while exporting.
 const BATCH: u64 = 5_000;

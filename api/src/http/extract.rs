@@ -8,8 +8,8 @@ use actix_web::{web, FromRequest, HttpRequest};
 use orgsync_domain::auth::Principal;
 
 use super::problem::ApiError;
-use super::AppState;
 use crate::auth::AuthError;
+use crate::state::AppState;
 
 /// The caller of the admin API, from its `Authorization: Bearer` token.
 pub struct Admin(pub Principal);

@@ -6,7 +6,7 @@ use actix_web::{web, HttpResponse};
 use serde_json::{json, Map, Value};
 
 use super::routes::Routes;
-use super::AppState;
+use crate::state::AppState;
 
 pub fn table() -> Routes {
     Routes::new("", "operations")

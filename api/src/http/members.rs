@@ -14,10 +14,10 @@ use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use super::extract::{record_org, Admin};
-use super::orgs::{ListQuery, ListView};
 use super::problem::ApiError;
 use super::routes::Routes;
-use super::AppState;
+use super::views::{ListQuery, ListView};
+use crate::state::AppState;
 
 pub fn table() -> Routes {
     Routes::new("/api/v1", "members")

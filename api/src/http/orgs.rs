@@ -4,20 +4,17 @@ use std::collections::HashMap;
 
 use actix_web::http::Method;
 use actix_web::{web, HttpResponse};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use orgsync_domain::org::{NewOrganization, OrgId, OrgKind, OrgName, Organization, Slug, TreeNode};
-use orgsync_domain::page::{Page, PageRequest};
 use orgsync_domain::service::OrgChanges;
 use orgsync_domain::Error;
 use serde::{Deserialize, Serialize};
-use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
 use super::extract::{record_org, Admin};
 use super::problem::ApiError;
 use super::routes::Routes;
-use super::AppState;
+use super::views::{timestamp, ListQuery, ListView};
+use crate::state::AppState;
 
 pub fn table() -> Routes {
     Routes::new("/api/v1", "organizations")
@@ -78,10 +75,6 @@ pub struct OrgView {
     pub updated_at: String,
 }
 
-pub fn timestamp(t: time::OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap_or_default()
-}
-
 impl From<&Organization> for OrgView {
     fn from(org: &Organization) -> Self {
         Self {
@@ -95,48 +88,6 @@ impl From<&Organization> for OrgView {
             created_at: timestamp(org.created_at),
             updated_at: timestamp(org.updated_at),
         }
-    }
-}
-
-/// A page of a list and the opaque cursor of the next one.
-#[derive(Debug, Serialize)]
-pub struct ListView<T> {
-    pub data: Vec<T>,
-    pub next_cursor: Option<String>,
-}
-
-impl<T> ListView<T> {
-    pub fn from_page<S>(page: Page<S>, view: impl Fn(&S) -> T) -> Self {
-        Self {
-            data: page.items.iter().map(view).collect(),
-            next_cursor: page
-                .next_after
-                .map(|id| URL_SAFE_NO_PAD.encode(id.as_bytes())),
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-pub struct ListQuery {
-    pub limit: Option<u64>,
-    pub cursor: Option<String>,
-}
-
-impl ListQuery {
-    pub fn page(&self) -> Result<PageRequest, Error> {
-        let after = match &self.cursor {
-            None => None,
-            Some(raw) => {
-                let bytes = URL_SAFE_NO_PAD
-                    .decode(raw)
-                    .map_err(|_| Error::invalid("cursor", "not a cursor this API issued"))?;
-                Some(
-                    Uuid::from_slice(&bytes)
-                        .map_err(|_| Error::invalid("cursor", "not a cursor this API issued"))?,
-                )
-            }
-        };
-        PageRequest::new(after, self.limit)
     }
 }
 

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::extract::{record_org, Admin};
 use super::problem::ApiError;
 use super::routes::Routes;
-use super::AppState;
+use crate::state::AppState;
 
 pub fn table() -> Routes {
     Routes::new("/api/v1", "sync")
@@ -110,7 +110,7 @@ async fn get_held(
     Ok(HttpResponse::Ok().json(json!({
         "confirmation": held.confirmation,
         "source": held.source,
-        "held_at": super::orgs::timestamp(held.held_at),
+        "held_at": super::views::timestamp(held.held_at),
         "counts": {"removals": held.removals.len(), "suspensions": held.suspensions.len()},
         "removals": held.removals,
         "suspensions": held.suspensions,

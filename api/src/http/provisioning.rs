@@ -17,10 +17,10 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::extract::{record_org, Admin};
-use super::orgs::{timestamp, ListQuery, ListView};
 use super::problem::ApiError;
 use super::routes::Routes;
-use super::AppState;
+use super::views::{timestamp, ListQuery, ListView};
+use crate::state::AppState;
 
 pub fn table() -> Routes {
     Routes::new("/api/v1", "sync")

@@ -40,7 +40,7 @@ pub async fn trace_request(
     );
     let started = std::time::Instant::now();
     let state = req
-        .app_data::<actix_web::web::Data<super::AppState>>()
+        .app_data::<actix_web::web::Data<crate::state::AppState>>()
         .cloned();
     let method = req.method().to_string();
     let mut response = next.call(req).instrument(span.clone()).await?;

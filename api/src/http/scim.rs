@@ -32,7 +32,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 /// which connections exist is revealed.
 pub(crate) async fn authenticate(
     req: &actix_web::HttpRequest,
-    state: &super::AppState,
+    state: &crate::state::AppState,
 ) -> Result<orgsync_domain::directory::ConnectionId, ScimApiError> {
     use orgsync_domain::directory::{ConnectionId, ScimError};
     let unauthorized = || {
@@ -75,7 +75,7 @@ pub(crate) async fn authenticate(
 /// Tells the workers a directory changed, after the change committed
 /// (coalesced per connection; see [`nudge`]).
 pub(crate) async fn directory_changed(
-    state: &super::AppState,
+    state: &crate::state::AppState,
     conn: orgsync_domain::directory::ConnectionId,
 ) {
     state.nudger.nudge(conn);

@@ -6,7 +6,7 @@ use orgsync_domain::scim::{schema_json, ResourceKind, SchemaDef};
 use serde_json::{json, Value};
 
 use super::{authenticate, ScimApiError, SCIM_CONTENT_TYPE};
-use crate::http::AppState;
+use crate::state::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     for (path, handler) in [

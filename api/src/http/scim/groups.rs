@@ -16,7 +16,7 @@ use super::resources::{
     ProjectionParams,
 };
 use super::{authenticate, directory_changed, ScimApiError, SCIM_CONTENT_TYPE};
-use crate::http::AppState;
+use crate::state::AppState;
 
 type Answer = Result<HttpResponse, ScimApiError>;
 

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use super::render::etag;
 use super::{authenticate, ScimApiError, SCIM_CONTENT_TYPE};
-use crate::http::AppState;
+use crate::state::AppState;
 
 /// The most resources one list response returns (advertised as `filter.maxResults`).
 pub const MAX_RESULTS: u64 = 1000;

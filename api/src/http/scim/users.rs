@@ -12,7 +12,7 @@ use super::resources::{
     ProjectionParams,
 };
 use super::{authenticate, directory_changed, ScimApiError};
-use crate::http::AppState;
+use crate::state::AppState;
 
 type Answer = Result<HttpResponse, ScimApiError>;
 

@@ -1,0 +1,57 @@
+//! Shapes shared by the admin API's answers: list pages with opaque cursors,
+//! and timestamps.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use orgsync_domain::page::{Page, PageRequest};
+use orgsync_domain::Error;
+use serde::{Deserialize, Serialize};
+use time::format_description::well_known::Rfc3339;
+use uuid::Uuid;
+
+/// RFC 3339, as every timestamp of the admin API.
+pub fn timestamp(t: time::OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_default()
+}
+
+/// A page of a list and the opaque cursor of the next one.
+#[derive(Debug, Serialize)]
+pub struct ListView<T> {
+    pub data: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+impl<T> ListView<T> {
+    pub fn from_page<S>(page: Page<S>, view: impl Fn(&S) -> T) -> Self {
+        Self {
+            data: page.items.iter().map(view).collect(),
+            next_cursor: page
+                .next_after
+                .map(|id| URL_SAFE_NO_PAD.encode(id.as_bytes())),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    pub limit: Option<u64>,
+    pub cursor: Option<String>,
+}
+
+impl ListQuery {
+    pub fn page(&self) -> Result<PageRequest, Error> {
+        let after = match &self.cursor {
+            None => None,
+            Some(raw) => {
+                let bytes = URL_SAFE_NO_PAD
+                    .decode(raw)
+                    .map_err(|_| Error::invalid("cursor", "not a cursor this API issued"))?;
+                Some(
+                    Uuid::from_slice(&bytes)
+                        .map_err(|_| Error::invalid("cursor", "not a cursor this API issued"))?,
+                )
+            }
+        };
+        PageRequest::new(after, self.limit)
+    }
+}

@@ -1258,23 +1258,16 @@ impl DirectoryRepository for SqlDirectoryRepository {
             let mut sql = Sql::default();
             let conn_param = sql.bind(conn.0);
             let list: Vec<String> = deciding.iter().map(|g| sql.bind(*g)).collect();
-            let mut memberships = MembershipRow::find_by_statement(self.stmt(
-                &format!(
-                    "SELECT member_value, group_id FROM directory_group_members \
-                     WHERE connection_id = {conn_param} AND group_id IN ({})",
-                    list.join(", ")
-                ),
-                sql.values,
-            ))
-            .stream(self.db.connection())
-            .await
-            .map_err(db_err)?;
-            while let Some(row) = memberships.next().await {
-                let row = row.map_err(db_err)?;
-                if let Ok(user) = Uuid::parse_str(&row.member_value) {
-                    groups.entry(user).or_default().insert(row.group_id);
-                }
-            }
+            groups = self
+                .groups_by_user(self.stmt(
+                    &format!(
+                        "SELECT member_value, group_id FROM directory_group_members \
+                         WHERE connection_id = {conn_param} AND group_id IN ({})",
+                        list.join(", ")
+                    ),
+                    sql.values,
+                ))
+                .await?;
         }
         let mut users = SnapshotRow::find_by_statement(self.stmt(
             &format!("SELECT {SNAPSHOT_COLUMNS} FROM directory_users WHERE connection_id = $1 ORDER BY id"),
@@ -1330,24 +1323,17 @@ impl DirectoryRepository for SqlDirectoryRepository {
         );
         let mut groups_of: HashMap<Uuid, BTreeSet<ResourceId>> = HashMap::new();
         if !deciding_list.is_empty() {
-            let mut memberships = MembershipRow::find_by_statement(self.stmt(
-                &format!(
-                    "{candidates} SELECT m.member_value, m.group_id FROM directory_group_members m \
-                     WHERE m.connection_id = {conn_param} AND m.group_id IN ({}) \
-                     AND m.member_value IN (SELECT v FROM candidates)",
-                    deciding_list.join(", ")
-                ),
-                with_deciding.values,
-            ))
-            .stream(self.db.connection())
-            .await
-            .map_err(db_err)?;
-            while let Some(row) = memberships.next().await {
-                let row = row.map_err(db_err)?;
-                if let Ok(user) = Uuid::parse_str(&row.member_value) {
-                    groups_of.entry(user).or_default().insert(row.group_id);
-                }
-            }
+            groups_of = self
+                .groups_by_user(self.stmt(
+                    &format!(
+                        "{candidates} SELECT m.member_value, m.group_id FROM directory_group_members m \
+                         WHERE m.connection_id = {conn_param} AND m.group_id IN ({}) \
+                         AND m.member_value IN (SELECT v FROM candidates)",
+                        deciding_list.join(", ")
+                    ),
+                    with_deciding.values,
+                ))
+                .await?;
         }
         let mut users = SnapshotRow::find_by_statement(self.stmt(
             &format!(
@@ -1431,6 +1417,26 @@ impl DirectoryRepository for SqlDirectoryRepository {
 }
 
 impl SqlDirectoryRepository {
+    /// Streams a `(member_value, group_id)` query into each user's groups;
+    /// member values that are not user ids (nested groups) are left out.
+    async fn groups_by_user(
+        &self,
+        statement: Statement,
+    ) -> Result<HashMap<Uuid, BTreeSet<ResourceId>>> {
+        let mut groups: HashMap<Uuid, BTreeSet<ResourceId>> = HashMap::new();
+        let mut memberships = MembershipRow::find_by_statement(statement)
+            .stream(self.db.connection())
+            .await
+            .map_err(db_err)?;
+        while let Some(row) = memberships.next().await {
+            let row = row.map_err(db_err)?;
+            if let Ok(user) = Uuid::parse_str(&row.member_value) {
+                groups.entry(user).or_default().insert(row.group_id);
+            }
+        }
+        Ok(groups)
+    }
+
     /// Which of `ids` are rows of `table` (a fixed table name) in the directory.
     async fn existing(
         &self,

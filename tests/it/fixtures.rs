@@ -89,8 +89,8 @@ pub(crate) async fn switch_to_scim(dir: &Directory, org: &str) {
     assert_eq!(status, 200, "{switched}");
 }
 
-/// A child of the directory's org, in SCIM mode (drawing on the parent's directory).
-pub(crate) async fn scim_child(dir: &Directory, slug: &str) -> String {
+/// A child of the directory's org named `slug`, in manual mode; its id.
+pub(crate) async fn child(dir: &Directory, slug: &str) -> String {
     let (status, child) = admin(
         dir,
         "POST",
@@ -100,7 +100,12 @@ pub(crate) async fn scim_child(dir: &Directory, slug: &str) -> String {
     )
     .await;
     assert_eq!(status, 201, "{child}");
-    let child = child["id"].as_str().unwrap().to_owned();
+    child["id"].as_str().unwrap().to_owned()
+}
+
+/// A child of the directory's org, in SCIM mode (drawing on the parent's directory).
+pub(crate) async fn scim_child(dir: &Directory, slug: &str) -> String {
+    let child = child(dir, slug).await;
     switch_to_scim(dir, &child).await;
     child
 }

@@ -523,24 +523,21 @@ async fn random_interleavings_of_scim_writes_and_syncs_converge() {
     dir.app.finish().await;
 }
 
-/// A job that runs longer than the lease keeps it: its worker renews the
-/// lease, so the sweeper (every second here) never hands it to another
-/// worker, and it runs exactly once.
-#[actix_web::test]
-async fn a_job_longer_than_its_lease_is_renewed_and_runs_once() {
-    use sea_orm::ConnectionTrait;
-
-    let dir = Directory::on(
+/// A directory on an app whose workers hold a job `lease` seconds and sweep every second.
+async fn with_lease(lease: u64) -> Directory {
+    Directory::on(
         TestApp::spawn_with(|s| {
-            s.worker.lease = 1;
+            s.worker.lease = lease;
             s.worker.sweep_every = 1;
         })
         .await,
     )
-    .await;
-    let org = dir.org.clone();
-    switch_to_scim(&dir, &org).await;
-    // 30,000 users behind the engine's back (no events): only a full sync adds them.
+    .await
+}
+
+/// `n` active directory users `u{i}@example.com` written behind the engine's
+/// back (no change events): only a full reconcile sees them.
+async fn seed_users(dir: &Directory, n: u32) {
     dir.app
         .runtime
         .db
@@ -551,11 +548,23 @@ async fn a_job_longer_than_its_lease_is_renewed_and_runs_once() {
              SELECT gen_random_uuid(), '{conn}', 'u' || n || '@example.com', 'u' || n || '@example.com', 'e' || n, \
              'User ' || n, TRUE, 'u' || n || '@example.com', \
              jsonb_build_object('userName', 'u' || n || '@example.com', 'active', TRUE), 1, now(), now() \
-             FROM generate_series(1, 30000) AS n",
+             FROM generate_series(1, {n}) AS n",
             conn = dir.conn
         ))
         .await
         .unwrap();
+}
+
+/// A job that runs longer than the lease keeps it: its worker renews the
+/// lease, so the sweeper (every second here) never hands it to another
+/// worker, and it runs exactly once.
+#[actix_web::test]
+async fn a_job_longer_than_its_lease_is_renewed_and_runs_once() {
+    let dir = with_lease(1).await;
+    let org = dir.org.clone();
+    switch_to_scim(&dir, &org).await;
+    // 30,000 users behind the engine's back (no events): only a full sync adds them.
+    seed_users(&dir, 30_000).await;
     let (status, run) = admin(
         &dir,
         "POST",
@@ -600,18 +609,7 @@ async fn a_deactivation_during_a_full_reconcile_of_50000_members_is_never_undone
     let dir = Directory::new().await;
     let org = dir.org.clone();
     let db = dir.app.runtime.db.clone();
-    db.connection()
-        .execute_unprepared(&format!(
-            "INSERT INTO directory_users (id, connection_id, user_name, user_name_lower, external_id, display_name, \
-             active, email, resource, version, created_at, updated_at) \
-             SELECT gen_random_uuid(), '{conn}', 'u' || n || '@example.com', 'u' || n || '@example.com', 'e' || n, \
-             'User ' || n, TRUE, 'u' || n || '@example.com', \
-             jsonb_build_object('userName', 'u' || n || '@example.com', 'active', TRUE), 1, now(), now() \
-             FROM generate_series(1, 50000) AS n",
-            conn = dir.conn
-        ))
-        .await
-        .unwrap();
+    seed_users(&dir, 50_000).await;
     let target = dir.user("target@example.com").await;
     switch_to_scim(&dir, &org).await;
     let count = |email: &'static str| {
@@ -709,22 +707,15 @@ async fn a_deactivation_during_a_full_reconcile_of_50000_members_is_never_undone
 /// One writer per org: while another writer holds an org (here the test,
 /// standing in for a long reconcile), the IdP's changes wait instead of
 /// interleaving, a manual sync stays queued, and an admin's mode switch
-/// waits (10 s) and is then refused with 409 `sync-in-progress`. Once the holder lets go, everything
-/// that waited is applied.
+/// waits (10 s) and is then refused with 409 `sync-in-progress`. Once the
+/// holder lets go, everything that waited is applied.
 #[actix_web::test]
 async fn the_incremental_path_a_sync_job_and_an_admin_change_never_write_an_org_at_once() {
     use orgsync_domain::org::OrgId;
     use orgsync_domain::ports::SyncRunRepository;
     use time::Duration as Span;
 
-    let dir = Directory::on(
-        TestApp::spawn_with(|s| {
-            s.worker.lease = 2;
-            s.worker.sweep_every = 1;
-        })
-        .await,
-    )
-    .await;
+    let dir = with_lease(2).await;
     let org = dir.org.clone();
     dir.user("first@example.com").await;
     switch_to_scim(&dir, &org).await;

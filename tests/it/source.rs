@@ -8,23 +8,10 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::fixtures::{
-    admin, member_count, members_by_email, own_connection, switch_to_scim, users, wait_for_members,
+    admin, child, member_count, members_by_email, own_connection, switch_to_scim, users,
+    wait_for_members,
 };
 use crate::scim::Directory;
-
-/// A child of the directory's org named `slug` (manual mode); its id.
-async fn child(dir: &Directory, slug: &str) -> String {
-    let (status, child) = admin(
-        dir,
-        "POST",
-        &dir.org,
-        "/children",
-        Some(json!({"name": slug, "slug": slug})),
-    )
-    .await;
-    assert_eq!(status, 201, "{child}");
-    child["id"].as_str().unwrap().to_owned()
-}
 
 async fn push_user(dir: &Directory, conn: &str, token: &str, email: &str) {
     let (status, user) = dir

@@ -355,6 +355,33 @@ impl SyncService {
         Ok(relinks)
     }
 
+    /// How a plan an admin confirmed lands in the request itself: the
+    /// (conditional) member writes, then the org's cursor moves to the event
+    /// the plan reflects, then a finished run records it.
+    ///
+    /// # Errors
+    /// `PreconditionFailed` when a member changed since the plan (nothing is
+    /// applied), or infrastructure failures.
+    async fn apply_plan(
+        &self,
+        org: OrgId,
+        principal: &Principal,
+        kind: SyncKind,
+        (changes, current, position): (&ChangeSet, &[Member], Option<(ConnectionId, i64)>),
+        started: OffsetDateTime,
+    ) -> Result<SyncRun> {
+        self.apply(org, changes, current, &Actor::of(principal))
+            .await?;
+        if let Some((conn, seq)) = position {
+            self.ports
+                .members
+                .set_cursor(org, conn, seq, self.now())
+                .await?;
+        }
+        self.record(org, kind, SyncScope::Both, principal, changes, started)
+            .await
+    }
+
     /// Records a finished run for a change applied in the request itself.
     async fn record(
         &self,
@@ -472,21 +499,12 @@ impl SyncService {
         if mode != ProvisioningMode::Scim {
             return Ok((org, Applied { run: None }));
         }
-        self.apply(org.id, &preview.changes, &current, &Actor::of(principal))
-            .await?;
-        if let Some((conn, seq)) = position {
-            self.ports
-                .members
-                .set_cursor(org.id, conn, seq, self.now())
-                .await?;
-        }
         let run = self
-            .record(
+            .apply_plan(
                 org.id,
-                SyncKind::ModeChange,
-                SyncScope::Both,
                 principal,
-                &preview.changes,
+                SyncKind::ModeChange,
+                (&preview.changes, &current, position),
                 started,
             )
             .await?;
@@ -618,21 +636,12 @@ impl SyncService {
         if org.provisioning_mode != ProvisioningMode::Scim {
             return Ok(Applied { run: None });
         }
-        self.apply(org.id, &preview.changes, &current, &Actor::of(principal))
-            .await?;
-        if let Some((conn, seq)) = position {
-            self.ports
-                .members
-                .set_cursor(org.id, conn, seq, self.now())
-                .await?;
-        }
         let run = self
-            .record(
+            .apply_plan(
                 org.id,
-                SyncKind::MappingChange,
-                SyncScope::Both,
                 principal,
-                &preview.changes,
+                SyncKind::MappingChange,
+                (&preview.changes, &current, position),
                 started,
             )
             .await?;
@@ -1375,33 +1384,22 @@ impl SyncService {
             return Ok(None);
         }
         match self
-            .apply(org.id, &preview.changes, &current, &Actor::of(principal))
+            .apply_plan(
+                org.id,
+                principal,
+                SyncKind::SourceChange,
+                (&preview.changes, &current, position),
+                started,
+            )
             .await
         {
             Err(Error::PreconditionFailed(_)) => {
                 self.reconcile(org.id, SyncScope::Both, Actor::of(principal))
                     .await?;
-                return Ok(None);
+                Ok(None)
             }
-            other => other?,
+            other => other.map(Some),
         }
-        if let Some((conn, seq)) = position {
-            self.ports
-                .members
-                .set_cursor(org.id, conn, seq, self.now())
-                .await?;
-        }
-        let run = self
-            .record(
-                org.id,
-                SyncKind::SourceChange,
-                SyncScope::Both,
-                principal,
-                &preview.changes,
-                started,
-            )
-            .await?;
-        Ok(Some(run))
     }
 }
 

@@ -1,0 +1,79 @@
+//! One writer per org: the lease a job, the incremental path or an admin's
+//! change holds while it writes, and what a writer does when it lets go.
+
+use super::*;
+
+impl SyncService {
+    pub(super) async fn lock_org(
+        &self,
+        org: OrgId,
+        holder: &str,
+        wait: std::time::Duration,
+    ) -> Result<bool> {
+        let now = self.now();
+        // Longer than a job's lease: these holders do not heartbeat, and
+        // give the lease up explicitly; expiry only matters after a crash.
+        let lease = self
+            .ports
+            .jobs
+            .lease
+            .max(std::time::Duration::from_secs(60));
+        self.ports
+            .runs
+            .lock_org(org, holder, now, now + lease, wait)
+            .await
+    }
+
+    /// What a writer does once it has let `org` go: start the sync jobs it
+    /// kept waiting and, unless it was the incremental path itself, nudge the
+    /// directory so changes that arrived meanwhile are applied.
+    pub(super) async fn after_writing(&self, org: OrgId, nudge: bool) {
+        if let Ok(waiting) = self.ports.runs.queued_for_org(org).await {
+            for job in waiting {
+                let _ = self.publish_job(job).await;
+            }
+        }
+        if nudge {
+            let _ = self.nudge_if_behind(org).await;
+        }
+    }
+
+    /// Nudges the directory `org` draws on when it has events the org has
+    /// not applied (changes that arrived while the org was held).
+    pub(super) async fn nudge_if_behind(&self, org: OrgId) -> Result<()> {
+        let Some(conn) = self.ports.connections.drawing_connection(org).await? else {
+            return Ok(());
+        };
+        if let Some(applied) = self.ports.members.cursor(org, conn).await? {
+            if self.latest_seq(conn).await? > applied {
+                self.notify_directory_changed(conn).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs `work` (an admin's change to `org`'s members) as the org's only
+    /// writer.
+    ///
+    /// # Errors
+    /// `Conflict(SyncInProgress)` while another writer has the org; or `work`'s.
+    pub(in crate::service) async fn as_writer<T>(
+        &self,
+        org: OrgId,
+        work: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let holder = format!("admin:{}", Uuid::new_v4());
+        if !self.lock_org(org, &holder, ADMIN_WAIT).await? {
+            return Err(Error::conflict(
+                ConflictCode::SyncInProgress,
+                "a sync is changing this organization's members right now; retry in a few seconds",
+            ));
+        }
+        let result = work.await;
+        let released = self.ports.runs.unlock_org(org, &holder).await;
+        self.after_writing(org, true).await;
+        let value = result?;
+        released?;
+        Ok(value)
+    }
+}

@@ -84,6 +84,7 @@ impl Runtime {
                 orgs: org_repo,
                 connections: connection_repo.clone(),
                 directory: directory.clone(),
+                feed: directory.clone(),
                 members: Arc::new(SqlMembershipRepository::new(db.clone())),
                 runs: Arc::new(SqlSyncRunRepository::new(db.clone())),
                 protection: Arc::new(SqlDeletionProtection::new(db.clone())),

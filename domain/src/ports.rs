@@ -2,6 +2,7 @@
 //! them; every method that touches tenant data takes the org (or connection) first.
 
 mod audit_log;
+mod change_feed;
 mod clock;
 mod connection_repository;
 mod deletion_protection;
@@ -14,6 +15,7 @@ mod secrets;
 mod sync_run_repository;
 
 pub use audit_log::AuditLog;
+pub use change_feed::ChangeFeed;
 pub use clock::{Clock, SystemClock};
 pub use connection_repository::ConnectionRepository;
 pub use deletion_protection::DeletionProtection;

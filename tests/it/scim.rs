@@ -447,7 +447,7 @@ async fn group_members_change_by_filter_and_by_value_list_and_concurrent_adds_lo
 #[actix_web::test]
 async fn every_directory_change_is_an_ordered_event_with_the_entity_version() {
     use orgsync_domain::directory::{ChangeOp, ConnectionId, EntityKind};
-    use orgsync_domain::ports::DirectoryRepository;
+    use orgsync_domain::ports::ChangeFeed;
     let dir = Directory::new().await;
     let id = dir.user("dave@example.com").await;
     dir.scim(

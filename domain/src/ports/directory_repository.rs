@@ -1,12 +1,9 @@
-use std::collections::BTreeSet;
-
 use time::OffsetDateTime;
 
 use crate::directory::{
-    ChangeEvent, ConnectionId, GroupFields, GroupRecord, MemberRef, ResourceId, ScimQuery,
-    UserFields, UserRecord,
+    ConnectionId, GroupFields, GroupRecord, MemberRef, ResourceId, ScimQuery, UserFields,
+    UserRecord,
 };
-use crate::membership::DirectoryUser;
 use crate::scim::MemberChange;
 use crate::Result;
 
@@ -152,85 +149,4 @@ pub trait DirectoryRepository: Send + Sync {
         conn: ConnectionId,
         query: &ScimQuery,
     ) -> Result<Listed<GroupRecord>>;
-
-    /// The sequence number of the connection's latest change event (0: none),
-    /// after numbering everything committed so far.
-    ///
-    /// # Errors
-    /// Only infrastructure failures.
-    async fn latest_seq(&self, conn: ConnectionId) -> Result<i64>;
-
-    /// Change events with `seq < before`, newest first (the admin's feed).
-    ///
-    /// # Errors
-    /// Only infrastructure failures.
-    async fn events_before(
-        &self,
-        conn: ConnectionId,
-        before: i64,
-        limit: u64,
-    ) -> Result<Vec<ChangeEvent>>;
-
-    /// Change events with `seq > after`, oldest first.
-    ///
-    /// # Errors
-    /// Only infrastructure failures.
-    async fn events(&self, conn: ConnectionId, after: i64, limit: u64) -> Result<Vec<ChangeEvent>>;
-
-    /// Every user of the directory, by user id, with the groups among
-    /// `deciding` it belongs to (the groups a plan's mappings name; other
-    /// memberships decide nothing and are not read).
-    ///
-    /// # Errors
-    /// Only infrastructure failures.
-    async fn snapshot(
-        &self,
-        conn: ConnectionId,
-        deciding: &[ResourceId],
-    ) -> Result<Vec<(DirectoryUser, BTreeSet<ResourceId>)>>;
-
-    /// What a plan of `org` with group mappings on can touch: the users in any
-    /// of `role_groups`, plus the users linked to a member of `org`, each with
-    /// its groups among `deciding`. A store that cannot filter MAY return the
-    /// whole snapshot.
-    ///
-    /// # Errors
-    /// Only infrastructure failures.
-    async fn snapshot_for_org(
-        &self,
-        conn: ConnectionId,
-        org: crate::org::OrgId,
-        role_groups: &[ResourceId],
-        deciding: &[ResourceId],
-    ) -> Result<Vec<(DirectoryUser, BTreeSet<ResourceId>)>>;
-
-    /// The same for some users; ids with no user are left out.
-    ///
-    /// # Errors
-    /// Only infrastructure failures.
-    async fn snapshot_users(
-        &self,
-        conn: ConnectionId,
-        users: &[ResourceId],
-    ) -> Result<Vec<(DirectoryUser, BTreeSet<ResourceId>)>>;
-
-    /// Which of `groups` exist in the directory.
-    ///
-    /// # Errors
-    /// Only infrastructure failures.
-    async fn existing_groups(
-        &self,
-        conn: ConnectionId,
-        groups: &[ResourceId],
-    ) -> Result<Vec<ResourceId>>;
-
-    /// Which of `users` exist in the directory.
-    ///
-    /// # Errors
-    /// Only infrastructure failures.
-    async fn existing_users(
-        &self,
-        conn: ConnectionId,
-        users: &[ResourceId],
-    ) -> Result<Vec<ResourceId>>;
 }

@@ -309,7 +309,7 @@ impl MembersService {
         }
         let groups = match (conn, member.directory_user_id) {
             (Some(conn), Some(user)) => ports
-                .directory
+                .feed
                 .snapshot_users(conn, &[user])
                 .await?
                 .into_iter()

@@ -64,9 +64,9 @@ impl SyncService {
         let conn = ports.connections.drawing_connection(org.id).await?;
         let (latest, applied, lag) = match conn {
             Some(conn) if org.provisioning_mode == ProvisioningMode::Scim => {
-                let latest = ports.directory.latest_seq(conn).await?;
+                let latest = ports.feed.latest_seq(conn).await?;
                 let applied = ports.members.cursor(org.id, conn).await?.unwrap_or(0);
-                let oldest = ports.directory.events(conn, applied, 1).await?;
+                let oldest = ports.feed.events(conn, applied, 1).await?;
                 let lag = oldest.first().map_or(0.0, |e| {
                     (ports.clock.now() - e.occurred_at)
                         .as_seconds_f64()
@@ -245,7 +245,7 @@ impl SyncService {
     ) -> Result<Vec<ChangeEvent>> {
         self.owned_connection(principal, org, conn).await?;
         self.ports()
-            .directory
+            .feed
             .events_before(conn, before.unwrap_or(i64::MAX), limit)
             .await
     }

@@ -21,8 +21,8 @@ use crate::membership::{plan, plan_user, ChangeCounts, ChangeSet, Member, Member
 use crate::org::{OrgId, OrgKind, Organization, ProvisioningMode};
 use crate::page::{Page, PageRequest};
 use crate::ports::{
-    Clock, ConnectionRepository, DeletionProtection, DirectoryRepository, JobQueue, MemberWrites,
-    MembershipRepository, OrgRepository, SyncRunRepository, Task,
+    ChangeFeed, Clock, ConnectionRepository, DeletionProtection, DirectoryRepository, JobQueue,
+    MemberWrites, MembershipRepository, OrgRepository, SyncRunRepository, Task,
 };
 use crate::service::OrgService;
 use crate::sync::{
@@ -58,7 +58,10 @@ const EVENT_BATCH: u64 = 1_000;
 pub struct SyncPorts {
     pub orgs: Arc<dyn OrgRepository>,
     pub connections: Arc<dyn ConnectionRepository>,
+    /// The SCIM store's reads (the directory views).
     pub directory: Arc<dyn DirectoryRepository>,
+    /// The change log and snapshots sync plans from.
+    pub feed: Arc<dyn ChangeFeed>,
     pub members: Arc<dyn MembershipRepository>,
     pub runs: Arc<dyn SyncRunRepository>,
     pub protection: Arc<dyn DeletionProtection>,

@@ -65,11 +65,7 @@ impl SyncService {
             .await?;
         let mut stale_batches = 0;
         loop {
-            let events = self
-                .ports
-                .directory
-                .events(conn, cursor, EVENT_BATCH)
-                .await?;
+            let events = self.ports.feed.events(conn, cursor, EVENT_BATCH).await?;
             let Some(last) = events.last().map(|e| e.seq) else {
                 return Ok(());
             };
@@ -83,7 +79,7 @@ impl SyncService {
             let users: Vec<ResourceId> = users.into_iter().collect();
             let snapshot: HashMap<ResourceId, _> = self
                 .ports
-                .directory
+                .feed
                 .snapshot_users(conn, &users)
                 .await?
                 .into_iter()

@@ -73,11 +73,11 @@ impl SyncService {
         let snapshot = async {
             if policy.mappings.enabled {
                 self.ports
-                    .directory
+                    .feed
                     .snapshot_for_org(conn, org.id, &roles, &deciding)
                     .await
             } else {
-                self.ports.directory.snapshot(conn, &deciding).await
+                self.ports.feed.snapshot(conn, &deciding).await
             }
         };
         // Read side by side: the database answers one while this decodes the other.
@@ -90,7 +90,7 @@ impl SyncService {
                 current.iter().filter_map(|m| m.directory_user_id).collect();
             let here: HashSet<ResourceId> = self
                 .ports
-                .directory
+                .feed
                 .existing_users(conn, &linked)
                 .await?
                 .into_iter()
@@ -106,7 +106,7 @@ impl SyncService {
     }
 
     pub(super) async fn latest_seq(&self, conn: ConnectionId) -> Result<i64> {
-        self.ports.directory.latest_seq(conn).await
+        self.ports.feed.latest_seq(conn).await
     }
 
     /// Applies a change set: adds and updated members as complete rows,

@@ -116,7 +116,7 @@ impl SyncService {
             match self.ports.connections.drawing_connection(org.id).await? {
                 Some(conn) if !groups.is_empty() => self
                     .ports
-                    .directory
+                    .feed
                     .existing_groups(conn, &groups)
                     .await?
                     .into_iter()

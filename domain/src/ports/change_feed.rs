@@ -1,0 +1,93 @@
+use std::collections::BTreeSet;
+
+use crate::directory::{ChangeEvent, ConnectionId, ResourceId};
+use crate::membership::DirectoryUser;
+use crate::Result;
+
+/// What sync reads of a directory: its change log (numbered, in commit
+/// order) and snapshots of its users with the groups that decide anything.
+/// Read-only; the SCIM store ([`DirectoryRepository`](super::DirectoryRepository))
+/// writes it.
+#[async_trait::async_trait]
+pub trait ChangeFeed: Send + Sync {
+    /// The sequence number of the connection's latest change event (0: none),
+    /// after numbering everything committed so far.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn latest_seq(&self, conn: ConnectionId) -> Result<i64>;
+
+    /// Change events with `seq < before`, newest first (the admin's feed).
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn events_before(
+        &self,
+        conn: ConnectionId,
+        before: i64,
+        limit: u64,
+    ) -> Result<Vec<ChangeEvent>>;
+
+    /// Change events with `seq > after`, oldest first.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn events(&self, conn: ConnectionId, after: i64, limit: u64) -> Result<Vec<ChangeEvent>>;
+
+    /// Every user of the directory, by user id, with the groups among
+    /// `deciding` it belongs to (the groups a plan's mappings name; other
+    /// memberships decide nothing and are not read).
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn snapshot(
+        &self,
+        conn: ConnectionId,
+        deciding: &[ResourceId],
+    ) -> Result<Vec<(DirectoryUser, BTreeSet<ResourceId>)>>;
+
+    /// What a plan of `org` with group mappings on can touch: the users in any
+    /// of `role_groups`, plus the users linked to a member of `org`, each with
+    /// its groups among `deciding`. A store that cannot filter MAY return the
+    /// whole snapshot.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn snapshot_for_org(
+        &self,
+        conn: ConnectionId,
+        org: crate::org::OrgId,
+        role_groups: &[ResourceId],
+        deciding: &[ResourceId],
+    ) -> Result<Vec<(DirectoryUser, BTreeSet<ResourceId>)>>;
+
+    /// The same for some users; ids with no user are left out.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn snapshot_users(
+        &self,
+        conn: ConnectionId,
+        users: &[ResourceId],
+    ) -> Result<Vec<(DirectoryUser, BTreeSet<ResourceId>)>>;
+
+    /// Which of `groups` exist in the directory.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn existing_groups(
+        &self,
+        conn: ConnectionId,
+        groups: &[ResourceId],
+    ) -> Result<Vec<ResourceId>>;
+
+    /// Which of `users` exist in the directory.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn existing_users(
+        &self,
+        conn: ConnectionId,
+        users: &[ResourceId],
+    ) -> Result<Vec<ResourceId>>;
+}

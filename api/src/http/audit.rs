@@ -22,10 +22,6 @@ pub fn table() -> Routes {
     )
 }
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    table().register(cfg);
-}
-
 #[derive(Debug, Deserialize)]
 struct AuditQuery {
     limit: Option<u64>,

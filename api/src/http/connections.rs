@@ -67,10 +67,6 @@ pub fn table() -> Routes {
         )
 }
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    table().register(cfg);
-}
-
 #[derive(Debug, Serialize)]
 struct ConnectionView {
     id: Uuid,

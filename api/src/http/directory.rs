@@ -64,10 +64,6 @@ pub fn table() -> Routes {
         )
 }
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    table().register(cfg);
-}
-
 async fn org_status(
     state: web::Data<AppState>,
     Admin(principal): Admin,

@@ -41,10 +41,6 @@ pub fn table() -> Routes {
     )
 }
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    table().register(cfg);
-}
-
 /// Whether a request for the members list asks for CSV.
 pub fn wants_csv(req: &HttpRequest) -> bool {
     req.headers()

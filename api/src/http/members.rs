@@ -84,10 +84,6 @@ pub fn table() -> Routes {
         )
 }
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    table().register(cfg);
-}
-
 #[derive(Debug, Deserialize)]
 pub struct MembersQuery {
     // Not a flattened ListQuery: flattening makes the query parser see every value as a string.

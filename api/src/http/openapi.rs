@@ -11,27 +11,16 @@ use utoipa::openapi::{
     PathItem, PathsBuilder, Required, ResponseBuilder, ResponsesBuilder, Type,
 };
 
+use super::health;
 use super::routes::RouteDoc;
-use super::{
-    audit, connections, directory, export, health, members, orgs, protection, provisioning,
-};
 
 /// Every documented route: exactly the routes the app registers from the same tables.
 pub fn route_docs() -> Vec<RouteDoc> {
-    [
-        orgs::table(),
-        audit::table(),
-        connections::table(),
-        directory::table(),
-        export::table(),
-        members::table(),
-        provisioning::table(),
-        protection::table(),
-        health::table(),
-    ]
-    .iter()
-    .flat_map(super::routes::Routes::docs)
-    .collect()
+    super::admin_tables()
+        .iter()
+        .chain(std::iter::once(&health::table()))
+        .flat_map(super::routes::Routes::docs)
+        .collect()
 }
 
 fn http_method(method: &Method) -> HttpMethod {

@@ -57,10 +57,6 @@ pub fn table() -> Routes {
         )
 }
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    table().register(cfg);
-}
-
 #[derive(Debug, Serialize)]
 pub struct OrgView {
     pub id: Uuid,

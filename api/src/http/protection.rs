@@ -48,10 +48,6 @@ pub fn table() -> Routes {
         )
 }
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    table().register(cfg);
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ThresholdBody {

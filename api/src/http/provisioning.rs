@@ -92,10 +92,6 @@ pub fn table() -> Routes {
         )
 }
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    table().register(cfg);
-}
-
 #[derive(Debug, Serialize)]
 pub struct RunView {
     id: Uuid,

@@ -706,8 +706,8 @@ async fn a_deactivation_during_a_full_reconcile_of_50000_members_is_never_undone
 
 /// One writer per org: while another writer holds an org (here the test,
 /// standing in for a long reconcile), the IdP's changes wait instead of
-/// interleaving, a manual sync stays queued, and an admin's mode switch
-/// waits (10 s) and is then refused with 409 `sync-in-progress`. Once the
+/// interleaving, a manual sync stays queued, and an admin's mode switch or
+/// member edit waits (10 s) and is then refused with 409 `sync-in-progress`. Once the
 /// holder lets go, everything that waited is applied.
 #[actix_web::test]
 async fn the_incremental_path_a_sync_job_and_an_admin_change_never_write_an_org_at_once() {
@@ -758,19 +758,33 @@ async fn the_incremental_path_a_sync_job_and_an_admin_change_never_write_an_org_
     )
     .await;
     assert_eq!(status, 202, "{run}");
-    let (status, refused) = admin(
-        &dir,
-        "PUT",
-        &org,
-        "/provisioning",
-        Some(json!({"mode": "manual"})),
-    )
-    .await;
-    assert_eq!(status, 409, "{refused}");
-    assert_eq!(
-        refused["type"],
-        "https://orgsync.dev/problems/sync-in-progress"
+    let (_, page) = admin(&dir, "GET", &org, "/members", None).await;
+    let member = page["data"][0]["id"].as_str().unwrap().to_owned();
+    // Both wait out the same 10 s, side by side.
+    let member_path = format!("/members/{member}");
+    let ((status, refused), (edit_status, edit)) = futures::join!(
+        admin(
+            &dir,
+            "PUT",
+            &org,
+            "/provisioning",
+            Some(json!({"mode": "manual"})),
+        ),
+        admin(
+            &dir,
+            "PATCH",
+            &org,
+            &member_path,
+            Some(json!({"role": "admin"})),
+        )
     );
+    for (status, body) in [(status, &refused), (edit_status, &edit)] {
+        assert_eq!(status, 409, "{body}");
+        assert_eq!(
+            body["type"],
+            "https://orgsync.dev/problems/sync-in-progress"
+        );
+    }
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(member_count(&dir, &org).await, 1, "the IdP's change waited");
     let (_, waiting) = admin(

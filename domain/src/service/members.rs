@@ -211,11 +211,13 @@ impl MembersService {
         Ok(member)
     }
 
-    /// Changes a member by hand, refusing what the directory governs.
+    /// Changes a member by hand, refusing what the directory governs, as the
+    /// org's only writer (a sync changing the org's members goes first).
     ///
     /// # Errors
     /// `Conflict(GovernedByDirectory)` naming the mapping or attribute that
-    /// governs a field; `Invalid` for unknown roles or tiers; `NotFound`.
+    /// governs a field; `Invalid` for unknown roles or tiers; `NotFound`;
+    /// `Conflict(SyncInProgress)` when a sync holds the org too long.
     pub async fn update(
         &self,
         principal: &Principal,
@@ -224,6 +226,18 @@ impl MembersService {
         changes: MemberChanges,
     ) -> Result<Member> {
         let org = self.orgs.authorize(principal, org, Action::Write).await?;
+        self.sync
+            .as_writer(org.id, self.update_as_writer(principal, org, id, changes))
+            .await
+    }
+
+    async fn update_as_writer(
+        &self,
+        principal: &Principal,
+        org: Organization,
+        id: MemberId,
+        changes: MemberChanges,
+    ) -> Result<Member> {
         let mut member = self.find(org.id, id).await?;
         let before = serde_json::to_value(&member).ok();
         self.check_role_and_tier(
@@ -362,6 +376,17 @@ impl MembersService {
     /// SCIM mode (remove it in the IdP); `NotFound`.
     pub async fn delete(&self, principal: &Principal, org: OrgId, id: MemberId) -> Result<()> {
         let org = self.orgs.authorize(principal, org, Action::Write).await?;
+        self.sync
+            .as_writer(org.id, self.delete_as_writer(principal, org, id))
+            .await
+    }
+
+    async fn delete_as_writer(
+        &self,
+        principal: &Principal,
+        org: Organization,
+        id: MemberId,
+    ) -> Result<()> {
         let member = self.find(org.id, id).await?;
         if org.provisioning_mode == ProvisioningMode::Scim && member.directory_user_id.is_some() {
             return Err(governed(

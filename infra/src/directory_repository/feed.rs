@@ -79,13 +79,7 @@ impl ChangeFeed for SqlDirectoryRepository {
         .stream(self.db.connection())
         .await
         .map_err(db_err)?;
-        let mut out = Vec::new();
-        while let Some(row) = users.next().await {
-            let row = row.map_err(db_err)?;
-            let user_groups = groups.remove(&row.id).unwrap_or_default();
-            out.push((row.into_user(), user_groups));
-        }
-        Ok(out)
+        pair_with_groups(&mut users, groups).await
     }
 
     async fn snapshot_for_org(
@@ -150,13 +144,7 @@ impl ChangeFeed for SqlDirectoryRepository {
         .stream(self.db.connection())
         .await
         .map_err(db_err)?;
-        let mut out = Vec::new();
-        while let Some(row) = users.next().await {
-            let row = row.map_err(db_err)?;
-            let user_groups = groups_of.remove(&row.id).unwrap_or_default();
-            out.push((row.into_user(), user_groups));
-        }
-        Ok(out)
+        pair_with_groups(&mut users, groups_of).await
     }
 
     async fn snapshot_users(
@@ -417,4 +405,18 @@ fn join_groups(
             (u.into_user(), user_groups)
         })
         .collect()
+}
+
+/// Streams snapshot rows, pairing each user with its groups from `groups`.
+async fn pair_with_groups(
+    users: &mut (impl futures::Stream<Item = std::result::Result<SnapshotRow, sea_orm::DbErr>> + Unpin),
+    mut groups: HashMap<Uuid, BTreeSet<ResourceId>>,
+) -> Result<Vec<(DirectoryUser, BTreeSet<ResourceId>)>> {
+    let mut out = Vec::new();
+    while let Some(row) = users.next().await {
+        let row = row.map_err(db_err)?;
+        let user_groups = groups.remove(&row.id).unwrap_or_default();
+        out.push((row.into_user(), user_groups));
+    }
+    Ok(out)
 }

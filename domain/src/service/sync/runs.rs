@@ -175,14 +175,23 @@ impl SyncService {
         org: OrgId,
         id: Uuid,
     ) -> Result<(SyncRun, Vec<SyncJob>)> {
-        self.orgs.authorize(principal, org, Action::Read).await?;
-        let run = self
-            .ports
+        let run = self.find_run(principal, org, id, Action::Read).await?;
+        self.with_jobs(run, true).await
+    }
+
+    async fn find_run(
+        &self,
+        principal: &Principal,
+        org: OrgId,
+        id: Uuid,
+        action: Action,
+    ) -> Result<SyncRun> {
+        self.orgs.authorize(principal, org, action).await?;
+        self.ports
             .runs
             .find(org, id)
             .await?
-            .ok_or(Error::NotFound { entity: "sync run" })?;
-        self.with_jobs(run, true).await
+            .ok_or(Error::NotFound { entity: "sync run" })
     }
 
     /// Queues a run's failed jobs again.
@@ -195,13 +204,7 @@ impl SyncService {
         org: OrgId,
         id: Uuid,
     ) -> Result<(SyncRun, Vec<SyncJob>)> {
-        self.orgs.authorize(principal, org, Action::Write).await?;
-        let run = self
-            .ports
-            .runs
-            .find(org, id)
-            .await?
-            .ok_or(Error::NotFound { entity: "sync run" })?;
+        let run = self.find_run(principal, org, id, Action::Write).await?;
         for job in self.ports.runs.retry_failed(run.id, self.now()).await? {
             let _ = self.publish_job(job).await;
         }

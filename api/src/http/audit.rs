@@ -3,11 +3,9 @@
 use actix_web::http::Method;
 use actix_web::{web, HttpResponse};
 use orgsync_domain::audit::AuditFilter;
-use orgsync_domain::org::OrgId;
 use serde::Deserialize;
-use uuid::Uuid;
 
-use super::extract::{record_org, Admin};
+use super::extract::OrgCall;
 use super::problem::ApiError;
 use super::routes::Routes;
 use super::views::{ListQuery, ListView};
@@ -34,11 +32,9 @@ struct AuditQuery {
 
 async fn list(
     state: web::Data<AppState>,
-    Admin(principal): Admin,
-    org: web::Path<Uuid>,
+    OrgCall { principal, org }: OrgCall,
     query: web::Query<AuditQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    record_org(&org);
     let query = query.into_inner();
     let page = ListQuery {
         limit: query.limit,
@@ -50,9 +46,6 @@ async fn list(
         target_id: query.target,
         actor: query.actor,
     };
-    let entries = state
-        .orgs
-        .audit_log(&principal, OrgId(*org), &filter, page)
-        .await?;
+    let entries = state.orgs.audit_log(&principal, org, &filter, page).await?;
     Ok(HttpResponse::Ok().json(ListView::from_page(entries, Clone::clone)))
 }

@@ -2,14 +2,13 @@
 
 use actix_web::http::Method;
 use actix_web::{web, HttpResponse};
-use orgsync_domain::directory::{ConnectionId, EnterpriseConnection, ScimToken};
-use orgsync_domain::org::OrgId;
+use orgsync_domain::directory::{EnterpriseConnection, ScimToken};
 use orgsync_domain::service::SourceApplied;
 use orgsync_domain::sync::{OrgEffect, SourceChange};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::extract::{record_org, Admin};
+use super::extract::{ConnPath, OrgCall};
 use super::problem::ApiError;
 use super::routes::Routes;
 use super::views::{timestamp, ListQuery, ListView};
@@ -166,14 +165,12 @@ fn moved_view(applied: &[SourceApplied]) -> Vec<serde_json::Value> {
 
 async fn create(
     state: web::Data<AppState>,
-    Admin(principal): Admin,
-    org: web::Path<Uuid>,
+    OrgCall { principal, org }: OrgCall,
     body: web::Json<CreateConnection>,
 ) -> Result<HttpResponse, ApiError> {
-    record_org(&org);
     let c = state
         .connections
-        .create(&principal, OrgId(*org), &body.name)
+        .create(&principal, org, &body.name)
         .await?;
     tracing::info!(connection = %c.id, "enterprise connection created");
     Ok(HttpResponse::Created()
@@ -186,14 +183,12 @@ async fn create(
 
 async fn list(
     state: web::Data<AppState>,
-    Admin(principal): Admin,
-    org: web::Path<Uuid>,
+    OrgCall { principal, org }: OrgCall,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    record_org(&org);
     let page = state
         .connections
-        .list(&principal, OrgId(*org), query.page()?)
+        .list(&principal, org, query.page()?)
         .await?;
     let public_url = state.public_url.clone();
     Ok(HttpResponse::Ok().json(ListView::from_page(page, |c| view(c, &public_url, None))))
@@ -201,34 +196,24 @@ async fn list(
 
 async fn get(
     state: web::Data<AppState>,
-    Admin(principal): Admin,
-    path: web::Path<(Uuid, Uuid)>,
+    OrgCall { principal, org }: OrgCall,
+    path: web::Path<ConnPath>,
 ) -> Result<HttpResponse, ApiError> {
-    let (org, conn) = path.into_inner();
-    record_org(&org);
-    let c = state
-        .connections
-        .get(&principal, OrgId(org), ConnectionId(conn))
-        .await?;
+    let conn = path.conn;
+    let c = state.connections.get(&principal, org, conn).await?;
     Ok(HttpResponse::Ok().json(view(&c, &state.public_url, None)))
 }
 
 async fn delete(
     state: web::Data<AppState>,
-    Admin(principal): Admin,
-    path: web::Path<(Uuid, Uuid)>,
+    OrgCall { principal, org }: OrgCall,
+    path: web::Path<ConnPath>,
     query: web::Query<DeleteQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let (org, conn) = path.into_inner();
-    record_org(&org);
+    let conn = path.conn;
     let applied = state
         .connections
-        .delete(
-            &principal,
-            OrgId(org),
-            ConnectionId(conn),
-            query.confirm.as_deref(),
-        )
+        .delete(&principal, org, conn, query.confirm.as_deref())
         .await?;
     let moved = moved_view(&applied);
     tracing::info!(connection = %conn, moved_orgs = moved.len(), "enterprise connection deleted");
@@ -237,13 +222,12 @@ async fn delete(
 
 async fn impact(
     state: web::Data<AppState>,
-    Admin(principal): Admin,
-    path: web::Path<(Uuid, Uuid)>,
+    OrgCall { principal, org }: OrgCall,
+    path: web::Path<ConnPath>,
     query: web::Query<ImpactQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let (org, conn) = path.into_inner();
-    record_org(&org);
-    let connection_id = ConnectionId(conn);
+    let conn = path.conn;
+    let connection_id = conn;
     let change = match query.change {
         ChangeName::Delete => SourceChange::DeleteConnection { connection_id },
         ChangeName::EnableDirectorySync => SourceChange::EnableDirectorySync { connection_id },
@@ -251,7 +235,7 @@ async fn impact(
     };
     let plan = state
         .connections
-        .preview_source_change(&principal, OrgId(org), change)
+        .preview_source_change(&principal, org, change)
         .await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "confirmation": plan.confirmation,
@@ -266,21 +250,14 @@ async fn impact(
 
 async fn set_directory_sync(
     state: web::Data<AppState>,
-    Admin(principal): Admin,
-    path: web::Path<(Uuid, Uuid)>,
+    OrgCall { principal, org }: OrgCall,
+    path: web::Path<ConnPath>,
     body: web::Json<DirectorySync>,
 ) -> Result<HttpResponse, ApiError> {
-    let (org, conn) = path.into_inner();
-    record_org(&org);
+    let conn = path.conn;
     let changed = state
         .connections
-        .set_directory_sync(
-            &principal,
-            OrgId(org),
-            ConnectionId(conn),
-            body.enabled,
-            body.confirm.as_deref(),
-        )
+        .set_directory_sync(&principal, org, conn, body.enabled, body.confirm.as_deref())
         .await?;
     tracing::info!(connection = %conn, enabled = body.enabled, token_issued = changed.token.is_some(), "directory sync set");
     let v = view(
@@ -296,14 +273,13 @@ async fn set_directory_sync(
 
 async fn rotate_token(
     state: web::Data<AppState>,
-    Admin(principal): Admin,
-    path: web::Path<(Uuid, Uuid)>,
+    OrgCall { principal, org }: OrgCall,
+    path: web::Path<ConnPath>,
 ) -> Result<HttpResponse, ApiError> {
-    let (org, conn) = path.into_inner();
-    record_org(&org);
+    let conn = path.conn;
     let token = state
         .connections
-        .rotate_token(&principal, OrgId(org), ConnectionId(conn))
+        .rotate_token(&principal, org, conn)
         .await?;
     tracing::info!(connection = %conn, "SCIM token rotated");
     Ok(HttpResponse::Created().json(serde_json::json!({ "token": token.expose() })))
@@ -311,14 +287,13 @@ async fn rotate_token(
 
 async fn revoke_tokens(
     state: web::Data<AppState>,
-    Admin(principal): Admin,
-    path: web::Path<(Uuid, Uuid)>,
+    OrgCall { principal, org }: OrgCall,
+    path: web::Path<ConnPath>,
 ) -> Result<HttpResponse, ApiError> {
-    let (org, conn) = path.into_inner();
-    record_org(&org);
+    let conn = path.conn;
     state
         .connections
-        .revoke_tokens(&principal, OrgId(org), ConnectionId(conn))
+        .revoke_tokens(&principal, org, conn)
         .await?;
     tracing::info!(connection = %conn, "SCIM tokens revoked");
     Ok(HttpResponse::NoContent().finish())

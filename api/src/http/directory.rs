@@ -3,15 +3,13 @@
 
 use actix_web::http::Method;
 use actix_web::{web, HttpResponse};
-use orgsync_domain::directory::{ConnectionId, ScimQuery, SortKey, UserRecord};
-use orgsync_domain::org::OrgId;
+use orgsync_domain::directory::{ConnectionId, ResourceId, ScimQuery, SortKey, UserRecord};
 use orgsync_domain::scim::Filter;
 use orgsync_domain::Error;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use uuid::Uuid;
 
-use super::extract::{record_org, Admin};
+use super::extract::{ConnPath, OrgCall};
 use super::problem::ApiError;
 use super::routes::Routes;
 use super::views::timestamp;
@@ -66,24 +64,18 @@ pub fn table() -> Routes {
 
 async fn org_status(
     state: web::Data<AppState>,
-    Admin(principal): Admin,
-    org: web::Path<Uuid>,
+    OrgCall { principal, org }: OrgCall,
 ) -> Result<HttpResponse, ApiError> {
-    record_org(&org);
-    Ok(HttpResponse::Ok().json(state.sync.status(&principal, OrgId(*org)).await?))
+    Ok(HttpResponse::Ok().json(state.sync.status(&principal, org).await?))
 }
 
 async fn connection_status(
     state: web::Data<AppState>,
-    Admin(principal): Admin,
-    path: web::Path<(Uuid, Uuid)>,
+    OrgCall { principal, org }: OrgCall,
+    path: web::Path<ConnPath>,
 ) -> Result<HttpResponse, ApiError> {
-    let (org, conn) = path.into_inner();
-    record_org(&org);
-    let orgs = state
-        .sync
-        .connection_status(&principal, OrgId(org), ConnectionId(conn))
-        .await?;
+    let conn = path.conn;
+    let orgs = state.sync.connection_status(&principal, org, conn).await?;
     Ok(HttpResponse::Ok().json(json!({ "orgs": orgs })))
 }
 
@@ -148,12 +140,11 @@ fn user_summary(user: &UserRecord) -> Value {
 
 async fn users(
     state: web::Data<AppState>,
-    Admin(principal): Admin,
-    path: web::Path<(Uuid, Uuid)>,
+    OrgCall { principal, org }: OrgCall,
+    path: web::Path<ConnPath>,
     query: web::Query<UsersQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let (org, conn) = path.into_inner();
-    record_org(&org);
+    let conn = path.conn;
     let mut parts = Vec::new();
     if let Some(active) = query.active {
         parts.push(format!("active eq {active}"));
@@ -171,7 +162,7 @@ async fn users(
     .query(all_of(parts)?, SortKey::UserName)?;
     let listed = state
         .sync
-        .directory_users(&principal, OrgId(org), ConnectionId(conn), &scim)
+        .directory_users(&principal, org, conn, &scim)
         .await?;
     Ok(HttpResponse::Ok().json(json!({
         "total": listed.total,
@@ -182,14 +173,13 @@ async fn users(
 
 async fn user(
     state: web::Data<AppState>,
-    Admin(principal): Admin,
-    path: web::Path<(Uuid, Uuid, Uuid)>,
+    OrgCall { principal, org }: OrgCall,
+    path: web::Path<UserPath>,
 ) -> Result<HttpResponse, ApiError> {
-    let (org, conn, user) = path.into_inner();
-    record_org(&org);
+    let UserPath { conn, user } = path.into_inner();
     let (record, groups) = state
         .sync
-        .directory_user(&principal, OrgId(org), ConnectionId(conn), user)
+        .directory_user(&principal, org, conn, user)
         .await?;
     let groups: Vec<Value> = groups
         .iter()
@@ -201,6 +191,20 @@ async fn user(
     Ok(HttpResponse::Ok().json(summary))
 }
 
+/// `/connections/{conn}/directory/users/{user}`.
+#[derive(Debug, Deserialize)]
+struct UserPath {
+    conn: ConnectionId,
+    user: ResourceId,
+}
+
+/// `/connections/{conn}/directory/groups/{group}/members`.
+#[derive(Debug, Deserialize)]
+struct GroupPath {
+    conn: ConnectionId,
+    group: ResourceId,
+}
+
 #[derive(Debug, Deserialize)]
 struct GroupsQuery {
     display_name: Option<String>,
@@ -210,12 +214,11 @@ struct GroupsQuery {
 
 async fn groups(
     state: web::Data<AppState>,
-    Admin(principal): Admin,
-    path: web::Path<(Uuid, Uuid)>,
+    OrgCall { principal, org }: OrgCall,
+    path: web::Path<ConnPath>,
     query: web::Query<GroupsQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let (org, conn) = path.into_inner();
-    record_org(&org);
+    let conn = path.conn;
     let parts = query
         .display_name
         .iter()
@@ -228,7 +231,7 @@ async fn groups(
     .query(all_of(parts)?, SortKey::DisplayName)?;
     let listed = state
         .sync
-        .directory_groups(&principal, OrgId(org), ConnectionId(conn), &scim)
+        .directory_groups(&principal, org, conn, &scim)
         .await?;
     let data: Vec<Value> = listed
         .items
@@ -256,23 +259,15 @@ struct MembersQuery {
 
 async fn group_members(
     state: web::Data<AppState>,
-    Admin(principal): Admin,
-    path: web::Path<(Uuid, Uuid, Uuid)>,
+    OrgCall { principal, org }: OrgCall,
+    path: web::Path<GroupPath>,
     query: web::Query<MembersQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let (org, conn, group) = path.into_inner();
-    record_org(&org);
+    let GroupPath { conn, group } = path.into_inner();
     let limit = query.limit.unwrap_or(100).clamp(1, 1000);
     let members = state
         .sync
-        .directory_group_members(
-            &principal,
-            OrgId(org),
-            ConnectionId(conn),
-            group,
-            query.cursor.as_deref(),
-            limit,
-        )
+        .directory_group_members(&principal, org, conn, group, query.cursor.as_deref(), limit)
         .await?;
     let next_cursor = (members.len() as u64 == limit)
         .then(|| members.last().map(|m| m.value.clone()))
@@ -293,22 +288,15 @@ struct EventsQuery {
 
 async fn events(
     state: web::Data<AppState>,
-    Admin(principal): Admin,
-    path: web::Path<(Uuid, Uuid)>,
+    OrgCall { principal, org }: OrgCall,
+    path: web::Path<ConnPath>,
     query: web::Query<EventsQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let (org, conn) = path.into_inner();
-    record_org(&org);
+    let conn = path.conn;
     let limit = query.limit.unwrap_or(50).clamp(1, 500);
     let events = state
         .sync
-        .directory_events(
-            &principal,
-            OrgId(org),
-            ConnectionId(conn),
-            query.before,
-            limit,
-        )
+        .directory_events(&principal, org, conn, query.before, limit)
         .await?;
     let next = (events.len() as u64 == limit)
         .then(|| events.last().map(|e| e.seq))

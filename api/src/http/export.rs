@@ -5,11 +5,9 @@
 use actix_web::http::Method;
 use actix_web::web::Bytes;
 use actix_web::{web, HttpRequest, HttpResponse};
-use orgsync_domain::org::OrgId;
 use orgsync_domain::service::{ExportRow, MemberExport};
-use uuid::Uuid;
 
-use super::extract::{record_org, Admin};
+use super::extract::OrgCall;
 use super::members::MembersQuery;
 use super::problem::ApiError;
 use super::routes::Routes;
@@ -51,20 +49,18 @@ pub fn wants_csv(req: &HttpRequest) -> bool {
 
 pub async fn export(
     state: web::Data<AppState>,
-    Admin(principal): Admin,
-    org: web::Path<Uuid>,
+    OrgCall { principal, org }: OrgCall,
     query: web::Query<MembersQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    record_org(&org);
     let export = state
         .members
-        .export(&principal, OrgId(*org), query.filter()?)
+        .export(&principal, org, query.filter()?)
         .await?;
     Ok(HttpResponse::Ok()
         .content_type("text/csv; charset=utf-8")
         .insert_header((
             "content-disposition",
-            format!("attachment; filename=\"members-{}.csv\"", *org),
+            format!("attachment; filename=\"members-{}.csv\"", org.0),
         ))
         .streaming(rows(export)))
 }

@@ -1,4 +1,5 @@
-//! Extractors: the authenticated admin, and the span fields handlers add.
+//! Extractors: the authenticated admin, the organization an admin call is
+//! about, the other ids of admin paths, and the span fields handlers add.
 
 use std::future::{ready, Ready};
 
@@ -6,6 +7,10 @@ use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpRequest};
 use orgsync_domain::auth::Principal;
+use orgsync_domain::directory::ConnectionId;
+use orgsync_domain::membership::MemberId;
+use orgsync_domain::org::OrgId;
+use serde::Deserialize;
 
 use super::problem::ApiError;
 use crate::auth::AuthError;
@@ -47,4 +52,50 @@ fn authenticate(req: &HttpRequest) -> Result<Admin, ApiError> {
 /// Records the organization a request is about on the request's span.
 pub fn record_org(org: &uuid::Uuid) {
     tracing::Span::current().record("org_id", tracing::field::display(org));
+}
+
+/// An admin call about the organization the path's `{org}` names: the
+/// authenticated caller and that organization, already recorded on the
+/// request's span. Whether the caller may act on it is the use case's
+/// decision, because the action decides it (reading needs less than deleting).
+pub struct OrgCall {
+    pub principal: Principal,
+    pub org: OrgId,
+}
+
+impl FromRequest for OrgCall {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        ready(authenticate(req).and_then(|Admin(principal)| {
+            // An id that is not a UUID names no route, as for any other path.
+            let org = req
+                .match_info()
+                .get("org")
+                .and_then(|raw| raw.parse::<uuid::Uuid>().ok())
+                .map(OrgId)
+                .ok_or(ApiError::RouteNotFound)?;
+            record_org(&org.0);
+            Ok(Self { principal, org })
+        }))
+    }
+}
+
+/// The `{conn}` of a path under an organization.
+#[derive(Debug, Deserialize)]
+pub struct ConnPath {
+    pub conn: ConnectionId,
+}
+
+/// The `{member}` of a path under an organization.
+#[derive(Debug, Deserialize)]
+pub struct MemberPath {
+    pub member: MemberId,
+}
+
+/// The `{run}` of a path under an organization.
+#[derive(Debug, Deserialize)]
+pub struct RunPath {
+    pub run: uuid::Uuid,
 }

@@ -2,18 +2,14 @@
 
 use actix_web::http::Method;
 use actix_web::{web, HttpResponse};
-use orgsync_domain::directory::ConnectionId;
-use orgsync_domain::membership::{
-    AttributeDefinition, MemberId, MemberStatus, Role, SeatTier, SpendLimit,
-};
-use orgsync_domain::org::OrgId;
+use orgsync_domain::membership::{AttributeDefinition, MemberStatus, Role, SeatTier, SpendLimit};
 use orgsync_domain::service::{MemberChanges, NewMember};
 use orgsync_domain::sync::{CustomRole, MemberFilter};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
-use super::extract::{record_org, Admin};
+use super::extract::{ConnPath, MemberPath, OrgCall};
 use super::problem::ApiError;
 use super::routes::Routes;
 use super::views::{ListQuery, ListView};
@@ -128,18 +124,16 @@ impl MembersQuery {
 async fn list(
     req: actix_web::HttpRequest,
     state: web::Data<AppState>,
-    admin: Admin,
-    org: web::Path<Uuid>,
+    call: OrgCall,
     query: web::Query<MembersQuery>,
 ) -> Result<HttpResponse, ApiError> {
     if super::export::wants_csv(&req) {
-        return super::export::export(state, admin, org, query).await;
+        return super::export::export(state, call, query).await;
     }
-    let Admin(principal) = admin;
-    record_org(&org);
+    let OrgCall { principal, org } = call;
     let page = state
         .members
-        .list(&principal, OrgId(*org), &query.filter()?, query.page()?)
+        .list(&principal, org, &query.filter()?, query.page()?)
         .await?;
     Ok(HttpResponse::Ok().json(ListView::from_page(page, |m| m.clone())))
 }
@@ -162,17 +156,15 @@ fn default_role() -> Role {
 
 async fn create(
     state: web::Data<AppState>,
-    Admin(principal): Admin,
-    org: web::Path<Uuid>,
+    OrgCall { principal, org }: OrgCall,
     body: web::Json<CreateMember>,
 ) -> Result<HttpResponse, ApiError> {
-    record_org(&org);
     let body = body.into_inner();
     let member = state
         .members
         .create(
             &principal,
-            OrgId(*org),
+            org,
             NewMember {
                 email: body.email,
                 name: body.name,
@@ -192,15 +184,11 @@ async fn create(
 
 async fn get(
     state: web::Data<AppState>,
-    Admin(principal): Admin,
-    path: web::Path<(Uuid, Uuid)>,
+    OrgCall { principal, org }: OrgCall,
+    path: web::Path<MemberPath>,
 ) -> Result<HttpResponse, ApiError> {
-    let (org, member) = path.into_inner();
-    record_org(&org);
-    let member = state
-        .members
-        .get(&principal, OrgId(org), MemberId(member))
-        .await?;
+    let member = path.member;
+    let member = state.members.get(&principal, org, member).await?;
     Ok(HttpResponse::Ok().json(member))
 }
 
@@ -229,19 +217,18 @@ struct UpdateMember {
 
 async fn update(
     state: web::Data<AppState>,
-    Admin(principal): Admin,
-    path: web::Path<(Uuid, Uuid)>,
+    OrgCall { principal, org }: OrgCall,
+    path: web::Path<MemberPath>,
     body: web::Json<UpdateMember>,
 ) -> Result<HttpResponse, ApiError> {
-    let (org, member) = path.into_inner();
-    record_org(&org);
+    let member = path.member;
     let body = body.into_inner();
     let member = state
         .members
         .update(
             &principal,
-            OrgId(org),
-            MemberId(member),
+            org,
+            member,
             MemberChanges {
                 name: body.name,
                 role: body.role,
@@ -257,15 +244,11 @@ async fn update(
 
 async fn delete(
     state: web::Data<AppState>,
-    Admin(principal): Admin,
-    path: web::Path<(Uuid, Uuid)>,
+    OrgCall { principal, org }: OrgCall,
+    path: web::Path<MemberPath>,
 ) -> Result<HttpResponse, ApiError> {
-    let (org, member) = path.into_inner();
-    record_org(&org);
-    state
-        .members
-        .delete(&principal, OrgId(org), MemberId(member))
-        .await?;
+    let member = path.member;
+    state.members.delete(&principal, org, member).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -277,24 +260,20 @@ struct Roles {
 
 async fn roles(
     state: web::Data<AppState>,
-    Admin(principal): Admin,
-    org: web::Path<Uuid>,
+    OrgCall { principal, org }: OrgCall,
 ) -> Result<HttpResponse, ApiError> {
-    record_org(&org);
-    let roles = state.members.roles(&principal, OrgId(*org)).await?;
+    let roles = state.members.roles(&principal, org).await?;
     Ok(HttpResponse::Ok().json(json!({ "builtin": ["owner", "admin", "user"], "roles": roles })))
 }
 
 async fn save_roles(
     state: web::Data<AppState>,
-    Admin(principal): Admin,
-    org: web::Path<Uuid>,
+    OrgCall { principal, org }: OrgCall,
     body: web::Json<Roles>,
 ) -> Result<HttpResponse, ApiError> {
-    record_org(&org);
     let roles = state
         .members
-        .save_roles(&principal, OrgId(*org), body.into_inner().roles)
+        .save_roles(&principal, org, body.into_inner().roles)
         .await?;
     Ok(HttpResponse::Ok().json(json!({ "builtin": ["owner", "admin", "user"], "roles": roles })))
 }
@@ -307,24 +286,20 @@ struct SeatTiers {
 
 async fn seat_tiers(
     state: web::Data<AppState>,
-    Admin(principal): Admin,
-    org: web::Path<Uuid>,
+    OrgCall { principal, org }: OrgCall,
 ) -> Result<HttpResponse, ApiError> {
-    record_org(&org);
-    let tiers = state.members.seat_tiers(&principal, OrgId(*org)).await?;
+    let tiers = state.members.seat_tiers(&principal, org).await?;
     Ok(HttpResponse::Ok().json(json!({ "seat_tiers": tiers })))
 }
 
 async fn save_seat_tiers(
     state: web::Data<AppState>,
-    Admin(principal): Admin,
-    org: web::Path<Uuid>,
+    OrgCall { principal, org }: OrgCall,
     body: web::Json<SeatTiers>,
 ) -> Result<HttpResponse, ApiError> {
-    record_org(&org);
     let tiers = state
         .members
-        .save_seat_tiers(&principal, OrgId(*org), body.into_inner().seat_tiers)
+        .save_seat_tiers(&principal, org, body.into_inner().seat_tiers)
         .await?;
     Ok(HttpResponse::Ok().json(json!({ "seat_tiers": tiers })))
 }
@@ -337,34 +312,24 @@ struct Attributes {
 
 async fn attributes(
     state: web::Data<AppState>,
-    Admin(principal): Admin,
-    path: web::Path<(Uuid, Uuid)>,
+    OrgCall { principal, org }: OrgCall,
+    path: web::Path<ConnPath>,
 ) -> Result<HttpResponse, ApiError> {
-    let (org, conn) = path.into_inner();
-    record_org(&org);
-    let definitions = state
-        .members
-        .attributes(&principal, OrgId(org), ConnectionId(conn))
-        .await?;
+    let conn = path.conn;
+    let definitions = state.members.attributes(&principal, org, conn).await?;
     Ok(HttpResponse::Ok().json(json!({ "attributes": definitions })))
 }
 
 async fn save_attributes(
     state: web::Data<AppState>,
-    Admin(principal): Admin,
-    path: web::Path<(Uuid, Uuid)>,
+    OrgCall { principal, org }: OrgCall,
+    path: web::Path<ConnPath>,
     body: web::Json<Attributes>,
 ) -> Result<HttpResponse, ApiError> {
-    let (org, conn) = path.into_inner();
-    record_org(&org);
+    let conn = path.conn;
     let definitions = state
         .members
-        .save_attributes(
-            &principal,
-            OrgId(org),
-            ConnectionId(conn),
-            body.into_inner().attributes,
-        )
+        .save_attributes(&principal, org, conn, body.into_inner().attributes)
         .await?;
     Ok(HttpResponse::Ok().json(json!({ "attributes": definitions })))
 }

@@ -10,7 +10,7 @@ use orgsync_domain::Error;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::extract::{record_org, Admin};
+use super::extract::{record_org, Admin, OrgCall};
 use super::problem::ApiError;
 use super::routes::Routes;
 use super::views::{timestamp, ListQuery, ListView};
@@ -135,76 +135,61 @@ async fn create_root(
 
 async fn create_child(
     state: web::Data<AppState>,
-    Admin(principal): Admin,
-    parent: web::Path<Uuid>,
+    OrgCall {
+        principal,
+        org: parent,
+    }: OrgCall,
     body: web::Json<CreateOrg>,
 ) -> Result<HttpResponse, ApiError> {
-    record_org(&parent);
     let new = body.into_inner().parse()?;
-    let org = state
-        .orgs
-        .create_child(&principal, OrgId(*parent), new)
-        .await?;
+    let org = state.orgs.create_child(&principal, parent, new).await?;
     tracing::info!(org = %org.id, kind = org.kind.as_str(), "organization created");
     Ok(created(&org))
 }
 
 async fn get(
     state: web::Data<AppState>,
-    Admin(principal): Admin,
-    org: web::Path<Uuid>,
+    OrgCall { principal, org }: OrgCall,
 ) -> Result<HttpResponse, ApiError> {
-    record_org(&org);
-    let org = state.orgs.get(&principal, OrgId(*org)).await?;
+    let org = state.orgs.get(&principal, org).await?;
     Ok(HttpResponse::Ok().json(OrgView::from(&org)))
 }
 
 async fn update(
     state: web::Data<AppState>,
-    Admin(principal): Admin,
-    org: web::Path<Uuid>,
+    OrgCall { principal, org }: OrgCall,
     body: web::Json<UpdateOrg>,
 ) -> Result<HttpResponse, ApiError> {
-    record_org(&org);
     let changes = OrgChanges {
         name: body.name.as_deref().map(OrgName::parse).transpose()?,
     };
-    let org = state.orgs.update(&principal, OrgId(*org), changes).await?;
+    let org = state.orgs.update(&principal, org, changes).await?;
     Ok(HttpResponse::Ok().json(OrgView::from(&org)))
 }
 
 async fn delete(
     state: web::Data<AppState>,
-    Admin(principal): Admin,
-    org: web::Path<Uuid>,
+    OrgCall { principal, org }: OrgCall,
 ) -> Result<HttpResponse, ApiError> {
-    record_org(&org);
-    state.orgs.delete(&principal, OrgId(*org)).await?;
+    state.orgs.delete(&principal, org).await?;
     tracing::info!("organization deleted");
     Ok(HttpResponse::NoContent().finish())
 }
 
 async fn children(
     state: web::Data<AppState>,
-    Admin(principal): Admin,
-    org: web::Path<Uuid>,
+    OrgCall { principal, org }: OrgCall,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    record_org(&org);
-    let page = state
-        .orgs
-        .children(&principal, OrgId(*org), query.page()?)
-        .await?;
+    let page = state.orgs.children(&principal, org, query.page()?).await?;
     Ok(HttpResponse::Ok().json(ListView::from_page(page, |o| OrgView::from(o))))
 }
 
 async fn tree(
     state: web::Data<AppState>,
-    Admin(principal): Admin,
-    org: web::Path<Uuid>,
+    OrgCall { principal, org }: OrgCall,
 ) -> Result<HttpResponse, ApiError> {
-    record_org(&org);
-    let nodes = state.orgs.subtree(&principal, OrgId(*org)).await?;
+    let nodes = state.orgs.subtree(&principal, org).await?;
     let tree = nested_json(&nodes)
         .map_err(|e| Error::Internal(e.into()))?
         .ok_or(Error::NotFound {

@@ -3,13 +3,11 @@
 
 use actix_web::http::Method;
 use actix_web::{web, HttpResponse};
-use orgsync_domain::org::OrgId;
 use orgsync_domain::sync::DeletionThreshold;
 use serde::Deserialize;
 use serde_json::json;
-use uuid::Uuid;
 
-use super::extract::{record_org, Admin};
+use super::extract::OrgCall;
 use super::problem::ApiError;
 use super::routes::Routes;
 use crate::state::AppState;
@@ -65,29 +63,22 @@ fn threshold_view(threshold: DeletionThreshold) -> serde_json::Value {
 
 async fn get_threshold(
     state: web::Data<AppState>,
-    Admin(principal): Admin,
-    org: web::Path<Uuid>,
+    OrgCall { principal, org }: OrgCall,
 ) -> Result<HttpResponse, ApiError> {
-    record_org(&org);
-    let threshold = state
-        .sync
-        .deletion_threshold(&principal, OrgId(*org))
-        .await?;
+    let threshold = state.sync.deletion_threshold(&principal, org).await?;
     Ok(HttpResponse::Ok().json(threshold_view(threshold)))
 }
 
 async fn set_threshold(
     state: web::Data<AppState>,
-    Admin(principal): Admin,
-    org: web::Path<Uuid>,
+    OrgCall { principal, org }: OrgCall,
     body: web::Json<ThresholdBody>,
 ) -> Result<HttpResponse, ApiError> {
-    record_org(&org);
     let threshold = state
         .sync
         .set_deletion_threshold(
             &principal,
-            OrgId(*org),
+            org,
             DeletionThreshold {
                 max_removals: body.max_removals,
             },
@@ -98,11 +89,9 @@ async fn set_threshold(
 
 async fn get_held(
     state: web::Data<AppState>,
-    Admin(principal): Admin,
-    org: web::Path<Uuid>,
+    OrgCall { principal, org }: OrgCall,
 ) -> Result<HttpResponse, ApiError> {
-    record_org(&org);
-    let held = state.sync.held_removals(&principal, OrgId(*org)).await?;
+    let held = state.sync.held_removals(&principal, org).await?;
     Ok(HttpResponse::Ok().json(json!({
         "confirmation": held.confirmation,
         "source": held.source,
@@ -121,27 +110,20 @@ struct ConfirmBody {
 
 async fn confirm_held(
     state: web::Data<AppState>,
-    Admin(principal): Admin,
-    org: web::Path<Uuid>,
+    OrgCall { principal, org }: OrgCall,
     body: web::Json<ConfirmBody>,
 ) -> Result<HttpResponse, ApiError> {
-    record_org(&org);
     let applied = state
         .sync
-        .confirm_held_removals(&principal, OrgId(*org), &body.confirmation)
+        .confirm_held_removals(&principal, org, &body.confirmation)
         .await?;
     Ok(HttpResponse::Ok().json(json!({ "applied": applied })))
 }
 
 async fn reject_held(
     state: web::Data<AppState>,
-    Admin(principal): Admin,
-    org: web::Path<Uuid>,
+    OrgCall { principal, org }: OrgCall,
 ) -> Result<HttpResponse, ApiError> {
-    record_org(&org);
-    state
-        .sync
-        .reject_held_removals(&principal, OrgId(*org))
-        .await?;
+    state.sync.reject_held_removals(&principal, org).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -6,7 +6,7 @@ use actix_web::{web, HttpResponse};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use orgsync_domain::membership::{Deprovision, GroupMappings};
-use orgsync_domain::org::{OrgId, ProvisioningMode};
+use orgsync_domain::org::ProvisioningMode;
 use orgsync_domain::service::SyncRequest;
 use orgsync_domain::sync::{
     MembershipSettings, PreviewPage, RunStatus, SyncJob, SyncRun, SyncScope,
@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::extract::{record_org, Admin};
+use super::extract::{OrgCall, RunPath};
 use super::problem::ApiError;
 use super::routes::Routes;
 use super::views::{timestamp, ListQuery, ListView};
@@ -169,11 +169,9 @@ struct ModeRequest {
 
 async fn get_mode(
     state: web::Data<AppState>,
-    Admin(principal): Admin,
-    org: web::Path<Uuid>,
+    OrgCall { principal, org }: OrgCall,
 ) -> Result<HttpResponse, ApiError> {
-    record_org(&org);
-    let current = state.orgs.get(&principal, OrgId(*org)).await?;
+    let current = state.orgs.get(&principal, org).await?;
     Ok(HttpResponse::Ok().json(json!({ "mode": current.provisioning_mode })))
 }
 
@@ -223,30 +221,23 @@ fn preview_view(page: PreviewPage) -> serde_json::Value {
 
 async fn preview_mode(
     state: web::Data<AppState>,
-    Admin(principal): Admin,
-    org: web::Path<Uuid>,
+    OrgCall { principal, org }: OrgCall,
     body: web::Json<ModeRequest>,
     query: web::Query<PreviewQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    record_org(&org);
     let (offset, limit) = query.window(state.limits.preview_page)?;
-    let preview = state
-        .sync
-        .preview_mode(&principal, OrgId(*org), body.mode)
-        .await?;
+    let preview = state.sync.preview_mode(&principal, org, body.mode).await?;
     Ok(HttpResponse::Ok().json(preview_view(preview.page(offset, limit))))
 }
 
 async fn set_mode(
     state: web::Data<AppState>,
-    Admin(principal): Admin,
-    org: web::Path<Uuid>,
+    OrgCall { principal, org }: OrgCall,
     body: web::Json<ModeRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    record_org(&org);
     let (updated, applied) = state
         .sync
-        .set_mode(&principal, OrgId(*org), body.mode, body.confirm.as_deref())
+        .set_mode(&principal, org, body.mode, body.confirm.as_deref())
         .await?;
     tracing::info!(
         mode = updated.provisioning_mode.as_str(),
@@ -284,41 +275,35 @@ fn settings_view(settings: &MembershipSettings) -> serde_json::Value {
 
 async fn get_mappings(
     state: web::Data<AppState>,
-    Admin(principal): Admin,
-    org: web::Path<Uuid>,
+    OrgCall { principal, org }: OrgCall,
 ) -> Result<HttpResponse, ApiError> {
-    record_org(&org);
-    let settings = state.sync.settings(&principal, OrgId(*org)).await?;
+    let settings = state.sync.settings(&principal, org).await?;
     Ok(HttpResponse::Ok().json(settings_view(&settings)))
 }
 
 async fn preview_mappings(
     state: web::Data<AppState>,
-    Admin(principal): Admin,
-    org: web::Path<Uuid>,
+    OrgCall { principal, org }: OrgCall,
     body: web::Json<MappingsRequest>,
     query: web::Query<PreviewQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    record_org(&org);
     let (offset, limit) = query.window(state.limits.preview_page)?;
     let preview = state
         .sync
-        .preview_settings(&principal, OrgId(*org), &body.settings())
+        .preview_settings(&principal, org, &body.settings())
         .await?;
     Ok(HttpResponse::Ok().json(preview_view(preview.page(offset, limit))))
 }
 
 async fn save_mappings(
     state: web::Data<AppState>,
-    Admin(principal): Admin,
-    org: web::Path<Uuid>,
+    OrgCall { principal, org }: OrgCall,
     body: web::Json<MappingsRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    record_org(&org);
     let settings = body.settings();
     let applied = state
         .sync
-        .save_settings(&principal, OrgId(*org), &settings, body.confirm.as_deref())
+        .save_settings(&principal, org, &settings, body.confirm.as_deref())
         .await?;
     let mut view = settings_view(&settings);
     view["sync_run"] = json!(applied.run.as_ref().map(|r| RunView::of(r, false)));
@@ -350,14 +335,12 @@ fn sync_request(body: Option<web::Json<SyncBody>>) -> SyncRequest {
 
 async fn start_sync(
     state: web::Data<AppState>,
-    Admin(principal): Admin,
-    org: web::Path<Uuid>,
+    OrgCall { principal, org }: OrgCall,
     body: Option<web::Json<SyncBody>>,
 ) -> Result<HttpResponse, ApiError> {
-    record_org(&org);
     let (run, jobs) = state
         .sync
-        .start_sync(&principal, OrgId(*org), sync_request(body))
+        .start_sync(&principal, org, sync_request(body))
         .await?;
     tracing::info!(run = %run.id, orgs = jobs.len(), "sync queued");
     Ok(HttpResponse::Accepted()
@@ -370,16 +353,14 @@ async fn start_sync(
 
 async fn preview_sync(
     state: web::Data<AppState>,
-    Admin(principal): Admin,
-    org: web::Path<Uuid>,
+    OrgCall { principal, org }: OrgCall,
     body: Option<web::Json<SyncBody>>,
     query: web::Query<PreviewQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    record_org(&org);
     let (offset, limit) = query.window(state.limits.preview_page)?;
     let previews = state
         .sync
-        .preview_sync(&principal, OrgId(*org), sync_request(body))
+        .preview_sync(&principal, org, sync_request(body))
         .await?;
     let orgs: Vec<serde_json::Value> = previews
         .into_iter()
@@ -403,36 +384,29 @@ async fn preview_sync(
 
 async fn retry_sync(
     state: web::Data<AppState>,
-    Admin(principal): Admin,
-    path: web::Path<(Uuid, Uuid)>,
+    OrgCall { principal, org }: OrgCall,
+    path: web::Path<RunPath>,
 ) -> Result<HttpResponse, ApiError> {
-    let (org, run) = path.into_inner();
-    record_org(&org);
-    let (run, jobs) = state.sync.retry(&principal, OrgId(org), run).await?;
+    let run = path.run;
+    let (run, jobs) = state.sync.retry(&principal, org, run).await?;
     Ok(HttpResponse::Accepted().json(RunView::with_jobs(&run, jobs, false)))
 }
 
 async fn list_syncs(
     state: web::Data<AppState>,
-    Admin(principal): Admin,
-    org: web::Path<Uuid>,
+    OrgCall { principal, org }: OrgCall,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    record_org(&org);
-    let page = state
-        .sync
-        .runs(&principal, OrgId(*org), query.page()?)
-        .await?;
+    let page = state.sync.runs(&principal, org, query.page()?).await?;
     Ok(HttpResponse::Ok().json(ListView::from_page(page, |r| RunView::of(r, false))))
 }
 
 async fn get_sync(
     state: web::Data<AppState>,
-    Admin(principal): Admin,
-    path: web::Path<(Uuid, Uuid)>,
+    OrgCall { principal, org }: OrgCall,
+    path: web::Path<RunPath>,
 ) -> Result<HttpResponse, ApiError> {
-    let (org, run) = path.into_inner();
-    record_org(&org);
-    let (run, jobs) = state.sync.run(&principal, OrgId(org), run).await?;
+    let run = path.run;
+    let (run, jobs) = state.sync.run(&principal, org, run).await?;
     Ok(HttpResponse::Ok().json(RunView::with_jobs(&run, jobs, true)))
 }

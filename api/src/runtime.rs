@@ -10,7 +10,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use orgsync_domain::ports::{HealthCheck, JobQueue, SystemClock};
 use orgsync_domain::service::{
-    ConnectionService, JobPolicy, MembersService, OrgService, ScimService, SyncPorts, SyncService,
+    ConnectionService, JobPolicy, MemberPorts, MembersService, OrgService, ScimService, SyncPorts,
+    SyncService,
 };
 use orgsync_infra::worker::{Worker, WorkerSettings};
 use orgsync_infra::{
@@ -78,6 +79,7 @@ impl Runtime {
             settings.limits.token_cache_entries,
         ));
         let directory = Arc::new(SqlDirectoryRepository::new(db.clone()));
+        let members = Arc::new(SqlMembershipRepository::new(db.clone()));
         let sync = SyncService::new(
             orgs.clone(),
             SyncPorts {
@@ -85,7 +87,7 @@ impl Runtime {
                 connections: connection_repo.clone(),
                 directory: directory.clone(),
                 feed: directory.clone(),
-                members: Arc::new(SqlMembershipRepository::new(db.clone())),
+                members: members.clone(),
                 runs: Arc::new(SqlSyncRunRepository::new(db.clone())),
                 protection: Arc::new(SqlDeletionProtection::new(db.clone())),
                 queue: queue.clone(),
@@ -115,7 +117,17 @@ impl Runtime {
                 Duration::from_millis(20),
             )),
             sync: sync.clone(),
-            members: MembersService::new(orgs.clone(), sync),
+            members: MembersService::new(
+                orgs.clone(),
+                sync,
+                MemberPorts {
+                    members: members.clone(),
+                    connections: connection_repo.clone(),
+                    directory: directory.clone(),
+                    feed: directory.clone(),
+                    clock: clock.clone(),
+                },
+            ),
             public_url: settings.public_url(),
             metrics: Arc::new(crate::metrics::Metrics::new().context("defining metrics")?),
             db: db.clone(),

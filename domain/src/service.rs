@@ -10,7 +10,7 @@ mod status;
 mod sync;
 
 pub use connections::{ConnectionService, DirectorySyncChanged};
-pub use members::{ExportRow, MemberChanges, MemberExport, MembersService, NewMember};
+pub use members::{ExportRow, MemberChanges, MemberExport, MemberPorts, MembersService, NewMember};
 pub use orgs::{OrgChanges, OrgService};
 pub use scim::ScimService;
 pub use status::{RunSummary, SyncStatus};

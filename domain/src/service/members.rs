@@ -3,6 +3,8 @@
 //! members are owned by the directory, and fields that group mappings or
 //! attribute definitions govern cannot be changed here.
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
@@ -16,6 +18,9 @@ use crate::membership::{
 };
 use crate::org::{OrgId, Organization, ProvisioningMode};
 use crate::page::{Page, PageRequest};
+use crate::ports::{
+    ChangeFeed, Clock, ConnectionRepository, DirectoryRepository, MembershipRepository,
+};
 use crate::service::OrgService;
 use crate::sync::{CustomRole, MemberFilter};
 use crate::{Error, Result};
@@ -42,10 +47,32 @@ pub struct MemberChanges {
     pub status: Option<MemberStatus>,
 }
 
+mod catalog;
+mod export;
+
+pub use export::{ExportRow, MemberExport};
+
+/// What the members use cases read and write.
+#[derive(Clone)]
+pub struct MemberPorts {
+    pub members: Arc<dyn MembershipRepository>,
+    /// Which connection an org draws on, and whether a connection is the org's.
+    pub connections: Arc<dyn ConnectionRepository>,
+    /// The directory's groups, for filters and the export's group column.
+    pub directory: Arc<dyn DirectoryRepository>,
+    /// A directory user's groups as sync sees them, to tell which mapping
+    /// governs a member's role or tier.
+    pub feed: Arc<dyn ChangeFeed>,
+    pub clock: Arc<dyn Clock>,
+}
+
 #[derive(Clone)]
 pub struct MembersService {
     orgs: OrgService,
+    /// Edits by hand take the org's writer lease, as a sync does, so the two
+    /// never interleave.
     sync: SyncService,
+    ports: MemberPorts,
 }
 
 fn governed(detail: impl Into<String>) -> Error {
@@ -67,12 +94,12 @@ fn parse_email(raw: &str) -> Result<String> {
 }
 
 impl MembersService {
-    pub fn new(orgs: OrgService, sync: SyncService) -> Self {
-        Self { orgs, sync }
+    pub fn new(orgs: OrgService, sync: SyncService, ports: MemberPorts) -> Self {
+        Self { orgs, sync, ports }
     }
 
     fn now(&self) -> OffsetDateTime {
-        self.sync.ports().clock.now()
+        self.ports.clock.now()
     }
 
     /// # Errors
@@ -86,11 +113,7 @@ impl MembersService {
     ) -> Result<Page<Member>> {
         self.orgs.authorize(principal, org, Action::Read).await?;
         self.check_group_filter(org, filter).await?;
-        self.sync
-            .ports()
-            .members
-            .list_members(org, filter, page)
-            .await
+        self.ports.members.list_members(org, filter, page).await
     }
 
     /// A `group` filter names a group of the directory this org draws on;
@@ -100,7 +123,7 @@ impl MembersService {
         let Some(group) = filter.group else {
             return Ok(());
         };
-        let ports = self.sync.ports();
+        let ports = &self.ports;
         let found = match ports.connections.drawing_connection(org).await? {
             Some(conn) => ports.directory.find_group(conn, group).await?.is_some(),
             None => false,
@@ -123,8 +146,7 @@ impl MembersService {
     }
 
     async fn find(&self, org: OrgId, id: MemberId) -> Result<Member> {
-        self.sync
-            .ports()
+        self.ports
             .members
             .find_member(org, id)
             .await?
@@ -137,7 +159,7 @@ impl MembersService {
         role: Option<&Role>,
         tier: Option<&SeatTier>,
     ) -> Result<()> {
-        let members = &self.sync.ports().members;
+        let members = &self.ports.members;
         if let Some(role) = role.filter(|r| !r.is_builtin()) {
             if !members.roles(org).await?.iter().any(|r| &r.name == role) {
                 return Err(Error::invalid(
@@ -197,7 +219,7 @@ impl MembersService {
             created_at: now,
             updated_at: now,
         };
-        self.sync.ports().members.insert_member(&member).await?;
+        self.ports.members.insert_member(&member).await?;
         self.orgs
             .audit(
                 principal,
@@ -272,7 +294,7 @@ impl MembersService {
             }
         }
         member.updated_at = self.now();
-        self.sync.ports().members.update_member(&member).await?;
+        self.ports.members.update_member(&member).await?;
         self.orgs
             .audit(
                 principal,
@@ -292,7 +314,7 @@ impl MembersService {
         member: &Member,
         changes: &MemberChanges,
     ) -> Result<()> {
-        let ports = self.sync.ports();
+        let ports = &self.ports;
         let conn = ports.connections.drawing_connection(org.id).await?;
         if let (Some(conn), Some(metadata)) = (conn, &changes.public_metadata) {
             let synced = ports.members.attributes(conn).await?;
@@ -393,7 +415,7 @@ impl MembersService {
                 "this member comes from the directory; remove it there (or unassign it in the IdP)",
             ));
         }
-        self.sync.ports().members.delete_member(org.id, id).await?;
+        self.ports.members.delete_member(org.id, id).await?;
         self.orgs
             .audit(
                 principal,
@@ -409,315 +431,7 @@ impl MembersService {
     /// Whether at least one member matches `filter` (a removed role or tier still held).
     async fn anyone_matches(&self, org: OrgId, filter: &MemberFilter) -> Result<bool> {
         let page = PageRequest::new(None, Some(1))?;
-        let found = self
-            .sync
-            .ports()
-            .members
-            .list_members(org, filter, page)
-            .await?;
+        let found = self.ports.members.list_members(org, filter, page).await?;
         Ok(!found.items.is_empty())
-    }
-
-    /// # Errors
-    /// As `OrgService::authorize` with `Read`.
-    pub async fn roles(&self, principal: &Principal, org: OrgId) -> Result<Vec<CustomRole>> {
-        self.orgs.authorize(principal, org, Action::Read).await?;
-        self.sync.ports().members.roles(org).await
-    }
-
-    /// Replaces the org's custom roles.
-    ///
-    /// # Errors
-    /// `Invalid` for a bad or duplicate role, or removing a role that members
-    /// or group mappings still use.
-    pub async fn save_roles(
-        &self,
-        principal: &Principal,
-        org: OrgId,
-        roles: Vec<CustomRole>,
-    ) -> Result<Vec<CustomRole>> {
-        self.orgs.authorize(principal, org, Action::Write).await?;
-        let mut names = std::collections::HashSet::new();
-        for (i, role) in roles.iter().enumerate() {
-            role.validate(i)?;
-            if !names.insert(role.name.as_str().to_owned()) {
-                return Err(Error::invalid(format!("roles[{i}].name"), "listed twice"));
-            }
-        }
-        let ports = self.sync.ports();
-        let mappings = ports.members.settings(org).await?.mappings;
-        if let Some(m) = mappings
-            .roles
-            .iter()
-            .find(|m| !m.role.is_builtin() && !names.contains(m.role.as_str()))
-        {
-            return Err(Error::invalid(
-                "roles",
-                format!("role {} is used by a group mapping", m.role.as_str()),
-            ));
-        }
-        for old in ports.members.roles(org).await? {
-            if names.contains(old.name.as_str()) {
-                continue;
-            }
-            let filter = MemberFilter {
-                role: Some(old.name.clone()),
-                ..MemberFilter::default()
-            };
-            if self.anyone_matches(org, &filter).await? {
-                return Err(Error::invalid(
-                    "roles",
-                    format!("role {} is held by members", old.name.as_str()),
-                ));
-            }
-        }
-        let before = ports.members.roles(org).await?;
-        ports.members.save_roles(org, &roles).await?;
-        self.orgs
-            .audit(
-                principal,
-                org,
-                "roles.saved",
-                ("org", org.to_string()),
-                serde_json::to_value(&before).ok(),
-                serde_json::to_value(&roles).ok(),
-            )
-            .await?;
-        Ok(roles)
-    }
-
-    /// # Errors
-    /// As `OrgService::authorize` with `Read`.
-    pub async fn seat_tiers(&self, principal: &Principal, org: OrgId) -> Result<Vec<SeatTier>> {
-        self.orgs.authorize(principal, org, Action::Read).await?;
-        self.sync.ports().members.seat_tiers(org).await
-    }
-
-    /// Replaces the org's seat tiers.
-    ///
-    /// # Errors
-    /// `Invalid` for a duplicate, or removing a tier members or mappings use.
-    pub async fn save_seat_tiers(
-        &self,
-        principal: &Principal,
-        org: OrgId,
-        tiers: Vec<SeatTier>,
-    ) -> Result<Vec<SeatTier>> {
-        self.orgs.authorize(principal, org, Action::Write).await?;
-        let mut names = std::collections::HashSet::new();
-        for (i, tier) in tiers.iter().enumerate() {
-            if !names.insert(tier.as_str().to_owned()) {
-                return Err(Error::invalid(format!("seat_tiers[{i}]"), "listed twice"));
-            }
-        }
-        let ports = self.sync.ports();
-        let mappings = ports.members.settings(org).await?.mappings;
-        if let Some(m) = mappings
-            .seat_tiers
-            .iter()
-            .find(|m| !names.contains(m.tier.as_str()))
-        {
-            return Err(Error::invalid(
-                "seat_tiers",
-                format!("seat tier {} is used by a group mapping", m.tier.as_str()),
-            ));
-        }
-        for old in ports.members.seat_tiers(org).await? {
-            if names.contains(old.as_str()) {
-                continue;
-            }
-            let filter = MemberFilter {
-                seat_tier: Some(old.clone()),
-                ..MemberFilter::default()
-            };
-            if self.anyone_matches(org, &filter).await? {
-                return Err(Error::invalid(
-                    "seat_tiers",
-                    format!("seat tier {} is held by members", old.as_str()),
-                ));
-            }
-        }
-        let before = ports.members.seat_tiers(org).await?;
-        ports.members.save_seat_tiers(org, &tiers).await?;
-        self.orgs
-            .audit(
-                principal,
-                org,
-                "seat_tiers.saved",
-                ("org", org.to_string()),
-                serde_json::to_value(&before).ok(),
-                serde_json::to_value(&tiers).ok(),
-            )
-            .await?;
-        Ok(tiers)
-    }
-
-    async fn connection_of(
-        &self,
-        principal: &Principal,
-        org: OrgId,
-        conn: ConnectionId,
-        action: Action,
-    ) -> Result<()> {
-        self.orgs.authorize(principal, org, action).await?;
-        self.sync
-            .ports()
-            .connections
-            .find(org, conn)
-            .await?
-            .map(|_| ())
-            .ok_or(Error::NotFound {
-                entity: "connection",
-            })
-    }
-
-    /// # Errors
-    /// `NotFound` for a connection of another org, or as `authorize`.
-    pub async fn attributes(
-        &self,
-        principal: &Principal,
-        org: OrgId,
-        conn: ConnectionId,
-    ) -> Result<Vec<AttributeDefinition>> {
-        self.connection_of(principal, org, conn, Action::Read)
-            .await?;
-        self.sync.ports().members.attributes(conn).await
-    }
-
-    /// Replaces a connection's attribute definitions; they apply at the next sync.
-    ///
-    /// # Errors
-    /// `Invalid` for bad or duplicate keys or paths; as [`Self::attributes`].
-    pub async fn save_attributes(
-        &self,
-        principal: &Principal,
-        org: OrgId,
-        conn: ConnectionId,
-        definitions: Vec<AttributeDefinition>,
-    ) -> Result<Vec<AttributeDefinition>> {
-        self.connection_of(principal, org, conn, Action::Write)
-            .await?;
-        validate_attributes(&definitions)?;
-        let before = self.sync.ports().members.attributes(conn).await?;
-        self.sync
-            .ports()
-            .members
-            .save_attributes(conn, &definitions, self.now())
-            .await?;
-        self.orgs
-            .audit(
-                principal,
-                org,
-                "attributes.saved",
-                ("connection", conn.to_string()),
-                serde_json::to_value(&before).ok(),
-                serde_json::to_value(&definitions).ok(),
-            )
-            .await?;
-        Ok(definitions)
-    }
-}
-
-/// Pages through an org's members for an export, with each member's
-/// directory groups, in batches of any size: memory stays bounded by the
-/// batch, whatever the org's size.
-pub struct MemberExport {
-    sync: SyncService,
-    org: OrgId,
-    filter: MemberFilter,
-    conn: Option<ConnectionId>,
-    after: Option<uuid::Uuid>,
-    done: bool,
-    /// Keys of the synced custom attributes (one column each).
-    pub attribute_keys: Vec<String>,
-}
-
-/// One exported member and the display names of its directory groups.
-pub type ExportRow = (Member, Vec<String>);
-
-impl MemberExport {
-    /// The next batch, `None` once every member was returned.
-    ///
-    /// # Errors
-    /// Infrastructure failures.
-    pub async fn next_batch(&mut self, size: u64) -> Result<Option<Vec<ExportRow>>> {
-        if self.done {
-            return Ok(None);
-        }
-        let ports = self.sync.ports();
-        let page = ports
-            .members
-            .list_members(
-                self.org,
-                &self.filter,
-                PageRequest {
-                    after: self.after,
-                    limit: size,
-                },
-            )
-            .await?;
-        self.after = page.next_after;
-        self.done = page.next_after.is_none();
-        let users: Vec<crate::directory::ResourceId> = page
-            .items
-            .iter()
-            .filter_map(|m| m.directory_user_id)
-            .collect();
-        let mut groups: std::collections::HashMap<crate::directory::ResourceId, Vec<String>> =
-            std::collections::HashMap::new();
-        if let (Some(conn), false) = (self.conn, users.is_empty()) {
-            for (user, _, name) in ports.directory.groups_of(conn, &users).await? {
-                groups.entry(user).or_default().push(name);
-            }
-        }
-        let rows = page
-            .items
-            .into_iter()
-            .map(|m| {
-                let names = m
-                    .directory_user_id
-                    .and_then(|u| groups.remove(&u))
-                    .unwrap_or_default();
-                (m, names)
-            })
-            .collect();
-        Ok(Some(rows))
-    }
-}
-
-impl MembersService {
-    /// Starts an export of the members matching `filter`.
-    ///
-    /// # Errors
-    /// As `OrgService::authorize` with `Read`.
-    pub async fn export(
-        &self,
-        principal: &Principal,
-        org: OrgId,
-        filter: MemberFilter,
-    ) -> Result<MemberExport> {
-        self.orgs.authorize(principal, org, Action::Read).await?;
-        self.check_group_filter(org, &filter).await?;
-        let ports = self.sync.ports();
-        let conn = ports.connections.drawing_connection(org).await?;
-        let attribute_keys = match conn {
-            Some(conn) => ports
-                .members
-                .attributes(conn)
-                .await?
-                .into_iter()
-                .map(|d| d.key)
-                .collect(),
-            None => Vec::new(),
-        };
-        Ok(MemberExport {
-            sync: self.sync.clone(),
-            org,
-            filter,
-            conn,
-            after: None,
-            done: false,
-            attribute_keys,
-        })
     }
 }

@@ -1,0 +1,204 @@
+//! The org's catalogue members draw on: custom roles, seat tiers and a
+//! connection's attribute definitions. Removing an entry members or group
+//! mappings still use is refused, so nothing is orphaned.
+
+use super::*;
+
+impl MembersService {
+    /// # Errors
+    /// As `OrgService::authorize` with `Read`.
+    pub async fn roles(&self, principal: &Principal, org: OrgId) -> Result<Vec<CustomRole>> {
+        self.orgs.authorize(principal, org, Action::Read).await?;
+        self.ports.members.roles(org).await
+    }
+
+    /// Replaces the org's custom roles.
+    ///
+    /// # Errors
+    /// `Invalid` for a bad or duplicate role, or removing a role that members
+    /// or group mappings still use.
+    pub async fn save_roles(
+        &self,
+        principal: &Principal,
+        org: OrgId,
+        roles: Vec<CustomRole>,
+    ) -> Result<Vec<CustomRole>> {
+        self.orgs.authorize(principal, org, Action::Write).await?;
+        let mut names = std::collections::HashSet::new();
+        for (i, role) in roles.iter().enumerate() {
+            role.validate(i)?;
+            if !names.insert(role.name.as_str().to_owned()) {
+                return Err(Error::invalid(format!("roles[{i}].name"), "listed twice"));
+            }
+        }
+        let ports = &self.ports;
+        let mappings = ports.members.settings(org).await?.mappings;
+        if let Some(m) = mappings
+            .roles
+            .iter()
+            .find(|m| !m.role.is_builtin() && !names.contains(m.role.as_str()))
+        {
+            return Err(Error::invalid(
+                "roles",
+                format!("role {} is used by a group mapping", m.role.as_str()),
+            ));
+        }
+        for old in ports.members.roles(org).await? {
+            if names.contains(old.name.as_str()) {
+                continue;
+            }
+            let filter = MemberFilter {
+                role: Some(old.name.clone()),
+                ..MemberFilter::default()
+            };
+            if self.anyone_matches(org, &filter).await? {
+                return Err(Error::invalid(
+                    "roles",
+                    format!("role {} is held by members", old.name.as_str()),
+                ));
+            }
+        }
+        let before = ports.members.roles(org).await?;
+        ports.members.save_roles(org, &roles).await?;
+        self.orgs
+            .audit(
+                principal,
+                org,
+                "roles.saved",
+                ("org", org.to_string()),
+                serde_json::to_value(&before).ok(),
+                serde_json::to_value(&roles).ok(),
+            )
+            .await?;
+        Ok(roles)
+    }
+
+    /// # Errors
+    /// As `OrgService::authorize` with `Read`.
+    pub async fn seat_tiers(&self, principal: &Principal, org: OrgId) -> Result<Vec<SeatTier>> {
+        self.orgs.authorize(principal, org, Action::Read).await?;
+        self.ports.members.seat_tiers(org).await
+    }
+
+    /// Replaces the org's seat tiers.
+    ///
+    /// # Errors
+    /// `Invalid` for a duplicate, or removing a tier members or mappings use.
+    pub async fn save_seat_tiers(
+        &self,
+        principal: &Principal,
+        org: OrgId,
+        tiers: Vec<SeatTier>,
+    ) -> Result<Vec<SeatTier>> {
+        self.orgs.authorize(principal, org, Action::Write).await?;
+        let mut names = std::collections::HashSet::new();
+        for (i, tier) in tiers.iter().enumerate() {
+            if !names.insert(tier.as_str().to_owned()) {
+                return Err(Error::invalid(format!("seat_tiers[{i}]"), "listed twice"));
+            }
+        }
+        let ports = &self.ports;
+        let mappings = ports.members.settings(org).await?.mappings;
+        if let Some(m) = mappings
+            .seat_tiers
+            .iter()
+            .find(|m| !names.contains(m.tier.as_str()))
+        {
+            return Err(Error::invalid(
+                "seat_tiers",
+                format!("seat tier {} is used by a group mapping", m.tier.as_str()),
+            ));
+        }
+        for old in ports.members.seat_tiers(org).await? {
+            if names.contains(old.as_str()) {
+                continue;
+            }
+            let filter = MemberFilter {
+                seat_tier: Some(old.clone()),
+                ..MemberFilter::default()
+            };
+            if self.anyone_matches(org, &filter).await? {
+                return Err(Error::invalid(
+                    "seat_tiers",
+                    format!("seat tier {} is held by members", old.as_str()),
+                ));
+            }
+        }
+        let before = ports.members.seat_tiers(org).await?;
+        ports.members.save_seat_tiers(org, &tiers).await?;
+        self.orgs
+            .audit(
+                principal,
+                org,
+                "seat_tiers.saved",
+                ("org", org.to_string()),
+                serde_json::to_value(&before).ok(),
+                serde_json::to_value(&tiers).ok(),
+            )
+            .await?;
+        Ok(tiers)
+    }
+
+    async fn connection_of(
+        &self,
+        principal: &Principal,
+        org: OrgId,
+        conn: ConnectionId,
+        action: Action,
+    ) -> Result<()> {
+        self.orgs.authorize(principal, org, action).await?;
+        self.ports
+            .connections
+            .find(org, conn)
+            .await?
+            .map(|_| ())
+            .ok_or(Error::NotFound {
+                entity: "connection",
+            })
+    }
+
+    /// # Errors
+    /// `NotFound` for a connection of another org, or as `authorize`.
+    pub async fn attributes(
+        &self,
+        principal: &Principal,
+        org: OrgId,
+        conn: ConnectionId,
+    ) -> Result<Vec<AttributeDefinition>> {
+        self.connection_of(principal, org, conn, Action::Read)
+            .await?;
+        self.ports.members.attributes(conn).await
+    }
+
+    /// Replaces a connection's attribute definitions; they apply at the next sync.
+    ///
+    /// # Errors
+    /// `Invalid` for bad or duplicate keys or paths; as [`Self::attributes`].
+    pub async fn save_attributes(
+        &self,
+        principal: &Principal,
+        org: OrgId,
+        conn: ConnectionId,
+        definitions: Vec<AttributeDefinition>,
+    ) -> Result<Vec<AttributeDefinition>> {
+        self.connection_of(principal, org, conn, Action::Write)
+            .await?;
+        validate_attributes(&definitions)?;
+        let before = self.ports.members.attributes(conn).await?;
+        self.ports
+            .members
+            .save_attributes(conn, &definitions, self.now())
+            .await?;
+        self.orgs
+            .audit(
+                principal,
+                org,
+                "attributes.saved",
+                ("connection", conn.to_string()),
+                serde_json::to_value(&before).ok(),
+                serde_json::to_value(&definitions).ok(),
+            )
+            .await?;
+        Ok(definitions)
+    }
+}

@@ -3,7 +3,7 @@
 //! - [`db`]: connecting to PostgreSQL or SQLite, migrations, error classification.
 //! - [`entity`]: sea-orm entities; they never leave this crate.
 //! - [`org_repository`]: [`SqlOrgRepository`], the organization tree.
-//! - [`connection_repository`], [`directory_repository`]: enterprise connections, SCIM
+//! - [`connection_repository`], [`directory`]: enterprise connections, SCIM
 //!   tokens and the directory (users, groups, members, change events).
 //! - [`filter_sql`]: SCIM filters as SQL conditions.
 //! - [`membership_repository`], [`sync_run_repository`]: members, their settings, sync runs.
@@ -15,7 +15,7 @@ pub mod audit_log;
 pub mod connection_repository;
 pub mod db;
 pub mod deletion_protection_repository;
-pub mod directory_repository;
+pub mod directory;
 pub mod entity;
 pub mod filter_sql;
 pub mod membership_repository;
@@ -29,7 +29,7 @@ pub use audit_log::SqlAuditLog;
 pub use connection_repository::SqlConnectionRepository;
 pub use db::{Database, DatabaseHealth};
 pub use deletion_protection_repository::SqlDeletionProtection;
-pub use directory_repository::SqlDirectoryRepository;
+pub use directory::SqlDirectoryRepository;
 pub use membership_repository::SqlMembershipRepository;
 pub use org_repository::SqlOrgRepository;
 pub use queue::{LocalJobQueue, QueueHealth, RedisJobQueue};

@@ -1,18 +1,20 @@
-//! The change feed sync reads: the numbered change log and snapshots of
-//! users with the groups that decide anything, streamed row by row.
+//! What sync reads: the change feed (the log itself is read in `events`) and
+//! snapshots of users with the groups that decide anything, streamed row by
+//! row.
 
 use std::collections::{BTreeSet, HashMap};
 
 use futures::StreamExt;
-use orgsync_domain::directory::{ChangeEvent, ChangeOp, ConnectionId, EntityKind, ResourceId};
+use orgsync_domain::directory::{ChangeEvent, ConnectionId, ResourceId};
 use orgsync_domain::membership::DirectoryUser;
 use orgsync_domain::ports::ChangeFeed;
-use orgsync_domain::{Error, Result};
+use orgsync_domain::Result;
 use sea_orm::{DbBackend, FromQueryResult, Statement};
-use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{sequence_events, SqlDirectoryRepository, INSERT_BATCH};
+use super::events::sequence_events;
+use super::sql::INSERT_BATCH;
+use super::SqlDirectoryRepository;
 use crate::db::db_err;
 use crate::filter_sql::Sql;
 
@@ -72,14 +74,14 @@ impl ChangeFeed for SqlDirectoryRepository {
                 ))
                 .await?;
         }
-        let mut users = SnapshotRow::find_by_statement(self.stmt(
-            &format!("SELECT {SNAPSHOT_COLUMNS} FROM directory_users WHERE connection_id = $1 ORDER BY id"),
-            vec![conn.0.into()],
-        ))
-        .stream(self.db.connection())
+        self.pair_with_groups(
+            self.stmt(
+                &format!("SELECT {SNAPSHOT_COLUMNS} FROM directory_users WHERE connection_id = $1 ORDER BY id"),
+                vec![conn.0.into()],
+            ),
+            groups,
+        )
         .await
-        .map_err(db_err)?;
-        pair_with_groups(&mut users, groups).await
     }
 
     async fn snapshot_for_org(
@@ -132,19 +134,19 @@ impl ChangeFeed for SqlDirectoryRepository {
                 ))
                 .await?;
         }
-        let mut users = SnapshotRow::find_by_statement(self.stmt(
-            &format!(
-                "{candidates} SELECT {SNAPSHOT_COLUMNS} FROM directory_users WHERE connection_id = {conn_param} \
-                 AND id IN (SELECT v::uuid FROM candidates \
-                   WHERE v ~ '^[0-9a-fA-F]{{8}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{12}}$') \
-                 ORDER BY id"
+        self.pair_with_groups(
+            self.stmt(
+                &format!(
+                    "{candidates} SELECT {SNAPSHOT_COLUMNS} FROM directory_users WHERE connection_id = {conn_param} \
+                     AND id IN (SELECT v::uuid FROM candidates \
+                       WHERE v ~ '^[0-9a-fA-F]{{8}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{12}}$') \
+                     ORDER BY id"
+                ),
+                sql.values,
             ),
-            sql.values,
-        ))
-        .stream(self.db.connection())
+            groups_of,
+        )
         .await
-        .map_err(db_err)?;
-        pair_with_groups(&mut users, groups_of).await
     }
 
     async fn snapshot_users(
@@ -208,70 +210,6 @@ impl ChangeFeed for SqlDirectoryRepository {
 }
 
 impl SqlDirectoryRepository {
-    /// Numbers what is committed, then reads events by `position` (a
-    /// condition on `$2` and an order).
-    async fn read_events(
-        &self,
-        conn: ConnectionId,
-        position: &str,
-        bound: i64,
-        limit: u64,
-    ) -> Result<Vec<ChangeEvent>> {
-        sequence_events(self.db.connection(), conn).await?;
-        #[derive(FromQueryResult)]
-        struct Row {
-            seq: Option<i64>,
-            entity_kind: String,
-            entity_id: Uuid,
-            entity_version: i64,
-            op: String,
-            occurred_at: OffsetDateTime,
-        }
-        let rows = Row::find_by_statement(self.stmt(
-            &format!(
-                "SELECT seq, entity_kind, entity_id, entity_version, op, occurred_at FROM directory_events \
-                 WHERE connection_id = $1 AND seq IS NOT NULL AND {position} LIMIT $3"
-            ),
-            vec![conn.0.into(), bound.into(), i64::try_from(limit).unwrap_or(i64::MAX).into()],
-        ))
-        .all(self.db.connection())
-        .await
-        .map_err(db_err)?;
-        rows.into_iter()
-            .map(|r| {
-                let entity = match r.entity_kind.as_str() {
-                    "user" => EntityKind::User,
-                    "group" => EntityKind::Group,
-                    other => {
-                        return Err(Error::Internal(anyhow::anyhow!(
-                            "unknown entity kind {other}"
-                        )))
-                    }
-                };
-                let op = match r.op.as_str() {
-                    "created" => ChangeOp::Created,
-                    "updated" => ChangeOp::Updated,
-                    "deleted" => ChangeOp::Deleted,
-                    "members_changed" => ChangeOp::MembersChanged,
-                    other => {
-                        return Err(Error::Internal(anyhow::anyhow!(
-                            "unknown change op {other}"
-                        )))
-                    }
-                };
-                Ok(ChangeEvent {
-                    connection_id: conn,
-                    seq: r.seq.unwrap_or_default(),
-                    entity,
-                    entity_id: r.entity_id,
-                    entity_version: r.entity_version,
-                    op,
-                    occurred_at: r.occurred_at,
-                })
-            })
-            .collect()
-    }
-
     /// Whether `groups` hold well under half the directory's users.
     async fn selective(&self, conn: ConnectionId, groups: &[ResourceId]) -> Result<bool> {
         #[derive(FromQueryResult)]
@@ -321,6 +259,25 @@ impl SqlDirectoryRepository {
             }
         }
         Ok(groups)
+    }
+
+    /// Streams a snapshot query's users, pairing each with its groups from `groups`.
+    async fn pair_with_groups(
+        &self,
+        statement: Statement,
+        mut groups: HashMap<Uuid, BTreeSet<ResourceId>>,
+    ) -> Result<Vec<(DirectoryUser, BTreeSet<ResourceId>)>> {
+        let mut users = SnapshotRow::find_by_statement(statement)
+            .stream(self.db.connection())
+            .await
+            .map_err(db_err)?;
+        let mut out = Vec::new();
+        while let Some(row) = users.next().await {
+            let row = row.map_err(db_err)?;
+            let user_groups = groups.remove(&row.id).unwrap_or_default();
+            out.push((row.into_user(), user_groups));
+        }
+        Ok(out)
     }
 
     /// Which of `ids` are rows of `table` (a fixed table name) in the directory.
@@ -405,18 +362,4 @@ fn join_groups(
             (u.into_user(), user_groups)
         })
         .collect()
-}
-
-/// Streams snapshot rows, pairing each user with its groups from `groups`.
-async fn pair_with_groups(
-    users: &mut (impl futures::Stream<Item = std::result::Result<SnapshotRow, sea_orm::DbErr>> + Unpin),
-    mut groups: HashMap<Uuid, BTreeSet<ResourceId>>,
-) -> Result<Vec<(DirectoryUser, BTreeSet<ResourceId>)>> {
-    let mut out = Vec::new();
-    while let Some(row) = users.next().await {
-        let row = row.map_err(db_err)?;
-        let user_groups = groups.remove(&row.id).unwrap_or_default();
-        out.push((row.into_user(), user_groups));
-    }
-    Ok(out)
 }

@@ -1,0 +1,179 @@
+//! The change log. Every write appends its event in its own transaction (on
+//! PostgreSQL, often in its own statement); numbering happens later, in
+//! [`sequence_events`], so that writers never queue on a per-connection
+//! counter. Reading the numbered log lives here too, next to what it reads.
+
+use orgsync_domain::directory::{ChangeEvent, ChangeOp, ConnectionId, EntityKind};
+use orgsync_domain::{Error, Result};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, FromQueryResult, Statement,
+    TransactionTrait, Value,
+};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::SqlDirectoryRepository;
+use crate::db::db_err;
+
+/// Appends a change event in the writer's transaction. Its per-connection
+/// sequence number is assigned later by [`sequence_events`]: numbering at
+/// write time would lock the connection row until commit and serialise every
+/// write of a directory behind one disk flush.
+pub(super) async fn append_event(
+    txn: &DatabaseTransaction,
+    conn: ConnectionId,
+    entity: EntityKind,
+    entity_id: Uuid,
+    version: i64,
+    op: ChangeOp,
+    now: OffsetDateTime,
+) -> Result<()> {
+    txn.execute(Statement::from_sql_and_values(
+        txn.get_database_backend(),
+        EVENT_INSERT,
+        event_values(conn, entity, entity_id, version, op, now),
+    ))
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+const EVENT_INSERT: &str = "INSERT INTO directory_events (connection_id, entity_kind, entity_id, entity_version, op, occurred_at) \
+     VALUES ($1, $2, $3, $4, $5, $6)";
+
+fn event_values(
+    conn: ConnectionId,
+    entity: EntityKind,
+    entity_id: Uuid,
+    version: i64,
+    op: ChangeOp,
+    now: OffsetDateTime,
+) -> Vec<Value> {
+    vec![
+        conn.0.into(),
+        entity.as_str().into(),
+        entity_id.into(),
+        version.into(),
+        op.as_str().into(),
+        now.into(),
+    ]
+}
+
+/// `update` (an `UPDATE ... RETURNING columns`) with its event logged in the
+/// same statement, for PostgreSQL: one round trip and one commit instead of
+/// a transaction around two statements.
+pub(super) fn update_with_event(
+    update: &str,
+    columns: &str,
+    entity: EntityKind,
+    op: ChangeOp,
+    conn_param: &str,
+    now_param: &str,
+) -> String {
+    format!(
+        "WITH updated AS ({update}), \
+         logged AS (INSERT INTO directory_events (connection_id, entity_kind, entity_id, entity_version, op, occurred_at) \
+         SELECT {conn_param}, '{}', id, version, '{}', {now_param} FROM updated) \
+         SELECT {columns} FROM updated",
+        entity.as_str(),
+        op.as_str()
+    )
+}
+
+/// Numbers the connection's committed, unnumbered events in insertion order,
+/// continuing its sequence. Only this step takes the connection's row lock,
+/// once per batch; an event committed late simply gets a later number, and
+/// entity versions keep per-entity order regardless.
+pub async fn sequence_events(db: &DatabaseConnection, conn: ConnectionId) -> Result<()> {
+    let backend = db.get_database_backend();
+    let stmt = |sql: &str| Statement::from_sql_and_values(backend, sql, [conn.0.into()]);
+    let txn = db.begin().await.map_err(db_err)?;
+    // Taking the row lock first makes concurrent sequencers of one connection queue up.
+    txn.execute(stmt(
+        "UPDATE enterprise_connections SET event_seq = event_seq WHERE id = $1",
+    ))
+    .await
+    .map_err(db_err)?;
+    txn.execute(stmt(
+        "UPDATE directory_events SET seq = numbered.seq FROM \
+         (SELECT e.id, c.event_seq + ROW_NUMBER() OVER (ORDER BY e.id) AS seq \
+          FROM directory_events e JOIN enterprise_connections c ON c.id = e.connection_id \
+          WHERE e.connection_id = $1 AND e.seq IS NULL) AS numbered \
+         WHERE directory_events.id = numbered.id",
+    ))
+    .await
+    .map_err(db_err)?;
+    txn.execute(stmt(
+        "UPDATE enterprise_connections SET event_seq = \
+         COALESCE((SELECT MAX(seq) FROM directory_events WHERE connection_id = $1), event_seq) WHERE id = $1",
+    ))
+    .await
+    .map_err(db_err)?;
+    txn.commit().await.map_err(db_err)
+}
+
+impl SqlDirectoryRepository {
+    /// Numbers what is committed, then reads events by `position` (a
+    /// condition on `$2` and an order).
+    pub(super) async fn read_events(
+        &self,
+        conn: ConnectionId,
+        position: &str,
+        bound: i64,
+        limit: u64,
+    ) -> Result<Vec<ChangeEvent>> {
+        sequence_events(self.db.connection(), conn).await?;
+        #[derive(FromQueryResult)]
+        struct Row {
+            seq: Option<i64>,
+            entity_kind: String,
+            entity_id: Uuid,
+            entity_version: i64,
+            op: String,
+            occurred_at: OffsetDateTime,
+        }
+        let rows = Row::find_by_statement(self.stmt(
+            &format!(
+                "SELECT seq, entity_kind, entity_id, entity_version, op, occurred_at FROM directory_events \
+                 WHERE connection_id = $1 AND seq IS NOT NULL AND {position} LIMIT $3"
+            ),
+            vec![conn.0.into(), bound.into(), i64::try_from(limit).unwrap_or(i64::MAX).into()],
+        ))
+        .all(self.db.connection())
+        .await
+        .map_err(db_err)?;
+        rows.into_iter()
+            .map(|r| {
+                let entity = match r.entity_kind.as_str() {
+                    "user" => EntityKind::User,
+                    "group" => EntityKind::Group,
+                    other => {
+                        return Err(Error::Internal(anyhow::anyhow!(
+                            "unknown entity kind {other}"
+                        )))
+                    }
+                };
+                let op = match r.op.as_str() {
+                    "created" => ChangeOp::Created,
+                    "updated" => ChangeOp::Updated,
+                    "deleted" => ChangeOp::Deleted,
+                    "members_changed" => ChangeOp::MembersChanged,
+                    other => {
+                        return Err(Error::Internal(anyhow::anyhow!(
+                            "unknown change op {other}"
+                        )))
+                    }
+                };
+                Ok(ChangeEvent {
+                    connection_id: conn,
+                    seq: r.seq.unwrap_or_default(),
+                    entity,
+                    entity_id: r.entity_id,
+                    entity_version: r.entity_version,
+                    op,
+                    occurred_at: r.occurred_at,
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,184 @@
+//! Group members as rows. A group may hold tens of thousands of members, so
+//! they are added, removed and cleared with set-based statements in batches
+//! and never rewritten as a list; `member_count` is kept by delta or recount.
+
+use orgsync_domain::directory::{ConnectionId, MemberRef, ResourceId};
+use orgsync_domain::{Error, Result};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, FromQueryResult, Statement};
+use uuid::Uuid;
+
+use super::sql::INSERT_BATCH;
+use super::SqlDirectoryRepository;
+use crate::db::db_err;
+use crate::filter_sql::Sql;
+
+/// Inserts members (ignoring ones already there); returns how many were new.
+pub(super) async fn insert(
+    txn: &DatabaseTransaction,
+    conn: ConnectionId,
+    group: Uuid,
+    members: &[MemberRef],
+) -> Result<i64> {
+    let backend = txn.get_database_backend();
+    let mut added = 0;
+    for chunk in members.chunks(INSERT_BATCH) {
+        let mut sql = Sql::default();
+        let rows: Vec<String> = chunk
+            .iter()
+            .map(|m| {
+                format!(
+                    "({}, {}, {}, {}, {})",
+                    sql.bind(conn.0),
+                    sql.bind(group),
+                    sql.bind(m.value.clone()),
+                    sql.bind(m.kind.clone()),
+                    sql.bind(m.display.clone())
+                )
+            })
+            .collect();
+        let text = format!(
+            "INSERT INTO directory_group_members (connection_id, group_id, member_value, member_type, member_display) VALUES {} \
+             ON CONFLICT (group_id, member_value) DO NOTHING",
+            rows.join(", ")
+        );
+        let result = txn
+            .execute(Statement::from_sql_and_values(backend, text, sql.values))
+            .await
+            .map_err(|e| match e.sql_err() {
+                Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_)) => {
+                    Error::NotFound { entity: "group" }
+                }
+                _ => db_err(e),
+            })?;
+        added += i64::try_from(result.rows_affected()).unwrap_or(0);
+    }
+    Ok(added)
+}
+
+/// Removes the members with these values; returns how many there were.
+pub(super) async fn remove(
+    txn: &DatabaseTransaction,
+    group: Uuid,
+    values: &[String],
+) -> Result<i64> {
+    let backend = txn.get_database_backend();
+    let mut removed = 0;
+    for chunk in values.chunks(INSERT_BATCH) {
+        let mut sql = Sql::default();
+        let group_param = sql.bind(group);
+        let list: Vec<String> = chunk.iter().map(|v| sql.bind(v.clone())).collect();
+        let text = format!(
+            "DELETE FROM directory_group_members WHERE group_id = {group_param} AND member_value IN ({})",
+            list.join(", ")
+        );
+        let result = txn
+            .execute(Statement::from_sql_and_values(backend, text, sql.values))
+            .await
+            .map_err(db_err)?;
+        removed += i64::try_from(result.rows_affected()).unwrap_or(0);
+    }
+    Ok(removed)
+}
+
+pub(super) async fn clear(txn: &DatabaseTransaction, group: Uuid) -> Result<()> {
+    txn.execute(Statement::from_sql_and_values(
+        txn.get_database_backend(),
+        "DELETE FROM directory_group_members WHERE group_id = $1",
+        [group.into()],
+    ))
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+/// Sets `member_count` from the rows, after changes whose effect on the
+/// count is not known (a list rewritten, adds mixed with a clear).
+pub(super) async fn recount(txn: &DatabaseTransaction, group: Uuid) -> Result<()> {
+    txn.execute(Statement::from_sql_and_values(
+        txn.get_database_backend(),
+        "UPDATE directory_groups SET member_count = \
+         (SELECT COUNT(*) FROM directory_group_members WHERE group_id = $1) WHERE id = $1",
+        [group.into()],
+    ))
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+/// Members of a group in value order, strictly after `after`, at most `limit`.
+pub(super) async fn page(
+    repo: &SqlDirectoryRepository,
+    conn: ConnectionId,
+    group: ResourceId,
+    after: Option<&str>,
+    limit: u64,
+) -> Result<Vec<MemberRef>> {
+    #[derive(FromQueryResult)]
+    struct Row {
+        member_value: String,
+        member_type: Option<String>,
+        member_display: Option<String>,
+    }
+    let rows = Row::find_by_statement(repo.stmt(
+        "SELECT member_value, member_type, member_display FROM directory_group_members \
+         WHERE connection_id = $1 AND group_id = $2 AND member_value > $3 ORDER BY member_value LIMIT $4",
+        vec![
+            conn.0.into(),
+            group.into(),
+            after.unwrap_or("").to_owned().into(),
+            i64::try_from(limit).unwrap_or(i64::MAX).into(),
+        ],
+    ))
+    .all(repo.db.connection())
+    .await
+    .map_err(db_err)?;
+    Ok(rows
+        .into_iter()
+        .map(|r| MemberRef {
+            value: r.member_value,
+            kind: r.member_type,
+            display: r.member_display,
+        })
+        .collect())
+}
+
+/// The groups each of `users` is a direct member of: `(user, group id, group displayName)`.
+pub(super) async fn groups_of(
+    repo: &SqlDirectoryRepository,
+    conn: ConnectionId,
+    users: &[ResourceId],
+) -> Result<Vec<(ResourceId, ResourceId, String)>> {
+    if users.is_empty() {
+        return Ok(Vec::new());
+    }
+    #[derive(FromQueryResult)]
+    struct Row {
+        member_value: String,
+        id: Uuid,
+        display_name: String,
+    }
+    let mut out = Vec::new();
+    for chunk in users.chunks(INSERT_BATCH) {
+        let mut sql = Sql::default();
+        let conn_param = sql.bind(conn.0);
+        let list: Vec<String> = chunk.iter().map(|u| sql.bind(u.to_string())).collect();
+        let rows = Row::find_by_statement(repo.stmt(
+            &format!(
+                "SELECT m.member_value, g.id, g.display_name FROM directory_group_members m \
+                 JOIN directory_groups g ON g.id = m.group_id \
+                 WHERE m.connection_id = {conn_param} AND m.member_value IN ({}) ORDER BY g.display_name_lower, g.id",
+                list.join(", ")
+            ),
+            sql.values,
+        ))
+        .all(repo.db.connection())
+        .await
+        .map_err(db_err)?;
+        out.extend(rows.into_iter().filter_map(|r| {
+            Uuid::parse_str(&r.member_value)
+                .ok()
+                .map(|user| (user, r.id, r.display_name))
+        }));
+    }
+    Ok(out)
+}

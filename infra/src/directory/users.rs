@@ -1,0 +1,198 @@
+//! SCIM writes of users. On PostgreSQL a create or replace carries its event
+//! in the same statement (one round trip, one commit). A delete keeps the
+//! user's externalId as a tombstone, for relinking, and takes the user out of
+//! every group, in one transaction.
+
+use orgsync_domain::directory::{
+    ChangeOp, ConnectionId, EntityKind, ResourceId, UserFields, UserRecord,
+};
+use orgsync_domain::Result;
+use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, TransactionTrait};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::events::{append_event, update_with_event};
+use super::sql::{StoredRow, UserRow, USER_COLUMNS};
+use super::SqlDirectoryRepository;
+use crate::db::{db_err, sql_err};
+use crate::filter_sql::Sql;
+
+const USER_NAME_TAKEN: &str = "userName is already taken in this directory";
+
+pub(super) async fn create(
+    repo: &SqlDirectoryRepository,
+    conn: ConnectionId,
+    f: &UserFields,
+    now: OffsetDateTime,
+) -> Result<UserRecord> {
+    let id = Uuid::now_v7();
+    let insert = "INSERT INTO directory_users (id, connection_id, user_name, user_name_lower, external_id, display_name, \
+         active, email, resource, version, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10, $10)";
+    let values = vec![
+        id.into(),
+        conn.0.into(),
+        f.user_name.clone().into(),
+        f.user_name.to_lowercase().into(),
+        f.external_id.clone().into(),
+        f.display_name.clone().into(),
+        f.active.into(),
+        f.email.clone().into(),
+        f.resource.clone().into(),
+        now.into(),
+    ];
+    if repo.backend() == DbBackend::Postgres {
+        // One statement, one round trip: the user and its event commit together.
+        let text = format!(
+            "WITH created AS ({insert} RETURNING id, connection_id) \
+             INSERT INTO directory_events (connection_id, entity_kind, entity_id, entity_version, op, occurred_at) \
+             SELECT connection_id, 'user', id, 1, 'created', $10 FROM created"
+        );
+        repo.db
+            .connection()
+            .execute(repo.stmt(&text, values))
+            .await
+            .map_err(|e| sql_err(e, USER_NAME_TAKEN))?;
+    } else {
+        let txn = repo.db.connection().begin().await.map_err(db_err)?;
+        txn.execute(repo.stmt(insert, values))
+            .await
+            .map_err(|e| sql_err(e, USER_NAME_TAKEN))?;
+        append_event(&txn, conn, EntityKind::User, id, 1, ChangeOp::Created, now).await?;
+        txn.commit().await.map_err(db_err)?;
+    }
+    Ok(UserRecord {
+        id,
+        connection_id: conn,
+        fields: f.clone(),
+        version: 1,
+        created_at: now,
+        updated_at: now,
+    })
+}
+
+pub(super) async fn replace(
+    repo: &SqlDirectoryRepository,
+    conn: ConnectionId,
+    id: ResourceId,
+    f: &UserFields,
+    expected_version: Option<i64>,
+    now: OffsetDateTime,
+) -> Result<UserRecord> {
+    let mut sql = Sql::default();
+    let mut text = format!(
+        "UPDATE directory_users SET user_name = {}, user_name_lower = {}, external_id = {}, display_name = {}, \
+         active = {}, email = {}, resource = {}, version = version + 1, updated_at = {} \
+         WHERE connection_id = {} AND id = {}",
+        sql.bind(f.user_name.clone()),
+        sql.bind(f.user_name.to_lowercase()),
+        sql.bind(f.external_id.clone()),
+        sql.bind(f.display_name.clone()),
+        sql.bind(f.active),
+        sql.bind(f.email.clone()),
+        sql.bind(f.resource.clone()),
+        sql.bind(now),
+        sql.bind(conn.0),
+        sql.bind(id),
+    );
+    if let Some(v) = expected_version {
+        text.push_str(&format!(" AND version = {}", sql.bind(v)));
+    }
+    text.push_str(&format!(" RETURNING {USER_COLUMNS}"));
+    if repo.backend() == DbBackend::Postgres {
+        let now_param = sql.bind(now);
+        let conn_param = sql.bind(conn.0);
+        let text = update_with_event(
+            &text,
+            USER_COLUMNS,
+            EntityKind::User,
+            ChangeOp::Updated,
+            &conn_param,
+            &now_param,
+        );
+        let row = UserRow::find_by_statement(repo.stmt(&text, sql.values))
+            .one(repo.db.connection())
+            .await
+            .map_err(|e| sql_err(e, USER_NAME_TAKEN))?;
+        return match row {
+            Some(row) => Ok(row.into_record(conn)),
+            None => {
+                let txn = repo.db.connection().begin().await.map_err(db_err)?;
+                Err(repo.missing_or_stale::<UserRow>(&txn, conn, id).await)
+            }
+        };
+    }
+    let txn = repo.db.connection().begin().await.map_err(db_err)?;
+    let row = UserRow::find_by_statement(repo.stmt(&text, sql.values))
+        .one(&txn)
+        .await
+        .map_err(|e| sql_err(e, USER_NAME_TAKEN))?;
+    let Some(row) = row else {
+        return Err(repo.missing_or_stale::<UserRow>(&txn, conn, id).await);
+    };
+    let record = row.into_record(conn);
+    append_event(
+        &txn,
+        conn,
+        EntityKind::User,
+        id,
+        record.version,
+        ChangeOp::Updated,
+        now,
+    )
+    .await?;
+    txn.commit().await.map_err(db_err)?;
+    Ok(record)
+}
+
+pub(super) async fn delete(
+    repo: &SqlDirectoryRepository,
+    conn: ConnectionId,
+    id: ResourceId,
+    expected_version: Option<i64>,
+    now: OffsetDateTime,
+) -> Result<()> {
+    let txn = repo.db.connection().begin().await.map_err(db_err)?;
+    // Its externalId outlives it for a while: an IdP that deletes and
+    // re-creates a person gets the same member back (relink).
+    txn.execute(repo.stmt(
+        "INSERT INTO directory_user_tombstones (connection_id, user_id, external_id, deleted_at) \
+         SELECT connection_id, id, external_id, $3 FROM directory_users \
+         WHERE connection_id = $1 AND id = $2 AND external_id IS NOT NULL \
+         ON CONFLICT (connection_id, user_id) DO UPDATE SET external_id = excluded.external_id, \
+         deleted_at = excluded.deleted_at",
+        vec![conn.0.into(), id.into(), now.into()],
+    ))
+    .await
+    .map_err(db_err)?;
+    let deleted_version = repo
+        .delete_versioned::<UserRow>(&txn, conn, id, expected_version)
+        .await?;
+    // The user leaves every group it was in: set-based, whatever the number of groups.
+    let member = id.to_string();
+    txn.execute(repo.stmt(
+        "UPDATE directory_groups SET member_count = member_count - 1, version = version + 1, updated_at = $3 \
+         WHERE connection_id = $1 AND id IN \
+         (SELECT group_id FROM directory_group_members WHERE connection_id = $1 AND member_value = $2)",
+        vec![conn.0.into(), member.clone().into(), now.into()],
+    ))
+    .await
+    .map_err(db_err)?;
+    txn.execute(repo.stmt(
+        "DELETE FROM directory_group_members WHERE connection_id = $1 AND member_value = $2",
+        vec![conn.0.into(), member.into()],
+    ))
+    .await
+    .map_err(db_err)?;
+    append_event(
+        &txn,
+        conn,
+        EntityKind::User,
+        id,
+        deleted_version + 1,
+        ChangeOp::Deleted,
+        now,
+    )
+    .await?;
+    txn.commit().await.map_err(db_err)
+}

@@ -19,7 +19,7 @@ pub use change_feed::ChangeFeed;
 pub use clock::{Clock, SystemClock};
 pub use connection_repository::ConnectionRepository;
 pub use deletion_protection::DeletionProtection;
-pub use directory_repository::{DirectoryRepository, Listed};
+pub use directory_repository::{DirectoryRepository, GroupGuard, Listed};
 pub use health::HealthCheck;
 pub use membership_repository::{MemberWrites, MembershipRepository};
 pub use org_repository::OrgRepository;

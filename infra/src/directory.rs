@@ -16,7 +16,7 @@ use orgsync_domain::directory::{
     ConnectionId, GroupFields, GroupRecord, MemberRef, ResourceId, ScimQuery, UserFields,
     UserRecord,
 };
-use orgsync_domain::ports::{DirectoryRepository, Listed};
+use orgsync_domain::ports::{DirectoryRepository, GroupGuard, Listed};
 use orgsync_domain::scim::MemberChange;
 use orgsync_domain::Result;
 use sea_orm::{DbBackend, Statement, Value};
@@ -138,20 +138,10 @@ impl DirectoryRepository for SqlDirectoryRepository {
         fields: Option<&GroupFields>,
         changes: &[MemberChange],
         known: &[MemberRef],
-        expected_version: Option<i64>,
+        guard: GroupGuard<'_>,
         now: OffsetDateTime,
     ) -> Result<GroupRecord> {
-        groups::patch(
-            self,
-            conn,
-            id,
-            fields,
-            changes,
-            known,
-            expected_version,
-            now,
-        )
-        .await
+        groups::patch(self, conn, id, fields, changes, known, guard, now).await
     }
 
     async fn delete_group(

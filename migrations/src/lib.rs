@@ -15,6 +15,7 @@ mod m20261202_000007_deletion_protection;
 mod m20261202_000008_relink_tombstones;
 mod m20261202_000009_relink_by_email;
 mod m20261202_000010_org_writers;
+mod m20261203_000011_group_deltas;
 
 /// Runs a migration's statements in order (the migrations after 5 use it;
 /// landed ones keep their own loops, as they are never edited).
@@ -47,6 +48,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000008_relink_tombstones::Migration),
             Box::new(m20261202_000009_relink_by_email::Migration),
             Box::new(m20261202_000010_org_writers::Migration),
+            Box::new(m20261203_000011_group_deltas::Migration),
         ]
     }
 }

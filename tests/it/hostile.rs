@@ -228,7 +228,8 @@ async fn a_group_with_an_extension_object_is_answered_as_valid_json() {
             )),
         )
         .await;
-    assert_eq!(status, 200, "{patched}");
+    assert_eq!(status, 204, "{patched}");
+    let (_, patched) = dir.scim("GET", &format!("/Groups/{id}"), None).await;
     assert_eq!(patched["displayName"], "Finance EU");
     assert_eq!(patched["members"].as_array().unwrap().len(), 1);
     dir.app.finish().await;

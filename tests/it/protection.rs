@@ -130,7 +130,7 @@ async fn a_held_plan_the_directory_no_longer_asks_for_is_refused_and_narrowed() 
             )),
         )
         .await;
-    assert_eq!(status, 200);
+    assert_eq!(status, 204);
     let first = held(&dir, &org).await;
     assert_eq!(first["counts"]["removals"], 60);
     let back = first["removals"][0]["member_id"].clone();
@@ -152,7 +152,7 @@ async fn a_held_plan_the_directory_no_longer_asks_for_is_refused_and_narrowed() 
             )),
         )
         .await;
-    assert_eq!(status, 200);
+    assert_eq!(status, 204);
     // Let the worker see the re-add before confirming.
     tokio::time::sleep(Duration::from_millis(500)).await;
 

@@ -238,7 +238,7 @@ async fn group_mappings_decide_roles_by_precedence_and_fall_back_when_a_group_is
             )),
         )
         .await;
-    assert_eq!(status, 200);
+    assert_eq!(status, 204);
     dir.eventually("ann falls back to user", |members| {
         members
             .iter()

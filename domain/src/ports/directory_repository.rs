@@ -7,6 +7,19 @@ use crate::directory::{
 use crate::scim::MemberChange;
 use crate::Result;
 
+/// What a group PATCH must find for it to go ahead.
+#[derive(Debug, Clone, Copy)]
+pub enum GroupGuard<'a> {
+    /// Nothing: member changes alone are row operations that lose nothing.
+    None,
+    /// The client's `If-Match`: the group's whole version, member changes included.
+    Version(i64),
+    /// A read-modify-write of the attributes without `If-Match`: they are
+    /// still the ones read. Member changes made meanwhile do not count, so a
+    /// stream of membership PATCHes never makes an attribute change fail.
+    Attributes(&'a GroupFields),
+}
+
 /// One window of a list and the total number of matches.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Listed<T> {
@@ -104,11 +117,13 @@ pub trait DirectoryRepository: Send + Sync {
     ) -> Result<GroupRecord>;
 
     /// Applies member changes row by row (never rewriting the member list) and,
-    /// when given, new attributes. Concurrent calls lose no member. `known`
-    /// carries the type and display the request gave for member values.
+    /// when given, new attributes. Concurrent calls lose no member, and under
+    /// [`GroupGuard::None`] or [`GroupGuard::Attributes`] they do not wait for
+    /// each other either. `known` carries the type and display the request
+    /// gave for member values.
     ///
     /// # Errors
-    /// `NotFound` or `PreconditionFailed`.
+    /// `NotFound`, or `PreconditionFailed` when `guard` does not hold.
     async fn patch_group(
         &self,
         conn: ConnectionId,
@@ -116,7 +131,7 @@ pub trait DirectoryRepository: Send + Sync {
         fields: Option<&GroupFields>,
         changes: &[MemberChange],
         known: &[MemberRef],
-        expected_version: Option<i64>,
+        guard: GroupGuard<'_>,
         now: OffsetDateTime,
     ) -> Result<GroupRecord>;
 

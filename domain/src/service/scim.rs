@@ -10,7 +10,7 @@ use crate::directory::{
     UserFields, UserRecord,
 };
 use crate::limits::Limits;
-use crate::ports::{Clock, ConnectionRepository, DirectoryRepository, Listed};
+use crate::ports::{Clock, ConnectionRepository, DirectoryRepository, GroupGuard, Listed};
 use crate::scim::{apply_patch, MemberChange, PatchRequest, ResourceKind};
 use crate::Error;
 

@@ -1,22 +1,29 @@
-//! SCIM writes of groups. The group row carries the version and the member
-//! count; how long it stays locked is what concurrent PATCHes of one group
-//! queue on, so adds and removes run before it is touched, and only a
-//! rewrite of the whole list locks it first.
+//! SCIM writes of groups. A group's version and member count are its row
+//! plus its pending deltas (`directory_groups_current`): a member PATCH adds
+//! rows and one delta and leaves the group's row alone, so concurrent PATCHes
+//! of one big group never queue on its lock. Writers that must see the group
+//! exactly (`If-Match`, PUT, a rewrite of the whole list, DELETE) lock the row,
+//! which waits for in-flight deltas, and fold the deltas into it first. The
+//! sequencer folds the rest in the background.
 
 use std::collections::HashMap;
 
 use orgsync_domain::directory::{
     ChangeOp, ConnectionId, EntityKind, GroupFields, GroupRecord, MemberRef, ResourceId,
 };
+use orgsync_domain::ports::GroupGuard;
 use orgsync_domain::scim::MemberChange;
 use orgsync_domain::{Error, Result};
-use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, FromQueryResult, TransactionTrait};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, FromQueryResult,
+    Statement, TransactionTrait,
+};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::events::{append_event, update_with_event};
+use super::events::append_event;
 use super::members;
-use super::sql::{GroupRow, StoredRow, GROUP_COLUMNS};
+use super::sql::{version_mismatch, GroupRow, StoredRow, GROUP_COLUMNS, INSERT_BATCH};
 use super::SqlDirectoryRepository;
 use crate::db::{db_err, sql_err};
 use crate::filter_sql::Sql;
@@ -75,7 +82,11 @@ pub(super) async fn replace(
     now: OffsetDateTime,
 ) -> Result<GroupRecord> {
     let txn = repo.db.connection().begin().await.map_err(db_err)?;
-    touch(repo, &txn, conn, id, Some(fields), expected_version, now).await?;
+    let current = lock_and_fold(repo, &txn, conn, id).await?;
+    if expected_version.is_some_and(|expected| expected != current.version) {
+        return Err(version_mismatch());
+    }
+    touch(repo, &txn, conn, id, Some(fields), None, now).await?;
     if let Some(members) = members {
         members::clear(&txn, id).await?;
         members::insert(&txn, conn, id, members).await?;
@@ -92,7 +103,7 @@ pub(super) async fn patch(
     fields: Option<&GroupFields>,
     changes: &[MemberChange],
     known: &[MemberRef],
-    expected_version: Option<i64>,
+    guard: GroupGuard<'_>,
     now: OffsetDateTime,
 ) -> Result<GroupRecord> {
     // By value in a map: a PATCH may name tens of thousands of members.
@@ -108,7 +119,6 @@ pub(super) async fn patch(
             })
             .collect()
     };
-    let txn = repo.db.connection().begin().await.map_err(db_err)?;
     let op = if changes.is_empty() {
         ChangeOp::Updated
     } else {
@@ -117,48 +127,154 @@ pub(super) async fn patch(
     let rewrites_list = changes
         .iter()
         .any(|c| matches!(c, MemberChange::RemoveAll | MemberChange::ReplaceAll(_)));
-    if !rewrites_list {
-        // Adds and removes touch only the member rows they name, so they run
-        // before the group row is locked; the lock is then held for one
-        // statement and the commit. The version check still decides: on a
-        // mismatch the whole transaction rolls back.
-        let mut delta: i64 = 0;
-        for change in changes {
-            match change {
-                MemberChange::Add(values) => {
-                    delta += members::insert(&txn, conn, id, &details(values)).await?;
-                }
-                MemberChange::Remove(values) => {
-                    delta -= members::remove(&txn, id, values).await?;
-                }
-                MemberChange::RemoveAll | MemberChange::ReplaceAll(_) => {}
-            }
-        }
-        let record = finish_update(
-            repo,
-            &txn,
-            conn,
-            id,
-            fields,
-            expected_version,
-            delta,
-            op,
-            now,
-        )
-        .await?;
-        txn.commit().await.map_err(db_err)?;
-        return Ok(record);
+    if rewrites_list || matches!(guard, GroupGuard::Version(_)) {
+        return locked_patch(repo, conn, id, fields, changes, &details, guard, op, now).await;
     }
-    // Rewriting the whole list: lock the group first so that the recount
-    // cannot race another writer's adds.
-    touch(repo, &txn, conn, id, fields, expected_version, now).await?;
+    if let (DbBackend::Postgres, None, [change]) = (repo.backend(), fields, changes) {
+        if let Some(record) = one_statement_change(repo, conn, id, change, &details, now).await? {
+            return Ok(record);
+        }
+    }
+    // Member changes become rows and one delta; the group's row is not
+    // written unless attributes change, so concurrent PATCHes of one group do
+    // not wait for each other's commits.
+    let txn = repo.db.connection().begin().await.map_err(db_err)?;
+    let mut delta: i64 = 0;
     for change in changes {
         match change {
             MemberChange::Add(values) => {
-                members::insert(&txn, conn, id, &details(values)).await?;
+                delta += members::insert(&txn, conn, id, &details(values)).await?;
             }
             MemberChange::Remove(values) => {
-                members::remove(&txn, id, values).await?;
+                delta -= members::remove(&txn, id, values).await?;
+            }
+            MemberChange::RemoveAll | MemberChange::ReplaceAll(_) => {}
+        }
+    }
+    if let (Some(fields), GroupGuard::Attributes(read)) = (fields, guard) {
+        write_attributes_if_unchanged(repo, &txn, conn, id, fields, read).await?;
+    }
+    record_delta(repo, &txn, conn, id, delta, now).await?;
+    commit_logged(repo, txn, conn, id, op, now).await
+}
+
+/// A PATCH that waits for no one and is waited for by no one but writers
+/// that lock the group: one member change, its delta and its event in one
+/// statement (one round trip, no explicit transaction). `None` when the
+/// change is too large for one statement.
+async fn one_statement_change(
+    repo: &SqlDirectoryRepository,
+    conn: ConnectionId,
+    id: Uuid,
+    change: &MemberChange,
+    details: &(dyn Fn(&[String]) -> Vec<MemberRef> + Sync),
+    now: OffsetDateTime,
+) -> Result<Option<GroupRecord>> {
+    let mut sql = Sql::default();
+    let (conn_param, group_param, now_param) = (sql.bind(conn.0), sql.bind(id), sql.bind(now));
+    let changed = match change {
+        MemberChange::Add(values) if values.len() <= INSERT_BATCH => {
+            let rows: Vec<String> = details(values)
+                .into_iter()
+                .map(|m| {
+                    format!(
+                        "({conn_param}, {group_param}, {}, {}, {})",
+                        sql.bind(m.value),
+                        sql.bind(m.kind),
+                        sql.bind(m.display)
+                    )
+                })
+                .collect();
+            format!(
+                "INSERT INTO directory_group_members (connection_id, group_id, member_value, member_type, member_display) \
+                 VALUES {} ON CONFLICT (group_id, member_value) DO NOTHING RETURNING 1",
+                rows.join(", ")
+            )
+        }
+        MemberChange::Remove(values) if values.len() <= INSERT_BATCH => {
+            let list: Vec<String> = values.iter().map(|v| sql.bind(v.clone())).collect();
+            format!(
+                "DELETE FROM directory_group_members WHERE group_id = {group_param} \
+                 AND member_value IN ({}) RETURNING -1",
+                list.join(", ")
+            )
+        }
+        _ => return Ok(None),
+    };
+    let sign = if matches!(change, MemberChange::Add(_)) {
+        ""
+    } else {
+        "-"
+    };
+    // A data-modifying CTE's rows are invisible to the rest of the statement,
+    // so the answer adds this change's step and delta to what it reads.
+    let text = format!(
+        "WITH changed AS ({changed}), \
+         delta AS (INSERT INTO directory_group_deltas (group_id, connection_id, member_delta, changed_at) \
+           SELECT {group_param}, {conn_param}, {sign}COUNT(*), {now_param} FROM changed RETURNING member_delta), \
+         current AS (SELECT {GROUP_COLUMNS} FROM directory_groups_current \
+           WHERE connection_id = {conn_param} AND id = {group_param}), \
+         logged AS (INSERT INTO directory_events (connection_id, entity_kind, entity_id, entity_version, op, occurred_at) \
+           SELECT {conn_param}, 'group', id, version + 1, '{}', {now_param} FROM current) \
+         SELECT id, display_name, external_id, resource, \
+           member_count + (SELECT member_delta FROM delta) AS member_count, version + 1 AS version, \
+           created_at, {now_param} AS updated_at FROM current",
+        ChangeOp::MembersChanged.as_str()
+    );
+    let row = GroupRow::find_by_statement(repo.stmt(&text, sql.values))
+        .one(repo.db.connection())
+        .await
+        .map_err(|e| match e.sql_err() {
+            Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_)) => {
+                Error::NotFound { entity: "group" }
+            }
+            _ => db_err(e),
+        })?;
+    match row {
+        Some(row) => Ok(Some(row.into_record(conn))),
+        None => Err(Error::NotFound { entity: "group" }),
+    }
+}
+
+/// A PATCH that must see the group as it is: under `If-Match`, or rewriting
+/// the whole member list (whose recount must not race other writers). The
+/// row lock makes in-flight member changes finish first and holds new ones
+/// back (their deltas take a key-share lock on the row); pending deltas are
+/// folded so the version compared is exact.
+#[allow(clippy::too_many_arguments)]
+async fn locked_patch(
+    repo: &SqlDirectoryRepository,
+    conn: ConnectionId,
+    id: Uuid,
+    fields: Option<&GroupFields>,
+    changes: &[MemberChange],
+    details: &(dyn Fn(&[String]) -> Vec<MemberRef> + Sync),
+    guard: GroupGuard<'_>,
+    op: ChangeOp,
+    now: OffsetDateTime,
+) -> Result<GroupRecord> {
+    let txn = repo.db.connection().begin().await.map_err(db_err)?;
+    let current = lock_and_fold(repo, &txn, conn, id).await?;
+    match guard {
+        GroupGuard::Version(expected) if expected != current.version => {
+            return Err(version_mismatch());
+        }
+        GroupGuard::Attributes(read)
+            if fields.is_some() && read.resource != current.fields.resource =>
+        {
+            return Err(version_mismatch());
+        }
+        _ => {}
+    }
+    touch(repo, &txn, conn, id, fields, None, now).await?;
+    let mut delta: i64 = 0;
+    for change in changes {
+        match change {
+            MemberChange::Add(values) => {
+                delta += members::insert(&txn, conn, id, &details(values)).await?;
+            }
+            MemberChange::Remove(values) => {
+                delta -= members::remove(&txn, id, values).await?;
             }
             MemberChange::RemoveAll => members::clear(&txn, id).await?,
             MemberChange::ReplaceAll(values) => {
@@ -167,8 +283,119 @@ pub(super) async fn patch(
             }
         }
     }
-    members::recount(&txn, id).await?;
+    if changes
+        .iter()
+        .any(|c| matches!(c, MemberChange::RemoveAll | MemberChange::ReplaceAll(_)))
+    {
+        members::recount(&txn, id).await?;
+    } else if delta != 0 {
+        txn.execute(repo.stmt(
+            "UPDATE directory_groups SET member_count = member_count + $1 WHERE id = $2",
+            vec![delta.into(), id.into()],
+        ))
+        .await
+        .map_err(db_err)?;
+    }
     commit_logged(repo, txn, conn, id, op, now).await
+}
+
+/// Locks the group's row (`FOR UPDATE` on PostgreSQL; SQLite has one writer
+/// at a time anyway) and folds its pending deltas into it; returns the group.
+pub(super) async fn lock_and_fold(
+    repo: &SqlDirectoryRepository,
+    txn: &DatabaseTransaction,
+    conn: ConnectionId,
+    id: Uuid,
+) -> Result<GroupRecord> {
+    let lock = match repo.backend() {
+        DbBackend::Postgres => " FOR UPDATE",
+        _ => "",
+    };
+    let locked = txn
+        .query_one(repo.stmt(
+            &format!("SELECT id FROM directory_groups WHERE connection_id = $1 AND id = $2{lock}"),
+            vec![conn.0.into(), id.into()],
+        ))
+        .await
+        .map_err(db_err)?;
+    if locked.is_none() {
+        return Err(Error::NotFound { entity: "group" });
+    }
+    // No delta of this group can be added while the row is locked, so two
+    // statements see the same deltas.
+    txn.execute(repo.stmt(
+        "UPDATE directory_groups SET \
+           member_count = member_count + COALESCE((SELECT SUM(member_delta) FROM directory_group_deltas WHERE group_id = $1), 0), \
+           version = version + (SELECT COUNT(*) FROM directory_group_deltas WHERE group_id = $1), \
+           updated_at = COALESCE((SELECT MAX(changed_at) FROM directory_group_deltas \
+             WHERE group_id = $1 AND changed_at > directory_groups.updated_at), updated_at) \
+         WHERE id = $1",
+        vec![id.into()],
+    ))
+    .await
+    .map_err(db_err)?;
+    txn.execute(repo.stmt(
+        "DELETE FROM directory_group_deltas WHERE group_id = $1",
+        vec![id.into()],
+    ))
+    .await
+    .map_err(db_err)?;
+    repo.find::<GroupRow>(txn, conn, id)
+        .await?
+        .ok_or(Error::NotFound { entity: "group" })
+}
+
+/// One version step and a net member change of a group, without writing its row.
+async fn record_delta(
+    repo: &SqlDirectoryRepository,
+    txn: &DatabaseTransaction,
+    conn: ConnectionId,
+    id: Uuid,
+    member_delta: i64,
+    now: OffsetDateTime,
+) -> Result<()> {
+    txn.execute(repo.stmt(
+        "INSERT INTO directory_group_deltas (group_id, connection_id, member_delta, changed_at) \
+         VALUES ($1, $2, $3, $4)",
+        vec![id.into(), conn.0.into(), member_delta.into(), now.into()],
+    ))
+    .await
+    .map_err(|e| match e.sql_err() {
+        Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_)) => {
+            Error::NotFound { entity: "group" }
+        }
+        _ => db_err(e),
+    })?;
+    Ok(())
+}
+
+/// New attributes, provided the stored ones are still those `read`; the
+/// version step comes from the PATCH's delta.
+async fn write_attributes_if_unchanged(
+    repo: &SqlDirectoryRepository,
+    txn: &DatabaseTransaction,
+    conn: ConnectionId,
+    id: Uuid,
+    fields: &GroupFields,
+    read: &GroupFields,
+) -> Result<()> {
+    let mut sql = Sql::default();
+    let sets = attribute_sets(&mut sql, Some(fields));
+    let text = format!(
+        "UPDATE directory_groups SET {} WHERE connection_id = {} AND id = {} AND resource = {}",
+        sets.join(", "),
+        sql.bind(conn.0),
+        sql.bind(id),
+        sql.bind(read.resource.clone())
+    );
+    let result = txn
+        .execute(repo.stmt(&text, sql.values))
+        .await
+        .map_err(db_err)?;
+    if result.rows_affected() == 0 {
+        return Err(repo.missing_or_stale::<GroupRow>(txn, conn, id).await);
+    }
+    Ok(())
 }
 
 pub(super) async fn delete(
@@ -179,6 +406,8 @@ pub(super) async fn delete(
     now: OffsetDateTime,
 ) -> Result<()> {
     let txn = repo.db.connection().begin().await.map_err(db_err)?;
+    // Folded first, so the version checked and logged counts every member change.
+    lock_and_fold(repo, &txn, conn, id).await?;
     // Member rows go with the group (ON DELETE CASCADE): one statement, whatever the size.
     let deleted_version = repo
         .delete_versioned::<GroupRow>(&txn, conn, id, expected_version)
@@ -212,58 +441,6 @@ async fn commit_logged(
         .ok_or(Error::NotFound { entity: "group" })?;
     append_event(&txn, conn, EntityKind::Group, id, record.version, op, now).await?;
     txn.commit().await.map_err(db_err)?;
-    Ok(record)
-}
-
-/// Bumps the group's version, applies `member_delta` and new attributes
-/// under the version check, and logs the event; returns the stored group.
-#[allow(clippy::too_many_arguments)]
-async fn finish_update(
-    repo: &SqlDirectoryRepository,
-    txn: &DatabaseTransaction,
-    conn: ConnectionId,
-    id: Uuid,
-    fields: Option<&GroupFields>,
-    expected_version: Option<i64>,
-    member_delta: i64,
-    op: ChangeOp,
-    now: OffsetDateTime,
-) -> Result<GroupRecord> {
-    let mut sql = Sql::default();
-    let now_param = sql.bind(now);
-    let mut sets = vec![
-        "version = version + 1".to_owned(),
-        format!("updated_at = {now_param}"),
-        format!("member_count = member_count + {}", sql.bind(member_delta)),
-    ];
-    sets.extend(attribute_sets(&mut sql, fields));
-    let conn_param = sql.bind(conn.0);
-    let mut update = versioned_update(&mut sql, &sets, &conn_param, id, expected_version);
-    update.push_str(&format!(" RETURNING {GROUP_COLUMNS}"));
-    let postgres = repo.backend() == DbBackend::Postgres;
-    let text = if postgres {
-        update_with_event(
-            &update,
-            GROUP_COLUMNS,
-            EntityKind::Group,
-            op,
-            &conn_param,
-            &now_param,
-        )
-    } else {
-        update
-    };
-    let Some(row) = GroupRow::find_by_statement(repo.stmt(&text, sql.values))
-        .one(txn)
-        .await
-        .map_err(db_err)?
-    else {
-        return Err(repo.missing_or_stale::<GroupRow>(txn, conn, id).await);
-    };
-    let record = row.into_record(conn);
-    if !postgres {
-        append_event(txn, conn, EntityKind::Group, id, record.version, op, now).await?;
-    }
     Ok(record)
 }
 
@@ -330,4 +507,77 @@ fn versioned_update(
         text.push_str(&format!(" AND version = {}", sql.bind(v)));
     }
     text
+}
+
+/// Folds a connection's pending deltas into their groups' rows, keeping the
+/// deltas a reader sums few. Rows are locked before their deltas, in id
+/// order, as [`lock_and_fold`] does, so the two never deadlock; the
+/// no-key-update lock does not block member PATCHes (they take key-share).
+pub(super) async fn fold_deltas(db: &DatabaseConnection, conn: ConnectionId) -> Result<()> {
+    /// Groups folded per call; the sequencer calls again after the next change.
+    const FOLD_BATCH: usize = 1000;
+    let backend = db.get_database_backend();
+    let txn = db.begin().await.map_err(db_err)?;
+    let lock = match backend {
+        DbBackend::Postgres => " FOR NO KEY UPDATE",
+        _ => "",
+    };
+    let pending = txn
+        .query_all(Statement::from_sql_and_values(
+            backend,
+            format!(
+                "SELECT id FROM directory_groups WHERE connection_id = $1 AND id IN \
+                 (SELECT group_id FROM directory_group_deltas WHERE connection_id = $1) \
+                 ORDER BY id LIMIT {FOLD_BATCH}{lock}"
+            ),
+            [conn.0.into()],
+        ))
+        .await
+        .map_err(db_err)?;
+    if pending.is_empty() {
+        return txn.commit().await.map_err(db_err);
+    }
+    let mut sql = Sql::default();
+    let ids = pending
+        .iter()
+        .map(|row| row.try_get::<Uuid>("", "id").map(|id| sql.bind(id)))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(db_err)?
+        .join(", ");
+    let statements = match backend {
+        // One statement, one snapshot: the deltas deleted are the deltas added,
+        // while new ones keep arriving beside them.
+        DbBackend::Postgres => vec![format!(
+            "WITH folded AS (DELETE FROM directory_group_deltas WHERE group_id IN ({ids}) \
+               RETURNING group_id, member_delta, changed_at), \
+             sums AS (SELECT group_id, COUNT(*) AS steps, SUM(member_delta) AS members, \
+               MAX(changed_at) AS last_at FROM folded GROUP BY group_id) \
+             UPDATE directory_groups g SET version = g.version + s.steps, \
+               member_count = g.member_count + s.members, \
+               updated_at = GREATEST(g.updated_at, s.last_at) \
+             FROM sums s WHERE g.id = s.group_id"
+        )],
+        // SQLite has one writer at a time: nothing can slip in between.
+        _ => vec![
+            format!(
+                "UPDATE directory_groups SET \
+                   member_count = member_count + COALESCE((SELECT SUM(member_delta) FROM directory_group_deltas d WHERE d.group_id = directory_groups.id), 0), \
+                   version = version + (SELECT COUNT(*) FROM directory_group_deltas d WHERE d.group_id = directory_groups.id), \
+                   updated_at = COALESCE((SELECT MAX(changed_at) FROM directory_group_deltas d \
+                     WHERE d.group_id = directory_groups.id AND d.changed_at > directory_groups.updated_at), updated_at) \
+                 WHERE id IN ({ids})"
+            ),
+            format!("DELETE FROM directory_group_deltas WHERE group_id IN ({ids})"),
+        ],
+    };
+    for text in statements {
+        txn.execute(Statement::from_sql_and_values(
+            backend,
+            text,
+            sql.values.clone(),
+        ))
+        .await
+        .map_err(db_err)?;
+    }
+    txn.commit().await.map_err(db_err)
 }

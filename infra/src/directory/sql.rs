@@ -25,6 +25,9 @@ pub(super) trait StoredRow: FromQueryResult + Send {
     type Record;
     const KIND: ResourceKind;
     const TABLE: &'static str;
+    /// What reads select from, under the table's name (filters refer to it):
+    /// for groups, the row with its pending member deltas.
+    const SOURCE: &'static str;
     const COLUMNS: &'static str;
     /// What `NotFound` names.
     const ENTITY: &'static str;
@@ -53,6 +56,7 @@ impl StoredRow for UserRow {
     type Record = UserRecord;
     const KIND: ResourceKind = ResourceKind::User;
     const TABLE: &'static str = "directory_users";
+    const SOURCE: &'static str = "directory_users";
     const COLUMNS: &'static str = USER_COLUMNS;
     const ENTITY: &'static str = "user";
 
@@ -94,6 +98,7 @@ impl StoredRow for GroupRow {
     type Record = GroupRecord;
     const KIND: ResourceKind = ResourceKind::Group;
     const TABLE: &'static str = "directory_groups";
+    const SOURCE: &'static str = "directory_groups_current AS directory_groups";
     const COLUMNS: &'static str = GROUP_COLUMNS;
     const ENTITY: &'static str = "group";
 
@@ -114,7 +119,7 @@ impl StoredRow for GroupRow {
     }
 }
 
-fn version_mismatch() -> Error {
+pub(super) fn version_mismatch() -> Error {
     Error::PreconditionFailed("the resource has changed since that version".into())
 }
 
@@ -148,7 +153,7 @@ impl SqlDirectoryRepository {
             &format!(
                 "SELECT {} FROM {} WHERE connection_id = $1 AND id = $2",
                 R::COLUMNS,
-                R::TABLE
+                R::SOURCE
             ),
             vec![conn.0.into(), id.into()],
         ))
@@ -164,7 +169,7 @@ impl SqlDirectoryRepository {
         conn: ConnectionId,
         query: &ScimQuery,
     ) -> Result<Listed<R::Record>> {
-        let (table, columns, kind) = (R::TABLE, R::COLUMNS, R::KIND);
+        let (table, source, columns, kind) = (R::TABLE, R::SOURCE, R::COLUMNS, R::KIND);
         let mut sql = Sql::default();
         let conn_param = sql.bind(conn.0);
         let mut filter = format!("{table}.connection_id = {conn_param}");
@@ -178,7 +183,7 @@ impl SqlDirectoryRepository {
         }
         let count_only = |values: Vec<Value>| {
             Count::find_by_statement(self.stmt(
-                &format!("SELECT COUNT(*) AS total FROM {table} WHERE {filter}"),
+                &format!("SELECT COUNT(*) AS total FROM {source} WHERE {filter}"),
                 values,
             ))
             .one(self.db.connection())
@@ -200,7 +205,7 @@ impl SqlDirectoryRepository {
             .connection()
             .query_all(self.stmt(
                 &format!(
-                    "SELECT {columns}, COUNT(*) OVER () AS total_count FROM {table} WHERE {filter} \
+                    "SELECT {columns}, COUNT(*) OVER () AS total_count FROM {source} WHERE {filter} \
                      ORDER BY {} LIMIT {limit} OFFSET {offset}",
                     order_by(query.sort, kind)
                 ),

@@ -170,10 +170,11 @@ pub(super) async fn delete(
         .await?;
     // The user leaves every group it was in: set-based, whatever the number of groups.
     let member = id.to_string();
+    // As deltas, like any member change: the groups' rows stay unlocked.
     txn.execute(repo.stmt(
-        "UPDATE directory_groups SET member_count = member_count - 1, version = version + 1, updated_at = $3 \
-         WHERE connection_id = $1 AND id IN \
-         (SELECT group_id FROM directory_group_members WHERE connection_id = $1 AND member_value = $2)",
+        "INSERT INTO directory_group_deltas (group_id, connection_id, member_delta, changed_at) \
+         SELECT group_id, connection_id, -1, $3 FROM directory_group_members \
+         WHERE connection_id = $1 AND member_value = $2",
         vec![conn.0.into(), member.clone().into(), now.into()],
     ))
     .await

@@ -196,6 +196,16 @@ pub async fn patch_group(
         .patch_group(conn, id, &patch, if_match(&req))
         .await?;
     directory_changed(&state, conn).await;
+    // RFC 7644 §3.5.2 lets a PATCH answer 204 with no body. Entra ID and Okta
+    // send one PATCH per membership change and ignore the body, so answering
+    // with the whole member list would make every change cost the group's
+    // size. A client that wants the resource back asks with `attributes` or
+    // `excludedAttributes`.
+    if p.attributes.is_none() && p.excluded_attributes.is_none() {
+        return Ok(HttpResponse::NoContent()
+            .insert_header((header::ETAG, etag(record.version)))
+            .finish());
+    }
     group_answer(state, &req, conn, &record, &p, StatusCode::OK).await
 }
 

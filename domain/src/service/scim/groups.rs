@@ -104,8 +104,11 @@ impl ScimService {
             if fields.is_none() && outcome.member_changes.is_empty() {
                 return Ok(current);
             }
-            // Member-only changes need no version check: they are row operations.
-            let expected = if_match.or(fields.as_ref().map(|_| current.version));
+            let guard = match (if_match, &fields) {
+                (Some(version), _) => GroupGuard::Version(version),
+                (None, Some(_)) => GroupGuard::Attributes(&current.fields),
+                (None, None) => GroupGuard::None,
+            };
             match self
                 .directory
                 .patch_group(
@@ -114,7 +117,7 @@ impl ScimService {
                     fields.as_ref(),
                     &outcome.member_changes,
                     &details,
-                    expected,
+                    guard,
                     self.clock.now(),
                 )
                 .await

@@ -1,0 +1,218 @@
+//! Concurrent membership PATCHes of one group, as Entra ID and Okta send
+//! them (one change per request, many at once): none is lost, the count and
+//! version stay exact, and `If-Match` still refuses a stale version.
+
+use futures::StreamExt;
+use serde_json::{json, Value};
+
+use crate::scim::{patch, Directory};
+
+async fn group_state(dir: &Directory, gid: &str) -> (Vec<String>, i64) {
+    let (status, group) = dir.scim("GET", &format!("/Groups/{gid}"), None).await;
+    assert_eq!(status, 200, "{group}");
+    let mut members: Vec<String> = group["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["value"].as_str().unwrap().to_owned())
+        .collect();
+    members.sort();
+    let version = group["meta"]["version"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("W/")
+        .trim_matches('"')
+        .parse()
+        .unwrap();
+    (members, version)
+}
+
+/// The status of a SCIM request sent with an `If-Match` header.
+async fn with_if_match(
+    dir: &Directory,
+    method: &str,
+    path: &str,
+    if_match: &str,
+    body: Option<Value>,
+) -> u16 {
+    let app =
+        actix_web::test::init_service(orgsync_api::http::app(dir.app.runtime.state.clone())).await;
+    let mut req = actix_web::test::TestRequest::default()
+        .method(method.parse().unwrap())
+        .uri(&format!("/scim/v2/{}{path}", dir.conn))
+        .insert_header(("authorization", format!("Bearer {}", dir.token)))
+        .insert_header(("if-match", if_match));
+    if let Some(body) = body {
+        req = req.set_json(body);
+    }
+    actix_web::test::call_service(&app, req.to_request())
+        .await
+        .status()
+        .as_u16()
+}
+
+/// The member count the admin API reports for the group (the stored count,
+/// not the rows counted again).
+async fn stored_count(dir: &Directory, gid: &str) -> i64 {
+    let (status, groups) = dir
+        .app
+        .call(
+            "GET",
+            &format!(
+                "/api/v1/orgs/{}/connections/{}/directory/groups",
+                dir.org, dir.conn
+            ),
+            Some(&dir.app.tokens.platform()),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{groups}");
+    groups["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["id"] == gid)
+        .unwrap()["member_count"]
+        .as_i64()
+        .unwrap()
+}
+
+#[actix_web::test]
+async fn sixteen_clients_adding_and_removing_a_thousand_members_lose_nothing() {
+    let dir = Directory::new().await;
+    let names: Vec<String> = (0..1000).map(|i| format!("m{i:04}@example.com")).collect();
+    let mut users: Vec<String> = futures::stream::iter(names.iter())
+        .map(|name| dir.user(name))
+        .buffered(16)
+        .collect()
+        .await;
+    users.sort();
+    let (first, second) = users.split_at(500);
+    let (status, group) = dir
+        .scim(
+            "POST",
+            "/Groups",
+            Some(json!({
+                "displayName": "All hands",
+                "members": first.iter().map(|u| json!({"value": u})).collect::<Vec<_>>()
+            })),
+        )
+        .await;
+    assert_eq!(status, 201, "{group}");
+    let gid = group["id"].as_str().unwrap().to_owned();
+    let (_, version_before) = group_state(&dir, &gid).await;
+
+    // 1,000 PATCHes, 16 at a time: the second half joins while the first
+    // half leaves, interleaved, plus a rename in the middle of it all.
+    let path = format!("/Groups/{gid}");
+    let mut requests: Vec<Value> = Vec::new();
+    for (leaving, joining) in first.iter().zip(second) {
+        requests.push(patch(
+            json!([{"op": "add", "path": "members", "value": [{"value": joining}]}]),
+        ));
+        requests.push(patch(
+            json!([{"op": "remove", "path": format!("members[value eq \"{leaving}\"]")}]),
+        ));
+    }
+    requests.insert(
+        500,
+        patch(json!([{"op": "replace", "path": "displayName", "value": "Everyone"}])),
+    );
+    let statuses: Vec<(u16, Value)> = futures::stream::iter(requests)
+        .map(|body| dir.scim("PATCH", &path, Some(body)))
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    for (status, body) in &statuses {
+        assert_eq!(*status, 204, "a PATCH failed under concurrency: {body}");
+    }
+
+    let (members, version_after) = group_state(&dir, &gid).await;
+    assert_eq!(members, second.to_vec(), "members lost or kept by mistake");
+    assert_eq!(
+        version_after,
+        version_before + 1001,
+        "every PATCH is one version step"
+    );
+    assert_eq!(stored_count(&dir, &gid).await, 500);
+    let (_, group) = dir
+        .scim("GET", &format!("{path}?excludedAttributes=members"), None)
+        .await;
+    assert_eq!(group["displayName"], "Everyone");
+
+    // Folding the pending changes into the group changes nothing visible.
+    let (status, _) = dir
+        .scim(
+            "PATCH",
+            &path,
+            Some(patch(json!([{"op": "remove", "path": "members"}]))),
+        )
+        .await;
+    assert_eq!(status, 204);
+    let (members, version) = group_state(&dir, &gid).await;
+    assert!(members.is_empty());
+    assert_eq!(version, version_after + 1);
+    assert_eq!(stored_count(&dir, &gid).await, 0);
+    dir.app.finish().await;
+}
+
+#[actix_web::test]
+async fn if_match_on_a_group_refuses_a_version_that_member_changes_made_stale() {
+    let dir = Directory::new().await;
+    let (alice, bob) = (
+        dir.user("alice@example.com").await,
+        dir.user("bob@example.com").await,
+    );
+    let (_, group) = dir
+        .scim("POST", "/Groups", Some(json!({"displayName": "Eng"})))
+        .await;
+    let gid = group["id"].as_str().unwrap().to_owned();
+    let path = format!("/Groups/{gid}");
+    let (_, seen) = group_state(&dir, &gid).await;
+
+    // A member change (no If-Match) moves the version on.
+    let add =
+        |user: &str| patch(json!([{"op": "add", "path": "members", "value": [{"value": user}]}]));
+    assert_eq!(dir.scim("PATCH", &path, Some(add(&alice))).await.0, 204);
+    let (_, current) = group_state(&dir, &gid).await;
+    assert_eq!(current, seen + 1);
+
+    let stale = format!("W/\"{seen}\"");
+    let fresh = format!("W/\"{current}\"");
+    assert_eq!(
+        with_if_match(&dir, "PATCH", &path, &stale, Some(add(&bob))).await,
+        412
+    );
+    assert_eq!(
+        with_if_match(
+            &dir,
+            "PUT",
+            &path,
+            &stale,
+            Some(json!({"displayName": "Eng"}))
+        )
+        .await,
+        412
+    );
+    assert_eq!(
+        with_if_match(&dir, "DELETE", &path, &stale, None).await,
+        412
+    );
+    let (members, version) = group_state(&dir, &gid).await;
+    assert_eq!(
+        members,
+        vec![alice.clone()],
+        "a refused write changed nothing"
+    );
+    assert_eq!(version, current);
+
+    assert_eq!(
+        with_if_match(&dir, "PATCH", &path, &fresh, Some(add(&bob))).await,
+        204
+    );
+    let (members, version) = group_state(&dir, &gid).await;
+    assert_eq!(members.len(), 2);
+    assert_eq!(version, current + 1);
+    assert_eq!(stored_count(&dir, &gid).await, 2);
+    dir.app.finish().await;
+}

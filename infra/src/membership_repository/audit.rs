@@ -1,0 +1,95 @@
+//! The audit trail of member writes, written in the writes' own transaction
+//! so that a change and its record commit or roll back together.
+
+use orgsync_domain::audit::AuditEntry;
+use orgsync_domain::membership::{Member, MemberId, MemberStatus};
+use orgsync_domain::org::OrgId;
+use orgsync_domain::ports::MemberWrites;
+use orgsync_domain::Result;
+use sea_orm::DatabaseTransaction;
+
+use super::BATCH;
+use crate::audit_log::insert_entries;
+
+/// One audit entry per member written, in the writes' own transaction,
+/// built a batch at a time so memory stays bounded however many there are.
+pub(super) async fn record_writes(
+    txn: &DatabaseTransaction,
+    org: OrgId,
+    writes: &MemberWrites<'_>,
+) -> Result<()> {
+    let view = |m: &Member| serde_json::to_value(m).ok();
+    let entry = |action: &str,
+                 id: MemberId,
+                 before: Option<serde_json::Value>,
+                 after: Option<serde_json::Value>| {
+        AuditEntry::new(
+            org,
+            writes.actor.clone(),
+            action,
+            ("member", id.0.to_string()),
+            before,
+            after,
+            writes.at,
+        )
+    };
+    let relinked: std::collections::HashSet<MemberId> = writes.relinked.iter().copied().collect();
+    for chunk in writes.added.chunks(BATCH) {
+        let entries: Vec<AuditEntry> = chunk
+            .iter()
+            .map(|m| {
+                let action = if relinked.contains(&m.id) {
+                    "member.relinked"
+                } else {
+                    "member.created"
+                };
+                entry(action, m.id, None, view(m))
+            })
+            .collect();
+        insert_entries(txn, &entries).await?;
+    }
+    for chunk in writes.updated.chunks(BATCH) {
+        let entries: Vec<AuditEntry> = chunk
+            .iter()
+            .map(|(after, before)| {
+                let action = match (before.status, after.status) {
+                    (MemberStatus::Active, MemberStatus::Suspended) => "member.suspended",
+                    (MemberStatus::Suspended, MemberStatus::Active) => "member.reactivated",
+                    _ => "member.updated",
+                };
+                let (before, after_view) = changed_fields(before, after);
+                entry(action, after.id, Some(before), Some(after_view))
+            })
+            .collect();
+        insert_entries(txn, &entries).await?;
+    }
+    for chunk in writes.removed.chunks(BATCH) {
+        let entries: Vec<AuditEntry> = chunk
+            .iter()
+            .map(|m| entry("member.removed", m.id, view(m), None))
+            .collect();
+        insert_entries(txn, &entries).await?;
+    }
+    Ok(())
+}
+
+/// The fields an update changed, before and after (not the whole member:
+/// a resync may update 100,000 members, and their audit stays small).
+fn changed_fields(before: &Member, after: &Member) -> (serde_json::Value, serde_json::Value) {
+    use serde_json::{Map, Value as Json};
+    let (Ok(Json::Object(before)), Ok(Json::Object(after))) =
+        (serde_json::to_value(before), serde_json::to_value(after))
+    else {
+        return (Json::Null, Json::Null);
+    };
+    let mut was = Map::new();
+    let mut now = Map::new();
+    for (key, value) in after {
+        let old = before.get(&key).cloned().unwrap_or(Json::Null);
+        if key != "updated_at" && old != value {
+            was.insert(key.clone(), old);
+            now.insert(key, value);
+        }
+    }
+    (Json::Object(was), Json::Object(now))
+}

@@ -1,0 +1,86 @@
+//! Members written one at a time, at an admin's request. Sync never
+//! comes here: its changes go through `apply`, in sets.
+
+use orgsync_domain::error::ConflictCode;
+use orgsync_domain::membership::{Member, MemberId, SpendLimit};
+use orgsync_domain::org::OrgId;
+use orgsync_domain::{Error, Result};
+use sea_orm::{ConnectionTrait, TransactionTrait};
+
+use super::rows::insert_members;
+use super::SqlMembershipRepository;
+use crate::db::db_err;
+
+pub(super) async fn insert(repo: &SqlMembershipRepository, member: &Member) -> Result<()> {
+    let taken = repo
+        .db
+        .connection()
+        .query_one(repo.stmt(
+            "SELECT 1 AS one FROM members WHERE org_id = $1 AND email_lower = $2",
+            vec![member.org_id.0.into(), member.email.to_lowercase().into()],
+        ))
+        .await
+        .map_err(db_err)?;
+    if taken.is_some() {
+        return Err(Error::conflict(
+            ConflictCode::AlreadyExists,
+            "a member with this email already exists",
+        ));
+    }
+    // The check above answers the common case; a unique index settles a
+    // race between two adds of the same email.
+    let txn = repo.db.connection().begin().await.map_err(db_err)?;
+    insert_members(&txn, &[member]).await.map_err(|e| match e {
+        Error::Conflict { .. } => Error::conflict(
+            ConflictCode::AlreadyExists,
+            "a member with this email already exists",
+        ),
+        other => other,
+    })?;
+    txn.commit().await.map_err(db_err)
+}
+
+pub(super) async fn update(repo: &SqlMembershipRepository, m: &Member) -> Result<()> {
+    let metadata = serde_json::to_string(&m.public_metadata).unwrap_or_else(|_| "{}".into());
+    let result = repo
+        .db
+        .connection()
+        .execute(repo.stmt(
+            "UPDATE members SET name = $1, role = $2, seat_tier = $3, spend_limit_minor = $4, spend_limit_currency = $5, \
+             public_metadata = $6, status = $7, updated_at = $8 WHERE org_id = $9 AND id = $10",
+            vec![
+                m.name.clone().into(),
+                m.role.as_str().to_owned().into(),
+                m.seat_tier.as_ref().map(|t| t.as_str().to_owned()).into(),
+                m.spend_limit.as_ref().map(SpendLimit::amount_minor).into(),
+                m.spend_limit.as_ref().map(|l| l.currency().to_owned()).into(),
+                metadata.into(),
+                m.status.as_str().to_owned().into(),
+                m.updated_at.into(),
+                m.org_id.0.into(),
+                m.id.0.into(),
+            ],
+        ))
+        .await
+        .map_err(db_err)?;
+    if result.rows_affected() == 0 {
+        return Err(Error::NotFound { entity: "member" });
+    }
+    Ok(())
+}
+
+pub(super) async fn delete(repo: &SqlMembershipRepository, org: OrgId, id: MemberId) -> Result<()> {
+    let result = repo
+        .db
+        .connection()
+        .execute(repo.stmt(
+            "DELETE FROM members WHERE org_id = $1 AND id = $2",
+            vec![org.0.into(), id.0.into()],
+        ))
+        .await
+        .map_err(db_err)?;
+    if result.rows_affected() == 0 {
+        return Err(Error::NotFound { entity: "member" });
+    }
+    Ok(())
+}

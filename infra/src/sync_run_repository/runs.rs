@@ -1,0 +1,146 @@
+//! Runs: what was asked, by whom, over which orgs. A run is recorded with
+//! its jobs in one transaction, so that a run never exists without the jobs
+//! that carry it out, and a request for an org that already has a queued job
+//! joins that job instead of queueing a second one.
+
+use orgsync_domain::org::OrgId;
+use orgsync_domain::page::{Page, PageRequest};
+use orgsync_domain::sync::{SyncRun, SyncScope};
+use orgsync_domain::Result;
+use sea_orm::{ConnectionTrait, DatabaseTransaction, FromQueryResult, Statement, TransactionTrait};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::rows::{count, RunRow, COLUMNS};
+use super::SqlSyncRunRepository;
+use crate::db::db_err;
+
+pub(super) async fn insert(repo: &SqlSyncRunRepository, run: &SyncRun) -> Result<()> {
+    let txn = repo.db.connection().begin().await.map_err(db_err)?;
+    insert_run(&txn, run).await?;
+    txn.commit().await.map_err(db_err)
+}
+
+pub(super) async fn find(
+    repo: &SqlSyncRunRepository,
+    org: OrgId,
+    id: Uuid,
+) -> Result<Option<SyncRun>> {
+    RunRow::find_by_statement(repo.stmt(
+        &format!("SELECT {COLUMNS} FROM sync_runs WHERE org_id = $1 AND id = $2"),
+        vec![org.0.into(), id.into()],
+    ))
+    .one(repo.db.connection())
+    .await
+    .map_err(db_err)?
+    .map(SyncRun::try_from)
+    .transpose()
+}
+
+pub(super) async fn list(
+    repo: &SqlSyncRunRepository,
+    org: OrgId,
+    page: PageRequest,
+) -> Result<Page<SyncRun>> {
+    // Newest first: ids are time-ordered, so the cursor moves downwards.
+    let before = page.after.unwrap_or(Uuid::max());
+    let rows = RunRow::find_by_statement(repo.stmt(
+        &format!("SELECT {COLUMNS} FROM sync_runs WHERE org_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3"),
+        vec![org.0.into(), before.into(), i64::try_from(page.limit + 1).unwrap_or(i64::MAX).into()],
+    ))
+    .all(repo.db.connection())
+    .await
+    .map_err(db_err)?;
+    let runs = rows
+        .into_iter()
+        .map(SyncRun::try_from)
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Page::from_overfetch(runs, page.limit, |r| r.id))
+}
+
+pub(super) async fn enqueue(
+    repo: &SqlSyncRunRepository,
+    run: &SyncRun,
+    orgs: &[OrgId],
+    now: OffsetDateTime,
+) -> Result<Vec<Uuid>> {
+    let txn = repo.db.connection().begin().await.map_err(db_err)?;
+    insert_run(&txn, run).await?;
+    let mut created = Vec::new();
+    for org in orgs {
+        #[derive(FromQueryResult)]
+        struct Queued {
+            id: Uuid,
+            scope: String,
+        }
+        let queued = Queued::find_by_statement(repo.stmt(
+            "SELECT id, scope FROM sync_jobs WHERE org_id = $1 AND status = 'queued'",
+            vec![org.0.into()],
+        ))
+        .one(&txn)
+        .await
+        .map_err(db_err)?;
+        let job = match queued {
+            Some(queued) => {
+                // Join the waiting job, widening it to cover this request too.
+                let scope = SyncScope::parse(&queued.scope)
+                    .unwrap_or_default()
+                    .union(run.scope);
+                txn.execute(repo.stmt(
+                    "UPDATE sync_jobs SET scope = $1 WHERE id = $2",
+                    vec![scope.as_str().into(), queued.id.into()],
+                ))
+                .await
+                .map_err(db_err)?;
+                queued.id
+            }
+            None => {
+                let id = Uuid::now_v7();
+                txn.execute(repo.stmt(
+                    "INSERT INTO sync_jobs (id, org_id, scope, status, attempts, not_before, published_at, created_at) \
+                     VALUES ($1, $2, $3, 'queued', 0, $4, $4, $4)",
+                    vec![id.into(), org.0.into(), run.scope.as_str().into(), now.into()],
+                ))
+                .await
+                .map_err(db_err)?;
+                created.push(id);
+                id
+            }
+        };
+        txn.execute(repo.stmt(
+            "INSERT INTO sync_run_jobs (run_id, job_id) VALUES ($1, $2)",
+            vec![run.id.into(), job.into()],
+        ))
+        .await
+        .map_err(db_err)?;
+    }
+    txn.commit().await.map_err(db_err)?;
+    Ok(created)
+}
+
+async fn insert_run(txn: &DatabaseTransaction, run: &SyncRun) -> Result<()> {
+    let report = run.report.as_ref().map(serde_json::Value::to_string);
+    txn.execute(Statement::from_sql_and_values(
+        txn.get_database_backend(),
+        format!("INSERT INTO sync_runs ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"),
+        [
+            run.id.into(),
+            run.org_id.0.into(),
+            run.kind.as_str().into(),
+            run.scope.as_str().into(),
+            run.requested_by.clone().into(),
+            run.status.as_str().into(),
+            count(run.counts.adds),
+            count(run.counts.updates),
+            count(run.counts.removals),
+            report.into(),
+            run.error.clone().into(),
+            run.created_at.into(),
+            run.started_at.into(),
+            run.finished_at.into(),
+        ],
+    ))
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}

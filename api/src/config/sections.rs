@@ -1,0 +1,172 @@
+//! The sections of the configuration, one struct each. A key's doc comment
+//! is what an operator reads about it; defaults are set in `Settings::load`
+//! and cross-key rules checked in `validation`.
+
+use serde::Deserialize;
+
+/// Bounds on what one tenant's request may cost the shared process
+/// (see [`orgsync_domain::limits::Limits`] for what each means).
+#[derive(Debug, Clone, Deserialize)]
+pub struct LimitSettings {
+    pub org_depth: u32,
+    pub org_children: u64,
+    pub scim_patch_operations: usize,
+    pub scim_attribute_values: usize,
+    pub scim_resource_bytes: usize,
+    pub scim_members_per_request: usize,
+    pub preview_page: usize,
+    /// Unauthenticated or wrongly authenticated SCIM requests per second
+    /// allowed from one client address (0: no limit).
+    pub scim_unauthenticated_per_second: u32,
+    /// Entries of the SCIM token look-up cache.
+    pub token_cache_entries: u64,
+}
+
+impl LimitSettings {
+    pub fn domain(&self) -> orgsync_domain::limits::Limits {
+        orgsync_domain::limits::Limits {
+            org_depth: self.org_depth,
+            org_children: self.org_children,
+            scim_patch_operations: self.scim_patch_operations,
+            scim_attribute_values: self.scim_attribute_values,
+            scim_resource_bytes: self.scim_resource_bytes,
+            scim_members_per_request: self.scim_members_per_request,
+            preview_page: self.preview_page,
+        }
+    }
+}
+
+/// The `limits.*` keys that mirror [`Limits`](orgsync_domain::limits::Limits),
+/// with their values in `limits`: the one list both the defaults and the
+/// at-least-1 rule walk, so that a new limit cannot get one and miss the other.
+pub(super) fn domain_limits(limits: &orgsync_domain::limits::Limits) -> [(&'static str, u64); 7] {
+    [
+        ("limits.org_depth", u64::from(limits.org_depth)),
+        ("limits.org_children", limits.org_children),
+        (
+            "limits.scim_patch_operations",
+            limits.scim_patch_operations as u64,
+        ),
+        (
+            "limits.scim_attribute_values",
+            limits.scim_attribute_values as u64,
+        ),
+        (
+            "limits.scim_resource_bytes",
+            limits.scim_resource_bytes as u64,
+        ),
+        (
+            "limits.scim_members_per_request",
+            limits.scim_members_per_request as u64,
+        ),
+        ("limits.preview_page", limits.preview_page as u64),
+    ]
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ScimSettings {
+    /// Seconds a rotated-out SCIM token keeps working (0: it stops at once).
+    pub token_rotation_grace: u64,
+    /// Sustained SCIM requests per second allowed per connection (0: no limit).
+    pub rate_limit_per_second: u32,
+    /// Requests a connection may send in a burst above the sustained rate.
+    pub rate_limit_burst: u32,
+    /// Milliseconds a token look-up is reused by this process (0: every request asks the
+    /// database). Revocations made elsewhere take effect within this time.
+    pub token_cache_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServerSettings {
+    pub bind: String,
+    /// The public base URL (used in SCIM `location`s); derived from `bind` when unset.
+    pub public_url: Option<String>,
+    /// Largest request body accepted, in bytes.
+    pub body_limit: usize,
+    /// Seconds in-flight requests get to finish on shutdown.
+    pub shutdown_timeout: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DatabaseSettings {
+    /// `postgres://...` or `sqlite://...`; unset means an embedded SQLite file in `data_dir`.
+    pub url: Option<String>,
+    pub max_connections: u32,
+    /// Apply pending migrations when `serve` or `worker` starts.
+    pub migrate_on_start: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RedisSettings {
+    /// `redis://...`; unset means the in-process queue (one process only).
+    pub url: Option<String>,
+    /// Prefix of every key orgsync writes, so deployments can share a Redis.
+    pub key_prefix: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum JwtAlgorithm {
+    HS256,
+    RS256,
+    EdDSA,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AuthSettings {
+    /// HS256 shared secret, at least 32 bytes.
+    pub jwt_secret: Option<String>,
+    /// RS256/EdDSA verification key: PEM text, or the path of a PEM file.
+    pub jwt_public_key: Option<String>,
+    /// RS256/EdDSA signing key for `orgsync token`: PEM text or path. Never needed by `serve`.
+    pub jwt_private_key: Option<String>,
+    pub jwt_algorithm: JwtAlgorithm,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+    /// Lifetime of tokens minted by `orgsync token`, in seconds.
+    pub token_ttl: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    /// A `tracing` filter directive, e.g. `info` or `orgsync=debug,info`.
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SyncSettings {
+    /// Seconds after a removal during which the same person (a re-created
+    /// directory user) gets the old member back.
+    pub relink_window: u64,
+    /// Recognise the person by email too, not only by externalId.
+    pub relink_by_email: bool,
+}
+
+impl SyncSettings {
+    pub fn relink(&self) -> orgsync_domain::sync::RelinkPolicy {
+        orgsync_domain::sync::RelinkPolicy {
+            window: time::Duration::seconds(i64::try_from(self.relink_window).unwrap_or(i64::MAX)),
+            by_email: self.relink_by_email,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct WorkerSettings {
+    /// Jobs taken from the queue per fetch.
+    pub batch: usize,
+    /// Jobs one worker runs at once.
+    pub concurrency: usize,
+    /// Seconds before an unacknowledged job may be taken over by another worker.
+    pub lease: u64,
+    pub max_attempts: u32,
+    /// Seconds between sweeps (re-publishing lost or due jobs, reclaiming dead workers' jobs).
+    pub sweep_every: u64,
+}

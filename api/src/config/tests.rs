@@ -1,0 +1,100 @@
+//! Loading from a given environment (no process variables, no file), and
+//! the refusals: each names the key at fault.
+
+use super::*;
+
+fn load_env(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+    let source = vars
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect::<std::collections::HashMap<_, _>>();
+    Settings::load_with(
+        None,
+        config::Environment::with_prefix("ORGSYNC")
+            .prefix_separator("__")
+            .separator("__")
+            .source(Some(source)),
+    )
+}
+
+#[test]
+fn no_configuration_at_all_means_the_embedded_mode() {
+    let settings = load_env(&[]).map_err(|e| e.to_string());
+    let settings = settings.as_ref().map_err(String::as_str);
+    assert!(settings.is_ok(), "{settings:?}");
+    if let Ok(s) = settings {
+        assert!(s.is_embedded());
+        assert!(s.redis.url.is_none());
+        assert_eq!(s.server.bind, "127.0.0.1:8080");
+        assert!(s.database_url().starts_with("sqlite://"));
+    }
+}
+
+#[test]
+fn environment_overrides_reach_nested_keys() {
+    let s = load_env(&[
+        ("ORGSYNC__DATABASE__URL", "postgres://localhost/x"),
+        (
+            "ORGSYNC__AUTH__JWT_SECRET",
+            "0123456789abcdef0123456789abcdef",
+        ),
+        ("ORGSYNC__LOG__FORMAT", "json"),
+    ]);
+    assert!(matches!(s, Ok(ref s) if s.log.format == LogFormat::Json && !s.is_embedded()));
+}
+
+#[test]
+fn a_bad_value_is_reported_with_its_key() {
+    let cases = [
+        (("ORGSYNC__SERVER__BIND", "nowhere"), "server.bind"),
+        (("ORGSYNC__LOG__FORMAT", "xml"), "log.format"),
+        (("ORGSYNC__DATABASE__URL", "mysql://x"), "database.url"),
+        (("ORGSYNC__AUTH__JWT_SECRET", "short"), "auth.jwt_secret"),
+        (
+            ("ORGSYNC__AUTH__JWT_ALGORITHM", "RS256"),
+            "auth.jwt_public_key",
+        ),
+        (("ORGSYNC__REDIS__URL", "http://x"), "redis.url"),
+    ];
+    for ((key, value), named) in cases {
+        let message = load_env(&[(key, value)])
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(message.contains(named), "{key}={value}: {message}");
+    }
+}
+
+#[test]
+fn placeholder_and_low_entropy_secrets_are_refused_by_name() {
+    for weak in [
+        "CHANGE-ME-insecure-placeholder-jwt-secret",
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        "abababababababababababababababababab",
+        "your-example-secret-goes-here-0123456789",
+    ] {
+        let message = load_env(&[
+            ("ORGSYNC__DATABASE__URL", "postgres://localhost/x"),
+            ("ORGSYNC__AUTH__JWT_SECRET", weak),
+        ])
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+        assert!(message.contains("auth.jwt_secret"), "{weak}: {message}");
+    }
+    for strong in [
+        "0123456789abcdef0123456789abcdef",
+        "kX3v9QpZ0s8LwN2mB7cR4tY6uJ1hG5fD-aE_iO8pW3qS0zV",
+    ] {
+        assert_eq!(weak_secret(strong), None, "{strong}");
+    }
+}
+
+#[test]
+fn a_server_database_requires_an_explicit_signing_key() {
+    let message = load_env(&[("ORGSYNC__DATABASE__URL", "postgres://localhost/x")])
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(message.contains("auth.jwt_secret"), "{message}");
+}

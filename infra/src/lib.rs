@@ -4,9 +4,14 @@
 //! - [`entity`]: sea-orm entities; they never leave this crate.
 //! - [`org_repository`]: [`SqlOrgRepository`], the organization tree.
 //! - [`connection_repository`], [`directory`]: enterprise connections, SCIM
-//!   tokens and the directory (users, groups, members, change events).
+//!   tokens and the directory (users, groups, members, change events, and
+//!   the feed and snapshots sync reads).
 //! - [`filter_sql`]: SCIM filters as SQL conditions.
-//! - [`membership_repository`], [`sync_run_repository`]: members, their settings, sync runs.
+//! - [`membership_repository`]: members, their settings, relink tombstones.
+//! - [`sync_run_repository`]: sync runs, their jobs, per-org writer leases.
+//! - [`deletion_protection_repository`], [`audit_log`]: deletion thresholds and
+//!   held removals; the append-only audit log.
+//! - [`secrets`]: secrets from the operating system's CSPRNG.
 //! - [`queue`]: [`RedisJobQueue`] (Redis Streams) and [`LocalJobQueue`] (in process).
 //! - [`worker`]: the loop that takes jobs off a queue and runs their handlers.
 #![deny(clippy::unwrap_used, clippy::expect_used)]

@@ -16,10 +16,11 @@ use orgsync_domain::page::{Page, PageRequest};
 use orgsync_domain::ports::SyncRunRepository;
 use orgsync_domain::sync::{SyncJob, SyncRun};
 use orgsync_domain::Result;
-use sea_orm::{Statement, Value};
+use sea_orm::{ConnectionTrait, Statement, Value};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::db::db_err;
 use crate::Database;
 
 mod jobs;
@@ -39,6 +40,17 @@ impl SqlSyncRunRepository {
 
     fn stmt(&self, sql: &str, values: Vec<Value>) -> Statement {
         Statement::from_sql_and_values(self.db.backend(), sql, values)
+    }
+
+    /// Runs one statement on the pool; returns how many rows it changed.
+    async fn execute(&self, sql: &str, values: Vec<Value>) -> Result<u64> {
+        let result = self
+            .db
+            .connection()
+            .execute(self.stmt(sql, values))
+            .await
+            .map_err(db_err)?;
+        Ok(result.rows_affected())
     }
 }
 

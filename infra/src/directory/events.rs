@@ -7,7 +7,7 @@ use orgsync_domain::directory::{ChangeEvent, ChangeOp, ConnectionId, EntityKind}
 use orgsync_domain::{Error, Result};
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DatabaseTransaction, FromQueryResult, Statement,
-    TransactionTrait, Value,
+    TransactionTrait,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -30,33 +30,20 @@ pub(super) async fn append_event(
 ) -> Result<()> {
     txn.execute(Statement::from_sql_and_values(
         txn.get_database_backend(),
-        EVENT_INSERT,
-        event_values(conn, entity, entity_id, version, op, now),
+        "INSERT INTO directory_events (connection_id, entity_kind, entity_id, entity_version, op, occurred_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+        [
+            conn.0.into(),
+            entity.as_str().into(),
+            entity_id.into(),
+            version.into(),
+            op.as_str().into(),
+            now.into(),
+        ],
     ))
     .await
     .map_err(db_err)?;
     Ok(())
-}
-
-const EVENT_INSERT: &str = "INSERT INTO directory_events (connection_id, entity_kind, entity_id, entity_version, op, occurred_at) \
-     VALUES ($1, $2, $3, $4, $5, $6)";
-
-fn event_values(
-    conn: ConnectionId,
-    entity: EntityKind,
-    entity_id: Uuid,
-    version: i64,
-    op: ChangeOp,
-    now: OffsetDateTime,
-) -> Vec<Value> {
-    vec![
-        conn.0.into(),
-        entity.as_str().into(),
-        entity_id.into(),
-        version.into(),
-        op.as_str().into(),
-        now.into(),
-    ]
 }
 
 /// `update` (an `UPDATE ... RETURNING columns`) with its event logged in the

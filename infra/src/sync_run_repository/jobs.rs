@@ -5,7 +5,7 @@
 use orgsync_domain::org::OrgId;
 use orgsync_domain::sync::SyncJob;
 use orgsync_domain::Result;
-use sea_orm::{ConnectionTrait, FromQueryResult};
+use sea_orm::{ConnectionTrait, FromQueryResult, Value};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -69,18 +69,12 @@ pub(super) async fn jobs_of_runs(
 }
 
 pub(super) async fn queued_for_org(repo: &SqlSyncRunRepository, org: OrgId) -> Result<Vec<Uuid>> {
-    #[derive(FromQueryResult)]
-    struct Row {
-        id: Uuid,
-    }
-    let rows = Row::find_by_statement(repo.stmt(
+    job_ids(
+        repo,
         "SELECT id FROM sync_jobs WHERE org_id = $1 AND status = 'queued'",
         vec![org.0.into()],
-    ))
-    .all(repo.db.connection())
+    )
     .await
-    .map_err(db_err)?;
-    Ok(rows.into_iter().map(|r| r.id).collect())
 }
 
 pub(super) async fn due_for_publish(
@@ -88,19 +82,13 @@ pub(super) async fn due_for_publish(
     now: OffsetDateTime,
     published_before: OffsetDateTime,
 ) -> Result<Vec<Uuid>> {
-    #[derive(FromQueryResult)]
-    struct Row {
-        id: Uuid,
-    }
-    let rows = Row::find_by_statement(repo.stmt(
+    job_ids(
+        repo,
         "UPDATE sync_jobs SET published_at = $1 WHERE status = 'queued' AND not_before <= $1 \
          AND (published_at IS NULL OR published_at < $2) RETURNING id",
         vec![now.into(), published_before.into()],
-    ))
-    .all(repo.db.connection())
+    )
     .await
-    .map_err(db_err)?;
-    Ok(rows.into_iter().map(|r| r.id).collect())
 }
 
 pub(super) async fn retry_failed(
@@ -108,19 +96,26 @@ pub(super) async fn retry_failed(
     run: Uuid,
     now: OffsetDateTime,
 ) -> Result<Vec<Uuid>> {
-    #[derive(FromQueryResult)]
-    struct Row {
-        id: Uuid,
-    }
-    let rows = Row::find_by_statement(repo.stmt(
+    job_ids(
+        repo,
         "UPDATE sync_jobs SET status = 'queued', attempts = 0, not_before = $2, error = NULL, finished_at = NULL, \
          published_at = $2 WHERE status = 'failed' AND id IN (SELECT job_id FROM sync_run_jobs WHERE run_id = $1) \
          AND NOT EXISTS (SELECT 1 FROM sync_jobs q WHERE q.org_id = sync_jobs.org_id AND q.status = 'queued') \
          RETURNING id",
         vec![run.into(), now.into()],
-    ))
-    .all(repo.db.connection())
+    )
     .await
-    .map_err(db_err)?;
+}
+
+/// The job ids a statement returns (a query, or an UPDATE ... RETURNING id).
+async fn job_ids(repo: &SqlSyncRunRepository, sql: &str, values: Vec<Value>) -> Result<Vec<Uuid>> {
+    #[derive(FromQueryResult)]
+    struct Row {
+        id: Uuid,
+    }
+    let rows = Row::find_by_statement(repo.stmt(sql, values))
+        .all(repo.db.connection())
+        .await
+        .map_err(db_err)?;
     Ok(rows.into_iter().map(|r| r.id).collect())
 }

@@ -65,26 +65,19 @@ pub(super) async fn heartbeat(
     now: OffsetDateTime,
     lease_until: OffsetDateTime,
 ) -> Result<bool> {
-    let result = repo
-        .db
-        .connection()
-        .execute(repo.stmt(
-            "UPDATE sync_jobs SET heartbeat_at = $1 WHERE id = $2 AND status = 'running' AND attempts = $3",
-            vec![now.into(), job.into(), i64::from(attempt).into()],
-        ))
-        .await
-        .map_err(db_err)?;
-    if result.rows_affected() == 0 {
+    let renewed = repo.execute(
+        "UPDATE sync_jobs SET heartbeat_at = $1 WHERE id = $2 AND status = 'running' AND attempts = $3",
+        vec![now.into(), job.into(), i64::from(attempt).into()],
+    )
+    .await?;
+    if renewed == 0 {
         return Ok(false);
     }
-    repo.db
-        .connection()
-        .execute(repo.stmt(
-            "UPDATE org_writers SET expires_at = $1 WHERE holder = $2",
-            vec![lease_until.into(), job_writer(job, attempt).into()],
-        ))
-        .await
-        .map_err(db_err)?;
+    repo.execute(
+        "UPDATE org_writers SET expires_at = $1 WHERE holder = $2",
+        vec![lease_until.into(), job_writer(job, attempt).into()],
+    )
+    .await?;
     Ok(true)
 }
 
@@ -96,23 +89,20 @@ pub(super) async fn complete(
     report: Option<serde_json::Value>,
     now: OffsetDateTime,
 ) -> Result<()> {
-    repo.db
-        .connection()
-        .execute(repo.stmt(
-            "UPDATE sync_jobs SET status = 'succeeded', added = $1, updated = $2, removed = $3, report = $4, \
-             error = NULL, finished_at = $5 WHERE id = $6 AND status = 'running' AND attempts = $7",
-            vec![
-                count(counts.adds),
-                count(counts.updates),
-                count(counts.removals),
-                report.map(|r| r.to_string()).into(),
-                now.into(),
-                job.into(),
-                i64::from(attempt).into(),
-            ],
-        ))
-        .await
-        .map_err(db_err)?;
+    repo.execute(
+        "UPDATE sync_jobs SET status = 'succeeded', added = $1, updated = $2, removed = $3, report = $4, \
+         error = NULL, finished_at = $5 WHERE id = $6 AND status = 'running' AND attempts = $7",
+        vec![
+            count(counts.adds),
+            count(counts.updates),
+            count(counts.removals),
+            report.map(|r| r.to_string()).into(),
+            now.into(),
+            job.into(),
+            i64::from(attempt).into(),
+        ],
+    )
+    .await?;
     release_writer(repo, job, attempt).await
 }
 
@@ -146,20 +136,17 @@ pub(super) async fn fail(
                 Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
             ) =>
         {
-            repo.db
-                .connection()
-                .execute(repo.stmt(
-                    "UPDATE sync_jobs SET status = 'failed', error = $1, finished_at = $2 \
-                     WHERE id = $3 AND status = 'running' AND attempts = $4",
-                    vec![
-                        format!("{error} (superseded by a newer queued sync)").into(),
-                        now.into(),
-                        job.into(),
-                        i64::from(attempt).into(),
-                    ],
-                ))
-                .await
-                .map_err(db_err)?;
+            repo.execute(
+                "UPDATE sync_jobs SET status = 'failed', error = $1, finished_at = $2 \
+                 WHERE id = $3 AND status = 'running' AND attempts = $4",
+                vec![
+                    format!("{error} (superseded by a newer queued sync)").into(),
+                    now.into(),
+                    job.into(),
+                    i64::from(attempt).into(),
+                ],
+            )
+            .await?;
             Ok(())
         }
         Err(e) => Err(db_err(e)),
@@ -174,25 +161,18 @@ pub(super) async fn reclaim_stale(
     now: OffsetDateTime,
 ) -> Result<u64> {
     // A reclaimed job whose org already has a queued one joins it by failing over to it.
-    let result = repo
-        .db
-        .connection()
-        .execute(repo.stmt(
-            "UPDATE sync_jobs SET status = 'queued', not_before = $2, published_at = NULL \
-             WHERE status = 'running' AND heartbeat_at < $1 \
-             AND NOT EXISTS (SELECT 1 FROM sync_jobs q WHERE q.org_id = sync_jobs.org_id AND q.status = 'queued')",
-            vec![heartbeat_before.into(), now.into()],
-        ))
-        .await
-        .map_err(db_err)?;
-    repo.db
-        .connection()
-        .execute(repo.stmt(
-            "UPDATE sync_jobs SET status = 'failed', error = 'worker lost; superseded by a queued sync', finished_at = $2 \
-             WHERE status = 'running' AND heartbeat_at < $1",
-            vec![heartbeat_before.into(), now.into()],
-        ))
-        .await
-        .map_err(db_err)?;
-    Ok(result.rows_affected())
+    let reclaimed = repo.execute(
+        "UPDATE sync_jobs SET status = 'queued', not_before = $2, published_at = NULL \
+         WHERE status = 'running' AND heartbeat_at < $1 \
+         AND NOT EXISTS (SELECT 1 FROM sync_jobs q WHERE q.org_id = sync_jobs.org_id AND q.status = 'queued')",
+        vec![heartbeat_before.into(), now.into()],
+    )
+    .await?;
+    repo.execute(
+        "UPDATE sync_jobs SET status = 'failed', error = 'worker lost; superseded by a queued sync', finished_at = $2 \
+         WHERE status = 'running' AND heartbeat_at < $1",
+        vec![heartbeat_before.into(), now.into()],
+    )
+    .await?;
+    Ok(reclaimed)
 }

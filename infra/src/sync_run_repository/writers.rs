@@ -48,14 +48,11 @@ pub(super) async fn unlock_org(
     org: OrgId,
     holder: &str,
 ) -> Result<()> {
-    repo.db
-        .connection()
-        .execute(repo.stmt(
-            "DELETE FROM org_writers WHERE org_id = $1 AND holder = $2",
-            vec![org.0.into(), holder.to_owned().into()],
-        ))
-        .await
-        .map_err(db_err)?;
+    repo.execute(
+        "DELETE FROM org_writers WHERE org_id = $1 AND holder = $2",
+        vec![org.0.into(), holder.to_owned().into()],
+    )
+    .await?;
     Ok(())
 }
 
@@ -64,14 +61,11 @@ pub(super) async fn release_writer(
     job: Uuid,
     attempt: u32,
 ) -> Result<()> {
-    repo.db
-        .connection()
-        .execute(repo.stmt(
-            "DELETE FROM org_writers WHERE holder = $1",
-            vec![job_writer(job, attempt).into()],
-        ))
-        .await
-        .map_err(db_err)?;
+    repo.execute(
+        "DELETE FROM org_writers WHERE holder = $1",
+        vec![job_writer(job, attempt).into()],
+    )
+    .await?;
     Ok(())
 }
 

@@ -1,9 +1,31 @@
-//! orgsync's schema. One file per change, append-only: a landed migration is
-//! never edited. Each declares its own identifiers rather than importing
-//! entities, so the schema's history does not move when the code does.
-//! Every migration runs on PostgreSQL and on SQLite (the embedded mode).
+//! orgsync's schema. One file per change, append-only: a landed migration's
+//! statements are never changed (its Rust may be tidied only into code that
+//! builds the very same statements). Each declares its own identifiers rather
+//! than importing entities, so the schema's history does not move when the
+//! code does. Every migration runs on PostgreSQL and on SQLite (the embedded
+//! mode).
 
 pub use sea_orm_migration::prelude::*;
+
+/// Implements [`MigrationTrait`] for the module's `Migration` as plain SQL
+/// that reads the same on PostgreSQL and SQLite: the statements of `$up` in
+/// order, and those of `$down` to undo them.
+macro_rules! sql_migration {
+    ($up:expr, $down:expr) => {
+        #[async_trait::async_trait]
+        impl MigrationTrait for Migration {
+            async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+                $crate::ddl::execute_all(manager, $up).await
+            }
+
+            async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+                $crate::ddl::execute_all(manager, $down).await
+            }
+        }
+    };
+}
+
+mod ddl;
 
 mod m20261125_000001_create_organizations;
 mod m20261125_000002_create_directory;
@@ -16,21 +38,6 @@ mod m20261202_000008_relink_tombstones;
 mod m20261202_000009_relink_by_email;
 mod m20261202_000010_org_writers;
 mod m20261203_000011_group_deltas;
-
-/// Runs a migration's statements in order (the migrations after 5 use it;
-/// landed ones keep their own loops, as they are never edited).
-pub(crate) async fn execute_all(
-    manager: &SchemaManager<'_>,
-    statements: &[&str],
-) -> Result<(), DbErr> {
-    for statement in statements {
-        manager
-            .get_connection()
-            .execute_unprepared(statement)
-            .await?;
-    }
-    Ok(())
-}
 
 pub struct Migrator;
 

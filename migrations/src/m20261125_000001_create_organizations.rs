@@ -4,6 +4,11 @@
 
 use sea_orm_migration::prelude::*;
 
+use crate::ddl::{
+    cascading_key, create_index, create_unique_index, drop_tables, execute_all, timestamptz, uuid,
+    uuid_key, varchar,
+};
+
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
@@ -36,45 +41,15 @@ impl MigrationTrait for Migration {
             .create_table(
                 Table::create()
                     .table(Organizations::Table)
-                    .col(
-                        ColumnDef::new(Organizations::Id)
-                            .uuid()
-                            .not_null()
-                            .primary_key(),
-                    )
+                    .col(uuid_key(Organizations::Id))
                     .col(ColumnDef::new(Organizations::ParentId).uuid().null())
-                    .col(ColumnDef::new(Organizations::RootId).uuid().not_null())
-                    .col(
-                        ColumnDef::new(Organizations::Kind)
-                            .string_len(16)
-                            .not_null(),
-                    )
-                    .col(
-                        ColumnDef::new(Organizations::Name)
-                            .string_len(200)
-                            .not_null(),
-                    )
-                    .col(
-                        ColumnDef::new(Organizations::Slug)
-                            .string_len(63)
-                            .not_null(),
-                    )
-                    .col(
-                        ColumnDef::new(Organizations::ProvisioningMode)
-                            .string_len(16)
-                            .not_null()
-                            .default("manual"),
-                    )
-                    .col(
-                        ColumnDef::new(Organizations::CreatedAt)
-                            .timestamp_with_time_zone()
-                            .not_null(),
-                    )
-                    .col(
-                        ColumnDef::new(Organizations::UpdatedAt)
-                            .timestamp_with_time_zone()
-                            .not_null(),
-                    )
+                    .col(uuid(Organizations::RootId))
+                    .col(varchar(Organizations::Kind, 16))
+                    .col(varchar(Organizations::Name, 200))
+                    .col(varchar(Organizations::Slug, 63))
+                    .col(varchar(Organizations::ProvisioningMode, 16).default("manual"))
+                    .col(timestamptz(Organizations::CreatedAt))
+                    .col(timestamptz(Organizations::UpdatedAt))
                     .foreign_key(
                         ForeignKey::create()
                             .from(Organizations::Table, Organizations::ParentId)
@@ -85,81 +60,74 @@ impl MigrationTrait for Migration {
             )
             .await?;
         // A slug is unique within its tenant (the root included)...
-        manager
-            .create_index(
-                Index::create()
-                    .name("organizations_root_slug_key")
-                    .table(Organizations::Table)
-                    .col(Organizations::RootId)
-                    .col(Organizations::Slug)
-                    .unique()
-                    .to_owned(),
-            )
-            .await?;
+        create_unique_index(
+            manager,
+            "organizations_root_slug_key",
+            Organizations::Table,
+            [Organizations::RootId, Organizations::Slug],
+        )
+        .await?;
         // ...and among the roots. Partial indexes read the same on both engines.
-        manager
-            .get_connection()
-            .execute_unprepared(
+        execute_all(
+            manager,
+            &[
                 "CREATE UNIQUE INDEX organizations_root_slug_unique_among_roots \
-                 ON organizations (slug) WHERE parent_id IS NULL",
-            )
-            .await?;
-        manager
-            .create_index(
-                Index::create()
-                    .name("organizations_parent_idx")
-                    .table(Organizations::Table)
-                    .col(Organizations::ParentId)
-                    .col(Organizations::Id)
-                    .to_owned(),
-            )
-            .await?;
+               ON organizations (slug) WHERE parent_id IS NULL",
+            ],
+        )
+        .await?;
+        create_index(
+            manager,
+            "organizations_parent_idx",
+            Organizations::Table,
+            [Organizations::ParentId, Organizations::Id],
+        )
+        .await?;
 
         manager
             .create_table(
                 Table::create()
                     .table(OrgClosure::Table)
-                    .col(ColumnDef::new(OrgClosure::AncestorId).uuid().not_null())
-                    .col(ColumnDef::new(OrgClosure::DescendantId).uuid().not_null())
+                    .col(uuid(OrgClosure::AncestorId))
+                    .col(uuid(OrgClosure::DescendantId))
                     .col(ColumnDef::new(OrgClosure::Depth).integer().not_null())
                     .primary_key(
                         Index::create()
                             .col(OrgClosure::AncestorId)
                             .col(OrgClosure::DescendantId),
                     )
-                    .foreign_key(
-                        ForeignKey::create()
-                            .from(OrgClosure::Table, OrgClosure::AncestorId)
-                            .to(Organizations::Table, Organizations::Id)
-                            .on_delete(ForeignKeyAction::Cascade),
-                    )
-                    .foreign_key(
-                        ForeignKey::create()
-                            .from(OrgClosure::Table, OrgClosure::DescendantId)
-                            .to(Organizations::Table, Organizations::Id)
-                            .on_delete(ForeignKeyAction::Cascade),
-                    )
+                    .foreign_key(&mut cascading_key(
+                        OrgClosure::Table,
+                        OrgClosure::AncestorId,
+                        Organizations::Table,
+                        Organizations::Id,
+                    ))
+                    .foreign_key(&mut cascading_key(
+                        OrgClosure::Table,
+                        OrgClosure::DescendantId,
+                        Organizations::Table,
+                        Organizations::Id,
+                    ))
                     .to_owned(),
             )
             .await?;
-        manager
-            .create_index(
-                Index::create()
-                    .name("org_closure_descendant_idx")
-                    .table(OrgClosure::Table)
-                    .col(OrgClosure::DescendantId)
-                    .col(OrgClosure::Depth)
-                    .to_owned(),
-            )
-            .await
+        create_index(
+            manager,
+            "org_closure_descendant_idx",
+            OrgClosure::Table,
+            [OrgClosure::DescendantId, OrgClosure::Depth],
+        )
+        .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .drop_table(Table::drop().table(OrgClosure::Table).to_owned())
-            .await?;
-        manager
-            .drop_table(Table::drop().table(Organizations::Table).to_owned())
-            .await
+        drop_tables(
+            manager,
+            [
+                OrgClosure::Table.into_iden(),
+                Organizations::Table.into_iden(),
+            ],
+        )
+        .await
     }
 }

@@ -4,6 +4,11 @@
 
 use sea_orm_migration::prelude::*;
 
+use crate::ddl::{
+    bigint, cascading_key, create_index, create_unique_index, drop_tables, execute_all, jsonb,
+    text, timestamptz, uuid, uuid_key, varchar,
+};
+
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
@@ -90,39 +95,16 @@ enum DirectoryEvents {
     OccurredAt,
 }
 
-fn ts(col: impl IntoIden) -> ColumnDef {
-    ColumnDef::new(col)
-        .timestamp_with_time_zone()
-        .not_null()
-        .to_owned()
-}
-
 fn cascade_to_connection(
     table: impl IntoIden + 'static,
     col: impl IntoIden + 'static,
 ) -> ForeignKeyCreateStatement {
-    ForeignKey::create()
-        .from(table, col)
-        .to(EnterpriseConnections::Table, EnterpriseConnections::Id)
-        .on_delete(ForeignKeyAction::Cascade)
-        .to_owned()
-}
-
-async fn index(
-    manager: &SchemaManager<'_>,
-    name: &str,
-    table: impl IntoIden + 'static,
-    cols: Vec<DynIden>,
-    unique: bool,
-) -> Result<(), DbErr> {
-    let mut stmt = Index::create().name(name).table(table).to_owned();
-    for col in cols {
-        stmt.col(col);
-    }
-    if unique {
-        stmt.unique();
-    }
-    manager.create_index(stmt).await
+    cascading_key(
+        table,
+        col,
+        EnterpriseConnections::Table,
+        EnterpriseConnections::Id,
+    )
 }
 
 #[async_trait::async_trait]
@@ -132,54 +114,32 @@ impl MigrationTrait for Migration {
             .create_table(
                 Table::create()
                     .table(EnterpriseConnections::Table)
-                    .col(
-                        ColumnDef::new(EnterpriseConnections::Id)
-                            .uuid()
-                            .not_null()
-                            .primary_key(),
-                    )
-                    .col(
-                        ColumnDef::new(EnterpriseConnections::OrgId)
-                            .uuid()
-                            .not_null(),
-                    )
-                    .col(
-                        ColumnDef::new(EnterpriseConnections::Name)
-                            .string_len(200)
-                            .not_null(),
-                    )
+                    .col(uuid_key(EnterpriseConnections::Id))
+                    .col(uuid(EnterpriseConnections::OrgId))
+                    .col(varchar(EnterpriseConnections::Name, 200))
                     .col(
                         ColumnDef::new(EnterpriseConnections::DirectorySyncEnabled)
                             .boolean()
                             .not_null()
                             .default(false),
                     )
-                    .col(
-                        ColumnDef::new(EnterpriseConnections::EventSeq)
-                            .big_integer()
-                            .not_null()
-                            .default(0),
-                    )
-                    .col(ts(EnterpriseConnections::CreatedAt))
-                    .col(ts(EnterpriseConnections::UpdatedAt))
-                    .foreign_key(
-                        ForeignKey::create()
-                            .from(EnterpriseConnections::Table, EnterpriseConnections::OrgId)
-                            .to(Organizations::Table, Organizations::Id)
-                            .on_delete(ForeignKeyAction::Cascade),
-                    )
+                    .col(bigint(EnterpriseConnections::EventSeq).default(0))
+                    .col(timestamptz(EnterpriseConnections::CreatedAt))
+                    .col(timestamptz(EnterpriseConnections::UpdatedAt))
+                    .foreign_key(&mut cascading_key(
+                        EnterpriseConnections::Table,
+                        EnterpriseConnections::OrgId,
+                        Organizations::Table,
+                        Organizations::Id,
+                    ))
                     .to_owned(),
             )
             .await?;
-        index(
+        create_index(
             manager,
             "enterprise_connections_org_idx",
             EnterpriseConnections::Table,
-            vec![
-                EnterpriseConnections::OrgId.into_iden(),
-                EnterpriseConnections::Id.into_iden(),
-            ],
-            false,
+            [EnterpriseConnections::OrgId, EnterpriseConnections::Id],
         )
         .await?;
 
@@ -187,15 +147,10 @@ impl MigrationTrait for Migration {
             .create_table(
                 Table::create()
                     .table(ScimTokens::Table)
-                    .col(
-                        ColumnDef::new(ScimTokens::Id)
-                            .uuid()
-                            .not_null()
-                            .primary_key(),
-                    )
-                    .col(ColumnDef::new(ScimTokens::ConnectionId).uuid().not_null())
+                    .col(uuid_key(ScimTokens::Id))
+                    .col(uuid(ScimTokens::ConnectionId))
                     .col(ColumnDef::new(ScimTokens::TokenHash).binary().not_null())
-                    .col(ts(ScimTokens::CreatedAt))
+                    .col(timestamptz(ScimTokens::CreatedAt))
                     .col(
                         ColumnDef::new(ScimTokens::ExpiresAt)
                             .timestamp_with_time_zone()
@@ -208,12 +163,11 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        index(
+        create_index(
             manager,
             "scim_tokens_connection_idx",
             ScimTokens::Table,
-            vec![ScimTokens::ConnectionId.into_iden()],
-            false,
+            [ScimTokens::ConnectionId],
         )
         .await?;
 
@@ -221,39 +175,18 @@ impl MigrationTrait for Migration {
             .create_table(
                 Table::create()
                     .table(DirectoryUsers::Table)
-                    .col(
-                        ColumnDef::new(DirectoryUsers::Id)
-                            .uuid()
-                            .not_null()
-                            .primary_key(),
-                    )
-                    .col(
-                        ColumnDef::new(DirectoryUsers::ConnectionId)
-                            .uuid()
-                            .not_null(),
-                    )
-                    .col(ColumnDef::new(DirectoryUsers::UserName).text().not_null())
-                    .col(
-                        ColumnDef::new(DirectoryUsers::UserNameLower)
-                            .text()
-                            .not_null(),
-                    )
+                    .col(uuid_key(DirectoryUsers::Id))
+                    .col(uuid(DirectoryUsers::ConnectionId))
+                    .col(text(DirectoryUsers::UserName))
+                    .col(text(DirectoryUsers::UserNameLower))
                     .col(ColumnDef::new(DirectoryUsers::ExternalId).text().null())
                     .col(ColumnDef::new(DirectoryUsers::DisplayName).text().null())
                     .col(ColumnDef::new(DirectoryUsers::Active).boolean().not_null())
                     .col(ColumnDef::new(DirectoryUsers::Email).text().null())
-                    .col(
-                        ColumnDef::new(DirectoryUsers::Resource)
-                            .json_binary()
-                            .not_null(),
-                    )
-                    .col(
-                        ColumnDef::new(DirectoryUsers::Version)
-                            .big_integer()
-                            .not_null(),
-                    )
-                    .col(ts(DirectoryUsers::CreatedAt))
-                    .col(ts(DirectoryUsers::UpdatedAt))
+                    .col(jsonb(DirectoryUsers::Resource))
+                    .col(bigint(DirectoryUsers::Version))
+                    .col(timestamptz(DirectoryUsers::CreatedAt))
+                    .col(timestamptz(DirectoryUsers::UpdatedAt))
                     .foreign_key(&mut cascade_to_connection(
                         DirectoryUsers::Table,
                         DirectoryUsers::ConnectionId,
@@ -262,15 +195,11 @@ impl MigrationTrait for Migration {
             )
             .await?;
         // userName is unique per directory, case-insensitively (RFC 7643: caseExact false).
-        index(
+        create_unique_index(
             manager,
             "directory_users_user_name_key",
             DirectoryUsers::Table,
-            vec![
-                DirectoryUsers::ConnectionId.into_iden(),
-                DirectoryUsers::UserNameLower.into_iden(),
-            ],
-            true,
+            [DirectoryUsers::ConnectionId, DirectoryUsers::UserNameLower],
         )
         .await?;
         for (name, col) in [
@@ -281,12 +210,11 @@ impl MigrationTrait for Migration {
             ("directory_users_email_idx", DirectoryUsers::Email),
             ("directory_users_id_order_idx", DirectoryUsers::Id),
         ] {
-            index(
+            create_index(
                 manager,
                 name,
                 DirectoryUsers::Table,
-                vec![DirectoryUsers::ConnectionId.into_iden(), col.into_iden()],
-                false,
+                [DirectoryUsers::ConnectionId, col],
             )
             .await?;
         }
@@ -295,46 +223,16 @@ impl MigrationTrait for Migration {
             .create_table(
                 Table::create()
                     .table(DirectoryGroups::Table)
-                    .col(
-                        ColumnDef::new(DirectoryGroups::Id)
-                            .uuid()
-                            .not_null()
-                            .primary_key(),
-                    )
-                    .col(
-                        ColumnDef::new(DirectoryGroups::ConnectionId)
-                            .uuid()
-                            .not_null(),
-                    )
-                    .col(
-                        ColumnDef::new(DirectoryGroups::DisplayName)
-                            .text()
-                            .not_null(),
-                    )
-                    .col(
-                        ColumnDef::new(DirectoryGroups::DisplayNameLower)
-                            .text()
-                            .not_null(),
-                    )
+                    .col(uuid_key(DirectoryGroups::Id))
+                    .col(uuid(DirectoryGroups::ConnectionId))
+                    .col(text(DirectoryGroups::DisplayName))
+                    .col(text(DirectoryGroups::DisplayNameLower))
                     .col(ColumnDef::new(DirectoryGroups::ExternalId).text().null())
-                    .col(
-                        ColumnDef::new(DirectoryGroups::Resource)
-                            .json_binary()
-                            .not_null(),
-                    )
-                    .col(
-                        ColumnDef::new(DirectoryGroups::MemberCount)
-                            .big_integer()
-                            .not_null()
-                            .default(0),
-                    )
-                    .col(
-                        ColumnDef::new(DirectoryGroups::Version)
-                            .big_integer()
-                            .not_null(),
-                    )
-                    .col(ts(DirectoryGroups::CreatedAt))
-                    .col(ts(DirectoryGroups::UpdatedAt))
+                    .col(jsonb(DirectoryGroups::Resource))
+                    .col(bigint(DirectoryGroups::MemberCount).default(0))
+                    .col(bigint(DirectoryGroups::Version))
+                    .col(timestamptz(DirectoryGroups::CreatedAt))
+                    .col(timestamptz(DirectoryGroups::UpdatedAt))
                     .foreign_key(&mut cascade_to_connection(
                         DirectoryGroups::Table,
                         DirectoryGroups::ConnectionId,
@@ -352,12 +250,11 @@ impl MigrationTrait for Migration {
                 DirectoryGroups::ExternalId,
             ),
         ] {
-            index(
+            create_index(
                 manager,
                 name,
                 DirectoryGroups::Table,
-                vec![DirectoryGroups::ConnectionId.into_iden(), col.into_iden()],
-                false,
+                [DirectoryGroups::ConnectionId, col],
             )
             .await?;
         }
@@ -366,21 +263,9 @@ impl MigrationTrait for Migration {
             .create_table(
                 Table::create()
                     .table(DirectoryGroupMembers::Table)
-                    .col(
-                        ColumnDef::new(DirectoryGroupMembers::ConnectionId)
-                            .uuid()
-                            .not_null(),
-                    )
-                    .col(
-                        ColumnDef::new(DirectoryGroupMembers::GroupId)
-                            .uuid()
-                            .not_null(),
-                    )
-                    .col(
-                        ColumnDef::new(DirectoryGroupMembers::MemberValue)
-                            .text()
-                            .not_null(),
-                    )
+                    .col(uuid(DirectoryGroupMembers::ConnectionId))
+                    .col(uuid(DirectoryGroupMembers::GroupId))
+                    .col(text(DirectoryGroupMembers::MemberValue))
                     .col(
                         ColumnDef::new(DirectoryGroupMembers::MemberType)
                             .string_len(16)
@@ -396,25 +281,24 @@ impl MigrationTrait for Migration {
                             .col(DirectoryGroupMembers::GroupId)
                             .col(DirectoryGroupMembers::MemberValue),
                     )
-                    .foreign_key(
-                        ForeignKey::create()
-                            .from(DirectoryGroupMembers::Table, DirectoryGroupMembers::GroupId)
-                            .to(DirectoryGroups::Table, DirectoryGroups::Id)
-                            .on_delete(ForeignKeyAction::Cascade),
-                    )
+                    .foreign_key(&mut cascading_key(
+                        DirectoryGroupMembers::Table,
+                        DirectoryGroupMembers::GroupId,
+                        DirectoryGroups::Table,
+                        DirectoryGroups::Id,
+                    ))
                     .to_owned(),
             )
             .await?;
         // "Which groups is this user in" (User.groups, user deletion).
-        index(
+        create_index(
             manager,
             "directory_group_members_member_idx",
             DirectoryGroupMembers::Table,
-            vec![
-                DirectoryGroupMembers::ConnectionId.into_iden(),
-                DirectoryGroupMembers::MemberValue.into_iden(),
+            [
+                DirectoryGroupMembers::ConnectionId,
+                DirectoryGroupMembers::MemberValue,
             ],
-            false,
         )
         .await?;
 
@@ -429,30 +313,14 @@ impl MigrationTrait for Migration {
                             .auto_increment()
                             .primary_key(),
                     )
-                    .col(
-                        ColumnDef::new(DirectoryEvents::ConnectionId)
-                            .uuid()
-                            .not_null(),
-                    )
+                    .col(uuid(DirectoryEvents::ConnectionId))
                     // Assigned after commit by the sequencer, in the order events become visible.
                     .col(ColumnDef::new(DirectoryEvents::Seq).big_integer().null())
-                    .col(
-                        ColumnDef::new(DirectoryEvents::EntityKind)
-                            .string_len(16)
-                            .not_null(),
-                    )
-                    .col(ColumnDef::new(DirectoryEvents::EntityId).uuid().not_null())
-                    .col(
-                        ColumnDef::new(DirectoryEvents::EntityVersion)
-                            .big_integer()
-                            .not_null(),
-                    )
-                    .col(
-                        ColumnDef::new(DirectoryEvents::Op)
-                            .string_len(32)
-                            .not_null(),
-                    )
-                    .col(ts(DirectoryEvents::OccurredAt))
+                    .col(varchar(DirectoryEvents::EntityKind, 16))
+                    .col(uuid(DirectoryEvents::EntityId))
+                    .col(bigint(DirectoryEvents::EntityVersion))
+                    .col(varchar(DirectoryEvents::Op, 32))
+                    .col(timestamptz(DirectoryEvents::OccurredAt))
                     .foreign_key(&mut cascade_to_connection(
                         DirectoryEvents::Table,
                         DirectoryEvents::ConnectionId,
@@ -460,40 +328,33 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        index(
+        create_unique_index(
             manager,
             "directory_events_seq_key",
             DirectoryEvents::Table,
-            vec![
-                DirectoryEvents::ConnectionId.into_iden(),
-                DirectoryEvents::Seq.into_iden(),
-            ],
-            true,
+            [DirectoryEvents::ConnectionId, DirectoryEvents::Seq],
         )
         .await?;
         // The sequencer's work list: events of a connection not yet numbered.
-        manager
-            .get_connection()
-            .execute_unprepared(
-                "CREATE INDEX directory_events_unsequenced_idx ON directory_events (connection_id, id) WHERE seq IS NULL",
-            )
-            .await?;
-        Ok(())
+        execute_all(
+            manager,
+            &["CREATE INDEX directory_events_unsequenced_idx ON directory_events (connection_id, id) WHERE seq IS NULL"],
+        )
+        .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        for table in [
-            DirectoryEvents::Table.into_iden(),
-            DirectoryGroupMembers::Table.into_iden(),
-            DirectoryGroups::Table.into_iden(),
-            DirectoryUsers::Table.into_iden(),
-            ScimTokens::Table.into_iden(),
-            EnterpriseConnections::Table.into_iden(),
-        ] {
-            manager
-                .drop_table(Table::drop().table(table).to_owned())
-                .await?;
-        }
-        Ok(())
+        drop_tables(
+            manager,
+            [
+                DirectoryEvents::Table.into_iden(),
+                DirectoryGroupMembers::Table.into_iden(),
+                DirectoryGroups::Table.into_iden(),
+                DirectoryUsers::Table.into_iden(),
+                ScimTokens::Table.into_iden(),
+                EnterpriseConnections::Table.into_iden(),
+            ],
+        )
+        .await
     }
 }

@@ -40,25 +40,4 @@ const UP: &[&str] = &[
 
 const DOWN: &[&str] = &["DROP TABLE sync_run_jobs", "DROP TABLE sync_jobs"];
 
-#[async_trait::async_trait]
-impl MigrationTrait for Migration {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        for statement in UP {
-            manager
-                .get_connection()
-                .execute_unprepared(statement)
-                .await?;
-        }
-        Ok(())
-    }
-
-    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        for statement in DOWN {
-            manager
-                .get_connection()
-                .execute_unprepared(statement)
-                .await?;
-        }
-        Ok(())
-    }
-}
+sql_migration!(UP, DOWN);

@@ -6,12 +6,9 @@ use sea_orm_migration::prelude::*;
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
-#[async_trait::async_trait]
-impl MigrationTrait for Migration {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        let db = manager.get_connection();
-        db.execute_unprepared(
-            "CREATE TABLE audit_events (
+// The statement's text stays as it first ran, indentation included (SQLite keeps it).
+const UP: &[&str] = &[
+    "CREATE TABLE audit_events (
                 id UUID NOT NULL PRIMARY KEY,
                 org_id UUID NOT NULL,
                 actor_kind VARCHAR(16) NOT NULL,
@@ -24,18 +21,9 @@ impl MigrationTrait for Migration {
                 after_state TEXT NULL,
                 at TIMESTAMP WITH TIME ZONE NOT NULL
             )",
-        )
-        .await?;
-        db.execute_unprepared("CREATE INDEX audit_events_org_idx ON audit_events (org_id, id)")
-            .await?;
-        Ok(())
-    }
+    "CREATE INDEX audit_events_org_idx ON audit_events (org_id, id)",
+];
 
-    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .get_connection()
-            .execute_unprepared("DROP TABLE audit_events")
-            .await?;
-        Ok(())
-    }
-}
+const DOWN: &[&str] = &["DROP TABLE audit_events"];
+
+sql_migration!(UP, DOWN);

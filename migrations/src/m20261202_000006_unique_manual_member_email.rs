@@ -8,24 +8,11 @@ use sea_orm_migration::prelude::*;
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
-#[async_trait::async_trait]
-impl MigrationTrait for Migration {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .get_connection()
-            .execute_unprepared(
-                "CREATE UNIQUE INDEX members_manual_email_key ON members (org_id, email_lower) \
-                 WHERE directory_user_id IS NULL",
-            )
-            .await?;
-        Ok(())
-    }
+const UP: &[&str] = &[
+    "CREATE UNIQUE INDEX members_manual_email_key ON members (org_id, email_lower) \
+     WHERE directory_user_id IS NULL",
+];
 
-    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .get_connection()
-            .execute_unprepared("DROP INDEX members_manual_email_key")
-            .await?;
-        Ok(())
-    }
-}
+const DOWN: &[&str] = &["DROP INDEX members_manual_email_key"];
+
+sql_migration!(UP, DOWN);

@@ -16,13 +16,4 @@ const UP: &[&str] = &["CREATE TABLE org_writers (
 
 const DOWN: &[&str] = &["DROP TABLE org_writers"];
 
-#[async_trait::async_trait]
-impl MigrationTrait for Migration {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        crate::execute_all(manager, UP).await
-    }
-
-    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        crate::execute_all(manager, DOWN).await
-    }
-}
+sql_migration!(UP, DOWN);

@@ -1,12 +1,15 @@
 //! Steps many tests share: admin calls on any org of a [`Directory`]'s
-//! tree, switching an org to SCIM, connecting an org's own IdP, waiting for a
-//! run.
+//! tree, creating orgs, groups and connections, SCIM changes IdPs make,
+//! switching an org to SCIM, starting a sync and waiting for a run or for
+//! members.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::scim::Directory;
+use crate::scim::{patch, Directory};
+use crate::support::{poll, TestApp};
 
 /// An admin API call on `org` (any org of the tree) with a platform token.
 pub(crate) async fn admin(
@@ -16,15 +19,106 @@ pub(crate) async fn admin(
     rest: &str,
     body: Option<Value>,
 ) -> (u16, Value) {
-    let token = dir.app.tokens.platform();
-    dir.app
-        .call(
-            method,
-            &format!("/api/v1/orgs/{org}{rest}"),
-            Some(&token),
-            body,
+    dir.app.admin(method, org, rest, body).await
+}
+
+impl Directory {
+    /// An admin API call on the directory's own org with a platform token.
+    pub(crate) async fn admin(
+        &self,
+        method: &str,
+        rest: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        admin(self, method, &self.org, rest, body).await
+    }
+
+    /// An admin adds `member` (`POST /members`) to the directory's own org: the answer.
+    pub(crate) async fn add_member(&self, member: Value) -> (u16, Value) {
+        self.admin("POST", "/members", Some(member)).await
+    }
+
+    /// A SCIM PATCH of `path` (`/Users/{id}`, `/Groups/{id}`) with the operations `ops`.
+    pub(crate) async fn scim_patch(&self, path: &str, ops: Value) -> (u16, Value) {
+        self.scim("PATCH", path, Some(patch(ops))).await
+    }
+
+    /// The IdP (de)activates `user`, by PATCH.
+    pub(crate) async fn set_active(&self, user: &str, active: bool) -> (u16, Value) {
+        self.scim_patch(
+            &format!("/Users/{user}"),
+            json!([{"op": "replace", "path": "active", "value": active}]),
         )
         .await
+    }
+
+    /// A directory group `name` holding `members` (directory user ids); its id.
+    pub(crate) async fn group(&self, name: &str, members: &[impl AsRef<str>]) -> String {
+        let members: Vec<Value> = members
+            .iter()
+            .map(|m| json!({"value": m.as_ref()}))
+            .collect();
+        let (status, group) = self
+            .scim(
+                "POST",
+                "/Groups",
+                Some(json!({"displayName": name, "members": members})),
+            )
+            .await;
+        assert_eq!(status, 201, "{group}");
+        group["id"].as_str().unwrap().to_owned()
+    }
+}
+
+/// A tenant (a root org) named `name` and `slug`; its id.
+pub(crate) async fn create_root(app: &TestApp, name: &str, slug: &str) -> String {
+    let platform = app.tokens.platform();
+    let (status, org) = app
+        .call(
+            "POST",
+            "/api/v1/orgs",
+            Some(&platform),
+            Some(json!({"name": name, "slug": slug})),
+        )
+        .await;
+    assert_eq!(status, 201, "{org}");
+    org["id"].as_str().unwrap().to_owned()
+}
+
+/// Asks, with `token`, for a child of `parent` as `child` describes it: the answer.
+pub(crate) async fn create_child(
+    app: &TestApp,
+    token: &str,
+    parent: &str,
+    child: Value,
+) -> (u16, Value) {
+    app.call(
+        "POST",
+        &format!("/api/v1/orgs/{parent}/children"),
+        Some(token),
+        Some(child),
+    )
+    .await
+}
+
+/// A connection `name` of `org` with directory sync turned on: its id, and
+/// the answer to turning it on (with the SCIM token, shown only there).
+pub(crate) async fn connect_directory(app: &TestApp, org: &str, name: &str) -> (String, Value) {
+    let (status, conn) = app
+        .admin("POST", org, "/connections", Some(json!({"name": name})))
+        .await;
+    assert_eq!(status, 201, "{conn}");
+    let conn = conn["id"].as_str().unwrap().to_owned();
+    let (status, sync) = app
+        .admin(
+            "PUT",
+            org,
+            &format!("/connections/{conn}/directory-sync"),
+            Some(json!({"enabled": true})),
+        )
+        .await;
+    assert_eq!(status, 200, "{sync}");
+    (conn, sync)
 }
 
 /// `n` directory users `{prefix}{i}@example.com`; their ids.
@@ -36,67 +130,67 @@ pub(crate) async fn users(dir: &Directory, prefix: &str, n: usize) -> Vec<String
     ids
 }
 
-/// `org`'s members by email: (email, member).
-pub(crate) async fn members_by_email(
-    dir: &Directory,
-    org: &str,
-) -> std::collections::BTreeMap<String, Value> {
+/// `org`'s members (the first 200).
+pub(crate) async fn members(dir: &Directory, org: &str) -> Vec<Value> {
     let (status, page) = admin(dir, "GET", org, "/members?limit=200", None).await;
     assert_eq!(status, 200, "{page}");
-    page["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| (m["email"].as_str().unwrap().to_owned(), m.clone()))
+    page["data"].as_array().unwrap().clone()
+}
+
+/// `org`'s members by email: (email, member).
+pub(crate) async fn members_by_email(dir: &Directory, org: &str) -> BTreeMap<String, Value> {
+    members(dir, org)
+        .await
+        .into_iter()
+        .map(|m| (m["email"].as_str().unwrap().to_owned(), m))
         .collect()
 }
 
 pub(crate) async fn member_count(dir: &Directory, org: &str) -> usize {
-    let (status, page) = admin(dir, "GET", org, "/members?limit=200", None).await;
-    assert_eq!(status, 200, "{page}");
-    page["data"].as_array().unwrap().len()
+    members(dir, org).await.len()
 }
 
 /// Waits (10 s at most) until `org` has `expected` members, and asserts it.
 pub(crate) async fn wait_for_members(dir: &Directory, org: &str, expected: usize) {
-    for _ in 0..200 {
-        if member_count(dir, org).await == expected {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    poll(200, Duration::from_millis(50), async || {
+        (member_count(dir, org).await == expected).then_some(())
+    })
+    .await;
     assert_eq!(member_count(dir, org).await, expected);
+}
+
+/// PUTs `body` to `org`'s `rest` with the confirmation its preview
+/// (`POST {rest}/preview` of the same body) gave, and asserts it applied;
+/// the answer.
+pub(crate) async fn put_confirmed(dir: &Directory, org: &str, rest: &str, body: Value) -> Value {
+    let (status, preview) = admin(
+        dir,
+        "POST",
+        org,
+        &format!("{rest}/preview"),
+        Some(body.clone()),
+    )
+    .await;
+    assert_eq!(status, 200, "{preview}");
+    let mut confirmed = body;
+    confirmed["confirm"] = preview["confirmation"].clone();
+    let (status, applied) = admin(dir, "PUT", org, rest, Some(confirmed)).await;
+    assert_eq!(status, 200, "{applied}");
+    applied
 }
 
 /// Switches `org` to SCIM with its preview's confirmation.
 pub(crate) async fn switch_to_scim(dir: &Directory, org: &str) {
-    let (_, preview) = admin(
-        dir,
-        "POST",
-        org,
-        "/provisioning/preview",
-        Some(json!({"mode": "scim"})),
-    )
-    .await;
-    let (status, switched) = admin(
-        dir,
-        "PUT",
-        org,
-        "/provisioning",
-        Some(json!({"mode": "scim", "confirm": preview["confirmation"]})),
-    )
-    .await;
-    assert_eq!(status, 200, "{switched}");
+    put_confirmed(dir, org, "/provisioning", json!({"mode": "scim"})).await;
 }
 
 /// A child of the directory's org named `slug`, in manual mode; its id.
 pub(crate) async fn child(dir: &Directory, slug: &str) -> String {
-    let (status, child) = admin(
-        dir,
-        "POST",
+    let (status, child) = create_child(
+        &dir.app,
+        &dir.app.tokens.platform(),
         &dir.org,
-        "/children",
-        Some(json!({"name": slug, "slug": slug})),
+        json!({"name": slug, "slug": slug}),
     )
     .await;
     assert_eq!(status, 201, "{child}");
@@ -112,36 +206,43 @@ pub(crate) async fn scim_child(dir: &Directory, slug: &str) -> String {
 
 /// `org`'s own connection with directory sync on: its id and SCIM token.
 pub(crate) async fn own_connection(dir: &Directory, org: &str) -> (String, String) {
-    let (_, conn) = admin(
-        dir,
-        "POST",
-        org,
-        "/connections",
-        Some(json!({"name": "Own IdP"})),
-    )
-    .await;
-    let conn = conn["id"].as_str().unwrap().to_owned();
-    let (status, sync) = admin(
-        dir,
-        "PUT",
-        org,
-        &format!("/connections/{conn}/directory-sync"),
-        Some(json!({"enabled": true})),
-    )
-    .await;
-    assert_eq!(status, 200, "{sync}");
+    let (conn, sync) = connect_directory(&dir.app, org, "Own IdP").await;
     (conn, sync["token"].as_str().unwrap().to_owned())
+}
+
+/// Starts a sync of `org` as `request` asks (`POST /syncs`), which must be
+/// accepted; the run.
+pub(crate) async fn start_sync(dir: &Directory, org: &str, request: Value) -> Value {
+    let (status, run) = admin(dir, "POST", org, "/syncs", Some(request)).await;
+    assert_eq!(status, 202, "{run}");
+    run
+}
+
+/// The run `POST /syncs` answered, as it stands now.
+pub(crate) async fn run_now(dir: &Directory, org: &str, run: &Value) -> Value {
+    let path = format!("/syncs/{}", run["id"].as_str().unwrap());
+    admin(dir, "GET", org, &path, None).await.1
+}
+
+/// Waits (polling every 50 ms, `within` at most) until the run `POST
+/// /syncs` answered has finished.
+pub(crate) async fn wait_for_run(
+    dir: &Directory,
+    org: &str,
+    run: &Value,
+    within: Duration,
+) -> Value {
+    let every = Duration::from_millis(50);
+    let tries = (within.as_millis() / every.as_millis()) as usize;
+    poll(tries, every, async || {
+        let current = run_now(dir, org, run).await;
+        (current["status"] == "succeeded" || current["status"] == "failed").then_some(current)
+    })
+    .await
+    .unwrap_or_else(|| panic!("run {} did not finish in {within:?}", run["id"]))
 }
 
 /// Waits (60 s at most) until the run `POST /syncs` answered has finished.
 pub(crate) async fn finished_run(dir: &Directory, org: &str, run: &Value) -> Value {
-    let path = format!("/syncs/{}", run["id"].as_str().unwrap());
-    for _ in 0..1200 {
-        let (_, current) = admin(dir, "GET", org, &path, None).await;
-        if current["status"] == "succeeded" || current["status"] == "failed" {
-            return current;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("run {path} did not finish in 60 s");
+    wait_for_run(dir, org, run, Duration::from_secs(60)).await
 }

@@ -4,56 +4,33 @@
 
 use serde_json::{json, Value};
 
+use crate::fixtures::{create_child, create_root};
 use crate::scim::{patch, Directory};
-
-impl Directory {
-    async fn admin_call(&self, method: &str, rest: &str, body: Option<Value>) -> (u16, Value) {
-        let token = self.app.tokens.platform();
-        self.app
-            .call(
-                method,
-                &format!("/api/v1/orgs/{}{rest}", self.org),
-                Some(&token),
-                body,
-            )
-            .await
-    }
-}
 
 #[actix_web::test]
 async fn the_tree_stops_at_its_depth_limit_and_a_deep_tree_still_renders() {
     let app = crate::support::TestApp::spawn_with(|s| s.limits.org_depth = 40).await;
     let platform = app.tokens.platform();
-    let (_, root) = app
-        .call(
-            "POST",
-            "/api/v1/orgs",
-            Some(&platform),
-            Some(json!({"name": "Deep", "slug": "deep"})),
-        )
-        .await;
-    let root = root["id"].as_str().unwrap().to_owned();
+    let root = create_root(&app, "Deep", "deep").await;
     let mut parent = root.clone();
     for level in 1..=40 {
-        let (status, child) = app
-            .call(
-                "POST",
-                &format!("/api/v1/orgs/{parent}/children"),
-                Some(&platform),
-                Some(json!({"name": format!("L{level}"), "slug": format!("l{level}")})),
-            )
-            .await;
+        let (status, child) = create_child(
+            &app,
+            &platform,
+            &parent,
+            json!({"name": format!("L{level}"), "slug": format!("l{level}")}),
+        )
+        .await;
         assert_eq!(status, 201, "level {level}: {child}");
         parent = child["id"].as_str().unwrap().to_owned();
     }
-    let (status, problem) = app
-        .call(
-            "POST",
-            &format!("/api/v1/orgs/{parent}/children"),
-            Some(&platform),
-            Some(json!({"name": "Too deep", "slug": "too-deep"})),
-        )
-        .await;
+    let (status, problem) = create_child(
+        &app,
+        &platform,
+        &parent,
+        json!({"name": "Too deep", "slug": "too-deep"}),
+    )
+    .await;
     assert_eq!(status, 422, "{problem}");
     assert!(
         problem["detail"]
@@ -63,14 +40,7 @@ async fn the_tree_stops_at_its_depth_limit_and_a_deep_tree_still_renders() {
         "{problem}"
     );
 
-    let (status, tree) = app
-        .call(
-            "GET",
-            &format!("/api/v1/orgs/{root}/tree"),
-            Some(&platform),
-            None,
-        )
-        .await;
+    let (status, tree) = app.admin("GET", &root, "/tree", None).await;
     assert_eq!(status, 200);
     let mut depth = 0;
     let mut node = &tree;
@@ -87,26 +57,11 @@ async fn the_tree_stops_at_its_depth_limit_and_a_deep_tree_still_renders() {
 async fn a_children_limit_bounds_one_parent() {
     let app = crate::support::TestApp::spawn_with(|s| s.limits.org_children = 2).await;
     let platform = app.tokens.platform();
-    let (_, root) = app
-        .call(
-            "POST",
-            "/api/v1/orgs",
-            Some(&platform),
-            Some(json!({"name": "Wide", "slug": "wide"})),
-        )
-        .await;
-    let root = root["id"].as_str().unwrap();
+    let root = create_root(&app, "Wide", "wide").await;
     let mut statuses = Vec::new();
     for i in 0..3 {
-        let (status, _) = app
-            .call(
-                "POST",
-                &format!("/api/v1/orgs/{root}/children"),
-                Some(&platform),
-                Some(json!({"name": format!("C{i}"), "slug": format!("c{i}")})),
-            )
-            .await;
-        statuses.push(status);
+        let child = json!({"name": format!("C{i}"), "slug": format!("c{i}")});
+        statuses.push(create_child(&app, &platform, &root, child).await.0);
     }
     assert_eq!(statuses, [201, 201, 422]);
     app.finish().await;
@@ -116,15 +71,13 @@ async fn a_children_limit_bounds_one_parent() {
 async fn oversized_multi_valued_patches_are_refused_by_name_and_change_nothing() {
     let dir = Directory::new().await;
     let user = dir.user("ada@example.com").await;
+    let path = format!("/Users/{user}");
+    let add_to_x = async |values: Vec<u32>| {
+        dir.scim_patch(&path, json!([{"op": "add", "path": "x", "value": values}]))
+            .await
+    };
     // The reported attack: one add of 120,000 values (0.8 MB, under the body limit).
-    let values: Vec<u32> = (0..120_000).collect();
-    let (status, error) = dir
-        .scim(
-            "PATCH",
-            &format!("/Users/{user}"),
-            Some(patch(json!([{"op": "add", "path": "x", "value": values}]))),
-        )
-        .await;
+    let (status, error) = add_to_x((0..120_000).collect()).await;
     assert_eq!(status, 413, "{error}");
     assert!(error["detail"]
         .as_str()
@@ -132,33 +85,13 @@ async fn oversized_multi_valued_patches_are_refused_by_name_and_change_nothing()
         .contains("limits.scim_attribute_values"));
 
     // Within the limits it applies, and values already there collapse.
-    let first: Vec<u32> = (0..600).collect();
-    let (status, patched) = dir
-        .scim(
-            "PATCH",
-            &format!("/Users/{user}"),
-            Some(patch(json!([{"op": "add", "path": "x", "value": first}]))),
-        )
-        .await;
+    let (status, patched) = add_to_x((0..600).collect()).await;
     assert_eq!(status, 200, "{patched}");
-    let second: Vec<u32> = (300..1000).collect();
-    let (status, patched) = dir
-        .scim(
-            "PATCH",
-            &format!("/Users/{user}"),
-            Some(patch(json!([{"op": "add", "path": "x", "value": second}]))),
-        )
-        .await;
+    let (status, patched) = add_to_x((300..1000).collect()).await;
     assert_eq!(status, 200, "{patched}");
     assert_eq!(patched["x"].as_array().unwrap().len(), 1000);
     // Growing it one PATCH at a time stops at the same bound.
-    let (status, error) = dir
-        .scim(
-            "PATCH",
-            &format!("/Users/{user}"),
-            Some(patch(json!([{"op": "add", "path": "x", "value": [5000]}]))),
-        )
-        .await;
+    let (status, error) = add_to_x(vec![5000]).await;
     assert_eq!(status, 400, "{error}");
     assert_eq!(error["scimType"], "invalidValue");
     assert!(error["detail"]
@@ -170,9 +103,7 @@ async fn oversized_multi_valued_patches_are_refused_by_name_and_change_nothing()
     let ops: Vec<Value> = (0..1001)
         .map(|i| json!({"op": "replace", "path": "displayName", "value": format!("n{i}")}))
         .collect();
-    let (status, error) = dir
-        .scim("PATCH", &format!("/Users/{user}"), Some(patch(json!(ops))))
-        .await;
+    let (status, error) = dir.scim_patch(&path, json!(ops)).await;
     assert_eq!(status, 413, "{error}");
     assert!(error["detail"]
         .as_str()
@@ -181,12 +112,9 @@ async fn oversized_multi_valued_patches_are_refused_by_name_and_change_nothing()
 
     // A resource past the size bound.
     let (status, error) = dir
-        .scim(
-            "PATCH",
-            &format!("/Users/{user}"),
-            Some(patch(
-                json!([{"op": "replace", "path": "title", "value": "t".repeat(70_000)}]),
-            )),
+        .scim_patch(
+            &path,
+            json!([{"op": "replace", "path": "title", "value": "t".repeat(70_000)}]),
         )
         .await;
     assert_eq!(status, 400, "{error}");
@@ -194,7 +122,7 @@ async fn oversized_multi_valued_patches_are_refused_by_name_and_change_nothing()
         .as_str()
         .unwrap()
         .contains("limits.scim_resource_bytes"));
-    let (_, current) = dir.scim("GET", &format!("/Users/{user}"), None).await;
+    let (_, current) = dir.scim("GET", &path, None).await;
     assert!(current.get("title").is_none(), "nothing was changed");
     dir.app.finish().await;
 }
@@ -220,12 +148,9 @@ async fn a_group_with_an_extension_object_is_answered_as_valid_json() {
     assert_eq!(status, 200);
     assert_eq!(fetched["urn:example:ext:1.0"]["cost"], "42", "{fetched}");
     let (status, patched) = dir
-        .scim(
-            "PATCH",
+        .scim_patch(
             &format!("/Groups/{id}"),
-            Some(patch(
-                json!([{"op": "replace", "path": "displayName", "value": "Finance EU"}]),
-            )),
+            json!([{"op": "replace", "path": "displayName", "value": "Finance EU"}]),
         )
         .await;
     assert_eq!(status, 204, "{patched}");
@@ -260,11 +185,10 @@ async fn an_unknown_member_type_is_refused_and_known_ones_are_normalised() {
     assert_eq!(group["members"][0]["type"], "User");
     let id = group["id"].as_str().unwrap();
     let (status, error) = dir
-        .scim(
-            "PATCH",
+        .scim_patch(
             &format!("/Groups/{id}"),
-            Some(patch(json!([{"op": "add", "path": "members",
-                "value": [{"value": user, "type": "y".repeat(40)}]}]))),
+            json!([{"op": "add", "path": "members",
+                "value": [{"value": user, "type": "y".repeat(40)}]}]),
         )
         .await;
     assert_eq!(status, 400, "{error}");
@@ -275,23 +199,22 @@ async fn an_unknown_member_type_is_refused_and_known_ones_are_normalised() {
 async fn exported_cells_that_spreadsheets_would_run_are_defused() {
     let dir = Directory::new().await;
     let (status, member) = dir
-        .admin_call(
+        .admin(
             "POST",
             "/members",
             Some(json!({"email": "eve@example.com", "name": "=HYPERLINK(\"http://x\",\"y\")"})),
         )
         .await;
     assert_eq!(status, 201, "{member}");
-    let app =
-        actix_web::test::init_service(orgsync_api::http::app(dir.app.runtime.state.clone())).await;
-    let response = crate::support::call(
-        &app,
-        "GET",
-        &format!("/api/v1/orgs/{}/members.csv", dir.org),
-        Some(&dir.app.tokens.platform()),
-        None,
-    )
-    .await;
+    let response = dir
+        .app
+        .send(crate::support::request(
+            "GET",
+            &format!("/api/v1/orgs/{}/members.csv", dir.org),
+            Some(&dir.app.tokens.platform()),
+            None,
+        ))
+        .await;
     assert_eq!(response.status().as_u16(), 200);
     let csv = String::from_utf8(actix_web::test::read_body(response).await.to_vec()).unwrap();
     assert!(
@@ -315,12 +238,12 @@ async fn a_group_filter_reaches_only_the_orgs_own_directory() {
         .await;
     let group = group["id"].as_str().unwrap();
     let (status, _) = dir
-        .admin_call("GET", &format!("/members?group={group}"), None)
+        .admin("GET", &format!("/members?group={group}"), None)
         .await;
     assert_eq!(status, 200);
     let elsewhere = uuid::Uuid::now_v7();
     let (status, problem) = dir
-        .admin_call("GET", &format!("/members?group={elsewhere}"), None)
+        .admin("GET", &format!("/members?group={elsewhere}"), None)
         .await;
     assert_eq!(status, 422, "{problem}");
     dir.app.finish().await;
@@ -330,7 +253,7 @@ async fn a_group_filter_reaches_only_the_orgs_own_directory() {
 async fn concurrent_adds_of_one_email_make_one_member() {
     let dir = Directory::new().await;
     let attempts = futures::future::join_all((0..8).map(|i| {
-        dir.admin_call(
+        dir.admin(
             "POST",
             "/members",
             Some(
@@ -360,7 +283,7 @@ async fn previews_answer_a_page_at_a_time_with_one_confirmation() {
             None => "/provisioning/preview?limit=2".to_owned(),
         };
         let (status, page) = dir
-            .admin_call("POST", &query, Some(json!({"mode": "scim"})))
+            .admin("POST", &query, Some(json!({"mode": "scim"})))
             .await;
         assert_eq!(status, 200, "{page}");
         assert_eq!(page["counts"]["adds"], 5);
@@ -381,7 +304,7 @@ async fn previews_answer_a_page_at_a_time_with_one_confirmation() {
     assert_eq!(seen.len(), 5, "every add once: {seen:?}");
     assert!(confirmations.windows(2).all(|w| w[0] == w[1]));
     let (status, _) = dir
-        .admin_call(
+        .admin(
             "POST",
             "/provisioning/preview?limit=100000",
             Some(json!({"mode": "scim"})),
@@ -512,7 +435,7 @@ async fn nul_characters_in_admin_input_are_refused() {
     ];
     for (method, rest, body) in cases {
         let body = (!body.is_null()).then_some(body);
-        let (status, answer) = dir.admin_call(method, rest, body).await;
+        let (status, answer) = dir.admin(method, rest, body).await;
         assert!(
             (200..500).contains(&status),
             "{method} {rest}: {status} {answer}"

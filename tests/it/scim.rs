@@ -3,6 +3,7 @@
 
 use serde_json::{json, Value};
 
+use crate::fixtures::{connect_directory, create_root};
 use crate::support::TestApp;
 
 pub(crate) struct Directory {
@@ -18,35 +19,8 @@ impl Directory {
     }
 
     pub(crate) async fn on(app: TestApp) -> Self {
-        let platform = app.tokens.platform();
-        let (_, org) = app
-            .call(
-                "POST",
-                "/api/v1/orgs",
-                Some(&platform),
-                Some(json!({"name": "Acme", "slug": "acme"})),
-            )
-            .await;
-        let org = org["id"].as_str().unwrap().to_owned();
-        let (status, conn) = app
-            .call(
-                "POST",
-                &format!("/api/v1/orgs/{org}/connections"),
-                Some(&platform),
-                Some(json!({"name": "Okta"})),
-            )
-            .await;
-        assert_eq!(status, 201, "{conn}");
-        let conn = conn["id"].as_str().unwrap().to_owned();
-        let (status, sync) = app
-            .call(
-                "PUT",
-                &format!("/api/v1/orgs/{org}/connections/{conn}/directory-sync"),
-                Some(&platform),
-                Some(json!({"enabled": true})),
-            )
-            .await;
-        assert_eq!(status, 200, "{sync}");
+        let org = create_root(&app, "Acme", "acme").await;
+        let (conn, sync) = connect_directory(&app, &org, "Okta").await;
         assert!(sync["scim_base_url"]
             .as_str()
             .unwrap()
@@ -89,8 +63,9 @@ impl Directory {
         user["id"].as_str().unwrap().to_owned()
     }
 
-    fn admin_path(&self, rest: &str) -> String {
-        format!("/api/v1/orgs/{}/connections/{}{rest}", self.org, self.conn)
+    /// `rest` of the directory's connection, for [`Directory::admin`].
+    fn connection_path(&self, rest: &str) -> String {
+        format!("/connections/{}{rest}", self.conn)
     }
 }
 
@@ -101,42 +76,13 @@ pub(crate) fn patch(ops: Value) -> Value {
 #[actix_web::test]
 async fn tokens_reach_only_their_connection_and_stop_when_rotated_or_disabled() {
     let dir = Directory::new().await;
-    let platform = dir.app.tokens.platform();
     assert_eq!(dir.scim("GET", "/Users", None).await.0, 200);
 
     // A second connection's token cannot read the first one's directory.
-    let (_, other) = dir
-        .app
-        .call(
-            "POST",
-            &format!("/api/v1/orgs/{}/connections", dir.org),
-            Some(&platform),
-            Some(json!({"name": "Entra"})),
-        )
-        .await;
-    let other_id = other["id"].as_str().unwrap();
-    let (_, sync) = dir
-        .app
-        .call(
-            "PUT",
-            &format!(
-                "/api/v1/orgs/{}/connections/{other_id}/directory-sync",
-                dir.org
-            ),
-            Some(&platform),
-            Some(json!({"enabled": true})),
-        )
-        .await;
+    let (_, sync) = connect_directory(&dir.app, &dir.org, "Entra").await;
     let other_token = sync["token"].as_str().unwrap();
-    let (status, error) = dir
-        .app
-        .call(
-            "GET",
-            &format!("/scim/v2/{}/Users", dir.conn),
-            Some(other_token),
-            None,
-        )
-        .await;
+    let path = format!("/scim/v2/{}/Users", dir.conn);
+    let (status, error) = dir.app.call("GET", &path, Some(other_token), None).await;
     assert_eq!(status, 401, "{error}");
     assert_eq!(
         error["schemas"][0],
@@ -144,38 +90,23 @@ async fn tokens_reach_only_their_connection_and_stop_when_rotated_or_disabled() 
     );
     assert_eq!(error["status"], "401");
     for bad in [None, Some("osscim_wrong")] {
-        let (status, _) = dir
-            .app
-            .call("GET", &format!("/scim/v2/{}/Users", dir.conn), bad, None)
-            .await;
+        let (status, _) = dir.app.call("GET", &path, bad, None).await;
         assert_eq!(status, 401);
     }
     // Enabling again issues nothing new; the token is shown once.
+    let sync_path = dir.connection_path("/directory-sync");
     let (_, again) = dir
-        .app
-        .call(
-            "PUT",
-            &dir.admin_path("/directory-sync"),
-            Some(&platform),
-            Some(json!({"enabled": true})),
-        )
+        .admin("PUT", &sync_path, Some(json!({"enabled": true})))
         .await;
     assert!(again.get("token").is_none(), "{again}");
 
     // Rotation (grace 0): the old token stops, the new one works.
     let (status, rotated) = dir
-        .app
-        .call(
-            "POST",
-            &dir.admin_path("/directory-sync/token"),
-            Some(&platform),
-            None,
-        )
+        .admin("POST", &dir.connection_path("/directory-sync/token"), None)
         .await;
     assert_eq!(status, 201);
     let new_token = rotated["token"].as_str().unwrap();
     assert_eq!(dir.scim("GET", "/Users", None).await.0, 401);
-    let path = format!("/scim/v2/{}/Users", dir.conn);
     assert_eq!(
         dir.app.call("GET", &path, Some(new_token), None).await.0,
         200
@@ -183,13 +114,7 @@ async fn tokens_reach_only_their_connection_and_stop_when_rotated_or_disabled() 
 
     // Disabling directory sync shuts the SCIM door and keeps the directory.
     let (status, _) = dir
-        .app
-        .call(
-            "PUT",
-            &dir.admin_path("/directory-sync"),
-            Some(&platform),
-            Some(json!({"enabled": false})),
-        )
+        .admin("PUT", &sync_path, Some(json!({"enabled": false})))
         .await;
     assert_eq!(status, 200);
     assert_eq!(
@@ -269,17 +194,16 @@ async fn entra_style_patches_apply_atomically_and_etags_guard_updates() {
     let dir = Directory::new().await;
     let id = dir.user("carol@example.com").await;
     let (status, user) = dir
-        .scim(
-            "PATCH",
+        .scim_patch(
             &format!("/Users/{id}"),
-            Some(patch(json!([
+            json!([
                 {"op": "Replace", "path": "active", "value": "False"},
                 {"op": "Add", "value": {
                     "name.givenName": "Carol",
                     "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department": "Sales"
                 }},
                 {"op": "replace", "path": "emails[type eq \"home\"].value", "value": "carol@home.example"}
-            ]))),
+            ]),
         )
         .await;
     assert_eq!(status, 200, "{user}");
@@ -298,13 +222,12 @@ async fn entra_style_patches_apply_atomically_and_etags_guard_updates() {
 
     // One bad operation rejects the whole request and changes nothing.
     let (status, error) = dir
-        .scim(
-            "PATCH",
+        .scim_patch(
             &format!("/Users/{id}"),
-            Some(patch(json!([
+            json!([
                 {"op": "replace", "path": "displayName", "value": "Changed"},
                 {"op": "replace", "path": "id", "value": "other"}
-            ]))),
+            ]),
         )
         .await;
     assert_eq!(status, 400, "{error}");
@@ -314,21 +237,12 @@ async fn entra_style_patches_apply_atomically_and_etags_guard_updates() {
     assert_eq!(unchanged["meta"]["version"], "W/\"2\"");
 
     // A stale If-Match is refused.
-    let svc =
-        actix_web::test::init_service(orgsync_api::http::app(dir.app.runtime.state.clone())).await;
     let req = actix_web::test::TestRequest::put()
         .uri(&format!("/scim/v2/{}/Users/{id}", dir.conn))
         .insert_header(("authorization", format!("Bearer {}", dir.token)))
         .insert_header(("if-match", "W/\"1\""))
-        .set_json(json!({"userName": "carol@example.com"}))
-        .to_request();
-    assert_eq!(
-        actix_web::test::call_service(&svc, req)
-            .await
-            .status()
-            .as_u16(),
-        412
-    );
+        .set_json(json!({"userName": "carol@example.com"}));
+    assert_eq!(dir.app.send(req).await.status().as_u16(), 412);
 
     assert_eq!(
         dir.scim("DELETE", &format!("/Users/{id}"), None).await.0,
@@ -376,14 +290,13 @@ async fn group_members_change_by_filter_and_by_value_list_and_concurrent_adds_lo
 
     // Okta: remove by filter; Entra/OneLogin: remove with a value list.
     let (status, _) = dir
-        .scim(
-            "PATCH",
+        .scim_patch(
             &format!("/Groups/{gid}"),
-            Some(patch(json!([
+            json!([
                 {"op": "remove", "path": format!("members[value eq \"{}\"]", users[0])},
                 {"op": "Remove", "path": "members", "value": [{"value": users[1]}, {"value": users[2]}]},
                 {"op": "replace", "path": "displayName", "value": "Eng"}
-            ]))),
+            ]),
         )
         .await;
     assert_eq!(status, 204);
@@ -451,14 +364,7 @@ async fn every_directory_change_is_an_ordered_event_with_the_entity_version() {
     use orgsync_domain::ports::ChangeFeed;
     let dir = Directory::new().await;
     let id = dir.user("dave@example.com").await;
-    dir.scim(
-        "PATCH",
-        &format!("/Users/{id}"),
-        Some(patch(
-            json!([{"op": "replace", "path": "active", "value": false}]),
-        )),
-    )
-    .await;
+    dir.set_active(&id, false).await;
     dir.scim("DELETE", &format!("/Users/{id}"), None).await;
     let repo = orgsync_infra::SqlDirectoryRepository::new(dir.app.runtime.db.clone());
     let events = repo
@@ -548,14 +454,13 @@ async fn onelogin_and_jumpcloud_group_updates_apply_as_sent() {
 
     // OneLogin: the rename travels with every membership update, path-less.
     let (status, group) = dir
-        .scim(
-            "PATCH",
+        .scim_patch(
             &format!("/Groups/{gid}"),
-            Some(patch(json!([
+            json!([
                 {"op": "replace", "value": {"id": gid, "displayName": "Sales EMEA"}},
                 {"op": "add", "value": {"members": [{"value": a}]}},
                 {"op": "remove", "path": "members", "value": [{"value": c}]}
-            ]))),
+            ]),
         )
         .await;
     assert_eq!(status, 204, "{group}");
@@ -611,16 +516,16 @@ async fn oversized_bodies_and_floods_get_scim_errors_and_change_nothing() {
         statuses.push(dir.scim("GET", "/Users", None).await.0);
     }
     assert!(statuses.contains(&429), "{statuses:?}");
-    let svc =
-        actix_web::test::init_service(orgsync_api::http::app(dir.app.runtime.state.clone())).await;
-    let response = actix_web::test::call_service(
-        &svc,
-        actix_web::test::TestRequest::get()
-            .uri(&format!("/scim/v2/{}/Users", dir.conn))
-            .insert_header(("authorization", format!("Bearer {}", dir.token)))
-            .to_request(),
-    )
-    .await;
+    let path = format!("/scim/v2/{}/Users", dir.conn);
+    let response = dir
+        .app
+        .send(crate::support::request(
+            "GET",
+            &path,
+            Some(&dir.token),
+            None,
+        ))
+        .await;
     assert_eq!(response.status().as_u16(), 429);
     assert!(response.headers().get("retry-after").is_some());
     dir.app.finish().await;

@@ -7,7 +7,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use actix_web::body::MessageBody;
-use actix_web::dev::{Service, ServiceResponse};
+use actix_web::dev::ServiceResponse;
 use actix_web::test;
 use orgsync_api::auth::Minter;
 use orgsync_api::config::Settings;
@@ -212,11 +212,35 @@ impl TestApp {
         token: Option<&str>,
         body: Option<Value>,
     ) -> (u16, Value) {
-        let app = test::init_service(orgsync_api::http::app(self.runtime.state.clone())).await;
-        let response = call(&app, method, path, token, body).await;
+        let response = self.send(request(method, path, token, body)).await;
         let status = response.status().as_u16();
         let bytes = test::read_body(response).await;
         (status, parse(&bytes))
+    }
+
+    /// An admin API call on `org` (`/api/v1/orgs/{org}{rest}`) with a platform token.
+    pub async fn admin(
+        &self,
+        method: &str,
+        org: &str,
+        rest: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let token = self.tokens.platform();
+        self.call(
+            method,
+            &format!("/api/v1/orgs/{org}{rest}"),
+            Some(&token),
+            body,
+        )
+        .await
+    }
+
+    /// Sends `request` to the app: the response as it is, for what
+    /// [`TestApp::call`] would parse away (headers, CSV, plain text).
+    pub async fn send(&self, request: test::TestRequest) -> ServiceResponse<impl MessageBody> {
+        let app = test::init_service(orgsync_api::http::app(self.runtime.state.clone())).await;
+        test::call_service(&app, request.to_request()).await
     }
 
     pub async fn finish(self) {
@@ -226,17 +250,14 @@ impl TestApp {
     }
 }
 
-pub async fn call<S, B>(
-    app: &S,
+/// A request for the app: `method` on `path`, with `token` as its bearer
+/// and `body` as JSON when given.
+pub fn request(
     method: &str,
     path: &str,
     token: Option<&str>,
     body: Option<Value>,
-) -> ServiceResponse<B>
-where
-    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
-    B: MessageBody,
-{
+) -> test::TestRequest {
     let mut req = test::TestRequest::default()
         .method(method.parse().unwrap())
         .uri(path);
@@ -246,7 +267,23 @@ where
     if let Some(body) = body {
         req = req.set_json(body);
     }
-    test::call_service(app, req.to_request()).await
+    req
+}
+
+/// Calls `probe` until it returns something, `tries` times at most with
+/// `every` between tries; `None` when it never did.
+pub async fn poll<T>(
+    tries: usize,
+    every: Duration,
+    mut probe: impl AsyncFnMut() -> Option<T>,
+) -> Option<T> {
+    for _ in 0..tries {
+        if let Some(found) = probe().await {
+            return Some(found);
+        }
+        tokio::time::sleep(every).await;
+    }
+    None
 }
 
 pub fn parse(bytes: &[u8]) -> Value {
@@ -319,6 +356,31 @@ impl Server {
             ("ORGSYNC__AUTH__JWT_SECRET", SECRET.to_owned()),
             ("ORGSYNC__SCIM__RATE_LIMIT_PER_SECOND", "0".to_owned()),
         ]
+    }
+
+    /// A tenant (a root org) named `name` and `slug`, created with `token`; its id.
+    pub async fn create_root(&self, token: &str, name: &str, slug: &str) -> String {
+        let (status, org) = self
+            .request(
+                reqwest::Method::POST,
+                "/api/v1/orgs",
+                Some(token),
+                Some(serde_json::json!({"name": name, "slug": slug})),
+            )
+            .await;
+        assert_eq!(status, 201, "{org}");
+        org["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Asks, with `token`, for a child of `parent` as `child` describes it: the answer.
+    pub async fn create_child(&self, token: &str, parent: &str, child: Value) -> (u16, Value) {
+        let path = format!("/api/v1/orgs/{parent}/children");
+        self.request(reqwest::Method::POST, &path, Some(token), Some(child))
+            .await
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        self.request(reqwest::Method::GET, path, token, None).await
     }
 
     pub async fn request(

@@ -5,37 +5,19 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::scim::{patch, Directory};
+use crate::fixtures::{
+    admin, create_child, members, put_confirmed, start_sync, switch_to_scim, wait_for_run,
+};
+use crate::scim::Directory;
+use crate::support::poll;
 
 impl Directory {
     fn org_path(&self, rest: &str) -> String {
         format!("/api/v1/orgs/{}{rest}", self.org)
     }
 
-    async fn admin(&self, method: &str, rest: &str, body: Option<Value>) -> (u16, Value) {
-        let token = self.app.tokens.platform();
-        self.app
-            .call(method, &self.org_path(rest), Some(&token), body)
-            .await
-    }
-
-    async fn group(&self, name: &str, members: &[&str]) -> String {
-        let members: Vec<Value> = members.iter().map(|m| json!({"value": m})).collect();
-        let (status, group) = self
-            .scim(
-                "POST",
-                "/Groups",
-                Some(json!({"displayName": name, "members": members})),
-            )
-            .await;
-        assert_eq!(status, 201, "{group}");
-        group["id"].as_str().unwrap().to_owned()
-    }
-
     async fn members(&self) -> Vec<Value> {
-        let (status, page) = self.admin("GET", "/members?limit=200", None).await;
-        assert_eq!(status, 200, "{page}");
-        page["data"].as_array().unwrap().clone()
+        members(self, &self.org).await
     }
 
     async fn member_of(&self, user: &str) -> Option<Value> {
@@ -47,37 +29,18 @@ impl Directory {
 
     /// Waits (bounded) for the worker to make `check` true.
     async fn eventually(&self, what: &str, check: impl Fn(&[Value]) -> bool) -> Vec<Value> {
-        for _ in 0..100 {
+        let reached = poll(100, Duration::from_millis(50), async || {
             let members = self.members().await;
-            if check(&members) {
-                return members;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            check(&members).then_some(members)
+        })
+        .await;
+        match reached {
+            Some(members) => members,
+            None => panic!(
+                "not reached within 5 s: {what}; members: {:?}",
+                self.members().await
+            ),
         }
-        panic!(
-            "not reached within 5 s: {what}; members: {:?}",
-            self.members().await
-        );
-    }
-
-    async fn switch_to_scim(&self) -> Value {
-        let (status, preview) = self
-            .admin(
-                "POST",
-                "/provisioning/preview",
-                Some(json!({"mode": "scim"})),
-            )
-            .await;
-        assert_eq!(status, 200, "{preview}");
-        let (status, done) = self
-            .admin(
-                "PUT",
-                "/provisioning",
-                Some(json!({"mode": "scim", "confirm": preview["confirmation"]})),
-            )
-            .await;
-        assert_eq!(status, 200, "{done}");
-        preview
     }
 }
 
@@ -97,19 +60,9 @@ async fn switching_to_scim_previews_removals_adopts_by_email_and_needs_confirmat
     dir.user("bob@example.com").await;
     // Members added by hand while the org was manual: one the IdP knows, one it does not.
     let (_, kept) = dir
-        .admin(
-            "POST",
-            "/members",
-            Some(json!({"email": "Alice@Example.com", "role": "admin"})),
-        )
+        .add_member(json!({"email": "Alice@Example.com", "role": "admin"}))
         .await;
-    let (status, _) = dir
-        .admin(
-            "POST",
-            "/members",
-            Some(json!({"email": "carol@example.com"})),
-        )
-        .await;
+    let (status, _) = dir.add_member(json!({"email": "carol@example.com"})).await;
     assert_eq!(status, 201);
 
     let (status, preview) = dir
@@ -153,7 +106,7 @@ async fn switching_to_scim_previews_removals_adopts_by_email_and_needs_confirmat
         ["Alice@Example.com", "carol@example.com"]
     );
 
-    dir.switch_to_scim().await;
+    switch_to_scim(&dir, &dir.org).await;
     let members = dir.members().await;
     assert_eq!(emails(&members), ["alice@example.com", "bob@example.com"]);
     let adopted = members
@@ -168,13 +121,7 @@ async fn switching_to_scim_previews_removals_adopts_by_email_and_needs_confirmat
     );
 
     // Members of a SCIM org come from the directory.
-    let (status, problem) = dir
-        .admin(
-            "POST",
-            "/members",
-            Some(json!({"email": "dave@example.com"})),
-        )
-        .await;
+    let (status, problem) = dir.add_member(json!({"email": "dave@example.com"})).await;
     assert_eq!(status, 409);
     assert_eq!(
         problem["type"],
@@ -191,7 +138,7 @@ async fn group_mappings_decide_roles_by_precedence_and_fall_back_when_a_group_is
     let cid = dir.user("cid@example.com").await;
     let admins = dir.group("Admins", &[&ann]).await;
     let staff = dir.group("Staff", &[&ann, &ben]).await;
-    dir.switch_to_scim().await;
+    switch_to_scim(&dir, &dir.org).await;
     assert_eq!(dir.members().await.len(), 3);
 
     let mappings = json!({"enabled": true, "roles": [{"group": admins, "role": "admin"}, {"group": staff, "role": "user"}]});
@@ -230,12 +177,9 @@ async fn group_mappings_decide_roles_by_precedence_and_fall_back_when_a_group_is
 
     // Ann leaves Admins in the IdP: she falls back to the next mapped role.
     let (status, _) = dir
-        .scim(
-            "PATCH",
+        .scim_patch(
             &format!("/Groups/{admins}"),
-            Some(patch(
-                json!([{"op": "remove", "path": format!("members[value eq \"{ann}\"]")}]),
-            )),
+            json!([{"op": "remove", "path": format!("members[value eq \"{ann}\"]")}]),
         )
         .await;
     assert_eq!(status, 204);
@@ -278,18 +222,17 @@ async fn idp_changes_apply_in_place_and_deactivation_follows_the_org_policy() {
     let dir = Directory::new().await;
     let eve = dir.user("eve@example.com").await;
     let fay = dir.user("fay@example.com").await;
-    dir.switch_to_scim().await;
+    switch_to_scim(&dir, &dir.org).await;
     let before = dir.member_of(&eve).await.unwrap();
 
     // An email change in the IdP updates the member in place: same id.
     let (status, _) = dir
-        .scim(
-            "PATCH",
+        .scim_patch(
             &format!("/Users/{eve}"),
-            Some(patch(json!([
+            json!([
                 {"op": "replace", "path": "userName", "value": "eve.new@example.com"},
                 {"op": "replace", "path": "emails[type eq \"work\"].value", "value": "eve.new@example.com"}
-            ]))),
+            ]),
         )
         .await;
     assert_eq!(status, 200);
@@ -306,25 +249,15 @@ async fn idp_changes_apply_in_place_and_deactivation_follows_the_org_policy() {
     assert_eq!(members.len(), 2);
 
     // Deactivation removes by default...
-    dir.scim(
-        "PATCH",
-        &format!("/Users/{fay}"),
-        Some(patch(
-            json!([{"op": "replace", "path": "active", "value": false}]),
-        )),
-    )
-    .await;
+    dir.set_active(&fay, false).await;
     dir.eventually("fay removed", |members| members.len() == 1)
         .await;
     // ...or suspends, when the org says so (an inactive directory user is then a
     // suspended member, so fay comes back suspended); reactivation restores.
-    let token = dir.app.tokens.platform();
     let (status, _) = dir
-        .app
-        .call(
+        .admin(
             "PUT",
-            &dir.org_path("/group-mappings"),
-            Some(&token),
+            "/group-mappings",
             Some(json!({"enabled": false, "deprovision": "suspend"})),
         )
         .await;
@@ -335,24 +268,10 @@ async fn idp_changes_apply_in_place_and_deactivation_follows_the_org_policy() {
             .any(|m| m["directory_user_id"] == user && m["status"] == "suspended")
     };
     assert!(suspended(&dir.members().await, &fay));
-    dir.scim(
-        "PATCH",
-        &format!("/Users/{eve}"),
-        Some(patch(
-            json!([{"op": "replace", "path": "active", "value": false}]),
-        )),
-    )
-    .await;
+    dir.set_active(&eve, false).await;
     dir.eventually("eve suspended", |members| suspended(members, &eve))
         .await;
-    dir.scim(
-        "PATCH",
-        &format!("/Users/{eve}"),
-        Some(patch(
-            json!([{"op": "replace", "path": "active", "value": true}]),
-        )),
-    )
-    .await;
+    dir.set_active(&eve, true).await;
     dir.eventually("eve active again", |members| {
         members
             .iter()
@@ -394,7 +313,7 @@ async fn synced_attributes_land_in_metadata_and_are_read_only_while_sync_is_on()
         .await;
     assert_eq!(status, 201);
     let gil = user["id"].as_str().unwrap().to_owned();
-    dir.switch_to_scim().await;
+    switch_to_scim(&dir, &dir.org).await;
     let member = dir.member_of(&gil).await.unwrap();
     assert_eq!(
         member["public_metadata"],
@@ -429,35 +348,20 @@ async fn synced_attributes_land_in_metadata_and_are_read_only_while_sync_is_on()
 async fn a_manual_sync_runs_on_the_worker_and_reports_what_it_did() {
     let dir = Directory::new().await;
     dir.user("hal@example.com").await;
-    dir.switch_to_scim().await;
+    switch_to_scim(&dir, &dir.org).await;
     // Changes the incremental path has not seen yet (written straight to the store) are found by a full sync.
-    let token = dir.app.tokens.platform();
     let (status, tiers) = dir
-        .app
-        .call(
+        .admin(
             "PUT",
-            &dir.org_path("/seat-tiers"),
-            Some(&token),
+            "/seat-tiers",
             Some(json!({"seat_tiers": ["standard", "premium"]})),
         )
         .await;
     assert_eq!(status, 200, "{tiers}");
     dir.user("ivy@example.com").await;
 
-    let (status, run) = dir
-        .admin("POST", "/syncs", Some(json!({"scope": "both"})))
-        .await;
-    assert_eq!(status, 202, "{run}");
-    let run_path = format!("/syncs/{}", run["id"].as_str().unwrap());
-    let mut finished = Value::Null;
-    for _ in 0..100 {
-        let (_, current) = dir.admin("GET", &run_path, None).await;
-        if current["status"] == "succeeded" || current["status"] == "failed" {
-            finished = current;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let run = start_sync(&dir, &dir.org, json!({"scope": "both"})).await;
+    let finished = wait_for_run(&dir, &dir.org, &run, Duration::from_secs(5)).await;
     assert_eq!(finished["status"], "succeeded", "{finished}");
     assert_eq!(finished["progress"], json!({"processed": 1, "total": 1}));
     assert!(
@@ -486,55 +390,28 @@ async fn children_and_sandboxes_draw_on_the_parents_directory_with_their_own_map
     let kim = dir.user("kim@example.com").await;
     let eng = dir.group("Engineering", &[&jo]).await;
     let token = dir.app.tokens.platform();
-    let (_, sandbox) = dir
-        .app
-        .call(
-            "POST",
-            &dir.org_path("/children"),
-            Some(&token),
-            Some(json!({"name": "Sandbox", "slug": "acme-sandbox", "kind": "sandbox"})),
-        )
-        .await;
+    let (_, sandbox) = create_child(
+        &dir.app,
+        &token,
+        &dir.org,
+        json!({"name": "Sandbox", "slug": "acme-sandbox", "kind": "sandbox"}),
+    )
+    .await;
     let sandbox = sandbox["id"].as_str().unwrap();
-    let path = |rest: &str| format!("/api/v1/orgs/{sandbox}{rest}");
-    let (status, _) = dir
-        .app
-        .call(
-            "PUT",
-            &path("/provisioning"),
-            Some(&token),
-            Some(json!({"mode": "scim"})),
-        )
-        .await;
+    let (status, _) = admin(
+        &dir,
+        "PUT",
+        sandbox,
+        "/provisioning",
+        Some(json!({"mode": "scim"})),
+    )
+    .await;
     assert_eq!(status, 200);
-    let (_, members) = dir
-        .app
-        .call("GET", &path("/members"), Some(&token), None)
-        .await;
+    let (_, members) = admin(&dir, "GET", sandbox, "/members", None).await;
     assert_eq!(members["data"].as_array().unwrap().len(), 2);
-    let (_, preview) = dir
-        .app
-        .call(
-            "POST",
-            &path("/group-mappings/preview"),
-            Some(&token),
-            Some(json!({"enabled": true, "roles": [{"group": eng, "role": "owner"}]})),
-        )
-        .await;
-    let (status, _) = dir
-        .app
-        .call(
-            "PUT",
-            &path("/group-mappings"),
-            Some(&token),
-            Some(json!({"enabled": true, "roles": [{"group": eng, "role": "owner"}], "confirm": preview["confirmation"]})),
-        )
-        .await;
-    assert_eq!(status, 200);
-    let (_, members) = dir
-        .app
-        .call("GET", &path("/members"), Some(&token), None)
-        .await;
+    let mappings = json!({"enabled": true, "roles": [{"group": eng, "role": "owner"}]});
+    put_confirmed(&dir, sandbox, "/group-mappings", mappings).await;
+    let (_, members) = admin(&dir, "GET", sandbox, "/members", None).await;
     let members = members["data"].as_array().unwrap();
     assert_eq!(members.len(), 1);
     assert_eq!(members[0]["directory_user_id"], jo.as_str());
@@ -567,26 +444,21 @@ async fn members_export_as_csv_with_groups_and_attributes() {
     let quinn = user["id"].as_str().unwrap().to_owned();
     dir.group("Research", &[&quinn]).await;
     dir.user("rae@example.com").await;
-    dir.switch_to_scim().await;
+    switch_to_scim(&dir, &dir.org).await;
 
-    let svc =
-        actix_web::test::init_service(orgsync_api::http::app(dir.app.runtime.state.clone())).await;
     for request in [
         actix_web::test::TestRequest::get().uri(&dir.org_path("/members.csv")),
         actix_web::test::TestRequest::get()
             .uri(&dir.org_path("/members"))
             .insert_header(("accept", "text/csv")),
     ] {
-        let response = actix_web::test::call_service(
-            &svc,
-            request
-                .insert_header((
-                    "authorization",
-                    format!("Bearer {}", dir.app.tokens.platform()),
-                ))
-                .to_request(),
-        )
-        .await;
+        let response = dir
+            .app
+            .send(request.insert_header((
+                "authorization",
+                format!("Bearer {}", dir.app.tokens.platform()),
+            )))
+            .await;
         assert_eq!(response.status().as_u16(), 200);
         assert!(response
             .headers()
@@ -631,7 +503,7 @@ async fn status_and_directory_views_show_what_the_idp_holds_and_whether_the_org_
     let sam = dir.user("sam@example.com").await;
     dir.user("tia@example.com").await;
     let team = dir.group("Team", &[&sam]).await;
-    dir.switch_to_scim().await;
+    switch_to_scim(&dir, &dir.org).await;
 
     let (status, current) = dir.admin("GET", "/sync-status", None).await;
     assert_eq!(status, 200, "{current}");
@@ -731,13 +603,7 @@ async fn the_audit_log_records_who_changed_what_and_never_a_token() {
         )
         .await;
     let new_token = rotated["token"].as_str().unwrap().to_owned();
-    let (_, member) = dir
-        .admin(
-            "POST",
-            "/members",
-            Some(json!({"email": "uma@example.com"})),
-        )
-        .await;
+    let (_, member) = dir.add_member(json!({"email": "uma@example.com"})).await;
     let member_id = member["id"].as_str().unwrap().to_owned();
     dir.admin(
         "PATCH",

@@ -6,8 +6,9 @@ use std::time::Duration;
 use orgsync_domain::auth::AdminRole;
 use serde_json::{json, Value};
 
+use crate::fixtures::{create_child, put_confirmed, run_now, wait_for_run};
 use crate::scim::Directory;
-use crate::support::{binary, redis_url, TestApp};
+use crate::support::{binary, poll, redis_url, TestApp};
 
 /// A tenant whose directory feeds the parent, 3 children and 2 sandboxes,
 /// each with its own mappings.
@@ -26,21 +27,8 @@ impl Tree {
         }
         let mut groups = Vec::new();
         for (g, name) in ["Admins", "Staff", "Contractors"].iter().enumerate() {
-            let members: Vec<Value> = users
-                .iter()
-                .skip(g)
-                .step_by(2 + g)
-                .map(|u| json!({"value": u}))
-                .collect();
-            let (status, group) = dir
-                .scim(
-                    "POST",
-                    "/Groups",
-                    Some(json!({"displayName": name, "members": members})),
-                )
-                .await;
-            assert_eq!(status, 201);
-            groups.push(group["id"].as_str().unwrap().to_owned());
+            let members: Vec<&String> = users.iter().skip(g).step_by(2 + g).collect();
+            groups.push(dir.group(name, &members).await);
         }
         let token = dir.app.tokens.platform();
         let mut orgs = vec![dir.org.clone()];
@@ -51,15 +39,8 @@ impl Tree {
             ("s1", "sandbox"),
             ("s2", "sandbox"),
         ] {
-            let (status, child) = dir
-                .app
-                .call(
-                    "POST",
-                    &format!("/api/v1/orgs/{}/children", dir.org),
-                    Some(&token),
-                    Some(json!({"name": slug, "slug": slug, "kind": kind})),
-                )
-                .await;
+            let child = json!({"name": slug, "slug": slug, "kind": kind});
+            let (status, child) = create_child(&dir.app, &token, &dir.org, child).await;
             assert_eq!(status, 201, "{child}");
             orgs.push(child["id"].as_str().unwrap().to_owned());
         }
@@ -74,20 +55,7 @@ impl Tree {
                 .map(|(p, g)| json!({"group": g, "role": if p == 0 { "admin" } else { "user" }}))
                 .collect();
             let mappings = json!({"enabled": true, "roles": roles});
-            let (_, preview) = tree
-                .admin(
-                    org,
-                    "POST",
-                    "/group-mappings/preview",
-                    Some(mappings.clone()),
-                )
-                .await;
-            let mut confirmed = mappings;
-            confirmed["confirm"] = preview["confirmation"].clone();
-            let (status, body) = tree
-                .admin(org, "PUT", "/group-mappings", Some(confirmed))
-                .await;
-            assert_eq!(status, 200, "{body}");
+            put_confirmed(&tree.dir, org, "/group-mappings", mappings).await;
         }
         tree
     }
@@ -99,41 +67,28 @@ impl Tree {
         rest: &str,
         body: Option<Value>,
     ) -> (u16, Value) {
-        let token = self.dir.app.tokens.platform();
-        self.dir
-            .app
-            .call(
-                method,
-                &format!("/api/v1/orgs/{org}{rest}"),
-                Some(&token),
-                body,
-            )
+        self.dir.app.admin(method, org, rest, body).await
+    }
+
+    /// Asks for a sync of `org` as `request` says (`POST /syncs`): the answer.
+    async fn sync(&self, org: &str, request: Value) -> (u16, Value) {
+        self.admin(org, "POST", "/syncs", Some(request)).await
+    }
+
+    /// What a sync of `org` as `request` says would change (`POST /syncs/preview`).
+    async fn preview(&self, org: &str, request: Value) -> (u16, Value) {
+        self.admin(org, "POST", "/syncs/preview", Some(request))
             .await
     }
 
     async fn wait_run(&self, run: &Value) -> Value {
-        let path = format!("/syncs/{}", run["id"].as_str().unwrap());
         let org = run["org_id"].as_str().unwrap();
-        for _ in 0..300 {
-            let (_, current) = self.admin(org, "GET", &path, None).await;
-            if current["status"] == "succeeded" || current["status"] == "failed" {
-                return current;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("run did not finish in 15 s");
+        wait_for_run(&self.dir, org, run, Duration::from_secs(15)).await
     }
 
     /// Every org ends exactly as a fresh reconcile says: nothing left to change.
     async fn assert_converged(&self) {
-        let (status, preview) = self
-            .admin(
-                &self.orgs[0],
-                "POST",
-                "/syncs/preview",
-                Some(json!({"scope": "both"})),
-            )
-            .await;
+        let (status, preview) = self.preview(&self.orgs[0], json!({"scope": "both"})).await;
         assert_eq!(status, 200, "{preview}");
         let orgs = preview["orgs"].as_array().unwrap();
         assert_eq!(orgs.len(), 6);
@@ -163,14 +118,7 @@ impl Tree {
 async fn a_sync_on_the_parent_cascades_to_children_and_sandboxes_and_converges() {
     let tree = Tree::new(TestApp::spawn().await).await;
     tree.drift().await;
-    let (status, run) = tree
-        .admin(
-            &tree.orgs[0],
-            "POST",
-            "/syncs",
-            Some(json!({"scope": "both"})),
-        )
-        .await;
+    let (status, run) = tree.sync(&tree.orgs[0], json!({"scope": "both"})).await;
     assert_eq!(status, 202, "{run}");
     assert_eq!(run["jobs"].as_array().unwrap().len(), 6);
     let done = tree.wait_run(&run).await;
@@ -180,22 +128,10 @@ async fn a_sync_on_the_parent_cascades_to_children_and_sandboxes_and_converges()
 
     // Without sandboxes, or without cascading, the scope shrinks.
     let (_, preview) = tree
-        .admin(
-            &tree.orgs[0],
-            "POST",
-            "/syncs/preview",
-            Some(json!({"include_sandboxes": false})),
-        )
+        .preview(&tree.orgs[0], json!({"include_sandboxes": false}))
         .await;
     assert_eq!(preview["orgs"].as_array().unwrap().len(), 4);
-    let (_, preview) = tree
-        .admin(
-            &tree.orgs[1],
-            "POST",
-            "/syncs/preview",
-            Some(json!({"cascade": false})),
-        )
-        .await;
+    let (_, preview) = tree.preview(&tree.orgs[1], json!({"cascade": false})).await;
     assert_eq!(preview["orgs"].as_array().unwrap().len(), 1);
 
     // A child's token may not start a sync that reaches its parent and siblings.
@@ -223,22 +159,8 @@ async fn a_sync_on_the_parent_cascades_to_children_and_sandboxes_and_converges()
 #[actix_web::test]
 async fn requests_for_an_org_whose_job_is_queued_join_it() {
     let tree = Tree::new(TestApp::spawn_idle(|_| {}).await).await;
-    let (_, first) = tree
-        .admin(
-            &tree.orgs[0],
-            "POST",
-            "/syncs",
-            Some(json!({"scope": "members"})),
-        )
-        .await;
-    let (_, second) = tree
-        .admin(
-            &tree.orgs[2],
-            "POST",
-            "/syncs",
-            Some(json!({"scope": "groups"})),
-        )
-        .await;
+    let (_, first) = tree.sync(&tree.orgs[0], json!({"scope": "members"})).await;
+    let (_, second) = tree.sync(&tree.orgs[2], json!({"scope": "groups"})).await;
     let ids = |run: &Value| {
         let mut ids: Vec<String> = run["jobs"]
             .as_array()
@@ -275,9 +197,7 @@ async fn requests_for_an_org_whose_job_is_queued_join_it() {
 async fn a_run_completes_when_redis_loses_its_jobs() {
     let tree = Tree::new(TestApp::spawn_idle(|_| {}).await).await;
     tree.drift().await;
-    let (_, run) = tree
-        .admin(&tree.orgs[0], "POST", "/syncs", Some(json!({})))
-        .await;
+    let (_, run) = tree.sync(&tree.orgs[0], json!({})).await;
     // What FLUSHALL or a Redis restart without persistence does to the queued jobs.
     let client = redis::Client::open(redis_url()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
@@ -324,33 +244,16 @@ async fn a_job_held_by_a_killed_worker_is_taken_over_and_completes() {
         .execute_unprepared("LOCK TABLE members IN ACCESS EXCLUSIVE MODE")
         .await
         .unwrap();
-    let (_, run) = tree
-        .admin(&tree.orgs[0], "POST", "/syncs", Some(json!({})))
-        .await;
+    let (_, run) = tree.sync(&tree.orgs[0], json!({})).await;
     let mut doomed = worker("doomed");
     // Wait until it has taken a job (and is stuck on the lock), then kill it.
-    let mut running = false;
-    for _ in 0..200 {
-        let (_, current) = tree
-            .admin(
-                &tree.orgs[0],
-                "GET",
-                &format!("/syncs/{}", run["id"].as_str().unwrap()),
-                None,
-            )
-            .await;
-        if current["jobs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|j| j["status"] == "running")
-        {
-            running = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(running, "the first worker never took a job");
+    let running = poll(200, Duration::from_millis(50), async || {
+        let current = run_now(&tree.dir, &tree.orgs[0], &run).await;
+        let jobs = current["jobs"].as_array().unwrap();
+        jobs.iter().any(|j| j["status"] == "running").then_some(())
+    })
+    .await;
+    assert!(running.is_some(), "the first worker never took a job");
     doomed.kill().unwrap(); // SIGKILL
     doomed.wait().unwrap();
     blocker.rollback().await.unwrap();

@@ -210,6 +210,17 @@ pub(crate) async fn own_connection(dir: &Directory, org: &str) -> (String, Strin
     (conn, sync["token"].as_str().unwrap().to_owned())
 }
 
+/// Sets `org`'s deletion protection: at most `max_removals` removals a
+/// background sync may make without an admin's say (0: no protection).
+pub(crate) async fn set_deletion_threshold(
+    dir: &Directory,
+    org: &str,
+    max_removals: u32,
+) -> (u16, Value) {
+    let threshold = json!({"max_removals": max_removals});
+    admin(dir, "PUT", org, "/deletion-protection", Some(threshold)).await
+}
+
 /// Starts a sync of `org` as `request` asks (`POST /syncs`), which must be
 /// accepted; the run.
 pub(crate) async fn start_sync(dir: &Directory, org: &str, request: Value) -> Value {

@@ -6,33 +6,36 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::fixtures::{admin, member_count, switch_to_scim, users, wait_for_members};
+use crate::fixtures::{
+    admin, member_count, set_deletion_threshold, switch_to_scim, users, wait_for_members,
+};
 use crate::scim::Directory;
+use crate::support::poll;
 
 /// Waits (bounded) until `org` has removals held, and returns them.
 async fn held(dir: &Directory, org: &str) -> Value {
-    for _ in 0..200 {
+    poll(200, Duration::from_millis(50), async || {
         let (status, held) = admin(dir, "GET", org, "/held-removals", None).await;
         if status == 200 {
-            return held;
+            return Some(held);
         }
         assert_eq!(status, 404, "{held}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("nothing was held within 10 s");
+        None
+    })
+    .await
+    .unwrap_or_else(|| panic!("nothing was held within 10 s"))
 }
 
-async fn group(dir: &Directory, name: &str, members: &[String]) -> String {
-    let members: Vec<Value> = members.iter().map(|m| json!({"value": m})).collect();
-    let (status, group) = dir
-        .scim(
-            "POST",
-            "/Groups",
-            Some(json!({"displayName": name, "members": members})),
-        )
-        .await;
-    assert_eq!(status, 201, "{group}");
-    group["id"].as_str().unwrap().to_owned()
+/// An admin's decision on `org`'s held removals: confirms the plan `confirmation` names.
+async fn confirm_held(dir: &Directory, org: &str, confirmation: &Value) -> (u16, Value) {
+    admin(
+        dir,
+        "POST",
+        org,
+        "/held-removals/confirm",
+        Some(json!({"confirmation": confirmation})),
+    )
+    .await
 }
 
 /// 80 members in SCIM mode, roles mapped from two groups (60 and 20 members).
@@ -40,8 +43,8 @@ async fn mapped_org() -> (Directory, String, String) {
     let dir = Directory::new().await;
     let many = users(&dir, "many", 60).await;
     let few = users(&dir, "few", 20).await;
-    let big = group(&dir, "Engineering", &many).await;
-    let small = group(&dir, "Sales", &few).await;
+    let big = dir.group("Engineering", &many).await;
+    let small = dir.group("Sales", &few).await;
     let org = dir.org.clone();
     switch_to_scim(&dir, &org).await;
     let mappings = json!({"enabled": true, "roles": [
@@ -70,25 +73,11 @@ async fn an_idp_deleting_a_mapped_group_has_its_removals_held_until_confirmed() 
     );
 
     // A confirmation of some other plan changes nothing.
-    let (status, problem) = admin(
-        &dir,
-        "POST",
-        &org,
-        "/held-removals/confirm",
-        Some(json!({"confirmation": "0000"})),
-    )
-    .await;
+    let (status, problem) = confirm_held(&dir, &org, &json!("0000")).await;
     assert_eq!(status, 409, "{problem}");
     assert_eq!(member_count(&dir, &org).await, 80);
 
-    let (status, applied) = admin(
-        &dir,
-        "POST",
-        &org,
-        "/held-removals/confirm",
-        Some(json!({"confirmation": held["confirmation"]})),
-    )
-    .await;
+    let (status, applied) = confirm_held(&dir, &org, &held["confirmation"]).await;
     assert_eq!(status, 200, "{applied}");
     assert_eq!(applied["applied"]["removals"], 60);
     assert_eq!(member_count(&dir, &org).await, 20);
@@ -122,12 +111,9 @@ async fn a_held_plan_the_directory_no_longer_asks_for_is_refused_and_narrowed() 
     let org = dir.org.clone();
     // The IdP empties the group by mistake, then puts one person back.
     let (status, _) = dir
-        .scim(
-            "PATCH",
+        .scim_patch(
             &format!("/Groups/{big}"),
-            Some(crate::scim::patch(
-                json!([{"op": "remove", "path": "members"}]),
-            )),
+            json!([{"op": "remove", "path": "members"}]),
         )
         .await;
     assert_eq!(status, 204);
@@ -144,38 +130,21 @@ async fn a_held_plan_the_directory_no_longer_asks_for_is_refused_and_narrowed() 
     .await;
     let user = member["directory_user_id"].as_str().unwrap().to_owned();
     let (status, _) = dir
-        .scim(
-            "PATCH",
+        .scim_patch(
             &format!("/Groups/{big}"),
-            Some(crate::scim::patch(
-                json!([{"op": "add", "path": "members", "value": [{"value": user}]}]),
-            )),
+            json!([{"op": "add", "path": "members", "value": [{"value": user}]}]),
         )
         .await;
     assert_eq!(status, 204);
     // Let the worker see the re-add before confirming.
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    let (status, problem) = admin(
-        &dir,
-        "POST",
-        &org,
-        "/held-removals/confirm",
-        Some(json!({"confirmation": first["confirmation"]})),
-    )
-    .await;
+    let (status, problem) = confirm_held(&dir, &org, &first["confirmation"]).await;
     assert_eq!(status, 409, "an outdated plan is not applied: {problem}");
     assert_eq!(member_count(&dir, &org).await, 80);
     let narrowed = held(&dir, &org).await;
     assert_eq!(narrowed["counts"]["removals"], 59, "{narrowed}");
-    let (status, _) = admin(
-        &dir,
-        "POST",
-        &org,
-        "/held-removals/confirm",
-        Some(json!({"confirmation": narrowed["confirmation"]})),
-    )
-    .await;
+    let (status, _) = confirm_held(&dir, &org, &narrowed["confirmation"]).await;
     assert_eq!(status, 200);
     assert_eq!(member_count(&dir, &org).await, 21);
     dir.app.finish().await;
@@ -190,14 +159,7 @@ async fn small_removals_apply_at_once_and_a_zero_threshold_turns_protection_off(
     assert_eq!(threshold["max_removals"], 10);
 
     // 20 removals of 80 are above the default; at a threshold of 25 they apply.
-    let (status, _) = admin(
-        &dir,
-        "PUT",
-        &org,
-        "/deletion-protection",
-        Some(json!({"max_removals": 25})),
-    )
-    .await;
+    let (status, _) = set_deletion_threshold(&dir, &org, 25).await;
     assert_eq!(status, 200);
     let (status, _) = dir.scim("DELETE", &format!("/Groups/{small}"), None).await;
     assert_eq!(status, 204);
@@ -206,14 +168,7 @@ async fn small_removals_apply_at_once_and_a_zero_threshold_turns_protection_off(
     assert_eq!(status, 404);
 
     // Off: even all of them go.
-    let (status, _) = admin(
-        &dir,
-        "PUT",
-        &org,
-        "/deletion-protection",
-        Some(json!({"max_removals": 0})),
-    )
-    .await;
+    let (status, _) = set_deletion_threshold(&dir, &org, 0).await;
     assert_eq!(status, 200);
     let (status, _) = dir.scim("DELETE", &format!("/Groups/{big}"), None).await;
     assert_eq!(status, 204);
@@ -249,15 +204,8 @@ async fn a_member_role_cannot_decide_on_held_removals() {
 async fn turning_directory_sync_off_and_on_removes_nobody() {
     let (dir, _, _) = mapped_org().await;
     let org = dir.org.clone();
-    let conn = dir.conn.clone();
-    let (status, _) = admin(
-        &dir,
-        "PUT",
-        &org,
-        &format!("/connections/{conn}/directory-sync"),
-        Some(json!({"enabled": false})),
-    )
-    .await;
+    let path = format!("/connections/{}/directory-sync", dir.conn);
+    let (status, _) = admin(&dir, "PUT", &org, &path, Some(json!({"enabled": false}))).await;
     assert_eq!(status, 200);
     let (status, _) = admin(
         &dir,
@@ -274,14 +222,7 @@ async fn turning_directory_sync_off_and_on_removes_nobody() {
         80,
         "sync off keeps everyone"
     );
-    let (status, _) = admin(
-        &dir,
-        "PUT",
-        &org,
-        &format!("/connections/{conn}/directory-sync"),
-        Some(json!({"enabled": true})),
-    )
-    .await;
+    let (status, _) = admin(&dir, "PUT", &org, &path, Some(json!({"enabled": true}))).await;
     assert_eq!(status, 200);
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
@@ -312,33 +253,17 @@ async fn a_person_deleted_and_recreated_with_the_same_external_id_gets_their_mem
     .await;
     assert_eq!(status, 200, "{promoted}");
 
-    let (status, _) = dir.scim("DELETE", &format!("/Users/{ada}"), None).await;
-    assert_eq!(status, 204);
-    wait_for_members(&dir, &org, 0).await;
-
     // Re-created under a new userName and email, with the old externalId.
-    let (status, again) = dir
-        .scim(
-            "POST",
-            "/Users",
-            Some(
-                json!({"userName": "ada.lovelace@new.example", "externalId": "ext-ada@example.com",
-                "emails": [{"value": "ada.lovelace@new.example", "primary": true}]}),
-            ),
-        )
-        .await;
-    assert_eq!(status, 201, "{again}");
+    let again = delete_and_recreate(
+        &dir,
+        &ada,
+        json!({"userName": "ada.lovelace@new.example", "externalId": "ext-ada@example.com",
+            "emails": [{"value": "ada.lovelace@new.example", "primary": true}]}),
+    )
+    .await;
     // And a stranger, for contrast.
     dir.user("bob@example.com").await;
-    let mut members = Vec::new();
-    for _ in 0..200 {
-        let (_, page) = admin(&dir, "GET", &org, "/members", None).await;
-        members = page["data"].as_array().unwrap().clone();
-        if members.len() == 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let members = members_once(&dir, 2).await;
     let back = members
         .iter()
         .find(|m| m["email"] == "ada.lovelace@new.example")
@@ -360,17 +285,26 @@ async fn a_person_deleted_and_recreated_with_the_same_external_id_gets_their_mem
     dir.app.finish().await;
 }
 
+/// The IdP deletes `user`, which takes its member with it, then creates
+/// `recreated`; the new directory user.
+async fn delete_and_recreate(dir: &Directory, user: &str, recreated: Value) -> Value {
+    let (status, _) = dir.scim("DELETE", &format!("/Users/{user}"), None).await;
+    assert_eq!(status, 204);
+    wait_for_members(dir, &dir.org, 0).await;
+    let (status, again) = dir.scim("POST", "/Users", Some(recreated)).await;
+    assert_eq!(status, 201, "{again}");
+    again
+}
+
 /// Members of `dir`'s org, waiting (bounded) until there are `n`.
 async fn members_once(dir: &Directory, n: usize) -> Vec<Value> {
     let mut members = Vec::new();
-    for _ in 0..200 {
+    poll(200, Duration::from_millis(50), async || {
         let (_, page) = admin(dir, "GET", &dir.org, "/members", None).await;
         members = page["data"].as_array().unwrap().clone();
-        if members.len() == n {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        (members.len() == n).then_some(())
+    })
+    .await;
     members
 }
 
@@ -390,20 +324,13 @@ async fn relinking_by_email_is_configurable_and_bounded_by_the_window() {
         let ada = dir.user("ada@example.com").await;
         switch_to_scim(&dir, &org).await;
         let before = members_once(&dir, 1).await[0].clone();
-        let (status, _) = dir.scim("DELETE", &format!("/Users/{ada}"), None).await;
-        assert_eq!(status, 204);
-        wait_for_members(&dir, &org, 0).await;
-        let (status, again) = dir
-            .scim(
-                "POST",
-                "/Users",
-                Some(
-                    json!({"userName": "ADA@example.com", "externalId": "a-new-key",
-                    "emails": [{"value": "Ada@Example.com", "primary": true}]}),
-                ),
-            )
-            .await;
-        assert_eq!(status, 201, "{again}");
+        let again = delete_and_recreate(
+            &dir,
+            &ada,
+            json!({"userName": "ADA@example.com", "externalId": "a-new-key",
+                "emails": [{"value": "Ada@Example.com", "primary": true}]}),
+        )
+        .await;
         let after = members_once(&dir, 1).await;
         assert_eq!(after.len(), 1, "{after:?}");
         assert_eq!(

@@ -8,10 +8,11 @@ use sea_orm::ConnectionTrait;
 use serde_json::{json, Value};
 
 use crate::fixtures::{
-    admin, finished_run, member_count, scim_child, switch_to_scim, wait_for_members,
+    admin, finished_run, member_count, run_now, scim_child, set_deletion_threshold, start_sync,
+    switch_to_scim, wait_for_members,
 };
 use crate::scim::Directory;
-use crate::support::TestApp;
+use crate::support::{poll, TestApp};
 
 #[actix_web::test]
 async fn a_failing_org_does_not_stop_its_siblings_and_tenants_see_no_raw_cause() {
@@ -37,35 +38,22 @@ async fn a_failing_org_does_not_stop_its_siblings_and_tenants_see_no_raw_cause()
 
     let second = dir.user("second@example.com").await;
     for org in &healthy {
-        let mut found = false;
-        for _ in 0..200 {
+        let found = poll(200, Duration::from_millis(50), async || {
             let (_, page) = admin(&dir, "GET", org, "/members", None).await;
-            if page["data"]
-                .as_array()
-                .unwrap()
+            let members = page["data"].as_array().unwrap();
+            members
                 .iter()
                 .any(|m| m["directory_user_id"] == second.as_str())
-            {
-                found = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+                .then_some(())
+        })
+        .await;
         assert!(
-            found,
+            found.is_some(),
             "{org} did not get the new user while its sibling fails"
         );
     }
 
-    let (status, run) = admin(
-        &dir,
-        "POST",
-        &broken,
-        "/syncs",
-        Some(json!({"cascade": false})),
-    )
-    .await;
-    assert_eq!(status, 202, "{run}");
+    let run = start_sync(&dir, &broken, json!({"cascade": false})).await;
     let finished = finished_run(&dir, &broken, &run).await;
     let error = finished["jobs"][0]["error"]
         .as_str()
@@ -92,23 +80,8 @@ async fn a_reclaimed_jobs_old_holder_can_neither_renew_nor_record() {
     use time::Duration as Span;
 
     let dir = Directory::on(TestApp::spawn_idle(|_| {}).await).await;
-    let (status, run) = admin(
-        &dir,
-        "POST",
-        &dir.org,
-        "/syncs",
-        Some(json!({"cascade": false})),
-    )
-    .await;
-    assert_eq!(status, 202, "{run}");
-    let (_, run) = admin(
-        &dir,
-        "GET",
-        &dir.org,
-        &format!("/syncs/{}", run["id"].as_str().unwrap()),
-        None,
-    )
-    .await;
+    let run = start_sync(&dir, &dir.org, json!({"cascade": false})).await;
+    let run = run_now(&dir, &dir.org, &run).await;
     let job: uuid::Uuid = run["jobs"][0]["id"].as_str().unwrap().parse().unwrap();
     let runs = orgsync_infra::SqlSyncRunRepository::new(dir.app.runtime.db.clone());
     let start = time::OffsetDateTime::now_utc();
@@ -161,27 +134,13 @@ async fn a_reclaimed_jobs_old_holder_can_neither_renew_nor_record() {
     runs.complete(job, first.attempts, ChangeCounts::default(), None, later)
         .await
         .unwrap();
-    let (_, current) = admin(
-        &dir,
-        "GET",
-        &dir.org,
-        &format!("/syncs/{}", run["id"].as_str().unwrap()),
-        None,
-    )
-    .await;
+    let current = run_now(&dir, &dir.org, &run).await;
     assert_eq!(current["jobs"][0]["status"], "running", "{current}");
 
     runs.complete(job, second.attempts, ChangeCounts::default(), None, later)
         .await
         .unwrap();
-    let (_, current) = admin(
-        &dir,
-        "GET",
-        &dir.org,
-        &format!("/syncs/{}", run["id"].as_str().unwrap()),
-        None,
-    )
-    .await;
+    let current = run_now(&dir, &dir.org, &run).await;
     assert_eq!(current["jobs"][0]["status"], "succeeded", "{current}");
     dir.app.finish().await;
 }
@@ -198,14 +157,9 @@ async fn a_plan_made_before_a_change_can_neither_overwrite_nor_undo_it() {
     use orgsync_domain::Error;
 
     let dir = Directory::new().await;
-    let (status, created) = admin(
-        &dir,
-        "POST",
-        &dir.org,
-        "/members",
-        Some(json!({"email": "ann@example.com", "name": "Ann"})),
-    )
-    .await;
+    let (status, created) = dir
+        .add_member(json!({"email": "ann@example.com", "name": "Ann"}))
+        .await;
     assert_eq!(status, 201, "{created}");
     let id = MemberId(created["id"].as_str().unwrap().parse().unwrap());
     let org = OrgId(dir.org.parse().unwrap());
@@ -217,14 +171,13 @@ async fn a_plan_made_before_a_change_can_neither_overwrite_nor_undo_it() {
         .expect("the member");
 
     // Someone changes the member after the plan read it.
-    let (status, _) = admin(
-        &dir,
-        "PATCH",
-        &dir.org,
-        &format!("/members/{}", id.0),
-        Some(json!({"name": "Ann B."})),
-    )
-    .await;
+    let (status, _) = dir
+        .admin(
+            "PATCH",
+            &format!("/members/{}", id.0),
+            Some(json!({"name": "Ann B."})),
+        )
+        .await;
     assert_eq!(status, 200);
 
     fn writes<'a>(
@@ -258,7 +211,7 @@ async fn a_plan_made_before_a_change_can_neither_overwrite_nor_undo_it() {
         matches!(refused, Err(Error::PreconditionFailed(_))),
         "{refused:?}"
     );
-    let (_, now) = admin(&dir, "GET", &dir.org, &format!("/members/{}", id.0), None).await;
+    let (_, now) = dir.admin("GET", &format!("/members/{}", id.0), None).await;
     assert_eq!(now["name"], "Ann B.", "the later change stands");
 
     // Planned from the current version, the same writes apply, with their audit entry.
@@ -271,18 +224,13 @@ async fn a_plan_made_before_a_change_can_neither_overwrite_nor_undo_it() {
         .apply(org, &writes(Vec::new(), vec![&current]))
         .await
         .expect("a current plan applies");
-    let (_, audit) = admin(
-        &dir,
-        "GET",
-        &dir.org,
-        "/audit-log?action=member.removed",
-        None,
-    )
-    .await;
+    let (_, audit) = dir
+        .admin("GET", "/audit-log?action=member.removed", None)
+        .await;
     let entry = &audit["data"][0];
     assert_eq!(entry["actor"]["kind"], "sync", "{audit}");
     assert_eq!(entry["before"]["name"], "Ann B.", "{audit}");
-    let (status, _) = admin(&dir, "GET", &dir.org, &format!("/members/{}", id.0), None).await;
+    let (status, _) = dir.admin("GET", &format!("/members/{}", id.0), None).await;
     assert_eq!(status, 404);
     dir.app.finish().await;
 }
@@ -295,45 +243,49 @@ async fn idp_driven_member_changes_are_audited_per_member() {
     dir.user("ann@example.com").await;
     switch_to_scim(&dir, &dir.org).await;
     let bob = dir.user("bob@example.com").await;
-    let mut created = Value::Null;
-    for _ in 0..200 {
-        let (_, audit) = admin(
-            &dir,
-            "GET",
-            &dir.org,
-            "/audit-log?action=member.created",
-            None,
-        )
-        .await;
-        if let Some(entry) = audit["data"]
-            .as_array()
-            .unwrap()
+    let created = poll(200, Duration::from_millis(50), async || {
+        let (_, audit) = dir
+            .admin("GET", "/audit-log?action=member.created", None)
+            .await;
+        let entries = audit["data"].as_array().unwrap();
+        entries
             .iter()
             .find(|e| e["after"]["directory_user_id"] == bob.as_str())
-        {
-            created = entry.clone();
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+            .cloned()
+    })
+    .await
+    .unwrap_or(Value::Null);
     assert_eq!(created["actor"]["kind"], "scim", "{created}");
     assert_eq!(created["actor"]["connection_id"], dir.conn.as_str());
     assert!(created["before"].is_null());
     // The mode switch's own adds are audited too, by the admin who confirmed it.
-    let (_, audit) = admin(
-        &dir,
-        "GET",
-        &dir.org,
-        "/audit-log?action=member.created",
-        None,
-    )
-    .await;
+    let (_, audit) = dir
+        .admin("GET", "/audit-log?action=member.created", None)
+        .await;
     assert!(audit["data"]
         .as_array()
         .unwrap()
         .iter()
         .any(|e| e["actor"]["kind"] == "admin" && e["after"]["email"] == "ann@example.com"));
     dir.app.finish().await;
+}
+
+/// Asserts that a fresh reconcile of `org` alone would change nothing.
+async fn assert_converged(dir: &Directory, org: &str) {
+    let (status, preview) = admin(
+        dir,
+        "POST",
+        org,
+        "/syncs/preview",
+        Some(json!({"cascade": false})),
+    )
+    .await;
+    assert_eq!(status, 200, "{preview}");
+    assert_eq!(
+        preview["orgs"][0]["counts"],
+        json!({"adds": 0, "updates": 0, "removals": 0, "suspensions": 0}),
+        "converged: {preview}"
+    );
 }
 
 /// A directory group with no members yet.
@@ -399,14 +351,7 @@ async fn random_steps(dir: &Directory, groups: &[String], lane: u64, steps: usiz
             2 => {
                 if let Some(user) = pick(&mut rng, &users) {
                     let active = rng.below(2) == 0;
-                    dir.scim(
-                        "PATCH",
-                        &format!("/Users/{user}"),
-                        Some(crate::scim::patch(
-                            json!([{"op": "replace", "path": "active", "value": active}]),
-                        )),
-                    )
-                    .await;
+                    dir.set_active(&user, active).await;
                 }
             }
             3 => {
@@ -417,8 +362,9 @@ async fn random_steps(dir: &Directory, groups: &[String], lane: u64, steps: usiz
             }
             4 => {
                 if let Some(user) = pick(&mut rng, &users) {
-                    dir.scim("PATCH", &format!("/Users/{user}"),
-                        Some(crate::scim::patch(json!([{"op": "replace", "path": "displayName", "value": format!("n{lane}-{step}")}])))).await;
+                    let name = format!("n{lane}-{step}");
+                    let rename = json!([{"op": "replace", "path": "displayName", "value": name}]);
+                    dir.scim_patch(&format!("/Users/{user}"), rename).await;
                 }
             }
             5 | 6 => {
@@ -429,23 +375,12 @@ async fn random_steps(dir: &Directory, groups: &[String], lane: u64, steps: usiz
                     } else {
                         json!([{"op": "remove", "path": format!("members[value eq \"{user}\"]")}])
                     };
-                    dir.scim(
-                        "PATCH",
-                        &format!("/Groups/{group}"),
-                        Some(crate::scim::patch(body)),
-                    )
-                    .await;
+                    dir.scim_patch(&format!("/Groups/{group}"), body).await;
                 }
             }
             _ => {
-                admin(
-                    dir,
-                    "POST",
-                    &dir.org,
-                    "/syncs",
-                    Some(json!({"cascade": false})),
-                )
-                .await;
+                dir.admin("POST", "/syncs", Some(json!({"cascade": false})))
+                    .await;
             }
         }
     }
@@ -461,14 +396,7 @@ async fn random_interleavings_of_scim_writes_and_syncs_converge() {
     let org = dir.org.clone();
     switch_to_scim(&dir, &org).await;
     // Protection would (rightly) hold mass removals; convergence is the point here.
-    admin(
-        &dir,
-        "PUT",
-        &org,
-        "/deletion-protection",
-        Some(json!({"max_removals": 0})),
-    )
-    .await;
+    set_deletion_threshold(&dir, &org, 0).await;
     let groups = [empty_group(&dir, "A").await, empty_group(&dir, "B").await];
     const LANES: u64 = 4;
     const STEPS: usize = 250;
@@ -476,8 +404,7 @@ async fn random_interleavings_of_scim_writes_and_syncs_converge() {
         .await;
 
     // Quiet: the directory's changes are applied and no sync is queued or running.
-    let mut settled = false;
-    for _ in 0..1200 {
+    let settled = poll(1200, Duration::from_millis(50), async || {
         let (_, status) = admin(&dir, "GET", &org, "/sync-status", None).await;
         let (_, runs) = admin(&dir, "GET", &org, "/syncs?limit=200", None).await;
         let busy = runs["data"]
@@ -485,27 +412,11 @@ async fn random_interleavings_of_scim_writes_and_syncs_converge() {
             .unwrap()
             .iter()
             .any(|r| r["status"] == "queued" || r["status"] == "running");
-        if status["current"] == true && !busy {
-            settled = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(settled, "did not settle in 60 s");
-    let (status, preview) = admin(
-        &dir,
-        "POST",
-        &org,
-        "/syncs/preview",
-        Some(json!({"cascade": false})),
-    )
+        (status["current"] == true && !busy).then_some(())
+    })
     .await;
-    assert_eq!(status, 200);
-    assert_eq!(
-        preview["orgs"][0]["counts"],
-        json!({"adds": 0, "updates": 0, "removals": 0, "suspensions": 0}),
-        "{preview}"
-    );
+    assert!(settled.is_some(), "did not settle in 60 s");
+    assert_converged(&dir, &org).await;
     let (_, active) = dir
         .scim("GET", "/Users?filter=active%20eq%20true&count=1000", None)
         .await;
@@ -565,15 +476,7 @@ async fn a_job_longer_than_its_lease_is_renewed_and_runs_once() {
     switch_to_scim(&dir, &org).await;
     // 30,000 users behind the engine's back (no events): only a full sync adds them.
     seed_users(&dir, 30_000).await;
-    let (status, run) = admin(
-        &dir,
-        "POST",
-        &org,
-        "/syncs",
-        Some(json!({"cascade": false})),
-    )
-    .await;
-    assert_eq!(status, 202, "{run}");
+    let run = start_sync(&dir, &org, json!({"cascade": false})).await;
     let done = finished_run(&dir, &org, &run).await;
     let job = &done["jobs"][0];
     assert_eq!(done["status"], "succeeded", "{done}");
@@ -640,67 +543,36 @@ async fn a_deactivation_during_a_full_reconcile_of_50000_members_is_never_undone
         ))
         .await
         .unwrap();
-    let (status, run) = admin(
-        &dir,
-        "POST",
-        &org,
-        "/syncs",
-        Some(json!({"cascade": false})),
-    )
+    let run = start_sync(&dir, &org, json!({"cascade": false})).await;
+    let taken = poll(1200, Duration::from_millis(5), async || {
+        let current = run_now(&dir, &org, &run).await;
+        (current["status"] != "queued").then_some(current)
+    })
     .await;
-    assert_eq!(status, 202, "{run}");
-    let path = format!("/syncs/{}", run["id"].as_str().unwrap());
-    for _ in 0..1200 {
-        let (_, current) = admin(&dir, "GET", &org, &path, None).await;
-        if current["status"] != "queued" {
-            assert_eq!(
-                current["status"], "running",
-                "the reconcile must still run: {current}"
-            );
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
+    if let Some(current) = taken {
+        assert_eq!(
+            current["status"], "running",
+            "the reconcile must still run: {current}"
+        );
     }
-    let (status, _) = dir
-        .scim(
-            "PATCH",
-            &format!("/Users/{target}"),
-            Some(crate::scim::patch(
-                json!([{"op": "replace", "path": "active", "value": false}]),
-            )),
-        )
-        .await;
+    let (status, _) = dir.set_active(&target, false).await;
     assert_eq!(status, 200);
 
     let done = finished_run(&dir, &org, &run).await;
     assert_eq!(done["status"], "succeeded", "{done}");
     // The reconcile had the org to itself; the deactivation is applied
     // right after it (its writer nudges the directory when done).
-    for _ in 0..200 {
-        if count("target@example.com").await == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    poll(200, Duration::from_millis(50), async || {
+        (count("target@example.com").await == 0).then_some(())
+    })
+    .await;
     assert_eq!(
         count("target@example.com").await,
         0,
         "the deactivation was undone"
     );
     assert_eq!(count("%").await, 50_000, "every other member stays");
-    let (_, preview) = admin(
-        &dir,
-        "POST",
-        &org,
-        "/syncs/preview",
-        Some(json!({"cascade": false})),
-    )
-    .await;
-    assert_eq!(
-        preview["orgs"][0]["counts"],
-        json!({"adds": 0, "updates": 0, "removals": 0, "suspensions": 0}),
-        "converged: {preview}"
-    );
+    assert_converged(&dir, &org).await;
     dir.app.finish().await;
 }
 
@@ -749,15 +621,7 @@ async fn the_incremental_path_a_sync_job_and_an_admin_change_never_write_an_org_
     );
 
     dir.user("second@example.com").await;
-    let (status, run) = admin(
-        &dir,
-        "POST",
-        &org,
-        "/syncs",
-        Some(json!({"cascade": false})),
-    )
-    .await;
-    assert_eq!(status, 202, "{run}");
+    let run = start_sync(&dir, &org, json!({"cascade": false})).await;
     let (_, page) = admin(&dir, "GET", &org, "/members", None).await;
     let member = page["data"][0]["id"].as_str().unwrap().to_owned();
     // Both wait out the same 10 s, side by side.
@@ -787,14 +651,7 @@ async fn the_incremental_path_a_sync_job_and_an_admin_change_never_write_an_org_
     }
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(member_count(&dir, &org).await, 1, "the IdP's change waited");
-    let (_, waiting) = admin(
-        &dir,
-        "GET",
-        &org,
-        &format!("/syncs/{}", run["id"].as_str().unwrap()),
-        None,
-    )
-    .await;
+    let waiting = run_now(&dir, &org, &run).await;
     assert_eq!(waiting["status"], "queued", "{waiting}");
 
     runs.unlock_org(org_id, "test").await.unwrap();

@@ -14,7 +14,7 @@ async fn serve_with_no_configuration_runs_on_sqlite_and_mints_matching_tokens() 
     let env = [("ORGSYNC__DATA_DIR", data_dir.display().to_string())];
     let server = Server::start(&env).await;
 
-    let (status, ready) = server.request(Method::GET, "/readyz", None, None).await;
+    let (status, ready) = server.get("/readyz", None).await;
     assert_eq!(status, 200, "{ready}");
     assert!(data_dir.join("orgsync.db").exists());
 
@@ -29,35 +29,14 @@ async fn serve_with_no_configuration_runs_on_sqlite_and_mints_matching_tokens() 
     let token = token.trim();
     assert_eq!(token.matches('.').count(), 2, "a bare JWT: {token}");
 
-    let (status, root) = server
-        .request(
-            Method::POST,
-            "/api/v1/orgs",
-            Some(token),
-            Some(json!({"name": "Acme", "slug": "acme"})),
-        )
-        .await;
-    assert_eq!(status, 201, "{root}");
-    let root = root["id"].as_str().unwrap();
+    let root = server.create_root(token, "Acme", "acme").await;
     for (slug, kind) in [("acme-eu", "standard"), ("acme-test", "sandbox")] {
-        let (status, body) = server
-            .request(
-                Method::POST,
-                &format!("/api/v1/orgs/{root}/children"),
-                Some(token),
-                Some(json!({"name": slug, "slug": slug, "kind": kind})),
-            )
-            .await;
+        let child = json!({"name": slug, "slug": slug, "kind": kind});
+        let (status, body) = server.create_child(token, &root, child).await;
         assert_eq!(status, 201, "{body}");
     }
-    let (status, dup) = server
-        .request(
-            Method::POST,
-            &format!("/api/v1/orgs/{root}/children"),
-            Some(token),
-            Some(json!({"name": "dup", "slug": "acme-eu"})),
-        )
-        .await;
+    let dup = json!({"name": "dup", "slug": "acme-eu"});
+    let (status, dup) = server.create_child(token, &root, dup).await;
     assert_eq!(status, 409, "{dup}");
     let (status, problem) = server
         .request(
@@ -69,12 +48,7 @@ async fn serve_with_no_configuration_runs_on_sqlite_and_mints_matching_tokens() 
         .await;
     assert_eq!(status, 409, "{problem}");
     let (status, tree) = server
-        .request(
-            Method::GET,
-            &format!("/api/v1/orgs/{root}/tree"),
-            Some(token),
-            None,
-        )
+        .get(&format!("/api/v1/orgs/{root}/tree"), Some(token))
         .await;
     assert_eq!(status, 200);
     assert_eq!(tree["children"].as_array().map(Vec::len), Some(2));

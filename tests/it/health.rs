@@ -1,5 +1,7 @@
 //! Probes and request tracing.
 
+use actix_web::test::TestRequest;
+
 use crate::support::TestApp;
 
 #[actix_web::test]
@@ -35,15 +37,7 @@ async fn readiness_reports_each_dependency_and_turns_503_when_the_database_goes(
 #[actix_web::test]
 async fn every_response_carries_a_request_id_and_a_sane_caller_id_is_kept() {
     let app = TestApp::spawn().await;
-    let svc =
-        actix_web::test::init_service(orgsync_api::http::app(app.runtime.state.clone())).await;
-    let generated = actix_web::test::call_service(
-        &svc,
-        actix_web::test::TestRequest::get()
-            .uri("/healthz")
-            .to_request(),
-    )
-    .await;
+    let generated = app.send(TestRequest::get().uri("/healthz")).await;
     let id = generated
         .headers()
         .get("x-request-id")
@@ -54,14 +48,13 @@ async fn every_response_carries_a_request_id_and_a_sane_caller_id_is_kept() {
     assert!(uuid::Uuid::parse_str(&id).is_ok(), "{id}");
 
     for (sent, kept) in [("trace-abc_123", true), ("bad id with spaces", false)] {
-        let response = actix_web::test::call_service(
-            &svc,
-            actix_web::test::TestRequest::get()
-                .uri("/healthz")
-                .insert_header(("x-request-id", sent))
-                .to_request(),
-        )
-        .await;
+        let response = app
+            .send(
+                TestRequest::get()
+                    .uri("/healthz")
+                    .insert_header(("x-request-id", sent)),
+            )
+            .await;
         let echoed = response
             .headers()
             .get("x-request-id")
@@ -82,15 +75,7 @@ async fn metrics_count_requests_by_route_and_report_jobs_queue_and_pool() {
     }
     let missing = format!("/api/v1/orgs/{}", uuid::Uuid::now_v7());
     assert_eq!(app.call("GET", &missing, Some(&token), None).await.0, 404);
-    let svc =
-        actix_web::test::init_service(orgsync_api::http::app(app.runtime.state.clone())).await;
-    let response = actix_web::test::call_service(
-        &svc,
-        actix_web::test::TestRequest::get()
-            .uri("/metrics")
-            .to_request(),
-    )
-    .await;
+    let response = app.send(TestRequest::get().uri("/metrics")).await;
     assert_eq!(response.status().as_u16(), 200);
     let text = String::from_utf8(actix_web::test::read_body(response).await.to_vec()).unwrap();
     for expected in [

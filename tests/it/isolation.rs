@@ -71,22 +71,12 @@ async fn a_token_reaches_its_org_and_descendants_and_nothing_else() {
     // Its own org and its descendant are in reach...
     for org in [&a1, &a1x] {
         let (status, _) = server
-            .request(
-                Method::GET,
-                &format!("/api/v1/orgs/{org}"),
-                Some(&a1_owner),
-                None,
-            )
+            .get(&format!("/api/v1/orgs/{org}"), Some(&a1_owner))
             .await;
         assert_eq!(status, 200);
     }
     let (status, tree) = server
-        .request(
-            Method::GET,
-            &format!("/api/v1/orgs/{a1}/tree"),
-            Some(&a1_owner),
-            None,
-        )
+        .get(&format!("/api/v1/orgs/{a1}/tree"), Some(&a1_owner))
         .await;
     assert_eq!(status, 200);
     assert_eq!(tree["children"].as_array().map(Vec::len), Some(1));
@@ -98,12 +88,7 @@ async fn a_token_reaches_its_org_and_descendants_and_nothing_else() {
     // A tenant's root token reaches its whole tree and nothing of the other tenant.
     let a_owner = tokens.org(a.parse().unwrap(), AdminRole::Owner);
     let (status, tree) = server
-        .request(
-            Method::GET,
-            &format!("/api/v1/orgs/{a}/tree"),
-            Some(&a_owner),
-            None,
-        )
+        .get(&format!("/api/v1/orgs/{a}/tree"), Some(&a_owner))
         .await;
     assert_eq!(status, 200);
     assert_eq!(tree["children"].as_array().map(Vec::len), Some(2));
@@ -118,12 +103,7 @@ async fn a_token_reaches_its_org_and_descendants_and_nothing_else() {
 
     // Nothing the intruders tried changed anything.
     let (_, b_tree) = server
-        .request(
-            Method::GET,
-            &format!("/api/v1/orgs/{b}/tree"),
-            Some(&platform),
-            None,
-        )
+        .get(&format!("/api/v1/orgs/{b}/tree"), Some(&platform))
         .await;
     assert_eq!(b_tree["name"], "tenant-b");
     assert_eq!(b_tree["children"].as_array().map(Vec::len), Some(1));

@@ -1,21 +1,14 @@
 //! The organization tree through the admin API, in process, on PostgreSQL.
 
 use orgsync_domain::auth::AdminRole;
-use serde_json::json;
+use serde_json::{json, Value};
 
+use crate::fixtures;
 use crate::support::TestApp;
 
+/// A tenant whose name is its slug; its id.
 async fn create_root(app: &TestApp, slug: &str) -> String {
-    let (status, body) = app
-        .call(
-            "POST",
-            "/api/v1/orgs",
-            Some(&app.tokens.platform()),
-            Some(json!({"name": slug, "slug": slug})),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
-    body["id"].as_str().unwrap().to_owned()
+    fixtures::create_root(app, slug, slug).await
 }
 
 async fn create_child(
@@ -24,14 +17,15 @@ async fn create_child(
     parent: &str,
     slug: &str,
     kind: &str,
-) -> (u16, serde_json::Value) {
-    app.call(
-        "POST",
-        &format!("/api/v1/orgs/{parent}/children"),
-        Some(token),
-        Some(json!({"name": format!("Org {slug}"), "slug": slug, "kind": kind})),
-    )
-    .await
+) -> (u16, Value) {
+    let child = json!({"name": format!("Org {slug}"), "slug": slug, "kind": kind});
+    fixtures::create_child(app, token, parent, child).await
+}
+
+/// `method` (without a body) on the org itself, with `token`: the answer.
+async fn on_org(app: &TestApp, method: &str, org: &str, token: &str) -> (u16, Value) {
+    let path = format!("/api/v1/orgs/{org}");
+    app.call(method, &path, Some(token), None).await
 }
 
 #[actix_web::test]
@@ -174,51 +168,14 @@ async fn an_org_with_children_cannot_be_deleted_and_a_leaf_can() {
     let (_, child) = create_child(&app, &token, &root, "leaf", "standard").await;
     let child = child["id"].as_str().unwrap();
 
-    let (status, problem) = app
-        .call(
-            "DELETE",
-            &format!("/api/v1/orgs/{root}"),
-            Some(&token),
-            None,
-        )
-        .await;
+    let (status, problem) = on_org(&app, "DELETE", &root, &token).await;
     assert_eq!(status, 409);
     assert_eq!(problem["type"], "https://orgsync.dev/problems/has-children");
-    assert_eq!(
-        app.call("GET", &format!("/api/v1/orgs/{root}"), Some(&token), None)
-            .await
-            .0,
-        200
-    );
+    assert_eq!(on_org(&app, "GET", &root, &token).await.0, 200);
 
-    assert_eq!(
-        app.call(
-            "DELETE",
-            &format!("/api/v1/orgs/{child}"),
-            Some(&token),
-            None
-        )
-        .await
-        .0,
-        204
-    );
-    assert_eq!(
-        app.call("GET", &format!("/api/v1/orgs/{child}"), Some(&token), None)
-            .await
-            .0,
-        404
-    );
-    assert_eq!(
-        app.call(
-            "DELETE",
-            &format!("/api/v1/orgs/{root}"),
-            Some(&token),
-            None
-        )
-        .await
-        .0,
-        204
-    );
+    assert_eq!(on_org(&app, "DELETE", child, &token).await.0, 204);
+    assert_eq!(on_org(&app, "GET", child, &token).await.0, 404);
+    assert_eq!(on_org(&app, "DELETE", &root, &token).await.0, 204);
     app.finish().await;
 }
 
@@ -264,39 +221,17 @@ async fn roles_decide_what_a_token_may_do_within_its_reach() {
     let member = app.tokens.org(root_id, AdminRole::Member);
     let admin = app.tokens.org(root_id, AdminRole::Admin);
 
-    assert_eq!(
-        app.call("GET", &format!("/api/v1/orgs/{root}"), Some(&member), None)
-            .await
-            .0,
-        200
-    );
+    assert_eq!(on_org(&app, "GET", &root, &member).await.0, 200);
     let (status, problem) = create_child(&app, &member, &root, "nope", "standard").await;
     assert_eq!(status, 403, "{problem}");
     assert_eq!(problem["type"], "https://orgsync.dev/problems/forbidden");
 
     let (status, child) = create_child(&app, &admin, &root, "yes", "standard").await;
     assert_eq!(status, 201);
-    let (status, _) = app
-        .call(
-            "DELETE",
-            &format!("/api/v1/orgs/{root}"),
-            Some(&admin),
-            None,
-        )
-        .await;
+    let (status, _) = on_org(&app, "DELETE", &root, &admin).await;
     assert_eq!(status, 403, "a token cannot delete its own org");
     let child = child["id"].as_str().unwrap();
-    assert_eq!(
-        app.call(
-            "DELETE",
-            &format!("/api/v1/orgs/{child}"),
-            Some(&admin),
-            None
-        )
-        .await
-        .0,
-        204
-    );
+    assert_eq!(on_org(&app, "DELETE", child, &admin).await.0, 204);
 
     let (status, _) = app
         .call(
@@ -314,15 +249,12 @@ async fn roles_decide_what_a_token_may_do_within_its_reach() {
 async fn malformed_requests_get_problem_json_not_plain_text() {
     let app = TestApp::spawn().await;
     let token = app.tokens.platform();
-    let svc =
-        actix_web::test::init_service(orgsync_api::http::app(app.runtime.state.clone())).await;
     let req = actix_web::test::TestRequest::post()
         .uri("/api/v1/orgs")
         .insert_header(("authorization", format!("Bearer {token}")))
         .insert_header(("content-type", "application/json"))
-        .set_payload("{not json")
-        .to_request();
-    let response = actix_web::test::call_service(&svc, req).await;
+        .set_payload("{not json");
+    let response = app.send(req).await;
     assert_eq!(response.status().as_u16(), 400);
     assert_eq!(
         response.headers().get("content-type").unwrap(),

@@ -114,47 +114,28 @@ async fn api_and_worker_recover_when_postgresql_restarts() {
     let mut settings = crate::support::settings(&cluster.url());
     settings.auth.jwt_secret = Some(SECRET.into());
     let token = Tokens::new(&settings).platform();
-    let (status, org) = server
-        .request(
-            Method::POST,
-            "/api/v1/orgs",
-            Some(&token),
-            Some(json!({"name": "Pg", "slug": "pg"})),
-        )
-        .await;
-    assert_eq!(status, 201, "{org}");
-    let org = org["id"].as_str().unwrap().to_owned();
+    let org = server.create_root(&token, "Pg", "pg").await;
 
     cluster.ctl("stop");
     eventually("readiness reports the database down", async || {
-        let (status, body) = server.request(Method::GET, "/readyz", None, None).await;
+        let (status, body) = server.get("/readyz", None).await;
         status == 503 && body["checks"]["database"]["status"] == "unavailable"
     })
     .await;
     let (status, problem) = server
-        .request(
-            Method::GET,
-            &format!("/api/v1/orgs/{org}"),
-            Some(&token),
-            None,
-        )
+        .get(&format!("/api/v1/orgs/{org}"), Some(&token))
         .await;
     assert_eq!(status, 503, "{problem}");
     assert_eq!(problem["type"], "https://orgsync.dev/problems/unavailable");
 
     cluster.ctl("start");
     eventually("readiness recovers", async || {
-        server.request(Method::GET, "/readyz", None, None).await.0 == 200
+        server.get("/readyz", None).await.0 == 200
     })
     .await;
     // The same process serves and syncs again, without a restart.
     let (status, _) = server
-        .request(
-            Method::GET,
-            &format!("/api/v1/orgs/{org}"),
-            Some(&token),
-            None,
-        )
+        .get(&format!("/api/v1/orgs/{org}"), Some(&token))
         .await;
     assert_eq!(status, 200);
     let (status, run) = server
@@ -168,11 +149,7 @@ async fn api_and_worker_recover_when_postgresql_restarts() {
     assert_eq!(status, 202, "{run}");
     let path = format!("/api/v1/orgs/{org}/syncs/{}", run["id"].as_str().unwrap());
     eventually("the worker runs a sync after the restart", async || {
-        server
-            .request(Method::GET, &path, Some(&token), None)
-            .await
-            .1["status"]
-            == "succeeded"
+        server.get(&path, Some(&token)).await.1["status"] == "succeeded"
     })
     .await;
     drop(server);

@@ -61,6 +61,16 @@ struct Stats {
 }
 
 impl Stats {
+    /// The figures of `latencies.len()` calls that took `elapsed` in all.
+    fn new(name: impl Into<String>, elapsed: Duration, latencies: Vec<Duration>) -> Self {
+        Self {
+            name: name.into(),
+            count: latencies.len(),
+            elapsed,
+            latencies,
+        }
+    }
+
     fn print(&mut self) {
         self.latencies.sort_unstable();
         let pct = |p: f64| {
@@ -88,6 +98,16 @@ struct Target {
 }
 
 impl Target {
+    async fn get(&self, path: &str) -> (u16, Value) {
+        self.send(reqwest::Method::GET, path, None).await
+    }
+
+    /// A SCIM PATCH of `path` with the operations `ops`.
+    async fn patch(&self, path: &str, ops: Value) -> (u16, Value) {
+        self.send(reqwest::Method::PATCH, path, Some(patch(ops)))
+            .await
+    }
+
     async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
         let mut req = self
             .http
@@ -146,12 +166,7 @@ where
     for task in tasks {
         latencies.extend(task.await.unwrap());
     }
-    Stats {
-        name: name.to_owned(),
-        count: latencies.len(),
-        elapsed: started.elapsed(),
-        latencies,
-    }
+    Stats::new(name, started.elapsed(), latencies)
 }
 
 fn patch(ops: Value) -> Value {
@@ -198,6 +213,55 @@ async fn seed_members(db: &DatabaseConnection, conn: uuid::Uuid, group: uuid::Uu
         vec![group.into()],
     )
     .await;
+}
+
+/// Sets every group's `member_count` of the connection from its member rows,
+/// then refreshes the planner's statistics: the end of a set-based seeding.
+async fn finish_seeding(db: &DatabaseConnection, conn: uuid::Uuid) {
+    exec(
+        db,
+        "UPDATE directory_groups g SET member_count = (SELECT COUNT(*) FROM directory_group_members m WHERE m.group_id = g.id) \
+         WHERE g.connection_id = $1",
+        vec![conn.into()],
+    )
+    .await;
+    exec(db, "ANALYZE", vec![]).await;
+}
+
+/// The `id` column of `sql`'s rows, `sql` taking the connection as `$1`.
+async fn query_ids(db: &DatabaseConnection, sql: &str, conn: uuid::Uuid) -> Vec<uuid::Uuid> {
+    let rows = db
+        .query_all(Statement::from_sql_and_values(
+            db.get_database_backend(),
+            sql,
+            [conn.into()],
+        ))
+        .await
+        .unwrap();
+    rows.iter()
+        .map(|r| r.try_get::<uuid::Uuid>("", "id").unwrap())
+        .collect()
+}
+
+/// Deletes the connection's directory users and groups (memberships go with them).
+async fn clear_directory(db: &DatabaseConnection, conn: uuid::Uuid) {
+    exec(
+        db,
+        "DELETE FROM directory_users WHERE connection_id = $1",
+        vec![conn.into()],
+    )
+    .await;
+    exec(
+        db,
+        "DELETE FROM directory_groups WHERE connection_id = $1",
+        vec![conn.into()],
+    )
+    .await;
+}
+
+/// Milliseconds since `t0`.
+fn ms_since(t0: Instant) -> f64 {
+    t0.elapsed().as_secs_f64() * 1000.0
 }
 
 struct Server(Child);
@@ -365,11 +429,9 @@ async fn scim_benchmarks(
         move |t, i| async move {
             let n = (i * 7919) % seeded.max(1);
             let (status, list) = t
-                .send(
-                    reqwest::Method::GET,
-                    &format!("/Users?filter=userName%20eq%20%22user-{n}@bench.example%22"),
-                    None,
-                )
+                .get(&format!(
+                    "/Users?filter=userName%20eq%20%22user-{n}@bench.example%22"
+                ))
                 .await;
             assert_eq!(list["totalResults"], 1);
             status
@@ -379,21 +441,20 @@ async fn scim_benchmarks(
     .print();
 
     // Ids of seeded users, for PATCH/DELETE/group scenarios.
-    let rows = db
-        .query_all(Statement::from_sql_and_values(db.get_database_backend(), "SELECT id FROM directory_users WHERE connection_id = $1 AND user_name LIKE 'user-%' ORDER BY id", [conn_id.into()]))
-        .await
-        .unwrap();
     let ids: Arc<Vec<uuid::Uuid>> = Arc::new(
-        rows.iter()
-            .map(|r| r.try_get::<uuid::Uuid>("", "id").unwrap())
-            .collect(),
+        query_ids(
+            db,
+            "SELECT id FROM directory_users WHERE connection_id = $1 AND user_name LIKE 'user-%' ORDER BY id",
+            conn_id,
+        )
+        .await,
     );
 
     let patch_ids = ids.clone();
     drive("PATCH /Users/{id} replace displayName", target.clone(), args.clients, None, run, move |t, i| {
         let id = patch_ids[(i * 104_729) % patch_ids.len()];
         async move {
-            t.send(reqwest::Method::PATCH, &format!("/Users/{id}"), Some(patch(json!([{"op": "replace", "path": "displayName", "value": format!("Renamed {i}")}])))).await.0
+            t.patch(&format!("/Users/{id}"), json!([{"op": "replace", "path": "displayName", "value": format!("Renamed {i}")}])).await.0
         }
     }).await.print();
 
@@ -419,12 +480,9 @@ async fn scim_benchmarks(
             move |t, i| {
                 let id = member_ids[(member_ids.len() - 1 - (i + size / 1000)) % member_ids.len()];
                 async move {
-                    t.send(
-                        reqwest::Method::PATCH,
+                    t.patch(
                         &format!("/Groups/{group_id}?excludedAttributes=members"),
-                        Some(patch(
-                            json!([{"op": "add", "path": "members", "value": [{"value": id}]}]),
-                        )),
+                        json!([{"op": "add", "path": "members", "value": [{"value": id}]}]),
                     )
                     .await
                     .0
@@ -453,10 +511,9 @@ async fn scim_benchmarks(
                 } else {
                     json!([{"op": "remove", "path": format!("members[value eq \"{id}\"]")}])
                 };
-                t.send(
-                    reqwest::Method::PATCH,
+                t.patch(
                     &format!("/Groups/{group_id}?excludedAttributes=members"),
-                    Some(patch(op)),
+                    op,
                 )
                 .await
                 .0
@@ -467,14 +524,12 @@ async fn scim_benchmarks(
     .print();
 
     let t0 = Instant::now();
-    let (status, body) = target
-        .send(reqwest::Method::GET, &format!("/Groups/{group_id}"), None)
-        .await;
+    let (status, body) = target.get(&format!("/Groups/{group_id}")).await;
     let listed = body["members"].as_array().map_or(0, Vec::len);
     println!(
         "{:<58} status {status}, {listed} members in {:.0} ms",
         format!("GET /Groups/{{id}} with all members (streamed)"),
-        t0.elapsed().as_secs_f64() * 1000.0
+        ms_since(t0)
     );
 
     let delete_ids = ids.clone();
@@ -497,11 +552,7 @@ async fn scim_benchmarks(
     .print();
 
     let (_, group) = target
-        .send(
-            reqwest::Method::GET,
-            &format!("/Groups/{group_id}?excludedAttributes=members"),
-            None,
-        )
+        .get(&format!("/Groups/{group_id}?excludedAttributes=members"))
         .await;
     let _ = group;
     let count: i64 = db
@@ -526,22 +577,11 @@ async fn scim_benchmarks(
     println!(
         "{:<58} status {status} in {:.0} ms",
         format!("DELETE /Groups/{{id}} with {count} members"),
-        t0.elapsed().as_secs_f64() * 1000.0
+        ms_since(t0)
     );
 
     // Leave an empty directory for the next benchmark.
-    exec(
-        db,
-        "DELETE FROM directory_users WHERE connection_id = $1",
-        vec![conn_id.into()],
-    )
-    .await;
-    exec(
-        db,
-        "DELETE FROM directory_groups WHERE connection_id = $1",
-        vec![conn_id.into()],
-    )
-    .await;
+    clear_directory(db, conn_id).await;
 }
 
 /// Peak resident memory of a process, in MiB (Linux).
@@ -554,10 +594,39 @@ fn rss_mib(pid: u32, field: &str) -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
+/// Resyncs `org` in full (`POST /syncs`, both scopes) and waits for the run:
+/// the finished run, and the milliseconds from the request to its end.
+async fn timed_resync(api: &Target, org: &str) -> (Value, f64) {
+    let t0 = Instant::now();
+    let request = json!({"scope": "both"});
+    let (run, _) = timed_admin(api, reqwest::Method::POST, org, "/syncs", request, 202).await;
+    let done = wait_run(api, org, &run).await;
+    (done, ms_since(t0))
+}
+
+/// Sends `method` to `org`'s `rest` with `body`, which must answer
+/// `expected`: the answer, and the milliseconds it took.
+async fn timed_admin(
+    api: &Target,
+    method: reqwest::Method,
+    org: &str,
+    rest: &str,
+    body: Value,
+    expected: u16,
+) -> (Value, f64) {
+    let t0 = Instant::now();
+    let (status, answer) = api
+        .send(method, &format!("/orgs/{org}{rest}"), Some(body))
+        .await;
+    let took = ms_since(t0);
+    assert_eq!(status, expected, "{answer}");
+    (answer, took)
+}
+
 async fn wait_run(api: &Target, org: &str, run: &Value) -> Value {
     let path = format!("/orgs/{org}/syncs/{}", run["id"].as_str().unwrap());
     loop {
-        let (_, current) = api.send(reqwest::Method::GET, &path, None).await;
+        let (_, current) = api.get(&path).await;
         if current["status"] == "succeeded" || current["status"] == "failed" {
             return current;
         }
@@ -600,42 +669,21 @@ async fn sync_benchmarks(
         vec![conn_id.into(), (groups as i64).into()],
     )
     .await;
-    exec(
+    finish_seeding(db, conn_id).await;
+    let top = query_ids(
         db,
-        "UPDATE directory_groups g SET member_count = (SELECT COUNT(*) FROM directory_group_members m WHERE m.group_id = g.id) \
-         WHERE g.connection_id = $1",
-        vec![conn_id.into()],
+        "SELECT id FROM directory_groups WHERE connection_id = $1 ORDER BY display_name LIMIT 10",
+        conn_id,
     )
     .await;
-    exec(db, "ANALYZE", vec![]).await;
-    let rows = db
-        .query_all(Statement::from_sql_and_values(
-            db.get_database_backend(),
-            "SELECT id FROM directory_groups WHERE connection_id = $1 ORDER BY display_name LIMIT 10",
-            [conn_id.into()],
-        ))
-        .await
-        .unwrap();
-    let top: Vec<uuid::Uuid> = rows
-        .iter()
-        .map(|r| r.try_get::<uuid::Uuid>("", "id").unwrap())
-        .collect();
     let idle = rss_mib(pid, "VmRSS:");
-    let ms = |t: Instant| t.elapsed().as_secs_f64() * 1000.0;
 
-    let t0 = Instant::now();
-    let (status, body) = api
-        .send(
-            reqwest::Method::PUT,
-            &format!("/orgs/{org}/provisioning"),
-            Some(json!({"mode": "scim"})),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    let scim = json!({"mode": "scim"});
+    let (_, took) = timed_admin(api, reqwest::Method::PUT, org, "/provisioning", scim, 200).await;
     println!(
         "{:<58} {:>8.0} ms",
         format!("switch to SCIM: {users} members added"),
-        ms(t0)
+        took
     );
 
     let roles: Vec<Value> = top
@@ -643,20 +691,19 @@ async fn sync_benchmarks(
         .enumerate()
         .map(|(i, g)| json!({"group": g, "role": if i < 2 { "admin" } else { "user" }}))
         .collect();
-    let t0 = Instant::now();
-    let (status, body) = api
-        .send(
-            reqwest::Method::PUT,
-            &format!("/orgs/{org}/group-mappings"),
-            Some(json!({"enabled": true, "roles": roles})),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    let mappings = json!({"enabled": true, "roles": roles});
+    let (body, took) = timed_admin(
+        api,
+        reqwest::Method::PUT,
+        org,
+        "/group-mappings",
+        mappings,
+        200,
+    )
+    .await;
     println!(
         "{:<58} {:>8.0} ms ({} updated)",
-        "save 10 role mappings and apply them",
-        ms(t0),
-        body["sync_run"]["counts"]["updates"]
+        "save 10 role mappings and apply them", took, body["sync_run"]["counts"]["updates"]
     );
     println!(
         "{:<58} {:>8.0} MiB",
@@ -664,19 +711,11 @@ async fn sync_benchmarks(
         rss_mib(pid, "VmHWM:")
     );
 
-    let t0 = Instant::now();
-    let (_, run) = api
-        .send(
-            reqwest::Method::POST,
-            &format!("/orgs/{org}/syncs"),
-            Some(json!({"scope": "both"})),
-        )
-        .await;
-    let done = wait_run(api, org, &run).await;
+    let (done, took) = timed_resync(api, org).await;
     println!(
         "{:<58} {:>8.0} ms ({} changes)",
         "no-op full resync (POST /syncs until succeeded)",
-        ms(t0),
+        took,
         done["counts"]["updates"].as_u64().unwrap_or(0)
             + done["counts"]["adds"].as_u64().unwrap_or(0)
     );
@@ -689,35 +728,24 @@ async fn sync_benchmarks(
         vec![conn_id.into(), ((users / 10) as i64).into()],
     )
     .await;
-    let t0 = Instant::now();
-    let (status, preview) = api
-        .send(
-            reqwest::Method::POST,
-            &format!("/orgs/{org}/syncs/preview"),
-            Some(json!({"scope": "both"})),
-        )
-        .await;
-    assert_eq!(status, 200);
+    let request = json!({"scope": "both"});
+    let (preview, took) = timed_admin(
+        api,
+        reqwest::Method::POST,
+        org,
+        "/syncs/preview",
+        request,
+        200,
+    )
+    .await;
     println!(
         "{:<58} {:>8.0} ms ({} updates)",
-        "preview of a resync with 10% changed",
-        ms(t0),
-        preview["orgs"][0]["counts"]["updates"]
+        "preview of a resync with 10% changed", took, preview["orgs"][0]["counts"]["updates"]
     );
-    let t0 = Instant::now();
-    let (_, run) = api
-        .send(
-            reqwest::Method::POST,
-            &format!("/orgs/{org}/syncs"),
-            Some(json!({"scope": "both"})),
-        )
-        .await;
-    let done = wait_run(api, org, &run).await;
+    let (done, took) = timed_resync(api, org).await;
     println!(
         "{:<58} {:>8.0} ms ({} updates)",
-        "full resync with 10% changed",
-        ms(t0),
-        done["counts"]["updates"]
+        "full resync with 10% changed", took, done["counts"]["updates"]
     );
     propagation(api, org, db, conn_id).await;
     export_benchmark(api, org, pid).await;
@@ -765,7 +793,11 @@ async fn propagation(api: &Target, org: &str, db: &DatabaseConnection, conn_id: 
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let (_, user) = users[1000 + (c * 250 + i) % 1000];
                 i += 1;
-                scim.send(reqwest::Method::PATCH, &format!("/Users/{user}"), Some(patch(json!([{"op": "replace", "path": "displayName", "value": format!("Load {i}")}])))).await;
+                scim.patch(
+                    &format!("/Users/{user}"),
+                    json!([{"op": "replace", "path": "displayName", "value": format!("Load {i}")}]),
+                )
+                .await;
                 sent += 1;
             }
             sent
@@ -776,22 +808,13 @@ async fn propagation(api: &Target, org: &str, db: &DatabaseConnection, conn_id: 
     for (i, (member, user)) in pairs.iter().take(200).enumerate() {
         let name = format!("Probe {i}");
         let t0 = Instant::now();
-        scim.send(
-            reqwest::Method::PATCH,
+        scim.patch(
             &format!("/Users/{user}"),
-            Some(patch(
-                json!([{"op": "replace", "path": "displayName", "value": name}]),
-            )),
+            json!([{"op": "replace", "path": "displayName", "value": name}]),
         )
         .await;
         loop {
-            let (_, m) = api
-                .send(
-                    reqwest::Method::GET,
-                    &format!("/orgs/{org}/members/{member}"),
-                    None,
-                )
-                .await;
+            let (_, m) = api.get(&format!("/orgs/{org}/members/{member}")).await;
             if m["name"] == name.as_str() {
                 break;
             }
@@ -808,16 +831,13 @@ async fn propagation(api: &Target, org: &str, db: &DatabaseConnection, conn_id: 
     for task in load {
         background += task.await.unwrap();
     }
-    let mut stats = Stats {
-        name: format!(
-            "SCIM change visible on the member ({} background writes/s)",
-            (background as f64 / elapsed.as_secs_f64()) as u64
-        ),
-        count: latencies.len(),
+    let writes_per_second = (background as f64 / elapsed.as_secs_f64()) as u64;
+    Stats::new(
+        format!("SCIM change visible on the member ({writes_per_second} background writes/s)"),
         elapsed,
         latencies,
-    };
-    stats.print();
+    )
+    .print();
 }
 
 /// Rotates in a token for the probe (the benchmark's own was shown once, elsewhere).
@@ -907,18 +927,7 @@ async fn cascade_benchmark(
 ) {
     let users = 50_000usize;
     println!("orgsync cascade benchmark: 26 orgs x ~10,000 members from {users} directory users, 2 workers");
-    exec(
-        db,
-        "DELETE FROM directory_users WHERE connection_id = $1",
-        vec![conn_id.into()],
-    )
-    .await;
-    exec(
-        db,
-        "DELETE FROM directory_groups WHERE connection_id = $1",
-        vec![conn_id.into()],
-    )
-    .await;
+    clear_directory(db, conn_id).await;
     seed_users(db, conn_id, 0, users).await;
     exec(
         db,
@@ -938,26 +947,13 @@ async fn cascade_benchmark(
         vec![conn_id.into()],
     )
     .await;
-    exec(
+    finish_seeding(db, conn_id).await;
+    let groups = query_ids(
         db,
-        "UPDATE directory_groups g SET member_count = (SELECT COUNT(*) FROM directory_group_members m WHERE m.group_id = g.id) \
-         WHERE g.connection_id = $1",
-        vec![conn_id.into()],
+        "SELECT id FROM directory_groups WHERE connection_id = $1 ORDER BY display_name",
+        conn_id,
     )
     .await;
-    exec(db, "ANALYZE", vec![]).await;
-    let rows = db
-        .query_all(Statement::from_sql_and_values(
-            db.get_database_backend(),
-            "SELECT id FROM directory_groups WHERE connection_id = $1 ORDER BY display_name",
-            [conn_id.into()],
-        ))
-        .await
-        .unwrap();
-    let groups: Vec<uuid::Uuid> = rows
-        .iter()
-        .map(|r| r.try_get::<uuid::Uuid>("", "id").unwrap())
-        .collect();
     let mut orgs = vec![parent.to_owned()];
     for i in 0..25 {
         let kind = if i < 20 { "standard" } else { "sandbox" };
@@ -999,45 +995,26 @@ async fn cascade_benchmark(
     println!(
         "{:<58} {:>8.0} ms ({members} members)",
         "setup: 26 orgs switched to SCIM one by one",
-        t0.elapsed().as_secs_f64() * 1000.0
+        ms_since(t0)
     );
 
     // Every user's profile drifts (no events), so every member of every org needs an update.
     exec(db, "UPDATE directory_users SET display_name = 'Renamed ' || user_name WHERE connection_id = $1", vec![conn_id.into()]).await;
     let mut second = worker.spawn().unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let t0 = Instant::now();
-    let (status, run) = api
-        .send(
-            reqwest::Method::POST,
-            &format!("/orgs/{parent}/syncs"),
-            Some(json!({"scope": "both"})),
-        )
-        .await;
-    assert_eq!(status, 202, "{run}");
-    let done = wait_run(api, parent, &run).await;
+    let (done, took) = timed_resync(api, parent).await;
     println!(
         "{:<58} {:>8.0} ms ({} jobs, {} updates, {})",
         "cascade resync: 26 orgs, every member changed",
-        t0.elapsed().as_secs_f64() * 1000.0,
+        took,
         done["jobs"].as_array().map_or(0, Vec::len),
         done["counts"]["updates"],
         done["status"]
     );
-    let t0 = Instant::now();
-    let (_, run) = api
-        .send(
-            reqwest::Method::POST,
-            &format!("/orgs/{parent}/syncs"),
-            Some(json!({"scope": "both"})),
-        )
-        .await;
-    let done = wait_run(api, parent, &run).await;
+    let (done, took) = timed_resync(api, parent).await;
     println!(
         "{:<58} {:>8.0} ms ({})",
-        "cascade resync: 26 orgs, nothing changed",
-        t0.elapsed().as_secs_f64() * 1000.0,
-        done["status"]
+        "cascade resync: 26 orgs, nothing changed", took, done["status"]
     );
     second.kill().ok();
     second.wait().ok();
@@ -1182,18 +1159,16 @@ async fn hostile_benchmark(target: Arc<Target>, base: &str, run: Duration) {
     for client in clients {
         heavy_latencies.extend(client.await.unwrap());
     }
-    Stats {
-        name: "heaviest allowed SCIM PATCHes (3 kinds, 4 clients)".into(),
-        count: heavy_latencies.len(),
-        elapsed: started.elapsed(),
-        latencies: heavy_latencies,
-    }
+    Stats::new(
+        "heaviest allowed SCIM PATCHes (3 kinds, 4 clients)",
+        started.elapsed(),
+        heavy_latencies,
+    )
     .print();
-    Stats {
-        name: "GET /healthz meanwhile (every 10 ms)".into(),
-        count: probes.len(),
-        elapsed: started.elapsed(),
-        latencies: probes,
-    }
+    Stats::new(
+        "GET /healthz meanwhile (every 10 ms)",
+        started.elapsed(),
+        probes,
+    )
     .print();
 }

@@ -23,25 +23,28 @@ fuzz_target!(|data: &[u8]| {
     let _ = request.validate();
     let (user, group) = FIXTURES.get_or_init(|| (orgsync_fuzz::user(), orgsync_fuzz::group()));
 
-    let mut u = user.clone();
-    match apply_patch(&mut u, &request.operations, ResourceKind::User) {
-        Ok(_) => {
-            let _ = UserFields::from_scim(u);
-        }
-        Err(_) => assert_eq!(
-            &u, user,
-            "apply_patch(User) failed but modified the resource"
-        ),
-    }
-
-    let mut g = group.clone();
-    match apply_patch(&mut g, &request.operations, ResourceKind::Group) {
-        Ok(_) => {
-            let _ = GroupFields::from_resource(g);
-        }
-        Err(_) => assert_eq!(
-            &g, group,
-            "apply_patch(Group) failed but modified the resource"
-        ),
-    }
+    check(user, &request, ResourceKind::User, |patched| {
+        let _ = UserFields::from_scim(patched);
+    });
+    check(group, &request, ResourceKind::Group, |patched| {
+        let _ = GroupFields::from_resource(patched);
+    });
 });
+
+/// Applies `request` to a copy of `resource` as a `kind`: a patched copy is
+/// read back with `read_back`, and a failure must leave the copy untouched.
+fn check(
+    resource: &Value,
+    request: &PatchRequest,
+    kind: ResourceKind,
+    read_back: impl FnOnce(Value),
+) {
+    let mut patched = resource.clone();
+    match apply_patch(&mut patched, &request.operations, kind) {
+        Ok(_) => read_back(patched),
+        Err(_) => assert_eq!(
+            &patched, resource,
+            "apply_patch({kind:?}) failed but modified the resource"
+        ),
+    }
+}

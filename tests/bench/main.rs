@@ -98,6 +98,10 @@ struct Target {
 }
 
 impl Target {
+    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.send(reqwest::Method::POST, path, Some(body)).await
+    }
+
     async fn get(&self, path: &str) -> (u16, Value) {
         self.send(reqwest::Method::GET, path, None).await
     }
@@ -331,18 +335,13 @@ async fn main() {
         token: platform.trim().to_owned(),
     };
     let (_, org) = admin_api
-        .send(
-            reqwest::Method::POST,
-            "/orgs",
-            Some(json!({"name": "Bench", "slug": "bench"})),
-        )
+        .post("/orgs", json!({"name": "Bench", "slug": "bench"}))
         .await;
     let org = org["id"].as_str().unwrap().to_owned();
     let (_, conn) = admin_api
-        .send(
-            reqwest::Method::POST,
+        .post(
             &format!("/orgs/{org}/connections"),
-            Some(json!({"name": "bench"})),
+            json!({"name": "bench"}),
         )
         .await;
     let conn_id: uuid::Uuid = conn["id"].as_str().unwrap().parse().unwrap();
@@ -407,13 +406,13 @@ async fn scim_benchmarks(
     );
 
     drive(&format!("POST /Users ({} users)", args.posts), target.clone(), args.clients, Some(args.posts), run, |t, i| async move {
-        t.send(reqwest::Method::POST, "/Users", Some(json!({
+        t.post("/Users", json!({
             "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
             "userName": format!("posted-{i}@bench.example"), "externalId": format!("p-{i}"),
             "name": {"givenName": "Post", "familyName": format!("{i}")},
             "emails": [{"value": format!("posted-{i}@bench.example"), "type": "work", "primary": true}],
             "active": true
-        }))).await.0
+        })).await.0
     }).await.print();
 
     let seeded = args.users.saturating_sub(args.posts);
@@ -459,11 +458,7 @@ async fn scim_benchmarks(
     }).await.print();
 
     let (_, group) = target
-        .send(
-            reqwest::Method::POST,
-            "/Groups",
-            Some(json!({"displayName": "Everyone"})),
-        )
+        .post("/Groups", json!({"displayName": "Everyone"}))
         .await;
     let group_id: uuid::Uuid = group["id"].as_str().unwrap().parse().unwrap();
     for size in [0usize, users / 2, users.saturating_sub(2_000)] {
@@ -566,14 +561,9 @@ async fn scim_benchmarks(
         .unwrap()
         .try_get("", "member_count")
         .unwrap();
+    let path = format!("/Groups/{group_id}");
     let t0 = Instant::now();
-    let (status, _) = target
-        .send(
-            reqwest::Method::DELETE,
-            &format!("/Groups/{group_id}"),
-            None,
-        )
-        .await;
+    let (status, _) = target.send(reqwest::Method::DELETE, &path, None).await;
     println!(
         "{:<58} status {status} in {:.0} ms",
         format!("DELETE /Groups/{{id}} with {count} members"),
@@ -842,13 +832,8 @@ async fn propagation(api: &Target, org: &str, db: &DatabaseConnection, conn_id: 
 
 /// Rotates in a token for the probe (the benchmark's own was shown once, elsewhere).
 async fn scim_token(api: &Target, org: &str, conn: uuid::Uuid) -> String {
-    let (_, body) = api
-        .send(
-            reqwest::Method::POST,
-            &format!("/orgs/{org}/connections/{conn}/directory-sync/token"),
-            None,
-        )
-        .await;
+    let path = format!("/orgs/{org}/connections/{conn}/directory-sync/token");
+    let (_, body) = api.send(reqwest::Method::POST, &path, None).await;
     body["token"].as_str().unwrap().to_owned()
 }
 
@@ -958,10 +943,9 @@ async fn cascade_benchmark(
     for i in 0..25 {
         let kind = if i < 20 { "standard" } else { "sandbox" };
         let (status, child) = api
-            .send(
-                reqwest::Method::POST,
+            .post(
                 &format!("/orgs/{parent}/children"),
-                Some(json!({"name": format!("child {i}"), "slug": format!("child-{i}"), "kind": kind})),
+                json!({"name": format!("child {i}"), "slug": format!("child-{i}"), "kind": kind}),
             )
             .await;
         assert_eq!(status, 201, "{child}");
@@ -1067,11 +1051,7 @@ async fn export_benchmark(api: &Target, org: &str, pid: u32) {
 async fn confirmed_put(api: &Target, org: &str, rest: &str, body: Value) {
     for _ in 0..5 {
         let (_, preview) = api
-            .send(
-                reqwest::Method::POST,
-                &format!("/orgs/{org}{rest}/preview"),
-                Some(body.clone()),
-            )
+            .post(&format!("/orgs/{org}{rest}/preview"), body.clone())
             .await;
         let mut confirmed = body.clone();
         confirmed["confirm"] = preview["confirmation"].clone();
@@ -1097,11 +1077,7 @@ async fn confirmed_put(api: &Target, org: &str, rest: &str, body: Value) {
 async fn hostile_benchmark(target: Arc<Target>, base: &str, run: Duration) {
     println!("hostile input: 4 clients sending the heaviest allowed PATCHes, 1 polling /healthz");
     let (status, user) = target
-        .send(
-            reqwest::Method::POST,
-            "/Users",
-            Some(json!({"userName": "heavy@bench.example"})),
-        )
+        .post("/Users", json!({"userName": "heavy@bench.example"}))
         .await;
     assert_eq!(status, 201, "{user}");
     let user = user["id"].as_str().unwrap().to_owned();

@@ -106,17 +106,3 @@ pub(crate) async fn drop_tables(
     }
     Ok(())
 }
-
-/// Runs plain SQL statements in order.
-pub(crate) async fn execute_all(
-    manager: &SchemaManager<'_>,
-    statements: &[&str],
-) -> Result<(), DbErr> {
-    for statement in statements {
-        manager
-            .get_connection()
-            .execute_unprepared(statement)
-            .await?;
-    }
-    Ok(())
-}

@@ -15,11 +15,11 @@ macro_rules! sql_migration {
         #[async_trait::async_trait]
         impl MigrationTrait for Migration {
             async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-                $crate::ddl::execute_all(manager, $up).await
+                $crate::execute_all(manager, $up).await
             }
 
             async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-                $crate::ddl::execute_all(manager, $down).await
+                $crate::execute_all(manager, $down).await
             }
         }
     };
@@ -38,6 +38,21 @@ mod m20261202_000008_relink_tombstones;
 mod m20261202_000009_relink_by_email;
 mod m20261202_000010_org_writers;
 mod m20261203_000011_group_deltas;
+
+/// Runs a migration's statements in order (the plain-SQL ones, through
+/// `sql_migration!`, and the statements sea-query cannot build).
+pub(crate) async fn execute_all(
+    manager: &SchemaManager<'_>,
+    statements: &[&str],
+) -> Result<(), DbErr> {
+    for statement in statements {
+        manager
+            .get_connection()
+            .execute_unprepared(statement)
+            .await?;
+    }
+    Ok(())
+}
 
 pub struct Migrator;
 

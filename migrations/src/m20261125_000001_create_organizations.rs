@@ -5,9 +5,10 @@
 use sea_orm_migration::prelude::*;
 
 use crate::ddl::{
-    cascading_key, create_index, create_unique_index, drop_tables, execute_all, timestamptz, uuid,
-    uuid_key, varchar,
+    cascading_key, create_index, create_unique_index, drop_tables, timestamptz, uuid, uuid_key,
+    varchar,
 };
+use crate::execute_all;
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;

@@ -5,9 +5,10 @@
 use sea_orm_migration::prelude::*;
 
 use crate::ddl::{
-    bigint, cascading_key, create_index, create_unique_index, drop_tables, execute_all, jsonb,
-    text, timestamptz, uuid, uuid_key, varchar,
+    bigint, cascading_key, create_index, create_unique_index, drop_tables, jsonb, text,
+    timestamptz, uuid, uuid_key, varchar,
 };
+use crate::execute_all;
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;

@@ -23,7 +23,7 @@ use uuid::Uuid;
 
 use super::events::append_event;
 use super::members;
-use super::sql::{version_mismatch, GroupRow, StoredRow, GROUP_COLUMNS, INSERT_BATCH};
+use super::sql::{version_mismatch, GroupRow, StoredRow, INSERT_BATCH};
 use super::SqlDirectoryRepository;
 use crate::db::{db_err, sql_err};
 use crate::filter_sql::Sql;
@@ -212,8 +212,11 @@ async fn one_statement_change(
         "WITH changed AS ({changed}), \
          delta AS (INSERT INTO directory_group_deltas (group_id, connection_id, member_delta, changed_at) \
            SELECT {group_param}, {conn_param}, {sign}COUNT(*), {now_param} FROM changed RETURNING member_delta), \
-         current AS (SELECT {GROUP_COLUMNS} FROM directory_groups_current \
-           WHERE connection_id = {conn_param} AND id = {group_param}), \
+         current AS (SELECT g.id, g.display_name, g.external_id, g.resource, g.created_at, \
+           g.member_count + CAST(COALESCE(d.members, 0) AS BIGINT) AS member_count, g.version + d.steps AS version \
+           FROM directory_groups g, LATERAL (SELECT COUNT(*) AS steps, SUM(member_delta) AS members \
+             FROM directory_group_deltas WHERE group_id = g.id) d \
+           WHERE g.connection_id = {conn_param} AND g.id = {group_param}), \
          logged AS (INSERT INTO directory_events (connection_id, entity_kind, entity_id, entity_version, op, occurred_at) \
            SELECT {conn_param}, 'group', id, version + 1, '{}', {now_param} FROM current) \
          SELECT id, display_name, external_id, resource, \

@@ -77,23 +77,38 @@ impl ScimService {
         patch.validate()?;
         self.check_patch_size(patch, ResourceKind::Group)?;
         let details = member_details(patch)?;
+        if if_match.is_none() && touches_only_members(patch) {
+            // The group's attributes play no part: no need to read it first.
+            // Members live in rows, not in the stored resource, so applying
+            // the operations to an empty one yields the same member changes.
+            let mut resource = Value::Object(serde_json::Map::new());
+            let outcome = apply_patch(&mut resource, &patch.operations, ResourceKind::Group)?;
+            if !outcome.changed {
+                self.check_member_count(changed_values(&outcome.member_changes))?;
+                return self
+                    .directory
+                    .patch_group(
+                        conn,
+                        id,
+                        None,
+                        &outcome.member_changes,
+                        &details,
+                        GroupGuard::None,
+                        self.clock.now(),
+                    )
+                    .await
+                    .map_err(|e| match e {
+                        Error::NotFound { .. } => group_not_found(id),
+                        other => other.into(),
+                    });
+            }
+        }
         for _ in 0..PATCH_RETRIES {
             let current = self.get_group(conn, id).await?;
             check_if_match(if_match, current.version)?;
             let mut resource = current.fields.resource.clone();
             let outcome = apply_patch(&mut resource, &patch.operations, ResourceKind::Group)?;
-            self.check_member_count(
-                outcome
-                    .member_changes
-                    .iter()
-                    .map(|change| match change {
-                        MemberChange::Add(values)
-                        | MemberChange::Remove(values)
-                        | MemberChange::ReplaceAll(values) => values.len(),
-                        MemberChange::RemoveAll => 0,
-                    })
-                    .sum(),
-            )?;
+            self.check_member_count(changed_values(&outcome.member_changes))?;
             let fields = if outcome.changed {
                 let fields = GroupFields::from_resource(resource)?;
                 self.check_group(&fields)?;
@@ -205,4 +220,42 @@ fn member_details(patch: &PatchRequest) -> ScimResult<Vec<MemberRef>> {
         }
     }
     Ok(out)
+}
+
+/// How many member values the changes name.
+fn changed_values(changes: &[MemberChange]) -> usize {
+    changes
+        .iter()
+        .map(|change| match change {
+            MemberChange::Add(values)
+            | MemberChange::Remove(values)
+            | MemberChange::ReplaceAll(values) => values.len(),
+            MemberChange::RemoveAll => 0,
+        })
+        .sum()
+}
+
+/// Whether every operation is about `members` alone (`members` or
+/// `members[filter]`, or a path-less value holding only `members`), as the
+/// PATCHes Entra ID and Okta send for membership are.
+fn touches_only_members(patch: &PatchRequest) -> bool {
+    let members_path = |path: &str| {
+        let path = path.trim();
+        let Some(head) = path.get(..7) else {
+            return false;
+        };
+        let rest = &path[7..];
+        head.eq_ignore_ascii_case("members")
+            && (rest.is_empty() || (rest.starts_with('[') && rest.ends_with(']')))
+    };
+    patch
+        .operations
+        .iter()
+        .all(|op| match (&op.path, &op.value) {
+            (Some(path), _) => members_path(path),
+            (None, Some(Value::Object(map))) => {
+                !map.is_empty() && map.keys().all(|k| k.eq_ignore_ascii_case("members"))
+            }
+            _ => false,
+        })
 }

@@ -131,6 +131,10 @@ impl DirectoryRepository for SqlDirectoryRepository {
         groups::replace(self, conn, id, fields, members, expected_version, now).await
     }
 
+    async fn settle(&self, conn: ConnectionId) -> Result<()> {
+        sequence_events(self.db.connection(), conn).await
+    }
+
     async fn patch_group(
         &self,
         conn: ConnectionId,

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use sea_orm::ConnectionTrait;
 use serde_json::{json, Value};
 
 use crate::scim::{patch, Directory};
@@ -256,4 +257,24 @@ pub(crate) async fn wait_for_run(
 /// Waits (60 s at most) until the run `POST /syncs` answered has finished.
 pub(crate) async fn finished_run(dir: &Directory, org: &str, run: &Value) -> Value {
     wait_for_run(dir, org, run, Duration::from_secs(60)).await
+}
+
+/// `n` active directory users `u{i}@example.com` written behind the engine's
+/// back (no change events): only a full reconcile sees them.
+pub(crate) async fn seed_users(dir: &Directory, n: u32) {
+    dir.app
+        .runtime
+        .db
+        .connection()
+        .execute_unprepared(&format!(
+            "INSERT INTO directory_users (id, connection_id, user_name, user_name_lower, external_id, display_name, \
+             active, email, resource, version, created_at, updated_at) \
+             SELECT gen_random_uuid(), '{conn}', 'u' || n || '@example.com', 'u' || n || '@example.com', 'e' || n, \
+             'User ' || n, TRUE, 'u' || n || '@example.com', \
+             jsonb_build_object('userName', 'u' || n || '@example.com', 'active', TRUE), 1, now(), now() \
+             FROM generate_series(1, {n}) AS n",
+            conn = dir.conn
+        ))
+        .await
+        .unwrap();
 }

@@ -8,8 +8,8 @@ use sea_orm::ConnectionTrait;
 use serde_json::{json, Value};
 
 use crate::fixtures::{
-    admin, finished_run, member_count, run_now, scim_child, set_deletion_threshold, start_sync,
-    switch_to_scim, wait_for_members,
+    admin, finished_run, member_count, run_now, scim_child, seed_users, set_deletion_threshold,
+    start_sync, switch_to_scim, wait_for_members,
 };
 use crate::scim::Directory;
 use crate::support::{poll, TestApp};
@@ -444,26 +444,6 @@ async fn with_lease(lease: u64) -> Directory {
         .await,
     )
     .await
-}
-
-/// `n` active directory users `u{i}@example.com` written behind the engine's
-/// back (no change events): only a full reconcile sees them.
-async fn seed_users(dir: &Directory, n: u32) {
-    dir.app
-        .runtime
-        .db
-        .connection()
-        .execute_unprepared(&format!(
-            "INSERT INTO directory_users (id, connection_id, user_name, user_name_lower, external_id, display_name, \
-             active, email, resource, version, created_at, updated_at) \
-             SELECT gen_random_uuid(), '{conn}', 'u' || n || '@example.com', 'u' || n || '@example.com', 'e' || n, \
-             'User ' || n, TRUE, 'u' || n || '@example.com', \
-             jsonb_build_object('userName', 'u' || n || '@example.com', 'active', TRUE), 1, now(), now() \
-             FROM generate_series(1, {n}) AS n",
-            conn = dir.conn
-        ))
-        .await
-        .unwrap();
 }
 
 /// A job that runs longer than the lease keeps it: its worker renews the

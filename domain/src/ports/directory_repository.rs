@@ -116,6 +116,16 @@ pub trait DirectoryRepository: Send + Sync {
         now: OffsetDateTime,
     ) -> Result<GroupRecord>;
 
+    /// Brings the directory's bookkeeping up to date after changes: numbers
+    /// new change events and folds pending group member deltas into their
+    /// groups. Called off the request path (the directory-changed job), so
+    /// reads stay cheap whatever the write rate, whether or not any org is
+    /// in SCIM mode.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn settle(&self, conn: ConnectionId) -> Result<()>;
+
     /// Applies member changes row by row (never rewriting the member list) and,
     /// when given, new attributes. Concurrent calls lose no member, and under
     /// [`GroupGuard::None`] or [`GroupGuard::Attributes`] they do not wait for

@@ -14,6 +14,7 @@ impl SyncService {
         // One org's failure must not hold back the others: each catches up
         // on its own cursor, and the first failure is reported (the nudge is
         // retried, and caught-up orgs have nothing left to do).
+        self.ports.directory.settle(conn).await?;
         let mut first_failure = None;
         for org in self.ports.connections.orgs_drawing_on(conn).await? {
             if let Err(e) = self.catch_up(org, conn).await {

@@ -38,6 +38,7 @@ mod m20261202_000008_relink_tombstones;
 mod m20261202_000009_relink_by_email;
 mod m20261202_000010_org_writers;
 mod m20261203_000011_group_deltas;
+mod m20261203_000012_hot_updates;
 
 /// Runs a migration's statements in order (the plain-SQL ones, through
 /// `sql_migration!`, and the statements sea-query cannot build).
@@ -71,6 +72,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000009_relink_by_email::Migration),
             Box::new(m20261202_000010_org_writers::Migration),
             Box::new(m20261203_000011_group_deltas::Migration),
+            Box::new(m20261203_000012_hot_updates::Migration),
         ]
     }
 }

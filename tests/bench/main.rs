@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement, TransactionTrait};
 use serde_json::{json, Value};
 
 #[derive(Debug, Parser)]
@@ -48,6 +48,9 @@ struct Args {
     /// Which benchmarks: `scim`, `sync`, `queue`, `cascade`, `hostile` or `all`.
     #[arg(long, default_value = "all")]
     only: String,
+    /// Database pool size of the server under test (shipped default: 10).
+    #[arg(long, default_value_t = 16)]
+    pool: u32,
     /// Directory groups for the sync benchmark.
     #[arg(long, default_value_t = 1_000)]
     groups: usize,
@@ -211,12 +214,23 @@ async fn seed_members(db: &DatabaseConnection, conn: uuid::Uuid, group: uuid::Uu
         vec![conn.into(), group.into(), (size as i64).into()],
     )
     .await;
-    exec(
-        db,
+    // Counted from the rows, so the group's pending deltas (from the PATCH
+    // phases) are counted already: locked, so no fold runs meanwhile.
+    let txn = db.begin().await.expect("begin");
+    for sql in [
+        "SELECT id FROM directory_groups WHERE id = $1 FOR UPDATE",
+        "DELETE FROM directory_group_deltas WHERE group_id = $1",
         "UPDATE directory_groups SET member_count = (SELECT COUNT(*) FROM directory_group_members WHERE group_id = $1) WHERE id = $1",
-        vec![group.into()],
-    )
-    .await;
+    ] {
+        txn.execute(Statement::from_sql_and_values(
+            db.get_database_backend(),
+            sql,
+            vec![group.into()],
+        ))
+        .await
+        .expect(sql);
+    }
+    txn.commit().await.expect("commit");
 }
 
 /// Sets every group's `member_count` of the connection from its member rows,
@@ -294,12 +308,21 @@ async fn main() {
         .unwrap()
         .port();
     let secret = "benchmark-secret-benchmark-secret-0123";
+    // Every setting that differs from the shipped defaults, stated with the figures.
+    // The SCIM rate limit is off: with the shipped one (100 requests/s per
+    // connection, bursts of 200) a one-connection benchmark measures the limit.
+    println!(
+        "server settings: database.max_connections={} (shipped default 10), \
+         scim.rate_limit_per_second=0 (off; shipped default 100 per connection, burst 200); \
+         {} clients, {} users",
+        args.pool, args.clients, args.users
+    );
     let server = Server(
         Command::new(&bin)
             .arg("serve")
             .env("ORGSYNC__SERVER__BIND", format!("127.0.0.1:{port}"))
             .env("ORGSYNC__DATABASE__URL", &db_url)
-            .env("ORGSYNC__DATABASE__MAX_CONNECTIONS", "16")
+            .env("ORGSYNC__DATABASE__MAX_CONNECTIONS", args.pool.to_string())
             .env("ORGSYNC__REDIS__URL", &args.redis)
             .env("ORGSYNC__REDIS__KEY_PREFIX", format!("{name}:"))
             .env("ORGSYNC__AUTH__JWT_SECRET", secret)
@@ -461,19 +484,30 @@ async fn scim_benchmarks(
         .post("/Groups", json!({"displayName": "Everyone"}))
         .await;
     let group_id: uuid::Uuid = group["id"].as_str().unwrap().parse().unwrap();
-    for size in [0usize, users / 2, users.saturating_sub(2_000)] {
+    // Every add is of a user not in the group yet: the group is seeded with
+    // the first `size` users, and phase k adds the k-th block of 1,000 from
+    // the end, which no seeding and no earlier phase reached.
+    for (phase, size) in [0usize, users / 2, users.saturating_sub(3_000)]
+        .into_iter()
+        .enumerate()
+    {
+        let fresh_end = ids.len().saturating_sub(1_000 * phase);
+        let fresh_start = fresh_end.saturating_sub(1_000).max(size);
+        if fresh_start >= fresh_end {
+            continue;
+        }
         if size > 0 {
             seed_members(db, conn_id, group_id, size).await;
         }
         let member_ids = ids.clone();
         drive(
-            &format!("PATCH /Groups add 1 member (group of ~{size}), 1 client"),
+            &format!("PATCH /Groups add 1 new member (group of ~{size}), 1 client"),
             target.clone(),
             1,
-            Some(1000),
+            Some(fresh_end - fresh_start),
             run,
             move |t, i| {
-                let id = member_ids[(member_ids.len() - 1 - (i + size / 1000)) % member_ids.len()];
+                let id = member_ids[fresh_start + i];
                 async move {
                     t.patch(
                         &format!("/Groups/{group_id}?excludedAttributes=members"),
@@ -487,28 +521,31 @@ async fn scim_benchmarks(
         .await
         .print();
     }
+    // Entra ID and Okta: one PATCH per new member, many at once, one group.
+    // A second group, seeded with all but the last 5,000 users, takes them.
+    let (_, crowd) = target
+        .post("/Groups", json!({"displayName": "Concurrent"}))
+        .await;
+    let crowd_id: uuid::Uuid = crowd["id"].as_str().unwrap().parse().unwrap();
+    let adds = ids.len().min(5_000);
+    let seeded = ids.len() - adds;
+    seed_members(db, conn_id, crowd_id, seeded).await;
     let member_ids = ids.clone();
     drive(
         &format!(
-            "PATCH /Groups add/remove 1 member (group of ~{users}), {} clients",
+            "PATCH /Groups add 1 new member (group of ~{seeded}), {} clients on one group",
             args.clients
         ),
         target.clone(),
         args.clients,
-        None,
+        Some(adds),
         run,
         move |t, i| {
-            let id = member_ids[(i * 31) % member_ids.len()];
-            let op = if i % 2 == 0 { "add" } else { "remove" };
+            let id = member_ids[seeded + i];
             async move {
-                let op = if op == "add" {
-                    json!([{"op": "add", "path": "members", "value": [{"value": id}]}])
-                } else {
-                    json!([{"op": "remove", "path": format!("members[value eq \"{id}\"]")}])
-                };
                 t.patch(
-                    &format!("/Groups/{group_id}?excludedAttributes=members"),
-                    op,
+                    &format!("/Groups/{crowd_id}"),
+                    json!([{"op": "add", "path": "members", "value": [{"value": id}]}]),
                 )
                 .await
                 .0
@@ -517,6 +554,31 @@ async fn scim_benchmarks(
     )
     .await
     .print();
+    // Nothing lost: the stored count and the rows both hold every user.
+    let sizes = db
+        .query_one(Statement::from_sql_and_values(
+            db.get_database_backend(),
+            "SELECT member_count, (SELECT COUNT(*) FROM directory_group_members WHERE group_id = $1) AS rows \
+             FROM directory_groups_current WHERE id = $1",
+            vec![crowd_id.into()],
+        ))
+        .await
+        .expect("group size")
+        .expect("the group");
+    let (count, rows): (i64, i64) = (
+        sizes.try_get("", "member_count").expect("member_count"),
+        sizes.try_get("", "rows").expect("rows"),
+    );
+    assert_eq!(
+        (count, rows),
+        (ids.len() as i64, ids.len() as i64),
+        "members lost"
+    );
+    println!(
+        "{:<58} {count} members, {rows} rows (all {} users)",
+        "  group after the concurrent adds",
+        ids.len()
+    );
 
     let t0 = Instant::now();
     let (status, body) = target.get(&format!("/Groups/{group_id}")).await;

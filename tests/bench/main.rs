@@ -487,7 +487,7 @@ async fn scim_benchmarks(
     // Every add is of a user not in the group yet: the group is seeded with
     // the first `size` users, and phase k adds the k-th block of 1,000 from
     // the end, which no seeding and no earlier phase reached.
-    for (phase, size) in [0usize, users / 2, users.saturating_sub(3_000)]
+    for (phase, size) in [0usize, ids.len() / 2, ids.len().saturating_sub(3_000)]
         .into_iter()
         .enumerate()
     {

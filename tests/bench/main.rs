@@ -653,7 +653,10 @@ async fn timed_resync(api: &Target, org: &str) -> (Value, f64) {
     let request = json!({"scope": "both"});
     let (run, _) = timed_admin(api, reqwest::Method::POST, org, "/syncs", request, 202).await;
     let done = wait_run(api, org, &run).await;
-    (done, ms_since(t0))
+    let took = ms_since(t0);
+    // A figure only counts for a run that did its work.
+    assert_eq!(done["status"], "succeeded", "resync failed: {done}");
+    (done, took)
 }
 
 /// Sends `method` to `org`'s `rest` with `body`, which must answer

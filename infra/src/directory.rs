@@ -132,7 +132,7 @@ impl DirectoryRepository for SqlDirectoryRepository {
     }
 
     async fn settle(&self, conn: ConnectionId) -> Result<()> {
-        sequence_events(self.db.connection(), conn).await
+        groups::fold_deltas(self.db.connection(), conn).await
     }
 
     async fn patch_group(

@@ -2,8 +2,8 @@
 //! effect (one version step, its net member change) as a delta row instead
 //! of updating the group's row, so concurrent PATCHes of one big group do not
 //! queue on that row's lock until each commits. Readers see the group through
-//! `directory_groups_current`, the row plus its pending deltas; the sequencer
-//! folds deltas into the row in the background.
+//! `directory_groups_current`, the row plus its pending deltas; the
+//! directory-changed job folds deltas into the row in the background.
 
 use sea_orm_migration::prelude::*;
 

@@ -116,11 +116,10 @@ pub trait DirectoryRepository: Send + Sync {
         now: OffsetDateTime,
     ) -> Result<GroupRecord>;
 
-    /// Brings the directory's bookkeeping up to date after changes: numbers
-    /// new change events and folds pending group member deltas into their
-    /// groups. Called off the request path (the directory-changed job), so
-    /// reads stay cheap whatever the write rate, whether or not any org is
-    /// in SCIM mode.
+    /// Brings the directory's bookkeeping up to date after changes: folds
+    /// pending group member deltas into their groups. Called off the request
+    /// path (the directory-changed job), so reads stay cheap whatever the
+    /// write rate, whether or not any org is in SCIM mode.
     ///
     /// # Errors
     /// Only infrastructure failures.

@@ -96,8 +96,7 @@ pub async fn sequence_events(db: &DatabaseConnection, conn: ConnectionId) -> Res
     ))
     .await
     .map_err(db_err)?;
-    txn.commit().await.map_err(db_err)?;
-    super::groups::fold_deltas(db, conn).await
+    txn.commit().await.map_err(db_err)
 }
 
 impl SqlDirectoryRepository {

@@ -4,7 +4,7 @@
 //! of one big group never queue on its lock. Writers that must see the group
 //! exactly (`If-Match`, PUT, a rewrite of the whole list, DELETE) lock the row,
 //! which waits for in-flight deltas, and fold the deltas into it first. The
-//! sequencer folds the rest in the background.
+//! directory-changed job folds the rest in the background (`settle`).
 
 use std::collections::HashMap;
 
@@ -517,7 +517,7 @@ fn versioned_update(
 /// order, as [`lock_and_fold`] does, so the two never deadlock; the
 /// no-key-update lock does not block member PATCHes (they take key-share).
 pub(super) async fn fold_deltas(db: &DatabaseConnection, conn: ConnectionId) -> Result<()> {
-    /// Groups folded per call; the sequencer calls again after the next change.
+    /// Groups folded per call; the directory-changed job calls again after the next change.
     const FOLD_BATCH: usize = 1000;
     let backend = db.get_database_backend();
     let txn = db.begin().await.map_err(db_err)?;

@@ -139,18 +139,7 @@ pub(super) async fn patch(
     // written unless attributes change, so concurrent PATCHes of one group do
     // not wait for each other's commits.
     let txn = repo.db.connection().begin().await.map_err(db_err)?;
-    let mut delta: i64 = 0;
-    for change in changes {
-        match change {
-            MemberChange::Add(values) => {
-                delta += members::insert(&txn, conn, id, &details(values)).await?;
-            }
-            MemberChange::Remove(values) => {
-                delta -= members::remove(&txn, id, values).await?;
-            }
-            MemberChange::RemoveAll | MemberChange::ReplaceAll(_) => {}
-        }
-    }
+    let delta = members::apply(&txn, conn, id, changes, &details).await?;
     if let (Some(fields), GroupGuard::Attributes(read)) = (fields, guard) {
         write_attributes_if_unchanged(repo, &txn, conn, id, fields, read).await?;
     }
@@ -227,12 +216,7 @@ async fn one_statement_change(
     let row = GroupRow::find_by_statement(repo.stmt(&text, sql.values))
         .one(repo.db.connection())
         .await
-        .map_err(|e| match e.sql_err() {
-            Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_)) => {
-                Error::NotFound { entity: "group" }
-            }
-            _ => db_err(e),
-        })?;
+        .map_err(members::group_gone)?;
     match row {
         Some(row) => Ok(Some(row.into_record(conn))),
         None => Err(Error::NotFound { entity: "group" }),
@@ -270,22 +254,7 @@ async fn locked_patch(
         _ => {}
     }
     touch(repo, &txn, conn, id, fields, None, now).await?;
-    let mut delta: i64 = 0;
-    for change in changes {
-        match change {
-            MemberChange::Add(values) => {
-                delta += members::insert(&txn, conn, id, &details(values)).await?;
-            }
-            MemberChange::Remove(values) => {
-                delta -= members::remove(&txn, id, values).await?;
-            }
-            MemberChange::RemoveAll => members::clear(&txn, id).await?,
-            MemberChange::ReplaceAll(values) => {
-                members::clear(&txn, id).await?;
-                members::insert(&txn, conn, id, &details(values)).await?;
-            }
-        }
-    }
+    let delta = members::apply(&txn, conn, id, changes, details).await?;
     if changes
         .iter()
         .any(|c| matches!(c, MemberChange::RemoveAll | MemberChange::ReplaceAll(_)))
@@ -363,12 +332,7 @@ async fn record_delta(
         vec![id.into(), conn.0.into(), member_delta.into(), now.into()],
     ))
     .await
-    .map_err(|e| match e.sql_err() {
-        Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_)) => {
-            Error::NotFound { entity: "group" }
-        }
-        _ => db_err(e),
-    })?;
+    .map_err(members::group_gone)?;
     Ok(())
 }
 

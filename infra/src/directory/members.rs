@@ -12,6 +12,44 @@ use super::SqlDirectoryRepository;
 use crate::db::db_err;
 use crate::filter_sql::Sql;
 
+/// A write that names a group which does not exist (its foreign key fails).
+pub(super) fn group_gone(e: sea_orm::DbErr) -> Error {
+    match e.sql_err() {
+        Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_)) => {
+            Error::NotFound { entity: "group" }
+        }
+        _ => db_err(e),
+    }
+}
+
+/// Applies member changes one after the other; returns the net change in
+/// members. Rewrites (`RemoveAll`, `ReplaceAll`) count as 0: their caller
+/// recounts.
+pub(super) async fn apply(
+    txn: &DatabaseTransaction,
+    conn: ConnectionId,
+    group: Uuid,
+    changes: &[orgsync_domain::scim::MemberChange],
+    details: &(dyn Fn(&[String]) -> Vec<MemberRef> + Sync),
+) -> Result<i64> {
+    use orgsync_domain::scim::MemberChange;
+    let mut delta = 0;
+    for change in changes {
+        match change {
+            MemberChange::Add(values) => {
+                delta += insert(txn, conn, group, &details(values)).await?
+            }
+            MemberChange::Remove(values) => delta -= remove(txn, group, values).await?,
+            MemberChange::RemoveAll => clear(txn, group).await?,
+            MemberChange::ReplaceAll(values) => {
+                clear(txn, group).await?;
+                insert(txn, conn, group, &details(values)).await?;
+            }
+        }
+    }
+    Ok(delta)
+}
+
 /// Inserts members (ignoring ones already there); returns how many were new.
 pub(super) async fn insert(
     txn: &DatabaseTransaction,
@@ -44,12 +82,7 @@ pub(super) async fn insert(
         let result = txn
             .execute(Statement::from_sql_and_values(backend, text, sql.values))
             .await
-            .map_err(|e| match e.sql_err() {
-                Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_)) => {
-                    Error::NotFound { entity: "group" }
-                }
-                _ => db_err(e),
-            })?;
+            .map_err(group_gone)?;
         added += i64::try_from(result.rows_affected()).unwrap_or(0);
     }
     Ok(added)

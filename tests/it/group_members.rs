@@ -277,3 +277,66 @@ async fn if_match_on_a_group_refuses_a_version_that_member_changes_made_stale() 
     assert_eq!(stored_count(&dir, &gid).await, 2);
     dir.app.finish().await;
 }
+
+#[actix_web::test]
+async fn another_connections_token_cannot_change_a_group_it_does_not_own() {
+    let dir = Directory::new().await;
+    let ann = dir.user("ann@example.com").await;
+    let (_, group) = dir
+        .scim(
+            "POST",
+            "/Groups",
+            Some(json!({"displayName": "Eng", "members": [{"value": ann}]})),
+        )
+        .await;
+    let gid = group["id"].as_str().unwrap().to_owned();
+    let (_, version) = group_state(&dir, &gid).await;
+
+    // A second directory's token, naming the first directory's group.
+    let platform = dir.app.tokens.platform();
+    let (_, other) = dir
+        .app
+        .call(
+            "POST",
+            &format!("/api/v1/orgs/{}/connections", dir.org),
+            Some(&platform),
+            Some(json!({"name": "Entra"})),
+        )
+        .await;
+    let other = other["id"].as_str().unwrap().to_owned();
+    let (status, sync) = dir
+        .app
+        .call(
+            "PUT",
+            &format!(
+                "/api/v1/orgs/{}/connections/{other}/directory-sync",
+                dir.org
+            ),
+            Some(&platform),
+            Some(json!({"enabled": true})),
+        )
+        .await;
+    assert_eq!(status, 200, "{sync}");
+    let token = sync["token"].as_str().unwrap();
+    for ops in [
+        json!([{"op": "add", "path": "members", "value": [{"value": "intruder"}]}]),
+        json!([{"op": "remove", "path": format!("members[value eq \"{ann}\"]")}]),
+        json!([{"op": "remove", "path": "members"}]),
+    ] {
+        let (status, body) = dir
+            .app
+            .call(
+                "PATCH",
+                &format!("/scim/v2/{other}/Groups/{gid}"),
+                Some(token),
+                Some(patch(ops)),
+            )
+            .await;
+        assert_eq!(status, 404, "{body}");
+    }
+    let (members, after) = group_state(&dir, &gid).await;
+    assert_eq!(members, vec![ann], "another directory changed this group");
+    assert_eq!(after, version);
+    assert_eq!(pending_deltas(&dir).await, 0);
+    dir.app.finish().await;
+}

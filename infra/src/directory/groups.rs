@@ -176,7 +176,8 @@ async fn one_statement_change(
                 .collect();
             format!(
                 "INSERT INTO directory_group_members (connection_id, group_id, member_value, member_type, member_display) \
-                 VALUES {} ON CONFLICT (group_id, member_value) DO NOTHING RETURNING 1",
+                 SELECT * FROM (VALUES {}) AS v WHERE EXISTS (SELECT 1 FROM owned) \
+                 ON CONFLICT (group_id, member_value) DO NOTHING RETURNING 1",
                 rows.join(", ")
             )
         }
@@ -184,7 +185,7 @@ async fn one_statement_change(
             let list: Vec<String> = values.iter().map(|v| sql.bind(v.clone())).collect();
             format!(
                 "DELETE FROM directory_group_members WHERE group_id = {group_param} \
-                 AND member_value IN ({}) RETURNING -1",
+                 AND connection_id = {conn_param} AND member_value IN ({}) RETURNING -1",
                 list.join(", ")
             )
         }
@@ -195,12 +196,16 @@ async fn one_statement_change(
     } else {
         "-"
     };
+    // Nothing is written unless the group is this connection's: the caller
+    // did not read it first, and this statement commits on its own.
     // A data-modifying CTE's rows are invisible to the rest of the statement,
     // so the answer adds this change's step and delta to what it reads.
     let text = format!(
-        "WITH changed AS ({changed}), \
+        "WITH owned AS (SELECT id FROM directory_groups WHERE id = {group_param} AND connection_id = {conn_param}), \
+         changed AS ({changed}), \
          delta AS (INSERT INTO directory_group_deltas (group_id, connection_id, member_delta, changed_at) \
-           SELECT {group_param}, {conn_param}, {sign}COUNT(*), {now_param} FROM changed RETURNING member_delta), \
+           SELECT id, {conn_param}, (SELECT {sign}COUNT(*) FROM changed), {now_param} FROM owned \
+           RETURNING member_delta), \
          current AS (SELECT g.id, g.display_name, g.external_id, g.resource, g.created_at, \
            g.member_count + CAST(COALESCE(d.members, 0) AS BIGINT) AS member_count, g.version + d.steps AS version \
            FROM directory_groups g, LATERAL (SELECT COUNT(*) AS steps, SUM(member_delta) AS members \

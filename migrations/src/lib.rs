@@ -39,6 +39,7 @@ mod m20261202_000009_relink_by_email;
 mod m20261202_000010_org_writers;
 mod m20261203_000011_group_deltas;
 mod m20261203_000012_hot_updates;
+mod m20261203_000013_event_members;
 
 /// Runs a migration's statements in order (the plain-SQL ones, through
 /// `sql_migration!`, and the statements sea-query cannot build).
@@ -73,6 +74,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000010_org_writers::Migration),
             Box::new(m20261203_000011_group_deltas::Migration),
             Box::new(m20261203_000012_hot_updates::Migration),
+            Box::new(m20261203_000013_event_members::Migration),
         ]
     }
 }

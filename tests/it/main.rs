@@ -16,6 +16,7 @@ mod fixtures;
 mod group_members;
 mod health;
 mod hostile;
+mod incremental;
 mod isolation;
 mod openapi;
 mod orgs;

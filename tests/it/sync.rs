@@ -16,11 +16,11 @@ impl Directory {
         format!("/api/v1/orgs/{}{rest}", self.org)
     }
 
-    async fn members(&self) -> Vec<Value> {
+    pub(crate) async fn members(&self) -> Vec<Value> {
         members(self, &self.org).await
     }
 
-    async fn member_of(&self, user: &str) -> Option<Value> {
+    pub(crate) async fn member_of(&self, user: &str) -> Option<Value> {
         self.members()
             .await
             .into_iter()
@@ -28,7 +28,11 @@ impl Directory {
     }
 
     /// Waits (bounded) for the worker to make `check` true.
-    async fn eventually(&self, what: &str, check: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    pub(crate) async fn eventually(
+        &self,
+        what: &str,
+        check: impl Fn(&[Value]) -> bool,
+    ) -> Vec<Value> {
         let reached = poll(100, Duration::from_millis(50), async || {
             let members = self.members().await;
             check(&members).then_some(members)

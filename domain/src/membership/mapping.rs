@@ -60,6 +60,15 @@ impl GroupMappings {
         groups
     }
 
+    /// Whether membership of `group` decides anything (a role, a seat tier or
+    /// a spend limit): a change to any other group's members moves no one.
+    pub fn decides(&self, group: ResourceId) -> bool {
+        self.enabled
+            && (self.roles.iter().any(|m| m.group == group)
+                || self.seat_tiers.iter().any(|m| m.group == group)
+                || self.spend_limits.iter().any(|m| m.group == group))
+    }
+
     /// Checks the mappings against what exists. Built-in roles are always known; custom roles
     /// and tiers are checked with the callbacks.
     ///

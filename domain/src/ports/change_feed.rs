@@ -34,6 +34,21 @@ pub trait ChangeFeed: Send + Sync {
     /// Only infrastructure failures.
     async fn events(&self, conn: ConnectionId, after: i64, limit: u64) -> Result<Vec<ChangeEvent>>;
 
+    /// The member values the group events numbered `events` added or
+    /// removed (for a rewrite or a deletion, every member before and after),
+    /// as `(event seq, value)` in that order, after `after`, at most `limit`.
+    /// Values need not be user ids.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn changed_members(
+        &self,
+        conn: ConnectionId,
+        events: &[i64],
+        after: Option<&(i64, String)>,
+        limit: u64,
+    ) -> Result<Vec<(i64, String)>>;
+
     /// Every user of the directory, by user id, with the groups among
     /// `deciding` it belongs to (the groups a plan's mappings name; other
     /// memberships decide nothing and are not read).

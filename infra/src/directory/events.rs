@@ -12,13 +12,16 @@ use sea_orm::{
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::sql::INSERT_BATCH;
 use super::SqlDirectoryRepository;
 use crate::db::db_err;
+use crate::filter_sql::Sql;
 
-/// Appends a change event in the writer's transaction. Its per-connection
-/// sequence number is assigned later by [`sequence_events`]: numbering at
-/// write time would lock the connection row until commit and serialise every
-/// write of a directory behind one disk flush.
+/// Appends a change event in the writer's transaction; returns its row id
+/// (for [`record_changed_members`]). Its per-connection sequence number is
+/// assigned later by [`sequence_events`]: numbering at write time would lock
+/// the connection row until commit and serialise every write of a directory
+/// behind one disk flush.
 pub(super) async fn append_event(
     txn: &DatabaseTransaction,
     conn: ConnectionId,
@@ -27,19 +30,70 @@ pub(super) async fn append_event(
     version: i64,
     op: ChangeOp,
     now: OffsetDateTime,
+) -> Result<i64> {
+    let row = txn
+        .query_one(Statement::from_sql_and_values(
+            txn.get_database_backend(),
+            "INSERT INTO directory_events (connection_id, entity_kind, entity_id, entity_version, op, occurred_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+            [
+                conn.0.into(),
+                entity.as_str().into(),
+                entity_id.into(),
+                version.into(),
+                op.as_str().into(),
+                now.into(),
+            ],
+        ))
+        .await
+        .map_err(db_err)?
+        .ok_or_else(|| Error::Internal(anyhow::anyhow!("an event insert returned no id")))?;
+    row.try_get::<i64>("", "id").map_err(db_err)
+}
+
+/// Records member values a group event changed (or may have: recording one
+/// that did not change only costs sync a no-op re-plan of that user).
+pub(super) async fn record_changed_members<'a>(
+    txn: &DatabaseTransaction,
+    event: i64,
+    values: impl Iterator<Item = &'a str>,
+) -> Result<()> {
+    let values: Vec<&str> = values.collect();
+    for chunk in values.chunks(INSERT_BATCH) {
+        let mut sql = Sql::default();
+        let event = sql.bind(event);
+        let rows: Vec<String> = chunk
+            .iter()
+            .map(|v| format!("({event}, {})", sql.bind((*v).to_owned())))
+            .collect();
+        txn.execute(Statement::from_sql_and_values(
+            txn.get_database_backend(),
+            format!(
+                "INSERT INTO directory_event_members (event_id, member_value) VALUES {} \
+                 ON CONFLICT DO NOTHING",
+                rows.join(", ")
+            ),
+            sql.values,
+        ))
+        .await
+        .map_err(db_err)?;
+    }
+    Ok(())
+}
+
+/// Records every current member of `group` as changed by `event` (before a
+/// rewrite or a deletion takes them away), in one statement.
+pub(super) async fn record_group_members(
+    txn: &DatabaseTransaction,
+    event: i64,
+    group: Uuid,
 ) -> Result<()> {
     txn.execute(Statement::from_sql_and_values(
         txn.get_database_backend(),
-        "INSERT INTO directory_events (connection_id, entity_kind, entity_id, entity_version, op, occurred_at) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
-        [
-            conn.0.into(),
-            entity.as_str().into(),
-            entity_id.into(),
-            version.into(),
-            op.as_str().into(),
-            now.into(),
-        ],
+        "INSERT INTO directory_event_members (event_id, member_value) \
+         SELECT $1, member_value FROM directory_group_members WHERE group_id = $2 \
+         ON CONFLICT DO NOTHING",
+        [event.into(), group.into()],
     ))
     .await
     .map_err(db_err)?;

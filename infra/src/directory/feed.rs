@@ -9,7 +9,7 @@ use orgsync_domain::directory::{ChangeEvent, ConnectionId, ResourceId};
 use orgsync_domain::membership::DirectoryUser;
 use orgsync_domain::ports::ChangeFeed;
 use orgsync_domain::Result;
-use sea_orm::{DbBackend, FromQueryResult, Statement};
+use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement};
 use uuid::Uuid;
 
 use super::events::sequence_events;
@@ -49,6 +49,48 @@ impl ChangeFeed for SqlDirectoryRepository {
     ) -> Result<Vec<ChangeEvent>> {
         self.read_events(conn, "seq < $2 ORDER BY seq DESC", before, limit)
             .await
+    }
+
+    async fn changed_members(
+        &self,
+        conn: ConnectionId,
+        events: &[i64],
+        after: Option<&(i64, String)>,
+        limit: u64,
+    ) -> Result<Vec<(i64, String)>> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut sql = Sql::default();
+        let conn_param = sql.bind(conn.0);
+        let seqs: Vec<String> = events.iter().map(|seq| sql.bind(*seq)).collect();
+        let (after_seq, after_value) = after.cloned().unwrap_or((i64::MIN, String::new()));
+        let (after_seq, after_value) = (sql.bind(after_seq), sql.bind(after_value));
+        let limit = sql.bind(i64::try_from(limit).unwrap_or(i64::MAX));
+        let rows = self
+            .db
+            .connection()
+            .query_all(self.stmt(
+                &format!(
+                    "SELECT e.seq, m.member_value FROM directory_events e \
+                     JOIN directory_event_members m ON m.event_id = e.id \
+                     WHERE e.connection_id = {conn_param} AND e.seq IN ({}) \
+                     AND (e.seq, m.member_value) > ({after_seq}, {after_value}) \
+                     ORDER BY e.seq, m.member_value LIMIT {limit}",
+                    seqs.join(", ")
+                ),
+                sql.values,
+            ))
+            .await
+            .map_err(db_err)?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    row.try_get::<i64>("", "seq").map_err(db_err)?,
+                    row.try_get::<String>("", "member_value").map_err(db_err)?,
+                ))
+            })
+            .collect()
     }
 
     async fn snapshot(

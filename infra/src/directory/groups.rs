@@ -21,7 +21,7 @@ use sea_orm::{
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::events::append_event;
+use super::events::{append_event, record_changed_members, record_group_members};
 use super::members;
 use super::sql::{version_mismatch, GroupRow, StoredRow, INSERT_BATCH};
 use super::SqlDirectoryRepository;
@@ -59,7 +59,8 @@ pub(super) async fn create(
     ))
     .await
     .map_err(db_err)?;
-    append_event(&txn, conn, EntityKind::Group, id, 1, ChangeOp::Created, now).await?;
+    let event = append_event(&txn, conn, EntityKind::Group, id, 1, ChangeOp::Created, now).await?;
+    record_changed_members(&txn, event, members.iter().map(|m| m.value.as_str())).await?;
     txn.commit().await.map_err(db_err)?;
     Ok(GroupRecord {
         id,
@@ -87,12 +88,27 @@ pub(super) async fn replace(
         return Err(version_mismatch());
     }
     touch(repo, &txn, conn, id, Some(fields), None, now).await?;
+    // The row is locked and folded: the touch made exactly the next version.
+    let version = current.version + 1;
+    let event = append_event(
+        &txn,
+        conn,
+        EntityKind::Group,
+        id,
+        version,
+        ChangeOp::Updated,
+        now,
+    )
+    .await?;
     if let Some(members) = members {
+        // Old and new members alike: sync re-plans each (a no-op for those who stay).
+        record_group_members(&txn, event, id).await?;
         members::clear(&txn, id).await?;
         members::insert(&txn, conn, id, members).await?;
+        record_changed_members(&txn, event, members.iter().map(|m| m.value.as_str())).await?;
         members::recount(&txn, id).await?;
     }
-    commit_logged(repo, txn, conn, id, ChangeOp::Updated, now).await
+    commit_read(repo, txn, conn, id).await
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -144,7 +160,7 @@ pub(super) async fn patch(
         write_attributes_if_unchanged(repo, &txn, conn, id, fields, read).await?;
     }
     record_delta(repo, &txn, conn, id, delta, now).await?;
-    commit_logged(repo, txn, conn, id, op, now).await
+    commit_logged(repo, txn, conn, id, op, changes, now).await
 }
 
 /// A PATCH that waits for no one and is waited for by no one but writers
@@ -177,7 +193,7 @@ async fn one_statement_change(
             format!(
                 "INSERT INTO directory_group_members (connection_id, group_id, member_value, member_type, member_display) \
                  SELECT * FROM (VALUES {}) AS v WHERE EXISTS (SELECT 1 FROM owned) \
-                 ON CONFLICT (group_id, member_value) DO NOTHING RETURNING 1",
+                 ON CONFLICT (group_id, member_value) DO NOTHING RETURNING member_value",
                 rows.join(", ")
             )
         }
@@ -185,7 +201,7 @@ async fn one_statement_change(
             let list: Vec<String> = values.iter().map(|v| sql.bind(v.clone())).collect();
             format!(
                 "DELETE FROM directory_group_members WHERE group_id = {group_param} \
-                 AND connection_id = {conn_param} AND member_value IN ({}) RETURNING -1",
+                 AND connection_id = {conn_param} AND member_value IN ({}) RETURNING member_value",
                 list.join(", ")
             )
         }
@@ -212,7 +228,9 @@ async fn one_statement_change(
              FROM directory_group_deltas WHERE group_id = g.id) d \
            WHERE g.connection_id = {conn_param} AND g.id = {group_param}), \
          logged AS (INSERT INTO directory_events (connection_id, entity_kind, entity_id, entity_version, op, occurred_at) \
-           SELECT {conn_param}, 'group', id, version + 1, '{}', {now_param} FROM current) \
+           SELECT {conn_param}, 'group', id, version + 1, '{}', {now_param} FROM current RETURNING id), \
+         touched AS (INSERT INTO directory_event_members (event_id, member_value) \
+           SELECT logged.id, changed.member_value FROM logged, changed) \
          SELECT id, display_name, external_id, resource, \
            member_count + (SELECT member_delta FROM delta) AS member_count, version + 1 AS version, \
            created_at, {now_param} AS updated_at FROM current",
@@ -259,11 +277,17 @@ async fn locked_patch(
         _ => {}
     }
     touch(repo, &txn, conn, id, fields, None, now).await?;
-    let delta = members::apply(&txn, conn, id, changes, details).await?;
-    if changes
+    let version = current.version + 1;
+    let event = append_event(&txn, conn, EntityKind::Group, id, version, op, now).await?;
+    let rewrites_list = changes
         .iter()
-        .any(|c| matches!(c, MemberChange::RemoveAll | MemberChange::ReplaceAll(_)))
-    {
+        .any(|c| matches!(c, MemberChange::RemoveAll | MemberChange::ReplaceAll(_)));
+    if rewrites_list {
+        record_group_members(&txn, event, id).await?;
+    }
+    let delta = members::apply(&txn, conn, id, changes, details).await?;
+    record_changed_members(&txn, event, changed_values(changes)).await?;
+    if rewrites_list {
         members::recount(&txn, id).await?;
     } else if delta != 0 {
         txn.execute(repo.stmt(
@@ -273,7 +297,7 @@ async fn locked_patch(
         .await
         .map_err(db_err)?;
     }
-    commit_logged(repo, txn, conn, id, op, now).await
+    commit_read(repo, txn, conn, id).await
 }
 
 /// Locks the group's row (`FOR UPDATE` on PostgreSQL; SQLite has one writer
@@ -379,41 +403,74 @@ pub(super) async fn delete(
 ) -> Result<()> {
     let txn = repo.db.connection().begin().await.map_err(db_err)?;
     // Folded first, so the version checked and logged counts every member change.
-    lock_and_fold(repo, &txn, conn, id).await?;
-    // Member rows go with the group (ON DELETE CASCADE): one statement, whatever the size.
-    let deleted_version = repo
-        .delete_versioned::<GroupRow>(&txn, conn, id, expected_version)
-        .await?;
-    append_event(
+    let current = lock_and_fold(repo, &txn, conn, id).await?;
+    let version = current.version + 1;
+    let event = append_event(
         &txn,
         conn,
         EntityKind::Group,
         id,
-        deleted_version + 1,
+        version,
         ChangeOp::Deleted,
         now,
     )
     .await?;
+    // Its members are recorded before they go, so sync re-plans just them.
+    record_group_members(&txn, event, id).await?;
+    // Member rows go with the group (ON DELETE CASCADE): one statement, whatever the size.
+    repo.delete_versioned::<GroupRow>(&txn, conn, id, expected_version)
+        .await?;
     txn.commit().await.map_err(db_err)
 }
 
-/// Reads the group back after a locked rewrite, logs `op` at its new
-/// version and commits.
+/// Reads the group back after member changes, logs `op` at its new version
+/// with the members `changes` name, and commits.
 async fn commit_logged(
     repo: &SqlDirectoryRepository,
     txn: DatabaseTransaction,
     conn: ConnectionId,
     id: Uuid,
     op: ChangeOp,
+    changes: &[MemberChange],
     now: OffsetDateTime,
 ) -> Result<GroupRecord> {
     let record = repo
         .find::<GroupRow>(&txn, conn, id)
         .await?
         .ok_or(Error::NotFound { entity: "group" })?;
-    append_event(&txn, conn, EntityKind::Group, id, record.version, op, now).await?;
+    let event = append_event(&txn, conn, EntityKind::Group, id, record.version, op, now).await?;
+    record_changed_members(&txn, event, changed_values(changes)).await?;
     txn.commit().await.map_err(db_err)?;
     Ok(record)
+}
+
+/// Reads the group back after a locked write (its event already logged) and commits.
+async fn commit_read(
+    repo: &SqlDirectoryRepository,
+    txn: DatabaseTransaction,
+    conn: ConnectionId,
+    id: Uuid,
+) -> Result<GroupRecord> {
+    let record = repo
+        .find::<GroupRow>(&txn, conn, id)
+        .await?
+        .ok_or(Error::NotFound { entity: "group" })?;
+    txn.commit().await.map_err(db_err)?;
+    Ok(record)
+}
+
+/// The member values `changes` name (a clear names none: its caller records
+/// the members it takes away).
+fn changed_values(changes: &[MemberChange]) -> impl Iterator<Item = &str> {
+    changes
+        .iter()
+        .flat_map(|change| match change {
+            MemberChange::Add(values)
+            | MemberChange::Remove(values)
+            | MemberChange::ReplaceAll(values) => values.as_slice(),
+            MemberChange::RemoveAll => &[],
+        })
+        .map(String::as_str)
 }
 
 /// Bumps a group's version (and attributes, when given) under the version

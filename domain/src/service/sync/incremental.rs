@@ -1,7 +1,14 @@
 //! Incremental sync: applying a directory's new change events to every org
-//! drawing on it, user by user.
+//! drawing on it: each changed user, and the members a change to a deciding
+//! group moved, planned again; never the whole org.
 
 use super::*;
+use crate::directory::ChangeEvent;
+
+/// Users planned and applied together by incremental sync.
+const USER_BATCH: usize = 1_000;
+/// Changed group members read per query.
+const MEMBER_PAGE: u64 = 5_000;
 
 impl SyncService {
     /// Applies a directory's new change events to every org drawing on it.
@@ -64,70 +71,14 @@ impl SyncService {
         let policy = self
             .policy(&org, org.provisioning_mode, &settings, Some(conn))
             .await?;
-        let mut stale_batches = 0;
         loop {
             let events = self.ports.feed.events(conn, cursor, EVENT_BATCH).await?;
             let Some(last) = events.last().map(|e| e.seq) else {
                 return Ok(());
             };
-            if events.iter().any(|e| e.entity == EntityKind::Group) {
-                // A group change can move any of its members: reconcile the org whole.
-                self.reconcile(org_id, SyncScope::Both, scim_actor(conn))
-                    .await?;
-                return Ok(());
-            }
-            let users: BTreeSet<ResourceId> = events.iter().map(|e| e.entity_id).collect();
-            let users: Vec<ResourceId> = users.into_iter().collect();
-            let snapshot: HashMap<ResourceId, _> = self
-                .ports
-                .feed
-                .snapshot_users(conn, &users)
-                .await?
-                .into_iter()
-                .map(|(user, groups)| (user.id, (user, groups)))
-                .collect();
-            let mut snapshot = snapshot;
-            let mut combined = ChangeSet::empty(self.now());
-            // One query for the batch's members, not one per user.
-            let planned_from = self
-                .ports
-                .members
-                .find_by_directory_users(org_id, &users)
-                .await?;
-            let by_user: HashMap<ResourceId, &Member> = planned_from
-                .iter()
-                .filter_map(|m| m.directory_user_id.map(|u| (u, m)))
-                .collect();
-            for user in users {
-                let planned = plan_user(
-                    snapshot.remove(&user),
-                    user,
-                    &policy,
-                    by_user.get(&user).copied(),
-                    self.now(),
-                );
-                combined.adds.extend(planned.adds);
-                combined.updates.extend(planned.updates);
-                combined.removals.extend(planned.removals);
-            }
-            match self
-                .apply_gated(
-                    org_id,
-                    combined,
-                    &planned_from,
-                    HeldSource::Directory,
-                    scim_actor(conn),
-                )
-                .await
-            {
-                Ok(_) => stale_batches = 0,
-                // A member of this batch changed under the plan: read the
-                // same events again and plan from what is there now.
-                Err(Error::PreconditionFailed(_)) if stale_batches + 1 < REPLANS => {
-                    stale_batches += 1;
-                    continue;
-                }
-                Err(e) => return Err(e),
+            let users = self.users_moved_by(conn, &events, &policy).await?;
+            for batch in users.chunks(USER_BATCH) {
+                self.replan_users(org_id, conn, &policy, batch).await?;
             }
             cursor = last;
             self.ports
@@ -140,6 +91,103 @@ impl SyncService {
             {
                 // Taken over after a stall: stop writing.
                 return Ok(());
+            }
+        }
+    }
+
+    /// The directory users `events` can move: each user changed, and the
+    /// members a group event changed when the group decides something for
+    /// the org (a role, seat tier or spend limit). A change to any other
+    /// group moves no one, and none moves anyone but its own members: the
+    /// work follows the change, not the size of the org.
+    async fn users_moved_by(
+        &self,
+        conn: ConnectionId,
+        events: &[ChangeEvent],
+        policy: &OrgPolicy,
+    ) -> Result<Vec<ResourceId>> {
+        let mut users: BTreeSet<ResourceId> = events
+            .iter()
+            .filter(|e| e.entity == EntityKind::User)
+            .map(|e| e.entity_id)
+            .collect();
+        let deciding: Vec<i64> = events
+            .iter()
+            .filter(|e| e.entity == EntityKind::Group && policy.mappings.decides(e.entity_id))
+            .map(|e| e.seq)
+            .collect();
+        let mut after = None;
+        while !deciding.is_empty() {
+            let page = self
+                .ports
+                .feed
+                .changed_members(conn, &deciding, after.as_ref(), MEMBER_PAGE)
+                .await?;
+            // Values that are not user ids (nested groups, junk) move no one.
+            users.extend(page.iter().filter_map(|(_, v)| Uuid::parse_str(v).ok()));
+            if (page.len() as u64) < MEMBER_PAGE {
+                break;
+            }
+            after = page.last().cloned();
+        }
+        Ok(users.into_iter().collect())
+    }
+
+    /// Plans `users` afresh against the directory as it is now and applies
+    /// the plan through the deletion gate. A member changed under the plan
+    /// is planned again from what is there then.
+    async fn replan_users(
+        &self,
+        org_id: OrgId,
+        conn: ConnectionId,
+        policy: &OrgPolicy,
+        users: &[ResourceId],
+    ) -> Result<()> {
+        let mut attempt = 0;
+        loop {
+            let mut snapshot: HashMap<ResourceId, _> = self
+                .ports
+                .feed
+                .snapshot_users(conn, users)
+                .await?
+                .into_iter()
+                .map(|(user, groups)| (user.id, (user, groups)))
+                .collect();
+            // One query for the batch's members, not one per user.
+            let planned_from = self
+                .ports
+                .members
+                .find_by_directory_users(org_id, users)
+                .await?;
+            let by_user: HashMap<ResourceId, &Member> = planned_from
+                .iter()
+                .filter_map(|m| m.directory_user_id.map(|u| (u, m)))
+                .collect();
+            let mut combined = ChangeSet::empty(self.now());
+            for &user in users {
+                let planned = plan_user(
+                    snapshot.remove(&user),
+                    user,
+                    policy,
+                    by_user.get(&user).copied(),
+                    self.now(),
+                );
+                combined.adds.extend(planned.adds);
+                combined.updates.extend(planned.updates);
+                combined.removals.extend(planned.removals);
+            }
+            let applied = self
+                .apply_gated(
+                    org_id,
+                    combined,
+                    &planned_from,
+                    HeldSource::Directory,
+                    scim_actor(conn),
+                )
+                .await;
+            match applied {
+                Err(Error::PreconditionFailed(_)) if attempt + 1 < REPLANS => attempt += 1,
+                other => return other.map(|_| ()),
             }
         }
     }

@@ -1,0 +1,133 @@
+//! Incremental sync follows the change, not the size of the org: a group
+//! change re-plans just the members it moved (old and new ones for a rewrite
+//! or a deletion), and no one for a group that decides nothing. A full
+//! reconcile would also pick up a change made behind the engine's back; the
+//! test plants one on a bystander to show that none ran.
+
+use std::time::Duration;
+
+use sea_orm::ConnectionTrait;
+use serde_json::{json, Value};
+
+use crate::fixtures::{start_sync, switch_to_scim, wait_for_run};
+use crate::scim::Directory;
+use crate::support::poll;
+
+fn role_of(members: &[Value], user: &str) -> Option<String> {
+    members
+        .iter()
+        .find(|m| m["directory_user_id"] == user)
+        .map(|m| m["role"].as_str().unwrap_or_default().to_owned())
+}
+
+impl Directory {
+    /// Renames `user` in the directory without an event: only a full reconcile sees it.
+    async fn rename_behind_the_engines_back(&self, user: &str) {
+        let db = sea_orm::Database::connect(&self.app.db.url).await.unwrap();
+        db.execute_unprepared(&format!(
+            "UPDATE directory_users SET display_name = 'Drifted' WHERE id = '{user}'"
+        ))
+        .await
+        .unwrap();
+        db.close().await.ok();
+    }
+
+    /// Waits until the org has applied every directory event.
+    async fn caught_up(&self) {
+        let current = poll(100, Duration::from_millis(50), async || {
+            let (_, status) = self.admin("GET", "/sync-status", None).await;
+            (status["pending_events"] == 0).then_some(())
+        })
+        .await;
+        assert!(current.is_some(), "the org did not catch up in 5 s");
+    }
+
+    async fn name_of(&self, user: &str) -> Value {
+        self.member_of(user).await.unwrap()["name"].clone()
+    }
+}
+
+#[actix_web::test]
+async fn group_changes_replan_only_the_members_they_moved() {
+    let dir = Directory::new().await;
+    let ann = dir.user("ann@example.com").await;
+    let ben = dir.user("ben@example.com").await;
+    let cid = dir.user("cid@example.com").await;
+    let bystander = dir.user("dan@example.com").await;
+    let admins = dir.group("Admins", &[&ann]).await;
+    let staff = dir.group("Staff", &[&ann, &ben, &cid, &bystander]).await;
+    let other = dir.group("Other", &[&ann]).await;
+    switch_to_scim(&dir, &dir.org).await;
+    let mappings = json!({"enabled": true, "roles": [
+        {"group": admins, "role": "admin"}, {"group": staff, "role": "user"}]});
+    let (status, saved) = dir.admin("PUT", "/group-mappings", Some(mappings)).await;
+    assert_eq!(status, 200, "{saved}");
+    let bystanders_name = dir.name_of(&bystander).await;
+    dir.rename_behind_the_engines_back(&bystander).await;
+
+    // A group no mapping names: its members are not even planned.
+    let (status, _) = dir
+        .scim_patch(
+            &format!("/Groups/{other}"),
+            json!([{"op": "add", "path": "members", "value": [{"value": ben}]}]),
+        )
+        .await;
+    assert_eq!(status, 204);
+    dir.caught_up().await;
+    let members = dir.members().await;
+    assert_eq!(role_of(&members, &ann).as_deref(), Some("admin"));
+    assert_eq!(role_of(&members, &ben).as_deref(), Some("user"));
+
+    // A rewrite of a mapped group moves the members it dropped and those it added.
+    let (status, replaced) = dir
+        .scim(
+            "PUT",
+            &format!("/Groups/{admins}"),
+            Some(json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                "displayName": "Admins",
+                "members": [{"value": ben}]
+            })),
+        )
+        .await;
+    assert_eq!(status, 200, "{replaced}");
+    dir.eventually("ann falls back to user, ben becomes admin", |members| {
+        role_of(members, &ann).as_deref() == Some("user")
+            && role_of(members, &ben).as_deref() == Some("admin")
+    })
+    .await;
+
+    // A member PATCH of a mapped group moves that member.
+    let (status, _) = dir
+        .scim_patch(
+            &format!("/Groups/{staff}"),
+            json!([{"op": "remove", "path": format!("members[value eq \"{cid}\"]")}]),
+        )
+        .await;
+    assert_eq!(status, 204);
+    dir.eventually("cid, in no mapped group, is removed", |members| {
+        role_of(members, &cid).is_none()
+    })
+    .await;
+
+    // Deleting a mapped group moves its last members.
+    let (status, _) = dir.scim("DELETE", &format!("/Groups/{admins}"), None).await;
+    assert_eq!(status, 204);
+    dir.eventually("ben falls back to user", |members| {
+        role_of(members, &ben).as_deref() == Some("user")
+    })
+    .await;
+    dir.caught_up().await;
+    assert_eq!(
+        dir.name_of(&bystander).await,
+        bystanders_name,
+        "no full reconcile ran: the bystander was never planned"
+    );
+
+    // A full resync does see the bystander's rename: the probe could have failed.
+    let run = start_sync(&dir, &dir.org, json!({"scope": "both"})).await;
+    let done = wait_for_run(&dir, &dir.org, &run, Duration::from_secs(10)).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(dir.name_of(&bystander).await, "Drifted");
+    dir.app.finish().await;
+}

@@ -802,7 +802,9 @@ async fn sync_benchmarks(
         "{:<58} {:>8.0} ms ({} updates)",
         "full resync with 10% changed", took, done["counts"]["updates"]
     );
-    propagation(api, org, db, conn_id).await;
+    propagation(api, org, db, conn_id, None).await;
+    // Entra ID and Okta push membership as a PATCH per change on mapped groups.
+    propagation(api, org, db, conn_id, Some(&top)).await;
     export_benchmark(api, org, pid).await;
     println!(
         "{:<58} {:>8.0} MiB (idle before: {:.0} MiB)",
@@ -813,8 +815,16 @@ async fn sync_benchmarks(
 }
 
 /// How long a SCIM change takes to show on the member (incremental sync),
-/// probed while other SCIM writes keep the worker busy.
-async fn propagation(api: &Target, org: &str, db: &DatabaseConnection, conn_id: uuid::Uuid) {
+/// probed while other SCIM writes keep the worker busy: renames of other
+/// users, or (with `groups`) member adds and removes on those role-mapped
+/// groups, each of which moves a member's role.
+async fn propagation(
+    api: &Target,
+    org: &str,
+    db: &DatabaseConnection,
+    conn_id: uuid::Uuid,
+    groups: Option<&[uuid::Uuid]>,
+) {
     let rows = db
         .query_all(Statement::from_sql_and_values(
             db.get_database_backend(),
@@ -837,22 +847,42 @@ async fn propagation(api: &Target, org: &str, db: &DatabaseConnection, conn_id: 
         base: api.base.replace("/api/v1", &format!("/scim/v2/{conn_id}")),
         token: scim_token(api, org, conn_id).await,
     });
-    // Background load: 4 clients renaming other users as fast as they can.
+    // Background load: 4 clients writing about other users as fast as they can.
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let groups: Option<Arc<Vec<uuid::Uuid>>> = groups.map(|g| Arc::new(g.to_vec()));
     let mut load = Vec::new();
     for c in 0..4usize {
-        let (scim, stop, users) = (scim.clone(), stop.clone(), pairs.clone());
+        let (scim, stop, users, groups) =
+            (scim.clone(), stop.clone(), pairs.clone(), groups.clone());
         load.push(tokio::spawn(async move {
             let mut i = 0usize;
             let mut sent = 0usize;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let (_, user) = users[1000 + (c * 250 + i) % 1000];
                 i += 1;
-                scim.patch(
-                    &format!("/Users/{user}"),
-                    json!([{"op": "replace", "path": "displayName", "value": format!("Load {i}")}]),
-                )
-                .await;
+                let status = match &groups {
+                    // Into an admin-mapped group and out again: a role change each way.
+                    Some(groups) => {
+                        let group = groups[c % 2];
+                        let op = if i % 2 == 1 { "add" } else { "remove" };
+                        let user = users[1000 + (c * 250 + i / 2) % 1000].1;
+                        let ops = if op == "add" {
+                            json!([{"op": "add", "path": "members", "value": [{"value": user}]}])
+                        } else {
+                            json!([{"op": "remove", "path": format!("members[value eq \"{user}\"]")}])
+                        };
+                        scim.patch(&format!("/Groups/{group}"), ops).await.0
+                    }
+                    None => {
+                        scim.patch(
+                            &format!("/Users/{user}"),
+                            json!([{"op": "replace", "path": "displayName", "value": format!("Load {i}")}]),
+                        )
+                        .await
+                        .0
+                    }
+                };
+                assert!(status < 300, "background write failed: {status}");
                 sent += 1;
             }
             sent
@@ -888,7 +918,14 @@ async fn propagation(api: &Target, org: &str, db: &DatabaseConnection, conn_id: 
     }
     let writes_per_second = (background as f64 / elapsed.as_secs_f64()) as u64;
     Stats::new(
-        format!("SCIM change visible on the member ({writes_per_second} background writes/s)"),
+        format!(
+            "SCIM change visible on the member ({writes_per_second} background {}/s)",
+            if groups.is_some() {
+                "group member PATCHes"
+            } else {
+                "user PATCHes"
+            }
+        ),
         elapsed,
         latencies,
     )

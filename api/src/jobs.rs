@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use orgsync_domain::ports::Task;
 use orgsync_domain::service::{JobOutcome, SyncService};
+use orgsync_domain::sync::JobId;
 use orgsync_infra::worker::{Periodic, TaskHandler};
-use uuid::Uuid;
 
 use crate::metrics::Metrics;
 
@@ -34,7 +34,7 @@ impl TaskHandler for Dispatcher {
 
 impl Dispatcher {
     /// Performs one org's sync job, timing it for the metrics.
-    async fn sync_job(&self, job_id: Uuid) -> orgsync_domain::Result<()> {
+    async fn sync_job(&self, job_id: JobId) -> orgsync_domain::Result<()> {
         let started = std::time::Instant::now();
         let Some(claimed) = self.sync.claim_job(job_id).await? else {
             return Ok(());

@@ -18,7 +18,7 @@ pub enum Actor {
     /// The IdP, through a connection's SCIM API.
     Scim { connection_id: Uuid },
     /// A sync job (one org's part of a sync run).
-    Sync { job_id: Uuid },
+    Sync { job_id: crate::sync::JobId },
 }
 
 impl Actor {

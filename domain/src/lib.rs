@@ -12,6 +12,7 @@ pub mod audit;
 pub mod auth;
 pub mod directory;
 pub mod error;
+mod id;
 pub mod limits;
 pub mod membership;
 pub mod org;

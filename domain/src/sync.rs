@@ -10,11 +10,11 @@ mod run;
 mod settings;
 mod source;
 
-pub use job::{retry_delay, run_status, SyncJob};
+pub use job::{retry_delay, run_status, JobId, SyncJob};
 pub use preview::{restrict, Preview, PreviewPage};
 pub use protection::{hold, DeletionThreshold, HeldRemovals, HeldSource, HELD_SHARE_PERCENT};
 pub use relink::{RelinkPolicy, RelinkRule};
-pub use run::{RunStatus, SyncKind, SyncRun, SyncScope};
+pub use run::{RunId, RunStatus, SyncKind, SyncRun, SyncScope};
 pub use settings::{CustomRole, MemberFilter, MembershipSettings};
 pub use source::{
     ConfirmationNeeded, OrgEffect, SourceChange, SourcePlan, SourceShift, LISTED_REMOVALS,

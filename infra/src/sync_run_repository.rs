@@ -14,7 +14,7 @@ use orgsync_domain::membership::ChangeCounts;
 use orgsync_domain::org::OrgId;
 use orgsync_domain::page::{Page, PageRequest};
 use orgsync_domain::ports::SyncRunRepository;
-use orgsync_domain::sync::{SyncJob, SyncRun};
+use orgsync_domain::sync::{JobId, RunId, SyncJob, SyncRun};
 use orgsync_domain::Result;
 use sea_orm::{ConnectionTrait, Statement, Value};
 use time::OffsetDateTime;
@@ -60,8 +60,8 @@ impl SyncRunRepository for SqlSyncRunRepository {
         runs::insert(self, run).await
     }
 
-    async fn find(&self, org: OrgId, id: Uuid) -> Result<Option<SyncRun>> {
-        runs::find(self, org, id).await
+    async fn find(&self, org: OrgId, id: RunId) -> Result<Option<SyncRun>> {
+        runs::find(self, org, id.0).await
     }
 
     async fn list(&self, org: OrgId, page: PageRequest) -> Result<Page<SyncRun>> {
@@ -73,25 +73,30 @@ impl SyncRunRepository for SqlSyncRunRepository {
         run: &SyncRun,
         orgs: &[OrgId],
         now: OffsetDateTime,
-    ) -> Result<Vec<Uuid>> {
-        runs::enqueue(self, run, orgs, now).await
+    ) -> Result<Vec<JobId>> {
+        Ok(jobs_ids(runs::enqueue(self, run, orgs, now).await?))
     }
 
-    async fn jobs_of(&self, run: Uuid, with_reports: bool) -> Result<Vec<SyncJob>> {
-        jobs::jobs_of(self, run, with_reports).await
+    async fn jobs_of(&self, run: RunId, with_reports: bool) -> Result<Vec<SyncJob>> {
+        jobs::jobs_of(self, run.0, with_reports).await
     }
 
-    async fn jobs_of_runs(&self, runs: &[Uuid]) -> Result<Vec<(Uuid, SyncJob)>> {
-        jobs::jobs_of_runs(self, runs).await
+    async fn jobs_of_runs(&self, runs: &[RunId]) -> Result<Vec<(RunId, SyncJob)>> {
+        let runs: Vec<Uuid> = runs.iter().map(|r| r.0).collect();
+        let jobs = jobs::jobs_of_runs(self, &runs).await?;
+        Ok(jobs
+            .into_iter()
+            .map(|(run, job)| (RunId(run), job))
+            .collect())
     }
 
     async fn claim(
         &self,
-        job: Uuid,
+        job: JobId,
         now: OffsetDateTime,
         lease_until: OffsetDateTime,
     ) -> Result<Option<SyncJob>> {
-        leases::claim(self, job, now, lease_until).await
+        leases::claim(self, job.0, now, lease_until).await
     }
 
     async fn lock_org(
@@ -111,38 +116,38 @@ impl SyncRunRepository for SqlSyncRunRepository {
 
     async fn heartbeat(
         &self,
-        job: Uuid,
+        job: JobId,
         attempt: u32,
         now: OffsetDateTime,
         lease_until: OffsetDateTime,
     ) -> Result<bool> {
-        leases::heartbeat(self, job, attempt, now, lease_until).await
+        leases::heartbeat(self, job.0, attempt, now, lease_until).await
     }
 
     async fn complete(
         &self,
-        job: Uuid,
+        job: JobId,
         attempt: u32,
         counts: ChangeCounts,
         report: Option<serde_json::Value>,
         now: OffsetDateTime,
     ) -> Result<()> {
-        leases::complete(self, job, attempt, counts, report, now).await
+        leases::complete(self, job.0, attempt, counts, report, now).await
     }
 
     async fn fail(
         &self,
-        job: Uuid,
+        job: JobId,
         attempt: u32,
         error: &str,
         retry_at: Option<OffsetDateTime>,
         now: OffsetDateTime,
     ) -> Result<()> {
-        leases::fail(self, job, attempt, error, retry_at, now).await
+        leases::fail(self, job.0, attempt, error, retry_at, now).await
     }
 
-    async fn queued_for_org(&self, org: OrgId) -> Result<Vec<Uuid>> {
-        jobs::queued_for_org(self, org).await
+    async fn queued_for_org(&self, org: OrgId) -> Result<Vec<JobId>> {
+        Ok(jobs_ids(jobs::queued_for_org(self, org).await?))
     }
 
     async fn reclaim_stale(
@@ -157,11 +162,18 @@ impl SyncRunRepository for SqlSyncRunRepository {
         &self,
         now: OffsetDateTime,
         published_before: OffsetDateTime,
-    ) -> Result<Vec<Uuid>> {
-        jobs::due_for_publish(self, now, published_before).await
+    ) -> Result<Vec<JobId>> {
+        Ok(jobs_ids(
+            jobs::due_for_publish(self, now, published_before).await?,
+        ))
     }
 
-    async fn retry_failed(&self, run: Uuid, now: OffsetDateTime) -> Result<Vec<Uuid>> {
-        jobs::retry_failed(self, run, now).await
+    async fn retry_failed(&self, run: RunId, now: OffsetDateTime) -> Result<Vec<JobId>> {
+        Ok(jobs_ids(jobs::retry_failed(self, run.0, now).await?))
     }
+}
+
+/// Job ids as the tables hold them, typed again on their way out.
+fn jobs_ids(ids: Vec<Uuid>) -> Vec<JobId> {
+    ids.into_iter().map(JobId).collect()
 }

@@ -145,7 +145,7 @@ async fn unknown_and_exhausted_jobs_are_dead_lettered_with_the_reason() {
     let queue = RedisJobQueue::connect(&redis_url(), &prefix).await.unwrap();
     let failing = ConnectionId(uuid::Uuid::now_v7());
     let fine = Task::Sync {
-        job_id: uuid::Uuid::now_v7(),
+        job_id: orgsync_domain::sync::JobId::new(),
     };
     queue.publish(&job(1)).await.unwrap();
     queue

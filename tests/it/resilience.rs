@@ -82,7 +82,7 @@ async fn a_reclaimed_jobs_old_holder_can_neither_renew_nor_record() {
     let dir = Directory::on(TestApp::spawn_idle(|_| {}).await).await;
     let run = start_sync(&dir, &dir.org, json!({"cascade": false})).await;
     let run = run_now(&dir, &dir.org, &run).await;
-    let job: uuid::Uuid = run["jobs"][0]["id"].as_str().unwrap().parse().unwrap();
+    let job = orgsync_domain::sync::JobId(run["jobs"][0]["id"].as_str().unwrap().parse().unwrap());
     let runs = orgsync_infra::SqlSyncRunRepository::new(dir.app.runtime.db.clone());
     let start = time::OffsetDateTime::now_utc();
 
@@ -190,7 +190,7 @@ async fn a_plan_made_before_a_change_can_neither_overwrite_nor_undo_it() {
             removed,
             relinked: Vec::new(),
             actor: Actor::Sync {
-                job_id: uuid::Uuid::now_v7(),
+                job_id: orgsync_domain::sync::JobId::new(),
             },
             at: time::OffsetDateTime::now_utc(),
         }

@@ -97,5 +97,5 @@ pub struct MemberPath {
 /// The `{run}` of a path under an organization.
 #[derive(Debug, Deserialize)]
 pub struct RunPath {
-    pub run: uuid::Uuid,
+    pub run: orgsync_domain::sync::RunId,
 }

@@ -138,7 +138,7 @@ impl RunView {
 
     pub fn of(run: &SyncRun, with_report: bool) -> Self {
         Self {
-            id: run.id,
+            id: run.id.0,
             org_id: run.org_id.0,
             kind: run.kind,
             scope: run.scope,

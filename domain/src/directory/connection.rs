@@ -1,31 +1,11 @@
-use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 use crate::org::OrgId;
 
-/// Identifies an enterprise connection; it is also the SCIM base URL's last segment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct ConnectionId(pub Uuid);
-
-impl ConnectionId {
-    pub fn new() -> Self {
-        Self(Uuid::now_v7())
-    }
-}
-
-impl Default for ConnectionId {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl std::fmt::Display for ConnectionId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
+crate::id::uuid_id!(
+    /// Identifies an enterprise connection; it is also the SCIM base URL's last segment.
+    ConnectionId
+);
 
 /// An organization's link to a customer's IdP (SSO and directory sync).
 #[derive(Debug, Clone, PartialEq, Eq)]

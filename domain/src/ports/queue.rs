@@ -1,9 +1,9 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 use crate::directory::ConnectionId;
+use crate::sync::JobId;
 use crate::Result;
 
 /// The queue's envelope for a [`Task`] (what is stored and sent): `kind`
@@ -19,7 +19,7 @@ pub struct Job {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Task {
     /// Perform one org's part of a sync run (the run's job `job_id`).
-    Sync { job_id: Uuid },
+    Sync { job_id: JobId },
     /// Apply a directory's new change events to every org drawing on it.
     DirectoryChanged { connection_id: ConnectionId },
 }
@@ -63,7 +63,7 @@ impl Task {
         #[derive(Deserialize)]
         #[serde(deny_unknown_fields)]
         struct SyncPayload {
-            job_id: Uuid,
+            job_id: JobId,
         }
         #[derive(Deserialize)]
         #[serde(deny_unknown_fields)]
@@ -174,17 +174,17 @@ mod tests {
     fn tasks_round_trip_through_their_envelope_in_the_wire_format() {
         let tasks = [
             Task::Sync {
-                job_id: Uuid::now_v7(),
+                job_id: JobId::new(),
             },
             Task::DirectoryChanged {
-                connection_id: ConnectionId(Uuid::now_v7()),
+                connection_id: ConnectionId::new(),
             },
         ];
         for task in tasks {
             assert_eq!(Task::from_job(&task.to_job()), Ok(task));
         }
         let job = Task::Sync {
-            job_id: Uuid::nil(),
+            job_id: JobId(uuid::Uuid::nil()),
         }
         .to_job();
         assert_eq!(job.kind, "sync.job");

@@ -1,14 +1,13 @@
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 use crate::membership::ChangeCounts;
 use crate::org::OrgId;
 use crate::page::{Page, PageRequest};
-use crate::sync::{SyncJob, SyncRun};
+use crate::sync::{JobId, RunId, SyncJob, SyncRun};
 use crate::Result;
 
 /// The writer-lease holder name of a job's attempt.
-pub fn job_writer(job: Uuid, attempt: u32) -> String {
+pub fn job_writer(job: JobId, attempt: u32) -> String {
     format!("job:{job}:{attempt}")
 }
 
@@ -21,7 +20,7 @@ pub trait SyncRunRepository: Send + Sync {
 
     /// # Errors
     /// Only infrastructure failures; a run of another org is `Ok(None)`.
-    async fn find(&self, org: OrgId, id: Uuid) -> Result<Option<SyncRun>>;
+    async fn find(&self, org: OrgId, id: RunId) -> Result<Option<SyncRun>>;
 
     /// Newest first.
     ///
@@ -40,17 +39,17 @@ pub trait SyncRunRepository: Send + Sync {
         run: &SyncRun,
         orgs: &[OrgId],
         now: OffsetDateTime,
-    ) -> Result<Vec<Uuid>>;
+    ) -> Result<Vec<JobId>>;
 
     /// # Errors
     /// Only infrastructure failures.
-    async fn jobs_of(&self, run: Uuid, with_reports: bool) -> Result<Vec<SyncJob>>;
+    async fn jobs_of(&self, run: RunId, with_reports: bool) -> Result<Vec<SyncJob>>;
 
     /// The jobs of several runs at once, without reports, as `(run, job)`.
     ///
     /// # Errors
     /// Only infrastructure failures.
-    async fn jobs_of_runs(&self, runs: &[Uuid]) -> Result<Vec<(Uuid, SyncJob)>>;
+    async fn jobs_of_runs(&self, runs: &[RunId]) -> Result<Vec<(RunId, SyncJob)>>;
 
     /// Takes a queued, due job for running, with its org's writer lease
     /// (held by [`job_writer`] of the new attempt until `lease_until`),
@@ -61,7 +60,7 @@ pub trait SyncRunRepository: Send + Sync {
     /// Only infrastructure failures.
     async fn claim(
         &self,
-        job: Uuid,
+        job: JobId,
         now: OffsetDateTime,
         lease_until: OffsetDateTime,
     ) -> Result<Option<SyncJob>>;
@@ -97,7 +96,7 @@ pub trait SyncRunRepository: Send + Sync {
     /// Only infrastructure failures.
     async fn heartbeat(
         &self,
-        job: Uuid,
+        job: JobId,
         attempt: u32,
         now: OffsetDateTime,
         lease_until: OffsetDateTime,
@@ -110,7 +109,7 @@ pub trait SyncRunRepository: Send + Sync {
     /// Only infrastructure failures.
     async fn complete(
         &self,
-        job: Uuid,
+        job: JobId,
         attempt: u32,
         counts: ChangeCounts,
         report: Option<serde_json::Value>,
@@ -124,7 +123,7 @@ pub trait SyncRunRepository: Send + Sync {
     /// Only infrastructure failures.
     async fn fail(
         &self,
-        job: Uuid,
+        job: JobId,
         attempt: u32,
         error: &str,
         retry_at: Option<OffsetDateTime>,
@@ -135,7 +134,7 @@ pub trait SyncRunRepository: Send + Sync {
     ///
     /// # Errors
     /// Only infrastructure failures.
-    async fn queued_for_org(&self, org: OrgId) -> Result<Vec<Uuid>>;
+    async fn queued_for_org(&self, org: OrgId) -> Result<Vec<JobId>>;
 
     /// Puts back in the queue jobs whose worker stopped reporting before
     /// `heartbeat_before` (a killed worker); returns how many.
@@ -158,11 +157,11 @@ pub trait SyncRunRepository: Send + Sync {
         &self,
         now: OffsetDateTime,
         published_before: OffsetDateTime,
-    ) -> Result<Vec<Uuid>>;
+    ) -> Result<Vec<JobId>>;
 
     /// Queues the failed jobs of a run again; returns them.
     ///
     /// # Errors
     /// Only infrastructure failures.
-    async fn retry_failed(&self, run: Uuid, now: OffsetDateTime) -> Result<Vec<Uuid>>;
+    async fn retry_failed(&self, run: RunId, now: OffsetDateTime) -> Result<Vec<JobId>>;
 }

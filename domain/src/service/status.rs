@@ -2,9 +2,9 @@
 //! sync status (applied versus latest change, lag, last run, last error) and
 //! the directory record as the IdP sent it.
 
+use crate::sync::RunId;
 use serde::Serialize;
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 use super::sync::SyncService;
 use crate::auth::{Action, Principal};
@@ -49,7 +49,7 @@ pub struct HeldSummary {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct RunSummary {
-    pub id: Uuid,
+    pub id: RunId,
     pub kind: crate::sync::SyncKind,
     #[serde(with = "time::serde::rfc3339::option")]
     pub finished_at: Option<OffsetDateTime>,

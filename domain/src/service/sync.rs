@@ -26,9 +26,9 @@ use crate::ports::{
 };
 use crate::service::OrgService;
 use crate::sync::{
-    restrict, retry_delay, run_status, ConfirmationNeeded, HeldSource, MembershipSettings,
-    OrgEffect, Preview, RelinkPolicy, RunStatus, SourceChange, SourcePlan, SourceShift, SyncJob,
-    SyncKind, SyncRun, SyncScope,
+    restrict, retry_delay, run_status, ConfirmationNeeded, HeldSource, JobId, MembershipSettings,
+    OrgEffect, Preview, RelinkPolicy, RunId, RunStatus, SourceChange, SourcePlan, SourceShift,
+    SyncJob, SyncKind, SyncRun, SyncScope,
 };
 use crate::{Error, Result};
 

@@ -2,16 +2,20 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 use super::{RunStatus, SyncScope};
 use crate::membership::ChangeCounts;
 use crate::org::OrgId;
 
+crate::id::uuid_id!(
+    /// Identifies one org's part of a sync run: what the queue carries.
+    JobId
+);
+
 /// One org's part of a sync: what a worker takes from the queue.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SyncJob {
-    pub id: Uuid,
+    pub id: JobId,
     pub org_id: OrgId,
     pub scope: SyncScope,
     pub status: RunStatus,
@@ -76,7 +80,7 @@ mod tests {
 
     fn job(status: RunStatus) -> SyncJob {
         SyncJob {
-            id: Uuid::now_v7(),
+            id: JobId::new(),
             org_id: OrgId::new(),
             scope: SyncScope::Both,
             status,

@@ -1,6 +1,5 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 use crate::membership::ChangeCounts;
 use crate::org::OrgId;
@@ -125,10 +124,15 @@ impl RunStatus {
     }
 }
 
+crate::id::uuid_id!(
+    /// Identifies a sync run (a manual sync, a mode or mapping change, and its cascade).
+    RunId
+);
+
 /// One sync of one org, with its report once finished.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SyncRun {
-    pub id: Uuid,
+    pub id: RunId,
     pub org_id: OrgId,
     pub kind: SyncKind,
     pub scope: SyncScope,

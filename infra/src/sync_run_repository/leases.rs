@@ -5,7 +5,7 @@
 
 use orgsync_domain::membership::ChangeCounts;
 use orgsync_domain::ports::job_writer;
-use orgsync_domain::sync::SyncJob;
+use orgsync_domain::sync::{JobId, SyncJob};
 use orgsync_domain::{Error, Result};
 use sea_orm::{ConnectionTrait, FromQueryResult, TransactionTrait};
 use time::OffsetDateTime;
@@ -75,7 +75,7 @@ pub(super) async fn heartbeat(
     }
     repo.execute(
         "UPDATE org_writers SET expires_at = $1 WHERE holder = $2",
-        vec![lease_until.into(), job_writer(job, attempt).into()],
+        vec![lease_until.into(), job_writer(JobId(job), attempt).into()],
     )
     .await?;
     Ok(true)

@@ -4,7 +4,7 @@
 
 use orgsync_domain::membership::ChangeCounts;
 use orgsync_domain::org::OrgId;
-use orgsync_domain::sync::{RunStatus, SyncJob, SyncKind, SyncRun, SyncScope};
+use orgsync_domain::sync::{JobId, RunId, RunStatus, SyncJob, SyncKind, SyncRun, SyncScope};
 use orgsync_domain::{Error, Result};
 use sea_orm::{FromQueryResult, Value};
 use time::OffsetDateTime;
@@ -71,7 +71,7 @@ impl TryFrom<RunRow> for SyncRun {
             .and_then(|r| r["counts"]["suspensions"].as_u64())
             .map_or(0, |n| usize::try_from(n).unwrap_or(0));
         Ok(SyncRun {
-            id: row.id,
+            id: RunId(row.id),
             org_id: OrgId(row.org_id),
             kind: SyncKind::parse(&row.kind)?,
             scope: SyncScope::parse(&row.scope)
@@ -105,7 +105,7 @@ impl TryFrom<JobRow> for SyncJob {
     fn try_from(row: JobRow) -> Result<Self> {
         let outcome = row.outcome;
         Ok(SyncJob {
-            id: row.id,
+            id: JobId(row.id),
             org_id: OrgId(row.org_id),
             scope: SyncScope::parse(&row.scope)
                 .map_err(|_| Error::Internal(anyhow::anyhow!("corrupt job scope")))?,

@@ -55,7 +55,7 @@ pub(super) async fn list(
         .into_iter()
         .map(SyncRun::try_from)
         .collect::<Result<Vec<_>>>()?;
-    Ok(Page::from_overfetch(runs, page.limit, |r| r.id))
+    Ok(Page::from_overfetch(runs, page.limit, |r| r.id.0))
 }
 
 pub(super) async fn enqueue(
@@ -109,7 +109,7 @@ pub(super) async fn enqueue(
         };
         txn.execute(repo.stmt(
             "INSERT INTO sync_run_jobs (run_id, job_id) VALUES ($1, $2)",
-            vec![run.id.into(), job.into()],
+            vec![run.id.0.into(), job.into()],
         ))
         .await
         .map_err(db_err)?;
@@ -124,7 +124,7 @@ async fn insert_run(txn: &DatabaseTransaction, run: &SyncRun) -> Result<()> {
         txn.get_database_backend(),
         format!("INSERT INTO sync_runs ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"),
         [
-            run.id.into(),
+            run.id.0.into(),
             run.org_id.0.into(),
             run.kind.as_str().into(),
             run.scope.as_str().into(),

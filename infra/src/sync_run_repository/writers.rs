@@ -4,6 +4,7 @@
 
 use orgsync_domain::org::OrgId;
 use orgsync_domain::ports::job_writer;
+use orgsync_domain::sync::JobId;
 use orgsync_domain::Result;
 use sea_orm::{ConnectionTrait, Statement};
 use time::OffsetDateTime;
@@ -63,7 +64,7 @@ pub(super) async fn release_writer(
 ) -> Result<()> {
     repo.execute(
         "DELETE FROM org_writers WHERE holder = $1",
-        vec![job_writer(job, attempt).into()],
+        vec![job_writer(JobId(job), attempt).into()],
     )
     .await?;
     Ok(())

@@ -269,7 +269,7 @@ impl SyncService {
         started: OffsetDateTime,
     ) -> Result<SyncRun> {
         let run = SyncRun {
-            id: Uuid::now_v7(),
+            id: RunId::new(),
             org_id: org,
             kind,
             scope,

@@ -85,7 +85,7 @@ impl SyncService {
         let orgs = self.sync_scope(principal, org, request).await?;
         let now = self.now();
         let run = SyncRun {
-            id: Uuid::now_v7(),
+            id: RunId::new(),
             org_id: org,
             kind: SyncKind::Manual,
             scope: request.scope,
@@ -117,7 +117,7 @@ impl SyncService {
         self.with_jobs(run, false).await
     }
 
-    pub(super) async fn publish_job(&self, job: Uuid) -> Result<()> {
+    pub(super) async fn publish_job(&self, job: JobId) -> Result<()> {
         self.ports
             .queue
             .publish(&Task::Sync { job_id: job }.to_job())
@@ -149,13 +149,13 @@ impl SyncService {
         self.orgs.authorize(principal, org, Action::Read).await?;
         let mut page = self.ports.runs.list(org, page).await?;
         // One query for the jobs of the whole page, not one per run.
-        let manual: Vec<Uuid> = page
+        let manual: Vec<RunId> = page
             .items
             .iter()
             .filter(|r| r.kind == SyncKind::Manual)
             .map(|r| r.id)
             .collect();
-        let mut jobs: HashMap<Uuid, Vec<SyncJob>> = HashMap::new();
+        let mut jobs: HashMap<RunId, Vec<SyncJob>> = HashMap::new();
         for (run, job) in self.ports.runs.jobs_of_runs(&manual).await? {
             jobs.entry(run).or_default().push(job);
         }
@@ -173,7 +173,7 @@ impl SyncService {
         &self,
         principal: &Principal,
         org: OrgId,
-        id: Uuid,
+        id: RunId,
     ) -> Result<(SyncRun, Vec<SyncJob>)> {
         let run = self.find_run(principal, org, id, Action::Read).await?;
         self.with_jobs(run, true).await
@@ -183,7 +183,7 @@ impl SyncService {
         &self,
         principal: &Principal,
         org: OrgId,
-        id: Uuid,
+        id: RunId,
         action: Action,
     ) -> Result<SyncRun> {
         self.orgs.authorize(principal, org, action).await?;
@@ -202,7 +202,7 @@ impl SyncService {
         &self,
         principal: &Principal,
         org: OrgId,
-        id: Uuid,
+        id: RunId,
     ) -> Result<(SyncRun, Vec<SyncJob>)> {
         let run = self.find_run(principal, org, id, Action::Write).await?;
         for job in self.ports.runs.retry_failed(run.id, self.now()).await? {

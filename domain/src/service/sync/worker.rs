@@ -12,7 +12,7 @@ impl SyncService {
     /// # Errors
     /// Infrastructure failures while recording (the queue retries); a failed
     /// sync is recorded on the job and retried with backoff instead.
-    pub async fn perform_job(&self, job_id: Uuid) -> Result<JobOutcome> {
+    pub async fn perform_job(&self, job_id: JobId) -> Result<JobOutcome> {
         match self.claim_job(job_id).await? {
             Some(job) => self.run_claimed(job).await,
             None => Ok(JobOutcome::NotClaimed),
@@ -25,7 +25,7 @@ impl SyncService {
     ///
     /// # Errors
     /// Only infrastructure failures.
-    pub async fn claim_job(&self, job_id: Uuid) -> Result<Option<SyncJob>> {
+    pub async fn claim_job(&self, job_id: JobId) -> Result<Option<SyncJob>> {
         let now = self.now();
         self.ports
             .runs
@@ -106,7 +106,7 @@ impl SyncService {
     ///
     /// # Errors
     /// Only infrastructure failures.
-    pub async fn renew_lease(&self, job_id: Uuid, attempt: u32) -> Result<bool> {
+    pub async fn renew_lease(&self, job_id: JobId, attempt: u32) -> Result<bool> {
         let now = self.now();
         self.ports
             .runs

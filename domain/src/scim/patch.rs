@@ -129,6 +129,16 @@ pub enum MemberChange {
     ReplaceAll(Vec<String>),
 }
 
+impl MemberChange {
+    /// The member values the change names (a clear names none).
+    pub fn values(&self) -> &[String] {
+        match self {
+            Self::Add(values) | Self::Remove(values) | Self::ReplaceAll(values) => values,
+            Self::RemoveAll => &[],
+        }
+    }
+}
+
 /// What [`apply_patch`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PatchOutcome {

@@ -88,18 +88,7 @@ pub(super) async fn replace(
         return Err(version_mismatch());
     }
     touch(repo, &txn, conn, id, Some(fields), None, now).await?;
-    // The row is locked and folded: the touch made exactly the next version.
-    let version = current.version + 1;
-    let event = append_event(
-        &txn,
-        conn,
-        EntityKind::Group,
-        id,
-        version,
-        ChangeOp::Updated,
-        now,
-    )
-    .await?;
+    let event = log_locked(&txn, &current, ChangeOp::Updated, now).await?;
     if let Some(members) = members {
         // Old and new members alike: sync re-plans each (a no-op for those who stay).
         record_group_members(&txn, event, id).await?;
@@ -277,8 +266,7 @@ async fn locked_patch(
         _ => {}
     }
     touch(repo, &txn, conn, id, fields, None, now).await?;
-    let version = current.version + 1;
-    let event = append_event(&txn, conn, EntityKind::Group, id, version, op, now).await?;
+    let event = log_locked(&txn, &current, op, now).await?;
     let rewrites_list = changes
         .iter()
         .any(|c| matches!(c, MemberChange::RemoveAll | MemberChange::ReplaceAll(_)));
@@ -404,17 +392,7 @@ pub(super) async fn delete(
     let txn = repo.db.connection().begin().await.map_err(db_err)?;
     // Folded first, so the version checked and logged counts every member change.
     let current = lock_and_fold(repo, &txn, conn, id).await?;
-    let version = current.version + 1;
-    let event = append_event(
-        &txn,
-        conn,
-        EntityKind::Group,
-        id,
-        version,
-        ChangeOp::Deleted,
-        now,
-    )
-    .await?;
+    let event = log_locked(&txn, &current, ChangeOp::Deleted, now).await?;
     // Its members are recorded before they go, so sync re-plans just them.
     record_group_members(&txn, event, id).await?;
     // Member rows go with the group (ON DELETE CASCADE): one statement, whatever the size.
@@ -464,13 +442,20 @@ async fn commit_read(
 fn changed_values(changes: &[MemberChange]) -> impl Iterator<Item = &str> {
     changes
         .iter()
-        .flat_map(|change| match change {
-            MemberChange::Add(values)
-            | MemberChange::Remove(values)
-            | MemberChange::ReplaceAll(values) => values.as_slice(),
-            MemberChange::RemoveAll => &[],
-        })
+        .flat_map(MemberChange::values)
         .map(String::as_str)
+}
+
+/// Logs `op` on a group whose row this transaction locked, folded and
+/// touched once: its new version is exactly the next one. Returns the event.
+async fn log_locked(
+    txn: &DatabaseTransaction,
+    current: &GroupRecord,
+    op: ChangeOp,
+    now: OffsetDateTime,
+) -> Result<i64> {
+    let (conn, id, version) = (current.connection_id, current.id, current.version + 1);
+    append_event(txn, conn, EntityKind::Group, id, version, op, now).await
 }
 
 /// Bumps a group's version (and attributes, when given) under the version

@@ -224,15 +224,7 @@ fn member_details(patch: &PatchRequest) -> ScimResult<Vec<MemberRef>> {
 
 /// How many member values the changes name.
 fn changed_values(changes: &[MemberChange]) -> usize {
-    changes
-        .iter()
-        .map(|change| match change {
-            MemberChange::Add(values)
-            | MemberChange::Remove(values)
-            | MemberChange::ReplaceAll(values) => values.len(),
-            MemberChange::RemoveAll => 0,
-        })
-        .sum()
+    changes.iter().map(|change| change.values().len()).sum()
 }
 
 /// Whether every operation is about `members` alone (`members` or

@@ -40,6 +40,7 @@ mod m20261202_000010_org_writers;
 mod m20261203_000011_group_deltas;
 mod m20261203_000012_hot_updates;
 mod m20261203_000013_event_members;
+mod m20261203_000014_member_groups_index;
 
 /// Runs a migration's statements in order (the plain-SQL ones, through
 /// `sql_migration!`, and the statements sea-query cannot build).
@@ -75,6 +76,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000011_group_deltas::Migration),
             Box::new(m20261203_000012_hot_updates::Migration),
             Box::new(m20261203_000013_event_members::Migration),
+            Box::new(m20261203_000014_member_groups_index::Migration),
         ]
     }
 }

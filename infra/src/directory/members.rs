@@ -2,6 +2,7 @@
 //! they are added, removed and cleared with set-based statements in batches
 //! and never rewritten as a list; `member_count` is kept by delta or recount.
 
+use futures::{StreamExt, TryStreamExt};
 use orgsync_domain::directory::{ConnectionId, MemberRef, ResourceId};
 use orgsync_domain::{Error, Result};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, FromQueryResult, Statement};
@@ -175,6 +176,9 @@ pub(super) async fn page(
         .collect())
 }
 
+/// Group look-ups of one call in flight at once (each holds a pooled connection).
+const LOOKUPS_AT_ONCE: usize = 4;
+
 /// The groups each of `users` is a direct member of: `(user, group id, group displayName)`.
 pub(super) async fn groups_of(
     repo: &SqlDirectoryRepository,
@@ -184,34 +188,52 @@ pub(super) async fn groups_of(
     if users.is_empty() {
         return Ok(Vec::new());
     }
-    #[derive(FromQueryResult)]
-    struct Row {
-        member_value: String,
-        id: Uuid,
-        display_name: String,
-    }
-    let mut out = Vec::new();
-    for chunk in users.chunks(INSERT_BATCH) {
-        let mut sql = Sql::default();
-        let conn_param = sql.bind(conn.0);
-        let list: Vec<String> = chunk.iter().map(|u| sql.bind(u.to_string())).collect();
-        let rows = Row::find_by_statement(repo.stmt(
-            &format!(
-                "SELECT m.member_value, g.id, g.display_name FROM directory_group_members m \
-                 JOIN directory_groups g ON g.id = m.group_id \
-                 WHERE m.connection_id = {conn_param} AND m.member_value IN ({}) ORDER BY g.display_name_lower, g.id",
-                list.join(", ")
-            ),
-            sql.values,
-        ))
-        .all(repo.db.connection())
-        .await
-        .map_err(db_err)?;
-        out.extend(rows.into_iter().filter_map(|r| {
+    // Chunks are looked up side by side (a few at a time): at a million
+    // users each is a wait on the database, and an export asks for
+    // thousands of users per page.
+    let lookups: Vec<_> = users
+        .chunks(INSERT_BATCH)
+        .map(|chunk| groups_of_chunk(repo, conn, chunk))
+        .collect();
+    let chunks = futures::stream::iter(lookups).buffered(LOOKUPS_AT_ONCE);
+    let rows: Vec<Vec<GroupOfRow>> = chunks.try_collect().await?;
+    Ok(rows
+        .into_iter()
+        .flatten()
+        .filter_map(|r| {
             Uuid::parse_str(&r.member_value)
                 .ok()
                 .map(|user| (user, r.id, r.display_name))
-        }));
-    }
-    Ok(out)
+        })
+        .collect())
+}
+
+#[derive(FromQueryResult)]
+struct GroupOfRow {
+    member_value: String,
+    id: Uuid,
+    display_name: String,
+}
+
+async fn groups_of_chunk(
+    repo: &SqlDirectoryRepository,
+    conn: ConnectionId,
+    users: &[ResourceId],
+) -> Result<Vec<GroupOfRow>> {
+    let mut sql = Sql::default();
+    let conn_param = sql.bind(conn.0);
+    let list: Vec<String> = users.iter().map(|u| sql.bind(u.to_string())).collect();
+    GroupOfRow::find_by_statement(repo.stmt(
+        &format!(
+            "SELECT m.member_value, g.id, g.display_name FROM directory_group_members m \
+             JOIN directory_groups g ON g.id = m.group_id \
+             WHERE m.connection_id = {conn_param} AND m.member_value IN ({}) \
+             ORDER BY g.display_name_lower, g.id",
+            list.join(", ")
+        ),
+        sql.values,
+    ))
+    .all(repo.db.connection())
+    .await
+    .map_err(db_err)
 }

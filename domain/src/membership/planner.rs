@@ -31,7 +31,7 @@ mod desired;
 
 use desired::Compiled;
 pub use desired::{
-    desired, Decision, Deprovision, Desired, DesiredMember, DirectoryUser, OrgPolicy,
+    desired, Decision, Deprovision, Desired, DesiredMember, DirectoryUser, OrgPolicy, ResourceKeys,
     SpendDecision, TierDecision,
 };
 

@@ -1,7 +1,7 @@
 use std::collections::BTreeSet;
 
 use crate::directory::{ChangeEvent, ConnectionId, ResourceId};
-use crate::membership::DirectoryUser;
+use crate::membership::{DirectoryUser, ResourceKeys};
 use crate::Result;
 
 /// What sync reads of a directory: its change log (numbered, in commit
@@ -51,7 +51,8 @@ pub trait ChangeFeed: Send + Sync {
 
     /// Every user of the directory, by user id, with the groups among
     /// `deciding` it belongs to (the groups a plan's mappings name; other
-    /// memberships decide nothing and are not read).
+    /// memberships decide nothing and are not read), each resource trimmed
+    /// to `keys` as it is read.
     ///
     /// # Errors
     /// Only infrastructure failures.
@@ -59,6 +60,7 @@ pub trait ChangeFeed: Send + Sync {
         &self,
         conn: ConnectionId,
         deciding: &[ResourceId],
+        keys: &ResourceKeys,
     ) -> Result<Vec<(DirectoryUser, BTreeSet<ResourceId>)>>;
 
     /// What a plan of `org` with group mappings on can touch: the users in any
@@ -74,6 +76,7 @@ pub trait ChangeFeed: Send + Sync {
         org: crate::org::OrgId,
         role_groups: &[ResourceId],
         deciding: &[ResourceId],
+        keys: &ResourceKeys,
     ) -> Result<Vec<(DirectoryUser, BTreeSet<ResourceId>)>>;
 
     /// The same for some users; ids with no user are left out.

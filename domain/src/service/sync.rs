@@ -17,7 +17,9 @@ use crate::audit::Actor;
 use crate::auth::{Action, Principal};
 use crate::directory::{ConnectionId, EntityKind, ResourceId};
 use crate::error::ConflictCode;
-use crate::membership::{plan, plan_user, ChangeCounts, ChangeSet, Member, MemberId, OrgPolicy};
+use crate::membership::{
+    plan, plan_user, ChangeCounts, ChangeSet, Member, MemberId, OrgPolicy, ResourceKeys,
+};
 use crate::org::{OrgId, OrgKind, Organization, ProvisioningMode};
 use crate::page::{Page, PageRequest};
 use crate::ports::{

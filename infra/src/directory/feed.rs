@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use futures::StreamExt;
 use orgsync_domain::directory::{ChangeEvent, ConnectionId, ResourceId};
-use orgsync_domain::membership::DirectoryUser;
+use orgsync_domain::membership::{DirectoryUser, ResourceKeys};
 use orgsync_domain::ports::ChangeFeed;
 use orgsync_domain::Result;
 use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement};
@@ -97,6 +97,7 @@ impl ChangeFeed for SqlDirectoryRepository {
         &self,
         conn: ConnectionId,
         deciding: &[ResourceId],
+        keys: &ResourceKeys,
     ) -> Result<Vec<(DirectoryUser, BTreeSet<ResourceId>)>> {
         // Both reads stream row by row: at 100k users, collecting raw rows
         // first would hold the whole result set twice.
@@ -122,6 +123,7 @@ impl ChangeFeed for SqlDirectoryRepository {
                 vec![conn.0.into()],
             ),
             groups,
+            keys,
         )
         .await
     }
@@ -132,12 +134,13 @@ impl ChangeFeed for SqlDirectoryRepository {
         org: orgsync_domain::org::OrgId,
         role_groups: &[ResourceId],
         deciding: &[ResourceId],
+        keys: &ResourceKeys,
     ) -> Result<Vec<(DirectoryUser, BTreeSet<ResourceId>)>> {
         if self.backend() != DbBackend::Postgres || !self.selective(conn, role_groups).await? {
             // The embedded engine stores ids as bytes and member values as
             // text (and works at embedded scale); and when the mapped groups
             // hold most of the directory, filtering costs more than it saves.
-            return self.snapshot(conn, deciding).await;
+            return self.snapshot(conn, deciding, keys).await;
         }
         let mut sql = Sql::default();
         let conn_param = sql.bind(conn.0);
@@ -187,6 +190,7 @@ impl ChangeFeed for SqlDirectoryRepository {
                 sql.values,
             ),
             groups_of,
+            keys,
         )
         .await
     }
@@ -303,11 +307,13 @@ impl SqlDirectoryRepository {
         Ok(groups)
     }
 
-    /// Streams a snapshot query's users, pairing each with its groups from `groups`.
+    /// Streams a snapshot query's users, pairing each with its groups from
+    /// `groups`, each resource trimmed to `keys` before the next row is read.
     async fn pair_with_groups(
         &self,
         statement: Statement,
         mut groups: HashMap<Uuid, BTreeSet<ResourceId>>,
+        keys: &ResourceKeys,
     ) -> Result<Vec<(DirectoryUser, BTreeSet<ResourceId>)>> {
         let mut users = SnapshotRow::find_by_statement(statement)
             .stream(self.db.connection())
@@ -317,7 +323,9 @@ impl SqlDirectoryRepository {
         while let Some(row) = users.next().await {
             let row = row.map_err(db_err)?;
             let user_groups = groups.remove(&row.id).unwrap_or_default();
-            out.push((row.into_user(), user_groups));
+            let mut user = row.into_user();
+            keys.trim(&mut user.resource);
+            out.push((user, user_groups));
         }
         Ok(out)
     }

@@ -60,6 +60,44 @@ impl DirectoryUser {
     }
 }
 
+/// The top-level keys of a user's SCIM resource that an org's plan reads
+/// (`name`, and what its attribute definitions point at). A full reconcile
+/// holds every user of the directory at once: keeping only these keys of
+/// each resource, as it is read, keeps that memory to what decides anything
+/// (IdPs send addresses, phone numbers and extensions no plan looks at).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceKeys(Vec<String>);
+
+impl ResourceKeys {
+    pub fn for_policy(policy: &OrgPolicy) -> Self {
+        let mut keys = vec!["name".to_owned()];
+        for definition in &policy.attributes {
+            let Some(path) = definition
+                .scim_path
+                .as_deref()
+                .and_then(|p| AttrPath::parse(p).ok())
+            else {
+                continue;
+            };
+            // Where `read_scim_value` may find it: under the schema, at the
+            // top level, or under the flat `uri:name` key some IdPs send.
+            if let Some(uri) = &path.uri {
+                keys.push(format!("{uri}:{}", path.name));
+                keys.push(uri.clone());
+            }
+            keys.push(path.name);
+        }
+        Self(keys)
+    }
+
+    /// Drops every other key of `resource` (SCIM names are case-insensitive).
+    pub fn trim(&self, resource: &mut Value) {
+        if let Value::Object(map) = resource {
+            map.retain(|key, _| self.0.iter().any(|kept| kept.eq_ignore_ascii_case(key)));
+        }
+    }
+}
+
 /// What happens to the member of a directory user who becomes inactive.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

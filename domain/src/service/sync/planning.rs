@@ -69,15 +69,16 @@ impl SyncService {
         // members) can be members: reading just those keeps a cascade over many
         // orgs from reading the whole directory once per org.
         let deciding = policy.mappings.deciding_groups();
+        let keys = ResourceKeys::for_policy(&policy);
         let roles: Vec<ResourceId> = policy.mappings.roles.iter().map(|m| m.group).collect();
         let snapshot = async {
             if policy.mappings.enabled {
                 self.ports
                     .feed
-                    .snapshot_for_org(conn, org.id, &roles, &deciding)
+                    .snapshot_for_org(conn, org.id, &roles, &deciding, &keys)
                     .await
             } else {
-                self.ports.feed.snapshot(conn, &deciding).await
+                self.ports.feed.snapshot(conn, &deciding, &keys).await
             }
         };
         // Read side by side: the database answers one while this decodes the other.

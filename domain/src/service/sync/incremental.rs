@@ -71,6 +71,10 @@ impl SyncService {
         let policy = self
             .policy(&org, org.provisioning_mode, &settings, Some(conn))
             .await?;
+        // The lease is renewed once a third of it has gone by, not after
+        // every batch (each renewal is a commit to wait for): between
+        // renewals it cannot expire, so no one can have taken the org over.
+        let mut renewed_at = self.now();
         loop {
             let events = self.ports.feed.events(conn, cursor, EVENT_BATCH).await?;
             let Some(last) = events.last().map(|e| e.seq) else {
@@ -85,6 +89,9 @@ impl SyncService {
                 .members
                 .set_cursor(org_id, conn, cursor, self.now())
                 .await?;
+            if self.now() < renewed_at + self.writer_lease() / 3 {
+                continue;
+            }
             if !self
                 .lock_org(org_id, holder, std::time::Duration::ZERO)
                 .await?
@@ -92,6 +99,7 @@ impl SyncService {
                 // Taken over after a stall: stop writing.
                 return Ok(());
             }
+            renewed_at = self.now();
         }
     }
 

@@ -11,17 +11,20 @@ impl SyncService {
         wait: std::time::Duration,
     ) -> Result<bool> {
         let now = self.now();
-        // Longer than a job's lease: these holders do not heartbeat, and
-        // give the lease up explicitly; expiry only matters after a crash.
-        let lease = self
-            .ports
-            .jobs
-            .lease
-            .max(std::time::Duration::from_secs(60));
         self.ports
             .runs
-            .lock_org(org, holder, now, now + lease, wait)
+            .lock_org(org, holder, now, now + self.writer_lease(), wait)
             .await
+    }
+
+    /// How long a writer's lease on an org lasts. Longer than a job's lease:
+    /// these holders do not heartbeat, and give the lease up explicitly;
+    /// expiry only matters after a crash.
+    pub(super) fn writer_lease(&self) -> std::time::Duration {
+        self.ports
+            .jobs
+            .lease
+            .max(std::time::Duration::from_secs(60))
     }
 
     /// What a writer does once it has let `org` go: start the sync jobs it

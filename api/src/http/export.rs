@@ -5,6 +5,7 @@
 use actix_web::http::Method;
 use actix_web::web::Bytes;
 use actix_web::{web, HttpRequest, HttpResponse};
+use futures::StreamExt;
 use orgsync_domain::service::{ExportRow, MemberExport};
 
 use super::extract::OrgCall;
@@ -129,39 +130,46 @@ fn defused(cell: String) -> String {
     }
 }
 
-fn rows(export: MemberExport) -> impl futures::Stream<Item = Result<Bytes, ApiError>> {
-    futures::stream::unfold((export, false), |(mut export, header_sent)| async move {
-        if !header_sent {
-            let mut header: Vec<String> = FIXED_COLUMNS.iter().map(|c| (*c).to_owned()).collect();
-            header.extend(
-                export
-                    .attribute_keys
-                    .iter()
-                    .map(|k| format!("attribute:{k}")),
-            );
-            header.extend(["created_at".to_owned(), "updated_at".to_owned()]);
-            let chunk = csv_bytes(|w| w.write_record(&header));
-            return Some((chunk, (export, true)));
-        }
-        match export.next_batch(BATCH).await {
-            Ok(None) => None,
-            Ok(Some(batch)) => {
-                let keys = export.attribute_keys.clone();
-                let chunk = csv_bytes(|w| {
-                    for row in &batch {
-                        w.write_record(record(row, &keys))?;
-                    }
-                    Ok(())
-                });
-                Some((chunk, (export, true)))
+fn rows(mut export: MemberExport) -> impl futures::Stream<Item = Result<Bytes, ApiError>> {
+    let mut header: Vec<String> = FIXED_COLUMNS.iter().map(|c| (*c).to_owned()).collect();
+    header.extend(
+        export
+            .attribute_keys
+            .iter()
+            .map(|k| format!("attribute:{k}")),
+    );
+    header.extend(["created_at".to_owned(), "updated_at".to_owned()]);
+    let keys = export.attribute_keys.clone();
+    // The next batch is read from the database while this one is written
+    // out: one batch in flight, one waiting, so memory stays two batches. A
+    // client that goes away drops the receiver, and the reader stops.
+    let (batches, mut received) = tokio::sync::mpsc::channel(1);
+    tokio::spawn(async move {
+        loop {
+            let batch = export.next_batch(BATCH).await;
+            let last = !matches!(batch, Ok(Some(_)));
+            if matches!(batch, Ok(None)) || batches.send(batch).await.is_err() || last {
+                break;
             }
+        }
+    });
+    let body = futures::stream::poll_fn(move |cx| received.poll_recv(cx)).map(move |batch| {
+        match batch {
+            Ok(Some(batch)) => csv_bytes(|w| {
+                for row in &batch {
+                    w.write_record(record(row, &keys))?;
+                }
+                Ok(())
+            }),
+            Ok(None) => Ok(Bytes::new()),
             Err(e) => {
                 // The status line is gone; a broken body is the only honest signal left.
                 tracing::error!(error = %e, "member export failed");
-                Some((Err(ApiError::Domain(e)), (export, true)))
+                Err(ApiError::Domain(e))
             }
         }
-    })
+    });
+    futures::stream::once(async move { csv_bytes(|w| w.write_record(&header)) }).chain(body)
 }
 
 #[cfg(test)]

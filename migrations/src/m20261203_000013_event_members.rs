@@ -1,8 +1,8 @@
 //! Which members a group event changed. Sync re-plans just those users when
 //! a group that decides anything changes, instead of the whole org: at a
 //! million members, a one-member PATCH must not cost a million-member plan.
-//! Rewrites (PUT, DELETE, replacing the list) record the old members and the
-//! new ones; the rows go with their event.
+//! Rewrites (PUT, replacing the list) record the old members and the new
+//! ones; the rows go with their event.
 
 use sea_orm_migration::prelude::*;
 

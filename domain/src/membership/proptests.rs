@@ -251,6 +251,8 @@ fn event() -> impl Strategy<Value = Event> {
 struct Touched {
     users: BTreeSet<u128>,
     group: Option<u128>,
+    /// A deleted group records no members: sync plans the org whole.
+    whole_org: bool,
 }
 
 /// Applies an event to the directory; returns what it touched, as the
@@ -259,6 +261,7 @@ fn apply_event(dir: &mut Directory, event: &Event) -> Touched {
     let user = |u: u128| Touched {
         users: BTreeSet::from([u]),
         group: None,
+        whole_org: false,
     };
     match event {
         Event::Put(u, state) => {
@@ -292,6 +295,7 @@ fn apply_event(dir: &mut Directory, event: &Event) -> Touched {
             Touched {
                 users: BTreeSet::from([*u]),
                 group: Some(*g),
+                whole_org: false,
             }
         }
         Event::ReplaceGroup(g, _) | Event::DeleteGroup(g) => {
@@ -314,6 +318,7 @@ fn apply_event(dir: &mut Directory, event: &Event) -> Touched {
             Touched {
                 users,
                 group: Some(*g),
+                whole_org: matches!(event, Event::DeleteGroup(_)),
             }
         }
     }
@@ -383,6 +388,10 @@ proptest! {
             let touched = apply_event(&mut dir, event);
             // As incremental sync does: a group that decides nothing moves no one.
             if touched.group.is_some_and(|g| !policy.mappings.decides(group_id(g))) {
+                continue;
+            }
+            if touched.whole_org {
+                incremental = apply(&incremental, &plan(snapshot(&dir), &policy, &incremental, LATER));
                 continue;
             }
             for n in touched.users {

@@ -35,7 +35,8 @@ pub trait ChangeFeed: Send + Sync {
     async fn events(&self, conn: ConnectionId, after: i64, limit: u64) -> Result<Vec<ChangeEvent>>;
 
     /// The member values the group events numbered `events` added or
-    /// removed (for a rewrite or a deletion, every member before and after),
+    /// removed (for a rewrite, every member before and after; a deletion
+    /// records none),
     /// as `(event seq, value)` in that order, after `after`, at most `limit`.
     /// Values need not be user ids.
     ///

@@ -392,9 +392,10 @@ pub(super) async fn delete(
     let txn = repo.db.connection().begin().await.map_err(db_err)?;
     // Folded first, so the version checked and logged counts every member change.
     let current = lock_and_fold(repo, &txn, conn, id).await?;
-    let event = log_locked(&txn, &current, ChangeOp::Deleted, now).await?;
-    // Its members are recorded before they go, so sync re-plans just them.
-    record_group_members(&txn, event, id).await?;
+    // Its members are not copied into the event: a group of 100,000 goes
+    // in one cascading statement, and sync reconciles an org in full for
+    // the rare deletion of a group its mappings name.
+    log_locked(&txn, &current, ChangeOp::Deleted, now).await?;
     // Member rows go with the group (ON DELETE CASCADE): one statement, whatever the size.
     repo.delete_versioned::<GroupRow>(&txn, conn, id, expected_version)
         .await?;

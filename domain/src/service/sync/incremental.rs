@@ -3,7 +3,7 @@
 //! group moved, planned again; never the whole org.
 
 use super::*;
-use crate::directory::ChangeEvent;
+use crate::directory::{ChangeEvent, ChangeOp};
 
 /// Users planned and applied together by incremental sync.
 const USER_BATCH: usize = 1_000;
@@ -80,6 +80,18 @@ impl SyncService {
             let Some(last) = events.last().map(|e| e.seq) else {
                 return Ok(());
             };
+            if events.iter().any(|e| {
+                e.entity == EntityKind::Group
+                    && e.op == ChangeOp::Deleted
+                    && policy.mappings.decides(e.entity_id)
+            }) {
+                // A deleted group's members are not in its event (deleting a
+                // big group stays one statement); a mapping named it, so
+                // reconcile the org whole, through the deletion gate.
+                self.reconcile(org_id, SyncScope::Both, scim_actor(conn))
+                    .await?;
+                return Ok(());
+            }
             let users = self.users_moved_by(conn, &events, &policy).await?;
             for batch in users.chunks(USER_BATCH) {
                 self.replan_users(org_id, conn, &policy, batch).await?;

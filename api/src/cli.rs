@@ -135,6 +135,11 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         let shutdown = shutdown.clone();
         async move { worker.run(shutdown).await }
     });
+    let dispatcher = runtime.event_dispatcher();
+    let dispatcher_task = tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move { dispatcher.run(shutdown).await }
+    });
     let state = runtime.state.clone();
     let bind = runtime.settings.server.bind.clone();
     tracing::info!(
@@ -153,6 +158,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         .context("serving HTTP")?;
     shutdown.cancel();
     worker_task.await.context("worker task")?;
+    dispatcher_task.await.context("event dispatcher task")?;
     tracing::info!("orgsync stopped");
     Ok(())
 }
@@ -173,7 +179,13 @@ async fn worker(settings: Settings) -> anyhow::Result<()> {
             shutdown.cancel();
         }
     });
+    let dispatcher = runtime.event_dispatcher();
+    let dispatcher_task = tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move { dispatcher.run(shutdown).await }
+    });
     runtime.worker().run(shutdown).await;
+    dispatcher_task.await.context("event dispatcher task")?;
     Ok(())
 }
 

@@ -16,8 +16,9 @@ mod tests;
 mod validation;
 
 pub use sections::{
-    AuthSettings, DatabaseSettings, JwtAlgorithm, LimitSettings, LogFormat, LogSettings,
-    RedisSettings, ScimSettings, ServerSettings, SyncSettings, WorkerSettings,
+    AuthSettings, DatabaseSettings, EventSettings, JwtAlgorithm, LimitSettings, LogFormat,
+    LogSettings, RedisSettings, ScimSettings, ServerSettings, SyncSettings, WebhookSettings,
+    WorkerSettings,
 };
 pub use validation::weak_secret;
 
@@ -36,6 +37,8 @@ pub struct Settings {
     pub scim: ScimSettings,
     pub limits: LimitSettings,
     pub sync: SyncSettings,
+    pub events: EventSettings,
+    pub webhooks: WebhookSettings,
 }
 
 /// A configuration problem, naming the key at fault.
@@ -92,7 +95,17 @@ impl Settings {
             .set_default("scim.rate_limit_burst", 200)?
             .set_default("scim.token_cache_ms", 1000)?
             .set_default("sync.relink_window", 7 * 24 * 3600)?
-            .set_default("sync.relink_by_email", false)?;
+            .set_default("sync.relink_by_email", false)?
+            .set_default("events.retention_days", 30)?
+            .set_default("events.dispatch_every_ms", 50)?
+            .set_default("webhooks.allow_private_targets", false)?
+            .set_default("webhooks.max_endpoints", 20)?
+            .set_default("webhooks.timeout_ms", 10_000)?
+            .set_default("webhooks.max_response_bytes", 65_536)?
+            .set_default("webhooks.retry_base_ms", 5_000)?
+            .set_default("webhooks.retry_cap_ms", 3_600_000)?
+            .set_default("webhooks.retry_window", 24 * 3600)?
+            .set_default("webhooks.secret_rotation_grace", 24 * 3600)?;
         for (key, value) in domain_limits(&orgsync_domain::limits::Limits::default()) {
             builder = builder.set_default(key, value)?;
         }

@@ -6,6 +6,7 @@
 mod audit;
 mod connections;
 mod directory;
+mod events;
 mod export;
 mod extract;
 mod health;
@@ -30,7 +31,7 @@ use problem::ApiError;
 /// Every admin API module's route table, under `/api/v1`: the app registers
 /// exactly these and the OpenAPI document describes exactly these, so a new
 /// admin module is one line here.
-pub fn admin_tables() -> [routes::Routes; 8] {
+pub fn admin_tables() -> [routes::Routes; 9] {
     [
         orgs::table(),
         audit::table(),
@@ -40,6 +41,7 @@ pub fn admin_tables() -> [routes::Routes; 8] {
         members::table(),
         provisioning::table(),
         protection::table(),
+        events::table(),
     ]
 }
 

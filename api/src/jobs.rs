@@ -6,9 +6,10 @@ pub mod nudge;
 
 use std::sync::Arc;
 
-use orgsync_domain::ports::Task;
+use orgsync_domain::ports::{EventLog, Task};
 use orgsync_domain::service::{JobOutcome, SyncService};
 use orgsync_domain::sync::JobId;
+use orgsync_infra::webhooks::deliver::Deliverer;
 use orgsync_infra::worker::{Periodic, TaskHandler};
 
 use crate::metrics::Metrics;
@@ -17,6 +18,7 @@ use crate::metrics::Metrics;
 /// arm here (the compiler lists the places that must handle it).
 pub struct Dispatcher {
     pub sync: SyncService,
+    pub deliverer: Arc<Deliverer>,
     pub metrics: Arc<Metrics>,
 }
 
@@ -28,6 +30,7 @@ impl TaskHandler for Dispatcher {
             Task::DirectoryChanged { connection_id } => {
                 self.sync.apply_directory_changes(connection_id).await
             }
+            Task::DeliverWebhook { endpoint_id } => self.deliverer.deliver(endpoint_id).await,
         }
     }
 }
@@ -78,12 +81,20 @@ impl Dispatcher {
     }
 }
 
-/// The worker's periodic duty: reconcile the queue with PostgreSQL.
-pub struct Sweeper(pub SyncService);
+/// The worker's periodic duties: reconcile the queue with PostgreSQL, and
+/// forget events past their retention.
+pub struct Sweeper {
+    pub sync: SyncService,
+    pub events: Arc<dyn EventLog>,
+    pub retention: std::time::Duration,
+}
 
 #[async_trait::async_trait]
 impl Periodic for Sweeper {
     async fn tick(&self) -> orgsync_domain::Result<()> {
-        self.0.sweep().await
+        self.sync.sweep().await?;
+        let horizon = time::OffsetDateTime::now_utc() - self.retention;
+        self.events.purge(horizon).await?;
+        Ok(())
     }
 }

@@ -23,6 +23,9 @@ pub struct Metrics {
     pending_events: IntGauge,
     held_removals: IntGauge,
     db_connections: IntGaugeVec,
+    webhook_attempts: IntCounterVec,
+    webhook_duration: HistogramVec,
+    webhook_pending: IntGauge,
 }
 
 fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: T) -> T {
@@ -110,6 +113,34 @@ impl Metrics {
                     &["state"],
                 )?,
             ),
+            webhook_attempts: register(
+                &registry,
+                IntCounterVec::new(
+                    Opts::new(
+                        "webhook_attempts_total",
+                        "Webhook delivery attempts by outcome (succeeded, http_error, unreachable)",
+                    ),
+                    &["outcome"],
+                )?,
+            ),
+            webhook_duration: register(
+                &registry,
+                HistogramVec::new(
+                    HistogramOpts::new(
+                        "webhook_attempt_duration_seconds",
+                        "Webhook delivery attempt latency by outcome",
+                    )
+                    .buckets(latency.clone()),
+                    &["outcome"],
+                )?,
+            ),
+            webhook_pending: register(
+                &registry,
+                IntGauge::new(
+                    "webhook_pending_deliveries",
+                    "Webhook deliveries waiting to be sent (due or backing off)",
+                )?,
+            ),
             registry,
         })
     }
@@ -156,6 +187,9 @@ impl Metrics {
         if let Ok(held) = db.held_removal_orgs().await {
             self.held_removals.set(held);
         }
+        if let Ok(pending) = db.pending_deliveries().await {
+            self.webhook_pending.set(pending);
+        }
         if let Ok(Some(depth)) = queue.depth().await {
             self.queue_depth
                 .set(i64::try_from(depth).unwrap_or(i64::MAX));
@@ -170,5 +204,19 @@ impl Metrics {
         let mut buffer = Vec::new();
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buffer);
         String::from_utf8(buffer).unwrap_or_default()
+    }
+}
+
+impl orgsync_infra::webhooks::deliver::DeliveryObserver for Metrics {
+    fn attempted(&self, attempt: &orgsync_domain::ports::Attempt) {
+        let outcome = match attempt.status {
+            _ if attempt.succeeded() => "succeeded",
+            Some(_) => "http_error",
+            None => "unreachable",
+        };
+        self.webhook_attempts.with_label_values(&[outcome]).inc();
+        self.webhook_duration
+            .with_label_values(&[outcome])
+            .observe(attempt.latency.as_secs_f64());
     }
 }

@@ -8,16 +8,20 @@ use std::time::Duration;
 use anyhow::Context;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use orgsync_domain::ports::{EventLog, WebhookSender};
 use orgsync_domain::ports::{HealthCheck, JobQueue, SystemClock};
 use orgsync_domain::service::{
-    ConnectionService, JobPolicy, MemberPorts, MembersService, OrgService, ScimService, SyncPorts,
-    SyncService,
+    ConnectionService, EventPorts, EventService, JobPolicy, MemberPorts, MembersService,
+    OrgService, ScimService, SyncPorts, SyncService, WebhookPolicy,
 };
+use orgsync_infra::webhooks::deliver::{Deliverer, RetryPolicy};
+use orgsync_infra::webhooks::dispatch::EventDispatcher;
+use orgsync_infra::webhooks::sender::{HttpWebhookSender, SenderSettings};
 use orgsync_infra::worker::{Worker, WorkerSettings};
 use orgsync_infra::{
     Database, DatabaseHealth, LocalJobQueue, OsSecretSource, QueueHealth, RedisJobQueue,
-    SqlConnectionRepository, SqlDeletionProtection, SqlDirectoryRepository,
-    SqlMembershipRepository, SqlOrgRepository, SqlSyncRunRepository,
+    SqlConnectionRepository, SqlDeletionProtection, SqlDirectoryRepository, SqlEventLog,
+    SqlMembershipRepository, SqlOrgRepository, SqlSyncRunRepository, SqlWebhookRepository,
 };
 use rand::RngCore;
 
@@ -33,6 +37,8 @@ pub struct Runtime {
     pub db: Database,
     pub queue: Arc<dyn JobQueue>,
     pub state: AppState,
+    events: Arc<dyn EventLog>,
+    sender: Arc<dyn WebhookSender>,
 }
 
 impl Runtime {
@@ -80,6 +86,16 @@ impl Runtime {
         ));
         let directory = Arc::new(SqlDirectoryRepository::new(db.clone()));
         let members = Arc::new(SqlMembershipRepository::new(db.clone()));
+        let events: Arc<dyn EventLog> = Arc::new(SqlEventLog::new(db.clone()));
+        let hooks = &settings.webhooks;
+        let sender: Arc<dyn WebhookSender> = Arc::new(
+            HttpWebhookSender::new(SenderSettings {
+                allow_private_targets: hooks.allow_private_targets,
+                timeout: Duration::from_millis(hooks.timeout_ms),
+                max_response_bytes: hooks.max_response_bytes,
+            })
+            .context("building the webhook client")?,
+        );
         let sync = SyncService::new(
             orgs.clone(),
             SyncPorts {
@@ -90,6 +106,7 @@ impl Runtime {
                 members: members.clone(),
                 runs: Arc::new(SqlSyncRunRepository::new(db.clone())),
                 protection: Arc::new(SqlDeletionProtection::new(db.clone())),
+                events: events.clone(),
                 queue: queue.clone(),
                 clock: clock.clone(),
                 jobs: JobPolicy {
@@ -117,6 +134,21 @@ impl Runtime {
                 Duration::from_millis(20),
             )),
             sync: sync.clone(),
+            events: EventService::new(
+                orgs.clone(),
+                EventPorts {
+                    events: events.clone(),
+                    webhooks: Arc::new(SqlWebhookRepository::new(db.clone())),
+                    sender: sender.clone(),
+                    secrets: Arc::new(OsSecretSource),
+                    clock: clock.clone(),
+                },
+                WebhookPolicy {
+                    allow_private_targets: hooks.allow_private_targets,
+                    max_endpoints: hooks.max_endpoints,
+                    rotation_grace: Duration::from_secs(hooks.secret_rotation_grace),
+                },
+            ),
             members: MembersService::new(
                 orgs.clone(),
                 sync,
@@ -150,6 +182,8 @@ impl Runtime {
             db,
             queue,
             state,
+            events,
+            sender,
         })
     }
 
@@ -161,6 +195,7 @@ impl Runtime {
             self.queue.clone(),
             Arc::new(Dispatcher {
                 sync: sync.clone(),
+                deliverer: Arc::new(self.deliverer()),
                 metrics: self.state.metrics.clone(),
             }),
             WorkerSettings {
@@ -172,9 +207,40 @@ impl Runtime {
             },
         )
         .with_periodic(
-            Arc::new(Sweeper(sync)),
+            Arc::new(Sweeper {
+                sync,
+                events: self.events.clone(),
+                retention: Duration::from_secs(
+                    u64::from(self.settings.events.retention_days) * 24 * 3600,
+                ),
+            }),
             Duration::from_secs(w.sweep_every.max(1)),
         )
+    }
+
+    /// The outbox dispatcher: numbers new events and hands them to webhook
+    /// endpoints' deliverers through the queue. Runs beside every worker.
+    pub fn event_dispatcher(&self) -> EventDispatcher {
+        EventDispatcher::new(
+            self.db.clone(),
+            self.queue.clone(),
+            Duration::from_millis(self.settings.events.dispatch_every_ms.max(1)),
+            Duration::from_secs(self.settings.worker.lease.max(1)),
+        )
+    }
+
+    fn deliverer(&self) -> Deliverer {
+        let hooks = &self.settings.webhooks;
+        Deliverer::new(
+            self.db.clone(),
+            self.sender.clone(),
+            RetryPolicy {
+                base: Duration::from_millis(hooks.retry_base_ms.max(1)),
+                cap: Duration::from_millis(hooks.retry_cap_ms.max(1)),
+                window: Duration::from_secs(hooks.retry_window),
+            },
+        )
+        .observed_by(self.state.metrics.clone())
     }
 }
 

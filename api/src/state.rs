@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use orgsync_domain::ports::HealthCheck;
 use orgsync_domain::service::{
-    ConnectionService, MembersService, OrgService, ScimService, SyncService,
+    ConnectionService, EventService, MembersService, OrgService, ScimService, SyncService,
 };
 
 use crate::auth::Verifier;
@@ -19,6 +19,7 @@ pub struct AppState {
     pub scim: ScimService,
     pub sync: SyncService,
     pub members: MembersService,
+    pub events: EventService,
     /// The externally visible base URL (for SCIM base URLs and locations).
     pub public_url: String,
     pub scim_rate_limit: Arc<ScimRateLimiter>,

@@ -19,6 +19,8 @@ pub enum Actor {
     Scim { connection_id: Uuid },
     /// A sync job (one org's part of a sync run).
     Sync { job_id: crate::sync::JobId },
+    /// orgsync itself (a webhook endpoint disabled after its retry window).
+    System,
 }
 
 impl Actor {

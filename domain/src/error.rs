@@ -83,6 +83,8 @@ pub enum ConflictCode {
     /// Another writer (a sync job, the IdP's changes being applied) is
     /// changing the org's members right now; retry in a moment.
     SyncInProgress,
+    /// The org has as many of these as one org may have.
+    LimitReached,
 }
 
 impl ConflictCode {
@@ -93,6 +95,7 @@ impl ConflictCode {
             Self::DirectorySyncDisabled => "directory-sync-disabled",
             Self::NoDirectory => "no-directory",
             Self::ConfirmationRequired => "confirmation-required",
+            Self::LimitReached => "limit-reached",
             Self::GovernedByDirectory => "governed-by-directory",
             Self::SyncInProgress => "sync-in-progress",
         }

@@ -6,12 +6,14 @@
 //! - [`limits`]: the bounds one request or tenant may not exceed.
 //! - [`ports`]: the traits adapters implement (repositories, job queue, clock).
 //! - [`service`]: use cases, written against the ports.
+//! - [`events`], [`webhooks`]: what downstream applications learn of changes, and how.
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod audit;
 pub mod auth;
 pub mod directory;
 pub mod error;
+pub mod events;
 mod id;
 pub mod limits;
 pub mod membership;
@@ -21,5 +23,6 @@ pub mod ports;
 pub mod scim;
 pub mod service;
 pub mod sync;
+pub mod webhooks;
 
 pub use error::{Error, Result};

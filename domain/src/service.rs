@@ -2,6 +2,7 @@
 //! first, authorizes, then works through the ports.
 
 mod connections;
+mod events;
 mod members;
 mod orgs;
 mod protection;
@@ -10,6 +11,7 @@ mod status;
 mod sync;
 
 pub use connections::{ConnectionService, DirectorySyncChanged};
+pub use events::{EndpointChanges, EventPorts, EventService, NewEndpoint, WebhookPolicy};
 pub use members::{ExportRow, MemberChanges, MemberExport, MemberPorts, MembersService, NewMember};
 pub use orgs::{OrgChanges, OrgService};
 pub use scim::ScimService;

@@ -28,6 +28,7 @@ fn actor_columns(actor: &Actor) -> (&'static str, String) {
         Actor::Admin { subject, .. } => ("admin", subject.clone()),
         Actor::Scim { connection_id } => ("scim", connection_id.to_string()),
         Actor::Sync { job_id } => ("sync", job_id.to_string()),
+        Actor::System => ("system", "orgsync".to_owned()),
     }
 }
 

@@ -112,6 +112,21 @@ impl Database {
         Ok(row.map_or(0, |r| r.n))
     }
 
+    /// Webhook deliveries waiting to be sent (due or backing off).
+    pub async fn pending_deliveries(&self) -> Result<i64, DbErr> {
+        #[derive(sea_orm::FromQueryResult)]
+        struct Row {
+            n: i64,
+        }
+        let row = Row::find_by_statement(sea_orm::Statement::from_string(
+            self.backend(),
+            "SELECT COUNT(*) AS n FROM webhook_deliveries WHERE status = 'pending'",
+        ))
+        .one(&self.conn)
+        .await?;
+        Ok(row.map_or(0, |r| r.n))
+    }
+
     /// Open and idle pool connections.
     pub fn pool_usage(&self) -> (u32, usize) {
         match self.backend() {

@@ -13,6 +13,8 @@
 //!   held removals; the append-only audit log.
 //! - [`secrets`]: secrets from the operating system's CSPRNG.
 //! - [`queue`]: [`RedisJobQueue`] (Redis Streams) and [`LocalJobQueue`] (in process).
+//! - [`events`], [`webhooks`]: the events outbox; webhook endpoints, the
+//!   dispatcher that fans events out to them and the signed sender.
 //! - [`worker`]: the loop that takes jobs off a queue and runs their handlers.
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
@@ -22,12 +24,14 @@ pub mod db;
 pub mod deletion_protection_repository;
 pub mod directory;
 pub mod entity;
+pub mod events;
 pub mod filter_sql;
 pub mod membership_repository;
 pub mod org_repository;
 pub mod queue;
 pub mod secrets;
 pub mod sync_run_repository;
+pub mod webhooks;
 pub mod worker;
 
 pub use audit_log::SqlAuditLog;
@@ -35,8 +39,10 @@ pub use connection_repository::SqlConnectionRepository;
 pub use db::{Database, DatabaseHealth};
 pub use deletion_protection_repository::SqlDeletionProtection;
 pub use directory::SqlDirectoryRepository;
+pub use events::SqlEventLog;
 pub use membership_repository::SqlMembershipRepository;
 pub use org_repository::SqlOrgRepository;
 pub use queue::{LocalJobQueue, QueueHealth, RedisJobQueue};
 pub use secrets::OsSecretSource;
 pub use sync_run_repository::SqlSyncRunRepository;
+pub use webhooks::SqlWebhookRepository;

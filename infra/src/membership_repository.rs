@@ -116,12 +116,12 @@ impl MembershipRepository for SqlMembershipRepository {
         members::insert(self, member).await
     }
 
-    async fn update_member(&self, member: &Member) -> Result<()> {
-        members::update(self, member).await
+    async fn update_member(&self, before: &Member, after: &Member) -> Result<()> {
+        members::update(self, before, after).await
     }
 
-    async fn delete_member(&self, org: OrgId, id: MemberId) -> Result<()> {
-        members::delete(self, org, id).await
+    async fn delete_member(&self, member: &Member, at: OffsetDateTime) -> Result<()> {
+        members::delete(self, member, at).await
     }
 
     async fn apply(&self, org: OrgId, writes: &MemberWrites<'_>) -> Result<()> {

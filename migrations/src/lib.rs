@@ -41,6 +41,7 @@ mod m20261203_000011_group_deltas;
 mod m20261203_000012_hot_updates;
 mod m20261203_000013_event_members;
 mod m20261203_000014_member_groups_index;
+mod m20261203_000015_events_webhooks;
 
 /// Runs a migration's statements in order (the plain-SQL ones, through
 /// `sql_migration!`, and the statements sea-query cannot build).
@@ -77,6 +78,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000012_hot_updates::Migration),
             Box::new(m20261203_000013_event_members::Migration),
             Box::new(m20261203_000014_member_groups_index::Migration),
+            Box::new(m20261203_000015_events_webhooks::Migration),
         ]
     }
 }

@@ -12,6 +12,7 @@ mod support;
 mod cascade;
 mod cli;
 mod embedded;
+mod events;
 mod fixtures;
 mod group_members;
 mod health;

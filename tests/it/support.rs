@@ -186,6 +186,9 @@ impl TestApp {
         let running = self.runtime.worker();
         let stop = self.worker.clone();
         tokio::spawn(async move { running.run(stop).await });
+        let dispatcher = self.runtime.event_dispatcher();
+        let stop = self.worker.clone();
+        tokio::spawn(async move { dispatcher.run(stop).await });
     }
 
     /// An app whose jobs wait in the queue until [`TestApp::start_worker`].

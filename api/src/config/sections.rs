@@ -170,3 +170,34 @@ pub struct WorkerSettings {
     /// Seconds between sweeps (re-publishing lost or due jobs, reclaiming dead workers' jobs).
     pub sweep_every: u64,
 }
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct EventSettings {
+    /// Days events stay readable through the events API.
+    pub retention_days: u32,
+    /// Milliseconds between the dispatcher's passes (numbering new events,
+    /// fanning them out to webhook endpoints): the floor of delivery latency.
+    pub dispatch_every_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct WebhookSettings {
+    /// Admit `http` targets and private, loopback or link-local addresses.
+    /// For development and tests only: it lets tenants reach the operator's network.
+    pub allow_private_targets: bool,
+    /// Endpoints one organization may have.
+    pub max_endpoints: usize,
+    /// Milliseconds one delivery attempt may take, answer included.
+    pub timeout_ms: u64,
+    /// Bytes of a receiver's answer read; the rest is dropped unread.
+    pub max_response_bytes: usize,
+    /// Milliseconds before the first retry; retries double from there, with jitter.
+    pub retry_base_ms: u64,
+    /// Longest wait between retries, in milliseconds.
+    pub retry_cap_ms: u64,
+    /// Seconds from a delivery's first failure until it is given up on and
+    /// its endpoint disabled.
+    pub retry_window: u64,
+    /// Seconds a rotated-out signing secret keeps signing beside the new one.
+    pub secret_rotation_grace: u64,
+}

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::extract::{ConnPath, MemberPath, OrgCall};
 use super::problem::ApiError;
 use super::routes::Routes;
-use super::views::{ListQuery, ListView};
+use super::views::{nullable, ListQuery, ListView};
 use crate::state::AppState;
 
 pub fn table() -> Routes {
@@ -190,15 +190,6 @@ async fn get(
     let member = path.member;
     let member = state.members.get(&principal, org, member).await?;
     Ok(HttpResponse::Ok().json(member))
-}
-
-/// `Some(None)` for an explicit `null`, `None` for an absent key.
-fn nullable<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 #[derive(Debug, Deserialize)]

@@ -169,6 +169,7 @@ fn conflict_title(code: ConflictCode) -> &'static str {
         ConflictCode::ConfirmationRequired => "Confirmation required",
         ConflictCode::GovernedByDirectory => "Governed by the directory",
         ConflictCode::SyncInProgress => "A sync is changing this organization",
+        ConflictCode::LimitReached => "Limit reached",
     }
 }
 

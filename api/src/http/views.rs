@@ -55,3 +55,12 @@ impl ListQuery {
         PageRequest::new(after, self.limit)
     }
 }
+
+/// `Some(None)` for an explicit `null`, `None` for an absent key.
+pub fn nullable<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}

@@ -56,7 +56,8 @@ impl From<crate::Error> for ScimError {
                 ConflictCode::HasChildren
                 | ConflictCode::NoDirectory
                 | ConflictCode::ConfirmationRequired
-                | ConflictCode::SyncInProgress => Self::InvalidValue(detail),
+                | ConflictCode::SyncInProgress
+                | ConflictCode::LimitReached => Self::InvalidValue(detail),
             },
             E::Invalid { field, message } => Self::InvalidValue(format!("{field}: {message}")),
             E::Forbidden(detail) => Self::Mutability(detail),

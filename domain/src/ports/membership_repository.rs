@@ -47,19 +47,25 @@ pub trait MembershipRepository: Send + Sync {
         users: &[crate::directory::ResourceId],
     ) -> Result<Vec<Member>>;
 
+    /// Adds a member, with its `member.created` event in the same transaction.
+    ///
     /// # Errors
     /// MUST return `Conflict(AlreadyExists)` when the org has a member with this email.
     async fn insert_member(&self, member: &Member) -> Result<()>;
 
-    /// Saves role, tier, limit, name, metadata and status as given.
+    /// Saves role, tier, limit, name, metadata and status of `after` as
+    /// given, with its event (the fields that changed since `before`) in the
+    /// same transaction.
     ///
     /// # Errors
     /// MUST return `NotFound` when the member no longer exists.
-    async fn update_member(&self, member: &Member) -> Result<()>;
+    async fn update_member(&self, before: &Member, after: &Member) -> Result<()>;
 
+    /// Removes `member`, with its `member.removed` event in the same transaction.
+    ///
     /// # Errors
     /// MUST return `NotFound` when the member does not exist.
-    async fn delete_member(&self, org: OrgId, id: MemberId) -> Result<()>;
+    async fn delete_member(&self, member: &Member, at: OffsetDateTime) -> Result<()>;
 
     /// Applies a planned change set in set-based batches, in one
     /// transaction, together with one audit entry per member written

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::directory::ConnectionId;
 use crate::sync::JobId;
+use crate::webhooks::WebhookId;
 use crate::Result;
 
 /// The queue's envelope for a [`Task`] (what is stored and sent): `kind`
@@ -22,10 +23,13 @@ pub enum Task {
     Sync { job_id: JobId },
     /// Apply a directory's new change events to every org drawing on it.
     DirectoryChanged { connection_id: ConnectionId },
+    /// Send a webhook endpoint's due deliveries.
+    DeliverWebhook { endpoint_id: WebhookId },
 }
 
 const SYNC: &str = "sync.job";
 const DIRECTORY_CHANGED: &str = "directory.changed";
+const DELIVER_WEBHOOK: &str = "webhook.deliver";
 
 /// A job no version of this code can run: an unknown kind or a payload that
 /// does not fit it. Such jobs are dead-lettered, never run or dropped quietly.
@@ -41,6 +45,7 @@ impl Task {
         match self {
             Self::Sync { .. } => SYNC,
             Self::DirectoryChanged { .. } => DIRECTORY_CHANGED,
+            Self::DeliverWebhook { .. } => DELIVER_WEBHOOK,
         }
     }
 
@@ -49,6 +54,9 @@ impl Task {
             Self::Sync { job_id } => serde_json::json!({ "job_id": job_id }),
             Self::DirectoryChanged { connection_id } => {
                 serde_json::json!({ "connection_id": connection_id })
+            }
+            Self::DeliverWebhook { endpoint_id } => {
+                serde_json::json!({ "endpoint_id": endpoint_id })
             }
         };
         Job {
@@ -70,6 +78,11 @@ impl Task {
         struct DirectoryPayload {
             connection_id: ConnectionId,
         }
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct WebhookPayload {
+            endpoint_id: WebhookId,
+        }
         fn read<T: for<'de> Deserialize<'de>>(job: &Job) -> std::result::Result<T, UnknownTask> {
             T::deserialize(&job.payload).map_err(|e| UnknownTask {
                 kind: job.kind.clone(),
@@ -80,6 +93,9 @@ impl Task {
             SYNC => read::<SyncPayload>(job).map(|p| Self::Sync { job_id: p.job_id }),
             DIRECTORY_CHANGED => read::<DirectoryPayload>(job).map(|p| Self::DirectoryChanged {
                 connection_id: p.connection_id,
+            }),
+            DELIVER_WEBHOOK => read::<WebhookPayload>(job).map(|p| Self::DeliverWebhook {
+                endpoint_id: p.endpoint_id,
             }),
             _ => Err(UnknownTask {
                 kind: job.kind.clone(),
@@ -179,6 +195,9 @@ mod tests {
             Task::DirectoryChanged {
                 connection_id: ConnectionId::new(),
             },
+            Task::DeliverWebhook {
+                endpoint_id: WebhookId::new(),
+            },
         ];
         for task in tasks {
             assert_eq!(Task::from_job(&task.to_job()), Ok(task));
@@ -197,7 +216,7 @@ mod tests {
     #[test]
     fn unknown_kinds_and_malformed_payloads_are_refused_not_guessed() {
         let unknown = Job {
-            kind: "webhook.deliver".into(),
+            kind: "email.send".into(),
             payload: serde_json::json!({}),
         };
         assert_eq!(Task::from_job(&unknown).unwrap_err().reason, "no such kind");

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::auth::{Action, Principal};
 use crate::directory::{ConnectionId, EnterpriseConnection, ScimToken};
+use crate::events::EventType;
 use crate::org::OrgId;
 use crate::page::{Page, PageRequest};
 use crate::ports::{Clock, ConnectionRepository, SecretSource};
@@ -184,6 +185,15 @@ impl ConnectionService {
             .await?;
         plan.require_confirmation(confirm)?;
         self.repo.delete(org, id).await?;
+        if connection.directory_sync_enabled {
+            self.sync
+                .publish(
+                    org,
+                    EventType::ConnectionDeactivated,
+                    connection_data(&connection),
+                )
+                .await?;
+        }
         self.orgs
             .audit(
                 principal,
@@ -254,6 +264,14 @@ impl ConnectionService {
                 Some(serde_json::json!({"enabled": !enabled})),
                 Some(after),
             )
+            .await?;
+        let event_type = if enabled {
+            EventType::ConnectionActivated
+        } else {
+            EventType::ConnectionDeactivated
+        };
+        self.sync
+            .publish(org, event_type, connection_data(&connection))
             .await?;
         let applied = self.sync.apply_source_change(principal, &plan).await;
         Ok(DirectorySyncChanged {
@@ -328,4 +346,20 @@ impl ConnectionService {
             .await?;
         Ok(token)
     }
+}
+
+/// A connection as its events carry it.
+fn connection_data(connection: &EnterpriseConnection) -> serde_json::Value {
+    let rfc3339 = |t: time::OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default()
+    };
+    serde_json::json!({
+        "id": connection.id,
+        "org_id": connection.org_id,
+        "name": connection.name,
+        "directory_sync_enabled": connection.directory_sync_enabled,
+        "created_at": rfc3339(connection.created_at),
+        "updated_at": rfc3339(connection.updated_at),
+    })
 }

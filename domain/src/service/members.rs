@@ -261,6 +261,7 @@ impl MembersService {
         changes: MemberChanges,
     ) -> Result<Member> {
         let mut member = self.find(org.id, id).await?;
+        let unchanged = member.clone();
         let before = serde_json::to_value(&member).ok();
         self.check_role_and_tier(
             org.id,
@@ -294,7 +295,10 @@ impl MembersService {
             }
         }
         member.updated_at = self.now();
-        self.ports.members.update_member(&member).await?;
+        self.ports
+            .members
+            .update_member(&unchanged, &member)
+            .await?;
         self.orgs
             .audit(
                 principal,
@@ -415,7 +419,10 @@ impl MembersService {
                 "this member comes from the directory; remove it there (or unassign it in the IdP)",
             ));
         }
-        self.ports.members.delete_member(org.id, id).await?;
+        self.ports
+            .members
+            .delete_member(&member, self.now())
+            .await?;
         self.orgs
             .audit(
                 principal,

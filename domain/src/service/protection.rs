@@ -48,6 +48,12 @@ impl SyncService {
                     _ => held,
                 };
                 ports.protection.hold(&held).await?;
+                self.publish(
+                    org,
+                    crate::events::EventType::SyncRemovalsHeld,
+                    held_summary(&held),
+                )
+                .await?;
                 self.orgs()
                     .audit_as(
                         actor,

@@ -23,8 +23,8 @@ use crate::membership::{
 use crate::org::{OrgId, OrgKind, Organization, ProvisioningMode};
 use crate::page::{Page, PageRequest};
 use crate::ports::{
-    ChangeFeed, Clock, ConnectionRepository, DeletionProtection, DirectoryRepository, JobQueue,
-    MemberWrites, MembershipRepository, OrgRepository, SyncRunRepository, Task,
+    ChangeFeed, Clock, ConnectionRepository, DeletionProtection, DirectoryRepository, EventLog,
+    JobQueue, MemberWrites, MembershipRepository, OrgRepository, SyncRunRepository, Task,
 };
 use crate::service::OrgService;
 use crate::sync::{
@@ -67,6 +67,8 @@ pub struct SyncPorts {
     pub members: Arc<dyn MembershipRepository>,
     pub runs: Arc<dyn SyncRunRepository>,
     pub protection: Arc<dyn DeletionProtection>,
+    /// Events of changes not written with members (runs, holds, connections).
+    pub events: Arc<dyn EventLog>,
     pub queue: Arc<dyn JobQueue>,
     pub clock: Arc<dyn Clock>,
     pub jobs: JobPolicy,
@@ -142,6 +144,18 @@ impl SyncService {
 
     pub(crate) fn ports(&self) -> &SyncPorts {
         &self.ports
+    }
+
+    /// Publishes an event of a change already committed (like the audit
+    /// entry beside it, a failure to record it is reported, not undone).
+    pub(crate) async fn publish(
+        &self,
+        org: OrgId,
+        event_type: crate::events::EventType,
+        data: serde_json::Value,
+    ) -> Result<()> {
+        let event = crate::events::Event::new(org, event_type, data, self.now());
+        self.ports.events.append(&[event]).await
     }
 
     fn now(&self) -> OffsetDateTime {

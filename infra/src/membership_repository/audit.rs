@@ -1,7 +1,9 @@
-//! The audit trail of member writes, written in the writes' own transaction
-//! so that a change and its record commit or roll back together.
+//! The audit trail and the events of member writes, written in the writes'
+//! own transaction so that a change and its record commit or roll back
+//! together.
 
 use orgsync_domain::audit::AuditEntry;
+use orgsync_domain::events::Event;
 use orgsync_domain::membership::{Member, MemberId, MemberStatus};
 use orgsync_domain::org::OrgId;
 use orgsync_domain::ports::MemberWrites;
@@ -10,9 +12,11 @@ use sea_orm::DatabaseTransaction;
 
 use super::BATCH;
 use crate::audit_log::insert_entries;
+use crate::events::insert_events;
 
-/// One audit entry per member written, in the writes' own transaction,
-/// built a batch at a time so memory stays bounded however many there are.
+/// One audit entry and one event per member written, in the writes' own
+/// transaction, built a batch at a time so memory stays bounded however
+/// many there are.
 pub(super) async fn record_writes(
     txn: &DatabaseTransaction,
     org: OrgId,
@@ -47,6 +51,11 @@ pub(super) async fn record_writes(
             })
             .collect();
         insert_entries(txn, &entries).await?;
+        let events: Vec<Event> = chunk
+            .iter()
+            .map(|m| Event::member_created(m, writes.at))
+            .collect();
+        insert_events(txn, &events).await?;
     }
     for chunk in writes.updated.chunks(BATCH) {
         let entries: Vec<AuditEntry> = chunk
@@ -62,6 +71,11 @@ pub(super) async fn record_writes(
             })
             .collect();
         insert_entries(txn, &entries).await?;
+        let events: Vec<Event> = chunk
+            .iter()
+            .filter_map(|(after, before)| Event::member_changed(before, after, writes.at))
+            .collect();
+        insert_events(txn, &events).await?;
     }
     for chunk in writes.removed.chunks(BATCH) {
         let entries: Vec<AuditEntry> = chunk
@@ -69,6 +83,11 @@ pub(super) async fn record_writes(
             .map(|m| entry("member.removed", m.id, view(m), None))
             .collect();
         insert_entries(txn, &entries).await?;
+        let events: Vec<Event> = chunk
+            .iter()
+            .map(|m| Event::member_removed(m, writes.at))
+            .collect();
+        insert_events(txn, &events).await?;
     }
     Ok(())
 }

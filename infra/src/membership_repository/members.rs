@@ -1,15 +1,18 @@
-//! Members written one at a time, at an admin's request. Sync never
-//! comes here: its changes go through `apply`, in sets.
+//! Members written one at a time, at an admin's request, each with its
+//! event in the same transaction. Sync never comes here: its changes go
+//! through `apply`, in sets.
 
 use orgsync_domain::error::ConflictCode;
-use orgsync_domain::membership::{Member, MemberId, SpendLimit};
-use orgsync_domain::org::OrgId;
+use orgsync_domain::events::Event;
+use orgsync_domain::membership::{Member, SpendLimit};
 use orgsync_domain::{Error, Result};
 use sea_orm::{ConnectionTrait, TransactionTrait};
+use time::OffsetDateTime;
 
 use super::rows::insert_members;
 use super::SqlMembershipRepository;
 use crate::db::db_err;
+use crate::events::insert_events;
 
 pub(super) async fn insert(repo: &SqlMembershipRepository, member: &Member) -> Result<()> {
     let taken = repo
@@ -37,14 +40,18 @@ pub(super) async fn insert(repo: &SqlMembershipRepository, member: &Member) -> R
         ),
         other => other,
     })?;
+    insert_events(&txn, &[Event::member_created(member, member.created_at)]).await?;
     txn.commit().await.map_err(db_err)
 }
 
-pub(super) async fn update(repo: &SqlMembershipRepository, m: &Member) -> Result<()> {
+pub(super) async fn update(
+    repo: &SqlMembershipRepository,
+    before: &Member,
+    m: &Member,
+) -> Result<()> {
     let metadata = serde_json::to_string(&m.public_metadata).unwrap_or_else(|_| "{}".into());
-    let result = repo
-        .db
-        .connection()
+    let txn = repo.db.connection().begin().await.map_err(db_err)?;
+    let result = txn
         .execute(repo.stmt(
             "UPDATE members SET name = $1, role = $2, seat_tier = $3, spend_limit_minor = $4, spend_limit_currency = $5, \
              public_metadata = $6, status = $7, updated_at = $8 WHERE org_id = $9 AND id = $10",
@@ -66,21 +73,28 @@ pub(super) async fn update(repo: &SqlMembershipRepository, m: &Member) -> Result
     if result.rows_affected() == 0 {
         return Err(Error::NotFound { entity: "member" });
     }
-    Ok(())
+    if let Some(event) = Event::member_changed(before, m, m.updated_at) {
+        insert_events(&txn, &[event]).await?;
+    }
+    txn.commit().await.map_err(db_err)
 }
 
-pub(super) async fn delete(repo: &SqlMembershipRepository, org: OrgId, id: MemberId) -> Result<()> {
-    let result = repo
-        .db
-        .connection()
+pub(super) async fn delete(
+    repo: &SqlMembershipRepository,
+    member: &Member,
+    at: OffsetDateTime,
+) -> Result<()> {
+    let txn = repo.db.connection().begin().await.map_err(db_err)?;
+    let result = txn
         .execute(repo.stmt(
             "DELETE FROM members WHERE org_id = $1 AND id = $2",
-            vec![org.0.into(), id.0.into()],
+            vec![member.org_id.0.into(), member.id.0.into()],
         ))
         .await
         .map_err(db_err)?;
     if result.rows_affected() == 0 {
         return Err(Error::NotFound { entity: "member" });
     }
-    Ok(())
+    insert_events(&txn, &[Event::member_removed(member, at)]).await?;
+    txn.commit().await.map_err(db_err)
 }

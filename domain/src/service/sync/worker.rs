@@ -3,6 +3,7 @@
 
 use super::planning::report;
 use super::*;
+use crate::events::EventType;
 
 impl SyncService {
     /// Performs one org's job (the worker's side of [`Self::start_sync`]).
@@ -55,6 +56,16 @@ impl SyncService {
                         now,
                     )
                     .await?;
+                self.publish(
+                    job.org_id,
+                    EventType::SyncRunCompleted,
+                    serde_json::json!({
+                        "job_id": job.id,
+                        "scope": job.scope,
+                        "counts": changes.counts(),
+                    }),
+                )
+                .await?;
                 if !changes.is_empty() {
                     self.orgs
                         .audit_as(
@@ -86,6 +97,19 @@ impl SyncService {
                     .runs
                     .fail(job.id, job.attempts, &e.public_summary(), retry_at, now)
                     .await?;
+                if retry_at.is_none() {
+                    self.publish(
+                        job.org_id,
+                        EventType::SyncRunFailed,
+                        serde_json::json!({
+                            "job_id": job.id,
+                            "scope": job.scope,
+                            "attempts": job.attempts,
+                            "error": e.public_summary(),
+                        }),
+                    )
+                    .await?;
+                }
                 JobOutcome::Failed {
                     org: job.org_id,
                     cause: e,

@@ -1,0 +1,252 @@
+//! Events out: what downstream applications learn of each change orgsync
+//! makes. An event is written in the transaction of its change (an outbox),
+//! numbered afterwards in commit order per org, read through the events API
+//! by cursor and pushed to webhook endpoints.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::membership::{Member, MemberStatus};
+use crate::org::OrgId;
+
+/// The kinds of events, by their public names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EventType {
+    MemberCreated,
+    MemberUpdated,
+    MemberSuspended,
+    MemberRemoved,
+    ConnectionActivated,
+    ConnectionDeactivated,
+    SyncRunCompleted,
+    SyncRunFailed,
+    SyncRemovalsHeld,
+    WebhookEndpointDisabled,
+    /// Sent only by `POST /webhooks/{id}/test`, never recorded for the API.
+    WebhookTest,
+}
+
+impl EventType {
+    pub const ALL: [Self; 11] = [
+        Self::MemberCreated,
+        Self::MemberUpdated,
+        Self::MemberSuspended,
+        Self::MemberRemoved,
+        Self::ConnectionActivated,
+        Self::ConnectionDeactivated,
+        Self::SyncRunCompleted,
+        Self::SyncRunFailed,
+        Self::SyncRemovalsHeld,
+        Self::WebhookEndpointDisabled,
+        Self::WebhookTest,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::MemberCreated => "member.created",
+            Self::MemberUpdated => "member.updated",
+            Self::MemberSuspended => "member.suspended",
+            Self::MemberRemoved => "member.removed",
+            Self::ConnectionActivated => "connection.activated",
+            Self::ConnectionDeactivated => "connection.deactivated",
+            Self::SyncRunCompleted => "sync.run.completed",
+            Self::SyncRunFailed => "sync.run.failed",
+            Self::SyncRemovalsHeld => "sync.removals_held",
+            Self::WebhookEndpointDisabled => "webhook.endpoint.disabled",
+            Self::WebhookTest => "webhook.test",
+        }
+    }
+
+    /// # Errors
+    /// `Invalid` naming `field` for a name no event has.
+    pub fn parse(name: &str, field: &str) -> crate::Result<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|t| t.as_str() == name)
+            .ok_or_else(|| {
+                crate::Error::invalid(
+                    field,
+                    format!(
+                        "unknown event type {:?}; known: {}",
+                        name.chars().take(64).collect::<String>(),
+                        Self::ALL.map(Self::as_str).join(", ")
+                    ),
+                )
+            })
+    }
+}
+
+impl Serialize for EventType {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for EventType {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        Self::parse(&name, "type").map_err(serde::de::Error::custom)
+    }
+}
+
+/// One event. `seq` is its place in its org's order, `None` until numbered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub id: Uuid,
+    #[serde(rename = "type")]
+    pub event_type: EventType,
+    #[serde(with = "time::serde::rfc3339")]
+    pub occurred_at: OffsetDateTime,
+    pub org_id: OrgId,
+    /// The resource as the admin API shows it (after the change; as it was,
+    /// for a removal).
+    pub data: Value,
+    /// For updates: the changed fields as they were before.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous: Option<Value>,
+    #[serde(skip)]
+    pub seq: Option<i64>,
+}
+
+impl Event {
+    pub fn new(org_id: OrgId, event_type: EventType, data: Value, at: OffsetDateTime) -> Self {
+        Self {
+            id: Uuid::now_v7(),
+            event_type,
+            occurred_at: at,
+            org_id,
+            data,
+            previous: None,
+            seq: None,
+        }
+    }
+
+    pub fn member_created(member: &Member, at: OffsetDateTime) -> Self {
+        Self::new(member.org_id, EventType::MemberCreated, view(member), at)
+    }
+
+    pub fn member_removed(member: &Member, at: OffsetDateTime) -> Self {
+        Self::new(member.org_id, EventType::MemberRemoved, view(member), at)
+    }
+
+    /// `member.suspended` when the change suspends, `member.updated`
+    /// otherwise (reactivation included); `None` when nothing visible changed.
+    pub fn member_changed(before: &Member, after: &Member, at: OffsetDateTime) -> Option<Self> {
+        let previous = changed_fields(before, after)?;
+        let event_type = match (before.status, after.status) {
+            (MemberStatus::Active, MemberStatus::Suspended) => EventType::MemberSuspended,
+            _ => EventType::MemberUpdated,
+        };
+        let mut event = Self::new(after.org_id, event_type, view(after), at);
+        event.previous = Some(Value::Object(previous));
+        Some(event)
+    }
+}
+
+fn view(member: &Member) -> Value {
+    serde_json::to_value(member).unwrap_or(Value::Null)
+}
+
+/// The fields that differ, with their values before (`updated_at` aside:
+/// it changes with every write and says nothing).
+fn changed_fields(before: &Member, after: &Member) -> Option<Map<String, Value>> {
+    let (Value::Object(before), Value::Object(after)) = (view(before), view(after)) else {
+        return None;
+    };
+    let changed: Map<String, Value> = after
+        .keys()
+        .chain(before.keys())
+        .filter(|key| *key != "updated_at" && before.get(*key) != after.get(*key))
+        .map(|key| (key.clone(), before.get(key).cloned().unwrap_or(Value::Null)))
+        .collect();
+    (!changed.is_empty()).then_some(changed)
+}
+
+/// Where a reader of an org's events stands: after event `seq`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct EventCursor(pub i64);
+
+/// Which events a reader wants.
+#[derive(Debug, Clone, Default)]
+pub struct EventQuery {
+    pub after: EventCursor,
+    /// Empty: every type.
+    pub types: Vec<EventType>,
+    pub limit: u64,
+}
+
+/// Largest page of the events API: readers catching up on a big resync page
+/// through hundreds of thousands of events.
+pub const MAX_EVENTS_PAGE: u64 = 1000;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::membership::{MemberId, MemberSource, Role};
+
+    fn member() -> Member {
+        let at = OffsetDateTime::UNIX_EPOCH;
+        Member {
+            id: MemberId::new(),
+            org_id: OrgId::new(),
+            directory_user_id: None,
+            email: "ada@example.com".into(),
+            name: Some("Ada".into()),
+            role: Role::User,
+            seat_tier: None,
+            spend_limit: None,
+            public_metadata: Map::new(),
+            status: MemberStatus::Active,
+            source: MemberSource::Manual,
+            created_at: at,
+            updated_at: at,
+        }
+    }
+
+    #[test]
+    fn every_type_reads_back_from_its_name_and_nothing_else_does() {
+        for t in EventType::ALL {
+            assert_eq!(EventType::parse(t.as_str(), "types").ok(), Some(t));
+        }
+        for bad in [
+            "",
+            "member",
+            "member.created ",
+            "MEMBER.CREATED",
+            "member.*",
+        ] {
+            assert!(EventType::parse(bad, "types").is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn an_update_carries_the_changed_fields_before_and_the_member_after() {
+        let before = member();
+        let mut after = before.clone();
+        after.role = Role::Admin;
+        after.updated_at = OffsetDateTime::now_utc();
+        let event =
+            Event::member_changed(&before, &after, after.updated_at).expect("a visible change");
+        assert_eq!(event.event_type, EventType::MemberUpdated);
+        assert_eq!(event.data["role"], "admin");
+        assert_eq!(event.previous, Some(serde_json::json!({"role": "user"})));
+    }
+
+    #[test]
+    fn a_suspension_is_its_own_type_and_a_touch_is_no_event() {
+        let before = member();
+        let mut touched = before.clone();
+        touched.updated_at = OffsetDateTime::now_utc();
+        assert!(Event::member_changed(&before, &touched, touched.updated_at).is_none());
+        let mut suspended = before.clone();
+        suspended.status = MemberStatus::Suspended;
+        let event = Event::member_changed(&before, &suspended, suspended.updated_at)
+            .expect("a visible change");
+        assert_eq!(event.event_type, EventType::MemberSuspended);
+        let back = Event::member_changed(&suspended, &before, before.updated_at)
+            .expect("a visible change");
+        assert_eq!(back.event_type, EventType::MemberUpdated);
+    }
+}

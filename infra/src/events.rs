@@ -1,0 +1,217 @@
+//! The events outbox on PostgreSQL or SQLite. A change writes its events
+//! in its own transaction, unnumbered ([`insert_events`]); numbering per org
+//! happens afterwards, in commit order, under the org's row lock
+//! ([`sequence_org`]), so a reader paging by `seq` sees a committed prefix:
+//! an event committed late is numbered late, never behind a reader's cursor.
+
+use orgsync_domain::events::{Event, EventQuery, EventType};
+use orgsync_domain::org::OrgId;
+use orgsync_domain::ports::EventLog;
+use orgsync_domain::{Error, Result};
+use sea_orm::{ConnectionTrait, DatabaseConnection, FromQueryResult, Statement, TransactionTrait};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::db::db_err;
+use crate::filter_sql::Sql;
+use crate::Database;
+
+/// Rows per insert statement (7 parameters each).
+const EVENTS_PER_STATEMENT: usize = 1000;
+
+/// Appends `events` through `conn`: the transaction of the change they
+/// describe, so that both commit or neither does.
+pub(crate) async fn insert_events(conn: &impl ConnectionTrait, events: &[Event]) -> Result<()> {
+    for chunk in events.chunks(EVENTS_PER_STATEMENT) {
+        let mut sql = Sql::default();
+        let mut rows = Vec::with_capacity(chunk.len());
+        for event in chunk {
+            let params = [
+                sql.bind(event.id),
+                sql.bind(event.org_id.0),
+                sql.bind(event.event_type.as_str()),
+                sql.bind(event.occurred_at),
+                sql.bind(event.data.to_string()),
+                sql.bind(event.previous.as_ref().map(ToString::to_string)),
+            ];
+            rows.push(format!("({})", params.join(", ")));
+        }
+        conn.execute(Statement::from_sql_and_values(
+            conn.get_database_backend(),
+            format!(
+                "INSERT INTO events (id, org_id, event_type, occurred_at, data, previous) VALUES {}",
+                rows.join(", ")
+            ),
+            sql.values,
+        ))
+        .await
+        .map_err(db_err)?;
+    }
+    Ok(())
+}
+
+/// Numbers the org's committed, unnumbered events in insertion order (ids
+/// are time-ordered), continuing its sequence. Returns the last number.
+pub async fn sequence_org(db: &DatabaseConnection, org: OrgId) -> Result<i64> {
+    let backend = db.get_database_backend();
+    let stmt = |sql: &str| Statement::from_sql_and_values(backend, sql, [org.0.into()]);
+    // A caught-up reader (the common case) takes no lock and writes nothing.
+    let unnumbered = db
+        .query_one(stmt(
+            "SELECT 1 AS unnumbered FROM events WHERE org_id = $1 AND seq IS NULL LIMIT 1",
+        ))
+        .await
+        .map_err(db_err)?;
+    if unnumbered.is_none() {
+        return last_seq(db, org).await;
+    }
+    let txn = db.begin().await.map_err(db_err)?;
+    // The row lock makes concurrent sequencers of one org queue up.
+    txn.execute(stmt(
+        "UPDATE organizations SET event_seq = event_seq WHERE id = $1",
+    ))
+    .await
+    .map_err(db_err)?;
+    txn.execute(stmt(
+        "UPDATE events SET seq = numbered.seq FROM \
+         (SELECT e.id, o.event_seq + ROW_NUMBER() OVER (ORDER BY e.id) AS seq \
+          FROM events e JOIN organizations o ON o.id = e.org_id \
+          WHERE e.org_id = $1 AND e.seq IS NULL) AS numbered \
+         WHERE events.id = numbered.id",
+    ))
+    .await
+    .map_err(db_err)?;
+    txn.execute(stmt(
+        "UPDATE organizations SET event_seq = \
+         COALESCE((SELECT MAX(seq) FROM events WHERE org_id = $1), event_seq) WHERE id = $1",
+    ))
+    .await
+    .map_err(db_err)?;
+    let last = last_seq(&txn, org).await?;
+    txn.commit().await.map_err(db_err)?;
+    Ok(last)
+}
+
+async fn last_seq(conn: &impl ConnectionTrait, org: OrgId) -> Result<i64> {
+    let row = conn
+        .query_one(Statement::from_sql_and_values(
+            conn.get_database_backend(),
+            "SELECT event_seq FROM organizations WHERE id = $1",
+            [org.0.into()],
+        ))
+        .await
+        .map_err(db_err)?;
+    match row {
+        Some(row) => row.try_get::<i64>("", "event_seq").map_err(db_err),
+        None => Ok(0),
+    }
+}
+
+/// Orgs with events waiting for a number (at most `limit`).
+pub async fn orgs_with_unnumbered(db: &DatabaseConnection, limit: u64) -> Result<Vec<OrgId>> {
+    #[derive(FromQueryResult)]
+    struct Row {
+        org_id: Uuid,
+    }
+    let rows = Row::find_by_statement(Statement::from_sql_and_values(
+        db.get_database_backend(),
+        "SELECT DISTINCT org_id FROM events WHERE seq IS NULL LIMIT $1",
+        [i64::try_from(limit).unwrap_or(i64::MAX).into()],
+    ))
+    .all(db)
+    .await
+    .map_err(db_err)?;
+    Ok(rows.into_iter().map(|r| OrgId(r.org_id)).collect())
+}
+
+#[derive(FromQueryResult)]
+pub(crate) struct EventRow {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub seq: Option<i64>,
+    pub event_type: String,
+    pub occurred_at: OffsetDateTime,
+    pub data: String,
+    pub previous: Option<String>,
+}
+
+impl EventRow {
+    pub(crate) fn into_event(self) -> Result<Event> {
+        let json = |text: &str| {
+            serde_json::from_str(text)
+                .map_err(|e| Error::Internal(anyhow::anyhow!("event {}: {e}", self.id)))
+        };
+        Ok(Event {
+            id: self.id,
+            event_type: EventType::parse(&self.event_type, "event_type")
+                .map_err(|e| Error::Internal(anyhow::anyhow!("event {}: {e}", self.id)))?,
+            occurred_at: self.occurred_at,
+            org_id: OrgId(self.org_id),
+            data: json(&self.data)?,
+            previous: self.previous.as_deref().map(json).transpose()?,
+            seq: self.seq,
+        })
+    }
+}
+
+pub struct SqlEventLog {
+    db: Database,
+}
+
+impl SqlEventLog {
+    pub fn new(db: Database) -> Self {
+        Self { db }
+    }
+}
+
+#[async_trait::async_trait]
+impl EventLog for SqlEventLog {
+    async fn append(&self, events: &[Event]) -> Result<()> {
+        let txn = self.db.connection().begin().await.map_err(db_err)?;
+        insert_events(&txn, events).await?;
+        txn.commit().await.map_err(db_err)
+    }
+
+    async fn read(&self, org: OrgId, query: &EventQuery) -> Result<Vec<Event>> {
+        let db = self.db.connection();
+        sequence_org(db, org).await?;
+        let mut sql = Sql::default();
+        let mut conditions = vec![
+            format!("org_id = {}", sql.bind(org.0)),
+            format!("seq > {}", sql.bind(query.after.0)),
+        ];
+        if !query.types.is_empty() {
+            let names: Vec<String> = query.types.iter().map(|t| sql.bind(t.as_str())).collect();
+            conditions.push(format!("event_type IN ({})", names.join(", ")));
+        }
+        let limit = sql.bind(i64::try_from(query.limit).unwrap_or(i64::MAX));
+        let rows = EventRow::find_by_statement(Statement::from_sql_and_values(
+            db.get_database_backend(),
+            format!(
+                "SELECT id, org_id, seq, event_type, occurred_at, data, previous FROM events \
+                 WHERE {} ORDER BY seq LIMIT {limit}",
+                conditions.join(" AND ")
+            ),
+            sql.values,
+        ))
+        .all(db)
+        .await
+        .map_err(db_err)?;
+        rows.into_iter().map(EventRow::into_event).collect()
+    }
+
+    async fn purge(&self, before: OffsetDateTime) -> Result<u64> {
+        // Numbered events only: an unnumbered one is still on its way out.
+        let result = self
+            .db
+            .connection()
+            .execute(Statement::from_sql_and_values(
+                self.db.connection().get_database_backend(),
+                "DELETE FROM events WHERE occurred_at < $1 AND seq IS NOT NULL",
+                [before.into()],
+            ))
+            .await
+            .map_err(db_err)?;
+        Ok(result.rows_affected())
+    }
+}

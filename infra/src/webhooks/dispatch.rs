@@ -1,0 +1,236 @@
+//! The outbox dispatcher: numbers new events, turns them into one delivery
+//! row per endpoint that wants them (set-based, a page of events at a time,
+//! moving each endpoint's cursor in the same transaction), and hands
+//! endpoints with due deliveries to the queue. Several dispatchers (one per
+//! worker process) may run at once: numbering is serialised per org, and a
+//! cursor only moves from the value its dispatcher read.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use orgsync_domain::events::EventType;
+use orgsync_domain::ports::{JobQueue, Task};
+use orgsync_domain::webhooks::{DeliveryId, WebhookId};
+use orgsync_domain::Result;
+use sea_orm::{ConnectionTrait, FromQueryResult, Statement, TransactionTrait};
+use time::OffsetDateTime;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::EndpointRow;
+use crate::db::db_err;
+use crate::events::{orgs_with_unnumbered, sequence_org};
+use crate::filter_sql::Sql;
+use crate::Database;
+
+/// Events turned into deliveries per endpoint per step.
+const FAN_OUT_PAGE: i64 = 1000;
+/// Rows per delivery insert (9 parameters each).
+const DELIVERIES_PER_STATEMENT: usize = 500;
+pub(crate) const QUEUED: &str = "queued";
+
+pub struct EventDispatcher {
+    db: Database,
+    queue: Arc<dyn JobQueue>,
+    every: Duration,
+    reservation: Duration,
+}
+
+impl EventDispatcher {
+    /// Passes run `every` so long; an endpoint handed to the queue stays
+    /// reserved for its task for `reservation` (the queue's lease): if the
+    /// queue loses the task, the endpoint is handed out again after that.
+    pub fn new(
+        db: Database,
+        queue: Arc<dyn JobQueue>,
+        every: Duration,
+        reservation: Duration,
+    ) -> Self {
+        Self {
+            db,
+            queue,
+            every,
+            reservation,
+        }
+    }
+
+    /// Runs passes until `shutdown`; a failed pass is logged and retried.
+    pub async fn run(&self, shutdown: CancellationToken) {
+        let mut ticks = tokio::time::interval(self.every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                _ = ticks.tick() => {}
+            }
+            if let Err(e) = self.pass().await {
+                tracing::warn!(error = %e, "event dispatch failed; retrying");
+            }
+        }
+    }
+
+    /// One pass; answers how many endpoints it handed to the queue.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    pub async fn pass(&self) -> Result<usize> {
+        let db = self.db.connection();
+        for org in orgs_with_unnumbered(db, 100).await? {
+            sequence_org(db, org).await?;
+        }
+        for endpoint in self.behind().await? {
+            self.fan_out(endpoint).await?;
+        }
+        let due = self.reserve_due().await?;
+        for endpoint_id in &due {
+            let task = Task::DeliverWebhook {
+                endpoint_id: *endpoint_id,
+            };
+            self.queue.publish(&task.to_job()).await?;
+        }
+        Ok(due.len())
+    }
+
+    /// Enabled endpoints whose cursor is behind their org's events.
+    async fn behind(&self) -> Result<Vec<Behind>> {
+        Behind::find_by_statement(Statement::from_sql_and_values(
+            self.db.backend(),
+            "SELECT e.id, e.org_id, e.url, e.event_types, e.description, e.enabled, e.disabled_reason, \
+             e.created_at, e.updated_at, e.fanned_out_seq \
+             FROM webhook_endpoints e JOIN organizations o ON o.id = e.org_id \
+             WHERE e.enabled AND e.fanned_out_seq < o.event_seq LIMIT 200",
+            [],
+        ))
+        .all(self.db.connection())
+        .await
+        .map_err(db_err)
+    }
+
+    /// Turns the next page of the endpoint's events into deliveries and
+    /// moves its cursor, in one transaction.
+    async fn fan_out(&self, behind: Behind) -> Result<()> {
+        #[derive(FromQueryResult)]
+        struct EventKey {
+            id: Uuid,
+            seq: i64,
+            event_type: String,
+            occurred_at: OffsetDateTime,
+        }
+        let from = behind.fanned_out_seq;
+        let endpoint = EndpointRow {
+            id: behind.id,
+            org_id: behind.org_id,
+            url: behind.url,
+            event_types: behind.event_types,
+            description: behind.description,
+            enabled: behind.enabled,
+            disabled_reason: behind.disabled_reason,
+            created_at: behind.created_at,
+            updated_at: behind.updated_at,
+        }
+        .into_endpoint()?;
+        let org = endpoint.org_id;
+        let db = self.db.connection();
+        let events = EventKey::find_by_statement(Statement::from_sql_and_values(
+            db.get_database_backend(),
+            "SELECT id, seq, event_type, occurred_at FROM events WHERE org_id = $1 AND seq > $2 \
+             ORDER BY seq LIMIT $3",
+            [org.0.into(), from.into(), FAN_OUT_PAGE.into()],
+        ))
+        .all(db)
+        .await
+        .map_err(db_err)?;
+        let Some(to) = events.last().map(|e| e.seq) else {
+            return Ok(());
+        };
+        let txn = db.begin().await.map_err(db_err)?;
+        let moved = txn
+            .execute(Statement::from_sql_and_values(
+                db.get_database_backend(),
+                "UPDATE webhook_endpoints SET fanned_out_seq = $1 WHERE id = $2 AND fanned_out_seq = $3",
+                [to.into(), endpoint.id.0.into(), from.into()],
+            ))
+            .await
+            .map_err(db_err)?;
+        if moved.rows_affected() == 0 {
+            // Another dispatcher moved it first; it made these deliveries.
+            return Ok(());
+        }
+        let wanted: Vec<&EventKey> = events
+            .iter()
+            .filter(|e| {
+                EventType::parse(&e.event_type, "event_type").is_ok_and(|t| endpoint.wants(t))
+            })
+            .collect();
+        let now = OffsetDateTime::now_utc();
+        for chunk in wanted.chunks(DELIVERIES_PER_STATEMENT) {
+            let mut sql = Sql::default();
+            let rows: Vec<String> = chunk
+                .iter()
+                .map(|e| {
+                    let params = [
+                        sql.bind(DeliveryId::new().0),
+                        sql.bind(endpoint.id.0),
+                        sql.bind(e.id),
+                        sql.bind(e.seq),
+                        sql.bind(e.event_type.clone()),
+                        sql.bind("pending"),
+                        sql.bind(e.occurred_at),
+                        sql.bind(now),
+                    ];
+                    format!("({})", params.join(", "))
+                })
+                .collect();
+            txn.execute(Statement::from_sql_and_values(
+                db.get_database_backend(),
+                format!(
+                    "INSERT INTO webhook_deliveries (id, endpoint_id, event_id, event_seq, event_type, status, \
+                     next_attempt_at, created_at) VALUES {} ON CONFLICT DO NOTHING",
+                    rows.join(", ")
+                ),
+                sql.values,
+            ))
+            .await
+            .map_err(db_err)?;
+        }
+        txn.commit().await.map_err(db_err)
+    }
+
+    /// Reserves endpoints with a due delivery and no deliverer, for the
+    /// queue; answers them.
+    async fn reserve_due(&self) -> Result<Vec<WebhookId>> {
+        #[derive(FromQueryResult)]
+        struct Row {
+            id: Uuid,
+        }
+        let now = OffsetDateTime::now_utc();
+        let rows = Row::find_by_statement(Statement::from_sql_and_values(
+            self.db.backend(),
+            "UPDATE webhook_endpoints SET lease_holder = $1, lease_until = $2 \
+             WHERE enabled AND (lease_until IS NULL OR lease_until < $3) \
+             AND id IN (SELECT DISTINCT endpoint_id FROM webhook_deliveries \
+                        WHERE status = 'pending' AND next_attempt_at <= $3 LIMIT 500) \
+             RETURNING id",
+            [QUEUED.into(), (now + self.reservation).into(), now.into()],
+        ))
+        .all(self.db.connection())
+        .await
+        .map_err(db_err)?;
+        Ok(rows.into_iter().map(|r| WebhookId(r.id)).collect())
+    }
+}
+
+/// An endpoint behind its org's events, and where it stands.
+#[derive(FromQueryResult)]
+struct Behind {
+    id: Uuid,
+    org_id: Uuid,
+    url: String,
+    event_types: String,
+    description: Option<String>,
+    enabled: bool,
+    disabled_reason: Option<String>,
+    created_at: OffsetDateTime,
+    updated_at: OffsetDateTime,
+    fanned_out_seq: i64,
+}

@@ -1,0 +1,74 @@
+//! Events out. `events` is the outbox: each change writes its events in its
+//! own transaction with no number; numbering (`seq`, per org, in commit
+//! order) happens afterwards under the org's row lock, so readers paging by
+//! `seq` never skip an event committed late. Webhook endpoints follow their
+//! org's events with a cursor (`fanned_out_seq`) and keep one delivery row
+//! per event sent, with its attempts.
+
+use sea_orm_migration::prelude::*;
+
+#[derive(DeriveMigrationName)]
+pub struct Migration;
+
+const UP: &[&str] = &[
+    "ALTER TABLE organizations ADD COLUMN event_seq BIGINT NOT NULL DEFAULT 0",
+    "CREATE TABLE events (
+        id UUID PRIMARY KEY,
+        org_id UUID NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
+        seq BIGINT,
+        event_type TEXT NOT NULL,
+        occurred_at TIMESTAMP WITH TIME ZONE NOT NULL,
+        data TEXT NOT NULL,
+        previous TEXT
+    )",
+    "CREATE UNIQUE INDEX events_org_seq_idx ON events (org_id, seq)",
+    "CREATE INDEX events_unnumbered_idx ON events (org_id) WHERE seq IS NULL",
+    "CREATE INDEX events_occurred_at_idx ON events (occurred_at)",
+    "CREATE TABLE webhook_endpoints (
+        id UUID PRIMARY KEY,
+        org_id UUID NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
+        url TEXT NOT NULL,
+        event_types TEXT NOT NULL,
+        description TEXT,
+        secret TEXT NOT NULL,
+        previous_secret TEXT,
+        previous_secret_until TIMESTAMP WITH TIME ZONE,
+        enabled BOOLEAN NOT NULL,
+        disabled_reason TEXT,
+        fanned_out_seq BIGINT NOT NULL,
+        lease_holder TEXT,
+        lease_until TIMESTAMP WITH TIME ZONE,
+        created_at TIMESTAMP WITH TIME ZONE NOT NULL,
+        updated_at TIMESTAMP WITH TIME ZONE NOT NULL
+    )",
+    "CREATE INDEX webhook_endpoints_org_idx ON webhook_endpoints (org_id)",
+    "CREATE TABLE webhook_deliveries (
+        id UUID PRIMARY KEY,
+        endpoint_id UUID NOT NULL REFERENCES webhook_endpoints (id) ON DELETE CASCADE,
+        event_id UUID NOT NULL,
+        event_seq BIGINT NOT NULL,
+        event_type TEXT NOT NULL,
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TIMESTAMP WITH TIME ZONE,
+        first_failed_at TIMESTAMP WITH TIME ZONE,
+        last_attempt_at TIMESTAMP WITH TIME ZONE,
+        last_status_code INTEGER,
+        last_latency_ms BIGINT,
+        last_error TEXT,
+        created_at TIMESTAMP WITH TIME ZONE NOT NULL,
+        delivered_at TIMESTAMP WITH TIME ZONE
+    )",
+    "CREATE UNIQUE INDEX webhook_deliveries_event_idx ON webhook_deliveries (endpoint_id, event_seq)",
+    "CREATE INDEX webhook_deliveries_pending_idx ON webhook_deliveries (next_attempt_at) WHERE status = 'pending'",
+    "CREATE INDEX webhook_deliveries_listing_idx ON webhook_deliveries (endpoint_id, id)",
+];
+
+const DOWN: &[&str] = &[
+    "DROP TABLE webhook_deliveries",
+    "DROP TABLE webhook_endpoints",
+    "DROP TABLE events",
+    "ALTER TABLE organizations DROP COLUMN event_seq",
+];
+
+sql_migration!(UP, DOWN);

@@ -12,6 +12,7 @@
 //! - `tombstones`: removed members kept for relinking, and their purge;
 //! - `settings`: membership settings, roles, seat tiers, attributes, cursors.
 
+use orgsync_domain::audit::AuditEntry;
 use orgsync_domain::directory::{ConnectionId, ResourceId};
 use orgsync_domain::membership::{AttributeDefinition, Member, MemberId, SeatTier};
 use orgsync_domain::org::OrgId;
@@ -112,16 +113,21 @@ impl MembershipRepository for SqlMembershipRepository {
         queries::by_directory_users(self, org, users).await
     }
 
-    async fn insert_member(&self, member: &Member) -> Result<()> {
-        members::insert(self, member).await
+    async fn insert_member(&self, member: &Member, audit: &AuditEntry) -> Result<()> {
+        members::insert(self, member, audit).await
     }
 
-    async fn update_member(&self, before: &Member, after: &Member) -> Result<()> {
-        members::update(self, before, after).await
+    async fn update_member(
+        &self,
+        before: &Member,
+        after: &Member,
+        audit: &AuditEntry,
+    ) -> Result<()> {
+        members::update(self, before, after, audit).await
     }
 
-    async fn delete_member(&self, member: &Member, at: OffsetDateTime) -> Result<()> {
-        members::delete(self, member, at).await
+    async fn delete_member(&self, member: &Member, audit: &AuditEntry) -> Result<()> {
+        members::delete(self, member, audit).await
     }
 
     async fn apply(&self, org: OrgId, writes: &MemberWrites<'_>) -> Result<()> {

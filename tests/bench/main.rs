@@ -10,6 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod webhooks;
+
 use clap::Parser;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement, TransactionTrait};
 use serde_json::{json, Value};
@@ -45,12 +47,15 @@ struct Args {
     /// Seconds per timed scenario.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
-    /// Which benchmarks: `scim`, `sync`, `queue`, `cascade`, `hostile` or `all`.
+    /// Which benchmarks: `scim`, `sync`, `queue`, `cascade`, `hostile`, `webhooks` or `all`.
     #[arg(long, default_value = "all")]
     only: String,
     /// Database pool size of the server under test (shipped default: 10).
     #[arg(long, default_value_t = 16)]
     pool: u32,
+    /// Member changes per second in the webhooks benchmark (for `--seconds`).
+    #[arg(long, default_value_t = 1_000)]
+    rate: u64,
     /// Directory groups for the sync benchmark.
     #[arg(long, default_value_t = 1_000)]
     groups: usize,
@@ -313,7 +318,8 @@ async fn main() {
     // connection, bursts of 200) a one-connection benchmark measures the limit.
     println!(
         "server settings: database.max_connections={} (shipped default 10), \
-         scim.rate_limit_per_second=0 (off; shipped default 100 per connection, burst 200); \
+         scim.rate_limit_per_second=0 (off; shipped default 100 per connection, burst 200), \
+         webhooks.allow_private_targets=true (the receiver is on loopback); \
          {} clients, {} users",
         args.pool, args.clients, args.users
     );
@@ -327,6 +333,7 @@ async fn main() {
             .env("ORGSYNC__REDIS__KEY_PREFIX", format!("{name}:"))
             .env("ORGSYNC__AUTH__JWT_SECRET", secret)
             .env("ORGSYNC__SCIM__RATE_LIMIT_PER_SECOND", "0")
+            .env("ORGSYNC__WEBHOOKS__ALLOW_PRIVATE_TARGETS", "true")
             .env("ORGSYNC__LOG__LEVEL", "error")
             .stdout(Stdio::null())
             .spawn()
@@ -393,6 +400,9 @@ async fn main() {
     }
     if args.only == "sync" || args.only == "all" {
         sync_benchmarks(&args, &admin_api, &org, &db, conn_id, server.0.id()).await;
+    }
+    if args.only == "webhooks" || args.only == "all" {
+        webhooks::webhook_benchmark(&admin_api, &db, args.rate, args.seconds, args.clients).await;
     }
     if args.only == "cascade" || args.only == "all" {
         let mut worker = Command::new(&bin);

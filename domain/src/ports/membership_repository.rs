@@ -1,4 +1,4 @@
-use crate::audit::Actor;
+use crate::audit::{Actor, AuditEntry};
 use time::OffsetDateTime;
 
 use crate::directory::{ConnectionId, ResourceId};
@@ -47,25 +47,32 @@ pub trait MembershipRepository: Send + Sync {
         users: &[crate::directory::ResourceId],
     ) -> Result<Vec<Member>>;
 
-    /// Adds a member, with its `member.created` event in the same transaction.
+    /// Adds a member, with `audit` and its `member.created` event, in one
+    /// transaction.
     ///
     /// # Errors
     /// MUST return `Conflict(AlreadyExists)` when the org has a member with this email.
-    async fn insert_member(&self, member: &Member) -> Result<()>;
+    async fn insert_member(&self, member: &Member, audit: &AuditEntry) -> Result<()>;
 
     /// Saves role, tier, limit, name, metadata and status of `after` as
-    /// given, with its event (the fields that changed since `before`) in the
-    /// same transaction.
+    /// given, with `audit` and its event (the fields that changed since
+    /// `before`), in one transaction.
     ///
     /// # Errors
     /// MUST return `NotFound` when the member no longer exists.
-    async fn update_member(&self, before: &Member, after: &Member) -> Result<()>;
+    async fn update_member(
+        &self,
+        before: &Member,
+        after: &Member,
+        audit: &AuditEntry,
+    ) -> Result<()>;
 
-    /// Removes `member`, with its `member.removed` event in the same transaction.
+    /// Removes `member`, with `audit` and its `member.removed` event, in one
+    /// transaction.
     ///
     /// # Errors
     /// MUST return `NotFound` when the member does not exist.
-    async fn delete_member(&self, member: &Member, at: OffsetDateTime) -> Result<()>;
+    async fn delete_member(&self, member: &Member, audit: &AuditEntry) -> Result<()>;
 
     /// Applies a planned change set in set-based batches, in one
     /// transaction, together with one audit entry per member written

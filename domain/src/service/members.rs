@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
 use super::sync::SyncService;
+use crate::audit::{Actor, AuditEntry};
 use crate::auth::{Action, Principal};
 use crate::directory::ConnectionId;
 use crate::error::ConflictCode;
@@ -219,17 +220,16 @@ impl MembersService {
             created_at: now,
             updated_at: now,
         };
-        self.ports.members.insert_member(&member).await?;
-        self.orgs
-            .audit(
-                principal,
-                org.id,
-                "member.created",
-                ("member", member.id.0.to_string()),
-                None,
-                serde_json::to_value(&member).ok(),
-            )
-            .await?;
+        let audit = AuditEntry::new(
+            org.id,
+            Actor::of(principal),
+            "member.created",
+            ("member", member.id.0.to_string()),
+            None,
+            serde_json::to_value(&member).ok(),
+            now,
+        );
+        self.ports.members.insert_member(&member, &audit).await?;
         Ok(member)
     }
 
@@ -295,19 +295,18 @@ impl MembersService {
             }
         }
         member.updated_at = self.now();
+        let audit = AuditEntry::new(
+            org.id,
+            Actor::of(principal),
+            "member.updated",
+            ("member", member.id.0.to_string()),
+            before,
+            serde_json::to_value(&member).ok(),
+            member.updated_at,
+        );
         self.ports
             .members
-            .update_member(&unchanged, &member)
-            .await?;
-        self.orgs
-            .audit(
-                principal,
-                org.id,
-                "member.updated",
-                ("member", member.id.0.to_string()),
-                before,
-                serde_json::to_value(&member).ok(),
-            )
+            .update_member(&unchanged, &member, &audit)
             .await?;
         Ok(member)
     }
@@ -419,20 +418,16 @@ impl MembersService {
                 "this member comes from the directory; remove it there (or unassign it in the IdP)",
             ));
         }
-        self.ports
-            .members
-            .delete_member(&member, self.now())
-            .await?;
-        self.orgs
-            .audit(
-                principal,
-                org.id,
-                "member.deleted",
-                ("member", id.0.to_string()),
-                serde_json::to_value(&member).ok(),
-                None,
-            )
-            .await
+        let audit = AuditEntry::new(
+            org.id,
+            Actor::of(principal),
+            "member.deleted",
+            ("member", id.0.to_string()),
+            serde_json::to_value(&member).ok(),
+            None,
+            self.now(),
+        );
+        self.ports.members.delete_member(&member, &audit).await
     }
 
     /// Whether at least one member matches `filter` (a removed role or tier still held).

@@ -1,20 +1,25 @@
 //! Members written one at a time, at an admin's request, each with its
-//! event in the same transaction. Sync never comes here: its changes go
+//! audit entry and its event in the same transaction (one commit). Sync never comes here: its changes go
 //! through `apply`, in sets.
 
+use orgsync_domain::audit::AuditEntry;
 use orgsync_domain::error::ConflictCode;
 use orgsync_domain::events::Event;
 use orgsync_domain::membership::{Member, SpendLimit};
 use orgsync_domain::{Error, Result};
 use sea_orm::{ConnectionTrait, TransactionTrait};
-use time::OffsetDateTime;
 
 use super::rows::insert_members;
 use super::SqlMembershipRepository;
+use crate::audit_log::insert_entries;
 use crate::db::db_err;
 use crate::events::insert_events;
 
-pub(super) async fn insert(repo: &SqlMembershipRepository, member: &Member) -> Result<()> {
+pub(super) async fn insert(
+    repo: &SqlMembershipRepository,
+    member: &Member,
+    audit: &AuditEntry,
+) -> Result<()> {
     let taken = repo
         .db
         .connection()
@@ -41,6 +46,7 @@ pub(super) async fn insert(repo: &SqlMembershipRepository, member: &Member) -> R
         other => other,
     })?;
     insert_events(&txn, &[Event::member_created(member, member.created_at)]).await?;
+    insert_entries(&txn, std::slice::from_ref(audit)).await?;
     txn.commit().await.map_err(db_err)
 }
 
@@ -48,6 +54,7 @@ pub(super) async fn update(
     repo: &SqlMembershipRepository,
     before: &Member,
     m: &Member,
+    audit: &AuditEntry,
 ) -> Result<()> {
     let metadata = serde_json::to_string(&m.public_metadata).unwrap_or_else(|_| "{}".into());
     let txn = repo.db.connection().begin().await.map_err(db_err)?;
@@ -76,13 +83,14 @@ pub(super) async fn update(
     if let Some(event) = Event::member_changed(before, m, m.updated_at) {
         insert_events(&txn, &[event]).await?;
     }
+    insert_entries(&txn, std::slice::from_ref(audit)).await?;
     txn.commit().await.map_err(db_err)
 }
 
 pub(super) async fn delete(
     repo: &SqlMembershipRepository,
     member: &Member,
-    at: OffsetDateTime,
+    audit: &AuditEntry,
 ) -> Result<()> {
     let txn = repo.db.connection().begin().await.map_err(db_err)?;
     let result = txn
@@ -95,6 +103,7 @@ pub(super) async fn delete(
     if result.rows_affected() == 0 {
         return Err(Error::NotFound { entity: "member" });
     }
-    insert_events(&txn, &[Event::member_removed(member, at)]).await?;
+    insert_events(&txn, &[Event::member_removed(member, audit.at)]).await?;
+    insert_entries(&txn, std::slice::from_ref(audit)).await?;
     txn.commit().await.map_err(db_err)
 }

@@ -26,10 +26,18 @@ pub enum EventType {
     WebhookEndpointDisabled,
     /// Sent only by `POST /webhooks/{id}/test`, never recorded for the API.
     WebhookTest,
+    DirectoryUserCreated,
+    DirectoryUserUpdated,
+    DirectoryUserDeleted,
+    DirectoryGroupCreated,
+    DirectoryGroupUpdated,
+    DirectoryGroupDeleted,
+    DirectoryGroupUserAdded,
+    DirectoryGroupUserRemoved,
 }
 
 impl EventType {
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 19] = [
         Self::MemberCreated,
         Self::MemberUpdated,
         Self::MemberSuspended,
@@ -41,6 +49,14 @@ impl EventType {
         Self::SyncRemovalsHeld,
         Self::WebhookEndpointDisabled,
         Self::WebhookTest,
+        Self::DirectoryUserCreated,
+        Self::DirectoryUserUpdated,
+        Self::DirectoryUserDeleted,
+        Self::DirectoryGroupCreated,
+        Self::DirectoryGroupUpdated,
+        Self::DirectoryGroupDeleted,
+        Self::DirectoryGroupUserAdded,
+        Self::DirectoryGroupUserRemoved,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -56,6 +72,14 @@ impl EventType {
             Self::SyncRemovalsHeld => "sync.removals_held",
             Self::WebhookEndpointDisabled => "webhook.endpoint.disabled",
             Self::WebhookTest => "webhook.test",
+            Self::DirectoryUserCreated => "directory.user.created",
+            Self::DirectoryUserUpdated => "directory.user.updated",
+            Self::DirectoryUserDeleted => "directory.user.deleted",
+            Self::DirectoryGroupCreated => "directory.group.created",
+            Self::DirectoryGroupUpdated => "directory.group.updated",
+            Self::DirectoryGroupDeleted => "directory.group.deleted",
+            Self::DirectoryGroupUserAdded => "directory.group.user_added",
+            Self::DirectoryGroupUserRemoved => "directory.group.user_removed",
         }
     }
 

@@ -12,6 +12,8 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, FromQueryResult, Statement, T
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+pub mod directory;
+
 use crate::db::db_err;
 use crate::filter_sql::Sql;
 use crate::Database;

@@ -3,7 +3,9 @@
 //! order) happens afterwards under the org's row lock, so readers paging by
 //! `seq` never skip an event committed late. Webhook endpoints follow their
 //! org's events with a cursor (`fanned_out_seq`) and keep one delivery row
-//! per event sent, with its attempts.
+//! per event sent, with its attempts. A directory's change log (written in
+//! the SCIM writes' own transactions) is published as `directory.*` events
+//! up to `published_seq`.
 
 use sea_orm_migration::prelude::*;
 
@@ -12,6 +14,12 @@ pub struct Migration;
 
 const UP: &[&str] = &[
     "ALTER TABLE organizations ADD COLUMN event_seq BIGINT NOT NULL DEFAULT 0",
+    "ALTER TABLE enterprise_connections ADD COLUMN published_seq BIGINT NOT NULL DEFAULT 0",
+    // Directories publish from now on, not their whole history.
+    "UPDATE enterprise_connections SET published_seq = event_seq",
+    // What a group change did to each member it names: `added`, `removed`,
+    // or `kept` (named by both sides of a rewrite); NULL on older entries.
+    "ALTER TABLE directory_event_members ADD COLUMN change TEXT",
     "CREATE TABLE events (
         id UUID PRIMARY KEY,
         org_id UUID NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
@@ -69,6 +77,8 @@ const DOWN: &[&str] = &[
     "DROP TABLE webhook_endpoints",
     "DROP TABLE events",
     "ALTER TABLE organizations DROP COLUMN event_seq",
+    "ALTER TABLE enterprise_connections DROP COLUMN published_seq",
+    "ALTER TABLE directory_event_members DROP COLUMN change",
 ];
 
 sql_migration!(UP, DOWN);

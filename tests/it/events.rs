@@ -638,3 +638,70 @@ async fn the_embedded_mode_records_and_delivers_events_on_sqlite() {
     drop(server);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[actix_web::test]
+async fn directory_changes_arrive_as_directory_events_in_order() {
+    let dir = Directory::on(TestApp::spawn_with(allow_loopback).await).await;
+    let receiver = Receiver::start(Behaviour::Accept);
+    subscribe(
+        &dir.app,
+        &dir.org,
+        &receiver,
+        json!([
+            "directory.user.created",
+            "directory.user.updated",
+            "directory.user.deleted",
+            "directory.group.created",
+            "directory.group.deleted",
+            "directory.group.user_added",
+            "directory.group.user_removed"
+        ]),
+    )
+    .await;
+    let ada = dir.user("ada@example.com").await;
+    let bob = dir.user("bob@example.com").await;
+    let group = dir.group("Engineering", &[&ada]).await;
+    dir.scim_patch(
+        &format!("/Groups/{group}"),
+        json!([{"op": "add", "path": "members", "value": [{"value": bob}]}]),
+    )
+    .await;
+    dir.scim_patch(
+        &format!("/Groups/{group}"),
+        json!([{"op": "remove", "path": format!("members[value eq \"{ada}\"]")}]),
+    )
+    .await;
+    dir.set_active(&bob, false).await;
+    let (status, _) = dir.scim("DELETE", &format!("/Groups/{group}"), None).await;
+    assert_eq!(status, 204);
+    let (status, _) = dir.scim("DELETE", &format!("/Users/{ada}"), None).await;
+    assert_eq!(status, 204);
+
+    let got = receiver.wait_for(9).await;
+    assert_eq!(
+        types(&got),
+        [
+            "directory.user.created",
+            "directory.user.created",
+            "directory.group.created",
+            "directory.group.user_added",
+            "directory.group.user_added",
+            "directory.group.user_removed",
+            "directory.user.updated",
+            "directory.group.deleted",
+            "directory.user.deleted",
+        ]
+    );
+    assert!(got.iter().all(|r| r.signature_valid));
+    // Data is the resource as it is when published: Ada is gone by then
+    // (only her id is left), Bob is still there.
+    assert_eq!(got[0].event["data"]["id"], ada.as_str());
+    assert_eq!(got[1].event["data"]["user_name"], "bob@example.com");
+    assert_eq!(got[3].event["data"]["user"]["id"], ada.as_str());
+    assert_eq!(got[3].event["data"]["group"]["display_name"], "Engineering");
+    assert_eq!(got[4].event["data"]["user"]["user_name"], "bob@example.com");
+    assert_eq!(got[5].event["data"]["user"]["id"], ada.as_str());
+    assert_eq!(got[6].event["data"]["active"], false);
+    assert_eq!(got[8].event["data"]["id"], ada.as_str());
+    dir.app.finish().await;
+}

@@ -51,26 +51,51 @@ pub(super) async fn append_event(
     row.try_get::<i64>("", "id").map_err(db_err)
 }
 
+/// What a group change does to one member value it names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Membership {
+    Added,
+    Removed,
+}
+
+impl Membership {
+    pub(super) fn as_str(self) -> &'static str {
+        match self {
+            Self::Added => "added",
+            Self::Removed => "removed",
+        }
+    }
+}
+
 /// Records member values a group event changed (or may have: recording one
-/// that did not change only costs sync a no-op re-plan of that user).
+/// that did not change only costs sync a no-op re-plan of that user), with
+/// what it did to each. A value named both ways by one event (a rewrite
+/// that keeps a member) is recorded as `kept`.
 pub(super) async fn record_changed_members<'a>(
     txn: &DatabaseTransaction,
     event: i64,
-    values: impl Iterator<Item = &'a str>,
+    values: impl Iterator<Item = (&'a str, Membership)>,
 ) -> Result<()> {
-    let values: Vec<&str> = values.collect();
+    let values: Vec<(&str, Membership)> = values.collect();
     for chunk in values.chunks(INSERT_BATCH) {
         let mut sql = Sql::default();
         let event = sql.bind(event);
         let rows: Vec<String> = chunk
             .iter()
-            .map(|v| format!("({event}, {})", sql.bind((*v).to_owned())))
+            .map(|(v, change)| {
+                format!(
+                    "({event}, {}, '{}')",
+                    sql.bind((*v).to_owned()),
+                    change.as_str()
+                )
+            })
             .collect();
         txn.execute(Statement::from_sql_and_values(
             txn.get_database_backend(),
             format!(
-                "INSERT INTO directory_event_members (event_id, member_value) VALUES {} \
-                 ON CONFLICT DO NOTHING",
+                "INSERT INTO directory_event_members (event_id, member_value, change) VALUES {} \
+                 ON CONFLICT (event_id, member_value) DO UPDATE SET change = CASE \
+                 WHEN directory_event_members.change = excluded.change THEN excluded.change ELSE 'kept' END",
                 rows.join(", ")
             ),
             sql.values,
@@ -81,8 +106,9 @@ pub(super) async fn record_changed_members<'a>(
     Ok(())
 }
 
-/// Records every current member of `group` as changed by `event` (before a
-/// rewrite or a deletion takes them away), in one statement.
+/// Records every current member of `group` as removed by `event` (before a
+/// rewrite or a deletion takes them away; a rewrite that keeps one records
+/// it again as added, which makes it `kept`), in one statement.
 pub(super) async fn record_group_members(
     txn: &DatabaseTransaction,
     event: i64,
@@ -90,8 +116,8 @@ pub(super) async fn record_group_members(
 ) -> Result<()> {
     txn.execute(Statement::from_sql_and_values(
         txn.get_database_backend(),
-        "INSERT INTO directory_event_members (event_id, member_value) \
-         SELECT $1, member_value FROM directory_group_members WHERE group_id = $2 \
+        "INSERT INTO directory_event_members (event_id, member_value, change) \
+         SELECT $1, member_value, 'removed' FROM directory_group_members WHERE group_id = $2 \
          ON CONFLICT DO NOTHING",
         [event.into(), group.into()],
     ))

@@ -21,7 +21,7 @@ use sea_orm::{
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::events::{append_event, record_changed_members, record_group_members};
+use super::events::{append_event, record_changed_members, record_group_members, Membership};
 use super::members;
 use super::sql::{version_mismatch, GroupRow, StoredRow, INSERT_BATCH};
 use super::SqlDirectoryRepository;
@@ -60,7 +60,7 @@ pub(super) async fn create(
     .await
     .map_err(db_err)?;
     let event = append_event(&txn, conn, EntityKind::Group, id, 1, ChangeOp::Created, now).await?;
-    record_changed_members(&txn, event, members.iter().map(|m| m.value.as_str())).await?;
+    record_changed_members(&txn, event, added_values(members)).await?;
     txn.commit().await.map_err(db_err)?;
     Ok(GroupRecord {
         id,
@@ -94,7 +94,7 @@ pub(super) async fn replace(
         record_group_members(&txn, event, id).await?;
         members::clear(&txn, id).await?;
         members::insert(&txn, conn, id, members).await?;
-        record_changed_members(&txn, event, members.iter().map(|m| m.value.as_str())).await?;
+        record_changed_members(&txn, event, added_values(members)).await?;
         members::recount(&txn, id).await?;
     }
     commit_read(repo, txn, conn, id).await
@@ -196,10 +196,10 @@ async fn one_statement_change(
         }
         _ => return Ok(None),
     };
-    let sign = if matches!(change, MemberChange::Add(_)) {
-        ""
+    let (sign, membership) = if matches!(change, MemberChange::Add(_)) {
+        ("", Membership::Added.as_str())
     } else {
-        "-"
+        ("-", Membership::Removed.as_str())
     };
     // Nothing is written unless the group is this connection's: the caller
     // did not read it first, and this statement commits on its own.
@@ -218,8 +218,8 @@ async fn one_statement_change(
            WHERE g.connection_id = {conn_param} AND g.id = {group_param}), \
          logged AS (INSERT INTO directory_events (connection_id, entity_kind, entity_id, entity_version, op, occurred_at) \
            SELECT {conn_param}, 'group', id, version + 1, '{}', {now_param} FROM current RETURNING id), \
-         touched AS (INSERT INTO directory_event_members (event_id, member_value) \
-           SELECT logged.id, changed.member_value FROM logged, changed) \
+         touched AS (INSERT INTO directory_event_members (event_id, member_value, change) \
+           SELECT logged.id, changed.member_value, '{membership}' FROM logged, changed) \
          SELECT id, display_name, external_id, resource, \
            member_count + (SELECT member_delta FROM delta) AS member_count, version + 1 AS version, \
            created_at, {now_param} AS updated_at FROM current",
@@ -440,11 +440,24 @@ async fn commit_read(
 
 /// The member values `changes` name (a clear names none: its caller records
 /// the members it takes away).
-fn changed_values(changes: &[MemberChange]) -> impl Iterator<Item = &str> {
-    changes
+/// The values `changes` name, with what each does to the member.
+fn changed_values(changes: &[MemberChange]) -> impl Iterator<Item = (&str, Membership)> {
+    changes.iter().flat_map(|change| {
+        let membership = match change {
+            MemberChange::Remove(_) | MemberChange::RemoveAll => Membership::Removed,
+            _ => Membership::Added,
+        };
+        change
+            .values()
+            .iter()
+            .map(move |v| (v.as_str(), membership))
+    })
+}
+
+fn added_values(members: &[MemberRef]) -> impl Iterator<Item = (&str, Membership)> {
+    members
         .iter()
-        .flat_map(MemberChange::values)
-        .map(String::as_str)
+        .map(|m| (m.value.as_str(), Membership::Added))
 }
 
 /// Logs `op` on a group whose row this transaction locked, folded and

@@ -1,4 +1,5 @@
-//! The outbox dispatcher: numbers new events, turns them into one delivery
+//! The outbox dispatcher: publishes directories' change logs as events,
+//! numbers new events, turns them into one delivery
 //! row per endpoint that wants them (set-based, a page of events at a time,
 //! moving each endpoint's cursor in the same transaction), and hands
 //! endpoints with due deliveries to the queue. Several dispatchers (one per
@@ -75,6 +76,7 @@ impl EventDispatcher {
     /// Only infrastructure failures.
     pub async fn pass(&self) -> Result<usize> {
         let db = self.db.connection();
+        crate::events::directory::publish_directories(db).await?;
         for org in orgs_with_unnumbered(db, 100).await? {
             sequence_org(db, org).await?;
         }

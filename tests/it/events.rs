@@ -212,9 +212,18 @@ async fn member_changes_arrive_signed_in_order_and_the_events_api_pages_them() {
     assert_eq!(status, 200);
     let (status, _) = app.admin("DELETE", &org, &path, None).await;
     assert_eq!(status, 204);
-    connect_directory(&app, &org, "Okta").await;
+    let (conn, _) = connect_directory(&app, &org, "Okta").await;
+    let (status, off) = app
+        .admin(
+            "PUT",
+            &org,
+            &format!("/connections/{conn}/directory-sync"),
+            Some(json!({"enabled": false})),
+        )
+        .await;
+    assert_eq!(status, 200, "{off}");
 
-    let got = receiver.wait_for(5).await;
+    let got = receiver.wait_for(6).await;
     assert_eq!(
         types(&got),
         [
@@ -222,7 +231,8 @@ async fn member_changes_arrive_signed_in_order_and_the_events_api_pages_them() {
             "member.updated",
             "member.suspended",
             "member.removed",
-            "connection.activated"
+            "connection.activated",
+            "connection.deactivated"
         ]
     );
     assert!(got.iter().all(|r| r.signature_valid), "{got:?}");
@@ -271,7 +281,7 @@ async fn member_changes_arrive_signed_in_order_and_the_events_api_pages_them() {
         .await;
     assert_eq!(status, 200, "{deliveries}");
     let deliveries = deliveries["data"].as_array().unwrap();
-    assert_eq!(deliveries.len(), 5);
+    assert_eq!(deliveries.len(), 6);
     assert!(deliveries
         .iter()
         .all(|d| d["status"] == "succeeded" && d["attempts"] == 1 && d["last_status_code"] == 204));

@@ -102,6 +102,24 @@ async fn an_idp_deleting_a_mapped_group_has_its_removals_held_until_confirmed() 
         actions.contains(&"members.removals_confirmed"),
         "{actions:?}"
     );
+    // Downstream applications learn of the hold, and of each removal once confirmed.
+    let (status, events) = admin(
+        &dir,
+        "GET",
+        &org,
+        "/events?types=sync.removals_held,member.removed&limit=1000",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{events}");
+    let events = events["data"].as_array().unwrap();
+    assert_eq!(events[0]["type"], "sync.removals_held", "{events:?}");
+    assert_eq!(events[0]["data"]["removals"], 60, "{:?}", events[0]);
+    let removed = events
+        .iter()
+        .filter(|e| e["type"] == "member.removed")
+        .count();
+    assert_eq!(removed, 60);
     dir.app.finish().await;
 }
 

@@ -188,7 +188,8 @@ fn changed_fields(before: &Member, after: &Member) -> Option<Map<String, Value>>
     (!changed.is_empty()).then_some(changed)
 }
 
-/// Where a reader of an org's events stands: after event `seq`.
+/// Where a reader of an org's (or a subtree's) events stands: after event
+/// `seq` of its tenant's sequence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct EventCursor(pub i64);
 
@@ -199,6 +200,8 @@ pub struct EventQuery {
     /// Empty: every type.
     pub types: Vec<EventType>,
     pub limit: u64,
+    /// The org's descendants' events too, in the same order.
+    pub include_descendants: bool,
 }
 
 /// Largest page of the events API: readers catching up on a big resync page

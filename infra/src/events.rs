@@ -1,8 +1,10 @@
 //! The events outbox on PostgreSQL or SQLite. A change writes its events
-//! in its own transaction, unnumbered ([`insert_events`]); numbering per org
-//! happens afterwards, in commit order, under the org's row lock
-//! ([`sequence_org`]), so a reader paging by `seq` sees a committed prefix:
-//! an event committed late is numbered late, never behind a reader's cursor.
+//! in its own transaction, unnumbered ([`insert_events`]); numbering per
+//! tenant happens afterwards, in commit order, under the root org's row
+//! lock ([`sequence_tenant`]), so a reader paging by `seq` sees a committed
+//! prefix: an event committed late is numbered late, never behind a
+//! reader's cursor. One sequence per tenant orders an org's events and a
+//! subtree's alike; tenants never wait on each other.
 
 use orgsync_domain::events::{Event, EventQuery, EventType};
 use orgsync_domain::org::OrgId;
@@ -52,54 +54,78 @@ pub(crate) async fn insert_events(conn: &impl ConnectionTrait, events: &[Event])
     Ok(())
 }
 
-/// Numbers the org's committed, unnumbered events in insertion order (ids
-/// are time-ordered), continuing its sequence. Returns the last number.
-pub async fn sequence_org(db: &DatabaseConnection, org: OrgId) -> Result<i64> {
+/// Numbers the committed, unnumbered events of `org`'s tenant in insertion
+/// order (ids are time-ordered), continuing the tenant's sequence. Returns
+/// the tenant's last number: every event up to it is numbered and visible.
+pub async fn sequence_tenant(db: &DatabaseConnection, org: OrgId) -> Result<i64> {
     let backend = db.get_database_backend();
-    let stmt = |sql: &str| Statement::from_sql_and_values(backend, sql, [org.0.into()]);
+    let Some(root) = root_of(db, org).await? else {
+        return Ok(0);
+    };
+    let stmt = |sql: &str| Statement::from_sql_and_values(backend, sql, [root.into()]);
     // A caught-up reader (the common case) takes no lock and writes nothing.
     let unnumbered = db
         .query_one(stmt(
-            "SELECT 1 AS unnumbered FROM events WHERE org_id = $1 AND seq IS NULL LIMIT 1",
+            "SELECT 1 AS unnumbered FROM events e JOIN organizations o ON o.id = e.org_id \
+             WHERE e.seq IS NULL AND o.root_id = $1 LIMIT 1",
         ))
         .await
         .map_err(db_err)?;
     if unnumbered.is_none() {
-        return last_seq(db, org).await;
+        return last_seq(db, root).await;
     }
     let txn = db.begin().await.map_err(db_err)?;
-    // The row lock makes concurrent sequencers of one org queue up.
+    // The row lock makes concurrent sequencers of one tenant queue up.
     txn.execute(stmt(
         "UPDATE organizations SET event_seq = event_seq WHERE id = $1",
     ))
     .await
     .map_err(db_err)?;
-    txn.execute(stmt(
-        "UPDATE events SET seq = numbered.seq FROM \
-         (SELECT e.id, o.event_seq + ROW_NUMBER() OVER (ORDER BY e.id) AS seq \
-          FROM events e JOIN organizations o ON o.id = e.org_id \
-          WHERE e.org_id = $1 AND e.seq IS NULL) AS numbered \
-         WHERE events.id = numbered.id",
+    let numbered = txn
+        .execute(stmt(
+            "UPDATE events SET root_id = $1, seq = numbered.seq FROM \
+             (SELECT e.id, r.event_seq + ROW_NUMBER() OVER (ORDER BY e.id) AS seq \
+              FROM events e JOIN organizations o ON o.id = e.org_id JOIN organizations r ON r.id = o.root_id \
+              WHERE o.root_id = $1 AND e.seq IS NULL) AS numbered \
+             WHERE events.id = numbered.id",
+        ))
+        .await
+        .map_err(db_err)?
+        .rows_affected();
+    txn.execute(Statement::from_sql_and_values(
+        backend,
+        "UPDATE organizations SET event_seq = event_seq + $1 WHERE id = $2",
+        [
+            i64::try_from(numbered).unwrap_or(i64::MAX).into(),
+            root.into(),
+        ],
     ))
     .await
     .map_err(db_err)?;
-    txn.execute(stmt(
-        "UPDATE organizations SET event_seq = \
-         COALESCE((SELECT MAX(seq) FROM events WHERE org_id = $1), event_seq) WHERE id = $1",
-    ))
-    .await
-    .map_err(db_err)?;
-    let last = last_seq(&txn, org).await?;
+    let last = last_seq(&txn, root).await?;
     txn.commit().await.map_err(db_err)?;
     Ok(last)
 }
 
-async fn last_seq(conn: &impl ConnectionTrait, org: OrgId) -> Result<i64> {
+async fn root_of(conn: &impl ConnectionTrait, org: OrgId) -> Result<Option<Uuid>> {
+    let row = conn
+        .query_one(Statement::from_sql_and_values(
+            conn.get_database_backend(),
+            "SELECT root_id FROM organizations WHERE id = $1",
+            [org.0.into()],
+        ))
+        .await
+        .map_err(db_err)?;
+    row.map(|r| r.try_get::<Uuid>("", "root_id").map_err(db_err))
+        .transpose()
+}
+
+async fn last_seq(conn: &impl ConnectionTrait, root: Uuid) -> Result<i64> {
     let row = conn
         .query_one(Statement::from_sql_and_values(
             conn.get_database_backend(),
             "SELECT event_seq FROM organizations WHERE id = $1",
-            [org.0.into()],
+            [root.into()],
         ))
         .await
         .map_err(db_err)?;
@@ -109,21 +135,22 @@ async fn last_seq(conn: &impl ConnectionTrait, org: OrgId) -> Result<i64> {
     }
 }
 
-/// Orgs with events waiting for a number (at most `limit`).
-pub async fn orgs_with_unnumbered(db: &DatabaseConnection, limit: u64) -> Result<Vec<OrgId>> {
+/// Tenants (root orgs) with events waiting for a number (at most `limit`).
+pub async fn tenants_with_unnumbered(db: &DatabaseConnection, limit: u64) -> Result<Vec<OrgId>> {
     #[derive(FromQueryResult)]
     struct Row {
-        org_id: Uuid,
+        root_id: Uuid,
     }
     let rows = Row::find_by_statement(Statement::from_sql_and_values(
         db.get_database_backend(),
-        "SELECT DISTINCT org_id FROM events WHERE seq IS NULL LIMIT $1",
+        "SELECT DISTINCT o.root_id FROM events e JOIN organizations o ON o.id = e.org_id \
+         WHERE e.seq IS NULL LIMIT $1",
         [i64::try_from(limit).unwrap_or(i64::MAX).into()],
     ))
     .all(db)
     .await
     .map_err(db_err)?;
-    Ok(rows.into_iter().map(|r| OrgId(r.org_id)).collect())
+    Ok(rows.into_iter().map(|r| OrgId(r.root_id)).collect())
 }
 
 #[derive(FromQueryResult)]
@@ -176,12 +203,22 @@ impl EventLog for SqlEventLog {
 
     async fn read(&self, org: OrgId, query: &EventQuery) -> Result<Vec<Event>> {
         let db = self.db.connection();
-        sequence_org(db, org).await?;
+        sequence_tenant(db, org).await?;
         let mut sql = Sql::default();
-        let mut conditions = vec![
-            format!("org_id = {}", sql.bind(org.0)),
-            format!("seq > {}", sql.bind(query.after.0)),
-        ];
+        let mut conditions = if query.include_descendants {
+            // The tenant's sequence in order, kept to the subtree.
+            let root = root_of(db, org).await?.unwrap_or(org.0);
+            vec![
+                format!("root_id = {}", sql.bind(root)),
+                format!(
+                    "org_id IN (SELECT descendant_id FROM org_closure WHERE ancestor_id = {})",
+                    sql.bind(org.0)
+                ),
+            ]
+        } else {
+            vec![format!("org_id = {}", sql.bind(org.0))]
+        };
+        conditions.push(format!("seq > {}", sql.bind(query.after.0)));
         if !query.types.is_empty() {
             let names: Vec<String> = query.types.iter().map(|t| sql.bind(t.as_str())).collect();
             conditions.push(format!("event_type IN ({})", names.join(", ")));

@@ -137,7 +137,7 @@ impl WebhookRepository for SqlWebhookRepository {
         // The endpoint follows the org's events from those numbered now on:
         // number what is committed first, so it starts from a settled point.
         let db = self.db.connection();
-        let from = crate::events::sequence_org(db, e.org_id).await?;
+        let from = crate::events::sequence_tenant(db, e.org_id).await?;
         let txn = db.begin().await.map_err(db_err)?;
         txn.execute(self.stmt(
             "INSERT INTO webhook_endpoints (id, org_id, url, event_types, description, secret, enabled, \

@@ -1,7 +1,8 @@
 //! Events out. `events` is the outbox: each change writes its events in its
-//! own transaction with no number; numbering (`seq`, per org, in commit
-//! order) happens afterwards under the org's row lock, so readers paging by
-//! `seq` never skip an event committed late. Webhook endpoints follow their
+//! own transaction with no number; numbering (`seq`, per tenant, in commit
+//! order, with the tenant's `root_id`) happens afterwards under the root
+//! org's row lock, so readers paging by `seq` (of an org, or of a subtree)
+//! never skip an event committed late. Webhook endpoints follow their
 //! org's events with a cursor (`fanned_out_seq`) and keep one delivery row
 //! per event sent, with its attempts. A directory's change log (written in
 //! the SCIM writes' own transactions) is published as `directory.*` events
@@ -23,6 +24,7 @@ const UP: &[&str] = &[
     "CREATE TABLE events (
         id UUID PRIMARY KEY,
         org_id UUID NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
+        root_id UUID,
         seq BIGINT,
         event_type TEXT NOT NULL,
         occurred_at TIMESTAMP WITH TIME ZONE NOT NULL,
@@ -30,6 +32,7 @@ const UP: &[&str] = &[
         previous TEXT
     )",
     "CREATE UNIQUE INDEX events_org_seq_idx ON events (org_id, seq)",
+    "CREATE UNIQUE INDEX events_root_seq_idx ON events (root_id, seq)",
     "CREATE INDEX events_unnumbered_idx ON events (org_id) WHERE seq IS NULL",
     "CREATE INDEX events_occurred_at_idx ON events (occurred_at)",
     "CREATE TABLE webhook_endpoints (

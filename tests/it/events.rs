@@ -715,3 +715,67 @@ async fn directory_changes_arrive_as_directory_events_in_order() {
     assert_eq!(got[8].event["data"]["id"], ada.as_str());
     dir.app.finish().await;
 }
+
+#[actix_web::test]
+async fn a_subtree_reads_as_one_ordered_stream_and_a_child_cannot_read_up() {
+    let app = TestApp::spawn().await;
+    let root = create_root(&app, "Acme", "acme").await;
+    let (status, child) = crate::fixtures::create_child(
+        &app,
+        &app.tokens.platform(),
+        &root,
+        json!({"name": "Acme EU", "slug": "acme-eu", "kind": "sandbox"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{child}");
+    let child = child["id"].as_str().unwrap().to_owned();
+    for (i, org) in [&root, &child, &root, &child].into_iter().enumerate() {
+        let (status, body) = app
+            .admin(
+                "POST",
+                org,
+                "/members",
+                Some(json!({"email": format!("u{i}@example.com"), "role": "user"})),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let emails = |events: &[Value]| -> Vec<String> {
+        events
+            .iter()
+            .map(|e| e["data"]["email"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let subtree = read_all(&app, &root, "&include_descendants=true", 1).await;
+    assert_eq!(
+        emails(&subtree),
+        [
+            "u0@example.com",
+            "u1@example.com",
+            "u2@example.com",
+            "u3@example.com"
+        ]
+    );
+    assert_eq!(
+        emails(&read_all(&app, &root, "", 10).await),
+        ["u0@example.com", "u2@example.com"]
+    );
+    assert_eq!(
+        emails(&read_all(&app, &child, "&include_descendants=true", 10).await),
+        ["u1@example.com", "u3@example.com"]
+    );
+    let token = app.tokens.org(
+        child.parse().unwrap(),
+        orgsync_domain::auth::AdminRole::Owner,
+    );
+    let (status, _) = app
+        .call(
+            "GET",
+            &format!("/api/v1/orgs/{root}/events?include_descendants=true"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(status, 404);
+    app.finish().await;
+}

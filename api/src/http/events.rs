@@ -88,6 +88,9 @@ struct EventsQuery {
     /// Comma-separated event types; absent: every type.
     types: Option<String>,
     limit: Option<u64>,
+    /// The org's descendants' events too (sandboxes included).
+    #[serde(default)]
+    include_descendants: bool,
 }
 
 async fn events(
@@ -132,6 +135,7 @@ async fn events(
                 after,
                 types,
                 limit,
+                include_descendants: query.include_descendants,
             },
         )
         .await?;

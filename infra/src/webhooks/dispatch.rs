@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use super::EndpointRow;
 use crate::db::db_err;
-use crate::events::{orgs_with_unnumbered, sequence_org};
+use crate::events::{sequence_tenant, tenants_with_unnumbered};
 use crate::filter_sql::Sql;
 use crate::Database;
 
@@ -77,8 +77,8 @@ impl EventDispatcher {
     pub async fn pass(&self) -> Result<usize> {
         let db = self.db.connection();
         crate::events::directory::publish_directories(db).await?;
-        for org in orgs_with_unnumbered(db, 100).await? {
-            sequence_org(db, org).await?;
+        for root in tenants_with_unnumbered(db, 100).await? {
+            sequence_tenant(db, root).await?;
         }
         for endpoint in self.behind().await? {
             self.fan_out(endpoint).await?;
@@ -93,14 +93,15 @@ impl EventDispatcher {
         Ok(due.len())
     }
 
-    /// Enabled endpoints whose cursor is behind their org's events.
+    /// Enabled endpoints whose cursor is behind their tenant's events.
     async fn behind(&self) -> Result<Vec<Behind>> {
         Behind::find_by_statement(Statement::from_sql_and_values(
             self.db.backend(),
             "SELECT e.id, e.org_id, e.url, e.event_types, e.description, e.enabled, e.disabled_reason, \
-             e.created_at, e.updated_at, e.fanned_out_seq \
+             e.created_at, e.updated_at, e.fanned_out_seq, r.event_seq \
              FROM webhook_endpoints e JOIN organizations o ON o.id = e.org_id \
-             WHERE e.enabled AND e.fanned_out_seq < o.event_seq LIMIT 200",
+             JOIN organizations r ON r.id = o.root_id \
+             WHERE e.enabled AND e.fanned_out_seq < r.event_seq LIMIT 200",
             [],
         ))
         .all(self.db.connection())
@@ -109,7 +110,9 @@ impl EventDispatcher {
     }
 
     /// Turns the next page of the endpoint's events into deliveries and
-    /// moves its cursor, in one transaction.
+    /// moves its cursor, in one transaction. The tenant's sequence counts
+    /// other orgs' events too: a page with fewer events than asked for
+    /// moves the cursor to the number `behind` read (all numbered by then).
     async fn fan_out(&self, behind: Behind) -> Result<()> {
         #[derive(FromQueryResult)]
         struct EventKey {
@@ -118,7 +121,7 @@ impl EventDispatcher {
             event_type: String,
             occurred_at: OffsetDateTime,
         }
-        let from = behind.fanned_out_seq;
+        let (from, upto) = (behind.fanned_out_seq, behind.event_seq);
         let endpoint = EndpointRow {
             id: behind.id,
             org_id: behind.org_id,
@@ -136,14 +139,15 @@ impl EventDispatcher {
         let events = EventKey::find_by_statement(Statement::from_sql_and_values(
             db.get_database_backend(),
             "SELECT id, seq, event_type, occurred_at FROM events WHERE org_id = $1 AND seq > $2 \
-             ORDER BY seq LIMIT $3",
-            [org.0.into(), from.into(), FAN_OUT_PAGE.into()],
+             AND seq <= $3 ORDER BY seq LIMIT $4",
+            [org.0.into(), from.into(), upto.into(), FAN_OUT_PAGE.into()],
         ))
         .all(db)
         .await
         .map_err(db_err)?;
-        let Some(to) = events.last().map(|e| e.seq) else {
-            return Ok(());
+        let to = match events.last() {
+            Some(last) if events.len() as i64 == FAN_OUT_PAGE => last.seq,
+            _ => upto,
         };
         let txn = db.begin().await.map_err(db_err)?;
         let moved = txn
@@ -235,4 +239,5 @@ struct Behind {
     created_at: OffsetDateTime,
     updated_at: OffsetDateTime,
     fanned_out_seq: i64,
+    event_seq: i64,
 }

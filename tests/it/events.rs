@@ -703,12 +703,12 @@ async fn directory_changes_arrive_as_directory_events_in_order() {
         ]
     );
     assert!(got.iter().all(|r| r.signature_valid));
-    // Data is the resource as it is when published: Ada is gone by then
-    // (only her id is left), Bob is still there.
+    // Data is the resource as it is when published: Ada and the group are
+    // gone by then (only their ids are left), Bob is still there.
     assert_eq!(got[0].event["data"]["id"], ada.as_str());
     assert_eq!(got[1].event["data"]["user_name"], "bob@example.com");
     assert_eq!(got[3].event["data"]["user"]["id"], ada.as_str());
-    assert_eq!(got[3].event["data"]["group"]["display_name"], "Engineering");
+    assert_eq!(got[3].event["data"]["group"]["id"], group.as_str());
     assert_eq!(got[4].event["data"]["user"]["user_name"], "bob@example.com");
     assert_eq!(got[5].event["data"]["user"]["id"], ada.as_str());
     assert_eq!(got[6].event["data"]["active"], false);

@@ -33,8 +33,12 @@ const PAGE: i64 = 1000;
 /// Values per `IN (...)` list.
 const CHUNK: usize = 1000;
 
-/// Numbers what SCIM writers left unnumbered, then publishes a page of
-/// every connection that is behind.
+/// Entries sync has not numbered after this long are numbered here (a
+/// directory no org draws on has no reader to number them).
+const NUMBER_AFTER: time::Duration = time::Duration::seconds(2);
+
+/// Publishes a page of every connection whose numbered change log is ahead
+/// of what it published.
 ///
 /// # Errors
 /// Only infrastructure failures.
@@ -43,10 +47,14 @@ pub async fn publish_directories(db: &DatabaseConnection) -> Result<()> {
     struct Unnumbered {
         connection_id: Uuid,
     }
-    // The partial index on unnumbered entries keeps this cheap when idle.
-    let unnumbered = Unnumbered::find_by_statement(Statement::from_string(
+    // Numbering is sync's: the catch-up each SCIM write nudges numbers the
+    // log as it reads it, and a second sequencer would only queue on the
+    // same row lock. Only entries it left behind are numbered here. The
+    // partial index on unnumbered entries keeps this cheap.
+    let unnumbered = Unnumbered::find_by_statement(Statement::from_sql_and_values(
         db.get_database_backend(),
-        "SELECT DISTINCT connection_id FROM directory_events WHERE seq IS NULL LIMIT 100",
+        "SELECT DISTINCT connection_id FROM directory_events WHERE seq IS NULL AND occurred_at < $1 LIMIT 100",
+        [(OffsetDateTime::now_utc() - NUMBER_AFTER).into()],
     ))
     .all(db)
     .await

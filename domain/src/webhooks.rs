@@ -46,8 +46,13 @@ pub struct WebhookEndpoint {
 
 impl WebhookEndpoint {
     pub fn wants(&self, event: EventType) -> bool {
-        event == EventType::WebhookTest || self.events.is_empty() || self.events.contains(&event)
+        wanted(&self.events, event)
     }
+}
+
+/// Whether an endpoint subscribed to `events` (empty: every type) is sent `event`.
+pub fn wanted(events: &[EventType], event: EventType) -> bool {
+    event == EventType::WebhookTest || events.is_empty() || events.contains(&event)
 }
 
 /// An endpoint's signing secrets: the current one, and the one it replaced

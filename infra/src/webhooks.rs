@@ -44,7 +44,7 @@ const ENDPOINT_COLUMNS: &str =
     "id, org_id, url, event_types, description, enabled, disabled_reason, created_at, updated_at";
 
 #[derive(FromQueryResult)]
-pub(crate) struct EndpointRow {
+struct EndpointRow {
     id: Uuid,
     org_id: Uuid,
     url: String,
@@ -56,17 +56,20 @@ pub(crate) struct EndpointRow {
     updated_at: OffsetDateTime,
 }
 
+/// An endpoint's stored `event_types` (comma-separated; empty: every type).
+pub(crate) fn parse_type_list(id: Uuid, list: &str) -> Result<Vec<EventType>> {
+    if list.is_empty() {
+        return Ok(Vec::new());
+    }
+    list.split(',')
+        .map(|name| EventType::parse(name, "event_types"))
+        .collect::<Result<Vec<_>>>()
+        .map_err(|e| Error::Internal(anyhow::anyhow!("webhook {id}: {e}")))
+}
+
 impl EndpointRow {
-    pub(crate) fn into_endpoint(self) -> Result<WebhookEndpoint> {
-        let events = if self.event_types.is_empty() {
-            Vec::new()
-        } else {
-            self.event_types
-                .split(',')
-                .map(|name| EventType::parse(name, "event_types"))
-                .collect::<Result<Vec<_>>>()
-                .map_err(|e| Error::Internal(anyhow::anyhow!("webhook {}: {e}", self.id)))?
-        };
+    fn into_endpoint(self) -> Result<WebhookEndpoint> {
+        let events = parse_type_list(self.id, &self.event_types)?;
         Ok(WebhookEndpoint {
             id: WebhookId(self.id),
             org_id: OrgId(self.org_id),

@@ -11,14 +11,14 @@ use std::time::Duration;
 
 use orgsync_domain::events::EventType;
 use orgsync_domain::ports::{JobQueue, Task};
-use orgsync_domain::webhooks::{DeliveryId, WebhookId};
+use orgsync_domain::webhooks::{wanted, DeliveryId, WebhookId};
 use orgsync_domain::Result;
 use sea_orm::{ConnectionTrait, FromQueryResult, Statement, TransactionTrait};
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::EndpointRow;
+use super::parse_type_list;
 use crate::db::db_err;
 use crate::events::{sequence_tenant, tenants_with_unnumbered};
 use crate::filter_sql::Sql;
@@ -97,8 +97,7 @@ impl EventDispatcher {
     async fn behind(&self) -> Result<Vec<Behind>> {
         Behind::find_by_statement(Statement::from_sql_and_values(
             self.db.backend(),
-            "SELECT e.id, e.org_id, e.url, e.event_types, e.description, e.enabled, e.disabled_reason, \
-             e.created_at, e.updated_at, e.fanned_out_seq, r.event_seq \
+            "SELECT e.id, e.org_id, e.event_types, e.fanned_out_seq, r.event_seq \
              FROM webhook_endpoints e JOIN organizations o ON o.id = e.org_id \
              JOIN organizations r ON r.id = o.root_id \
              WHERE e.enabled AND e.fanned_out_seq < r.event_seq LIMIT 200",
@@ -122,25 +121,14 @@ impl EventDispatcher {
             occurred_at: OffsetDateTime,
         }
         let (from, upto) = (behind.fanned_out_seq, behind.event_seq);
-        let endpoint = EndpointRow {
-            id: behind.id,
-            org_id: behind.org_id,
-            url: behind.url,
-            event_types: behind.event_types,
-            description: behind.description,
-            enabled: behind.enabled,
-            disabled_reason: behind.disabled_reason,
-            created_at: behind.created_at,
-            updated_at: behind.updated_at,
-        }
-        .into_endpoint()?;
-        let org = endpoint.org_id;
+        let types = parse_type_list(behind.id, &behind.event_types)?;
+        let (endpoint, org) = (WebhookId(behind.id), behind.org_id);
         let db = self.db.connection();
         let events = EventKey::find_by_statement(Statement::from_sql_and_values(
             db.get_database_backend(),
             "SELECT id, seq, event_type, occurred_at FROM events WHERE org_id = $1 AND seq > $2 \
              AND seq <= $3 ORDER BY seq LIMIT $4",
-            [org.0.into(), from.into(), upto.into(), FAN_OUT_PAGE.into()],
+            [org.into(), from.into(), upto.into(), FAN_OUT_PAGE.into()],
         ))
         .all(db)
         .await
@@ -154,7 +142,7 @@ impl EventDispatcher {
             .execute(Statement::from_sql_and_values(
                 db.get_database_backend(),
                 "UPDATE webhook_endpoints SET fanned_out_seq = $1 WHERE id = $2 AND fanned_out_seq = $3",
-                [to.into(), endpoint.id.0.into(), from.into()],
+                [to.into(), endpoint.0.into(), from.into()],
             ))
             .await
             .map_err(db_err)?;
@@ -165,7 +153,7 @@ impl EventDispatcher {
         let wanted: Vec<&EventKey> = events
             .iter()
             .filter(|e| {
-                EventType::parse(&e.event_type, "event_type").is_ok_and(|t| endpoint.wants(t))
+                EventType::parse(&e.event_type, "event_type").is_ok_and(|t| wanted(&types, t))
             })
             .collect();
         let now = OffsetDateTime::now_utc();
@@ -176,7 +164,7 @@ impl EventDispatcher {
                 .map(|e| {
                     let params = [
                         sql.bind(DeliveryId::new().0),
-                        sql.bind(endpoint.id.0),
+                        sql.bind(endpoint.0),
                         sql.bind(e.id),
                         sql.bind(e.seq),
                         sql.bind(e.event_type.clone()),
@@ -226,18 +214,13 @@ impl EventDispatcher {
     }
 }
 
-/// An endpoint behind its org's events, and where it stands.
+/// An endpoint behind its tenant's events: where it stands, and the
+/// tenant's last number.
 #[derive(FromQueryResult)]
 struct Behind {
     id: Uuid,
     org_id: Uuid,
-    url: String,
     event_types: String,
-    description: Option<String>,
-    enabled: bool,
-    disabled_reason: Option<String>,
-    created_at: OffsetDateTime,
-    updated_at: OffsetDateTime,
     fanned_out_seq: i64,
     event_seq: i64,
 }

@@ -240,17 +240,24 @@ impl EventLog for SqlEventLog {
     }
 
     async fn purge(&self, before: OffsetDateTime) -> Result<u64> {
+        let db = self.db.connection();
         // Numbered events only: an unnumbered one is still on its way out.
-        let result = self
-            .db
-            .connection()
-            .execute(Statement::from_sql_and_values(
-                self.db.connection().get_database_backend(),
-                "DELETE FROM events WHERE occurred_at < $1 AND seq IS NOT NULL",
-                [before.into()],
-            ))
-            .await
-            .map_err(db_err)?;
-        Ok(result.rows_affected())
+        // Deliveries go with them, but never one still being retried.
+        let mut purged = 0;
+        for statement in [
+            "DELETE FROM events WHERE occurred_at < $1 AND seq IS NOT NULL",
+            "DELETE FROM webhook_deliveries WHERE created_at < $1 AND status <> 'pending'",
+        ] {
+            purged += db
+                .execute(Statement::from_sql_and_values(
+                    db.get_database_backend(),
+                    statement,
+                    [before.into()],
+                ))
+                .await
+                .map_err(db_err)?
+                .rows_affected();
+        }
+        Ok(purged)
     }
 }

@@ -73,6 +73,7 @@ const UP: &[&str] = &[
     "CREATE UNIQUE INDEX webhook_deliveries_event_idx ON webhook_deliveries (endpoint_id, event_seq)",
     "CREATE INDEX webhook_deliveries_pending_idx ON webhook_deliveries (next_attempt_at) WHERE status = 'pending'",
     "CREATE INDEX webhook_deliveries_listing_idx ON webhook_deliveries (endpoint_id, id)",
+    "CREATE INDEX webhook_deliveries_created_idx ON webhook_deliveries (created_at)",
 ];
 
 const DOWN: &[&str] = &[

@@ -766,3 +766,34 @@ async fn a_subtree_reads_as_one_ordered_stream_and_a_child_cannot_read_up() {
     assert_eq!(status, 404);
     app.finish().await;
 }
+
+#[actix_web::test]
+async fn retention_forgets_old_events_and_finished_deliveries() {
+    let app = TestApp::spawn_with(allow_loopback).await;
+    let org = create_root(&app, "Acme", "acme").await;
+    let receiver = Receiver::start(Behaviour::Accept);
+    let hook = subscribe(&app, &org, &receiver, json!([])).await;
+    app.admin(
+        "POST",
+        &org,
+        "/members",
+        Some(json!({"email": "ada@example.com", "role": "user"})),
+    )
+    .await;
+    receiver.wait_for(1).await;
+    assert_eq!(read_all(&app, &org, "", 10).await.len(), 1);
+    let log = orgsync_infra::SqlEventLog::new(app.runtime.db.clone());
+    let horizon = time::OffsetDateTime::now_utc() + time::Duration::seconds(1);
+    use orgsync_domain::ports::EventLog;
+    assert_eq!(
+        log.purge(horizon).await.unwrap(),
+        2,
+        "the event and its delivery"
+    );
+    assert!(read_all(&app, &org, "", 10).await.is_empty());
+    let (_, deliveries) = app
+        .admin("GET", &org, &format!("/webhooks/{hook}/deliveries"), None)
+        .await;
+    assert_eq!(deliveries["data"], json!([]));
+    app.finish().await;
+}

@@ -50,6 +50,33 @@ impl Settings {
                 return Err(invalid(key, "must be at least 1"));
             }
         }
+        let hooks = &self.webhooks;
+        for (key, value) in [
+            (
+                "events.retention_days",
+                u64::from(self.events.retention_days),
+            ),
+            ("events.dispatch_every_ms", self.events.dispatch_every_ms),
+            ("webhooks.max_endpoints", hooks.max_endpoints as u64),
+            ("webhooks.retry_base_ms", hooks.retry_base_ms),
+            (
+                "webhooks.max_response_bytes",
+                hooks.max_response_bytes as u64,
+            ),
+        ] {
+            if value == 0 {
+                return Err(invalid(key, "must be at least 1"));
+            }
+        }
+        if hooks.timeout_ms < 100 {
+            return Err(invalid("webhooks.timeout_ms", "must be at least 100"));
+        }
+        if hooks.retry_cap_ms < hooks.retry_base_ms {
+            return Err(invalid(
+                "webhooks.retry_cap_ms",
+                "must be at least webhooks.retry_base_ms",
+            ));
+        }
         if self.database.max_connections == 0 {
             return Err(invalid("database.max_connections", "must be at least 1"));
         }

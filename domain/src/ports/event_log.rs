@@ -24,7 +24,8 @@ pub trait EventLog: Send + Sync {
     /// Only infrastructure failures.
     async fn read(&self, org: OrgId, query: &EventQuery) -> Result<Vec<Event>>;
 
-    /// Forgets events that occurred before `before`; returns how many.
+    /// Forgets events that occurred before `before`, and webhook deliveries
+    /// made before it that are done with; returns how many rows went.
     ///
     /// # Errors
     /// Only infrastructure failures.

@@ -67,6 +67,12 @@ async fn a_failing_org_does_not_stop_its_siblings_and_tenants_see_no_raw_cause()
     let (_, status_view) = admin(&dir, "GET", &broken, "/sync-status", None).await;
     let shown = status_view.to_string();
     assert!(!shown.contains("corrupt"), "{shown}");
+    // Downstream applications learn of the failure with the same summary.
+    let (status, events) = admin(&dir, "GET", &broken, "/events?types=sync.run.failed", None).await;
+    assert_eq!(status, 200, "{events}");
+    let failed = &events["data"][0];
+    assert_eq!(failed["data"]["error"], error.as_str(), "{events}");
+    assert!(!failed.to_string().contains("not json"), "{failed}");
     dir.app.finish().await;
 }
 

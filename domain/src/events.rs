@@ -102,6 +102,29 @@ impl EventType {
     }
 }
 
+impl EventType {
+    /// Names as a caller gives them (a filter, a subscription): each known,
+    /// no more than there are types; deduplicated and in a stable order.
+    ///
+    /// # Errors
+    /// `Invalid` naming `field`.
+    pub fn parse_list<'a>(
+        names: impl IntoIterator<Item = &'a str>,
+        field: &str,
+    ) -> crate::Result<Vec<Self>> {
+        let mut types = Vec::new();
+        for (i, name) in names.into_iter().enumerate() {
+            if i >= Self::ALL.len() {
+                return Err(crate::Error::invalid(field, "lists more types than exist"));
+            }
+            types.push(Self::parse(name, field)?);
+        }
+        types.sort();
+        types.dedup();
+        Ok(types)
+    }
+}
+
 impl Serialize for EventType {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(self.as_str())

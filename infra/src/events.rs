@@ -58,10 +58,15 @@ pub(crate) async fn insert_events(conn: &impl ConnectionTrait, events: &[Event])
 /// order (ids are time-ordered), continuing the tenant's sequence. Returns
 /// the tenant's last number: every event up to it is numbered and visible.
 pub async fn sequence_tenant(db: &DatabaseConnection, org: OrgId) -> Result<i64> {
+    match root_of(db, org).await? {
+        Some(root) => sequence_root(db, root).await,
+        None => Ok(0),
+    }
+}
+
+/// [`sequence_tenant`] for the tenant whose root org is `root`.
+pub async fn sequence_root(db: &DatabaseConnection, root: Uuid) -> Result<i64> {
     let backend = db.get_database_backend();
-    let Some(root) = root_of(db, org).await? else {
-        return Ok(0);
-    };
     let stmt = |sql: &str| Statement::from_sql_and_values(backend, sql, [root.into()]);
     // A caught-up reader (the common case) takes no lock and writes nothing.
     let unnumbered = db
@@ -135,8 +140,8 @@ async fn last_seq(conn: &impl ConnectionTrait, root: Uuid) -> Result<i64> {
     }
 }
 
-/// Tenants (root orgs) with events waiting for a number (at most `limit`).
-pub async fn tenants_with_unnumbered(db: &DatabaseConnection, limit: u64) -> Result<Vec<OrgId>> {
+/// Root orgs of tenants with events waiting for a number (at most `limit`).
+pub async fn tenants_with_unnumbered(db: &DatabaseConnection, limit: u64) -> Result<Vec<Uuid>> {
     #[derive(FromQueryResult)]
     struct Row {
         root_id: Uuid,
@@ -150,7 +155,7 @@ pub async fn tenants_with_unnumbered(db: &DatabaseConnection, limit: u64) -> Res
     .all(db)
     .await
     .map_err(db_err)?;
-    Ok(rows.into_iter().map(|r| OrgId(r.root_id)).collect())
+    Ok(rows.into_iter().map(|r| r.root_id).collect())
 }
 
 #[derive(FromQueryResult)]
@@ -203,11 +208,13 @@ impl EventLog for SqlEventLog {
 
     async fn read(&self, org: OrgId, query: &EventQuery) -> Result<Vec<Event>> {
         let db = self.db.connection();
-        sequence_tenant(db, org).await?;
+        let Some(root) = root_of(db, org).await? else {
+            return Ok(Vec::new());
+        };
+        sequence_root(db, root).await?;
         let mut sql = Sql::default();
         let mut conditions = if query.include_descendants {
             // The tenant's sequence in order, kept to the subtree.
-            let root = root_of(db, org).await?.unwrap_or(org.0);
             vec![
                 format!("root_id = {}", sql.bind(root)),
                 format!(

@@ -19,7 +19,7 @@ use orgsync_domain::webhooks::{
     DeliveryId, DeliveryStatus, SigningSecrets, WebhookDelivery, WebhookEndpoint, WebhookId,
 };
 use orgsync_domain::{Error, Result};
-use sea_orm::{ConnectionTrait, FromQueryResult, Statement, TransactionTrait, Value};
+use sea_orm::{ConnectionTrait, FromQueryResult, Statement, Value};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -141,8 +141,7 @@ impl WebhookRepository for SqlWebhookRepository {
         // number what is committed first, so it starts from a settled point.
         let db = self.db.connection();
         let from = crate::events::sequence_tenant(db, e.org_id).await?;
-        let txn = db.begin().await.map_err(db_err)?;
-        txn.execute(self.stmt(
+        db.execute(self.stmt(
             "INSERT INTO webhook_endpoints (id, org_id, url, event_types, description, secret, enabled, \
              fanned_out_seq, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             vec![
@@ -160,7 +159,7 @@ impl WebhookRepository for SqlWebhookRepository {
         ))
         .await
         .map_err(db_err)?;
-        txn.commit().await.map_err(db_err)
+        Ok(())
     }
 
     async fn list(&self, org: OrgId) -> Result<Vec<WebhookEndpoint>> {

@@ -146,6 +146,16 @@ async fn subscribe(app: &TestApp, org: &str, receiver: &Receiver, events: Value)
     hook["id"].as_str().unwrap().to_owned()
 }
 
+/// An app allowing loopback targets, a tenant `Acme`, a receiver behaving
+/// as `behaviour` and an endpoint of the tenant sending it `events`.
+async fn hooked_tenant(behaviour: Behaviour, events: Value) -> (TestApp, String, Receiver, String) {
+    let app = TestApp::spawn_with(allow_loopback).await;
+    let org = create_root(&app, "Acme", "acme").await;
+    let receiver = Receiver::start(behaviour);
+    let hook = subscribe(&app, &org, &receiver, events).await;
+    (app, org, receiver, hook)
+}
+
 fn types(received: &[Received]) -> Vec<String> {
     received
         .iter()
@@ -186,10 +196,7 @@ fn allow_loopback(settings: &mut orgsync_api::config::Settings) {
 
 #[actix_web::test]
 async fn member_changes_arrive_signed_in_order_and_the_events_api_pages_them() {
-    let app = TestApp::spawn_with(allow_loopback).await;
-    let org = create_root(&app, "Acme", "acme").await;
-    let receiver = Receiver::start(Behaviour::Accept);
-    subscribe(&app, &org, &receiver, json!([])).await;
+    let (app, org, receiver, _hook) = hooked_tenant(Behaviour::Accept, json!([])).await;
 
     let (status, member) = app
         .admin(
@@ -324,10 +331,8 @@ async fn directory_changes_arrive_as_member_events_with_the_sync_run() {
 
 #[actix_web::test]
 async fn a_receiver_failing_three_times_gets_each_event_once_and_in_order() {
-    let app = TestApp::spawn_with(allow_loopback).await;
-    let org = create_root(&app, "Acme", "acme").await;
-    let receiver = Receiver::start(Behaviour::FailFirst(3));
-    let hook = subscribe(&app, &org, &receiver, json!(["member.created"])).await;
+    let (app, org, receiver, hook) =
+        hooked_tenant(Behaviour::FailFirst(3), json!(["member.created"])).await;
     for i in 0..5 {
         let (status, body) = app
             .admin(
@@ -555,10 +560,7 @@ async fn webhook_targets_inside_the_network_and_bad_input_are_refused() {
 
 #[actix_web::test]
 async fn a_rotated_secret_signs_alongside_the_new_one() {
-    let app = TestApp::spawn_with(allow_loopback).await;
-    let org = create_root(&app, "Acme", "acme").await;
-    let receiver = Receiver::start(Behaviour::Accept);
-    let hook = subscribe(&app, &org, &receiver, json!([])).await;
+    let (app, org, receiver, hook) = hooked_tenant(Behaviour::Accept, json!([])).await;
     let old = receiver.secret.lock().unwrap().clone();
     let (status, test) = app
         .admin("POST", &org, &format!("/webhooks/{hook}/test"), None)
@@ -769,10 +771,7 @@ async fn a_subtree_reads_as_one_ordered_stream_and_a_child_cannot_read_up() {
 
 #[actix_web::test]
 async fn retention_forgets_old_events_and_finished_deliveries() {
-    let app = TestApp::spawn_with(allow_loopback).await;
-    let org = create_root(&app, "Acme", "acme").await;
-    let receiver = Receiver::start(Behaviour::Accept);
-    let hook = subscribe(&app, &org, &receiver, json!([])).await;
+    let (app, org, receiver, hook) = hooked_tenant(Behaviour::Accept, json!([])).await;
     app.admin(
         "POST",
         &org,

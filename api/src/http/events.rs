@@ -112,18 +112,7 @@ async fn events(
     };
     let types = match query.types.as_deref() {
         None | Some("") => Vec::new(),
-        Some(list) => {
-            let names: Vec<&str> = list.split(',').map(str::trim).collect();
-            if names.len() > EventType::ALL.len() {
-                return Err(
-                    orgsync_domain::Error::invalid("types", "lists more types than exist").into(),
-                );
-            }
-            names
-                .into_iter()
-                .map(|name| EventType::parse(name, "types"))
-                .collect::<Result<Vec<_>, _>>()?
-        }
+        Some(list) => EventType::parse_list(list.split(',').map(str::trim), "types")?,
     };
     let limit = query.limit.unwrap_or(100);
     let page = state

@@ -355,20 +355,10 @@ impl EventService {
 /// Event type names as given, checked and deduplicated; `webhook.test` is
 /// always sent and cannot be asked for.
 fn parse_types(names: &[String]) -> Result<Vec<EventType>> {
-    if names.len() > EventType::ALL.len() {
-        return Err(Error::invalid("events", "lists more types than exist"));
+    let types = EventType::parse_list(names.iter().map(String::as_str), "events")?;
+    if types.contains(&EventType::WebhookTest) {
+        return Err(Error::invalid("events", "webhook.test is always sent"));
     }
-    let mut types = Vec::with_capacity(names.len());
-    for name in names {
-        let t = EventType::parse(name, "events")?;
-        if t == EventType::WebhookTest {
-            return Err(Error::invalid("events", "webhook.test is always sent"));
-        }
-        if !types.contains(&t) {
-            types.push(t);
-        }
-    }
-    types.sort();
     Ok(types)
 }
 

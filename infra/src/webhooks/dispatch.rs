@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use super::parse_type_list;
 use crate::db::db_err;
-use crate::events::{sequence_tenant, tenants_with_unnumbered};
+use crate::events::{sequence_root, tenants_with_unnumbered};
 use crate::filter_sql::Sql;
 use crate::Database;
 
@@ -78,7 +78,7 @@ impl EventDispatcher {
         let db = self.db.connection();
         crate::events::directory::publish_directories(db).await?;
         for root in tenants_with_unnumbered(db, 100).await? {
-            sequence_tenant(db, root).await?;
+            sequence_root(db, root).await?;
         }
         for endpoint in self.behind().await? {
             self.fan_out(endpoint).await?;

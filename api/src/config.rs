@@ -17,8 +17,8 @@ mod validation;
 
 pub use sections::{
     AuthSettings, DatabaseSettings, EventSettings, JwtAlgorithm, LimitSettings, LogFormat,
-    LogSettings, RedisSettings, ScimSettings, ServerSettings, SyncSettings, WebhookSettings,
-    WorkerSettings,
+    LogSettings, RedisSettings, ScimSettings, ServerSettings, SsoSettings, SyncSettings,
+    WebhookSettings, WorkerSettings,
 };
 pub use validation::weak_secret;
 
@@ -39,6 +39,7 @@ pub struct Settings {
     pub sync: SyncSettings,
     pub events: EventSettings,
     pub webhooks: WebhookSettings,
+    pub sso: SsoSettings,
 }
 
 /// A configuration problem, naming the key at fault.
@@ -105,7 +106,11 @@ impl Settings {
             .set_default("webhooks.retry_base_ms", 5_000)?
             .set_default("webhooks.retry_cap_ms", 3_600_000)?
             .set_default("webhooks.retry_window", 24 * 3600)?
-            .set_default("webhooks.secret_rotation_grace", 24 * 3600)?;
+            .set_default("webhooks.secret_rotation_grace", 24 * 3600)?
+            .set_default("sso.redirect_uris", Vec::<String>::new())?
+            .set_default("sso.allow_insecure_loopback", false)?
+            .set_default("sso.login_ttl", 600)?
+            .set_default("sso.timeout_ms", 10_000)?;
         for (key, value) in domain_limits(&orgsync_domain::limits::Limits::default()) {
             builder = builder.set_default(key, value)?;
         }
@@ -118,6 +123,19 @@ impl Settings {
         let settings: Settings = builder.add_source(env).build()?.try_deserialize()?;
         settings.validate()?;
         Ok(settings)
+    }
+
+    /// The sign-in rules the SSO use cases enforce.
+    ///
+    /// # Errors
+    /// A redirect URI that may not be configured (checked at start).
+    pub fn sso_policy(&self) -> Result<orgsync_domain::sso::SsoPolicy, ConfigError> {
+        orgsync_domain::sso::SsoPolicy::new(
+            self.sso.redirect_uris.clone(),
+            self.sso.allow_insecure_loopback,
+            std::time::Duration::from_secs(self.sso.login_ttl),
+        )
+        .map_err(|e| invalid("sso.redirect_uris", e.to_string()))
     }
 
     /// The database URL in force: the configured one, or the embedded SQLite file.

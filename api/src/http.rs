@@ -20,6 +20,7 @@ mod provisioning;
 mod request_id;
 pub mod routes;
 pub mod scim;
+mod sso;
 mod views;
 
 use crate::state::AppState;
@@ -31,7 +32,7 @@ use problem::ApiError;
 /// Every admin API module's route table, under `/api/v1`: the app registers
 /// exactly these and the OpenAPI document describes exactly these, so a new
 /// admin module is one line here.
-pub fn admin_tables() -> [routes::Routes; 9] {
+pub fn admin_tables() -> [routes::Routes; 10] {
     [
         orgs::table(),
         audit::table(),
@@ -42,6 +43,7 @@ pub fn admin_tables() -> [routes::Routes; 9] {
         provisioning::table(),
         protection::table(),
         events::table(),
+        sso::table(),
     ]
 }
 
@@ -82,6 +84,10 @@ pub fn app(
                 }),
         )
         .configure(scim::routes)
+        .configure(|cfg| {
+            sso::sign_in_table().register(cfg);
+            sso::token_table().register(cfg);
+        })
         .configure(openapi::routes)
         .configure(health::routes)
         .default_service(web::to(|| async { ApiError::RouteNotFound }))

@@ -81,12 +81,13 @@ impl Dispatcher {
     }
 }
 
-/// The worker's periodic duties: reconcile the queue with PostgreSQL, and
-/// forget events past their retention.
+/// The worker's periodic duties: reconcile the queue with PostgreSQL,
+/// forget events past their retention and sign-ins past their expiry.
 pub struct Sweeper {
     pub sync: SyncService,
     pub events: Arc<dyn EventLog>,
     pub retention: std::time::Duration,
+    pub sso: orgsync_domain::service::SsoService,
 }
 
 #[async_trait::async_trait]
@@ -95,6 +96,7 @@ impl Periodic for Sweeper {
         self.sync.sweep().await?;
         let horizon = time::OffsetDateTime::now_utc() - self.retention;
         self.events.purge(horizon).await?;
+        self.sso.purge_expired().await?;
         Ok(())
     }
 }

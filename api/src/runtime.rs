@@ -12,8 +12,9 @@ use orgsync_domain::ports::{EventLog, WebhookSender};
 use orgsync_domain::ports::{HealthCheck, JobQueue, SystemClock};
 use orgsync_domain::service::{
     ConnectionService, EventPorts, EventService, JobPolicy, MemberPorts, MembersService,
-    OrgService, ScimService, SyncPorts, SyncService, WebhookPolicy,
+    OrgService, ScimService, SsoPorts, SsoService, SyncPorts, SyncService, WebhookPolicy,
 };
+use orgsync_infra::sso::oidc::{HttpOidcProvider, OidcClientSettings};
 use orgsync_infra::webhooks::deliver::{Deliverer, RetryPolicy};
 use orgsync_infra::webhooks::dispatch::EventDispatcher;
 use orgsync_infra::webhooks::sender::{HttpWebhookSender, SenderSettings};
@@ -21,7 +22,8 @@ use orgsync_infra::worker::{Worker, WorkerSettings};
 use orgsync_infra::{
     Database, DatabaseHealth, LocalJobQueue, OsSecretSource, QueueHealth, RedisJobQueue,
     SqlConnectionRepository, SqlDeletionProtection, SqlDirectoryRepository, SqlEventLog,
-    SqlMembershipRepository, SqlOrgRepository, SqlSyncRunRepository, SqlWebhookRepository,
+    SqlMembershipRepository, SqlOrgRepository, SqlSsoRepository, SqlSyncRunRepository,
+    SqlWebhookRepository,
 };
 use rand::RngCore;
 
@@ -99,7 +101,7 @@ impl Runtime {
         let sync = SyncService::new(
             orgs.clone(),
             SyncPorts {
-                orgs: org_repo,
+                orgs: org_repo.clone(),
                 connections: connection_repo.clone(),
                 directory: directory.clone(),
                 feed: directory.clone(),
@@ -118,7 +120,31 @@ impl Runtime {
                 relink: settings.sync.relink(),
             },
         );
+        let sso = SsoService::new(
+            orgs.clone(),
+            sync.clone(),
+            SsoPorts {
+                sso: Arc::new(SqlSsoRepository::new(db.clone())),
+                oidc: Arc::new(
+                    HttpOidcProvider::new(OidcClientSettings {
+                        allow_insecure_loopback: settings.sso.allow_insecure_loopback,
+                        timeout: Duration::from_millis(settings.sso.timeout_ms),
+                        ..OidcClientSettings::default()
+                    })
+                    .context("building the OIDC client")?,
+                ),
+                orgs: org_repo,
+                connections: connection_repo.clone(),
+                members: members.clone(),
+                audit: Arc::new(orgsync_infra::SqlAuditLog::new(db.clone())),
+                secrets: Arc::new(OsSecretSource),
+                clock: clock.clone(),
+            },
+            settings.sso_policy()?,
+            &settings.public_url(),
+        );
         let state = AppState {
+            sso,
             connections: ConnectionService::new(
                 orgs.clone(),
                 sync.clone(),
@@ -213,6 +239,7 @@ impl Runtime {
                 retention: Duration::from_secs(
                     u64::from(self.settings.events.retention_days) * 24 * 3600,
                 ),
+                sso: self.state.sso.clone(),
             }),
             Duration::from_secs(w.sweep_every.max(1)),
         )

@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use orgsync_domain::ports::HealthCheck;
 use orgsync_domain::service::{
-    ConnectionService, EventService, MembersService, OrgService, ScimService, SyncService,
+    ConnectionService, EventService, MembersService, OrgService, ScimService, SsoService,
+    SyncService,
 };
 
 use crate::auth::Verifier;
@@ -20,6 +21,7 @@ pub struct AppState {
     pub sync: SyncService,
     pub members: MembersService,
     pub events: EventService,
+    pub sso: SsoService,
     /// The externally visible base URL (for SCIM base URLs and locations).
     pub public_url: String,
     pub scim_rate_limit: Arc<ScimRateLimiter>,

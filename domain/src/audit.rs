@@ -21,6 +21,11 @@ pub enum Actor {
     Sync { job_id: crate::sync::JobId },
     /// orgsync itself (a webhook endpoint disabled after its retry window).
     System,
+    /// A user signing in through a connection's SSO, by the IdP's subject.
+    SignIn {
+        connection_id: Uuid,
+        subject: String,
+    },
 }
 
 impl Actor {

@@ -7,6 +7,7 @@
 //! - [`ports`]: the traits adapters implement (repositories, job queue, clock).
 //! - [`service`]: use cases, written against the ports.
 //! - [`events`], [`webhooks`]: what downstream applications learn of changes, and how.
+//! - [`sso`]: single sign-on through a connection, and who it lets in.
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod audit;
@@ -22,6 +23,7 @@ pub mod page;
 pub mod ports;
 pub mod scim;
 pub mod service;
+pub mod sso;
 pub mod sync;
 pub mod webhooks;
 

@@ -13,6 +13,7 @@ mod membership_repository;
 mod org_repository;
 mod queue;
 mod secrets;
+mod sso;
 mod sync_run_repository;
 mod webhooks;
 
@@ -28,5 +29,6 @@ pub use membership_repository::{MemberWrites, MembershipRepository};
 pub use org_repository::OrgRepository;
 pub use queue::{Delivery, Job, JobQueue, Task, UnknownTask};
 pub use secrets::SecretSource;
+pub use sso::{OidcProvider, SsoRepository};
 pub use sync_run_repository::{job_writer, SyncRunRepository};
 pub use webhooks::{Attempt, WebhookRepository, WebhookSender};

@@ -7,6 +7,7 @@ mod members;
 mod orgs;
 mod protection;
 mod scim;
+mod sso;
 mod status;
 mod sync;
 
@@ -15,6 +16,7 @@ pub use events::{EndpointChanges, EventPorts, EventService, NewEndpoint, Webhook
 pub use members::{ExportRow, MemberChanges, MemberExport, MemberPorts, MembersService, NewMember};
 pub use orgs::{OrgChanges, OrgService};
 pub use scim::ScimService;
+pub use sso::{settings_view as sso_settings_view, SsoPorts, SsoService};
 pub use status::{RunSummary, SyncStatus};
 pub use sync::{
     Applied, JobOutcome, JobPolicy, SourceApplied, SyncPorts, SyncRequest, SyncService,

@@ -29,6 +29,7 @@ fn actor_columns(actor: &Actor) -> (&'static str, String) {
         Actor::Scim { connection_id } => ("scim", connection_id.to_string()),
         Actor::Sync { job_id } => ("sync", job_id.to_string()),
         Actor::System => ("system", "orgsync".to_owned()),
+        Actor::SignIn { subject, .. } => ("sign_in", subject.clone()),
     }
 }
 

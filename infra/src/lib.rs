@@ -15,6 +15,8 @@
 //! - [`queue`]: [`RedisJobQueue`] (Redis Streams) and [`LocalJobQueue`] (in process).
 //! - [`events`], [`webhooks`]: the events outbox; webhook endpoints, the
 //!   dispatcher that fans events out to them and the signed sender.
+//! - [`sso`]: SSO settings, sign-ins in flight and identity links; the
+//!   OpenID Connect client that verifies ID tokens.
 //! - [`worker`]: the loop that takes jobs off a queue and runs their handlers.
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
@@ -27,9 +29,11 @@ pub mod entity;
 pub mod events;
 pub mod filter_sql;
 pub mod membership_repository;
+pub(crate) mod net;
 pub mod org_repository;
 pub mod queue;
 pub mod secrets;
+pub mod sso;
 pub mod sync_run_repository;
 pub mod webhooks;
 pub mod worker;
@@ -44,5 +48,7 @@ pub use membership_repository::SqlMembershipRepository;
 pub use org_repository::SqlOrgRepository;
 pub use queue::{LocalJobQueue, QueueHealth, RedisJobQueue};
 pub use secrets::OsSecretSource;
+pub use sso::oidc::HttpOidcProvider;
+pub use sso::SqlSsoRepository;
 pub use sync_run_repository::SqlSyncRunRepository;
 pub use webhooks::SqlWebhookRepository;

@@ -30,7 +30,7 @@ mod apply;
 mod audit;
 mod members;
 mod queries;
-mod rows;
+pub(crate) mod rows;
 mod settings;
 mod tombstones;
 

@@ -201,3 +201,36 @@ pub struct WebhookSettings {
     /// Seconds a rotated-out signing secret keeps signing beside the new one.
     pub secret_rotation_grace: u64,
 }
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SsoSettings {
+    /// Where products may have signed-in users sent back, matched exactly; a
+    /// list in the file, comma-separated in `ORGSYNC__SSO__REDIRECT_URIS`.
+    #[serde(deserialize_with = "list_or_commas")]
+    pub redirect_uris: Vec<String>,
+    /// Admit `http` issuers and redirect URIs on 127.0.0.0/8 and ::1 (local
+    /// development and tests only).
+    pub allow_insecure_loopback: bool,
+    /// Seconds a user may spend at the IdP before the sign-in expires.
+    pub login_ttl: u64,
+    /// Milliseconds one request to an IdP (discovery, keys, token) may take.
+    pub timeout_ms: u64,
+}
+
+fn list_or_commas<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        List(Vec<String>),
+        Commas(String),
+    }
+    Ok(match Raw::deserialize(d)? {
+        Raw::List(list) => list,
+        Raw::Commas(text) => text
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    })
+}

@@ -55,6 +55,11 @@ fn a_bad_value_is_reported_with_its_key() {
             "auth.jwt_public_key",
         ),
         (("ORGSYNC__REDIS__URL", "http://x"), "redis.url"),
+        (
+            ("ORGSYNC__SSO__REDIRECT_URIS", "http://app.example.com/cb"),
+            "sso.redirect_uris",
+        ),
+        (("ORGSYNC__SSO__LOGIN_TTL", "5"), "sso.login_ttl"),
     ];
     for ((key, value), named) in cases {
         let message = load_env(&[(key, value)])
@@ -97,4 +102,26 @@ fn a_server_database_requires_an_explicit_signing_key() {
         .map(|e| e.to_string())
         .unwrap_or_default();
     assert!(message.contains("auth.jwt_secret"), "{message}");
+}
+
+#[test]
+fn sso_redirect_uris_come_comma_separated_from_the_environment() {
+    let s = load_env(&[
+        (
+            "ORGSYNC__SSO__REDIRECT_URIS",
+            "https://app.example.com/cb, http://127.0.0.1:3000/cb",
+        ),
+        ("ORGSYNC__SSO__ALLOW_INSECURE_LOOPBACK", "true"),
+    ])
+    .map_err(|e| e.to_string());
+    let uris = s.map(|s| s.sso.redirect_uris);
+    assert_eq!(
+        uris.as_deref().map_err(String::as_str),
+        Ok(&[
+            "https://app.example.com/cb".to_owned(),
+            "http://127.0.0.1:3000/cb".to_owned()
+        ][..])
+    );
+    let defaults = load_env(&[]).map(|s| s.sso.redirect_uris.len());
+    assert_eq!(defaults.ok(), Some(0));
 }

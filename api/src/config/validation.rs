@@ -68,6 +68,13 @@ impl Settings {
                 return Err(invalid(key, "must be at least 1"));
             }
         }
+        if self.sso.timeout_ms < 100 {
+            return Err(invalid("sso.timeout_ms", "must be at least 100"));
+        }
+        if !(30..=3600).contains(&self.sso.login_ttl) {
+            return Err(invalid("sso.login_ttl", "must be 30 to 3600 seconds"));
+        }
+        self.sso_policy()?;
         if hooks.timeout_ms < 100 {
             return Err(invalid("webhooks.timeout_ms", "must be at least 100"));
         }

@@ -18,7 +18,11 @@ use super::routes::RouteDoc;
 pub fn route_docs() -> Vec<RouteDoc> {
     super::admin_tables()
         .iter()
-        .chain(std::iter::once(&health::table()))
+        .chain(&[
+            health::table(),
+            super::sso::sign_in_table(),
+            super::sso::token_table(),
+        ])
         .flat_map(super::routes::Routes::docs)
         .collect()
 }

@@ -54,7 +54,7 @@ pub trait MembershipRepository: Send + Sync {
     /// MUST return `Conflict(AlreadyExists)` when the org has a member with this email.
     async fn insert_member(&self, member: &Member, audit: &AuditEntry) -> Result<()>;
 
-    /// Saves role, tier, limit, name, metadata and status of `after` as
+    /// Saves email, role, tier, limit, name, metadata and status of `after` as
     /// given, with `audit` and its event (the fields that changed since
     /// `before`), in one transaction.
     ///

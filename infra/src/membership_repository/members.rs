@@ -12,7 +12,7 @@ use sea_orm::{ConnectionTrait, TransactionTrait};
 use super::rows::insert_members;
 use super::SqlMembershipRepository;
 use crate::audit_log::insert_entries;
-use crate::db::db_err;
+use crate::db::{db_err, sql_err};
 use crate::events::insert_events;
 
 pub(super) async fn insert(
@@ -61,7 +61,7 @@ pub(super) async fn update(
     let result = txn
         .execute(repo.stmt(
             "UPDATE members SET name = $1, role = $2, seat_tier = $3, spend_limit_minor = $4, spend_limit_currency = $5, \
-             public_metadata = $6, status = $7, updated_at = $8 WHERE org_id = $9 AND id = $10",
+             public_metadata = $6, status = $7, updated_at = $8, email = $9, email_lower = $10 WHERE org_id = $11 AND id = $12",
             vec![
                 m.name.clone().into(),
                 m.role.as_str().to_owned().into(),
@@ -71,12 +71,14 @@ pub(super) async fn update(
                 metadata.into(),
                 m.status.as_str().to_owned().into(),
                 m.updated_at.into(),
+                m.email.clone().into(),
+                m.email.to_lowercase().into(),
                 m.org_id.0.into(),
                 m.id.0.into(),
             ],
         ))
         .await
-        .map_err(db_err)?;
+        .map_err(|e| sql_err(e, "a member with this email already exists"))?;
     if result.rows_affected() == 0 {
         return Err(Error::NotFound { entity: "member" });
     }

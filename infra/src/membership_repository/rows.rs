@@ -15,11 +15,11 @@ use super::BATCH;
 use crate::db::{db_err, sql_err};
 use crate::filter_sql::Sql;
 
-pub(super) const MEMBER_COLUMNS: &str = "id, org_id, directory_user_id, email, name, role, seat_tier, \
+pub(crate) const MEMBER_COLUMNS: &str = "id, org_id, directory_user_id, email, name, role, seat_tier, \
     spend_limit_minor, spend_limit_currency, public_metadata, status, source, created_at, updated_at";
 
 #[derive(FromQueryResult)]
-pub(super) struct MemberRow {
+pub(crate) struct MemberRow {
     id: Uuid,
     org_id: Uuid,
     directory_user_id: Option<Uuid>,
@@ -77,7 +77,7 @@ impl TryFrom<MemberRow> for Member {
     }
 }
 
-pub(super) fn rows_to_members(rows: Vec<MemberRow>) -> Result<Vec<Member>> {
+pub(crate) fn rows_to_members(rows: Vec<MemberRow>) -> Result<Vec<Member>> {
     rows.into_iter().map(Member::try_from).collect()
 }
 

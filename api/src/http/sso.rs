@@ -1,0 +1,264 @@
+//! Single sign-on: a connection's SSO settings (admin API), and the sign-in
+//! flow under `/sso` — `authorize` and the IdP's `callback` answer the
+//! user's browser with redirects; `token` answers the product's backend.
+
+use actix_web::http::header::{self, CacheControl, CacheDirective};
+use actix_web::http::{Method, StatusCode};
+use actix_web::{web, HttpResponse};
+use orgsync_domain::directory::ConnectionId;
+use orgsync_domain::org::OrgId;
+use orgsync_domain::service::sso_settings_view;
+use orgsync_domain::sso::{AuthorizeRequest, CallbackParams, OidcInput, Target};
+use orgsync_domain::Error;
+use serde::de::IgnoredAny;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::extract::{Admin, ConnPath, OrgCall};
+use super::problem::ApiError;
+use super::routes::Routes;
+use crate::state::AppState;
+
+pub fn table() -> Routes {
+    let path = "/orgs/{org}/connections/{conn}/sso";
+    Routes::new("/api/v1", "sso")
+        .add(
+            Method::GET,
+            path,
+            "A connection's SSO settings (never the client secret)",
+            get_settings,
+        )
+        .add(
+            Method::PUT,
+            path,
+            "Configure OIDC SSO on a connection (discovery is checked first)",
+            put_settings,
+        )
+        .add(
+            Method::DELETE,
+            path,
+            "Turn SSO off on a connection",
+            delete_settings,
+        )
+}
+
+/// The browser's side of a sign-in: no token, answers are redirects.
+pub fn sign_in_table() -> Routes {
+    Routes::new("", "sso")
+        .public()
+        .add(
+            Method::GET,
+            "/sso/authorize",
+            "Start a sign-in: redirects to the organization's IdP",
+            authorize,
+        )
+        .add(
+            Method::GET,
+            "/sso/oidc/callback",
+            "The IdP's return: redirects to the product with a one-time code or an error",
+            oidc_callback,
+        )
+}
+
+/// The product backend's side: redeem the code with an admin or platform token.
+pub fn token_table() -> Routes {
+    Routes::new("", "sso").add(
+        Method::POST,
+        "/sso/token",
+        "Redeem a sign-in's one-time code for the profile and the member",
+        token,
+    )
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SettingsBody {
+    protocol: String,
+    issuer: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    scopes: Option<Vec<String>>,
+    groups_claim: Option<String>,
+    // SAML's fields, so a SAML request is told what is missing rather than
+    // that its fields are unknown.
+    idp_metadata_xml: Option<IgnoredAny>,
+    idp_metadata_url: Option<IgnoredAny>,
+    idp_entity_id: Option<IgnoredAny>,
+    idp_sso_url: Option<IgnoredAny>,
+    idp_certificate: Option<IgnoredAny>,
+}
+
+fn required(value: Option<String>, field: &str) -> Result<String, Error> {
+    value.ok_or_else(|| Error::invalid(field, "required for OIDC"))
+}
+
+impl SettingsBody {
+    fn into_input(self) -> Result<OidcInput, Error> {
+        let _saml = (
+            self.idp_metadata_xml,
+            self.idp_metadata_url,
+            self.idp_entity_id,
+            self.idp_sso_url,
+            self.idp_certificate,
+        );
+        match self.protocol.as_str() {
+            "oidc" => Ok(OidcInput {
+                issuer: required(self.issuer, "issuer")?,
+                client_id: required(self.client_id, "client_id")?,
+                client_secret: self.client_secret,
+                scopes: self.scopes,
+                groups_claim: self.groups_claim,
+            }),
+            "saml" => Err(Error::invalid(
+                "protocol",
+                "SAML 2.0 connections are not available yet; use \"oidc\"",
+            )),
+            _ => Err(Error::invalid("protocol", "must be \"oidc\"")),
+        }
+    }
+}
+
+async fn get_settings(
+    state: web::Data<AppState>,
+    OrgCall { principal, org }: OrgCall,
+    path: web::Path<ConnPath>,
+) -> Result<HttpResponse, ApiError> {
+    let config = state.sso.settings(&principal, org, path.conn).await?;
+    Ok(HttpResponse::Ok().json(sso_settings_view(&config, state.sso.callback_url())))
+}
+
+async fn put_settings(
+    state: web::Data<AppState>,
+    OrgCall { principal, org }: OrgCall,
+    path: web::Path<ConnPath>,
+    body: web::Json<SettingsBody>,
+) -> Result<HttpResponse, ApiError> {
+    let input = body.into_inner().into_input()?;
+    let config = state
+        .sso
+        .configure(&principal, org, path.conn, input)
+        .await?;
+    Ok(HttpResponse::Ok().json(sso_settings_view(&config, state.sso.callback_url())))
+}
+
+async fn delete_settings(
+    state: web::Data<AppState>,
+    OrgCall { principal, org }: OrgCall,
+    path: web::Path<ConnPath>,
+) -> Result<HttpResponse, ApiError> {
+    state.sso.remove(&principal, org, path.conn).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// The sign-in routes answer browsers: a bad request is a 400, whatever
+/// field it names.
+fn bad_request(error: Error) -> ApiError {
+    match error {
+        Error::Invalid { field, message } => ApiError::BadRequest(format!("{field}: {message}")),
+        other => other.into(),
+    }
+}
+
+fn redirect(location: &str) -> HttpResponse {
+    HttpResponse::build(StatusCode::FOUND)
+        .insert_header((header::LOCATION, location))
+        // A sign-in's URLs carry one-time values: never cached, never referred.
+        .insert_header(CacheControl(vec![CacheDirective::NoStore]))
+        .insert_header(("Referrer-Policy", "no-referrer"))
+        .finish()
+}
+
+#[derive(Debug, Deserialize)]
+struct AuthorizeQuery {
+    organization: Option<String>,
+    connection: Option<String>,
+    redirect_uri: Option<String>,
+    state: Option<String>,
+}
+
+fn parse_id(raw: &str, field: &str) -> Result<uuid::Uuid, Error> {
+    raw.parse()
+        .map_err(|_| Error::invalid(field, "must be an id (UUID)"))
+}
+
+impl AuthorizeQuery {
+    fn into_request(self) -> Result<AuthorizeRequest, Error> {
+        let redirect_uri = self
+            .redirect_uri
+            .ok_or_else(|| Error::invalid("redirect_uri", "required"))?;
+        let target = match (self.organization.as_deref(), self.connection.as_deref()) {
+            (Some(org), None) => Target::Organization(OrgId(parse_id(org, "organization")?)),
+            (None, Some(conn)) => Target::Connection(ConnectionId(parse_id(conn, "connection")?)),
+            _ => {
+                return Err(Error::invalid(
+                    "organization",
+                    "name exactly one of organization or connection",
+                ))
+            }
+        };
+        Ok(AuthorizeRequest {
+            target,
+            redirect_uri,
+            state: self.state,
+        })
+    }
+}
+
+async fn authorize(
+    state: web::Data<AppState>,
+    query: web::Query<AuthorizeQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let request = query.into_inner().into_request().map_err(bad_request)?;
+    let location = state.sso.start(request).await.map_err(bad_request)?;
+    Ok(redirect(&location))
+}
+
+#[derive(Debug, Deserialize)]
+struct CallbackQuery {
+    state: Option<String>,
+    code: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+async fn oidc_callback(
+    state: web::Data<AppState>,
+    query: web::Query<CallbackQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let q = query.into_inner();
+    let outcome = state
+        .sso
+        .finish_oidc(CallbackParams {
+            state: q.state,
+            code: q.code,
+            error: q.error,
+            error_description: q.error_description,
+        })
+        .await
+        .map_err(bad_request)?;
+    Ok(redirect(&outcome.location()))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenBody {
+    code: String,
+}
+
+async fn token(
+    state: web::Data<AppState>,
+    Admin(principal): Admin,
+    body: web::Json<TokenBody>,
+) -> Result<HttpResponse, ApiError> {
+    match state.sso.redeem(&principal, &body.code).await {
+        Ok(signed_in) => Ok(HttpResponse::Ok()
+            .insert_header(CacheControl(vec![CacheDirective::NoStore]))
+            .json(signed_in)),
+        // OAuth 2.0's shape (RFC 6749 §5.2), as products' clients expect.
+        Err(Error::Invalid { message, .. }) => Ok(HttpResponse::BadRequest().json(json!({
+            "error": "invalid_grant",
+            "error_description": format!("code: {message}"),
+        }))),
+        Err(other) => Err(other.into()),
+    }
+}

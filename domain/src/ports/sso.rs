@@ -1,0 +1,139 @@
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+
+use crate::audit::AuditEntry;
+use crate::directory::{ConnectionId, ResourceId, TokenHash};
+use crate::membership::{Member, MemberId};
+use crate::org::OrgId;
+use crate::sso::{IssuedCode, OidcEndpoints, PendingLogin, Redemption, SignInError, SsoConfig};
+use crate::Result;
+
+/// Where SSO settings, sign-ins in flight and identity links are kept.
+#[async_trait]
+pub trait SsoRepository: Send + Sync {
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn find_config(&self, conn: ConnectionId) -> Result<Option<SsoConfig>>;
+
+    /// The org's own connection with SSO configured (the oldest, if several).
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn config_of_org(&self, org: OrgId) -> Result<Option<SsoConfig>>;
+
+    /// Creates or replaces a connection's settings, with its audit entry.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn save_config(&self, config: &SsoConfig, audit: &AuditEntry) -> Result<()>;
+
+    /// Removes a connection's settings and its identity links; `false` when
+    /// there were none.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn delete_config(&self, conn: ConnectionId, audit: &AuditEntry) -> Result<bool>;
+
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn insert_login(&self, login: &PendingLogin) -> Result<()>;
+
+    /// Takes a login out, so its `state` works once; `None` when unknown,
+    /// already used or expired.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn take_login(
+        &self,
+        handle: &TokenHash,
+        now: OffsetDateTime,
+    ) -> Result<Option<PendingLogin>>;
+
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn insert_code(&self, code: &TokenHash, issued: &IssuedCode) -> Result<()>;
+
+    /// Takes a code out, so it works once; `None` when unknown, used or expired.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn take_code(&self, code: &TokenHash, now: OffsetDateTime) -> Result<Option<IssuedCode>>;
+
+    /// The member an IdP subject signed in as before, in `org`.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn linked_member(
+        &self,
+        conn: ConnectionId,
+        subject: &str,
+        org: OrgId,
+    ) -> Result<Option<MemberId>>;
+
+    /// Links (or relinks) an IdP subject to a member of `org`.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn link(
+        &self,
+        conn: ConnectionId,
+        subject: &str,
+        member: &Member,
+        now: OffsetDateTime,
+    ) -> Result<()>;
+
+    /// A member of `org` with this email (case-insensitive) that no other
+    /// subject of `conn` signs in as, for a first sign-in.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn member_by_email(
+        &self,
+        org: OrgId,
+        conn: ConnectionId,
+        subject: &str,
+        email: &str,
+    ) -> Result<Option<Member>>;
+
+    /// The directory user of `conn` this identity is: by `externalId` equal
+    /// to the subject, else by userName or email equal to the email.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn directory_user(
+        &self,
+        conn: ConnectionId,
+        subject: &str,
+        email: &str,
+    ) -> Result<Option<ResourceId>>;
+
+    /// Drops expired logins and codes; how many.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64>;
+}
+
+/// An OpenID Connect provider, reached over HTTP.
+#[async_trait]
+pub trait OidcProvider: Send + Sync {
+    /// The provider's discovery document (cached).
+    ///
+    /// # Errors
+    /// When it cannot be fetched, does not parse, or names another issuer.
+    async fn discover(&self, issuer: &str) -> std::result::Result<OidcEndpoints, SignInError>;
+
+    /// Exchanges an authorization code and returns the ID token's claims,
+    /// verified: signature with a key of the provider's JWKS and an
+    /// algorithm it advertises (never `none` or HMAC), issuer, audience,
+    /// expiry and not-before within two minutes of skew, and the nonce.
+    ///
+    /// # Errors
+    /// `access_denied` for anything that fails verification;
+    /// `temporarily_unavailable` when the provider cannot be reached.
+    async fn redeem(
+        &self,
+        redemption: &Redemption<'_>,
+    ) -> std::result::Result<Map<String, Value>, SignInError>;
+}

@@ -1,0 +1,20 @@
+//! Single sign-on through an enterprise connection (OpenID Connect).
+//!
+//! A connection's SSO settings name the customer's IdP; a sign-in runs the
+//! authorization code flow with PKCE and a nonce, then provisions by the
+//! org's mode and hands the product's backend a one-time code it redeems
+//! for the profile. The rules here are pure: which URLs may be used, what a
+//! profile is made of, and who may come in.
+
+mod config;
+mod flow;
+mod profile;
+mod provision;
+
+pub use config::{check_endpoint, OidcInput, OidcSettings, SsoConfig, SsoPolicy};
+pub use flow::{
+    AuthorizeRequest, CallbackOutcome, CallbackParams, IssuedCode, OidcEndpoints, PendingLogin,
+    Redemption, SignInError, SignInErrorKind, SignInResult, Target,
+};
+pub use profile::{claim_metadata, SsoProfile};
+pub use provision::{decide, SignIn};

@@ -1,0 +1,411 @@
+//! A connection's SSO settings and the operator's policy for the URLs a
+//! sign-in may touch.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use url::Url;
+
+use crate::directory::ConnectionId;
+use crate::org::OrgId;
+use crate::webhooks::is_public;
+use crate::{Error, Result};
+
+/// At most this many scopes, each at most [`MAX_SCOPE_LEN`] characters.
+const MAX_SCOPES: usize = 20;
+const MAX_SCOPE_LEN: usize = 128;
+const MAX_URL_LEN: usize = 2048;
+
+/// What an OIDC connection is configured with, apart from its secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OidcSettings {
+    /// Exactly the `iss` the IdP puts in its tokens; discovery lives under it.
+    pub issuer: String,
+    pub client_id: String,
+    pub scopes: Vec<String>,
+    /// The claim carrying the user's groups, if the IdP sends one.
+    pub groups_claim: Option<String>,
+}
+
+/// A connection's SSO configuration as stored.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SsoConfig {
+    pub connection_id: ConnectionId,
+    pub org_id: OrgId,
+    pub oidc: OidcSettings,
+    /// Sent to the IdP's token endpoint; never shown after it is set.
+    pub client_secret: String,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+impl std::fmt::Debug for SsoConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SsoConfig")
+            .field("connection_id", &self.connection_id)
+            .field("org_id", &self.org_id)
+            .field("oidc", &self.oidc)
+            .field("client_secret", &"***")
+            .finish_non_exhaustive()
+    }
+}
+
+/// An admin's OIDC settings as sent; `client_secret` may be left out when
+/// changing settings that already have one.
+#[derive(Debug, Clone, Default)]
+pub struct OidcInput {
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: Option<String>,
+    pub scopes: Option<Vec<String>>,
+    pub groups_claim: Option<String>,
+}
+
+fn bounded_text(raw: &str, field: &str, max: usize) -> Result<String> {
+    let value = raw.trim();
+    if value.is_empty() || value.chars().count() > max || value.chars().any(char::is_control) {
+        return Err(Error::invalid(
+            field,
+            format!("must be 1 to {max} characters, without control characters"),
+        ));
+    }
+    Ok(value.to_owned())
+}
+
+/// RFC 6749 §3.3: a scope token is printable ASCII except space, `"` and `\`.
+fn check_scope(scope: &str, at: usize) -> Result<()> {
+    let ok = !scope.is_empty()
+        && scope.len() <= MAX_SCOPE_LEN
+        && scope
+            .bytes()
+            .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            format!("scopes[{at}]"),
+            "a scope is 1 to 128 printable ASCII characters, without spaces, quotes or backslashes",
+        ))
+    }
+}
+
+impl OidcInput {
+    /// Validates the input; `current` supplies the secret when none is sent.
+    ///
+    /// # Errors
+    /// `Invalid` naming the field: an issuer that is not an allowed URL, a
+    /// blank or overlong client id or secret, scopes without `openid`, a
+    /// malformed or repeated scope, a bad groups claim, or no secret at all.
+    pub fn validate(
+        self,
+        policy: &SsoPolicy,
+        current_secret: Option<&str>,
+    ) -> Result<(OidcSettings, String)> {
+        check_endpoint(self.issuer.trim(), "issuer", policy.allow_insecure_loopback)?;
+        let client_id = bounded_text(&self.client_id, "client_id", 256)?;
+        let client_secret = match (self.client_secret, current_secret) {
+            (Some(secret), _) => bounded_text(&secret, "client_secret", 1024)?,
+            (None, Some(current)) => current.to_owned(),
+            (None, None) => {
+                return Err(Error::invalid(
+                    "client_secret",
+                    "required when SSO is first configured",
+                ))
+            }
+        };
+        let scopes = self
+            .scopes
+            .unwrap_or_else(|| ["openid", "email", "profile"].map(String::from).to_vec());
+        if scopes.len() > MAX_SCOPES {
+            return Err(Error::invalid(
+                "scopes",
+                format!("at most {MAX_SCOPES} scopes"),
+            ));
+        }
+        for (i, scope) in scopes.iter().enumerate() {
+            check_scope(scope, i)?;
+            if scopes[..i].contains(scope) {
+                return Err(Error::invalid(format!("scopes[{i}]"), "listed twice"));
+            }
+        }
+        if !scopes.iter().any(|s| s == "openid") {
+            return Err(Error::invalid(
+                "scopes",
+                "must include \"openid\" (an ID token is what proves the sign-in)",
+            ));
+        }
+        let groups_claim = self
+            .groups_claim
+            .map(|claim| bounded_text(&claim, "groups_claim", 256))
+            .transpose()?;
+        Ok((
+            OidcSettings {
+                issuer: self.issuer.trim().to_owned(),
+                client_id,
+                scopes,
+                groups_claim,
+            },
+            client_secret,
+        ))
+    }
+}
+
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        _ => false,
+    }
+}
+
+/// Checks a URL orgsync fetches or sends a browser to on an IdP's behalf:
+/// `https`, no credentials or fragment, not an address inside the service's
+/// network; `http` only on a loopback address, and only when the operator
+/// allows it (local development and tests). Names are checked again when
+/// they are resolved, so DNS cannot smuggle a private address past this.
+///
+/// # Errors
+/// `Invalid` (field `field`) saying what is wrong.
+pub fn check_endpoint(raw: &str, field: &str, allow_insecure_loopback: bool) -> Result<Url> {
+    if raw.len() > MAX_URL_LEN {
+        return Err(Error::invalid(
+            field,
+            format!("at most {MAX_URL_LEN} characters"),
+        ));
+    }
+    let url = Url::parse(raw).map_err(|e| Error::invalid(field, format!("not a URL: {e}")))?;
+    if !url.username().is_empty() || url.password().is_some() || url.fragment().is_some() {
+        return Err(Error::invalid(
+            field,
+            "must not carry credentials or a fragment",
+        ));
+    }
+    let loopback_allowed = allow_insecure_loopback && is_loopback(&url);
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback_allowed => {}
+        _ => {
+            return Err(Error::invalid(
+                field,
+                "must be an https URL (http only on a loopback address, when sso.allow_insecure_loopback is on)",
+            ))
+        }
+    }
+    let ip: Option<IpAddr> = match url.host() {
+        Some(url::Host::Ipv4(ip)) => Some(ip.into()),
+        Some(url::Host::Ipv6(ip)) => Some(ip.into()),
+        Some(url::Host::Domain(_)) => None,
+        None => return Err(Error::invalid(field, "must name a host")),
+    };
+    if ip.is_some_and(|ip| !is_public(ip)) && !loopback_allowed {
+        return Err(Error::invalid(
+            field,
+            "must not point inside the service's network",
+        ));
+    }
+    Ok(url)
+}
+
+/// The operator's rules for sign-ins.
+#[derive(Debug, Clone)]
+pub struct SsoPolicy {
+    /// Where the product may ask orgsync to send users back; matched exactly.
+    pub redirect_uris: Vec<String>,
+    /// `http` issuers, metadata and redirect URIs on 127.0.0.0/8 and ::1.
+    pub allow_insecure_loopback: bool,
+    /// How long a user may take at the IdP.
+    pub login_ttl: Duration,
+    /// How long the product has to redeem a code.
+    pub code_ttl: Duration,
+}
+
+impl SsoPolicy {
+    /// # Errors
+    /// `Invalid` (field `sso.redirect_uris[i]`) for a URI that is not https
+    /// (or loopback http when allowed), or carries a fragment.
+    pub fn new(
+        redirect_uris: Vec<String>,
+        allow_insecure_loopback: bool,
+        login_ttl: Duration,
+    ) -> Result<Self> {
+        for (i, uri) in redirect_uris.iter().enumerate() {
+            let field = format!("sso.redirect_uris[{i}]");
+            let url = Url::parse(uri).map_err(|e| Error::invalid(&field, e.to_string()))?;
+            let ok = url.scheme() == "https"
+                || (url.scheme() == "http" && allow_insecure_loopback && is_loopback(&url));
+            if !ok || url.fragment().is_some() {
+                return Err(Error::invalid(
+                    field,
+                    "must be https without a fragment (http only on a loopback address, when sso.allow_insecure_loopback is on)",
+                ));
+            }
+        }
+        Ok(Self {
+            redirect_uris,
+            allow_insecure_loopback,
+            login_ttl,
+            code_ttl: Duration::from_secs(60),
+        })
+    }
+
+    /// # Errors
+    /// `Invalid` (field `redirect_uri`) unless the URI is on the list exactly.
+    pub fn check_redirect_uri(&self, raw: &str) -> Result<()> {
+        if self.redirect_uris.iter().any(|allowed| allowed == raw) {
+            Ok(())
+        } else {
+            Err(Error::invalid(
+                "redirect_uri",
+                "is not one of the redirect URIs this service allows (sso.redirect_uris)",
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(loopback: bool) -> SsoPolicy {
+        SsoPolicy::new(
+            vec!["https://app.example.com/callback".into()],
+            loopback,
+            Duration::from_secs(600),
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn input(issuer: &str) -> OidcInput {
+        OidcInput {
+            issuer: issuer.into(),
+            client_id: "client".into(),
+            client_secret: Some("secret".into()),
+            ..OidcInput::default()
+        }
+    }
+
+    fn field_of(result: Result<impl std::fmt::Debug>) -> String {
+        match result {
+            Err(Error::Invalid { field, .. }) => field,
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn issuers_must_be_https_and_outside_the_network_unless_loopback_is_allowed() {
+        for bad in [
+            "http://idp.example.com",
+            "ftp://idp.example.com",
+            "https://10.0.0.5",
+            "https://169.254.169.254/latest",
+            "https://user:pw@idp.example.com",
+            "https://idp.example.com/#frag",
+            "http://127.0.0.1:8080",
+            "not a url",
+        ] {
+            assert_eq!(
+                field_of(input(bad).validate(&policy(false), None)),
+                "issuer"
+            );
+        }
+        assert!(input("http://127.0.0.1:8080")
+            .validate(&policy(true), None)
+            .is_ok());
+        assert!(input("http://[::1]:8080/tenant")
+            .validate(&policy(true), None)
+            .is_ok());
+        assert_eq!(
+            field_of(input("http://10.1.2.3").validate(&policy(true), None)),
+            "issuer"
+        );
+        assert_eq!(
+            field_of(input("http://localhost:8080").validate(&policy(true), None)),
+            "issuer",
+            "only loopback addresses, never a name that could resolve elsewhere"
+        );
+        let (settings, _) = input("https://login.example.com/tenant/v2.0")
+            .validate(&policy(false), None)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(settings.issuer, "https://login.example.com/tenant/v2.0");
+        assert_eq!(settings.scopes, ["openid", "email", "profile"]);
+    }
+
+    #[test]
+    fn an_issuer_keeps_its_exact_form_since_tokens_must_match_it() {
+        let (settings, _) = input("https://idp.example.com/")
+            .validate(&policy(false), None)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(settings.issuer, "https://idp.example.com/");
+        let (settings, _) = input("https://idp.example.com")
+            .validate(&policy(false), None)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(settings.issuer, "https://idp.example.com");
+    }
+
+    #[test]
+    fn scopes_need_openid_and_follow_the_oauth_grammar() {
+        let with = |scopes: &[&str]| OidcInput {
+            scopes: Some(scopes.iter().map(|s| (*s).to_owned()).collect()),
+            ..input("https://idp.example.com")
+        };
+        assert_eq!(
+            field_of(with(&["email"]).validate(&policy(false), None)),
+            "scopes"
+        );
+        assert_eq!(
+            field_of(with(&["openid", "a b"]).validate(&policy(false), None)),
+            "scopes[1]"
+        );
+        assert_eq!(
+            field_of(with(&["openid", "openid"]).validate(&policy(false), None)),
+            "scopes[1]"
+        );
+        let many: Vec<String> = (0..21).map(|i| format!("s{i}")).collect();
+        let refs: Vec<&str> = many.iter().map(String::as_str).collect();
+        assert_eq!(
+            field_of(with(&refs).validate(&policy(false), None)),
+            "scopes"
+        );
+        assert!(with(&["openid", "groups", "offline_access"])
+            .validate(&policy(false), None)
+            .is_ok());
+    }
+
+    #[test]
+    fn a_secret_is_needed_once_and_kept_when_left_out() {
+        let no_secret = OidcInput {
+            client_secret: None,
+            ..input("https://idp.example.com")
+        };
+        assert_eq!(
+            field_of(no_secret.clone().validate(&policy(false), None)),
+            "client_secret"
+        );
+        let (_, secret) = no_secret
+            .validate(&policy(false), Some("kept"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(secret, "kept");
+    }
+
+    #[test]
+    fn redirect_uris_match_exactly_and_must_be_safe_to_configure() {
+        let policy = policy(false);
+        assert!(policy
+            .check_redirect_uri("https://app.example.com/callback")
+            .is_ok());
+        for near_miss in [
+            "https://app.example.com/callback/",
+            "https://app.example.com/callback?x=1",
+            "https://APP.example.com/callback",
+            "https://app.example.com.evil.com/callback",
+        ] {
+            assert!(policy.check_redirect_uri(near_miss).is_err(), "{near_miss}");
+        }
+        let ttl = Duration::from_secs(600);
+        assert!(SsoPolicy::new(vec!["http://app.example.com/cb".into()], true, ttl).is_err());
+        assert!(SsoPolicy::new(vec!["http://127.0.0.1:3000/cb".into()], false, ttl).is_err());
+        assert!(SsoPolicy::new(vec!["http://127.0.0.1:3000/cb".into()], true, ttl).is_ok());
+    }
+}

@@ -1,0 +1,378 @@
+//! SSO on PostgreSQL or SQLite: connection settings, sign-ins waiting at
+//! the IdP, codes waiting for the product (each taken out by one
+//! `DELETE … RETURNING`, so a value works once even under a race), and the
+//! links from IdP subjects to members.
+//!
+//! - [`oidc`]: the OpenID Connect client (discovery, JWKS, code exchange,
+//!   ID token verification).
+
+pub mod oidc;
+
+use orgsync_domain::audit::AuditEntry;
+use orgsync_domain::directory::{ConnectionId, ResourceId, TokenHash};
+use orgsync_domain::membership::{Member, MemberId};
+use orgsync_domain::org::OrgId;
+use orgsync_domain::ports::SsoRepository;
+use orgsync_domain::sso::{IssuedCode, OidcSettings, PendingLogin, SsoConfig};
+use orgsync_domain::{Error, Result};
+use sea_orm::{ConnectionTrait, FromQueryResult, Statement, TransactionTrait, Value};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::audit_log::insert_entries;
+use crate::db::db_err;
+use crate::membership_repository::rows::{rows_to_members, MemberRow, MEMBER_COLUMNS};
+use crate::Database;
+
+pub struct SqlSsoRepository {
+    db: Database,
+}
+
+impl SqlSsoRepository {
+    pub fn new(db: Database) -> Self {
+        Self { db }
+    }
+
+    fn stmt(&self, sql: &str, values: Vec<Value>) -> Statement {
+        Statement::from_sql_and_values(self.db.backend(), sql, values)
+    }
+
+    async fn configs(&self, sql: &str, values: Vec<Value>) -> Result<Option<SsoConfig>> {
+        ConfigRow::find_by_statement(self.stmt(sql, values))
+            .one(self.db.connection())
+            .await
+            .map_err(db_err)?
+            .map(SsoConfig::try_from)
+            .transpose()
+    }
+}
+
+/// The stored form of a handed-out value: its SHA-256, in hex.
+fn key(hash: &TokenHash) -> String {
+    use std::fmt::Write;
+    hash.0.iter().fold(String::with_capacity(64), |mut out, b| {
+        let _ = write!(out, "{b:02x}");
+        out
+    })
+}
+
+const CONFIG_COLUMNS: &str =
+    "connection_id, org_id, protocol, settings, client_secret, created_at, updated_at";
+
+#[derive(FromQueryResult)]
+struct ConfigRow {
+    connection_id: Uuid,
+    org_id: Uuid,
+    protocol: String,
+    settings: String,
+    client_secret: String,
+    created_at: OffsetDateTime,
+    updated_at: OffsetDateTime,
+}
+
+impl TryFrom<ConfigRow> for SsoConfig {
+    type Error = Error;
+
+    fn try_from(row: ConfigRow) -> Result<Self> {
+        let corrupt = |what: &str| {
+            Error::Internal(anyhow::anyhow!(
+                "sso settings of connection {}: corrupt {what}",
+                row.connection_id
+            ))
+        };
+        if row.protocol != "oidc" {
+            return Err(corrupt("protocol"));
+        }
+        let oidc: OidcSettings =
+            serde_json::from_str(&row.settings).map_err(|_| corrupt("settings"))?;
+        Ok(SsoConfig {
+            connection_id: ConnectionId(row.connection_id),
+            org_id: OrgId(row.org_id),
+            oidc,
+            client_secret: row.client_secret,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        })
+    }
+}
+
+#[derive(FromQueryResult)]
+struct LoginRow {
+    connection_id: Uuid,
+    org_id: Uuid,
+    redirect_uri: String,
+    client_state: Option<String>,
+    nonce: String,
+    pkce_verifier: String,
+    expires_at: OffsetDateTime,
+}
+
+#[derive(FromQueryResult)]
+struct CodeRow {
+    data: String,
+}
+
+#[derive(FromQueryResult)]
+struct IdRow {
+    id: Uuid,
+}
+
+#[async_trait::async_trait]
+impl SsoRepository for SqlSsoRepository {
+    async fn find_config(&self, conn: ConnectionId) -> Result<Option<SsoConfig>> {
+        self.configs(
+            &format!("SELECT {CONFIG_COLUMNS} FROM sso_connections WHERE connection_id = $1"),
+            vec![conn.0.into()],
+        )
+        .await
+    }
+
+    async fn config_of_org(&self, org: OrgId) -> Result<Option<SsoConfig>> {
+        self.configs(
+            &format!(
+                "SELECT {CONFIG_COLUMNS} FROM sso_connections WHERE org_id = $1 \
+                 ORDER BY created_at, connection_id LIMIT 1"
+            ),
+            vec![org.0.into()],
+        )
+        .await
+    }
+
+    async fn save_config(&self, config: &SsoConfig, audit: &AuditEntry) -> Result<()> {
+        let settings =
+            serde_json::to_string(&config.oidc).map_err(|e| Error::Internal(e.into()))?;
+        let txn = self.db.connection().begin().await.map_err(db_err)?;
+        txn.execute(self.stmt(
+            "INSERT INTO sso_connections (connection_id, org_id, protocol, settings, client_secret, created_at, updated_at) \
+             VALUES ($1, $2, 'oidc', $3, $4, $5, $6) \
+             ON CONFLICT (connection_id) DO UPDATE SET protocol = excluded.protocol, settings = excluded.settings, \
+             client_secret = excluded.client_secret, updated_at = excluded.updated_at",
+            vec![
+                config.connection_id.0.into(),
+                config.org_id.0.into(),
+                settings.into(),
+                config.client_secret.clone().into(),
+                config.created_at.into(),
+                config.updated_at.into(),
+            ],
+        ))
+        .await
+        .map_err(db_err)?;
+        insert_entries(&txn, std::slice::from_ref(audit)).await?;
+        txn.commit().await.map_err(db_err)
+    }
+
+    async fn delete_config(&self, conn: ConnectionId, audit: &AuditEntry) -> Result<bool> {
+        let txn = self.db.connection().begin().await.map_err(db_err)?;
+        txn.execute(self.stmt(
+            "DELETE FROM sso_identities WHERE connection_id = $1",
+            vec![conn.0.into()],
+        ))
+        .await
+        .map_err(db_err)?;
+        let deleted = txn
+            .execute(self.stmt(
+                "DELETE FROM sso_connections WHERE connection_id = $1",
+                vec![conn.0.into()],
+            ))
+            .await
+            .map_err(db_err)?
+            .rows_affected();
+        if deleted == 0 {
+            return Ok(false);
+        }
+        insert_entries(&txn, std::slice::from_ref(audit)).await?;
+        txn.commit().await.map_err(db_err)?;
+        Ok(true)
+    }
+
+    async fn insert_login(&self, login: &PendingLogin) -> Result<()> {
+        self.db
+            .connection()
+            .execute(self.stmt(
+                "INSERT INTO sso_logins (handle, connection_id, org_id, redirect_uri, client_state, nonce, pkce_verifier, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                vec![
+                    key(&login.handle).into(),
+                    login.connection_id.0.into(),
+                    login.org_id.0.into(),
+                    login.redirect_uri.clone().into(),
+                    login.client_state.clone().into(),
+                    login.nonce.clone().into(),
+                    login.pkce_verifier.clone().into(),
+                    login.expires_at.into(),
+                ],
+            ))
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn take_login(
+        &self,
+        handle: &TokenHash,
+        now: OffsetDateTime,
+    ) -> Result<Option<PendingLogin>> {
+        let row = LoginRow::find_by_statement(self.stmt(
+            "DELETE FROM sso_logins WHERE handle = $1 \
+             RETURNING connection_id, org_id, redirect_uri, client_state, nonce, pkce_verifier, expires_at",
+            vec![key(handle).into()],
+        ))
+        .one(self.db.connection())
+        .await
+        .map_err(db_err)?;
+        Ok(row.filter(|r| r.expires_at > now).map(|r| PendingLogin {
+            handle: *handle,
+            connection_id: ConnectionId(r.connection_id),
+            org_id: OrgId(r.org_id),
+            redirect_uri: r.redirect_uri,
+            client_state: r.client_state,
+            nonce: r.nonce,
+            pkce_verifier: r.pkce_verifier,
+            expires_at: r.expires_at,
+        }))
+    }
+
+    async fn insert_code(&self, code: &TokenHash, issued: &IssuedCode) -> Result<()> {
+        let data = serde_json::to_string(issued).map_err(|e| Error::Internal(e.into()))?;
+        self.db
+            .connection()
+            .execute(self.stmt(
+                "INSERT INTO sso_codes (code, org_id, data, expires_at) VALUES ($1, $2, $3, $4)",
+                vec![
+                    key(code).into(),
+                    issued.org_id.0.into(),
+                    data.into(),
+                    issued.expires_at.into(),
+                ],
+            ))
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn take_code(&self, code: &TokenHash, now: OffsetDateTime) -> Result<Option<IssuedCode>> {
+        let row = CodeRow::find_by_statement(self.stmt(
+            "DELETE FROM sso_codes WHERE code = $1 RETURNING data",
+            vec![key(code).into()],
+        ))
+        .one(self.db.connection())
+        .await
+        .map_err(db_err)?;
+        let Some(row) = row else { return Ok(None) };
+        let issued: IssuedCode = serde_json::from_str(&row.data)
+            .map_err(|e| Error::Internal(anyhow::anyhow!("corrupt sign-in code: {e}")))?;
+        Ok((issued.expires_at > now).then_some(issued))
+    }
+
+    async fn linked_member(
+        &self,
+        conn: ConnectionId,
+        subject: &str,
+        org: OrgId,
+    ) -> Result<Option<MemberId>> {
+        let row = IdRow::find_by_statement(self.stmt(
+            "SELECT member_id AS id FROM sso_identities WHERE connection_id = $1 AND subject = $2 AND org_id = $3",
+            vec![conn.0.into(), subject.to_owned().into(), org.0.into()],
+        ))
+        .one(self.db.connection())
+        .await
+        .map_err(db_err)?;
+        Ok(row.map(|r| MemberId(r.id)))
+    }
+
+    async fn link(
+        &self,
+        conn: ConnectionId,
+        subject: &str,
+        member: &Member,
+        now: OffsetDateTime,
+    ) -> Result<()> {
+        self.db
+            .connection()
+            .execute(self.stmt(
+                "INSERT INTO sso_identities (connection_id, subject, org_id, member_id, created_at, last_sign_in_at) \
+                 VALUES ($1, $2, $3, $4, $5, $5) \
+                 ON CONFLICT (connection_id, subject, org_id) DO UPDATE \
+                 SET member_id = excluded.member_id, last_sign_in_at = excluded.last_sign_in_at",
+                vec![
+                    conn.0.into(),
+                    subject.to_owned().into(),
+                    member.org_id.0.into(),
+                    member.id.0.into(),
+                    now.into(),
+                ],
+            ))
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn member_by_email(
+        &self,
+        org: OrgId,
+        conn: ConnectionId,
+        subject: &str,
+        email: &str,
+    ) -> Result<Option<Member>> {
+        let rows = MemberRow::find_by_statement(self.stmt(
+            &format!(
+                "SELECT {MEMBER_COLUMNS} FROM members WHERE org_id = $1 AND email_lower = $2 \
+                 AND NOT EXISTS (SELECT 1 FROM sso_identities i WHERE i.member_id = members.id \
+                 AND i.connection_id = $3 AND i.subject <> $4) \
+                 ORDER BY id LIMIT 1"
+            ),
+            vec![
+                org.0.into(),
+                email.to_lowercase().into(),
+                conn.0.into(),
+                subject.to_owned().into(),
+            ],
+        ))
+        .all(self.db.connection())
+        .await
+        .map_err(db_err)?;
+        Ok(rows_to_members(rows)?.into_iter().next())
+    }
+
+    async fn directory_user(
+        &self,
+        conn: ConnectionId,
+        subject: &str,
+        email: &str,
+    ) -> Result<Option<ResourceId>> {
+        // The IdP's own id first (Okta and Entra send it as externalId),
+        // then the user whose userName or email is the signed-in email.
+        let row = IdRow::find_by_statement(self.stmt(
+            "SELECT id FROM directory_users WHERE connection_id = $1 \
+             AND (external_id = $2 OR user_name_lower = $3 OR email = $4) \
+             ORDER BY CASE WHEN external_id = $2 THEN 0 ELSE 1 END, id LIMIT 1",
+            vec![
+                conn.0.into(),
+                subject.to_owned().into(),
+                email.to_lowercase().into(),
+                email.to_owned().into(),
+            ],
+        ))
+        .one(self.db.connection())
+        .await
+        .map_err(db_err)?;
+        Ok(row.map(|r| r.id))
+    }
+
+    async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64> {
+        let conn = self.db.connection();
+        let mut purged = 0;
+        for table in ["sso_logins", "sso_codes"] {
+            purged += conn
+                .execute(self.stmt(
+                    &format!("DELETE FROM {table} WHERE expires_at <= $1"),
+                    vec![now.into()],
+                ))
+                .await
+                .map_err(db_err)?
+                .rows_affected();
+        }
+        Ok(purged)
+    }
+}

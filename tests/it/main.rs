@@ -27,4 +27,5 @@ mod resilience;
 mod restart;
 mod scim;
 mod source;
+mod sso;
 mod sync;

@@ -14,7 +14,7 @@ use crate::org::{OrgId, ProvisioningMode};
 #[derive(Debug, Clone, PartialEq)]
 pub enum SignIn {
     Create(Member),
-    Update { before: Member, after: Member },
+    Update { before: Box<Member>, after: Member },
     Unchanged(Member),
 }
 
@@ -82,7 +82,10 @@ pub fn decide(
                 Ok(SignIn::Unchanged(before))
             } else {
                 after.updated_at = now;
-                Ok(SignIn::Update { before, after })
+                Ok(SignIn::Update {
+                    before: Box::new(before),
+                    after,
+                })
             }
         }
         (ProvisioningMode::Jit, None) => Ok(SignIn::Create(Member {
@@ -190,7 +193,7 @@ mod tests {
         assert_eq!(after.email, "new@example.com");
         assert_eq!(after.role, Role::Admin);
         assert_eq!(
-            Value::Object(after.public_metadata),
+            Value::Object(after.public_metadata.clone()),
             json!({"team": "core", "department": "Ops"})
         );
         let again = decide(

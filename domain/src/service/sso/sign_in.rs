@@ -1,15 +1,25 @@
-//! Who a signing-in identity already is in the org.
+//! The callback's work: verify the IdP's answer, find who the identity
+//! already is in the org, admit (and provision) them by the org's mode,
+//! issue the one-time code, and audit the outcome either way.
 
-use super::SsoPorts;
+use serde_json::json;
+
+use super::{random_token, SsoPorts, SsoService, MAX_IDP_DESCRIPTION};
+use crate::audit::{Actor, AuditEntry};
+use crate::directory::TokenHash;
+use crate::error::ConflictCode;
 use crate::membership::Member;
-use crate::sso::{PendingLogin, SsoProfile};
-use crate::Result;
+use crate::sso::{
+    claim_metadata, decide, CallbackParams, IssuedCode, PendingLogin, Redemption, SignIn,
+    SignInError, SignInErrorKind, SsoProfile,
+};
+use crate::{Error, Result};
 
 /// The member this identity is, in order of trust: the member its subject
 /// signed in as before; the member of the directory user it is (by
 /// `externalId`, then userName or email); a member with its email that no
 /// other subject of this connection has claimed.
-pub(super) async fn find_member(
+async fn find_member(
     ports: &SsoPorts,
     login: &PendingLogin,
     profile: &SsoProfile,
@@ -36,4 +46,254 @@ pub(super) async fn find_member(
         .sso
         .member_by_email(org, conn, &profile.id, &profile.email)
         .await
+}
+
+/// Why a sign-in did not produce a code.
+pub(super) enum SignInFailure {
+    /// The user is not let in, for a reason the product may be told.
+    Refused(SignInError),
+    /// orgsync failed; the reason is for the operator's log.
+    Broken(Error),
+}
+
+impl From<Error> for SignInFailure {
+    fn from(error: Error) -> Self {
+        match error {
+            Error::Unavailable(_) => Self::Refused(SignInError::unavailable(
+                "the service is briefly unavailable; try again",
+            )),
+            other => Self::Broken(other),
+        }
+    }
+}
+
+impl From<SignInError> for SignInFailure {
+    fn from(error: SignInError) -> Self {
+        Self::Refused(error)
+    }
+}
+
+/// An IdP's own error text, bounded and without control characters.
+fn idp_description(params: &CallbackParams) -> String {
+    let error: String = params
+        .error
+        .as_deref()
+        .unwrap_or("")
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(64)
+        .collect();
+    let description: String = params
+        .error_description
+        .as_deref()
+        .unwrap_or("")
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_IDP_DESCRIPTION)
+        .collect();
+    if description.is_empty() {
+        format!("the identity provider refused the sign-in ({error})")
+    } else {
+        format!("the identity provider refused the sign-in ({error}): {description}")
+    }
+}
+
+/// A member's email may already be another member's: a refusal, not a failure.
+fn taken(error: Error) -> SignInFailure {
+    match error {
+        Error::Conflict {
+            code: ConflictCode::AlreadyExists,
+            ..
+        } => SignInFailure::Refused(SignInError::denied(
+            "another member of this organization already has this email",
+        )),
+        other => other.into(),
+    }
+}
+
+impl SsoService {
+    fn audit_sign_in(
+        &self,
+        login: &PendingLogin,
+        profile: Option<&SsoProfile>,
+        outcome: std::result::Result<&Member, &SignInError>,
+    ) -> AuditEntry {
+        let subject = profile.map_or_else(String::new, |p| p.id.clone());
+        let (action, target, after) = match outcome {
+            Ok(member) => (
+                "sso.sign_in.succeeded",
+                ("member", member.id.to_string()),
+                json!({
+                    "subject": subject,
+                    "email": member.email,
+                    "connection_id": login.connection_id,
+                }),
+            ),
+            Err(error) => (
+                "sso.sign_in.refused",
+                ("connection", login.connection_id.to_string()),
+                json!({
+                    "subject": profile.map(|p| &p.id),
+                    "email": profile.map(|p| &p.email),
+                    "error": error.kind.as_str(),
+                    "reason": error.description,
+                }),
+            ),
+        };
+        AuditEntry::new(
+            login.org_id,
+            Actor::SignIn {
+                connection_id: login.connection_id.0,
+                subject,
+            },
+            action,
+            target,
+            None,
+            Some(after),
+            self.now(),
+        )
+    }
+
+    /// Verifies, admits and issues the code; audits the outcome either way.
+    pub(super) async fn complete(
+        &self,
+        login: &PendingLogin,
+        params: &CallbackParams,
+    ) -> std::result::Result<String, SignInFailure> {
+        let mut profile = None;
+        let result = self.verify_and_admit(login, params, &mut profile).await;
+        let audit = match &result {
+            Ok((_, member)) => self.audit_sign_in(login, profile.as_ref(), Ok(member)),
+            Err(SignInFailure::Refused(error)) => {
+                self.audit_sign_in(login, profile.as_ref(), Err(error))
+            }
+            Err(SignInFailure::Broken(_)) => self.audit_sign_in(
+                login,
+                profile.as_ref(),
+                Err(&SignInError {
+                    kind: SignInErrorKind::ServerError,
+                    description: "internal error".into(),
+                }),
+            ),
+        };
+        self.ports.audit.append(&audit).await?;
+        result.map(|(code, _)| code)
+    }
+
+    async fn verify_and_admit(
+        &self,
+        login: &PendingLogin,
+        params: &CallbackParams,
+        profile_out: &mut Option<SsoProfile>,
+    ) -> std::result::Result<(String, Member), SignInFailure> {
+        if params.error.is_some() {
+            return Err(SignInError::denied(idp_description(params)).into());
+        }
+        let code = params
+            .code
+            .as_deref()
+            .filter(|c| !c.is_empty() && c.len() <= 4096)
+            .ok_or_else(|| SignInError::invalid_request("the identity provider sent no code"))?;
+        let config = self
+            .ports
+            .sso
+            .find_config(login.connection_id)
+            .await?
+            .ok_or_else(|| SignInError::denied("single sign-on is no longer configured"))?;
+        let claims = self
+            .ports
+            .oidc
+            .redeem(&Redemption {
+                issuer: &config.oidc.issuer,
+                client_id: &config.oidc.client_id,
+                client_secret: &config.client_secret,
+                code,
+                redirect_uri: &self.callback_url,
+                pkce_verifier: &login.pkce_verifier,
+                nonce: &login.nonce,
+            })
+            .await?;
+        let profile = SsoProfile::from_oidc_claims(claims, config.oidc.groups_claim.as_deref())?;
+        let profile = profile_out.insert(profile);
+        let member = self.admit(login, profile).await?;
+        let code = random_token(&*self.ports.secrets);
+        let issued = IssuedCode {
+            org_id: login.org_id,
+            connection_id: login.connection_id,
+            profile: profile.clone(),
+            member: member.clone(),
+            expires_at: self.now() + self.policy.code_ttl,
+        };
+        self.ports
+            .sso
+            .insert_code(&TokenHash::of(&code), &issued)
+            .await?;
+        Ok((code, member))
+    }
+
+    /// Finds who this identity is in the org, applies the mode's rule, and
+    /// writes what the sign-in changes as the org's writer.
+    async fn admit(
+        &self,
+        login: &PendingLogin,
+        profile: &SsoProfile,
+    ) -> std::result::Result<Member, SignInFailure> {
+        let ports = &self.ports;
+        let org = ports
+            .orgs
+            .find(login.org_id)
+            .await?
+            .ok_or_else(|| SignInError::denied("this organization no longer exists"))?;
+        let found = find_member(ports, login, profile).await?;
+        let definitions = ports.members.attributes(login.connection_id).await?;
+        let claimed = claim_metadata(&definitions, &profile.raw_attributes);
+        let decided = decide(
+            org.id,
+            org.provisioning_mode,
+            found,
+            profile,
+            &claimed,
+            self.now(),
+        )?;
+        let actor = Actor::SignIn {
+            connection_id: login.connection_id.0,
+            subject: profile.id.clone(),
+        };
+        let member = match decided {
+            SignIn::Unchanged(member) => member,
+            SignIn::Create(member) => {
+                let audit = AuditEntry::new(
+                    org.id,
+                    actor,
+                    "member.created",
+                    ("member", member.id.to_string()),
+                    None,
+                    serde_json::to_value(&member).ok(),
+                    self.now(),
+                );
+                let write = async { ports.members.insert_member(&member, &audit).await };
+                self.sync.as_writer(org.id, write).await.map_err(taken)?;
+                member
+            }
+            SignIn::Update { before, after } => {
+                let audit = AuditEntry::new(
+                    org.id,
+                    actor,
+                    "member.updated",
+                    ("member", after.id.to_string()),
+                    serde_json::to_value(&before).ok(),
+                    serde_json::to_value(&after).ok(),
+                    self.now(),
+                );
+                let write = async { ports.members.update_member(&before, &after, &audit).await };
+                self.sync.as_writer(org.id, write).await.map_err(taken)?;
+                after
+            }
+        };
+        ports
+            .sso
+            .link(login.connection_id, &profile.id, &member, self.now())
+            .await?;
+        Ok(member)
+    }
 }

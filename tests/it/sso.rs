@@ -1,0 +1,524 @@
+//! Single sign-on end to end against a real OIDC provider on loopback
+//! ([`idp::TestIdp`]): the browser's hops are followed by hand (orgsync →
+//! IdP → orgsync → product), the product redeems the code, and every
+//! forgery the IdP can be made to produce is refused without creating
+//! anything.
+
+mod idp;
+
+use serde_json::{json, Value};
+
+use crate::fixtures::{create_root, members_by_email};
+use crate::scim::Directory;
+use crate::support::{request, TestApp};
+use idp::{Forge, TestIdp, CLIENT_ID, CLIENT_SECRET};
+
+const PRODUCT: &str = "http://127.0.0.1:3000/auth/callback";
+
+async fn app() -> TestApp {
+    TestApp::spawn_with(|s| {
+        s.sso.allow_insecure_loopback = true;
+        s.sso.redirect_uris = vec![PRODUCT.into()];
+    })
+    .await
+}
+
+/// A tenant with a SCIM directory (connection `dir.conn`) and OIDC SSO on it.
+async fn tenant_with_sso(idp: &TestIdp) -> Directory {
+    let dir = Directory::on(app().await).await;
+    let (status, settings) = configure(&dir, idp).await;
+    assert_eq!(status, 200, "{settings}");
+    dir
+}
+
+async fn configure(dir: &Directory, idp: &TestIdp) -> (u16, Value) {
+    dir.admin(
+        "PUT",
+        &format!("/connections/{}/sso", dir.conn),
+        Some(json!({
+            "protocol": "oidc", "issuer": idp.issuer, "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET, "groups_claim": "groups"
+        })),
+    )
+    .await
+}
+
+async fn set_mode(dir: &Directory, mode: &str) {
+    let (status, body) = dir
+        .admin("PUT", "/provisioning", Some(json!({"mode": mode})))
+        .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+/// Where a response redirects to.
+fn location<B>(response: &actix_web::dev::ServiceResponse<B>) -> String {
+    assert_eq!(response.status().as_u16(), 302, "expected a redirect");
+    response
+        .headers()
+        .get("location")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn params(url: &str) -> std::collections::HashMap<String, String> {
+    url::Url::parse(url)
+        .unwrap()
+        .query_pairs()
+        .into_owned()
+        .collect()
+}
+
+/// A GET to orgsync of the path and query of `url` (the browser following a redirect).
+async fn follow(
+    app: &TestApp,
+    url: &str,
+) -> actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody> {
+    let url = url::Url::parse(url).unwrap();
+    let path = match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_owned(),
+    };
+    app.send(request("GET", &path, None, None)).await
+}
+
+/// The browser's whole journey from the product's link to its callback:
+/// the product callback's query (`code` and `state`, or `error`).
+async fn sign_in(app: &TestApp, target: &str) -> std::collections::HashMap<String, String> {
+    let start = format!(
+        "/sso/authorize?{target}&redirect_uri={}&state=product-state",
+        url::form_urlencoded::byte_serialize(PRODUCT.as_bytes()).collect::<String>()
+    );
+    let at_orgsync = app.send(request("GET", &start, None, None)).await;
+    let to_idp = location(&at_orgsync);
+    if to_idp.starts_with(PRODUCT) {
+        return params(&to_idp);
+    }
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let at_idp = browser.get(&to_idp).send().await.unwrap();
+    assert_eq!(
+        at_idp.status().as_u16(),
+        302,
+        "{}",
+        at_idp.text().await.unwrap()
+    );
+    let callback = at_idp.headers()["location"].to_str().unwrap().to_owned();
+    assert!(callback.contains("/sso/oidc/callback?"), "{callback}");
+    let back = follow(app, &callback).await;
+    let product = location(&back);
+    assert!(product.starts_with(PRODUCT), "{product}");
+    let query = params(&product);
+    assert_eq!(
+        query["state"], "product-state",
+        "the product's state comes back"
+    );
+    query
+}
+
+async fn redeem(app: &TestApp, code: &str) -> (u16, Value) {
+    let platform = app.tokens.platform();
+    app.call(
+        "POST",
+        "/sso/token",
+        Some(&platform),
+        Some(json!({"code": code})),
+    )
+    .await
+}
+
+#[actix_web::test]
+async fn jit_creates_the_member_on_first_sign_in_and_updates_it_in_place_after() {
+    let idp = TestIdp::start();
+    let dir = tenant_with_sso(&idp).await;
+    set_mode(&dir, "jit").await;
+    let (status, _) = dir
+        .admin(
+            "PUT",
+            &format!("/connections/{}/attributes", dir.conn),
+            Some(json!({"attributes": [{"key": "department", "sso_claim": "dept"}]})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    idp.sign_in_as(json!({
+        "sub": "00u-ada", "email": "ada@example.com", "given_name": "Ada",
+        "family_name": "Lovelace", "groups": ["eng"], "dept": "R&D"
+    }));
+
+    let back = sign_in(&dir.app, &format!("organization={}", dir.org)).await;
+    let code = back.get("code").unwrap_or_else(|| panic!("{back:?}"));
+    let (status, signed_in) = redeem(&dir.app, code).await;
+    assert_eq!(status, 200, "{signed_in}");
+    assert_eq!(signed_in["organization_id"], dir.org.as_str());
+    assert_eq!(signed_in["connection_id"], dir.conn.as_str());
+    assert_eq!(signed_in["profile"]["id"], "00u-ada");
+    assert_eq!(signed_in["profile"]["groups"], json!(["eng"]));
+    assert_eq!(signed_in["profile"]["raw_attributes"]["dept"], "R&D");
+    let member = &signed_in["member"];
+    assert_eq!(member["role"], "user");
+    assert_eq!(member["source"], "jit");
+    assert_eq!(member["name"], "Ada Lovelace");
+    assert_eq!(member["public_metadata"], json!({"department": "R&D"}));
+
+    // A code works once.
+    let (status, again) = redeem(&dir.app, code).await;
+    assert_eq!(status, 400, "{again}");
+    assert_eq!(again["error"], "invalid_grant");
+
+    // The IdP changes her email and department: the same member, updated.
+    idp.sign_in_as(json!({
+        "sub": "00u-ada", "email": "ada.lovelace@example.com", "name": "Ada L.", "dept": "Ops"
+    }));
+    let back = sign_in(&dir.app, &format!("organization={}", dir.org)).await;
+    let (status, second) = redeem(&dir.app, &back["code"]).await;
+    assert_eq!(status, 200, "{second}");
+    assert_eq!(
+        second["member"]["id"], member["id"],
+        "an email change keeps the member"
+    );
+    let members = members_by_email(&dir, &dir.org).await;
+    assert_eq!(members.len(), 1, "{members:?}");
+    let stored = &members["ada.lovelace@example.com"];
+    assert_eq!(stored["name"], "Ada L.");
+    assert_eq!(stored["public_metadata"]["department"], "Ops");
+
+    let (status, audit) = dir.admin("GET", "/audit-log?action=sso.", None).await;
+    assert_eq!(status, 200, "{audit}");
+    let actions: Vec<&str> = audit["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions
+            .iter()
+            .filter(|a| **a == "sso.sign_in.succeeded")
+            .count(),
+        2,
+        "{actions:?}"
+    );
+    dir.app.finish().await;
+}
+
+#[actix_web::test]
+async fn a_scim_org_admits_its_active_directory_members_and_no_one_else() {
+    let idp = TestIdp::start();
+    let dir = tenant_with_sso(&idp).await;
+    let user = dir.user("grace@example.com").await;
+    crate::fixtures::switch_to_scim(&dir, &dir.org).await;
+    crate::fixtures::wait_for_members(&dir, &dir.org, 1).await;
+
+    // Okta sends its user id as the SCIM externalId and the OIDC subject.
+    idp.sign_in_as(json!({"sub": "ext-grace@example.com", "email": "grace.h@example.com"}));
+    let back = sign_in(&dir.app, &format!("connection={}", dir.conn)).await;
+    let (status, signed_in) = redeem(&dir.app, &back["code"]).await;
+    assert_eq!(status, 200, "{signed_in}");
+    assert_eq!(signed_in["member"]["directory_user_id"], user.as_str());
+    assert_eq!(
+        signed_in["member"]["email"], "grace@example.com",
+        "what the directory owns is not overwritten by a sign-in"
+    );
+
+    idp.sign_in_as(json!({"sub": "stranger", "email": "stranger@example.com"}));
+    let back = sign_in(&dir.app, &format!("organization={}", dir.org)).await;
+    assert_eq!(back["error"], "access_denied", "{back:?}");
+    assert!(back["error_description"].contains("directory"), "{back:?}");
+    assert!(!back.contains_key("code"));
+
+    // Deactivated in the IdP: deprovisioned here (removed, by default), and
+    // refused at sign-in even though the IdP still vouches for the subject.
+    let (status, _) = dir.set_active(&user, false).await;
+    assert_eq!(status, 200);
+    crate::fixtures::wait_for_members(&dir, &dir.org, 0).await;
+    idp.sign_in_as(json!({"sub": "ext-grace@example.com", "email": "grace@example.com"}));
+    let back = sign_in(&dir.app, &format!("organization={}", dir.org)).await;
+    assert_eq!(back["error"], "access_denied", "{back:?}");
+    assert!(members_by_email(&dir, &dir.org).await.is_empty());
+
+    let (_, audit) = dir
+        .admin("GET", "/audit-log?action=sso.sign_in.refused", None)
+        .await;
+    assert_eq!(audit["data"].as_array().unwrap().len(), 2, "{audit}");
+    dir.app.finish().await;
+}
+
+#[actix_web::test]
+async fn a_manual_org_admits_existing_members_only() {
+    let idp = TestIdp::start();
+    let dir = tenant_with_sso(&idp).await;
+    let (status, added) = dir
+        .add_member(json!({"email": "Linus@Example.com", "role": "admin"}))
+        .await;
+    assert_eq!(status, 201, "{added}");
+
+    idp.sign_in_as(json!({"sub": "u-linus", "email": "linus@example.com"}));
+    let back = sign_in(&dir.app, &format!("organization={}", dir.org)).await;
+    let (status, signed_in) = redeem(&dir.app, &back["code"]).await;
+    assert_eq!(status, 200, "{signed_in}");
+    assert_eq!(signed_in["member"]["id"], added["id"]);
+    assert_eq!(signed_in["member"]["role"], "admin");
+
+    // Another subject claiming the same email does not get the linked member.
+    idp.sign_in_as(json!({"sub": "u-impostor", "email": "linus@example.com"}));
+    let back = sign_in(&dir.app, &format!("organization={}", dir.org)).await;
+    assert_eq!(back["error"], "access_denied", "{back:?}");
+
+    idp.sign_in_as(json!({"sub": "u-new", "email": "new@example.com"}));
+    let back = sign_in(&dir.app, &format!("organization={}", dir.org)).await;
+    assert_eq!(back["error"], "access_denied", "{back:?}");
+    assert_eq!(members_by_email(&dir, &dir.org).await.len(), 1);
+    dir.app.finish().await;
+}
+
+#[actix_web::test]
+async fn forged_tokens_are_refused_and_create_nothing() {
+    let idp = TestIdp::start();
+    let dir = tenant_with_sso(&idp).await;
+    set_mode(&dir, "jit").await;
+    for (forge, reason) in [
+        (Forge::WrongIssuer, "InvalidIssuer"),
+        (Forge::WrongAudience, "InvalidAudience"),
+        (Forge::Expired, "ExpiredSignature"),
+        (Forge::NotYetValid, "ImmatureSignature"),
+        (Forge::IssuedInTheFuture, "issued in the future"),
+        (Forge::WrongNonce, "nonce"),
+        (Forge::Unsigned, "unsigned"),
+        (Forge::HmacWithPublicKey, "HS256, which is never accepted"),
+        (Forge::ForeignKeySameKid, "InvalidSignature"),
+        (
+            Forge::UnknownKid,
+            "key the identity provider does not publish",
+        ),
+        (Forge::SeveralAudiences, "several audiences"),
+        (Forge::TamperedSignature, "InvalidSignature"),
+    ] {
+        idp.forge(forge);
+        idp.sign_in_as(json!({"sub": format!("{forge:?}"), "email": "mallory@example.com"}));
+        let back = sign_in(&dir.app, &format!("organization={}", dir.org)).await;
+        assert_eq!(
+            back.get("error").map(String::as_str),
+            Some("access_denied"),
+            "{forge:?}: {back:?}"
+        );
+        assert!(
+            back["error_description"].contains(reason),
+            "{forge:?}: {back:?}"
+        );
+        assert!(!back.contains_key("code"), "{forge:?}");
+    }
+    // The IdP itself refusing is passed on, as is an unverified email.
+    idp.forge(Forge::Honest);
+    idp.refuse(Some("access_denied"));
+    let back = sign_in(&dir.app, &format!("organization={}", dir.org)).await;
+    assert_eq!(back["error"], "access_denied");
+    assert!(
+        back["error_description"].contains("not assigned"),
+        "{back:?}"
+    );
+    idp.refuse(None);
+    idp.sign_in_as(json!({"sub": "u-1", "email": "eve@example.com", "email_verified": false}));
+    let back = sign_in(&dir.app, &format!("organization={}", dir.org)).await;
+    assert_eq!(back["error"], "access_denied");
+
+    assert!(members_by_email(&dir, &dir.org).await.is_empty());
+    let (_, audit) = dir
+        .admin(
+            "GET",
+            "/audit-log?action=sso.sign_in.refused&limit=100",
+            None,
+        )
+        .await;
+    assert_eq!(
+        audit["data"].as_array().unwrap().len(),
+        14,
+        "every refusal is audited"
+    );
+
+    // An honest sign-in still works after all that.
+    idp.sign_in_as(json!({"sub": "u-2", "email": "honest@example.com"}));
+    let back = sign_in(&dir.app, &format!("organization={}", dir.org)).await;
+    assert!(back.contains_key("code"), "{back:?}");
+    dir.app.finish().await;
+}
+
+#[actix_web::test]
+async fn a_sign_in_state_works_once_and_redirect_uris_are_allow_listed() {
+    let idp = TestIdp::start();
+    let dir = tenant_with_sso(&idp).await;
+    set_mode(&dir, "jit").await;
+    let app = &dir.app;
+
+    for bad in [
+        "https://evil.example.com/cb",
+        "http://127.0.0.1:3000/auth/callback/",
+        "http://127.0.0.1:3000/auth/callback?x=1",
+    ] {
+        let path = format!(
+            "/sso/authorize?organization={}&redirect_uri={}",
+            dir.org,
+            url::form_urlencoded::byte_serialize(bad.as_bytes()).collect::<String>()
+        );
+        let response = app.send(request("GET", &path, None, None)).await;
+        assert_eq!(response.status().as_u16(), 400, "{bad}");
+    }
+    // An org without SSO goes back to the product with an error.
+    let other = create_root(app, "Other", "other").await;
+    let back = sign_in(app, &format!("organization={other}")).await;
+    assert_eq!(back["error"], "invalid_request", "{back:?}");
+
+    // The IdP's answer can be used once: a replayed callback is refused.
+    let start = format!(
+        "/sso/authorize?organization={}&redirect_uri={}",
+        dir.org,
+        url::form_urlencoded::byte_serialize(PRODUCT.as_bytes()).collect::<String>()
+    );
+    let to_idp = location(&app.send(request("GET", &start, None, None)).await);
+    let sent = params(&to_idp);
+    assert_eq!(sent["code_challenge_method"], "S256");
+    assert_eq!(
+        sent["redirect_uri"],
+        "http://127.0.0.1:8080/sso/oidc/callback"
+    );
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let at_idp = browser.get(&to_idp).send().await.unwrap();
+    let callback = at_idp.headers()["location"].to_str().unwrap().to_owned();
+    let first = follow(app, &callback).await;
+    assert!(params(&location(&first)).contains_key("code"));
+    let replay = follow(app, &callback).await;
+    assert_eq!(replay.status().as_u16(), 400);
+    assert_eq!(
+        idp.token_calls(),
+        1,
+        "a replayed callback never reaches the IdP"
+    );
+    let unknown = follow(app, "http://x/sso/oidc/callback?state=forged&code=abc").await;
+    assert_eq!(unknown.status().as_u16(), 400);
+    dir.app.finish().await;
+}
+
+#[actix_web::test]
+async fn a_key_rotation_at_the_idp_needs_no_restart() {
+    let idp = TestIdp::start();
+    let dir = tenant_with_sso(&idp).await;
+    set_mode(&dir, "jit").await;
+    let back = sign_in(&dir.app, &format!("organization={}", dir.org)).await;
+    assert!(back.contains_key("code"), "{back:?}");
+    let fetches = idp.jwks_fetches();
+
+    idp.rotate_key();
+    let back = sign_in(&dir.app, &format!("organization={}", dir.org)).await;
+    assert!(back.contains_key("code"), "{back:?}");
+    assert_eq!(
+        idp.jwks_fetches(),
+        fetches + 1,
+        "the new key was fetched once"
+    );
+    let back = sign_in(&dir.app, &format!("organization={}", dir.org)).await;
+    assert!(back.contains_key("code"), "{back:?}");
+    assert_eq!(
+        idp.jwks_fetches(),
+        fetches + 1,
+        "and then served from the cache"
+    );
+    dir.app.finish().await;
+}
+
+#[actix_web::test]
+async fn settings_are_checked_never_show_the_secret_and_stay_in_their_tenant() {
+    let idp = TestIdp::start();
+    let dir = tenant_with_sso(&idp).await;
+    let path = format!("/connections/{}/sso", dir.conn);
+
+    let (status, shown) = dir.admin("GET", &path, None).await;
+    assert_eq!(status, 200, "{shown}");
+    assert_eq!(
+        shown["redirect_uri"],
+        "http://127.0.0.1:8080/sso/oidc/callback"
+    );
+    assert_eq!(shown["scopes"], json!(["openid", "email", "profile"]));
+    assert!(!shown.to_string().contains(CLIENT_SECRET), "{shown}");
+
+    for (body, field) in [
+        (
+            json!({"protocol": "oidc", "issuer": "http://idp.example.com", "client_id": "c"}),
+            "issuer",
+        ),
+        (
+            json!({"protocol": "oidc", "issuer": "https://10.0.0.1", "client_id": "c"}),
+            "issuer",
+        ),
+        (
+            json!({"protocol": "oidc", "issuer": idp.issuer, "client_id": "c", "scopes": ["email"]}),
+            "scopes",
+        ),
+        (
+            json!({"protocol": "oidc", "issuer": format!("{}/elsewhere", idp.issuer), "client_id": "c"}),
+            "issuer",
+        ),
+        (
+            json!({"protocol": "saml", "idp_metadata_url": "https://idp.example.com/md"}),
+            "protocol",
+        ),
+        (json!({"protocol": "oidc", "client_id": "c"}), "issuer"),
+    ] {
+        let (status, problem) = dir.admin("PUT", &path, Some(body.clone())).await;
+        assert_eq!(status, 422, "{body}: {problem}");
+        assert_eq!(
+            problem["invalid_params"][0]["name"], field,
+            "{body}: {problem}"
+        );
+    }
+    // Unchanged by the refusals; the secret may be left out to keep it.
+    let (status, kept) = dir
+        .admin(
+            "PUT",
+            &path,
+            Some(json!({"protocol": "oidc", "issuer": idp.issuer, "client_id": CLIENT_ID, "scopes": ["openid", "email"]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{kept}");
+    set_mode(&dir, "jit").await;
+    let back = sign_in(&dir.app, &format!("organization={}", dir.org)).await;
+    assert!(
+        back.contains_key("code"),
+        "the kept secret still works: {back:?}"
+    );
+
+    // Another tenant's admin neither sees nor changes it, nor redeems its codes.
+    let other = create_root(&dir.app, "Other", "other").await;
+    let outsider = dir.app.tokens.org(
+        other.parse().unwrap(),
+        orgsync_domain::auth::AdminRole::Owner,
+    );
+    let url = format!("/api/v1/orgs/{}{path}", dir.org);
+    let (status, _) = dir.app.call("GET", &url, Some(&outsider), None).await;
+    assert_eq!(status, 404);
+    let (status, _) = dir.app.call("DELETE", &url, Some(&outsider), None).await;
+    assert_eq!(status, 404);
+    let back = sign_in(&dir.app, &format!("organization={}", dir.org)).await;
+    let (status, refused) = dir
+        .app
+        .call(
+            "POST",
+            "/sso/token",
+            Some(&outsider),
+            Some(json!({"code": back["code"]})),
+        )
+        .await;
+    assert_eq!(status, 400, "{refused}");
+
+    let (status, _) = dir.admin("DELETE", &path, None).await;
+    assert_eq!(status, 204);
+    let (status, _) = dir.admin("GET", &path, None).await;
+    assert_eq!(status, 404);
+    let back = sign_in(&dir.app, &format!("organization={}", dir.org)).await;
+    assert_eq!(back["error"], "invalid_request", "{back:?}");
+    dir.app.finish().await;
+}

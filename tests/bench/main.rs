@@ -10,6 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod sso;
 mod webhooks;
 
 use clap::Parser;
@@ -47,7 +48,7 @@ struct Args {
     /// Seconds per timed scenario.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
-    /// Which benchmarks: `scim`, `sync`, `queue`, `cascade`, `hostile`, `webhooks` or `all`.
+    /// Which benchmarks: `scim`, `sync`, `queue`, `cascade`, `hostile`, `webhooks`, `sso` or `all`.
     #[arg(long, default_value = "all")]
     only: String,
     /// Database pool size of the server under test (shipped default: 10).
@@ -319,9 +320,13 @@ async fn main() {
     println!(
         "server settings: database.max_connections={} (shipped default 10), \
          scim.rate_limit_per_second=0 (off; shipped default 100 per connection, burst 200), \
-         webhooks.allow_private_targets=true (the receiver is on loopback); \
+         webhooks.allow_private_targets=true (the receiver is on loopback), \
+         sso.allow_insecure_loopback=true and sso.redirect_uris={} (the IdP and the product are on loopback); \
          {} clients, {} users",
-        args.pool, args.clients, args.users
+        args.pool,
+        sso::PRODUCT,
+        args.clients,
+        args.users
     );
     let server = Server(
         Command::new(&bin)
@@ -334,6 +339,8 @@ async fn main() {
             .env("ORGSYNC__AUTH__JWT_SECRET", secret)
             .env("ORGSYNC__SCIM__RATE_LIMIT_PER_SECOND", "0")
             .env("ORGSYNC__WEBHOOKS__ALLOW_PRIVATE_TARGETS", "true")
+            .env("ORGSYNC__SSO__ALLOW_INSECURE_LOOPBACK", "true")
+            .env("ORGSYNC__SSO__REDIRECT_URIS", sso::PRODUCT)
             .env("ORGSYNC__LOG__LEVEL", "error")
             .stdout(Stdio::null())
             .spawn()
@@ -403,6 +410,9 @@ async fn main() {
     }
     if args.only == "webhooks" || args.only == "all" {
         webhooks::webhook_benchmark(&admin_api, &db, args.rate, args.seconds, args.clients).await;
+    }
+    if args.only == "sso" || args.only == "all" {
+        sso::sso_benchmark(&admin_api, &base, &org, conn_id, 1_000).await;
     }
     if args.only == "cascade" || args.only == "all" {
         let mut worker = Command::new(&bin);

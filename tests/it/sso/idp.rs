@@ -90,6 +90,8 @@ struct State {
     grants: HashMap<String, Grant>,
     jwks_fetches: usize,
     token_calls: usize,
+    /// How long each token request took the IdP (mostly RS256 signing).
+    token_time: Vec<std::time::Duration>,
 }
 
 #[derive(Clone)]
@@ -114,24 +116,31 @@ impl TestIdp {
             grants: HashMap::new(),
             jwks_fetches: 0,
             token_calls: 0,
+            token_time: Vec::new(),
         }));
         let shared = web::Data::new(state.clone());
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(shared.clone())
-                .route(
-                    "/.well-known/openid-configuration",
-                    web::get().to(discovery),
-                )
-                .route("/jwks", web::get().to(jwks))
-                .route("/authorize", web::get().to(authorize))
-                .route("/token", web::post().to(token))
-        })
-        .workers(1)
-        .listen(listener)
-        .unwrap()
-        .run();
-        actix_web::rt::spawn(server);
+        // Its own thread and actix system, so it serves whatever runtime the
+        // caller runs on (the tests' actix runtime, the benchmark's tokio one).
+        std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                HttpServer::new(move || {
+                    App::new()
+                        .app_data(shared.clone())
+                        .route(
+                            "/.well-known/openid-configuration",
+                            web::get().to(discovery),
+                        )
+                        .route("/jwks", web::get().to(jwks))
+                        .route("/authorize", web::get().to(authorize))
+                        .route("/token", web::post().to(token))
+                })
+                .workers(1)
+                .listen(listener)
+                .unwrap()
+                .run()
+                .await
+            })
+        });
         Self { issuer, state }
     }
 
@@ -164,6 +173,12 @@ impl TestIdp {
 
     pub fn token_calls(&self) -> usize {
         self.state.lock().unwrap().token_calls
+    }
+
+    /// The IdP's own handling time of each token request so far (drained).
+    #[allow(dead_code)]
+    pub fn take_token_times(&self) -> Vec<std::time::Duration> {
+        std::mem::take(&mut self.state.lock().unwrap().token_time)
     }
 }
 
@@ -254,7 +269,14 @@ fn invalid_grant(why: &str) -> HttpResponse {
 }
 
 async fn token(state: Shared, req: HttpRequest, body: web::Bytes) -> HttpResponse {
-    let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
+    let started = std::time::Instant::now();
+    let response = token_response(&state, &req, &body);
+    state.lock().unwrap().token_time.push(started.elapsed());
+    response
+}
+
+fn token_response(state: &Shared, req: &HttpRequest, body: &web::Bytes) -> HttpResponse {
+    let form: HashMap<String, String> = url::form_urlencoded::parse(body).into_owned().collect();
     let get = |k: &str| form.get(k).cloned().unwrap_or_default();
     let expected_auth = format!(
         "Basic {}",

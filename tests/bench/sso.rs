@@ -1,0 +1,156 @@
+//! Single sign-on, measured: whole OIDC round trips (authorize → IdP →
+//! callback → token) against the test suite's OIDC provider on loopback,
+//! one user at a time, for first sign-ins (a JIT member is created) and
+//! returning users (nothing changes). orgsync's share is the three requests
+//! it answers, as the client times them, minus the IdP's own handling of
+//! the token request it makes during the callback (timed inside the IdP;
+//! mostly RS256 signing).
+
+#[path = "../it/sso/idp.rs"]
+#[allow(dead_code)]
+mod idp;
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::{Stats, Target};
+use idp::{TestIdp, CLIENT_ID, CLIENT_SECRET};
+
+/// The product's callback the server allows (`sso.redirect_uris`).
+pub const PRODUCT: &str = "http://127.0.0.1:3000/auth/callback";
+
+struct Timings {
+    authorize: Duration,
+    callback: Duration,
+    token: Duration,
+    idp_token: Duration,
+}
+
+fn location(response: &reqwest::Response) -> String {
+    assert_eq!(response.status().as_u16(), 302, "expected a redirect");
+    response.headers()["location"].to_str().unwrap().to_owned()
+}
+
+async fn sign_in(
+    browser: &reqwest::Client,
+    base: &str,
+    org: &str,
+    token: &str,
+    idp: &TestIdp,
+) -> Timings {
+    let start = format!(
+        "{base}/sso/authorize?organization={org}&redirect_uri={}&state=bench",
+        url::form_urlencoded::byte_serialize(PRODUCT.as_bytes()).collect::<String>()
+    );
+    let t = Instant::now();
+    let at_orgsync = browser.get(&start).send().await.unwrap();
+    let authorize = t.elapsed();
+    let to_idp = location(&at_orgsync);
+    let callback = location(&browser.get(&to_idp).send().await.unwrap());
+    let t = Instant::now();
+    let back = browser.get(&callback).send().await.unwrap();
+    let callback = t.elapsed();
+    let product = url::Url::parse(&location(&back)).unwrap();
+    let code = product
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_else(|| panic!("the sign-in failed: {product}"));
+    let t = Instant::now();
+    let redeemed = browser
+        .post(format!("{base}/sso/token"))
+        .bearer_auth(token)
+        .json(&json!({"code": code}))
+        .send()
+        .await
+        .unwrap();
+    let token = t.elapsed();
+    assert_eq!(redeemed.status().as_u16(), 200, "the code was not redeemed");
+    let idp_token = idp.take_token_times().into_iter().sum();
+    Timings {
+        authorize,
+        callback,
+        token,
+        idp_token,
+    }
+}
+
+pub async fn sso_benchmark(admin: &Target, base: &str, org: &str, conn: uuid::Uuid, n: usize) {
+    let idp = TestIdp::start();
+    let (status, body) = admin
+        .send(
+            reqwest::Method::PUT,
+            &format!("/orgs/{org}/connections/{conn}/sso"),
+            Some(json!({
+                "protocol": "oidc", "issuer": idp.issuer,
+                "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET
+            })),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = admin
+        .send(
+            reqwest::Method::PUT,
+            &format!("/orgs/{org}/provisioning"),
+            Some(json!({"mode": "jit"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let user = |i: usize| {
+        json!({"sub": format!("bench-{i}"), "email": format!("sso-{i}@example.com"),
+               "given_name": "Bench", "family_name": format!("User {i}")})
+    };
+    // Warm-up: connections, discovery and key caches.
+    for i in 0..20 {
+        idp.sign_in_as(user(n + i));
+        sign_in(&browser, base, org, &admin.token, &idp).await;
+    }
+    println!(
+        "\nSSO (OIDC, RS256 ID tokens, PKCE): {n} sign-ins per phase, one at a time; \
+         orgsync time = authorize + callback + token as the client times them, \
+         minus the IdP's own token handling"
+    );
+    for phase in [
+        "first sign-in (JIT creates the member)",
+        "returning user (no change)",
+    ] {
+        let mut steps: [Vec<Duration>; 4] = Default::default();
+        let mut orgsync = Vec::with_capacity(n);
+        let started = Instant::now();
+        for i in 0..n {
+            idp.sign_in_as(user(i));
+            let t = sign_in(&browser, base, org, &admin.token, &idp).await;
+            let total = t.authorize + t.callback + t.token;
+            orgsync.push(total.saturating_sub(t.idp_token));
+            for (k, d) in [t.authorize, t.callback, t.token, t.idp_token]
+                .into_iter()
+                .enumerate()
+            {
+                steps[k].push(d);
+            }
+        }
+        let elapsed = started.elapsed();
+        for (name, latencies) in [
+            "GET /sso/authorize",
+            "GET /sso/oidc/callback (incl. the IdP's token endpoint)",
+            "POST /sso/token",
+            "  the IdP's token endpoint (its own handling)",
+        ]
+        .into_iter()
+        .zip(steps)
+        {
+            Stats::new(format!("{phase}: {name}"), elapsed, latencies).print();
+        }
+        Stats::new(
+            format!("{phase}: orgsync time per round trip"),
+            elapsed,
+            orgsync,
+        )
+        .print();
+    }
+}

@@ -10,7 +10,7 @@ pub mod oidc;
 
 use orgsync_domain::audit::AuditEntry;
 use orgsync_domain::directory::{ConnectionId, ResourceId, TokenHash};
-use orgsync_domain::membership::{Member, MemberId};
+use orgsync_domain::membership::Member;
 use orgsync_domain::org::OrgId;
 use orgsync_domain::ports::SsoRepository;
 use orgsync_domain::sso::{IssuedCode, OidcSettings, PendingLogin, SsoConfig};
@@ -270,15 +270,18 @@ impl SsoRepository for SqlSsoRepository {
         conn: ConnectionId,
         subject: &str,
         org: OrgId,
-    ) -> Result<Option<MemberId>> {
-        let row = IdRow::find_by_statement(self.stmt(
-            "SELECT member_id AS id FROM sso_identities WHERE connection_id = $1 AND subject = $2 AND org_id = $3",
-            vec![conn.0.into(), subject.to_owned().into(), org.0.into()],
+    ) -> Result<Option<Member>> {
+        let rows = MemberRow::find_by_statement(self.stmt(
+            &format!(
+                "SELECT {MEMBER_COLUMNS} FROM members WHERE org_id = $1 AND id = \
+                 (SELECT member_id FROM sso_identities WHERE connection_id = $2 AND subject = $3 AND org_id = $1)"
+            ),
+            vec![org.0.into(), conn.0.into(), subject.to_owned().into()],
         ))
-        .one(self.db.connection())
+        .all(self.db.connection())
         .await
         .map_err(db_err)?;
-        Ok(row.map(|r| MemberId(r.id)))
+        Ok(rows_to_members(rows)?.into_iter().next())
     }
 
     async fn link(

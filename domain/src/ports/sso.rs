@@ -4,7 +4,7 @@ use time::OffsetDateTime;
 
 use crate::audit::AuditEntry;
 use crate::directory::{ConnectionId, ResourceId, TokenHash};
-use crate::membership::{Member, MemberId};
+use crate::membership::Member;
 use crate::org::OrgId;
 use crate::sso::{IssuedCode, OidcEndpoints, PendingLogin, Redemption, SignInError, SsoConfig};
 use crate::Result;
@@ -69,7 +69,7 @@ pub trait SsoRepository: Send + Sync {
         conn: ConnectionId,
         subject: &str,
         org: OrgId,
-    ) -> Result<Option<MemberId>>;
+    ) -> Result<Option<Member>>;
 
     /// Links (or relinks) an IdP subject to a member of `org`.
     ///

@@ -25,10 +25,8 @@ async fn find_member(
     profile: &SsoProfile,
 ) -> Result<Option<Member>> {
     let (org, conn) = (login.org_id, login.connection_id);
-    if let Some(id) = ports.sso.linked_member(conn, &profile.id, org).await? {
-        if let Some(member) = ports.members.find_member(org, id).await? {
-            return Ok(Some(member));
-        }
+    if let Some(member) = ports.sso.linked_member(conn, &profile.id, org).await? {
+        return Ok(Some(member));
     }
     if let Some(directory) = ports.connections.drawing_connection(org).await? {
         if let Some(user) = ports
@@ -224,28 +222,30 @@ impl SsoService {
             member: member.clone(),
             expires_at: self.now() + self.policy.code_ttl,
         };
-        self.ports
-            .sso
-            .insert_code(&TokenHash::of(&code), &issued)
-            .await?;
+        let (sso, hash) = (&self.ports.sso, TokenHash::of(&code));
+        futures::try_join!(
+            sso.insert_code(&hash, &issued),
+            sso.link(login.connection_id, &profile.id, &member, self.now()),
+        )?;
         Ok((code, member))
     }
 
     /// Finds who this identity is in the org, applies the mode's rule, and
-    /// writes what the sign-in changes as the org's writer.
+    /// writes what the sign-in changes (an update as the org's writer).
     async fn admit(
         &self,
         login: &PendingLogin,
         profile: &SsoProfile,
     ) -> std::result::Result<Member, SignInFailure> {
         let ports = &self.ports;
-        let org = ports
-            .orgs
-            .find(login.org_id)
-            .await?
-            .ok_or_else(|| SignInError::denied("this organization no longer exists"))?;
-        let found = find_member(ports, login, profile).await?;
-        let definitions = ports.members.attributes(login.connection_id).await?;
+        // Independent reads, side by side: a sign-in waits on the sum of its
+        // round trips, so it pays for the slowest of these, not for all.
+        let (org, found, definitions) = futures::try_join!(
+            ports.orgs.find(login.org_id),
+            find_member(ports, login, profile),
+            ports.members.attributes(login.connection_id),
+        )?;
+        let org = org.ok_or_else(|| SignInError::denied("this organization no longer exists"))?;
         let claimed = claim_metadata(&definitions, &profile.raw_attributes);
         let decided = decide(
             org.id,
@@ -271,8 +271,13 @@ impl SsoService {
                     serde_json::to_value(&member).ok(),
                     self.now(),
                 );
-                let write = async { ports.members.insert_member(&member, &audit).await };
-                self.sync.as_writer(org.id, write).await.map_err(taken)?;
+                // As an admin's add: an insert needs no writer lease, the
+                // unique email and directory-user keys settle any race.
+                ports
+                    .members
+                    .insert_member(&member, &audit)
+                    .await
+                    .map_err(taken)?;
                 member
             }
             SignIn::Update { before, after } => {
@@ -290,10 +295,6 @@ impl SsoService {
                 after
             }
         };
-        ports
-            .sso
-            .link(login.connection_id, &profile.id, &member, self.now())
-            .await?;
         Ok(member)
     }
 }

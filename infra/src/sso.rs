@@ -9,13 +9,13 @@
 pub mod oidc;
 
 use orgsync_domain::audit::AuditEntry;
-use orgsync_domain::directory::{ConnectionId, ResourceId, TokenHash};
+use orgsync_domain::directory::{ConnectionId, TokenHash};
 use orgsync_domain::membership::Member;
 use orgsync_domain::org::OrgId;
 use orgsync_domain::ports::SsoRepository;
 use orgsync_domain::sso::{IssuedCode, OidcSettings, PendingLogin, SsoConfig};
 use orgsync_domain::{Error, Result};
-use sea_orm::{ConnectionTrait, FromQueryResult, Statement, TransactionTrait, Value};
+use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement, TransactionTrait, Value};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -107,14 +107,82 @@ struct LoginRow {
     expires_at: OffsetDateTime,
 }
 
-#[derive(FromQueryResult)]
-struct CodeRow {
-    data: String,
+impl LoginRow {
+    fn into_login(self, handle: TokenHash) -> PendingLogin {
+        PendingLogin {
+            handle,
+            connection_id: ConnectionId(self.connection_id),
+            org_id: OrgId(self.org_id),
+            redirect_uri: self.redirect_uri,
+            client_state: self.client_state,
+            nonce: self.nonce,
+            pkce_verifier: self.pkce_verifier,
+            expires_at: self.expires_at,
+        }
+    }
 }
 
 #[derive(FromQueryResult)]
-struct IdRow {
-    id: Uuid,
+struct LoginWithConfigRow {
+    connection_id: Uuid,
+    org_id: Uuid,
+    redirect_uri: String,
+    client_state: Option<String>,
+    nonce: String,
+    pkce_verifier: String,
+    expires_at: OffsetDateTime,
+    config_org_id: Option<Uuid>,
+    protocol: Option<String>,
+    settings: Option<String>,
+    client_secret: Option<String>,
+    created_at: Option<OffsetDateTime>,
+    updated_at: Option<OffsetDateTime>,
+}
+
+impl LoginWithConfigRow {
+    fn split(self) -> Result<(LoginRow, Option<SsoConfig>)> {
+        let config = match (
+            self.config_org_id,
+            self.protocol,
+            self.settings,
+            self.client_secret,
+            self.created_at,
+            self.updated_at,
+        ) {
+            (
+                Some(org_id),
+                Some(protocol),
+                Some(settings),
+                Some(client_secret),
+                Some(created_at),
+                Some(updated_at),
+            ) => Some(SsoConfig::try_from(ConfigRow {
+                connection_id: self.connection_id,
+                org_id,
+                protocol,
+                settings,
+                client_secret,
+                created_at,
+                updated_at,
+            })?),
+            _ => None,
+        };
+        let login = LoginRow {
+            connection_id: self.connection_id,
+            org_id: self.org_id,
+            redirect_uri: self.redirect_uri,
+            client_state: self.client_state,
+            nonce: self.nonce,
+            pkce_verifier: self.pkce_verifier,
+            expires_at: self.expires_at,
+        };
+        Ok((login, config))
+    }
+}
+
+#[derive(FromQueryResult)]
+struct CodeRow {
+    data: String,
 }
 
 #[async_trait::async_trait]
@@ -212,25 +280,41 @@ impl SsoRepository for SqlSsoRepository {
         &self,
         handle: &TokenHash,
         now: OffsetDateTime,
-    ) -> Result<Option<PendingLogin>> {
-        let row = LoginRow::find_by_statement(self.stmt(
-            "DELETE FROM sso_logins WHERE handle = $1 \
-             RETURNING connection_id, org_id, redirect_uri, client_state, nonce, pkce_verifier, expires_at",
-            vec![key(handle).into()],
-        ))
-        .one(self.db.connection())
-        .await
-        .map_err(db_err)?;
-        Ok(row.filter(|r| r.expires_at > now).map(|r| PendingLogin {
-            handle: *handle,
-            connection_id: ConnectionId(r.connection_id),
-            org_id: OrgId(r.org_id),
-            redirect_uri: r.redirect_uri,
-            client_state: r.client_state,
-            nonce: r.nonce,
-            pkce_verifier: r.pkce_verifier,
-            expires_at: r.expires_at,
-        }))
+    ) -> Result<Option<(PendingLogin, Option<SsoConfig>)>> {
+        let key = key(handle);
+        let conn = self.db.connection();
+        let (login, config) = if self.db.backend() == DbBackend::Postgres {
+            // One round trip: the login taken out, joined to its settings.
+            let row = LoginWithConfigRow::find_by_statement(self.stmt(
+                "WITH taken AS (DELETE FROM sso_logins WHERE handle = $1 RETURNING *) \
+                 SELECT t.connection_id, t.org_id, t.redirect_uri, t.client_state, t.nonce, t.pkce_verifier, \
+                 t.expires_at, c.org_id AS config_org_id, c.protocol, c.settings, c.client_secret, \
+                 c.created_at, c.updated_at \
+                 FROM taken t LEFT JOIN sso_connections c ON c.connection_id = t.connection_id",
+                vec![key.into()],
+            ))
+            .one(conn)
+            .await
+            .map_err(db_err)?;
+            let Some(row) = row else { return Ok(None) };
+            row.split()?
+        } else {
+            let row = LoginRow::find_by_statement(self.stmt(
+                "DELETE FROM sso_logins WHERE handle = $1 \
+                 RETURNING connection_id, org_id, redirect_uri, client_state, nonce, pkce_verifier, expires_at",
+                vec![key.into()],
+            ))
+            .one(conn)
+            .await
+            .map_err(db_err)?;
+            let Some(row) = row else { return Ok(None) };
+            let config = self.find_config(ConnectionId(row.connection_id)).await?;
+            (row, config)
+        };
+        if login.expires_at <= now {
+            return Ok(None);
+        }
+        Ok(Some((login.into_login(*handle), config)))
     }
 
     async fn insert_code(&self, code: &TokenHash, issued: &IssuedCode) -> Result<()> {
@@ -338,29 +422,37 @@ impl SsoRepository for SqlSsoRepository {
         Ok(rows_to_members(rows)?.into_iter().next())
     }
 
-    async fn directory_user(
+    async fn directory_member(
         &self,
-        conn: ConnectionId,
+        org: OrgId,
         subject: &str,
         email: &str,
-    ) -> Result<Option<ResourceId>> {
-        // The IdP's own id first (Okta and Entra send it as externalId),
-        // then the user whose userName or email is the signed-in email.
-        let row = IdRow::find_by_statement(self.stmt(
-            "SELECT id FROM directory_users WHERE connection_id = $1 \
-             AND (external_id = $2 OR user_name_lower = $3 OR email = $4) \
-             ORDER BY CASE WHEN external_id = $2 THEN 0 ELSE 1 END, id LIMIT 1",
+    ) -> Result<Option<Member>> {
+        // One round trip: the directory the org draws on (the nearest
+        // ancestor-or-self connection with directory sync on, as
+        // `SqlConnectionRepository::drawing_connection`), the user in it
+        // (the IdP's own id as externalId first, as Okta and Entra send it;
+        // then userName or email), and the org's member for that user.
+        let rows = MemberRow::find_by_statement(self.stmt(
+            &format!(
+                "SELECT {MEMBER_COLUMNS} FROM members WHERE org_id = $1 AND directory_user_id = ( \
+                   SELECT u.id FROM directory_users u WHERE u.connection_id = ( \
+                     SELECT c.id FROM org_closure oc JOIN enterprise_connections c ON c.org_id = oc.ancestor_id \
+                     WHERE oc.descendant_id = $1 AND c.directory_sync_enabled ORDER BY oc.depth, c.id LIMIT 1) \
+                   AND (u.external_id = $2 OR u.user_name_lower = $3 OR u.email = $4) \
+                   ORDER BY CASE WHEN u.external_id = $2 THEN 0 ELSE 1 END, u.id LIMIT 1)"
+            ),
             vec![
-                conn.0.into(),
+                org.0.into(),
                 subject.to_owned().into(),
                 email.to_lowercase().into(),
                 email.to_owned().into(),
             ],
         ))
-        .one(self.db.connection())
+        .all(self.db.connection())
         .await
         .map_err(db_err)?;
-        Ok(row.map(|r| r.id))
+        Ok(rows_to_members(rows)?.into_iter().next())
     }
 
     async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64> {
@@ -377,5 +469,81 @@ impl SsoRepository for SqlSsoRepository {
                 .rows_affected();
         }
         Ok(purged)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use orgsync_domain::membership::{MemberId, MemberSource, MemberStatus, Role};
+    use orgsync_domain::sso::SsoProfile;
+
+    /// The embedded adapter (SQLite) takes a login and a code out once, and
+    /// never an expired one; PostgreSQL is covered by the integration tests.
+    #[tokio::test]
+    async fn on_sqlite_logins_and_codes_are_taken_out_once_and_never_expired() {
+        let dir = std::env::temp_dir().join(format!("orgsync-sso-{}", Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("a scratch dir");
+        let url = format!("sqlite://{}?mode=rwc", dir.join("sso.db").display());
+        let db = Database::connect(&url, 1).await.expect("sqlite");
+        db.migrate().await.expect("migrations run on SQLite");
+        let repo = SqlSsoRepository::new(db);
+        let now = OffsetDateTime::now_utc();
+        let login = |handle: &str, expires_at| PendingLogin {
+            handle: TokenHash::of(handle),
+            connection_id: ConnectionId::new(),
+            org_id: OrgId::new(),
+            redirect_uri: "https://app.example.com/cb".into(),
+            client_state: Some("s".into()),
+            nonce: "n".into(),
+            pkce_verifier: "v".into(),
+            expires_at,
+        };
+        let fresh = login("fresh", now + time::Duration::minutes(5));
+        repo.insert_login(&fresh).await.expect("inserted");
+        repo.insert_login(&login("stale", now - time::Duration::seconds(1)))
+            .await
+            .expect("inserted");
+        let taken = repo.take_login(&fresh.handle, now).await.expect("read");
+        assert_eq!(taken, Some((fresh.clone(), None)));
+        assert_eq!(repo.take_login(&fresh.handle, now).await.ok(), Some(None));
+        let stale = repo.take_login(&TokenHash::of("stale"), now).await;
+        assert_eq!(stale.ok(), Some(None));
+
+        let issued = IssuedCode {
+            org_id: fresh.org_id,
+            connection_id: fresh.connection_id,
+            profile: SsoProfile {
+                id: "sub".into(),
+                email: "a@example.com".into(),
+                first_name: None,
+                last_name: None,
+                groups: vec![],
+                raw_attributes: serde_json::Map::new(),
+            },
+            member: Member {
+                id: MemberId::new(),
+                org_id: fresh.org_id,
+                directory_user_id: None,
+                email: "a@example.com".into(),
+                name: None,
+                role: Role::User,
+                seat_tier: None,
+                spend_limit: None,
+                public_metadata: serde_json::Map::new(),
+                status: MemberStatus::Active,
+                source: MemberSource::Jit,
+                created_at: now,
+                updated_at: now,
+            },
+            expires_at: now + time::Duration::seconds(60),
+        };
+        let code = TokenHash::of("code");
+        repo.insert_code(&code, &issued).await.expect("inserted");
+        let redeemed = repo.take_code(&code, now).await.expect("read");
+        assert_eq!(redeemed.map(|c| c.member.id), Some(issued.member.id));
+        assert!(repo.take_code(&code, now).await.expect("read").is_none());
+        assert_eq!(repo.purge_expired(now).await.ok(), Some(0));
+        std::fs::remove_dir_all(&dir).ok();
     }
 }

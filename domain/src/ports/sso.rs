@@ -3,7 +3,7 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
 use crate::audit::AuditEntry;
-use crate::directory::{ConnectionId, ResourceId, TokenHash};
+use crate::directory::{ConnectionId, TokenHash};
 use crate::membership::Member;
 use crate::org::OrgId;
 use crate::sso::{IssuedCode, OidcEndpoints, PendingLogin, Redemption, SignInError, SsoConfig};
@@ -39,8 +39,9 @@ pub trait SsoRepository: Send + Sync {
     /// Only infrastructure failures.
     async fn insert_login(&self, login: &PendingLogin) -> Result<()>;
 
-    /// Takes a login out, so its `state` works once; `None` when unknown,
-    /// already used or expired.
+    /// Takes a login out, so its `state` works once, with its connection's
+    /// settings as they are now (`None` when SSO was turned off meanwhile);
+    /// `None` when the login is unknown, already used or expired.
     ///
     /// # Errors
     /// Only infrastructure failures.
@@ -48,7 +49,7 @@ pub trait SsoRepository: Send + Sync {
         &self,
         handle: &TokenHash,
         now: OffsetDateTime,
-    ) -> Result<Option<PendingLogin>>;
+    ) -> Result<Option<(PendingLogin, Option<SsoConfig>)>>;
 
     /// # Errors
     /// Only infrastructure failures.
@@ -96,17 +97,20 @@ pub trait SsoRepository: Send + Sync {
         email: &str,
     ) -> Result<Option<Member>>;
 
-    /// The directory user of `conn` this identity is: by `externalId` equal
-    /// to the subject, else by userName or email equal to the email.
+    /// The member of `org` that mirrors the directory user this identity
+    /// is, in the directory `org` draws on (as
+    /// [`ConnectionRepository::drawing_connection`](super::ConnectionRepository::drawing_connection)
+    /// finds it): the user whose `externalId` is the subject, else whose
+    /// userName or email is the email.
     ///
     /// # Errors
     /// Only infrastructure failures.
-    async fn directory_user(
+    async fn directory_member(
         &self,
-        conn: ConnectionId,
+        org: OrgId,
         subject: &str,
         email: &str,
-    ) -> Result<Option<ResourceId>>;
+    ) -> Result<Option<Member>>;
 
     /// Drops expired logins and codes; how many.
     ///

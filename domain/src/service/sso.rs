@@ -307,7 +307,7 @@ impl SsoService {
             .state
             .as_deref()
             .ok_or_else(|| Error::invalid("state", "missing"))?;
-        let login = self
+        let (login, config) = self
             .ports
             .sso
             .take_login(&TokenHash::of(state), self.now())
@@ -318,7 +318,7 @@ impl SsoService {
                     "this sign-in is unknown, already finished or expired; start again",
                 )
             })?;
-        let result = self.complete(&login, &params).await;
+        let result = self.complete(&login, config.as_ref(), &params).await;
         let result = match result {
             Ok(code) => Ok(code),
             Err(SignInFailure::Refused(error)) => Err(error),

@@ -11,7 +11,7 @@ use crate::error::ConflictCode;
 use crate::membership::Member;
 use crate::sso::{
     claim_metadata, decide, CallbackParams, IssuedCode, PendingLogin, Redemption, SignIn,
-    SignInError, SignInErrorKind, SsoProfile,
+    SignInError, SignInErrorKind, SsoConfig, SsoProfile,
 };
 use crate::{Error, Result};
 
@@ -19,31 +19,23 @@ use crate::{Error, Result};
 /// signed in as before; the member of the directory user it is (by
 /// `externalId`, then userName or email); a member with its email that no
 /// other subject of this connection has claimed.
+///
+/// The three look-ups are independent and run side by side; the order of
+/// trust is applied to their answers.
 async fn find_member(
     ports: &SsoPorts,
     login: &PendingLogin,
     profile: &SsoProfile,
 ) -> Result<Option<Member>> {
     let (org, conn) = (login.org_id, login.connection_id);
-    if let Some(member) = ports.sso.linked_member(conn, &profile.id, org).await? {
-        return Ok(Some(member));
-    }
-    if let Some(directory) = ports.connections.drawing_connection(org).await? {
-        if let Some(user) = ports
+    let (linked, of_directory, by_email) = futures::try_join!(
+        ports.sso.linked_member(conn, &profile.id, org),
+        ports.sso.directory_member(org, &profile.id, &profile.email),
+        ports
             .sso
-            .directory_user(directory, &profile.id, &profile.email)
-            .await?
-        {
-            let linked = ports.members.find_by_directory_users(org, &[user]).await?;
-            if let Some(member) = linked.into_iter().next() {
-                return Ok(Some(member));
-            }
-        }
-    }
-    ports
-        .sso
-        .member_by_email(org, conn, &profile.id, &profile.email)
-        .await
+            .member_by_email(org, conn, &profile.id, &profile.email),
+    )?;
+    Ok(linked.or(of_directory).or(by_email))
 }
 
 /// Why a sign-in did not produce a code.
@@ -152,38 +144,38 @@ impl SsoService {
         )
     }
 
-    /// Verifies, admits and issues the code; audits the outcome either way.
+    /// Verifies, admits and issues the code; audits the outcome either way
+    /// (a success with the code's own writes).
     pub(super) async fn complete(
         &self,
         login: &PendingLogin,
+        config: Option<&SsoConfig>,
         params: &CallbackParams,
     ) -> std::result::Result<String, SignInFailure> {
         let mut profile = None;
-        let result = self.verify_and_admit(login, params, &mut profile).await;
-        let audit = match &result {
-            Ok((_, member)) => self.audit_sign_in(login, profile.as_ref(), Ok(member)),
-            Err(SignInFailure::Refused(error)) => {
-                self.audit_sign_in(login, profile.as_ref(), Err(error))
-            }
-            Err(SignInFailure::Broken(_)) => self.audit_sign_in(
-                login,
-                profile.as_ref(),
-                Err(&SignInError {
-                    kind: SignInErrorKind::ServerError,
-                    description: "internal error".into(),
-                }),
-            ),
+        let result = self
+            .verify_and_admit(login, config, params, &mut profile)
+            .await;
+        let refusal = match &result {
+            Ok(code) => return Ok(code.clone()),
+            Err(SignInFailure::Refused(error)) => error.clone(),
+            Err(SignInFailure::Broken(_)) => SignInError {
+                kind: SignInErrorKind::ServerError,
+                description: "internal error".into(),
+            },
         };
+        let audit = self.audit_sign_in(login, profile.as_ref(), Err(&refusal));
         self.ports.audit.append(&audit).await?;
-        result.map(|(code, _)| code)
+        result
     }
 
     async fn verify_and_admit(
         &self,
         login: &PendingLogin,
+        config: Option<&SsoConfig>,
         params: &CallbackParams,
         profile_out: &mut Option<SsoProfile>,
-    ) -> std::result::Result<(String, Member), SignInFailure> {
+    ) -> std::result::Result<String, SignInFailure> {
         if params.error.is_some() {
             return Err(SignInError::denied(idp_description(params)).into());
         }
@@ -192,12 +184,8 @@ impl SsoService {
             .as_deref()
             .filter(|c| !c.is_empty() && c.len() <= 4096)
             .ok_or_else(|| SignInError::invalid_request("the identity provider sent no code"))?;
-        let config = self
-            .ports
-            .sso
-            .find_config(login.connection_id)
-            .await?
-            .ok_or_else(|| SignInError::denied("single sign-on is no longer configured"))?;
+        let config =
+            config.ok_or_else(|| SignInError::denied("single sign-on is no longer configured"))?;
         let claims = self
             .ports
             .oidc
@@ -223,11 +211,13 @@ impl SsoService {
             expires_at: self.now() + self.policy.code_ttl,
         };
         let (sso, hash) = (&self.ports.sso, TokenHash::of(&code));
+        let audit = self.audit_sign_in(login, Some(profile), Ok(&member));
         futures::try_join!(
             sso.insert_code(&hash, &issued),
             sso.link(login.connection_id, &profile.id, &member, self.now()),
+            self.ports.audit.append(&audit),
         )?;
-        Ok((code, member))
+        Ok(code)
     }
 
     /// Finds who this identity is in the org, applies the mode's rule, and

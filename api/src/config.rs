@@ -110,7 +110,8 @@ impl Settings {
             .set_default("sso.redirect_uris", Vec::<String>::new())?
             .set_default("sso.allow_insecure_loopback", false)?
             .set_default("sso.login_ttl", 600)?
-            .set_default("sso.timeout_ms", 10_000)?;
+            .set_default("sso.timeout_ms", 10_000)?
+            .set_default("sso.sign_ins_per_second", 20)?;
         for (key, value) in domain_limits(&orgsync_domain::limits::Limits::default()) {
             builder = builder.set_default(key, value)?;
         }

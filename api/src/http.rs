@@ -21,6 +21,7 @@ mod request_id;
 pub mod routes;
 pub mod scim;
 mod sso;
+pub use sso::limit as sso_limit;
 mod views;
 
 use crate::state::AppState;

@@ -197,6 +197,9 @@ impl Runtime {
             scim_failed_auth: Arc::new(FailedAuthLimiter::new(
                 settings.limits.scim_unauthenticated_per_second,
             )),
+            sso_sign_ins: Arc::new(crate::http::sso_limit::SignInLimiter::new(
+                settings.sso.sign_ins_per_second,
+            )),
             orgs,
             verifier: Arc::new(verifier),
             health: Arc::new(health),

@@ -26,6 +26,8 @@ pub struct AppState {
     pub public_url: String,
     pub scim_rate_limit: Arc<ScimRateLimiter>,
     pub scim_failed_auth: Arc<FailedAuthLimiter>,
+    /// Sign-in requests per client address.
+    pub sso_sign_ins: Arc<crate::http::sso_limit::SignInLimiter>,
     pub limits: orgsync_domain::limits::Limits,
     pub metrics: Arc<crate::metrics::Metrics>,
     pub nudger: Arc<crate::jobs::nudge::Nudger>,

@@ -321,7 +321,8 @@ async fn main() {
         "server settings: database.max_connections={} (shipped default 10), \
          scim.rate_limit_per_second=0 (off; shipped default 100 per connection, burst 200), \
          webhooks.allow_private_targets=true (the receiver is on loopback), \
-         sso.allow_insecure_loopback=true and sso.redirect_uris={} (the IdP and the product are on loopback); \
+         sso.allow_insecure_loopback=true and sso.redirect_uris={} (the IdP and the product are on loopback), \
+         sso.sign_ins_per_second=0 (off; shipped default 20 per client address: the benchmark signs in from one); \
          {} clients, {} users",
         args.pool,
         sso::PRODUCT,
@@ -341,6 +342,7 @@ async fn main() {
             .env("ORGSYNC__WEBHOOKS__ALLOW_PRIVATE_TARGETS", "true")
             .env("ORGSYNC__SSO__ALLOW_INSECURE_LOOPBACK", "true")
             .env("ORGSYNC__SSO__REDIRECT_URIS", sso::PRODUCT)
+            .env("ORGSYNC__SSO__SIGN_INS_PER_SECOND", "0")
             .env("ORGSYNC__LOG__LEVEL", "error")
             .stdout(Stdio::null())
             .spawn()

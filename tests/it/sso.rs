@@ -522,3 +522,31 @@ async fn settings_are_checked_never_show_the_secret_and_stay_in_their_tenant() {
     assert_eq!(back["error"], "invalid_request", "{back:?}");
     dir.app.finish().await;
 }
+
+#[actix_web::test]
+async fn one_address_gets_a_budget_of_sign_in_requests() {
+    let app = TestApp::spawn_with(|s| {
+        s.sso.redirect_uris = vec!["https://app.example.com/cb".into()];
+        s.sso.sign_ins_per_second = 1;
+    })
+    .await;
+    let org = create_root(&app, "Acme", "acme").await;
+    let path = format!(
+        "/sso/authorize?organization={org}&redirect_uri=https%3A%2F%2Fapp.example.com%2Fcb"
+    );
+    let from = |ip: &str| {
+        request("GET", &path, None, None).peer_addr(format!("{ip}:40000").parse().unwrap())
+    };
+    // A burst of two, then the address waits; another address does not.
+    for _ in 0..2 {
+        assert_eq!(app.send(from("203.0.113.7")).await.status().as_u16(), 302);
+    }
+    let limited = app.send(from("203.0.113.7")).await;
+    assert_eq!(limited.status().as_u16(), 429);
+    assert!(limited.headers().get("retry-after").is_some());
+    assert_eq!(app.send(from("203.0.113.8")).await.status().as_u16(), 302);
+    let callback = request("GET", "/sso/oidc/callback?state=x&code=y", None, None)
+        .peer_addr("203.0.113.7:40001".parse().unwrap());
+    assert_eq!(app.send(callback).await.status().as_u16(), 429);
+    app.finish().await;
+}

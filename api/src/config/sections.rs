@@ -215,6 +215,9 @@ pub struct SsoSettings {
     pub login_ttl: u64,
     /// Milliseconds one request to an IdP (discovery, keys, token) may take.
     pub timeout_ms: u64,
+    /// Sign-in requests (starts and callbacks) one client address may make
+    /// per second, with bursts of twice that; 0 turns the limit off.
+    pub sign_ins_per_second: u32,
 }
 
 fn list_or_commas<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {

@@ -25,6 +25,9 @@ pub enum ApiError {
     PayloadTooLarge(String),
     #[error("no such route")]
     RouteNotFound,
+    /// A client over its budget of requests; retry after this many seconds.
+    #[error("too many requests from this address; retry in {0} s")]
+    TooManyRequests(u64),
 }
 
 #[derive(Serialize)]
@@ -104,6 +107,11 @@ impl ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE,
             ),
             Self::RouteNotFound => ("not-found", "Not found", StatusCode::NOT_FOUND),
+            Self::TooManyRequests(_) => (
+                "too-many-requests",
+                "Too many requests",
+                StatusCode::TOO_MANY_REQUESTS,
+            ),
         }
     }
 }
@@ -154,6 +162,9 @@ impl ResponseError for ApiError {
         }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("5")));
+        }
+        if let Self::TooManyRequests(seconds) = self {
+            response.insert_header((header::RETRY_AFTER, seconds.to_string()));
         }
         response.json(body)
     }

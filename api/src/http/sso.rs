@@ -4,7 +4,7 @@
 
 use actix_web::http::header::{self, CacheControl, CacheDirective};
 use actix_web::http::{Method, StatusCode};
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use orgsync_domain::directory::ConnectionId;
 use orgsync_domain::org::OrgId;
 use orgsync_domain::service::sso_settings_view;
@@ -18,6 +18,8 @@ use super::extract::{Admin, ConnPath, OrgCall};
 use super::problem::ApiError;
 use super::routes::Routes;
 use crate::state::AppState;
+
+pub mod limit;
 
 pub fn table() -> Routes {
     let path = "/orgs/{org}/connections/{conn}/sso";
@@ -204,10 +206,20 @@ impl AuthorizeQuery {
     }
 }
 
+/// Each address gets a budget of sign-in requests (`sso.sign_ins_per_second`).
+fn admit(state: &AppState, req: &HttpRequest) -> Result<(), ApiError> {
+    state
+        .sso_sign_ins
+        .admit(req.peer_addr().map(|addr| addr.ip()))
+        .map_err(ApiError::TooManyRequests)
+}
+
 async fn authorize(
     state: web::Data<AppState>,
+    req: HttpRequest,
     query: web::Query<AuthorizeQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    admit(&state, &req)?;
     let request = query.into_inner().into_request().map_err(bad_request)?;
     let location = state.sso.start(request).await.map_err(bad_request)?;
     Ok(redirect(&location))
@@ -223,8 +235,10 @@ struct CallbackQuery {
 
 async fn oidc_callback(
     state: web::Data<AppState>,
+    req: HttpRequest,
     query: web::Query<CallbackQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    admit(&state, &req)?;
     let q = query.into_inner();
     let outcome = state
         .sso

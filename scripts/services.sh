@@ -1,4 +1,5 @@
-# Sourced by scripts/test and .ci/run: makes sure PostgreSQL (127.0.0.1:5432,
+# Sourced by scripts/serve, scripts/test and .ci/run: makes sure the C
+# libraries the build needs are there, and that PostgreSQL (127.0.0.1:5432,
 # user postgres) and Redis (127.0.0.1:6379) answer, installing and starting
 # them from Debian's packages when needed. Exports ORGSYNC_TEST_DATABASE_URL
 # and ORGSYNC_TEST_REDIS_URL for the tests.
@@ -13,6 +14,19 @@ install_packages() {
   log "installing $*"
   as_root apt-get update -qq
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "$@" >/dev/null
+}
+
+# What building orgsync needs beyond Rust: xmlsec, libxml2 and OpenSSL for
+# SAML signatures, and libclang for the bindings to them.
+build_deps_present() {
+  pkg-config --exists xmlsec1-openssl libxml-2.0 openssl 2>/dev/null \
+    && ls /usr/lib/llvm-*/lib/libclang.so* >/dev/null 2>&1
+}
+
+ensure_build_deps() {
+  build_deps_present && return 0
+  install_packages libxmlsec1-dev libxmlsec1-openssl libxml2-dev libssl-dev pkg-config libclang-dev
+  build_deps_present || { log "xmlsec, libxml2, OpenSSL or libclang is still missing"; return 1; }
 }
 
 pg_answers() { pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; }

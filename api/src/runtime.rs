@@ -15,6 +15,7 @@ use orgsync_domain::service::{
     OrgService, ScimService, SsoPorts, SsoService, SyncPorts, SyncService, WebhookPolicy,
 };
 use orgsync_infra::sso::oidc::{HttpOidcProvider, OidcClientSettings};
+use orgsync_infra::sso::saml::SamaelSamlProvider;
 use orgsync_infra::webhooks::deliver::{Deliverer, RetryPolicy};
 use orgsync_infra::webhooks::dispatch::EventDispatcher;
 use orgsync_infra::webhooks::sender::{HttpWebhookSender, SenderSettings};
@@ -132,6 +133,13 @@ impl Runtime {
                         ..OidcClientSettings::default()
                     })
                     .context("building the OIDC client")?,
+                ),
+                saml: Arc::new(
+                    SamaelSamlProvider::new(
+                        settings.sso.allow_insecure_loopback,
+                        Duration::from_millis(settings.sso.timeout_ms),
+                    )
+                    .context("building the SAML client")?,
                 ),
                 orgs: org_repo,
                 connections: connection_repo.clone(),

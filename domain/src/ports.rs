@@ -29,6 +29,6 @@ pub use membership_repository::{MemberWrites, MembershipRepository};
 pub use org_repository::OrgRepository;
 pub use queue::{Delivery, Job, JobQueue, Task, UnknownTask};
 pub use secrets::SecretSource;
-pub use sso::{OidcProvider, SsoRepository};
+pub use sso::{OidcProvider, SamlProvider, ServiceProvider, SsoRepository};
 pub use sync_run_repository::{job_writer, SyncRunRepository};
 pub use webhooks::{Attempt, WebhookRepository, WebhookSender};

@@ -16,7 +16,7 @@ pub use events::{EndpointChanges, EventPorts, EventService, NewEndpoint, Webhook
 pub use members::{ExportRow, MemberChanges, MemberExport, MemberPorts, MembersService, NewMember};
 pub use orgs::{OrgChanges, OrgService};
 pub use scim::ScimService;
-pub use sso::{settings_view as sso_settings_view, SsoPorts, SsoService};
+pub use sso::{SsoInput, SsoPorts, SsoService};
 pub use status::{RunSummary, SyncStatus};
 pub use sync::{
     Applied, JobOutcome, JobPolicy, SourceApplied, SyncPorts, SyncRequest, SyncService,

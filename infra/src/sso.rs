@@ -5,15 +5,19 @@
 //!
 //! - [`oidc`]: the OpenID Connect client (discovery, JWKS, code exchange,
 //!   ID token verification).
+//! - [`saml`]: SAML 2.0 (metadata, AuthnRequests, response verification).
 
 pub mod oidc;
+pub mod saml;
 
 use orgsync_domain::audit::AuditEntry;
 use orgsync_domain::directory::{ConnectionId, TokenHash};
 use orgsync_domain::membership::Member;
 use orgsync_domain::org::OrgId;
 use orgsync_domain::ports::SsoRepository;
-use orgsync_domain::sso::{IssuedCode, OidcSettings, PendingLogin, SsoConfig};
+use orgsync_domain::sso::{
+    IssuedCode, OidcSettings, PendingLogin, SamlSettings, SsoConfig, SsoProtocol,
+};
 use orgsync_domain::{Error, Result};
 use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement, TransactionTrait, Value};
 use time::OffsetDateTime;
@@ -80,16 +84,22 @@ impl TryFrom<ConfigRow> for SsoConfig {
                 row.connection_id
             ))
         };
-        if row.protocol != "oidc" {
-            return Err(corrupt("protocol"));
-        }
-        let oidc: OidcSettings =
-            serde_json::from_str(&row.settings).map_err(|_| corrupt("settings"))?;
+        let protocol = match row.protocol.as_str() {
+            "oidc" => SsoProtocol::Oidc {
+                settings: serde_json::from_str::<OidcSettings>(&row.settings)
+                    .map_err(|_| corrupt("settings"))?,
+                client_secret: row.client_secret,
+            },
+            "saml" => SsoProtocol::Saml(
+                serde_json::from_str::<SamlSettings>(&row.settings)
+                    .map_err(|_| corrupt("settings"))?,
+            ),
+            _ => return Err(corrupt("protocol")),
+        };
         Ok(SsoConfig {
             connection_id: ConnectionId(row.connection_id),
             org_id: OrgId(row.org_id),
-            oidc,
-            client_secret: row.client_secret,
+            protocol,
             created_at: row.created_at,
             updated_at: row.updated_at,
         })
@@ -207,19 +217,32 @@ impl SsoRepository for SqlSsoRepository {
     }
 
     async fn save_config(&self, config: &SsoConfig, audit: &AuditEntry) -> Result<()> {
-        let settings =
-            serde_json::to_string(&config.oidc).map_err(|e| Error::Internal(e.into()))?;
+        let encode =
+            |value: serde_json::Result<String>| value.map_err(|e| Error::Internal(e.into()));
+        let (settings, secret) = match &config.protocol {
+            SsoProtocol::Oidc {
+                settings,
+                client_secret,
+            } => (
+                encode(serde_json::to_string(settings))?,
+                client_secret.clone(),
+            ),
+            SsoProtocol::Saml(settings) => {
+                (encode(serde_json::to_string(settings))?, String::new())
+            }
+        };
         let txn = self.db.connection().begin().await.map_err(db_err)?;
         txn.execute(self.stmt(
             "INSERT INTO sso_connections (connection_id, org_id, protocol, settings, client_secret, created_at, updated_at) \
-             VALUES ($1, $2, 'oidc', $3, $4, $5, $6) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) \
              ON CONFLICT (connection_id) DO UPDATE SET protocol = excluded.protocol, settings = excluded.settings, \
              client_secret = excluded.client_secret, updated_at = excluded.updated_at",
             vec![
                 config.connection_id.0.into(),
                 config.org_id.0.into(),
+                config.protocol.name().to_owned().into(),
                 settings.into(),
-                config.client_secret.clone().into(),
+                secret.into(),
                 config.created_at.into(),
                 config.updated_at.into(),
             ],
@@ -455,10 +478,30 @@ impl SsoRepository for SqlSsoRepository {
         Ok(rows_to_members(rows)?.into_iter().next())
     }
 
+    async fn remember_assertion(
+        &self,
+        conn: ConnectionId,
+        id: &str,
+        until: OffsetDateTime,
+    ) -> Result<bool> {
+        let inserted = self
+            .db
+            .connection()
+            .execute(self.stmt(
+                "INSERT INTO sso_assertions (connection_id, assertion_id, expires_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (connection_id, assertion_id) DO NOTHING",
+                vec![conn.0.into(), id.to_owned().into(), until.into()],
+            ))
+            .await
+            .map_err(db_err)?
+            .rows_affected();
+        Ok(inserted == 1)
+    }
+
     async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64> {
         let conn = self.db.connection();
         let mut purged = 0;
-        for table in ["sso_logins", "sso_codes"] {
+        for table in ["sso_logins", "sso_codes", "sso_assertions"] {
             purged += conn
                 .execute(self.stmt(
                     &format!("DELETE FROM {table} WHERE expires_at <= $1"),

@@ -43,6 +43,7 @@ mod m20261203_000013_event_members;
 mod m20261203_000014_member_groups_index;
 mod m20261203_000015_events_webhooks;
 mod m20261203_000016_sso;
+mod m20261203_000017_saml_assertions;
 
 /// Runs a migration's statements in order (the plain-SQL ones, through
 /// `sql_migration!`, and the statements sea-query cannot build).
@@ -81,6 +82,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000014_member_groups_index::Migration),
             Box::new(m20261203_000015_events_webhooks::Migration),
             Box::new(m20261203_000016_sso::Migration),
+            Box::new(m20261203_000017_saml_assertions::Migration),
         ]
     }
 }

@@ -5,13 +5,16 @@
 //! anything.
 
 mod idp;
+mod saml_idp;
 
+use actix_web::test;
 use serde_json::{json, Value};
 
 use crate::fixtures::{create_root, members_by_email};
 use crate::scim::Directory;
 use crate::support::{request, TestApp};
 use idp::{Forge, TestIdp, CLIENT_ID, CLIENT_SECRET};
+use saml_idp::{SamlForge, SamlIdp, SSO_URL};
 
 const PRODUCT: &str = "http://127.0.0.1:3000/auth/callback";
 
@@ -463,7 +466,7 @@ async fn settings_are_checked_never_show_the_secret_and_stay_in_their_tenant() {
             "issuer",
         ),
         (
-            json!({"protocol": "saml", "idp_metadata_url": "https://idp.example.com/md"}),
+            json!({"protocol": "ws-fed", "issuer": idp.issuer, "client_id": "c"}),
             "protocol",
         ),
         (json!({"protocol": "oidc", "client_id": "c"}), "issuer"),
@@ -549,4 +552,269 @@ async fn one_address_gets_a_budget_of_sign_in_requests() {
         .peer_addr("203.0.113.7:40001".parse().unwrap());
     assert_eq!(app.send(callback).await.status().as_u16(), 429);
     app.finish().await;
+}
+
+async fn configure_saml(dir: &Directory, body: Value) -> (u16, Value) {
+    dir.admin("PUT", &format!("/connections/{}/sso", dir.conn), Some(body))
+        .await
+}
+
+/// The browser through a SAML sign-in: orgsync → IdP (which answers as
+/// `forge` says) → the ACS. The ACS's answer.
+async fn saml_sign_in(
+    dir: &Directory,
+    idp: &SamlIdp,
+    name_id: &str,
+    attributes: &[(&str, &str)],
+    forge: SamlForge,
+) -> std::collections::HashMap<String, String> {
+    let start = format!(
+        "/sso/authorize?organization={}&redirect_uri={}&state=product-state",
+        dir.org,
+        url::form_urlencoded::byte_serialize(PRODUCT.as_bytes()).collect::<String>()
+    );
+    let to_idp = location(&dir.app.send(request("GET", &start, None, None)).await);
+    assert!(to_idp.starts_with(SSO_URL), "{to_idp}");
+    let sp = format!("http://127.0.0.1:8080/sso/saml/{}/metadata", dir.conn);
+    let (response, relay) = idp.answer(&to_idp, &sp, name_id, attributes, forge);
+    let back = post_acs(dir, &response, relay.as_deref()).await;
+    assert_eq!(back.0, 303, "{:?}", back.1);
+    let product = back.1.unwrap();
+    assert!(product.starts_with(PRODUCT), "{product}");
+    params(&product)
+}
+
+/// Posts a SAMLResponse to the connection's ACS: the status and where it redirects.
+async fn post_acs(dir: &Directory, response: &str, relay: Option<&str>) -> (u16, Option<String>) {
+    let mut form = url::form_urlencoded::Serializer::new(String::new());
+    form.append_pair("SAMLResponse", response);
+    if let Some(relay) = relay {
+        form.append_pair("RelayState", relay);
+    }
+    let posted = dir
+        .app
+        .send(
+            request("POST", &format!("/sso/saml/{}/acs", dir.conn), None, None)
+                .insert_header(("content-type", "application/x-www-form-urlencoded"))
+                .set_payload(form.finish()),
+        )
+        .await;
+    let status = posted.status().as_u16();
+    let to = posted
+        .headers()
+        .get("location")
+        .map(|l| l.to_str().unwrap().to_owned());
+    (status, to)
+}
+
+#[actix_web::test]
+async fn saml_signs_a_jit_user_in_from_the_idps_metadata() {
+    let idp = SamlIdp::new();
+    let dir = Directory::on(app().await).await;
+    let (status, shown) = configure_saml(
+        &dir,
+        json!({"protocol": "saml", "idp_metadata_xml": idp.metadata_xml()}),
+    )
+    .await;
+    assert_eq!(status, 200, "{shown}");
+    let base = format!("http://127.0.0.1:8080/sso/saml/{}", dir.conn);
+    assert_eq!(shown["acs_url"], format!("{base}/acs"));
+    assert_eq!(shown["sp_entity_id"], format!("{base}/metadata"));
+    assert_eq!(shown["idp_entity_id"], idp.entity_id);
+    assert_eq!(
+        shown["idp_sso_url"], SSO_URL,
+        "the HTTP-Redirect endpoint, not the POST one"
+    );
+    assert_eq!(shown["allow_idp_initiated"], false);
+
+    let metadata = dir
+        .app
+        .send(request(
+            "GET",
+            &format!("/sso/saml/{}/metadata", dir.conn),
+            None,
+            None,
+        ))
+        .await;
+    assert_eq!(metadata.status().as_u16(), 200);
+    let xml = String::from_utf8(test::read_body(metadata).await.to_vec()).unwrap();
+    assert!(
+        xml.contains(&format!("entityID=\"{base}/metadata\"")),
+        "{xml}"
+    );
+    assert!(xml.contains(&format!("Location=\"{base}/acs\"")), "{xml}");
+
+    set_mode(&dir, "jit").await;
+    let (status, _) = dir
+        .admin(
+            "PUT",
+            &format!("/connections/{}/attributes", dir.conn),
+            Some(json!({"attributes": [{"key": "department", "sso_claim": "department"}]})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let back = saml_sign_in(
+        &dir,
+        &idp,
+        "ada@example.com",
+        &[
+            ("firstName", "Ada"),
+            ("lastName", "Lovelace"),
+            ("department", "R and D"),
+        ],
+        SamlForge::Honest,
+    )
+    .await;
+    assert_eq!(back["state"], "product-state");
+    let code = back.get("code").unwrap_or_else(|| panic!("{back:?}"));
+    let (status, signed_in) = redeem(&dir.app, code).await;
+    assert_eq!(status, 200, "{signed_in}");
+    assert_eq!(signed_in["profile"]["id"], "ada@example.com");
+    assert_eq!(signed_in["profile"]["first_name"], "Ada");
+    assert_eq!(signed_in["member"]["name"], "Ada Lovelace");
+    assert_eq!(signed_in["member"]["source"], "jit");
+    assert_eq!(
+        signed_in["member"]["public_metadata"],
+        json!({"department": "R and D"})
+    );
+    dir.app.finish().await;
+}
+
+#[actix_web::test]
+async fn forged_or_replayed_saml_responses_are_refused_and_create_nothing() {
+    let idp = SamlIdp::new();
+    let dir = Directory::on(app().await).await;
+    let (status, body) = configure_saml(
+        &dir,
+        json!({"protocol": "saml", "idp_entity_id": idp.entity_id, "idp_sso_url": SSO_URL,
+               "idp_certificate": idp.certificate_pem()}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    set_mode(&dir, "jit").await;
+    for (forge, reason) in [
+        (SamlForge::Unsigned, "must be signed"),
+        (SamlForge::ForeignKey, "must be signed"),
+        (SamlForge::WrongAudience, "AudienceRequirement"),
+        (SamlForge::WrongRecipient, "destination does not match"),
+        (SamlForge::WrongIssuer, "Issuer does not match"),
+        (SamlForge::WrongInResponseTo, "InResponseTo"),
+        (SamlForge::Expired, "expired"),
+        (SamlForge::Wrapped, "must be signed"),
+        (SamlForge::Sha1Digest, "must be signed"),
+    ] {
+        let back = saml_sign_in(&dir, &idp, "mallory@example.com", &[], forge).await;
+        assert_eq!(
+            back.get("error").map(String::as_str),
+            Some("access_denied"),
+            "{forge:?}: {back:?}"
+        );
+        assert!(
+            back["error_description"].contains(reason),
+            "{forge:?}: {back:?}"
+        );
+        assert!(!back.contains_key("code"), "{forge:?}");
+    }
+    assert!(members_by_email(&dir, &dir.org).await.is_empty());
+
+    // An honest response works once: its sign-in is then finished.
+    let start = format!(
+        "/sso/authorize?organization={}&redirect_uri={}",
+        dir.org,
+        url::form_urlencoded::byte_serialize(PRODUCT.as_bytes()).collect::<String>()
+    );
+    let to_idp = location(&dir.app.send(request("GET", &start, None, None)).await);
+    let sp = format!("http://127.0.0.1:8080/sso/saml/{}/metadata", dir.conn);
+    let (response, relay) = idp.answer(&to_idp, &sp, "ada@example.com", &[], SamlForge::Honest);
+    let first = post_acs(&dir, &response, relay.as_deref()).await;
+    assert!(first.1.unwrap().contains("code="));
+    let replay = post_acs(&dir, &response, relay.as_deref()).await;
+    assert_eq!(replay.0, 400, "a replayed response finds no sign-in");
+
+    // IdP-initiated sign-in is off by default...
+    let acs = format!("http://127.0.0.1:8080/sso/saml/{}/acs", dir.conn);
+    let unsolicited = idp.respond(&acs, &sp, None, "grace@example.com", &[], SamlForge::Honest);
+    assert_eq!(post_acs(&dir, &unsolicited, None).await.0, 400);
+    // ...and when the admin turns it on, each assertion still works once.
+    let (status, body) = configure_saml(
+        &dir,
+        json!({"protocol": "saml", "idp_metadata_xml": idp.metadata_xml(), "allow_idp_initiated": true}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let unsolicited = idp.respond(&acs, &sp, None, "grace@example.com", &[], SamlForge::Honest);
+    let (status, to) = post_acs(&dir, &unsolicited, None).await;
+    assert_eq!(status, 303);
+    assert!(to.unwrap().contains("code="));
+    let (status, to) = post_acs(&dir, &unsolicited, None).await;
+    assert_eq!(status, 303);
+    let again = params(&to.unwrap());
+    assert_eq!(again["error"], "access_denied");
+    assert!(
+        again["error_description"].contains("already used"),
+        "{again:?}"
+    );
+    dir.app.finish().await;
+}
+
+#[actix_web::test]
+async fn saml_settings_are_checked() {
+    let idp = SamlIdp::new();
+    let dir = Directory::on(app().await).await;
+    let no_cert = idp
+        .metadata_xml()
+        .replace(&idp.certificate_base64(), "")
+        .replace("<ds:X509Certificate></ds:X509Certificate>", "");
+    for (body, field) in [
+        (json!({"protocol": "saml"}), "idp_metadata_xml"),
+        (
+            json!({"protocol": "saml", "idp_metadata_xml": "<not-xml"}),
+            "idp_metadata_xml",
+        ),
+        (
+            json!({"protocol": "saml", "idp_metadata_xml": no_cert}),
+            "idp_metadata_xml",
+        ),
+        (
+            json!({"protocol": "saml", "idp_metadata_xml": idp.metadata_xml(),
+                "idp_metadata_url": "https://idp.example.com/md"}),
+            "idp_metadata_xml",
+        ),
+        (
+            json!({"protocol": "saml", "idp_entity_id": "x", "idp_sso_url": SSO_URL,
+                "idp_certificate": "not a certificate"}),
+            "idp_certificate",
+        ),
+        (
+            json!({"protocol": "saml", "idp_entity_id": "x", "idp_sso_url": "http://10.0.0.1/sso",
+                "idp_certificate": idp.certificate_pem()}),
+            "idp_sso_url",
+        ),
+        (
+            json!({"protocol": "saml", "idp_metadata_url": "http://10.0.0.1/md"}),
+            "idp_metadata_url",
+        ),
+    ] {
+        let (status, problem) = configure_saml(&dir, body.clone()).await;
+        assert_eq!(status, 422, "{body}: {problem}");
+        assert_eq!(
+            problem["invalid_params"][0]["name"], field,
+            "{body}: {problem}"
+        );
+    }
+    let missing = dir
+        .app
+        .send(request(
+            "GET",
+            &format!("/sso/saml/{}/metadata", dir.conn),
+            None,
+            None,
+        ))
+        .await;
+    assert_eq!(
+        missing.status().as_u16(),
+        404,
+        "no SAML settings, no SP metadata"
+    );
+    dir.app.finish().await;
 }

@@ -7,10 +7,9 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use orgsync_domain::directory::ConnectionId;
 use orgsync_domain::org::OrgId;
-use orgsync_domain::service::sso_settings_view;
-use orgsync_domain::sso::{AuthorizeRequest, CallbackParams, OidcInput, Target};
+use orgsync_domain::service::SsoInput;
+use orgsync_domain::sso::{AuthorizeRequest, CallbackParams, OidcInput, SamlInput, Target};
 use orgsync_domain::Error;
-use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -33,7 +32,7 @@ pub fn table() -> Routes {
         .add(
             Method::PUT,
             path,
-            "Configure OIDC SSO on a connection (discovery is checked first)",
+            "Configure OIDC or SAML SSO on a connection (discovery or metadata is checked first)",
             put_settings,
         )
         .add(
@@ -60,6 +59,18 @@ pub fn sign_in_table() -> Routes {
             "The IdP's return: redirects to the product with a one-time code or an error",
             oidc_callback,
         )
+        .add(
+            Method::GET,
+            "/sso/saml/{conn}/metadata",
+            "This service's SAML SP metadata for a connection (XML)",
+            saml_metadata,
+        )
+        .add(
+            Method::POST,
+            "/sso/saml/{conn}/acs",
+            "The SAML IdP's POST (SAMLResponse, RelayState): redirects to the product with a one-time code or an error",
+            saml_acs,
+        )
 }
 
 /// The product backend's side: redeem the code with an admin or platform token.
@@ -81,13 +92,13 @@ struct SettingsBody {
     client_secret: Option<String>,
     scopes: Option<Vec<String>>,
     groups_claim: Option<String>,
-    // SAML's fields, so a SAML request is told what is missing rather than
-    // that its fields are unknown.
-    idp_metadata_xml: Option<IgnoredAny>,
-    idp_metadata_url: Option<IgnoredAny>,
-    idp_entity_id: Option<IgnoredAny>,
-    idp_sso_url: Option<IgnoredAny>,
-    idp_certificate: Option<IgnoredAny>,
+    idp_metadata_xml: Option<String>,
+    idp_metadata_url: Option<String>,
+    idp_entity_id: Option<String>,
+    idp_sso_url: Option<String>,
+    idp_certificate: Option<String>,
+    #[serde(default)]
+    allow_idp_initiated: bool,
 }
 
 fn required(value: Option<String>, field: &str) -> Result<String, Error> {
@@ -95,27 +106,24 @@ fn required(value: Option<String>, field: &str) -> Result<String, Error> {
 }
 
 impl SettingsBody {
-    fn into_input(self) -> Result<OidcInput, Error> {
-        let _saml = (
-            self.idp_metadata_xml,
-            self.idp_metadata_url,
-            self.idp_entity_id,
-            self.idp_sso_url,
-            self.idp_certificate,
-        );
+    fn into_input(self) -> Result<SsoInput, Error> {
         match self.protocol.as_str() {
-            "oidc" => Ok(OidcInput {
+            "oidc" => Ok(SsoInput::Oidc(OidcInput {
                 issuer: required(self.issuer, "issuer")?,
                 client_id: required(self.client_id, "client_id")?,
                 client_secret: self.client_secret,
                 scopes: self.scopes,
                 groups_claim: self.groups_claim,
-            }),
-            "saml" => Err(Error::invalid(
-                "protocol",
-                "SAML 2.0 connections are not available yet; use \"oidc\"",
-            )),
-            _ => Err(Error::invalid("protocol", "must be \"oidc\"")),
+            })),
+            "saml" => Ok(SsoInput::Saml(SamlInput {
+                metadata_xml: self.idp_metadata_xml,
+                metadata_url: self.idp_metadata_url,
+                idp_entity_id: self.idp_entity_id,
+                idp_sso_url: self.idp_sso_url,
+                idp_certificate: self.idp_certificate,
+                allow_idp_initiated: self.allow_idp_initiated,
+            })),
+            _ => Err(Error::invalid("protocol", "must be \"oidc\" or \"saml\"")),
         }
     }
 }
@@ -126,7 +134,7 @@ async fn get_settings(
     path: web::Path<ConnPath>,
 ) -> Result<HttpResponse, ApiError> {
     let config = state.sso.settings(&principal, org, path.conn).await?;
-    Ok(HttpResponse::Ok().json(sso_settings_view(&config, state.sso.callback_url())))
+    Ok(HttpResponse::Ok().json(state.sso.view(&config)))
 }
 
 async fn put_settings(
@@ -140,7 +148,7 @@ async fn put_settings(
         .sso
         .configure(&principal, org, path.conn, input)
         .await?;
-    Ok(HttpResponse::Ok().json(sso_settings_view(&config, state.sso.callback_url())))
+    Ok(HttpResponse::Ok().json(state.sso.view(&config)))
 }
 
 async fn delete_settings(
@@ -162,7 +170,11 @@ fn bad_request(error: Error) -> ApiError {
 }
 
 fn redirect(location: &str) -> HttpResponse {
-    HttpResponse::build(StatusCode::FOUND)
+    redirect_with(StatusCode::FOUND, location)
+}
+
+fn redirect_with(status: StatusCode, location: &str) -> HttpResponse {
+    HttpResponse::build(status)
         .insert_header((header::LOCATION, location))
         // A sign-in's URLs carry one-time values: never cached, never referred.
         .insert_header(CacheControl(vec![CacheDirective::NoStore]))
@@ -275,4 +287,44 @@ async fn token(
         }))),
         Err(other) => Err(other.into()),
     }
+}
+
+async fn saml_metadata(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<ConnPath>,
+) -> Result<HttpResponse, ApiError> {
+    admit(&state, &req)?;
+    let xml = state.sso.sp_metadata(path.conn).await?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/samlmetadata+xml")
+        .body(xml))
+}
+
+/// The ACS takes the IdP's form as bytes (a SAML response is larger than
+/// actix's default form limit) and reads its two fields.
+async fn saml_acs(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<ConnPath>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    admit(&state, &req)?;
+    let mut response = None;
+    let mut relay_state = None;
+    for (key, value) in url::form_urlencoded::parse(&body) {
+        match key.as_ref() {
+            "SAMLResponse" => response = Some(value.into_owned()),
+            "RelayState" => relay_state = Some(value.into_owned()),
+            _ => {}
+        }
+    }
+    let response = response.ok_or_else(|| ApiError::BadRequest("SAMLResponse: missing".into()))?;
+    let outcome = state
+        .sso
+        .finish_saml(path.conn, &response, relay_state.as_deref())
+        .await
+        .map_err(bad_request)?;
+    // 303: the browser follows a POST's answer with a GET.
+    Ok(redirect_with(StatusCode::SEE_OTHER, &outcome.location()))
 }

@@ -6,7 +6,10 @@ use crate::audit::AuditEntry;
 use crate::directory::{ConnectionId, TokenHash};
 use crate::membership::Member;
 use crate::org::OrgId;
-use crate::sso::{IssuedCode, OidcEndpoints, PendingLogin, Redemption, SignInError, SsoConfig};
+use crate::sso::{
+    IssuedCode, OidcEndpoints, PendingLogin, Redemption, SamlAssertion, SamlSettings, SamlSource,
+    SignInError, SsoConfig,
+};
 use crate::Result;
 
 /// Where SSO settings, sign-ins in flight and identity links are kept.
@@ -112,7 +115,19 @@ pub trait SsoRepository: Send + Sync {
         email: &str,
     ) -> Result<Option<Member>>;
 
-    /// Drops expired logins and codes; how many.
+    /// Remembers a SAML assertion's id until it expires; `false` when it
+    /// was seen before (a replay).
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn remember_assertion(
+        &self,
+        conn: ConnectionId,
+        id: &str,
+        until: OffsetDateTime,
+    ) -> Result<bool>;
+
+    /// Drops expired logins, codes and remembered assertions; how many.
     ///
     /// # Errors
     /// Only infrastructure failures.
@@ -140,4 +155,60 @@ pub trait OidcProvider: Send + Sync {
         &self,
         redemption: &Redemption<'_>,
     ) -> std::result::Result<Map<String, Value>, SignInError>;
+}
+
+/// This service as a SAML service provider: its entity id and where the
+/// IdP posts responses, for one connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceProvider {
+    pub entity_id: String,
+    pub acs_url: String,
+}
+
+/// SAML 2.0, through a maintained implementation of XML signatures.
+#[async_trait]
+pub trait SamlProvider: Send + Sync {
+    /// The IdP's settings from its metadata (given, or fetched), or from
+    /// its values by hand (the certificate checked).
+    ///
+    /// # Errors
+    /// `Invalid` naming the field: metadata that cannot be read, has no
+    /// IdP, no HTTP-Redirect sign-in URL or no signing certificate; a
+    /// certificate that does not parse.
+    async fn idp_settings(&self, source: SamlSource) -> Result<SamlSettings>;
+
+    /// An AuthnRequest for the HTTP-Redirect binding: its id and the URL to
+    /// send the browser to, carrying `relay_state`.
+    ///
+    /// # Errors
+    /// Only when the request cannot be encoded.
+    fn authn_request(
+        &self,
+        idp: &SamlSettings,
+        sp: &ServiceProvider,
+        relay_state: &str,
+    ) -> Result<(String, String)>;
+
+    /// This service's SP metadata for the connection, as XML.
+    ///
+    /// # Errors
+    /// Only when it cannot be encoded.
+    fn sp_metadata(&self, idp: &SamlSettings, sp: &ServiceProvider) -> Result<String>;
+
+    /// Verifies a posted `SAMLResponse` (base64): the signature (of the
+    /// response or the assertion) with the IdP's certificate, using only
+    /// what was signed; issuer, destination and recipient, audience,
+    /// `InResponseTo` (one of `request_id`, or none only when IdP-initiated
+    /// sign-in is allowed), `NotBefore`/`NotOnOrAfter` within two minutes
+    /// of skew.
+    ///
+    /// # Errors
+    /// `access_denied` saying which check failed.
+    async fn verify(
+        &self,
+        idp: &SamlSettings,
+        sp: &ServiceProvider,
+        saml_response: &str,
+        request_id: Option<&str>,
+    ) -> std::result::Result<SamlAssertion, SignInError>;
 }

@@ -1,31 +1,33 @@
-//! Single sign-on: a connection's OIDC settings (admins), and the sign-in
-//! flow (the product's backend and the user's browser): start, callback,
-//! redemption of the one-time code.
+//! Single sign-on: a connection's OIDC or SAML settings (admins, in
+//! `settings`), and the sign-in flow (the product's backend and the user's
+//! browser): start, the IdP's return, redemption of the one-time code.
 
 use std::sync::Arc;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use serde_json::json;
 use time::OffsetDateTime;
 
 use super::sync::SyncService;
-use crate::audit::{Actor, AuditEntry};
+
 use crate::auth::{Action, Principal};
 use crate::directory::{ConnectionId, TokenHash};
 use crate::org::OrgId;
 use crate::ports::{
     AuditLog, Clock, ConnectionRepository, MembershipRepository, OidcProvider, OrgRepository,
-    SecretSource, SsoRepository,
+    SamlProvider, SecretSource, ServiceProvider, SsoRepository,
 };
 use crate::service::OrgService;
 use crate::sso::{
-    AuthorizeRequest, CallbackOutcome, CallbackParams, OidcInput, PendingLogin, SignInError,
-    SignInResult, SsoConfig, SsoPolicy, Target,
+    AuthorizeRequest, CallbackOutcome, CallbackParams, PendingLogin, SignInError, SignInResult,
+    SsoConfig, SsoPolicy, SsoProtocol, Target,
 };
 use crate::{Error, Result};
 
+mod settings;
 mod sign_in;
+
+pub use settings::SsoInput;
 
 use sign_in::SignInFailure;
 
@@ -39,6 +41,7 @@ const MAX_IDP_DESCRIPTION: usize = 300;
 pub struct SsoPorts {
     pub sso: Arc<dyn SsoRepository>,
     pub oidc: Arc<dyn OidcProvider>,
+    pub saml: Arc<dyn SamlProvider>,
     pub orgs: Arc<dyn OrgRepository>,
     pub connections: Arc<dyn ConnectionRepository>,
     pub members: Arc<dyn MembershipRepository>,
@@ -54,26 +57,14 @@ pub struct SsoService {
     sync: SyncService,
     ports: SsoPorts,
     policy: Arc<SsoPolicy>,
-    /// Where the IdP sends the user back: `{public_url}/sso/oidc/callback`.
+    /// The externally visible base URL, without a trailing slash.
+    public_url: String,
+    /// Where an OIDC IdP sends the user back: `{public_url}/sso/oidc/callback`.
     callback_url: String,
 }
 
 fn random_token(secrets: &dyn SecretSource) -> String {
     URL_SAFE_NO_PAD.encode(secrets.random_32())
-}
-
-/// The settings as admins see them: everything but the secret.
-pub fn settings_view(config: &SsoConfig, callback_url: &str) -> serde_json::Value {
-    json!({
-        "connection_id": config.connection_id,
-        "protocol": "oidc",
-        "issuer": config.oidc.issuer,
-        "client_id": config.oidc.client_id,
-        "scopes": config.oidc.scopes,
-        "groups_claim": config.oidc.groups_claim,
-        "client_secret_set": true,
-        "redirect_uri": callback_url,
-    })
 }
 
 impl SsoService {
@@ -89,7 +80,18 @@ impl SsoService {
             sync,
             ports,
             policy: Arc::new(policy),
+            public_url: public_url.trim_end_matches('/').to_owned(),
             callback_url: format!("{}/sso/oidc/callback", public_url.trim_end_matches('/')),
+        }
+    }
+
+    /// This service as a SAML service provider for `conn`: the entity id is
+    /// the SP metadata's URL, as most IdPs expect.
+    pub fn service_provider(&self, conn: ConnectionId) -> ServiceProvider {
+        let base = format!("{}/sso/saml/{conn}", self.public_url);
+        ServiceProvider {
+            entity_id: format!("{base}/metadata"),
+            acs_url: format!("{base}/acs"),
         }
     }
 
@@ -118,101 +120,6 @@ impl SsoService {
             .ok_or(Error::NotFound {
                 entity: "connection",
             })
-    }
-
-    /// # Errors
-    /// `NotFound` for a connection of another org or one without SSO; as `authorize`.
-    pub async fn settings(
-        &self,
-        principal: &Principal,
-        org: OrgId,
-        conn: ConnectionId,
-    ) -> Result<SsoConfig> {
-        self.connection_of(principal, org, conn, Action::Read)
-            .await?;
-        self.ports
-            .sso
-            .find_config(conn)
-            .await?
-            .ok_or(Error::NotFound {
-                entity: "sso settings",
-            })
-    }
-
-    /// Creates or replaces a connection's OIDC settings, after checking that
-    /// the issuer's discovery document can be read and names that issuer.
-    ///
-    /// # Errors
-    /// `Invalid` naming the field (the issuer when discovery fails); as [`Self::settings`].
-    pub async fn configure(
-        &self,
-        principal: &Principal,
-        org: OrgId,
-        conn: ConnectionId,
-        input: OidcInput,
-    ) -> Result<SsoConfig> {
-        self.connection_of(principal, org, conn, Action::Write)
-            .await?;
-        let current = self.ports.sso.find_config(conn).await?;
-        let (oidc, client_secret) = input.validate(
-            &self.policy,
-            current.as_ref().map(|c| c.client_secret.as_str()),
-        )?;
-        self.ports.oidc.discover(&oidc.issuer).await.map_err(|e| {
-            Error::invalid("issuer", format!("discovery failed: {}", e.description))
-        })?;
-        let now = self.now();
-        let config = SsoConfig {
-            connection_id: conn,
-            org_id: org,
-            oidc,
-            client_secret,
-            created_at: current.as_ref().map_or(now, |c| c.created_at),
-            updated_at: now,
-        };
-        let audit = AuditEntry::new(
-            org,
-            Actor::of(principal),
-            "sso.configured",
-            ("connection", conn.to_string()),
-            current
-                .as_ref()
-                .map(|c| settings_view(c, &self.callback_url)),
-            Some(settings_view(&config, &self.callback_url)),
-            now,
-        );
-        self.ports.sso.save_config(&config, &audit).await?;
-        Ok(config)
-    }
-
-    /// Turns SSO off on a connection; its users' links to members go too.
-    ///
-    /// # Errors
-    /// As [`Self::settings`].
-    pub async fn remove(
-        &self,
-        principal: &Principal,
-        org: OrgId,
-        conn: ConnectionId,
-    ) -> Result<()> {
-        let current = self.settings(principal, org, conn).await?;
-        self.orgs.authorize(principal, org, Action::Write).await?;
-        let audit = AuditEntry::new(
-            org,
-            Actor::of(principal),
-            "sso.removed",
-            ("connection", conn.to_string()),
-            Some(settings_view(&current, &self.callback_url)),
-            None,
-            self.now(),
-        );
-        if self.ports.sso.delete_config(conn, &audit).await? {
-            Ok(())
-        } else {
-            Err(Error::NotFound {
-                entity: "sso settings",
-            })
-        }
     }
 
     /// The connection a sign-in goes through, and the org it signs in to.
@@ -260,16 +167,9 @@ impl SsoService {
             );
             return Ok(back(error).location());
         };
-        let endpoints = match self.ports.oidc.discover(&config.oidc.issuer).await {
-            Ok(endpoints) => endpoints,
-            Err(error) => {
-                tracing::warn!(connection = %config.connection_id, %error, "OIDC discovery failed");
-                return Ok(back(error).location());
-            }
-        };
         let secrets = &*self.ports.secrets;
         let handle = random_token(secrets);
-        let login = PendingLogin {
+        let mut login = PendingLogin {
             handle: TokenHash::of(&handle),
             connection_id: config.connection_id,
             org_id: org,
@@ -279,19 +179,39 @@ impl SsoService {
             pkce_verifier: random_token(secrets),
             expires_at: self.now() + self.policy.login_ttl,
         };
+        let location = match &config.protocol {
+            SsoProtocol::Oidc { settings, .. } => {
+                let endpoints = match self.ports.oidc.discover(&settings.issuer).await {
+                    Ok(endpoints) => endpoints,
+                    Err(error) => {
+                        tracing::warn!(connection = %config.connection_id, %error, "OIDC discovery failed");
+                        return Ok(back(error).location());
+                    }
+                };
+                let mut url = url::Url::parse(&endpoints.authorization_endpoint)
+                    .map_err(|e| Error::Internal(anyhow::anyhow!("authorization endpoint: {e}")))?;
+                url.query_pairs_mut()
+                    .append_pair("response_type", "code")
+                    .append_pair("client_id", &settings.client_id)
+                    .append_pair("redirect_uri", &self.callback_url)
+                    .append_pair("scope", &settings.scopes.join(" "))
+                    .append_pair("state", &handle)
+                    .append_pair("nonce", &login.nonce)
+                    .append_pair("code_challenge", &login.pkce_challenge())
+                    .append_pair("code_challenge_method", "S256");
+                url.into()
+            }
+            SsoProtocol::Saml(idp) => {
+                let sp = self.service_provider(config.connection_id);
+                // The AuthnRequest's id is what the response must answer
+                // (`InResponseTo`); the handle travels as RelayState.
+                let (request_id, url) = self.ports.saml.authn_request(idp, &sp, &handle)?;
+                login.nonce = request_id;
+                url
+            }
+        };
         self.ports.sso.insert_login(&login).await?;
-        let mut url = url::Url::parse(&endpoints.authorization_endpoint)
-            .map_err(|e| Error::Internal(anyhow::anyhow!("authorization endpoint: {e}")))?;
-        url.query_pairs_mut()
-            .append_pair("response_type", "code")
-            .append_pair("client_id", &config.oidc.client_id)
-            .append_pair("redirect_uri", &self.callback_url)
-            .append_pair("scope", &config.oidc.scopes.join(" "))
-            .append_pair("state", &handle)
-            .append_pair("nonce", &login.nonce)
-            .append_pair("code_challenge", &login.pkce_challenge())
-            .append_pair("code_challenge_method", "S256");
-        Ok(url.into())
+        Ok(location)
     }
 
     /// Finishes a sign-in at the IdP's callback: verifies the IdP's answer,
@@ -318,7 +238,103 @@ impl SsoService {
                     "this sign-in is unknown, already finished or expired; start again",
                 )
             })?;
-        let result = self.complete(&login, config.as_ref(), &params).await;
+        let proof = self.oidc_profile(&login, config.as_ref(), &params);
+        let result = self.complete(&login, proof).await;
+        Ok(self.outcome(login, result))
+    }
+
+    /// Finishes a SAML sign-in at the connection's ACS: the `RelayState`
+    /// names the sign-in orgsync started; without one, the response is an
+    /// IdP-initiated sign-in, taken only when the connection allows it
+    /// (the user then lands on the first of `sso.redirect_uris`).
+    ///
+    /// # Errors
+    /// `Invalid` (field `RelayState`) for an unknown, used or expired
+    /// sign-in or one of another connection; `Invalid` (field
+    /// `SAMLResponse`) for an IdP-initiated response where none is allowed;
+    /// `NotFound` for a connection without SAML. Infrastructure failures.
+    pub async fn finish_saml(
+        &self,
+        conn: ConnectionId,
+        saml_response: &str,
+        relay_state: Option<&str>,
+    ) -> Result<CallbackOutcome> {
+        let taken = match relay_state.filter(|r| !r.is_empty()) {
+            Some(relay) => self
+                .ports
+                .sso
+                .take_login(&TokenHash::of(relay), self.now())
+                .await?
+                .filter(|(login, _)| login.connection_id == conn),
+            None => None,
+        };
+        let (login, config, request_id) = match taken {
+            Some((login, config)) => {
+                let request_id = login.nonce.clone();
+                (login, config, Some(request_id))
+            }
+            None if relay_state.is_some_and(|r| !r.is_empty()) => {
+                return Err(Error::invalid(
+                    "RelayState",
+                    "this sign-in is unknown, already finished or expired; start again",
+                ))
+            }
+            None => self.idp_initiated(conn).await?,
+        };
+        let proof = self.saml_profile(
+            &login,
+            config.as_ref(),
+            saml_response,
+            request_id.as_deref(),
+        );
+        let result = self.complete(&login, proof).await;
+        Ok(self.outcome(login, result))
+    }
+
+    /// A sign-in the IdP started: into the connection's own org, back to the
+    /// first allowed redirect URI.
+    async fn idp_initiated(
+        &self,
+        conn: ConnectionId,
+    ) -> Result<(PendingLogin, Option<SsoConfig>, Option<String>)> {
+        let refused = || {
+            Error::invalid(
+                "SAMLResponse",
+                "IdP-initiated sign-in is off for this connection; start at the product",
+            )
+        };
+        let config = self
+            .ports
+            .sso
+            .find_config(conn)
+            .await?
+            .ok_or(Error::NotFound {
+                entity: "sso settings",
+            })?;
+        let allowed = matches!(&config.protocol, SsoProtocol::Saml(s) if s.allow_idp_initiated);
+        let redirect_uri = self.policy.redirect_uris.first().cloned();
+        let (true, Some(redirect_uri)) = (allowed, redirect_uri) else {
+            return Err(refused());
+        };
+        let login = PendingLogin {
+            handle: TokenHash([0; 32]),
+            connection_id: conn,
+            org_id: config.org_id,
+            redirect_uri,
+            client_state: None,
+            nonce: String::new(),
+            pkce_verifier: String::new(),
+            expires_at: self.now() + self.policy.login_ttl,
+        };
+        Ok((login, Some(config), None))
+    }
+
+    /// The redirect back to the product, with the code or the reason.
+    fn outcome(
+        &self,
+        login: PendingLogin,
+        result: std::result::Result<String, SignInFailure>,
+    ) -> CallbackOutcome {
         let result = match result {
             Ok(code) => Ok(code),
             Err(SignInFailure::Refused(error)) => Err(error),
@@ -327,11 +343,11 @@ impl SsoService {
                 Err(SignInError::server_error())
             }
         };
-        Ok(CallbackOutcome {
+        CallbackOutcome {
             redirect_uri: login.redirect_uri,
             state: login.client_state,
             result,
-        })
+        }
     }
 
     /// Redeems a sign-in's one-time code for the profile and the member.

@@ -29,26 +29,136 @@ pub struct OidcSettings {
     pub groups_claim: Option<String>,
 }
 
-/// A connection's SSO configuration as stored.
+/// What a SAML 2.0 connection trusts: the IdP's entity id, where to send
+/// AuthnRequests (HTTP-Redirect binding), and the certificate its responses
+/// or assertions must be signed with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SamlSettings {
+    pub idp_entity_id: String,
+    pub idp_sso_url: String,
+    /// The IdP's signing certificate, base64 DER (as in metadata).
+    pub idp_certificate: String,
+    /// Whether a response that answers no AuthnRequest of orgsync's is
+    /// accepted (IdP-initiated sign-in); off unless the admin turns it on.
+    #[serde(default)]
+    pub allow_idp_initiated: bool,
+}
+
+/// How a connection signs users in.
 #[derive(Clone, PartialEq, Eq)]
+pub enum SsoProtocol {
+    Oidc {
+        settings: OidcSettings,
+        /// Sent to the IdP's token endpoint; never shown after it is set.
+        client_secret: String,
+    },
+    Saml(SamlSettings),
+}
+
+impl SsoProtocol {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Oidc { .. } => "oidc",
+            Self::Saml(_) => "saml",
+        }
+    }
+}
+
+impl std::fmt::Debug for SsoProtocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Oidc { settings, .. } => f
+                .debug_struct("Oidc")
+                .field("settings", settings)
+                .field("client_secret", &"***")
+                .finish(),
+            Self::Saml(settings) => f.debug_tuple("Saml").field(settings).finish(),
+        }
+    }
+}
+
+/// A connection's SSO configuration as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SsoConfig {
     pub connection_id: ConnectionId,
     pub org_id: OrgId,
-    pub oidc: OidcSettings,
-    /// Sent to the IdP's token endpoint; never shown after it is set.
-    pub client_secret: String,
+    pub protocol: SsoProtocol,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
 }
 
-impl std::fmt::Debug for SsoConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SsoConfig")
-            .field("connection_id", &self.connection_id)
-            .field("org_id", &self.org_id)
-            .field("oidc", &self.oidc)
-            .field("client_secret", &"***")
-            .finish_non_exhaustive()
+/// An admin's SAML settings as sent: the IdP's metadata (as XML, or a URL to
+/// read it from), or its three values by hand.
+#[derive(Debug, Clone, Default)]
+pub struct SamlInput {
+    pub metadata_xml: Option<String>,
+    pub metadata_url: Option<String>,
+    pub idp_entity_id: Option<String>,
+    pub idp_sso_url: Option<String>,
+    pub idp_certificate: Option<String>,
+    pub allow_idp_initiated: bool,
+}
+
+/// Where SAML settings come from, once the input's shape is checked.
+#[derive(Debug, Clone)]
+pub enum SamlSource {
+    MetadataXml(String),
+    MetadataUrl(url::Url),
+    Values {
+        entity_id: String,
+        sso_url: String,
+        certificate: String,
+    },
+}
+
+/// The largest IdP metadata document read, in bytes.
+pub const MAX_METADATA_BYTES: usize = 512 * 1024;
+
+impl SamlInput {
+    /// # Errors
+    /// `Invalid` naming the field: none or several sources, an oversized
+    /// document, a URL that may not be fetched, a missing or blank value.
+    pub fn source(self, policy: &SsoPolicy) -> Result<SamlSource> {
+        let by_hand = self.idp_entity_id.is_some()
+            || self.idp_sso_url.is_some()
+            || self.idp_certificate.is_some();
+        match (self.metadata_xml, self.metadata_url, by_hand) {
+            (Some(xml), None, false) => {
+                if xml.len() > MAX_METADATA_BYTES {
+                    return Err(Error::invalid(
+                        "idp_metadata_xml",
+                        format!("at most {MAX_METADATA_BYTES} bytes"),
+                    ));
+                }
+                Ok(SamlSource::MetadataXml(xml))
+            }
+            (None, Some(url), false) => Ok(SamlSource::MetadataUrl(check_endpoint(
+                url.trim(),
+                "idp_metadata_url",
+                policy.allow_insecure_loopback,
+            )?)),
+            (None, None, true) => {
+                let need = |value: Option<String>, field: &str, max: usize| {
+                    bounded_text(&value.unwrap_or_default(), field, max)
+                };
+                Ok(SamlSource::Values {
+                    entity_id: need(self.idp_entity_id, "idp_entity_id", 1024)?,
+                    sso_url: need(self.idp_sso_url, "idp_sso_url", MAX_URL_LEN)?,
+                    // PEM has line breaks: only its size is checked here,
+                    // its content where it is parsed.
+                    certificate: self
+                        .idp_certificate
+                        .filter(|c| !c.trim().is_empty() && c.len() <= 64 * 1024)
+                        .ok_or_else(|| {
+                            Error::invalid("idp_certificate", "must be an X.509 certificate, PEM or base64")
+                        })?,
+                })
+            }
+            _ => Err(Error::invalid(
+                "idp_metadata_xml",
+                "give exactly one of idp_metadata_xml, idp_metadata_url, or idp_entity_id with idp_sso_url and idp_certificate",
+            )),
+        }
     }
 }
 

@@ -90,6 +90,104 @@ impl SsoProfile {
     }
 }
 
+/// What a verified SAML assertion says about its subject.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SamlAssertion {
+    /// The assertion's `ID`, remembered so it is accepted once.
+    pub id: String,
+    pub name_id: String,
+    /// When the assertion stops being usable (its subject confirmation's
+    /// or conditions' `NotOnOrAfter`).
+    pub not_on_or_after: time::OffsetDateTime,
+    /// Attribute statements by attribute name: a string, or a list of them.
+    pub attributes: Map<String, Value>,
+}
+
+/// Attribute names IdPs use for the same thing (Okta, Entra ID, Google,
+/// OneLogin, JumpCloud, and the LDAP OIDs of eduPerson/InCommon setups).
+const SAML_EMAIL: &[&str] = &[
+    "email",
+    "mail",
+    "emailaddress",
+    "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress",
+    "urn:oid:0.9.2342.19200300.100.1.3",
+];
+const SAML_FIRST_NAME: &[&str] = &[
+    "firstName",
+    "first_name",
+    "givenName",
+    "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/givenname",
+    "urn:oid:2.5.4.42",
+];
+const SAML_LAST_NAME: &[&str] = &[
+    "lastName",
+    "last_name",
+    "surname",
+    "sn",
+    "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/surname",
+    "urn:oid:2.5.4.4",
+];
+const SAML_GROUPS: &[&str] = &[
+    "groups",
+    "memberOf",
+    "http://schemas.microsoft.com/ws/2008/06/identity/claims/groups",
+];
+
+fn first_text(attributes: &Map<String, Value>, names: &[&str]) -> Option<String> {
+    names.iter().find_map(|name| {
+        let value = attributes.get(*name)?;
+        let text = match value {
+            Value::Array(items) => items.first()?.as_str()?,
+            other => other.as_str()?,
+        };
+        let text = text.trim();
+        (!text.is_empty()).then(|| text.to_owned())
+    })
+}
+
+impl SsoProfile {
+    /// Builds the profile from a verified assertion: the NameID is the
+    /// subject; the email is the NameID when it is one, else an email
+    /// attribute.
+    ///
+    /// # Errors
+    /// `access_denied` without a NameID or an email.
+    pub fn from_saml(assertion: SamlAssertion) -> Result<Self, SignInError> {
+        let id = assertion.name_id.trim().to_owned();
+        if id.is_empty() {
+            return Err(SignInError::denied("the assertion has no NameID"));
+        }
+        let attributes = assertion.attributes;
+        let email = first_text(&attributes, SAML_EMAIL)
+            .or_else(|| id.contains('@').then(|| id.clone()))
+            .ok_or_else(|| {
+                SignInError::denied("the identity provider sent no email for this user")
+            })?;
+        let groups = SAML_GROUPS
+            .iter()
+            .find_map(|name| attributes.get(*name))
+            .map(|value| match value {
+                Value::Array(items) => items
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .take(MAX_GROUPS)
+                    .map(str::to_owned)
+                    .collect(),
+                Value::String(one) => vec![one.clone()],
+                _ => Vec::new(),
+            })
+            .unwrap_or_default();
+        Ok(Self {
+            id,
+            email,
+            first_name: first_text(&attributes, SAML_FIRST_NAME),
+            last_name: first_text(&attributes, SAML_LAST_NAME),
+            groups,
+            raw_attributes: attributes,
+        })
+    }
+}
+
 /// The values attribute definitions with an `sso_claim` read from the
 /// claims: only scalars, as for the directory; a definition whose claim is
 /// absent or not a scalar maps its key to `null` (removed on merge).
@@ -104,6 +202,11 @@ pub fn claim_metadata(
             let value = match claims.get(claim) {
                 Some(Value::String(s)) if !s.is_empty() => Value::String(s.clone()),
                 Some(v @ (Value::Number(_) | Value::Bool(_))) => v.clone(),
+                // A SAML attribute with one value arrives as a one-item list.
+                Some(Value::Array(items)) if items.len() == 1 => match &items[0] {
+                    Value::String(s) if !s.is_empty() => Value::String(s.clone()),
+                    _ => Value::Null,
+                },
                 _ => Value::Null,
             };
             Some((definition.key.clone(), value))
@@ -182,5 +285,45 @@ mod tests {
             Value::Object(metadata),
             json!({"department": "R&D", "level": 3, "manager": null})
         );
+    }
+}
+
+#[cfg(test)]
+mod saml_tests {
+    use super::*;
+    use serde_json::json;
+
+    fn assertion(name_id: &str, attributes: Value) -> SamlAssertion {
+        SamlAssertion {
+            id: "_a1".into(),
+            name_id: name_id.into(),
+            not_on_or_after: time::OffsetDateTime::UNIX_EPOCH,
+            attributes: attributes.as_object().cloned().unwrap_or_default(),
+        }
+    }
+
+    #[test]
+    fn a_saml_profile_reads_the_names_idps_use() {
+        let entra = SsoProfile::from_saml(assertion(
+            "8f1c-object-id",
+            json!({
+                "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress": ["ada@example.com"],
+                "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/givenname": ["Ada"],
+                "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/surname": ["Lovelace"],
+                "http://schemas.microsoft.com/ws/2008/06/identity/claims/groups": ["g1", "g2"]
+            }),
+        ));
+        let entra = entra.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(entra.id, "8f1c-object-id");
+        assert_eq!(entra.email, "ada@example.com");
+        assert_eq!(entra.display_name().as_deref(), Some("Ada Lovelace"));
+        assert_eq!(entra.groups, ["g1", "g2"]);
+        let okta = SsoProfile::from_saml(assertion("grace@example.com", json!({})));
+        assert_eq!(
+            okta.map(|p| p.email).ok().as_deref(),
+            Some("grace@example.com")
+        );
+        assert!(SsoProfile::from_saml(assertion("opaque", json!({}))).is_err());
+        assert!(SsoProfile::from_saml(assertion(" ", json!({"email": "a@b.c"}))).is_err());
     }
 }

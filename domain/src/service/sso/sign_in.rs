@@ -11,7 +11,7 @@ use crate::error::ConflictCode;
 use crate::membership::Member;
 use crate::sso::{
     claim_metadata, decide, CallbackParams, IssuedCode, PendingLogin, Redemption, SignIn,
-    SignInError, SignInErrorKind, SsoConfig, SsoProfile,
+    SignInError, SignInErrorKind, SsoConfig, SsoProfile, SsoProtocol,
 };
 use crate::{Error, Result};
 
@@ -144,18 +144,19 @@ impl SsoService {
         )
     }
 
-    /// Verifies, admits and issues the code; audits the outcome either way
-    /// (a success with the code's own writes).
+    /// Takes the IdP's proof of who signed in, admits them and issues the
+    /// code; audits the outcome either way (a success with the code's own
+    /// writes).
     pub(super) async fn complete(
         &self,
         login: &PendingLogin,
-        config: Option<&SsoConfig>,
-        params: &CallbackParams,
+        proof: impl std::future::Future<Output = std::result::Result<SsoProfile, SignInFailure>>,
     ) -> std::result::Result<String, SignInFailure> {
-        let mut profile = None;
-        let result = self
-            .verify_and_admit(login, config, params, &mut profile)
-            .await;
+        let proven = proof.await;
+        let (result, profile) = match proven {
+            Ok(profile) => (self.admit_and_issue(login, &profile).await, Some(profile)),
+            Err(failure) => (Err(failure), None),
+        };
         let refusal = match &result {
             Ok(code) => return Ok(code.clone()),
             Err(SignInFailure::Refused(error)) => error.clone(),
@@ -169,13 +170,13 @@ impl SsoService {
         result
     }
 
-    async fn verify_and_admit(
+    /// Who the OIDC IdP says signed in: the code exchanged, the ID token verified.
+    pub(super) async fn oidc_profile(
         &self,
         login: &PendingLogin,
         config: Option<&SsoConfig>,
         params: &CallbackParams,
-        profile_out: &mut Option<SsoProfile>,
-    ) -> std::result::Result<String, SignInFailure> {
+    ) -> std::result::Result<SsoProfile, SignInFailure> {
         if params.error.is_some() {
             return Err(SignInError::denied(idp_description(params)).into());
         }
@@ -184,23 +185,70 @@ impl SsoService {
             .as_deref()
             .filter(|c| !c.is_empty() && c.len() <= 4096)
             .ok_or_else(|| SignInError::invalid_request("the identity provider sent no code"))?;
-        let config =
-            config.ok_or_else(|| SignInError::denied("single sign-on is no longer configured"))?;
+        let Some(SsoProtocol::Oidc {
+            settings,
+            client_secret,
+        }) = config.map(|c| &c.protocol)
+        else {
+            return Err(SignInError::denied("OIDC single sign-on is no longer configured").into());
+        };
         let claims = self
             .ports
             .oidc
             .redeem(&Redemption {
-                issuer: &config.oidc.issuer,
-                client_id: &config.oidc.client_id,
-                client_secret: &config.client_secret,
+                issuer: &settings.issuer,
+                client_id: &settings.client_id,
+                client_secret,
                 code,
                 redirect_uri: &self.callback_url,
                 pkce_verifier: &login.pkce_verifier,
                 nonce: &login.nonce,
             })
             .await?;
-        let profile = SsoProfile::from_oidc_claims(claims, config.oidc.groups_claim.as_deref())?;
-        let profile = profile_out.insert(profile);
+        Ok(SsoProfile::from_oidc_claims(
+            claims,
+            settings.groups_claim.as_deref(),
+        )?)
+    }
+
+    /// Who the SAML IdP says signed in: the response verified, its
+    /// assertion accepted once.
+    pub(super) async fn saml_profile(
+        &self,
+        login: &PendingLogin,
+        config: Option<&SsoConfig>,
+        saml_response: &str,
+        request_id: Option<&str>,
+    ) -> std::result::Result<SsoProfile, SignInFailure> {
+        let Some(SsoProtocol::Saml(idp)) = config.map(|c| &c.protocol) else {
+            return Err(SignInError::denied("SAML single sign-on is no longer configured").into());
+        };
+        let sp = self.service_provider(login.connection_id);
+        let assertion = self
+            .ports
+            .saml
+            .verify(idp, &sp, saml_response, request_id)
+            .await?;
+        let fresh = self
+            .ports
+            .sso
+            .remember_assertion(
+                login.connection_id,
+                &assertion.id,
+                assertion.not_on_or_after,
+            )
+            .await?;
+        if !fresh {
+            return Err(SignInError::denied("this assertion was already used (a replay?)").into());
+        }
+        Ok(SsoProfile::from_saml(assertion)?)
+    }
+
+    async fn admit_and_issue(
+        &self,
+        login: &PendingLogin,
+        profile: &SsoProfile,
+    ) -> std::result::Result<String, SignInFailure> {
         let member = self.admit(login, profile).await?;
         let code = random_token(&*self.ports.secrets);
         let issued = IssuedCode {

@@ -216,23 +216,34 @@ async fn a_run_completes_when_redis_loses_its_jobs() {
 
 #[actix_web::test]
 async fn a_job_held_by_a_killed_worker_is_taken_over_and_completes() {
+    /// A worker process that never outlives the test, whatever fails.
+    struct KillOnDrop(std::process::Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
     let tree = Tree::new(TestApp::spawn_idle(|_| {}).await).await;
     tree.drift().await;
     let settings = &tree.dir.app.runtime.settings;
     let worker = |name: &str| {
-        std::process::Command::new(binary())
-            .arg("worker")
-            .env("ORGSYNC__DATABASE__URL", settings.database_url())
-            .env("ORGSYNC__REDIS__URL", redis_url())
-            .env("ORGSYNC__REDIS__KEY_PREFIX", &settings.redis.key_prefix)
-            .env("ORGSYNC__AUTH__JWT_SECRET", crate::support::SECRET)
-            .env("ORGSYNC__WORKER__LEASE", "1")
-            .env("ORGSYNC__WORKER__SWEEP_EVERY", "1")
-            .env("ORGSYNC__LOG__LEVEL", "warn")
-            .env("ORGSYNC_TEST_WORKER", name)
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap()
+        KillOnDrop(
+            std::process::Command::new(binary())
+                .arg("worker")
+                .env("ORGSYNC__DATABASE__URL", settings.database_url())
+                .env("ORGSYNC__REDIS__URL", redis_url())
+                .env("ORGSYNC__REDIS__KEY_PREFIX", &settings.redis.key_prefix)
+                .env("ORGSYNC__AUTH__JWT_SECRET", crate::support::SECRET)
+                .env("ORGSYNC__WORKER__LEASE", "1")
+                .env("ORGSYNC__WORKER__SWEEP_EVERY", "1")
+                .env("ORGSYNC__LOG__LEVEL", "warn")
+                .env("ORGSYNC_TEST_WORKER", name)
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
     };
     // Make the first job stall inside its transaction: lock the members table from outside.
     let db = sea_orm::Database::connect(&tree.dir.app.db.url)
@@ -254,14 +265,16 @@ async fn a_job_held_by_a_killed_worker_is_taken_over_and_completes() {
     })
     .await;
     assert!(running.is_some(), "the first worker never took a job");
-    doomed.kill().unwrap(); // SIGKILL
-    doomed.wait().unwrap();
+    doomed.0.kill().unwrap(); // SIGKILL
+    doomed.0.wait().unwrap();
     blocker.rollback().await.unwrap();
     db.close().await.ok();
-    let mut rescuer = worker("rescuer");
-    let done = tree.wait_run(&run).await;
-    rescuer.kill().ok();
-    rescuer.wait().ok();
+    let rescuer = worker("rescuer");
+    // A fresh worker process starts, reclaims the expired lease at its
+    // first sweep and runs the job: seconds alone, more on a loaded machine.
+    let org = run["org_id"].as_str().unwrap();
+    let done = wait_for_run(&tree.dir, org, &run, Duration::from_secs(60)).await;
+    drop(rescuer);
     assert_eq!(done["status"], "succeeded", "{done}");
     assert!(
         done["jobs"]

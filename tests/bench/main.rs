@@ -415,6 +415,7 @@ async fn main() {
     }
     if args.only == "sso" || args.only == "all" {
         sso::sso_benchmark(&admin_api, &base, &org, conn_id, 1_000).await;
+        sso::saml_benchmark(&admin_api, &base, &org, 1_000).await;
     }
     if args.only == "cascade" || args.only == "all" {
         let mut worker = Command::new(&bin);

@@ -1,5 +1,7 @@
 //! Single sign-on, measured: whole OIDC round trips (authorize → IdP →
 //! callback → token) against the test suite's OIDC provider on loopback,
+//! and SAML ones (authorize → the test SAML IdP's signed response → ACS →
+//! token),
 //! one user at a time, for first sign-ins (a JIT member is created) and
 //! returning users (nothing changes). orgsync's share is the three requests
 //! it answers, as the client times them, minus the IdP's own handling of
@@ -9,6 +11,9 @@
 #[path = "../it/sso/idp.rs"]
 #[allow(dead_code)]
 mod idp;
+#[path = "../it/sso/saml_idp.rs"]
+#[allow(dead_code)]
+mod saml_idp;
 
 use std::time::{Duration, Instant};
 
@@ -16,6 +21,7 @@ use serde_json::json;
 
 use crate::{Stats, Target};
 use idp::{TestIdp, CLIENT_ID, CLIENT_SECRET};
+use saml_idp::{SamlForge, SamlIdp};
 
 /// The product's callback the server allows (`sso.redirect_uris`).
 pub const PRODUCT: &str = "http://127.0.0.1:3000/auth/callback";
@@ -200,5 +206,117 @@ pub async fn sso_benchmark(admin: &Target, base: &str, org: &str, conn: uuid::Uu
              {steps_idp_mean:.2} ms, taken out): {:.2} ms",
             server_ms - steps_idp_mean
         );
+    }
+}
+
+/// SAML round trips through a second connection of `org`: one at a time,
+/// first sign-ins then returning users; the IdP's signing happens in the
+/// client, so orgsync's time is its three requests.
+pub async fn saml_benchmark(admin: &Target, base: &str, org: &str, n: usize) {
+    let idp = SamlIdp::new();
+    let (status, conn) = admin
+        .post(&format!("/orgs/{org}/connections"), json!({"name": "saml"}))
+        .await;
+    assert_eq!(status, 201, "{conn}");
+    let conn = conn["id"].as_str().unwrap().to_owned();
+    let (status, body) = admin
+        .send(
+            reqwest::Method::PUT,
+            &format!("/orgs/{org}/connections/{conn}/sso"),
+            Some(json!({"protocol": "saml", "idp_metadata_xml": idp.metadata_xml()})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let sp_entity_id = body["sp_entity_id"].as_str().unwrap().to_owned();
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let start = format!(
+        "{base}/sso/authorize?connection={conn}&redirect_uri={}&state=bench",
+        url::form_urlencoded::byte_serialize(PRODUCT.as_bytes()).collect::<String>()
+    );
+    let one = |i: usize| {
+        let (browser, start, idp, sp_entity_id) = (&browser, &start, &idp, &sp_entity_id);
+        async move {
+            let t = Instant::now();
+            let to_idp = location(&browser.get(start).send().await.unwrap());
+            let authorize = t.elapsed();
+            let email = format!("saml-{i}@example.com");
+            let (response, relay) = idp.answer(
+                &to_idp,
+                sp_entity_id,
+                &email,
+                &[("firstName", "Bench"), ("lastName", "User")],
+                SamlForge::Honest,
+            );
+            let acs = SamlIdp::request_in(&to_idp)
+                .assertion_consumer_service_url
+                .unwrap();
+            let mut form = url::form_urlencoded::Serializer::new(String::new());
+            form.append_pair("SAMLResponse", &response);
+            if let Some(relay) = &relay {
+                form.append_pair("RelayState", relay);
+            }
+            let t = Instant::now();
+            let back = browser
+                .post(&acs)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(form.finish())
+                .send()
+                .await
+                .unwrap();
+            let acs_time = t.elapsed();
+            assert_eq!(back.status().as_u16(), 303, "the ACS did not redirect");
+            let product = url::Url::parse(back.headers()["location"].to_str().unwrap()).unwrap();
+            let code = product
+                .query_pairs()
+                .find(|(k, _)| k == "code")
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_else(|| panic!("the sign-in failed: {product}"));
+            let t = Instant::now();
+            let redeemed = browser
+                .post(format!("{base}/sso/token"))
+                .bearer_auth(&admin.token)
+                .json(&json!({"code": code}))
+                .send()
+                .await
+                .unwrap();
+            let token = t.elapsed();
+            assert_eq!(redeemed.status().as_u16(), 200);
+            [authorize, acs_time, token]
+        }
+    };
+    for i in 0..20 {
+        one(n + i).await;
+    }
+    println!(
+        "\nSSO (SAML 2.0, RSA-SHA256 signed responses): {n} sign-ins per phase, one at a time"
+    );
+    for phase in [
+        "first sign-in (JIT creates the member)",
+        "returning user (no change)",
+    ] {
+        let mut steps: [Vec<Duration>; 4] = Default::default();
+        let started = Instant::now();
+        for i in 0..n {
+            let t = one(i).await;
+            for (k, d) in t.into_iter().enumerate() {
+                steps[k].push(d);
+            }
+            steps[3].push(t.iter().sum());
+        }
+        let elapsed = started.elapsed();
+        for (name, latencies) in [
+            "GET /sso/authorize",
+            "POST /sso/saml/{conn}/acs",
+            "POST /sso/token",
+            "orgsync time per round trip",
+        ]
+        .into_iter()
+        .zip(steps)
+        {
+            Stats::new(format!("SAML {phase}: {name}"), elapsed, latencies).print();
+        }
     }
 }

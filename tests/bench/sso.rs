@@ -82,9 +82,12 @@ async fn sign_in(
     }
 }
 
+const OIDC_ROUTES: [&str; 3] = ["/sso/authorize", "/sso/oidc/callback", "/sso/token"];
+const SAML_ROUTES: [&str; 3] = ["/sso/authorize", "/sso/saml/{conn}/acs", "/sso/token"];
+
 /// Server-side time of the sign-in routes so far, from the server's own
 /// latency histogram: (seconds, requests) per route.
-async fn server_time(http: &reqwest::Client, base: &str) -> [(f64, f64); 3] {
+async fn server_time(http: &reqwest::Client, base: &str, routes: [&str; 3]) -> [(f64, f64); 3] {
     let text = http
         .get(format!("{base}/metrics"))
         .send()
@@ -93,7 +96,6 @@ async fn server_time(http: &reqwest::Client, base: &str) -> [(f64, f64); 3] {
         .text()
         .await
         .unwrap();
-    let routes = ["/sso/authorize", "/sso/oidc/callback", "/sso/token"];
     let mut out = [(0.0, 0.0); 3];
     for line in text.lines() {
         let Some((series, value)) = line.rsplit_once(' ') else {
@@ -159,7 +161,7 @@ pub async fn sso_benchmark(admin: &Target, base: &str, org: &str, conn: uuid::Uu
     ] {
         let mut steps: [Vec<Duration>; 4] = Default::default();
         let mut orgsync = Vec::with_capacity(n);
-        let before = server_time(&browser, base).await;
+        let before = server_time(&browser, base, OIDC_ROUTES).await;
         let started = Instant::now();
         for i in 0..n {
             idp.sign_in_as(user(i));
@@ -193,7 +195,7 @@ pub async fn sso_benchmark(admin: &Target, base: &str, org: &str, conn: uuid::Uu
             orgsync,
         )
         .print();
-        let after = server_time(&browser, base).await;
+        let after = server_time(&browser, base, OIDC_ROUTES).await;
         let mut server_ms = 0.0;
         for (i, route) in ["authorize", "callback", "token"].into_iter().enumerate() {
             let (seconds, count) = (after[i].0 - before[i].0, after[i].1 - before[i].1);
@@ -298,6 +300,7 @@ pub async fn saml_benchmark(admin: &Target, base: &str, org: &str, n: usize) {
         "returning user (no change)",
     ] {
         let mut steps: [Vec<Duration>; 4] = Default::default();
+        let before = server_time(&browser, base, SAML_ROUTES).await;
         let started = Instant::now();
         for i in 0..n {
             let t = one(i).await;
@@ -318,5 +321,10 @@ pub async fn saml_benchmark(admin: &Target, base: &str, org: &str, n: usize) {
         {
             Stats::new(format!("SAML {phase}: {name}"), elapsed, latencies).print();
         }
+        let after = server_time(&browser, base, SAML_ROUTES).await;
+        let server_ms: f64 = (0..3)
+            .map(|i| (after[i].0 - before[i].0) / (after[i].1 - before[i].1).max(1.0) * 1000.0)
+            .sum();
+        println!("SAML {phase}: server-side time per round trip (mean): {server_ms:.2} ms");
     }
 }

@@ -14,7 +14,7 @@
 
 use orgsync_domain::audit::AuditEntry;
 use orgsync_domain::directory::{ConnectionId, ResourceId};
-use orgsync_domain::membership::{AttributeDefinition, Member, MemberId, SeatTier};
+use orgsync_domain::membership::{AttributeDefinition, Member, MemberId, Role, SeatTier};
 use orgsync_domain::org::OrgId;
 use orgsync_domain::page::{Page, PageRequest};
 use orgsync_domain::ports::{MemberWrites, MembershipRepository};
@@ -163,6 +163,14 @@ impl MembershipRepository for SqlMembershipRepository {
 
     async fn roles(&self, org: OrgId) -> Result<Vec<CustomRole>> {
         settings::roles(self, org).await
+    }
+
+    async fn jit_default_role(&self, org: OrgId) -> Result<Option<Role>> {
+        settings::jit_default_role(self, org).await
+    }
+
+    async fn set_jit_default_role(&self, org: OrgId, role: Option<&Role>) -> Result<()> {
+        settings::set_jit_default_role(self, org, role).await
     }
 
     async fn save_roles(&self, org: OrgId, roles: &[CustomRole]) -> Result<()> {

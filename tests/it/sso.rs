@@ -818,3 +818,50 @@ async fn saml_settings_are_checked() {
     );
     dir.app.finish().await;
 }
+
+#[actix_web::test]
+async fn jit_members_get_the_orgs_default_role_never_owner() {
+    let idp = TestIdp::start();
+    let dir = tenant_with_sso(&idp).await;
+    set_mode(&dir, "jit").await;
+    let (status, shown) = dir.admin("GET", "/provisioning/jit", None).await;
+    assert_eq!(status, 200, "{shown}");
+    assert_eq!(
+        shown,
+        json!({"default_role": null, "effective_role": "user"})
+    );
+    for (role, status) in [("owner", 422), ("auditor", 422), ("admin", 200)] {
+        let (got, body) = dir
+            .admin(
+                "PUT",
+                "/provisioning/jit",
+                Some(json!({"default_role": role})),
+            )
+            .await;
+        assert_eq!(got, status, "{role}: {body}");
+    }
+    let (status, _) = dir
+        .admin(
+            "PUT",
+            "/roles",
+            Some(json!({"roles": [{"name": "auditor", "capabilities": ["audit:read"]}]})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, set) = dir
+        .admin(
+            "PUT",
+            "/provisioning/jit",
+            Some(json!({"default_role": "auditor"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{set}");
+    assert_eq!(set["effective_role"], "auditor");
+
+    idp.sign_in_as(json!({"sub": "u-9", "email": "new@example.com"}));
+    let back = sign_in(&dir.app, &format!("organization={}", dir.org)).await;
+    let (status, signed_in) = redeem(&dir.app, &back["code"]).await;
+    assert_eq!(status, 200, "{signed_in}");
+    assert_eq!(signed_in["member"]["role"], "auditor");
+    dir.app.finish().await;
+}

@@ -37,6 +37,18 @@ pub fn table() -> Routes {
             set_mode,
         )
         .add(
+            Method::GET,
+            "/orgs/{org}/provisioning/jit",
+            "The role members created on first sign-in get",
+            get_jit,
+        )
+        .add(
+            Method::PUT,
+            "/orgs/{org}/provisioning/jit",
+            "Set the role members created on first sign-in get (null: user; never owner)",
+            set_jit,
+        )
+        .add(
             Method::POST,
             "/orgs/{org}/provisioning/preview",
             "Preview a provisioning mode change",
@@ -165,6 +177,39 @@ impl RunView {
 struct ModeRequest {
     mode: ProvisioningMode,
     confirm: Option<String>,
+}
+
+fn jit_view(role: Option<&orgsync_domain::membership::Role>) -> serde_json::Value {
+    json!({
+        "default_role": role,
+        "effective_role": role.map_or("user", |r| r.as_str()),
+    })
+}
+
+async fn get_jit(
+    state: web::Data<AppState>,
+    OrgCall { principal, org }: OrgCall,
+) -> Result<HttpResponse, ApiError> {
+    let role = state.members.jit_default_role(&principal, org).await?;
+    Ok(HttpResponse::Ok().json(jit_view(role.as_ref())))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JitBody {
+    default_role: Option<orgsync_domain::membership::Role>,
+}
+
+async fn set_jit(
+    state: web::Data<AppState>,
+    OrgCall { principal, org }: OrgCall,
+    body: web::Json<JitBody>,
+) -> Result<HttpResponse, ApiError> {
+    let role = state
+        .members
+        .set_jit_default_role(&principal, org, body.into_inner().default_role)
+        .await?;
+    Ok(HttpResponse::Ok().json(jit_view(role.as_ref())))
 }
 
 async fn get_mode(

@@ -2,7 +2,7 @@ use crate::audit::{Actor, AuditEntry};
 use time::OffsetDateTime;
 
 use crate::directory::{ConnectionId, ResourceId};
-use crate::membership::{AttributeDefinition, Member, MemberId, SeatTier};
+use crate::membership::{AttributeDefinition, Member, MemberId, Role, SeatTier};
 use crate::org::OrgId;
 use crate::page::{Page, PageRequest};
 use crate::sync::{CustomRole, MemberFilter, MembershipSettings, RelinkRule};
@@ -124,6 +124,16 @@ pub trait MembershipRepository: Send + Sync {
         settings: &MembershipSettings,
         now: OffsetDateTime,
     ) -> Result<()>;
+
+    /// The role members created on first sign-in get; `None`: `user`.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn jit_default_role(&self, org: OrgId) -> Result<Option<Role>>;
+
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn set_jit_default_role(&self, org: OrgId, role: Option<&Role>) -> Result<()>;
 
     /// # Errors
     /// Only infrastructure failures.

@@ -32,7 +32,8 @@ impl SignIn {
 ///
 /// `found` is the member this identity already maps to (by its link, by its
 /// directory user, or by email when it is new); `claimed` is what the
-/// attribute definitions read from the claims.
+/// attribute definitions read from the claims; `role` is what a member
+/// created here gets (the org's JIT default).
 ///
 /// # Errors
 /// `access_denied` for a suspended member, or when the mode lets only
@@ -43,6 +44,7 @@ pub fn decide(
     found: Option<Member>,
     profile: &SsoProfile,
     claimed: &Map<String, Value>,
+    role: &Role,
     now: OffsetDateTime,
 ) -> Result<SignIn, SignInError> {
     if let Some(member) = &found {
@@ -94,7 +96,7 @@ pub fn decide(
             directory_user_id: None,
             email: profile.email.clone(),
             name: profile.display_name(),
-            role: Role::User,
+            role: role.clone(),
             seat_tier: None,
             spend_limit: None,
             public_metadata: claimed
@@ -160,6 +162,7 @@ mod tests {
             None,
             &profile("ada@example.com"),
             &claimed(json!({"department": "R&D", "level": null})),
+            &Role::User,
             NOW,
         );
         let Ok(SignIn::Create(member)) = decided else {
@@ -184,6 +187,7 @@ mod tests {
             Some(before.clone()),
             &profile("new@example.com"),
             &claimed(json!({"department": "Ops"})),
+            &Role::User,
             NOW + time::Duration::hours(1),
         );
         let Ok(SignIn::Update { after, .. }) = decided else {
@@ -202,6 +206,7 @@ mod tests {
             Some(after.clone()),
             &profile("new@example.com"),
             &claimed(json!({"department": "Ops"})),
+            &Role::User,
             NOW,
         );
         assert_eq!(again.ok(), Some(SignIn::Unchanged(after)));
@@ -222,6 +227,7 @@ mod tests {
                 Some(governed.clone()),
                 &profile("changed@example.com"),
                 &claimed(json!({"department": "X"})),
+                &Role::User,
                 NOW,
             );
             assert_eq!(decided.ok(), Some(SignIn::Unchanged(governed)), "{mode:?}");
@@ -234,7 +240,10 @@ mod tests {
         let p = profile("ada@example.com");
         let none = Map::new();
         for mode in [ProvisioningMode::Scim, ProvisioningMode::Manual] {
-            assert!(decide(org, mode, None, &p, &none, NOW).is_err(), "{mode:?}");
+            assert!(
+                decide(org, mode, None, &p, &none, &Role::User, NOW).is_err(),
+                "{mode:?}"
+            );
         }
         let by_hand = member(org, false);
         assert!(decide(
@@ -243,6 +252,7 @@ mod tests {
             Some(by_hand.clone()),
             &p,
             &none,
+            &Role::User,
             NOW
         )
         .is_err());
@@ -253,6 +263,7 @@ mod tests {
                 Some(by_hand.clone()),
                 &p,
                 &none,
+                &Role::User,
                 NOW
             )
             .ok(),
@@ -276,6 +287,7 @@ mod tests {
                 Some(suspended),
                 &profile("a@example.com"),
                 &Map::new(),
+                &Role::User,
                 NOW,
             );
             assert!(decided.is_err(), "{mode:?}");

@@ -244,3 +244,41 @@ async fn replace_org_rows(
     }
     txn.commit().await.map_err(db_err)
 }
+
+pub(super) async fn jit_default_role(
+    repo: &SqlMembershipRepository,
+    org: OrgId,
+) -> Result<Option<Role>> {
+    #[derive(FromQueryResult)]
+    struct Row {
+        jit_default_role: Option<String>,
+    }
+    let row = repo
+        .fetch_one::<Row>(
+            "SELECT jit_default_role FROM organizations WHERE id = $1",
+            vec![org.0.into()],
+        )
+        .await?;
+    row.and_then(|r| r.jit_default_role)
+        .map(|name| {
+            Role::parse(&name)
+                .map_err(|_| Error::Internal(anyhow::anyhow!("corrupt JIT default role {name}")))
+        })
+        .transpose()
+}
+
+pub(super) async fn set_jit_default_role(
+    repo: &SqlMembershipRepository,
+    org: OrgId,
+    role: Option<&Role>,
+) -> Result<()> {
+    repo.db
+        .connection()
+        .execute(repo.stmt(
+            "UPDATE organizations SET jit_default_role = $1 WHERE id = $2",
+            vec![role.map(|r| r.as_str().to_owned()).into(), org.0.into()],
+        ))
+        .await
+        .map_err(db_err)?;
+    Ok(())
+}

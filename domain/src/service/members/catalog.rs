@@ -5,6 +5,70 @@
 use super::*;
 
 impl MembersService {
+    /// The role members created on first sign-in (JIT) get; `None`: `user`.
+    ///
+    /// # Errors
+    /// As `OrgService::authorize` with `Read`.
+    pub async fn jit_default_role(
+        &self,
+        principal: &Principal,
+        org: OrgId,
+    ) -> Result<Option<Role>> {
+        self.orgs.authorize(principal, org, Action::Read).await?;
+        self.ports.members.jit_default_role(org).await
+    }
+
+    /// Sets the role JIT members get (`None`: `user`). Owner is refused: a
+    /// sign-in must never make anyone an owner.
+    ///
+    /// # Errors
+    /// `Invalid` (field `default_role`) for `owner` or an undefined custom role.
+    pub async fn set_jit_default_role(
+        &self,
+        principal: &Principal,
+        org: OrgId,
+        role: Option<Role>,
+    ) -> Result<Option<Role>> {
+        self.orgs.authorize(principal, org, Action::Write).await?;
+        if role == Some(Role::Owner) {
+            return Err(Error::invalid(
+                "default_role",
+                "owner cannot be granted by signing in; make owners by hand",
+            ));
+        }
+        if let Some(custom) = role.as_ref().filter(|r| !r.is_builtin()) {
+            if !self
+                .ports
+                .members
+                .roles(org)
+                .await?
+                .iter()
+                .any(|r| &r.name == custom)
+            {
+                return Err(Error::invalid(
+                    "default_role",
+                    format!("no role named {}", custom.as_str()),
+                ));
+            }
+        }
+        let before = self.ports.members.jit_default_role(org).await?;
+        self.ports
+            .members
+            .set_jit_default_role(org, role.as_ref())
+            .await?;
+        self.orgs
+            .audit(
+                principal,
+                org,
+                "provisioning.jit_default_role_set",
+                ("organization", org.to_string()),
+                Some(serde_json::json!({ "default_role": before })),
+                Some(serde_json::json!({ "default_role": role })),
+            )
+            .await?;
+        Ok(role)
+    }
+
     /// # Errors
     /// As `OrgService::authorize` with `Read`.
     pub async fn roles(&self, principal: &Principal, org: OrgId) -> Result<Vec<CustomRole>> {

@@ -8,7 +8,8 @@ use super::{random_token, SsoPorts, SsoService, MAX_IDP_DESCRIPTION};
 use crate::audit::{Actor, AuditEntry};
 use crate::directory::TokenHash;
 use crate::error::ConflictCode;
-use crate::membership::Member;
+use crate::membership::{Member, Role};
+use crate::org::OrgId;
 use crate::sso::{
     claim_metadata, decide, CallbackParams, IssuedCode, PendingLogin, Redemption, SignIn,
     SignInError, SignInErrorKind, SsoConfig, SsoProfile, SsoProtocol,
@@ -268,6 +269,24 @@ impl SsoService {
         Ok(code)
     }
 
+    /// The role a JIT member gets: the org's default, or `user` when there is
+    /// none or its custom role was deleted since.
+    async fn jit_role(&self, org: OrgId, default: Option<Role>) -> Result<Role> {
+        match default {
+            None => Ok(Role::User),
+            Some(role) if role.is_builtin() => Ok(role),
+            Some(role) => {
+                let defined = self.ports.members.roles(org).await?;
+                if defined.iter().any(|r| r.name == role) {
+                    Ok(role)
+                } else {
+                    tracing::warn!(%org, role = role.as_str(), "JIT default role no longer exists; using user");
+                    Ok(Role::User)
+                }
+            }
+        }
+    }
+
     /// Finds who this identity is in the org, applies the mode's rule, and
     /// writes what the sign-in changes (an update as the org's writer).
     async fn admit(
@@ -278,19 +297,22 @@ impl SsoService {
         let ports = &self.ports;
         // Independent reads, side by side: a sign-in waits on the sum of its
         // round trips, so it pays for the slowest of these, not for all.
-        let (org, found, definitions) = futures::try_join!(
+        let (org, found, definitions, default_role) = futures::try_join!(
             ports.orgs.find(login.org_id),
             find_member(ports, login, profile),
             ports.members.attributes(login.connection_id),
+            ports.members.jit_default_role(login.org_id),
         )?;
         let org = org.ok_or_else(|| SignInError::denied("this organization no longer exists"))?;
         let claimed = claim_metadata(&definitions, &profile.raw_attributes);
+        let role = self.jit_role(org.id, default_role).await?;
         let decided = decide(
             org.id,
             org.provisioning_mode,
             found,
             profile,
             &claimed,
+            &role,
             self.now(),
         )?;
         let actor = Actor::SignIn {

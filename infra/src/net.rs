@@ -4,6 +4,8 @@
 //! that re-points after it was checked (DNS rebinding) gets nowhere.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
 
 use orgsync_domain::webhooks::is_public;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
@@ -50,6 +52,28 @@ impl Resolve for GuardedResolver {
             Ok(addrs)
         })
     }
+}
+
+/// An HTTP client for requests made on a tenant's behalf: names resolved
+/// through [`GuardedResolver`], no redirects followed and no proxy from the
+/// environment used (either would carry a request past the resolver).
+///
+/// # Errors
+/// When the client cannot be built (no TLS roots).
+pub(crate) fn guarded_client(
+    reach: Reach,
+    timeout: Duration,
+    user_agent: &'static str,
+) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .dns_resolver(Arc::new(GuardedResolver { reach }))
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(5)))
+        .pool_max_idle_per_host(8)
+        .user_agent(user_agent)
+        .build()
 }
 
 #[cfg(test)]

@@ -41,6 +41,15 @@ impl SqlSsoRepository {
         Statement::from_sql_and_values(self.db.backend(), sql, values)
     }
 
+    /// The member a query finds, if any.
+    async fn one_member(&self, sql: &str, values: Vec<Value>) -> Result<Option<Member>> {
+        let rows = MemberRow::find_by_statement(self.stmt(sql, values))
+            .all(self.db.connection())
+            .await
+            .map_err(db_err)?;
+        Ok(rows_to_members(rows)?.into_iter().next())
+    }
+
     async fn configs(&self, sql: &str, values: Vec<Value>) -> Result<Option<SsoConfig>> {
         ConfigRow::find_by_statement(self.stmt(sql, values))
             .one(self.db.connection())
@@ -378,17 +387,14 @@ impl SsoRepository for SqlSsoRepository {
         subject: &str,
         org: OrgId,
     ) -> Result<Option<Member>> {
-        let rows = MemberRow::find_by_statement(self.stmt(
-            &format!(
-                "SELECT {MEMBER_COLUMNS} FROM members WHERE org_id = $1 AND id = \
-                 (SELECT member_id FROM sso_identities WHERE connection_id = $2 AND subject = $3 AND org_id = $1)"
-            ),
-            vec![org.0.into(), conn.0.into(), subject.to_owned().into()],
-        ))
-        .all(self.db.connection())
+        self.one_member(
+        &format!(
+            "SELECT {MEMBER_COLUMNS} FROM members WHERE org_id = $1 AND id = \
+             (SELECT member_id FROM sso_identities WHERE connection_id = $2 AND subject = $3 AND org_id = $1)"
+        ),
+        vec![org.0.into(), conn.0.into(), subject.to_owned().into()],
+        )
         .await
-        .map_err(db_err)?;
-        Ok(rows_to_members(rows)?.into_iter().next())
     }
 
     async fn link(
@@ -425,12 +431,12 @@ impl SsoRepository for SqlSsoRepository {
         subject: &str,
         email: &str,
     ) -> Result<Option<Member>> {
-        let rows = MemberRow::find_by_statement(self.stmt(
+        self.one_member(
             &format!(
                 "SELECT {MEMBER_COLUMNS} FROM members WHERE org_id = $1 AND email_lower = $2 \
-                 AND NOT EXISTS (SELECT 1 FROM sso_identities i WHERE i.member_id = members.id \
-                 AND i.connection_id = $3 AND i.subject <> $4) \
-                 ORDER BY id LIMIT 1"
+             AND NOT EXISTS (SELECT 1 FROM sso_identities i WHERE i.member_id = members.id \
+             AND i.connection_id = $3 AND i.subject <> $4) \
+             ORDER BY id LIMIT 1"
             ),
             vec![
                 org.0.into(),
@@ -438,11 +444,8 @@ impl SsoRepository for SqlSsoRepository {
                 conn.0.into(),
                 subject.to_owned().into(),
             ],
-        ))
-        .all(self.db.connection())
+        )
         .await
-        .map_err(db_err)?;
-        Ok(rows_to_members(rows)?.into_iter().next())
     }
 
     async fn directory_member(
@@ -456,26 +459,23 @@ impl SsoRepository for SqlSsoRepository {
         // `SqlConnectionRepository::drawing_connection`), the user in it
         // (the IdP's own id as externalId first, as Okta and Entra send it;
         // then userName or email), and the org's member for that user.
-        let rows = MemberRow::find_by_statement(self.stmt(
-            &format!(
-                "SELECT {MEMBER_COLUMNS} FROM members WHERE org_id = $1 AND directory_user_id = ( \
-                   SELECT u.id FROM directory_users u WHERE u.connection_id = ( \
-                     SELECT c.id FROM org_closure oc JOIN enterprise_connections c ON c.org_id = oc.ancestor_id \
-                     WHERE oc.descendant_id = $1 AND c.directory_sync_enabled ORDER BY oc.depth, c.id LIMIT 1) \
-                   AND (u.external_id = $2 OR u.user_name_lower = $3 OR u.email = $4) \
-                   ORDER BY CASE WHEN u.external_id = $2 THEN 0 ELSE 1 END, u.id LIMIT 1)"
-            ),
-            vec![
-                org.0.into(),
-                subject.to_owned().into(),
-                email.to_lowercase().into(),
-                email.to_owned().into(),
-            ],
-        ))
-        .all(self.db.connection())
+        self.one_member(
+        &format!(
+            "SELECT {MEMBER_COLUMNS} FROM members WHERE org_id = $1 AND directory_user_id = ( \
+               SELECT u.id FROM directory_users u WHERE u.connection_id = ( \
+                 SELECT c.id FROM org_closure oc JOIN enterprise_connections c ON c.org_id = oc.ancestor_id \
+                 WHERE oc.descendant_id = $1 AND c.directory_sync_enabled ORDER BY oc.depth, c.id LIMIT 1) \
+               AND (u.external_id = $2 OR u.user_name_lower = $3 OR u.email = $4) \
+               ORDER BY CASE WHEN u.external_id = $2 THEN 0 ELSE 1 END, u.id LIMIT 1)"
+        ),
+        vec![
+            org.0.into(),
+            subject.to_owned().into(),
+            email.to_lowercase().into(),
+            email.to_owned().into(),
+        ],
+        )
         .await
-        .map_err(db_err)?;
-        Ok(rows_to_members(rows)?.into_iter().next())
     }
 
     async fn remember_assertion(

@@ -38,6 +38,32 @@ fn location(response: &reqwest::Response) -> String {
     response.headers()["location"].to_str().unwrap().to_owned()
 }
 
+/// Redeems the code the product's callback URL carries: how long it took.
+async fn redeem_code(
+    browser: &reqwest::Client,
+    base: &str,
+    token: &str,
+    product: &str,
+) -> Duration {
+    let product = url::Url::parse(product).unwrap();
+    let code = product
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_else(|| panic!("the sign-in failed: {product}"));
+    let t = Instant::now();
+    let redeemed = browser
+        .post(format!("{base}/sso/token"))
+        .bearer_auth(token)
+        .json(&json!({"code": code}))
+        .send()
+        .await
+        .unwrap();
+    let took = t.elapsed();
+    assert_eq!(redeemed.status().as_u16(), 200, "the code was not redeemed");
+    took
+}
+
 async fn sign_in(
     browser: &reqwest::Client,
     base: &str,
@@ -57,22 +83,7 @@ async fn sign_in(
     let t = Instant::now();
     let back = browser.get(&callback).send().await.unwrap();
     let callback = t.elapsed();
-    let product = url::Url::parse(&location(&back)).unwrap();
-    let code = product
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_else(|| panic!("the sign-in failed: {product}"));
-    let t = Instant::now();
-    let redeemed = browser
-        .post(format!("{base}/sso/token"))
-        .bearer_auth(token)
-        .json(&json!({"code": code}))
-        .send()
-        .await
-        .unwrap();
-    let token = t.elapsed();
-    assert_eq!(redeemed.status().as_u16(), 200, "the code was not redeemed");
+    let token = redeem_code(browser, base, token, &location(&back)).await;
     let idp_token = idp.take_token_times().into_iter().sum();
     Timings {
         authorize,
@@ -270,22 +281,8 @@ pub async fn saml_benchmark(admin: &Target, base: &str, org: &str, n: usize) {
                 .unwrap();
             let acs_time = t.elapsed();
             assert_eq!(back.status().as_u16(), 303, "the ACS did not redirect");
-            let product = url::Url::parse(back.headers()["location"].to_str().unwrap()).unwrap();
-            let code = product
-                .query_pairs()
-                .find(|(k, _)| k == "code")
-                .map(|(_, v)| v.into_owned())
-                .unwrap_or_else(|| panic!("the sign-in failed: {product}"));
-            let t = Instant::now();
-            let redeemed = browser
-                .post(format!("{base}/sso/token"))
-                .bearer_auth(&admin.token)
-                .json(&json!({"code": code}))
-                .send()
-                .await
-                .unwrap();
-            let token = t.elapsed();
-            assert_eq!(redeemed.status().as_u16(), 200);
+            let product = back.headers()["location"].to_str().unwrap().to_owned();
+            let token = redeem_code(browser, base, &admin.token, &product).await;
             [authorize, acs_time, token]
         }
     };

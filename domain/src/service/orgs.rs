@@ -90,6 +90,29 @@ impl OrgService {
         self.audit.list(org, filter, page).await
     }
 
+    /// Authorizes `action` on `org` and checks that `conn` is one of its
+    /// own connections (another org's is "not found", as out of reach).
+    ///
+    /// # Errors
+    /// As [`Self::authorize`]; `NotFound` for a connection of another org.
+    pub(crate) async fn authorize_connection(
+        &self,
+        principal: &Principal,
+        org: OrgId,
+        conn: crate::directory::ConnectionId,
+        action: Action,
+        connections: &dyn crate::ports::ConnectionRepository,
+    ) -> Result<()> {
+        self.authorize(principal, org, action).await?;
+        connections
+            .find(org, conn)
+            .await?
+            .map(|_| ())
+            .ok_or(Error::NotFound {
+                entity: "connection",
+            })
+    }
+
     /// Loads `id` if the caller may perform `action` on it.
     ///
     /// # Errors

@@ -111,15 +111,10 @@ impl SsoService {
         conn: ConnectionId,
         action: Action,
     ) -> Result<()> {
-        self.orgs.authorize(principal, org, action).await?;
-        self.ports
-            .connections
-            .find(org, conn)
-            .await?
-            .map(|_| ())
-            .ok_or(Error::NotFound {
-                entity: "connection",
-            })
+        let connections = &*self.ports.connections;
+        self.orgs
+            .authorize_connection(principal, org, conn, action, connections)
+            .await
     }
 
     /// The connection a sign-in goes through, and the org it signs in to.

@@ -125,15 +125,10 @@ impl SyncService {
         org: OrgId,
         conn: ConnectionId,
     ) -> Result<()> {
-        self.orgs().authorize(principal, org, Action::Read).await?;
-        self.ports()
-            .connections
-            .find(org, conn)
-            .await?
-            .map(|_| ())
-            .ok_or(Error::NotFound {
-                entity: "connection",
-            })
+        let connections = &*self.ports().connections;
+        self.orgs()
+            .authorize_connection(principal, org, conn, Action::Read, connections)
+            .await
     }
 
     /// The status of every org drawing on a connection.

@@ -22,6 +22,20 @@ pub struct SsoProfile {
     pub raw_attributes: Map<String, Value>,
 }
 
+/// The group names a claim or attribute holds: a list, or one name.
+fn groups_in(value: &Value) -> Vec<String> {
+    match value {
+        Value::Array(items) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .take(MAX_GROUPS)
+            .map(str::to_owned)
+            .collect(),
+        Value::String(one) => vec![one.clone()],
+        _ => Vec::new(),
+    }
+}
+
 fn text_claim(claims: &Map<String, Value>, name: &str) -> Option<String> {
     claims
         .get(name)
@@ -56,16 +70,7 @@ impl SsoProfile {
         }
         let groups = groups_claim
             .and_then(|name| claims.get(name))
-            .map(|value| match value {
-                Value::Array(items) => items
-                    .iter()
-                    .filter_map(Value::as_str)
-                    .take(MAX_GROUPS)
-                    .map(str::to_owned)
-                    .collect(),
-                Value::String(one) => vec![one.clone()],
-                _ => Vec::new(),
-            })
+            .map(groups_in)
             .unwrap_or_default();
         Ok(Self {
             id,
@@ -166,16 +171,7 @@ impl SsoProfile {
         let groups = SAML_GROUPS
             .iter()
             .find_map(|name| attributes.get(*name))
-            .map(|value| match value {
-                Value::Array(items) => items
-                    .iter()
-                    .filter_map(Value::as_str)
-                    .take(MAX_GROUPS)
-                    .map(str::to_owned)
-                    .collect(),
-                Value::String(one) => vec![one.clone()],
-                _ => Vec::new(),
-            })
+            .map(groups_in)
             .unwrap_or_default();
         Ok(Self {
             id,

@@ -22,7 +22,7 @@ use orgsync_domain::sso::{check_endpoint, OidcEndpoints, Redemption, SignInError
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::net::{GuardedResolver, Reach};
+use crate::net::{guarded_client, Reach};
 
 /// Clock skew tolerated on `exp`, `nbf` and `iat`.
 const LEEWAY_SECS: u64 = 120;
@@ -106,20 +106,16 @@ impl HttpOidcProvider {
     /// # Errors
     /// When the HTTP client cannot be built (no TLS roots).
     pub fn new(settings: OidcClientSettings) -> anyhow::Result<Self> {
-        let client = reqwest::Client::builder()
-            .dns_resolver(Arc::new(GuardedResolver {
-                reach: if settings.allow_insecure_loopback {
-                    Reach::PublicAndLoopback
-                } else {
-                    Reach::Public
-                },
-            }))
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .timeout(settings.timeout)
-            .connect_timeout(settings.timeout.min(Duration::from_secs(5)))
-            .user_agent(concat!("orgsync-sso/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+        let reach = if settings.allow_insecure_loopback {
+            Reach::PublicAndLoopback
+        } else {
+            Reach::Public
+        };
+        let client = guarded_client(
+            reach,
+            settings.timeout,
+            concat!("orgsync-sso/", env!("CARGO_PKG_VERSION")),
+        )?;
         Ok(Self {
             client,
             settings,

@@ -10,7 +10,6 @@
 //! skew. libxml is not thread-safe across threads for one document, so each
 //! verification runs whole on one blocking thread.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -26,7 +25,7 @@ use samael::metadata::{EntityDescriptor, HTTP_REDIRECT_BINDING};
 use samael::service_provider::{ServiceProvider as SamaelSp, ServiceProviderBuilder};
 use serde_json::{Map, Value};
 
-use crate::net::{GuardedResolver, Reach};
+use crate::net::{guarded_client, Reach};
 
 /// Clock skew tolerated on the validity window.
 const SKEW_SECS: i64 = 120;
@@ -42,19 +41,16 @@ impl SamaelSamlProvider {
     /// # Errors
     /// When the HTTP client cannot be built (no TLS roots).
     pub fn new(allow_insecure_loopback: bool, timeout: Duration) -> anyhow::Result<Self> {
-        let client = reqwest::Client::builder()
-            .dns_resolver(Arc::new(GuardedResolver {
-                reach: if allow_insecure_loopback {
-                    Reach::PublicAndLoopback
-                } else {
-                    Reach::Public
-                },
-            }))
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .timeout(timeout)
-            .user_agent(concat!("orgsync-sso/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+        let reach = if allow_insecure_loopback {
+            Reach::PublicAndLoopback
+        } else {
+            Reach::Public
+        };
+        let client = guarded_client(
+            reach,
+            timeout,
+            concat!("orgsync-sso/", env!("CARGO_PKG_VERSION")),
+        )?;
         Ok(Self {
             client,
             allow_insecure_loopback,

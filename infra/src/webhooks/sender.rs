@@ -6,14 +6,13 @@
 //! No redirects are followed and no proxy from the environment is used:
 //! either would carry the request past those checks.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use orgsync_domain::events::Event;
 use orgsync_domain::ports::{Attempt, WebhookSender};
 use orgsync_domain::webhooks::check_target;
 
-use crate::net::{GuardedResolver, Reach};
+use crate::net::{guarded_client, Reach};
 
 /// How deliveries are made.
 #[derive(Debug, Clone, Copy)]
@@ -45,21 +44,16 @@ impl HttpWebhookSender {
     /// # Errors
     /// When the HTTP client cannot be built (no TLS roots).
     pub fn new(settings: SenderSettings) -> anyhow::Result<Self> {
-        let client = reqwest::Client::builder()
-            .dns_resolver(Arc::new(GuardedResolver {
-                reach: if settings.allow_private_targets {
-                    Reach::Anywhere
-                } else {
-                    Reach::Public
-                },
-            }))
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .timeout(settings.timeout)
-            .connect_timeout(settings.timeout.min(Duration::from_secs(5)))
-            .pool_max_idle_per_host(8)
-            .user_agent(concat!("orgsync-webhooks/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+        let reach = if settings.allow_private_targets {
+            Reach::Anywhere
+        } else {
+            Reach::Public
+        };
+        let client = guarded_client(
+            reach,
+            settings.timeout,
+            concat!("orgsync-webhooks/", env!("CARGO_PKG_VERSION")),
+        )?;
         Ok(Self { client, settings })
     }
 

@@ -210,15 +210,10 @@ impl MembersService {
         conn: ConnectionId,
         action: Action,
     ) -> Result<()> {
-        self.orgs.authorize(principal, org, action).await?;
-        self.ports
-            .connections
-            .find(org, conn)
-            .await?
-            .map(|_| ())
-            .ok_or(Error::NotFound {
-                entity: "connection",
-            })
+        let connections = &*self.ports.connections;
+        self.orgs
+            .authorize_connection(principal, org, conn, action, connections)
+            .await
     }
 
     /// # Errors

@@ -304,9 +304,12 @@ impl SamlProvider for SamaelSamlProvider {
     ) -> Result<(String, String)> {
         let failed = |e: String| Error::Internal(anyhow::anyhow!("AuthnRequest: {e}"));
         let provider = service_provider(idp, sp, false)?;
-        let request = provider
+        let mut request = provider
             .make_authentication_request(&idp.idp_sso_url)
             .map_err(|e| failed(e.to_string()))?;
+        // samael draws 32 random bits for the id; 122 make it unguessable
+        // (an NCName: it starts with a letter).
+        request.id = format!("id-{}", uuid::Uuid::new_v4().simple());
         let url = request
             .redirect(relay_state)
             .map_err(|e| failed(e.to_string()))?

@@ -3,6 +3,7 @@
 //! issue the one-time code, and audit the outcome either way.
 
 use serde_json::json;
+use time::OffsetDateTime;
 
 use super::{random_token, SsoPorts, SsoService, MAX_IDP_DESCRIPTION};
 use crate::audit::{Actor, AuditEntry};
@@ -37,6 +38,13 @@ async fn find_member(
             .member_by_email(org, conn, &profile.id, &profile.email),
     )?;
     Ok(linked.or(of_directory).or(by_email))
+}
+
+/// What an IdP's answer proved: who signed in, and for SAML the assertion
+/// (id, expiry) that may be accepted only once.
+pub(super) struct Proven {
+    pub(super) profile: SsoProfile,
+    pub(super) assertion: Option<(String, OffsetDateTime)>,
 }
 
 /// Why a sign-in did not produce a code.
@@ -151,11 +159,14 @@ impl SsoService {
     pub(super) async fn complete(
         &self,
         login: &PendingLogin,
-        proof: impl std::future::Future<Output = std::result::Result<SsoProfile, SignInFailure>>,
+        proof: impl std::future::Future<Output = std::result::Result<Proven, SignInFailure>>,
     ) -> std::result::Result<String, SignInFailure> {
-        let proven = proof.await;
-        let (result, profile) = match proven {
-            Ok(profile) => (self.admit_and_issue(login, &profile).await, Some(profile)),
+        let (result, profile) = match proof.await {
+            Ok(proven) => (
+                self.admit_and_issue(login, &proven.profile, proven.assertion.as_ref())
+                    .await,
+                Some(proven.profile),
+            ),
             Err(failure) => (Err(failure), None),
         };
         let refusal = match &result {
@@ -177,7 +188,7 @@ impl SsoService {
         login: &PendingLogin,
         config: Option<&SsoConfig>,
         params: &CallbackParams,
-    ) -> std::result::Result<SsoProfile, SignInFailure> {
+    ) -> std::result::Result<Proven, SignInFailure> {
         if params.error.is_some() {
             return Err(SignInError::denied(idp_description(params)).into());
         }
@@ -206,21 +217,21 @@ impl SsoService {
                 nonce: &login.nonce,
             })
             .await?;
-        Ok(SsoProfile::from_oidc_claims(
-            claims,
-            settings.groups_claim.as_deref(),
-        )?)
+        Ok(Proven {
+            profile: SsoProfile::from_oidc_claims(claims, settings.groups_claim.as_deref())?,
+            assertion: None,
+        })
     }
 
-    /// Who the SAML IdP says signed in: the response verified, its
-    /// assertion accepted once.
+    /// Who the SAML IdP says signed in: the response verified; its
+    /// assertion is recorded (accepted once) with the admission's reads.
     pub(super) async fn saml_profile(
         &self,
         login: &PendingLogin,
         config: Option<&SsoConfig>,
         saml_response: &str,
         request_id: Option<&str>,
-    ) -> std::result::Result<SsoProfile, SignInFailure> {
+    ) -> std::result::Result<Proven, SignInFailure> {
         let Some(SsoProtocol::Saml(idp)) = config.map(|c| &c.protocol) else {
             return Err(SignInError::denied("SAML single sign-on is no longer configured").into());
         };
@@ -230,27 +241,20 @@ impl SsoService {
             .saml
             .verify(idp, &sp, saml_response, request_id)
             .await?;
-        let fresh = self
-            .ports
-            .sso
-            .remember_assertion(
-                login.connection_id,
-                &assertion.id,
-                assertion.not_on_or_after,
-            )
-            .await?;
-        if !fresh {
-            return Err(SignInError::denied("this assertion was already used (a replay?)").into());
-        }
-        Ok(SsoProfile::from_saml(assertion)?)
+        let once = (assertion.id.clone(), assertion.not_on_or_after);
+        Ok(Proven {
+            profile: SsoProfile::from_saml(assertion)?,
+            assertion: Some(once),
+        })
     }
 
     async fn admit_and_issue(
         &self,
         login: &PendingLogin,
         profile: &SsoProfile,
+        assertion: Option<&(String, OffsetDateTime)>,
     ) -> std::result::Result<String, SignInFailure> {
-        let member = self.admit(login, profile).await?;
+        let member = self.admit(login, profile, assertion).await?;
         let code = random_token(&*self.ports.secrets);
         let issued = IssuedCode {
             org_id: login.org_id,
@@ -293,16 +297,34 @@ impl SsoService {
         &self,
         login: &PendingLogin,
         profile: &SsoProfile,
+        assertion: Option<&(String, OffsetDateTime)>,
     ) -> std::result::Result<Member, SignInFailure> {
         let ports = &self.ports;
-        // Independent reads, side by side: a sign-in waits on the sum of its
-        // round trips, so it pays for the slowest of these, not for all.
-        let (org, found, definitions, default_role) = futures::try_join!(
+        let first_use = async {
+            match assertion {
+                Some((id, until)) => {
+                    ports
+                        .sso
+                        .remember_assertion(login.connection_id, id, *until)
+                        .await
+                }
+                None => Ok(true),
+            }
+        };
+        // Independent reads (and the assertion's one-time record), side by
+        // side: a sign-in waits on the sum of its round trips, so it pays for
+        // the slowest of these, not for all. Nothing is written before the
+        // record says the assertion is new.
+        let (org, found, definitions, default_role, fresh) = futures::try_join!(
             ports.orgs.find(login.org_id),
             find_member(ports, login, profile),
             ports.members.attributes(login.connection_id),
             ports.members.jit_default_role(login.org_id),
+            first_use,
         )?;
+        if !fresh {
+            return Err(SignInError::denied("this assertion was already used (a replay?)").into());
+        }
         let org = org.ok_or_else(|| SignInError::denied("this organization no longer exists"))?;
         let claimed = claim_metadata(&definitions, &profile.raw_attributes);
         let role = self.jit_role(org.id, default_role).await?;

@@ -36,6 +36,33 @@ fn actor_columns(actor: &Actor) -> (&'static str, String) {
 /// Rows of audit entries per statement (11 parameters each).
 const ENTRIES_PER_STATEMENT: usize = 500;
 
+/// The columns an audit row is written with, in [`entry_row`]'s order.
+pub(crate) const AUDIT_COLUMNS: &str = "id, org_id, actor_kind, actor, actor_detail, action, \
+    target_kind, target_id, before_state, after_state, at";
+
+/// One entry's values, bound into `sql`: `p1, p2, …` for [`AUDIT_COLUMNS`].
+///
+/// # Errors
+/// When the actor cannot be encoded (never, for the actors there are).
+pub(crate) fn entry_row(entry: &AuditEntry, sql: &mut Sql) -> Result<String> {
+    let (kind, actor) = actor_columns(&entry.actor);
+    let detail = serde_json::to_string(&entry.actor).map_err(|e| Error::Internal(e.into()))?;
+    Ok([
+        sql.bind(entry.id),
+        sql.bind(entry.org_id.0),
+        sql.bind(kind),
+        sql.bind(actor),
+        sql.bind(detail),
+        sql.bind(entry.action.clone()),
+        sql.bind(entry.target_kind.clone()),
+        sql.bind(entry.target_id.clone()),
+        sql.bind(entry.before.as_ref().map(ToString::to_string)),
+        sql.bind(entry.after.as_ref().map(ToString::to_string)),
+        sql.bind(entry.at),
+    ]
+    .join(", "))
+}
+
 /// Appends `entries` through `conn`: a connection, or the transaction of the
 /// change they record, so the change and its record commit together.
 pub(crate) async fn insert_entries(
@@ -46,29 +73,12 @@ pub(crate) async fn insert_entries(
         let mut sql = Sql::default();
         let mut rows = Vec::with_capacity(chunk.len());
         for entry in chunk {
-            let (kind, actor) = actor_columns(&entry.actor);
-            let detail =
-                serde_json::to_string(&entry.actor).map_err(|e| Error::Internal(e.into()))?;
-            let params = [
-                sql.bind(entry.id),
-                sql.bind(entry.org_id.0),
-                sql.bind(kind),
-                sql.bind(actor),
-                sql.bind(detail),
-                sql.bind(entry.action.clone()),
-                sql.bind(entry.target_kind.clone()),
-                sql.bind(entry.target_id.clone()),
-                sql.bind(entry.before.as_ref().map(ToString::to_string)),
-                sql.bind(entry.after.as_ref().map(ToString::to_string)),
-                sql.bind(entry.at),
-            ];
-            rows.push(format!("({})", params.join(", ")));
+            rows.push(format!("({})", entry_row(entry, &mut sql)?));
         }
         conn.execute(Statement::from_sql_and_values(
             conn.get_database_backend(),
             format!(
-                "INSERT INTO audit_events (id, org_id, actor_kind, actor, actor_detail, action, target_kind, target_id, \
-                 before_state, after_state, at) VALUES {}",
+                "INSERT INTO audit_events ({AUDIT_COLUMNS}) VALUES {}",
                 rows.join(", ")
             ),
             sql.values,

@@ -23,27 +23,35 @@ use crate::Database;
 /// Rows per insert statement (7 parameters each).
 const EVENTS_PER_STATEMENT: usize = 1000;
 
+/// The columns an event row is written with, in [`event_row`]'s order.
+pub(crate) const EVENT_COLUMNS: &str = "id, org_id, event_type, occurred_at, data, previous";
+
+/// One event's values, bound into `sql`: `p1, p2, …` for [`EVENT_COLUMNS`].
+pub(crate) fn event_row(event: &Event, sql: &mut Sql) -> String {
+    [
+        sql.bind(event.id),
+        sql.bind(event.org_id.0),
+        sql.bind(event.event_type.as_str()),
+        sql.bind(event.occurred_at),
+        sql.bind(event.data.to_string()),
+        sql.bind(event.previous.as_ref().map(ToString::to_string)),
+    ]
+    .join(", ")
+}
+
 /// Appends `events` through `conn`: the transaction of the change they
 /// describe, so that both commit or neither does.
 pub(crate) async fn insert_events(conn: &impl ConnectionTrait, events: &[Event]) -> Result<()> {
     for chunk in events.chunks(EVENTS_PER_STATEMENT) {
         let mut sql = Sql::default();
-        let mut rows = Vec::with_capacity(chunk.len());
-        for event in chunk {
-            let params = [
-                sql.bind(event.id),
-                sql.bind(event.org_id.0),
-                sql.bind(event.event_type.as_str()),
-                sql.bind(event.occurred_at),
-                sql.bind(event.data.to_string()),
-                sql.bind(event.previous.as_ref().map(ToString::to_string)),
-            ];
-            rows.push(format!("({})", params.join(", ")));
-        }
+        let rows: Vec<String> = chunk
+            .iter()
+            .map(|event| format!("({})", event_row(event, &mut sql)))
+            .collect();
         conn.execute(Statement::from_sql_and_values(
             conn.get_database_backend(),
             format!(
-                "INSERT INTO events (id, org_id, event_type, occurred_at, data, previous) VALUES {}",
+                "INSERT INTO events ({EVENT_COLUMNS}) VALUES {}",
                 rows.join(", ")
             ),
             sql.values,

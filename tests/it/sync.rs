@@ -68,6 +68,17 @@ async fn switching_to_scim_previews_removals_adopts_by_email_and_needs_confirmat
         .await;
     let (status, _) = dir.add_member(json!({"email": "carol@example.com"})).await;
     assert_eq!(status, 201);
+    // An email is one member, whatever its case; the refused add writes nothing.
+    let (status, problem) = dir.add_member(json!({"email": "CAROL@example.com"})).await;
+    assert_eq!(status, 409, "{problem}");
+    assert_eq!(
+        problem["type"],
+        "https://orgsync.dev/problems/already-exists"
+    );
+    let (_, created) = dir
+        .admin("GET", "/audit-log?action=member.created", None)
+        .await;
+    assert_eq!(created["data"].as_array().unwrap().len(), 2, "{created}");
 
     let (status, preview) = dir
         .admin(

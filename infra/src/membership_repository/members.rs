@@ -7,19 +7,31 @@ use orgsync_domain::error::ConflictCode;
 use orgsync_domain::events::Event;
 use orgsync_domain::membership::{Member, SpendLimit};
 use orgsync_domain::{Error, Result};
-use sea_orm::{ConnectionTrait, TransactionTrait};
+use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, TransactionTrait};
 
-use super::rows::insert_members;
+use super::rows::{insert_members, member_values, MEMBER_INSERT_COLUMNS};
 use super::SqlMembershipRepository;
-use crate::audit_log::insert_entries;
+use crate::audit_log::{entry_row, insert_entries, AUDIT_COLUMNS};
 use crate::db::{db_err, sql_err};
-use crate::events::insert_events;
+use crate::events::{event_row, insert_events, EVENT_COLUMNS};
+use crate::filter_sql::Sql;
+
+fn email_taken() -> Error {
+    Error::conflict(
+        ConflictCode::AlreadyExists,
+        "a member with this email already exists",
+    )
+}
 
 pub(super) async fn insert(
     repo: &SqlMembershipRepository,
     member: &Member,
     audit: &AuditEntry,
 ) -> Result<()> {
+    let event = Event::member_created(member, member.created_at);
+    if repo.db.backend() == DbBackend::Postgres {
+        return insert_in_one_statement(repo, member, &event, audit).await;
+    }
     let taken = repo
         .db
         .connection()
@@ -30,24 +42,58 @@ pub(super) async fn insert(
         .await
         .map_err(db_err)?;
     if taken.is_some() {
-        return Err(Error::conflict(
-            ConflictCode::AlreadyExists,
-            "a member with this email already exists",
-        ));
+        return Err(email_taken());
     }
     // The check above answers the common case; a unique index settles a
     // race between two adds of the same email.
     let txn = repo.db.connection().begin().await.map_err(db_err)?;
     insert_members(&txn, &[member]).await.map_err(|e| match e {
-        Error::Conflict { .. } => Error::conflict(
-            ConflictCode::AlreadyExists,
-            "a member with this email already exists",
-        ),
+        Error::Conflict { .. } => email_taken(),
         other => other,
     })?;
-    insert_events(&txn, &[Event::member_created(member, member.created_at)]).await?;
+    insert_events(&txn, &[event]).await?;
     insert_entries(&txn, std::slice::from_ref(audit)).await?;
     txn.commit().await.map_err(db_err)
+}
+
+/// PostgreSQL: the email check, the member, its event and its audit entry
+/// in one statement (one round trip, one implicit transaction). The event
+/// and the entry are written only when the member is.
+async fn insert_in_one_statement(
+    repo: &SqlMembershipRepository,
+    member: &Member,
+    event: &Event,
+    audit: &AuditEntry,
+) -> Result<()> {
+    #[derive(FromQueryResult)]
+    struct Inserted {
+        inserted: i64,
+    }
+    let mut sql = Sql::default();
+    let values = member_values(member, &mut sql);
+    let values = values.trim_start_matches('(').trim_end_matches(')');
+    let org = sql.bind(member.org_id.0);
+    let email = sql.bind(member.email.to_lowercase());
+    let event = event_row(event, &mut sql);
+    let entry = entry_row(audit, &mut sql)?;
+    let text = format!(
+        "WITH m AS (INSERT INTO members ({MEMBER_INSERT_COLUMNS}) SELECT {values} \
+           WHERE NOT EXISTS (SELECT 1 FROM members WHERE org_id = {org} AND email_lower = {email}) \
+           RETURNING id), \
+         e AS (INSERT INTO events ({EVENT_COLUMNS}) SELECT {event} FROM m), \
+         a AS (INSERT INTO audit_events ({AUDIT_COLUMNS}) SELECT {entry} FROM m) \
+         SELECT COUNT(*) AS inserted FROM m"
+    );
+    let row = Inserted::find_by_statement(repo.stmt(&text, sql.values))
+        .one(repo.db.connection())
+        .await
+        // A unique index settles a race between two adds of the same email
+        // (or of the same directory user).
+        .map_err(|e| sql_err(e, "a member with this email already exists"))?;
+    match row {
+        Some(Inserted { inserted: 1 }) => Ok(()),
+        _ => Err(email_taken()),
+    }
 }
 
 pub(super) async fn update(

@@ -81,7 +81,12 @@ pub(crate) fn rows_to_members(rows: Vec<MemberRow>) -> Result<Vec<Member>> {
     rows.into_iter().map(Member::try_from).collect()
 }
 
-fn member_values(m: &Member, sql: &mut Sql) -> String {
+/// The columns a member row is written with, in [`member_values`]'s order.
+pub(super) const MEMBER_INSERT_COLUMNS: &str = "id, org_id, directory_user_id, email, email_lower, name, role, seat_tier, \
+    spend_limit_minor, spend_limit_currency, public_metadata, status, source, created_at, updated_at";
+
+/// One member's values, bound into `sql`: `(p1, p2, …)` for [`MEMBER_INSERT_COLUMNS`].
+pub(super) fn member_values(m: &Member, sql: &mut Sql) -> String {
     let metadata = serde_json::to_string(&m.public_metadata).unwrap_or_else(|_| "{}".into());
     format!(
         "({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {})",
@@ -108,8 +113,7 @@ pub(super) async fn insert_members(txn: &DatabaseTransaction, members: &[&Member
         let mut sql = Sql::default();
         let rows: Vec<String> = chunk.iter().map(|m| member_values(m, &mut sql)).collect();
         let text = format!(
-            "INSERT INTO members (id, org_id, directory_user_id, email, email_lower, name, role, seat_tier, \
-             spend_limit_minor, spend_limit_currency, public_metadata, status, source, created_at, updated_at) VALUES {}",
+            "INSERT INTO members ({MEMBER_INSERT_COLUMNS}) VALUES {}",
             rows.join(", ")
         );
         txn.execute(Statement::from_sql_and_values(

@@ -31,6 +31,20 @@ struct Timings {
     callback: Duration,
     token: Duration,
     idp_token: Duration,
+    /// The server's own time for its three requests (`Server-Timing`).
+    server: Duration,
+}
+
+/// The server's time for one response, from its `Server-Timing: app;dur=`.
+fn server_timing(response: &reqwest::Response) -> Duration {
+    let ms = response
+        .headers()
+        .get("server-timing")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split("dur=").nth(1))
+        .and_then(|v| v.parse::<f64>().ok())
+        .expect("a Server-Timing header");
+    Duration::from_secs_f64(ms / 1000.0)
 }
 
 fn location(response: &reqwest::Response) -> String {
@@ -38,13 +52,14 @@ fn location(response: &reqwest::Response) -> String {
     response.headers()["location"].to_str().unwrap().to_owned()
 }
 
-/// Redeems the code the product's callback URL carries: how long it took.
+/// Redeems the code the product's callback URL carries: how long it took,
+/// for the client and for the server.
 async fn redeem_code(
     browser: &reqwest::Client,
     base: &str,
     token: &str,
     product: &str,
-) -> Duration {
+) -> (Duration, Duration) {
     let product = url::Url::parse(product).unwrap();
     let code = product
         .query_pairs()
@@ -61,7 +76,7 @@ async fn redeem_code(
         .unwrap();
     let took = t.elapsed();
     assert_eq!(redeemed.status().as_u16(), 200, "the code was not redeemed");
-    took
+    (took, server_timing(&redeemed))
 }
 
 async fn sign_in(
@@ -83,13 +98,14 @@ async fn sign_in(
     let t = Instant::now();
     let back = browser.get(&callback).send().await.unwrap();
     let callback = t.elapsed();
-    let token = redeem_code(browser, base, token, &location(&back)).await;
+    let (token, token_server) = redeem_code(browser, base, token, &location(&back)).await;
     let idp_token = idp.take_token_times().into_iter().sum();
     Timings {
         authorize,
         callback,
         token,
         idp_token,
+        server: server_timing(&at_orgsync) + server_timing(&back) + token_server,
     }
 }
 
@@ -172,6 +188,7 @@ pub async fn sso_benchmark(admin: &Target, base: &str, org: &str, conn: uuid::Uu
     ] {
         let mut steps: [Vec<Duration>; 4] = Default::default();
         let mut orgsync = Vec::with_capacity(n);
+        let mut server = Vec::with_capacity(n);
         let before = server_time(&browser, base, OIDC_ROUTES).await;
         let started = Instant::now();
         for i in 0..n {
@@ -179,6 +196,7 @@ pub async fn sso_benchmark(admin: &Target, base: &str, org: &str, conn: uuid::Uu
             let t = sign_in(&browser, base, org, &admin.token, &idp).await;
             let total = t.authorize + t.callback + t.token;
             orgsync.push(total.saturating_sub(t.idp_token));
+            server.push(t.server.saturating_sub(t.idp_token));
             for (k, d) in [t.authorize, t.callback, t.token, t.idp_token]
                 .into_iter()
                 .enumerate()
@@ -204,6 +222,12 @@ pub async fn sso_benchmark(admin: &Target, base: &str, org: &str, conn: uuid::Uu
             format!("{phase}: orgsync time per round trip"),
             elapsed,
             orgsync,
+        )
+        .print();
+        Stats::new(
+            format!("{phase}: server time per round trip (Server-Timing, minus the IdP's)"),
+            elapsed,
+            server,
         )
         .print();
         let after = server_time(&browser, base, OIDC_ROUTES).await;
@@ -253,8 +277,9 @@ pub async fn saml_benchmark(admin: &Target, base: &str, org: &str, n: usize) {
         let (browser, start, idp, sp_entity_id) = (&browser, &start, &idp, &sp_entity_id);
         async move {
             let t = Instant::now();
-            let to_idp = location(&browser.get(start).send().await.unwrap());
+            let at_orgsync = browser.get(start).send().await.unwrap();
             let authorize = t.elapsed();
+            let to_idp = location(&at_orgsync);
             let email = format!("saml-{i}@example.com");
             let (response, relay) = idp.answer(
                 &to_idp,
@@ -282,8 +307,9 @@ pub async fn saml_benchmark(admin: &Target, base: &str, org: &str, n: usize) {
             let acs_time = t.elapsed();
             assert_eq!(back.status().as_u16(), 303, "the ACS did not redirect");
             let product = back.headers()["location"].to_str().unwrap().to_owned();
-            let token = redeem_code(browser, base, &admin.token, &product).await;
-            [authorize, acs_time, token]
+            let (token, token_server) = redeem_code(browser, base, &admin.token, &product).await;
+            let server = server_timing(&at_orgsync) + server_timing(&back) + token_server;
+            [authorize, acs_time, token, server]
         }
     };
     for i in 0..20 {
@@ -296,7 +322,7 @@ pub async fn saml_benchmark(admin: &Target, base: &str, org: &str, n: usize) {
         "first sign-in (JIT creates the member)",
         "returning user (no change)",
     ] {
-        let mut steps: [Vec<Duration>; 4] = Default::default();
+        let mut steps: [Vec<Duration>; 5] = Default::default();
         let before = server_time(&browser, base, SAML_ROUTES).await;
         let started = Instant::now();
         for i in 0..n {
@@ -304,13 +330,14 @@ pub async fn saml_benchmark(admin: &Target, base: &str, org: &str, n: usize) {
             for (k, d) in t.into_iter().enumerate() {
                 steps[k].push(d);
             }
-            steps[3].push(t.iter().sum());
+            steps[4].push(t[..3].iter().sum());
         }
         let elapsed = started.elapsed();
         for (name, latencies) in [
             "GET /sso/authorize",
             "POST /sso/saml/{conn}/acs",
             "POST /sso/token",
+            "server time per round trip (Server-Timing)",
             "orgsync time per round trip",
         ]
         .into_iter()

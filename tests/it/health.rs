@@ -46,6 +46,15 @@ async fn every_response_carries_a_request_id_and_a_sane_caller_id_is_kept() {
         .unwrap()
         .to_owned();
     assert!(uuid::Uuid::parse_str(&id).is_ok(), "{id}");
+    // And the server's own time, so a client can tell it from the network's.
+    let timing = generated
+        .headers()
+        .get("server-timing")
+        .unwrap()
+        .to_str()
+        .unwrap();
+    let ms: f64 = timing.strip_prefix("app;dur=").unwrap().parse().unwrap();
+    assert!((0.0..10_000.0).contains(&ms), "{timing}");
 
     for (sent, kept) in [("trace-abc_123", true), ("bad id with spaces", false)] {
         let response = app

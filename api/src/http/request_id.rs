@@ -66,5 +66,13 @@ pub async fn trace_request(
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(REQUEST_ID, value);
     }
+    // W3C Server-Timing: the time until the response head, so a client can
+    // tell the server's share of a latency from the network's.
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    if let Ok(value) = HeaderValue::from_str(&format!("app;dur={elapsed_ms:.3}")) {
+        response
+            .headers_mut()
+            .insert(HeaderName::from_static("server-timing"), value);
+    }
     Ok(response)
 }

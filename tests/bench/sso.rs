@@ -109,40 +109,6 @@ async fn sign_in(
     }
 }
 
-const OIDC_ROUTES: [&str; 3] = ["/sso/authorize", "/sso/oidc/callback", "/sso/token"];
-const SAML_ROUTES: [&str; 3] = ["/sso/authorize", "/sso/saml/{conn}/acs", "/sso/token"];
-
-/// Server-side time of the sign-in routes so far, from the server's own
-/// latency histogram: (seconds, requests) per route.
-async fn server_time(http: &reqwest::Client, base: &str, routes: [&str; 3]) -> [(f64, f64); 3] {
-    let text = http
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let mut out = [(0.0, 0.0); 3];
-    for line in text.lines() {
-        let Some((series, value)) = line.rsplit_once(' ') else {
-            continue;
-        };
-        let value: f64 = value.parse().unwrap_or(0.0);
-        for (i, route) in routes.iter().enumerate() {
-            if !series.contains(&format!("route=\"{route}\"")) {
-                continue;
-            }
-            if series.contains("http_request_duration_seconds_sum") {
-                out[i].0 += value;
-            } else if series.contains("http_request_duration_seconds_count") {
-                out[i].1 += value;
-            }
-        }
-    }
-    out
-}
-
 pub async fn sso_benchmark(admin: &Target, base: &str, org: &str, conn: uuid::Uuid, n: usize) {
     let idp = TestIdp::start();
     let (status, body) = admin
@@ -179,8 +145,8 @@ pub async fn sso_benchmark(admin: &Target, base: &str, org: &str, conn: uuid::Uu
     }
     println!(
         "\nSSO (OIDC, RS256 ID tokens, PKCE): {n} sign-ins per phase, one at a time; \
-         orgsync time = authorize + callback + token as the client times them, \
-         minus the IdP's own token handling"
+         orgsync time = authorize + callback + token as the client times them \
+         (and as the server's Server-Timing says), minus the IdP's own token handling"
     );
     for phase in [
         "first sign-in (JIT creates the member)",
@@ -189,7 +155,6 @@ pub async fn sso_benchmark(admin: &Target, base: &str, org: &str, conn: uuid::Uu
         let mut steps: [Vec<Duration>; 4] = Default::default();
         let mut orgsync = Vec::with_capacity(n);
         let mut server = Vec::with_capacity(n);
-        let before = server_time(&browser, base, OIDC_ROUTES).await;
         let started = Instant::now();
         for i in 0..n {
             idp.sign_in_as(user(i));
@@ -205,8 +170,6 @@ pub async fn sso_benchmark(admin: &Target, base: &str, org: &str, conn: uuid::Uu
             }
         }
         let elapsed = started.elapsed();
-        let steps_idp_mean = steps[3].iter().map(Duration::as_secs_f64).sum::<f64>() * 1000.0
-            / steps[3].len().max(1) as f64;
         for (name, latencies) in [
             "GET /sso/authorize",
             "GET /sso/oidc/callback (incl. the IdP's token endpoint)",
@@ -230,19 +193,6 @@ pub async fn sso_benchmark(admin: &Target, base: &str, org: &str, conn: uuid::Uu
             server,
         )
         .print();
-        let after = server_time(&browser, base, OIDC_ROUTES).await;
-        let mut server_ms = 0.0;
-        for (i, route) in ["authorize", "callback", "token"].into_iter().enumerate() {
-            let (seconds, count) = (after[i].0 - before[i].0, after[i].1 - before[i].1);
-            let mean = seconds / count.max(1.0) * 1000.0;
-            server_ms += mean;
-            println!("{phase}: server-side mean of {route}: {mean:.2} ms over {count} requests");
-        }
-        println!(
-            "{phase}: server-side time per round trip (mean; the IdP's token handling, \
-             {steps_idp_mean:.2} ms, taken out): {:.2} ms",
-            server_ms - steps_idp_mean
-        );
     }
 }
 
@@ -323,7 +273,6 @@ pub async fn saml_benchmark(admin: &Target, base: &str, org: &str, n: usize) {
         "returning user (no change)",
     ] {
         let mut steps: [Vec<Duration>; 5] = Default::default();
-        let before = server_time(&browser, base, SAML_ROUTES).await;
         let started = Instant::now();
         for i in 0..n {
             let t = one(i).await;
@@ -345,10 +294,5 @@ pub async fn saml_benchmark(admin: &Target, base: &str, org: &str, n: usize) {
         {
             Stats::new(format!("SAML {phase}: {name}"), elapsed, latencies).print();
         }
-        let after = server_time(&browser, base, SAML_ROUTES).await;
-        let server_ms: f64 = (0..3)
-            .map(|i| (after[i].0 - before[i].0) / (after[i].1 - before[i].1).max(1.0) * 1000.0)
-            .sum();
-        println!("SAML {phase}: server-side time per round trip (mean): {server_ms:.2} ms");
     }
 }

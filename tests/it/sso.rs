@@ -86,13 +86,19 @@ async fn follow(
     app.send(request("GET", &path, None, None)).await
 }
 
+/// Where the product sends the browser to sign in through `target`
+/// (`organization=…` or `connection=…`), back to [`PRODUCT`].
+fn authorize_path(target: &str) -> String {
+    format!(
+        "/sso/authorize?{target}&redirect_uri={}&state=product-state",
+        url::form_urlencoded::byte_serialize(PRODUCT.as_bytes()).collect::<String>()
+    )
+}
+
 /// The browser's whole journey from the product's link to its callback:
 /// the product callback's query (`code` and `state`, or `error`).
 async fn sign_in(app: &TestApp, target: &str) -> std::collections::HashMap<String, String> {
-    let start = format!(
-        "/sso/authorize?{target}&redirect_uri={}&state=product-state",
-        url::form_urlencoded::byte_serialize(PRODUCT.as_bytes()).collect::<String>()
-    );
+    let start = authorize_path(target);
     let at_orgsync = app.send(request("GET", &start, None, None)).await;
     let to_idp = location(&at_orgsync);
     if to_idp.starts_with(PRODUCT) {
@@ -374,11 +380,7 @@ async fn a_sign_in_state_works_once_and_redirect_uris_are_allow_listed() {
     assert_eq!(back["error"], "invalid_request", "{back:?}");
 
     // The IdP's answer can be used once: a replayed callback is refused.
-    let start = format!(
-        "/sso/authorize?organization={}&redirect_uri={}",
-        dir.org,
-        url::form_urlencoded::byte_serialize(PRODUCT.as_bytes()).collect::<String>()
-    );
+    let start = authorize_path(&format!("organization={}", dir.org));
     let to_idp = location(&app.send(request("GET", &start, None, None)).await);
     let sent = params(&to_idp);
     assert_eq!(sent["code_challenge_method"], "S256");
@@ -568,11 +570,7 @@ async fn saml_sign_in(
     attributes: &[(&str, &str)],
     forge: SamlForge,
 ) -> std::collections::HashMap<String, String> {
-    let start = format!(
-        "/sso/authorize?organization={}&redirect_uri={}&state=product-state",
-        dir.org,
-        url::form_urlencoded::byte_serialize(PRODUCT.as_bytes()).collect::<String>()
-    );
+    let start = authorize_path(&format!("organization={}", dir.org));
     let to_idp = location(&dir.app.send(request("GET", &start, None, None)).await);
     assert!(to_idp.starts_with(SSO_URL), "{to_idp}");
     let sp = format!("http://127.0.0.1:8080/sso/saml/{}/metadata", dir.conn);
@@ -718,11 +716,7 @@ async fn forged_or_replayed_saml_responses_are_refused_and_create_nothing() {
     assert!(members_by_email(&dir, &dir.org).await.is_empty());
 
     // An honest response works once: its sign-in is then finished.
-    let start = format!(
-        "/sso/authorize?organization={}&redirect_uri={}",
-        dir.org,
-        url::form_urlencoded::byte_serialize(PRODUCT.as_bytes()).collect::<String>()
-    );
+    let start = authorize_path(&format!("organization={}", dir.org));
     let to_idp = location(&dir.app.send(request("GET", &start, None, None)).await);
     let sp = format!("http://127.0.0.1:8080/sso/saml/{}/metadata", dir.conn);
     let (response, relay) = idp.answer(&to_idp, &sp, "ada@example.com", &[], SamlForge::Honest);

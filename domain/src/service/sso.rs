@@ -104,19 +104,6 @@ impl SsoService {
         self.ports.clock.now()
     }
 
-    async fn connection_of(
-        &self,
-        principal: &Principal,
-        org: OrgId,
-        conn: ConnectionId,
-        action: Action,
-    ) -> Result<()> {
-        let connections = &*self.ports.connections;
-        self.orgs
-            .authorize_connection(principal, org, conn, action, connections)
-            .await
-    }
-
     /// The connection a sign-in goes through, and the org it signs in to.
     async fn resolve(&self, target: Target) -> Result<Option<(SsoConfig, OrgId)>> {
         let sso = &self.ports.sso;

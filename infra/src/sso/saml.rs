@@ -34,7 +34,6 @@ const MAX_ISSUE_DELAY_SECS: i64 = 180;
 
 pub struct SamaelSamlProvider {
     client: reqwest::Client,
-    allow_insecure_loopback: bool,
 }
 
 impl SamaelSamlProvider {
@@ -51,10 +50,7 @@ impl SamaelSamlProvider {
             timeout,
             concat!("orgsync-sso/", env!("CARGO_PKG_VERSION")),
         )?;
-        Ok(Self {
-            client,
-            allow_insecure_loopback,
-        })
+        Ok(Self { client })
     }
 
     async fn fetch_metadata(&self, url: &url::Url) -> Result<String> {
@@ -280,19 +276,12 @@ impl SamlProvider for SamaelSamlProvider {
                 entity_id,
                 sso_url,
                 certificate,
-            } => {
-                orgsync_domain::sso::check_endpoint(
-                    &sso_url,
-                    "idp_sso_url",
-                    self.allow_insecure_loopback,
-                )?;
-                Ok(SamlSettings {
-                    idp_entity_id: entity_id,
-                    idp_sso_url: sso_url,
-                    idp_certificate: normalize_certificate(&certificate)?,
-                    allow_idp_initiated: false,
-                })
-            }
+            } => Ok(SamlSettings {
+                idp_entity_id: entity_id,
+                idp_sso_url: sso_url,
+                idp_certificate: normalize_certificate(&certificate)?,
+                allow_idp_initiated: false,
+            }),
         }
     }
 

@@ -203,19 +203,6 @@ impl MembersService {
         Ok(tiers)
     }
 
-    async fn connection_of(
-        &self,
-        principal: &Principal,
-        org: OrgId,
-        conn: ConnectionId,
-        action: Action,
-    ) -> Result<()> {
-        let connections = &*self.ports.connections;
-        self.orgs
-            .authorize_connection(principal, org, conn, action, connections)
-            .await
-    }
-
     /// # Errors
     /// `NotFound` for a connection of another org, or as `authorize`.
     pub async fn attributes(
@@ -224,7 +211,8 @@ impl MembersService {
         org: OrgId,
         conn: ConnectionId,
     ) -> Result<Vec<AttributeDefinition>> {
-        self.connection_of(principal, org, conn, Action::Read)
+        self.orgs
+            .authorize_connection(principal, org, conn, Action::Read, &*self.ports.connections)
             .await?;
         self.ports.members.attributes(conn).await
     }
@@ -240,7 +228,14 @@ impl MembersService {
         conn: ConnectionId,
         definitions: Vec<AttributeDefinition>,
     ) -> Result<Vec<AttributeDefinition>> {
-        self.connection_of(principal, org, conn, Action::Write)
+        self.orgs
+            .authorize_connection(
+                principal,
+                org,
+                conn,
+                Action::Write,
+                &*self.ports.connections,
+            )
             .await?;
         validate_attributes(&definitions)?;
         let before = self.ports.members.attributes(conn).await?;

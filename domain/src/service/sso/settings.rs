@@ -49,15 +49,16 @@ impl SsoService {
         }
     }
 
-    /// # Errors
-    /// `NotFound` for a connection of another org or one without SSO; as `authorize`.
-    pub async fn settings(
+    /// The settings of `conn`, once `action` on its org is authorized.
+    async fn config_of(
         &self,
         principal: &Principal,
         org: OrgId,
         conn: ConnectionId,
+        action: Action,
     ) -> Result<SsoConfig> {
-        self.connection_of(principal, org, conn, Action::Read)
+        self.orgs
+            .authorize_connection(principal, org, conn, action, &*self.ports.connections)
             .await?;
         self.ports
             .sso
@@ -66,6 +67,17 @@ impl SsoService {
             .ok_or(Error::NotFound {
                 entity: "sso settings",
             })
+    }
+
+    /// # Errors
+    /// `NotFound` for a connection of another org or one without SSO; as `authorize`.
+    pub async fn settings(
+        &self,
+        principal: &Principal,
+        org: OrgId,
+        conn: ConnectionId,
+    ) -> Result<SsoConfig> {
+        self.config_of(principal, org, conn, Action::Read).await
     }
 
     /// Creates or replaces a connection's settings: OIDC after checking that
@@ -81,7 +93,14 @@ impl SsoService {
         conn: ConnectionId,
         input: SsoInput,
     ) -> Result<SsoConfig> {
-        self.connection_of(principal, org, conn, Action::Write)
+        self.orgs
+            .authorize_connection(
+                principal,
+                org,
+                conn,
+                Action::Write,
+                &*self.ports.connections,
+            )
             .await?;
         let current = self.ports.sso.find_config(conn).await?;
         let protocol = match input {
@@ -147,8 +166,7 @@ impl SsoService {
         org: OrgId,
         conn: ConnectionId,
     ) -> Result<()> {
-        let current = self.settings(principal, org, conn).await?;
-        self.orgs.authorize(principal, org, Action::Write).await?;
+        let current = self.config_of(principal, org, conn, Action::Write).await?;
         let audit = AuditEntry::new(
             org,
             Actor::of(principal),

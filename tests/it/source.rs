@@ -342,3 +342,71 @@ async fn a_childs_token_cannot_preview_or_delete_its_parents_connection() {
     assert!(connection_enabled(&dir, &dir.org, &dir.conn).await);
     dir.app.finish().await;
 }
+
+/// Rows of `table` for the connection `conn`.
+async fn rows_of(dir: &Directory, table: &str, conn: &str) -> i64 {
+    use sea_orm::{ConnectionTrait, Statement};
+    let db = dir.app.runtime.db.connection();
+    let row = db
+        .query_one(Statement::from_sql_and_values(
+            db.get_database_backend(),
+            format!("SELECT COUNT(*) AS n FROM {table} WHERE connection_id = $1"),
+            [uuid::Uuid::parse_str(conn).unwrap().into()],
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get::<i64>("", "n").unwrap()
+}
+
+/// A connection's change log and tombstones go with it, whether the
+/// connection itself or its org is deleted. On PostgreSQL no foreign key
+/// ties them to the connection (so that appending locks nothing): a trigger
+/// removes them instead, and this proves it does.
+#[actix_web::test]
+async fn a_deleted_connection_leaves_no_change_log_or_tombstones_behind() {
+    let dir = Directory::new().await;
+    let mut leftovers = Vec::new();
+    for (slug, delete) in [("conn", "connection"), ("org", "org")] {
+        let org = child(&dir, slug).await;
+        let (conn, token) = own_connection(&dir, &org).await;
+        let (status, user) = dir
+            .app
+            .call(
+                "POST",
+                &format!("/scim/v2/{conn}/Users"),
+                Some(&token),
+                Some(json!({"userName": format!("{slug}@example.com"), "externalId": slug})),
+            )
+            .await;
+        assert_eq!(status, 201, "{user}");
+        let path = format!("/scim/v2/{conn}/Users/{}", user["id"].as_str().unwrap());
+        assert_eq!(
+            dir.app.call("DELETE", &path, Some(&token), None).await.0,
+            204
+        );
+        assert!(rows_of(&dir, "directory_events", &conn).await >= 2);
+        assert_eq!(rows_of(&dir, "directory_user_tombstones", &conn).await, 1);
+
+        let rest = match delete {
+            "connection" => format!("/connections/{conn}"),
+            _ => String::new(),
+        };
+        let (status, body) = admin(&dir, "DELETE", &org, &rest, None).await;
+        assert_eq!(status, 204, "deleting the {delete}: {body}");
+        leftovers.push((
+            delete,
+            rows_of(&dir, "directory_events", &conn).await,
+            rows_of(&dir, "directory_user_tombstones", &conn).await,
+        ));
+    }
+    assert_eq!(
+        leftovers,
+        [("connection", 0, 0), ("org", 0, 0)],
+        "(deleted, events left, tombstones left)"
+    );
+    // The parent's own log is untouched.
+    dir.user("parent@example.com").await;
+    assert!(rows_of(&dir, "directory_events", &dir.conn).await >= 1);
+    dir.app.finish().await;
+}

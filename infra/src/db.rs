@@ -10,6 +10,46 @@ use sea_orm::{
     ConnectOptions, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, FromQueryResult, SqlErr,
 };
 
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a pooled PostgreSQL connection may sit idle and still be handed
+/// out without a ping. Pinging on every checkout (sqlx's default) doubles the
+/// round trips of every statement; a connection in steady use has just proved
+/// itself, and one idle longer (say, across a server restart) is checked
+/// first, as pgbouncer's `server_check_delay` does.
+const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
+
+/// The PostgreSQL pool, built with sqlx directly so that a connection is
+/// pinged only after [`IDLE_BEFORE_PING`] (sea-orm offers all or nothing).
+async fn postgres_pool(url: &str, max_connections: u32) -> Result<DatabaseConnection, DbErr> {
+    use sea_orm::sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+    use sea_orm::sqlx::{ConnectOptions as _, Connection as _};
+    let conn_err = |e: sea_orm::sqlx::Error| DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e));
+    let options = url
+        .parse::<PgConnectOptions>()
+        .map_err(conn_err)?
+        .disable_statement_logging();
+    let pool = PgPoolOptions::new()
+        .max_connections(max_connections)
+        .min_connections(0)
+        .acquire_timeout(CONNECT_TIMEOUT)
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= IDLE_BEFORE_PING {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
+        .connect_with(options)
+        .await
+        .map_err(conn_err)?;
+    Ok(sea_orm::SqlxPostgresConnector::from_sqlx_postgres_pool(
+        pool,
+    ))
+}
+
 /// A connection pool to PostgreSQL or SQLite; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Database {
@@ -23,12 +63,17 @@ impl Database {
     /// # Errors
     /// When the URL is malformed or the server cannot be reached.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, DbErr> {
+        if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            return Ok(Self {
+                conn: postgres_pool(url, max_connections).await?,
+            });
+        }
         let mut options = ConnectOptions::new(url.to_owned());
         options
             .max_connections(max_connections)
             .min_connections(0)
-            .connect_timeout(Duration::from_secs(5))
-            .acquire_timeout(Duration::from_secs(5))
+            .connect_timeout(CONNECT_TIMEOUT)
+            .acquire_timeout(CONNECT_TIMEOUT)
             .sqlx_logging(false);
         if url.starts_with("sqlite:") {
             // One writer at a time is SQLite's model; a single connection avoids
@@ -191,6 +236,12 @@ fn unstorable_input(err: &sea_orm::sqlx::Error) -> Option<&'static str> {
 
 fn is_connection_failure(err: &sea_orm::sqlx::Error) -> bool {
     use sea_orm::sqlx::Error as E;
+    if let Some(code) = err.as_database_error().and_then(|e| e.code()) {
+        // Class 08 (connection exception) and 57P (the server shutting down,
+        // starting up or dropping the session) say the server went away, not
+        // that the statement was wrong: a pooled connection learns it so.
+        return code.starts_with("08") || code.starts_with("57P");
+    }
     matches!(
         err,
         E::Io(_) | E::PoolTimedOut | E::PoolClosed | E::WorkerCrashed | E::Tls(_)

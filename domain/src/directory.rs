@@ -16,6 +16,7 @@ pub use connection::{ConnectionId, EnterpriseConnection};
 pub use error::ScimError;
 pub use event::{ChangeEvent, ChangeOp, EntityKind};
 pub use resource::{
-    GroupFields, GroupRecord, MemberRef, ResourceId, ScimQuery, SortKey, UserFields, UserRecord,
+    GroupFields, GroupRecord, GroupRef, MemberRef, ResourceId, ScimQuery, SortKey, UserFields,
+    UserRecord, UserView, WithGroups,
 };
 pub use token::{ScimToken, TokenHash};

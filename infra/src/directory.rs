@@ -14,7 +14,7 @@
 
 use orgsync_domain::directory::{
     ConnectionId, GroupFields, GroupRecord, MemberRef, ResourceId, ScimQuery, UserFields,
-    UserRecord,
+    UserRecord, UserView, WithGroups,
 };
 use orgsync_domain::ports::{DirectoryRepository, GroupGuard, Listed};
 use orgsync_domain::scim::MemberChange;
@@ -23,7 +23,7 @@ use sea_orm::{DbBackend, Statement, Value};
 use time::OffsetDateTime;
 
 use crate::Database;
-use sql::{GroupRow, UserRow};
+use sql::GroupRow;
 
 mod events;
 mod feed;
@@ -64,8 +64,13 @@ impl DirectoryRepository for SqlDirectoryRepository {
         users::create(self, conn, fields, now).await
     }
 
-    async fn find_user(&self, conn: ConnectionId, id: ResourceId) -> Result<Option<UserRecord>> {
-        self.find::<UserRow>(self.db.connection(), conn, id).await
+    async fn find_user(
+        &self,
+        conn: ConnectionId,
+        id: ResourceId,
+        groups: WithGroups,
+    ) -> Result<Option<UserView>> {
+        users::find(self, conn, id, groups).await
     }
 
     async fn replace_user(
@@ -93,8 +98,9 @@ impl DirectoryRepository for SqlDirectoryRepository {
         &self,
         conn: ConnectionId,
         query: &ScimQuery,
-    ) -> Result<Listed<UserRecord>> {
-        self.list::<UserRow>(conn, query).await
+        groups: WithGroups,
+    ) -> Result<Listed<UserView>> {
+        users::list(self, conn, query, groups).await
     }
 
     async fn groups_of(

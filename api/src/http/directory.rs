@@ -3,7 +3,9 @@
 
 use actix_web::http::Method;
 use actix_web::{web, HttpResponse};
-use orgsync_domain::directory::{ConnectionId, ResourceId, ScimQuery, SortKey, UserRecord};
+use orgsync_domain::directory::{
+    ConnectionId, ResourceId, ScimQuery, SortKey, UserRecord, UserView,
+};
 use orgsync_domain::scim::Filter;
 use orgsync_domain::Error;
 use serde::Deserialize;
@@ -177,13 +179,13 @@ async fn user(
     path: web::Path<UserPath>,
 ) -> Result<HttpResponse, ApiError> {
     let UserPath { conn, user } = path.into_inner();
-    let (record, groups) = state
+    let UserView { record, groups } = state
         .sync
         .directory_user(&principal, org, conn, user)
         .await?;
     let groups: Vec<Value> = groups
         .iter()
-        .map(|(_, id, name)| json!({"id": id, "display_name": name}))
+        .map(|g| json!({"id": g.id, "display_name": g.display_name}))
         .collect();
     let mut summary = user_summary(&record);
     summary["groups"] = json!(groups);

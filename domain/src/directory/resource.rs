@@ -269,6 +269,30 @@ pub struct UserRecord {
     pub updated_at: OffsetDateTime,
 }
 
+/// A group a user is in, as the user's read-only `groups` attribute shows it
+/// (RFC 7643 §4.1.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupRef {
+    pub id: ResourceId,
+    pub display_name: String,
+}
+
+/// A user as a SCIM answer shows it: the record and, when asked for, the
+/// groups it is in, ordered by displayName (case-insensitive), then id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserView {
+    pub record: UserRecord,
+    pub groups: Vec<GroupRef>,
+}
+
+/// Whether a read of users brings each user's groups along (a SCIM answer
+/// shows them unless `attributes`/`excludedAttributes` leave them out).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WithGroups {
+    Yes,
+    No,
+}
+
 /// A stored directory group (its members are fetched separately: a group may have 100k).
 #[derive(Debug, Clone, PartialEq)]
 pub struct GroupRecord {

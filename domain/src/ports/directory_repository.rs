@@ -2,7 +2,7 @@ use time::OffsetDateTime;
 
 use crate::directory::{
     ConnectionId, GroupFields, GroupRecord, MemberRef, ResourceId, ScimQuery, UserFields,
-    UserRecord,
+    UserRecord, UserView, WithGroups,
 };
 use crate::scim::MemberChange;
 use crate::Result;
@@ -46,9 +46,17 @@ pub trait DirectoryRepository: Send + Sync {
         now: OffsetDateTime,
     ) -> Result<UserRecord>;
 
+    /// The user and, with [`WithGroups::Yes`], its groups, read together
+    /// (one round trip where the store can).
+    ///
     /// # Errors
     /// Only infrastructure failures.
-    async fn find_user(&self, conn: ConnectionId, id: ResourceId) -> Result<Option<UserRecord>>;
+    async fn find_user(
+        &self,
+        conn: ConnectionId,
+        id: ResourceId,
+        groups: WithGroups,
+    ) -> Result<Option<UserView>>;
 
     /// # Errors
     /// `NotFound`, `PreconditionFailed`, or `Conflict(AlreadyExists)` for a taken userName.
@@ -73,10 +81,16 @@ pub trait DirectoryRepository: Send + Sync {
         now: OffsetDateTime,
     ) -> Result<()>;
 
+    /// One page of users and, with [`WithGroups::Yes`], each one's groups.
+    ///
     /// # Errors
     /// `Invalid` when the filter uses something the store cannot evaluate.
-    async fn list_users(&self, conn: ConnectionId, query: &ScimQuery)
-        -> Result<Listed<UserRecord>>;
+    async fn list_users(
+        &self,
+        conn: ConnectionId,
+        query: &ScimQuery,
+        groups: WithGroups,
+    ) -> Result<Listed<UserView>>;
 
     /// The groups each of `users` belongs to: `(user, group id, group displayName)`.
     ///

@@ -9,7 +9,8 @@ use time::OffsetDateTime;
 use super::sync::SyncService;
 use crate::auth::{Action, Principal};
 use crate::directory::{
-    ChangeEvent, ConnectionId, GroupRecord, MemberRef, ResourceId, ScimQuery, UserRecord,
+    ChangeEvent, ConnectionId, GroupRecord, MemberRef, ResourceId, ScimQuery, UserRecord, UserView,
+    WithGroups,
 };
 use crate::org::{OrgId, ProvisioningMode};
 use crate::page::PageRequest;
@@ -166,7 +167,15 @@ impl SyncService {
         query: &ScimQuery,
     ) -> Result<Listed<UserRecord>> {
         self.owned_connection(principal, org, conn).await?;
-        self.ports().directory.list_users(conn, query).await
+        let listed = self
+            .ports()
+            .directory
+            .list_users(conn, query, WithGroups::No)
+            .await?;
+        Ok(Listed {
+            total: listed.total,
+            items: listed.items.into_iter().map(|view| view.record).collect(),
+        })
     }
 
     /// # Errors
@@ -177,18 +186,15 @@ impl SyncService {
         org: OrgId,
         conn: ConnectionId,
         user: ResourceId,
-    ) -> Result<(UserRecord, Vec<(ResourceId, ResourceId, String)>)> {
+    ) -> Result<UserView> {
         self.owned_connection(principal, org, conn).await?;
-        let record =
-            self.ports()
-                .directory
-                .find_user(conn, user)
-                .await?
-                .ok_or(Error::NotFound {
-                    entity: "directory user",
-                })?;
-        let groups = self.ports().directory.groups_of(conn, &[user]).await?;
-        Ok((record, groups))
+        self.ports()
+            .directory
+            .find_user(conn, user, WithGroups::Yes)
+            .await?
+            .ok_or(Error::NotFound {
+                entity: "directory user",
+            })
     }
 
     /// Directory groups with their member counts.

@@ -9,7 +9,7 @@ use orgsync_domain::directory::{
 use orgsync_domain::ports::Listed;
 use orgsync_domain::scim::ResourceKind;
 use orgsync_domain::{Error, Result};
-use sea_orm::{ConnectionTrait, DatabaseTransaction, FromQueryResult, Value};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, FromQueryResult, QueryResult, Value};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -141,6 +141,26 @@ fn order_by(sort: Option<(SortKey, bool)>, kind: ResourceKind) -> String {
     format!("{column} {direction}, id {direction}")
 }
 
+/// The attached expression as an extra column of a read.
+fn attached_column(attached: Option<&str>) -> String {
+    attached.map_or_else(String::new, |expr| format!(", ({expr}) AS attached"))
+}
+
+fn with_attached<R: StoredRow>(
+    row: &QueryResult,
+    conn: ConnectionId,
+    attached: Option<&str>,
+) -> Result<(R::Record, Option<String>)> {
+    let record = R::from_query_result(row, "").map_err(db_err)?;
+    let extra = match attached {
+        Some(_) => row
+            .try_get::<Option<String>>("", "attached")
+            .map_err(db_err)?,
+        None => None,
+    };
+    Ok((record.into_record(conn), extra))
+}
+
 impl SqlDirectoryRepository {
     /// One user or group by id, read through `db` (the pool or a transaction).
     pub(super) async fn find<R: StoredRow>(
@@ -149,18 +169,35 @@ impl SqlDirectoryRepository {
         conn: ConnectionId,
         id: ResourceId,
     ) -> Result<Option<R::Record>> {
-        let row = R::find_by_statement(self.stmt(
-            &format!(
-                "SELECT {} FROM {} WHERE connection_id = $1 AND id = $2",
-                R::COLUMNS,
-                R::SOURCE
-            ),
-            vec![conn.0.into(), id.into()],
-        ))
-        .one(db)
-        .await
-        .map_err(db_err)?;
-        Ok(row.map(|r| r.into_record(conn)))
+        Ok(self
+            .find_attached::<R>(db, conn, id, None)
+            .await?
+            .map(|(record, _)| record))
+    }
+
+    /// As [`Self::find`], with the text of `attached`, an expression over the
+    /// row (a correlated sub-query, say), computed in the same statement.
+    pub(super) async fn find_attached<R: StoredRow>(
+        &self,
+        db: &impl ConnectionTrait,
+        conn: ConnectionId,
+        id: ResourceId,
+        attached: Option<&str>,
+    ) -> Result<Option<(R::Record, Option<String>)>> {
+        let row = db
+            .query_one(self.stmt(
+                &format!(
+                    "SELECT {}{} FROM {} WHERE connection_id = $1 AND id = $2",
+                    R::COLUMNS,
+                    attached_column(attached),
+                    R::SOURCE
+                ),
+                vec![conn.0.into(), id.into()],
+            ))
+            .await
+            .map_err(db_err)?;
+        row.map(|row| with_attached::<R>(&row, conn, attached))
+            .transpose()
     }
 
     /// One page of a SCIM list (filter, sort, window) and the total number of matches.
@@ -169,6 +206,21 @@ impl SqlDirectoryRepository {
         conn: ConnectionId,
         query: &ScimQuery,
     ) -> Result<Listed<R::Record>> {
+        let listed = self.list_attached::<R>(conn, query, None).await?;
+        Ok(Listed {
+            total: listed.total,
+            items: listed.items.into_iter().map(|(record, _)| record).collect(),
+        })
+    }
+
+    /// As [`Self::list`], with `attached` computed for each row of the page
+    /// (see [`Self::find_attached`]).
+    pub(super) async fn list_attached<R: StoredRow>(
+        &self,
+        conn: ConnectionId,
+        query: &ScimQuery,
+        attached: Option<&str>,
+    ) -> Result<Listed<(R::Record, Option<String>)>> {
         let (table, source, columns, kind) = (R::TABLE, R::SOURCE, R::COLUMNS, R::KIND);
         let mut sql = Sql::default();
         let conn_param = sql.bind(conn.0);
@@ -196,17 +248,21 @@ impl SqlDirectoryRepository {
             });
         }
         let count_values = sql.values.clone();
-        let limit = sql.bind(i64::try_from(query.count).unwrap_or(i64::MAX));
-        let offset =
-            sql.bind(i64::try_from(query.start_index.saturating_sub(1)).unwrap_or(i64::MAX));
+        // The window is written into the statement, not bound: with `LIMIT $n`
+        // PostgreSQL cannot cost a generic plan and plans the statement again
+        // on every execution, which cost five times the execution itself on
+        // a filtered GET. Both are integers, so nothing can be injected.
+        let limit = i64::try_from(query.count).unwrap_or(i64::MAX);
+        let offset = i64::try_from(query.start_index.saturating_sub(1)).unwrap_or(i64::MAX);
         // The page and the total in one round trip.
         let rows = self
             .db
             .connection()
             .query_all(self.stmt(
                 &format!(
-                    "SELECT {columns}, COUNT(*) OVER () AS total_count FROM {source} WHERE {filter} \
+                    "SELECT {columns}{}, COUNT(*) OVER () AS total_count FROM {source} WHERE {filter} \
                      ORDER BY {} LIMIT {limit} OFFSET {offset}",
+                    attached_column(attached),
                     order_by(query.sort, kind)
                 ),
                 sql.values,
@@ -224,9 +280,8 @@ impl SqlDirectoryRepository {
         };
         let items = rows
             .iter()
-            .map(|row| R::from_query_result(row, "").map(|r| r.into_record(conn)))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(db_err)?;
+            .map(|row| with_attached::<R>(row, conn, attached))
+            .collect::<Result<Vec<_>>>()?;
         Ok(Listed {
             total: u64::try_from(total).unwrap_or(0),
             items,

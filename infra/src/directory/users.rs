@@ -4,8 +4,10 @@
 //! every group, in one transaction.
 
 use orgsync_domain::directory::{
-    ChangeOp, ConnectionId, EntityKind, ResourceId, UserFields, UserRecord,
+    ChangeOp, ConnectionId, EntityKind, GroupRef, ResourceId, ScimQuery, UserFields, UserRecord,
+    UserView, WithGroups,
 };
+use orgsync_domain::ports::Listed;
 use orgsync_domain::Result;
 use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, TransactionTrait};
 use time::OffsetDateTime;
@@ -18,6 +20,112 @@ use crate::db::{db_err, sql_err};
 use crate::filter_sql::Sql;
 
 const USER_NAME_TAKEN: &str = "userName is already taken in this directory";
+
+/// The user's groups as `[[id, displayName], ...]`, built in the statement
+/// that reads the user (PostgreSQL), from the index on member values.
+const GROUPS_JSON: &str = "SELECT CAST(json_agg(json_build_array(g.id, g.display_name)) AS TEXT) \
+     FROM directory_group_members m JOIN directory_groups g ON g.id = m.group_id \
+     WHERE m.connection_id = directory_users.connection_id \
+     AND m.member_value = CAST(directory_users.id AS TEXT)";
+
+/// One user, with its groups when asked: in one statement on PostgreSQL; on
+/// SQLite (which stores ids as bytes, not as the text member values hold)
+/// with a second look-up.
+pub(super) async fn find(
+    repo: &SqlDirectoryRepository,
+    conn: ConnectionId,
+    id: ResourceId,
+    groups: WithGroups,
+) -> Result<Option<UserView>> {
+    let Some(view) = list_or_find(repo, conn, Read::One(id), groups)
+        .await?
+        .items
+        .pop()
+    else {
+        return Ok(None);
+    };
+    Ok(Some(view))
+}
+
+/// One page of users, each with its groups when asked (as [`find`]).
+pub(super) async fn list(
+    repo: &SqlDirectoryRepository,
+    conn: ConnectionId,
+    query: &ScimQuery,
+    groups: WithGroups,
+) -> Result<Listed<UserView>> {
+    list_or_find(repo, conn, Read::Page(query), groups).await
+}
+
+enum Read<'a> {
+    One(ResourceId),
+    Page(&'a ScimQuery),
+}
+
+async fn list_or_find(
+    repo: &SqlDirectoryRepository,
+    conn: ConnectionId,
+    read: Read<'_>,
+    groups: WithGroups,
+) -> Result<Listed<UserView>> {
+    let in_one_statement = groups == WithGroups::Yes && repo.backend() == DbBackend::Postgres;
+    let attached = in_one_statement.then_some(GROUPS_JSON);
+    let listed = match read {
+        Read::One(id) => {
+            let found = repo
+                .find_attached::<UserRow>(repo.db.connection(), conn, id, attached)
+                .await?;
+            Listed {
+                total: u64::from(found.is_some()),
+                items: found.into_iter().collect(),
+            }
+        }
+        Read::Page(query) => repo.list_attached::<UserRow>(conn, query, attached).await?,
+    };
+    let mut views: Vec<UserView> = listed
+        .items
+        .into_iter()
+        .map(|(record, json)| {
+            let groups = json.map_or_else(|| Ok(Vec::new()), |json| groups_from_json(&json))?;
+            Ok(UserView { record, groups })
+        })
+        .collect::<Result<_>>()?;
+    if groups == WithGroups::Yes && !in_one_statement && !views.is_empty() {
+        let ids: Vec<ResourceId> = views.iter().map(|v| v.record.id).collect();
+        let mut by_user: std::collections::HashMap<ResourceId, Vec<GroupRef>> =
+            std::collections::HashMap::new();
+        for (user, id, display_name) in super::members::groups_of(repo, conn, &ids).await? {
+            by_user
+                .entry(user)
+                .or_default()
+                .push(GroupRef { id, display_name });
+        }
+        for view in &mut views {
+            view.groups = by_user.remove(&view.record.id).unwrap_or_default();
+        }
+    }
+    for view in &mut views {
+        sort_groups(&mut view.groups);
+    }
+    Ok(Listed {
+        total: listed.total,
+        items: views,
+    })
+}
+
+fn groups_from_json(json: &str) -> Result<Vec<GroupRef>> {
+    let pairs: Vec<(Uuid, String)> = serde_json::from_str(json)
+        .map_err(|e| anyhow::anyhow!("a user's groups could not be read: {e}"))?;
+    Ok(pairs
+        .into_iter()
+        .map(|(id, display_name)| GroupRef { id, display_name })
+        .collect())
+}
+
+/// As SCIM answers have always listed them: by displayName, case-insensitive, then id.
+fn sort_groups(groups: &mut [GroupRef]) {
+    groups.sort_by_cached_key(|g| (g.display_name.to_lowercase(), g.id));
+}
 
 pub(super) async fn create(
     repo: &SqlDirectoryRepository,

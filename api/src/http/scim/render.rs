@@ -2,7 +2,7 @@
 //! `meta` (with a weak ETag version) and derived attributes, then
 //! `attributes`/`excludedAttributes` projection (RFC 7644 §3.9).
 
-use orgsync_domain::directory::{GroupRecord, MemberRef, ResourceId, UserRecord};
+use orgsync_domain::directory::{GroupRecord, MemberRef, ResourceId, UserView};
 use orgsync_domain::scim::AttrPath;
 use serde_json::{json, Map, Value};
 use time::format_description::well_known::Rfc3339;
@@ -48,7 +48,7 @@ fn with_server_fields(resource: &Value, id: ResourceId, meta: Value) -> Map<Stri
     map
 }
 
-pub fn user(record: &UserRecord, groups: &[(ResourceId, String)], base: &str) -> Value {
+pub fn user(UserView { record, groups }: &UserView, base: &str) -> Value {
     let mut map = with_server_fields(
         &record.fields.resource,
         record.id,
@@ -63,7 +63,7 @@ pub fn user(record: &UserRecord, groups: &[(ResourceId, String)], base: &str) ->
     );
     let groups: Vec<Value> = groups
         .iter()
-        .map(|(id, name)| json!({"value": id, "display": name, "$ref": format!("{base}/Groups/{id}"), "type": "direct"}))
+        .map(|g| json!({"value": g.id, "display": g.display_name, "$ref": format!("{base}/Groups/{}", g.id), "type": "direct"}))
         .collect();
     if !groups.is_empty() {
         map.insert("groups".into(), Value::Array(groups));

@@ -2,7 +2,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use orgsync_domain::directory::{ConnectionId, ResourceId, UserRecord};
+use orgsync_domain::directory::{UserView, WithGroups};
 use orgsync_domain::scim::ResourceKind;
 
 use super::discovery::base_url;
@@ -17,28 +17,15 @@ use crate::state::AppState;
 type Answer = Result<HttpResponse, ScimApiError>;
 
 /// Renders one user (with its groups) as the answer to a request.
-async fn user_answer(
+fn user_answer(
     state: &AppState,
     req: &HttpRequest,
-    conn: ConnectionId,
-    record: &UserRecord,
+    view: &UserView,
     projection: &ProjectionParams,
     status: StatusCode,
 ) -> Answer {
     let base = base_url(state, req);
-    // A user just created belongs to no group yet: no need to ask.
-    let groups: Vec<(ResourceId, String)> = if status == StatusCode::CREATED {
-        Vec::new()
-    } else {
-        state
-            .scim
-            .groups_of(conn, &[record.id])
-            .await?
-            .into_iter()
-            .map(|(_, id, name)| (id, name))
-            .collect()
-    };
-    let value = render::user(record, &groups, &base);
+    let value = render::user(view, &base);
     let location = (status == StatusCode::CREATED)
         .then(|| value["meta"]["location"].as_str().map(str::to_owned))
         .flatten();
@@ -50,9 +37,27 @@ async fn user_answer(
     Ok(resource_response(
         status,
         value,
-        record.version,
+        view.record.version,
         location.as_deref(),
     ))
+}
+
+/// Whether the answer shows groups, so the read need not fetch them when not.
+fn with_groups(attributes: Option<&str>, excluded: Option<&str>) -> WithGroups {
+    if render::wants("groups", attributes, excluded) {
+        WithGroups::Yes
+    } else {
+        WithGroups::No
+    }
+}
+
+impl ProjectionParams {
+    fn groups(&self) -> WithGroups {
+        with_groups(
+            self.attributes.as_deref(),
+            self.excluded_attributes.as_deref(),
+        )
+    }
 }
 
 pub async fn create_user(
@@ -62,12 +67,12 @@ pub async fn create_user(
     p: web::Query<ProjectionParams>,
 ) -> Answer {
     let conn = authenticate(&req, &state).await?;
-    let record = state
+    let view = state
         .scim
         .create_user(conn, body(payload, &state).await?)
         .await?;
     directory_changed(&state, conn).await;
-    user_answer(&state, &req, conn, &record, &p, StatusCode::CREATED).await
+    user_answer(&state, &req, &view, &p, StatusCode::CREATED)
 }
 
 pub async fn get_user(
@@ -76,11 +81,11 @@ pub async fn get_user(
     p: web::Query<ProjectionParams>,
 ) -> Answer {
     let conn = authenticate(&req, &state).await?;
-    let record = state
+    let view = state
         .scim
-        .get_user(conn, id_of(&req, ResourceKind::User)?)
+        .get_user(conn, id_of(&req, ResourceKind::User)?, p.groups())
         .await?;
-    user_answer(&state, &req, conn, &record, &p, StatusCode::OK).await
+    user_answer(&state, &req, &view, &p, StatusCode::OK)
 }
 
 pub async fn replace_user(
@@ -92,12 +97,12 @@ pub async fn replace_user(
     let conn = authenticate(&req, &state).await?;
     let id = id_of(&req, ResourceKind::User)?;
     let body = body(payload, &state).await?;
-    let record = state
+    let view = state
         .scim
-        .replace_user(conn, id, body, if_match(&req))
+        .replace_user(conn, id, body, if_match(&req), p.groups())
         .await?;
     directory_changed(&state, conn).await;
-    user_answer(&state, &req, conn, &record, &p, StatusCode::OK).await
+    user_answer(&state, &req, &view, &p, StatusCode::OK)
 }
 
 pub async fn patch_user(
@@ -109,12 +114,12 @@ pub async fn patch_user(
     let conn = authenticate(&req, &state).await?;
     let id = id_of(&req, ResourceKind::User)?;
     let patch = patch_request(body(payload, &state).await?)?;
-    let record = state
+    let view = state
         .scim
-        .patch_user(conn, id, &patch, if_match(&req))
+        .patch_user(conn, id, &patch, if_match(&req), p.groups())
         .await?;
     directory_changed(&state, conn).await;
-    user_answer(&state, &req, conn, &record, &p, StatusCode::OK).await
+    user_answer(&state, &req, &view, &p, StatusCode::OK)
 }
 
 pub async fn delete_user(req: HttpRequest, state: web::Data<AppState>) -> Answer {
@@ -132,32 +137,20 @@ pub async fn list_users(
 ) -> Answer {
     let conn = authenticate(&req, &state).await?;
     let query = query(&params, ResourceKind::User)?;
-    let listed = state.scim.list_users(conn, &query).await?;
-    let base = base_url(&state, &req);
     let (attributes, excluded) = (
         params.attributes.as_deref(),
         params.excluded_attributes.as_deref(),
     );
-    // One query for the whole page's memberships, not one per user.
-    let memberships = if render::wants("groups", attributes, excluded) && !listed.items.is_empty() {
-        let ids: Vec<ResourceId> = listed.items.iter().map(|u| u.id).collect();
-        state.scim.groups_of(conn, &ids).await?
-    } else {
-        Vec::new()
-    };
-    // Grouped once by user: a page of 1,000 users may hold 100,000 memberships.
-    let mut groups_by_user: std::collections::HashMap<ResourceId, Vec<(ResourceId, String)>> =
-        std::collections::HashMap::new();
-    for (user, group, name) in memberships {
-        groups_by_user.entry(user).or_default().push((group, name));
-    }
+    // The page's groups come with it: one statement, not one per user.
+    let listed = state
+        .scim
+        .list_users(conn, &query, with_groups(attributes, excluded))
+        .await?;
+    let base = base_url(&state, &req);
     let resources = listed
         .items
         .iter()
-        .map(|user| {
-            let groups = groups_by_user.remove(&user.id).unwrap_or_default();
-            render::project(render::user(user, &groups, &base), attributes, excluded)
-        })
+        .map(|user| render::project(render::user(user, &base), attributes, excluded))
         .collect();
     Ok(list_response(listed.total, query.start_index, resources))
 }

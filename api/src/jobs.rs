@@ -18,6 +18,8 @@ use crate::metrics::Metrics;
 /// arm here (the compiler lists the places that must handle it).
 pub struct Dispatcher {
     pub sync: SyncService,
+    /// This process, as jobs record who ran them: `host:pid`.
+    pub worker: String,
     pub deliverer: Arc<Deliverer>,
     pub metrics: Arc<Metrics>,
 }
@@ -39,7 +41,7 @@ impl Dispatcher {
     /// Performs one org's sync job, timing it for the metrics.
     async fn sync_job(&self, job_id: JobId) -> orgsync_domain::Result<()> {
         let started = std::time::Instant::now();
-        let Some(claimed) = self.sync.claim_job(job_id).await? else {
+        let Some(claimed) = self.sync.claim_job(job_id, &self.worker).await? else {
             return Ok(());
         };
         // The lease is renewed every third of its length while the job runs,
@@ -79,6 +81,17 @@ impl Dispatcher {
             .observe_job(label, started.elapsed().as_secs_f64());
         outcome.map(|_| ())
     }
+}
+
+/// This process as job records name it: `host:pid`.
+pub fn worker_name() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into());
+    format!("{host}:{}", std::process::id())
 }
 
 /// The worker's periodic duties: reconcile the queue with PostgreSQL,

@@ -232,6 +232,7 @@ impl Runtime {
             self.queue.clone(),
             Arc::new(Dispatcher {
                 sync: sync.clone(),
+                worker: crate::jobs::worker_name(),
                 deliverer: Arc::new(self.deliverer()),
                 metrics: self.state.metrics.clone(),
             }),

@@ -93,10 +93,11 @@ impl SyncRunRepository for SqlSyncRunRepository {
     async fn claim(
         &self,
         job: JobId,
+        worker: &str,
         now: OffsetDateTime,
         lease_until: OffsetDateTime,
     ) -> Result<Option<SyncJob>> {
-        leases::claim(self, job.0, now, lease_until).await
+        leases::claim(self, job.0, worker, now, lease_until).await
     }
 
     async fn lock_org(

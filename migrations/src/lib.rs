@@ -46,6 +46,7 @@ mod m20261203_000016_sso;
 mod m20261203_000017_saml_assertions;
 mod m20261203_000018_jit_default_role;
 mod m20261204_000019_unlocked_change_log;
+mod m20261204_000020_job_worker;
 
 /// Runs a migration's statements in order (the plain-SQL ones, through
 /// `sql_migration!`, and the statements sea-query cannot build).
@@ -87,6 +88,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000017_saml_assertions::Migration),
             Box::new(m20261203_000018_jit_default_role::Migration),
             Box::new(m20261204_000019_unlocked_change_log::Migration),
+            Box::new(m20261204_000020_job_worker::Migration),
         ]
     }
 }

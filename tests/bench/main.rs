@@ -1112,13 +1112,31 @@ async fn cascade_benchmark(
     let mut second = worker.spawn().unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (done, took) = timed_resync(api, parent).await;
+    let jobs = done["jobs"].as_array().cloned().unwrap_or_default();
     println!(
         "{:<58} {:>8.0} ms ({} jobs, {} updates, {})",
         "cascade resync: 26 orgs, every member changed",
         took,
-        done["jobs"].as_array().map_or(0, Vec::len),
+        jobs.len(),
         done["counts"]["updates"],
         done["status"]
+    );
+    // Each job names the process that ran it (`host:pid`): the fan-out
+    // really reached the separate `orgsync worker` process.
+    let separate = format!(":{}", second.id());
+    let by_separate = jobs
+        .iter()
+        .filter(|j| j["worker"].as_str().is_some_and(|w| w.ends_with(&separate)))
+        .count();
+    println!(
+        "{:<58} {:>8} of {} jobs",
+        "  run by the separate `orgsync worker` process",
+        by_separate,
+        jobs.len()
+    );
+    assert!(
+        by_separate > 0,
+        "no job ran on the separate worker process: {jobs:?}"
     );
     let (done, took) = timed_resync(api, parent).await;
     println!(

@@ -93,7 +93,7 @@ async fn a_reclaimed_jobs_old_holder_can_neither_renew_nor_record() {
     let start = time::OffsetDateTime::now_utc();
 
     let first = runs
-        .claim(job, start, start + Span::seconds(1))
+        .claim(job, "first:1", start, start + Span::seconds(1))
         .await
         .unwrap()
         .expect("claimed");
@@ -123,11 +123,16 @@ async fn a_reclaimed_jobs_old_holder_can_neither_renew_nor_record() {
         1
     );
     let second = runs
-        .claim(job, later, later + Span::seconds(1))
+        .claim(job, "second:2", later, later + Span::seconds(1))
         .await
         .unwrap()
         .expect("claimed again");
     assert_eq!(second.attempts, first.attempts + 1);
+    assert_eq!(
+        (first.worker.as_deref(), second.worker.as_deref()),
+        (Some("first:1"), Some("second:2")),
+        "each attempt names the worker that took it"
+    );
 
     // The first holder wakes up: it cannot renew, and what it records changes nothing.
     assert!(!runs

@@ -54,13 +54,14 @@ pub trait SyncRunRepository: Send + Sync {
     /// Takes a queued, due job for running, with its org's writer lease
     /// (held by [`job_writer`] of the new attempt until `lease_until`),
     /// unless its org already has a job running or another writer. `None`:
-    /// nothing to do now.
+    /// nothing to do now. The job records `worker` as the one running it.
     ///
     /// # Errors
     /// Only infrastructure failures.
     async fn claim(
         &self,
         job: JobId,
+        worker: &str,
         now: OffsetDateTime,
         lease_until: OffsetDateTime,
     ) -> Result<Option<SyncJob>>;

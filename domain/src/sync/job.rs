@@ -20,6 +20,8 @@ pub struct SyncJob {
     pub scope: SyncScope,
     pub status: RunStatus,
     pub attempts: u32,
+    /// The worker process that took the latest attempt (`host:pid`).
+    pub worker: Option<String>,
     pub counts: ChangeCounts,
     pub error: Option<String>,
     /// The applied change set with per-member reasons (only when asked for).
@@ -85,6 +87,7 @@ mod tests {
             scope: SyncScope::Both,
             status,
             attempts: 0,
+            worker: None,
             counts: ChangeCounts::default(),
             error: None,
             report: None,

@@ -19,6 +19,7 @@ use crate::db::db_err;
 pub(super) async fn claim(
     repo: &SqlSyncRunRepository,
     job: Uuid,
+    worker: &str,
     now: OffsetDateTime,
     lease_until: OffsetDateTime,
 ) -> Result<Option<SyncJob>> {
@@ -27,14 +28,14 @@ pub(super) async fn claim(
     // org never has two jobs running.
     let row = JobRow::find_by_statement(repo.stmt(
         &format!(
-            "UPDATE sync_jobs SET status = 'running', attempts = attempts + 1, started_at = $2, heartbeat_at = $2, \
-             finished_at = NULL WHERE id = $1 AND status = 'queued' AND not_before <= $2 \
+            "UPDATE sync_jobs SET status = 'running', attempts = attempts + 1, worker = $3, started_at = $2, \
+             heartbeat_at = $2, finished_at = NULL WHERE id = $1 AND status = 'queued' AND not_before <= $2 \
              AND NOT EXISTS (SELECT 1 FROM sync_jobs other WHERE other.org_id = sync_jobs.org_id \
                AND other.status = 'running' AND other.id <> sync_jobs.id) \
              RETURNING {}, NULL AS report",
             JOB_COLUMNS.replace("j.", "")
         ),
-        vec![job.into(), now.into()],
+        vec![job.into(), now.into(), worker.into()],
     ))
     .one(&txn)
     .await

@@ -15,7 +15,7 @@ pub(super) const COLUMNS: &str =
     created_at, started_at, finished_at";
 
 pub(super) const JOB_COLUMNS: &str =
-    "j.id, j.org_id, j.scope, j.status, j.attempts, j.added, j.updated, j.removed, j.error, \
+    "j.id, j.org_id, j.scope, j.status, j.attempts, j.worker, j.added, j.updated, j.removed, j.error, \
     j.created_at, j.started_at, j.finished_at";
 
 /// The columns a run and a job share, read from the same row (no prefix).
@@ -95,6 +95,7 @@ pub(super) struct JobRow {
     scope: String,
     status: String,
     attempts: i32,
+    worker: Option<String>,
     #[sea_orm(nested)]
     outcome: Outcome,
 }
@@ -111,6 +112,7 @@ impl TryFrom<JobRow> for SyncJob {
                 .map_err(|_| Error::Internal(anyhow::anyhow!("corrupt job scope")))?,
             status: RunStatus::parse(&row.status)?,
             attempts: u32::try_from(row.attempts).unwrap_or(0),
+            worker: row.worker,
             counts: outcome.counts(0),
             error: outcome.error,
             report: outcome.report.and_then(|r| serde_json::from_str(&r).ok()),

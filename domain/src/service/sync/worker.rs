@@ -6,31 +6,19 @@ use super::*;
 use crate::events::EventType;
 
 impl SyncService {
-    /// Performs one org's job (the worker's side of [`Self::start_sync`]).
-    /// Delivery is at least once: a job already taken, finished or not yet
-    /// due is left alone, and applying a plan twice changes nothing.
-    ///
-    /// # Errors
-    /// Infrastructure failures while recording (the queue retries); a failed
-    /// sync is recorded on the job and retried with backoff instead.
-    pub async fn perform_job(&self, job_id: JobId) -> Result<JobOutcome> {
-        match self.claim_job(job_id).await? {
-            Some(job) => self.run_claimed(job).await,
-            None => Ok(JobOutcome::NotClaimed),
-        }
-    }
-
-    /// Takes `job_id` for this worker: `None` when another holds it, its org
-    /// has a job running, or it is not due. The claimed job's `attempts` is
-    /// this worker's fencing token ([`Self::renew_lease`]).
+    /// Takes `job_id` for `worker` (this process, as `host:pid`): `None` when
+    /// another holds it, its org has a job running, or it is not due. The
+    /// claimed job's `attempts` is this worker's fencing token
+    /// ([`Self::renew_lease`]). Delivery is at least once: applying a plan
+    /// twice changes nothing.
     ///
     /// # Errors
     /// Only infrastructure failures.
-    pub async fn claim_job(&self, job_id: JobId) -> Result<Option<SyncJob>> {
+    pub async fn claim_job(&self, job_id: JobId, worker: &str) -> Result<Option<SyncJob>> {
         let now = self.now();
         self.ports
             .runs
-            .claim(job_id, now, now + self.ports.jobs.lease)
+            .claim(job_id, worker, now, now + self.ports.jobs.lease)
             .await
     }
 
@@ -38,7 +26,8 @@ impl SyncService {
     /// the claim still holds the lease.
     ///
     /// # Errors
-    /// As [`Self::perform_job`].
+    /// Infrastructure failures while recording (the queue retries); a failed
+    /// sync is recorded on the job and retried with backoff instead.
     pub async fn run_claimed(&self, job: SyncJob) -> Result<JobOutcome> {
         let outcome = self
             .reconcile(job.org_id, job.scope, Actor::Sync { job_id: job.id })

@@ -25,6 +25,33 @@ macro_rules! sql_migration {
     };
 }
 
+/// As [`sql_migration!`] for a change that only PostgreSQL needs (a storage
+/// setting, a lock it takes that SQLite does not): on SQLite it does nothing.
+macro_rules! postgres_migration {
+    ($up:expr, $down:expr) => {
+        #[async_trait::async_trait]
+        impl MigrationTrait for Migration {
+            async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+                match manager.get_database_backend() {
+                    sea_orm_migration::sea_orm::DbBackend::Postgres => {
+                        $crate::execute_all(manager, $up).await
+                    }
+                    _ => Ok(()),
+                }
+            }
+
+            async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+                match manager.get_database_backend() {
+                    sea_orm_migration::sea_orm::DbBackend::Postgres => {
+                        $crate::execute_all(manager, $down).await
+                    }
+                    _ => Ok(()),
+                }
+            }
+        }
+    };
+}
+
 mod ddl;
 
 mod m20261125_000001_create_organizations;

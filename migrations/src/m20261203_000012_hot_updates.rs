@@ -5,7 +5,6 @@
 //! heap tuple instead of one per index. SQLite has no such setting.
 
 use sea_orm_migration::prelude::*;
-use sea_orm_migration::sea_orm::DbBackend;
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -20,19 +19,4 @@ const DOWN: &[&str] = &[
     "ALTER TABLE directory_groups RESET (fillfactor)",
 ];
 
-#[async_trait::async_trait]
-impl MigrationTrait for Migration {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        match manager.get_database_backend() {
-            DbBackend::Postgres => crate::execute_all(manager, UP).await,
-            _ => Ok(()),
-        }
-    }
-
-    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        match manager.get_database_backend() {
-            DbBackend::Postgres => crate::execute_all(manager, DOWN).await,
-            _ => Ok(()),
-        }
-    }
-}
+postgres_migration!(UP, DOWN);

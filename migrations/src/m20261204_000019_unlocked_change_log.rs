@@ -19,7 +19,6 @@
 //! finds nothing to write. SQLite has no MultiXacts and keeps its keys.
 
 use sea_orm_migration::prelude::*;
-use sea_orm_migration::sea_orm::DbBackend;
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -51,19 +50,4 @@ const DOWN: &[&str] = &[
      FOREIGN KEY (connection_id) REFERENCES enterprise_connections (id) ON DELETE CASCADE",
 ];
 
-#[async_trait::async_trait]
-impl MigrationTrait for Migration {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        match manager.get_database_backend() {
-            DbBackend::Postgres => crate::execute_all(manager, UP).await,
-            _ => Ok(()),
-        }
-    }
-
-    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        match manager.get_database_backend() {
-            DbBackend::Postgres => crate::execute_all(manager, DOWN).await,
-            _ => Ok(()),
-        }
-    }
-}
+postgres_migration!(UP, DOWN);

@@ -60,6 +60,12 @@ struct Args {
     /// Directory groups for the sync benchmark.
     #[arg(long, default_value_t = 1_000)]
     groups: usize,
+    /// SCIM writes per second offered as background load while the sync
+    /// benchmark probes propagation (0: as fast as 4 clients can). Paced, so
+    /// that two builds are compared under the same load: a faster write path
+    /// would otherwise offer the sync engine more work.
+    #[arg(long, default_value_t = 500)]
+    background_rate: u64,
 }
 
 struct Stats {
@@ -825,9 +831,9 @@ async fn sync_benchmarks(
         "{:<58} {:>8.0} ms ({} updates)",
         "full resync with 10% changed", took, done["counts"]["updates"]
     );
-    propagation(api, org, db, conn_id, None).await;
+    propagation(api, org, db, conn_id, None, args.background_rate).await;
     // Entra ID and Okta push membership as a PATCH per change on mapped groups.
-    propagation(api, org, db, conn_id, Some(&top)).await;
+    propagation(api, org, db, conn_id, Some(&top), args.background_rate).await;
     export_benchmark(api, org, pid).await;
     println!(
         "{:<58} {:>8.0} MiB (idle before: {:.0} MiB)",
@@ -847,6 +853,7 @@ async fn propagation(
     db: &DatabaseConnection,
     conn_id: uuid::Uuid,
     groups: Option<&[uuid::Uuid]>,
+    rate: u64,
 ) {
     let rows = db
         .query_all(Statement::from_sql_and_values(
@@ -870,7 +877,10 @@ async fn propagation(
         base: api.base.replace("/api/v1", &format!("/scim/v2/{conn_id}")),
         token: scim_token(api, org, conn_id).await,
     });
-    // Background load: 4 clients writing about other users as fast as they can.
+    // Background load: 4 clients writing about other users, each at a
+    // quarter of `rate` (on a fixed schedule; late sends are not made up
+    // in a burst), or as fast as they can when `rate` is 0.
+    let every = (rate > 0).then(|| Duration::from_secs_f64(4.0 / rate as f64));
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let groups: Option<Arc<Vec<uuid::Uuid>>> = groups.map(|g| Arc::new(g.to_vec()));
     let mut load = Vec::new();
@@ -880,7 +890,15 @@ async fn propagation(
         load.push(tokio::spawn(async move {
             let mut i = 0usize;
             let mut sent = 0usize;
+            let mut ticks = every.map(|every| {
+                let mut ticks = tokio::time::interval(every);
+                ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                ticks
+            });
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Some(ticks) = ticks.as_mut() {
+                    ticks.tick().await;
+                }
                 let (_, user) = users[1000 + (c * 250 + i) % 1000];
                 i += 1;
                 let status = match &groups {
@@ -942,11 +960,16 @@ async fn propagation(
     let writes_per_second = (background as f64 / elapsed.as_secs_f64()) as u64;
     Stats::new(
         format!(
-            "SCIM change visible on the member ({writes_per_second} background {}/s)",
+            "SCIM change visible on the member ({writes_per_second} background {}/s, {})",
             if groups.is_some() {
                 "group member PATCHes"
             } else {
                 "user PATCHes"
+            },
+            if rate > 0 {
+                format!("paced at {rate}/s")
+            } else {
+                "unpaced".to_owned()
             }
         ),
         elapsed,

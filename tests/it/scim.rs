@@ -537,3 +537,83 @@ async fn oversized_bodies_and_floods_get_scim_errors_and_change_nothing() {
     assert!(refused.headers().get("retry-after").is_some());
     dir.app.finish().await;
 }
+
+/// Every answer that shows a user shows its groups, read with the user
+/// (one statement on PostgreSQL), in displayName order whatever the case,
+/// and none when `excludedAttributes` leaves them out: GET, PATCH, PUT and a
+/// filtered list alike.
+#[actix_web::test]
+async fn every_user_answer_carries_its_groups_in_order_unless_excluded() {
+    let dir = Directory::new().await;
+    let user = dir.user("grouped@example.com").await;
+    let beta = dir.group("beta", &[&user]).await;
+    let alpha = dir.group("Alpha", &[&user]).await;
+    dir.user("alone@example.com").await;
+    let names = |answer: &Value| -> Vec<(String, String)> {
+        answer["groups"]
+            .as_array()
+            .map(|groups| {
+                groups
+                    .iter()
+                    .map(|g| {
+                        (
+                            g["value"].as_str().unwrap().to_owned(),
+                            g["display"].as_str().unwrap().to_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let expected = vec![
+        (alpha.clone(), "Alpha".to_owned()),
+        (beta, "beta".to_owned()),
+    ];
+    let path = format!("/Users/{user}");
+
+    let (status, got) = dir.scim("GET", &path, None).await;
+    assert_eq!((status, names(&got)), (200, expected.clone()), "GET");
+    let (status, patched) = dir
+        .scim_patch(
+            &path,
+            json!([{"op": "replace", "path": "displayName", "value": "Renamed"}]),
+        )
+        .await;
+    assert_eq!((status, names(&patched)), (200, expected.clone()), "PATCH");
+    assert_eq!(patched["displayName"], "Renamed");
+    let body = json!({"userName": "grouped@example.com", "displayName": "Put"});
+    let (status, put) = dir.scim("PUT", &path, Some(body)).await;
+    assert_eq!((status, names(&put)), (200, expected.clone()), "PUT");
+    let filter = "/Users?filter=userName%20co%20%22%40example.com%22";
+    let (status, list) = dir.scim("GET", filter, None).await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["totalResults"], 2);
+    let listed: Vec<Vec<(String, String)>> = list["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(names)
+        .collect();
+    assert!(listed.contains(&expected), "{list}");
+    assert!(
+        listed.contains(&Vec::new()),
+        "the lone user has none: {list}"
+    );
+
+    let excluded = format!("{path}?excludedAttributes=groups");
+    let (_, got) = dir.scim("GET", &excluded, None).await;
+    assert!(got.get("groups").is_none(), "{got}");
+    let (_, patched) = dir
+        .scim_patch(
+            &excluded,
+            json!([{"op": "replace", "path": "displayName", "value": "Again"}]),
+        )
+        .await;
+    assert!(patched.get("groups").is_none(), "{patched}");
+    assert_eq!(patched["displayName"], "Again");
+    let (_, only) = dir
+        .scim("GET", &format!("{path}?attributes=groups"), None)
+        .await;
+    assert_eq!(names(&only), expected, "attributes=groups");
+    dir.app.finish().await;
+}

@@ -37,14 +37,10 @@ pub(super) async fn find(
     id: ResourceId,
     groups: WithGroups,
 ) -> Result<Option<UserView>> {
-    let Some(view) = list_or_find(repo, conn, Read::One(id), groups)
+    Ok(list_or_find(repo, conn, Read::One(id), groups)
         .await?
         .items
-        .pop()
-    else {
-        return Ok(None);
-    };
-    Ok(Some(view))
+        .pop())
 }
 
 /// One page of users, each with its groups when asked (as [`find`]).

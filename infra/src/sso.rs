@@ -8,6 +8,7 @@
 //! - [`saml`]: SAML 2.0 (metadata, AuthnRequests, response verification).
 
 pub mod oidc;
+mod rows;
 pub mod saml;
 
 use orgsync_domain::audit::AuditEntry;
@@ -15,18 +16,16 @@ use orgsync_domain::directory::{ConnectionId, TokenHash};
 use orgsync_domain::membership::Member;
 use orgsync_domain::org::OrgId;
 use orgsync_domain::ports::SsoRepository;
-use orgsync_domain::sso::{
-    IssuedCode, OidcSettings, PendingLogin, SamlSettings, SsoConfig, SsoProtocol,
-};
+use orgsync_domain::sso::{IssuedCode, PendingLogin, SsoConfig, SsoProtocol};
 use orgsync_domain::{Error, Result};
 use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement, TransactionTrait, Value};
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 use crate::audit_log::insert_entries;
 use crate::db::db_err;
 use crate::membership_repository::rows::{rows_to_members, MemberRow, MEMBER_COLUMNS};
 use crate::Database;
+use rows::{CodeRow, ConfigRow, LoginRow, LoginWithConfigRow, CONFIG_COLUMNS};
 
 pub struct SqlSsoRepository {
     db: Database,
@@ -67,141 +66,6 @@ fn key(hash: &TokenHash) -> String {
         let _ = write!(out, "{b:02x}");
         out
     })
-}
-
-const CONFIG_COLUMNS: &str =
-    "connection_id, org_id, protocol, settings, client_secret, created_at, updated_at";
-
-#[derive(FromQueryResult)]
-struct ConfigRow {
-    connection_id: Uuid,
-    org_id: Uuid,
-    protocol: String,
-    settings: String,
-    client_secret: String,
-    created_at: OffsetDateTime,
-    updated_at: OffsetDateTime,
-}
-
-impl TryFrom<ConfigRow> for SsoConfig {
-    type Error = Error;
-
-    fn try_from(row: ConfigRow) -> Result<Self> {
-        let corrupt = |what: &str| {
-            Error::Internal(anyhow::anyhow!(
-                "sso settings of connection {}: corrupt {what}",
-                row.connection_id
-            ))
-        };
-        let protocol = match row.protocol.as_str() {
-            "oidc" => SsoProtocol::Oidc {
-                settings: serde_json::from_str::<OidcSettings>(&row.settings)
-                    .map_err(|_| corrupt("settings"))?,
-                client_secret: row.client_secret,
-            },
-            "saml" => SsoProtocol::Saml(
-                serde_json::from_str::<SamlSettings>(&row.settings)
-                    .map_err(|_| corrupt("settings"))?,
-            ),
-            _ => return Err(corrupt("protocol")),
-        };
-        Ok(SsoConfig {
-            connection_id: ConnectionId(row.connection_id),
-            org_id: OrgId(row.org_id),
-            protocol,
-            created_at: row.created_at,
-            updated_at: row.updated_at,
-        })
-    }
-}
-
-#[derive(FromQueryResult)]
-struct LoginRow {
-    connection_id: Uuid,
-    org_id: Uuid,
-    redirect_uri: String,
-    client_state: Option<String>,
-    nonce: String,
-    pkce_verifier: String,
-    expires_at: OffsetDateTime,
-}
-
-impl LoginRow {
-    fn into_login(self, handle: TokenHash) -> PendingLogin {
-        PendingLogin {
-            handle,
-            connection_id: ConnectionId(self.connection_id),
-            org_id: OrgId(self.org_id),
-            redirect_uri: self.redirect_uri,
-            client_state: self.client_state,
-            nonce: self.nonce,
-            pkce_verifier: self.pkce_verifier,
-            expires_at: self.expires_at,
-        }
-    }
-}
-
-#[derive(FromQueryResult)]
-struct LoginWithConfigRow {
-    connection_id: Uuid,
-    org_id: Uuid,
-    redirect_uri: String,
-    client_state: Option<String>,
-    nonce: String,
-    pkce_verifier: String,
-    expires_at: OffsetDateTime,
-    config_org_id: Option<Uuid>,
-    protocol: Option<String>,
-    settings: Option<String>,
-    client_secret: Option<String>,
-    created_at: Option<OffsetDateTime>,
-    updated_at: Option<OffsetDateTime>,
-}
-
-impl LoginWithConfigRow {
-    fn split(self) -> Result<(LoginRow, Option<SsoConfig>)> {
-        let config = match (
-            self.config_org_id,
-            self.protocol,
-            self.settings,
-            self.client_secret,
-            self.created_at,
-            self.updated_at,
-        ) {
-            (
-                Some(org_id),
-                Some(protocol),
-                Some(settings),
-                Some(client_secret),
-                Some(created_at),
-                Some(updated_at),
-            ) => Some(SsoConfig::try_from(ConfigRow {
-                connection_id: self.connection_id,
-                org_id,
-                protocol,
-                settings,
-                client_secret,
-                created_at,
-                updated_at,
-            })?),
-            _ => None,
-        };
-        let login = LoginRow {
-            connection_id: self.connection_id,
-            org_id: self.org_id,
-            redirect_uri: self.redirect_uri,
-            client_state: self.client_state,
-            nonce: self.nonce,
-            pkce_verifier: self.pkce_verifier,
-            expires_at: self.expires_at,
-        };
-        Ok((login, config))
-    }
-}
-
-#[derive(FromQueryResult)]
-struct CodeRow {
-    data: String,
 }
 
 #[async_trait::async_trait]
@@ -516,77 +380,4 @@ impl SsoRepository for SqlSsoRepository {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use orgsync_domain::membership::{MemberId, MemberSource, MemberStatus, Role};
-    use orgsync_domain::sso::SsoProfile;
-
-    /// The embedded adapter (SQLite) takes a login and a code out once, and
-    /// never an expired one; PostgreSQL is covered by the integration tests.
-    #[tokio::test]
-    async fn on_sqlite_logins_and_codes_are_taken_out_once_and_never_expired() {
-        let dir = std::env::temp_dir().join(format!("orgsync-sso-{}", Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).expect("a scratch dir");
-        let url = format!("sqlite://{}?mode=rwc", dir.join("sso.db").display());
-        let db = Database::connect(&url, 1).await.expect("sqlite");
-        db.migrate().await.expect("migrations run on SQLite");
-        let repo = SqlSsoRepository::new(db);
-        let now = OffsetDateTime::now_utc();
-        let login = |handle: &str, expires_at| PendingLogin {
-            handle: TokenHash::of(handle),
-            connection_id: ConnectionId::new(),
-            org_id: OrgId::new(),
-            redirect_uri: "https://app.example.com/cb".into(),
-            client_state: Some("s".into()),
-            nonce: "n".into(),
-            pkce_verifier: "v".into(),
-            expires_at,
-        };
-        let fresh = login("fresh", now + time::Duration::minutes(5));
-        repo.insert_login(&fresh).await.expect("inserted");
-        repo.insert_login(&login("stale", now - time::Duration::seconds(1)))
-            .await
-            .expect("inserted");
-        let taken = repo.take_login(&fresh.handle, now).await.expect("read");
-        assert_eq!(taken, Some((fresh.clone(), None)));
-        assert_eq!(repo.take_login(&fresh.handle, now).await.ok(), Some(None));
-        let stale = repo.take_login(&TokenHash::of("stale"), now).await;
-        assert_eq!(stale.ok(), Some(None));
-
-        let issued = IssuedCode {
-            org_id: fresh.org_id,
-            connection_id: fresh.connection_id,
-            profile: SsoProfile {
-                id: "sub".into(),
-                email: "a@example.com".into(),
-                first_name: None,
-                last_name: None,
-                groups: vec![],
-                raw_attributes: serde_json::Map::new(),
-            },
-            member: Member {
-                id: MemberId::new(),
-                org_id: fresh.org_id,
-                directory_user_id: None,
-                email: "a@example.com".into(),
-                name: None,
-                role: Role::User,
-                seat_tier: None,
-                spend_limit: None,
-                public_metadata: serde_json::Map::new(),
-                status: MemberStatus::Active,
-                source: MemberSource::Jit,
-                created_at: now,
-                updated_at: now,
-            },
-            expires_at: now + time::Duration::seconds(60),
-        };
-        let code = TokenHash::of("code");
-        repo.insert_code(&code, &issued).await.expect("inserted");
-        let redeemed = repo.take_code(&code, now).await.expect("read");
-        assert_eq!(redeemed.map(|c| c.member.id), Some(issued.member.id));
-        assert!(repo.take_code(&code, now).await.expect("read").is_none());
-        assert_eq!(repo.purge_expired(now).await.ok(), Some(0));
-        std::fs::remove_dir_all(&dir).ok();
-    }
-}
+mod tests;

@@ -19,16 +19,45 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// first, as pgbouncer's `server_check_delay` does.
 const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
 
+/// Whether `url` names a server on this host and leaves TLS to the default
+/// (`prefer`, which would encrypt). TLS to the same host protects nothing
+/// and costs both sides CPU on every query; a URL that names `sslmode` is
+/// followed as written.
+fn loopback_without_tls_choice(url: &str) -> bool {
+    let Ok(parsed) = url::Url::parse(url) else {
+        return false;
+    };
+    let chooses_tls = parsed.query_pairs().any(|(key, _)| {
+        key.eq_ignore_ascii_case("sslmode") || key.eq_ignore_ascii_case("ssl-mode")
+    });
+    let loopback = match parsed.host() {
+        // A `postgres:` URL's IPv4 host is an opaque name to `url`.
+        Some(url::Host::Domain(name)) => {
+            name.eq_ignore_ascii_case("localhost")
+                || name
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        }
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    loopback && !chooses_tls
+}
+
 /// The PostgreSQL pool, built with sqlx directly so that a connection is
 /// pinged only after [`IDLE_BEFORE_PING`] (sea-orm offers all or nothing).
 async fn postgres_pool(url: &str, max_connections: u32) -> Result<DatabaseConnection, DbErr> {
     use sea_orm::sqlx::postgres::{PgConnectOptions, PgPoolOptions};
     use sea_orm::sqlx::{ConnectOptions as _, Connection as _};
     let conn_err = |e: sea_orm::sqlx::Error| DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e));
-    let options = url
+    let mut options = url
         .parse::<PgConnectOptions>()
         .map_err(conn_err)?
         .disable_statement_logging();
+    if loopback_without_tls_choice(url) {
+        options = options.ssl_mode(sea_orm::sqlx::postgres::PgSslMode::Disable);
+    }
     let pool = PgPoolOptions::new()
         .max_connections(max_connections)
         .min_connections(0)
@@ -264,5 +293,30 @@ impl HealthCheck for DatabaseHealth {
             .await
             .map(|_| ())
             .map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::loopback_without_tls_choice;
+
+    #[test]
+    fn tls_is_skipped_only_for_this_host_and_only_when_the_url_leaves_it_open() {
+        for url in [
+            "postgres://postgres@127.0.0.1:5432/db",
+            "postgres://postgres@localhost/db",
+            "postgresql://u:p@[::1]:5432/db?application_name=orgsync",
+        ] {
+            assert!(loopback_without_tls_choice(url), "{url}");
+        }
+        for url in [
+            "postgres://postgres@127.0.0.1:5432/db?sslmode=require",
+            "postgres://postgres@localhost/db?ssl-mode=verify-full",
+            "postgres://postgres@db.internal:5432/db",
+            "postgres://postgres@10.0.0.5/db",
+            "not a url",
+        ] {
+            assert!(!loopback_without_tls_choice(url), "{url}");
+        }
     }
 }

@@ -93,6 +93,19 @@ pub(in crate::directory) async fn fold_deltas(
     /// Groups folded per call; the directory-changed job calls again after the next change.
     const FOLD_BATCH: usize = 1000;
     let backend = db.get_database_backend();
+    // Most calls (one per directory change, per connection) find nothing to
+    // fold: one indexed read, and no transaction to open and commit.
+    let pending = db
+        .query_one(Statement::from_sql_and_values(
+            backend,
+            "SELECT 1 AS pending FROM directory_group_deltas WHERE connection_id = $1 LIMIT 1",
+            [conn.0.into()],
+        ))
+        .await
+        .map_err(db_err)?;
+    if pending.is_none() {
+        return Ok(());
+    }
     let txn = db.begin().await.map_err(db_err)?;
     let lock = match backend {
         DbBackend::Postgres => " FOR NO KEY UPDATE",

@@ -34,23 +34,10 @@ pub async fn rate_limit_benchmark(
     );
     let mut tenants = Vec::with_capacity(TENANTS);
     for n in 0..TENANTS {
-        let (status, conn) = unlimited
-            .post(
-                &format!("/orgs/{org}/connections"),
-                json!({"name": format!("tenant {n}")}),
-            )
-            .await;
-        assert_eq!(status, 201, "{conn}");
-        let conn_id: uuid::Uuid = conn["id"].as_str().unwrap().parse().unwrap();
-        let (_, sync) = unlimited
-            .send(
-                reqwest::Method::PUT,
-                &format!("/orgs/{org}/connections/{conn_id}/directory-sync"),
-                Some(json!({"enabled": true})),
-            )
-            .await;
+        let (conn_id, token) =
+            crate::directory_sync_connection(unlimited, org, &format!("tenant {n}")).await;
         seed_users(db, conn_id, 0, USERS_PER_TENANT).await;
-        tenants.push((conn_id, sync["token"].as_str().unwrap().to_owned()));
+        tenants.push((conn_id, token));
     }
     // The phases before deleted a group of ~78,000 members. Until autovacuum
     // comes by (within a minute in production) the dead index entries make

@@ -291,6 +291,24 @@ async fn clear_directory(db: &DatabaseConnection, conn: uuid::Uuid) {
     .await;
 }
 
+/// A new connection of `org` with directory sync on: its id and SCIM token.
+async fn directory_sync_connection(api: &Target, org: &str, name: &str) -> (uuid::Uuid, String) {
+    let (status, conn) = api
+        .post(&format!("/orgs/{org}/connections"), json!({"name": name}))
+        .await;
+    assert_eq!(status, 201, "{conn}");
+    let conn_id: uuid::Uuid = conn["id"].as_str().unwrap().parse().unwrap();
+    let (status, sync) = api
+        .send(
+            reqwest::Method::PUT,
+            &format!("/orgs/{org}/connections/{conn_id}/directory-sync"),
+            Some(json!({"enabled": true})),
+        )
+        .await;
+    assert_eq!(status, 200, "{sync}");
+    (conn_id, sync["token"].as_str().unwrap().to_owned())
+}
+
 /// Milliseconds since `t0`.
 fn ms_since(t0: Instant) -> f64 {
     t0.elapsed().as_secs_f64() * 1000.0
@@ -416,24 +434,11 @@ async fn main() {
         .post("/orgs", json!({"name": "Bench", "slug": "bench"}))
         .await;
     let org = org["id"].as_str().unwrap().to_owned();
-    let (_, conn) = admin_api
-        .post(
-            &format!("/orgs/{org}/connections"),
-            json!({"name": "bench"}),
-        )
-        .await;
-    let conn_id: uuid::Uuid = conn["id"].as_str().unwrap().parse().unwrap();
-    let (_, sync) = admin_api
-        .send(
-            reqwest::Method::PUT,
-            &format!("/orgs/{org}/connections/{conn_id}/directory-sync"),
-            Some(json!({"enabled": true})),
-        )
-        .await;
+    let (conn_id, token) = directory_sync_connection(&admin_api, &org, "bench").await;
     let target = Arc::new(Target {
         http,
         base: format!("{base}/scim/v2/{conn_id}"),
-        token: sync["token"].as_str().unwrap().to_owned(),
+        token,
     });
     let db = Database::connect(&db_url).await.unwrap();
     let run = Duration::from_secs(args.seconds);

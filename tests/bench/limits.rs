@@ -14,7 +14,7 @@ use serde_json::json;
 use crate::{drive, seed_users, Target};
 
 /// Connections the spread phases use, and directory users each one holds.
-const TENANTS: usize = 64;
+const TENANTS: usize = 128;
 const USERS_PER_TENANT: usize = 1_000;
 
 /// `unlimited` and `limited` are admin APIs of two servers on one database,
@@ -56,50 +56,46 @@ pub async fn rate_limit_benchmark(
                 })
                 .collect(),
         );
-        let limited_answers = Arc::new(AtomicUsize::new(0));
-        let (t, l) = (targets.clone(), limited_answers.clone());
-        drive(
+        let refused = Arc::new(AtomicUsize::new(0));
+        let (t, r) = (targets.clone(), refused.clone());
+        let stats = drive(
             &format!("GET /Users?filter over {TENANTS} connections, limit {label}"),
             Arc::new(api.clone()),
             clients,
             None,
             run,
             move |_, i| {
-                let (t, l) = (t.clone(), l.clone());
+                let (t, r) = (t.clone(), r.clone());
                 async move {
                     let n = (i * 7919) % USERS_PER_TENANT;
                     let path =
                         format!("/Users?filter=userName%20eq%20%22user-{n}@bench.example%22");
-                    counted(t[i % TENANTS].get(&path).await.0, &l)
+                    counted(t[i % TENANTS].get(&path).await.0, &r)
                 }
             },
         )
-        .await
-        .print();
-        let (t, l, ids) = (targets.clone(), limited_answers.clone(), ids.clone());
-        drive(
+        .await;
+        print_served(stats, &refused);
+        let refused = Arc::new(AtomicUsize::new(0));
+        let (t, r, ids) = (targets.clone(), refused.clone(), ids.clone());
+        let stats = drive(
             &format!("PATCH /Users/{{id}} over {TENANTS} connections, limit {label}"),
             Arc::new(api.clone()),
             clients,
             None,
             run,
             move |_, i| {
-                let (t, l, ids) = (t.clone(), l.clone(), ids.clone());
+                let (t, r, ids) = (t.clone(), r.clone(), ids.clone());
                 async move {
                     let tenant = i % TENANTS;
                     let ops = json!([{"op": "replace", "path": "displayName", "value": format!("Limited {i}")}]);
                     let path = format!("/Users/{}", ids[tenant]);
-                    counted(t[tenant].patch(&path, ops).await.0, &l)
+                    counted(t[tenant].patch(&path, ops).await.0, &r)
                 }
             },
         )
-        .await
-        .print();
-        println!(
-            "{:<58} {:>8} answered 429",
-            format!("  limit {label}"),
-            limited_answers.load(Ordering::Relaxed)
-        );
+        .await;
+        print_served(stats, &refused);
     }
     // One connection asking for more than its budget: what it is served.
     let one = Arc::new(Target {
@@ -111,7 +107,7 @@ pub async fn rate_limit_benchmark(
     });
     let refused = Arc::new(AtomicUsize::new(0));
     let r = refused.clone();
-    let mut stats = drive(
+    let stats = drive(
         "GET /Users?count=1, one connection, shipped limit",
         one,
         clients,
@@ -123,13 +119,19 @@ pub async fn rate_limit_benchmark(
         },
     )
     .await;
+    print_served(stats, &refused);
+}
+
+/// Prints a phase's figures (every answer, 429s included), then how many
+/// requests per second were served and how many were refused.
+fn print_served(mut stats: crate::Stats, refused: &AtomicUsize) {
     let refused = refused.load(Ordering::Relaxed);
     let served = stats.count - refused;
+    let rate = served as f64 / stats.elapsed.as_secs_f64();
     stats.print();
     println!(
         "{:<58} {:>8.0} req/s served, {refused} answered 429",
-        "  of which",
-        served as f64 / stats.elapsed.as_secs_f64()
+        "  of which", rate
     );
 }
 

@@ -21,8 +21,9 @@ const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
 
 /// Whether `url` names a server on this host and leaves TLS to the default
 /// (`prefer`, which would encrypt). TLS to the same host protects nothing
-/// and costs both sides CPU on every query; a URL that names `sslmode` is
-/// followed as written.
+/// and costs both sides CPU on every query, so such a URL gets `allow`:
+/// plain first, TLS only if the server insists (a `hostssl`-only
+/// `pg_hba.conf`). A URL that names `sslmode` is followed as written.
 fn loopback_without_tls_choice(url: &str) -> bool {
     let Ok(parsed) = url::Url::parse(url) else {
         return false;
@@ -56,7 +57,7 @@ async fn postgres_pool(url: &str, max_connections: u32) -> Result<DatabaseConnec
         .map_err(conn_err)?
         .disable_statement_logging();
     if loopback_without_tls_choice(url) {
-        options = options.ssl_mode(sea_orm::sqlx::postgres::PgSslMode::Disable);
+        options = options.ssl_mode(sea_orm::sqlx::postgres::PgSslMode::Allow);
     }
     let pool = PgPoolOptions::new()
         .max_connections(max_connections)

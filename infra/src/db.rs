@@ -302,7 +302,7 @@ mod tests {
     use super::loopback_without_tls_choice;
 
     #[test]
-    fn tls_is_skipped_only_for_this_host_and_only_when_the_url_leaves_it_open() {
+    fn plain_is_tried_first_only_for_this_host_and_only_when_the_url_leaves_tls_open() {
         for url in [
             "postgres://postgres@127.0.0.1:5432/db",
             "postgres://postgres@localhost/db",

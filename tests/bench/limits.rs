@@ -56,46 +56,40 @@ pub async fn rate_limit_benchmark(
                 })
                 .collect(),
         );
-        let refused = Arc::new(AtomicUsize::new(0));
-        let (t, r) = (targets.clone(), refused.clone());
-        let stats = drive(
-            &format!("GET /Users?filter over {TENANTS} connections, limit {label}"),
-            Arc::new(api.clone()),
-            clients,
-            None,
-            run,
-            move |_, i| {
-                let (t, r) = (t.clone(), r.clone());
-                async move {
-                    let n = (i * 7919) % USERS_PER_TENANT;
-                    let path =
-                        format!("/Users?filter=userName%20eq%20%22user-{n}@bench.example%22");
-                    counted(t[i % TENANTS].get(&path).await.0, &r)
-                }
-            },
-        )
-        .await;
-        print_served(stats, &refused);
-        let refused = Arc::new(AtomicUsize::new(0));
-        let (t, r, ids) = (targets.clone(), refused.clone(), ids.clone());
-        let stats = drive(
-            &format!("PATCH /Users/{{id}} over {TENANTS} connections, limit {label}"),
-            Arc::new(api.clone()),
-            clients,
-            None,
-            run,
-            move |_, i| {
-                let (t, r, ids) = (t.clone(), r.clone(), ids.clone());
-                async move {
-                    let tenant = i % TENANTS;
-                    let ops = json!([{"op": "replace", "path": "displayName", "value": format!("Limited {i}")}]);
-                    let path = format!("/Users/{}", ids[tenant]);
-                    counted(t[tenant].patch(&path, ops).await.0, &r)
-                }
-            },
-        )
-        .await;
-        print_served(stats, &refused);
+        for phase in [Spread::Filter, Spread::Patch] {
+            let refused = Arc::new(AtomicUsize::new(0));
+            let (t, r, ids) = (targets.clone(), refused.clone(), ids.clone());
+            let stats = drive(
+                &format!("{} over {TENANTS} connections, limit {label}", phase.name()),
+                Arc::new(api.clone()),
+                clients,
+                None,
+                run,
+                move |_, i| {
+                    let (t, r, ids) = (t.clone(), r.clone(), ids.clone());
+                    async move {
+                        let tenant = &t[i % TENANTS];
+                        let status = match phase {
+                            Spread::Filter => {
+                                let n = (i * 7919) % USERS_PER_TENANT;
+                                let path = format!(
+                                    "/Users?filter=userName%20eq%20%22user-{n}@bench.example%22"
+                                );
+                                tenant.get(&path).await.0
+                            }
+                            Spread::Patch => {
+                                let ops = json!([{"op": "replace", "path": "displayName", "value": format!("Limited {i}")}]);
+                                let path = format!("/Users/{}", ids[i % TENANTS]);
+                                tenant.patch(&path, ops).await.0
+                            }
+                        };
+                        counted(status, &r)
+                    }
+                },
+            )
+            .await;
+            print_served(stats, &refused);
+        }
     }
     // One connection asking for more than its budget: what it is served.
     let one = Arc::new(Target {
@@ -133,6 +127,22 @@ fn print_served(mut stats: crate::Stats, refused: &AtomicUsize) {
         "{:<58} {:>8.0} req/s served, {refused} answered 429",
         "  of which", rate
     );
+}
+
+/// The requests the spread phases send, each to connection `i % TENANTS`.
+#[derive(Clone, Copy)]
+enum Spread {
+    Filter,
+    Patch,
+}
+
+impl Spread {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Filter => "GET /Users?filter",
+            Self::Patch => "PATCH /Users/{id}",
+        }
+    }
 }
 
 /// Counts a 429 (reported beside the figures) so the phase goes on.

@@ -49,6 +49,10 @@ struct Args {
     /// Seconds per timed scenario.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
+    /// Leaves the scratch database in place at the end (and says its name),
+    /// to look at the plans of a slow phase's queries afterwards.
+    #[arg(long)]
+    keep_database: bool,
     /// Which benchmarks: `scim`, `sync`, `queue`, `cascade`, `hostile`, `webhooks`, `sso` or `all`.
     #[arg(long, default_value = "all")]
     only: String,
@@ -205,12 +209,16 @@ async fn exec(db: &DatabaseConnection, sql: &str, values: Vec<sea_orm::Value>) {
 }
 
 /// Adds directory users `from..to` in one statement (the read scenarios need a
-/// large directory; POST throughput is measured separately).
+/// large directory; POST throughput is measured separately). Their ids are
+/// time-ordered UUIDv7, one millisecond apart, as `POST /Users` assigns them:
+/// random v4 ids would scatter the table against its key order, which no
+/// directory the product built has.
 async fn seed_users(db: &DatabaseConnection, conn: uuid::Uuid, from: usize, to: usize) {
     exec(
         db,
         "INSERT INTO directory_users (id, connection_id, user_name, user_name_lower, external_id, display_name, active, email, resource, version, created_at, updated_at) \
-         SELECT gen_random_uuid(), $1, 'user-' || n || '@bench.example', 'user-' || n || '@bench.example', 'ext-' || n, 'User ' || n, TRUE, \
+         SELECT (lpad(to_hex((extract(epoch FROM now()) * 1000)::bigint - 86400000 + n), 12, '0') || '7' \
+           || substr(md5(n::text), 1, 3) || '8' || substr(md5(n::text), 4, 15))::uuid, $1, 'user-' || n || '@bench.example', 'user-' || n || '@bench.example', 'ext-' || n, 'User ' || n, TRUE, \
          'user-' || n || '@bench.example', jsonb_build_object('schemas', jsonb_build_array('urn:ietf:params:scim:schemas:core:2.0:User'), \
          'userName', 'user-' || n || '@bench.example', 'active', TRUE), 1, now(), now() FROM generate_series($2::bigint, $3::bigint - 1) AS n",
         vec![conn.into(), (from as i64).into(), (to as i64).into()],
@@ -485,6 +493,10 @@ async fn main() {
     }
     drop(server);
     db.close().await.ok();
+    if args.keep_database {
+        eprintln!("database kept: {db_url}");
+        return;
+    }
     exec(
         &admin,
         &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),

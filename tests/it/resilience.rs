@@ -651,3 +651,153 @@ async fn the_incremental_path_a_sync_job_and_an_admin_change_never_write_an_org_
     assert_eq!(done["status"], "succeeded", "{done}");
     dir.app.finish().await;
 }
+
+/// A change set larger than one transaction's share lands whole, with one
+/// audit entry and one event per member, and leaves PostgreSQL's planner
+/// statistics describing the grown table (not the empty one it last saw).
+/// A member changed under a later share stops the apply there: the shares
+/// before it stand (each whole), nothing after it is written, and the
+/// changed member keeps its change.
+#[actix_web::test]
+async fn a_bulk_apply_commits_in_shares_and_refreshes_the_planner_statistics() {
+    use orgsync_domain::audit::Actor;
+    use orgsync_domain::membership::{Member, MemberId, MemberSource, MemberStatus, Role};
+    use orgsync_domain::org::OrgId;
+    use orgsync_domain::ports::{MemberWrites, MembershipRepository};
+    use orgsync_domain::Error;
+
+    const BULK: usize = 12_000;
+    let dir = Directory::new().await;
+    let org = OrgId(dir.org.parse().unwrap());
+    let db = dir.app.runtime.db.connection();
+    let count = async |sql: String| -> i64 {
+        db.query_one(sea_orm::Statement::from_string(
+            sea_orm::DatabaseBackend::Postgres,
+            sql,
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get::<i64>("", "n")
+        .unwrap()
+    };
+    let believed_members = async || {
+        count("SELECT reltuples::bigint AS n FROM pg_class WHERE oid = 'members'::regclass".into())
+            .await
+    };
+    assert!(
+        believed_members().await <= 0,
+        "the planner has not seen members yet"
+    );
+
+    let now = time::OffsetDateTime::now_utc();
+    let added: Vec<Member> = (0..BULK)
+        .map(|i| Member {
+            id: MemberId::new(),
+            org_id: org,
+            directory_user_id: Some(uuid::Uuid::now_v7()),
+            email: format!("bulk-{i}@example.com"),
+            name: Some(format!("Bulk {i}")),
+            role: Role::User,
+            seat_tier: None,
+            spend_limit: None,
+            public_metadata: serde_json::Map::new(),
+            status: MemberStatus::Active,
+            source: MemberSource::Scim,
+            created_at: now,
+            updated_at: now,
+        })
+        .collect();
+    let actor = Actor::Sync {
+        job_id: orgsync_domain::sync::JobId::new(),
+    };
+    let members = orgsync_infra::SqlMembershipRepository::new(dir.app.runtime.db.clone());
+    members
+        .apply(
+            org,
+            &MemberWrites {
+                added: added.iter().collect(),
+                updated: Vec::new(),
+                removed: Vec::new(),
+                relinked: Vec::new(),
+                actor: actor.clone(),
+                at: now,
+            },
+        )
+        .await
+        .expect("the bulk add");
+    assert_eq!(members.count_members(org).await.unwrap(), BULK as u64);
+    let recorded = |table: &str, column: &str| {
+        format!(
+            "SELECT count(*) AS n FROM {table} WHERE org_id = '{}' AND {column} = 'member.created'",
+            dir.org
+        )
+    };
+    assert_eq!(count(recorded("audit_events", "action")).await, BULK as i64);
+    assert_eq!(count(recorded("events", "event_type")).await, BULK as i64);
+    assert!(
+        believed_members().await >= BULK as i64 * 9 / 10,
+        "ANALYZE ran after the bulk write: {}",
+        believed_members().await
+    );
+
+    // Every member renamed, planned from what was just written; one member
+    // past the first share changes in between.
+    let current = members.all_members(org).await.unwrap();
+    let mut by_id: Vec<&Member> = current.iter().collect();
+    by_id.sort_by_key(|m| m.id);
+    let changed_under_the_plan = by_id[BULK / 2].id;
+    let later = now + time::Duration::seconds(1);
+    let updated: Vec<(Member, &Member)> = by_id
+        .iter()
+        .map(|before| {
+            let mut after = (*before).clone();
+            after.name = Some("Renamed".into());
+            after.updated_at = later;
+            (after, *before)
+        })
+        .collect();
+    let (status, _) = dir
+        .admin(
+            "PATCH",
+            &format!("/members/{}", changed_under_the_plan.0),
+            Some(json!({"name": "Changed by an admin"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let refused = members
+        .apply(
+            org,
+            &MemberWrites {
+                added: Vec::new(),
+                updated,
+                removed: Vec::new(),
+                relinked: Vec::new(),
+                actor,
+                at: later,
+            },
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(Error::PreconditionFailed(_))),
+        "{refused:?}"
+    );
+    let renamed = count(format!(
+        "SELECT count(*) AS n FROM members WHERE org_id = '{}' AND name = 'Renamed'",
+        dir.org
+    ))
+    .await;
+    assert!(
+        renamed > 0 && renamed < (BULK / 2) as i64 && renamed % 1_000 == 0,
+        "whole shares before the changed member, none after it: {renamed}"
+    );
+    let (_, kept) = dir
+        .admin(
+            "GET",
+            &format!("/members/{}", changed_under_the_plan.0),
+            None,
+        )
+        .await;
+    assert_eq!(kept["name"], "Changed by an admin", "{kept}");
+    dir.app.finish().await;
+}

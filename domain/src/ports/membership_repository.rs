@@ -74,18 +74,22 @@ pub trait MembershipRepository: Send + Sync {
     /// MUST return `NotFound` when the member does not exist.
     async fn delete_member(&self, member: &Member, audit: &AuditEntry) -> Result<()>;
 
-    /// Applies a planned change set in set-based batches, in one
-    /// transaction, together with one audit entry per member written
-    /// (`member.created`, `member.updated`, `member.suspended`,
-    /// `member.reactivated`, `member.removed`, by `writes.actor`, with the
-    /// member before and after). Each updated or removed member's write is
-    /// conditional on the version (`updated_at`) it was planned from, so a
-    /// plan made before another change can never overwrite it.
+    /// Applies a planned change set in set-based batches, together with one
+    /// audit entry and one event per member written (`member.created`,
+    /// `member.updated`, `member.suspended`, `member.reactivated`,
+    /// `member.removed`, by `writes.actor`, with the member before and
+    /// after). Each updated or removed member's write is conditional on the
+    /// version (`updated_at`) it was planned from, so a plan made before
+    /// another change can never overwrite it. A small change set is one
+    /// transaction; a large one may be several (removals, then updates, then
+    /// adds), each whole with its audit entries.
     ///
     /// # Errors
-    /// MUST return `PreconditionFailed` (and apply nothing) when a member
-    /// changed, disappeared or appeared since the plan; the caller re-plans.
-    /// Otherwise only infrastructure failures.
+    /// MUST return `PreconditionFailed` when a member changed, disappeared or
+    /// appeared since the plan, applying nothing of the transaction that
+    /// found it or of any after it; the caller re-plans (what was applied
+    /// before it is then planned as done). Otherwise only infrastructure
+    /// failures.
     async fn apply(&self, org: OrgId, writes: &MemberWrites<'_>) -> Result<()>;
 
     /// For each of `users` (directory users about to become members) whose

@@ -1,7 +1,10 @@
-//! Applying a planned change set: one transaction, multi-row statements of
-//! [`BATCH`] rows, never one round trip per member. The plan was computed
-//! from what was read earlier, so its versions are checked (and, on
-//! PostgreSQL, the rows locked) before anything is written.
+//! Applying a planned change set: multi-row statements of [`BATCH`] rows,
+//! never one round trip per member, in transactions of at most
+//! [`MEMBERS_PER_TRANSACTION`] members. The plan was computed from what was
+//! read earlier, so each transaction first checks (and, on PostgreSQL, locks)
+//! the versions of the rows it touches.
+
+use std::collections::HashSet;
 
 use orgsync_domain::membership::{Member, MemberId};
 use orgsync_domain::org::OrgId;
@@ -15,10 +18,81 @@ use super::audit::record_writes;
 use super::rows::{delete_by_member_id, insert_members};
 use super::tombstones::keep_tombstones;
 use super::{SqlMembershipRepository, BATCH};
-use crate::db::db_err;
+use crate::db::{analyze_after_bulk_write, db_err};
 use crate::filter_sql::Sql;
 
+/// Members written per transaction. A switch that adds a million members is
+/// two hundred transactions, not one: a single one would hold its row locks
+/// and its million uncommitted member, audit and event rows for a minute,
+/// and every reader of those tables' indexes (the event sequencer polls
+/// them) steps over each uncommitted row, again and again. Committed as they
+/// go, the events are numbered and delivered while the rest is written.
+const MEMBERS_PER_TRANSACTION: usize = 5_000;
+
+/// Removals first, then updates, then adds, each in transactions of
+/// [`MEMBERS_PER_TRANSACTION`]: a member linked twice is removed before
+/// anything else claims its directory user. A `PreconditionFailed` stops at
+/// the transaction that found the change; the ones before it are applied
+/// whole (with their audit and events), and a re-plan finds them done.
 pub(super) async fn apply(
+    repo: &SqlMembershipRepository,
+    org: OrgId,
+    writes: &MemberWrites<'_>,
+) -> Result<()> {
+    let total = writes.added.len() + writes.updated.len() + writes.removed.len();
+    if total <= MEMBERS_PER_TRANSACTION {
+        apply_in_one_transaction(repo, org, writes).await?;
+        return refresh_statistics(repo, total).await;
+    }
+    for removed in writes.removed.chunks(MEMBERS_PER_TRANSACTION) {
+        apply_in_one_transaction(repo, org, &part(writes, &[], &[], removed)).await?;
+    }
+    for updated in writes.updated.chunks(MEMBERS_PER_TRANSACTION) {
+        apply_in_one_transaction(repo, org, &part(writes, &[], updated, &[])).await?;
+    }
+    for added in writes.added.chunks(MEMBERS_PER_TRANSACTION) {
+        apply_in_one_transaction(repo, org, &part(writes, added, &[], &[])).await?;
+    }
+    refresh_statistics(repo, total).await
+}
+
+/// One transaction's share of `writes`.
+fn part<'w>(
+    writes: &MemberWrites<'w>,
+    added: &[&'w Member],
+    updated: &[(Member, &'w Member)],
+    removed: &[&'w Member],
+) -> MemberWrites<'w> {
+    let ids: HashSet<MemberId> = added.iter().map(|m| m.id).collect();
+    MemberWrites {
+        added: added.to_vec(),
+        updated: updated
+            .iter()
+            .map(|(after, before)| (after.clone(), *before))
+            .collect(),
+        removed: removed.to_vec(),
+        relinked: writes
+            .relinked
+            .iter()
+            .copied()
+            .filter(|id| ids.contains(id))
+            .collect(),
+        actor: writes.actor.clone(),
+        at: writes.at,
+    }
+}
+
+/// After a bulk write, the tables it grew get fresh planner statistics, so
+/// the next lookups by directory user and the export's pages keep their
+/// index plans (see [`analyze_after_bulk_write`]).
+async fn refresh_statistics(repo: &SqlMembershipRepository, written: usize) -> Result<()> {
+    for table in ["members", "events", "audit_events"] {
+        analyze_after_bulk_write(repo.db.connection(), table, written).await?;
+    }
+    Ok(())
+}
+
+async fn apply_in_one_transaction(
     repo: &SqlMembershipRepository,
     org: OrgId,
     writes: &MemberWrites<'_>,

@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::audit::record_writes;
-use super::rows::{delete_by_member_id, insert_members};
+use super::rows::{delete_by_member_id, insert_members, member_values, MEMBER_INSERT_COLUMNS};
 use super::tombstones::keep_tombstones;
 use super::{SqlMembershipRepository, BATCH};
 use crate::db::{analyze_after_bulk_write, db_err};
@@ -114,12 +114,23 @@ async fn apply_in_one_transaction(
     check_versions(&txn, org, &expected).await?;
     let removed_ids: Vec<MemberId> = writes.removed.iter().map(|m| m.id).collect();
     delete_by_member_id(&txn, "members", "id", org, &removed_ids).await?;
-    // An update rewrites the member's row (same id, same created_at): with
-    // multi-row statements that is two set-based steps on both engines.
-    let updated_ids: Vec<MemberId> = writes.updated.iter().map(|(after, _)| after.id).collect();
-    let updated: Vec<&Member> = writes.updated.iter().map(|(after, _)| after).collect();
-    delete_by_member_id(&txn, "members", "id", org, &updated_ids).await?;
-    insert_members(&txn, &updated).await?;
+    // Most updates keep the keys (directory user, email): role, seat, name,
+    // attributes, status. Those are updated in place, where PostgreSQL
+    // touches no index. One that moves a key is rewritten (deleted, then
+    // inserted with the others): two members trading a directory user or an
+    // email in one statement would collide row by row.
+    let (mut in_place, mut moving): (Vec<&Member>, Vec<&Member>) = (Vec::new(), Vec::new());
+    for (after, before) in &writes.updated {
+        if keeps_its_keys(before, after) {
+            in_place.push(after);
+        } else {
+            moving.push(after);
+        }
+    }
+    update_in_place(&txn, org, &in_place).await?;
+    let moving_ids: Vec<MemberId> = moving.iter().map(|m| m.id).collect();
+    delete_by_member_id(&txn, "members", "id", org, &moving_ids).await?;
+    insert_members(&txn, &moving).await?;
     // A member for the same directory user added since the plan: re-plan.
     insert_members(&txn, &writes.added)
         .await
@@ -130,6 +141,40 @@ async fn apply_in_one_transaction(
     keep_tombstones(&txn, org, writes).await?;
     record_writes(&txn, org, writes).await?;
     txn.commit().await.map_err(db_err)
+}
+
+fn keeps_its_keys(before: &Member, after: &Member) -> bool {
+    before.directory_user_id == after.directory_user_id
+        && before.email.to_lowercase() == after.email.to_lowercase()
+}
+
+/// Rewrites every column but the keys of `members` (ids, org, directory
+/// user, email) from the values given, [`BATCH`] rows per statement.
+async fn update_in_place(txn: &DatabaseTransaction, org: OrgId, members: &[&Member]) -> Result<()> {
+    for chunk in members.chunks(BATCH) {
+        let mut sql = Sql::default();
+        let rows: Vec<String> = chunk.iter().map(|m| member_values(m, &mut sql)).collect();
+        let org_param = sql.bind(org.0);
+        // A CTE with named columns reads the same on PostgreSQL and SQLite
+        // (which cannot name a VALUES list's columns in FROM).
+        let text = format!(
+            "WITH v ({MEMBER_INSERT_COLUMNS}) AS (VALUES {}) \
+             UPDATE members SET email = v.email, name = v.name, role = v.role, seat_tier = v.seat_tier, \
+             spend_limit_minor = v.spend_limit_minor, spend_limit_currency = v.spend_limit_currency, \
+             public_metadata = v.public_metadata, status = v.status, source = v.source, \
+             updated_at = v.updated_at \
+             FROM v WHERE members.org_id = {org_param} AND members.id = v.id",
+            rows.join(", ")
+        );
+        txn.execute(Statement::from_sql_and_values(
+            txn.get_database_backend(),
+            text,
+            sql.values,
+        ))
+        .await
+        .map_err(db_err)?;
+    }
+    Ok(())
 }
 
 fn stale_plan() -> Error {

@@ -796,3 +796,55 @@ async fn retention_forgets_old_events_and_finished_deliveries() {
     assert_eq!(deliveries["data"], json!([]));
     app.finish().await;
 }
+
+/// The dispatcher finds the tenants with events waiting for a number by a
+/// skip scan over the orgs that have any: each tenant once, however many of
+/// its orgs and events wait, never more than it asks for, and none once
+/// they are numbered.
+#[actix_web::test]
+async fn the_dispatcher_finds_each_tenant_with_waiting_events_once() {
+    use crate::fixtures::create_child;
+    // Idle: no dispatcher runs, so every event stays unnumbered until asked.
+    let app = TestApp::spawn_idle(|_| {}).await;
+    let token = app.tokens.platform();
+    let mut roots = Vec::new();
+    for t in 0..3 {
+        let root = create_root(&app, &format!("Tenant {t}"), &format!("tenant-{t}")).await;
+        let child = json!({"name": format!("Child {t}"), "slug": format!("child-{t}")});
+        let (status, child) = create_child(&app, &token, &root, child).await;
+        assert_eq!(status, 201, "{child}");
+        let child = child["id"].as_str().unwrap().to_owned();
+        for (org, n) in [(&root, 3), (&child, 2)] {
+            for m in 0..n {
+                let member = json!({"email": format!("m{m}@{org}.example.com")});
+                let (status, body) = app.admin("POST", org, "/members", Some(member)).await;
+                assert_eq!(status, 201, "{body}");
+            }
+        }
+        roots.push(root.parse::<uuid::Uuid>().unwrap());
+    }
+    let db = app.runtime.db.connection();
+    let mut waiting = orgsync_infra::events::tenants_with_unnumbered(db, 100)
+        .await
+        .unwrap();
+    waiting.sort_unstable();
+    roots.sort_unstable();
+    assert_eq!(waiting, roots, "each tenant once");
+    let asked_for_two = orgsync_infra::events::tenants_with_unnumbered(db, 2)
+        .await
+        .unwrap();
+    assert!(
+        !asked_for_two.is_empty() && asked_for_two.len() <= 2,
+        "{asked_for_two:?}"
+    );
+    for root in &roots {
+        orgsync_infra::events::sequence_root(db, *root)
+            .await
+            .unwrap();
+    }
+    let left = orgsync_infra::events::tenants_with_unnumbered(db, 100)
+        .await
+        .unwrap();
+    assert!(left.is_empty(), "{left:?}");
+    app.finish().await;
+}

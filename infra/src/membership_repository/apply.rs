@@ -115,8 +115,10 @@ async fn apply_in_one_transaction(
     let removed_ids: Vec<MemberId> = writes.removed.iter().map(|m| m.id).collect();
     delete_by_member_id(&txn, "members", "id", org, &removed_ids).await?;
     // Most updates keep the keys (directory user, email): role, seat, name,
-    // attributes, status. Those are updated in place, where PostgreSQL
-    // touches no index. One that moves a key is rewritten (deleted, then
+    // attributes, status. Those are updated in place: no indexed column
+    // changes, so PostgreSQL adds no index entry where the page has room (a
+    // HOT update), where delete + insert added one to every index. One that
+    // moves a key is rewritten (deleted, then
     // inserted with the others): two members trading a directory user or an
     // email in one statement would collide row by row.
     let (mut in_place, mut moving): (Vec<&Member>, Vec<&Member>) = (Vec::new(), Vec::new());

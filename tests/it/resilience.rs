@@ -801,3 +801,88 @@ async fn a_bulk_apply_commits_in_shares_and_refreshes_the_planner_statistics() {
     assert_eq!(kept["name"], "Changed by an admin", "{kept}");
     dir.app.finish().await;
 }
+
+/// Two members trading directory users (an IdP that swapped two accounts)
+/// in one apply: the keys move together, where updating the rows one by one
+/// would collide on the one-member-per-directory-user index halfway.
+#[actix_web::test]
+async fn two_members_can_trade_directory_users_in_one_apply() {
+    use orgsync_domain::audit::Actor;
+    use orgsync_domain::membership::{Member, MemberId, MemberSource, MemberStatus, Role};
+    use orgsync_domain::org::OrgId;
+    use orgsync_domain::ports::{MemberWrites, MembershipRepository};
+
+    let dir = Directory::new().await;
+    let org = OrgId(dir.org.parse().unwrap());
+    let now = time::OffsetDateTime::now_utc();
+    let member = |email: &str| Member {
+        id: MemberId::new(),
+        org_id: org,
+        directory_user_id: Some(uuid::Uuid::now_v7()),
+        email: email.to_owned(),
+        name: None,
+        role: Role::User,
+        seat_tier: None,
+        spend_limit: None,
+        public_metadata: serde_json::Map::new(),
+        status: MemberStatus::Active,
+        source: MemberSource::Scim,
+        created_at: now,
+        updated_at: now,
+    };
+    let (ann, bob) = (member("ann@example.com"), member("bob@example.com"));
+    let writes =
+        |added: Vec<&'static Member>, updated: Vec<(Member, &'static Member)>| MemberWrites {
+            added,
+            updated,
+            removed: Vec::new(),
+            relinked: Vec::new(),
+            actor: Actor::Sync {
+                job_id: orgsync_domain::sync::JobId::new(),
+            },
+            at: now,
+        };
+    let (ann, bob): (&'static Member, &'static Member) =
+        (Box::leak(Box::new(ann)), Box::leak(Box::new(bob)));
+    let members = orgsync_infra::SqlMembershipRepository::new(dir.app.runtime.db.clone());
+    members
+        .apply(org, &writes(vec![ann, bob], Vec::new()))
+        .await
+        .expect("both added");
+
+    // Planned from what was stored (PostgreSQL keeps microseconds).
+    let (ann, bob): (&'static Member, &'static Member) = (
+        Box::leak(Box::new(
+            members.find_member(org, ann.id).await.unwrap().unwrap(),
+        )),
+        Box::leak(Box::new(
+            members.find_member(org, bob.id).await.unwrap().unwrap(),
+        )),
+    );
+    let later = now + time::Duration::seconds(1);
+    let traded = |from: &Member, to: &Member| {
+        let mut after = from.clone();
+        after.directory_user_id = to.directory_user_id;
+        after.updated_at = later;
+        after
+    };
+    members
+        .apply(
+            org,
+            &writes(
+                Vec::new(),
+                vec![(traded(ann, bob), ann), (traded(bob, ann), bob)],
+            ),
+        )
+        .await
+        .expect("the trade applies");
+    let now_ann = members.find_member(org, ann.id).await.unwrap().unwrap();
+    let now_bob = members.find_member(org, bob.id).await.unwrap().unwrap();
+    assert_eq!(now_ann.directory_user_id, bob.directory_user_id);
+    assert_eq!(now_bob.directory_user_id, ann.directory_user_id);
+    assert_eq!(
+        now_ann.created_at, ann.created_at,
+        "the same members, not new ones"
+    );
+    dir.app.finish().await;
+}

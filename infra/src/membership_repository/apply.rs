@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::audit::record_writes;
-use super::rows::{delete_by_member_id, insert_members, member_values, MEMBER_INSERT_COLUMNS};
+use super::rows::{delete_by_member_id, insert_members, write_member_rows, MEMBER_INSERT_COLUMNS};
 use super::tombstones::keep_tombstones;
 use super::{SqlMembershipRepository, BATCH};
 use crate::db::{analyze_after_bulk_write, db_err};
@@ -146,37 +146,27 @@ async fn apply_in_one_transaction(
 }
 
 fn keeps_its_keys(before: &Member, after: &Member) -> bool {
-    before.directory_user_id == after.directory_user_id
-        && before.email.to_lowercase() == after.email.to_lowercase()
+    before.directory_user_id == after.directory_user_id && before.email == after.email
 }
 
 /// Rewrites every column but the keys of `members` (ids, org, directory
-/// user, email) from the values given, [`BATCH`] rows per statement.
+/// user, email) from the values given.
 async fn update_in_place(txn: &DatabaseTransaction, org: OrgId, members: &[&Member]) -> Result<()> {
-    for chunk in members.chunks(BATCH) {
-        let mut sql = Sql::default();
-        let rows: Vec<String> = chunk.iter().map(|m| member_values(m, &mut sql)).collect();
-        let org_param = sql.bind(org.0);
-        // A CTE with named columns reads the same on PostgreSQL and SQLite
-        // (which cannot name a VALUES list's columns in FROM).
-        let text = format!(
-            "WITH v ({MEMBER_INSERT_COLUMNS}) AS (VALUES {}) \
-             UPDATE members SET email = v.email, name = v.name, role = v.role, seat_tier = v.seat_tier, \
+    // A CTE with named columns reads the same on PostgreSQL and SQLite
+    // (which cannot name a VALUES list's columns in FROM).
+    write_member_rows(txn, members, |rows, sql| {
+        format!(
+            "WITH v ({MEMBER_INSERT_COLUMNS}) AS (VALUES {rows}) \
+             UPDATE members SET name = v.name, role = v.role, seat_tier = v.seat_tier, \
              spend_limit_minor = v.spend_limit_minor, spend_limit_currency = v.spend_limit_currency, \
              public_metadata = v.public_metadata, status = v.status, source = v.source, \
              updated_at = v.updated_at \
-             FROM v WHERE members.org_id = {org_param} AND members.id = v.id",
-            rows.join(", ")
-        );
-        txn.execute(Statement::from_sql_and_values(
-            txn.get_database_backend(),
-            text,
-            sql.values,
-        ))
-        .await
-        .map_err(db_err)?;
-    }
-    Ok(())
+             FROM v WHERE members.org_id = {} AND members.id = v.id",
+            sql.bind(org.0)
+        )
+    })
+    .await
+    .map_err(db_err)
 }
 
 fn stale_plan() -> Error {

@@ -7,7 +7,7 @@ use orgsync_domain::membership::{
 };
 use orgsync_domain::org::OrgId;
 use orgsync_domain::{Error, Result};
-use sea_orm::{ConnectionTrait, DatabaseTransaction, FromQueryResult, Statement};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, FromQueryResult, Statement};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -109,20 +109,31 @@ pub(super) fn member_values(m: &Member, sql: &mut Sql) -> String {
 }
 
 pub(super) async fn insert_members(txn: &DatabaseTransaction, members: &[&Member]) -> Result<()> {
+    write_member_rows(txn, members, |rows, _| {
+        format!("INSERT INTO members ({MEMBER_INSERT_COLUMNS}) VALUES {rows}")
+    })
+    .await
+    .map_err(|e| sql_err(e, "a member for this directory user already exists"))
+}
+
+/// Runs the statement `around` makes of each [`BATCH`] of `members`, given
+/// as a `VALUES` list of rows in [`MEMBER_INSERT_COLUMNS`] order (and the
+/// batch's bindings, for any more it needs).
+pub(super) async fn write_member_rows(
+    txn: &DatabaseTransaction,
+    members: &[&Member],
+    around: impl Fn(&str, &mut Sql) -> String,
+) -> std::result::Result<(), DbErr> {
     for chunk in members.chunks(BATCH) {
         let mut sql = Sql::default();
         let rows: Vec<String> = chunk.iter().map(|m| member_values(m, &mut sql)).collect();
-        let text = format!(
-            "INSERT INTO members ({MEMBER_INSERT_COLUMNS}) VALUES {}",
-            rows.join(", ")
-        );
+        let text = around(&rows.join(", "), &mut sql);
         txn.execute(Statement::from_sql_and_values(
             txn.get_database_backend(),
             text,
             sql.values,
         ))
-        .await
-        .map_err(|e| sql_err(e, "a member for this directory user already exists"))?;
+        .await?;
     }
     Ok(())
 }

@@ -661,7 +661,7 @@ async fn the_incremental_path_a_sync_job_and_an_admin_change_never_write_an_org_
 #[actix_web::test]
 async fn a_bulk_apply_commits_in_shares_and_refreshes_the_planner_statistics() {
     use orgsync_domain::audit::Actor;
-    use orgsync_domain::membership::{Member, MemberId, MemberSource, MemberStatus, Role};
+    use orgsync_domain::membership::Member;
     use orgsync_domain::org::OrgId;
     use orgsync_domain::ports::{MemberWrites, MembershipRepository};
     use orgsync_domain::Error;
@@ -692,21 +692,7 @@ async fn a_bulk_apply_commits_in_shares_and_refreshes_the_planner_statistics() {
 
     let now = time::OffsetDateTime::now_utc();
     let added: Vec<Member> = (0..BULK)
-        .map(|i| Member {
-            id: MemberId::new(),
-            org_id: org,
-            directory_user_id: Some(uuid::Uuid::now_v7()),
-            email: format!("bulk-{i}@example.com"),
-            name: Some(format!("Bulk {i}")),
-            role: Role::User,
-            seat_tier: None,
-            spend_limit: None,
-            public_metadata: serde_json::Map::new(),
-            status: MemberStatus::Active,
-            source: MemberSource::Scim,
-            created_at: now,
-            updated_at: now,
-        })
+        .map(|i| directory_member(org, &format!("bulk-{i}@example.com"), now))
         .collect();
     let actor = Actor::Sync {
         job_id: orgsync_domain::sync::JobId::new(),
@@ -808,29 +794,17 @@ async fn a_bulk_apply_commits_in_shares_and_refreshes_the_planner_statistics() {
 #[actix_web::test]
 async fn two_members_can_trade_directory_users_in_one_apply() {
     use orgsync_domain::audit::Actor;
-    use orgsync_domain::membership::{Member, MemberId, MemberSource, MemberStatus, Role};
+    use orgsync_domain::membership::Member;
     use orgsync_domain::org::OrgId;
     use orgsync_domain::ports::{MemberWrites, MembershipRepository};
 
     let dir = Directory::new().await;
     let org = OrgId(dir.org.parse().unwrap());
     let now = time::OffsetDateTime::now_utc();
-    let member = |email: &str| Member {
-        id: MemberId::new(),
-        org_id: org,
-        directory_user_id: Some(uuid::Uuid::now_v7()),
-        email: email.to_owned(),
-        name: None,
-        role: Role::User,
-        seat_tier: None,
-        spend_limit: None,
-        public_metadata: serde_json::Map::new(),
-        status: MemberStatus::Active,
-        source: MemberSource::Scim,
-        created_at: now,
-        updated_at: now,
-    };
-    let (ann, bob) = (member("ann@example.com"), member("bob@example.com"));
+    let (ann, bob) = (
+        directory_member(org, "ann@example.com", now),
+        directory_member(org, "bob@example.com", now),
+    );
     let writes =
         |added: Vec<&'static Member>, updated: Vec<(Member, &'static Member)>| MemberWrites {
             added,
@@ -885,4 +859,28 @@ async fn two_members_can_trade_directory_users_in_one_apply() {
         "the same members, not new ones"
     );
     dir.app.finish().await;
+}
+
+/// A member synced from a new directory user, as a plan would add it.
+fn directory_member(
+    org: orgsync_domain::org::OrgId,
+    email: &str,
+    now: time::OffsetDateTime,
+) -> orgsync_domain::membership::Member {
+    use orgsync_domain::membership::{Member, MemberId, MemberSource, MemberStatus, Role};
+    Member {
+        id: MemberId::new(),
+        org_id: org,
+        directory_user_id: Some(uuid::Uuid::now_v7()),
+        email: email.to_owned(),
+        name: None,
+        role: Role::User,
+        seat_tier: None,
+        spend_limit: None,
+        public_metadata: serde_json::Map::new(),
+        status: MemberStatus::Active,
+        source: MemberSource::Scim,
+        created_at: now,
+        updated_at: now,
+    }
 }

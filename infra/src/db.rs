@@ -218,8 +218,6 @@ impl Database {
     }
 }
 
-/// Translates a database error into the domain's terms. Constraint violations
-/// become conflicts named by `on_unique`; lost connections become `Unavailable`.
 /// Refreshes PostgreSQL's statistics of `table` after a bulk write of
 /// `written` rows that is a large share of it (a tenth or more of what the
 /// planner believes it holds). The planner's row estimates come from the
@@ -258,6 +256,8 @@ pub(crate) async fn analyze_after_bulk_write(
     Ok(())
 }
 
+/// Translates a database error into the domain's terms. Constraint violations
+/// become conflicts named by `on_unique`; lost connections become `Unavailable`.
 pub(crate) fn sql_err(err: DbErr, on_unique: &str) -> Error {
     match err.sql_err() {
         Some(SqlErr::UniqueConstraintViolation(_)) => {

@@ -10,7 +10,10 @@ use orgsync_domain::events::{Event, EventQuery, EventType};
 use orgsync_domain::org::OrgId;
 use orgsync_domain::ports::EventLog;
 use orgsync_domain::{Error, Result};
-use sea_orm::{ConnectionTrait, DatabaseConnection, FromQueryResult, Statement, TransactionTrait};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, FromQueryResult, Statement,
+    TransactionTrait,
+};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -88,7 +91,18 @@ pub async fn sequence_root(db: &DatabaseConnection, root: Uuid) -> Result<i64> {
         return last_seq(db, root).await;
     }
     let txn = db.begin().await.map_err(db_err)?;
-    // The row lock makes concurrent sequencers of one tenant queue up.
+    number_waiting(&txn, root).await?;
+    let last = last_seq(&txn, root).await?;
+    txn.commit().await.map_err(db_err)?;
+    Ok(last)
+}
+
+/// Numbers the tenant's committed, unnumbered events, leaving the root
+/// org's row locked until `txn` ends: concurrent sequencers of one tenant
+/// (and bulk writers numbering their own, [`insert_numbered_events`]) queue up.
+async fn number_waiting(txn: &DatabaseTransaction, root: Uuid) -> Result<()> {
+    let backend = txn.get_database_backend();
+    let stmt = |sql: &str| Statement::from_sql_and_values(backend, sql, [root.into()]);
     txn.execute(stmt(
         "UPDATE organizations SET event_seq = event_seq WHERE id = $1",
     ))
@@ -105,19 +119,77 @@ pub async fn sequence_root(db: &DatabaseConnection, root: Uuid) -> Result<i64> {
         .await
         .map_err(db_err)?
         .rows_affected();
-    txn.execute(Statement::from_sql_and_values(
-        backend,
-        "UPDATE organizations SET event_seq = event_seq + $1 WHERE id = $2",
-        [
-            i64::try_from(numbered).unwrap_or(i64::MAX).into(),
-            root.into(),
-        ],
-    ))
-    .await
-    .map_err(db_err)?;
-    let last = last_seq(&txn, root).await?;
-    txn.commit().await.map_err(db_err)?;
-    Ok(last)
+    if numbered > 0 {
+        txn.execute(Statement::from_sql_and_values(
+            backend,
+            "UPDATE organizations SET event_seq = event_seq + $1 WHERE id = $2",
+            [
+                i64::try_from(numbered).unwrap_or(i64::MAX).into(),
+                root.into(),
+            ],
+        ))
+        .await
+        .map_err(db_err)?;
+    }
+    Ok(())
+}
+
+/// Appends `org`'s `events` already numbered, in the caller's transaction:
+/// a bulk write's events (a million for a switch) are then written once,
+/// where numbering them afterwards rewrites every row, with a new entry in
+/// each of the table's indexes. The tenant's row stays locked until the
+/// caller commits, so no later number becomes visible before these; events
+/// committed earlier and still waiting are numbered first, so the sequence
+/// keeps commit order. Call it last before committing: the lock holds up
+/// the tenant's other numbering until then.
+pub(crate) async fn insert_numbered_events(
+    txn: &DatabaseTransaction,
+    org: OrgId,
+    events: &[Event],
+) -> Result<()> {
+    let Some(root) = root_of(txn, org).await? else {
+        return insert_events(txn, events).await;
+    };
+    number_waiting(txn, root).await?;
+    let count = i64::try_from(events.len()).unwrap_or(i64::MAX);
+    let reserved = txn
+        .query_one(Statement::from_sql_and_values(
+            txn.get_database_backend(),
+            "UPDATE organizations SET event_seq = event_seq + $1 WHERE id = $2 RETURNING event_seq",
+            [count.into(), root.into()],
+        ))
+        .await
+        .map_err(db_err)?
+        .ok_or_else(|| Error::Internal(anyhow::anyhow!("tenant {root} has no sequence row")))?
+        .try_get::<i64>("", "event_seq")
+        .map_err(db_err)?;
+    let mut next = reserved - count;
+    for chunk in events.chunks(EVENTS_PER_STATEMENT) {
+        let mut sql = Sql::default();
+        let root_param = sql.bind(root);
+        let rows: Vec<String> = chunk
+            .iter()
+            .map(|event| {
+                next += 1;
+                format!(
+                    "({}, {root_param}, {})",
+                    event_row(event, &mut sql),
+                    sql.bind(next)
+                )
+            })
+            .collect();
+        txn.execute(Statement::from_sql_and_values(
+            txn.get_database_backend(),
+            format!(
+                "INSERT INTO events ({EVENT_COLUMNS}, root_id, seq) VALUES {}",
+                rows.join(", ")
+            ),
+            sql.values,
+        ))
+        .await
+        .map_err(db_err)?;
+    }
+    Ok(())
 }
 
 async fn root_of(conn: &impl ConnectionTrait, org: OrgId) -> Result<Option<Uuid>> {

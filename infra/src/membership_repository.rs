@@ -39,11 +39,28 @@ const BATCH: usize = 500;
 
 pub struct SqlMembershipRepository {
     db: Database,
+    /// Transactions of bulk writes (shares of a large change set) open at
+    /// once in this process, whatever the number of jobs writing: each holds
+    /// a pooled connection for its whole length, and the pool also serves
+    /// every SCIM and admin request.
+    bulk_transactions: tokio::sync::Semaphore,
 }
+
+/// [`SqlMembershipRepository::bulk_transactions`] on PostgreSQL: with the
+/// shipped pool of ten, seven connections stay for everything else. SQLite
+/// has one writer (and one connection), so one share at a time.
+const BULK_TRANSACTIONS_POSTGRES: usize = 3;
 
 impl SqlMembershipRepository {
     pub fn new(db: Database) -> Self {
-        Self { db }
+        let permits = match db.backend() {
+            sea_orm::DbBackend::Postgres => BULK_TRANSACTIONS_POSTGRES,
+            _ => 1,
+        };
+        Self {
+            db,
+            bulk_transactions: tokio::sync::Semaphore::new(permits),
+        }
     }
 
     fn stmt(&self, sql: &str, values: Vec<Value>) -> Statement {

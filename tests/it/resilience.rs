@@ -663,7 +663,7 @@ async fn a_bulk_apply_commits_in_shares_and_refreshes_the_planner_statistics() {
     use orgsync_domain::audit::Actor;
     use orgsync_domain::membership::Member;
     use orgsync_domain::org::OrgId;
-    use orgsync_domain::ports::{MemberWrites, MembershipRepository};
+    use orgsync_domain::ports::{EventLog, MemberWrites, MembershipRepository};
     use orgsync_domain::Error;
 
     const BULK: usize = 12_000;
@@ -697,6 +697,12 @@ async fn a_bulk_apply_commits_in_shares_and_refreshes_the_planner_statistics() {
     let actor = Actor::Sync {
         job_id: orgsync_domain::sync::JobId::new(),
     };
+    // An event committed before the bulk write and not yet numbered.
+    let earlier = orgsync_domain::events::Event::member_created(&added[0], now);
+    orgsync_infra::SqlEventLog::new(dir.app.runtime.db.clone())
+        .append(std::slice::from_ref(&earlier))
+        .await
+        .unwrap();
     let members = orgsync_infra::SqlMembershipRepository::new(dir.app.runtime.db.clone());
     members
         .apply(
@@ -720,7 +726,33 @@ async fn a_bulk_apply_commits_in_shares_and_refreshes_the_planner_statistics() {
         )
     };
     assert_eq!(count(recorded("audit_events", "action")).await, BULK as i64);
-    assert_eq!(count(recorded("events", "event_type")).await, BULK as i64);
+    assert_eq!(
+        count(recorded("events", "event_type")).await,
+        1 + BULK as i64
+    );
+    // The shares numbered their own events, after the one waiting before
+    // them, leaving the tenant's sequence without a gap.
+    let numbering = format!(
+        "SELECT count(*) FILTER (WHERE seq IS NULL) AS unnumbered, \
+         count(*) - count(DISTINCT seq) AS repeated, \
+         min(seq) FILTER (WHERE event_type = 'member.created' AND id <> '{0}') AS first_bulk, \
+         max(seq) AS last, min(seq) FILTER (WHERE id = '{0}') AS earlier \
+         FROM events WHERE org_id = '{1}'",
+        earlier.id, dir.org
+    );
+    let row = db
+        .query_one(sea_orm::Statement::from_string(
+            sea_orm::DatabaseBackend::Postgres,
+            numbering,
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    let get = |column: &str| row.try_get::<Option<i64>>("", column).unwrap().unwrap();
+    assert_eq!(get("unnumbered"), 0);
+    assert_eq!(get("repeated"), 0);
+    assert_eq!(get("last") - get("first_bulk") + 1, BULK as i64);
+    assert!(get("earlier") < get("first_bulk"));
     assert!(
         believed_members().await >= BULK as i64 * 9 / 10,
         "ANALYZE ran after the bulk write: {}",
@@ -768,14 +800,35 @@ async fn a_bulk_apply_commits_in_shares_and_refreshes_the_planner_statistics() {
         matches!(refused, Err(Error::PreconditionFailed(_))),
         "{refused:?}"
     );
-    let renamed = count(format!(
-        "SELECT count(*) AS n FROM members WHERE org_id = '{}' AND name = 'Renamed'",
-        dir.org
-    ))
-    .await;
+    // Shares of 5,000 in the plan's order, written at once: each is applied
+    // whole or not at all, and never the one holding the changed member.
+    let after: std::collections::HashMap<_, _> = members
+        .all_members(org)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.id, m.name))
+        .collect();
+    let shares: Vec<(usize, usize)> = by_id
+        .chunks(5_000)
+        .map(|share| {
+            let renamed = share
+                .iter()
+                .filter(|m| after[&m.id].as_deref() == Some("Renamed"))
+                .count();
+            (renamed, share.len())
+        })
+        .collect();
+    assert_eq!(shares.len(), 3, "{shares:?}");
     assert!(
-        renamed > 0 && renamed < (BULK / 2) as i64 && renamed % 1_000 == 0,
-        "whole shares before the changed member, none after it: {renamed}"
+        shares
+            .iter()
+            .all(|&(renamed, of)| renamed == 0 || renamed == of),
+        "every share whole or not at all: {shares:?}"
+    );
+    assert_eq!(
+        shares[1].0, 0,
+        "nothing of the share that found the change: {shares:?}"
     );
     let (_, kept) = dir
         .admin(

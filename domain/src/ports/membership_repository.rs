@@ -81,14 +81,16 @@ pub trait MembershipRepository: Send + Sync {
     /// after). Each updated or removed member's write is conditional on the
     /// version (`updated_at`) it was planned from, so a plan made before
     /// another change can never overwrite it. A small change set is one
-    /// transaction; a large one may be several (removals, then updates, then
-    /// adds), each whole with its audit entries.
+    /// transaction; a large one may be several (all removals, then all
+    /// updates, then all adds; the transactions of one phase possibly at
+    /// once), each whole with its audit entries.
     ///
     /// # Errors
     /// MUST return `PreconditionFailed` when a member changed, disappeared or
     /// appeared since the plan, applying nothing of the transaction that
-    /// found it or of any after it; the caller re-plans (what was applied
-    /// before it is then planned as done). Otherwise only infrastructure
+    /// found it or of any phase after it; other transactions of its phase
+    /// are each applied whole or not at all. The caller re-plans (what was
+    /// applied is then planned as done). Otherwise only infrastructure
     /// failures.
     async fn apply(&self, org: OrgId, writes: &MemberWrites<'_>) -> Result<()>;
 

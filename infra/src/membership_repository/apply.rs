@@ -6,6 +6,8 @@
 
 use std::collections::HashSet;
 
+use futures::TryStreamExt;
+
 use orgsync_domain::membership::{Member, MemberId};
 use orgsync_domain::org::OrgId;
 use orgsync_domain::ports::MemberWrites;
@@ -29,11 +31,22 @@ use crate::filter_sql::Sql;
 /// go, the events are numbered and delivered while the rest is written.
 const MEMBERS_PER_TRANSACTION: usize = 5_000;
 
+/// Share transactions of one phase written at once (as far as the process's
+/// bulk budget allows, [`SqlMembershipRepository::bulk_transactions`]). The
+/// work is a chain of round trips (orgsync builds a statement, PostgreSQL
+/// runs it); with several in flight both the service and the database stay
+/// busy, where one left a core idle. Shares of a phase touch distinct
+/// members, so they take no lock another waits for but the tenant's event
+/// numbering at the end.
+const SHARES_IN_FLIGHT: usize = 3;
+
 /// Removals first, then updates, then adds, each in transactions of
 /// [`MEMBERS_PER_TRANSACTION`]: a member linked twice is removed before
-/// anything else claims its directory user. A `PreconditionFailed` stops at
-/// the transaction that found the change; the ones before it are applied
-/// whole (with their audit and events), and a re-plan finds them done.
+/// anything else claims its directory user. A `PreconditionFailed` stops
+/// the phase at the transaction that found the change (the one in flight
+/// beside it is dropped: rolled back, unless its commit was already on its
+/// way); those committed are applied whole (with their audit and events),
+/// and a re-plan finds them done.
 pub(super) async fn apply(
     repo: &SqlMembershipRepository,
     org: OrgId,
@@ -44,16 +57,42 @@ pub(super) async fn apply(
         apply_in_one_transaction(repo, org, writes).await?;
         return refresh_statistics(repo, total).await;
     }
-    for removed in writes.removed.chunks(MEMBERS_PER_TRANSACTION) {
-        apply_in_one_transaction(repo, org, &part(writes, &[], &[], removed)).await?;
-    }
-    for updated in writes.updated.chunks(MEMBERS_PER_TRANSACTION) {
-        apply_in_one_transaction(repo, org, &part(writes, &[], updated, &[])).await?;
-    }
-    for added in writes.added.chunks(MEMBERS_PER_TRANSACTION) {
-        apply_in_one_transaction(repo, org, &part(writes, added, &[], &[])).await?;
-    }
+    let removals = writes.removed.chunks(MEMBERS_PER_TRANSACTION);
+    apply_shares(
+        repo,
+        org,
+        removals.map(|removed| part(writes, &[], &[], removed)),
+    )
+    .await?;
+    let updates = writes.updated.chunks(MEMBERS_PER_TRANSACTION);
+    apply_shares(
+        repo,
+        org,
+        updates.map(|updated| part(writes, &[], updated, &[])),
+    )
+    .await?;
+    let adds = writes.added.chunks(MEMBERS_PER_TRANSACTION);
+    apply_shares(repo, org, adds.map(|added| part(writes, added, &[], &[]))).await?;
     refresh_statistics(repo, total).await
+}
+
+/// Each share in its own transaction, [`SHARES_IN_FLIGHT`] at a time; the
+/// first failure stops the rest.
+async fn apply_shares<'w>(
+    repo: &SqlMembershipRepository,
+    org: OrgId,
+    shares: impl Iterator<Item = MemberWrites<'w>>,
+) -> Result<()> {
+    futures::stream::iter(shares.map(Ok))
+        .try_for_each_concurrent(SHARES_IN_FLIGHT, |share| async move {
+            let _permit = repo
+                .bulk_transactions
+                .acquire()
+                .await
+                .map_err(|e| Error::Internal(e.into()))?;
+            apply_in_one_transaction(repo, org, &share).await
+        })
+        .await
 }
 
 /// One transaction's share of `writes`.

@@ -12,11 +12,14 @@ use sea_orm::DatabaseTransaction;
 
 use super::BATCH;
 use crate::audit_log::insert_entries;
-use crate::events::insert_events;
+use crate::events::{insert_events, insert_numbered_events};
+
+/// Events from which a write numbers its own (see [`insert_numbered_events`]).
+const NUMBERED_IN_TRANSACTION_FROM: usize = BATCH;
 
 /// One audit entry and one event per member written, in the writes' own
-/// transaction, built a batch at a time so memory stays bounded however
-/// many there are.
+/// transaction (at most one share of a bulk write: the events wait in
+/// memory for the end, where they are numbered).
 pub(super) async fn record_writes(
     txn: &DatabaseTransaction,
     org: OrgId,
@@ -38,6 +41,7 @@ pub(super) async fn record_writes(
         )
     };
     let relinked: std::collections::HashSet<MemberId> = writes.relinked.iter().copied().collect();
+    let mut events: Vec<Event> = Vec::new();
     for chunk in writes.added.chunks(BATCH) {
         let entries: Vec<AuditEntry> = chunk
             .iter()
@@ -51,11 +55,7 @@ pub(super) async fn record_writes(
             })
             .collect();
         insert_entries(txn, &entries).await?;
-        let events: Vec<Event> = chunk
-            .iter()
-            .map(|m| Event::member_created(m, writes.at))
-            .collect();
-        insert_events(txn, &events).await?;
+        events.extend(chunk.iter().map(|m| Event::member_created(m, writes.at)));
     }
     for chunk in writes.updated.chunks(BATCH) {
         let entries: Vec<AuditEntry> = chunk
@@ -71,11 +71,11 @@ pub(super) async fn record_writes(
             })
             .collect();
         insert_entries(txn, &entries).await?;
-        let events: Vec<Event> = chunk
-            .iter()
-            .filter_map(|(after, before)| Event::member_changed(before, after, writes.at))
-            .collect();
-        insert_events(txn, &events).await?;
+        events.extend(
+            chunk
+                .iter()
+                .filter_map(|(after, before)| Event::member_changed(before, after, writes.at)),
+        );
     }
     for chunk in writes.removed.chunks(BATCH) {
         let entries: Vec<AuditEntry> = chunk
@@ -83,13 +83,16 @@ pub(super) async fn record_writes(
             .map(|m| entry("member.removed", m.id, view(m), None))
             .collect();
         insert_entries(txn, &entries).await?;
-        let events: Vec<Event> = chunk
-            .iter()
-            .map(|m| Event::member_removed(m, writes.at))
-            .collect();
-        insert_events(txn, &events).await?;
+        events.extend(chunk.iter().map(|m| Event::member_removed(m, writes.at)));
     }
-    Ok(())
+    // A few events wait for the sequencer, which numbers them after commit
+    // without holding up the tenant's other writers; a bulk share numbers
+    // its own rather than have every row rewritten.
+    if events.len() >= NUMBERED_IN_TRANSACTION_FROM {
+        insert_numbered_events(txn, org, &events).await
+    } else {
+        insert_events(txn, &events).await
+    }
 }
 
 /// The fields an update changed, before and after (not the whole member:

@@ -841,6 +841,104 @@ async fn a_bulk_apply_commits_in_shares_and_refreshes_the_planner_statistics() {
     dir.app.finish().await;
 }
 
+/// A bulk apply numbers its shares' events while admins change other members
+/// (whose events the dispatcher numbers after commit): one sequence comes out,
+/// every event numbered once, no gap, and each member's events in the order
+/// they happened.
+#[actix_web::test]
+async fn bulk_and_single_writes_share_one_gapless_event_sequence() {
+    use orgsync_domain::audit::Actor;
+    use orgsync_domain::org::OrgId;
+    use orgsync_domain::ports::{MemberWrites, MembershipRepository};
+
+    let dir = Directory::new().await;
+    let org = OrgId(dir.org.parse().unwrap());
+    let db = dir.app.runtime.db.connection();
+    let members = orgsync_infra::SqlMembershipRepository::new(dir.app.runtime.db.clone());
+    let now = time::OffsetDateTime::now_utc();
+    fn adds(
+        added: &[orgsync_domain::membership::Member],
+        at: time::OffsetDateTime,
+    ) -> MemberWrites<'_> {
+        MemberWrites {
+            added: added.iter().collect(),
+            updated: Vec::new(),
+            removed: Vec::new(),
+            relinked: Vec::new(),
+            actor: Actor::Sync {
+                job_id: orgsync_domain::sync::JobId::new(),
+            },
+            at,
+        }
+    }
+    let first: Vec<_> = (0..40)
+        .map(|i| directory_member(org, &format!("first-{i}@example.com"), now))
+        .collect();
+    members.apply(org, &adds(&first, now)).await.unwrap();
+
+    let bulk: Vec<_> = (0..7_000)
+        .map(|i| directory_member(org, &format!("bulk-{i}@example.com"), now))
+        .collect();
+    let renames = async {
+        for member in &first {
+            let (status, body) = dir
+                .admin(
+                    "PATCH",
+                    &format!("/members/{}", member.id.0),
+                    Some(json!({"name": "Renamed meanwhile"})),
+                )
+                .await;
+            assert_eq!(status, 200, "{body}");
+        }
+    };
+    let bulk_writes = adds(&bulk, now);
+    let (applied, ()) = futures::join!(members.apply(org, &bulk_writes), renames);
+    applied.expect("the bulk add");
+    orgsync_infra::events::sequence_tenant(db, org)
+        .await
+        .unwrap();
+
+    let row = db
+        .query_one(sea_orm::Statement::from_string(
+            sea_orm::DatabaseBackend::Postgres,
+            format!(
+                "SELECT count(*) AS events, count(seq) AS numbered, count(DISTINCT seq) AS numbers, \
+                 max(seq) - min(seq) + 1 AS span FROM events WHERE org_id = '{}'",
+                dir.org
+            ),
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    let get = |column: &str| row.try_get::<i64>("", column).unwrap();
+    assert!(get("events") >= 40 + 40 + 7_000, "{}", get("events"));
+    assert_eq!(get("numbered"), get("events"), "every event numbered");
+    assert_eq!(get("numbers"), get("events"), "no number given twice");
+    assert_eq!(get("span"), get("events"), "no gap");
+    let order = db
+        .query_one(sea_orm::Statement::from_string(
+            sea_orm::DatabaseBackend::Postgres,
+            format!(
+                "SELECT count(*) AS pairs, count(*) FILTER (WHERE u.seq < c.seq) AS reversed \
+                 FROM events c JOIN events u \
+                 ON u.org_id = c.org_id AND u.data::jsonb->>'id' = c.data::jsonb->>'id' \
+                 WHERE c.org_id = '{}' AND c.event_type = 'member.created' \
+                 AND u.event_type = 'member.updated'",
+                dir.org
+            ),
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    let (pairs, reversed) = (
+        order.try_get::<i64>("", "pairs").unwrap(),
+        order.try_get::<i64>("", "reversed").unwrap(),
+    );
+    assert_eq!(pairs, 40, "each renamed member's creation and update");
+    assert_eq!(reversed, 0, "an update numbered before its creation");
+    dir.app.finish().await;
+}
+
 /// Two members trading directory users (an IdP that swapped two accounts)
 /// in one apply: the keys move together, where updating the rows one by one
 /// would collide on the one-member-per-directory-user index halfway.

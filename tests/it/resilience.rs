@@ -939,6 +939,74 @@ async fn bulk_and_single_writes_share_one_gapless_event_sequence() {
     dir.app.finish().await;
 }
 
+/// The embedded engine takes the same bulk path: shares one at a time (one
+/// connection), each numbering its own events.
+#[actix_web::test]
+async fn a_bulk_apply_numbers_its_events_on_sqlite_too() {
+    use orgsync_domain::audit::Actor;
+    use orgsync_domain::org::{OrgId, OrgKind, OrgName, Organization, ProvisioningMode, Slug};
+    use orgsync_domain::ports::{MemberWrites, MembershipRepository, OrgRepository};
+
+    let dir = std::env::temp_dir().join(format!("orgsync-bulk-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.join("orgsync.db").display());
+    let db = orgsync_infra::Database::connect(&url, 1).await.unwrap();
+    db.migrate().await.unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let id = OrgId::new();
+    let org = Organization {
+        id,
+        parent_id: None,
+        root_id: id,
+        kind: OrgKind::Standard,
+        name: OrgName::parse("Acme").unwrap(),
+        slug: Slug::parse("acme").unwrap(),
+        provisioning_mode: ProvisioningMode::Scim,
+        created_at: now,
+        updated_at: now,
+    };
+    orgsync_infra::SqlOrgRepository::new(db.clone())
+        .insert(&org)
+        .await
+        .unwrap();
+    let bulk: Vec<_> = (0..6_000)
+        .map(|i| directory_member(id, &format!("bulk-{i}@example.com"), now))
+        .collect();
+    orgsync_infra::SqlMembershipRepository::new(db.clone())
+        .apply(
+            id,
+            &MemberWrites {
+                added: bulk.iter().collect(),
+                updated: Vec::new(),
+                removed: Vec::new(),
+                relinked: Vec::new(),
+                actor: Actor::Sync {
+                    job_id: orgsync_domain::sync::JobId::new(),
+                },
+                at: now,
+            },
+        )
+        .await
+        .expect("the bulk add on SQLite");
+    let row = db
+        .connection()
+        .query_one(sea_orm::Statement::from_string(
+            sea_orm::DatabaseBackend::Sqlite,
+            "SELECT count(*) AS events, count(seq) AS numbered, count(DISTINCT seq) AS numbers, \
+             min(seq) AS first, max(seq) AS last FROM events WHERE event_type = 'member.created'",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    let get = |column: &str| row.try_get::<i64>("", column).unwrap();
+    assert_eq!(get("events"), 6_000);
+    assert_eq!(get("numbered"), 6_000, "numbered in their own transactions");
+    assert_eq!(get("numbers"), 6_000);
+    assert_eq!(get("last") - get("first") + 1, 6_000);
+    drop(db);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 /// Two members trading directory users (an IdP that swapped two accounts)
 /// in one apply: the keys move together, where updating the rows one by one
 /// would collide on the one-member-per-directory-user index halfway.

@@ -3,8 +3,10 @@
 //! tenant happens afterwards, in commit order, under the root org's row
 //! lock ([`sequence_tenant`]), so a reader paging by `seq` sees a committed
 //! prefix: an event committed late is numbered late, never behind a
-//! reader's cursor. One sequence per tenant orders an org's events and a
-//! subtree's alike; tenants never wait on each other.
+//! reader's cursor. A bulk write numbers its own instead, as the last step
+//! of its transaction and under the same lock ([`insert_numbered_events`]).
+//! One sequence per tenant orders an org's events and a subtree's alike;
+//! tenants never wait on each other.
 
 use orgsync_domain::events::{Event, EventQuery, EventType};
 use orgsync_domain::org::OrgId;

@@ -27,5 +27,5 @@ pub use mapping::{GroupMappings, RoleMapping, SpendMapping, TierMapping};
 pub use model::{Member, MemberId, MemberSource, MemberStatus, Role, SeatTier, SpendLimit};
 pub use planner::{
     desired, plan, plan_user, Decision, Deprovision, Desired, DesiredMember, DirectoryUser,
-    OrgPolicy, ResourceKeys, SpendDecision, TierDecision,
+    OrgPolicy, Planner, ResourceKeys, SpendDecision, TierDecision,
 };

@@ -1103,3 +1103,88 @@ fn directory_member(
         updated_at: now,
     }
 }
+
+/// A mapped plan reads only the users it can touch, page by page: with
+/// 12,000 of 30,000 users in the one role-mapped group, the switch to SCIM
+/// adds exactly those (more than two pages of them), and a member whose
+/// user left the group behind the engine's back is planned from its user
+/// (no role group), not taken for a deleted one.
+#[actix_web::test]
+async fn a_mapping_over_part_of_a_large_directory_plans_exactly_its_users_in_pages() {
+    let dir = Directory::new().await;
+    let org = dir.org.clone();
+    let db = dir.app.runtime.db.clone();
+    seed_users(&dir, 30_000).await;
+    let staff = dir.group("Staff", &[] as &[&str]).await;
+    let sql = |statement: String| {
+        let db = db.clone();
+        async move {
+            db.connection()
+                .execute_unprepared(&statement)
+                .await
+                .unwrap();
+        }
+    };
+    // Users whose number ends in 0, 2, 5 or 7: 12,000, well under half.
+    sql(format!(
+        "INSERT INTO directory_group_members (connection_id, group_id, member_value, member_type) \
+         SELECT connection_id, '{staff}', id::text, 'User' FROM directory_users \
+         WHERE connection_id = '{conn}' AND user_name ~ '^u[0-9]*[0257]@'",
+        conn = dir.conn
+    ))
+    .await;
+    sql(format!(
+        "UPDATE directory_groups SET member_count = 12000 WHERE id = '{staff}'"
+    ))
+    .await;
+    let mappings = json!({"enabled": true, "roles": [{"group": staff, "role": "admin"}]});
+    let (status, body) = admin(&dir, "PUT", &org, "/group-mappings", Some(mappings)).await;
+    assert_eq!(status, 200, "{body}");
+    switch_to_scim(&dir, &org).await;
+    let count = |filter: &'static str| {
+        let db = db.clone();
+        let org = org.clone();
+        async move {
+            db.connection()
+                .query_one(sea_orm::Statement::from_string(
+                    sea_orm::DatabaseBackend::Postgres,
+                    format!(
+                        "SELECT count(*) AS n FROM members WHERE org_id = '{org}' AND {filter}"
+                    ),
+                ))
+                .await
+                .unwrap()
+                .unwrap()
+                .try_get::<i64>("", "n")
+                .unwrap()
+        }
+    };
+    assert_eq!(count("TRUE").await, 12_000);
+    assert_eq!(count("role = 'admin'").await, 12_000);
+    assert_eq!(count("email ~ '^u[0-9]*[0257]@'").await, 12_000);
+
+    sql(format!(
+        "DELETE FROM directory_group_members WHERE group_id = '{staff}' AND member_value = \
+         (SELECT id::text FROM directory_users WHERE connection_id = '{conn}' AND user_name = 'u25@example.com')",
+        conn = dir.conn
+    ))
+    .await;
+    let request = json!({"scope": "both", "cascade": false});
+    let (status, preview) = admin(&dir, "POST", &org, "/syncs/preview", Some(request)).await;
+    assert_eq!(status, 200, "{preview}");
+    let effect = &preview["orgs"][0];
+    assert_eq!(
+        effect["counts"],
+        json!({"adds": 0, "updates": 0, "removals": 1, "suspensions": 0}),
+        "{effect}"
+    );
+    assert_eq!(
+        effect["removals"][0]["email"], "u25@example.com",
+        "{effect}"
+    );
+    assert_eq!(
+        effect["removals"][0]["reason"]["kind"], "no_role_group",
+        "{effect}"
+    );
+    dir.app.finish().await;
+}

@@ -38,76 +38,115 @@ pub use desired::{
 /// Plans a full reconcile of an org in `scim` mode against the whole directory; in `manual` and
 /// `jit` modes the directory does not govern membership and the plan is empty.
 ///
-/// `users` is streamed (each user is decided and dropped), so memory stays bounded by the
-/// members and the changes, not by the directory's resources. A user id seen twice is ignored
-/// after the first. Members without a directory link are adopted by email (case-insensitive)
-/// by a directory user that has no member yet; when several could pair up, they pair in member
-/// id order and in the order `users` yields them (the store yields them by id).
+/// The same as feeding each of `users` to a [`Planner`] and finishing it.
 pub fn plan(
     users: impl IntoIterator<Item = (DirectoryUser, BTreeSet<ResourceId>)>,
     policy: &OrgPolicy,
     current: &[Member],
     now: OffsetDateTime,
 ) -> ChangeSet {
-    let mut out = ChangeSet::empty(now);
-    if policy.mode != ProvisioningMode::Scim {
-        return out;
-    }
-    let compiled = Compiled::new(policy);
-
-    let mut by_id: Vec<&Member> = current.iter().collect();
-    by_id.sort_by_key(|m| m.id);
-    let mut linked: HashMap<ResourceId, &Member> = HashMap::new();
-    let mut unlinked: HashMap<String, VecDeque<&Member>> = HashMap::new();
-    for member in by_id {
-        match member.directory_user_id {
-            Some(user_id) => match linked.get(&user_id) {
-                // The oldest member keeps the link; a second one is a corrupt duplicate.
-                Some(kept) => out.removals.push(Removal {
-                    member_id: member.id,
-                    email: member.email.clone(),
-                    reason: Reason::DuplicateLink { kept: kept.id },
-                }),
-                None => {
-                    linked.insert(user_id, member);
-                }
-            },
-            None => unlinked
-                .entry(member.email.to_lowercase())
-                .or_default()
-                .push_back(member),
-        }
-    }
-
-    let mut seen: HashSet<ResourceId> = HashSet::new();
+    let mut planner = Planner::new(policy, current, now);
     for (user, groups) in users {
-        if !seen.insert(user.id) {
-            continue;
+        planner.user(&user, &groups);
+    }
+    planner.finish()
+}
+
+/// A full reconcile plan built one directory user at a time, so a caller can read the directory
+/// in pages and drop each page once planned: memory stays bounded by the members and the
+/// changes, not by the directory's resources.
+///
+/// A user id seen twice is ignored after the first. Members without a directory link are
+/// adopted by email (case-insensitive) by a directory user that has no member yet; when several
+/// could pair up, they pair in member id order and in the order users are fed (the store yields
+/// them by id).
+pub struct Planner<'a> {
+    compiled: Option<Compiled<'a>>,
+    linked: HashMap<ResourceId, &'a Member>,
+    unlinked: HashMap<String, VecDeque<&'a Member>>,
+    seen: HashSet<ResourceId>,
+    out: ChangeSet,
+}
+
+impl<'a> Planner<'a> {
+    #[must_use]
+    pub fn new(policy: &'a OrgPolicy, current: &'a [Member], now: OffsetDateTime) -> Self {
+        let mut planner = Self {
+            compiled: None,
+            linked: HashMap::new(),
+            unlinked: HashMap::new(),
+            seen: HashSet::new(),
+            out: ChangeSet::empty(now),
+        };
+        if policy.mode != ProvisioningMode::Scim {
+            return planner;
+        }
+        planner.compiled = Some(Compiled::new(policy));
+        let mut by_id: Vec<&Member> = current.iter().collect();
+        by_id.sort_by_key(|m| m.id);
+        planner.linked.reserve(by_id.len());
+        for member in by_id {
+            match member.directory_user_id {
+                Some(user_id) => match planner.linked.get(&user_id) {
+                    // The oldest member keeps the link; a second one is a corrupt duplicate.
+                    Some(kept) => planner.out.removals.push(Removal {
+                        member_id: member.id,
+                        email: member.email.clone(),
+                        reason: Reason::DuplicateLink { kept: kept.id },
+                    }),
+                    None => {
+                        planner.linked.insert(user_id, member);
+                    }
+                },
+                None => planner
+                    .unlinked
+                    .entry(member.email.to_lowercase())
+                    .or_default()
+                    .push_back(member),
+            }
+        }
+        planner
+    }
+
+    /// Plans one directory user with its groups among the policy's deciding groups.
+    pub fn user(&mut self, user: &DirectoryUser, groups: &BTreeSet<ResourceId>) {
+        let Some(compiled) = &self.compiled else {
+            return;
+        };
+        if !self.seen.insert(user.id) {
+            return;
         }
         // An adopted member differs from its user in the link, so the diff records the adoption.
-        let member = linked.get(&user.id).copied().or_else(|| {
-            unlinked
+        let member = self.linked.get(&user.id).copied().or_else(|| {
+            self.unlinked
                 .get_mut(&user.member_email().to_lowercase())
                 .and_then(VecDeque::pop_front)
         });
-        let verdict = compiled.desired(&user, &groups);
-        reconcile(&compiled, user.id, Some(verdict), member, &mut out);
+        let verdict = compiled.desired(user, groups);
+        reconcile(compiled, user.id, Some(verdict), member, &mut self.out);
     }
 
-    for (user_id, member) in &linked {
-        if !seen.contains(user_id) {
-            reconcile(&compiled, *user_id, None, Some(member), &mut out);
+    /// The plan: every member whose user was not fed is removed.
+    #[must_use]
+    pub fn finish(mut self) -> ChangeSet {
+        let Some(compiled) = &self.compiled else {
+            return self.out;
+        };
+        for (user_id, member) in &self.linked {
+            if !self.seen.contains(user_id) {
+                reconcile(compiled, *user_id, None, Some(member), &mut self.out);
+            }
         }
+        for member in self.unlinked.values().flatten() {
+            self.out.removals.push(Removal {
+                member_id: member.id,
+                email: member.email.clone(),
+                reason: Reason::NotInDirectory,
+            });
+        }
+        self.out.sort();
+        self.out
     }
-    for member in unlinked.values().flatten() {
-        out.removals.push(Removal {
-            member_id: member.id,
-            email: member.email.clone(),
-            reason: Reason::NotInDirectory,
-        });
-    }
-    out.sort();
-    out
 }
 
 /// Plans the effect of one directory user's change (incremental sync): `user` is its current

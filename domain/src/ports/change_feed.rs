@@ -50,37 +50,54 @@ pub trait ChangeFeed: Send + Sync {
         limit: u64,
     ) -> Result<Vec<(i64, String)>>;
 
-    /// Every user of the directory, by user id, with the groups among
-    /// `deciding` it belongs to (the groups a plan's mappings name; other
-    /// memberships decide nothing and are not read), each resource trimmed
-    /// to `keys` as it is read.
+    /// A page of the directory's users in id order: those after `after`, at
+    /// most `limit`, each with the groups among `deciding` it belongs to (the
+    /// groups a plan's mappings name; other memberships decide nothing and
+    /// are not read), each resource trimmed to `keys` as it is read. A full
+    /// plan reads the directory page by page and drops each page once
+    /// planned, so its memory does not grow with the directory.
     ///
     /// # Errors
     /// Only infrastructure failures.
-    async fn snapshot(
+    async fn users_page(
         &self,
         conn: ConnectionId,
+        after: Option<ResourceId>,
+        limit: u64,
         deciding: &[ResourceId],
         keys: &ResourceKeys,
     ) -> Result<Vec<(DirectoryUser, BTreeSet<ResourceId>)>>;
 
-    /// What a plan of `org` with group mappings on can touch: the users in any
-    /// of `role_groups`, plus the users linked to a member of `org`, each with
-    /// its groups among `deciding`. A store that cannot filter MAY return the
-    /// whole snapshot.
+    /// The same for the users `ids` (in id order); ids with no user are left out.
     ///
     /// # Errors
     /// Only infrastructure failures.
-    async fn snapshot_for_org(
+    async fn users_by_id(
+        &self,
+        conn: ConnectionId,
+        ids: &[ResourceId],
+        deciding: &[ResourceId],
+        keys: &ResourceKeys,
+    ) -> Result<Vec<(DirectoryUser, BTreeSet<ResourceId>)>>;
+
+    /// What a plan of `org` with group mappings on can touch, when that is
+    /// well under the whole directory: the ids of the users in any of
+    /// `role_groups` plus those linked to a member of `org`, in id order.
+    /// `None` when the plan should read every user (a store that cannot
+    /// filter MAY always say so; mapped groups that hold most of the
+    /// directory make filtering cost more than it saves).
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn plan_candidates(
         &self,
         conn: ConnectionId,
         org: crate::org::OrgId,
         role_groups: &[ResourceId],
-        deciding: &[ResourceId],
-        keys: &ResourceKeys,
-    ) -> Result<Vec<(DirectoryUser, BTreeSet<ResourceId>)>>;
+    ) -> Result<Option<Vec<ResourceId>>>;
 
-    /// The same for some users; ids with no user are left out.
+    /// Some users, each with all its groups and its whole resource; ids with
+    /// no user are left out.
     ///
     /// # Errors
     /// Only infrastructure failures.

@@ -18,7 +18,8 @@ use crate::auth::{Action, Principal};
 use crate::directory::{ConnectionId, EntityKind, ResourceId};
 use crate::error::ConflictCode;
 use crate::membership::{
-    plan, plan_user, ChangeCounts, ChangeSet, Member, MemberId, OrgPolicy, ResourceKeys,
+    plan_user, ChangeCounts, ChangeSet, DirectoryUser, Member, MemberId, OrgPolicy, Planner,
+    ResourceKeys,
 };
 use crate::org::{OrgId, OrgKind, Organization, ProvisioningMode};
 use crate::page::{Page, PageRequest};

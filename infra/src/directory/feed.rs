@@ -1,10 +1,8 @@
 //! What sync reads: the change feed (the log itself is read in `events`) and
-//! snapshots of users with the groups that decide anything, streamed row by
-//! row.
+//! pages of users with the groups that decide anything.
 
 use std::collections::{BTreeSet, HashMap};
 
-use futures::StreamExt;
 use orgsync_domain::directory::{ChangeEvent, ConnectionId, ResourceId};
 use orgsync_domain::membership::{DirectoryUser, ResourceKeys};
 use orgsync_domain::ports::ChangeFeed;
@@ -13,7 +11,6 @@ use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement};
 use uuid::Uuid;
 
 use super::events::sequence_events;
-use super::sql::INSERT_BATCH;
 use super::SqlDirectoryRepository;
 use crate::db::db_err;
 use crate::filter_sql::Sql;
@@ -93,65 +90,66 @@ impl ChangeFeed for SqlDirectoryRepository {
             .collect()
     }
 
-    async fn snapshot(
+    async fn users_page(
         &self,
         conn: ConnectionId,
+        after: Option<ResourceId>,
+        limit: u64,
         deciding: &[ResourceId],
         keys: &ResourceKeys,
     ) -> Result<Vec<(DirectoryUser, BTreeSet<ResourceId>)>> {
-        // Both reads stream row by row: at 100k users, collecting raw rows
-        // first would hold the whole result set twice.
-        let mut groups: HashMap<Uuid, BTreeSet<ResourceId>> = HashMap::new();
-        if !deciding.is_empty() {
-            let mut sql = Sql::default();
-            let conn_param = sql.bind(conn.0);
-            let list: Vec<String> = deciding.iter().map(|g| sql.bind(*g)).collect();
-            groups = self
-                .groups_by_user(self.stmt(
-                    &format!(
-                        "SELECT member_value, group_id FROM directory_group_members \
-                         WHERE connection_id = {conn_param} AND group_id IN ({})",
-                        list.join(", ")
-                    ),
-                    sql.values,
-                ))
-                .await?;
-        }
-        self.pair_with_groups(
-            self.stmt(
-                &format!("SELECT {SNAPSHOT_COLUMNS} FROM directory_users WHERE connection_id = $1 ORDER BY id"),
-                vec![conn.0.into()],
-            ),
-            groups,
-            keys,
-        )
-        .await
+        let mut sql = Sql::default();
+        let conn_param = sql.bind(conn.0);
+        let after_id = match after {
+            Some(after) => format!(" AND id > {}", sql.bind(after)),
+            None => String::new(),
+        };
+        let limit = sql.bind(i64::try_from(limit).unwrap_or(i64::MAX));
+        let rows = self
+            .snapshot_rows(self.stmt(
+                &format!(
+                    "SELECT {SNAPSHOT_COLUMNS} FROM directory_users \
+                     WHERE connection_id = {conn_param}{after_id} ORDER BY id LIMIT {limit}"
+                ),
+                sql.values,
+            ))
+            .await?;
+        self.with_groups(conn, rows, Some(deciding), Some(keys), true)
+            .await
     }
 
-    async fn snapshot_for_org(
+    async fn users_by_id(
+        &self,
+        conn: ConnectionId,
+        ids: &[ResourceId],
+        deciding: &[ResourceId],
+        keys: &ResourceKeys,
+    ) -> Result<Vec<(DirectoryUser, BTreeSet<ResourceId>)>> {
+        let rows = self.rows_by_id(conn, ids).await?;
+        self.with_groups(conn, rows, Some(deciding), Some(keys), false)
+            .await
+    }
+
+    async fn plan_candidates(
         &self,
         conn: ConnectionId,
         org: orgsync_domain::org::OrgId,
         role_groups: &[ResourceId],
-        deciding: &[ResourceId],
-        keys: &ResourceKeys,
-    ) -> Result<Vec<(DirectoryUser, BTreeSet<ResourceId>)>> {
+    ) -> Result<Option<Vec<ResourceId>>> {
         if self.backend() != DbBackend::Postgres || !self.selective(conn, role_groups).await? {
             // The embedded engine stores ids as bytes and member values as
             // text (and works at embedded scale); and when the mapped groups
             // hold most of the directory, filtering costs more than it saves.
-            return self.snapshot(conn, deciding, keys).await;
+            return Ok(None);
+        }
+        #[derive(FromQueryResult)]
+        struct Row {
+            id: Uuid,
         }
         let mut sql = Sql::default();
         let conn_param = sql.bind(conn.0);
         let org_param = sql.bind(org.0);
         let group_list: Vec<String> = role_groups.iter().map(|g| sql.bind(*g)).collect();
-        // Bound after the shared ones, for the memberships query only.
-        let mut with_deciding = Sql {
-            text: String::new(),
-            values: sql.values.clone(),
-        };
-        let deciding_list: Vec<String> = deciding.iter().map(|g| with_deciding.bind(*g)).collect();
         let in_groups = if group_list.is_empty() {
             String::new()
         } else {
@@ -161,38 +159,22 @@ impl ChangeFeed for SqlDirectoryRepository {
                 group_list.join(", ")
             )
         };
-        let candidates = format!(
-            "WITH candidates AS ({in_groups}SELECT directory_user_id::text AS v FROM members \
-             WHERE org_id = {org_param} AND directory_user_id IS NOT NULL)"
-        );
-        let mut groups_of: HashMap<Uuid, BTreeSet<ResourceId>> = HashMap::new();
-        if !deciding_list.is_empty() {
-            groups_of = self
-                .groups_by_user(self.stmt(
-                    &format!(
-                        "{candidates} SELECT m.member_value, m.group_id FROM directory_group_members m \
-                         WHERE m.connection_id = {conn_param} AND m.group_id IN ({}) \
-                         AND m.member_value IN (SELECT v FROM candidates)",
-                        deciding_list.join(", ")
-                    ),
-                    with_deciding.values,
-                ))
-                .await?;
-        }
-        self.pair_with_groups(
-            self.stmt(
-                &format!(
-                    "{candidates} SELECT {SNAPSHOT_COLUMNS} FROM directory_users WHERE connection_id = {conn_param} \
-                     AND id IN (SELECT v::uuid FROM candidates \
-                       WHERE v ~ '^[0-9a-fA-F]{{8}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{12}}$') \
-                     ORDER BY id"
-                ),
-                sql.values,
+        // Member values that are not user ids (nested groups) are no candidates.
+        let rows = Row::find_by_statement(self.stmt(
+            &format!(
+                "WITH candidates AS ({in_groups}SELECT directory_user_id::text AS v FROM members \
+                 WHERE org_id = {org_param} AND directory_user_id IS NOT NULL) \
+                 SELECT id FROM directory_users WHERE connection_id = {conn_param} \
+                 AND id IN (SELECT v::uuid FROM candidates \
+                   WHERE v ~ '^[0-9a-fA-F]{{8}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{12}}$') \
+                 ORDER BY id"
             ),
-            groups_of,
-            keys,
-        )
+            sql.values,
+        ))
+        .all(self.db.connection())
         .await
+        .map_err(db_err)?;
+        Ok(Some(rows.into_iter().map(|r| r.id).collect()))
     }
 
     async fn snapshot_users(
@@ -200,42 +182,8 @@ impl ChangeFeed for SqlDirectoryRepository {
         conn: ConnectionId,
         users: &[ResourceId],
     ) -> Result<Vec<(DirectoryUser, BTreeSet<ResourceId>)>> {
-        let mut rows = Vec::new();
-        let mut memberships = Vec::new();
-        for chunk in users.chunks(INSERT_BATCH) {
-            let mut sql = Sql::default();
-            let conn_param = sql.bind(conn.0);
-            let ids: Vec<String> = chunk.iter().map(|u| sql.bind(*u)).collect();
-            rows.extend(
-                SnapshotRow::find_by_statement(self.stmt(
-                    &format!(
-                        "SELECT {SNAPSHOT_COLUMNS} FROM directory_users WHERE connection_id = {conn_param} AND id IN ({}) ORDER BY id",
-                        ids.join(", ")
-                    ),
-                    sql.values,
-                ))
-                .all(self.db.connection())
-                .await
-                .map_err(db_err)?,
-            );
-            let mut sql = Sql::default();
-            let conn_param = sql.bind(conn.0);
-            let values: Vec<String> = chunk.iter().map(|u| sql.bind(u.to_string())).collect();
-            memberships.extend(
-                MembershipRow::find_by_statement(self.stmt(
-                    &format!(
-                        "SELECT member_value, group_id FROM directory_group_members \
-                         WHERE connection_id = {conn_param} AND member_value IN ({})",
-                        values.join(", ")
-                    ),
-                    sql.values,
-                ))
-                .all(self.db.connection())
-                .await
-                .map_err(db_err)?,
-            );
-        }
-        Ok(join_groups(rows, memberships))
+        let rows = self.rows_by_id(conn, users).await?;
+        self.with_groups(conn, rows, None, None, false).await
     }
 
     async fn existing_groups(
@@ -287,47 +235,116 @@ impl SqlDirectoryRepository {
         Ok(sizes.is_some_and(|s| s.in_groups * 2 < s.users))
     }
 
-    /// Streams a `(member_value, group_id)` query into each user's groups;
-    /// member values that are not user ids (nested groups) are left out.
-    async fn groups_by_user(
+    async fn snapshot_rows(&self, statement: Statement) -> Result<Vec<SnapshotRow>> {
+        SnapshotRow::find_by_statement(statement)
+            .all(self.db.connection())
+            .await
+            .map_err(db_err)
+    }
+
+    /// The users `ids` (those that exist), in id order.
+    async fn rows_by_id(&self, conn: ConnectionId, ids: &[ResourceId]) -> Result<Vec<SnapshotRow>> {
+        let mut rows = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(LOOKUP_CHUNK) {
+            let mut sql = Sql::default();
+            let conn_param = sql.bind(conn.0);
+            let list: Vec<String> = chunk.iter().map(|u| sql.bind(*u)).collect();
+            rows.extend(
+                self.snapshot_rows(self.stmt(
+                    &format!(
+                        "SELECT {SNAPSHOT_COLUMNS} FROM directory_users \
+                         WHERE connection_id = {conn_param} AND id IN ({}) ORDER BY id",
+                        list.join(", ")
+                    ),
+                    sql.values,
+                ))
+                .await?,
+            );
+        }
+        Ok(rows)
+    }
+
+    /// Pairs each user with the groups it is a direct member of (among
+    /// `deciding`, if given), trimming each resource to `keys` (if given).
+    /// `contiguous`: `rows` are every user from the first to the last id.
+    async fn with_groups(
         &self,
-        statement: Statement,
+        conn: ConnectionId,
+        rows: Vec<SnapshotRow>,
+        deciding: Option<&[ResourceId]>,
+        keys: Option<&ResourceKeys>,
+        contiguous: bool,
+    ) -> Result<Vec<(DirectoryUser, BTreeSet<ResourceId>)>> {
+        if deciding.is_some_and(<[ResourceId]>::is_empty) || rows.is_empty() {
+            return Ok(pair(rows, HashMap::new(), keys));
+        }
+        let in_groups = |sql: &mut Sql| match deciding {
+            Some(deciding) => {
+                let list: Vec<String> = deciding.iter().map(|g| sql.bind(*g)).collect();
+                format!(" AND group_id IN ({})", list.join(", "))
+            }
+            None => String::new(),
+        };
+        let mut statements = Vec::new();
+        if contiguous {
+            // A page holds every user between its first and last id, so their
+            // memberships are one range of the (connection, member value)
+            // index: a member value naming a user is its id as issued, whose
+            // text sorts as the id does.
+            let (first, last) = (rows[0].id, rows[rows.len() - 1].id);
+            let mut sql = Sql::default();
+            let conn_param = sql.bind(conn.0);
+            let from = sql.bind(first.to_string());
+            let to = sql.bind(last.to_string());
+            let in_groups = in_groups(&mut sql);
+            statements.push(self.stmt(
+                &format!(
+                    "SELECT member_value, group_id FROM directory_group_members \
+                     WHERE connection_id = {conn_param} AND member_value >= {from} \
+                     AND member_value <= {to}{in_groups}"
+                ),
+                sql.values,
+            ));
+        } else {
+            for chunk in rows.chunks(LOOKUP_CHUNK) {
+                let mut sql = Sql::default();
+                let conn_param = sql.bind(conn.0);
+                let values: Vec<String> =
+                    chunk.iter().map(|u| sql.bind(u.id.to_string())).collect();
+                let in_groups = in_groups(&mut sql);
+                statements.push(self.stmt(
+                    &format!(
+                        "SELECT member_value, group_id FROM directory_group_members \
+                         WHERE connection_id = {conn_param} AND member_value IN ({}){in_groups}",
+                        values.join(", ")
+                    ),
+                    sql.values,
+                ));
+            }
+        }
+        let groups = self.groups_of(statements).await?;
+        Ok(pair(rows, groups, keys))
+    }
+
+    /// Each user's groups, from `(member_value, group_id)` queries; member
+    /// values that are not user ids (nested groups) are left out.
+    async fn groups_of(
+        &self,
+        statements: Vec<Statement>,
     ) -> Result<HashMap<Uuid, BTreeSet<ResourceId>>> {
         let mut groups: HashMap<Uuid, BTreeSet<ResourceId>> = HashMap::new();
-        let mut memberships = MembershipRow::find_by_statement(statement)
-            .stream(self.db.connection())
-            .await
-            .map_err(db_err)?;
-        while let Some(row) = memberships.next().await {
-            let row = row.map_err(db_err)?;
-            if let Ok(user) = Uuid::parse_str(&row.member_value) {
-                groups.entry(user).or_default().insert(row.group_id);
+        for statement in statements {
+            let memberships = MembershipRow::find_by_statement(statement)
+                .all(self.db.connection())
+                .await
+                .map_err(db_err)?;
+            for m in memberships {
+                if let Ok(user) = Uuid::parse_str(&m.member_value) {
+                    groups.entry(user).or_default().insert(m.group_id);
+                }
             }
         }
         Ok(groups)
-    }
-
-    /// Streams a snapshot query's users, pairing each with its groups from
-    /// `groups`, each resource trimmed to `keys` before the next row is read.
-    async fn pair_with_groups(
-        &self,
-        statement: Statement,
-        mut groups: HashMap<Uuid, BTreeSet<ResourceId>>,
-        keys: &ResourceKeys,
-    ) -> Result<Vec<(DirectoryUser, BTreeSet<ResourceId>)>> {
-        let mut users = SnapshotRow::find_by_statement(statement)
-            .stream(self.db.connection())
-            .await
-            .map_err(db_err)?;
-        let mut out = Vec::new();
-        while let Some(row) = users.next().await {
-            let row = row.map_err(db_err)?;
-            let user_groups = groups.remove(&row.id).unwrap_or_default();
-            let mut user = row.into_user();
-            keys.trim(&mut user.resource);
-            out.push((user, user_groups));
-        }
-        Ok(out)
     }
 
     /// Which of `ids` are rows of `table` (a fixed table name) in the directory.
@@ -342,7 +359,7 @@ impl SqlDirectoryRepository {
             id: Uuid,
         }
         let mut out = Vec::new();
-        for chunk in ids.chunks(INSERT_BATCH) {
+        for chunk in ids.chunks(LOOKUP_CHUNK) {
             let mut sql = Sql::default();
             let conn_param = sql.bind(conn.0);
             let list: Vec<String> = chunk.iter().map(|g| sql.bind(*g)).collect();
@@ -361,6 +378,10 @@ impl SqlDirectoryRepository {
         Ok(out)
     }
 }
+
+/// Ids bound in one lookup: a plan's page in one statement, well under
+/// either engine's limit on parameters.
+const LOOKUP_CHUNK: usize = 5_000;
 
 const SNAPSHOT_COLUMNS: &str = "id, user_name, email, display_name, active, resource";
 
@@ -393,23 +414,23 @@ impl SnapshotRow {
     }
 }
 
-/// Pairs each user with the groups it is a direct member of (member values
-/// that are not user ids, such as nested groups, are left out).
-fn join_groups(
-    users: Vec<SnapshotRow>,
-    memberships: Vec<MembershipRow>,
+/// Pairs each user with its groups (none when it has no entry), trimming
+/// each resource to `keys` (if given).
+fn pair(
+    rows: Vec<SnapshotRow>,
+    mut groups: HashMap<Uuid, BTreeSet<ResourceId>>,
+    keys: Option<&ResourceKeys>,
 ) -> Vec<(DirectoryUser, BTreeSet<ResourceId>)> {
-    let mut groups: HashMap<Uuid, BTreeSet<ResourceId>> = HashMap::new();
-    for m in memberships {
-        if let Ok(user) = Uuid::parse_str(&m.member_value) {
-            groups.entry(user).or_default().insert(m.group_id);
-        }
-    }
-    users
-        .into_iter()
-        .map(|u| {
-            let user_groups = groups.remove(&u.id).unwrap_or_default();
-            (u.into_user(), user_groups)
+    rows.into_iter()
+        .map(|row| {
+            // Only a user of the page takes groups: a member value in the
+            // range that names no user of it is left out.
+            let user_groups = groups.remove(&row.id).unwrap_or_default();
+            let mut user = row.into_user();
+            if let Some(keys) = keys {
+                keys.trim(&mut user.resource);
+            }
+            (user, user_groups)
         })
         .collect()
 }

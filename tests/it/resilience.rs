@@ -1179,11 +1179,11 @@ async fn a_mapping_over_part_of_a_large_directory_plans_exactly_its_users_in_pag
         "{effect}"
     );
     assert_eq!(
-        effect["removals"][0]["email"], "u25@example.com",
+        effect["changes"]["removals"][0]["email"], "u25@example.com",
         "{effect}"
     );
     assert_eq!(
-        effect["removals"][0]["reason"]["kind"], "no_role_group",
+        effect["changes"]["removals"][0]["reason"]["kind"], "no_role_group",
         "{effect}"
     );
     dir.app.finish().await;

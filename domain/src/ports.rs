@@ -18,7 +18,7 @@ mod sync_run_repository;
 mod webhooks;
 
 pub use audit_log::AuditLog;
-pub use change_feed::ChangeFeed;
+pub use change_feed::{ChangeFeed, SnapshotScope, UserPages};
 pub use clock::{Clock, SystemClock};
 pub use connection_repository::ConnectionRepository;
 pub use deletion_protection::DeletionProtection;

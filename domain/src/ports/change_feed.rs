@@ -1,5 +1,7 @@
 use std::collections::BTreeSet;
 
+use futures::stream::BoxStream;
+
 use crate::directory::{ChangeEvent, ConnectionId, ResourceId};
 use crate::membership::{DirectoryUser, ResourceKeys};
 use crate::Result;
@@ -50,35 +52,16 @@ pub trait ChangeFeed: Send + Sync {
         limit: u64,
     ) -> Result<Vec<(i64, String)>>;
 
-    /// A page of the directory's users in id order: those after `after`, at
-    /// most `limit`, each with the groups among `deciding` it belongs to (the
-    /// groups a plan's mappings name; other memberships decide nothing and
-    /// are not read), each resource trimmed to `keys` as it is read. A full
-    /// plan reads the directory page by page and drops each page once
-    /// planned, so its memory does not grow with the directory.
+    /// The users `scope` covers, in id order, in pages that the store reads
+    /// ahead while the caller plans the last one (holding a few pages at
+    /// most), each user with the groups among `scope.deciding` it belongs to
+    /// and its resource trimmed to `scope.keys`. A full plan drops each page
+    /// once planned, so its memory does not grow with the directory.
     ///
-    /// # Errors
-    /// Only infrastructure failures.
-    async fn users_page(
-        &self,
-        conn: ConnectionId,
-        after: Option<ResourceId>,
-        limit: u64,
-        deciding: &[ResourceId],
-        keys: &ResourceKeys,
-    ) -> Result<Vec<(DirectoryUser, BTreeSet<ResourceId>)>>;
-
-    /// The same for the users `ids` (in id order); ids with no user are left out.
-    ///
-    /// # Errors
-    /// Only infrastructure failures.
-    async fn users_by_id(
-        &self,
-        conn: ConnectionId,
-        ids: &[ResourceId],
-        deciding: &[ResourceId],
-        keys: &ResourceKeys,
-    ) -> Result<Vec<(DirectoryUser, BTreeSet<ResourceId>)>>;
+    /// Each page is read when its turn comes: a user changed meanwhile is
+    /// read as it is then (the change's event, after the plan's position,
+    /// is applied after the plan too, to the same end).
+    fn snapshot(&self, conn: ConnectionId, scope: SnapshotScope) -> UserPages;
 
     /// What a plan of `org` with group mappings on can touch, when that is
     /// well under the whole directory: the ids of the users in any of
@@ -127,3 +110,19 @@ pub trait ChangeFeed: Send + Sync {
         users: &[ResourceId],
     ) -> Result<Vec<ResourceId>>;
 }
+
+/// What a full plan reads of a directory.
+#[derive(Debug, Clone)]
+pub struct SnapshotScope {
+    /// The groups a plan's mappings name; other memberships decide nothing
+    /// and are not read.
+    pub deciding: Vec<ResourceId>,
+    /// What of each user's resource the plan reads.
+    pub keys: ResourceKeys,
+    /// Only these users (in id order, from
+    /// [`ChangeFeed::plan_candidates`]); `None`: every user.
+    pub users: Option<Vec<ResourceId>>,
+}
+
+/// A snapshot's pages of users with their deciding groups, in id order.
+pub type UserPages = BoxStream<'static, Result<Vec<(DirectoryUser, BTreeSet<ResourceId>)>>>;

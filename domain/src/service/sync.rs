@@ -7,6 +7,8 @@
 //! `source` (orgs moving to another directory).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+
+use futures::TryStreamExt;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -18,14 +20,14 @@ use crate::auth::{Action, Principal};
 use crate::directory::{ConnectionId, EntityKind, ResourceId};
 use crate::error::ConflictCode;
 use crate::membership::{
-    plan_user, ChangeCounts, ChangeSet, DirectoryUser, Member, MemberId, OrgPolicy, Planner,
-    ResourceKeys,
+    plan_user, ChangeCounts, ChangeSet, Member, MemberId, OrgPolicy, Planner, ResourceKeys,
 };
 use crate::org::{OrgId, OrgKind, Organization, ProvisioningMode};
 use crate::page::{Page, PageRequest};
 use crate::ports::{
     ChangeFeed, Clock, ConnectionRepository, DeletionProtection, DirectoryRepository, EventLog,
-    JobQueue, MemberWrites, MembershipRepository, OrgRepository, SyncRunRepository, Task,
+    JobQueue, MemberWrites, MembershipRepository, OrgRepository, SnapshotScope, SyncRunRepository,
+    Task,
 };
 use crate::service::OrgService;
 use crate::sync::{

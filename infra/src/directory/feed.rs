@@ -3,11 +3,13 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use futures::StreamExt;
 use orgsync_domain::directory::{ChangeEvent, ConnectionId, ResourceId};
 use orgsync_domain::membership::{DirectoryUser, ResourceKeys};
-use orgsync_domain::ports::ChangeFeed;
+use orgsync_domain::ports::{ChangeFeed, SnapshotScope, UserPages};
 use orgsync_domain::Result;
 use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement};
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::events::sequence_events;
@@ -90,44 +92,28 @@ impl ChangeFeed for SqlDirectoryRepository {
             .collect()
     }
 
-    async fn users_page(
-        &self,
-        conn: ConnectionId,
-        after: Option<ResourceId>,
-        limit: u64,
-        deciding: &[ResourceId],
-        keys: &ResourceKeys,
-    ) -> Result<Vec<(DirectoryUser, BTreeSet<ResourceId>)>> {
-        let mut sql = Sql::default();
-        let conn_param = sql.bind(conn.0);
-        let after_id = match after {
-            Some(after) => format!(" AND id > {}", sql.bind(after)),
-            None => String::new(),
+    fn snapshot(&self, conn: ConnectionId, scope: SnapshotScope) -> UserPages {
+        // One page is built while one waits and the caller plans a third.
+        let (pages, received) = tokio::sync::mpsc::channel(1);
+        let reader = PageReader {
+            repo: self.clone(),
+            conn,
+            scope,
+            read: 0,
+            after: None,
+            memberships: None,
+            paired: 0,
+            done: false,
         };
-        let limit = sql.bind(i64::try_from(limit).unwrap_or(i64::MAX));
-        let rows = self
-            .snapshot_rows(self.stmt(
-                &format!(
-                    "SELECT {SNAPSHOT_COLUMNS} FROM directory_users \
-                     WHERE connection_id = {conn_param}{after_id} ORDER BY id LIMIT {limit}"
-                ),
-                sql.values,
-            ))
-            .await?;
-        self.with_groups(conn, rows, Some(deciding), Some(keys), true)
-            .await
-    }
-
-    async fn users_by_id(
-        &self,
-        conn: ConnectionId,
-        ids: &[ResourceId],
-        deciding: &[ResourceId],
-        keys: &ResourceKeys,
-    ) -> Result<Vec<(DirectoryUser, BTreeSet<ResourceId>)>> {
-        let rows = self.rows_by_id(conn, ids).await?;
-        self.with_groups(conn, rows, Some(deciding), Some(keys), false)
-            .await
+        let task = reader.run(pages).in_current_span();
+        match &self.readers {
+            Some(runtime) => drop(runtime.spawn(task)),
+            None => drop(tokio::spawn(task)),
+        }
+        futures::stream::unfold(received, |mut received| async move {
+            received.recv().await.map(|page| (page, received))
+        })
+        .boxed()
     }
 
     async fn plan_candidates(
@@ -183,7 +169,7 @@ impl ChangeFeed for SqlDirectoryRepository {
         users: &[ResourceId],
     ) -> Result<Vec<(DirectoryUser, BTreeSet<ResourceId>)>> {
         let rows = self.rows_by_id(conn, users).await?;
-        self.with_groups(conn, rows, None, None, false).await
+        self.with_groups(conn, rows, None, None).await
     }
 
     async fn existing_groups(
@@ -204,6 +190,76 @@ impl ChangeFeed for SqlDirectoryRepository {
 }
 
 impl SqlDirectoryRepository {
+    /// Up to `limit` users after `after`, in id order.
+    async fn users_page(
+        &self,
+        conn: ConnectionId,
+        after: Option<ResourceId>,
+        limit: u64,
+    ) -> Result<Vec<SnapshotRow>> {
+        let mut sql = Sql::default();
+        let conn_param = sql.bind(conn.0);
+        let after_id = match after {
+            Some(after) => format!(" AND id > {}", sql.bind(after)),
+            None => String::new(),
+        };
+        let limit = sql.bind(i64::try_from(limit).unwrap_or(i64::MAX));
+        self.snapshot_rows(self.stmt(
+            &format!(
+                "SELECT {SNAPSHOT_COLUMNS} FROM directory_users \
+                 WHERE connection_id = {conn_param}{after_id} ORDER BY id LIMIT {limit}"
+            ),
+            sql.values,
+        ))
+        .await
+    }
+
+    /// Every `(user, group)` membership of the directory in one of
+    /// `groups`, sorted by user: one scan, streamed into 32 bytes a
+    /// membership (member values that are not user ids are left out).
+    async fn memberships_in(
+        &self,
+        conn: ConnectionId,
+        groups: &[ResourceId],
+    ) -> Result<Vec<(Uuid, ResourceId)>> {
+        let mut sql = Sql::default();
+        let conn_param = sql.bind(conn.0);
+        let list: Vec<String> = groups.iter().map(|g| sql.bind(*g)).collect();
+        let mut rows = MembershipRow::find_by_statement(self.stmt(
+            &format!(
+                "SELECT member_value, group_id FROM directory_group_members \
+                 WHERE connection_id = {conn_param} AND group_id IN ({})",
+                list.join(", ")
+            ),
+            sql.values,
+        ))
+        .stream(self.db.connection())
+        .await
+        .map_err(db_err)?;
+        let mut memberships = Vec::new();
+        while let Some(row) = rows.next().await {
+            let row = row.map_err(db_err)?;
+            if let Ok(user) = Uuid::parse_str(&row.member_value) {
+                memberships.push((user, row.group_id));
+            }
+        }
+        memberships.sort_unstable();
+        Ok(memberships)
+    }
+
+    /// The users `ids` (in id order) that exist.
+    async fn users_by_id(
+        &self,
+        conn: ConnectionId,
+        ids: &[ResourceId],
+        deciding: &[ResourceId],
+        keys: &ResourceKeys,
+    ) -> Result<Vec<(DirectoryUser, BTreeSet<ResourceId>)>> {
+        let rows = self.rows_by_id(conn, ids).await?;
+        self.with_groups(conn, rows, Some(deciding), Some(keys))
+            .await
+    }
+
     /// Whether `groups` hold well under half the directory's users.
     async fn selective(&self, conn: ConnectionId, groups: &[ResourceId]) -> Result<bool> {
         #[derive(FromQueryResult)]
@@ -266,14 +322,12 @@ impl SqlDirectoryRepository {
 
     /// Pairs each user with the groups it is a direct member of (among
     /// `deciding`, if given), trimming each resource to `keys` (if given).
-    /// `contiguous`: `rows` are every user from the first to the last id.
     async fn with_groups(
         &self,
         conn: ConnectionId,
         rows: Vec<SnapshotRow>,
         deciding: Option<&[ResourceId]>,
         keys: Option<&ResourceKeys>,
-        contiguous: bool,
     ) -> Result<Vec<(DirectoryUser, BTreeSet<ResourceId>)>> {
         if deciding.is_some_and(<[ResourceId]>::is_empty) || rows.is_empty() {
             return Ok(pair(rows, HashMap::new(), keys));
@@ -286,26 +340,7 @@ impl SqlDirectoryRepository {
             None => String::new(),
         };
         let mut statements = Vec::new();
-        if contiguous {
-            // A page holds every user between its first and last id, so their
-            // memberships are one range of the (connection, member value)
-            // index: a member value naming a user is its id as issued, whose
-            // text sorts as the id does.
-            let (first, last) = (rows[0].id, rows[rows.len() - 1].id);
-            let mut sql = Sql::default();
-            let conn_param = sql.bind(conn.0);
-            let from = sql.bind(first.to_string());
-            let to = sql.bind(last.to_string());
-            let in_groups = in_groups(&mut sql);
-            statements.push(self.stmt(
-                &format!(
-                    "SELECT member_value, group_id FROM directory_group_members \
-                     WHERE connection_id = {conn_param} AND member_value >= {from} \
-                     AND member_value <= {to}{in_groups}"
-                ),
-                sql.values,
-            ));
-        } else {
+        {
             for chunk in rows.chunks(LOOKUP_CHUNK) {
                 let mut sql = Sql::default();
                 let conn_param = sql.bind(conn.0);
@@ -379,6 +414,11 @@ impl SqlDirectoryRepository {
     }
 }
 
+/// Users a snapshot page holds.
+const SNAPSHOT_PAGE: usize = 5_000;
+
+type Page = Vec<(DirectoryUser, BTreeSet<ResourceId>)>;
+
 /// Ids bound in one lookup: a plan's page in one statement, well under
 /// either engine's limit on parameters.
 const LOOKUP_CHUNK: usize = 5_000;
@@ -431,6 +471,121 @@ fn pair(
                 keys.trim(&mut user.resource);
             }
             (user, user_groups)
+        })
+        .collect()
+}
+
+/// Reads a snapshot's pages ahead of the plan that consumes them.
+struct PageReader {
+    repo: SqlDirectoryRepository,
+    conn: ConnectionId,
+    scope: SnapshotScope,
+    /// How many of `scope.users` are read.
+    read: usize,
+    /// The last user read, when reading every user.
+    after: Option<ResourceId>,
+    /// When reading every user: the deciding memberships, by user, read
+    /// once (a page's own lookup cost more than the scan), and how many of
+    /// them belong to users read.
+    memberships: Option<Vec<(Uuid, ResourceId)>>,
+    paired: usize,
+    done: bool,
+}
+
+impl PageReader {
+    /// Sends pages until the last, a failure (sent too), or the plan
+    /// stopping (dropping its end).
+    async fn run(mut self, pages: tokio::sync::mpsc::Sender<Result<Page>>) {
+        loop {
+            let page = match self.next().await {
+                Ok(None) => return,
+                Ok(Some(page)) => Ok(page),
+                Err(error) => Err(error),
+            };
+            let failed = page.is_err();
+            if pages.send(page).await.is_err() || failed {
+                return;
+            }
+        }
+    }
+
+    /// The next page with at least one user; `None` once all are read.
+    async fn next(&mut self) -> Result<Option<Page>> {
+        let SnapshotScope {
+            deciding,
+            keys,
+            users,
+        } = &self.scope;
+        while !self.done {
+            let page = match users {
+                Some(ids) => {
+                    let ids = &ids[self.read..(self.read + SNAPSHOT_PAGE).min(ids.len())];
+                    self.read += ids.len();
+                    self.done = ids.len() < SNAPSHOT_PAGE;
+                    if ids.is_empty() {
+                        break;
+                    }
+                    // Ids whose user is gone since are left out of the page.
+                    self.repo
+                        .users_by_id(self.conn, ids, deciding, keys)
+                        .await?
+                }
+                None => {
+                    if self.memberships.is_none() {
+                        self.memberships = Some(if deciding.is_empty() {
+                            Vec::new()
+                        } else {
+                            self.repo.memberships_in(self.conn, deciding).await?
+                        });
+                    }
+                    let rows = self
+                        .repo
+                        .users_page(self.conn, self.after, SNAPSHOT_PAGE as u64)
+                        .await?;
+                    self.done = rows.len() < SNAPSHOT_PAGE;
+                    self.after = rows.last().map(|row| row.id);
+                    pair_in_order(
+                        self.memberships.as_deref().unwrap_or_default(),
+                        &mut self.paired,
+                        keys,
+                        rows,
+                    )
+                }
+            };
+            if !page.is_empty() {
+                return Ok(Some(page));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// Pairs a page of users (in id order, after every page before) with
+/// their memberships, walking the sorted memberships alongside.
+fn pair_in_order(
+    memberships: &[(Uuid, ResourceId)],
+    paired: &mut usize,
+    keys: &ResourceKeys,
+    rows: Vec<SnapshotRow>,
+) -> Page {
+    rows.into_iter()
+        .map(|row| {
+            while memberships
+                .get(*paired)
+                .is_some_and(|(user, _)| *user < row.id)
+            {
+                *paired += 1;
+            }
+            let mut groups = BTreeSet::new();
+            while let Some((_, group)) =
+                memberships.get(*paired).filter(|(user, _)| *user == row.id)
+            {
+                groups.insert(*group);
+                *paired += 1;
+            }
+            let mut user = row.into_user();
+            keys.trim(&mut user.resource);
+            (user, groups)
         })
         .collect()
 }

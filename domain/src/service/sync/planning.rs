@@ -71,10 +71,10 @@ impl SyncService {
         let deciding = policy.mappings.deciding_groups();
         let keys = ResourceKeys::for_policy(&policy);
         let roles: Vec<ResourceId> = policy.mappings.roles.iter().map(|m| m.group).collect();
-        // The members and the first page are read side by side: the database
-        // answers one while this decodes the other.
-        let first_page = async {
-            let candidates = if policy.mappings.enabled {
+        // The store starts reading pages ahead as soon as it knows which
+        // users to read, while the members are read and prepared.
+        let snapshot = async {
+            let users = if policy.mappings.enabled {
                 self.ports
                     .feed
                     .plan_candidates(conn, org.id, &roles)
@@ -82,21 +82,15 @@ impl SyncService {
             } else {
                 None
             };
-            let mut pages = SnapshotPages {
-                feed: self.ports.feed.as_ref(),
-                conn,
-                deciding: &deciding,
-                keys: &keys,
-                candidates,
-                read: 0,
-                after: None,
-                done: false,
+            let scope = SnapshotScope {
+                deciding,
+                keys,
+                users,
             };
-            let first = pages.next().await?;
-            Ok((pages, first))
+            Ok(self.ports.feed.snapshot(conn, scope))
         };
-        let ((mut pages, mut page), mut current) =
-            futures::future::try_join(first_page, self.ports.members.all_members(org.id)).await?;
+        let (mut pages, mut current) =
+            futures::future::try_join(snapshot, self.ports.members.all_members(org.id)).await?;
         if new_source {
             // Links to users this directory has (the org drew on it before)
             // stay; the others are another directory's and are dropped.
@@ -116,15 +110,10 @@ impl SyncService {
             }
         }
         let mut planner = Planner::new(&policy, &current, now);
-        while let Some(users) = page {
-            // The next page is asked for first, so the database reads it
-            // while this one is planned; each page is dropped once planned.
-            let (next, ()) = futures::join!(pages.next(), async {
-                for (user, groups) in &users {
-                    planner.user(user, groups);
-                }
-            });
-            page = next?;
+        while let Some(page) = pages.try_next().await? {
+            for (user, groups) in &page {
+                planner.user(user, groups);
+            }
         }
         let changes = planner.finish();
         Ok((changes, Some((conn, position)), current))
@@ -322,66 +311,6 @@ impl SyncService {
                     "no enterprise connection with directory sync on reaches this organization",
                 )
             })
-    }
-}
-
-/// Users a snapshot pages through.
-const SNAPSHOT_PAGE: usize = 5_000;
-
-/// A full plan's read of the directory, page by page in user id order: every
-/// user, or only `candidates`.
-struct SnapshotPages<'a> {
-    feed: &'a dyn ChangeFeed,
-    conn: ConnectionId,
-    deciding: &'a [ResourceId],
-    keys: &'a ResourceKeys,
-    /// Only these users (in id order), when the plan can touch no others.
-    candidates: Option<Vec<ResourceId>>,
-    /// How many candidates are read.
-    read: usize,
-    /// The last user read, when reading every user.
-    after: Option<ResourceId>,
-    done: bool,
-}
-
-impl SnapshotPages<'_> {
-    /// The next page with at least one user; `None` once all are read.
-    async fn next(&mut self) -> Result<Option<Vec<(DirectoryUser, BTreeSet<ResourceId>)>>> {
-        while !self.done {
-            let page = match &self.candidates {
-                Some(ids) => {
-                    let ids = &ids[self.read..(self.read + SNAPSHOT_PAGE).min(ids.len())];
-                    self.read += ids.len();
-                    self.done = ids.len() < SNAPSHOT_PAGE;
-                    if ids.is_empty() {
-                        break;
-                    }
-                    // Ids whose user is gone since are left out of the page.
-                    self.feed
-                        .users_by_id(self.conn, ids, self.deciding, self.keys)
-                        .await?
-                }
-                None => {
-                    let page = self
-                        .feed
-                        .users_page(
-                            self.conn,
-                            self.after,
-                            SNAPSHOT_PAGE as u64,
-                            self.deciding,
-                            self.keys,
-                        )
-                        .await?;
-                    self.done = page.len() < SNAPSHOT_PAGE;
-                    self.after = page.last().map(|(user, _)| user.id);
-                    page
-                }
-            };
-            if !page.is_empty() {
-                return Ok(Some(page));
-            }
-        }
-        Ok(None)
     }
 }
 

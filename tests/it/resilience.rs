@@ -506,24 +506,7 @@ async fn a_deactivation_during_a_full_reconcile_of_50000_members_is_never_undone
     seed_users(&dir, 50_000).await;
     let target = dir.user("target@example.com").await;
     switch_to_scim(&dir, &org).await;
-    let count = |email: &'static str| {
-        let db = db.clone();
-        let org = org.clone();
-        async move {
-            let row = db
-                .connection()
-                .query_one(sea_orm::Statement::from_string(
-                    sea_orm::DatabaseBackend::Postgres,
-                    format!(
-                        "SELECT count(*) AS n FROM members WHERE org_id = '{org}' AND email LIKE '{email}'"
-                    ),
-                ))
-                .await
-                .unwrap()
-                .unwrap();
-            row.try_get::<i64>("", "n").unwrap()
-        }
-    };
+    let count = |email: &'static str| members_where(&dir, &org, format!("email LIKE '{email}'"));
     assert_eq!(count("%").await, 50_001);
 
     // Behind the engine's back, so only a full reconcile sees it.
@@ -1141,24 +1124,7 @@ async fn a_mapping_over_part_of_a_large_directory_plans_exactly_its_users_in_pag
     let (status, body) = admin(&dir, "PUT", &org, "/group-mappings", Some(mappings)).await;
     assert_eq!(status, 200, "{body}");
     switch_to_scim(&dir, &org).await;
-    let count = |filter: &'static str| {
-        let db = db.clone();
-        let org = org.clone();
-        async move {
-            db.connection()
-                .query_one(sea_orm::Statement::from_string(
-                    sea_orm::DatabaseBackend::Postgres,
-                    format!(
-                        "SELECT count(*) AS n FROM members WHERE org_id = '{org}' AND {filter}"
-                    ),
-                ))
-                .await
-                .unwrap()
-                .unwrap()
-                .try_get::<i64>("", "n")
-                .unwrap()
-        }
-    };
+    let count = |filter: &'static str| members_where(&dir, &org, filter.to_owned());
     assert_eq!(count("TRUE").await, 12_000);
     assert_eq!(count("role = 'admin'").await, 12_000);
     assert_eq!(count("email ~ '^u[0-9]*[0257]@'").await, 12_000);
@@ -1187,4 +1153,21 @@ async fn a_mapping_over_part_of_a_large_directory_plans_exactly_its_users_in_pag
         "{effect}"
     );
     dir.app.finish().await;
+}
+
+/// How many of `org`'s members match the SQL condition `filter`.
+async fn members_where(dir: &Directory, org: &str, filter: String) -> i64 {
+    dir.app
+        .runtime
+        .db
+        .connection()
+        .query_one(sea_orm::Statement::from_string(
+            sea_orm::DatabaseBackend::Postgres,
+            format!("SELECT count(*) AS n FROM members WHERE org_id = '{org}' AND {filter}"),
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get::<i64>("", "n")
+        .unwrap()
 }

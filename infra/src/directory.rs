@@ -37,18 +37,11 @@ pub use events::sequence_events;
 #[derive(Clone)]
 pub struct SqlDirectoryRepository {
     db: Database,
-    /// Where snapshot pages are read ahead: the runtime the repository was
-    /// made on (the server's, on all cores), not the caller's (an HTTP
-    /// worker's runs on one thread, where reading ahead would not overlap).
-    readers: Option<tokio::runtime::Handle>,
 }
 
 impl SqlDirectoryRepository {
     pub fn new(db: Database) -> Self {
-        Self {
-            db,
-            readers: tokio::runtime::Handle::try_current().ok(),
-        }
+        Self { db }
     }
 
     fn backend(&self) -> DbBackend {

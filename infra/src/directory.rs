@@ -112,6 +112,22 @@ impl DirectoryRepository for SqlDirectoryRepository {
         members::groups_of(self, conn, users).await
     }
 
+    async fn memberships_of(
+        &self,
+        conn: ConnectionId,
+        users: &[ResourceId],
+    ) -> Result<Vec<(ResourceId, ResourceId)>> {
+        members::memberships_of(self, conn, users).await
+    }
+
+    async fn group_names(
+        &self,
+        conn: ConnectionId,
+        groups: &[ResourceId],
+    ) -> Result<Vec<(ResourceId, String)>> {
+        members::group_names(self, conn, groups).await
+    }
+
     async fn create_group(
         &self,
         conn: ConnectionId,

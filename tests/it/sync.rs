@@ -3,10 +3,12 @@
 
 use std::time::Duration;
 
+use sea_orm::ConnectionTrait;
 use serde_json::{json, Value};
 
 use crate::fixtures::{
-    admin, create_child, members, put_confirmed, start_sync, switch_to_scim, wait_for_run,
+    admin, create_child, members, put_confirmed, seed_users, start_sync, switch_to_scim,
+    wait_for_run,
 };
 use crate::scim::Directory;
 use crate::support::poll;
@@ -509,6 +511,74 @@ async fn members_export_as_csv_with_groups_and_attributes() {
             .unwrap();
         assert_eq!(&quinn_row[department], "R&D");
     }
+    dir.app.finish().await;
+}
+
+/// An export longer than one page (5,000 members) names every member's
+/// groups, case-insensitively by name, on every page: group names are read
+/// once per export and reused page after page.
+#[actix_web::test]
+async fn an_export_of_several_pages_names_every_members_groups_in_order() {
+    let dir = Directory::new().await;
+    seed_users(&dir, 11_000).await;
+    let groups = [
+        ("Beta", "TRUE"),
+        ("alpha", "n % 2 = 0"),
+        ("Gamma", "n % 3 = 0"),
+        ("Zed", "FALSE"),
+    ];
+    for (name, condition) in groups {
+        let group = dir.group(name, &[] as &[&str]).await;
+        dir.app
+            .runtime
+            .db
+            .connection()
+            .execute_unprepared(&format!(
+                "INSERT INTO directory_group_members (connection_id, group_id, member_value, member_type) \
+                 SELECT connection_id, '{group}', id::text, 'User' FROM \
+                 (SELECT *, substring(user_name from '[0-9]+')::int AS n FROM directory_users \
+                  WHERE connection_id = '{conn}') u WHERE {condition}",
+                conn = dir.conn
+            ))
+            .await
+            .unwrap();
+    }
+    switch_to_scim(&dir, &dir.org).await;
+
+    let response = dir
+        .app
+        .send(
+            actix_web::test::TestRequest::get()
+                .uri(&dir.org_path("/members.csv"))
+                .insert_header((
+                    "authorization",
+                    format!("Bearer {}", dir.app.tokens.platform()),
+                )),
+        )
+        .await;
+    assert_eq!(response.status().as_u16(), 200);
+    let body = actix_web::test::read_body(response).await;
+    let mut reader = csv::Reader::from_reader(&body[..]);
+    let mut seen = std::collections::HashSet::new();
+    for row in reader.records() {
+        let row = row.unwrap();
+        assert!(seen.insert(row[0].to_owned()), "{} twice", &row[0]);
+        let n: u32 = row[1]
+            .trim_start_matches('u')
+            .trim_end_matches("@example.com")
+            .parse()
+            .unwrap();
+        let expected: Vec<&str> = [
+            (n % 2 == 0).then_some("alpha"),
+            Some("Beta"),
+            (n % 3 == 0).then_some("Gamma"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        assert_eq!(&row[9], expected.join("; "), "{row:?}");
+    }
+    assert_eq!(seen.len(), 11_000);
     dir.app.finish().await;
 }
 

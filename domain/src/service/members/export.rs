@@ -1,6 +1,9 @@
 //! Members for an export, streamed in batches with their directory groups.
 
+use std::collections::HashMap;
+
 use super::*;
+use crate::directory::ResourceId;
 
 /// Pages through an org's members for an export, with each member's
 /// directory groups, in batches of any size: memory stays bounded by the
@@ -10,8 +13,8 @@ pub struct MemberExport {
     org: OrgId,
     filter: MemberFilter,
     conn: Option<ConnectionId>,
-    after: Option<uuid::Uuid>,
-    done: bool,
+    cursor: Cursor,
+    group_names: GroupNames,
     /// Keys of the synced custom attributes (one column each).
     pub attribute_keys: Vec<String>,
 }
@@ -19,41 +22,122 @@ pub struct MemberExport {
 /// One exported member and the display names of its directory groups.
 pub type ExportRow = (Member, Vec<String>);
 
+/// The names of the groups an export has met, read once each: every page
+/// names mostly the same groups again, and there are far fewer groups than
+/// members (the directory's groups bound it).
+#[derive(Default)]
+struct GroupNames {
+    known: HashMap<ResourceId, GroupName>,
+}
+
+struct GroupName {
+    /// Groups are listed by name regardless of case, then by id.
+    sort_key: String,
+    display: String,
+}
+
+impl GroupNames {
+    /// Each of `users`' groups by name (case-insensitive, then id).
+    async fn of(
+        &mut self,
+        ports: &MemberPorts,
+        conn: ConnectionId,
+        users: &[ResourceId],
+    ) -> Result<HashMap<ResourceId, Vec<String>>> {
+        let memberships = ports.directory.memberships_of(conn, users).await?;
+        let mut unknown: Vec<ResourceId> = memberships
+            .iter()
+            .map(|(_, group)| *group)
+            .filter(|group| !self.known.contains_key(group))
+            .collect();
+        unknown.sort_unstable();
+        unknown.dedup();
+        if !unknown.is_empty() {
+            for (group, name) in ports.directory.group_names(conn, &unknown).await? {
+                let sort_key = name.to_lowercase();
+                let display = name;
+                self.known.insert(group, GroupName { sort_key, display });
+            }
+        }
+        let mut by_user: HashMap<ResourceId, Vec<(&GroupName, ResourceId)>> = HashMap::new();
+        for (user, group) in memberships {
+            // A group deleted since its memberships were read has no name: left out.
+            if let Some(name) = self.known.get(&group) {
+                by_user.entry(user).or_default().push((name, group));
+            }
+        }
+        Ok(by_user
+            .into_iter()
+            .map(|(user, mut groups)| {
+                groups.sort_unstable_by(|(a, a_id), (b, b_id)| {
+                    (&a.sort_key, a_id).cmp(&(&b.sort_key, b_id))
+                });
+                let names = groups
+                    .into_iter()
+                    .map(|(name, _)| name.display.clone())
+                    .collect();
+                (user, names)
+            })
+            .collect())
+    }
+}
+
+/// Where an export stands: the following page is read while the current
+/// one's groups are looked up, so the database answers both at once.
+enum Cursor {
+    Start,
+    Ahead(Page<Member>),
+    Done,
+}
+
 impl MemberExport {
     /// The next batch, `None` once every member was returned.
     ///
     /// # Errors
     /// Infrastructure failures.
     pub async fn next_batch(&mut self, size: u64) -> Result<Option<Vec<ExportRow>>> {
-        if self.done {
-            return Ok(None);
-        }
-        let ports = &self.ports;
-        let page = ports
-            .members
-            .list_members(
-                self.org,
-                &self.filter,
-                PageRequest {
-                    after: self.after,
-                    limit: size,
-                },
-            )
-            .await?;
-        self.after = page.next_after;
-        self.done = page.next_after.is_none();
-        let users: Vec<crate::directory::ResourceId> = page
+        let page = match std::mem::replace(&mut self.cursor, Cursor::Done) {
+            Cursor::Done => return Ok(None),
+            Cursor::Ahead(page) => page,
+            Cursor::Start => self.page(None, size).await?,
+        };
+        let Self {
+            ports,
+            org,
+            filter,
+            conn,
+            group_names,
+            ..
+        } = self;
+        let users: Vec<ResourceId> = page
             .items
             .iter()
             .filter_map(|m| m.directory_user_id)
             .collect();
-        let mut groups: std::collections::HashMap<crate::directory::ResourceId, Vec<String>> =
-            std::collections::HashMap::new();
-        if let (Some(conn), false) = (self.conn, users.is_empty()) {
-            for (user, _, name) in ports.directory.groups_of(conn, &users).await? {
-                groups.entry(user).or_default().push(name);
+        let groups = async {
+            match conn {
+                Some(conn) if !users.is_empty() => group_names.of(ports, *conn, &users).await,
+                _ => Ok(HashMap::new()),
             }
-        }
+        };
+        let following = async {
+            match page.next_after {
+                Some(after) => {
+                    let next = PageRequest {
+                        after: Some(after),
+                        limit: size,
+                    };
+                    ports
+                        .members
+                        .list_members(*org, filter, next)
+                        .await
+                        .map(Some)
+                }
+                None => Ok(None),
+            }
+        };
+        let (mut groups, following) = futures::try_join!(groups, following)?;
+        self.cursor = following.map_or(Cursor::Done, Cursor::Ahead);
         let rows = page
             .items
             .into_iter()
@@ -66,6 +150,13 @@ impl MemberExport {
             })
             .collect();
         Ok(Some(rows))
+    }
+
+    async fn page(&self, after: Option<uuid::Uuid>, limit: u64) -> Result<Page<Member>> {
+        self.ports
+            .members
+            .list_members(self.org, &self.filter, PageRequest { after, limit })
+            .await
     }
 }
 
@@ -99,8 +190,8 @@ impl MembersService {
             org,
             filter,
             conn,
-            after: None,
-            done: false,
+            cursor: Cursor::Start,
+            group_names: GroupNames::default(),
             attribute_keys,
         })
     }

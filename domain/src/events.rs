@@ -4,6 +4,7 @@
 //! by cursor and pushed to webhook endpoints.
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -149,16 +150,20 @@ pub struct Event {
     pub org_id: OrgId,
     /// The resource as the admin API shows it (after the change; as it was,
     /// for a removal).
-    pub data: Value,
+    pub data: Payload,
     /// For updates: the changed fields as they were before.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub previous: Option<Value>,
+    pub previous: Option<Payload>,
     #[serde(skip)]
     pub seq: Option<i64>,
 }
 
 impl Event {
     pub fn new(org_id: OrgId, event_type: EventType, data: Value, at: OffsetDateTime) -> Self {
+        Self::of(org_id, event_type, Payload::from(data), at)
+    }
+
+    fn of(org_id: OrgId, event_type: EventType, data: Payload, at: OffsetDateTime) -> Self {
         Self {
             id: Uuid::now_v7(),
             event_type,
@@ -171,23 +176,36 @@ impl Event {
     }
 
     pub fn member_created(member: &Member, at: OffsetDateTime) -> Self {
-        Self::new(member.org_id, EventType::MemberCreated, view(member), at)
+        Self::of(
+            member.org_id,
+            EventType::MemberCreated,
+            Payload::of(member),
+            at,
+        )
     }
 
     pub fn member_removed(member: &Member, at: OffsetDateTime) -> Self {
-        Self::new(member.org_id, EventType::MemberRemoved, view(member), at)
+        Self::of(
+            member.org_id,
+            EventType::MemberRemoved,
+            Payload::of(member),
+            at,
+        )
     }
 
     /// `member.suspended` when the change suspends, `member.updated`
     /// otherwise (reactivation included); `None` when nothing visible changed.
     pub fn member_changed(before: &Member, after: &Member, at: OffsetDateTime) -> Option<Self> {
-        let previous = changed_fields(before, after)?;
+        let (Value::Object(was), Value::Object(now)) = (view(before), view(after)) else {
+            return None;
+        };
+        let previous = changed_fields(&was, &now)?;
         let event_type = match (before.status, after.status) {
             (MemberStatus::Active, MemberStatus::Suspended) => EventType::MemberSuspended,
             _ => EventType::MemberUpdated,
         };
-        let mut event = Self::new(after.org_id, event_type, view(after), at);
-        event.previous = Some(Value::Object(previous));
+        let mut event = Self::new(after.org_id, event_type, Value::Object(now), at);
+        event.previous = Some(Payload::from(Value::Object(previous)));
         Some(event)
     }
 }
@@ -198,10 +216,10 @@ fn view(member: &Member) -> Value {
 
 /// The fields that differ, with their values before (`updated_at` aside:
 /// it changes with every write and says nothing).
-fn changed_fields(before: &Member, after: &Member) -> Option<Map<String, Value>> {
-    let (Value::Object(before), Value::Object(after)) = (view(before), view(after)) else {
-        return None;
-    };
+fn changed_fields(
+    before: &Map<String, Value>,
+    after: &Map<String, Value>,
+) -> Option<Map<String, Value>> {
     let changed: Map<String, Value> = after
         .keys()
         .chain(before.keys())
@@ -209,6 +227,73 @@ fn changed_fields(before: &Member, after: &Member) -> Option<Map<String, Value>>
         .map(|key| (key.clone(), before.get(key).cloned().unwrap_or(Value::Null)))
         .collect();
     (!changed.is_empty()).then_some(changed)
+}
+
+/// An event's JSON document, serialized once when the event is made and
+/// passed on as that text: to the events table, to the events API and to
+/// webhook receivers. A bulk write makes a million of them; building each
+/// as a tree of values first and printing it later cost more than the
+/// write itself.
+#[derive(Clone)]
+pub struct Payload(Box<RawValue>);
+
+impl Payload {
+    /// `value` serialized (`null` if it cannot be: no type of ours fails).
+    pub fn of(value: &impl Serialize) -> Self {
+        serde_json::value::to_raw_value(value).map_or_else(|_| Self::null(), Self)
+    }
+
+    fn null() -> Self {
+        Self(RawValue::NULL.to_owned())
+    }
+
+    /// A stored document, checked to be JSON.
+    ///
+    /// # Errors
+    /// When `text` is not JSON.
+    pub fn from_json(text: String) -> serde_json::Result<Self> {
+        RawValue::from_string(text).map(Self)
+    }
+
+    pub fn as_str(&self) -> &str {
+        self.0.get()
+    }
+
+    /// The document as values, for a reader that looks inside.
+    pub fn to_value(&self) -> Value {
+        serde_json::from_str(self.as_str()).unwrap_or(Value::Null)
+    }
+}
+
+impl From<Value> for Payload {
+    fn from(value: Value) -> Self {
+        Self::of(&value)
+    }
+}
+
+/// Equal when the documents are: the same values, whatever their layout.
+impl PartialEq for Payload {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str() || self.to_value() == other.to_value()
+    }
+}
+
+impl std::fmt::Debug for Payload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Payload {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Payload {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Box::<RawValue>::deserialize(deserializer).map(Self)
+    }
 }
 
 /// Where a reader of an org's (or a subtree's) events stands: after event
@@ -280,8 +365,11 @@ mod tests {
         let event =
             Event::member_changed(&before, &after, after.updated_at).expect("a visible change");
         assert_eq!(event.event_type, EventType::MemberUpdated);
-        assert_eq!(event.data["role"], "admin");
-        assert_eq!(event.previous, Some(serde_json::json!({"role": "user"})));
+        assert_eq!(event.data.to_value()["role"], "admin");
+        assert_eq!(
+            event.previous.map(|p| p.to_value()),
+            Some(serde_json::json!({"role": "user"}))
+        );
     }
 
     #[test]

@@ -45,6 +45,32 @@ pub(crate) const AUDIT_COLUMNS: &str = "id, org_id, actor_kind, actor, actor_det
 /// # Errors
 /// When the actor cannot be encoded (never, for the actors there are).
 pub(crate) fn entry_row(entry: &AuditEntry, sql: &mut Sql) -> Result<String> {
+    entry_row_with_states(&EntryStates::of(entry), sql)
+}
+
+/// An entry with its states as JSON text. A bulk write of members has each
+/// member's view as text already (its event's payload) and passes it on
+/// rather than have a tree of values built and printed again per member.
+pub(crate) struct EntryStates<'a> {
+    pub entry: &'a AuditEntry,
+    pub before: Option<std::borrow::Cow<'a, str>>,
+    pub after: Option<std::borrow::Cow<'a, str>>,
+}
+
+impl<'a> EntryStates<'a> {
+    /// The entry's own states, printed.
+    pub(crate) fn of(entry: &'a AuditEntry) -> Self {
+        let text = |state: &Option<serde_json::Value>| state.as_ref().map(|v| v.to_string().into());
+        Self {
+            entry,
+            before: text(&entry.before),
+            after: text(&entry.after),
+        }
+    }
+}
+
+fn entry_row_with_states(row: &EntryStates<'_>, sql: &mut Sql) -> Result<String> {
+    let entry = row.entry;
     let (kind, actor) = actor_columns(&entry.actor);
     let detail = serde_json::to_string(&entry.actor).map_err(|e| Error::Internal(e.into()))?;
     Ok([
@@ -56,8 +82,8 @@ pub(crate) fn entry_row(entry: &AuditEntry, sql: &mut Sql) -> Result<String> {
         sql.bind(entry.action.clone()),
         sql.bind(entry.target_kind.clone()),
         sql.bind(entry.target_id.clone()),
-        sql.bind(entry.before.as_ref().map(ToString::to_string)),
-        sql.bind(entry.after.as_ref().map(ToString::to_string)),
+        sql.bind(row.before.as_deref().map(str::to_owned)),
+        sql.bind(row.after.as_deref().map(str::to_owned)),
         sql.bind(entry.at),
     ]
     .join(", "))
@@ -69,11 +95,20 @@ pub(crate) async fn insert_entries(
     conn: &impl ConnectionTrait,
     entries: &[AuditEntry],
 ) -> Result<()> {
+    let rows: Vec<EntryStates<'_>> = entries.iter().map(EntryStates::of).collect();
+    insert_entries_with_states(conn, &rows).await
+}
+
+/// [`insert_entries`] for entries whose states are given as text.
+pub(crate) async fn insert_entries_with_states(
+    conn: &impl ConnectionTrait,
+    entries: &[EntryStates<'_>],
+) -> Result<()> {
     for chunk in entries.chunks(ENTRIES_PER_STATEMENT) {
         let mut sql = Sql::default();
         let mut rows = Vec::with_capacity(chunk.len());
         for entry in chunk {
-            rows.push(format!("({})", entry_row(entry, &mut sql)?));
+            rows.push(format!("({})", entry_row_with_states(entry, &mut sql)?));
         }
         conn.execute(Statement::from_sql_and_values(
             conn.get_database_backend(),

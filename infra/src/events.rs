@@ -8,7 +8,7 @@
 //! One sequence per tenant orders an org's events and a subtree's alike;
 //! tenants never wait on each other.
 
-use orgsync_domain::events::{Event, EventQuery, EventType};
+use orgsync_domain::events::{Event, EventQuery, EventType, Payload};
 use orgsync_domain::org::OrgId;
 use orgsync_domain::ports::EventLog;
 use orgsync_domain::{Error, Result};
@@ -38,8 +38,8 @@ pub(crate) fn event_row(event: &Event, sql: &mut Sql) -> String {
         sql.bind(event.org_id.0),
         sql.bind(event.event_type.as_str()),
         sql.bind(event.occurred_at),
-        sql.bind(event.data.to_string()),
-        sql.bind(event.previous.as_ref().map(ToString::to_string)),
+        sql.bind(event.data.as_str()),
+        sql.bind(event.previous.as_ref().map(|p| p.as_str().to_owned())),
     ]
     .join(", ")
 }
@@ -261,9 +261,10 @@ pub(crate) struct EventRow {
 
 impl EventRow {
     pub(crate) fn into_event(self) -> Result<Event> {
-        let json = |text: &str| {
-            serde_json::from_str(text)
-                .map_err(|e| Error::Internal(anyhow::anyhow!("event {}: {e}", self.id)))
+        let id = self.id;
+        let json = |text: String| {
+            Payload::from_json(text)
+                .map_err(|e| Error::Internal(anyhow::anyhow!("event {id}: {e}")))
         };
         Ok(Event {
             id: self.id,
@@ -271,8 +272,8 @@ impl EventRow {
                 .map_err(|e| Error::Internal(anyhow::anyhow!("event {}: {e}", self.id)))?,
             occurred_at: self.occurred_at,
             org_id: OrgId(self.org_id),
-            data: json(&self.data)?,
-            previous: self.previous.as_deref().map(json).transpose()?,
+            data: json(self.data)?,
+            previous: self.previous.map(json).transpose()?,
             seq: self.seq,
         })
     }

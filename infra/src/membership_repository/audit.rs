@@ -11,7 +11,7 @@ use orgsync_domain::Result;
 use sea_orm::DatabaseTransaction;
 
 use super::BATCH;
-use crate::audit_log::insert_entries;
+use crate::audit_log::{insert_entries, insert_entries_with_states, EntryStates};
 use crate::events::{insert_events, insert_numbered_events};
 
 /// Events from which a write numbers its own (see [`insert_numbered_events`]).
@@ -25,7 +25,6 @@ pub(super) async fn record_writes(
     org: OrgId,
     writes: &MemberWrites<'_>,
 ) -> Result<()> {
-    let view = |m: &Member| serde_json::to_value(m).ok();
     let entry = |action: &str,
                  id: MemberId,
                  before: Option<serde_json::Value>,
@@ -42,7 +41,13 @@ pub(super) async fn record_writes(
     };
     let relinked: std::collections::HashSet<MemberId> = writes.relinked.iter().copied().collect();
     let mut events: Vec<Event> = Vec::new();
+    // An added member's audit state is its view, which its event carries
+    // as text already: printed once, written twice.
     for chunk in writes.added.chunks(BATCH) {
+        let created: Vec<Event> = chunk
+            .iter()
+            .map(|m| Event::member_created(m, writes.at))
+            .collect();
         let entries: Vec<AuditEntry> = chunk
             .iter()
             .map(|m| {
@@ -51,11 +56,20 @@ pub(super) async fn record_writes(
                 } else {
                     "member.created"
                 };
-                entry(action, m.id, None, view(m))
+                entry(action, m.id, None, None)
             })
             .collect();
-        insert_entries(txn, &entries).await?;
-        events.extend(chunk.iter().map(|m| Event::member_created(m, writes.at)));
+        let rows: Vec<EntryStates<'_>> = entries
+            .iter()
+            .zip(&created)
+            .map(|(entry, event)| EntryStates {
+                entry,
+                before: None,
+                after: Some(event.data.as_str().into()),
+            })
+            .collect();
+        insert_entries_with_states(txn, &rows).await?;
+        events.extend(created);
     }
     for chunk in writes.updated.chunks(BATCH) {
         let entries: Vec<AuditEntry> = chunk
@@ -78,12 +92,25 @@ pub(super) async fn record_writes(
         );
     }
     for chunk in writes.removed.chunks(BATCH) {
+        let removed: Vec<Event> = chunk
+            .iter()
+            .map(|m| Event::member_removed(m, writes.at))
+            .collect();
         let entries: Vec<AuditEntry> = chunk
             .iter()
-            .map(|m| entry("member.removed", m.id, view(m), None))
+            .map(|m| entry("member.removed", m.id, None, None))
             .collect();
-        insert_entries(txn, &entries).await?;
-        events.extend(chunk.iter().map(|m| Event::member_removed(m, writes.at)));
+        let rows: Vec<EntryStates<'_>> = entries
+            .iter()
+            .zip(&removed)
+            .map(|(entry, event)| EntryStates {
+                entry,
+                before: Some(event.data.as_str().into()),
+                after: None,
+            })
+            .collect();
+        insert_entries_with_states(txn, &rows).await?;
+        events.extend(removed);
     }
     // A few events wait for the sequencer, which numbers them after commit
     // without holding up the tenant's other writers; a bulk share numbers

@@ -220,6 +220,15 @@ impl OrgRepository for SqlOrgRepository {
         if children > 0 {
             return Err(has_children());
         }
+        // Events name their org without a foreign key (see the migration
+        // that dropped it), so they go explicitly, in the same transaction.
+        txn.execute(Statement::from_sql_and_values(
+            txn.get_database_backend(),
+            "DELETE FROM events WHERE org_id = $1",
+            [id.0.into()],
+        ))
+        .await
+        .map_err(db_err)?;
         // A child created concurrently makes the foreign key refuse the delete.
         let result = organization::Entity::delete_by_id(id.0)
             .exec(&txn)

@@ -848,3 +848,49 @@ async fn the_dispatcher_finds_each_tenant_with_waiting_events_once() {
     assert!(left.is_empty(), "{left:?}");
     app.finish().await;
 }
+
+/// Events name their org without a foreign key (a bulk write's outbox rows
+/// skip the key check); deleting an org still takes its events with it and
+/// leaves its parent's.
+#[actix_web::test]
+async fn deleting_an_org_deletes_its_events_and_keeps_its_parents() {
+    use crate::fixtures::create_child;
+    use sea_orm::ConnectionTrait;
+    let app = TestApp::spawn_idle(|_| {}).await;
+    let root = create_root(&app, "Acme", "acme").await;
+    let (status, child) = create_child(
+        &app,
+        &app.tokens.platform(),
+        &root,
+        json!({"name": "Lab", "slug": "lab"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{child}");
+    let child = child["id"].as_str().unwrap().to_owned();
+    for org in [&root, &child] {
+        let member = json!({"email": format!("ada@{org}.example.com")});
+        let (status, body) = app.admin("POST", org, "/members", Some(member)).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let events_of = |org: String| {
+        let db = app.runtime.db.clone();
+        async move {
+            db.connection()
+                .query_one(sea_orm::Statement::from_string(
+                    sea_orm::DatabaseBackend::Postgres,
+                    format!("SELECT count(*) AS n FROM events WHERE org_id = '{org}'"),
+                ))
+                .await
+                .unwrap()
+                .unwrap()
+                .try_get::<i64>("", "n")
+                .unwrap()
+        }
+    };
+    assert_eq!(events_of(child.clone()).await, 1);
+    let (status, body) = app.admin("DELETE", &child, "", None).await;
+    assert_eq!(status, 204, "{body}");
+    assert_eq!(events_of(child).await, 0, "the deleted org's events");
+    assert_eq!(events_of(root).await, 1, "the parent's stay");
+    app.finish().await;
+}

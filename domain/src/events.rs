@@ -196,17 +196,36 @@ impl Event {
     /// `member.suspended` when the change suspends, `member.updated`
     /// otherwise (reactivation included); `None` when nothing visible changed.
     pub fn member_changed(before: &Member, after: &Member, at: OffsetDateTime) -> Option<Self> {
+        MemberUpdate::of(before, after, at).map(|update| update.event)
+    }
+}
+
+/// An update's event and the fields it changed as they are after it (the
+/// event's `previous` holds them as they were): what the update's audit
+/// entry records, worked out once for both.
+pub struct MemberUpdate {
+    pub event: Event,
+    pub changed: Map<String, Value>,
+}
+
+impl MemberUpdate {
+    /// `None` when nothing visible changed (`updated_at` aside).
+    pub fn of(before: &Member, after: &Member, at: OffsetDateTime) -> Option<Self> {
         let (Value::Object(was), Value::Object(now)) = (view(before), view(after)) else {
             return None;
         };
         let previous = changed_fields(&was, &now)?;
+        let changed = previous
+            .keys()
+            .map(|key| (key.clone(), now.get(key).cloned().unwrap_or(Value::Null)))
+            .collect();
         let event_type = match (before.status, after.status) {
             (MemberStatus::Active, MemberStatus::Suspended) => EventType::MemberSuspended,
             _ => EventType::MemberUpdated,
         };
-        let mut event = Self::new(after.org_id, event_type, Value::Object(now), at);
+        let mut event = Event::new(after.org_id, event_type, Value::Object(now), at);
         event.previous = Some(Payload::from(Value::Object(previous)));
-        Some(event)
+        Some(Self { event, changed })
     }
 }
 
@@ -369,6 +388,11 @@ mod tests {
         assert_eq!(
             event.previous.map(|p| p.to_value()),
             Some(serde_json::json!({"role": "user"}))
+        );
+        let update = MemberUpdate::of(&before, &after, after.updated_at).expect("a visible change");
+        assert_eq!(
+            Value::Object(update.changed),
+            serde_json::json!({"role": "admin"})
         );
     }
 

@@ -3,15 +3,15 @@
 //! together.
 
 use orgsync_domain::audit::AuditEntry;
-use orgsync_domain::events::Event;
-use orgsync_domain::membership::{Member, MemberId, MemberStatus};
+use orgsync_domain::events::{Event, MemberUpdate};
+use orgsync_domain::membership::{MemberId, MemberStatus};
 use orgsync_domain::org::OrgId;
 use orgsync_domain::ports::MemberWrites;
 use orgsync_domain::Result;
 use sea_orm::DatabaseTransaction;
 
 use super::BATCH;
-use crate::audit_log::{insert_entries, insert_entries_with_states, EntryStates};
+use crate::audit_log::{insert_entries_with_states, EntryStates};
 use crate::events::{insert_events, insert_numbered_events};
 
 /// Events from which a write numbers its own (see [`insert_numbered_events`]).
@@ -25,17 +25,16 @@ pub(super) async fn record_writes(
     org: OrgId,
     writes: &MemberWrites<'_>,
 ) -> Result<()> {
-    let entry = |action: &str,
-                 id: MemberId,
-                 before: Option<serde_json::Value>,
-                 after: Option<serde_json::Value>| {
+    // Entries without states: each member's states are given as text.
+    let entry = |action: &str, id: MemberId| {
+        let target = ("member", id.0.to_string());
         AuditEntry::new(
             org,
             writes.actor.clone(),
             action,
-            ("member", id.0.to_string()),
-            before,
-            after,
+            target,
+            None,
+            None,
             writes.at,
         )
     };
@@ -56,7 +55,7 @@ pub(super) async fn record_writes(
                 } else {
                     "member.created"
                 };
-                entry(action, m.id, None, None)
+                entry(action, m.id)
             })
             .collect();
         let rows: Vec<EntryStates<'_>> = entries
@@ -71,8 +70,10 @@ pub(super) async fn record_writes(
         insert_entries_with_states(txn, &rows).await?;
         events.extend(created);
     }
+    // An update's audit entry records the fields it changed, before (its
+    // event's `previous`, as text already) and after.
     for chunk in writes.updated.chunks(BATCH) {
-        let entries: Vec<AuditEntry> = chunk
+        let updates: Vec<(AuditEntry, Option<MemberUpdate>)> = chunk
             .iter()
             .map(|(after, before)| {
                 let action = match (before.status, after.status) {
@@ -80,15 +81,33 @@ pub(super) async fn record_writes(
                     (MemberStatus::Suspended, MemberStatus::Active) => "member.reactivated",
                     _ => "member.updated",
                 };
-                let (before, after_view) = changed_fields(before, after);
-                entry(action, after.id, Some(before), Some(after_view))
+                let entry = entry(action, after.id);
+                (entry, MemberUpdate::of(before, after, writes.at))
             })
             .collect();
-        insert_entries(txn, &entries).await?;
+        let rows: Vec<EntryStates<'_>> = updates
+            .iter()
+            .map(|(entry, update)| {
+                // A touch that changed nothing visible is audited as such.
+                let (before, after) = match update {
+                    Some(update) => (
+                        update.event.previous.as_ref().map(|p| p.as_str().into()),
+                        serde_json::to_string(&update.changed).ok().map(Into::into),
+                    ),
+                    None => (Some("{}".into()), Some("{}".into())),
+                };
+                EntryStates {
+                    entry,
+                    before,
+                    after,
+                }
+            })
+            .collect();
+        insert_entries_with_states(txn, &rows).await?;
         events.extend(
-            chunk
-                .iter()
-                .filter_map(|(after, before)| Event::member_changed(before, after, writes.at)),
+            updates
+                .into_iter()
+                .filter_map(|(_, update)| update.map(|u| u.event)),
         );
     }
     for chunk in writes.removed.chunks(BATCH) {
@@ -98,7 +117,7 @@ pub(super) async fn record_writes(
             .collect();
         let entries: Vec<AuditEntry> = chunk
             .iter()
-            .map(|m| entry("member.removed", m.id, None, None))
+            .map(|m| entry("member.removed", m.id))
             .collect();
         let rows: Vec<EntryStates<'_>> = entries
             .iter()
@@ -120,25 +139,4 @@ pub(super) async fn record_writes(
     } else {
         insert_events(txn, &events).await
     }
-}
-
-/// The fields an update changed, before and after (not the whole member:
-/// a resync may update 100,000 members, and their audit stays small).
-fn changed_fields(before: &Member, after: &Member) -> (serde_json::Value, serde_json::Value) {
-    use serde_json::{Map, Value as Json};
-    let (Ok(Json::Object(before)), Ok(Json::Object(after))) =
-        (serde_json::to_value(before), serde_json::to_value(after))
-    else {
-        return (Json::Null, Json::Null);
-    };
-    let mut was = Map::new();
-    let mut now = Map::new();
-    for (key, value) in after {
-        let old = before.get(&key).cloned().unwrap_or(Json::Null);
-        if key != "updated_at" && old != value {
-            was.insert(key.clone(), old);
-            now.insert(key, value);
-        }
-    }
-    (Json::Object(was), Json::Object(now))
 }

@@ -73,20 +73,19 @@ fn entry_row_with_states(row: &EntryStates<'_>, sql: &mut Sql) -> Result<String>
     let entry = row.entry;
     let (kind, actor) = actor_columns(&entry.actor);
     let detail = serde_json::to_string(&entry.actor).map_err(|e| Error::Internal(e.into()))?;
-    Ok([
-        sql.bind(entry.id),
-        sql.bind(entry.org_id.0),
-        sql.bind(kind),
-        sql.bind(actor),
-        sql.bind(detail),
-        sql.bind(entry.action.clone()),
-        sql.bind(entry.target_kind.clone()),
-        sql.bind(entry.target_id.clone()),
-        sql.bind(row.before.as_deref().map(str::to_owned)),
-        sql.bind(row.after.as_deref().map(str::to_owned)),
-        sql.bind(entry.at),
-    ]
-    .join(", "))
+    Ok(sql.bind_list([
+        entry.id.into(),
+        entry.org_id.0.into(),
+        kind.into(),
+        actor.into(),
+        detail.into(),
+        entry.action.clone().into(),
+        entry.target_kind.clone().into(),
+        entry.target_id.clone().into(),
+        row.before.as_deref().map(str::to_owned).into(),
+        row.after.as_deref().map(str::to_owned).into(),
+        entry.at.into(),
+    ]))
 }
 
 /// Appends `entries` through `conn`: a connection, or the transaction of the

@@ -33,15 +33,18 @@ pub(crate) const EVENT_COLUMNS: &str = "id, org_id, event_type, occurred_at, dat
 
 /// One event's values, bound into `sql`: `p1, p2, …` for [`EVENT_COLUMNS`].
 pub(crate) fn event_row(event: &Event, sql: &mut Sql) -> String {
-    [
-        sql.bind(event.id),
-        sql.bind(event.org_id.0),
-        sql.bind(event.event_type.as_str()),
-        sql.bind(event.occurred_at),
-        sql.bind(event.data.as_str()),
-        sql.bind(event.previous.as_ref().map(|p| p.as_str().to_owned())),
-    ]
-    .join(", ")
+    sql.bind_list([
+        event.id.into(),
+        event.org_id.0.into(),
+        event.event_type.as_str().into(),
+        event.occurred_at.into(),
+        event.data.as_str().into(),
+        event
+            .previous
+            .as_ref()
+            .map(|p| p.as_str().to_owned())
+            .into(),
+    ])
 }
 
 /// Appends `events` through `conn`: the transaction of the change they

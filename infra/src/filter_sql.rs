@@ -33,6 +33,22 @@ impl Sql {
         self.values.push(value.into());
         format!("${}", self.values.len())
     }
+
+    /// Binds each of `values`, giving `$n, $n+1, …` in one string: a bulk
+    /// write binds millions of values, and a string apiece was a fifth of
+    /// the service's CPU while it wrote.
+    pub fn bind_list(&mut self, values: impl IntoIterator<Item = Value>) -> String {
+        use std::fmt::Write;
+        let mut list = String::new();
+        for value in values {
+            if !list.is_empty() {
+                list.push_str(", ");
+            }
+            self.values.push(value);
+            let _ = write!(list, "${}", self.values.len());
+        }
+        list
+    }
 }
 
 fn invalid(message: impl Into<String>) -> Error {

@@ -7,7 +7,7 @@ use orgsync_domain::membership::{
 };
 use orgsync_domain::org::OrgId;
 use orgsync_domain::{Error, Result};
-use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, FromQueryResult, Statement};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, FromQueryResult, Statement, Value};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -88,24 +88,27 @@ pub(super) const MEMBER_INSERT_COLUMNS: &str = "id, org_id, directory_user_id, e
 /// One member's values, bound into `sql`: `(p1, p2, …)` for [`MEMBER_INSERT_COLUMNS`].
 pub(super) fn member_values(m: &Member, sql: &mut Sql) -> String {
     let metadata = serde_json::to_string(&m.public_metadata).unwrap_or_else(|_| "{}".into());
-    format!(
-        "({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {})",
-        sql.bind(m.id.0),
-        sql.bind(m.org_id.0),
-        sql.bind(m.directory_user_id),
-        sql.bind(m.email.clone()),
-        sql.bind(m.email.to_lowercase()),
-        sql.bind(m.name.clone()),
-        sql.bind(m.role.as_str().to_owned()),
-        sql.bind(m.seat_tier.as_ref().map(|t| t.as_str().to_owned())),
-        sql.bind(m.spend_limit.as_ref().map(SpendLimit::amount_minor)),
-        sql.bind(m.spend_limit.as_ref().map(|l| l.currency().to_owned())),
-        sql.bind(metadata),
-        sql.bind(m.status.as_str().to_owned()),
-        sql.bind(m.source.as_str().to_owned()),
-        sql.bind(m.created_at),
-        sql.bind(m.updated_at),
-    )
+    let values: [Value; 15] = [
+        m.id.0.into(),
+        m.org_id.0.into(),
+        m.directory_user_id.into(),
+        m.email.clone().into(),
+        m.email.to_lowercase().into(),
+        m.name.clone().into(),
+        m.role.as_str().to_owned().into(),
+        m.seat_tier.as_ref().map(|t| t.as_str().to_owned()).into(),
+        m.spend_limit.as_ref().map(SpendLimit::amount_minor).into(),
+        m.spend_limit
+            .as_ref()
+            .map(|l| l.currency().to_owned())
+            .into(),
+        metadata.into(),
+        m.status.as_str().to_owned().into(),
+        m.source.as_str().to_owned().into(),
+        m.created_at.into(),
+        m.updated_at.into(),
+    ];
+    format!("({})", sql.bind_list(values))
 }
 
 pub(super) async fn insert_members(txn: &DatabaseTransaction, members: &[&Member]) -> Result<()> {

@@ -338,25 +338,10 @@ pub const MAX_EVENTS_PAGE: u64 = 1000;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::membership::{MemberId, MemberSource, Role};
+    use crate::membership::Role;
 
     fn member() -> Member {
-        let at = OffsetDateTime::UNIX_EPOCH;
-        Member {
-            id: MemberId::new(),
-            org_id: OrgId::new(),
-            directory_user_id: None,
-            email: "ada@example.com".into(),
-            name: Some("Ada".into()),
-            role: Role::User,
-            seat_tier: None,
-            spend_limit: None,
-            public_metadata: Map::new(),
-            status: MemberStatus::Active,
-            source: MemberSource::Manual,
-            created_at: at,
-            updated_at: at,
-        }
+        Member::example("ada@example.com")
     }
 
     #[test]

@@ -246,6 +246,30 @@ pub struct Member {
 }
 
 #[cfg(test)]
+impl Member {
+    /// An active manual member of a new org, named Ada, as unit tests start
+    /// from (`Member { field: …, ..Member::example(…) }` for the rest).
+    pub(crate) fn example(email: &str) -> Self {
+        let at = OffsetDateTime::UNIX_EPOCH;
+        Self {
+            id: MemberId::new(),
+            org_id: OrgId::new(),
+            directory_user_id: None,
+            email: email.into(),
+            name: Some("Ada".into()),
+            role: Role::User,
+            seat_tier: None,
+            spend_limit: None,
+            public_metadata: Map::new(),
+            status: MemberStatus::Active,
+            source: MemberSource::Manual,
+            created_at: at,
+            updated_at: at,
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

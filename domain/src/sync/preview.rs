@@ -204,21 +204,9 @@ mod tests {
     }
 
     fn member(user: Option<Uuid>) -> Member {
-        let at = OffsetDateTime::UNIX_EPOCH;
         Member {
-            id: MemberId::new(),
-            org_id: OrgId::new(),
             directory_user_id: user,
-            email: "a@example.com".into(),
-            name: None,
-            role: Role::User,
-            seat_tier: None,
-            spend_limit: None,
-            public_metadata: serde_json::Map::new(),
-            status: MemberStatus::Active,
-            source: MemberSource::Manual,
-            created_at: at,
-            updated_at: at,
+            ..Member::example("a@example.com")
         }
     }
 

@@ -160,10 +160,8 @@ mod tests {
 
     use super::fingerprint;
     use crate::membership::{
-        Add, ChangeSet, FieldChange, Member, MemberId, MemberSource, MemberStatus, Reason, Removal,
-        Role, Update,
+        Add, ChangeSet, FieldChange, Member, MemberId, Reason, Removal, Role, Update,
     };
-    use crate::org::OrgId;
 
     /// The fingerprint as first written (every entry's text made, then the
     /// texts sorted): a preview taken before an upgrade must still confirm

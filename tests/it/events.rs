@@ -855,7 +855,6 @@ async fn the_dispatcher_finds_each_tenant_with_waiting_events_once() {
 #[actix_web::test]
 async fn deleting_an_org_deletes_its_events_and_keeps_its_parents() {
     use crate::fixtures::create_child;
-    use sea_orm::ConnectionTrait;
     let app = TestApp::spawn_idle(|_| {}).await;
     let root = create_root(&app, "Acme", "acme").await;
     let (status, child) = create_child(
@@ -873,19 +872,8 @@ async fn deleting_an_org_deletes_its_events_and_keeps_its_parents() {
         assert_eq!(status, 201, "{body}");
     }
     let events_of = |org: String| {
-        let db = app.runtime.db.clone();
-        async move {
-            db.connection()
-                .query_one(sea_orm::Statement::from_string(
-                    sea_orm::DatabaseBackend::Postgres,
-                    format!("SELECT count(*) AS n FROM events WHERE org_id = '{org}'"),
-                ))
-                .await
-                .unwrap()
-                .unwrap()
-                .try_get::<i64>("", "n")
-                .unwrap()
-        }
+        let query = format!("SELECT count(*) AS n FROM events WHERE org_id = '{org}'");
+        crate::fixtures::count(&app.runtime.db, query)
     };
     assert_eq!(events_of(child.clone()).await, 1);
     let (status, body) = app.admin("DELETE", &child, "", None).await;

@@ -261,6 +261,20 @@ pub(crate) async fn finished_run(dir: &Directory, org: &str, run: &Value) -> Val
 
 /// `n` active directory users `u{i}@example.com` written behind the engine's
 /// back (no change events): only a full reconcile sees them.
+/// The value of `query`, a `SELECT count(*) AS n …` read straight from the database.
+pub(crate) async fn count(db: &orgsync_infra::Database, query: String) -> i64 {
+    db.connection()
+        .query_one(sea_orm::Statement::from_string(
+            sea_orm::DatabaseBackend::Postgres,
+            query,
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get::<i64>("", "n")
+        .unwrap()
+}
+
 pub(crate) async fn seed_users(dir: &Directory, n: u32) {
     dir.app
         .runtime

@@ -1157,17 +1157,6 @@ async fn a_mapping_over_part_of_a_large_directory_plans_exactly_its_users_in_pag
 
 /// How many of `org`'s members match the SQL condition `filter`.
 async fn members_where(dir: &Directory, org: &str, filter: String) -> i64 {
-    dir.app
-        .runtime
-        .db
-        .connection()
-        .query_one(sea_orm::Statement::from_string(
-            sea_orm::DatabaseBackend::Postgres,
-            format!("SELECT count(*) AS n FROM members WHERE org_id = '{org}' AND {filter}"),
-        ))
-        .await
-        .unwrap()
-        .unwrap()
-        .try_get::<i64>("", "n")
-        .unwrap()
+    let query = format!("SELECT count(*) AS n FROM members WHERE org_id = '{org}' AND {filter}");
+    crate::fixtures::count(&dir.app.runtime.db, query).await
 }

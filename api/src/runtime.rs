@@ -87,7 +87,10 @@ impl Runtime {
             Duration::from_millis(settings.scim.token_cache_ms),
             settings.limits.token_cache_entries,
         ));
-        let directory = Arc::new(SqlDirectoryRepository::new(db.clone()));
+        let directory = Arc::new(
+            SqlDirectoryRepository::new(db.clone())
+                .remembering_users(settings.limits.recent_users_mib.saturating_mul(1 << 20)),
+        );
         let members = Arc::new(SqlMembershipRepository::new(db.clone()));
         let events: Arc<dyn EventLog> = Arc::new(SqlEventLog::new(db.clone()));
         let hooks = &settings.webhooks;

@@ -9,6 +9,7 @@
 //! - `users`, `groups`: the writes of each kind;
 //! - `members`: group member rows, changed as sets, and read by page or by user;
 //! - `events`: the change log: appending, numbering ([`sequence_events`]), reading;
+//! - `recent`: the users this process last saw, the base of the next PATCH;
 //! - `feed`: what sync reads (the [`ChangeFeed`](orgsync_domain::ports::ChangeFeed)
 //!   port): the log and snapshots of users with their groups.
 
@@ -29,6 +30,7 @@ mod events;
 mod feed;
 mod groups;
 mod members;
+mod recent;
 mod sql;
 mod users;
 
@@ -37,11 +39,26 @@ pub use events::sequence_events;
 #[derive(Clone)]
 pub struct SqlDirectoryRepository {
     db: Database,
+    recent: Option<recent::RecentUsers>,
 }
 
 impl SqlDirectoryRepository {
     pub fn new(db: Database) -> Self {
-        Self { db }
+        Self { db, recent: None }
+    }
+
+    /// Remembers up to `max_bytes` of the users this process last read or
+    /// wrote, so a PATCH of one of them skips its read (see `recent`).
+    #[must_use]
+    pub fn remembering_users(mut self, max_bytes: u64) -> Self {
+        self.recent = (max_bytes > 0).then(|| recent::RecentUsers::new(max_bytes));
+        self
+    }
+
+    fn remember(&self, record: &UserRecord) {
+        if let Some(recent) = &self.recent {
+            recent.remember(record);
+        }
     }
 
     fn backend(&self) -> DbBackend {
@@ -62,7 +79,9 @@ impl DirectoryRepository for SqlDirectoryRepository {
         fields: &UserFields,
         now: OffsetDateTime,
     ) -> Result<UserRecord> {
-        users::create(self, conn, fields, now).await
+        let record = users::create(self, conn, fields, now).await?;
+        self.remember(&record);
+        Ok(record)
     }
 
     async fn find_user(
@@ -71,7 +90,15 @@ impl DirectoryRepository for SqlDirectoryRepository {
         id: ResourceId,
         groups: WithGroups,
     ) -> Result<Option<UserView>> {
-        users::find(self, conn, id, groups).await
+        let found = users::find(self, conn, id, groups).await?;
+        if let Some(view) = &found {
+            self.remember(&view.record);
+        }
+        Ok(found)
+    }
+
+    fn recent_user(&self, conn: ConnectionId, id: ResourceId) -> Option<UserRecord> {
+        self.recent.as_ref()?.get(conn, id)
     }
 
     async fn replace_user(
@@ -81,8 +108,11 @@ impl DirectoryRepository for SqlDirectoryRepository {
         fields: &UserFields,
         expected_version: Option<i64>,
         now: OffsetDateTime,
-    ) -> Result<UserRecord> {
-        users::replace(self, conn, id, fields, expected_version, now).await
+        groups: WithGroups,
+    ) -> Result<UserView> {
+        let view = users::replace(self, conn, id, fields, expected_version, now, groups).await?;
+        self.remember(&view.record);
+        Ok(view)
     }
 
     async fn delete_user(
@@ -92,6 +122,9 @@ impl DirectoryRepository for SqlDirectoryRepository {
         expected_version: Option<i64>,
         now: OffsetDateTime,
     ) -> Result<()> {
+        if let Some(recent) = &self.recent {
+            recent.forget(conn, id);
+        }
         users::delete(self, conn, id, expected_version, now).await
     }
 
@@ -101,7 +134,13 @@ impl DirectoryRepository for SqlDirectoryRepository {
         query: &ScimQuery,
         groups: WithGroups,
     ) -> Result<Listed<UserView>> {
-        users::list(self, conn, query, groups).await
+        let listed = users::list(self, conn, query, groups).await?;
+        if listed.items.len() <= recent::REMEMBERED_PAGE {
+            for view in &listed.items {
+                self.remember(&view.record);
+            }
+        }
+        Ok(listed)
     }
 
     async fn groups_of(

@@ -23,6 +23,7 @@ mod openapi;
 mod orgs;
 mod protection;
 mod queue;
+mod recent_users;
 mod resilience;
 mod restart;
 mod scim;

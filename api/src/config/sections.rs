@@ -20,6 +20,9 @@ pub struct LimitSettings {
     pub scim_unauthenticated_per_second: u32,
     /// Entries of the SCIM token look-up cache.
     pub token_cache_entries: u64,
+    /// MiB of directory users this process remembers as the base of the next
+    /// PATCH of each, saving its read (0: every PATCH reads first).
+    pub recent_users_mib: u64,
 }
 
 impl LimitSettings {

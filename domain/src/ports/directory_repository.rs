@@ -58,6 +58,17 @@ pub trait DirectoryRepository: Send + Sync {
         groups: WithGroups,
     ) -> Result<Option<UserView>>;
 
+    /// The user as this process last read or wrote it, if it still
+    /// remembers: the base of a read-modify-write that saves the read. It
+    /// may be stale (another process may have written since), so only a
+    /// write that expects its version may rely on it, and it is never an answer.
+    fn recent_user(&self, _conn: ConnectionId, _id: ResourceId) -> Option<UserRecord> {
+        None
+    }
+
+    /// Writes the user and, with [`WithGroups::Yes`], reads its groups in the
+    /// same round trip where the store can.
+    ///
     /// # Errors
     /// `NotFound`, `PreconditionFailed`, or `Conflict(AlreadyExists)` for a taken userName.
     async fn replace_user(
@@ -67,7 +78,8 @@ pub trait DirectoryRepository: Send + Sync {
         fields: &UserFields,
         expected_version: Option<i64>,
         now: OffsetDateTime,
-    ) -> Result<UserRecord>;
+        groups: WithGroups,
+    ) -> Result<UserView>;
 
     /// Deletes the user and its group memberships.
     ///

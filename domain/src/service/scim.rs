@@ -6,8 +6,8 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::directory::{
-    ConnectionId, GroupFields, GroupRecord, GroupRef, MemberRef, ResourceId, ScimError, ScimQuery,
-    TokenHash, UserFields, UserView, WithGroups,
+    ConnectionId, GroupFields, GroupRecord, MemberRef, ResourceId, ScimError, ScimQuery, TokenHash,
+    UserFields, UserRecord, UserView, WithGroups,
 };
 use crate::limits::Limits;
 use crate::ports::{Clock, ConnectionRepository, DirectoryRepository, GroupGuard, Listed};

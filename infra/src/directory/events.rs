@@ -126,12 +126,15 @@ pub(super) async fn record_group_members(
     Ok(())
 }
 
-/// `update` (an `UPDATE ... RETURNING columns`) with its event logged in the
-/// same statement, for PostgreSQL: one round trip and one commit instead of
-/// a transaction around two statements.
+/// `update` (an `UPDATE <table> ... RETURNING *`) with its event logged in
+/// the same statement, for PostgreSQL: one round trip and one commit instead
+/// of a transaction around two statements. `select` is read from the updated
+/// row under the table's own name, so it may hold the same correlated
+/// sub-queries as a read of the table.
 pub(super) fn update_with_event(
     update: &str,
-    columns: &str,
+    table: &str,
+    select: &str,
     entity: EntityKind,
     op: ChangeOp,
     conn_param: &str,
@@ -141,7 +144,7 @@ pub(super) fn update_with_event(
         "WITH updated AS ({update}), \
          logged AS (INSERT INTO directory_events (connection_id, entity_kind, entity_id, entity_version, op, occurred_at) \
          SELECT {conn_param}, '{}', id, version, '{}', {now_param} FROM updated) \
-         SELECT {columns} FROM updated",
+         SELECT {select} FROM updated AS {table}",
         entity.as_str(),
         op.as_str()
     )

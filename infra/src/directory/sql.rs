@@ -142,11 +142,11 @@ fn order_by(sort: Option<(SortKey, bool)>, kind: ResourceKind) -> String {
 }
 
 /// The attached expression as an extra column of a read.
-fn attached_column(attached: Option<&str>) -> String {
+pub(super) fn attached_column(attached: Option<&str>) -> String {
     attached.map_or_else(String::new, |expr| format!(", ({expr}) AS attached"))
 }
 
-fn with_attached<R: StoredRow>(
+pub(super) fn with_attached<R: StoredRow>(
     row: &QueryResult,
     conn: ConnectionId,
     attached: Option<&str>,

@@ -3,6 +3,8 @@
 //! user's externalId as a tombstone, for relinking, and takes the user out of
 //! every group, in one transaction.
 
+use std::collections::HashMap;
+
 use orgsync_domain::directory::{
     ChangeOp, ConnectionId, EntityKind, GroupRef, ResourceId, ScimQuery, UserFields, UserRecord,
     UserView, WithGroups,
@@ -14,7 +16,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::events::{append_event, update_with_event};
-use super::sql::{StoredRow, UserRow, USER_COLUMNS};
+use super::sql::{attached_column, with_attached, StoredRow, UserRow, USER_COLUMNS};
 use super::SqlDirectoryRepository;
 use crate::db::{db_err, sql_err};
 use crate::filter_sql::Sql;
@@ -88,14 +90,7 @@ async fn list_or_find(
         .collect::<Result<_>>()?;
     if groups == WithGroups::Yes && !in_one_statement && !views.is_empty() {
         let ids: Vec<ResourceId> = views.iter().map(|v| v.record.id).collect();
-        let mut by_user: std::collections::HashMap<ResourceId, Vec<GroupRef>> =
-            std::collections::HashMap::new();
-        for (user, id, display_name) in super::members::groups_of(repo, conn, &ids).await? {
-            by_user
-                .entry(user)
-                .or_default()
-                .push(GroupRef { id, display_name });
-        }
+        let mut by_user = groups_by_user(repo, conn, &ids).await?;
         for view in &mut views {
             view.groups = by_user.remove(&view.record.id).unwrap_or_default();
         }
@@ -107,6 +102,25 @@ async fn list_or_find(
         total: listed.total,
         items: views,
     })
+}
+
+/// The groups of `users` by a second look-up, where the read could not bring them.
+async fn groups_by_user(
+    repo: &SqlDirectoryRepository,
+    conn: ConnectionId,
+    users: &[ResourceId],
+) -> Result<HashMap<ResourceId, Vec<GroupRef>>> {
+    let mut by_user: HashMap<ResourceId, Vec<GroupRef>> = HashMap::new();
+    for (user, id, display_name) in super::members::groups_of(repo, conn, users).await? {
+        by_user
+            .entry(user)
+            .or_default()
+            .push(GroupRef { id, display_name });
+    }
+    for groups in by_user.values_mut() {
+        sort_groups(groups);
+    }
+    Ok(by_user)
 }
 
 fn groups_from_json(json: &str) -> Result<Vec<GroupRef>> {
@@ -182,7 +196,8 @@ pub(super) async fn replace(
     f: &UserFields,
     expected_version: Option<i64>,
     now: OffsetDateTime,
-) -> Result<UserRecord> {
+    groups: WithGroups,
+) -> Result<UserView> {
     let mut sql = Sql::default();
     let mut text = format!(
         "UPDATE directory_users SET user_name = {}, user_name_lower = {}, external_id = {}, display_name = {}, \
@@ -202,24 +217,35 @@ pub(super) async fn replace(
     if let Some(v) = expected_version {
         text.push_str(&format!(" AND version = {}", sql.bind(v)));
     }
-    text.push_str(&format!(" RETURNING {USER_COLUMNS}"));
+    text.push_str(&format!(" RETURNING connection_id, {USER_COLUMNS}"));
     if repo.backend() == DbBackend::Postgres {
+        // The write, its event and the user's groups for the answer: one round trip.
+        let attached = (groups == WithGroups::Yes).then_some(GROUPS_JSON);
         let now_param = sql.bind(now);
         let conn_param = sql.bind(conn.0);
         let text = update_with_event(
             &text,
-            USER_COLUMNS,
+            UserRow::TABLE,
+            &format!("{USER_COLUMNS}{}", attached_column(attached)),
             EntityKind::User,
             ChangeOp::Updated,
             &conn_param,
             &now_param,
         );
-        let row = UserRow::find_by_statement(repo.stmt(&text, sql.values))
-            .one(repo.db.connection())
+        let row = repo
+            .db
+            .connection()
+            .query_one(repo.stmt(&text, sql.values))
             .await
             .map_err(|e| sql_err(e, USER_NAME_TAKEN))?;
         return match row {
-            Some(row) => Ok(row.into_record(conn)),
+            Some(row) => {
+                let (record, json) = with_attached::<UserRow>(&row, conn, attached)?;
+                let mut groups =
+                    json.map_or_else(|| Ok(Vec::new()), |json| groups_from_json(&json))?;
+                sort_groups(&mut groups);
+                Ok(UserView { record, groups })
+            }
             None => {
                 let txn = repo.db.connection().begin().await.map_err(db_err)?;
                 Err(repo.missing_or_stale::<UserRow>(&txn, conn, id).await)
@@ -246,7 +272,14 @@ pub(super) async fn replace(
     )
     .await?;
     txn.commit().await.map_err(db_err)?;
-    Ok(record)
+    let groups = match groups {
+        WithGroups::Yes => groups_by_user(repo, conn, &[id])
+            .await?
+            .remove(&id)
+            .unwrap_or_default(),
+        WithGroups::No => Vec::new(),
+    };
+    Ok(UserView { record, groups })
 }
 
 pub(super) async fn delete(

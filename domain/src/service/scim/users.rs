@@ -47,21 +47,20 @@ impl ScimService {
     ) -> ScimResult<UserView> {
         let fields = UserFields::from_scim(body)?;
         self.check_user(&fields)?;
-        let record = self
-            .directory
-            .replace_user(conn, id, &fields, if_match, self.clock.now())
+        self.directory
+            .replace_user(conn, id, &fields, if_match, self.clock.now(), groups)
             .await
-            .map_err(user_name_taken)?;
-        let groups = match groups {
-            WithGroups::Yes => self.groups_of(conn, &[id]).await?,
-            WithGroups::No => Vec::new(),
-        };
-        Ok(UserView { record, groups })
+            .map_err(user_name_taken)
     }
 
-    /// Applies a PATCH atomically: all operations or none. The groups are
-    /// read with the user: a PATCH cannot change them (`groups` is read-only
-    /// on a User), so the answer needs no read after the write.
+    /// Applies a PATCH atomically: all operations or none. The groups come
+    /// back with the write (`groups` is read-only on a User, so a PATCH
+    /// cannot change them).
+    ///
+    /// The user as this process last saw it is tried first: it saves the
+    /// read, and the write expects its version, so it succeeds only if that
+    /// was still the current one. Anything else it leads to (a stale version,
+    /// a PATCH error, no change) is decided again on the stored user.
     ///
     /// # Errors
     /// The PATCH's own errors (`invalidPath`, `noTarget`, ...), `NotFound`,
@@ -76,38 +75,54 @@ impl ScimService {
     ) -> ScimResult<UserView> {
         patch.validate()?;
         self.check_patch_size(patch, ResourceKind::User)?;
-        for _ in 0..PATCH_RETRIES {
-            let current = self.get_user(conn, id, groups).await?;
-            check_if_match(if_match, current.record.version)?;
-            let mut resource = current.record.fields.resource.clone();
-            let outcome = apply_patch(&mut resource, &patch.operations, ResourceKind::User)?;
-            if !outcome.changed {
-                return Ok(current);
-            }
-            let fields = UserFields::from_scim(resource)?;
-            self.check_user(&fields)?;
-            match self
-                .directory
-                .replace_user(
-                    conn,
-                    id,
-                    &fields,
-                    Some(current.record.version),
-                    self.clock.now(),
-                )
-                .await
-            {
-                Err(Error::PreconditionFailed(_)) if if_match.is_none() => continue,
-                Err(e) => return Err(user_name_taken(e)),
-                Ok(record) => {
-                    return Ok(UserView {
-                        record,
-                        groups: current.groups,
-                    })
+        if let Some(recent) = self.directory.recent_user(conn, id) {
+            if if_match.is_none_or(|expected| expected == recent.version) {
+                if let Ok(Some(view)) = self.patch_once(&recent, patch, groups).await {
+                    return Ok(view);
                 }
             }
         }
+        for _ in 0..PATCH_RETRIES {
+            let current = self.get_user(conn, id, groups).await?;
+            check_if_match(if_match, current.record.version)?;
+            match self.patch_once(&current.record, patch, groups).await {
+                Ok(Some(view)) => return Ok(view),
+                Ok(None) => return Ok(current),
+                Err(ScimError::PreconditionFailed(_)) if if_match.is_none() => continue,
+                Err(e) => return Err(e),
+            }
+        }
         Err(kept_changing())
+    }
+
+    /// One attempt of a PATCH on `base`, written only if `base` is still the
+    /// stored version; `None` when the PATCH changes nothing in `base`.
+    async fn patch_once(
+        &self,
+        base: &UserRecord,
+        patch: &PatchRequest,
+        groups: WithGroups,
+    ) -> ScimResult<Option<UserView>> {
+        let mut resource = base.fields.resource.clone();
+        let outcome = apply_patch(&mut resource, &patch.operations, ResourceKind::User)?;
+        if !outcome.changed {
+            return Ok(None);
+        }
+        let fields = UserFields::from_scim(resource)?;
+        self.check_user(&fields)?;
+        let view = self
+            .directory
+            .replace_user(
+                base.connection_id,
+                base.id,
+                &fields,
+                Some(base.version),
+                self.clock.now(),
+                groups,
+            )
+            .await
+            .map_err(user_name_taken)?;
+        Ok(Some(view))
     }
 
     /// # Errors
@@ -139,19 +154,5 @@ impl ScimService {
             .list_users(conn, query, groups)
             .await
             .map_err(invalid_filter)
-    }
-
-    async fn groups_of(
-        &self,
-        conn: ConnectionId,
-        users: &[ResourceId],
-    ) -> ScimResult<Vec<GroupRef>> {
-        Ok(self
-            .directory
-            .groups_of(conn, users)
-            .await?
-            .into_iter()
-            .map(|(_, id, display_name)| GroupRef { id, display_name })
-            .collect())
     }
 }

@@ -1,0 +1,124 @@
+//! The users this process last read or wrote, kept as the base of the next
+//! read-modify-write (a SCIM PATCH), so that an IdP's usual "look the user
+//! up, then PATCH it" costs one statement instead of two. It is never an
+//! answer: a record here may be stale (another process may have written
+//! since), and the write that uses it expects its version, so a stale base
+//! only costs the read it tried to save. Bounded by bytes, so one tenant's
+//! large directory can only evict, never grow the process.
+
+use std::sync::Arc;
+
+use moka::sync::Cache;
+use orgsync_domain::directory::{ConnectionId, ResourceId, UserRecord};
+use serde_json::Value;
+
+/// Whether a page of users read for a list is worth remembering: an IdP
+/// looks one user up by a filter before writing it; a full listing would
+/// only push out what is about to be used.
+pub(super) const REMEMBERED_PAGE: usize = 4;
+
+#[derive(Clone)]
+pub(super) struct RecentUsers {
+    records: Cache<(ConnectionId, ResourceId), Arc<UserRecord>>,
+}
+
+impl RecentUsers {
+    pub(super) fn new(max_bytes: u64) -> Self {
+        Self {
+            records: Cache::builder()
+                .max_capacity(max_bytes)
+                .weigher(|_, record: &Arc<UserRecord>| weight(record))
+                .build(),
+        }
+    }
+
+    pub(super) fn get(&self, conn: ConnectionId, id: ResourceId) -> Option<UserRecord> {
+        self.records
+            .get(&(conn, id))
+            .map(|record| UserRecord::clone(&record))
+    }
+
+    pub(super) fn remember(&self, record: &UserRecord) {
+        self.records
+            .insert((record.connection_id, record.id), Arc::new(record.clone()));
+    }
+
+    pub(super) fn forget(&self, conn: ConnectionId, id: ResourceId) {
+        self.records.invalidate(&(conn, id));
+    }
+}
+
+/// Bytes a record holds, roughly: its JSON's strings and keys plus a word or
+/// so of overhead per value. Only the bound on the whole needs to be right.
+fn weight(record: &UserRecord) -> u32 {
+    const OVERHEAD: usize = 32;
+    fn json(value: &Value) -> usize {
+        OVERHEAD
+            + match value {
+                Value::String(s) => s.len(),
+                Value::Array(items) => items.iter().map(json).sum(),
+                Value::Object(map) => map.iter().map(|(k, v)| k.len() + json(v)).sum(),
+                Value::Null | Value::Bool(_) | Value::Number(_) => 0,
+            }
+    }
+    let fields = &record.fields;
+    let strings = [&fields.external_id, &fields.display_name, &fields.email]
+        .into_iter()
+        .flatten()
+        .map(String::len)
+        .sum::<usize>();
+    let bytes = 256 + fields.user_name.len() + strings + json(&fields.resource);
+    u32::try_from(bytes).unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use orgsync_domain::directory::UserFields;
+    use serde_json::json;
+    use time::OffsetDateTime;
+    use uuid::Uuid;
+
+    fn record(conn: ConnectionId, padding: usize) -> UserRecord {
+        let resource = json!({"userName": "ada", "padding": "x".repeat(padding)});
+        UserRecord {
+            id: Uuid::now_v7(),
+            connection_id: conn,
+            fields: UserFields {
+                user_name: "ada".into(),
+                external_id: None,
+                display_name: None,
+                active: true,
+                email: None,
+                resource,
+            },
+            version: 1,
+            created_at: OffsetDateTime::UNIX_EPOCH,
+            updated_at: OffsetDateTime::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn a_record_is_found_only_under_its_own_connection() {
+        let recent = RecentUsers::new(1 << 20);
+        let (mine, theirs) = (ConnectionId(Uuid::now_v7()), ConnectionId(Uuid::now_v7()));
+        let ada = record(mine, 10);
+        recent.remember(&ada);
+        assert_eq!(recent.get(mine, ada.id), Some(ada.clone()));
+        assert_eq!(recent.get(theirs, ada.id), None);
+        recent.forget(mine, ada.id);
+        assert_eq!(recent.get(mine, ada.id), None);
+    }
+
+    #[test]
+    fn large_records_are_bounded_by_bytes_not_by_count() {
+        let recent = RecentUsers::new(1 << 20);
+        let conn = ConnectionId(Uuid::now_v7());
+        for _ in 0..200 {
+            recent.remember(&record(conn, 60_000));
+        }
+        recent.records.run_pending_tasks();
+        assert!(recent.records.weighted_size() <= 1 << 20);
+        assert!(recent.records.entry_count() < 20);
+    }
+}

@@ -1,0 +1,205 @@
+//! A PATCH starts from the user as this process last saw it, to save a read.
+//! Two processes on one database prove that this memory never decides an
+//! answer: whatever the other process wrote meanwhile is kept, If-Match is
+//! judged on the stored version, and an operation on what only the stored
+//! user has still finds it.
+
+use actix_web::test;
+use orgsync_api::runtime::Runtime;
+use serde_json::{json, Value};
+
+use crate::scim::{patch, Directory};
+use crate::support::{parse, settings};
+
+/// The same SCIM directory, served by a second process.
+struct Elsewhere<'a> {
+    dir: &'a Directory,
+    runtime: Runtime,
+}
+
+impl<'a> Elsewhere<'a> {
+    async fn start(dir: &'a Directory) -> Self {
+        let runtime = Runtime::start(settings(&dir.app.db.url)).await.unwrap();
+        Self { dir, runtime }
+    }
+
+    async fn patch(&self, path: &str, ops: Value, if_match: Option<&str>) -> (u16, Value) {
+        let app = test::init_service(orgsync_api::http::app(self.runtime.state.clone())).await;
+        let mut request = test::TestRequest::patch()
+            .uri(&format!("/scim/v2/{}{path}", self.dir.conn))
+            .insert_header(("authorization", format!("Bearer {}", self.dir.token)))
+            .set_json(patch(ops));
+        if let Some(version) = if_match {
+            request = request.insert_header(("if-match", version));
+        }
+        let response = test::call_service(&app, request.to_request()).await;
+        let status = response.status().as_u16();
+        (status, parse(&test::read_body(response).await))
+    }
+}
+
+async fn patch_here(
+    dir: &Directory,
+    path: &str,
+    ops: Value,
+    if_match: Option<&str>,
+) -> (u16, Value) {
+    let mut request = test::TestRequest::patch()
+        .uri(&format!("/scim/v2/{}{path}", dir.conn))
+        .insert_header(("authorization", format!("Bearer {}", dir.token)))
+        .set_json(patch(ops));
+    if let Some(version) = if_match {
+        request = request.insert_header(("if-match", version));
+    }
+    let response = dir.app.send(request).await;
+    let status = response.status().as_u16();
+    (status, parse(&test::read_body(response).await))
+}
+
+#[actix_web::test]
+async fn a_patch_keeps_what_another_process_wrote_since_this_one_last_saw_the_user() {
+    let dir = Directory::new().await;
+    let elsewhere = Elsewhere::start(&dir).await;
+    let id = dir.user("dana@example.com").await;
+    let path = format!("/Users/{id}");
+
+    // This process remembers version 1 (it created the user); the other writes version 2.
+    let (status, user) = elsewhere
+        .patch(
+            &path,
+            json!([{"op": "add", "path": "title", "value": "Engineer"}]),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{user}");
+    assert_eq!(user["meta"]["version"], "W/\"2\"");
+
+    // A PATCH here must apply on top of version 2, not on the remembered version 1.
+    let (status, user) = dir
+        .scim_patch(
+            &path,
+            json!([{"op": "replace", "path": "displayName", "value": "Dana"}]),
+        )
+        .await;
+    assert_eq!(status, 200, "{user}");
+    assert_eq!(
+        user["title"], "Engineer",
+        "the other process's change was lost"
+    );
+    assert_eq!(user["displayName"], "Dana");
+    assert_eq!(user["meta"]["version"], "W/\"3\"");
+
+    // Back and forth, each side remembering a version the other has moved past.
+    for round in 0..4 {
+        let (status, _) = elsewhere
+            .patch(
+                &path,
+                json!([{"op": "replace", "path": "nickName", "value": format!("n{round}")}]),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200);
+        let (status, user) = dir
+            .scim_patch(&path, json!([{"op": "replace", "path": "profileUrl", "value": format!("https://p/{round}")}]))
+            .await;
+        assert_eq!(status, 200, "{user}");
+        assert_eq!(user["nickName"], format!("n{round}"));
+    }
+    let (_, stored) = dir.scim("GET", &path, None).await;
+    assert_eq!(stored["meta"]["version"], "W/\"11\"");
+    assert_eq!(stored["title"], "Engineer");
+    assert_eq!(stored["displayName"], "Dana");
+    assert_eq!(stored["nickName"], "n3");
+    assert_eq!(stored["profileUrl"], "https://p/3");
+    dir.app.finish().await;
+}
+
+#[actix_web::test]
+async fn if_match_is_judged_on_the_stored_version_not_the_remembered_one() {
+    let dir = Directory::new().await;
+    let elsewhere = Elsewhere::start(&dir).await;
+    let id = dir.user("erin@example.com").await;
+    let path = format!("/Users/{id}");
+    let (status, _) = elsewhere
+        .patch(
+            &path,
+            json!([{"op": "replace", "path": "displayName", "value": "E"}]),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    // This process remembers version 1, the store holds 2.
+    let rename = json!([{"op": "replace", "path": "displayName", "value": "Erin"}]);
+    let (status, error) = patch_here(&dir, &path, rename.clone(), Some("W/\"1\"")).await;
+    assert_eq!(status, 412, "a stale If-Match must fail: {error}");
+    let (status, user) = patch_here(&dir, &path, rename, Some("W/\"2\"")).await;
+    assert_eq!(status, 200, "the current version must pass: {user}");
+    assert_eq!(user["meta"]["version"], "W/\"3\"");
+    dir.app.finish().await;
+}
+
+#[actix_web::test]
+async fn an_operation_on_what_only_the_stored_user_has_finds_it() {
+    let dir = Directory::new().await;
+    let elsewhere = Elsewhere::start(&dir).await;
+    let id = dir.user("finn@example.com").await;
+    let path = format!("/Users/{id}");
+    let (status, _) = elsewhere
+        .patch(
+            &path,
+            json!([{"op": "add", "path": "phoneNumbers", "value": [{"value": "+1 555 0100", "type": "work"}]}]),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    // The remembered version 1 has no phone numbers: an operation that
+    // needs one (a filter no new element can be made from) must find the
+    // stored one, not answer noTarget.
+    let (status, user) = dir
+        .scim_patch(
+            &path,
+            json!([{"op": "replace", "path": "phoneNumbers[value co \"0100\"].type", "value": "mobile"}]),
+        )
+        .await;
+    assert_eq!(status, 200, "{user}");
+    assert_eq!(user["phoneNumbers"][0]["type"], "mobile");
+    assert_eq!(user["meta"]["version"], "W/\"3\"");
+
+    // This process remembers title "Lead" (version 4); the other process
+    // changes it. Setting "Lead" again changes nothing in the remembered
+    // user but does in the stored one, so it must be written.
+    let lead = json!([{"op": "replace", "path": "title", "value": "Lead"}]);
+    let (status, _) = dir.scim_patch(&path, lead.clone()).await;
+    assert_eq!(status, 200);
+    let (status, _) = elsewhere
+        .patch(
+            &path,
+            json!([{"op": "replace", "path": "title", "value": "Manager"}]),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, user) = dir.scim_patch(&path, lead.clone()).await;
+    assert_eq!(status, 200, "{user}");
+    assert_eq!(user["title"], "Lead");
+    assert_eq!(user["meta"]["version"], "W/\"6\"");
+    let (_, stored) = dir.scim("GET", &path, None).await;
+    assert_eq!(stored["title"], "Lead");
+
+    // And a PATCH that changes nothing in the stored user answers with it.
+    let (status, _) = elsewhere
+        .patch(
+            &path,
+            json!([{"op": "replace", "path": "nickName", "value": "F"}]),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, user) = dir.scim_patch(&path, lead).await;
+    assert_eq!(status, 200, "{user}");
+    assert_eq!(user["nickName"], "F", "a no-op answers the stored user");
+    assert_eq!(user["meta"]["version"], "W/\"7\"");
+    dir.app.finish().await;
+}

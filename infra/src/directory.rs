@@ -13,6 +13,8 @@
 //! - `feed`: what sync reads (the [`ChangeFeed`](orgsync_domain::ports::ChangeFeed)
 //!   port): the log and snapshots of users with their groups.
 
+use std::sync::Arc;
+
 use orgsync_domain::directory::{
     ConnectionId, GroupFields, GroupRecord, MemberRef, ResourceId, ScimQuery, UserFields,
     UserRecord, UserView, WithGroups,
@@ -97,7 +99,7 @@ impl DirectoryRepository for SqlDirectoryRepository {
         Ok(found)
     }
 
-    fn recent_user(&self, conn: ConnectionId, id: ResourceId) -> Option<UserRecord> {
+    fn recent_user(&self, conn: ConnectionId, id: ResourceId) -> Option<Arc<UserRecord>> {
         self.recent.as_ref()?.get(conn, id)
     }
 

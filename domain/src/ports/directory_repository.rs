@@ -1,3 +1,5 @@
+use std::sync::Arc;
+
 use time::OffsetDateTime;
 
 use crate::directory::{
@@ -62,7 +64,7 @@ pub trait DirectoryRepository: Send + Sync {
     /// remembers: the base of a read-modify-write that saves the read. It
     /// may be stale (another process may have written since), so only a
     /// write that expects its version may rely on it, and it is never an answer.
-    fn recent_user(&self, _conn: ConnectionId, _id: ResourceId) -> Option<UserRecord> {
+    fn recent_user(&self, _conn: ConnectionId, _id: ResourceId) -> Option<Arc<UserRecord>> {
         None
     }
 

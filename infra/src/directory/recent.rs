@@ -32,10 +32,8 @@ impl RecentUsers {
         }
     }
 
-    pub(super) fn get(&self, conn: ConnectionId, id: ResourceId) -> Option<UserRecord> {
-        self.records
-            .get(&(conn, id))
-            .map(|record| UserRecord::clone(&record))
+    pub(super) fn get(&self, conn: ConnectionId, id: ResourceId) -> Option<Arc<UserRecord>> {
+        self.records.get(&(conn, id))
     }
 
     pub(super) fn remember(&self, record: &UserRecord) {
@@ -104,7 +102,7 @@ mod tests {
         let (mine, theirs) = (ConnectionId(Uuid::now_v7()), ConnectionId(Uuid::now_v7()));
         let ada = record(mine, 10);
         recent.remember(&ada);
-        assert_eq!(recent.get(mine, ada.id), Some(ada.clone()));
+        assert_eq!(recent.get(mine, ada.id).as_deref(), Some(&ada));
         assert_eq!(recent.get(theirs, ada.id), None);
         recent.forget(mine, ada.id);
         assert_eq!(recent.get(mine, ada.id), None);

@@ -13,6 +13,7 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use super::events::sequence_events;
+use super::members::MembershipRow;
 use super::SqlDirectoryRepository;
 use crate::db::db_err;
 use crate::filter_sql::Sql;
@@ -238,9 +239,8 @@ impl SqlDirectoryRepository {
         .map_err(db_err)?;
         let mut memberships = Vec::new();
         while let Some(row) = rows.next().await {
-            let row = row.map_err(db_err)?;
-            if let Ok(user) = Uuid::parse_str(&row.member_value) {
-                memberships.push((user, row.group_id));
+            if let Some(membership) = row.map_err(db_err)?.of_user() {
+                memberships.push(membership);
             }
         }
         memberships.sort_unstable();
@@ -373,10 +373,8 @@ impl SqlDirectoryRepository {
                 .all(self.db.connection())
                 .await
                 .map_err(db_err)?;
-            for m in memberships {
-                if let Ok(user) = Uuid::parse_str(&m.member_value) {
-                    groups.entry(user).or_default().insert(m.group_id);
-                }
+            for (user, group) in memberships.into_iter().filter_map(MembershipRow::of_user) {
+                groups.entry(user).or_default().insert(group);
             }
         }
         Ok(groups)
@@ -433,12 +431,6 @@ struct SnapshotRow {
     display_name: Option<String>,
     active: bool,
     resource: serde_json::Value,
-}
-
-#[derive(FromQueryResult)]
-struct MembershipRow {
-    member_value: String,
-    group_id: Uuid,
 }
 
 impl SnapshotRow {

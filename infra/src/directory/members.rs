@@ -221,18 +221,25 @@ pub(super) async fn memberships_of(
         .await?
         .into_iter()
         .flatten()
-        .filter_map(|r| {
-            Uuid::parse_str(&r.member_value)
-                .ok()
-                .map(|user| (user, r.group_id))
-        })
+        .filter_map(MembershipRow::of_user)
         .collect())
 }
 
+/// A `(member value, group)` row of `directory_group_members`.
 #[derive(FromQueryResult)]
-struct MembershipRow {
+pub(super) struct MembershipRow {
     member_value: String,
     group_id: Uuid,
+}
+
+impl MembershipRow {
+    /// `(user, group)`, or `None` for a member value that is not a user id
+    /// (a nested group, or an IdP's reference to no one it sent).
+    pub(super) fn of_user(self) -> Option<(Uuid, ResourceId)> {
+        Uuid::parse_str(&self.member_value)
+            .ok()
+            .map(|user| (user, self.group_id))
+    }
 }
 
 async fn memberships_of_chunk(

@@ -418,8 +418,12 @@ async fn main() {
         args.users
     );
     let server = Server::start(&bin, port, &db_url, &args, &name, secret, false);
+    // Idle connections are dropped before the server's keep-alive (5 s) closes
+    // them: reusing one the server is closing fails the request (IncompleteMessage),
+    // which a pause between phases (a VACUUM) made happen.
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(64)
+        .pool_idle_timeout(Duration::from_secs(2))
         .build()
         .unwrap();
     let base = format!("http://127.0.0.1:{port}");

@@ -203,3 +203,103 @@ async fn an_operation_on_what_only_the_stored_user_has_finds_it() {
     assert_eq!(user["meta"]["version"], "W/\"7\"");
     dir.app.finish().await;
 }
+
+/// On SQLite the groups come from a second look-up after the write; the
+/// answers of a PATCH and of a PUT carry them all the same.
+#[actix_web::test]
+async fn on_sqlite_patch_and_put_answer_with_the_users_groups() {
+    use reqwest::Method;
+
+    let dir = std::env::temp_dir().join(format!("orgsync-recent-{}", uuid::Uuid::new_v4()));
+    let data_dir = dir.join("data");
+    let server =
+        crate::support::Server::start(&[("ORGSYNC__DATA_DIR", data_dir.display().to_string())])
+            .await;
+    let output = std::process::Command::new(crate::support::binary())
+        .args(["token", "--platform"])
+        .env("ORGSYNC__DATA_DIR", &data_dir)
+        .output()
+        .unwrap();
+    let token = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+    let org = server.create_root(&token, "Acme", "acme").await;
+    let (status, conn) = server
+        .request(
+            Method::POST,
+            &format!("/api/v1/orgs/{org}/connections"),
+            Some(&token),
+            Some(json!({"name": "Okta"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{conn}");
+    let conn = conn["id"].as_str().unwrap().to_owned();
+    let (status, sync) = server
+        .request(
+            Method::PUT,
+            &format!("/api/v1/orgs/{org}/connections/{conn}/directory-sync"),
+            Some(&token),
+            Some(json!({"enabled": true})),
+        )
+        .await;
+    assert_eq!(status, 200, "{sync}");
+    let scim_token = sync["token"].as_str().unwrap().to_owned();
+    let scim = |method: Method, path: String, body: Value| {
+        let (server, scim_token, conn) = (&server, &scim_token, &conn);
+        async move {
+            server
+                .request(
+                    method,
+                    &format!("/scim/v2/{conn}{path}"),
+                    Some(scim_token),
+                    Some(body),
+                )
+                .await
+        }
+    };
+
+    let (status, user) = scim(
+        Method::POST,
+        "/Users".into(),
+        json!({"userName": "gus@example.com", "active": true}),
+    )
+    .await;
+    assert_eq!(status, 201, "{user}");
+    let id = user["id"].as_str().unwrap().to_owned();
+    let (status, group) = scim(
+        Method::POST,
+        "/Groups".into(),
+        json!({"displayName": "Engineering", "members": [{"value": id}]}),
+    )
+    .await;
+    assert_eq!(status, 201, "{group}");
+    let engineering = json!([{"value": group["id"], "display": "Engineering"}]);
+    let groups_of = |user: &Value| {
+        json!(user["groups"].as_array().map(|groups| groups
+            .iter()
+            .map(|g| json!({"value": g["value"], "display": g["display"]}))
+            .collect::<Vec<_>>()))
+    };
+
+    // Each PATCH starts from the user this process wrote last.
+    for title in ["Engineer", "Lead"] {
+        let (status, patched) = scim(
+            Method::PATCH,
+            format!("/Users/{id}"),
+            patch(json!([{"op": "replace", "path": "title", "value": title}])),
+        )
+        .await;
+        assert_eq!(status, 200, "{patched}");
+        assert_eq!(patched["title"], title);
+        assert_eq!(groups_of(&patched), engineering, "{patched}");
+    }
+    let (status, replaced) = scim(
+        Method::PUT,
+        format!("/Users/{id}"),
+        json!({"userName": "gus@example.com", "active": false}),
+    )
+    .await;
+    assert_eq!(status, 200, "{replaced}");
+    assert_eq!(replaced["active"], false);
+    assert_eq!(groups_of(&replaced), engineering, "{replaced}");
+    drop(server);
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -597,12 +597,7 @@ async fn the_embedded_mode_records_and_delivers_events_on_sqlite() {
         ("ORGSYNC__WEBHOOKS__RETRY_BASE_MS", "50".to_owned()),
     ];
     let server = crate::support::Server::start(&env).await;
-    let output = std::process::Command::new(crate::support::binary())
-        .args(["token", "--platform"])
-        .env("ORGSYNC__DATA_DIR", &data_dir)
-        .output()
-        .unwrap();
-    let token = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+    let token = crate::support::embedded_platform_token(&data_dir);
     let org = server.create_root(&token, "Acme", "acme").await;
     let receiver = Receiver::start(Behaviour::FailFirst(1));
     let (status, hook) = server

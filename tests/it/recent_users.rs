@@ -215,12 +215,7 @@ async fn on_sqlite_patch_and_put_answer_with_the_users_groups() {
     let server =
         crate::support::Server::start(&[("ORGSYNC__DATA_DIR", data_dir.display().to_string())])
             .await;
-    let output = std::process::Command::new(crate::support::binary())
-        .args(["token", "--platform"])
-        .env("ORGSYNC__DATA_DIR", &data_dir)
-        .output()
-        .unwrap();
-    let token = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+    let token = crate::support::embedded_platform_token(&data_dir);
     let org = server.create_root(&token, "Acme", "acme").await;
     let (status, conn) = server
         .request(

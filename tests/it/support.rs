@@ -407,6 +407,18 @@ impl Server {
     }
 }
 
+/// A platform token for an embedded server on `data_dir`: `orgsync token`
+/// reads the same development key the server made there.
+pub fn embedded_platform_token(data_dir: &std::path::Path) -> String {
+    let output = std::process::Command::new(binary())
+        .args(["token", "--platform"])
+        .env("ORGSYNC__DATA_DIR", data_dir)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -653,17 +653,7 @@ async fn a_bulk_apply_commits_in_shares_and_refreshes_the_planner_statistics() {
     let dir = Directory::new().await;
     let org = OrgId(dir.org.parse().unwrap());
     let db = dir.app.runtime.db.connection();
-    let count = async |sql: String| -> i64 {
-        db.query_one(sea_orm::Statement::from_string(
-            sea_orm::DatabaseBackend::Postgres,
-            sql,
-        ))
-        .await
-        .unwrap()
-        .unwrap()
-        .try_get::<i64>("", "n")
-        .unwrap()
-    };
+    let count = |sql: String| crate::fixtures::count(&dir.app.runtime.db, sql);
     let believed_members = async || {
         count("SELECT reltuples::bigint AS n FROM pg_class WHERE oid = 'members'::regclass".into())
             .await

@@ -31,12 +31,17 @@ pub struct ScimService {
 
 type ScimResult<T> = Result<T, ScimError>;
 
-fn user_not_found(id: ResourceId) -> ScimError {
-    ScimError::NotFound(format!("User {id} not found"))
+fn not_found(kind: ResourceKind, id: ResourceId) -> ScimError {
+    ScimError::NotFound(format!("{} {id} not found", kind.core_schema().name))
 }
 
-fn group_not_found(id: ResourceId) -> ScimError {
-    ScimError::NotFound(format!("Group {id} not found"))
+/// The repository's `NotFound` as SCIM's for the `kind` resource `id`; any
+/// other error as it is.
+fn not_found_as(kind: ResourceKind, id: ResourceId) -> impl FnOnce(Error) -> ScimError {
+    move |err| match err {
+        Error::NotFound { .. } => not_found(kind, id),
+        other => other.into(),
+    }
 }
 
 fn user_name_taken(err: Error) -> ScimError {
@@ -67,6 +72,25 @@ impl ScimService {
     pub fn with_limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
         self
+    }
+
+    /// Deletes a user or a group; both answer alike.
+    ///
+    /// # Errors
+    /// `NotFound` or `PreconditionFailed`.
+    pub async fn delete(
+        &self,
+        kind: ResourceKind,
+        conn: ConnectionId,
+        id: ResourceId,
+        if_match: Option<i64>,
+    ) -> ScimResult<()> {
+        let now = self.clock.now();
+        match kind {
+            ResourceKind::User => self.directory.delete_user(conn, id, if_match, now).await,
+            ResourceKind::Group => self.directory.delete_group(conn, id, if_match, now).await,
+        }
+        .map_err(not_found_as(kind, id))
     }
 
     /// Checks a bearer token against the connection's live tokens, in constant time.

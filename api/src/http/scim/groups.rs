@@ -12,10 +12,10 @@ use serde_json::Value;
 use super::discovery::base_url;
 use super::render::{self, etag, if_match};
 use super::resources::{
-    body, id_of, list_response, patch_request, query, resource_response, ListParams,
-    ProjectionParams,
+    body, delete_resource, id_of, list_response, patch_request, query, resource_headers,
+    resource_response, write_request, ListParams, ProjectionParams,
 };
-use super::{authenticate, directory_changed, ScimApiError, SCIM_CONTENT_TYPE};
+use super::{authenticate, directory_changed, ScimApiError};
 use crate::state::AppState;
 
 type Answer = Result<HttpResponse, ScimApiError>;
@@ -43,14 +43,8 @@ async fn group_answer(
     if !render::wants("members", attributes, excluded) {
         return Ok(resource_response(status, head, record.version, location));
     }
-    let mut response = HttpResponse::build(status);
-    response
-        .content_type(SCIM_CONTENT_TYPE)
-        .insert_header((header::ETAG, etag(record.version)));
-    if let Some(location) = location {
-        response.insert_header((header::LOCATION, location.to_owned()));
-    }
-    Ok(response.streaming(member_stream(state, conn, record.id, head, base)))
+    Ok(resource_headers(status, record.version, location)
+        .streaming(member_stream(state, conn, record.id, head, base)))
 }
 
 /// `{...head, "members":[` built member by member with serde, so the result
@@ -171,9 +165,7 @@ pub async fn replace_group(
     payload: web::Payload,
     p: web::Query<ProjectionParams>,
 ) -> Answer {
-    let conn = authenticate(&req, &state).await?;
-    let id = id_of(&req, ResourceKind::Group)?;
-    let body = body(payload, &state).await?;
+    let (conn, id, body) = write_request(&req, &state, payload, ResourceKind::Group).await?;
     let record = state
         .scim
         .replace_group(conn, id, body, if_match(&req))
@@ -188,9 +180,8 @@ pub async fn patch_group(
     payload: web::Payload,
     p: web::Query<ProjectionParams>,
 ) -> Answer {
-    let conn = authenticate(&req, &state).await?;
-    let id = id_of(&req, ResourceKind::Group)?;
-    let patch = patch_request(body(payload, &state).await?)?;
+    let (conn, id, body) = write_request(&req, &state, payload, ResourceKind::Group).await?;
+    let patch = patch_request(body)?;
     let record = state
         .scim
         .patch_group(conn, id, &patch, if_match(&req))
@@ -210,11 +201,7 @@ pub async fn patch_group(
 }
 
 pub async fn delete_group(req: HttpRequest, state: web::Data<AppState>) -> Answer {
-    let conn = authenticate(&req, &state).await?;
-    let id = id_of(&req, ResourceKind::Group)?;
-    state.scim.delete_group(conn, id, if_match(&req)).await?;
-    directory_changed(&state, conn).await;
-    Ok(HttpResponse::NoContent().finish())
+    delete_resource(&req, &state, ResourceKind::Group).await
 }
 
 pub async fn list_groups(
@@ -228,16 +215,7 @@ pub async fn list_groups(
     let base = base_url(&state, &req);
     // Lists never carry members (a page of large groups would be unbounded);
     // each group's `members` is one GET away. Member counts are in `meta`.
-    let resources = listed
-        .items
-        .iter()
-        .map(|record| {
-            render::project(
-                render::group(record, None, &base),
-                params.attributes.as_deref(),
-                params.excluded_attributes.as_deref(),
-            )
-        })
-        .collect();
-    Ok(list_response(listed.total, query.start_index, resources))
+    Ok(list_response(&listed, &query, &params, |record| {
+        render::group(record, None, &base)
+    }))
 }

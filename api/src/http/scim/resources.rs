@@ -1,15 +1,16 @@
 //! `/Users` and `/Groups`: create, read, list, replace, patch, delete.
 
-use actix_web::http::header;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse, HttpResponseBuilder};
 use futures::StreamExt;
-use orgsync_domain::directory::{ResourceId, ScimError, ScimQuery, SortKey};
+use orgsync_domain::directory::{ConnectionId, ResourceId, ScimError, ScimQuery, SortKey};
+use orgsync_domain::ports::Listed;
 use orgsync_domain::scim::{Filter, PatchRequest, ResourceKind};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::render::etag;
-use super::{authenticate, ScimApiError, SCIM_CONTENT_TYPE};
+use super::render::{self, etag, if_match};
+use super::{authenticate, directory_changed, ScimApiError, SCIM_CONTENT_TYPE};
 use crate::state::AppState;
 
 /// The most resources one list response returns (advertised as `filter.maxResults`).
@@ -81,11 +82,7 @@ pub(super) fn id_of(req: &HttpRequest, kind: ResourceKind) -> Result<ResourceId,
     let raw = req.match_info().get("id").unwrap_or_default();
     // Ids are ours (UUIDs); anything else simply does not exist.
     uuid::Uuid::parse_str(raw).map_err(|_| {
-        let what = if kind == ResourceKind::User {
-            "User"
-        } else {
-            "Group"
-        };
+        let what = kind.core_schema().name;
         ScimApiError(ScimError::NotFound(format!("{what} {raw} not found")))
     })
 }
@@ -179,11 +176,20 @@ pub(super) async fn body(
 const OFFLOADED_BODY: usize = 64 * 1024;
 
 pub(super) fn resource_response(
-    status: actix_web::http::StatusCode,
+    status: StatusCode,
     value: Value,
     version: i64,
     location: Option<&str>,
 ) -> HttpResponse {
+    resource_headers(status, version, location).body(value.to_string())
+}
+
+/// A resource's answer before its body, which is either whole or streamed.
+pub(super) fn resource_headers(
+    status: StatusCode,
+    version: i64,
+    location: Option<&str>,
+) -> HttpResponseBuilder {
     let mut response = HttpResponse::build(status);
     response
         .content_type(SCIM_CONTENT_TYPE)
@@ -191,18 +197,62 @@ pub(super) fn resource_response(
     if let Some(location) = location {
         response.insert_header((header::LOCATION, location.to_owned()));
     }
-    response.body(value.to_string())
+    response
 }
 
-pub(super) fn list_response(total: u64, start_index: u64, resources: Vec<Value>) -> HttpResponse {
+/// A page of users or groups, each rendered by `render` and then cut to
+/// the attributes the request asks for.
+pub(super) fn list_response<T>(
+    listed: &Listed<T>,
+    query: &ScimQuery,
+    params: &ListParams,
+    render: impl Fn(&T) -> Value,
+) -> HttpResponse {
+    let resources: Vec<Value> = listed
+        .items
+        .iter()
+        .map(|item| {
+            render::project(
+                render(item),
+                params.attributes.as_deref(),
+                params.excluded_attributes.as_deref(),
+            )
+        })
+        .collect();
     HttpResponse::Ok().content_type(SCIM_CONTENT_TYPE).body(
         json!({
             "schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
-            "totalResults": total,
-            "startIndex": start_index,
+            "totalResults": listed.total,
+            "startIndex": query.start_index,
             "itemsPerPage": resources.len(),
             "Resources": resources,
         })
         .to_string(),
     )
+}
+
+/// What a PUT or PATCH of `/Users/{id}` or `/Groups/{id}` starts from, in
+/// the order its errors are answered: the connection, the resource, the body.
+pub(super) async fn write_request(
+    req: &HttpRequest,
+    state: &AppState,
+    payload: web::Payload,
+    kind: ResourceKind,
+) -> Result<(ConnectionId, ResourceId, Value), ScimApiError> {
+    let conn = authenticate(req, state).await?;
+    let id = id_of(req, kind)?;
+    Ok((conn, id, body(payload, state).await?))
+}
+
+/// DELETE `/Users/{id}` or `/Groups/{id}`: 204 with no body.
+pub(super) async fn delete_resource(
+    req: &HttpRequest,
+    state: &AppState,
+    kind: ResourceKind,
+) -> Answer {
+    let conn = authenticate(req, state).await?;
+    let id = id_of(req, kind)?;
+    state.scim.delete(kind, conn, id, if_match(req)).await?;
+    directory_changed(state, conn).await;
+    Ok(HttpResponse::NoContent().finish())
 }

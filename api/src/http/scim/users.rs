@@ -8,8 +8,8 @@ use orgsync_domain::scim::ResourceKind;
 use super::discovery::base_url;
 use super::render::{self, if_match};
 use super::resources::{
-    body, id_of, list_response, patch_request, query, resource_response, ListParams,
-    ProjectionParams,
+    body, delete_resource, id_of, list_response, patch_request, query, resource_response,
+    write_request, ListParams, ProjectionParams,
 };
 use super::{authenticate, directory_changed, ScimApiError};
 use crate::state::AppState;
@@ -94,9 +94,7 @@ pub async fn replace_user(
     payload: web::Payload,
     p: web::Query<ProjectionParams>,
 ) -> Answer {
-    let conn = authenticate(&req, &state).await?;
-    let id = id_of(&req, ResourceKind::User)?;
-    let body = body(payload, &state).await?;
+    let (conn, id, body) = write_request(&req, &state, payload, ResourceKind::User).await?;
     let view = state
         .scim
         .replace_user(conn, id, body, if_match(&req), p.groups())
@@ -111,9 +109,8 @@ pub async fn patch_user(
     payload: web::Payload,
     p: web::Query<ProjectionParams>,
 ) -> Answer {
-    let conn = authenticate(&req, &state).await?;
-    let id = id_of(&req, ResourceKind::User)?;
-    let patch = patch_request(body(payload, &state).await?)?;
+    let (conn, id, body) = write_request(&req, &state, payload, ResourceKind::User).await?;
+    let patch = patch_request(body)?;
     let view = state
         .scim
         .patch_user(conn, id, &patch, if_match(&req), p.groups())
@@ -123,11 +120,7 @@ pub async fn patch_user(
 }
 
 pub async fn delete_user(req: HttpRequest, state: web::Data<AppState>) -> Answer {
-    let conn = authenticate(&req, &state).await?;
-    let id = id_of(&req, ResourceKind::User)?;
-    state.scim.delete_user(conn, id, if_match(&req)).await?;
-    directory_changed(&state, conn).await;
-    Ok(HttpResponse::NoContent().finish())
+    delete_resource(&req, &state, ResourceKind::User).await
 }
 
 pub async fn list_users(
@@ -137,20 +130,14 @@ pub async fn list_users(
 ) -> Answer {
     let conn = authenticate(&req, &state).await?;
     let query = query(&params, ResourceKind::User)?;
-    let (attributes, excluded) = (
+    let groups = with_groups(
         params.attributes.as_deref(),
         params.excluded_attributes.as_deref(),
     );
     // The page's groups come with it: one statement, not one per user.
-    let listed = state
-        .scim
-        .list_users(conn, &query, with_groups(attributes, excluded))
-        .await?;
+    let listed = state.scim.list_users(conn, &query, groups).await?;
     let base = base_url(&state, &req);
-    let resources = listed
-        .items
-        .iter()
-        .map(|user| render::project(render::user(user, &base), attributes, excluded))
-        .collect();
-    Ok(list_response(listed.total, query.start_index, resources))
+    Ok(list_response(&listed, &query, &params, |user| {
+        render::user(user, &base)
+    }))
 }

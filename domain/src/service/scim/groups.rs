@@ -1,5 +1,6 @@
-//! `/Groups`: create, read, replace, PATCH, delete and list a directory's
-//! groups, and page through a group's members.
+//! `/Groups`: create, read, replace, PATCH and list a directory's groups
+//! (deleting is shared with users, in the parent module), and page through
+//! a group's members.
 
 use super::*;
 
@@ -27,7 +28,7 @@ impl ScimService {
         self.directory
             .find_group(conn, id)
             .await?
-            .ok_or_else(|| group_not_found(id))
+            .ok_or_else(|| not_found(ResourceKind::Group, id))
     }
 
     /// PUT: attributes replaced; members replaced too when the body has `members`.
@@ -56,10 +57,7 @@ impl ScimService {
                 self.clock.now(),
             )
             .await
-            .map_err(|e| match e {
-                Error::NotFound { .. } => group_not_found(id),
-                other => other.into(),
-            })
+            .map_err(not_found_as(ResourceKind::Group, id))
     }
 
     /// Applies a PATCH: attribute changes on the resource, member changes as
@@ -97,10 +95,7 @@ impl ScimService {
                         self.clock.now(),
                     )
                     .await
-                    .map_err(|e| match e {
-                        Error::NotFound { .. } => group_not_found(id),
-                        other => other.into(),
-                    });
+                    .map_err(not_found_as(ResourceKind::Group, id));
             }
         }
         for _ in 0..PATCH_RETRIES {
@@ -138,28 +133,11 @@ impl ScimService {
                 .await
             {
                 Err(Error::PreconditionFailed(_)) if if_match.is_none() => continue,
-                Err(Error::NotFound { .. }) => return Err(group_not_found(id)),
+                Err(Error::NotFound { .. }) => return Err(not_found(ResourceKind::Group, id)),
                 other => return Ok(other?),
             }
         }
         Err(kept_changing())
-    }
-
-    /// # Errors
-    /// `NotFound` or `PreconditionFailed`.
-    pub async fn delete_group(
-        &self,
-        conn: ConnectionId,
-        id: ResourceId,
-        if_match: Option<i64>,
-    ) -> ScimResult<()> {
-        self.directory
-            .delete_group(conn, id, if_match, self.clock.now())
-            .await
-            .map_err(|e| match e {
-                Error::NotFound { .. } => group_not_found(id),
-                other => other.into(),
-            })
     }
 
     /// # Errors

@@ -1,4 +1,5 @@
-//! `/Users`: create, read, replace, PATCH, delete and list a directory's users.
+//! `/Users`: create, read, replace, PATCH and list a directory's users
+//! (deleting is shared with groups, in the parent module).
 
 use super::*;
 
@@ -32,7 +33,7 @@ impl ScimService {
         self.directory
             .find_user(conn, id, groups)
             .await?
-            .ok_or_else(|| user_not_found(id))
+            .ok_or_else(|| not_found(ResourceKind::User, id))
     }
 
     /// # Errors
@@ -123,23 +124,6 @@ impl ScimService {
             .await
             .map_err(user_name_taken)?;
         Ok(Some(view))
-    }
-
-    /// # Errors
-    /// `NotFound` or `PreconditionFailed`.
-    pub async fn delete_user(
-        &self,
-        conn: ConnectionId,
-        id: ResourceId,
-        if_match: Option<i64>,
-    ) -> ScimResult<()> {
-        self.directory
-            .delete_user(conn, id, if_match, self.clock.now())
-            .await
-            .map_err(|e| match e {
-                Error::NotFound { .. } => user_not_found(id),
-                other => other.into(),
-            })
     }
 
     /// # Errors

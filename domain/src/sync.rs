@@ -17,5 +17,5 @@ pub use relink::{RelinkPolicy, RelinkRule};
 pub use run::{RunId, RunStatus, SyncKind, SyncRun, SyncScope};
 pub use settings::{CustomRole, MemberFilter, MembershipSettings};
 pub use source::{
-    ConfirmationNeeded, OrgEffect, SourceChange, SourcePlan, SourceShift, LISTED_REMOVALS,
+    ConfirmationNeeded, MovedOrg, OrgEffect, SourceChange, SourcePlan, SourceShift, LISTED_REMOVALS,
 };

@@ -4,7 +4,7 @@ use actix_web::http::Method;
 use actix_web::{web, HttpResponse};
 use orgsync_domain::directory::{EnterpriseConnection, ScimToken};
 use orgsync_domain::service::SourceApplied;
-use orgsync_domain::sync::{OrgEffect, SourceChange};
+use orgsync_domain::sync::SourceChange;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -240,11 +240,7 @@ async fn impact(
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "confirmation": plan.confirmation,
         "requires_confirmation": plan.is_destructive(),
-        "effects": plan
-            .orgs
-            .iter()
-            .map(|(shift, preview)| OrgEffect::of(shift.org_id, shift.to, preview))
-            .collect::<Vec<_>>(),
+        "effects": plan.orgs.iter().map(|moved| &moved.effect).collect::<Vec<_>>(),
     })))
 }
 

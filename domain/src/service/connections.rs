@@ -39,11 +39,11 @@ pub struct DirectorySyncChanged {
 /// The audit record of a source change: which orgs moved where, with what effect.
 fn source_audit(plan: &SourcePlan) -> serde_json::Value {
     serde_json::json!({
-        "moved_orgs": plan.orgs.iter().map(|(shift, preview)| serde_json::json!({
-            "org_id": shift.org_id,
-            "from": shift.from,
-            "to": shift.to,
-            "counts": preview.counts,
+        "moved_orgs": plan.orgs.iter().map(|moved| serde_json::json!({
+            "org_id": moved.shift.org_id,
+            "from": moved.shift.from,
+            "to": moved.shift.to,
+            "counts": moved.effect.counts,
         })).collect::<Vec<_>>(),
         "confirmed": plan.is_destructive().then_some(&plan.confirmation),
     })

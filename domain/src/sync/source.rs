@@ -83,23 +83,49 @@ pub struct ConfirmationNeeded {
     pub effects: Vec<OrgEffect>,
 }
 
+/// What a source change's plan keeps of one moved org: the confirmation of
+/// its preview and its effect. The org's change set itself is dropped once
+/// the org is planned, so a change moving many large orgs holds one org's
+/// plan at a time, not all of them.
+#[derive(Debug, Clone)]
+pub struct MovedOrg {
+    pub shift: SourceShift,
+    pub confirmation: String,
+    pub effect: OrgEffect,
+}
+
+impl MovedOrg {
+    pub fn new(shift: SourceShift, preview: &Preview) -> Self {
+        Self {
+            shift,
+            confirmation: preview.confirmation.clone(),
+            effect: OrgEffect::of(shift.org_id, shift.to, preview),
+        }
+    }
+
+    pub fn is_destructive(&self) -> bool {
+        let counts = &self.effect.counts;
+        counts.removals > 0 || counts.suspensions > 0
+    }
+}
+
 /// The per-org previews of a source change and the one token that confirms
 /// all of them (and only for this change: another connection or direction
 /// gives another token).
 #[derive(Debug, Clone)]
 pub struct SourcePlan {
     pub change: SourceChange,
-    pub orgs: Vec<(SourceShift, Preview)>,
+    pub orgs: Vec<MovedOrg>,
     pub confirmation: String,
 }
 
 impl SourcePlan {
-    pub fn new(change: SourceChange, orgs: Vec<(SourceShift, Preview)>) -> Self {
+    pub fn new(change: SourceChange, orgs: Vec<MovedOrg>) -> Self {
         let mut hasher = Sha256::new();
         hasher.update(serde_json::to_vec(&change).unwrap_or_default());
-        for (shift, preview) in &orgs {
-            hasher.update(shift.org_id.0.as_bytes());
-            hasher.update(preview.confirmation.as_bytes());
+        for moved in &orgs {
+            hasher.update(moved.shift.org_id.0.as_bytes());
+            hasher.update(moved.confirmation.as_bytes());
         }
         let digest = hasher.finalize();
         let confirmation = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
@@ -111,15 +137,14 @@ impl SourcePlan {
     }
 
     pub fn is_destructive(&self) -> bool {
-        self.orgs
-            .iter()
-            .any(|(_, preview)| preview.is_destructive())
+        self.orgs.iter().any(MovedOrg::is_destructive)
     }
 
     /// Removals and suspensions over every org.
     pub fn destructive_total(&self) -> (usize, usize) {
-        self.orgs.iter().fold((0, 0), |(r, s), (_, p)| {
-            (r + p.counts.removals, s + p.counts.suspensions)
+        self.orgs.iter().fold((0, 0), |(r, s), moved| {
+            let counts = &moved.effect.counts;
+            (r + counts.removals, s + counts.suspensions)
         })
     }
 
@@ -132,7 +157,7 @@ impl SourcePlan {
             return Ok(());
         }
         let (removals, suspensions) = self.destructive_total();
-        let affected = self.orgs.iter().filter(|(_, p)| p.is_destructive()).count();
+        let affected = self.orgs.iter().filter(|m| m.is_destructive()).count();
         Err(crate::Error::ConfirmationRequired(Box::new(
             ConfirmationNeeded {
                 detail: format!(
@@ -143,11 +168,7 @@ impl SourcePlan {
                     self.confirmation
                 ),
                 confirmation: self.confirmation.clone(),
-                effects: self
-                    .orgs
-                    .iter()
-                    .map(|(shift, preview)| OrgEffect::of(shift.org_id, shift.to, preview))
-                    .collect(),
+                effects: self.orgs.iter().map(|m| m.effect.clone()).collect(),
             },
         )))
     }
@@ -172,12 +193,13 @@ mod tests {
         Preview::of(changes, &"source")
     }
 
-    fn shift(n: u128) -> SourceShift {
-        SourceShift {
-            org_id: OrgId(Uuid::from_u128(n)),
+    fn moved(org: u128, removed: usize) -> MovedOrg {
+        let shift = SourceShift {
+            org_id: OrgId(Uuid::from_u128(org)),
             from: Some(ConnectionId(Uuid::from_u128(100))),
             to: None,
-        }
+        };
+        MovedOrg::new(shift, &preview(removed))
     }
 
     #[test]
@@ -185,7 +207,7 @@ mod tests {
         let change = SourceChange::DeleteConnection {
             connection_id: ConnectionId(Uuid::from_u128(100)),
         };
-        let plan = SourcePlan::new(change, vec![(shift(1), preview(0))]);
+        let plan = SourcePlan::new(change, vec![moved(1, 0)]);
         assert!(plan.require_confirmation(None).is_ok());
     }
 
@@ -196,13 +218,13 @@ mod tests {
             SourceChange::DeleteConnection {
                 connection_id: conn,
             },
-            vec![(shift(1), preview(0)), (shift(2), preview(150))],
+            vec![moved(1, 0), moved(2, 150)],
         );
         let disable = SourcePlan::new(
             SourceChange::DisableDirectorySync {
                 connection_id: conn,
             },
-            vec![(shift(1), preview(0)), (shift(2), preview(150))],
+            vec![moved(1, 0), moved(2, 150)],
         );
         assert_ne!(delete.confirmation, disable.confirmation);
         assert!(delete

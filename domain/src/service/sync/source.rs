@@ -38,7 +38,7 @@ impl SyncService {
             let (changes, _, _) = self
                 .plan_against(&org, org.provisioning_mode, &settings, shift.to, true)
                 .await?;
-            orgs.push((shift, Preview::of(changes, &change)));
+            orgs.push(MovedOrg::new(shift, &Preview::of(changes, &change)));
         }
         Ok(SourcePlan::new(change, orgs))
     }
@@ -57,13 +57,13 @@ impl SyncService {
         plan: &SourcePlan,
     ) -> Vec<SourceApplied> {
         let mut out = Vec::new();
-        for (shift, previewed) in &plan.orgs {
-            let Some(to) = shift.to else {
+        for moved in &plan.orgs {
+            let Some(to) = moved.shift.to else {
                 continue;
             };
-            let org = shift.org_id;
+            let org = moved.shift.org_id;
             let result = self
-                .as_writer(org, self.adopt_source(principal, plan, shift, previewed))
+                .as_writer(org, self.adopt_source(principal, plan, moved))
                 .await;
             out.push(match result {
                 Ok(Some(run)) => SourceApplied::Applied { org, run },
@@ -83,9 +83,9 @@ impl SyncService {
         &self,
         principal: &Principal,
         plan: &SourcePlan,
-        shift: &SourceShift,
-        previewed: &Preview,
+        moved: &MovedOrg,
     ) -> Result<Option<SyncRun>> {
+        let shift = &moved.shift;
         let started = self.now();
         let org = self
             .ports
@@ -101,7 +101,7 @@ impl SyncService {
             .await?;
         let preview = Preview::of(changes, &plan.change);
         let drawn = self.ports.connections.drawing_connection(org.id).await?;
-        if preview.confirmation != previewed.confirmation || drawn != shift.to {
+        if preview.confirmation != moved.confirmation || drawn != shift.to {
             self.reconcile(org.id, SyncScope::Both, Actor::of(principal))
                 .await?;
             return Ok(None);

@@ -405,12 +405,11 @@ async fn preview_sync(
     let (offset, limit) = query.window(state.limits.preview_page)?;
     let previews = state
         .sync
-        .preview_sync(&principal, org, sync_request(body))
+        .preview_sync(&principal, org, sync_request(body), (offset, limit))
         .await?;
     let orgs: Vec<serde_json::Value> = previews
         .into_iter()
-        .map(|(org, preview)| {
-            let page = preview.page(offset, limit);
+        .map(|(org, page)| {
             json!({
                 "org_id": org.id,
                 "name": org.name.as_str(),

@@ -47,7 +47,11 @@ impl SyncService {
         Ok(orgs)
     }
 
-    /// What a sync would change now, org by org over its whole scope.
+    /// What a sync would change now, org by org over its whole scope: each
+    /// org's confirmation and counts, and `limit` entries of each of its
+    /// change lists from `offset`. Each org's plan is cut to its page before
+    /// the next org is planned, so a cascade over many large orgs holds one
+    /// plan at a time.
     ///
     /// # Errors
     /// As [`Self::start_sync`].
@@ -56,7 +60,8 @@ impl SyncService {
         principal: &Principal,
         org: OrgId,
         request: SyncRequest,
-    ) -> Result<Vec<(Organization, Preview)>> {
+        (offset, limit): (usize, usize),
+    ) -> Result<Vec<(Organization, PreviewPage)>> {
         let mut out = Vec::new();
         for org in self.sync_scope(principal, org, request).await? {
             let settings = self.ports.members.settings(org.id).await?;
@@ -64,7 +69,7 @@ impl SyncService {
                 .plan_full(&org, org.provisioning_mode, &settings)
                 .await?;
             let preview = Preview::of(restrict(changes, request.scope), &request.scope);
-            out.push((org, preview));
+            out.push((org, preview.page(offset, limit)));
         }
         Ok(out)
     }

@@ -32,8 +32,8 @@ use crate::ports::{
 use crate::service::OrgService;
 use crate::sync::{
     restrict, retry_delay, run_status, ConfirmationNeeded, HeldSource, JobId, MembershipSettings,
-    OrgEffect, Preview, RelinkPolicy, RunId, RunStatus, SourceChange, SourcePlan, SourceShift,
-    SyncJob, SyncKind, SyncRun, SyncScope,
+    MovedOrg, OrgEffect, Preview, PreviewPage, RelinkPolicy, RunId, RunStatus, SourceChange,
+    SourcePlan, SyncJob, SyncKind, SyncRun, SyncScope,
 };
 use crate::{Error, Result};
 

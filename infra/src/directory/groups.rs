@@ -309,14 +309,7 @@ async fn write_attributes_if_unchanged(
         sql.bind(id),
         sql.bind(read.resource.clone())
     );
-    let result = txn
-        .execute(repo.stmt(&text, sql.values))
-        .await
-        .map_err(db_err)?;
-    if result.rows_affected() == 0 {
-        return Err(repo.missing_or_stale::<GroupRow>(txn, conn, id).await);
-    }
-    Ok(())
+    update_guarded(repo, txn, conn, id, &text, sql).await
 }
 
 pub(super) async fn delete(
@@ -428,8 +421,22 @@ async fn touch(
     sets.extend(attribute_sets(&mut sql, fields));
     let conn_param = sql.bind(conn.0);
     let text = versioned_update(&mut sql, &sets, &conn_param, id, expected_version);
+    update_guarded(repo, txn, conn, id, &text, sql).await
+}
+
+/// Runs an UPDATE of group `id` that carries its own guard (a version or
+/// the attributes read): no row updated means the group is gone or the
+/// guard failed, and the error says which.
+async fn update_guarded(
+    repo: &SqlDirectoryRepository,
+    txn: &DatabaseTransaction,
+    conn: ConnectionId,
+    id: Uuid,
+    text: &str,
+    sql: Sql,
+) -> Result<()> {
     let result = txn
-        .execute(repo.stmt(&text, sql.values))
+        .execute(repo.stmt(text, sql.values))
         .await
         .map_err(db_err)?;
     if result.rows_affected() == 0 {

@@ -63,6 +63,23 @@ impl SqlConnectionRepository {
     fn stmt(&self, sql: &str, values: Vec<Value>) -> Statement {
         Statement::from_sql_and_values(self.db.backend(), sql, values)
     }
+
+    /// Runs a write that names one org's connection: no row written means
+    /// the org has no such connection.
+    async fn write_connection(&self, statement: Statement) -> Result<()> {
+        let result = self
+            .db
+            .connection()
+            .execute(statement)
+            .await
+            .map_err(db_err)?;
+        if result.rows_affected() == 0 {
+            return Err(Error::NotFound {
+                entity: "connection",
+            });
+        }
+        Ok(())
+    }
 }
 
 #[derive(FromQueryResult)]
@@ -140,20 +157,11 @@ impl ConnectionRepository for SqlConnectionRepository {
     }
 
     async fn delete(&self, org: OrgId, id: ConnectionId) -> Result<()> {
-        let result = self
-            .db
-            .connection()
-            .execute(self.stmt(
-                "DELETE FROM enterprise_connections WHERE org_id = $1 AND id = $2",
-                vec![org.0.into(), id.0.into()],
-            ))
-            .await
-            .map_err(db_err)?;
-        if result.rows_affected() == 0 {
-            return Err(Error::NotFound {
-                entity: "connection",
-            });
-        }
+        self.write_connection(self.stmt(
+            "DELETE FROM enterprise_connections WHERE org_id = $1 AND id = $2",
+            vec![org.0.into(), id.0.into()],
+        ))
+        .await?;
         self.forget_tokens(id).await;
         Ok(())
     }
@@ -165,21 +173,12 @@ impl ConnectionRepository for SqlConnectionRepository {
         enabled: bool,
         now: OffsetDateTime,
     ) -> Result<()> {
-        let result = self
-            .db
-            .connection()
-            .execute(self.stmt(
-                "UPDATE enterprise_connections SET directory_sync_enabled = $1, updated_at = $2 \
-                 WHERE org_id = $3 AND id = $4",
-                vec![enabled.into(), now.into(), org.0.into(), id.0.into()],
-            ))
-            .await
-            .map_err(db_err)?;
-        if result.rows_affected() == 0 {
-            return Err(Error::NotFound {
-                entity: "connection",
-            });
-        }
+        self.write_connection(self.stmt(
+            "UPDATE enterprise_connections SET directory_sync_enabled = $1, updated_at = $2 \
+             WHERE org_id = $3 AND id = $4",
+            vec![enabled.into(), now.into(), org.0.into(), id.0.into()],
+        ))
+        .await?;
         self.forget_tokens(id).await;
         if !enabled {
             self.revoke_tokens(id, now).await?;

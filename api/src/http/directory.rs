@@ -4,8 +4,9 @@
 use actix_web::http::Method;
 use actix_web::{web, HttpResponse};
 use orgsync_domain::directory::{
-    ConnectionId, ResourceId, ScimQuery, SortKey, UserRecord, UserView,
+    ConnectionId, GroupRecord, ResourceId, ScimQuery, SortKey, UserRecord, UserView,
 };
+use orgsync_domain::ports::Listed;
 use orgsync_domain::scim::Filter;
 use orgsync_domain::Error;
 use serde::Deserialize;
@@ -166,11 +167,24 @@ async fn users(
         .sync
         .directory_users(&principal, org, conn, &scim)
         .await?;
-    Ok(HttpResponse::Ok().json(json!({
+    Ok(HttpResponse::Ok().json(window_json(&listed, &scim, user_summary)))
+}
+
+/// A window of users or groups as the admin API shows it.
+fn window_json<T>(listed: &Listed<T>, scim: &ScimQuery, summary: impl Fn(&T) -> Value) -> Value {
+    json!({
         "total": listed.total,
         "start_index": scim.start_index,
-        "data": listed.items.iter().map(user_summary).collect::<Vec<_>>(),
-    })))
+        "data": listed.items.iter().map(summary).collect::<Vec<_>>(),
+    })
+}
+
+/// Where the next page starts (its predecessor's last key) when `page`
+/// came back full; `None` when it is the last.
+fn next_start<T, K>(page: &[T], limit: u64, key: impl FnOnce(&T) -> K) -> Option<K> {
+    (page.len() as u64 == limit)
+        .then(|| page.last().map(key))
+        .flatten()
 }
 
 async fn user(
@@ -235,22 +249,18 @@ async fn groups(
         .sync
         .directory_groups(&principal, org, conn, &scim)
         .await?;
-    let data: Vec<Value> = listed
-        .items
-        .iter()
-        .map(|g| {
-            json!({
-                "id": g.id,
-                "display_name": g.fields.display_name,
-                "external_id": g.fields.external_id,
-                "member_count": g.member_count,
-                "version": g.version,
-                "updated_at": timestamp(g.updated_at),
-            })
-        })
-        .collect();
-    Ok(HttpResponse::Ok()
-        .json(json!({ "total": listed.total, "start_index": scim.start_index, "data": data })))
+    Ok(HttpResponse::Ok().json(window_json(&listed, &scim, group_summary)))
+}
+
+fn group_summary(group: &GroupRecord) -> Value {
+    json!({
+        "id": group.id,
+        "display_name": group.fields.display_name,
+        "external_id": group.fields.external_id,
+        "member_count": group.member_count,
+        "version": group.version,
+        "updated_at": timestamp(group.updated_at),
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -271,9 +281,7 @@ async fn group_members(
         .sync
         .directory_group_members(&principal, org, conn, group, query.cursor.as_deref(), limit)
         .await?;
-    let next_cursor = (members.len() as u64 == limit)
-        .then(|| members.last().map(|m| m.value.clone()))
-        .flatten();
+    let next_cursor = next_start(&members, limit, |m| m.value.clone());
     let data: Vec<Value> = members
         .iter()
         .map(|m| json!({"value": m.value, "type": m.kind, "display": m.display}))
@@ -300,8 +308,6 @@ async fn events(
         .sync
         .directory_events(&principal, org, conn, query.before, limit)
         .await?;
-    let next = (events.len() as u64 == limit)
-        .then(|| events.last().map(|e| e.seq))
-        .flatten();
+    let next = next_start(&events, limit, |e| e.seq);
     Ok(HttpResponse::Ok().json(json!({ "data": events, "next_before": next })))
 }

@@ -112,25 +112,25 @@ impl NewOrganization {
     /// Builds the root of a new tenant.
     pub fn into_root(self, now: OffsetDateTime) -> Organization {
         let id = OrgId::new();
-        Organization {
-            id,
-            parent_id: None,
-            root_id: id,
-            kind: self.kind,
-            name: self.name,
-            slug: self.slug,
-            provisioning_mode: ProvisioningMode::default(),
-            created_at: now,
-            updated_at: now,
-        }
+        self.placed(id, None, id, now)
     }
 
     /// Builds a child of `parent`, in the parent's tenant.
     pub fn into_child_of(self, parent: &Organization, now: OffsetDateTime) -> Organization {
+        self.placed(OrgId::new(), Some(parent.id), parent.root_id, now)
+    }
+
+    fn placed(
+        self,
+        id: OrgId,
+        parent_id: Option<OrgId>,
+        root_id: OrgId,
+        now: OffsetDateTime,
+    ) -> Organization {
         Organization {
-            id: OrgId::new(),
-            parent_id: Some(parent.id),
-            root_id: parent.root_id,
+            id,
+            parent_id,
+            root_id,
             kind: self.kind,
             name: self.name,
             slug: self.slug,

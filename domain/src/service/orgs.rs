@@ -152,18 +152,8 @@ impl OrgService {
                 "a root organization cannot be a sandbox",
             ));
         }
-        let org = new.into_root(self.clock.now());
-        self.repo.insert(&org).await?;
-        self.audit(
-            principal,
-            org.id,
-            "org.created",
-            ("org", org.id.to_string()),
-            None,
-            Some(view(&org)),
-        )
-        .await?;
-        Ok(org)
+        self.insert_audited(principal, new.into_root(self.clock.now()))
+            .await
     }
 
     /// Creates a child (or sandbox) organization under `parent`.
@@ -198,7 +188,16 @@ impl OrgService {
                 ),
             ));
         }
-        let org = new.into_child_of(&parent, self.clock.now());
+        self.insert_audited(principal, new.into_child_of(&parent, self.clock.now()))
+            .await
+    }
+
+    /// Stores a new organization and its `org.created` audit entry.
+    async fn insert_audited(
+        &self,
+        principal: &Principal,
+        org: Organization,
+    ) -> Result<Organization> {
         self.repo.insert(&org).await?;
         self.audit(
             principal,

@@ -247,20 +247,38 @@ async fn memberships_of_chunk(
     conn: ConnectionId,
     users: &[ResourceId],
 ) -> Result<Vec<MembershipRow>> {
+    MembershipRow::find_by_statement(memberships_of_users(repo, conn, users, None))
+        .all(repo.db.connection())
+        .await
+        .map_err(db_err)
+}
+
+/// The query for the [`MembershipRow`]s of `users` (by member value), only
+/// those in `groups` when given.
+pub(super) fn memberships_of_users(
+    repo: &SqlDirectoryRepository,
+    conn: ConnectionId,
+    users: &[ResourceId],
+    groups: Option<&[ResourceId]>,
+) -> Statement {
     let mut sql = Sql::default();
     let conn_param = sql.bind(conn.0);
     let list: Vec<String> = users.iter().map(|u| sql.bind(u.to_string())).collect();
-    MembershipRow::find_by_statement(repo.stmt(
+    let in_groups = match groups {
+        Some(groups) => {
+            let list: Vec<String> = groups.iter().map(|g| sql.bind(*g)).collect();
+            format!(" AND group_id IN ({})", list.join(", "))
+        }
+        None => String::new(),
+    };
+    repo.stmt(
         &format!(
             "SELECT member_value, group_id FROM directory_group_members \
-             WHERE connection_id = {conn_param} AND member_value IN ({})",
+             WHERE connection_id = {conn_param} AND member_value IN ({}){in_groups}",
             list.join(", ")
         ),
         sql.values,
-    ))
-    .all(repo.db.connection())
-    .await
-    .map_err(db_err)
+    )
 }
 
 /// The displayName of each of `groups` that is a group of the directory.

@@ -14,7 +14,7 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::db::db_err;
-use crate::directory::members::MembershipRow;
+use crate::directory::members::{memberships_of_users, MembershipRow};
 use crate::directory::SqlDirectoryRepository;
 use crate::filter_sql::Sql;
 
@@ -159,31 +159,13 @@ impl SqlDirectoryRepository {
         if deciding.is_some_and(<[ResourceId]>::is_empty) || rows.is_empty() {
             return Ok(pair(rows, HashMap::new(), keys));
         }
-        let in_groups = |sql: &mut Sql| match deciding {
-            Some(deciding) => {
-                let list: Vec<String> = deciding.iter().map(|g| sql.bind(*g)).collect();
-                format!(" AND group_id IN ({})", list.join(", "))
-            }
-            None => String::new(),
-        };
-        let mut statements = Vec::new();
-        {
-            for chunk in rows.chunks(LOOKUP_CHUNK) {
-                let mut sql = Sql::default();
-                let conn_param = sql.bind(conn.0);
-                let values: Vec<String> =
-                    chunk.iter().map(|u| sql.bind(u.id.to_string())).collect();
-                let in_groups = in_groups(&mut sql);
-                statements.push(self.stmt(
-                    &format!(
-                        "SELECT member_value, group_id FROM directory_group_members \
-                         WHERE connection_id = {conn_param} AND member_value IN ({}){in_groups}",
-                        values.join(", ")
-                    ),
-                    sql.values,
-                ));
-            }
-        }
+        let statements = rows
+            .chunks(LOOKUP_CHUNK)
+            .map(|chunk| {
+                let users: Vec<ResourceId> = chunk.iter().map(|row| row.id).collect();
+                memberships_of_users(self, conn, &users, deciding)
+            })
+            .collect();
         let groups = self.groups_of(statements).await?;
         Ok(pair(rows, groups, keys))
     }

@@ -135,14 +135,13 @@ async fn resource_types(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ScimApiError> {
-    authenticate(&req, &state).await?;
-    let base = base_url(&state, &req);
-    Ok(scim(list(
-        [ResourceKind::User, ResourceKind::Group]
-            .into_iter()
-            .map(|k| resource_type_json(k, &base))
-            .collect(),
-    )))
+    listing(
+        &req,
+        &state,
+        [ResourceKind::User, ResourceKind::Group],
+        resource_type_json,
+    )
+    .await
 }
 
 async fn resource_type(
@@ -150,14 +149,44 @@ async fn resource_type(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ScimApiError> {
-    authenticate(&req, &state).await?;
-    let base = base_url(&state, &req);
     let kind = match path.1.as_str() {
-        "User" => ResourceKind::User,
-        "Group" => ResourceKind::Group,
-        other => return Err(ScimError::NotFound(format!("no resource type {other}")).into()),
+        "User" => Some(ResourceKind::User),
+        "Group" => Some(ResourceKind::Group),
+        _ => None,
     };
-    Ok(scim(resource_type_json(kind, &base)))
+    one(&req, &state, kind, resource_type_json, || {
+        format!("no resource type {}", path.1)
+    })
+    .await
+}
+
+/// A discovery list: each of `items` rendered against this connection's base URL.
+async fn listing<T>(
+    req: &HttpRequest,
+    state: &AppState,
+    items: impl IntoIterator<Item = T>,
+    render: impl Fn(T, &str) -> Value,
+) -> Result<HttpResponse, ScimApiError> {
+    authenticate(req, state).await?;
+    let base = base_url(state, req);
+    Ok(scim(list(
+        items.into_iter().map(|item| render(item, &base)).collect(),
+    )))
+}
+
+/// One discovery resource, `found` rendered against this connection's base
+/// URL; `NotFound` when there is none, but only to an authenticated caller.
+async fn one<T>(
+    req: &HttpRequest,
+    state: &AppState,
+    found: Option<T>,
+    render: impl FnOnce(T, &str) -> Value,
+    missing: impl FnOnce() -> String,
+) -> Result<HttpResponse, ScimApiError> {
+    authenticate(req, state).await?;
+    let base = base_url(state, req);
+    let found = found.ok_or_else(|| ScimError::NotFound(missing()))?;
+    Ok(scim(render(found, &base)))
 }
 
 fn all_schemas() -> Vec<&'static SchemaDef> {
@@ -171,14 +200,7 @@ async fn schemas(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ScimApiError> {
-    authenticate(&req, &state).await?;
-    let base = base_url(&state, &req);
-    Ok(scim(list(
-        all_schemas()
-            .into_iter()
-            .map(|s| schema_json(s, &base))
-            .collect(),
-    )))
+    listing(&req, &state, all_schemas(), schema_json).await
 }
 
 async fn schema(
@@ -186,11 +208,9 @@ async fn schema(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ScimApiError> {
-    authenticate(&req, &state).await?;
-    let base = base_url(&state, &req);
-    all_schemas()
-        .into_iter()
-        .find(|s| s.id == path.1)
-        .map(|s| scim(schema_json(s, &base)))
-        .ok_or_else(|| ScimError::NotFound(format!("no schema {}", path.1)).into())
+    let found = all_schemas().into_iter().find(|s| s.id == path.1);
+    one(&req, &state, found, schema_json, || {
+        format!("no schema {}", path.1)
+    })
+    .await
 }

@@ -296,6 +296,17 @@ fn apply_without_path(
             op.op.as_str()
         )));
     };
+    let mut apply_key = |path: &PatchPath, value: &Value| {
+        ops::apply_at(
+            work,
+            op.op,
+            path,
+            Some(value),
+            kind,
+            members,
+            ops::Origin::ValueKey,
+        )
+    };
     for (key, value) in attributes {
         // `schemas` describes the resource rather than being an attribute of it.
         if key.eq_ignore_ascii_case("schemas") {
@@ -310,29 +321,10 @@ fn apply_without_path(
                     }
                     let mut path = parse_key(name)?;
                     path.attr.uri = Some(uri.to_owned());
-                    ops::apply_at(
-                        work,
-                        op.op,
-                        &path,
-                        Some(value),
-                        kind,
-                        members,
-                        ops::Origin::ValueKey,
-                    )?;
+                    apply_key(&path, value)?;
                 }
             }
-            None => {
-                let path = parse_key(key)?;
-                ops::apply_at(
-                    work,
-                    op.op,
-                    &path,
-                    Some(value),
-                    kind,
-                    members,
-                    ops::Origin::ValueKey,
-                )?;
-            }
+            None => apply_key(&parse_key(key)?, value)?,
         }
     }
     Ok(())

@@ -12,7 +12,8 @@ use orgsync_domain::ports::{EventLog, WebhookSender};
 use orgsync_domain::ports::{HealthCheck, JobQueue, SystemClock};
 use orgsync_domain::service::{
     ConnectionService, EventPorts, EventService, JobPolicy, MemberPorts, MembersService,
-    OrgService, ScimService, SsoPorts, SsoService, SyncPorts, SyncService, WebhookPolicy,
+    OrgService, PlanBudget, ScimService, SsoPorts, SsoService, SyncPorts, SyncService,
+    WebhookPolicy,
 };
 use orgsync_infra::sso::oidc::{HttpOidcProvider, OidcClientSettings};
 use orgsync_infra::sso::saml::SamaelSamlProvider;
@@ -122,6 +123,7 @@ impl Runtime {
                     max_backoff: Duration::from_secs(300),
                 },
                 relink: settings.sync.relink(),
+                plan_budget: PlanBudget::new(settings.sync.plan_budget),
             },
         );
         let sso = SsoService::new(

@@ -19,5 +19,5 @@ pub use scim::ScimService;
 pub use sso::{SsoInput, SsoPorts, SsoService};
 pub use status::{RunSummary, SyncStatus};
 pub use sync::{
-    Applied, JobOutcome, JobPolicy, SourceApplied, SyncPorts, SyncRequest, SyncService,
+    Applied, JobOutcome, JobPolicy, PlanBudget, SourceApplied, SyncPorts, SyncRequest, SyncService,
 };

@@ -156,6 +156,29 @@ async fn a_sync_on_the_parent_cascades_to_children_and_sandboxes_and_converges()
     tree.dir.app.finish().await;
 }
 
+/// With a plan budget smaller than any plan, every plan takes the whole
+/// budget and runs alone: the mode switches and mapping saves that build the
+/// tree, six concurrent sync jobs and a preview over all six orgs still
+/// finish. A path that planned again while holding a plan would wait for
+/// itself here, and the run would never end.
+#[actix_web::test]
+async fn plans_bigger_than_the_plan_budget_run_one_at_a_time_and_all_finish() {
+    let app = TestApp::spawn_with(|s| {
+        s.sync.plan_budget = 1;
+        s.worker.concurrency = 6;
+    })
+    .await;
+    let tree = Tree::new(app).await;
+    tree.drift().await;
+    let (status, run) = tree.sync(&tree.orgs[0], json!({"scope": "both"})).await;
+    assert_eq!(status, 202, "{run}");
+    let done = tree.wait_run(&run).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["progress"], json!({"processed": 6, "total": 6}));
+    tree.assert_converged().await;
+    tree.dir.app.finish().await;
+}
+
 #[actix_web::test]
 async fn requests_for_an_org_whose_job_is_queued_join_it() {
     let tree = Tree::new(TestApp::spawn_idle(|_| {}).await).await;

@@ -150,6 +150,10 @@ pub struct SyncSettings {
     pub relink_window: u64,
     /// Recognise the person by email too, not only by externalId.
     pub relink_by_email: bool,
+    /// Members and directory users that full plans of this process hold in
+    /// memory together; a plan waits while others hold the rest (one larger
+    /// than this runs alone).
+    pub plan_budget: u64,
 }
 
 impl SyncSettings {

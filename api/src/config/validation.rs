@@ -57,6 +57,7 @@ impl Settings {
                 u64::from(self.events.retention_days),
             ),
             ("events.dispatch_every_ms", self.events.dispatch_every_ms),
+            ("sync.plan_budget", self.sync.plan_budget),
             ("webhooks.max_endpoints", hooks.max_endpoints as u64),
             ("webhooks.retry_base_ms", hooks.retry_base_ms),
             (

@@ -90,6 +90,13 @@ pub trait ChangeFeed: Send + Sync {
         users: &[ResourceId],
     ) -> Result<Vec<(DirectoryUser, BTreeSet<ResourceId>)>>;
 
+    /// How many users the directory holds (what a full plan of an org
+    /// drawing on it may have to add or remove at most).
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn user_count(&self, conn: ConnectionId) -> Result<u64>;
+
     /// Which of `groups` exist in the directory.
     ///
     /// # Errors

@@ -162,9 +162,10 @@ impl SyncService {
             return Err(stale(&held));
         }
         let settings = ports.members.settings(org.id).await?;
-        let (fresh, _, current) = self
+        let plan = self
             .plan_full(&org, org.provisioning_mode, &settings)
             .await?;
+        let (fresh, current) = (plan.changes, plan.current);
         let removed: HashSet<MemberId> = fresh.removals.iter().map(|r| r.member_id).collect();
         let suspended: HashSet<MemberId> = fresh
             .updates

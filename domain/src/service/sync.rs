@@ -37,6 +37,7 @@ use crate::sync::{
 };
 use crate::{Error, Result};
 
+mod budget;
 mod incremental;
 mod planning;
 mod runs;
@@ -45,6 +46,7 @@ mod source;
 mod worker;
 mod writer;
 
+pub use budget::{PlanBudget, PlanPermit};
 pub use source::SourceApplied;
 
 /// Per-member entries kept in a run's report; counts are always complete.
@@ -76,6 +78,9 @@ pub struct SyncPorts {
     pub clock: Arc<dyn Clock>,
     pub jobs: JobPolicy,
     pub relink: RelinkPolicy,
+    /// Bounds the memory full plans hold together (shared by every plan of
+    /// the process: jobs, previews and admins' changes).
+    pub plan_budget: PlanBudget,
 }
 
 /// What became of a sync job a worker was handed.

@@ -168,6 +168,21 @@ impl ChangeFeed for SqlDirectoryRepository {
     ) -> Result<Vec<ResourceId>> {
         self.existing("directory_users", conn, users).await
     }
+
+    async fn user_count(&self, conn: ConnectionId) -> Result<u64> {
+        #[derive(FromQueryResult)]
+        struct Count {
+            users: i64,
+        }
+        let count = Count::find_by_statement(self.stmt(
+            "SELECT COUNT(*) AS users FROM directory_users WHERE connection_id = $1",
+            vec![conn.0.into()],
+        ))
+        .one(self.db.connection())
+        .await
+        .map_err(db_err)?;
+        Ok(count.map_or(0, |c| u64::try_from(c.users).unwrap_or(0)))
+    }
 }
 
 impl SqlDirectoryRepository {

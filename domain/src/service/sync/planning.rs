@@ -4,6 +4,32 @@
 
 use super::*;
 
+/// A full reconcile plan with what it was planned from. It keeps its share
+/// of the process's [`PlanBudget`] until it is dropped.
+pub(in crate::service) struct FullPlan {
+    pub changes: ChangeSet,
+    /// The directory and the change-log position the plan reflects
+    /// (everything up to it is in the plan).
+    pub position: Option<(ConnectionId, i64)>,
+    /// The members as planned from.
+    pub current: Vec<Member>,
+    /// Held, not read: dropping the plan gives its share back. Whoever
+    /// plans again while holding a plan must drop it first, or it may wait
+    /// for its own share.
+    _reserved: Option<PlanPermit>,
+}
+
+impl FullPlan {
+    fn empty(now: OffsetDateTime, position: Option<(ConnectionId, i64)>) -> Self {
+        Self {
+            changes: ChangeSet::empty(now),
+            position,
+            current: Vec::new(),
+            _reserved: None,
+        }
+    }
+}
+
 impl SyncService {
     /// Everything that decides `org`'s members when it draws on `conn`, with
     /// `mode` and `settings` as given (the current ones, or the ones a change
@@ -36,7 +62,7 @@ impl SyncService {
         org: &Organization,
         mode: ProvisioningMode,
         settings: &MembershipSettings,
-    ) -> Result<(ChangeSet, Option<(ConnectionId, i64)>, Vec<Member>)> {
+    ) -> Result<FullPlan> {
         let conn = self.ports.connections.drawing_connection(org.id).await?;
         self.plan_against(org, mode, settings, conn, false).await
     }
@@ -53,15 +79,20 @@ impl SyncService {
         settings: &MembershipSettings,
         conn: Option<ConnectionId>,
         new_source: bool,
-    ) -> Result<(ChangeSet, Option<(ConnectionId, i64)>, Vec<Member>)> {
+    ) -> Result<FullPlan> {
         let now = self.now();
         let policy = self.policy(org, mode, settings, conn).await?;
         let Some(conn) = conn else {
-            return Ok((ChangeSet::empty(now), None, Vec::new()));
+            return Ok(FullPlan::empty(now, None));
         };
         if mode != ProvisioningMode::Scim {
-            return Ok((ChangeSet::empty(now), Some((conn, 0)), Vec::new()));
+            return Ok(FullPlan::empty(now, Some((conn, 0))));
         }
+        // What the plan will hold: the org's members, and an add or a
+        // removal at most for each directory user.
+        let size = self.ports.members.count_members(org.id).await?
+            + self.ports.feed.user_count(conn).await?;
+        let reserved = self.ports.plan_budget.reserve(size).await?;
         // The position is read before the snapshot, so nothing between them is missed.
         let position = self.latest_seq(conn).await?;
         let new_source = new_source || self.ports.members.cursor(org.id, conn).await?.is_none();
@@ -115,8 +146,12 @@ impl SyncService {
                 planner.user(user, groups);
             }
         }
-        let changes = planner.finish();
-        Ok((changes, Some((conn, position)), current))
+        Ok(FullPlan {
+            changes: planner.finish(),
+            position: Some((conn, position)),
+            current,
+            _reserved: Some(reserved),
+        })
     }
 
     pub(super) async fn latest_seq(&self, conn: ConnectionId) -> Result<i64> {

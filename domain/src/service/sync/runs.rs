@@ -65,10 +65,10 @@ impl SyncService {
         let mut out = Vec::new();
         for org in self.sync_scope(principal, org, request).await? {
             let settings = self.ports.members.settings(org.id).await?;
-            let (changes, _, _) = self
+            let plan = self
                 .plan_full(&org, org.provisioning_mode, &settings)
                 .await?;
-            let preview = Preview::of(restrict(changes, request.scope), &request.scope);
+            let preview = Preview::of(restrict(plan.changes, request.scope), &request.scope);
             out.push((org, preview.page(offset, limit)));
         }
         Ok(out)

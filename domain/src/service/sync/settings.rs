@@ -20,8 +20,8 @@ impl SyncService {
             self.require_directory(&org).await?;
         }
         let settings = self.ports.members.settings(org.id).await?;
-        let (changes, _, _) = self.plan_full(&org, mode, &settings).await?;
-        Ok(Preview::of(changes, &mode))
+        let plan = self.plan_full(&org, mode, &settings).await?;
+        Ok(Preview::of(plan.changes, &mode))
     }
 
     /// Switches the provisioning mode. Switching to `scim` reconciles the org
@@ -58,8 +58,8 @@ impl SyncService {
             self.require_directory(&org).await?;
         }
         let settings = self.ports.members.settings(org.id).await?;
-        let (changes, position, current) = self.plan_full(&org, mode, &settings).await?;
-        let preview = Preview::of(changes, &mode);
+        let plan = self.plan_full(&org, mode, &settings).await?;
+        let preview = Preview::of(plan.changes, &mode);
         require_confirmation(org.id, &preview, confirm)?;
         if org.provisioning_mode != mode {
             let before = org.provisioning_mode;
@@ -85,7 +85,7 @@ impl SyncService {
                 org.id,
                 principal,
                 SyncKind::ModeChange,
-                (&preview.changes, &current, position),
+                (&preview.changes, &plan.current, plan.position),
                 started,
             )
             .await?;
@@ -159,10 +159,10 @@ impl SyncService {
     ) -> Result<Preview> {
         let org = self.orgs.authorize(principal, org, Action::Write).await?;
         self.validate_settings(&org, settings).await?;
-        let (changes, _, _) = self
+        let plan = self
             .plan_full(&org, org.provisioning_mode, settings)
             .await?;
-        Ok(Preview::of(changes, settings))
+        Ok(Preview::of(plan.changes, settings))
     }
 
     /// Saves group mappings and deprovisioning, and (in SCIM mode) applies
@@ -194,10 +194,10 @@ impl SyncService {
     ) -> Result<Applied> {
         let started = self.now();
         self.validate_settings(&org, settings).await?;
-        let (changes, position, current) = self
+        let plan = self
             .plan_full(&org, org.provisioning_mode, settings)
             .await?;
-        let preview = Preview::of(changes, settings);
+        let preview = Preview::of(plan.changes, settings);
         require_confirmation(org.id, &preview, confirm)?;
         let before = self.ports.members.settings(org.id).await?;
         self.ports
@@ -222,7 +222,7 @@ impl SyncService {
                 org.id,
                 principal,
                 SyncKind::MappingChange,
-                (&preview.changes, &current, position),
+                (&preview.changes, &plan.current, plan.position),
                 started,
             )
             .await?;

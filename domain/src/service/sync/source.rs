@@ -35,10 +35,10 @@ impl SyncService {
                 continue;
             };
             let settings = self.ports.members.settings(org.id).await?;
-            let (changes, _, _) = self
+            let plan = self
                 .plan_against(&org, org.provisioning_mode, &settings, shift.to, true)
                 .await?;
-            orgs.push(MovedOrg::new(shift, &Preview::of(changes, &change)));
+            orgs.push(MovedOrg::new(shift, &Preview::of(plan.changes, &change)));
         }
         Ok(SourcePlan::new(change, orgs))
     }
@@ -96,32 +96,33 @@ impl SyncService {
                 entity: "organization",
             })?;
         let settings = self.ports.members.settings(org.id).await?;
-        let (changes, position, current) = self
-            .plan_against(&org, org.provisioning_mode, &settings, shift.to, true)
-            .await?;
-        let preview = Preview::of(changes, &plan.change);
-        let drawn = self.ports.connections.drawing_connection(org.id).await?;
-        if preview.confirmation != moved.confirmation || drawn != shift.to {
-            self.reconcile(org.id, SyncScope::Both, Actor::of(principal))
-                .await?;
-            return Ok(None);
-        }
-        match self
-            .apply_plan(
-                org.id,
-                principal,
-                SyncKind::SourceChange,
-                (&preview.changes, &current, position),
-                started,
-            )
-            .await
+        // The plan is dropped before a reconcile plans again: its share of
+        // the plan budget could otherwise be what that plan waits for.
         {
-            Err(Error::PreconditionFailed(_)) => {
-                self.reconcile(org.id, SyncScope::Both, Actor::of(principal))
-                    .await?;
-                Ok(None)
+            let fresh = self
+                .plan_against(&org, org.provisioning_mode, &settings, shift.to, true)
+                .await?;
+            let preview = Preview::of(fresh.changes, &plan.change);
+            let drawn = self.ports.connections.drawing_connection(org.id).await?;
+            if preview.confirmation == moved.confirmation && drawn == shift.to {
+                let applied = self
+                    .apply_plan(
+                        org.id,
+                        principal,
+                        SyncKind::SourceChange,
+                        (&preview.changes, &fresh.current, fresh.position),
+                        started,
+                    )
+                    .await;
+                if !matches!(applied, Err(Error::PreconditionFailed(_))) {
+                    return applied.map(Some);
+                }
             }
-            other => other.map(Some),
         }
+        // Not the plan that was confirmed (the directory or the members
+        // changed since): through the deletion gate like any reconcile.
+        self.reconcile(org.id, SyncScope::Both, Actor::of(principal))
+            .await?;
+        Ok(None)
     }
 }

@@ -172,15 +172,16 @@ impl SyncService {
         let settings = self.ports.members.settings(org.id).await?;
         let mut attempt = 1;
         let (changes, position) = loop {
-            let (changes, position, current) = self
+            let plan = self
                 .plan_full(&org, org.provisioning_mode, &settings)
                 .await?;
-            let changes = restrict(changes, scope);
+            let position = plan.position;
+            let changes = restrict(plan.changes, scope);
             match self
                 .apply_gated(
                     org.id,
                     changes,
-                    &current,
+                    &plan.current,
                     HeldSource::Reconcile,
                     actor.clone(),
                 )

@@ -90,8 +90,12 @@ impl SyncService {
         }
         // What the plan will hold: the org's members, and an add or a
         // removal at most for each directory user.
-        let size = self.ports.members.count_members(org.id).await?
-            + self.ports.feed.user_count(conn).await?;
+        let (members, users) = futures::future::try_join(
+            self.ports.members.count_members(org.id),
+            self.ports.feed.user_count(conn),
+        )
+        .await?;
+        let size = members + users;
         let reserved = self.ports.plan_budget.reserve(size).await?;
         // The position is read before the snapshot, so nothing between them is missed.
         let position = self.latest_seq(conn).await?;

@@ -11,7 +11,7 @@ pub(in crate::service) struct FullPlan {
     /// The directory and the change-log position the plan reflects
     /// (everything up to it is in the plan).
     pub position: Option<(ConnectionId, i64)>,
-    /// The members as planned from.
+    /// The members the plan updates or removes, as planned from.
     pub current: Vec<Member>,
     /// Held, not read: dropping the plan gives its share back. Whoever
     /// plans again while holding a plan must drop it first, or it may wait
@@ -150,8 +150,20 @@ impl SyncService {
                 planner.user(user, groups);
             }
         }
+        let changes = planner.finish();
+        // Applying reads only the members a change updates or removes (the
+        // version each write expects); the rest of the org need not stay in
+        // memory while the plan is applied or held for confirmation.
+        let touched: HashSet<MemberId> = changes
+            .updates
+            .iter()
+            .map(|u| u.member_id)
+            .chain(changes.removals.iter().map(|r| r.member_id))
+            .collect();
+        current.retain(|m| touched.contains(&m.id));
+        current.shrink_to_fit();
         Ok(FullPlan {
-            changes: planner.finish(),
+            changes,
             position: Some((conn, position)),
             current,
             _reserved: Some(reserved),

@@ -417,6 +417,11 @@ async fn main() {
         args.clients,
         args.users
     );
+    // The servers inherit this environment: a setting given there is
+    // stated with the figures too.
+    for (key, value) in std::env::vars().filter(|(key, _)| key.starts_with("ORGSYNC__")) {
+        println!("server setting from the environment: {key}={value}");
+    }
     let server = Server::start(&bin, port, &db_url, &args, &name, secret, false);
     // Idle connections are dropped before the server's keep-alive (5 s) closes
     // them: reusing one the server is closing fails the request (IncompleteMessage),

@@ -293,6 +293,16 @@ impl ChangeSet {
         self.adds.is_empty() && self.updates.is_empty() && self.removals.is_empty()
     }
 
+    /// The members this plan updates or removes: the ones applying it
+    /// writes against (each at the version it was planned from).
+    pub fn touched(&self) -> HashSet<MemberId> {
+        self.updates
+            .iter()
+            .map(|u| u.member_id)
+            .chain(self.removals.iter().map(|r| r.member_id))
+            .collect()
+    }
+
     pub fn counts(&self) -> ChangeCounts {
         ChangeCounts {
             adds: self.adds.len(),

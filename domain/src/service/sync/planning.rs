@@ -154,12 +154,7 @@ impl SyncService {
         // Applying reads only the members a change updates or removes (the
         // version each write expects); the rest of the org need not stay in
         // memory while the plan is applied or held for confirmation.
-        let touched: HashSet<MemberId> = changes
-            .updates
-            .iter()
-            .map(|u| u.member_id)
-            .chain(changes.removals.iter().map(|r| r.member_id))
-            .collect();
+        let touched = changes.touched();
         current.retain(|m| touched.contains(&m.id));
         current.shrink_to_fit();
         Ok(FullPlan {
@@ -192,12 +187,7 @@ impl SyncService {
         if changes.is_empty() {
             return Ok(());
         }
-        let touched: HashSet<MemberId> = changes
-            .updates
-            .iter()
-            .map(|u| u.member_id)
-            .chain(changes.removals.iter().map(|r| r.member_id))
-            .collect();
+        let touched = changes.touched();
         let current: HashMap<MemberId, &Member> = current
             .iter()
             .filter(|m| touched.contains(&m.id))

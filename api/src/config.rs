@@ -98,6 +98,7 @@ impl Settings {
             .set_default("sync.relink_window", 7 * 24 * 3600)?
             .set_default("sync.relink_by_email", false)?
             .set_default("sync.plan_budget", 3_000_000)?
+            .set_default("sync.plan_wait_ms", 10_000)?
             .set_default("events.retention_days", 30)?
             .set_default("events.dispatch_every_ms", 50)?
             .set_default("webhooks.allow_private_targets", false)?

@@ -41,6 +41,8 @@ pub struct Runtime {
     pub db: Database,
     pub queue: Arc<dyn JobQueue>,
     pub state: AppState,
+    /// The memory budget every full plan of this process shares.
+    pub plan_budget: PlanBudget,
     events: Arc<dyn EventLog>,
     sender: Arc<dyn WebhookSender>,
 }
@@ -103,6 +105,10 @@ impl Runtime {
             })
             .context("building the webhook client")?,
         );
+        let plan_budget = PlanBudget::new(
+            settings.sync.plan_budget,
+            Duration::from_millis(settings.sync.plan_wait_ms),
+        );
         let sync = SyncService::new(
             orgs.clone(),
             SyncPorts {
@@ -123,7 +129,7 @@ impl Runtime {
                     max_backoff: Duration::from_secs(300),
                 },
                 relink: settings.sync.relink(),
-                plan_budget: PlanBudget::new(settings.sync.plan_budget),
+                plan_budget: plan_budget.clone(),
             },
         );
         let sso = SsoService::new(
@@ -224,6 +230,7 @@ impl Runtime {
             db,
             queue,
             state,
+            plan_budget,
             events,
             sender,
         })

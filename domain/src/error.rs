@@ -35,6 +35,12 @@ pub enum Error {
     #[error("service unavailable: {0}")]
     Unavailable(String),
 
+    /// The process is at capacity for this kind of work and the request did
+    /// not wait longer for room; nothing was read or changed, and retrying
+    /// later may succeed.
+    #[error("{0}")]
+    Busy(String),
+
     /// A failure with no meaning to the caller (a bug, a corrupt row).
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -58,6 +64,7 @@ impl Error {
             Self::Unavailable(_) => {
                 "unavailable: the database or queue did not answer; the work is retried".into()
             }
+            Self::Busy(_) => "busy: the server had no room for the work; it is retried".into(),
             Self::Internal(_) => {
                 "internal: an unexpected error occurred; it has been logged".into()
             }

@@ -20,4 +20,5 @@ pub use sso::{SsoInput, SsoPorts, SsoService};
 pub use status::{RunSummary, SyncStatus};
 pub use sync::{
     Applied, JobOutcome, JobPolicy, PlanBudget, SourceApplied, SyncPorts, SyncRequest, SyncService,
+    Waiter,
 };

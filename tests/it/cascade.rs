@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use orgsync_domain::auth::AdminRole;
+use orgsync_domain::service::Waiter;
 use serde_json::{json, Value};
 
 use crate::fixtures::{create_child, put_confirmed, run_now, wait_for_run};
@@ -175,6 +176,69 @@ async fn plans_bigger_than_the_plan_budget_run_one_at_a_time_and_all_finish() {
     let done = tree.wait_run(&run).await;
     assert_eq!(done["status"], "succeeded", "{done}");
     assert_eq!(done["progress"], json!({"processed": 6, "total": 6}));
+    tree.assert_converged().await;
+    tree.dir.app.finish().await;
+}
+
+/// While other plans hold the whole plan budget, a request that plans (a
+/// cascade's preview, a mapping save) waits `sync.plan_wait_ms` and answers
+/// 503 `busy`, having changed nothing, instead of hanging; a sync job queued
+/// meanwhile waits its turn and finishes once the budget is free.
+#[actix_web::test]
+async fn requests_that_find_the_plan_budget_held_answer_busy_and_change_nothing() {
+    let app = TestApp::spawn_with(|s| {
+        s.sync.plan_budget = 1;
+        s.sync.plan_wait_ms = 200;
+    })
+    .await;
+    let tree = Tree::new(app).await;
+    tree.drift().await;
+    // What a million-member plan elsewhere in the process would hold.
+    let held = tree
+        .dir
+        .app
+        .runtime
+        .plan_budget
+        .reserve(1, Waiter::Background)
+        .await
+        .unwrap();
+
+    let (status, body) = tree.preview(&tree.orgs[0], json!({"scope": "both"})).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["type"], "https://orgsync.dev/problems/busy", "{body}");
+    let (_, before) = tree
+        .admin(&tree.orgs[1], "GET", "/group-mappings", None)
+        .await;
+    let (status, body) = tree
+        .admin(
+            &tree.orgs[1],
+            "PUT",
+            "/group-mappings",
+            Some(json!({"enabled": false})),
+        )
+        .await;
+    assert_eq!(status, 503, "{body}");
+    let (_, after) = tree
+        .admin(&tree.orgs[1], "GET", "/group-mappings", None)
+        .await;
+    assert_eq!(before, after, "a busy answer changes nothing");
+
+    let (status, run) = tree.sync(&tree.orgs[0], json!({"scope": "both"})).await;
+    assert_eq!(status, 202, "{run}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let waiting = run_now(&tree.dir, &tree.orgs[0], &run).await;
+    assert_ne!(
+        waiting["status"], "succeeded",
+        "no job can plan yet: {waiting}"
+    );
+    assert_ne!(
+        waiting["status"], "failed",
+        "jobs wait, they do not fail: {waiting}"
+    );
+
+    drop(held);
+    let done = tree.wait_run(&run).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
     tree.assert_converged().await;
     tree.dir.app.finish().await;
 }

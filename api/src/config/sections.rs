@@ -154,6 +154,10 @@ pub struct SyncSettings {
     /// memory together; a plan waits while others hold the rest (one larger
     /// than this runs alone).
     pub plan_budget: u64,
+    /// Milliseconds a request (a preview, a mode switch, a mapping save)
+    /// waits for room in the plan budget before answering `503 busy`;
+    /// background sync waits its turn however long.
+    pub plan_wait_ms: u64,
 }
 
 impl SyncSettings {

@@ -93,6 +93,7 @@ impl ApiError {
                     "Service unavailable",
                     StatusCode::SERVICE_UNAVAILABLE,
                 ),
+                Error::Busy(_) => ("busy", "Server busy", StatusCode::SERVICE_UNAVAILABLE),
                 Error::Internal(_) => (
                     "internal",
                     "Internal error",

@@ -62,7 +62,7 @@ impl From<crate::Error> for ScimError {
             E::Invalid { field, message } => Self::InvalidValue(format!("{field}: {message}")),
             E::Forbidden(detail) => Self::Mutability(detail),
             E::PreconditionFailed(detail) => Self::PreconditionFailed(detail),
-            E::Unavailable(detail) => Self::Unavailable(detail),
+            E::Unavailable(detail) | E::Busy(detail) => Self::Unavailable(detail),
             E::Internal(cause) => Self::Internal(cause),
             // Only admin changes ask for confirmation; reaching here is a bug.
             E::ConfirmationRequired(needed) => Self::Internal(anyhow::anyhow!(

@@ -12,7 +12,7 @@ use crate::org::{OrgId, Organization};
 use crate::sync::{hold, DeletionThreshold, HeldRemovals, HeldSource};
 use crate::{Error, Result};
 
-use super::SyncService;
+use super::{SyncService, Waiter};
 
 impl SyncService {
     /// Applies a background change set through the org's deletion threshold:
@@ -163,7 +163,7 @@ impl SyncService {
         }
         let settings = ports.members.settings(org.id).await?;
         let plan = self
-            .plan_full(&org, org.provisioning_mode, &settings)
+            .plan_full(&org, org.provisioning_mode, &settings, Waiter::Request)
             .await?;
         let (fresh, current) = (plan.changes, plan.current);
         let removed: HashSet<MemberId> = fresh.removals.iter().map(|r| r.member_id).collect();

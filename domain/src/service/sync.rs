@@ -46,7 +46,7 @@ mod source;
 mod worker;
 mod writer;
 
-pub use budget::{PlanBudget, PlanPermit};
+pub use budget::{PlanBudget, PlanPermit, Waiter};
 pub use source::SourceApplied;
 
 /// Per-member entries kept in a run's report; counts are always complete.

@@ -58,7 +58,7 @@ pub(super) enum SignInFailure {
 impl From<Error> for SignInFailure {
     fn from(error: Error) -> Self {
         match error {
-            Error::Unavailable(_) => Self::Refused(SignInError::unavailable(
+            Error::Unavailable(_) | Error::Busy(_) => Self::Refused(SignInError::unavailable(
                 "the service is briefly unavailable; try again",
             )),
             other => Self::Broken(other),

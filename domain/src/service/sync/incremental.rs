@@ -63,8 +63,13 @@ impl SyncService {
         let Some(mut cursor) = self.ports.members.cursor(org_id, conn).await? else {
             // Never reconciled against this directory (a new source): a full
             // reconcile sets the baseline, through the deletion gate.
-            self.reconcile(org_id, SyncScope::Both, scim_actor(conn))
-                .await?;
+            self.reconcile(
+                org_id,
+                SyncScope::Both,
+                scim_actor(conn),
+                Waiter::Background,
+            )
+            .await?;
             return Ok(());
         };
         let settings = self.ports.members.settings(org_id).await?;
@@ -88,8 +93,13 @@ impl SyncService {
                 // A deleted group's members are not in its event (deleting a
                 // big group stays one statement); a mapping named it, so
                 // reconcile the org whole, through the deletion gate.
-                self.reconcile(org_id, SyncScope::Both, scim_actor(conn))
-                    .await?;
+                self.reconcile(
+                    org_id,
+                    SyncScope::Both,
+                    scim_actor(conn),
+                    Waiter::Background,
+                )
+                .await?;
                 return Ok(());
             }
             let users = self.users_moved_by(conn, &events, &policy).await?;

@@ -62,9 +62,11 @@ impl SyncService {
         org: &Organization,
         mode: ProvisioningMode,
         settings: &MembershipSettings,
+        waiter: Waiter,
     ) -> Result<FullPlan> {
         let conn = self.ports.connections.drawing_connection(org.id).await?;
-        self.plan_against(org, mode, settings, conn, false).await
+        self.plan_against(org, mode, settings, conn, false, waiter)
+            .await
     }
 
     /// A full reconcile plan against `conn`'s directory. An org that has not
@@ -79,6 +81,7 @@ impl SyncService {
         settings: &MembershipSettings,
         conn: Option<ConnectionId>,
         new_source: bool,
+        waiter: Waiter,
     ) -> Result<FullPlan> {
         let now = self.now();
         let policy = self.policy(org, mode, settings, conn).await?;
@@ -96,7 +99,7 @@ impl SyncService {
         )
         .await?;
         let size = members + users;
-        let reserved = self.ports.plan_budget.reserve(size).await?;
+        let reserved = self.ports.plan_budget.reserve(size, waiter).await?;
         // The position is read before the snapshot, so nothing between them is missed.
         let position = self.latest_seq(conn).await?;
         let new_source = new_source || self.ports.members.cursor(org.id, conn).await?.is_none();

@@ -66,7 +66,7 @@ impl SyncService {
         for org in self.sync_scope(principal, org, request).await? {
             let settings = self.ports.members.settings(org.id).await?;
             let plan = self
-                .plan_full(&org, org.provisioning_mode, &settings)
+                .plan_full(&org, org.provisioning_mode, &settings, Waiter::Request)
                 .await?;
             let preview = Preview::of(restrict(plan.changes, request.scope), &request.scope);
             out.push((org, preview.page(offset, limit)));

@@ -20,7 +20,9 @@ impl SyncService {
             self.require_directory(&org).await?;
         }
         let settings = self.ports.members.settings(org.id).await?;
-        let plan = self.plan_full(&org, mode, &settings).await?;
+        let plan = self
+            .plan_full(&org, mode, &settings, Waiter::Request)
+            .await?;
         Ok(Preview::of(plan.changes, &mode))
     }
 
@@ -58,7 +60,9 @@ impl SyncService {
             self.require_directory(&org).await?;
         }
         let settings = self.ports.members.settings(org.id).await?;
-        let plan = self.plan_full(&org, mode, &settings).await?;
+        let plan = self
+            .plan_full(&org, mode, &settings, Waiter::Request)
+            .await?;
         let preview = Preview::of(plan.changes, &mode);
         require_confirmation(org.id, &preview, confirm)?;
         if org.provisioning_mode != mode {
@@ -160,7 +164,7 @@ impl SyncService {
         let org = self.orgs.authorize(principal, org, Action::Write).await?;
         self.validate_settings(&org, settings).await?;
         let plan = self
-            .plan_full(&org, org.provisioning_mode, settings)
+            .plan_full(&org, org.provisioning_mode, settings, Waiter::Request)
             .await?;
         Ok(Preview::of(plan.changes, settings))
     }
@@ -195,7 +199,7 @@ impl SyncService {
         let started = self.now();
         self.validate_settings(&org, settings).await?;
         let plan = self
-            .plan_full(&org, org.provisioning_mode, settings)
+            .plan_full(&org, org.provisioning_mode, settings, Waiter::Request)
             .await?;
         let preview = Preview::of(plan.changes, settings);
         require_confirmation(org.id, &preview, confirm)?;

@@ -36,7 +36,14 @@ impl SyncService {
             };
             let settings = self.ports.members.settings(org.id).await?;
             let plan = self
-                .plan_against(&org, org.provisioning_mode, &settings, shift.to, true)
+                .plan_against(
+                    &org,
+                    org.provisioning_mode,
+                    &settings,
+                    shift.to,
+                    true,
+                    Waiter::Request,
+                )
                 .await?;
             orgs.push(MovedOrg::new(shift, &Preview::of(plan.changes, &change)));
         }
@@ -100,7 +107,14 @@ impl SyncService {
         // the plan budget could otherwise be what that plan waits for.
         {
             let fresh = self
-                .plan_against(&org, org.provisioning_mode, &settings, shift.to, true)
+                .plan_against(
+                    &org,
+                    org.provisioning_mode,
+                    &settings,
+                    shift.to,
+                    true,
+                    Waiter::Request,
+                )
                 .await?;
             let preview = Preview::of(fresh.changes, &plan.change);
             let drawn = self.ports.connections.drawing_connection(org.id).await?;
@@ -121,8 +135,13 @@ impl SyncService {
         }
         // Not the plan that was confirmed (the directory or the members
         // changed since): through the deletion gate like any reconcile.
-        self.reconcile(org.id, SyncScope::Both, Actor::of(principal))
-            .await?;
+        self.reconcile(
+            org.id,
+            SyncScope::Both,
+            Actor::of(principal),
+            Waiter::Request,
+        )
+        .await?;
         Ok(None)
     }
 }

@@ -30,7 +30,12 @@ impl SyncService {
     /// sync is recorded on the job and retried with backoff instead.
     pub async fn run_claimed(&self, job: SyncJob) -> Result<JobOutcome> {
         let outcome = self
-            .reconcile(job.org_id, job.scope, Actor::Sync { job_id: job.id })
+            .reconcile(
+                job.org_id,
+                job.scope,
+                Actor::Sync { job_id: job.id },
+                Waiter::Background,
+            )
             .await;
         let now = self.now();
         let result = match outcome {
@@ -159,12 +164,14 @@ impl SyncService {
         Ok(())
     }
 
-    /// Reconciles one org fully and applies the result through the deletion gate.
+    /// Reconciles one org fully and applies the result through the deletion
+    /// gate; `waiter` says how long its plan may wait for the plan budget.
     pub(super) async fn reconcile(
         &self,
         org: OrgId,
         scope: SyncScope,
         actor: Actor,
+        waiter: Waiter,
     ) -> Result<ChangeSet> {
         let org = self.ports.orgs.find(org).await?.ok_or(Error::NotFound {
             entity: "organization",
@@ -173,7 +180,7 @@ impl SyncService {
         let mut attempt = 1;
         let (changes, position) = loop {
             let plan = self
-                .plan_full(&org, org.provisioning_mode, &settings)
+                .plan_full(&org, org.provisioning_mode, &settings, waiter)
                 .await?;
             let position = plan.position;
             let changes = restrict(plan.changes, scope);

@@ -64,8 +64,9 @@ pub trait ChangeFeed: Send + Sync {
     fn snapshot(&self, conn: ConnectionId, scope: SnapshotScope) -> UserPages;
 
     /// What a plan of `org` with group mappings on can touch, when that is
-    /// well under the whole directory: the ids of the users in any of
-    /// `role_groups` plus those linked to a member of `org`, in id order.
+    /// well under the whole directory of `directory_users` users (as
+    /// [`Self::user_count`] said just before): the ids of the users in any
+    /// of `role_groups` plus those linked to a member of `org`, in id order.
     /// `None` when the plan should read every user (a store that cannot
     /// filter MAY always say so; mapped groups that hold most of the
     /// directory make filtering cost more than it saves).
@@ -77,6 +78,7 @@ pub trait ChangeFeed: Send + Sync {
         conn: ConnectionId,
         org: crate::org::OrgId,
         role_groups: &[ResourceId],
+        directory_users: u64,
     ) -> Result<Option<Vec<ResourceId>>>;
 
     /// Some users, each with all its groups and its whole resource; ids with

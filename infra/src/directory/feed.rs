@@ -103,8 +103,11 @@ impl ChangeFeed for SqlDirectoryRepository {
         conn: ConnectionId,
         org: orgsync_domain::org::OrgId,
         role_groups: &[ResourceId],
+        directory_users: u64,
     ) -> Result<Option<Vec<ResourceId>>> {
-        if self.backend() != DbBackend::Postgres || !self.selective(conn, role_groups).await? {
+        if self.backend() != DbBackend::Postgres
+            || !self.selective(conn, role_groups, directory_users).await?
+        {
             // The embedded engine stores ids as bytes and member values as
             // text (and works at embedded scale); and when the mapped groups
             // hold most of the directory, filtering costs more than it saves.
@@ -186,35 +189,36 @@ impl ChangeFeed for SqlDirectoryRepository {
 }
 
 impl SqlDirectoryRepository {
-    /// Whether `groups` hold well under half the directory's users.
-    async fn selective(&self, conn: ConnectionId, groups: &[ResourceId]) -> Result<bool> {
+    /// Whether `groups` hold well under half of the directory's `users`.
+    async fn selective(
+        &self,
+        conn: ConnectionId,
+        groups: &[ResourceId],
+        users: u64,
+    ) -> Result<bool> {
         #[derive(FromQueryResult)]
         struct Sizes {
             in_groups: i64,
-            users: i64,
+        }
+        if groups.is_empty() {
+            return Ok(users > 0);
         }
         let mut sql = Sql::default();
         let conn_param = sql.bind(conn.0);
         let list: Vec<String> = groups.iter().map(|g| sql.bind(*g)).collect();
-        let in_groups = if list.is_empty() {
-            "0".to_owned()
-        } else {
-            format!(
-                "(SELECT COALESCE(SUM(member_count), 0) FROM directory_groups WHERE connection_id = {conn_param} AND id IN ({}))",
-                list.join(", ")
-            )
-        };
         let sizes = Sizes::find_by_statement(self.stmt(
             &format!(
-                "SELECT CAST({in_groups} AS BIGINT) AS in_groups, \
-                 (SELECT COUNT(*) FROM directory_users WHERE connection_id = {conn_param}) AS users"
+                "SELECT CAST(COALESCE(SUM(member_count), 0) AS BIGINT) AS in_groups \
+                 FROM directory_groups WHERE connection_id = {conn_param} AND id IN ({})",
+                list.join(", ")
             ),
             sql.values,
         ))
         .one(self.db.connection())
         .await
         .map_err(db_err)?;
-        Ok(sizes.is_some_and(|s| s.in_groups * 2 < s.users))
+        let in_groups = sizes.map_or(0, |s| u64::try_from(s.in_groups).unwrap_or(0));
+        Ok(in_groups.saturating_mul(2) < users)
     }
 
     /// Which of `ids` are rows of `table` (a fixed table name) in the directory.

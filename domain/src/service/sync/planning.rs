@@ -115,7 +115,7 @@ impl SyncService {
             let users = if policy.mappings.enabled {
                 self.ports
                     .feed
-                    .plan_candidates(conn, org.id, &roles)
+                    .plan_candidates(conn, org.id, &roles, users)
                     .await?
             } else {
                 None

@@ -16,7 +16,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::events::{append_event, update_with_event};
-use super::sql::{attached_column, with_attached, StoredRow, UserRow, USER_COLUMNS};
+use super::sql::{attached_column, StoredRow, UserRow, USER_COLUMNS};
 use super::SqlDirectoryRepository;
 use crate::db::{db_err, sql_err};
 use crate::filter_sql::Sql;
@@ -217,16 +217,22 @@ pub(super) async fn replace(
     if let Some(v) = expected_version {
         text.push_str(&format!(" AND version = {}", sql.bind(v)));
     }
-    text.push_str(&format!(" RETURNING connection_id, {USER_COLUMNS}"));
     if repo.backend() == DbBackend::Postgres {
-        // The write, its event and the user's groups for the answer: one round trip.
+        // The write, its event and the user's groups for the answer: one
+        // round trip. The stored fields are the ones just written, so only
+        // what the database decides (version, timestamps as stored) comes
+        // back, not the resource it was sent.
+        text.push_str(" RETURNING id, connection_id, version, created_at, updated_at");
         let attached = (groups == WithGroups::Yes).then_some(GROUPS_JSON);
         let now_param = sql.bind(now);
         let conn_param = sql.bind(conn.0);
         let text = update_with_event(
             &text,
             UserRow::TABLE,
-            &format!("{USER_COLUMNS}{}", attached_column(attached)),
+            &format!(
+                "version, created_at, updated_at{}",
+                attached_column(attached)
+            ),
             EntityKind::User,
             ChangeOp::Updated,
             &conn_param,
@@ -240,7 +246,18 @@ pub(super) async fn replace(
             .map_err(|e| sql_err(e, USER_NAME_TAKEN))?;
         return match row {
             Some(row) => {
-                let (record, json) = with_attached::<UserRow>(&row, conn, attached)?;
+                let record = UserRecord {
+                    id,
+                    connection_id: conn,
+                    fields: f.clone(),
+                    version: row.try_get("", "version").map_err(db_err)?,
+                    created_at: row.try_get("", "created_at").map_err(db_err)?,
+                    updated_at: row.try_get("", "updated_at").map_err(db_err)?,
+                };
+                let json: Option<String> = match attached {
+                    Some(_) => row.try_get("", "attached").map_err(db_err)?,
+                    None => None,
+                };
                 let mut groups =
                     json.map_or_else(|| Ok(Vec::new()), |json| groups_from_json(&json))?;
                 sort_groups(&mut groups);
@@ -252,6 +269,7 @@ pub(super) async fn replace(
             }
         };
     }
+    text.push_str(&format!(" RETURNING connection_id, {USER_COLUMNS}"));
     let txn = repo.db.connection().begin().await.map_err(db_err)?;
     let row = UserRow::find_by_statement(repo.stmt(&text, sql.values))
         .one(&txn)

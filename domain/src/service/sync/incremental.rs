@@ -63,13 +63,7 @@ impl SyncService {
         let Some(mut cursor) = self.ports.members.cursor(org_id, conn).await? else {
             // Never reconciled against this directory (a new source): a full
             // reconcile sets the baseline, through the deletion gate.
-            self.reconcile(
-                org_id,
-                SyncScope::Both,
-                scim_actor(conn),
-                Waiter::Background,
-            )
-            .await?;
+            self.reconcile_from_directory(org_id, conn).await?;
             return Ok(());
         };
         let settings = self.ports.members.settings(org_id).await?;
@@ -93,13 +87,7 @@ impl SyncService {
                 // A deleted group's members are not in its event (deleting a
                 // big group stays one statement); a mapping named it, so
                 // reconcile the org whole, through the deletion gate.
-                self.reconcile(
-                    org_id,
-                    SyncScope::Both,
-                    scim_actor(conn),
-                    Waiter::Background,
-                )
-                .await?;
+                self.reconcile_from_directory(org_id, conn).await?;
                 return Ok(());
             }
             let users = self.users_moved_by(conn, &events, &policy).await?;
@@ -123,6 +111,19 @@ impl SyncService {
             }
             renewed_at = self.now();
         }
+    }
+
+    /// A whole reconcile of `org_id` as the IdP's doing, through the
+    /// deletion gate; background work, so it waits its turn for the budget.
+    async fn reconcile_from_directory(&self, org_id: OrgId, conn: ConnectionId) -> Result<()> {
+        self.reconcile(
+            org_id,
+            SyncScope::Both,
+            scim_actor(conn),
+            Waiter::Background,
+        )
+        .await
+        .map(drop)
     }
 
     /// The directory users `events` can move: each user changed, and the

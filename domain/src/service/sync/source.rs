@@ -35,16 +35,7 @@ impl SyncService {
                 continue;
             };
             let settings = self.ports.members.settings(org.id).await?;
-            let plan = self
-                .plan_against(
-                    &org,
-                    org.provisioning_mode,
-                    &settings,
-                    shift.to,
-                    true,
-                    Waiter::Request,
-                )
-                .await?;
+            let plan = self.plan_move(&org, &settings, shift.to).await?;
             orgs.push(MovedOrg::new(shift, &Preview::of(plan.changes, &change)));
         }
         Ok(SourcePlan::new(change, orgs))
@@ -106,16 +97,7 @@ impl SyncService {
         // The plan is dropped before a reconcile plans again: its share of
         // the plan budget could otherwise be what that plan waits for.
         {
-            let fresh = self
-                .plan_against(
-                    &org,
-                    org.provisioning_mode,
-                    &settings,
-                    shift.to,
-                    true,
-                    Waiter::Request,
-                )
-                .await?;
+            let fresh = self.plan_move(&org, &settings, shift.to).await?;
             let preview = Preview::of(fresh.changes, &plan.change);
             let drawn = self.ports.connections.drawing_connection(org.id).await?;
             if preview.confirmation == moved.confirmation && drawn == shift.to {
@@ -143,5 +125,24 @@ impl SyncService {
         )
         .await?;
         Ok(None)
+    }
+
+    /// What moving `org` to the directory `to` would do, planned inside an
+    /// admin's request.
+    async fn plan_move(
+        &self,
+        org: &Organization,
+        settings: &MembershipSettings,
+        to: Option<ConnectionId>,
+    ) -> Result<super::planning::FullPlan> {
+        self.plan_against(
+            org,
+            org.provisioning_mode,
+            settings,
+            to,
+            true,
+            Waiter::Request,
+        )
+        .await
     }
 }

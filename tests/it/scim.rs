@@ -219,6 +219,20 @@ async fn entra_style_patches_apply_atomically_and_etags_guard_updates() {
         .iter()
         .any(|e| e["type"] == "home"));
     assert_eq!(user["meta"]["version"], "W/\"2\"");
+    // The answer is the stored user, as a read gives it (timestamps as
+    // stored, values as the database keeps them), and so is a PUT's.
+    let (_, read) = dir.scim("GET", &format!("/Users/{id}"), None).await;
+    assert_eq!(user, read);
+    let mut replaced = read.clone();
+    replaced["title"] = json!("Engineer");
+    replaced["x-rank"] =
+        json!({"n": 1.5, "big": 12345678901234_i64, "e": 1e-7, "list": [true, null]});
+    let (status, put) = dir
+        .scim("PUT", &format!("/Users/{id}"), Some(replaced))
+        .await;
+    assert_eq!(status, 200, "{put}");
+    let (_, read) = dir.scim("GET", &format!("/Users/{id}"), None).await;
+    assert_eq!(put, read);
 
     // One bad operation rejects the whole request and changes nothing.
     let (status, error) = dir
@@ -234,13 +248,13 @@ async fn entra_style_patches_apply_atomically_and_etags_guard_updates() {
     assert_eq!(error["scimType"], "mutability");
     let (_, unchanged) = dir.scim("GET", &format!("/Users/{id}"), None).await;
     assert!(unchanged.get("displayName").is_none());
-    assert_eq!(unchanged["meta"]["version"], "W/\"2\"");
+    assert_eq!(unchanged["meta"]["version"], "W/\"3\"");
 
     // A stale If-Match is refused.
     let req = actix_web::test::TestRequest::put()
         .uri(&format!("/scim/v2/{}/Users/{id}", dir.conn))
         .insert_header(("authorization", format!("Bearer {}", dir.token)))
-        .insert_header(("if-match", "W/\"1\""))
+        .insert_header(("if-match", "W/\"2\""))
         .set_json(json!({"userName": "carol@example.com"}));
     assert_eq!(dir.app.send(req).await.status().as_u16(), 412);
 

@@ -152,13 +152,15 @@ pub(super) fn with_attached<R: StoredRow>(
     attached: Option<&str>,
 ) -> Result<(R::Record, Option<String>)> {
     let record = R::from_query_result(row, "").map_err(db_err)?;
-    let extra = match attached {
-        Some(_) => row
-            .try_get::<Option<String>>("", "attached")
-            .map_err(db_err)?,
-        None => None,
-    };
-    Ok((record.into_record(conn), extra))
+    Ok((record.into_record(conn), attached_text(row, attached)?))
+}
+
+/// The text of the `attached` column [`attached_column`] added, if it did.
+pub(super) fn attached_text(row: &QueryResult, attached: Option<&str>) -> Result<Option<String>> {
+    match attached {
+        Some(_) => row.try_get("", "attached").map_err(db_err),
+        None => Ok(None),
+    }
 }
 
 impl SqlDirectoryRepository {

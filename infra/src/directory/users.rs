@@ -16,7 +16,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::events::{append_event, update_with_event};
-use super::sql::{attached_column, StoredRow, UserRow, USER_COLUMNS};
+use super::sql::{attached_column, attached_text, StoredRow, UserRow, USER_COLUMNS};
 use super::SqlDirectoryRepository;
 use crate::db::{db_err, sql_err};
 use crate::filter_sql::Sql;
@@ -254,10 +254,7 @@ pub(super) async fn replace(
                     created_at: row.try_get("", "created_at").map_err(db_err)?,
                     updated_at: row.try_get("", "updated_at").map_err(db_err)?,
                 };
-                let json: Option<String> = match attached {
-                    Some(_) => row.try_get("", "attached").map_err(db_err)?,
-                    None => None,
-                };
+                let json = attached_text(&row, attached)?;
                 let mut groups =
                     json.map_or_else(|| Ok(Vec::new()), |json| groups_from_json(&json))?;
                 sort_groups(&mut groups);

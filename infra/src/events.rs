@@ -1,10 +1,11 @@
 //! The events outbox on PostgreSQL or SQLite. A change writes its events
 //! in its own transaction, unnumbered ([`insert_events`]); numbering per
-//! tenant happens afterwards, in commit order, under the root org's row
-//! lock ([`sequence_tenant`]), so a reader paging by `seq` sees a committed
-//! prefix: an event committed late is numbered late, never behind a
-//! reader's cursor. A bulk write numbers its own instead, as the last step
-//! of its transaction and under the same lock ([`insert_numbered_events`]).
+//! tenant happens afterwards, in commit order, under the lock of the
+//! tenant's row of `event_sequences` ([`sequence_tenant`]), so a reader
+//! paging by `seq` sees a committed prefix: an event committed late is
+//! numbered late, never behind a reader's cursor. A bulk write numbers its
+//! own instead, as the last step of its transaction and under the same lock
+//! ([`insert_numbered_events`]).
 //! One sequence per tenant orders an org's events and a subtree's alike;
 //! tenants never wait on each other.
 
@@ -102,22 +103,24 @@ pub async fn sequence_root(db: &DatabaseConnection, root: Uuid) -> Result<i64> {
     Ok(last)
 }
 
-/// Numbers the tenant's committed, unnumbered events, leaving the root
-/// org's row locked until `txn` ends: concurrent sequencers of one tenant
-/// (and bulk writers numbering their own, [`insert_numbered_events`]) queue up.
+/// Numbers the tenant's committed, unnumbered events, leaving its sequence
+/// locked until `txn` ends: concurrent sequencers of one tenant (and bulk
+/// writers numbering their own, [`insert_numbered_events`]) queue up.
 async fn number_waiting(txn: &DatabaseTransaction, root: Uuid) -> Result<()> {
     let backend = txn.get_database_backend();
     let stmt = |sql: &str| Statement::from_sql_and_values(backend, sql, [root.into()]);
+    // Creates the tenant's sequence on its first events; locks it always.
     txn.execute(stmt(
-        "UPDATE organizations SET event_seq = event_seq WHERE id = $1",
+        "INSERT INTO event_sequences (root_id, last_seq) VALUES ($1, 0) \
+         ON CONFLICT (root_id) DO UPDATE SET last_seq = event_sequences.last_seq",
     ))
     .await
     .map_err(db_err)?;
     let numbered = txn
         .execute(stmt(
             "UPDATE events SET root_id = $1, seq = numbered.seq FROM \
-             (SELECT e.id, r.event_seq + ROW_NUMBER() OVER (ORDER BY e.id) AS seq \
-              FROM events e JOIN organizations o ON o.id = e.org_id JOIN organizations r ON r.id = o.root_id \
+             (SELECT e.id, r.last_seq + ROW_NUMBER() OVER (ORDER BY e.id) AS seq \
+              FROM events e JOIN organizations o ON o.id = e.org_id JOIN event_sequences r ON r.root_id = o.root_id \
               WHERE o.root_id = $1 AND e.seq IS NULL) AS numbered \
              WHERE events.id = numbered.id",
         ))
@@ -127,7 +130,7 @@ async fn number_waiting(txn: &DatabaseTransaction, root: Uuid) -> Result<()> {
     if numbered > 0 {
         txn.execute(Statement::from_sql_and_values(
             backend,
-            "UPDATE organizations SET event_seq = event_seq + $1 WHERE id = $2",
+            "UPDATE event_sequences SET last_seq = last_seq + $1 WHERE root_id = $2",
             [
                 i64::try_from(numbered).unwrap_or(i64::MAX).into(),
                 root.into(),
@@ -142,10 +145,10 @@ async fn number_waiting(txn: &DatabaseTransaction, root: Uuid) -> Result<()> {
 /// Appends `org`'s `events` already numbered, in the caller's transaction:
 /// a bulk write's events (a million for a switch) are then written once,
 /// where numbering them afterwards rewrites every row, with a new entry in
-/// each of the table's indexes. The tenant's row stays locked until the
-/// caller commits, so no later number becomes visible before these; events
-/// committed earlier and still waiting are numbered first, so the sequence
-/// keeps commit order. Call it last before committing: the lock holds up
+/// each of the table's indexes. The tenant's sequence stays locked until
+/// the caller commits, so no later number becomes visible before these;
+/// events committed earlier and still waiting are numbered first, so the
+/// sequence keeps commit order. Call it last before committing: the lock holds up
 /// the tenant's other numbering until then.
 pub(crate) async fn insert_numbered_events(
     txn: &DatabaseTransaction,
@@ -160,13 +163,13 @@ pub(crate) async fn insert_numbered_events(
     let reserved = txn
         .query_one(Statement::from_sql_and_values(
             txn.get_database_backend(),
-            "UPDATE organizations SET event_seq = event_seq + $1 WHERE id = $2 RETURNING event_seq",
+            "UPDATE event_sequences SET last_seq = last_seq + $1 WHERE root_id = $2 RETURNING last_seq",
             [count.into(), root.into()],
         ))
         .await
         .map_err(db_err)?
         .ok_or_else(|| Error::Internal(anyhow::anyhow!("tenant {root} has no sequence row")))?
-        .try_get::<i64>("", "event_seq")
+        .try_get::<i64>("", "last_seq")
         .map_err(db_err)?;
     let mut next = reserved - count;
     for chunk in events.chunks(EVENTS_PER_STATEMENT) {
@@ -214,13 +217,13 @@ async fn last_seq(conn: &impl ConnectionTrait, root: Uuid) -> Result<i64> {
     let row = conn
         .query_one(Statement::from_sql_and_values(
             conn.get_database_backend(),
-            "SELECT event_seq FROM organizations WHERE id = $1",
+            "SELECT last_seq FROM event_sequences WHERE root_id = $1",
             [root.into()],
         ))
         .await
         .map_err(db_err)?;
     match row {
-        Some(row) => row.try_get::<i64>("", "event_seq").map_err(db_err),
+        Some(row) => row.try_get::<i64>("", "last_seq").map_err(db_err),
         None => Ok(0),
     }
 }

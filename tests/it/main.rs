@@ -19,6 +19,7 @@ mod health;
 mod hostile;
 mod incremental;
 mod isolation;
+mod migrations;
 mod openapi;
 mod orgs;
 mod protection;

@@ -30,7 +30,7 @@ pub fn redis_url() -> String {
     std::env::var("ORGSYNC_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
-fn url_for(database: &str) -> String {
+pub fn url_for(database: &str) -> String {
     let admin = admin_url();
     let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
     format!("{base}/{database}")

@@ -103,10 +103,10 @@ impl EventDispatcher {
     async fn behind(&self) -> Result<Vec<Behind>> {
         Behind::find_by_statement(Statement::from_sql_and_values(
             self.db.backend(),
-            "SELECT e.id, e.org_id, e.event_types, e.fanned_out_seq, r.event_seq \
+            "SELECT e.id, e.org_id, e.event_types, e.fanned_out_seq, r.last_seq AS event_seq \
              FROM webhook_endpoints e JOIN organizations o ON o.id = e.org_id \
-             JOIN organizations r ON r.id = o.root_id \
-             WHERE e.enabled AND e.fanned_out_seq < r.event_seq LIMIT 200",
+             JOIN event_sequences r ON r.root_id = o.root_id \
+             WHERE e.enabled AND e.fanned_out_seq < r.last_seq LIMIT 200",
             [],
         ))
         .all(self.db.connection())

@@ -1,0 +1,148 @@
+//! Migrations that move data: each is run against a schema holding rows
+//! written by the code before it, on PostgreSQL and on SQLite, and undone.
+
+use orgsync_migrations::{Migrator, MigratorTrait};
+use sea_orm::{ConnectionTrait, Database as SeaDatabase, DatabaseConnection, Statement};
+use uuid::Uuid;
+
+use crate::support::{admin_url, url_for};
+
+async fn exec(db: &DatabaseConnection, sql: &str, values: Vec<sea_orm::Value>) {
+    db.execute(Statement::from_sql_and_values(
+        db.get_database_backend(),
+        sql,
+        values,
+    ))
+    .await
+    .expect(sql);
+}
+
+async fn one_i64(db: &DatabaseConnection, sql: &str, values: Vec<sea_orm::Value>) -> Option<i64> {
+    db.query_one(Statement::from_sql_and_values(
+        db.get_database_backend(),
+        sql,
+        values,
+    ))
+    .await
+    .expect(sql)
+    .map(|row| row.try_get_by_index::<i64>(0).expect(sql))
+}
+
+/// All but the newest `newer` migrations.
+async fn migrate_all_but(db: &DatabaseConnection, newer: usize) {
+    let older = Migrator::migrations().len() - newer;
+    Migrator::up(db, Some(u32::try_from(older).unwrap()))
+        .await
+        .unwrap();
+}
+
+async fn insert_org(db: &DatabaseConnection, id: Uuid, root: Uuid, slug: &str) {
+    let parent = (id != root).then_some(root);
+    exec(
+        db,
+        "INSERT INTO organizations (id, parent_id, root_id, kind, name, slug, provisioning_mode, created_at, updated_at) \
+         VALUES ($1, $2, $3, 'standard', $4, $4, 'manual', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",
+        vec![id.into(), parent.into(), root.into(), slug.into()],
+    )
+    .await;
+}
+
+/// A tenant's event numbers continue across the move of its sequence out
+/// of `organizations`, and back again when the migration is undone.
+async fn event_sequences_keep_each_tenants_numbers(db: &DatabaseConnection) {
+    migrate_all_but(db, 1).await;
+    let (numbered, child, silent) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    insert_org(db, numbered, numbered, "numbered").await;
+    insert_org(db, child, numbered, "child").await;
+    insert_org(db, silent, silent, "silent").await;
+    exec(
+        db,
+        "UPDATE organizations SET event_seq = 41 WHERE id = $1",
+        vec![numbered.into()],
+    )
+    .await;
+
+    Migrator::up(db, Some(1)).await.unwrap();
+    let last = |root: Uuid| {
+        one_i64(
+            db,
+            "SELECT last_seq FROM event_sequences WHERE root_id = $1",
+            vec![root.into()],
+        )
+    };
+    assert_eq!(last(numbered).await, Some(41));
+    assert_eq!(last(child).await, None, "only roots have a sequence");
+    assert_eq!(last(silent).await, None, "created by its first event");
+
+    // The child's next event is the tenant's 42nd; the silent tenant starts at 1.
+    for org in [child, silent] {
+        exec(
+            db,
+            "INSERT INTO events (id, org_id, event_type, occurred_at, data) \
+             VALUES ($1, $2, 'member.created', CURRENT_TIMESTAMP, '{}')",
+            vec![Uuid::now_v7().into(), org.into()],
+        )
+        .await;
+    }
+    assert_eq!(
+        orgsync_infra::events::sequence_root(db, numbered)
+            .await
+            .unwrap(),
+        42
+    );
+    assert_eq!(
+        orgsync_infra::events::sequence_root(db, silent)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        one_i64(
+            db,
+            "SELECT seq FROM events WHERE org_id = $1",
+            vec![child.into()]
+        )
+        .await,
+        Some(42)
+    );
+
+    Migrator::down(db, Some(1)).await.unwrap();
+    let seq = |org: Uuid| {
+        one_i64(
+            db,
+            "SELECT event_seq FROM organizations WHERE id = $1",
+            vec![org.into()],
+        )
+    };
+    assert_eq!(seq(numbered).await, Some(42));
+    assert_eq!(seq(silent).await, Some(1));
+    assert_eq!(seq(child).await, Some(0));
+}
+
+#[actix_web::test]
+async fn event_sequences_move_with_their_numbers_on_postgres() {
+    let name = format!("orgsync_migration_{}", Uuid::new_v4().simple());
+    let admin = SeaDatabase::connect(admin_url()).await.unwrap();
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
+    let db = SeaDatabase::connect(url_for(&name)).await.unwrap();
+    event_sequences_keep_each_tenants_numbers(&db).await;
+    db.close().await.unwrap();
+    admin
+        .execute_unprepared(&format!("DROP DATABASE {name} WITH (FORCE)"))
+        .await
+        .unwrap();
+}
+
+#[actix_web::test]
+async fn event_sequences_move_with_their_numbers_on_sqlite() {
+    let dir = std::env::temp_dir().join(format!("orgsync-migration-{}", Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.join("orgsync.db").display());
+    let db = SeaDatabase::connect(url).await.unwrap();
+    event_sequences_keep_each_tenants_numbers(&db).await;
+    db.close().await.unwrap();
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 pub mod directory;
 
-use crate::db::db_err;
+use crate::db::{db_err, query_replanned};
 use crate::filter_sql::Sql;
 use crate::Database;
 
@@ -238,20 +238,24 @@ pub async fn tenants_with_unnumbered(db: &DatabaseConnection, limit: u64) -> Res
     // events waiting, each stopping at its first entry. `DISTINCT` over the
     // index would read every waiting event (a million after a bulk switch,
     // each a heap visit for visibility) on every pass of the dispatcher.
-    let rows = Row::find_by_statement(Statement::from_sql_and_values(
-        db.get_database_backend(),
+    // Replanned each pass: prepared when the table was empty, its plan
+    // scanned every event (see [`query_replanned`]).
+    let rows = query_replanned(
+        db,
         "WITH RECURSIVE waiting(org_id, n) AS ( \
            SELECT (SELECT org_id FROM events WHERE seq IS NULL ORDER BY org_id LIMIT 1), 1 \
            UNION ALL \
            SELECT (SELECT e.org_id FROM events e WHERE e.seq IS NULL AND e.org_id > w.org_id ORDER BY e.org_id LIMIT 1), w.n + 1 \
            FROM waiting w WHERE w.org_id IS NOT NULL AND w.n < $1) \
          SELECT DISTINCT o.root_id FROM waiting w JOIN organizations o ON o.id = w.org_id",
-        [i64::try_from(limit).unwrap_or(i64::MAX).into()],
-    ))
-    .all(db)
+        &[i64::try_from(limit).unwrap_or(i64::MAX)],
+    )
     .await
     .map_err(db_err)?;
-    Ok(rows.into_iter().map(|r| r.root_id).collect())
+    rows.iter()
+        .map(|row| Row::from_query_result(row, "").map_err(db_err))
+        .map(|row| row.map(|r| r.root_id))
+        .collect()
 }
 
 #[derive(FromQueryResult)]

@@ -303,6 +303,53 @@ async fn a_person_deleted_and_recreated_with_the_same_external_id_gets_their_mem
     dir.app.finish().await;
 }
 
+/// The most common way back: the same directory user, removed when it left
+/// its only mapped group (or was deactivated), returns. It gets its member
+/// back (same id, same creation), not a second one, so nothing downstream
+/// (an export, an application keyed by member id) sees a new person.
+#[actix_web::test]
+async fn a_directory_user_back_in_its_group_or_reactivated_gets_their_member_back() {
+    let dir = Directory::new().await;
+    let ada = dir.user("ada@example.com").await;
+    let staff = dir.group("Staff", &[&ada]).await;
+    switch_to_scim(&dir, &dir.org).await;
+    let mappings = json!({"enabled": true, "roles": [{"group": staff, "role": "user"}]});
+    let (status, saved) = dir.admin("PUT", "/group-mappings", Some(mappings)).await;
+    assert_eq!(status, 200, "{saved}");
+    let first = members_once(&dir, 1).await;
+    let (id, created_at) = (first[0]["id"].clone(), first[0]["created_at"].clone());
+
+    let group = format!("/Groups/{staff}");
+    let leave = json!([{"op": "remove", "path": format!("members[value eq \"{ada}\"]")}]);
+    let join = json!([{"op": "add", "path": "members", "value": [{"value": ada}]}]);
+    assert_eq!(dir.scim_patch(&group, leave).await.0, 204);
+    wait_for_members(&dir, &dir.org, 0).await;
+    assert_eq!(dir.scim_patch(&group, join).await.0, 204);
+    let back = members_once(&dir, 1).await;
+    assert_eq!(back[0]["id"], id, "back in the group: the same member");
+    assert_eq!(back[0]["created_at"], created_at);
+
+    // Deactivated (deprovisioning removes by default), then reactivated.
+    assert_eq!(dir.set_active(&ada, false).await.0, 200);
+    wait_for_members(&dir, &dir.org, 0).await;
+    assert_eq!(dir.set_active(&ada, true).await.0, 200);
+    let back = members_once(&dir, 1).await;
+    assert_eq!(back[0]["id"], id, "reactivated: the same member");
+
+    let (_, audit) = admin(
+        &dir,
+        "GET",
+        &dir.org,
+        "/audit-log?action=member.relinked",
+        None,
+    )
+    .await;
+    let relinked: Vec<&Value> = audit["data"].as_array().unwrap().iter().collect();
+    assert_eq!(relinked.len(), 2, "{audit}");
+    assert!(relinked.iter().all(|e| e["target_id"] == id), "{audit}");
+    dir.app.finish().await;
+}
+
 /// The IdP deletes `user`, which takes its member with it, then creates
 /// `recreated`; the new directory user.
 async fn delete_and_recreate(dir: &Directory, user: &str, recreated: Value) -> Value {

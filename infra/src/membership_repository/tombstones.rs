@@ -1,6 +1,7 @@
 //! A removed directory member's last state, kept for a while so that the
-//! same person coming back (a re-created IdP user, by externalId or email)
-//! gets the old member back instead of a new one. Written by `apply`, read
+//! same person coming back (the same directory user back in a mapped group
+//! or reactivated, or a re-created IdP user, by externalId or email) gets
+//! the old member back instead of a new one. Written by `apply`, read
 //! when a sync plans its changes, purged once older than the relink window.
 
 use std::collections::{HashMap, HashSet};
@@ -91,10 +92,13 @@ pub(super) async fn relinkable(
     if any.is_none_or(|row| row.one != 1) {
         return Ok(Vec::new());
     }
-    // By externalId: the old user was deleted from this directory and
-    // carried the same externalId. By email: the old user is gone from
-    // this directory (or was another directory's) and the member had
-    // this email. The newest removal wins when several match.
+    // The same directory user: removed when it left its mapped groups or
+    // was deactivated, and back. By externalId: the old user was deleted
+    // from this directory and carried the same externalId. By email: the
+    // old user is gone from this directory (or was another directory's) and
+    // the member had this email. The newest removal wins when several match.
+    let same_user = "JOIN member_tombstones m ON m.org_id = {org} AND m.directory_user_id = u.id \
+         AND m.removed_at > {since}";
     let by_external_id = "JOIN directory_user_tombstones t ON t.connection_id = u.connection_id \
          AND t.external_id = u.external_id AND t.user_id <> u.id AND t.deleted_at > {since} \
          JOIN member_tombstones m ON m.org_id = {org} AND m.directory_user_id = t.user_id \
@@ -103,7 +107,7 @@ pub(super) async fn relinkable(
          AND m.directory_user_id <> u.id AND m.removed_at > {since} \
          AND NOT EXISTS (SELECT 1 FROM directory_users still \
            WHERE still.connection_id = u.connection_id AND still.id = m.directory_user_id)";
-    let mut joins = vec![by_external_id];
+    let mut joins = vec![same_user, by_external_id];
     if rule.by_email {
         joins.push(by_email);
     }
@@ -134,7 +138,7 @@ pub(super) async fn relinkable(
                 newest.insert(row.user_id, row.member);
             }
             for (user, member) in newest {
-                // externalId matches come first and win.
+                // The same user first, then externalId: the first match wins.
                 if !matched.insert(user) {
                     continue;
                 }

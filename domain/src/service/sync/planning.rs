@@ -235,11 +235,11 @@ impl SyncService {
         self.ports.members.apply(org, &writes).await
     }
 
-    /// The planned adds that give a removed member back: an IdP that deleted
-    /// a person and created them again (some connectors do on an email or
-    /// domain change) with the same externalId (or email, per [`RelinkPolicy`])
-    /// within the relink window gets
-    /// the old member (id, creation, history; role and seat tier too unless
+    /// The planned adds that give a removed member back within the relink
+    /// window: a directory user back in a mapped group or reactivated, or
+    /// one an IdP deleted and created again (some connectors do on an email
+    /// or domain change) with the same externalId (or email, per
+    /// [`RelinkPolicy`]), gets the old member (id, creation, history; role and seat tier too unless
     /// group mappings decide them) with the new directory user's fields.
     pub(super) async fn relinks(
         &self,

@@ -7,25 +7,20 @@ use uuid::Uuid;
 
 use crate::support::{admin_url, url_for};
 
+/// `sql` with `values`, for `db`'s engine.
+fn statement(db: &DatabaseConnection, sql: &str, values: Vec<sea_orm::Value>) -> Statement {
+    Statement::from_sql_and_values(db.get_database_backend(), sql, values)
+}
+
 async fn exec(db: &DatabaseConnection, sql: &str, values: Vec<sea_orm::Value>) {
-    db.execute(Statement::from_sql_and_values(
-        db.get_database_backend(),
-        sql,
-        values,
-    ))
-    .await
-    .expect(sql);
+    db.execute(statement(db, sql, values)).await.expect(sql);
 }
 
 async fn one_i64(db: &DatabaseConnection, sql: &str, values: Vec<sea_orm::Value>) -> Option<i64> {
-    db.query_one(Statement::from_sql_and_values(
-        db.get_database_backend(),
-        sql,
-        values,
-    ))
-    .await
-    .expect(sql)
-    .map(|row| row.try_get_by_index::<i64>(0).expect(sql))
+    db.query_one(statement(db, sql, values))
+        .await
+        .expect(sql)
+        .map(|row| row.try_get_by_index::<i64>(0).expect(sql))
 }
 
 /// All but the newest `newer` migrations.

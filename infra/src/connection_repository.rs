@@ -6,7 +6,7 @@ use orgsync_domain::page::{Page, PageRequest};
 use orgsync_domain::ports::ConnectionRepository;
 use orgsync_domain::sync::SourceShift;
 use orgsync_domain::{Error, Result};
-use sea_orm::{ConnectionTrait, FromQueryResult, Statement, Value};
+use sea_orm::{ConnectionTrait, FromQueryResult, Statement};
 use std::sync::Arc;
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -60,10 +60,6 @@ impl SqlConnectionRepository {
         }
     }
 
-    fn stmt(&self, sql: &str, values: Vec<Value>) -> Statement {
-        Statement::from_sql_and_values(self.db.backend(), sql, values)
-    }
-
     /// Runs a write that names one org's connection: no row written means
     /// the org has no such connection.
     async fn write_connection(&self, statement: Statement) -> Result<()> {
@@ -112,7 +108,7 @@ impl ConnectionRepository for SqlConnectionRepository {
     async fn insert(&self, c: &EnterpriseConnection) -> Result<()> {
         self.db
             .connection()
-            .execute(self.stmt(
+            .execute(self.db.stmt(
                 "INSERT INTO enterprise_connections (id, org_id, name, directory_sync_enabled, event_seq, created_at, updated_at) \
                  VALUES ($1, $2, $3, $4, 0, $5, $6)",
                 vec![
@@ -130,7 +126,7 @@ impl ConnectionRepository for SqlConnectionRepository {
     }
 
     async fn find(&self, org: OrgId, id: ConnectionId) -> Result<Option<EnterpriseConnection>> {
-        let row = ConnectionRow::find_by_statement(self.stmt(
+        let row = ConnectionRow::find_by_statement(self.db.stmt(
             &format!("SELECT {COLUMNS} FROM enterprise_connections WHERE org_id = $1 AND id = $2"),
             vec![org.0.into(), id.0.into()],
         ))
@@ -143,7 +139,7 @@ impl ConnectionRepository for SqlConnectionRepository {
     async fn list(&self, org: OrgId, page: PageRequest) -> Result<Page<EnterpriseConnection>> {
         let after = page.after.unwrap_or(Uuid::nil());
         let limit = i64::try_from(page.limit + 1).unwrap_or(i64::MAX);
-        let rows = ConnectionRow::find_by_statement(self.stmt(
+        let rows = ConnectionRow::find_by_statement(self.db.stmt(
             &format!(
                 "SELECT {COLUMNS} FROM enterprise_connections WHERE org_id = $1 AND id > $2 ORDER BY id LIMIT $3"
             ),
@@ -157,7 +153,7 @@ impl ConnectionRepository for SqlConnectionRepository {
     }
 
     async fn delete(&self, org: OrgId, id: ConnectionId) -> Result<()> {
-        self.write_connection(self.stmt(
+        self.write_connection(self.db.stmt(
             "DELETE FROM enterprise_connections WHERE org_id = $1 AND id = $2",
             vec![org.0.into(), id.0.into()],
         ))
@@ -173,7 +169,7 @@ impl ConnectionRepository for SqlConnectionRepository {
         enabled: bool,
         now: OffsetDateTime,
     ) -> Result<()> {
-        self.write_connection(self.stmt(
+        self.write_connection(self.db.stmt(
             "UPDATE enterprise_connections SET directory_sync_enabled = $1, updated_at = $2 \
              WHERE org_id = $3 AND id = $4",
             vec![enabled.into(), now.into(), org.0.into(), id.0.into()],
@@ -195,14 +191,14 @@ impl ConnectionRepository for SqlConnectionRepository {
     ) -> Result<()> {
         use sea_orm::TransactionTrait;
         let txn = self.db.connection().begin().await.map_err(db_err)?;
-        txn.execute(self.stmt(
+        txn.execute(self.db.stmt(
             "UPDATE scim_tokens SET expires_at = $1 \
              WHERE connection_id = $2 AND (expires_at IS NULL OR expires_at > $1)",
             vec![others_expire_at.into(), id.0.into()],
         ))
         .await
         .map_err(db_err)?;
-        txn.execute(self.stmt(
+        txn.execute(self.db.stmt(
             "INSERT INTO scim_tokens (id, connection_id, token_hash, created_at, expires_at) VALUES ($1, $2, $3, $4, NULL)",
             vec![Uuid::now_v7().into(), id.0.into(), hash.0.to_vec().into(), now.into()],
         ))
@@ -216,7 +212,7 @@ impl ConnectionRepository for SqlConnectionRepository {
     async fn revoke_tokens(&self, id: ConnectionId, now: OffsetDateTime) -> Result<()> {
         self.db
             .connection()
-            .execute(self.stmt(
+            .execute(self.db.stmt(
                 "UPDATE scim_tokens SET expires_at = $1 \
                  WHERE connection_id = $2 AND (expires_at IS NULL OR expires_at > $1)",
                 vec![now.into(), id.0.into()],
@@ -256,7 +252,7 @@ impl ConnectionRepository for SqlConnectionRepository {
         struct Row {
             id: Uuid,
         }
-        let row = Row::find_by_statement(self.stmt(
+        let row = Row::find_by_statement(self.db.stmt(
             "SELECT c.id FROM org_closure oc JOIN enterprise_connections c ON c.org_id = oc.ancestor_id \
              WHERE oc.descendant_id = $1 AND c.directory_sync_enabled ORDER BY oc.depth, c.id LIMIT 1",
             vec![org.0.into()],
@@ -272,7 +268,7 @@ impl ConnectionRepository for SqlConnectionRepository {
         struct Row {
             id: Uuid,
         }
-        let rows = Row::find_by_statement(self.stmt(
+        let rows = Row::find_by_statement(self.db.stmt(
             "SELECT c.id FROM enterprise_connections c WHERE c.directory_sync_enabled AND ( \
                EXISTS (SELECT 1 FROM directory_events e WHERE e.connection_id = c.id AND e.seq IS NULL) \
                OR EXISTS (SELECT 1 FROM org_directory_cursors oc WHERE oc.connection_id = c.id AND oc.applied_seq < c.event_seq))",
@@ -291,7 +287,7 @@ impl ConnectionRepository for SqlConnectionRepository {
         }
         // Orgs in SCIM mode under the connection's org for which no nearer
         // (or, at equal depth, earlier) connection with directory sync on exists.
-        let rows = Row::find_by_statement(self.stmt(
+        let rows = Row::find_by_statement(self.db.stmt(
             "SELECT o.id FROM enterprise_connections c \
              JOIN org_closure oc ON oc.ancestor_id = c.org_id \
              JOIN organizations o ON o.id = oc.descendant_id \
@@ -328,7 +324,7 @@ impl ConnectionRepository for SqlConnectionRepository {
                  WHERE a.descendant_id = o.id AND {enabled} ORDER BY a.depth, c.id LIMIT 1)"
             )
         };
-        let rows = Row::find_by_statement(self.stmt(
+        let rows = Row::find_by_statement(self.db.stmt(
             &format!(
                 "SELECT o.id AS org_id, {} AS before_id, {} AS after_id \
                  FROM enterprise_connections t \
@@ -362,7 +358,7 @@ impl SqlConnectionRepository {
             token_hash: Vec<u8>,
             expires_at: Option<OffsetDateTime>,
         }
-        let rows = Row::find_by_statement(self.stmt(
+        let rows = Row::find_by_statement(self.db.stmt(
             "SELECT t.token_hash, t.expires_at FROM scim_tokens t \
              JOIN enterprise_connections c ON c.id = t.connection_id \
              WHERE t.connection_id = $1 AND c.directory_sync_enabled \

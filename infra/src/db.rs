@@ -135,6 +135,11 @@ impl Database {
         self.conn.get_database_backend()
     }
 
+    /// `sql` with its `$n` placeholders bound to `values`, for this engine.
+    pub(crate) fn stmt(&self, sql: &str, values: Vec<sea_orm::Value>) -> Statement {
+        Statement::from_sql_and_values(self.backend(), sql, values)
+    }
+
     /// Sync jobs by state (for metrics).
     ///
     /// # Errors
@@ -159,48 +164,35 @@ impl Database {
     /// # Errors
     /// When the database cannot be queried.
     pub async fn pending_events(&self) -> Result<i64, DbErr> {
-        #[derive(sea_orm::FromQueryResult)]
-        struct Row {
-            n: Option<i64>,
-        }
-        let row = Row::find_by_statement(sea_orm::Statement::from_string(
-            self.backend(),
+        self.count(
             "SELECT CAST(SUM(c.event_seq - oc.applied_seq) AS BIGINT) AS n FROM org_directory_cursors oc \
              JOIN enterprise_connections c ON c.id = oc.connection_id",
-        ))
-        .one(&self.conn)
-        .await?;
-        Ok(row.and_then(|r| r.n).unwrap_or(0).max(0))
+        )
+        .await
+        .map(|n| n.max(0))
     }
 
     /// Orgs whose removals deletion protection holds for an admin.
     pub async fn held_removal_orgs(&self) -> Result<i64, DbErr> {
-        #[derive(sea_orm::FromQueryResult)]
-        struct Row {
-            n: i64,
-        }
-        let row = Row::find_by_statement(sea_orm::Statement::from_string(
-            self.backend(),
-            "SELECT COUNT(*) AS n FROM held_removals",
-        ))
-        .one(&self.conn)
-        .await?;
-        Ok(row.map_or(0, |r| r.n))
+        self.count("SELECT COUNT(*) AS n FROM held_removals").await
     }
 
     /// Webhook deliveries waiting to be sent (due or backing off).
     pub async fn pending_deliveries(&self) -> Result<i64, DbErr> {
+        self.count("SELECT COUNT(*) AS n FROM webhook_deliveries WHERE status = 'pending'")
+            .await
+    }
+
+    /// The one number `sql` selects as `n`; nothing (a sum over no rows) is 0.
+    async fn count(&self, sql: &str) -> Result<i64, DbErr> {
         #[derive(sea_orm::FromQueryResult)]
         struct Row {
-            n: i64,
+            n: Option<i64>,
         }
-        let row = Row::find_by_statement(sea_orm::Statement::from_string(
-            self.backend(),
-            "SELECT COUNT(*) AS n FROM webhook_deliveries WHERE status = 'pending'",
-        ))
-        .one(&self.conn)
-        .await?;
-        Ok(row.map_or(0, |r| r.n))
+        let row = Row::find_by_statement(Statement::from_string(self.backend(), sql))
+            .one(&self.conn)
+            .await?;
+        Ok(row.and_then(|r| r.n).unwrap_or(0))
     }
 
     /// Open and idle pool connections.

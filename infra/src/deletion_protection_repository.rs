@@ -4,7 +4,7 @@ use orgsync_domain::org::OrgId;
 use orgsync_domain::ports::DeletionProtection;
 use orgsync_domain::sync::{DeletionThreshold, HeldRemovals};
 use orgsync_domain::{Error, Result};
-use sea_orm::{ConnectionTrait, FromQueryResult, Statement, Value};
+use sea_orm::{ConnectionTrait, FromQueryResult};
 use time::OffsetDateTime;
 
 use crate::db::db_err;
@@ -18,10 +18,6 @@ impl SqlDeletionProtection {
     pub fn new(db: Database) -> Self {
         Self { db }
     }
-
-    fn stmt(&self, sql: &str, values: Vec<Value>) -> Statement {
-        Statement::from_sql_and_values(self.db.backend(), sql, values)
-    }
 }
 
 #[async_trait::async_trait]
@@ -31,7 +27,7 @@ impl DeletionProtection for SqlDeletionProtection {
         struct Row {
             max_removals: i32,
         }
-        let row = Row::find_by_statement(self.stmt(
+        let row = Row::find_by_statement(self.db.stmt(
             "SELECT max_removals FROM org_deletion_protection WHERE org_id = $1",
             vec![org.0.into()],
         ))
@@ -54,7 +50,7 @@ impl DeletionProtection for SqlDeletionProtection {
         let max = i32::try_from(threshold.max_removals).unwrap_or(i32::MAX);
         self.db
             .connection()
-            .execute(self.stmt(
+            .execute(self.db.stmt(
                 "INSERT INTO org_deletion_protection (org_id, max_removals, updated_at) VALUES ($1, $2, $3) \
                  ON CONFLICT (org_id) DO UPDATE SET max_removals = excluded.max_removals, updated_at = excluded.updated_at",
                 vec![org.0.into(), max.into(), now.into()],
@@ -69,7 +65,7 @@ impl DeletionProtection for SqlDeletionProtection {
         struct Row {
             plan: String,
         }
-        let row = Row::find_by_statement(self.stmt(
+        let row = Row::find_by_statement(self.db.stmt(
             "SELECT plan FROM held_removals WHERE org_id = $1",
             vec![org.0.into()],
         ))
@@ -88,7 +84,7 @@ impl DeletionProtection for SqlDeletionProtection {
         let plan = serde_json::to_string(held).map_err(|e| Error::Internal(e.into()))?;
         self.db
             .connection()
-            .execute(self.stmt(
+            .execute(self.db.stmt(
                 "INSERT INTO held_removals (org_id, confirmation, plan, held_at) VALUES ($1, $2, $3, $4) \
                  ON CONFLICT (org_id) DO UPDATE SET confirmation = excluded.confirmation, \
                  plan = excluded.plan, held_at = excluded.held_at",
@@ -108,7 +104,7 @@ impl DeletionProtection for SqlDeletionProtection {
         let result = self
             .db
             .connection()
-            .execute(self.stmt(
+            .execute(self.db.stmt(
                 "DELETE FROM held_removals WHERE org_id = $1",
                 vec![org.0.into()],
             ))

@@ -22,7 +22,7 @@ use orgsync_domain::directory::{
 use orgsync_domain::ports::{DirectoryRepository, GroupGuard, Listed};
 use orgsync_domain::scim::MemberChange;
 use orgsync_domain::Result;
-use sea_orm::{DbBackend, Statement, Value};
+use sea_orm::DbBackend;
 use time::OffsetDateTime;
 
 use crate::Database;
@@ -65,10 +65,6 @@ impl SqlDirectoryRepository {
 
     fn backend(&self) -> DbBackend {
         self.db.backend()
-    }
-
-    fn stmt(&self, sql: &str, values: Vec<Value>) -> Statement {
-        Statement::from_sql_and_values(self.backend(), sql, values)
     }
 }
 

@@ -20,7 +20,7 @@ use orgsync_domain::page::{Page, PageRequest};
 use orgsync_domain::ports::{MemberWrites, MembershipRepository};
 use orgsync_domain::sync::{CustomRole, MemberFilter, MembershipSettings, RelinkRule};
 use orgsync_domain::Result;
-use sea_orm::{ConnectionTrait, FromQueryResult, Statement, Value};
+use sea_orm::{ConnectionTrait, FromQueryResult, Value};
 use time::OffsetDateTime;
 
 use crate::db::db_err;
@@ -63,16 +63,12 @@ impl SqlMembershipRepository {
         }
     }
 
-    fn stmt(&self, sql: &str, values: Vec<Value>) -> Statement {
-        Statement::from_sql_and_values(self.db.backend(), sql, values)
-    }
-
     async fn fetch_all<R: FromQueryResult + Send>(
         &self,
         sql: &str,
         values: Vec<Value>,
     ) -> Result<Vec<R>> {
-        R::find_by_statement(self.stmt(sql, values))
+        R::find_by_statement(self.db.stmt(sql, values))
             .all(self.db.connection())
             .await
             .map_err(db_err)
@@ -83,7 +79,7 @@ impl SqlMembershipRepository {
         sql: &str,
         values: Vec<Value>,
     ) -> Result<Option<R>> {
-        R::find_by_statement(self.stmt(sql, values))
+        R::find_by_statement(self.db.stmt(sql, values))
             .one(self.db.connection())
             .await
             .map_err(db_err)
@@ -92,7 +88,7 @@ impl SqlMembershipRepository {
     async fn execute(&self, sql: &str, values: Vec<Value>) -> Result<()> {
         self.db
             .connection()
-            .execute(self.stmt(sql, values))
+            .execute(self.db.stmt(sql, values))
             .await
             .map_err(db_err)?;
         Ok(())

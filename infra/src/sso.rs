@@ -18,7 +18,7 @@ use orgsync_domain::org::OrgId;
 use orgsync_domain::ports::SsoRepository;
 use orgsync_domain::sso::{IssuedCode, PendingLogin, SsoConfig, SsoProtocol};
 use orgsync_domain::{Error, Result};
-use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement, TransactionTrait, Value};
+use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, TransactionTrait, Value};
 use time::OffsetDateTime;
 
 use crate::audit_log::insert_entries;
@@ -36,13 +36,9 @@ impl SqlSsoRepository {
         Self { db }
     }
 
-    fn stmt(&self, sql: &str, values: Vec<Value>) -> Statement {
-        Statement::from_sql_and_values(self.db.backend(), sql, values)
-    }
-
     /// The member a query finds, if any.
     async fn one_member(&self, sql: &str, values: Vec<Value>) -> Result<Option<Member>> {
-        let rows = MemberRow::find_by_statement(self.stmt(sql, values))
+        let rows = MemberRow::find_by_statement(self.db.stmt(sql, values))
             .all(self.db.connection())
             .await
             .map_err(db_err)?;
@@ -50,7 +46,7 @@ impl SqlSsoRepository {
     }
 
     async fn configs(&self, sql: &str, values: Vec<Value>) -> Result<Option<SsoConfig>> {
-        ConfigRow::find_by_statement(self.stmt(sql, values))
+        ConfigRow::find_by_statement(self.db.stmt(sql, values))
             .one(self.db.connection())
             .await
             .map_err(db_err)?
@@ -105,7 +101,7 @@ impl SsoRepository for SqlSsoRepository {
             }
         };
         let txn = self.db.connection().begin().await.map_err(db_err)?;
-        txn.execute(self.stmt(
+        txn.execute(self.db.stmt(
             "INSERT INTO sso_connections (connection_id, org_id, protocol, settings, client_secret, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7) \
              ON CONFLICT (connection_id) DO UPDATE SET protocol = excluded.protocol, settings = excluded.settings, \
@@ -128,14 +124,14 @@ impl SsoRepository for SqlSsoRepository {
 
     async fn delete_config(&self, conn: ConnectionId, audit: &AuditEntry) -> Result<bool> {
         let txn = self.db.connection().begin().await.map_err(db_err)?;
-        txn.execute(self.stmt(
+        txn.execute(self.db.stmt(
             "DELETE FROM sso_identities WHERE connection_id = $1",
             vec![conn.0.into()],
         ))
         .await
         .map_err(db_err)?;
         let deleted = txn
-            .execute(self.stmt(
+            .execute(self.db.stmt(
                 "DELETE FROM sso_connections WHERE connection_id = $1",
                 vec![conn.0.into()],
             ))
@@ -153,7 +149,7 @@ impl SsoRepository for SqlSsoRepository {
     async fn insert_login(&self, login: &PendingLogin) -> Result<()> {
         self.db
             .connection()
-            .execute(self.stmt(
+            .execute(self.db.stmt(
                 "INSERT INTO sso_logins (handle, connection_id, org_id, redirect_uri, client_state, nonce, pkce_verifier, expires_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                 vec![
@@ -181,7 +177,7 @@ impl SsoRepository for SqlSsoRepository {
         let conn = self.db.connection();
         let (login, config) = if self.db.backend() == DbBackend::Postgres {
             // One round trip: the login taken out, joined to its settings.
-            let row = LoginWithConfigRow::find_by_statement(self.stmt(
+            let row = LoginWithConfigRow::find_by_statement(self.db.stmt(
                 "WITH taken AS (DELETE FROM sso_logins WHERE handle = $1 RETURNING *) \
                  SELECT t.connection_id, t.org_id, t.redirect_uri, t.client_state, t.nonce, t.pkce_verifier, \
                  t.expires_at, c.org_id AS config_org_id, c.protocol, c.settings, c.client_secret, \
@@ -195,7 +191,7 @@ impl SsoRepository for SqlSsoRepository {
             let Some(row) = row else { return Ok(None) };
             row.split()?
         } else {
-            let row = LoginRow::find_by_statement(self.stmt(
+            let row = LoginRow::find_by_statement(self.db.stmt(
                 "DELETE FROM sso_logins WHERE handle = $1 \
                  RETURNING connection_id, org_id, redirect_uri, client_state, nonce, pkce_verifier, expires_at",
                 vec![key.into()],
@@ -217,7 +213,7 @@ impl SsoRepository for SqlSsoRepository {
         let data = serde_json::to_string(issued).map_err(|e| Error::Internal(e.into()))?;
         self.db
             .connection()
-            .execute(self.stmt(
+            .execute(self.db.stmt(
                 "INSERT INTO sso_codes (code, org_id, data, expires_at) VALUES ($1, $2, $3, $4)",
                 vec![
                     key(code).into(),
@@ -232,7 +228,7 @@ impl SsoRepository for SqlSsoRepository {
     }
 
     async fn take_code(&self, code: &TokenHash, now: OffsetDateTime) -> Result<Option<IssuedCode>> {
-        let row = CodeRow::find_by_statement(self.stmt(
+        let row = CodeRow::find_by_statement(self.db.stmt(
             "DELETE FROM sso_codes WHERE code = $1 RETURNING data",
             vec![key(code).into()],
         ))
@@ -270,7 +266,7 @@ impl SsoRepository for SqlSsoRepository {
     ) -> Result<()> {
         self.db
             .connection()
-            .execute(self.stmt(
+            .execute(self.db.stmt(
                 "INSERT INTO sso_identities (connection_id, subject, org_id, member_id, created_at, last_sign_in_at) \
                  VALUES ($1, $2, $3, $4, $5, $5) \
                  ON CONFLICT (connection_id, subject, org_id) DO UPDATE \
@@ -351,7 +347,7 @@ impl SsoRepository for SqlSsoRepository {
         let inserted = self
             .db
             .connection()
-            .execute(self.stmt(
+            .execute(self.db.stmt(
                 "INSERT INTO sso_assertions (connection_id, assertion_id, expires_at) VALUES ($1, $2, $3) \
                  ON CONFLICT (connection_id, assertion_id) DO NOTHING",
                 vec![conn.0.into(), id.to_owned().into(), until.into()],
@@ -367,7 +363,7 @@ impl SsoRepository for SqlSsoRepository {
         let mut purged = 0;
         for table in ["sso_logins", "sso_codes", "sso_assertions"] {
             purged += conn
-                .execute(self.stmt(
+                .execute(self.db.stmt(
                     &format!("DELETE FROM {table} WHERE expires_at <= $1"),
                     vec![now.into()],
                 ))

@@ -16,7 +16,7 @@ use orgsync_domain::page::{Page, PageRequest};
 use orgsync_domain::ports::SyncRunRepository;
 use orgsync_domain::sync::{JobId, RunId, SyncJob, SyncRun};
 use orgsync_domain::Result;
-use sea_orm::{ConnectionTrait, Statement, Value};
+use sea_orm::{ConnectionTrait, Value};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -38,16 +38,12 @@ impl SqlSyncRunRepository {
         Self { db }
     }
 
-    fn stmt(&self, sql: &str, values: Vec<Value>) -> Statement {
-        Statement::from_sql_and_values(self.db.backend(), sql, values)
-    }
-
     /// Runs one statement on the pool; returns how many rows it changed.
     async fn execute(&self, sql: &str, values: Vec<Value>) -> Result<u64> {
         let result = self
             .db
             .connection()
-            .execute(self.stmt(sql, values))
+            .execute(self.db.stmt(sql, values))
             .await
             .map_err(db_err)?;
         Ok(result.rows_affected())

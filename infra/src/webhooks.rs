@@ -19,7 +19,7 @@ use orgsync_domain::webhooks::{
     DeliveryId, DeliveryStatus, SigningSecrets, WebhookDelivery, WebhookEndpoint, WebhookId,
 };
 use orgsync_domain::{Error, Result};
-use sea_orm::{ConnectionTrait, FromQueryResult, Statement, Value};
+use sea_orm::{ConnectionTrait, FromQueryResult, Statement};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -33,10 +33,6 @@ pub struct SqlWebhookRepository {
 impl SqlWebhookRepository {
     pub fn new(db: Database) -> Self {
         Self { db }
-    }
-
-    fn stmt(&self, sql: &str, values: Vec<Value>) -> Statement {
-        Statement::from_sql_and_values(self.db.backend(), sql, values)
     }
 }
 
@@ -141,7 +137,7 @@ impl WebhookRepository for SqlWebhookRepository {
         // number what is committed first, so it starts from a settled point.
         let db = self.db.connection();
         let from = crate::events::sequence_tenant(db, e.org_id).await?;
-        db.execute(self.stmt(
+        db.execute(self.db.stmt(
             "INSERT INTO webhook_endpoints (id, org_id, url, event_types, description, secret, enabled, \
              fanned_out_seq, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             vec![
@@ -163,7 +159,7 @@ impl WebhookRepository for SqlWebhookRepository {
     }
 
     async fn list(&self, org: OrgId) -> Result<Vec<WebhookEndpoint>> {
-        let rows = EndpointRow::find_by_statement(self.stmt(
+        let rows = EndpointRow::find_by_statement(self.db.stmt(
             &format!(
                 "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE org_id = $1 ORDER BY id"
             ),
@@ -176,7 +172,7 @@ impl WebhookRepository for SqlWebhookRepository {
     }
 
     async fn find(&self, org: OrgId, id: WebhookId) -> Result<Option<WebhookEndpoint>> {
-        let row = EndpointRow::find_by_statement(self.stmt(
+        let row = EndpointRow::find_by_statement(self.db.stmt(
             &format!(
                 "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE org_id = $1 AND id = $2"
             ),
@@ -192,7 +188,7 @@ impl WebhookRepository for SqlWebhookRepository {
         let result = self
             .db
             .connection()
-            .execute(self.stmt(
+            .execute(self.db.stmt(
                 "UPDATE webhook_endpoints SET url = $1, event_types = $2, description = $3, enabled = $4, \
                  disabled_reason = $5, updated_at = $6 WHERE org_id = $7 AND id = $8",
                 vec![
@@ -215,7 +211,7 @@ impl WebhookRepository for SqlWebhookRepository {
         let result = self
             .db
             .connection()
-            .execute(self.stmt(
+            .execute(self.db.stmt(
                 "DELETE FROM webhook_endpoints WHERE org_id = $1 AND id = $2",
                 vec![org.0.into(), id.0.into()],
             ))
@@ -242,7 +238,7 @@ impl WebhookRepository for SqlWebhookRepository {
         let result = self
             .db
             .connection()
-            .execute(self.stmt(
+            .execute(self.db.stmt(
                 "UPDATE webhook_endpoints SET previous_secret = secret, previous_secret_until = $1, \
                  secret = $2 WHERE org_id = $3 AND id = $4",
                 vec![
@@ -263,7 +259,7 @@ impl WebhookRepository for SqlWebhookRepository {
         id: WebhookId,
         page: PageRequest,
     ) -> Result<Page<WebhookDelivery>> {
-        let rows = DeliveryRow::find_by_statement(self.stmt(
+        let rows = DeliveryRow::find_by_statement(self.db.stmt(
             &format!(
                 "SELECT {} FROM webhook_deliveries d WHERE d.endpoint_id = $1 AND d.id < $2 \
                  AND EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.id = d.endpoint_id AND e.org_id = $3) \
@@ -294,7 +290,7 @@ impl WebhookRepository for SqlWebhookRepository {
         delivery: DeliveryId,
         now: OffsetDateTime,
     ) -> Result<WebhookDelivery> {
-        let row = DeliveryRow::find_by_statement(self.stmt(
+        let row = DeliveryRow::find_by_statement(self.db.stmt(
             &format!(
                 "UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = $1, first_failed_at = NULL \
                  WHERE id = $2 AND endpoint_id = $3 \

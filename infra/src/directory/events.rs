@@ -214,7 +214,7 @@ impl SqlDirectoryRepository {
             op: String,
             occurred_at: OffsetDateTime,
         }
-        let rows = Row::find_by_statement(self.stmt(
+        let rows = Row::find_by_statement(self.db.stmt(
             &format!(
                 "SELECT seq, entity_kind, entity_id, entity_version, op, occurred_at FROM directory_events \
                  WHERE connection_id = $1 AND seq IS NOT NULL AND {position} LIMIT $3"

@@ -27,7 +27,7 @@ impl ChangeFeed for SqlDirectoryRepository {
         struct Row {
             event_seq: i64,
         }
-        let row = Row::find_by_statement(self.stmt(
+        let row = Row::find_by_statement(self.db.stmt(
             "SELECT event_seq FROM enterprise_connections WHERE id = $1",
             vec![conn.0.into()],
         ))
@@ -71,7 +71,7 @@ impl ChangeFeed for SqlDirectoryRepository {
         let rows = self
             .db
             .connection()
-            .query_all(self.stmt(
+            .query_all(self.db.stmt(
                 &format!(
                     "SELECT e.seq, m.member_value FROM directory_events e \
                      JOIN directory_event_members m ON m.event_id = e.id \
@@ -131,7 +131,7 @@ impl ChangeFeed for SqlDirectoryRepository {
             )
         };
         // Member values that are not user ids (nested groups) are no candidates.
-        let rows = Row::find_by_statement(self.stmt(
+        let rows = Row::find_by_statement(self.db.stmt(
             &format!(
                 "WITH candidates AS ({in_groups}SELECT directory_user_id::text AS v FROM members \
                  WHERE org_id = {org_param} AND directory_user_id IS NOT NULL) \
@@ -177,7 +177,7 @@ impl ChangeFeed for SqlDirectoryRepository {
         struct Count {
             users: i64,
         }
-        let count = Count::find_by_statement(self.stmt(
+        let count = Count::find_by_statement(self.db.stmt(
             "SELECT COUNT(*) AS users FROM directory_users WHERE connection_id = $1",
             vec![conn.0.into()],
         ))
@@ -206,7 +206,7 @@ impl SqlDirectoryRepository {
         let mut sql = Sql::default();
         let conn_param = sql.bind(conn.0);
         let list: Vec<String> = groups.iter().map(|g| sql.bind(*g)).collect();
-        let sizes = Sizes::find_by_statement(self.stmt(
+        let sizes = Sizes::find_by_statement(self.db.stmt(
             &format!(
                 "SELECT CAST(COALESCE(SUM(member_count), 0) AS BIGINT) AS in_groups \
                  FROM directory_groups WHERE connection_id = {conn_param} AND id IN ({})",
@@ -237,7 +237,7 @@ impl SqlDirectoryRepository {
             let mut sql = Sql::default();
             let conn_param = sql.bind(conn.0);
             let list: Vec<String> = chunk.iter().map(|g| sql.bind(*g)).collect();
-            let rows = Row::find_by_statement(self.stmt(
+            let rows = Row::find_by_statement(self.db.stmt(
                 &format!(
                     "SELECT id FROM {table} WHERE connection_id = {conn_param} AND id IN ({})",
                     list.join(", ")

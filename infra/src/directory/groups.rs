@@ -39,7 +39,7 @@ pub(super) async fn create(
 ) -> Result<GroupRecord> {
     let id = Uuid::now_v7();
     let txn = repo.db.connection().begin().await.map_err(db_err)?;
-    txn.execute(repo.stmt(
+    txn.execute(repo.db.stmt(
         "INSERT INTO directory_groups (id, connection_id, display_name, display_name_lower, external_id, resource, \
          member_count, version, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 0, 1, $7, $7)",
         vec![
@@ -55,7 +55,7 @@ pub(super) async fn create(
     .await
     .map_err(|e| sql_err(e, "a group with this id already exists"))?;
     let added = members::insert(&txn, conn, id, members).await?;
-    txn.execute(repo.stmt(
+    txn.execute(repo.db.stmt(
         "UPDATE directory_groups SET member_count = $1 WHERE id = $2",
         vec![added.into(), id.into()],
     ))
@@ -227,7 +227,7 @@ async fn one_statement_change(
            created_at, {now_param} AS updated_at FROM current",
         ChangeOp::MembersChanged.as_str()
     );
-    let row = GroupRow::find_by_statement(repo.stmt(&text, sql.values))
+    let row = GroupRow::find_by_statement(repo.db.stmt(&text, sql.values))
         .one(repo.db.connection())
         .await
         .map_err(members::group_gone)?;
@@ -280,7 +280,7 @@ async fn locked_patch(
     if rewrites_list {
         members::recount(&txn, id).await?;
     } else if delta != 0 {
-        txn.execute(repo.stmt(
+        txn.execute(repo.db.stmt(
             "UPDATE directory_groups SET member_count = member_count + $1 WHERE id = $2",
             vec![delta.into(), id.into()],
         ))
@@ -436,7 +436,7 @@ async fn update_guarded(
     sql: Sql,
 ) -> Result<()> {
     let result = txn
-        .execute(repo.stmt(text, sql.values))
+        .execute(repo.db.stmt(text, sql.values))
         .await
         .map_err(db_err)?;
     if result.rows_affected() == 0 {

@@ -153,7 +153,7 @@ pub(super) async fn page(
         member_type: Option<String>,
         member_display: Option<String>,
     }
-    let rows = Row::find_by_statement(repo.stmt(
+    let rows = Row::find_by_statement(repo.db.stmt(
         "SELECT member_value, member_type, member_display FROM directory_group_members \
          WHERE connection_id = $1 AND group_id = $2 AND member_value > $3 ORDER BY member_value LIMIT $4",
         vec![
@@ -271,7 +271,7 @@ pub(super) fn memberships_of_users(
         }
         None => String::new(),
     };
-    repo.stmt(
+    repo.db.stmt(
         &format!(
             "SELECT member_value, group_id FROM directory_group_members \
              WHERE connection_id = {conn_param} AND member_value IN ({}){in_groups}",
@@ -313,7 +313,7 @@ async fn group_names_chunk(
     let mut sql = Sql::default();
     let conn_param = sql.bind(conn.0);
     let list: Vec<String> = groups.iter().map(|g| sql.bind(*g)).collect();
-    GroupNameRow::find_by_statement(repo.stmt(
+    GroupNameRow::find_by_statement(repo.db.stmt(
         &format!(
             "SELECT id, display_name FROM directory_groups \
              WHERE connection_id = {conn_param} AND id IN ({})",

@@ -187,7 +187,7 @@ impl SqlDirectoryRepository {
         attached: Option<&str>,
     ) -> Result<Option<(R::Record, Option<String>)>> {
         let row = db
-            .query_one(self.stmt(
+            .query_one(self.db.stmt(
                 &format!(
                     "SELECT {}{} FROM {} WHERE connection_id = $1 AND id = $2",
                     R::COLUMNS,
@@ -236,7 +236,7 @@ impl SqlDirectoryRepository {
             total: i64,
         }
         let count_only = |values: Vec<Value>| {
-            Count::find_by_statement(self.stmt(
+            Count::find_by_statement(self.db.stmt(
                 &format!("SELECT COUNT(*) AS total FROM {source} WHERE {filter}"),
                 values,
             ))
@@ -260,7 +260,7 @@ impl SqlDirectoryRepository {
         let rows = self
             .db
             .connection()
-            .query_all(self.stmt(
+            .query_all(self.db.stmt(
                 &format!(
                     "SELECT {columns}{}, COUNT(*) OVER () AS total_count FROM {source} WHERE {filter} \
                      ORDER BY {} LIMIT {limit} OFFSET {offset}",
@@ -313,7 +313,7 @@ impl SqlDirectoryRepository {
             text.push_str(&format!(" AND version = {}", sql.bind(v)));
         }
         text.push_str(" RETURNING version");
-        match Version::find_by_statement(self.stmt(&text, sql.values))
+        match Version::find_by_statement(self.db.stmt(&text, sql.values))
             .one(txn)
             .await
             .map_err(db_err)?
@@ -332,7 +332,7 @@ impl SqlDirectoryRepository {
         id: Uuid,
     ) -> Error {
         let exists = txn
-            .query_one(self.stmt(
+            .query_one(self.db.stmt(
                 &format!(
                     "SELECT 1 AS one FROM {} WHERE connection_id = $1 AND id = $2",
                     R::TABLE

@@ -168,12 +168,12 @@ pub(super) async fn create(
         );
         repo.db
             .connection()
-            .execute(repo.stmt(&text, values))
+            .execute(repo.db.stmt(&text, values))
             .await
             .map_err(|e| sql_err(e, USER_NAME_TAKEN))?;
     } else {
         let txn = repo.db.connection().begin().await.map_err(db_err)?;
-        txn.execute(repo.stmt(insert, values))
+        txn.execute(repo.db.stmt(insert, values))
             .await
             .map_err(|e| sql_err(e, USER_NAME_TAKEN))?;
         append_event(&txn, conn, EntityKind::User, id, 1, ChangeOp::Created, now).await?;
@@ -241,7 +241,7 @@ pub(super) async fn replace(
         let row = repo
             .db
             .connection()
-            .query_one(repo.stmt(&text, sql.values))
+            .query_one(repo.db.stmt(&text, sql.values))
             .await
             .map_err(|e| sql_err(e, USER_NAME_TAKEN))?;
         return match row {
@@ -268,7 +268,7 @@ pub(super) async fn replace(
     }
     text.push_str(&format!(" RETURNING connection_id, {USER_COLUMNS}"));
     let txn = repo.db.connection().begin().await.map_err(db_err)?;
-    let row = UserRow::find_by_statement(repo.stmt(&text, sql.values))
+    let row = UserRow::find_by_statement(repo.db.stmt(&text, sql.values))
         .one(&txn)
         .await
         .map_err(|e| sql_err(e, USER_NAME_TAKEN))?;
@@ -307,7 +307,7 @@ pub(super) async fn delete(
     let txn = repo.db.connection().begin().await.map_err(db_err)?;
     // Its externalId outlives it for a while: an IdP that deletes and
     // re-creates a person gets the same member back (relink).
-    txn.execute(repo.stmt(
+    txn.execute(repo.db.stmt(
         "INSERT INTO directory_user_tombstones (connection_id, user_id, external_id, deleted_at) \
          SELECT connection_id, id, external_id, $3 FROM directory_users \
          WHERE connection_id = $1 AND id = $2 AND external_id IS NOT NULL \
@@ -323,7 +323,7 @@ pub(super) async fn delete(
     // The user leaves every group it was in: set-based, whatever the number of groups.
     let member = id.to_string();
     // As deltas, like any member change: the groups' rows stay unlocked.
-    txn.execute(repo.stmt(
+    txn.execute(repo.db.stmt(
         "INSERT INTO directory_group_deltas (group_id, connection_id, member_delta, changed_at) \
          SELECT group_id, connection_id, -1, $3 FROM directory_group_members \
          WHERE connection_id = $1 AND member_value = $2",
@@ -331,7 +331,7 @@ pub(super) async fn delete(
     ))
     .await
     .map_err(db_err)?;
-    txn.execute(repo.stmt(
+    txn.execute(repo.db.stmt(
         "DELETE FROM directory_group_members WHERE connection_id = $1 AND member_value = $2",
         vec![conn.0.into(), member.into()],
     ))

@@ -35,7 +35,7 @@ pub(super) async fn insert(
     let taken = repo
         .db
         .connection()
-        .query_one(repo.stmt(
+        .query_one(repo.db.stmt(
             "SELECT 1 AS one FROM members WHERE org_id = $1 AND email_lower = $2",
             vec![member.org_id.0.into(), member.email.to_lowercase().into()],
         ))
@@ -84,7 +84,7 @@ async fn insert_in_one_statement(
          a AS (INSERT INTO audit_events ({AUDIT_COLUMNS}) SELECT {entry} FROM m) \
          SELECT COUNT(*) AS inserted FROM m"
     );
-    let row = Inserted::find_by_statement(repo.stmt(&text, sql.values))
+    let row = Inserted::find_by_statement(repo.db.stmt(&text, sql.values))
         .one(repo.db.connection())
         .await
         // A unique index settles a race between two adds of the same email
@@ -105,7 +105,7 @@ pub(super) async fn update(
     let metadata = serde_json::to_string(&m.public_metadata).unwrap_or_else(|_| "{}".into());
     let txn = repo.db.connection().begin().await.map_err(db_err)?;
     let result = txn
-        .execute(repo.stmt(
+        .execute(repo.db.stmt(
             "UPDATE members SET name = $1, role = $2, seat_tier = $3, spend_limit_minor = $4, spend_limit_currency = $5, \
              public_metadata = $6, status = $7, updated_at = $8, email = $9, email_lower = $10 WHERE org_id = $11 AND id = $12",
             vec![
@@ -142,7 +142,7 @@ pub(super) async fn delete(
 ) -> Result<()> {
     let txn = repo.db.connection().begin().await.map_err(db_err)?;
     let result = txn
-        .execute(repo.stmt(
+        .execute(repo.db.stmt(
             "DELETE FROM members WHERE org_id = $1 AND id = $2",
             vec![member.org_id.0.into(), member.id.0.into()],
         ))

@@ -31,7 +31,7 @@ pub(super) async fn count(repo: &SqlMembershipRepository, org: OrgId) -> Result<
 
 pub(super) async fn all(repo: &SqlMembershipRepository, org: OrgId) -> Result<Vec<Member>> {
     // Streamed: raw rows are converted one by one instead of all held first.
-    let mut rows = MemberRow::find_by_statement(repo.stmt(
+    let mut rows = MemberRow::find_by_statement(repo.db.stmt(
         &format!("SELECT {MEMBER_COLUMNS} FROM members WHERE org_id = $1 ORDER BY id"),
         vec![org.0.into()],
     ))

@@ -228,14 +228,14 @@ async fn replace_org_rows(
     rows: Vec<[Value; 2]>,
 ) -> Result<()> {
     let txn = repo.db.connection().begin().await.map_err(db_err)?;
-    txn.execute(repo.stmt(
+    txn.execute(repo.db.stmt(
         &format!("DELETE FROM {table} WHERE org_id = $1"),
         vec![org.0.into()],
     ))
     .await
     .map_err(db_err)?;
     for [first, second] in rows {
-        txn.execute(repo.stmt(
+        txn.execute(repo.db.stmt(
             &format!("INSERT INTO {table} (org_id, {columns}) VALUES ($1, $2, $3)"),
             vec![org.0.into(), first, second],
         ))
@@ -274,7 +274,7 @@ pub(super) async fn set_jit_default_role(
 ) -> Result<()> {
     repo.db
         .connection()
-        .execute(repo.stmt(
+        .execute(repo.db.stmt(
             "UPDATE organizations SET jit_default_role = $1 WHERE id = $2",
             vec![role.map(|r| r.as_str().to_owned()).into(), org.0.into()],
         ))

@@ -82,7 +82,7 @@ pub(super) async fn relinkable(
     struct Any {
         one: i32,
     }
-    let any = Any::find_by_statement(repo.stmt(
+    let any = Any::find_by_statement(repo.db.stmt(
         "SELECT 1 AS one FROM member_tombstones WHERE org_id = $1 AND removed_at > $2 LIMIT 1",
         vec![org.0.into(), rule.since.into()],
     ))
@@ -122,7 +122,7 @@ pub(super) async fn relinkable(
             let join = join
                 .replace("{org}", &org_param)
                 .replace("{since}", &since_param);
-            let rows = Row::find_by_statement(repo.stmt(
+            let rows = Row::find_by_statement(repo.db.stmt(
                 &format!(
                     "SELECT u.id AS user_id, m.member FROM directory_users u {join} \
                      WHERE u.connection_id = {conn_param} AND u.id IN ({}) ORDER BY m.removed_at",
@@ -159,7 +159,7 @@ pub(super) async fn purge(repo: &SqlMembershipRepository, before: OffsetDateTime
     ] {
         repo.db
             .connection()
-            .execute(repo.stmt(table, vec![before.into()]))
+            .execute(repo.db.stmt(table, vec![before.into()]))
             .await
             .map_err(db_err)?;
     }

@@ -24,7 +24,7 @@ pub(super) async fn jobs_of(
     } else {
         "NULL AS report"
     };
-    let rows = JobRow::find_by_statement(repo.stmt(
+    let rows = JobRow::find_by_statement(repo.db.stmt(
         &format!(
             "SELECT {JOB_COLUMNS}, {report} FROM sync_jobs j JOIN sync_run_jobs r ON r.job_id = j.id \
              WHERE r.run_id = $1 ORDER BY j.id"
@@ -49,7 +49,7 @@ pub(super) async fn jobs_of_runs(
     let rows = repo
         .db
         .connection()
-        .query_all(repo.stmt(
+        .query_all(repo.db.stmt(
             &format!(
                 "SELECT r.run_id, {JOB_COLUMNS}, NULL AS report FROM sync_jobs j \
                  JOIN sync_run_jobs r ON r.job_id = j.id WHERE r.run_id IN ({}) ORDER BY j.id",
@@ -113,7 +113,7 @@ async fn job_ids(repo: &SqlSyncRunRepository, sql: &str, values: Vec<Value>) -> 
     struct Row {
         id: Uuid,
     }
-    let rows = Row::find_by_statement(repo.stmt(sql, values))
+    let rows = Row::find_by_statement(repo.db.stmt(sql, values))
         .all(repo.db.connection())
         .await
         .map_err(db_err)?;

@@ -26,7 +26,7 @@ pub(super) async fn claim(
     let txn = repo.db.connection().begin().await.map_err(db_err)?;
     // One statement decides, so two workers never both take a job, and an
     // org never has two jobs running.
-    let row = JobRow::find_by_statement(repo.stmt(
+    let row = JobRow::find_by_statement(repo.db.stmt(
         &format!(
             "UPDATE sync_jobs SET status = 'running', attempts = attempts + 1, worker = $3, started_at = $2, \
              heartbeat_at = $2, finished_at = NULL WHERE id = $1 AND status = 'queued' AND not_before <= $2 \
@@ -123,7 +123,7 @@ pub(super) async fn fail(
     let result = repo
         .db
         .connection()
-        .execute(repo.stmt(
+        .execute(repo.db.stmt(
             "UPDATE sync_jobs SET status = $1, not_before = $2, error = $3, finished_at = $4, published_at = NULL \
              WHERE id = $5 AND status = 'running' AND attempts = $6",
             vec![status.into(), not_before.into(), error.to_owned().into(), finished.into(), job.into(), i64::from(attempt).into()],

@@ -26,7 +26,7 @@ pub(super) async fn find(
     org: OrgId,
     id: Uuid,
 ) -> Result<Option<SyncRun>> {
-    RunRow::find_by_statement(repo.stmt(
+    RunRow::find_by_statement(repo.db.stmt(
         &format!("SELECT {COLUMNS} FROM sync_runs WHERE org_id = $1 AND id = $2"),
         vec![org.0.into(), id.into()],
     ))
@@ -44,7 +44,7 @@ pub(super) async fn list(
 ) -> Result<Page<SyncRun>> {
     // Newest first: ids are time-ordered, so the cursor moves downwards.
     let before = page.after.unwrap_or(Uuid::max());
-    let rows = RunRow::find_by_statement(repo.stmt(
+    let rows = RunRow::find_by_statement(repo.db.stmt(
         &format!("SELECT {COLUMNS} FROM sync_runs WHERE org_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3"),
         vec![org.0.into(), before.into(), i64::try_from(page.limit + 1).unwrap_or(i64::MAX).into()],
     ))
@@ -73,7 +73,7 @@ pub(super) async fn enqueue(
             id: Uuid,
             scope: String,
         }
-        let queued = Queued::find_by_statement(repo.stmt(
+        let queued = Queued::find_by_statement(repo.db.stmt(
             "SELECT id, scope FROM sync_jobs WHERE org_id = $1 AND status = 'queued'",
             vec![org.0.into()],
         ))
@@ -86,7 +86,7 @@ pub(super) async fn enqueue(
                 let scope = SyncScope::parse(&queued.scope)
                     .unwrap_or_default()
                     .union(run.scope);
-                txn.execute(repo.stmt(
+                txn.execute(repo.db.stmt(
                     "UPDATE sync_jobs SET scope = $1 WHERE id = $2",
                     vec![scope.as_str().into(), queued.id.into()],
                 ))
@@ -96,7 +96,7 @@ pub(super) async fn enqueue(
             }
             None => {
                 let id = Uuid::now_v7();
-                txn.execute(repo.stmt(
+                txn.execute(repo.db.stmt(
                     "INSERT INTO sync_jobs (id, org_id, scope, status, attempts, not_before, published_at, created_at) \
                      VALUES ($1, $2, $3, 'queued', 0, $4, $4, $4)",
                     vec![id.into(), org.0.into(), run.scope.as_str().into(), now.into()],
@@ -107,7 +107,7 @@ pub(super) async fn enqueue(
                 id
             }
         };
-        txn.execute(repo.stmt(
+        txn.execute(repo.db.stmt(
             "INSERT INTO sync_run_jobs (run_id, job_id) VALUES ($1, $2)",
             vec![run.id.0.into(), job.into()],
         ))

@@ -1,10 +1,12 @@
 //! Discovery (RFC 7644 §4): what this service provider supports, truthfully.
 
+use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use orgsync_domain::directory::ScimError;
 use orgsync_domain::scim::{schema_json, ResourceKind, SchemaDef};
 use serde_json::{json, Value};
 
+use super::error::unsupported;
 use super::{authenticate, ScimApiError, SCIM_CONTENT_TYPE};
 use crate::state::AppState;
 
@@ -31,16 +33,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 async fn method_not_allowed() -> HttpResponse {
-    HttpResponse::MethodNotAllowed()
-        .content_type(SCIM_CONTENT_TYPE)
-        .body(
-            json!({
-                "schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"],
-                "status": "405",
-                "detail": "discovery endpoints are read-only"
-            })
-            .to_string(),
-        )
+    unsupported(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "discovery endpoints are read-only",
+    )
 }
 
 async fn not_implemented(
@@ -48,16 +44,10 @@ async fn not_implemented(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ScimApiError> {
     authenticate(&req, &state).await?;
-    Ok(HttpResponse::NotImplemented()
-        .content_type(SCIM_CONTENT_TYPE)
-        .body(
-            json!({
-                "schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"],
-                "status": "501",
-                "detail": "not supported by this service provider (see /ServiceProviderConfig)"
-            })
-            .to_string(),
-        ))
+    Ok(unsupported(
+        StatusCode::NOT_IMPLEMENTED,
+        "not supported by this service provider (see /ServiceProviderConfig)",
+    ))
 }
 
 pub fn base_url(state: &AppState, req: &HttpRequest) -> String {

@@ -64,27 +64,37 @@ impl ResponseError for ScimApiError {
             }
             other => other.to_string(),
         };
-        let mut body = json!({
-            "schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"],
-            "status": status.as_str(),
-            "detail": detail,
-        });
-        if let Some(scim_type) = scim_type {
-            body["scimType"] = json!(scim_type);
-        }
         let mut response = HttpResponse::build(status);
-        response.insert_header((
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(SCIM_CONTENT_TYPE),
-        ));
         if let ScimError::RateLimited { retry_after_secs } = &self.0 {
             response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
         }
         if status == StatusCode::UNAUTHORIZED {
             response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
         }
-        response.body(body.to_string())
+        response.content_type(SCIM_CONTENT_TYPE);
+        response.body(error_body(status, scim_type, &detail))
     }
+}
+
+/// An RFC 7644 §3.12 error document.
+fn error_body(status: StatusCode, scim_type: Option<&str>, detail: &str) -> String {
+    let mut body = json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"],
+        "status": status.as_str(),
+        "detail": detail,
+    });
+    if let Some(scim_type) = scim_type {
+        body["scimType"] = json!(scim_type);
+    }
+    body.to_string()
+}
+
+/// A SCIM error answer for a failure that is the route's, not a
+/// [`ScimError`]'s (a method or feature this service does not offer).
+pub(super) fn unsupported(status: StatusCode, detail: &str) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type(SCIM_CONTENT_TYPE)
+        .body(error_body(status, None, detail))
 }
 
 impl actix_web::Responder for ScimApiError {

@@ -9,6 +9,7 @@ use orgsync_domain::scim::{Filter, PatchRequest, ResourceKind};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::error::unsupported;
 use super::render::{self, etag, if_match};
 use super::{authenticate, directory_changed, ScimApiError, SCIM_CONTENT_TYPE};
 use crate::state::AppState;
@@ -47,16 +48,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 async fn not_supported(req: HttpRequest, state: web::Data<AppState>) -> Answer {
     authenticate(&req, &state).await?;
-    Ok(HttpResponse::NotImplemented()
-        .content_type(SCIM_CONTENT_TYPE)
-        .body(
-            json!({
-                "schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"],
-                "status": "501",
-                "detail": "POST .search is not supported; use GET with filter"
-            })
-            .to_string(),
-        ))
+    Ok(unsupported(
+        StatusCode::NOT_IMPLEMENTED,
+        "POST .search is not supported; use GET with filter",
+    ))
 }
 
 #[derive(Debug, Deserialize)]

@@ -62,7 +62,7 @@ impl SqlDirectoryRepository {
             None => String::new(),
         };
         let limit = sql.bind(i64::try_from(limit).unwrap_or(i64::MAX));
-        self.snapshot_rows(self.stmt(
+        self.snapshot_rows(self.db.stmt(
             &format!(
                 "SELECT {SNAPSHOT_COLUMNS} FROM directory_users \
                  WHERE connection_id = {conn_param}{after_id} ORDER BY id LIMIT {limit}"
@@ -83,7 +83,7 @@ impl SqlDirectoryRepository {
         let mut sql = Sql::default();
         let conn_param = sql.bind(conn.0);
         let list: Vec<String> = groups.iter().map(|g| sql.bind(*g)).collect();
-        let mut rows = MembershipRow::find_by_statement(self.stmt(
+        let mut rows = MembershipRow::find_by_statement(self.db.stmt(
             &format!(
                 "SELECT member_value, group_id FROM directory_group_members \
                  WHERE connection_id = {conn_param} AND group_id IN ({})",
@@ -133,7 +133,7 @@ impl SqlDirectoryRepository {
             let conn_param = sql.bind(conn.0);
             let list: Vec<String> = chunk.iter().map(|u| sql.bind(*u)).collect();
             rows.extend(
-                self.snapshot_rows(self.stmt(
+                self.snapshot_rows(self.db.stmt(
                     &format!(
                         "SELECT {SNAPSHOT_COLUMNS} FROM directory_users \
                          WHERE connection_id = {conn_param} AND id IN ({}) ORDER BY id",

@@ -30,7 +30,7 @@ pub(in crate::directory) async fn lock_and_fold(
         _ => "",
     };
     let locked = txn
-        .query_one(repo.stmt(
+        .query_one(repo.db.stmt(
             &format!("SELECT id FROM directory_groups WHERE connection_id = $1 AND id = $2{lock}"),
             vec![conn.0.into(), id.into()],
         ))
@@ -41,7 +41,7 @@ pub(in crate::directory) async fn lock_and_fold(
     }
     // No delta of this group can be added while the row is locked, so two
     // statements see the same deltas.
-    txn.execute(repo.stmt(
+    txn.execute(repo.db.stmt(
         "UPDATE directory_groups SET \
            member_count = member_count + COALESCE((SELECT SUM(member_delta) FROM directory_group_deltas WHERE group_id = $1), 0), \
            version = version + (SELECT COUNT(*) FROM directory_group_deltas WHERE group_id = $1), \
@@ -52,7 +52,7 @@ pub(in crate::directory) async fn lock_and_fold(
     ))
     .await
     .map_err(db_err)?;
-    txn.execute(repo.stmt(
+    txn.execute(repo.db.stmt(
         "DELETE FROM directory_group_deltas WHERE group_id = $1",
         vec![id.into()],
     ))
@@ -72,7 +72,7 @@ pub(super) async fn record_delta(
     member_delta: i64,
     now: OffsetDateTime,
 ) -> Result<()> {
-    txn.execute(repo.stmt(
+    txn.execute(repo.db.stmt(
         "INSERT INTO directory_group_deltas (group_id, connection_id, member_delta, changed_at) \
          VALUES ($1, $2, $3, $4)",
         vec![id.into(), conn.0.into(), member_delta.into(), now.into()],

@@ -120,7 +120,9 @@ impl Settings {
         builder = builder
             .set_default("limits.scim_unauthenticated_per_second", 20)?
             .set_default("limits.token_cache_entries", 100_000)?
-            .set_default("limits.recent_users_mib", 64)?;
+            .set_default("limits.recent_users_mib", 64)?
+            .set_default("limits.exports_at_once", 2)?
+            .set_default("limits.export_seconds", 600)?;
         if let Some(file) = file {
             builder = builder.add_source(config::File::from(file).required(true));
         }

@@ -11,9 +11,9 @@ use base64::Engine;
 use orgsync_domain::ports::{EventLog, WebhookSender};
 use orgsync_domain::ports::{HealthCheck, JobQueue, SystemClock};
 use orgsync_domain::service::{
-    ConnectionService, EventPorts, EventService, JobPolicy, MemberPorts, MembersService,
-    OrgService, PlanBudget, ScimService, SsoPorts, SsoService, SyncPorts, SyncService,
-    WebhookPolicy,
+    ConnectionService, EventPorts, EventService, ExportAdmission, JobPolicy, MemberPorts,
+    MembersService, OrgService, PlanBudget, ScimService, SsoPorts, SsoService, SyncPorts,
+    SyncService, WebhookPolicy,
 };
 use orgsync_infra::sso::oidc::{HttpOidcProvider, OidcClientSettings};
 use orgsync_infra::sso::saml::SamaelSamlProvider;
@@ -24,8 +24,8 @@ use orgsync_infra::worker::{Worker, WorkerSettings};
 use orgsync_infra::{
     Database, DatabaseHealth, LocalJobQueue, OsSecretSource, QueueHealth, RedisJobQueue,
     SqlConnectionRepository, SqlDeletionProtection, SqlDirectoryRepository, SqlEventLog,
-    SqlMembershipRepository, SqlOrgRepository, SqlSsoRepository, SqlSyncRunRepository,
-    SqlWebhookRepository,
+    SqlExportSnapshots, SqlMembershipRepository, SqlOrgRepository, SqlSsoRepository,
+    SqlSyncRunRepository, SqlWebhookRepository,
 };
 use rand::RngCore;
 
@@ -201,9 +201,14 @@ impl Runtime {
                     members: members.clone(),
                     connections: connection_repo.clone(),
                     directory: directory.clone(),
+                    snapshots: Arc::new(SqlExportSnapshots::new(db.clone())),
                     feed: directory.clone(),
                     clock: clock.clone(),
                 },
+                ExportAdmission::new(
+                    settings.limits.exports_at_once as usize,
+                    Duration::from_secs(settings.limits.export_seconds),
+                ),
             ),
             public_url: settings.public_url(),
             metrics: Arc::new(crate::metrics::Metrics::new().context("defining metrics")?),

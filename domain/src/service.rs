@@ -13,7 +13,10 @@ mod sync;
 
 pub use connections::{ConnectionService, DirectorySyncChanged};
 pub use events::{EndpointChanges, EventPorts, EventService, NewEndpoint, WebhookPolicy};
-pub use members::{ExportRow, MemberChanges, MemberExport, MemberPorts, MembersService, NewMember};
+pub use members::{
+    ExportAdmission, ExportRow, ExportSlot, MemberChanges, MemberExport, MemberPorts,
+    MembersService, NewMember,
+};
 pub use orgs::{OrgChanges, OrgService};
 pub use scim::ScimService;
 pub use sso::{SsoInput, SsoPorts, SsoService};

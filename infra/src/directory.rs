@@ -37,6 +37,7 @@ mod sql;
 mod users;
 
 pub use events::sequence_events;
+pub(crate) use members::{group_names, memberships_of};
 
 #[derive(Clone)]
 pub struct SqlDirectoryRepository {
@@ -147,22 +148,6 @@ impl DirectoryRepository for SqlDirectoryRepository {
         users: &[ResourceId],
     ) -> Result<Vec<(ResourceId, ResourceId, String)>> {
         members::groups_of(self, conn, users).await
-    }
-
-    async fn memberships_of(
-        &self,
-        conn: ConnectionId,
-        users: &[ResourceId],
-    ) -> Result<Vec<(ResourceId, ResourceId)>> {
-        members::memberships_of(self, conn, users).await
-    }
-
-    async fn group_names(
-        &self,
-        conn: ConnectionId,
-        groups: &[ResourceId],
-    ) -> Result<Vec<(ResourceId, String)>> {
-        members::group_names(self, conn, groups).await
     }
 
     async fn create_group(

@@ -8,6 +8,7 @@
 //!   the feed and snapshots sync reads).
 //! - [`filter_sql`]: SCIM filters as SQL conditions.
 //! - [`membership_repository`]: members, their settings, relink tombstones.
+//! - [`export_snapshots`]: the one moment every page of an export reads.
 //! - [`sync_run_repository`]: sync runs, their jobs, per-org writer leases.
 //! - [`deletion_protection_repository`], [`audit_log`]: deletion thresholds and
 //!   held removals; the append-only audit log.
@@ -27,6 +28,7 @@ pub mod deletion_protection_repository;
 pub mod directory;
 pub mod entity;
 pub mod events;
+pub mod export_snapshots;
 pub mod filter_sql;
 pub mod membership_repository;
 pub(crate) mod net;
@@ -44,6 +46,7 @@ pub use db::{Database, DatabaseHealth};
 pub use deletion_protection_repository::SqlDeletionProtection;
 pub use directory::SqlDirectoryRepository;
 pub use events::SqlEventLog;
+pub use export_snapshots::SqlExportSnapshots;
 pub use membership_repository::SqlMembershipRepository;
 pub use org_repository::SqlOrgRepository;
 pub use queue::{LocalJobQueue, QueueHealth, RedisJobQueue};

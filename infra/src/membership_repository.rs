@@ -34,6 +34,8 @@ pub(crate) mod rows;
 mod settings;
 mod tombstones;
 
+pub(crate) use queries::list as list_members;
+
 /// Rows per multi-row statement: well under both engines' bound-parameter limits.
 const BATCH: usize = 500;
 
@@ -111,7 +113,7 @@ impl MembershipRepository for SqlMembershipRepository {
         filter: &MemberFilter,
         page: PageRequest,
     ) -> Result<Page<Member>> {
-        queries::list(self, org, filter, page).await
+        queries::list(self.db.connection(), org, filter, page).await
     }
 
     async fn find_member(&self, org: OrgId, id: MemberId) -> Result<Option<Member>> {

@@ -52,6 +52,19 @@ async fn serve_with_no_configuration_runs_on_sqlite_and_mints_matching_tokens() 
         .await;
     assert_eq!(status, 200);
     assert_eq!(tree["children"].as_array().map(Vec::len), Some(2));
+
+    // An export reads SQLite's one connection page by page, not held for the download.
+    let member = json!({"email": "ada@example.com", "role": "admin"});
+    let members = format!("/api/v1/orgs/{root}/members");
+    let (status, body) = server
+        .request(Method::POST, &members, Some(token), Some(member))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, csv) = server.get(&format!("{members}.csv"), Some(token)).await;
+    assert_eq!(status, 200, "{csv}");
+    let rows: Vec<&str> = csv.as_str().unwrap().lines().collect();
+    assert_eq!(rows.len(), 2, "{csv}");
+    assert!(rows[1].contains("ada@example.com,,admin"), "{csv}");
     drop(server);
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -259,8 +259,6 @@ pub(crate) async fn finished_run(dir: &Directory, org: &str, run: &Value) -> Val
     wait_for_run(dir, org, run, Duration::from_secs(60)).await
 }
 
-/// `n` active directory users `u{i}@example.com` written behind the engine's
-/// back (no change events): only a full reconcile sees them.
 /// The value of `query`, a `SELECT count(*) AS n …` read straight from the database.
 pub(crate) async fn count(db: &orgsync_infra::Database, query: String) -> i64 {
     db.connection()
@@ -275,6 +273,8 @@ pub(crate) async fn count(db: &orgsync_infra::Database, query: String) -> i64 {
         .unwrap()
 }
 
+/// `n` active directory users `u{i}@example.com` written behind the engine's
+/// back (no change events): only a full reconcile sees them.
 pub(crate) async fn seed_users(dir: &Directory, n: u32) {
     dir.app
         .runtime

@@ -13,6 +13,7 @@ mod cascade;
 mod cli;
 mod embedded;
 mod events;
+mod export;
 mod fixtures;
 mod group_members;
 mod health;

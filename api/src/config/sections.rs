@@ -23,6 +23,12 @@ pub struct LimitSettings {
     /// MiB of directory users this process remembers as the base of the next
     /// PATCH of each, saving its read (0: every PATCH reads first).
     pub recent_users_mib: u64,
+    /// Member exports reading at once in this process, each holding a
+    /// database connection (a tenant may run at most half of them).
+    pub exports_at_once: u32,
+    /// Seconds an export may read for (its snapshot stays open meanwhile);
+    /// a client reading slower than that gets a broken download.
+    pub export_seconds: u64,
 }
 
 impl LimitSettings {

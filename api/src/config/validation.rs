@@ -38,13 +38,15 @@ impl Settings {
                 "must be at most 31622400 seconds (366 days)",
             ));
         }
-        let token_cache = (
-            "limits.token_cache_entries",
-            self.limits.token_cache_entries,
-        );
-        for (key, value) in domain_limits(&self.limits.domain())
+        let limits = &self.limits;
+        let process_limits = [
+            ("limits.token_cache_entries", limits.token_cache_entries),
+            ("limits.exports_at_once", u64::from(limits.exports_at_once)),
+            ("limits.export_seconds", limits.export_seconds),
+        ];
+        for (key, value) in domain_limits(&limits.domain())
             .into_iter()
-            .chain([token_cache])
+            .chain(process_limits)
         {
             if value == 0 {
                 return Err(invalid(key, "must be at least 1"));

@@ -116,28 +116,6 @@ pub trait DirectoryRepository: Send + Sync {
         users: &[ResourceId],
     ) -> Result<Vec<(ResourceId, ResourceId, String)>>;
 
-    /// The `(user, group)` pairs of `users`' direct group memberships, in no
-    /// order: with [`Self::group_names`], for a reader that keeps the names
-    /// of groups it has seen (an export names the same groups page after page).
-    ///
-    /// # Errors
-    /// Only infrastructure failures.
-    async fn memberships_of(
-        &self,
-        conn: ConnectionId,
-        users: &[ResourceId],
-    ) -> Result<Vec<(ResourceId, ResourceId)>>;
-
-    /// The displayName of each of `groups` that is a group of the directory.
-    ///
-    /// # Errors
-    /// Only infrastructure failures.
-    async fn group_names(
-        &self,
-        conn: ConnectionId,
-        groups: &[ResourceId],
-    ) -> Result<Vec<(ResourceId, String)>>;
-
     /// # Errors
     /// Only infrastructure failures.
     async fn create_group(

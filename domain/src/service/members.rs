@@ -20,7 +20,8 @@ use crate::membership::{
 use crate::org::{OrgId, Organization, ProvisioningMode};
 use crate::page::{Page, PageRequest};
 use crate::ports::{
-    ChangeFeed, Clock, ConnectionRepository, DirectoryRepository, MembershipRepository,
+    ChangeFeed, Clock, ConnectionRepository, DirectoryRepository, ExportSnapshots,
+    MembershipRepository,
 };
 use crate::service::OrgService;
 use crate::sync::{CustomRole, MemberFilter};
@@ -51,7 +52,7 @@ pub struct MemberChanges {
 mod catalog;
 mod export;
 
-pub use export::{ExportRow, MemberExport};
+pub use export::{ExportAdmission, ExportRow, ExportSlot, MemberExport};
 
 /// What the members use cases read and write.
 #[derive(Clone)]
@@ -59,8 +60,10 @@ pub struct MemberPorts {
     pub members: Arc<dyn MembershipRepository>,
     /// Which connection an org draws on, and whether a connection is the org's.
     pub connections: Arc<dyn ConnectionRepository>,
-    /// The directory's groups, for filters and the export's group column.
+    /// The directory's groups, for filters.
     pub directory: Arc<dyn DirectoryRepository>,
+    /// Members and their groups as of one moment, for exports.
+    pub snapshots: Arc<dyn ExportSnapshots>,
     /// A directory user's groups as sync sees them, to tell which mapping
     /// governs a member's role or tier.
     pub feed: Arc<dyn ChangeFeed>,
@@ -74,6 +77,7 @@ pub struct MembersService {
     /// never interleave.
     sync: SyncService,
     ports: MemberPorts,
+    exports: ExportAdmission,
 }
 
 fn governed(detail: impl Into<String>) -> Error {
@@ -95,8 +99,18 @@ fn parse_email(raw: &str) -> Result<String> {
 }
 
 impl MembersService {
-    pub fn new(orgs: OrgService, sync: SyncService, ports: MemberPorts) -> Self {
-        Self { orgs, sync, ports }
+    pub fn new(
+        orgs: OrgService,
+        sync: SyncService,
+        ports: MemberPorts,
+        exports: ExportAdmission,
+    ) -> Self {
+        Self {
+            orgs,
+            sync,
+            ports,
+            exports,
+        }
     }
 
     fn now(&self) -> OffsetDateTime {

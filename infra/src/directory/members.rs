@@ -5,7 +5,7 @@
 use futures::{StreamExt, TryStreamExt};
 use orgsync_domain::directory::{ConnectionId, MemberRef, ResourceId};
 use orgsync_domain::{Error, Result};
-use sea_orm::{ConnectionTrait, DatabaseTransaction, FromQueryResult, Statement};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, FromQueryResult, Statement};
 use uuid::Uuid;
 
 use super::sql::INSERT_BATCH;
@@ -189,14 +189,13 @@ pub(super) async fn groups_of(
     conn: ConnectionId,
     users: &[ResourceId],
 ) -> Result<Vec<(ResourceId, ResourceId, String)>> {
-    let memberships = memberships_of(repo, conn, users).await?;
+    let db = repo.db.connection();
+    let memberships = memberships_of(db, conn, users).await?;
     let mut groups: Vec<ResourceId> = memberships.iter().map(|(_, group)| *group).collect();
     groups.sort_unstable();
     groups.dedup();
-    let names: std::collections::HashMap<ResourceId, String> = group_names(repo, conn, &groups)
-        .await?
-        .into_iter()
-        .collect();
+    let names: std::collections::HashMap<ResourceId, String> =
+        group_names(db, conn, &groups).await?.into_iter().collect();
     let mut named: Vec<(ResourceId, ResourceId, String)> = memberships
         .into_iter()
         .filter_map(|(user, group)| names.get(&group).map(|name| (user, group, name.clone())))
@@ -207,15 +206,16 @@ pub(super) async fn groups_of(
 
 /// The `(user, group)` pairs of `users`' direct memberships, in no order.
 /// Served by the `(connection, member value)` index alone.
-pub(super) async fn memberships_of(
-    repo: &SqlDirectoryRepository,
+/// `db` is the pool, or an export's snapshot.
+pub(crate) async fn memberships_of(
+    db: &impl ConnectionTrait,
     conn: ConnectionId,
     users: &[ResourceId],
 ) -> Result<Vec<(ResourceId, ResourceId)>> {
     // Collected first: a lazy map held across the awaits is not `Send`.
     let lookups: Vec<_> = users
         .chunks(INSERT_BATCH)
-        .map(|chunk| memberships_of_chunk(repo, conn, chunk))
+        .map(|chunk| memberships_of_chunk(db, conn, chunk))
         .collect();
     Ok(side_by_side(lookups)
         .await?
@@ -243,12 +243,13 @@ impl MembershipRow {
 }
 
 async fn memberships_of_chunk(
-    repo: &SqlDirectoryRepository,
+    db: &impl ConnectionTrait,
     conn: ConnectionId,
     users: &[ResourceId],
 ) -> Result<Vec<MembershipRow>> {
-    MembershipRow::find_by_statement(memberships_of_users(repo, conn, users, None))
-        .all(repo.db.connection())
+    let backend = db.get_database_backend();
+    MembershipRow::find_by_statement(memberships_of_users(backend, conn, users, None))
+        .all(db)
         .await
         .map_err(db_err)
 }
@@ -256,7 +257,7 @@ async fn memberships_of_chunk(
 /// The query for the [`MembershipRow`]s of `users` (by member value), only
 /// those in `groups` when given.
 pub(super) fn memberships_of_users(
-    repo: &SqlDirectoryRepository,
+    backend: DbBackend,
     conn: ConnectionId,
     users: &[ResourceId],
     groups: Option<&[ResourceId]>,
@@ -271,8 +272,9 @@ pub(super) fn memberships_of_users(
         }
         None => String::new(),
     };
-    repo.db.stmt(
-        &format!(
+    Statement::from_sql_and_values(
+        backend,
+        format!(
             "SELECT member_value, group_id FROM directory_group_members \
              WHERE connection_id = {conn_param} AND member_value IN ({}){in_groups}",
             list.join(", ")
@@ -281,15 +283,16 @@ pub(super) fn memberships_of_users(
     )
 }
 
-/// The displayName of each of `groups` that is a group of the directory.
-pub(super) async fn group_names(
-    repo: &SqlDirectoryRepository,
+/// The displayName of each of `groups` that is a group of the directory;
+/// `db` is the pool, or an export's snapshot.
+pub(crate) async fn group_names(
+    db: &impl ConnectionTrait,
     conn: ConnectionId,
     groups: &[ResourceId],
 ) -> Result<Vec<(ResourceId, String)>> {
     let lookups: Vec<_> = groups
         .chunks(INSERT_BATCH)
-        .map(|chunk| group_names_chunk(repo, conn, chunk))
+        .map(|chunk| group_names_chunk(db, conn, chunk))
         .collect();
     Ok(side_by_side(lookups)
         .await?
@@ -306,22 +309,23 @@ struct GroupNameRow {
 }
 
 async fn group_names_chunk(
-    repo: &SqlDirectoryRepository,
+    db: &impl ConnectionTrait,
     conn: ConnectionId,
     groups: &[ResourceId],
 ) -> Result<Vec<GroupNameRow>> {
     let mut sql = Sql::default();
     let conn_param = sql.bind(conn.0);
     let list: Vec<String> = groups.iter().map(|g| sql.bind(*g)).collect();
-    GroupNameRow::find_by_statement(repo.db.stmt(
-        &format!(
+    GroupNameRow::find_by_statement(Statement::from_sql_and_values(
+        db.get_database_backend(),
+        format!(
             "SELECT id, display_name FROM directory_groups \
              WHERE connection_id = {conn_param} AND id IN ({})",
             list.join(", ")
         ),
         sql.values,
     ))
-    .all(repo.db.connection())
+    .all(db)
     .await
     .map_err(db_err)
 }

@@ -8,7 +8,7 @@ use orgsync_domain::org::OrgId;
 use orgsync_domain::page::{Page, PageRequest};
 use orgsync_domain::sync::MemberFilter;
 use orgsync_domain::Result;
-use sea_orm::FromQueryResult;
+use sea_orm::{ConnectionTrait, FromQueryResult, Statement};
 
 use super::rows::{rows_to_members, MemberRow, MEMBER_COLUMNS};
 use super::{SqlMembershipRepository, BATCH};
@@ -45,8 +45,10 @@ pub(super) async fn all(repo: &SqlMembershipRepository, org: OrgId) -> Result<Ve
     Ok(members)
 }
 
-pub(super) async fn list(
-    repo: &SqlMembershipRepository,
+/// A page of `org`'s members matching `filter`; `db` is the pool, or an
+/// export's snapshot.
+pub(crate) async fn list(
+    db: &impl ConnectionTrait,
     org: OrgId,
     filter: &MemberFilter,
     page: PageRequest,
@@ -74,7 +76,7 @@ pub(super) async fn list(
     if let Some(group) = filter.group {
         // Members whose directory user is in the group (member values are ids as text).
         let group_param = sql.bind(group);
-        let members = match repo.db.backend() {
+        let members = match db.get_database_backend() {
             sea_orm::DbBackend::Postgres => "m.directory_user_id::text".to_owned(),
             _ => "lower(substr(hex(m.directory_user_id), 1, 8) || '-' || substr(hex(m.directory_user_id), 9, 4) || '-' || \
                   substr(hex(m.directory_user_id), 13, 4) || '-' || substr(hex(m.directory_user_id), 17, 4) || '-' || \
@@ -86,20 +88,22 @@ pub(super) async fn list(
         ));
     }
     let limit = sql.bind(i64::try_from(page.limit + 1).unwrap_or(i64::MAX));
-    let rows = repo
-        .fetch_all::<MemberRow>(
-            &format!(
-                "SELECT {} FROM members m WHERE {} ORDER BY m.id LIMIT {limit}",
-                MEMBER_COLUMNS
-                    .split(", ")
-                    .map(|c| format!("m.{c}"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                conditions.join(" AND ")
-            ),
-            sql.values,
-        )
-        .await?;
+    let rows = MemberRow::find_by_statement(Statement::from_sql_and_values(
+        db.get_database_backend(),
+        format!(
+            "SELECT {} FROM members m WHERE {} ORDER BY m.id LIMIT {limit}",
+            MEMBER_COLUMNS
+                .split(", ")
+                .map(|c| format!("m.{c}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            conditions.join(" AND ")
+        ),
+        sql.values,
+    ))
+    .all(db)
+    .await
+    .map_err(db_err)?;
     Ok(Page::from_overfetch(
         rows_to_members(rows)?,
         page.limit,

@@ -1,15 +1,26 @@
-//! Members for an export, streamed in batches with their directory groups.
+//! Members for an export, streamed in batches with their directory groups,
+//! all as they were at one moment.
 
 use std::collections::HashMap;
 
 use super::*;
 use crate::directory::ResourceId;
+use crate::ports::ExportSnapshot;
+
+mod admission;
+
+pub use admission::{ExportAdmission, ExportSlot};
 
 /// Pages through an org's members for an export, with each member's
 /// directory groups, in batches of any size: memory stays bounded by the
-/// batch, whatever the org's size.
+/// batch, whatever the org's size. Every page is read from one snapshot,
+/// so a member removed, re-added or moved meanwhile is listed once, as it
+/// was when the export started.
 pub struct MemberExport {
-    ports: MemberPorts,
+    snapshot: Box<dyn ExportSnapshot>,
+    /// Held until the export is dropped; its deadline ends a reader too
+    /// slow to let the snapshot go.
+    slot: ExportSlot,
     org: OrgId,
     filter: MemberFilter,
     conn: Option<ConnectionId>,
@@ -40,11 +51,11 @@ impl GroupNames {
     /// Each of `users`' groups by name (case-insensitive, then id).
     async fn of(
         &mut self,
-        ports: &MemberPorts,
+        snapshot: &dyn ExportSnapshot,
         conn: ConnectionId,
         users: &[ResourceId],
     ) -> Result<HashMap<ResourceId, Vec<String>>> {
-        let memberships = ports.directory.memberships_of(conn, users).await?;
+        let memberships = snapshot.memberships_of(conn, users).await?;
         let mut unknown: Vec<ResourceId> = memberships
             .iter()
             .map(|(_, group)| *group)
@@ -53,7 +64,7 @@ impl GroupNames {
         unknown.sort_unstable();
         unknown.dedup();
         if !unknown.is_empty() {
-            for (group, name) in ports.directory.group_names(conn, &unknown).await? {
+            for (group, name) in snapshot.group_names(conn, &unknown).await? {
                 let sort_key = name.to_lowercase();
                 let display = name;
                 self.known.insert(group, GroupName { sort_key, display });
@@ -94,15 +105,25 @@ impl MemberExport {
     /// The next batch, `None` once every member was returned.
     ///
     /// # Errors
-    /// Infrastructure failures.
+    /// Infrastructure failures, and `Busy` once the export has read for
+    /// longer than `limits.export_seconds` (its client read too slowly).
     pub async fn next_batch(&mut self, size: u64) -> Result<Option<Vec<ExportRow>>> {
+        if !matches!(self.cursor, Cursor::Done) && tokio::time::Instant::now() > self.slot.deadline
+        {
+            self.cursor = Cursor::Done;
+            return Err(Error::Busy(
+                "the export read for longer than this server holds a snapshot open; \
+                 export again, reading faster, or filter to fewer members"
+                    .into(),
+            ));
+        }
         let page = match std::mem::replace(&mut self.cursor, Cursor::Done) {
             Cursor::Done => return Ok(None),
             Cursor::Ahead(page) => page,
             Cursor::Start => self.page(None, size).await?,
         };
         let Self {
-            ports,
+            snapshot,
             org,
             filter,
             conn,
@@ -116,7 +137,7 @@ impl MemberExport {
             .collect();
         let groups = async {
             match conn {
-                Some(conn) if !users.is_empty() => group_names.of(ports, *conn, &users).await,
+                Some(conn) if !users.is_empty() => group_names.of(&**snapshot, *conn, &users).await,
                 _ => Ok(HashMap::new()),
             }
         };
@@ -127,11 +148,7 @@ impl MemberExport {
                         after: Some(after),
                         limit: size,
                     };
-                    ports
-                        .members
-                        .list_members(*org, filter, next)
-                        .await
-                        .map(Some)
+                    snapshot.members(*org, filter, next).await.map(Some)
                 }
                 None => Ok(None),
             }
@@ -153,26 +170,31 @@ impl MemberExport {
     }
 
     async fn page(&self, after: Option<uuid::Uuid>, limit: u64) -> Result<Page<Member>> {
-        self.ports
-            .members
-            .list_members(self.org, &self.filter, PageRequest { after, limit })
+        self.snapshot
+            .members(self.org, &self.filter, PageRequest { after, limit })
             .await
     }
 }
 
 impl MembersService {
-    /// Starts an export of the members matching `filter`.
+    /// Starts an export of the members matching `filter`, as they are now.
     ///
     /// # Errors
-    /// As `OrgService::authorize` with `Read`.
+    /// As `OrgService::authorize` with `Read`; `Busy` when the tenant, or the
+    /// server, already runs as many exports as it may.
     pub async fn export(
         &self,
         principal: &Principal,
         org: OrgId,
         filter: MemberFilter,
     ) -> Result<MemberExport> {
-        self.orgs.authorize(principal, org, Action::Read).await?;
+        let tenant = self
+            .orgs
+            .authorize(principal, org, Action::Read)
+            .await?
+            .root_id;
         self.check_group_filter(org, &filter).await?;
+        let slot = self.exports.admit(tenant).await?;
         let ports = &self.ports;
         let conn = ports.connections.drawing_connection(org).await?;
         let attribute_keys = match conn {
@@ -186,7 +208,8 @@ impl MembersService {
             None => Vec::new(),
         };
         Ok(MemberExport {
-            ports: self.ports.clone(),
+            snapshot: ports.snapshots.open().await?,
+            slot,
             org,
             filter,
             conn,

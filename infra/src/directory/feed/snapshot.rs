@@ -163,7 +163,7 @@ impl SqlDirectoryRepository {
             .chunks(LOOKUP_CHUNK)
             .map(|chunk| {
                 let users: Vec<ResourceId> = chunk.iter().map(|row| row.id).collect();
-                memberships_of_users(self, conn, &users, deciding)
+                memberships_of_users(self.db.backend(), conn, &users, deciding)
             })
             .collect();
         let groups = self.groups_of(statements).await?;

@@ -1,5 +1,6 @@
-//! Exports' snapshots: on PostgreSQL a read-only REPEATABLE READ
-//! transaction, so every page of an export sees the moment it began.
+//! Exports' snapshots: on PostgreSQL read-only REPEATABLE READ
+//! transactions sharing one snapshot (`pg_export_snapshot`), so every page
+//! of an export sees the moment it began.
 
 use std::time::Duration;
 
@@ -9,9 +10,10 @@ use orgsync_domain::org::OrgId;
 use orgsync_domain::page::{Page, PageRequest};
 use orgsync_domain::ports::{ExportSnapshot, ExportSnapshots};
 use orgsync_domain::sync::MemberFilter;
-use orgsync_domain::Result;
+use orgsync_domain::{Error, Result};
 use sea_orm::{
-    AccessMode, ConnectionTrait, DatabaseConnection, DbBackend, IsolationLevel, TransactionTrait,
+    AccessMode, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend,
+    IsolationLevel, Statement, TransactionTrait,
 };
 
 use crate::db::db_err;
@@ -32,10 +34,13 @@ impl SqlExportSnapshots {
     }
 }
 
-/// The reads of an export, on a transaction (a snapshot) or, on SQLite, on
-/// the pool.
+/// The reads of an export: its members on one connection, their groups on
+/// another, so that each page's groups are looked up while the next page
+/// is read (as the pool would); on PostgreSQL two transactions on one
+/// snapshot, on SQLite both the pool.
 struct Reads<C> {
-    db: C,
+    members: C,
+    groups: C,
 }
 
 #[async_trait::async_trait]
@@ -45,24 +50,50 @@ impl ExportSnapshots for SqlExportSnapshots {
         if self.db.backend() != DbBackend::Postgres {
             // SQLite's one connection serves every request: held for an
             // export, it would stop them all until the download ends.
-            return Ok(Box::new(Reads::<DatabaseConnection> { db: pool.clone() }));
+            return Ok(Box::new(Reads::<DatabaseConnection> {
+                members: pool.clone(),
+                groups: pool.clone(),
+            }));
         }
-        let snapshot = pool
-            .begin_with_config(
-                Some(IsolationLevel::RepeatableRead),
-                Some(AccessMode::ReadOnly),
-            )
-            .await
-            .map_err(db_err)?;
-        snapshot
-            .execute_unprepared(&format!(
-                "SET LOCAL idle_in_transaction_session_timeout = {}",
-                IDLE_SNAPSHOT.as_millis()
+        let members = snapshot_transaction(pool).await?;
+        let exported = members
+            .query_one(Statement::from_string(
+                DbBackend::Postgres,
+                "SELECT pg_export_snapshot() AS id",
             ))
             .await
+            .map_err(db_err)?
+            .ok_or_else(|| Error::Internal(anyhow::anyhow!("pg_export_snapshot answered nothing")))?
+            .try_get::<String>("", "id")
             .map_err(db_err)?;
-        Ok(Box::new(Reads { db: snapshot }))
+        let groups = snapshot_transaction(pool).await?;
+        // The id comes from PostgreSQL itself (hex digits and dashes), and
+        // SET takes no bind parameters.
+        groups
+            .execute_unprepared(&format!("SET TRANSACTION SNAPSHOT '{exported}'"))
+            .await
+            .map_err(db_err)?;
+        Ok(Box::new(Reads { members, groups }))
     }
+}
+
+/// A read-only REPEATABLE READ transaction that PostgreSQL ends after
+/// [`IDLE_SNAPSHOT`] idle.
+async fn snapshot_transaction(pool: &DatabaseConnection) -> Result<DatabaseTransaction> {
+    let txn = pool
+        .begin_with_config(
+            Some(IsolationLevel::RepeatableRead),
+            Some(AccessMode::ReadOnly),
+        )
+        .await
+        .map_err(db_err)?;
+    txn.execute_unprepared(&format!(
+        "SET LOCAL idle_in_transaction_session_timeout = {}",
+        IDLE_SNAPSHOT.as_millis()
+    ))
+    .await
+    .map_err(db_err)?;
+    Ok(txn)
 }
 
 #[async_trait::async_trait]
@@ -73,7 +104,7 @@ impl<C: ConnectionTrait + Send + Sync> ExportSnapshot for Reads<C> {
         filter: &MemberFilter,
         page: PageRequest,
     ) -> Result<Page<Member>> {
-        crate::membership_repository::list_members(&self.db, org, filter, page).await
+        crate::membership_repository::list_members(&self.members, org, filter, page).await
     }
 
     async fn memberships_of(
@@ -81,7 +112,7 @@ impl<C: ConnectionTrait + Send + Sync> ExportSnapshot for Reads<C> {
         conn: ConnectionId,
         users: &[ResourceId],
     ) -> Result<Vec<(ResourceId, ResourceId)>> {
-        crate::directory::memberships_of(&self.db, conn, users).await
+        crate::directory::memberships_of(&self.groups, conn, users).await
     }
 
     async fn group_names(
@@ -89,6 +120,6 @@ impl<C: ConnectionTrait + Send + Sync> ExportSnapshot for Reads<C> {
         conn: ConnectionId,
         groups: &[ResourceId],
     ) -> Result<Vec<(ResourceId, String)>> {
-        crate::directory::group_names(&self.db, conn, groups).await
+        crate::directory::group_names(&self.groups, conn, groups).await
     }
 }

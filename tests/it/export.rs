@@ -130,7 +130,12 @@ async fn every_page_of_an_export_shows_the_moment_it_began() {
 /// the place comes back when the first export ends.
 #[actix_web::test]
 async fn a_tenant_cannot_take_every_export_place() {
-    let app = TestApp::spawn_with(|s| s.limits.exports_at_once = 2).await;
+    let app = TestApp::spawn_with(|s| {
+        s.limits.exports_at_once = 2;
+        // Two exports at once, two connections each, and the worker's.
+        s.database.max_connections = 8;
+    })
+    .await;
     let dir = Directory::on(app).await;
     let other = create_root(&dir.app, "Other", "other").await;
     let csv = |org: &str| {
@@ -169,7 +174,8 @@ async fn a_tenant_cannot_take_every_export_place() {
 }
 
 /// An export that reads for longer than `limits.export_seconds` (a client
-/// too slow to let its snapshot go) is ended, and gives its place back.
+/// too slow to let its snapshot go) is ended, and gives its place back, as
+/// one read to its end does.
 #[actix_web::test]
 async fn an_export_reading_past_its_time_is_ended() {
     let app = TestApp::spawn_with(|s| {
@@ -199,5 +205,8 @@ async fn an_export_reading_past_its_time_is_ended() {
         rows += batch.len();
     }
     assert_eq!(rows, 25);
+    let next = export(&dir.app, &dir.org).await;
+    assert!(next.is_ok(), "an export read to its end lets its place go");
+    drop((fast, next));
     dir.app.finish().await;
 }

@@ -212,6 +212,9 @@ pub(crate) async fn memberships_of(
     conn: ConnectionId,
     users: &[ResourceId],
 ) -> Result<Vec<(ResourceId, ResourceId)>> {
+    if db.get_database_backend() == DbBackend::Postgres {
+        return memberships_of_all_at_once(db, conn, users).await;
+    }
     // Collected first: a lazy map held across the awaits is not `Send`.
     let lookups: Vec<_> = users
         .chunks(INSERT_BATCH)
@@ -221,6 +224,34 @@ pub(crate) async fn memberships_of(
         .await?
         .into_iter()
         .flatten()
+        .filter_map(MembershipRow::of_user)
+        .collect())
+}
+
+/// [`memberships_of`] in one statement, the ids passed as one text: no
+/// bind-parameter limit to chunk for, and one round trip where a snapshot
+/// (an export's page of 5,000 users) serves one statement at a time.
+async fn memberships_of_all_at_once(
+    db: &impl ConnectionTrait,
+    conn: ConnectionId,
+    users: &[ResourceId],
+) -> Result<Vec<(ResourceId, ResourceId)>> {
+    let ids = users
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    let rows = MembershipRow::find_by_statement(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "SELECT member_value, group_id FROM directory_group_members \
+         WHERE connection_id = $1 AND member_value = ANY (string_to_array($2, ','))",
+        [conn.0.into(), ids.into()],
+    ))
+    .all(db)
+    .await
+    .map_err(db_err)?;
+    Ok(rows
+        .into_iter()
         .filter_map(MembershipRow::of_user)
         .collect())
 }

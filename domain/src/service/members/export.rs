@@ -17,10 +17,6 @@ pub use admission::{ExportAdmission, ExportSlot};
 /// so a member removed, re-added or moved meanwhile is listed once, as it
 /// was when the export started.
 pub struct MemberExport {
-    snapshot: Box<dyn ExportSnapshot>,
-    /// Held until the export is dropped; its deadline ends a reader too
-    /// slow to let the snapshot go.
-    slot: ExportSlot,
     org: OrgId,
     filter: MemberFilter,
     conn: Option<ConnectionId>,
@@ -95,10 +91,31 @@ impl GroupNames {
 
 /// Where an export stands: the following page is read while the current
 /// one's groups are looked up, so the database answers both at once.
+/// Reading holds the snapshot and the export's place; both are let go as
+/// soon as the last page is read or a read fails.
 enum Cursor {
-    Start,
-    Ahead(Page<Member>),
+    Start(Reading),
+    Ahead(Reading, Page<Member>),
     Done,
+}
+
+struct Reading {
+    snapshot: Box<dyn ExportSnapshot>,
+    /// Its deadline ends a reader too slow to let the snapshot go.
+    slot: ExportSlot,
+}
+
+impl Reading {
+    fn within_time(&self) -> Result<()> {
+        if tokio::time::Instant::now() > self.slot.deadline {
+            return Err(Error::Busy(
+                "the export read for longer than this server holds a snapshot open; \
+                 export again, reading faster, or filter to fewer members"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl MemberExport {
@@ -107,29 +124,33 @@ impl MemberExport {
     /// # Errors
     /// Infrastructure failures, and `Busy` once the export has read for
     /// longer than `limits.export_seconds` (its client read too slowly).
+    /// Either ends the export.
     pub async fn next_batch(&mut self, size: u64) -> Result<Option<Vec<ExportRow>>> {
-        if !matches!(self.cursor, Cursor::Done) && tokio::time::Instant::now() > self.slot.deadline
-        {
-            self.cursor = Cursor::Done;
-            return Err(Error::Busy(
-                "the export read for longer than this server holds a snapshot open; \
-                 export again, reading faster, or filter to fewer members"
-                    .into(),
-            ));
-        }
-        let page = match std::mem::replace(&mut self.cursor, Cursor::Done) {
-            Cursor::Done => return Ok(None),
-            Cursor::Ahead(page) => page,
-            Cursor::Start => self.page(None, size).await?,
-        };
         let Self {
-            snapshot,
             org,
             filter,
             conn,
+            cursor,
             group_names,
             ..
         } = self;
+        let (reading, page) = match std::mem::replace(cursor, Cursor::Done) {
+            Cursor::Done => return Ok(None),
+            Cursor::Start(reading) => {
+                reading.within_time()?;
+                let first = PageRequest {
+                    after: None,
+                    limit: size,
+                };
+                let page = reading.snapshot.members(*org, filter, first).await?;
+                (reading, page)
+            }
+            Cursor::Ahead(reading, page) => {
+                reading.within_time()?;
+                (reading, page)
+            }
+        };
+        let snapshot = &*reading.snapshot;
         let users: Vec<ResourceId> = page
             .items
             .iter()
@@ -137,7 +158,7 @@ impl MemberExport {
             .collect();
         let groups = async {
             match conn {
-                Some(conn) if !users.is_empty() => group_names.of(&**snapshot, *conn, &users).await,
+                Some(conn) if !users.is_empty() => group_names.of(snapshot, *conn, &users).await,
                 _ => Ok(HashMap::new()),
             }
         };
@@ -154,7 +175,9 @@ impl MemberExport {
             }
         };
         let (mut groups, following) = futures::try_join!(groups, following)?;
-        self.cursor = following.map_or(Cursor::Done, Cursor::Ahead);
+        if let Some(next) = following {
+            *cursor = Cursor::Ahead(reading, next);
+        }
         let rows = page
             .items
             .into_iter()
@@ -167,12 +190,6 @@ impl MemberExport {
             })
             .collect();
         Ok(Some(rows))
-    }
-
-    async fn page(&self, after: Option<uuid::Uuid>, limit: u64) -> Result<Page<Member>> {
-        self.snapshot
-            .members(self.org, &self.filter, PageRequest { after, limit })
-            .await
     }
 }
 
@@ -207,13 +224,15 @@ impl MembersService {
                 .collect(),
             None => Vec::new(),
         };
-        Ok(MemberExport {
+        let reading = Reading {
             snapshot: ports.snapshots.open().await?,
             slot,
+        };
+        Ok(MemberExport {
             org,
             filter,
             conn,
-            cursor: Cursor::Start,
+            cursor: Cursor::Start(reading),
             group_names: GroupNames::default(),
             attribute_keys,
         })

@@ -14,8 +14,7 @@ mod sync;
 pub use connections::{ConnectionService, DirectorySyncChanged};
 pub use events::{EndpointChanges, EventPorts, EventService, NewEndpoint, WebhookPolicy};
 pub use members::{
-    ExportAdmission, ExportRow, ExportSlot, MemberChanges, MemberExport, MemberPorts,
-    MembersService, NewMember,
+    ExportAdmission, ExportRow, MemberChanges, MemberExport, MemberPorts, MembersService, NewMember,
 };
 pub use orgs::{OrgChanges, OrgService};
 pub use scim::ScimService;

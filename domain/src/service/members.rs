@@ -52,7 +52,7 @@ pub struct MemberChanges {
 mod catalog;
 mod export;
 
-pub use export::{ExportAdmission, ExportRow, ExportSlot, MemberExport};
+pub use export::{ExportAdmission, ExportRow, MemberExport};
 
 /// What the members use cases read and write.
 #[derive(Clone)]

@@ -9,7 +9,8 @@ use crate::ports::ExportSnapshot;
 
 mod admission;
 
-pub use admission::{ExportAdmission, ExportSlot};
+pub use admission::ExportAdmission;
+use admission::ExportSlot;
 
 /// Pages through an org's members for an export, with each member's
 /// directory groups, in batches of any size: memory stays bounded by the
@@ -134,20 +135,20 @@ impl MemberExport {
             group_names,
             ..
         } = self;
-        let (reading, page) = match std::mem::replace(cursor, Cursor::Done) {
+        let (reading, ahead) = match std::mem::replace(cursor, Cursor::Done) {
             Cursor::Done => return Ok(None),
-            Cursor::Start(reading) => {
-                reading.within_time()?;
+            Cursor::Start(reading) => (reading, None),
+            Cursor::Ahead(reading, page) => (reading, Some(page)),
+        };
+        reading.within_time()?;
+        let page = match ahead {
+            Some(page) => page,
+            None => {
                 let first = PageRequest {
                     after: None,
                     limit: size,
                 };
-                let page = reading.snapshot.members(*org, filter, first).await?;
-                (reading, page)
-            }
-            Cursor::Ahead(reading, page) => {
-                reading.within_time()?;
-                (reading, page)
+                reading.snapshot.members(*org, filter, first).await?
             }
         };
         let snapshot = &*reading.snapshot;

@@ -107,8 +107,8 @@ impl ExportAdmission {
     }
 
     /// Places free now.
-    #[must_use]
-    pub fn free(&self) -> usize {
+    #[cfg(test)]
+    fn free(&self) -> usize {
         self.slots.available_permits()
     }
 }

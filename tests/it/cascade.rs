@@ -8,6 +8,7 @@ use orgsync_domain::service::Waiter;
 use serde_json::{json, Value};
 
 use crate::fixtures::{create_child, put_confirmed, run_now, wait_for_run};
+use crate::json::{items, strings};
 use crate::scim::Directory;
 use crate::support::{binary, poll, redis_url, TestApp};
 
@@ -249,11 +250,9 @@ async fn requests_for_an_org_whose_job_is_queued_join_it() {
     let (_, first) = tree.sync(&tree.orgs[0], json!({"scope": "members"})).await;
     let (_, second) = tree.sync(&tree.orgs[2], json!({"scope": "groups"})).await;
     let ids = |run: &Value| {
-        let mut ids: Vec<String> = run["jobs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|j| j["id"].as_str().unwrap().to_owned())
+        let mut ids: Vec<String> = strings(&run["jobs"], "id")
+            .into_iter()
+            .map(str::to_owned)
             .collect();
         ids.sort();
         ids
@@ -264,11 +263,7 @@ async fn requests_for_an_org_whose_job_is_queued_join_it() {
         "the second request joined the queued jobs"
     );
     assert!(
-        second["jobs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|j| j["scope"] == "both"),
+        items(&second["jobs"]).all(|j| j["scope"] == "both"),
         "scopes widened: {second}"
     );
     tree.dir.app.start_worker();
@@ -364,20 +359,13 @@ async fn a_job_held_by_a_killed_worker_is_taken_over_and_completes() {
     drop(rescuer);
     assert_eq!(done["status"], "succeeded", "{done}");
     assert!(
-        done["jobs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|j| j["attempts"].as_u64() >= Some(2)),
+        items(&done["jobs"]).any(|j| j["attempts"].as_u64() >= Some(2)),
         "{done}"
     );
     // Taken over once: the killed attempt and the rescuer's, never a third run
     // (the rescuer renews its lease every 1/3 s while the job runs).
     assert!(
-        done["jobs"]
-            .as_array()
-            .unwrap()
-            .iter()
+        items(&done["jobs"])
             .all(|j| j["status"] == "succeeded" && j["attempts"].as_u64() <= Some(2)),
         "{done}"
     );

@@ -6,17 +6,16 @@ use futures::StreamExt;
 use serde_json::{json, Value};
 
 use crate::fixtures::seed_users;
+use crate::json::{items, strings};
 use crate::scim::{patch, Directory};
 use crate::support::request;
 
 async fn group_state(dir: &Directory, gid: &str) -> (Vec<String>, i64) {
     let (status, group) = dir.scim("GET", &format!("/Groups/{gid}"), None).await;
     assert_eq!(status, 200, "{group}");
-    let mut members: Vec<String> = group["members"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["value"].as_str().unwrap().to_owned())
+    let mut members: Vec<String> = strings(&group["members"], "value")
+        .into_iter()
+        .map(str::to_owned)
         .collect();
     members.sort();
     let version = group["meta"]["version"]
@@ -102,12 +101,7 @@ async fn stored_count(dir: &Directory, gid: &str) -> i64 {
         )
         .await;
     assert_eq!(status, 200, "{groups}");
-    groups["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|g| g["id"] == gid)
-        .unwrap()["member_count"]
+    items(&groups["data"]).find(|g| g["id"] == gid).unwrap()["member_count"]
         .as_i64()
         .unwrap()
 }

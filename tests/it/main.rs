@@ -20,6 +20,7 @@ mod health;
 mod hostile;
 mod incremental;
 mod isolation;
+mod json;
 mod migrations;
 mod openapi;
 mod orgs;

@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use crate::fixtures::{
     admin, member_count, set_deletion_threshold, switch_to_scim, users, wait_for_members,
 };
+use crate::json::items;
 use crate::scim::Directory;
 use crate::support::poll;
 
@@ -91,10 +92,7 @@ async fn an_idp_deleting_a_mapped_group_has_its_removals_held_until_confirmed() 
         None,
     )
     .await;
-    let actions: Vec<&str> = audit["data"]
-        .as_array()
-        .unwrap()
-        .iter()
+    let actions: Vec<&str> = items(&audit["data"])
         .filter_map(|e| e["action"].as_str())
         .collect();
     assert!(actions.contains(&"members.removals_held"), "{actions:?}");

@@ -11,6 +11,7 @@ use crate::fixtures::{
     admin, finished_run, member_count, run_now, scim_child, seed_users, set_deletion_threshold,
     start_sync, switch_to_scim, wait_for_members,
 };
+use crate::json::{items, strings};
 use crate::scim::Directory;
 use crate::support::{poll, TestApp};
 
@@ -273,10 +274,7 @@ async fn idp_driven_member_changes_are_audited_per_member() {
     let (_, audit) = dir
         .admin("GET", "/audit-log?action=member.created", None)
         .await;
-    assert!(audit["data"]
-        .as_array()
-        .unwrap()
-        .iter()
+    assert!(items(&audit["data"])
         .any(|e| e["actor"]["kind"] == "admin" && e["after"]["email"] == "ann@example.com"));
     dir.app.finish().await;
 }
@@ -337,11 +335,9 @@ async fn member_user_ids(dir: &Directory, org: &str) -> Vec<String> {
         .await;
         assert_eq!(status, 200, "{page}");
         ids.extend(
-            page["data"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|m| m["directory_user_id"].as_str().unwrap().to_owned()),
+            strings(&page["data"], "directory_user_id")
+                .into_iter()
+                .map(str::to_owned),
         );
         match page["next_cursor"].as_str() {
             Some(next) => cursor = format!("&cursor={next}"),
@@ -418,11 +414,8 @@ async fn random_interleavings_of_scim_writes_and_syncs_converge() {
     let settled = poll(1200, Duration::from_millis(50), async || {
         let (_, status) = admin(&dir, "GET", &org, "/sync-status", None).await;
         let (_, runs) = admin(&dir, "GET", &org, "/syncs?limit=200", None).await;
-        let busy = runs["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|r| r["status"] == "queued" || r["status"] == "running");
+        let busy =
+            items(&runs["data"]).any(|r| r["status"] == "queued" || r["status"] == "running");
         (status["current"] == true && !busy).then_some(())
     })
     .await;
@@ -431,11 +424,9 @@ async fn random_interleavings_of_scim_writes_and_syncs_converge() {
     let (_, active) = dir
         .scim("GET", "/Users?filter=active%20eq%20true&count=1000", None)
         .await;
-    let mut expected: Vec<String> = active["Resources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|u| u["id"].as_str().unwrap().to_owned())
+    let mut expected: Vec<String> = strings(&active["Resources"], "id")
+        .into_iter()
+        .map(str::to_owned)
         .collect();
     assert!(expected.len() > 50, "the run should leave a sizeable org");
     let mut actual = member_user_ids(&dir, &org).await;

@@ -4,6 +4,7 @@
 use serde_json::{json, Value};
 
 use crate::fixtures::{connect_directory, create_root};
+use crate::json::{items, strings};
 use crate::support::TestApp;
 
 pub(crate) struct Directory {
@@ -213,11 +214,7 @@ async fn entra_style_patches_apply_atomically_and_etags_guard_updates() {
         user["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]["department"],
         "Sales"
     );
-    assert!(user["emails"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|e| e["type"] == "home"));
+    assert!(items(&user["emails"]).any(|e| e["type"] == "home"));
     assert_eq!(user["meta"]["version"], "W/\"2\"");
     // The answer is the stored user, as a read gives it (timestamps as
     // stored, values as the database keeps them), and so is a PUT's.
@@ -455,12 +452,7 @@ async fn onelogin_and_jumpcloud_group_updates_apply_as_sent() {
             Some(json!({"displayName": "Sales EMEA", "members": [{"value": b}, {"value": c}]})),
         )
         .await;
-    let mut values: Vec<&str> = group["members"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["value"].as_str().unwrap())
-        .collect();
+    let mut values: Vec<&str> = strings(&group["members"], "value");
     values.sort_unstable();
     let mut expected = [b.as_str(), c.as_str()];
     expected.sort_unstable();
@@ -602,12 +594,7 @@ async fn every_user_answer_carries_its_groups_in_order_unless_excluded() {
     let (status, list) = dir.scim("GET", filter, None).await;
     assert_eq!(status, 200, "{list}");
     assert_eq!(list["totalResults"], 2);
-    let listed: Vec<Vec<(String, String)>> = list["Resources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(names)
-        .collect();
+    let listed: Vec<Vec<(String, String)>> = items(&list["Resources"]).map(names).collect();
     assert!(listed.contains(&expected), "{list}");
     assert!(
         listed.contains(&Vec::new()),

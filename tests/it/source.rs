@@ -11,6 +11,7 @@ use crate::fixtures::{
     admin, child, member_count, members_by_email, own_connection, switch_to_scim, users,
     wait_for_members,
 };
+use crate::json::items;
 use crate::scim::Directory;
 
 async fn push_user(dir: &Directory, conn: &str, token: &str, email: &str) {
@@ -244,11 +245,7 @@ async fn deleting_a_childs_connection_falls_back_to_the_parent_and_confirms_the_
     let (status, runs) = admin(&dir, "GET", &child, "/syncs", None).await;
     assert_eq!(status, 200);
     assert!(
-        runs["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|r| r["kind"] == "source_change"),
+        items(&runs["data"]).any(|r| r["kind"] == "source_change"),
         "{runs}"
     );
     dir.app.finish().await;

@@ -11,6 +11,7 @@ use actix_web::test;
 use serde_json::{json, Value};
 
 use crate::fixtures::{create_root, members_by_email};
+use crate::json::strings;
 use crate::scim::Directory;
 use crate::support::{request, TestApp};
 use idp::{Forge, TestIdp, CLIENT_ID, CLIENT_SECRET};
@@ -196,12 +197,7 @@ async fn jit_creates_the_member_on_first_sign_in_and_updates_it_in_place_after()
 
     let (status, audit) = dir.admin("GET", "/audit-log?action=sso.", None).await;
     assert_eq!(status, 200, "{audit}");
-    let actions: Vec<&str> = audit["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["action"].as_str().unwrap())
-        .collect();
+    let actions: Vec<&str> = strings(&audit["data"], "action");
     assert_eq!(
         actions
             .iter()

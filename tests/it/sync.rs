@@ -10,6 +10,7 @@ use crate::fixtures::{
     admin, create_child, members, put_confirmed, seed_users, start_sync, switch_to_scim,
     wait_for_run,
 };
+use crate::json::{items, strings};
 use crate::scim::Directory;
 use crate::support::poll;
 
@@ -390,12 +391,7 @@ async fn a_manual_sync_runs_on_the_worker_and_reports_what_it_did() {
         ["hal@example.com", "ivy@example.com"]
     );
     let (_, runs) = dir.admin("GET", "/syncs", None).await;
-    let kinds: Vec<&str> = runs["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["kind"].as_str().unwrap())
-        .collect();
+    let kinds: Vec<&str> = strings(&runs["data"], "kind");
     assert_eq!(kinds, ["manual", "mode_change"], "newest first");
     dir.app.finish().await;
 }
@@ -641,10 +637,7 @@ async fn status_and_directory_views_show_what_the_idp_holds_and_whether_the_org_
     let (_, feed) = dir
         .admin("GET", &format!("{conn}/directory/events?limit=2"), None)
         .await;
-    let seqs: Vec<i64> = feed["data"]
-        .as_array()
-        .unwrap()
-        .iter()
+    let seqs: Vec<i64> = items(&feed["data"])
         .map(|e| e["seq"].as_i64().unwrap())
         .collect();
     assert_eq!(seqs.len(), 2);
@@ -656,11 +649,7 @@ async fn status_and_directory_views_show_what_the_idp_holds_and_whether_the_org_
             None,
         )
         .await;
-    assert!(older["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .all(|e| e["seq"].as_i64().unwrap() < seqs[1]));
+    assert!(items(&older["data"]).all(|e| e["seq"].as_i64().unwrap() < seqs[1]));
 
     let (_, per_org) = dir.admin("GET", &format!("{conn}/sync-status"), None).await;
     assert_eq!(per_org["orgs"].as_array().unwrap().len(), 1, "{per_org}");
@@ -701,12 +690,7 @@ async fn the_audit_log_records_who_changed_what_and_never_a_token() {
 
     let (status, log) = dir.admin("GET", "/audit-log", None).await;
     assert_eq!(status, 200, "{log}");
-    let actions: Vec<&str> = log["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["action"].as_str().unwrap())
-        .collect();
+    let actions: Vec<&str> = strings(&log["data"], "action");
     assert_eq!(
         actions,
         [

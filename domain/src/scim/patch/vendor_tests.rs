@@ -6,10 +6,23 @@ use super::*;
 
 const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 
-fn run(resource: &mut Value, kind: ResourceKind, body: Value) -> PatchOutcome {
+/// Applies a PatchOp message of `operations` to `resource`, as an IdP sends it.
+fn run(resource: &mut Value, kind: ResourceKind, operations: Value) -> PatchOutcome {
+    let body = json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": operations,
+    });
     let request: PatchRequest = serde_json::from_value(body).unwrap();
     request.validate().unwrap();
     apply_patch(resource, &request.operations, kind).unwrap()
+}
+
+fn patch_user(user: &mut Value, operations: Value) -> PatchOutcome {
+    run(user, ResourceKind::User, operations)
+}
+
+fn patch_group(group: &mut Value, operations: Value) -> PatchOutcome {
+    run(group, ResourceKind::Group, operations)
 }
 
 fn user() -> Value {
@@ -30,13 +43,9 @@ fn group() -> Value {
 #[test]
 fn okta_deactivates_a_user_with_a_path_less_replace() {
     let mut u = user();
-    let out = run(
+    let out = patch_user(
         &mut u,
-        ResourceKind::User,
-        json!({
-            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-            "Operations": [{"op": "replace", "value": {"active": false}}]
-        }),
+        json!([{"op": "replace", "value": {"active": false}}]),
     );
     assert!(out.changed);
     assert_eq!(u["active"], false);
@@ -45,17 +54,13 @@ fn okta_deactivates_a_user_with_a_path_less_replace() {
 #[test]
 fn okta_renames_a_group_echoing_its_id_and_manages_members() {
     let mut g = group();
-    let out = run(
+    let out = patch_group(
         &mut g,
-        ResourceKind::Group,
-        json!({
-            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-            "Operations": [
-                {"op": "replace", "value": {"id": "abf4dd94", "displayName": "Renamed"}},
-                {"op": "add", "path": "members", "value": [{"value": "23a35c27", "display": "test.user@okta.local"}]},
-                {"op": "remove", "path": "members[value eq \"89bb1940\"]"}
-            ]
-        }),
+        json!([
+            {"op": "replace", "value": {"id": "abf4dd94", "displayName": "Renamed"}},
+            {"op": "add", "path": "members", "value": [{"value": "23a35c27", "display": "test.user@okta.local"}]},
+            {"op": "remove", "path": "members[value eq \"89bb1940\"]"}
+        ]),
     );
     assert_eq!(g["displayName"], "Renamed");
     assert!(g.get("members").is_none());
@@ -71,13 +76,9 @@ fn okta_renames_a_group_echoing_its_id_and_manages_members() {
 #[test]
 fn okta_sets_a_password_without_storing_anything_unexpected() {
     let mut u = user();
-    run(
+    patch_user(
         &mut u,
-        ResourceKind::User,
-        json!({
-            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-            "Operations": [{"op": "replace", "value": {"password": "t1meMa$heen"}}]
-        }),
+        json!([{"op": "replace", "value": {"password": "t1meMa$heen"}}]),
     );
     assert_eq!(u["password"], "t1meMa$heen");
 }
@@ -85,21 +86,17 @@ fn okta_sets_a_password_without_storing_anything_unexpected() {
 #[test]
 fn entra_updates_a_user_with_capitalised_ops_and_filtered_paths() {
     let mut u = user();
-    run(
+    patch_user(
         &mut u,
-        ResourceKind::User,
-        json!({
-            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-            "Operations": [
-                {"op": "Replace", "path": "emails[type eq \"work\"].value", "value": "updated@contoso.com"},
-                {"op": "Replace", "path": "name.familyName", "value": "updatedFamilyName"},
-                {"op": "Add", "path": "phoneNumbers[type eq \"mobile\"].value", "value": "+1 206 555 0100"},
-                {"op": "Add", "path": "addresses[type eq \"work\"].streetAddress", "value": "1 Microsoft Way"},
-                {"op": "Add", "path": "addresses[type eq \"work\"].locality", "value": "Redmond"},
-                {"op": "Replace", "path": "active", "value": "False"},
-                {"op": "Add", "path": "externalId", "value": "0a21f0f2-8d2a-4f8e-bf98-7a3a9e0d4d6b"}
-            ]
-        }),
+        json!([
+            {"op": "Replace", "path": "emails[type eq \"work\"].value", "value": "updated@contoso.com"},
+            {"op": "Replace", "path": "name.familyName", "value": "updatedFamilyName"},
+            {"op": "Add", "path": "phoneNumbers[type eq \"mobile\"].value", "value": "+1 206 555 0100"},
+            {"op": "Add", "path": "addresses[type eq \"work\"].streetAddress", "value": "1 Microsoft Way"},
+            {"op": "Add", "path": "addresses[type eq \"work\"].locality", "value": "Redmond"},
+            {"op": "Replace", "path": "active", "value": "False"},
+            {"op": "Add", "path": "externalId", "value": "0a21f0f2-8d2a-4f8e-bf98-7a3a9e0d4d6b"}
+        ]),
     );
     assert_eq!(
         u["emails"],
@@ -120,17 +117,13 @@ fn entra_updates_a_user_with_capitalised_ops_and_filtered_paths() {
 #[test]
 fn entra_sets_and_removes_the_manager_and_enterprise_attributes() {
     let mut u = user();
-    run(
+    patch_user(
         &mut u,
-        ResourceKind::User,
-        json!({
-            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-            "Operations": [
-                {"op": "Add", "path": format!("{ENTERPRISE}:manager"), "value": "2819c223-7f76-453a-919d-413861904646"},
-                {"op": "Add", "path": format!("{ENTERPRISE}:department"), "value": "Sales"},
-                {"op": "Replace", "path": format!("{ENTERPRISE}:employeeNumber"), "value": 1234}
-            ]
-        }),
+        json!([
+            {"op": "Add", "path": format!("{ENTERPRISE}:manager"), "value": "2819c223-7f76-453a-919d-413861904646"},
+            {"op": "Add", "path": format!("{ENTERPRISE}:department"), "value": "Sales"},
+            {"op": "Replace", "path": format!("{ENTERPRISE}:employeeNumber"), "value": 1234}
+        ]),
     );
     assert_eq!(
         u[ENTERPRISE],
@@ -140,17 +133,13 @@ fn entra_sets_and_removes_the_manager_and_enterprise_attributes() {
             "employeeNumber": "1234"
         })
     );
-    run(
+    patch_user(
         &mut u,
-        ResourceKind::User,
-        json!({
-            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-            "Operations": [
-                {"op": "Remove", "path": format!("{ENTERPRISE}:manager")},
-                {"op": "Remove", "path": format!("{ENTERPRISE}:department")},
-                {"op": "Remove", "path": format!("{ENTERPRISE}:employeeNumber")}
-            ]
-        }),
+        json!([
+            {"op": "Remove", "path": format!("{ENTERPRISE}:manager")},
+            {"op": "Remove", "path": format!("{ENTERPRISE}:department")},
+            {"op": "Remove", "path": format!("{ENTERPRISE}:employeeNumber")}
+        ]),
     );
     assert!(u.get(ENTERPRISE).is_none());
 }
@@ -158,17 +147,13 @@ fn entra_sets_and_removes_the_manager_and_enterprise_attributes() {
 #[test]
 fn entra_changes_group_membership_with_value_lists() {
     let mut g = group();
-    let out = run(
+    let out = patch_group(
         &mut g,
-        ResourceKind::Group,
-        json!({
-            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-            "Operations": [
-                {"op": "Add", "path": "members", "value": [{"$ref": null, "value": "f648f8d5-ea3e-4cf7-8a9b-5f6e1f4a3b2c"}]},
-                {"op": "Remove", "path": "members", "value": [{"value": "a9b5c2d4-0000-4e3c-9c1b-7a6d5e4f3a2b"}]},
-                {"op": "Replace", "path": "displayName", "value": "1879db59-3bdf-4490-ad68-ab880a269474updatedDisplayName"}
-            ]
-        }),
+        json!([
+            {"op": "Add", "path": "members", "value": [{"$ref": null, "value": "f648f8d5-ea3e-4cf7-8a9b-5f6e1f4a3b2c"}]},
+            {"op": "Remove", "path": "members", "value": [{"value": "a9b5c2d4-0000-4e3c-9c1b-7a6d5e4f3a2b"}]},
+            {"op": "Replace", "path": "displayName", "value": "1879db59-3bdf-4490-ad68-ab880a269474updatedDisplayName"}
+        ]),
     );
     assert_eq!(
         out.member_changes,
@@ -186,17 +171,13 @@ fn entra_changes_group_membership_with_value_lists() {
 #[test]
 fn onelogin_replaces_attributes_and_removes_members_by_value() {
     let mut u = user();
-    run(
+    patch_user(
         &mut u,
-        ResourceKind::User,
-        json!({
-            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-            "Operations": [{"op": "replace", "value": {
-                "name": {"givenName": "Onelogin", "familyName": "Person"},
-                "title": "Engineer",
-                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"department": "R&D"}
-            }}]
-        }),
+        json!([{"op": "replace", "value": {
+            "name": {"givenName": "Onelogin", "familyName": "Person"},
+            "title": "Engineer",
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"department": "R&D"}
+        }}]),
     );
     assert_eq!(
         u["name"],
@@ -205,13 +186,9 @@ fn onelogin_replaces_attributes_and_removes_members_by_value() {
     assert_eq!(u[ENTERPRISE]["department"], "R&D");
 
     let mut g = group();
-    let out = run(
+    let out = patch_group(
         &mut g,
-        ResourceKind::Group,
-        json!({
-            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-            "Operations": [{"op": "remove", "path": "members", "value": [{"value": "u-1"}, {"value": "u-2"}]}]
-        }),
+        json!([{"op": "remove", "path": "members", "value": [{"value": "u-1"}, {"value": "u-2"}]}]),
     );
     assert_eq!(
         out.member_changes,
@@ -222,19 +199,15 @@ fn onelogin_replaces_attributes_and_removes_members_by_value() {
 #[test]
 fn jumpcloud_replaces_group_members_and_updates_users() {
     let mut g = group();
-    let out = run(
+    let out = patch_group(
         &mut g,
-        ResourceKind::Group,
-        json!({
-            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-            "Operations": [
-                {"op": "replace", "path": "displayName", "value": "Engineering"},
-                {"op": "replace", "path": "members", "value": [
-                    {"value": "5f1b3c", "display": "a@example.com", "type": "User"},
-                    {"value": "5f1b3d", "display": "b@example.com", "type": "User"}
-                ]}
-            ]
-        }),
+        json!([
+            {"op": "replace", "path": "displayName", "value": "Engineering"},
+            {"op": "replace", "path": "members", "value": [
+                {"value": "5f1b3c", "display": "a@example.com", "type": "User"},
+                {"value": "5f1b3d", "display": "b@example.com", "type": "User"}
+            ]}
+        ]),
     );
     assert_eq!(
         out.member_changes,
@@ -246,16 +219,12 @@ fn jumpcloud_replaces_group_members_and_updates_users() {
     assert_eq!(g["displayName"], "Engineering");
 
     let mut u = user();
-    run(
+    patch_user(
         &mut u,
-        ResourceKind::User,
-        json!({
-            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-            "Operations": [
-                {"op": "replace", "path": "active", "value": false},
-                {"op": "replace", "path": "emails", "value": [{"value": "new@jc.example", "type": "work", "primary": true}]}
-            ]
-        }),
+        json!([
+            {"op": "replace", "path": "active", "value": false},
+            {"op": "replace", "path": "emails", "value": [{"value": "new@jc.example", "type": "work", "primary": true}]}
+        ]),
     );
     assert_eq!(
         u["emails"],

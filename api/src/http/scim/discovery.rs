@@ -1,14 +1,13 @@
 //! Discovery (RFC 7644 §4): what this service provider supports, truthfully.
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use orgsync_domain::directory::ScimError;
 use orgsync_domain::scim::{schema_json, ResourceKind, SchemaDef};
 use serde_json::{json, Value};
 
 use super::error::unsupported;
-use super::{authenticate, ScimApiError, SCIM_CONTENT_TYPE};
-use crate::state::AppState;
+use super::{ScimApiError, ScimCall, SCIM_CONTENT_TYPE};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     for (path, handler) in [
@@ -39,20 +38,12 @@ async fn method_not_allowed() -> HttpResponse {
     )
 }
 
-async fn not_implemented(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ScimApiError> {
-    authenticate(&req, &state).await?;
+/// Only an authenticated caller learns what is not supported.
+async fn not_implemented(_call: ScimCall) -> Result<HttpResponse, ScimApiError> {
     Ok(unsupported(
         StatusCode::NOT_IMPLEMENTED,
         "not supported by this service provider (see /ServiceProviderConfig)",
     ))
-}
-
-pub fn base_url(state: &AppState, req: &HttpRequest) -> String {
-    let conn = req.match_info().get("conn").unwrap_or_default();
-    format!("{}/scim/v2/{conn}", state.public_url)
 }
 
 fn scim(body: Value) -> HttpResponse {
@@ -61,12 +52,8 @@ fn scim(body: Value) -> HttpResponse {
         .body(body.to_string())
 }
 
-async fn service_provider_config(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ScimApiError> {
-    authenticate(&req, &state).await?;
-    let base = base_url(&state, &req);
+async fn service_provider_config(call: ScimCall) -> Result<HttpResponse, ScimApiError> {
+    let base = call.base_url();
     Ok(scim(json!({
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
         "documentationUri": "https://orgsync.dev/docs/scim",
@@ -121,22 +108,16 @@ fn list(resources: Vec<Value>) -> Value {
     })
 }
 
-async fn resource_types(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ScimApiError> {
-    listing(
-        &req,
-        &state,
+async fn resource_types(call: ScimCall) -> Result<HttpResponse, ScimApiError> {
+    Ok(listing(
+        &call,
         [ResourceKind::User, ResourceKind::Group],
         resource_type_json,
-    )
-    .await
+    ))
 }
 
 async fn resource_type(
-    req: HttpRequest,
-    state: web::Data<AppState>,
+    call: ScimCall,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ScimApiError> {
     let kind = match path.1.as_str() {
@@ -144,37 +125,32 @@ async fn resource_type(
         "Group" => Some(ResourceKind::Group),
         _ => None,
     };
-    one(&req, &state, kind, resource_type_json, || {
+    one(&call, kind, resource_type_json, || {
         format!("no resource type {}", path.1)
     })
-    .await
 }
 
 /// A discovery list: each of `items` rendered against this connection's base URL.
-async fn listing<T>(
-    req: &HttpRequest,
-    state: &AppState,
+fn listing<T>(
+    call: &ScimCall,
     items: impl IntoIterator<Item = T>,
     render: impl Fn(T, &str) -> Value,
-) -> Result<HttpResponse, ScimApiError> {
-    authenticate(req, state).await?;
-    let base = base_url(state, req);
-    Ok(scim(list(
+) -> HttpResponse {
+    let base = call.base_url();
+    scim(list(
         items.into_iter().map(|item| render(item, &base)).collect(),
-    )))
+    ))
 }
 
 /// One discovery resource, `found` rendered against this connection's base
 /// URL; `NotFound` when there is none, but only to an authenticated caller.
-async fn one<T>(
-    req: &HttpRequest,
-    state: &AppState,
+fn one<T>(
+    call: &ScimCall,
     found: Option<T>,
     render: impl FnOnce(T, &str) -> Value,
     missing: impl FnOnce() -> String,
 ) -> Result<HttpResponse, ScimApiError> {
-    authenticate(req, state).await?;
-    let base = base_url(state, req);
+    let base = call.base_url();
     let found = found.ok_or_else(|| ScimError::NotFound(missing()))?;
     Ok(scim(render(found, &base)))
 }
@@ -186,21 +162,16 @@ fn all_schemas() -> Vec<&'static SchemaDef> {
     all
 }
 
-async fn schemas(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ScimApiError> {
-    listing(&req, &state, all_schemas(), schema_json).await
+async fn schemas(call: ScimCall) -> Result<HttpResponse, ScimApiError> {
+    Ok(listing(&call, all_schemas(), schema_json))
 }
 
 async fn schema(
-    req: HttpRequest,
-    state: web::Data<AppState>,
+    call: ScimCall,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ScimApiError> {
     let found = all_schemas().into_iter().find(|s| s.id == path.1);
-    one(&req, &state, found, schema_json, || {
+    one(&call, found, schema_json, || {
         format!("no schema {}", path.1)
     })
-    .await
 }

@@ -4,18 +4,17 @@
 
 use actix_web::http::{header, StatusCode};
 use actix_web::web::Bytes;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use orgsync_domain::directory::{ConnectionId, GroupRecord, ResourceId};
 use orgsync_domain::scim::ResourceKind;
 use serde_json::Value;
 
-use super::discovery::base_url;
-use super::render::{self, etag, if_match};
+use super::render::{self, etag};
 use super::resources::{
-    body, delete_resource, id_of, list_response, patch_request, query, resource_headers,
-    resource_response, write_request, ListParams, ProjectionParams,
+    delete_resource, list_response, patch_request, query, resource_headers, resource_response,
+    ListParams, ProjectionParams,
 };
-use super::{authenticate, directory_changed, ScimApiError};
+use super::{ScimApiError, ScimCall};
 use crate::state::AppState;
 
 type Answer = Result<HttpResponse, ScimApiError>;
@@ -25,9 +24,7 @@ const MEMBER_PAGE: u64 = 2000;
 
 /// Answers with one group; its members (unless excluded) are streamed after the rest.
 async fn group_answer(
-    state: web::Data<AppState>,
-    req: &HttpRequest,
-    conn: ConnectionId,
+    call: &ScimCall,
     record: &GroupRecord,
     projection: &ProjectionParams,
     status: StatusCode,
@@ -36,15 +33,22 @@ async fn group_answer(
         projection.attributes.as_deref(),
         projection.excluded_attributes.as_deref(),
     );
-    let base = base_url(&state, req);
+    let base = call.base_url();
     let head = render::project(render::group(record, None, &base), attributes, excluded);
     let location = format!("{base}/Groups/{}", record.id);
     let location = (status == StatusCode::CREATED).then_some(location.as_str());
     if !render::wants("members", attributes, excluded) {
         return Ok(resource_response(status, head, record.version, location));
     }
-    Ok(resource_headers(status, record.version, location)
-        .streaming(member_stream(state, conn, record.id, head, base)))
+    Ok(
+        resource_headers(status, record.version, location).streaming(member_stream(
+            call.state.clone(),
+            call.conn,
+            record.id,
+            head,
+            base,
+        )),
+    )
 }
 
 /// `{...head, "members":[` built member by member with serde, so the result
@@ -132,61 +136,50 @@ fn member_stream(
 }
 
 pub async fn create_group(
-    req: HttpRequest,
-    state: web::Data<AppState>,
+    call: ScimCall,
     payload: web::Payload,
     p: web::Query<ProjectionParams>,
 ) -> Answer {
-    let conn = authenticate(&req, &state).await?;
-    let record = state
-        .scim
-        .create_group(conn, body(payload, &state).await?)
-        .await?;
-    directory_changed(&state, conn).await;
-    group_answer(state, &req, conn, &record, &p, StatusCode::CREATED).await
+    let body = call.body(payload).await?;
+    let record = call.state.scim.create_group(call.conn, body).await?;
+    call.directory_changed();
+    group_answer(&call, &record, &p, StatusCode::CREATED).await
 }
 
-pub async fn get_group(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    p: web::Query<ProjectionParams>,
-) -> Answer {
-    let conn = authenticate(&req, &state).await?;
-    let record = state
-        .scim
-        .get_group(conn, id_of(&req, ResourceKind::Group)?)
-        .await?;
-    group_answer(state, &req, conn, &record, &p, StatusCode::OK).await
+pub async fn get_group(call: ScimCall, p: web::Query<ProjectionParams>) -> Answer {
+    let id = call.id(ResourceKind::Group)?;
+    let record = call.state.scim.get_group(call.conn, id).await?;
+    group_answer(&call, &record, &p, StatusCode::OK).await
 }
 
 pub async fn replace_group(
-    req: HttpRequest,
-    state: web::Data<AppState>,
+    call: ScimCall,
     payload: web::Payload,
     p: web::Query<ProjectionParams>,
 ) -> Answer {
-    let (conn, id, body) = write_request(&req, &state, payload, ResourceKind::Group).await?;
-    let record = state
+    let (id, body) = call.write(payload, ResourceKind::Group).await?;
+    let record = call
+        .state
         .scim
-        .replace_group(conn, id, body, if_match(&req))
+        .replace_group(call.conn, id, body, call.if_match())
         .await?;
-    directory_changed(&state, conn).await;
-    group_answer(state, &req, conn, &record, &p, StatusCode::OK).await
+    call.directory_changed();
+    group_answer(&call, &record, &p, StatusCode::OK).await
 }
 
 pub async fn patch_group(
-    req: HttpRequest,
-    state: web::Data<AppState>,
+    call: ScimCall,
     payload: web::Payload,
     p: web::Query<ProjectionParams>,
 ) -> Answer {
-    let (conn, id, body) = write_request(&req, &state, payload, ResourceKind::Group).await?;
+    let (id, body) = call.write(payload, ResourceKind::Group).await?;
     let patch = patch_request(body)?;
-    let record = state
+    let record = call
+        .state
         .scim
-        .patch_group(conn, id, &patch, if_match(&req))
+        .patch_group(call.conn, id, &patch, call.if_match())
         .await?;
-    directory_changed(&state, conn).await;
+    call.directory_changed();
     // RFC 7644 §3.5.2 lets a PATCH answer 204 with no body. Entra ID and Okta
     // send one PATCH per membership change and ignore the body, so answering
     // with the whole member list would make every change cost the group's
@@ -197,22 +190,17 @@ pub async fn patch_group(
             .insert_header((header::ETAG, etag(record.version)))
             .finish());
     }
-    group_answer(state, &req, conn, &record, &p, StatusCode::OK).await
+    group_answer(&call, &record, &p, StatusCode::OK).await
 }
 
-pub async fn delete_group(req: HttpRequest, state: web::Data<AppState>) -> Answer {
-    delete_resource(&req, &state, ResourceKind::Group).await
+pub async fn delete_group(call: ScimCall) -> Answer {
+    delete_resource(&call, ResourceKind::Group).await
 }
 
-pub async fn list_groups(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    params: web::Query<ListParams>,
-) -> Answer {
-    let conn = authenticate(&req, &state).await?;
+pub async fn list_groups(call: ScimCall, params: web::Query<ListParams>) -> Answer {
     let query = query(&params, ResourceKind::Group)?;
-    let listed = state.scim.list_groups(conn, &query).await?;
-    let base = base_url(&state, &req);
+    let listed = call.state.scim.list_groups(call.conn, &query).await?;
+    let base = call.base_url();
     // Lists never carry members (a page of large groups would be unbounded);
     // each group's `members` is one GET away. Member counts are in `meta`.
     Ok(list_response(&listed, &query, &params, |record| {

@@ -1,17 +1,17 @@
 //! `/Users` and `/Groups`: create, read, list, replace, patch, delete.
 
 use actix_web::http::{header, StatusCode};
-use actix_web::{web, HttpRequest, HttpResponse, HttpResponseBuilder};
+use actix_web::{web, HttpResponse, HttpResponseBuilder};
 use futures::StreamExt;
-use orgsync_domain::directory::{ConnectionId, ResourceId, ScimError, ScimQuery, SortKey};
+use orgsync_domain::directory::{ScimError, ScimQuery, SortKey};
 use orgsync_domain::ports::Listed;
 use orgsync_domain::scim::{Filter, PatchRequest, ResourceKind};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::error::unsupported;
-use super::render::{self, etag, if_match};
-use super::{authenticate, directory_changed, ScimApiError, SCIM_CONTENT_TYPE};
+use super::render::{self, etag};
+use super::{ScimApiError, ScimCall, SCIM_CONTENT_TYPE};
 use crate::state::AppState;
 
 /// The most resources one list response returns (advertised as `filter.maxResults`).
@@ -46,8 +46,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/Groups/{id}", web::delete().to(delete_group));
 }
 
-async fn not_supported(req: HttpRequest, state: web::Data<AppState>) -> Answer {
-    authenticate(&req, &state).await?;
+/// Only an authenticated caller learns what is not supported.
+async fn not_supported(_call: ScimCall) -> Answer {
     Ok(unsupported(
         StatusCode::NOT_IMPLEMENTED,
         "POST .search is not supported; use GET with filter",
@@ -71,15 +71,6 @@ pub struct ListParams {
 pub struct ProjectionParams {
     pub(super) attributes: Option<String>,
     pub(super) excluded_attributes: Option<String>,
-}
-
-pub(super) fn id_of(req: &HttpRequest, kind: ResourceKind) -> Result<ResourceId, ScimApiError> {
-    let raw = req.match_info().get("id").unwrap_or_default();
-    // Ids are ours (UUIDs); anything else simply does not exist.
-    uuid::Uuid::parse_str(raw).map_err(|_| {
-        let what = kind.core_schema().name;
-        ScimApiError(ScimError::NotFound(format!("{what} {raw} not found")))
-    })
 }
 
 fn integer(raw: Option<&str>, name: &str) -> Result<Option<i64>, ScimApiError> {
@@ -226,28 +217,13 @@ pub(super) fn list_response<T>(
     )
 }
 
-/// What a PUT or PATCH of `/Users/{id}` or `/Groups/{id}` starts from, in
-/// the order its errors are answered: the connection, the resource, the body.
-pub(super) async fn write_request(
-    req: &HttpRequest,
-    state: &AppState,
-    payload: web::Payload,
-    kind: ResourceKind,
-) -> Result<(ConnectionId, ResourceId, Value), ScimApiError> {
-    let conn = authenticate(req, state).await?;
-    let id = id_of(req, kind)?;
-    Ok((conn, id, body(payload, state).await?))
-}
-
 /// DELETE `/Users/{id}` or `/Groups/{id}`: 204 with no body.
-pub(super) async fn delete_resource(
-    req: &HttpRequest,
-    state: &AppState,
-    kind: ResourceKind,
-) -> Answer {
-    let conn = authenticate(req, state).await?;
-    let id = id_of(req, kind)?;
-    state.scim.delete(kind, conn, id, if_match(req)).await?;
-    directory_changed(state, conn).await;
+pub(super) async fn delete_resource(call: &ScimCall, kind: ResourceKind) -> Answer {
+    let id = call.id(kind)?;
+    call.state
+        .scim
+        .delete(kind, call.conn, id, call.if_match())
+        .await?;
+    call.directory_changed();
     Ok(HttpResponse::NoContent().finish())
 }

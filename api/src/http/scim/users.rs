@@ -1,31 +1,27 @@
 //! `/Users`.
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use orgsync_domain::directory::{UserView, WithGroups};
 use orgsync_domain::scim::ResourceKind;
 
-use super::discovery::base_url;
-use super::render::{self, if_match};
+use super::render;
 use super::resources::{
-    body, delete_resource, id_of, list_response, patch_request, query, resource_response,
-    write_request, ListParams, ProjectionParams,
+    delete_resource, list_response, patch_request, query, resource_response, ListParams,
+    ProjectionParams,
 };
-use super::{authenticate, directory_changed, ScimApiError};
-use crate::state::AppState;
+use super::{ScimApiError, ScimCall};
 
 type Answer = Result<HttpResponse, ScimApiError>;
 
 /// Renders one user (with its groups) as the answer to a request.
 fn user_answer(
-    state: &AppState,
-    req: &HttpRequest,
+    call: &ScimCall,
     view: &UserView,
     projection: &ProjectionParams,
     status: StatusCode,
 ) -> Answer {
-    let base = base_url(state, req);
-    let value = render::user(view, &base);
+    let value = render::user(view, &call.base_url());
     let location = (status == StatusCode::CREATED)
         .then(|| value["meta"]["location"].as_str().map(str::to_owned))
         .flatten();
@@ -61,82 +57,70 @@ impl ProjectionParams {
 }
 
 pub async fn create_user(
-    req: HttpRequest,
-    state: web::Data<AppState>,
+    call: ScimCall,
     payload: web::Payload,
     p: web::Query<ProjectionParams>,
 ) -> Answer {
-    let conn = authenticate(&req, &state).await?;
-    let view = state
-        .scim
-        .create_user(conn, body(payload, &state).await?)
-        .await?;
-    directory_changed(&state, conn).await;
-    user_answer(&state, &req, &view, &p, StatusCode::CREATED)
+    let body = call.body(payload).await?;
+    let view = call.state.scim.create_user(call.conn, body).await?;
+    call.directory_changed();
+    user_answer(&call, &view, &p, StatusCode::CREATED)
 }
 
-pub async fn get_user(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    p: web::Query<ProjectionParams>,
-) -> Answer {
-    let conn = authenticate(&req, &state).await?;
-    let view = state
-        .scim
-        .get_user(conn, id_of(&req, ResourceKind::User)?, p.groups())
-        .await?;
-    user_answer(&state, &req, &view, &p, StatusCode::OK)
+pub async fn get_user(call: ScimCall, p: web::Query<ProjectionParams>) -> Answer {
+    let id = call.id(ResourceKind::User)?;
+    let view = call.state.scim.get_user(call.conn, id, p.groups()).await?;
+    user_answer(&call, &view, &p, StatusCode::OK)
 }
 
 pub async fn replace_user(
-    req: HttpRequest,
-    state: web::Data<AppState>,
+    call: ScimCall,
     payload: web::Payload,
     p: web::Query<ProjectionParams>,
 ) -> Answer {
-    let (conn, id, body) = write_request(&req, &state, payload, ResourceKind::User).await?;
-    let view = state
+    let (id, body) = call.write(payload, ResourceKind::User).await?;
+    let view = call
+        .state
         .scim
-        .replace_user(conn, id, body, if_match(&req), p.groups())
+        .replace_user(call.conn, id, body, call.if_match(), p.groups())
         .await?;
-    directory_changed(&state, conn).await;
-    user_answer(&state, &req, &view, &p, StatusCode::OK)
+    call.directory_changed();
+    user_answer(&call, &view, &p, StatusCode::OK)
 }
 
 pub async fn patch_user(
-    req: HttpRequest,
-    state: web::Data<AppState>,
+    call: ScimCall,
     payload: web::Payload,
     p: web::Query<ProjectionParams>,
 ) -> Answer {
-    let (conn, id, body) = write_request(&req, &state, payload, ResourceKind::User).await?;
+    let (id, body) = call.write(payload, ResourceKind::User).await?;
     let patch = patch_request(body)?;
-    let view = state
+    let view = call
+        .state
         .scim
-        .patch_user(conn, id, &patch, if_match(&req), p.groups())
+        .patch_user(call.conn, id, &patch, call.if_match(), p.groups())
         .await?;
-    directory_changed(&state, conn).await;
-    user_answer(&state, &req, &view, &p, StatusCode::OK)
+    call.directory_changed();
+    user_answer(&call, &view, &p, StatusCode::OK)
 }
 
-pub async fn delete_user(req: HttpRequest, state: web::Data<AppState>) -> Answer {
-    delete_resource(&req, &state, ResourceKind::User).await
+pub async fn delete_user(call: ScimCall) -> Answer {
+    delete_resource(&call, ResourceKind::User).await
 }
 
-pub async fn list_users(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    params: web::Query<ListParams>,
-) -> Answer {
-    let conn = authenticate(&req, &state).await?;
+pub async fn list_users(call: ScimCall, params: web::Query<ListParams>) -> Answer {
     let query = query(&params, ResourceKind::User)?;
     let groups = with_groups(
         params.attributes.as_deref(),
         params.excluded_attributes.as_deref(),
     );
     // The page's groups come with it: one statement, not one per user.
-    let listed = state.scim.list_users(conn, &query, groups).await?;
-    let base = base_url(&state, &req);
+    let listed = call
+        .state
+        .scim
+        .list_users(call.conn, &query, groups)
+        .await?;
+    let base = call.base_url();
     Ok(list_response(&listed, &query, &params, |user| {
         render::user(user, &base)
     }))

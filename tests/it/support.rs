@@ -131,7 +131,10 @@ impl TestDb {
 pub fn settings(database_url: &str) -> Settings {
     let mut settings = Settings::load(None).expect("default settings");
     settings.database.url = Some(database_url.to_owned());
-    settings.database.max_connections = 3;
+    // Small pools keep many tests in parallel under PostgreSQL's connection
+    // limit; one export at a time holds half of it.
+    settings.database.max_connections = 4;
+    settings.limits.exports_at_once = 1;
     settings.database.migrate_on_start = false;
     settings.redis.url = Some(redis_url());
     settings.redis.key_prefix = format!("orgsync-test:{}:", Uuid::new_v4().simple());

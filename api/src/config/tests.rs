@@ -125,3 +125,41 @@ fn sso_redirect_uris_come_comma_separated_from_the_environment() {
     let defaults = load_env(&[]).map(|s| s.sso.redirect_uris.len());
     assert_eq!(defaults.ok(), Some(0));
 }
+
+#[test]
+fn exports_may_hold_at_most_half_of_a_postgres_pool() {
+    let server = [
+        ("ORGSYNC__DATABASE__URL", "postgres://localhost/x"),
+        (
+            "ORGSYNC__AUTH__JWT_SECRET",
+            "0123456789abcdef0123456789abcdef",
+        ),
+    ];
+    let with = |pool: &'static str, exports: &'static str| {
+        let mut vars = server.to_vec();
+        vars.push(("ORGSYNC__DATABASE__MAX_CONNECTIONS", pool));
+        vars.push(("ORGSYNC__LIMITS__EXPORTS_AT_ONCE", exports));
+        load_env(&vars).err().map(|e| e.to_string())
+    };
+    assert_eq!(with("10", "2"), None, "the shipped defaults hold");
+    assert_eq!(with("4", "1"), None);
+    let refused = with("10", "3").unwrap_or_default();
+    assert!(
+        refused.contains("limits.exports_at_once") && refused.contains("to 12"),
+        "{refused}"
+    );
+    assert!(
+        with("3", "1").is_some(),
+        "one export would take two of three"
+    );
+    // The embedded database holds no connection for an export.
+    let embedded = load_env(&[
+        ("ORGSYNC__DATABASE__MAX_CONNECTIONS", "1"),
+        ("ORGSYNC__LIMITS__EXPORTS_AT_ONCE", "4"),
+    ]);
+    assert!(
+        embedded.is_ok(),
+        "{:?}",
+        embedded.err().map(|e| e.to_string())
+    );
+}

@@ -90,6 +90,7 @@ impl Settings {
         if self.database.max_connections == 0 {
             return Err(invalid("database.max_connections", "must be at least 1"));
         }
+        self.export_share_of_pool()?;
         if let Some(url) = &self.redis.url {
             if !url.starts_with("redis://") && !url.starts_with("rediss://") {
                 return Err(invalid(
@@ -139,6 +140,32 @@ impl Settings {
             return Err(invalid(
                 "worker",
                 "batch, concurrency, lease and max_attempts must be at least 1",
+            ));
+        }
+        Ok(())
+    }
+
+    /// On PostgreSQL an export holds two of the pool's connections for as
+    /// long as it streams. Exports at once may hold at most half the pool,
+    /// so SCIM writes, admin calls and the workers always keep the other half.
+    fn export_share_of_pool(&self) -> Result<(), ConfigError> {
+        if !self.database_url().starts_with("postgres") {
+            return Ok(());
+        }
+        let pool = u64::from(self.database.max_connections);
+        let exports = u64::from(self.limits.exports_at_once);
+        if 2 * exports > pool / 2 {
+            let raise = format!("raise database.max_connections to {}", 4 * exports);
+            let remedy = match pool / 4 {
+                0 => raise,
+                fits => format!("lower it to {fits} or {raise}"),
+            };
+            return Err(invalid(
+                "limits.exports_at_once",
+                format!(
+                    "each export holds two database connections, and exports may hold at most \
+                     half of database.max_connections ({pool}): {remedy}"
+                ),
             ));
         }
         Ok(())

@@ -109,6 +109,7 @@ impl Runtime {
             settings.sync.plan_budget,
             Duration::from_millis(settings.sync.plan_wait_ms),
         );
+        let longest_export = Duration::from_secs(settings.limits.export_seconds);
         let sync = SyncService::new(
             orgs.clone(),
             SyncPorts {
@@ -201,14 +202,11 @@ impl Runtime {
                     members: members.clone(),
                     connections: connection_repo.clone(),
                     directory: directory.clone(),
-                    snapshots: Arc::new(SqlExportSnapshots::new(db.clone())),
+                    snapshots: Arc::new(SqlExportSnapshots::new(db.clone(), longest_export)),
                     feed: directory.clone(),
                     clock: clock.clone(),
                 },
-                ExportAdmission::new(
-                    settings.limits.exports_at_once as usize,
-                    Duration::from_secs(settings.limits.export_seconds),
-                ),
+                ExportAdmission::new(settings.limits.exports_at_once as usize, longest_export),
             ),
             public_url: settings.public_url(),
             metrics: Arc::new(crate::metrics::Metrics::new().context("defining metrics")?),

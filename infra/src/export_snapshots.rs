@@ -19,18 +19,25 @@ use sea_orm::{
 use crate::db::db_err;
 use crate::Database;
 
-/// How long PostgreSQL lets an export's transaction sit idle (a client that
-/// stopped reading) before it ends it. An open snapshot holds back vacuum
-/// for the whole cluster, every tenant's tables included.
+/// The longest PostgreSQL lets an export's transaction sit idle (a client
+/// that stopped reading) before it ends it. An open snapshot holds back
+/// vacuum for the whole cluster, every tenant's tables included.
 const IDLE_SNAPSHOT: Duration = Duration::from_secs(60);
 
 pub struct SqlExportSnapshots {
     db: Database,
+    /// How long a snapshot may sit idle: a minute, or less when no export
+    /// may read that long at all.
+    idle: Duration,
 }
 
 impl SqlExportSnapshots {
-    pub fn new(db: Database) -> Self {
-        Self { db }
+    /// Snapshots for exports that read for at most `longest`.
+    pub fn new(db: Database, longest: Duration) -> Self {
+        Self {
+            db,
+            idle: longest.min(IDLE_SNAPSHOT),
+        }
     }
 }
 
@@ -55,7 +62,7 @@ impl ExportSnapshots for SqlExportSnapshots {
                 groups: pool.clone(),
             }));
         }
-        let members = snapshot_transaction(pool).await?;
+        let members = snapshot_transaction(pool, self.idle).await?;
         let exported = members
             .query_one(Statement::from_string(
                 DbBackend::Postgres,
@@ -66,7 +73,7 @@ impl ExportSnapshots for SqlExportSnapshots {
             .ok_or_else(|| Error::Internal(anyhow::anyhow!("pg_export_snapshot answered nothing")))?
             .try_get::<String>("", "id")
             .map_err(db_err)?;
-        let groups = snapshot_transaction(pool).await?;
+        let groups = snapshot_transaction(pool, self.idle).await?;
         // The id comes from PostgreSQL itself (hex digits and dashes), and
         // SET takes no bind parameters.
         groups
@@ -78,8 +85,11 @@ impl ExportSnapshots for SqlExportSnapshots {
 }
 
 /// A read-only REPEATABLE READ transaction that PostgreSQL ends after
-/// [`IDLE_SNAPSHOT`] idle.
-async fn snapshot_transaction(pool: &DatabaseConnection) -> Result<DatabaseTransaction> {
+/// `idle` idle.
+async fn snapshot_transaction(
+    pool: &DatabaseConnection,
+    idle: Duration,
+) -> Result<DatabaseTransaction> {
     let txn = pool
         .begin_with_config(
             Some(IsolationLevel::RepeatableRead),
@@ -89,7 +99,7 @@ async fn snapshot_transaction(pool: &DatabaseConnection) -> Result<DatabaseTrans
         .map_err(db_err)?;
     txn.execute_unprepared(&format!(
         "SET LOCAL idle_in_transaction_session_timeout = {}",
-        IDLE_SNAPSHOT.as_millis()
+        idle.as_millis()
     ))
     .await
     .map_err(db_err)?;

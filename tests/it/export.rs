@@ -12,7 +12,7 @@ use orgsync_domain::Error;
 use sea_orm::{ConnectionTrait, Statement};
 use uuid::Uuid;
 
-use crate::fixtures::{create_root, seed_users, switch_to_scim};
+use crate::fixtures::{count, create_root, member_count, seed_users, switch_to_scim};
 use crate::scim::Directory;
 use crate::support::TestApp;
 
@@ -208,5 +208,57 @@ async fn an_export_reading_past_its_time_is_ended() {
     let next = export(&dir.app, &dir.org).await;
     assert!(next.is_ok(), "an export read to its end lets its place go");
     drop((fast, next));
+    dir.app.finish().await;
+}
+
+/// Sessions of the test's database sitting in an open transaction.
+async fn idle_in_transaction(dir: &Directory) -> i64 {
+    count(
+        &dir.app.runtime.db,
+        "SELECT count(*) AS n FROM pg_stat_activity \
+         WHERE datname = current_database() AND state LIKE 'idle in transaction%'"
+            .into(),
+    )
+    .await
+}
+
+/// A client that stops reading does not hold its snapshot (and vacuum, for
+/// every tenant) open: PostgreSQL ends the export's idle transactions once
+/// no export may still be reading (`limits.export_seconds`, at most a
+/// minute), and the pool goes on serving with fresh connections.
+#[actix_web::test]
+async fn a_stalled_export_lets_its_snapshot_go() {
+    let app = TestApp::spawn_with(|s| s.limits.export_seconds = 2).await;
+    let dir = Directory::on(app).await;
+    seed_users(&dir, 25).await;
+    switch_to_scim(&dir, &dir.org).await;
+
+    let mut stalled = export(&dir.app, &dir.org).await.unwrap();
+    assert_eq!(stalled.next_batch(10).await.unwrap().unwrap().len(), 10);
+    assert!(
+        idle_in_transaction(&dir).await >= 2,
+        "the export holds its two snapshot transactions"
+    );
+    let ended = async {
+        while idle_in_transaction(&dir).await > 0 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(15), ended)
+        .await
+        .expect("PostgreSQL ended the stalled export's transactions");
+    assert!(
+        stalled.next_batch(10).await.is_err(),
+        "the stalled export cannot go on"
+    );
+    drop(stalled);
+
+    assert_eq!(member_count(&dir, &dir.org).await, 25, "the pool recovered");
+    let mut rows = 0;
+    let mut again = export(&dir.app, &dir.org).await.unwrap();
+    while let Some(batch) = again.next_batch(10).await.unwrap() {
+        rows += batch.len();
+    }
+    assert_eq!(rows, 25);
     dir.app.finish().await;
 }

@@ -85,6 +85,75 @@ fn pem(value: &str, key: &'static str) -> Result<Vec<u8>, KeyError> {
     })
 }
 
+/// A key of either side of a signature: the verifier's or the minter's.
+trait JwtKey: Sized {
+    fn from_secret(secret: &[u8]) -> Self;
+    fn from_rsa_pem(pem: &[u8]) -> jsonwebtoken::errors::Result<Self>;
+    fn from_ed_pem(pem: &[u8]) -> jsonwebtoken::errors::Result<Self>;
+}
+
+impl JwtKey for DecodingKey {
+    fn from_secret(secret: &[u8]) -> Self {
+        Self::from_secret(secret)
+    }
+    fn from_rsa_pem(pem: &[u8]) -> jsonwebtoken::errors::Result<Self> {
+        Self::from_rsa_pem(pem)
+    }
+    fn from_ed_pem(pem: &[u8]) -> jsonwebtoken::errors::Result<Self> {
+        Self::from_ed_pem(pem)
+    }
+}
+
+impl JwtKey for EncodingKey {
+    fn from_secret(secret: &[u8]) -> Self {
+        Self::from_secret(secret)
+    }
+    fn from_rsa_pem(pem: &[u8]) -> jsonwebtoken::errors::Result<Self> {
+        Self::from_rsa_pem(pem)
+    }
+    fn from_ed_pem(pem: &[u8]) -> jsonwebtoken::errors::Result<Self> {
+        Self::from_ed_pem(pem)
+    }
+}
+
+/// The configuration key holding a PEM key, and why it is needed.
+struct PemKey<'a> {
+    key: &'static str,
+    value: Option<&'a str>,
+    needed: &'static str,
+}
+
+/// The key `algorithm` signs or verifies with: the HS256 secret, or the
+/// PEM key (text or file) for RS256 and EdDSA.
+fn configured_key<K: JwtKey>(
+    algorithm: JwtAlgorithm,
+    hs256_secret: Option<&[u8]>,
+    pem_key: PemKey<'_>,
+) -> Result<K, KeyError> {
+    let PemKey { key, value, needed } = pem_key;
+    if algorithm == JwtAlgorithm::HS256 {
+        let secret = hs256_secret.ok_or(KeyError {
+            key: "auth.jwt_secret",
+            message: "no HS256 secret available".into(),
+        })?;
+        return Ok(K::from_secret(secret));
+    }
+    let value = value.ok_or(KeyError {
+        key,
+        message: needed.into(),
+    })?;
+    let bytes = pem(value, key)?;
+    let parsed = if algorithm == JwtAlgorithm::RS256 {
+        K::from_rsa_pem(&bytes)
+    } else {
+        K::from_ed_pem(&bytes)
+    };
+    parsed.map_err(|e| KeyError {
+        key,
+        message: e.to_string(),
+    })
+}
+
 /// Verifies admin tokens.
 pub struct Verifier {
     key: DecodingKey,
@@ -96,28 +165,15 @@ impl Verifier {
     /// When the configured key cannot be read or parsed.
     pub fn new(settings: &AuthSettings, hs256_secret: Option<&[u8]>) -> Result<Self, KeyError> {
         let alg = algorithm(settings.jwt_algorithm);
-        let key = match settings.jwt_algorithm {
-            JwtAlgorithm::HS256 => DecodingKey::from_secret(hs256_secret.ok_or(KeyError {
-                key: "auth.jwt_secret",
-                message: "no HS256 secret available".into(),
-            })?),
-            JwtAlgorithm::RS256 | JwtAlgorithm::EdDSA => {
-                let value = settings.jwt_public_key.as_deref().ok_or(KeyError {
-                    key: "auth.jwt_public_key",
-                    message: "required for RS256 and EdDSA".into(),
-                })?;
-                let bytes = pem(value, "auth.jwt_public_key")?;
-                let parsed = if alg == Algorithm::RS256 {
-                    DecodingKey::from_rsa_pem(&bytes)
-                } else {
-                    DecodingKey::from_ed_pem(&bytes)
-                };
-                parsed.map_err(|e| KeyError {
-                    key: "auth.jwt_public_key",
-                    message: e.to_string(),
-                })?
-            }
-        };
+        let key = configured_key::<DecodingKey>(
+            settings.jwt_algorithm,
+            hs256_secret,
+            PemKey {
+                key: "auth.jwt_public_key",
+                value: settings.jwt_public_key.as_deref(),
+                needed: "required for RS256 and EdDSA",
+            },
+        )?;
         let mut validation = Validation::new(alg);
         validation.set_required_spec_claims(&["exp", "sub"]);
         validation.leeway = 30;
@@ -156,28 +212,15 @@ impl Minter {
     /// When no signing key is configured or it cannot be parsed.
     pub fn new(settings: &AuthSettings, hs256_secret: Option<&[u8]>) -> Result<Self, KeyError> {
         let alg = algorithm(settings.jwt_algorithm);
-        let key = match settings.jwt_algorithm {
-            JwtAlgorithm::HS256 => EncodingKey::from_secret(hs256_secret.ok_or(KeyError {
-                key: "auth.jwt_secret",
-                message: "no HS256 secret available".into(),
-            })?),
-            JwtAlgorithm::RS256 | JwtAlgorithm::EdDSA => {
-                let value = settings.jwt_private_key.as_deref().ok_or(KeyError {
-                    key: "auth.jwt_private_key",
-                    message: "required to mint RS256 or EdDSA tokens".into(),
-                })?;
-                let bytes = pem(value, "auth.jwt_private_key")?;
-                let parsed = if alg == Algorithm::RS256 {
-                    EncodingKey::from_rsa_pem(&bytes)
-                } else {
-                    EncodingKey::from_ed_pem(&bytes)
-                };
-                parsed.map_err(|e| KeyError {
-                    key: "auth.jwt_private_key",
-                    message: e.to_string(),
-                })?
-            }
-        };
+        let key = configured_key::<EncodingKey>(
+            settings.jwt_algorithm,
+            hs256_secret,
+            PemKey {
+                key: "auth.jwt_private_key",
+                value: settings.jwt_private_key.as_deref(),
+                needed: "required to mint RS256 or EdDSA tokens",
+            },
+        )?;
         Ok(Self {
             key,
             header: Header::new(alg),
@@ -288,5 +331,70 @@ mod tests {
         let mut org_without_role = base;
         org_without_role.org = Some(Uuid::now_v7());
         assert!(org_without_role.into_principal().is_err());
+    }
+
+    /// A fresh key pair as PEM text: (private, public).
+    fn key_pair(key: &openssl::pkey::PKey<openssl::pkey::Private>) -> (String, String) {
+        let private = key.private_key_to_pem_pkcs8().unwrap();
+        let public = key.public_key_to_pem().unwrap();
+        (
+            String::from_utf8(private).unwrap(),
+            String::from_utf8(public).unwrap(),
+        )
+    }
+
+    fn with_keys(algorithm: JwtAlgorithm, (private, public): &(String, String)) -> AuthSettings {
+        AuthSettings {
+            jwt_algorithm: algorithm,
+            jwt_private_key: Some(private.clone()),
+            jwt_public_key: Some(public.clone()),
+            ..settings()
+        }
+    }
+
+    /// RS256 and EdDSA tokens verify with their public key; a token of the
+    /// other algorithm, or an HS256 token keyed with the public key itself
+    /// (the algorithm-confusion forgery), is refused.
+    #[test]
+    fn public_key_tokens_verify_only_with_their_pinned_algorithm() {
+        let rsa = key_pair(
+            &openssl::pkey::PKey::from_rsa(openssl::rsa::Rsa::generate(2048).unwrap()).unwrap(),
+        );
+        let ed = key_pair(&openssl::pkey::PKey::generate_ed25519().unwrap());
+        let rs256 = with_keys(JwtAlgorithm::RS256, &rsa);
+        let eddsa = with_keys(JwtAlgorithm::EdDSA, &ed);
+        let mint = |s: &AuthSettings, secret: Option<&[u8]>| {
+            Minter::new(s, secret).unwrap().mint("ops", None).unwrap()
+        };
+        for settings in [&rs256, &eddsa] {
+            let verifier = Verifier::new(settings, None).unwrap();
+            let principal = verifier.verify(&mint(settings, None)).unwrap();
+            assert_eq!(
+                principal,
+                Principal::Platform {
+                    subject: "ops".into()
+                }
+            );
+        }
+        let rs256_verifier = Verifier::new(&rs256, None).unwrap();
+        let eddsa_verifier = Verifier::new(&eddsa, None).unwrap();
+        assert!(eddsa_verifier.verify(&mint(&rs256, None)).is_err());
+        assert!(rs256_verifier.verify(&mint(&eddsa, None)).is_err());
+        let confused = mint(&settings(), Some(rsa.1.as_bytes()));
+        assert!(rs256_verifier.verify(&confused).is_err());
+    }
+
+    #[test]
+    fn a_public_key_algorithm_names_the_missing_key() {
+        let rs256 = AuthSettings {
+            jwt_algorithm: JwtAlgorithm::RS256,
+            ..settings()
+        };
+        let verifier = Verifier::new(&rs256, None).err().map(|e| e.key);
+        assert_eq!(verifier, Some("auth.jwt_public_key"));
+        let minter = Minter::new(&rs256, None).err().map(|e| e.key);
+        assert_eq!(minter, Some("auth.jwt_private_key"));
+        let hs256 = Verifier::new(&settings(), None).err().map(|e| e.key);
+        assert_eq!(hs256, Some("auth.jwt_secret"));
     }
 }

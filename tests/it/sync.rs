@@ -731,3 +731,83 @@ async fn the_audit_log_records_who_changed_what_and_never_a_token() {
     let _ = token;
     dir.app.finish().await;
 }
+
+/// Custom roles and seat tiers are a catalogue members and group mappings
+/// draw on: a save listing a name twice, or dropping one a mapping or a
+/// member still uses, is refused naming it, and changes nothing.
+#[actix_web::test]
+async fn custom_roles_and_seat_tiers_in_use_cannot_be_dropped() {
+    let dir = Directory::new().await;
+    let auditor = json!({"name": "auditor", "capabilities": ["audit:read"]});
+    let reviewer = json!({"name": "reviewer", "capabilities": []});
+    let refused = [
+        (
+            "/roles",
+            json!({"roles": [auditor, auditor]}),
+            "roles[1].name",
+        ),
+        (
+            "/seat-tiers",
+            json!({"seat_tiers": ["gold", "gold"]}),
+            "seat_tiers[1]",
+        ),
+    ];
+    for (path, body, field) in refused {
+        let (status, problem) = dir.admin("PUT", path, Some(body)).await;
+        assert_eq!(status, 422, "{problem}");
+        assert_eq!(problem["invalid_params"][0]["name"], field, "{problem}");
+    }
+    let saved = [
+        ("/roles", json!({"roles": [auditor, reviewer]})),
+        ("/seat-tiers", json!({"seat_tiers": ["gold", "silver"]})),
+    ];
+    for (path, body) in saved {
+        let (status, answer) = dir.admin("PUT", path, Some(body)).await;
+        assert_eq!(status, 200, "{answer}");
+    }
+    let (status, ann) = dir
+        .add_member(json!({"email": "ann@example.com", "role": "auditor", "seat_tier": "gold"}))
+        .await;
+    assert_eq!(status, 201, "{ann}");
+    let bob = dir.user("bob@example.com").await;
+    let reviewers = dir.group("Reviewers", &[&bob]).await;
+    let mappings = json!({
+        "enabled": true,
+        "roles": [{"group": reviewers, "role": "reviewer"}],
+        "seat_tiers": [{"group": reviewers, "tier": "silver"}],
+    });
+    put_confirmed(&dir, &dir.org, "/group-mappings", mappings).await;
+
+    let in_use = [
+        (
+            "/roles",
+            json!({"roles": [auditor]}),
+            "role reviewer is used by a group mapping",
+        ),
+        (
+            "/roles",
+            json!({"roles": [reviewer]}),
+            "role auditor is held by members",
+        ),
+        (
+            "/seat-tiers",
+            json!({"seat_tiers": ["gold"]}),
+            "seat tier silver is used by a group mapping",
+        ),
+        (
+            "/seat-tiers",
+            json!({"seat_tiers": ["silver"]}),
+            "seat tier gold is held by members",
+        ),
+    ];
+    for (path, body, reason) in in_use {
+        let (status, problem) = dir.admin("PUT", path, Some(body.clone())).await;
+        assert_eq!(status, 422, "{body}: {problem}");
+        assert_eq!(problem["invalid_params"][0]["reason"], reason, "{problem}");
+    }
+    let (_, roles) = dir.admin("GET", "/roles", None).await;
+    assert_eq!(strings(&roles["roles"], "name"), ["auditor", "reviewer"]);
+    let (_, tiers) = dir.admin("GET", "/seat-tiers", None).await;
+    assert_eq!(tiers["seat_tiers"], json!(["gold", "silver"]));
+    dir.app.finish().await;
+}

@@ -2,6 +2,8 @@
 //! connection's attribute definitions. Removing an entry members or group
 //! mappings still use is refused, so nothing is orphaned.
 
+use std::collections::HashSet;
+
 use super::*;
 
 impl MembersService {
@@ -88,51 +90,27 @@ impl MembersService {
         roles: Vec<CustomRole>,
     ) -> Result<Vec<CustomRole>> {
         self.orgs.authorize(principal, org, Action::Write).await?;
-        let mut names = std::collections::HashSet::new();
-        for (i, role) in roles.iter().enumerate() {
+        let valid = roles.iter().enumerate().map(|(i, role)| {
             role.validate(i)?;
-            if !names.insert(role.name.as_str().to_owned()) {
-                return Err(Error::invalid(format!("roles[{i}].name"), "listed twice"));
-            }
-        }
-        let ports = &self.ports;
-        let mappings = ports.members.settings(org).await?.mappings;
-        if let Some(m) = mappings
-            .roles
-            .iter()
-            .find(|m| !m.role.is_builtin() && !names.contains(m.role.as_str()))
-        {
-            return Err(Error::invalid(
-                "roles",
-                format!("role {} is used by a group mapping", m.role.as_str()),
-            ));
-        }
-        for old in ports.members.roles(org).await? {
-            if names.contains(old.name.as_str()) {
-                continue;
-            }
+            Ok(role.name.as_str())
+        });
+        let kept = distinct(&ROLES, valid)?;
+        let members = &self.ports.members;
+        let (before, settings) = futures::try_join!(members.roles(org), members.settings(org))?;
+        let mapped = (settings.mappings.roles.iter())
+            .filter(|m| !m.role.is_builtin())
+            .map(|m| m.role.as_str().to_owned());
+        let held = before.iter().map(|old| {
             let filter = MemberFilter {
                 role: Some(old.name.clone()),
                 ..MemberFilter::default()
             };
-            if self.anyone_matches(org, &filter).await? {
-                return Err(Error::invalid(
-                    "roles",
-                    format!("role {} is held by members", old.name.as_str()),
-                ));
-            }
-        }
-        let before = ports.members.roles(org).await?;
-        ports.members.save_roles(org, &roles).await?;
-        self.orgs
-            .audit(
-                principal,
-                org,
-                "roles.saved",
-                ("org", org.to_string()),
-                serde_json::to_value(&before).ok(),
-                serde_json::to_value(&roles).ok(),
-            )
+            (old.name.as_str(), filter)
+        });
+        self.keep_what_is_used(org, &ROLES, &kept, mapped, held)
+            .await?;
+        members.save_roles(org, &roles).await?;
+        self.audit_saved(principal, org, &ROLES, &before, &roles)
             .await?;
         Ok(roles)
     }
@@ -155,50 +133,22 @@ impl MembersService {
         tiers: Vec<SeatTier>,
     ) -> Result<Vec<SeatTier>> {
         self.orgs.authorize(principal, org, Action::Write).await?;
-        let mut names = std::collections::HashSet::new();
-        for (i, tier) in tiers.iter().enumerate() {
-            if !names.insert(tier.as_str().to_owned()) {
-                return Err(Error::invalid(format!("seat_tiers[{i}]"), "listed twice"));
-            }
-        }
-        let ports = &self.ports;
-        let mappings = ports.members.settings(org).await?.mappings;
-        if let Some(m) = mappings
-            .seat_tiers
-            .iter()
-            .find(|m| !names.contains(m.tier.as_str()))
-        {
-            return Err(Error::invalid(
-                "seat_tiers",
-                format!("seat tier {} is used by a group mapping", m.tier.as_str()),
-            ));
-        }
-        for old in ports.members.seat_tiers(org).await? {
-            if names.contains(old.as_str()) {
-                continue;
-            }
+        let kept = distinct(&SEAT_TIERS, tiers.iter().map(|tier| Ok(tier.as_str())))?;
+        let members = &self.ports.members;
+        let (before, settings) =
+            futures::try_join!(members.seat_tiers(org), members.settings(org))?;
+        let mapped = (settings.mappings.seat_tiers.iter()).map(|m| m.tier.as_str().to_owned());
+        let held = before.iter().map(|old| {
             let filter = MemberFilter {
                 seat_tier: Some(old.clone()),
                 ..MemberFilter::default()
             };
-            if self.anyone_matches(org, &filter).await? {
-                return Err(Error::invalid(
-                    "seat_tiers",
-                    format!("seat tier {} is held by members", old.as_str()),
-                ));
-            }
-        }
-        let before = ports.members.seat_tiers(org).await?;
-        ports.members.save_seat_tiers(org, &tiers).await?;
-        self.orgs
-            .audit(
-                principal,
-                org,
-                "seat_tiers.saved",
-                ("org", org.to_string()),
-                serde_json::to_value(&before).ok(),
-                serde_json::to_value(&tiers).ok(),
-            )
+            (old.as_str(), filter)
+        });
+        self.keep_what_is_used(org, &SEAT_TIERS, &kept, mapped, held)
+            .await?;
+        members.save_seat_tiers(org, &tiers).await?;
+        self.audit_saved(principal, org, &SEAT_TIERS, &before, &tiers)
             .await?;
         Ok(tiers)
     }
@@ -254,5 +204,100 @@ impl MembersService {
             )
             .await?;
         Ok(definitions)
+    }
+}
+
+/// A list of names an org defines and members and group mappings refer to.
+struct Catalog {
+    /// The request's field.
+    field: &'static str,
+    /// Where in an entry its name is (a seat tier is its name).
+    name_at: &'static str,
+    /// What one entry is called in a refusal.
+    entry: &'static str,
+    /// The audit action of a save.
+    saved: &'static str,
+}
+
+const ROLES: Catalog = Catalog {
+    field: "roles",
+    name_at: ".name",
+    entry: "role",
+    saved: "roles.saved",
+};
+
+const SEAT_TIERS: Catalog = Catalog {
+    field: "seat_tiers",
+    name_at: "",
+    entry: "seat tier",
+    saved: "seat_tiers.saved",
+};
+
+/// The names of a new catalog, each valid and listed once.
+fn distinct<'a>(
+    catalog: &Catalog,
+    names: impl Iterator<Item = Result<&'a str>>,
+) -> Result<HashSet<String>> {
+    let mut kept = HashSet::new();
+    for (i, name) in names.enumerate() {
+        if !kept.insert(name?.to_owned()) {
+            let Catalog { field, name_at, .. } = catalog;
+            return Err(Error::invalid(
+                format!("{field}[{i}]{name_at}"),
+                "listed twice",
+            ));
+        }
+    }
+    Ok(kept)
+}
+
+impl MembersService {
+    /// Refuses a new catalog that drops an entry a group mapping (`mapped`)
+    /// or a member (each old entry with the filter of its holders) still uses.
+    async fn keep_what_is_used<'a>(
+        &self,
+        org: OrgId,
+        catalog: &Catalog,
+        kept: &HashSet<String>,
+        mut mapped: impl Iterator<Item = String>,
+        held: impl Iterator<Item = (&'a str, MemberFilter)>,
+    ) -> Result<()> {
+        let Catalog { field, entry, .. } = catalog;
+        if let Some(name) = mapped.find(|name| !kept.contains(name)) {
+            return Err(Error::invalid(
+                *field,
+                format!("{entry} {name} is used by a group mapping"),
+            ));
+        }
+        for (name, holders) in held {
+            if !kept.contains(name) && self.anyone_matches(org, &holders).await? {
+                return Err(Error::invalid(
+                    *field,
+                    format!("{entry} {name} is held by members"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Audits a catalog's save, before and after.
+    async fn audit_saved<T: serde::Serialize>(
+        &self,
+        principal: &Principal,
+        org: OrgId,
+        catalog: &Catalog,
+        before: &[T],
+        after: &[T],
+    ) -> Result<()> {
+        self.orgs
+            .audit(
+                principal,
+                org,
+                catalog.saved,
+                ("org", org.to_string()),
+                serde_json::to_value(before).ok(),
+                serde_json::to_value(after).ok(),
+            )
+            .await
     }
 }

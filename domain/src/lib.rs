@@ -25,6 +25,7 @@ pub mod scim;
 pub mod service;
 pub mod sso;
 pub mod sync;
+mod text;
 pub mod webhooks;
 
 pub use error::{Error, Result};

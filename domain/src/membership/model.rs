@@ -106,30 +106,9 @@ impl SeatTier {
                 other => other,
             })
     }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
-impl TryFrom<String> for SeatTier {
-    type Error = Error;
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::parse(&value)
-    }
-}
-
-impl From<SeatTier> for String {
-    fn from(value: SeatTier) -> Self {
-        value.0
-    }
-}
-
-impl std::fmt::Display for SeatTier {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+crate::text::validated_text!(SeatTier);
 
 /// A spend limit: an amount in minor units (cents) and its ISO 4217 currency. The currency is
 /// kept so that an amount shown by the API is never ambiguous; precedence picks a limit by the

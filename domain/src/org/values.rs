@@ -33,30 +33,9 @@ impl Slug {
         }
         Ok(Self(raw.to_owned()))
     }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
-impl TryFrom<String> for Slug {
-    type Error = Error;
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::parse(&value)
-    }
-}
-
-impl From<Slug> for String {
-    fn from(value: Slug) -> Self {
-        value.0
-    }
-}
-
-impl std::fmt::Display for Slug {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+crate::text::validated_text!(Slug);
 
 /// A display name: trimmed, 1–200 characters, no control characters.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,24 +63,9 @@ impl OrgName {
         }
         Ok(Self(trimmed.to_owned()))
     }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
-impl TryFrom<String> for OrgName {
-    type Error = Error;
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::parse(&value)
-    }
-}
-
-impl From<OrgName> for String {
-    fn from(value: OrgName) -> Self {
-        value.0
-    }
-}
+crate::text::validated_text!(OrgName);
 
 #[cfg(test)]
 mod tests {

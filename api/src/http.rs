@@ -1,6 +1,6 @@
 //! The HTTP surface: the admin API under `/api/v1` (problem+json errors) and
 //! the probes. [`app`] builds the whole actix application from an
-//! [`AppState`](crate::state::AppState),
+//! [`crate::state::AppState`],
 //! the same for `serve` and for in-process tests.
 
 mod audit;

@@ -1,11 +1,11 @@
 //! The events outbox on PostgreSQL or SQLite. A change writes its events
-//! in its own transaction, unnumbered ([`insert_events`]); numbering per
+//! in its own transaction, unnumbered (`insert_events`); numbering per
 //! tenant happens afterwards, in commit order, under the lock of the
 //! tenant's row of `event_sequences` ([`sequence_tenant`]), so a reader
 //! paging by `seq` sees a committed prefix: an event committed late is
 //! numbered late, never behind a reader's cursor. A bulk write numbers its
 //! own instead, as the last step of its transaction and under the same lock
-//! ([`insert_numbered_events`]).
+//! (`insert_numbered_events`).
 //! One sequence per tenant orders an org's events and a subtree's alike;
 //! tenants never wait on each other.
 

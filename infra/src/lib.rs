@@ -17,7 +17,10 @@
 //! - [`events`], [`webhooks`]: the events outbox; webhook endpoints, the
 //!   dispatcher that fans events out to them and the signed sender.
 //! - [`sso`]: SSO settings, sign-ins in flight and identity links; the
-//!   OpenID Connect client that verifies ID tokens.
+//!   OpenID Connect client that verifies ID tokens and the SAML provider
+//!   that verifies signed responses.
+//! - `net`: outbound HTTP clients that reach only the addresses allowed
+//!   (no private networks unless configured), for OIDC and webhooks.
 //! - [`worker`]: the loop that takes jobs off a queue and runs their handlers.
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 

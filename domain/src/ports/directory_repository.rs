@@ -31,7 +31,7 @@ pub struct Listed<T> {
 
 /// Stores one connection's directory. Every method takes the connection
 /// first and never reaches another connection's data. Every change bumps the
-/// entity's version and appends a [`ChangeEvent`] in the same transaction.
+/// entity's version and appends a [`ChangeEvent`](crate::directory::ChangeEvent) in the same transaction.
 ///
 /// Writes that take `expected_version` MUST return `PreconditionFailed` when
 /// the stored version differs (and change nothing); `None` means "any".

@@ -39,7 +39,7 @@ pub trait ExportSnapshot: Send + Sync {
         page: PageRequest,
     ) -> Result<Page<Member>>;
 
-    /// As [`DirectoryRepository::memberships_of`](super::DirectoryRepository::memberships_of).
+    /// The `(user, group)` memberships of `users` in `conn`'s directory.
     ///
     /// # Errors
     /// Only infrastructure failures (an ended snapshot included).
@@ -49,7 +49,8 @@ pub trait ExportSnapshot: Send + Sync {
         users: &[ResourceId],
     ) -> Result<Vec<(ResourceId, ResourceId)>>;
 
-    /// As [`DirectoryRepository::group_names`](super::DirectoryRepository::group_names).
+    /// The display names of `groups` in `conn`'s directory; a group gone
+    /// since is left out.
     ///
     /// # Errors
     /// Only infrastructure failures (an ended snapshot included).

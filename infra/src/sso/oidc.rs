@@ -1,5 +1,5 @@
 //! The OpenID Connect client: discovery and JWKS (cached; the key set is
-//! fetched again, at most every [`JWKS_REFETCH_GAP`], when a token names a
+//! fetched again, at most every `JWKS_REFETCH_GAP`, when a token names a
 //! key it does not hold, so an IdP's key rotation needs no restart), the
 //! authorization code exchange, and ID token verification.
 //!

@@ -7,7 +7,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::fixtures::{
-    admin, member_count, set_deletion_threshold, switch_to_scim, users, wait_for_members,
+    admin, finished_run, member_count, set_deletion_threshold, start_sync, switch_to_scim, users,
+    wait_for_members,
 };
 use crate::json::items;
 use crate::scim::Directory;
@@ -404,4 +405,57 @@ async fn relinking_by_email_is_configurable_and_bounded_by_the_window() {
         assert_eq!(after[0]["directory_user_id"], again["id"]);
         dir.app.finish().await;
     }
+}
+
+/// Rejecting a held plan drops it and removes nobody; the rejection is
+/// audited with what it dropped. The directory still asks for the removals,
+/// so the next sync holds them again: a rejection never turns into a
+/// removal later, behind the admin's back.
+#[actix_web::test]
+async fn a_rejected_plan_removes_nobody_and_the_next_sync_holds_it_again() {
+    let (dir, big, _) = mapped_org().await;
+    let org = dir.org.clone();
+    let (status, _) = dir.scim("DELETE", &format!("/Groups/{big}"), None).await;
+    assert_eq!(status, 204);
+    let first = held(&dir, &org).await;
+    assert_eq!(first["counts"]["removals"], 60, "{first}");
+
+    let (status, body) = admin(&dir, "POST", &org, "/held-removals/reject", None).await;
+    assert_eq!(status, 204, "{body}");
+    assert_eq!(member_count(&dir, &org).await, 80, "nobody removed");
+    let (status, _) = admin(&dir, "POST", &org, "/held-removals/reject", None).await;
+    assert_eq!(status, 404, "nothing is held any more");
+    let (status, problem) = confirm_held(&dir, &org, &first["confirmation"]).await;
+    assert!(
+        status == 404 || status == 409,
+        "a rejected plan cannot be confirmed: {status} {problem}"
+    );
+    assert_eq!(member_count(&dir, &org).await, 80);
+    let (_, audit) = admin(
+        &dir,
+        "GET",
+        &org,
+        "/audit-log?action=members.removals_rejected",
+        None,
+    )
+    .await;
+    let rejected = &audit["data"][0];
+    assert_eq!(rejected["action"], "members.removals_rejected", "{audit}");
+    assert_eq!(rejected["before"]["removals"], 60, "{rejected}");
+    assert_eq!(
+        rejected["before"]["confirmation"], first["confirmation"],
+        "{rejected}"
+    );
+
+    let run = start_sync(&dir, &org, json!({"scope": "both"})).await;
+    let finished = finished_run(&dir, &org, &run).await;
+    assert_ne!(finished["status"], "failed", "{finished}");
+    let again = held(&dir, &org).await;
+    assert_eq!(again["counts"]["removals"], 60, "{again}");
+    assert_eq!(
+        member_count(&dir, &org).await,
+        80,
+        "held again, not applied"
+    );
+    dir.app.finish().await;
 }

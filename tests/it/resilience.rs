@@ -77,6 +77,61 @@ async fn a_failing_org_does_not_stop_its_siblings_and_tenants_see_no_raw_cause()
     dir.app.finish().await;
 }
 
+/// A run whose job failed for good is retried by an admin once the cause is
+/// fixed: only the failed job runs again, on the same run, and succeeds. A
+/// retry of a run with nothing failed re-runs nothing.
+#[actix_web::test]
+async fn a_failed_run_is_retried_once_its_cause_is_fixed() {
+    let dir = Directory::on(TestApp::spawn_with(|s| s.worker.max_attempts = 1).await).await;
+    dir.user("first@example.com").await;
+    let broken = scim_child(&dir, "broken").await;
+    let db = dir.app.runtime.db.connection();
+    db.execute_unprepared(&format!(
+        "INSERT INTO org_membership_settings (org_id, group_mappings, deprovision, updated_at) \
+         VALUES ('{broken}', 'not json', 'remove', now())"
+    ))
+    .await
+    .unwrap();
+    dir.user("second@example.com").await;
+    let run = start_sync(&dir, &broken, json!({"cascade": false})).await;
+    let failed = finished_run(&dir, &broken, &run).await;
+    assert_eq!(failed["status"], "failed", "{failed}");
+    assert_eq!(failed["jobs"][0]["attempts"], 1, "{failed}");
+
+    db.execute_unprepared(&format!(
+        "DELETE FROM org_membership_settings WHERE org_id = '{broken}'"
+    ))
+    .await
+    .unwrap();
+    let retry = format!("/syncs/{}/retry", run["id"].as_str().unwrap());
+    let (status, retried) = admin(&dir, "POST", &broken, &retry, None).await;
+    assert_eq!(status, 202, "{retried}");
+    assert_eq!(retried["id"], run["id"], "the same run goes on");
+    let done = finished_run(&dir, &broken, &run).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert!(done["error"].is_null(), "{done}");
+    assert_eq!(
+        done["jobs"][0]["attempts"], 1,
+        "a retry gets the full attempt budget again: {done}"
+    );
+    assert_ne!(
+        done["jobs"][0]["finished_at"],
+        failed["jobs"][0]["finished_at"]
+    );
+    assert_eq!(member_count(&dir, &broken).await, 2);
+
+    let (status, again) = admin(&dir, "POST", &broken, &retry, None).await;
+    assert_eq!(status, 202, "{again}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let after = run_now(&dir, &broken, &run).await;
+    assert_eq!(after["status"], "succeeded", "{after}");
+    assert_eq!(
+        after["jobs"][0]["finished_at"], done["jobs"][0]["finished_at"],
+        "nothing failed, nothing re-ran: {after}"
+    );
+    dir.app.finish().await;
+}
+
 /// A worker that went silent loses its job to another; when it wakes up, its
 /// writes are fenced off by the attempt it claimed, and a worker that keeps
 /// renewing its lease never loses the job.

@@ -435,6 +435,94 @@ async fn a_receiver_down_for_the_whole_retry_window_ends_disabled_with_an_event(
     app.finish().await;
 }
 
+/// A delivery that failed for good is sent again when an admin retries it,
+/// once the receiver is back: the same event (same webhook-id), signed, and
+/// the delivery then shows it succeeded. Another tenant cannot retry it.
+#[actix_web::test]
+async fn a_failed_delivery_is_sent_again_when_an_admin_retries_it() {
+    let app = TestApp::spawn_with(|s| {
+        allow_loopback(s);
+        s.webhooks.retry_window = 1;
+    })
+    .await;
+    let org = create_root(&app, "Acme", "acme").await;
+    let down = Receiver::start(Behaviour::Down);
+    let hook = subscribe(&app, &org, &down, json!(["member.created"])).await;
+    let (status, _) = app
+        .admin(
+            "POST",
+            &org,
+            "/members",
+            Some(json!({"email": "ada@example.com", "role": "user"})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let deliveries = format!("/webhooks/{hook}/deliveries");
+    let failed = poll(300, Duration::from_millis(50), async || {
+        let (_, page) = app.admin("GET", &org, &deliveries, None).await;
+        (page["data"][0]["status"] == "failed").then(|| page["data"][0].clone())
+    })
+    .await
+    .expect("the delivery fails once the retry window is over");
+    let retry = format!("{deliveries}/{}/retry", failed["id"].as_str().unwrap());
+
+    let other = create_root(&app, "Other", "other").await;
+    let outsider = app.tokens.org(
+        uuid::Uuid::parse_str(&other).unwrap(),
+        orgsync_domain::auth::AdminRole::Admin,
+    );
+    let (status, _) = app
+        .call(
+            "POST",
+            &format!("/api/v1/orgs/{org}{retry}"),
+            Some(&outsider),
+            None,
+        )
+        .await;
+    assert_eq!(status, 404, "another tenant cannot reach the delivery");
+    let (status, _) = app
+        .call(
+            "POST",
+            &format!("/api/v1/orgs/{other}{retry}"),
+            Some(&outsider),
+            None,
+        )
+        .await;
+    assert_eq!(status, 404, "nor through its own org");
+
+    let up = Receiver::start(Behaviour::Accept);
+    *up.secret.lock().unwrap() = down.secret.lock().unwrap().clone();
+    let (status, endpoint) = app
+        .admin(
+            "PATCH",
+            &org,
+            &format!("/webhooks/{hook}"),
+            Some(json!({"url": up.url, "enabled": true})),
+        )
+        .await;
+    assert_eq!(status, 200, "{endpoint}");
+    let (status, retried) = app.admin("POST", &org, &retry, None).await;
+    assert_eq!(status, 202, "{retried}");
+    assert_eq!(retried["status"], "pending", "{retried}");
+
+    let received = up.wait_for(1).await;
+    assert_eq!(received.len(), 1);
+    assert!(received[0].signature_valid);
+    assert_eq!(received[0].event["type"], "member.created");
+    assert_eq!(
+        received[0].webhook_id,
+        down.got()[0].webhook_id,
+        "the same event, not a new one"
+    );
+    let succeeded = poll(300, Duration::from_millis(50), async || {
+        let (_, page) = app.admin("GET", &org, &deliveries, None).await;
+        (page["data"][0]["status"] == "succeeded").then_some(())
+    })
+    .await;
+    assert!(succeeded.is_some(), "the delivery shows it succeeded");
+    app.finish().await;
+}
+
 #[actix_web::test]
 async fn events_made_while_workers_and_the_queue_were_gone_arrive_later() {
     let app = TestApp::spawn_idle(allow_loopback).await;

@@ -618,3 +618,93 @@ async fn every_user_answer_carries_its_groups_in_order_unless_excluded() {
     assert_eq!(names(&only), expected, "attributes=groups");
     dir.app.finish().await;
 }
+
+/// Discovery (RFC 7644 §4) answers only a caller with the connection's
+/// token, says truthfully what is supported, and names each resource at
+/// this connection's base URL; what is not supported is a SCIM error.
+#[actix_web::test]
+async fn discovery_tells_an_authenticated_idp_what_is_supported() {
+    let dir = Directory::new().await;
+    let base = format!("/scim/v2/{}", dir.conn);
+    for path in [
+        "/ServiceProviderConfig",
+        "/ResourceTypes",
+        "/Schemas",
+        "/Bulk",
+    ] {
+        for token in [None, Some("not-the-token")] {
+            let (status, error) = dir
+                .app
+                .call("GET", &format!("{base}{path}"), token, None)
+                .await;
+            assert_eq!(status, 401, "{path}: {error}");
+            assert_eq!(
+                error["schemas"][0], "urn:ietf:params:scim:api:messages:2.0:Error",
+                "{error}"
+            );
+        }
+    }
+
+    let (status, config) = dir.scim("GET", "/ServiceProviderConfig", None).await;
+    assert_eq!(status, 200, "{config}");
+    assert_eq!(config["patch"]["supported"], true);
+    assert_eq!(config["bulk"]["supported"], false);
+    assert_eq!(config["filter"]["maxResults"], 1000);
+    assert!(
+        config["meta"]["location"]
+            .as_str()
+            .is_some_and(|l| l.ends_with(&format!("{base}/ServiceProviderConfig"))),
+        "{config}"
+    );
+
+    let (status, types) = dir.scim("GET", "/ResourceTypes", None).await;
+    assert_eq!(status, 200, "{types}");
+    assert_eq!(types["totalResults"], 2);
+    assert_eq!(
+        strings(&types["Resources"], "endpoint"),
+        ["/Users", "/Groups"]
+    );
+    let (status, user_type) = dir.scim("GET", "/ResourceTypes/User", None).await;
+    assert_eq!(status, 200, "{user_type}");
+    assert_eq!(
+        user_type["schemaExtensions"][0]["schema"],
+        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+    );
+
+    let (status, schemas) = dir.scim("GET", "/Schemas", None).await;
+    assert_eq!(status, 200, "{schemas}");
+    let ids = strings(&schemas["Resources"], "id");
+    assert!(
+        ids.contains(&"urn:ietf:params:scim:schemas:core:2.0:User")
+            && ids.contains(&"urn:ietf:params:scim:schemas:core:2.0:Group"),
+        "{ids:?}"
+    );
+    let (status, group) = dir
+        .scim(
+            "GET",
+            "/Schemas/urn:ietf:params:scim:schemas:core:2.0:Group",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{group}");
+    assert_eq!(group["name"], "Group");
+
+    let refused = [
+        ("GET", "/ResourceTypes/Device", 404),
+        ("GET", "/Schemas/urn:example:nothing", 404),
+        ("POST", "/ServiceProviderConfig", 405),
+        ("POST", "/Bulk", 501),
+        ("POST", "/Users/.search", 501),
+        ("GET", "/Nowhere", 404),
+    ];
+    for (method, path, expected) in refused {
+        let (status, error) = dir.scim(method, path, Some(json!({}))).await;
+        assert_eq!(status, expected, "{method} {path}: {error}");
+        assert_eq!(error["status"], expected.to_string(), "{error}");
+        assert_eq!(
+            error["schemas"][0], "urn:ietf:params:scim:api:messages:2.0:Error",
+            "{error}"
+        );
+    }
+    dir.app.finish().await;
+}

@@ -178,15 +178,11 @@ impl AuditLog for SqlAuditLog {
             conditions.push(format!("actor = {}", sql.bind(actor.clone())));
         }
         let limit = sql.bind(i64::try_from(page.limit + 1).unwrap_or(i64::MAX));
-        let rows = Row::find_by_statement(Statement::from_sql_and_values(
-            self.db.backend(),
-            format!(
+        let rows = Row::find_by_statement(self.db.stmt(&format!(
                 "SELECT id, org_id, actor_detail, action, target_kind, target_id, before_state, after_state, at \
                  FROM audit_events WHERE {} ORDER BY id DESC LIMIT {limit}",
                 conditions.join(" AND ")
-            ),
-            sql.values,
-        ))
+            ), sql.values))
         .all(self.db.connection())
         .await
         .map_err(db_err)?;

@@ -155,14 +155,10 @@ impl OrgRepository for SqlOrgRepository {
                    o.provisioning_mode, o.created_at, o.updated_at \
                    FROM org_closure c JOIN organizations o ON o.id = c.descendant_id \
                    WHERE c.ancestor_id = $1 ORDER BY c.depth, o.id";
-        let rows = SubtreeRow::find_by_statement(Statement::from_sql_and_values(
-            self.db.backend(),
-            sql,
-            [top.0.into()],
-        ))
-        .all(self.db.connection())
-        .await
-        .map_err(db_err)?;
+        let rows = SubtreeRow::find_by_statement(self.db.stmt(sql, vec![top.0.into()]))
+            .all(self.db.connection())
+            .await
+            .map_err(db_err)?;
         rows.into_iter()
             .map(|row| {
                 let depth = u32::try_from(row.depth).map_err(|_| {

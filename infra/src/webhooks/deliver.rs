@@ -14,7 +14,7 @@ use orgsync_domain::ports::{Attempt, WebhookSender};
 use orgsync_domain::webhooks::{retry_delay, SigningSecrets, WebhookId};
 use orgsync_domain::Result;
 use rand::Rng;
-use sea_orm::{ConnectionTrait, FromQueryResult, Statement, TransactionTrait};
+use sea_orm::{ConnectionTrait, FromQueryResult, TransactionTrait};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -162,19 +162,15 @@ impl Deliverer {
             url: String,
         }
         let now = OffsetDateTime::now_utc();
-        let row = Row::find_by_statement(Statement::from_sql_and_values(
-            self.db.backend(),
-            "UPDATE webhook_endpoints SET lease_holder = $1, lease_until = $2 \
+        let row = Row::find_by_statement(self.db.stmt("UPDATE webhook_endpoints SET lease_holder = $1, lease_until = $2 \
              WHERE id = $3 AND enabled AND (lease_until IS NULL OR lease_until < $4 OR lease_holder = $5) \
-             RETURNING url",
-            [
+             RETURNING url", vec![
                 self.holder.clone().into(),
                 (now + self.lease).into(),
                 endpoint.0.into(),
                 now.into(),
                 QUEUED.into(),
-            ],
-        ))
+            ]))
         .one(self.db.connection())
         .await
         .map_err(db_err)?;
@@ -185,10 +181,9 @@ impl Deliverer {
         let result = self
             .db
             .connection()
-            .execute(Statement::from_sql_and_values(
-                self.db.backend(),
+            .execute(self.db.stmt(
                 "UPDATE webhook_endpoints SET lease_until = $1 WHERE id = $2 AND lease_holder = $3",
-                [
+                vec![
                     (OffsetDateTime::now_utc() + self.lease).into(),
                     endpoint.0.into(),
                     self.holder.clone().into(),
@@ -202,11 +197,10 @@ impl Deliverer {
     async fn release(&self, endpoint: WebhookId) -> Result<()> {
         self.db
             .connection()
-            .execute(Statement::from_sql_and_values(
-                self.db.backend(),
+            .execute(self.db.stmt(
                 "UPDATE webhook_endpoints SET lease_holder = NULL, lease_until = NULL \
                  WHERE id = $1 AND lease_holder = $2",
-                [endpoint.0.into(), self.holder.clone().into()],
+                vec![endpoint.0.into(), self.holder.clone().into()],
             ))
             .await
             .map_err(db_err)?;
@@ -230,13 +224,12 @@ impl Deliverer {
             data: Option<String>,
             previous: Option<String>,
         }
-        let rows = Row::find_by_statement(Statement::from_sql_and_values(
-            self.db.backend(),
+        let rows = Row::find_by_statement(self.db.stmt(
             "SELECT d.id AS delivery_id, d.attempts, d.first_failed_at, d.next_attempt_at, \
              e.id, e.org_id, e.seq, e.event_type, e.occurred_at, e.data, e.previous \
              FROM webhook_deliveries d LEFT JOIN events e ON e.id = d.event_id \
              WHERE d.endpoint_id = $1 AND d.status = 'pending' ORDER BY d.event_seq LIMIT $2",
-            [endpoint.0.into(), STEP.into()],
+            vec![endpoint.0.into(), STEP.into()],
         ))
         .all(self.db.connection())
         .await
@@ -291,17 +284,13 @@ impl Deliverer {
             .collect();
         self.db
             .connection()
-            .execute(Statement::from_sql_and_values(
-                self.db.backend(),
-                format!(
+            .execute(self.db.stmt(&format!(
                     "UPDATE webhook_deliveries SET status = 'succeeded', attempts = attempts + 1, \
                      last_status_code = done.column2, last_latency_ms = done.column3, \
                      last_attempt_at = done.column4, delivered_at = done.column4, next_attempt_at = NULL, \
                      last_error = NULL FROM (VALUES {}) AS done WHERE webhook_deliveries.id = done.column1",
                     rows.join(", ")
-                ),
-                sql.values,
-            ))
+                ), sql.values))
             .await
             .map_err(db_err)?;
         Ok(())
@@ -326,12 +315,9 @@ impl Deliverer {
             rand::thread_rng().gen::<f64>(),
         );
         let txn = self.db.connection().begin().await.map_err(db_err)?;
-        txn.execute(Statement::from_sql_and_values(
-            self.db.backend(),
-            "UPDATE webhook_deliveries SET status = $1, attempts = attempts + 1, first_failed_at = $2, \
+        txn.execute(self.db.stmt("UPDATE webhook_deliveries SET status = $1, attempts = attempts + 1, first_failed_at = $2, \
              next_attempt_at = $3, last_attempt_at = $4, last_status_code = $5, last_latency_ms = $6, \
-             last_error = $7 WHERE id = $8",
-            [
+             last_error = $7 WHERE id = $8", vec![
                 if exhausted { "failed" } else { "pending" }.into(),
                 first_failed.into(),
                 (!exhausted).then_some(at + delay).into(),
@@ -340,8 +326,7 @@ impl Deliverer {
                 millis(attempt.latency).into(),
                 attempt.error.clone().into(),
                 delivery.id.into(),
-            ],
-        ))
+            ]))
         .await
         .map_err(db_err)?;
         if exhausted {
@@ -372,11 +357,10 @@ impl Deliverer {
             "deliveries failed for {window}; last: {}",
             attempt.error.as_deref().unwrap_or("no answer")
         );
-        let Some(row) = Row::find_by_statement(Statement::from_sql_and_values(
-            self.db.backend(),
+        let Some(row) = Row::find_by_statement(self.db.stmt(
             "UPDATE webhook_endpoints SET enabled = FALSE, disabled_reason = $1, updated_at = $2 \
              WHERE id = $3 AND enabled RETURNING org_id, url",
-            [reason.clone().into(), at.into(), endpoint.0.into()],
+            vec![reason.clone().into(), at.into(), endpoint.0.into()],
         ))
         .one(txn)
         .await
@@ -416,12 +400,8 @@ impl Deliverer {
     async fn expire(&self, delivery: Uuid) -> Result<()> {
         self.db
             .connection()
-            .execute(Statement::from_sql_and_values(
-                self.db.backend(),
-                "UPDATE webhook_deliveries SET status = 'failed', last_error = 'the event outlived retention' \
-                 WHERE id = $1",
-                [delivery.into()],
-            ))
+            .execute(self.db.stmt("UPDATE webhook_deliveries SET status = 'failed', last_error = 'the event outlived retention' \
+                 WHERE id = $1", vec![delivery.into()]))
             .await
             .map_err(db_err)?;
         Ok(())

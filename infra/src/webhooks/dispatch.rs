@@ -101,13 +101,12 @@ impl EventDispatcher {
 
     /// Enabled endpoints whose cursor is behind their tenant's events.
     async fn behind(&self) -> Result<Vec<Behind>> {
-        Behind::find_by_statement(Statement::from_sql_and_values(
-            self.db.backend(),
+        Behind::find_by_statement(self.db.stmt(
             "SELECT e.id, e.org_id, e.event_types, e.fanned_out_seq, r.last_seq AS event_seq \
              FROM webhook_endpoints e JOIN organizations o ON o.id = e.org_id \
              JOIN event_sequences r ON r.root_id = o.root_id \
              WHERE e.enabled AND e.fanned_out_seq < r.last_seq LIMIT 200",
-            [],
+            vec![],
         ))
         .all(self.db.connection())
         .await
@@ -204,14 +203,13 @@ impl EventDispatcher {
             id: Uuid,
         }
         let now = OffsetDateTime::now_utc();
-        let rows = Row::find_by_statement(Statement::from_sql_and_values(
-            self.db.backend(),
+        let rows = Row::find_by_statement(self.db.stmt(
             "UPDATE webhook_endpoints SET lease_holder = $1, lease_until = $2 \
              WHERE enabled AND (lease_until IS NULL OR lease_until < $3) \
              AND id IN (SELECT DISTINCT endpoint_id FROM webhook_deliveries \
                         WHERE status = 'pending' AND next_attempt_at <= $3 LIMIT 500) \
              RETURNING id",
-            [QUEUED.into(), (now + self.reservation).into(), now.into()],
+            vec![QUEUED.into(), (now + self.reservation).into(), now.into()],
         ))
         .all(self.db.connection())
         .await

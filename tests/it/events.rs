@@ -387,8 +387,9 @@ async fn a_receiver_failing_three_times_gets_each_event_once_and_in_order() {
     app.finish().await;
 }
 
-#[actix_web::test]
-async fn a_receiver_down_for_the_whole_retry_window_ends_disabled_with_an_event() {
+/// A tenant whose endpoint (for `member.created`) answers 503 to everything,
+/// with a retry window of a second, and a member just added.
+async fn a_member_for_a_receiver_that_is_down() -> (TestApp, String, Receiver, String) {
     let app = TestApp::spawn_with(|s| {
         allow_loopback(s);
         s.webhooks.retry_window = 1;
@@ -406,6 +407,12 @@ async fn a_receiver_down_for_the_whole_retry_window_ends_disabled_with_an_event(
         )
         .await;
     assert_eq!(status, 201);
+    (app, org, receiver, hook)
+}
+
+#[actix_web::test]
+async fn a_receiver_down_for_the_whole_retry_window_ends_disabled_with_an_event() {
+    let (app, org, receiver, hook) = a_member_for_a_receiver_that_is_down().await;
     let endpoint = poll(300, Duration::from_millis(50), async || {
         let (_, endpoint) = app
             .admin("GET", &org, &format!("/webhooks/{hook}"), None)
@@ -440,23 +447,7 @@ async fn a_receiver_down_for_the_whole_retry_window_ends_disabled_with_an_event(
 /// the delivery then shows it succeeded. Another tenant cannot retry it.
 #[actix_web::test]
 async fn a_failed_delivery_is_sent_again_when_an_admin_retries_it() {
-    let app = TestApp::spawn_with(|s| {
-        allow_loopback(s);
-        s.webhooks.retry_window = 1;
-    })
-    .await;
-    let org = create_root(&app, "Acme", "acme").await;
-    let down = Receiver::start(Behaviour::Down);
-    let hook = subscribe(&app, &org, &down, json!(["member.created"])).await;
-    let (status, _) = app
-        .admin(
-            "POST",
-            &org,
-            "/members",
-            Some(json!({"email": "ada@example.com", "role": "user"})),
-        )
-        .await;
-    assert_eq!(status, 201);
+    let (app, org, down, hook) = a_member_for_a_receiver_that_is_down().await;
     let deliveries = format!("/webhooks/{hook}/deliveries");
     let failed = poll(300, Duration::from_millis(50), async || {
         let (_, page) = app.admin("GET", &org, &deliveries, None).await;

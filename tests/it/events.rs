@@ -156,6 +156,15 @@ async fn hooked_tenant(behaviour: Behaviour, events: Value) -> (TestApp, String,
     (app, org, receiver, hook)
 }
 
+/// A tenant with a SCIM directory (on an app allowing loopback targets) and
+/// an endpoint sending `events` to a receiver that accepts everything.
+async fn hooked_directory(events: Value) -> (Directory, Receiver) {
+    let dir = Directory::on(TestApp::spawn_with(allow_loopback).await).await;
+    let receiver = Receiver::start(Behaviour::Accept);
+    subscribe(&dir.app, &dir.org, &receiver, events).await;
+    (dir, receiver)
+}
+
 fn types(received: &[Received]) -> Vec<String> {
     received
         .iter()
@@ -297,14 +306,11 @@ async fn member_changes_arrive_signed_in_order_and_the_events_api_pages_them() {
 
 #[actix_web::test]
 async fn directory_changes_arrive_as_member_events_with_the_sync_run() {
-    let dir = Directory::on(TestApp::spawn_with(allow_loopback).await).await;
-    let receiver = Receiver::start(Behaviour::Accept);
-    subscribe(
-        &dir.app,
-        &dir.org,
-        &receiver,
-        json!(["member.created", "member.updated", "sync.run.completed"]),
-    )
+    let (dir, receiver) = hooked_directory(json!([
+        "member.created",
+        "member.updated",
+        "sync.run.completed"
+    ]))
     .await;
     crate::fixtures::switch_to_scim(&dir, &dir.org).await;
     let ada = dir.user("ada@example.com").await;
@@ -714,22 +720,15 @@ async fn the_embedded_mode_records_and_delivers_events_on_sqlite() {
 
 #[actix_web::test]
 async fn directory_changes_arrive_as_directory_events_in_order() {
-    let dir = Directory::on(TestApp::spawn_with(allow_loopback).await).await;
-    let receiver = Receiver::start(Behaviour::Accept);
-    subscribe(
-        &dir.app,
-        &dir.org,
-        &receiver,
-        json!([
-            "directory.user.created",
-            "directory.user.updated",
-            "directory.user.deleted",
-            "directory.group.created",
-            "directory.group.deleted",
-            "directory.group.user_added",
-            "directory.group.user_removed"
-        ]),
-    )
+    let (dir, receiver) = hooked_directory(json!([
+        "directory.user.created",
+        "directory.user.updated",
+        "directory.user.deleted",
+        "directory.group.created",
+        "directory.group.deleted",
+        "directory.group.user_added",
+        "directory.group.user_removed"
+    ]))
     .await;
     let ada = dir.user("ada@example.com").await;
     let bob = dir.user("bob@example.com").await;

@@ -276,14 +276,7 @@ async fn if_match_on_a_group_refuses_a_version_that_member_changes_made_stale() 
 async fn another_connections_token_cannot_change_a_group_it_does_not_own() {
     let dir = Directory::new().await;
     let ann = dir.user("ann@example.com").await;
-    let (_, group) = dir
-        .scim(
-            "POST",
-            "/Groups",
-            Some(json!({"displayName": "Eng", "members": [{"value": ann}]})),
-        )
-        .await;
-    let gid = group["id"].as_str().unwrap().to_owned();
+    let gid = dir.group("Eng", &[&ann]).await;
     let (_, version) = group_state(&dir, &gid).await;
 
     // A second directory's token, naming the first directory's group.

@@ -229,14 +229,7 @@ async fn exported_cells_that_spreadsheets_would_run_are_defused() {
 async fn a_group_filter_reaches_only_the_orgs_own_directory() {
     let dir = Directory::new().await;
     let user = dir.user("ada@example.com").await;
-    let (_, group) = dir
-        .scim(
-            "POST",
-            "/Groups",
-            Some(json!({"displayName": "G", "members": [{"value": user}]})),
-        )
-        .await;
-    let group = group["id"].as_str().unwrap();
+    let group = dir.group("G", &[&user]).await;
     let (status, _) = dir
         .admin("GET", &format!("/members?group={group}"), None)
         .await;

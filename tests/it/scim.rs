@@ -270,15 +270,7 @@ async fn group_members_change_by_filter_and_by_value_list_and_concurrent_adds_lo
     for i in 0..12 {
         users.push(dir.user(&format!("u{i}@example.com")).await);
     }
-    let (status, group) = dir
-        .scim(
-            "POST",
-            "/Groups",
-            Some(json!({"displayName": "Engineering", "members": [{"value": users[0]}]})),
-        )
-        .await;
-    assert_eq!(status, 201, "{group}");
-    let gid = group["id"].as_str().unwrap().to_owned();
+    let gid = dir.group("Engineering", &users[..1]).await;
 
     // Ten IdP workers add one member each, at once.
     let path = format!("/Groups/{gid}");

@@ -517,6 +517,19 @@ async fn a_failed_delivery_is_sent_again_when_an_admin_retries_it() {
     })
     .await;
     assert!(succeeded.is_some(), "the delivery shows it succeeded");
+
+    // A delivered event can be sent again on request, under the same
+    // webhook-id, so a receiver that deduplicates by id takes it once.
+    let (status, _) = app.admin("POST", &org, &retry, None).await;
+    assert_eq!(status, 202);
+    let resent = poll(300, Duration::from_millis(50), async || {
+        let got = up.got();
+        (got.len() >= 2).then_some(got)
+    })
+    .await
+    .expect("the delivery is sent again");
+    assert_eq!(resent[1].webhook_id, resent[0].webhook_id);
+    assert_eq!(up.accepted().len(), 1, "one event, by its id");
     app.finish().await;
 }
 

@@ -363,6 +363,16 @@ impl HealthCheck for DatabaseHealth {
     }
 }
 
+/// A `, `-separated column list with each column prefixed by `table.`, for
+/// selects that join or alias the table.
+pub(crate) fn qualified(columns: &str, table: &str) -> String {
+    columns
+        .split(", ")
+        .map(|c| format!("{table}.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::loopback_without_tls_choice;

@@ -23,7 +23,7 @@ use sea_orm::{ConnectionTrait, FromQueryResult, Statement};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::db::db_err;
+use crate::db::{db_err, qualified};
 use crate::Database;
 
 pub struct SqlWebhookRepository {
@@ -316,14 +316,6 @@ fn found(rows: u64) -> Result<()> {
         });
     }
     Ok(())
-}
-
-fn qualified(columns: &str, table: &str) -> String {
-    columns
-        .split(", ")
-        .map(|c| format!("{table}.{}", c.trim()))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// An endpoint's signing secrets (of `org`'s endpoint, when given).

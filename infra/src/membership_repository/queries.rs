@@ -12,7 +12,7 @@ use sea_orm::{ConnectionTrait, FromQueryResult, Statement};
 
 use super::rows::{rows_to_members, MemberRow, MEMBER_COLUMNS};
 use super::{SqlMembershipRepository, BATCH};
-use crate::db::db_err;
+use crate::db::{db_err, qualified};
 use crate::filter_sql::Sql;
 
 pub(super) async fn count(repo: &SqlMembershipRepository, org: OrgId) -> Result<u64> {
@@ -92,11 +92,7 @@ pub(crate) async fn list(
         db.get_database_backend(),
         format!(
             "SELECT {} FROM members m WHERE {} ORDER BY m.id LIMIT {limit}",
-            MEMBER_COLUMNS
-                .split(", ")
-                .map(|c| format!("m.{c}"))
-                .collect::<Vec<_>>()
-                .join(", "),
+            qualified(MEMBER_COLUMNS, "m"),
             conditions.join(" AND ")
         ),
         sql.values,

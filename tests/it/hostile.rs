@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 
 use crate::fixtures::{create_child, create_root};
 use crate::scim::{patch, Directory};
+use crate::support::request;
 
 #[actix_web::test]
 async fn the_tree_stops_at_its_depth_limit_and_a_deep_tree_still_renders() {
@@ -434,5 +435,55 @@ async fn nul_characters_in_admin_input_are_refused() {
             "{method} {rest}: {status} {answer}"
         );
     }
+    dir.app.finish().await;
+}
+
+/// A sync's defaults are its widest reach (both scopes, every org below,
+/// sandboxes too): a body that says something else but cannot be read must
+/// be refused, never taken for no body at all.
+#[actix_web::test]
+async fn a_sync_request_it_cannot_read_starts_nothing() {
+    let dir = Directory::new().await;
+    let token = dir.app.tokens.platform();
+    let unreadable = [
+        ("application/json", r#"{"scope": "everything"}"#, 422),
+        ("application/json", r#"{"cascde": false}"#, 422),
+        ("application/json", r#"{"cascade": "no"}"#, 422),
+        ("application/json", r#"{"scope": "members""#, 400),
+        // What `curl -d` sends when no content type is given.
+        (
+            "application/x-www-form-urlencoded",
+            r#"{"cascade": false}"#,
+            400,
+        ),
+    ];
+    for rest in ["/syncs", "/syncs/preview"] {
+        for (content_type, body, refused) in unreadable {
+            let path = format!("/api/v1/orgs/{}{rest}", dir.org);
+            let response = dir
+                .app
+                .send(
+                    request("POST", &path, Some(&token), None)
+                        .insert_header(("content-type", content_type))
+                        .set_payload(body),
+                )
+                .await;
+            assert_eq!(response.status(), refused, "{rest} {content_type} {body}");
+            let problem = response.headers().get("content-type").unwrap();
+            assert_eq!(problem, "application/problem+json", "{rest} {body}");
+        }
+    }
+    let (_, runs) = dir.admin("GET", "/syncs", None).await;
+    assert_eq!(runs["data"], json!([]), "nothing was started: {runs}");
+
+    // No body, or an empty one, still asks for the defaults.
+    let (status, run) = dir.admin("POST", "/syncs", None).await;
+    assert_eq!(status, 202, "{run}");
+    assert_eq!(run["scope"], "both", "{run}");
+    let path = format!("/api/v1/orgs/{}/syncs/preview", dir.org);
+    let empty = request("POST", &path, Some(&token), None)
+        .insert_header(("content-type", "application/json"))
+        .set_payload("");
+    assert_eq!(dir.app.send(empty).await.status(), 200);
     dir.app.finish().await;
 }

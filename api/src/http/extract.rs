@@ -99,3 +99,32 @@ pub struct MemberPath {
 pub struct RunPath {
     pub run: orgsync_domain::sync::RunId,
 }
+
+/// A JSON body a caller may leave out. Only an absent (or empty) body is
+/// `None`: anything sent is read as `web::Json` reads it, with its content
+/// type, size limit and errors. `Option<web::Json<T>>` would read a body it
+/// cannot parse (a misspelt field, a wrong value, a form-encoded `curl -d`)
+/// as no body at all, and the defaults of a sync are the widest it has.
+pub struct OptionalJson<T>(pub Option<T>);
+
+impl<T: serde::de::DeserializeOwned + 'static> FromRequest for OptionalJson<T> {
+    type Error = actix_web::Error;
+    type Future = futures::future::LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        if body_is_absent(req) {
+            return Box::pin(ready(Ok(Self(None))));
+        }
+        let json = web::Json::<T>::from_request(req, payload);
+        Box::pin(async move { Ok(Self(Some(json.await?.into_inner()))) })
+    }
+}
+
+/// No body was sent: no length and no chunked transfer, or a length of zero.
+fn body_is_absent(req: &HttpRequest) -> bool {
+    let headers = req.headers();
+    match headers.get(header::CONTENT_LENGTH) {
+        Some(length) => length.to_str().is_ok_and(|l| l.trim() == "0"),
+        None => !headers.contains_key(header::TRANSFER_ENCODING),
+    }
+}

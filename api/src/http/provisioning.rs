@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::extract::{OrgCall, RunPath};
+use super::extract::{OptionalJson, OrgCall, RunPath};
 use super::problem::ApiError;
 use super::routes::Routes;
 use super::views::{timestamp, ListQuery, ListView};
@@ -370,7 +370,7 @@ fn yes() -> bool {
     true
 }
 
-fn sync_request(body: Option<web::Json<SyncBody>>) -> SyncRequest {
+fn sync_request(OptionalJson(body): OptionalJson<SyncBody>) -> SyncRequest {
     body.map_or_else(SyncRequest::default, |b| SyncRequest {
         scope: b.scope,
         cascade: b.cascade,
@@ -381,7 +381,7 @@ fn sync_request(body: Option<web::Json<SyncBody>>) -> SyncRequest {
 async fn start_sync(
     state: web::Data<AppState>,
     OrgCall { principal, org }: OrgCall,
-    body: Option<web::Json<SyncBody>>,
+    body: OptionalJson<SyncBody>,
 ) -> Result<HttpResponse, ApiError> {
     let (run, jobs) = state
         .sync
@@ -399,7 +399,7 @@ async fn start_sync(
 async fn preview_sync(
     state: web::Data<AppState>,
     OrgCall { principal, org }: OrgCall,
-    body: Option<web::Json<SyncBody>>,
+    body: OptionalJson<SyncBody>,
     query: web::Query<PreviewQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (offset, limit) = query.window(state.limits.preview_page)?;

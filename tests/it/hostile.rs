@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use crate::fixtures::{create_child, create_root};
+use crate::fixtures::{create_child, create_root, put_confirmed, switch_to_scim};
 use crate::scim::{patch, Directory};
 use crate::support::request;
 
@@ -485,5 +485,45 @@ async fn a_sync_request_it_cannot_read_starts_nothing() {
         .insert_header(("content-type", "application/json"))
         .set_payload("");
     assert_eq!(dir.app.send(empty).await.status(), 200);
+    dir.app.finish().await;
+}
+
+/// A group-mapping save with a field it does not know (a misspelt
+/// `seat_tier`) is refused naming it; saved without it, the org would lose
+/// its tier mappings and every member's tier with them.
+#[actix_web::test]
+async fn a_mapping_save_with_a_field_it_does_not_know_changes_nothing() {
+    let dir = Directory::new().await;
+    let (status, answer) = dir
+        .admin("PUT", "/seat-tiers", Some(json!({"seat_tiers": ["gold"]})))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let ann = dir.user("ann@example.com").await;
+    let staff = dir.group("Staff", &[&ann]).await;
+    let mappings = json!({
+        "enabled": true,
+        "roles": [{"group": staff, "role": "admin"}],
+        "seat_tiers": [{"group": staff, "tier": "gold"}],
+    });
+    switch_to_scim(&dir, &dir.org).await;
+    put_confirmed(&dir, &dir.org, "/group-mappings", mappings.clone()).await;
+    let misspelt = json!({
+        "enabled": true,
+        "roles": [{"group": staff, "role": "admin"}],
+        "seat_tier": [{"group": staff, "tier": "gold"}],
+    });
+    for (method, path) in [
+        ("POST", "/group-mappings/preview"),
+        ("PUT", "/group-mappings"),
+    ] {
+        let (status, problem) = dir.admin(method, path, Some(misspelt.clone())).await;
+        assert_eq!(status, 422, "{path}: {problem}");
+        let detail = problem["detail"].as_str().unwrap();
+        assert!(detail.contains("seat_tier"), "{path}: {problem}");
+    }
+    let (_, saved) = dir.admin("GET", "/group-mappings", None).await;
+    assert_eq!(saved["seat_tiers"], mappings["seat_tiers"], "{saved}");
+    let (_, members) = dir.admin("GET", "/members", None).await;
+    assert_eq!(members["data"][0]["seat_tier"], "gold", "{members}");
     dir.app.finish().await;
 }

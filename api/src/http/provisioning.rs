@@ -5,7 +5,9 @@ use actix_web::http::Method;
 use actix_web::{web, HttpResponse};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use orgsync_domain::membership::{Deprovision, GroupMappings};
+use orgsync_domain::membership::{
+    Deprovision, GroupMappings, RoleMapping, SpendMapping, TierMapping,
+};
 use orgsync_domain::org::ProvisioningMode;
 use orgsync_domain::service::SyncRequest;
 use orgsync_domain::sync::{
@@ -294,10 +296,20 @@ async fn set_mode(
     })))
 }
 
+/// The body of `PUT /group-mappings` and its preview: the mappings' own
+/// fields spelt out, not flattened from [`GroupMappings`], because serde
+/// cannot refuse unknown fields beside a flattened struct, and a misspelt
+/// `seat_tier` would then save an org without its tier mappings.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct MappingsRequest {
-    #[serde(flatten)]
-    mappings: GroupMappings,
+    enabled: bool,
+    #[serde(default)]
+    roles: Vec<RoleMapping>,
+    #[serde(default)]
+    seat_tiers: Vec<TierMapping>,
+    #[serde(default)]
+    spend_limits: Vec<SpendMapping>,
     #[serde(default)]
     deprovision: Deprovision,
     confirm: Option<String>,
@@ -306,7 +318,12 @@ struct MappingsRequest {
 impl MappingsRequest {
     fn settings(&self) -> MembershipSettings {
         MembershipSettings {
-            mappings: self.mappings.clone(),
+            mappings: GroupMappings {
+                enabled: self.enabled,
+                roles: self.roles.clone(),
+                seat_tiers: self.seat_tiers.clone(),
+                spend_limits: self.spend_limits.clone(),
+            },
             deprovision: self.deprovision,
         }
     }

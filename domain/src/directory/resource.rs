@@ -118,16 +118,20 @@ fn primary_email(emails: Option<&Value>) -> Option<String> {
         .or_else(|| list.iter().find_map(value_of))
 }
 
-/// Resources without `schemas` are accepted (some IdPs omit it) and stored with the core one.
+/// Resources without `schemas` are accepted (some IdPs omit it), and so
+/// are lists without the core schema (a PATCH may replace `schemas` with
+/// anything): either is stored with the core schema first, because every
+/// reader of a User or Group looks for it there (RFC 7643 §3).
 fn ensure_schema(map: &mut Map<String, Value>, core: &str) {
-    let has_schemas = get_ci(map, "schemas").is_some_and(Value::is_array);
-    if !has_schemas {
-        take_ci(map, "schemas");
-        map.insert(
-            "schemas".into(),
-            Value::Array(vec![Value::String(core.into())]),
-        );
+    let mut schemas = match take_ci(map, "schemas") {
+        Some(Value::Array(schemas)) => schemas,
+        _ => Vec::new(),
+    };
+    let names_core = |s: &Value| s.as_str().is_some_and(|s| s.eq_ignore_ascii_case(core));
+    if !schemas.iter().any(names_core) {
+        schemas.insert(0, Value::String(core.into()));
     }
+    map.insert("schemas".into(), Value::Array(schemas));
 }
 
 /// A group member as the IdP referenced it.
@@ -372,6 +376,27 @@ mod tests {
         for gone in ["id", "meta", "password"] {
             assert!(user.resource.get(gone).is_none(), "{gone}");
         }
+    }
+
+    #[test]
+    fn the_core_schema_is_always_listed_and_extensions_kept() {
+        let core = json!("urn:ietf:params:scim:schemas:core:2.0:User");
+        for (schemas, expected) in [
+            (json!(null), json!([core])),
+            (json!("urn:x"), json!([core])),
+            (json!([]), json!([core])),
+            (json!(["urn:x"]), json!([core, "urn:x"])),
+            (json!(["urn:x", core]), json!(["urn:x", core])),
+        ] {
+            let user = UserFields::from_scim(json!({"schemas": schemas, "userName": "a"})).unwrap();
+            assert_eq!(user.resource["schemas"], expected, "{schemas}");
+        }
+        let (group, _) =
+            GroupFields::from_scim(json!({"schemas": ["urn:x"], "displayName": "g"})).unwrap();
+        assert_eq!(
+            group.resource["schemas"],
+            json!(["urn:ietf:params:scim:schemas:core:2.0:Group", "urn:x"])
+        );
     }
 
     #[test]

@@ -209,3 +209,101 @@ async fn unknown_and_exhausted_jobs_are_dead_lettered_with_the_reason() {
     assert_eq!(queue.len().await.unwrap(), 0, "nothing left pending");
     cleanup(&prefix).await;
 }
+
+/// A TCP relay to Redis that can stall: connections stay open but nothing
+/// crosses them until it resumes, as when Redis hangs or the path to it
+/// stops delivering for a while.
+struct Relay {
+    url: String,
+    silent: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Relay {
+    async fn start() -> Self {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let upstream = redis_url()
+            .trim_start_matches("redis://")
+            .trim_end_matches('/')
+            .to_owned();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("redis://{}", listener.local_addr().unwrap());
+        let silent = std::sync::Arc::new(AtomicBool::new(false));
+        let flag = silent.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
+                    continue;
+                };
+                let (client_read, client_write) = client.into_split();
+                let (server_read, server_write) = server.into_split();
+                for (mut from, mut to) in [
+                    (
+                        Box::new(client_read) as Box<dyn tokio::io::AsyncRead + Send + Unpin>,
+                        Box::new(server_write) as Box<dyn tokio::io::AsyncWrite + Send + Unpin>,
+                    ),
+                    (Box::new(server_read), Box::new(client_write)),
+                ] {
+                    let silent = flag.clone();
+                    tokio::spawn(async move {
+                        let mut buf = vec![0u8; 16 * 1024];
+                        while let Ok(n @ 1..) = from.read(&mut buf).await {
+                            // Held, not dropped: TCP delivers what was sent once the path clears.
+                            while silent.load(Ordering::SeqCst) {
+                                tokio::time::sleep(Duration::from_millis(10)).await;
+                            }
+                            if to.write_all(&buf[..n]).await.is_err() {
+                                break;
+                            }
+                        }
+                    });
+                }
+            }
+        });
+        Self { url, silent }
+    }
+
+    fn silence(&self, silent: bool) {
+        self.silent
+            .store(silent, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Redis is not the source of truth, and callers publish on a request's
+/// path: a Redis that stops answering must fail a command within seconds
+/// (the caller goes on; the sweeper publishes again), not hold it until the
+/// kernel gives up on the connection. Once Redis answers again, so does
+/// the queue.
+#[tokio::test]
+async fn a_redis_that_stops_answering_fails_commands_soon_and_is_used_again_after() {
+    let prefix = prefix();
+    let relay = Relay::start().await;
+    let queue = RedisJobQueue::connect(&relay.url, &prefix).await.unwrap();
+    queue.publish(&job(0)).await.unwrap();
+
+    relay.silence(true);
+    let bound = Duration::from_secs(10);
+    let published = tokio::time::timeout(bound, queue.publish(&job(1))).await;
+    assert!(matches!(published, Ok(Err(_))), "{published:?}");
+    let received =
+        tokio::time::timeout(bound, queue.receive("a", 10, Duration::from_millis(100))).await;
+    assert!(matches!(received, Ok(Err(_))), "{received:?}");
+
+    relay.silence(false);
+    let recovered = crate::support::poll(50, Duration::from_millis(200), async || {
+        queue.publish(&job(2)).await.ok()
+    })
+    .await;
+    assert!(recovered.is_some(), "the queue never answered again");
+    let delivered = queue
+        .receive("a", 10, Duration::from_millis(100))
+        .await
+        .unwrap();
+    let payloads: Vec<_> = delivered
+        .iter()
+        .map(|d| d.job.payload["n"].clone())
+        .collect();
+    assert!(payloads.contains(&json!(2)), "{payloads:?}");
+    cleanup(&prefix).await;
+}

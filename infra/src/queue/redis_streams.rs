@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use orgsync_domain::ports::{Delivery, HealthCheck, Job, JobQueue};
 use orgsync_domain::{Error, Result};
-use redis::aio::ConnectionManager;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::streams::{
     StreamAutoClaimOptions, StreamAutoClaimReply, StreamId, StreamReadOptions, StreamReadReply,
 };
@@ -26,6 +26,16 @@ const GROUP: &str = "workers";
 const FIELD: &str = "job";
 /// Dead letters kept (oldest trimmed first): enough to see what went wrong.
 const DEAD_LETTERS_KEPT: usize = 10_000;
+/// Reconnection attempts after a connection is lost, and the longest pause
+/// between two (the crate's defaults add up to about ten seconds).
+const RECONNECT_RETRIES: usize = 2;
+const RECONNECT_MAX_DELAY_MS: u64 = 500;
+/// How long a command, or an attempt to connect, may go unanswered before
+/// it fails. Redis is not the source of truth, and callers treat it so (a
+/// request that publishes a job answers without it; the sweeper publishes
+/// again): without a bound, a Redis that went away held such a request for
+/// two minutes, until the kernel gave up on the connection.
+const ANSWER_WITHIN: Duration = Duration::from_secs(2);
 
 #[derive(Clone)]
 pub struct RedisJobQueue {
@@ -51,10 +61,18 @@ impl RedisJobQueue {
     pub async fn connect(url: &str, prefix: &str) -> Result<Self> {
         let client =
             redis::Client::open(url).map_err(|e| Error::invalid("redis.url", e.to_string()))?;
-        let conn = ConnectionManager::new(client.clone())
+        let conn = ConnectionManager::new_with_config(client.clone(), Self::reconnecting())
             .await
             .map_err(unavailable)?;
-        let blocking = ConnectionManager::new(client).await.map_err(unavailable)?;
+        // A blocking read waits as long as its caller asks (bounded in
+        // `receive`), so only its connection attempts are bounded here.
+        let blocking_config = ConnectionManagerConfig::new()
+            .set_connection_timeout(ANSWER_WITHIN)
+            .set_number_of_retries(RECONNECT_RETRIES)
+            .set_max_delay(RECONNECT_MAX_DELAY_MS);
+        let blocking = ConnectionManager::new_with_config(client, blocking_config)
+            .await
+            .map_err(unavailable)?;
         let queue = Self {
             conn,
             blocking,
@@ -63,6 +81,16 @@ impl RedisJobQueue {
         };
         queue.ensure_group().await?;
         Ok(queue)
+    }
+
+    /// Short commands: answered within [`ANSWER_WITHIN`], and a lost
+    /// connection retried a few times quickly rather than for many seconds.
+    fn reconnecting() -> ConnectionManagerConfig {
+        ConnectionManagerConfig::new()
+            .set_connection_timeout(ANSWER_WITHIN)
+            .set_response_timeout(ANSWER_WITHIN)
+            .set_number_of_retries(RECONNECT_RETRIES)
+            .set_max_delay(RECONNECT_MAX_DELAY_MS)
     }
 
     async fn ensure_group(&self) -> Result<()> {
@@ -182,16 +210,17 @@ impl JobQueue for RedisJobQueue {
         let block_ms = usize::try_from(wait.as_millis())
             .unwrap_or(usize::MAX)
             .max(1);
-        let reply: Option<StreamReadReply> = self
-            .with_group(|| {
-                let mut conn = self.blocking.clone();
-                let options = StreamReadOptions::default()
-                    .group(GROUP, consumer)
-                    .count(max)
-                    .block(block_ms);
-                async move { conn.xread_options(&[&self.stream], &[">"], &options).await }
-            })
-            .await?;
+        let read = self.with_group(|| {
+            let mut conn = self.blocking.clone();
+            let options = StreamReadOptions::default()
+                .group(GROUP, consumer)
+                .count(max)
+                .block(block_ms);
+            async move { conn.xread_options(&[&self.stream], &[">"], &options).await }
+        });
+        let reply: Option<StreamReadReply> = tokio::time::timeout(wait + ANSWER_WITHIN, read)
+            .await
+            .map_err(|_| Error::Unavailable("redis: no answer to a blocking read".into()))??;
         let entries: Vec<StreamId> = reply
             .map(|r| r.keys.into_iter().flat_map(|k| k.ids).collect())
             .unwrap_or_default();

@@ -740,6 +740,19 @@ async fn forged_or_replayed_saml_responses_are_refused_and_create_nothing() {
     let replay = post_acs(&dir, &response, relay.as_deref()).await;
     assert_eq!(replay.0, 400, "a replayed response finds no sign-in");
 
+    // A form larger than any response is refused unread, as a problem.
+    let oversized = dir
+        .app
+        .send(
+            request("POST", &format!("/sso/saml/{}/acs", dir.conn), None, None)
+                .insert_header(("content-type", "application/x-www-form-urlencoded"))
+                .set_payload(format!("SAMLResponse={}", "A".repeat(300 * 1024))),
+        )
+        .await;
+    assert_eq!(oversized.status(), 413);
+    let kind = oversized.headers().get("content-type").unwrap();
+    assert_eq!(kind, "application/problem+json");
+
     // IdP-initiated sign-in is off by default...
     let acs = format!("http://127.0.0.1:8080/sso/saml/{}/acs", dir.conn);
     let unsolicited = idp.respond(&acs, &sp, None, "grace@example.com", &[], SamlForge::Honest);

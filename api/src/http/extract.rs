@@ -128,3 +128,30 @@ fn body_is_absent(req: &HttpRequest) -> bool {
         None => !headers.contains_key(header::TRANSFER_ENCODING),
     }
 }
+
+/// Why a body could not be read whole.
+pub enum BodyError {
+    /// It is longer than the limit (the rest is not read).
+    TooLarge,
+    /// The connection failed or sent a malformed body.
+    Broken(actix_web::error::PayloadError),
+}
+
+/// Reads a request body of at most `limit` bytes, for handlers that take
+/// their body raw and answer its errors in their own format (SCIM errors,
+/// or problem documents where actix's extractors answer plain text).
+pub async fn read_body(
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<web::BytesMut, BodyError> {
+    use futures::StreamExt;
+    let mut bytes = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(BodyError::Broken)?;
+        if bytes.len() + chunk.len() > limit {
+            return Err(BodyError::TooLarge);
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes)
+}

@@ -13,7 +13,7 @@ use orgsync_domain::Error;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::extract::{Admin, ConnPath, OrgCall};
+use super::extract::{read_body, Admin, BodyError, ConnPath, OrgCall};
 use super::problem::ApiError;
 use super::routes::Routes;
 use crate::state::AppState;
@@ -301,15 +301,29 @@ async fn saml_metadata(
         .body(xml))
 }
 
+/// The largest form the ACS reads: signed responses with many attributes
+/// run to tens of kilobytes; this leaves room for several times that.
+const MAX_SAML_FORM: usize = 256 * 1024;
+
 /// The ACS takes the IdP's form as bytes (a SAML response is larger than
 /// actix's default form limit) and reads its two fields.
 async fn saml_acs(
     state: web::Data<AppState>,
     req: HttpRequest,
     path: web::Path<ConnPath>,
-    body: web::Bytes,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     admit(&state, &req)?;
+    let body = read_body(payload, MAX_SAML_FORM)
+        .await
+        .map_err(|e| match e {
+            BodyError::TooLarge => ApiError::PayloadTooLarge(format!(
+                "a SAML form may be at most {MAX_SAML_FORM} bytes"
+            )),
+            BodyError::Broken(e) => {
+                ApiError::BadRequest(format!("the form could not be read: {e}"))
+            }
+        })?;
     let mut response = None;
     let mut relay_state = None;
     for (key, value) in url::form_urlencoded::parse(&body) {

@@ -2,7 +2,6 @@
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpResponse, HttpResponseBuilder};
-use futures::StreamExt;
 use orgsync_domain::directory::{ScimError, ScimQuery, SortKey};
 use orgsync_domain::ports::Listed;
 use orgsync_domain::scim::{Filter, PatchRequest, ResourceKind};
@@ -12,6 +11,7 @@ use serde_json::{json, Value};
 use super::error::unsupported;
 use super::render::{self, etag};
 use super::{ScimApiError, ScimCall, SCIM_CONTENT_TYPE};
+use crate::http::extract::{read_body, BodyError};
 use crate::state::AppState;
 
 /// The most resources one list response returns (advertised as `filter.maxResults`).
@@ -124,21 +124,17 @@ pub(super) fn query(params: &ListParams, kind: ResourceKind) -> Result<ScimQuery
 }
 
 /// Reads a JSON body with the configured size limit; any malformation is `invalidSyntax`.
-pub(super) async fn body(
-    mut payload: web::Payload,
-    state: &AppState,
-) -> Result<Value, ScimApiError> {
-    let mut bytes = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ScimApiError(ScimError::InvalidSyntax(e.to_string())))?;
-        if bytes.len() + chunk.len() > state.body_limit {
-            return Err(ScimApiError(ScimError::TooLarge(format!(
+pub(super) async fn body(payload: web::Payload, state: &AppState) -> Result<Value, ScimApiError> {
+    let bytes = read_body(payload, state.body_limit)
+        .await
+        .map_err(|e| match e {
+            BodyError::TooLarge => ScimError::TooLarge(format!(
                 "the request body exceeds {} bytes",
                 state.body_limit
-            ))));
-        }
-        bytes.extend_from_slice(&chunk);
-    }
+            )),
+            BodyError::Broken(e) => ScimError::InvalidSyntax(e.to_string()),
+        })
+        .map_err(ScimApiError)?;
     let large = bytes.len() > OFFLOADED_BODY;
     let parse = move || {
         serde_json::from_slice(&bytes).map_err(|e| {

@@ -2,11 +2,13 @@
 
 use actix_web::test::TestRequest;
 
-use crate::support::TestApp;
+use crate::scim::Directory;
+use crate::support::{request, TestApp};
 
 #[actix_web::test]
 async fn readiness_reports_each_dependency_and_turns_503_when_the_database_goes() {
-    let app = TestApp::spawn().await;
+    let dir = Directory::new().await;
+    let app = &dir.app;
     let (status, body) = app.call("GET", "/readyz", None, None).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["checks"]["database"]["status"], "ok");
@@ -32,6 +34,18 @@ async fn readiness_reports_each_dependency_and_turns_503_when_the_database_goes(
         .await;
     assert_eq!(status, 503, "{problem}");
     assert_eq!(problem["type"], "https://orgsync.dev/problems/unavailable");
+    // The IdP is told the same, in SCIM's words, and when to come back.
+    let path = format!("/scim/v2/{}/Users", dir.conn);
+    let scim = app
+        .send(request("GET", &path, Some(&dir.token), None))
+        .await;
+    assert_eq!(scim.status(), 503);
+    assert_eq!(scim.headers().get("retry-after").unwrap(), "5");
+    let error: serde_json::Value = actix_web::test::read_body_json(scim).await;
+    assert_eq!(
+        error["schemas"][0],
+        "urn:ietf:params:scim:api:messages:2.0:Error"
+    );
 }
 
 #[actix_web::test]

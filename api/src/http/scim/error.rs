@@ -65,8 +65,16 @@ impl ResponseError for ScimApiError {
             other => other.to_string(),
         };
         let mut response = HttpResponse::build(status);
-        if let ScimError::RateLimited { retry_after_secs } = &self.0 {
-            response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
+        match &self.0 {
+            ScimError::RateLimited { retry_after_secs } => {
+                response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
+            }
+            // As the admin API answers: IdPs that honour it retry after a
+            // pause rather than at once, while a dependency recovers.
+            ScimError::Unavailable(_) => {
+                response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("5")));
+            }
+            _ => {}
         }
         if status == StatusCode::UNAUTHORIZED {
             response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));

@@ -61,16 +61,13 @@ impl RedisJobQueue {
     pub async fn connect(url: &str, prefix: &str) -> Result<Self> {
         let client =
             redis::Client::open(url).map_err(|e| Error::invalid("redis.url", e.to_string()))?;
-        let conn = ConnectionManager::new_with_config(client.clone(), Self::reconnecting())
+        let short_commands = Self::reconnecting().set_response_timeout(ANSWER_WITHIN);
+        let conn = ConnectionManager::new_with_config(client.clone(), short_commands)
             .await
             .map_err(unavailable)?;
         // A blocking read waits as long as its caller asks (bounded in
         // `receive`), so only its connection attempts are bounded here.
-        let blocking_config = ConnectionManagerConfig::new()
-            .set_connection_timeout(ANSWER_WITHIN)
-            .set_number_of_retries(RECONNECT_RETRIES)
-            .set_max_delay(RECONNECT_MAX_DELAY_MS);
-        let blocking = ConnectionManager::new_with_config(client, blocking_config)
+        let blocking = ConnectionManager::new_with_config(client, Self::reconnecting())
             .await
             .map_err(unavailable)?;
         let queue = Self {
@@ -83,12 +80,11 @@ impl RedisJobQueue {
         Ok(queue)
     }
 
-    /// Short commands: answered within [`ANSWER_WITHIN`], and a lost
-    /// connection retried a few times quickly rather than for many seconds.
+    /// Connects within [`ANSWER_WITHIN`], and retries a lost connection a
+    /// few times quickly rather than for many seconds.
     fn reconnecting() -> ConnectionManagerConfig {
         ConnectionManagerConfig::new()
             .set_connection_timeout(ANSWER_WITHIN)
-            .set_response_timeout(ANSWER_WITHIN)
             .set_number_of_retries(RECONNECT_RETRIES)
             .set_max_delay(RECONNECT_MAX_DELAY_MS)
     }

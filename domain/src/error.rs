@@ -79,6 +79,8 @@ pub enum ConflictCode {
     AlreadyExists,
     /// The organization still has child organizations.
     HasChildren,
+    /// Members joined the organization while it was being deleted.
+    HasMembers,
     /// The operation needs directory sync on.
     DirectorySyncDisabled,
     /// SCIM provisioning needs a connection with directory sync on that reaches the org.
@@ -99,6 +101,7 @@ impl ConflictCode {
         match self {
             Self::AlreadyExists => "already-exists",
             Self::HasChildren => "has-children",
+            Self::HasMembers => "has-members",
             Self::DirectorySyncDisabled => "directory-sync-disabled",
             Self::NoDirectory => "no-directory",
             Self::ConfirmationRequired => "confirmation-required",

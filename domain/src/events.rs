@@ -24,6 +24,8 @@ pub enum EventType {
     SyncRunCompleted,
     SyncRunFailed,
     SyncRemovalsHeld,
+    /// Recorded on the parent of the org deleted.
+    OrganizationDeleted,
     WebhookEndpointDisabled,
     /// Sent only by `POST /webhooks/{id}/test`, never recorded for the API.
     WebhookTest,
@@ -38,7 +40,7 @@ pub enum EventType {
 }
 
 impl EventType {
-    pub const ALL: [Self; 19] = [
+    pub const ALL: [Self; 20] = [
         Self::MemberCreated,
         Self::MemberUpdated,
         Self::MemberSuspended,
@@ -48,6 +50,7 @@ impl EventType {
         Self::SyncRunCompleted,
         Self::SyncRunFailed,
         Self::SyncRemovalsHeld,
+        Self::OrganizationDeleted,
         Self::WebhookEndpointDisabled,
         Self::WebhookTest,
         Self::DirectoryUserCreated,
@@ -71,6 +74,7 @@ impl EventType {
             Self::SyncRunCompleted => "sync.run.completed",
             Self::SyncRunFailed => "sync.run.failed",
             Self::SyncRemovalsHeld => "sync.removals_held",
+            Self::OrganizationDeleted => "organization.deleted",
             Self::WebhookEndpointDisabled => "webhook.endpoint.disabled",
             Self::WebhookTest => "webhook.test",
             Self::DirectoryUserCreated => "directory.user.created",

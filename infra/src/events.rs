@@ -106,7 +106,7 @@ pub async fn sequence_root(db: &DatabaseConnection, root: Uuid) -> Result<i64> {
 /// Numbers the tenant's committed, unnumbered events, leaving its sequence
 /// locked until `txn` ends: concurrent sequencers of one tenant (and bulk
 /// writers numbering their own, [`insert_numbered_events`]) queue up.
-async fn number_waiting(txn: &DatabaseTransaction, root: Uuid) -> Result<()> {
+pub(crate) async fn number_waiting(txn: &DatabaseTransaction, root: Uuid) -> Result<()> {
     let backend = txn.get_database_backend();
     let stmt = |sql: &str| Statement::from_sql_and_values(backend, sql, [root.into()]);
     // Creates the tenant's sequence on its first events; locks it always.
@@ -315,12 +315,14 @@ impl EventLog for SqlEventLog {
         sequence_root(db, root).await?;
         let mut sql = Sql::default();
         let mut conditions = if query.include_descendants {
-            // The tenant's sequence in order, kept to the subtree.
+            // The tenant's sequence in order, kept to the subtree: the orgs
+            // in it now and those deleted from it.
+            let top = sql.bind(org.0);
             vec![
                 format!("root_id = {}", sql.bind(root)),
                 format!(
-                    "org_id IN (SELECT descendant_id FROM org_closure WHERE ancestor_id = {})",
-                    sql.bind(org.0)
+                    "org_id IN (SELECT descendant_id FROM org_closure WHERE ancestor_id = {top} \
+                     UNION ALL SELECT org_id FROM retired_org_ancestors WHERE ancestor_id = {top})"
                 ),
             ]
         } else {
@@ -355,6 +357,9 @@ impl EventLog for SqlEventLog {
         for statement in [
             "DELETE FROM events WHERE occurred_at < $1 AND seq IS NOT NULL",
             "DELETE FROM webhook_deliveries WHERE created_at < $1 AND status <> 'pending'",
+            // A deleted org's ancestry, once its last events (all older than
+            // its deletion) are gone.
+            "DELETE FROM retired_org_ancestors WHERE retired_at < $1",
         ] {
             purged += db
                 .execute(Statement::from_sql_and_values(

@@ -8,9 +8,10 @@ use orgsync_domain::ports::OrgRepository;
 use orgsync_domain::{Error, Result};
 use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, SqlErr, Statement, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr, Statement, TransactionTrait,
 };
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::db::{db_err, sql_err};
@@ -200,7 +201,7 @@ impl OrgRepository for SqlOrgRepository {
         Ok(())
     }
 
-    async fn delete_leaf(&self, id: OrgId) -> Result<()> {
+    async fn delete_leaf(&self, id: OrgId, now: OffsetDateTime) -> Result<()> {
         let has_children = || {
             Error::conflict(
                 ConflictCode::HasChildren,
@@ -208,20 +209,59 @@ impl OrgRepository for SqlOrgRepository {
             )
         };
         let txn = self.db.connection().begin().await.map_err(db_err)?;
-        let children = organization::Entity::find()
-            .filter(organization::Column::ParentId.eq(id.0))
-            .count(&txn)
+        let backend = txn.get_database_backend();
+        let stmt = |sql: &str| Statement::from_sql_and_values(backend, sql, [id.0.into()]);
+        // Locked first, so what is checked below still holds at the delete:
+        // on PostgreSQL a new member's or child's key check waits for this
+        // lock; on SQLite the write makes this transaction the one writer.
+        let lock = match backend {
+            DbBackend::Postgres => " FOR UPDATE",
+            _ => {
+                txn.execute(stmt(
+                    "UPDATE organizations SET updated_at = updated_at WHERE id = $1",
+                ))
+                .await
+                .map_err(db_err)?;
+                ""
+            }
+        };
+        let root: Uuid = txn
+            .query_one(stmt(&format!(
+                "SELECT root_id FROM organizations WHERE id = $1{lock}"
+            )))
             .await
+            .map_err(db_err)?
+            .ok_or(Error::NotFound {
+                entity: "organization",
+            })?
+            .try_get("", "root_id")
             .map_err(db_err)?;
-        if children > 0 {
+        let present = |sql: &'static str| {
+            let query = txn.query_one(stmt(sql));
+            async move { query.await.map(|row| row.is_some()).map_err(db_err) }
+        };
+        if present("SELECT 1 AS present FROM organizations WHERE parent_id = $1 LIMIT 1").await? {
             return Err(has_children());
         }
-        // Events name their org without a foreign key (see the migration
-        // that dropped it), so they go explicitly, in the same transaction.
+        // Members leave through the removal gate, each with its event; a key
+        // cascade would take anyone who joined since without a trace.
+        if present("SELECT 1 AS present FROM members WHERE org_id = $1 LIMIT 1").await? {
+            return Err(Error::conflict(
+                ConflictCode::HasMembers,
+                "members joined the organization while it was being deleted; preview the \
+                 deletion again",
+            ));
+        }
+        // The org's events stay in its tenant's log for its ancestors to
+        // read: numbered now, while the org still names their tenant, and
+        // found through the ancestry it had.
+        crate::events::number_waiting(&txn, root).await?;
         txn.execute(Statement::from_sql_and_values(
-            txn.get_database_backend(),
-            "DELETE FROM events WHERE org_id = $1",
-            [id.0.into()],
+            backend,
+            "INSERT INTO retired_org_ancestors (ancestor_id, org_id, retired_at) \
+             SELECT ancestor_id, descendant_id, $2 FROM org_closure \
+             WHERE descendant_id = $1 AND depth > 0",
+            [id.0.into(), now.into()],
         ))
         .await
         .map_err(db_err)?;

@@ -935,11 +935,11 @@ async fn the_dispatcher_finds_each_tenant_with_waiting_events_once() {
     app.finish().await;
 }
 
-/// Events name their org without a foreign key (a bulk write's outbox rows
-/// skip the key check); deleting an org still takes its events with it and
-/// leaves its parent's.
+/// Deleting an org removes its members, each with its `member.removed`
+/// event, and its events stay where its ancestors read their subtree; the
+/// parent hears `organization.deleted`.
 #[actix_web::test]
-async fn deleting_an_org_deletes_its_events_and_keeps_its_parents() {
+async fn a_deleted_orgs_events_stay_in_its_ancestors_subtree() {
     use crate::fixtures::create_child;
     let app = TestApp::spawn_idle(|_| {}).await;
     let root = create_root(&app, "Acme", "acme").await;
@@ -957,14 +957,51 @@ async fn deleting_an_org_deletes_its_events_and_keeps_its_parents() {
         let (status, body) = app.admin("POST", org, "/members", Some(member)).await;
         assert_eq!(status, 201, "{body}");
     }
-    let events_of = |org: String| {
-        let query = format!("SELECT count(*) AS n FROM events WHERE org_id = '{org}'");
-        crate::fixtures::count(&app.runtime.db, query)
-    };
-    assert_eq!(events_of(child.clone()).await, 1);
-    let (status, body) = app.admin("DELETE", &child, "", None).await;
+    let (status, preview) = app.admin("GET", &child, "/deletion-preview", None).await;
+    assert_eq!(status, 200, "{preview}");
+    let confirm = preview["confirmation"].as_str().unwrap();
+    let (status, body) = app
+        .admin("DELETE", &child, &format!("?confirm={confirm}"), None)
+        .await;
     assert_eq!(status, 204, "{body}");
-    assert_eq!(events_of(child).await, 0, "the deleted org's events");
-    assert_eq!(events_of(root).await, 1, "the parent's stay");
+
+    let read = |query: &'static str| app.admin("GET", &root, query, None);
+    let (status, page) = read("/events?include_descendants=true").await;
+    assert_eq!(status, 200, "{page}");
+    let seen: Vec<(&str, &str)> = page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["type"].as_str().unwrap(), e["org_id"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("member.created", root.as_str()),
+            ("member.created", child.as_str()),
+            ("member.removed", child.as_str()),
+            ("organization.deleted", root.as_str()),
+        ]
+    );
+    let removed = &page["data"][2]["data"];
+    assert_eq!(removed["email"], format!("ada@{child}.example.com"));
+    let deleted = &page["data"][3]["data"];
+    assert_eq!(deleted["id"], child.as_str());
+    assert_eq!(deleted["members_removed"], 1);
+
+    let (_, own) = read("/events").await;
+    let own: Vec<&str> = own["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        own,
+        ["member.created", "organization.deleted"],
+        "the parent's own"
+    );
+    let (status, _) = app.admin("GET", &child, "/events", None).await;
+    assert_eq!(status, 404, "the deleted org itself is gone");
     app.finish().await;
 }

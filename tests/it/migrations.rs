@@ -45,7 +45,7 @@ async fn insert_org(db: &DatabaseConnection, id: Uuid, root: Uuid, slug: &str) {
 /// A tenant's event numbers continue across the move of its sequence out
 /// of `organizations`, and back again when the migration is undone.
 async fn event_sequences_keep_each_tenants_numbers(db: &DatabaseConnection) {
-    migrate_all_but(db, 1).await;
+    migrate_all_but(db, 2).await;
     let (numbered, child, silent) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
     insert_org(db, numbered, numbered, "numbered").await;
     insert_org(db, child, numbered, "child").await;
@@ -114,8 +114,57 @@ async fn event_sequences_keep_each_tenants_numbers(db: &DatabaseConnection) {
     assert_eq!(seq(child).await, Some(0));
 }
 
-#[actix_web::test]
-async fn event_sequences_move_with_their_numbers_on_postgres() {
+/// A deleted org's events stay (its ancestors read them): on SQLite the
+/// events table loses its cascading key to `organizations`, rebuilt with
+/// its rows; undone, the key (and the orphans' removal) come back.
+async fn events_outlive_their_org(db: &DatabaseConnection) {
+    migrate_all_but(db, 1).await;
+    let (root, child) = (Uuid::now_v7(), Uuid::now_v7());
+    insert_org(db, root, root, "root").await;
+    insert_org(db, child, root, "child").await;
+    for org in [root, child] {
+        exec(
+            db,
+            "INSERT INTO events (id, org_id, event_type, occurred_at, data) \
+             VALUES ($1, $2, 'member.removed', CURRENT_TIMESTAMP, '{}')",
+            vec![Uuid::now_v7().into(), org.into()],
+        )
+        .await;
+    }
+    Migrator::up(db, Some(1)).await.unwrap();
+    let events_of = |org: Uuid| {
+        one_i64(
+            db,
+            "SELECT count(*) FROM events WHERE org_id = $1",
+            vec![org.into()],
+        )
+    };
+    assert_eq!(events_of(child).await, Some(1), "rows kept by the rebuild");
+    exec(
+        db,
+        "INSERT INTO retired_org_ancestors (ancestor_id, org_id, retired_at) \
+         VALUES ($1, $2, CURRENT_TIMESTAMP)",
+        vec![root.into(), child.into()],
+    )
+    .await;
+    exec(
+        db,
+        "DELETE FROM organizations WHERE id = $1",
+        vec![child.into()],
+    )
+    .await;
+    assert_eq!(events_of(child).await, Some(1), "no cascade");
+
+    Migrator::down(db, Some(1)).await.unwrap();
+    assert_eq!(events_of(root).await, Some(1));
+    let ancestry = db
+        .execute(statement(db, "SELECT 1 FROM retired_org_ancestors", vec![]))
+        .await;
+    assert!(ancestry.is_err(), "the table is dropped");
+}
+
+/// A database of its own on PostgreSQL for `scenario`, dropped afterwards.
+async fn on_postgres(scenario: impl AsyncFnOnce(&DatabaseConnection)) {
     let name = format!("orgsync_migration_{}", Uuid::new_v4().simple());
     let admin = SeaDatabase::connect(admin_url()).await.unwrap();
     admin
@@ -123,7 +172,7 @@ async fn event_sequences_move_with_their_numbers_on_postgres() {
         .await
         .unwrap();
     let db = SeaDatabase::connect(url_for(&name)).await.unwrap();
-    event_sequences_keep_each_tenants_numbers(&db).await;
+    scenario(&db).await;
     db.close().await.unwrap();
     admin
         .execute_unprepared(&format!("DROP DATABASE {name} WITH (FORCE)"))
@@ -131,13 +180,33 @@ async fn event_sequences_move_with_their_numbers_on_postgres() {
         .unwrap();
 }
 
-#[actix_web::test]
-async fn event_sequences_move_with_their_numbers_on_sqlite() {
+/// A new SQLite file for `scenario`, removed afterwards.
+async fn on_sqlite(scenario: impl AsyncFnOnce(&DatabaseConnection)) {
     let dir = std::env::temp_dir().join(format!("orgsync-migration-{}", Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
     let url = format!("sqlite://{}?mode=rwc", dir.join("orgsync.db").display());
     let db = SeaDatabase::connect(url).await.unwrap();
-    event_sequences_keep_each_tenants_numbers(&db).await;
+    scenario(&db).await;
     db.close().await.unwrap();
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[actix_web::test]
+async fn event_sequences_move_with_their_numbers_on_postgres() {
+    on_postgres(event_sequences_keep_each_tenants_numbers).await;
+}
+
+#[actix_web::test]
+async fn event_sequences_move_with_their_numbers_on_sqlite() {
+    on_sqlite(event_sequences_keep_each_tenants_numbers).await;
+}
+
+#[actix_web::test]
+async fn events_outlive_their_org_on_postgres() {
+    on_postgres(events_outlive_their_org).await;
+}
+
+#[actix_web::test]
+async fn events_outlive_their_org_on_sqlite() {
+    on_sqlite(events_outlive_their_org).await;
 }

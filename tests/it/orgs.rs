@@ -179,6 +179,109 @@ async fn an_org_with_children_cannot_be_deleted_and_a_leaf_can() {
     app.finish().await;
 }
 
+/// Deleting an org removes its members, so it goes through the same gate
+/// as every removal: refused with what it would do until the request
+/// carries the confirmation of exactly that, which a member joining since
+/// makes stale.
+#[actix_web::test]
+async fn deleting_an_org_with_members_needs_the_confirmation_of_its_preview() {
+    let app = TestApp::spawn().await;
+    let token = app.tokens.platform();
+    let root = create_root(&app, "gated").await;
+    let (_, child) = create_child(&app, &token, &root, "gated-lab", "standard").await;
+    let child = child["id"].as_str().unwrap();
+    let join =
+        |email: &'static str| app.admin("POST", child, "/members", Some(json!({ "email": email })));
+    for email in ["ada@example.com", "grace@example.com"] {
+        assert_eq!(join(email).await.0, 201);
+    }
+    let members = || async {
+        let (_, page) = app.admin("GET", child, "/members", None).await;
+        page["data"].as_array().map_or(0, Vec::len)
+    };
+
+    let (status, problem) = on_org(&app, "DELETE", child, &token).await;
+    assert_eq!(status, 409, "{problem}");
+    assert_eq!(
+        problem["type"],
+        "https://orgsync.dev/problems/confirmation-required"
+    );
+    assert_eq!(problem["effects"][0]["counts"]["removals"], 2, "{problem}");
+    assert_eq!(
+        problem["effects"][0]["removals"][0]["email"],
+        "ada@example.com"
+    );
+    let refused = problem["confirmation"].as_str().unwrap().to_owned();
+    assert_eq!(members().await, 2, "nothing removed");
+
+    let (status, preview) = app.admin("GET", child, "/deletion-preview", None).await;
+    assert_eq!(status, 200, "{preview}");
+    assert_eq!(preview["confirmation"], refused.as_str());
+    assert_eq!(preview["counts"]["removals"], 2);
+    assert_eq!(
+        preview["changes"]["removals"][1]["reason"],
+        json!({"kind": "org_deleted"}),
+        "{preview}"
+    );
+
+    for query in ["?confirm=not-the-token", "?confirmed=yes"] {
+        let (status, body) = app.admin("DELETE", child, query, None).await;
+        assert!(matches!(status, 400 | 409), "{query}: {status} {body}");
+    }
+    assert_eq!(join("linus@example.com").await.0, 201);
+    let stale = format!("?confirm={refused}");
+    let (status, problem) = app.admin("DELETE", child, &stale, None).await;
+    assert_eq!(status, 409, "a preview from before someone joined");
+    assert_eq!(problem["effects"][0]["counts"]["removals"], 3);
+    assert_eq!(members().await, 3);
+
+    let current = format!("?confirm={}", problem["confirmation"].as_str().unwrap());
+    let (status, body) = app.admin("DELETE", child, &current, None).await;
+    assert_eq!(status, 204, "{body}");
+    assert_eq!(on_org(&app, "GET", child, &token).await.0, 404);
+    let (_, log) = app.admin("GET", &root, "/audit-log", None).await;
+    let entry = &log["data"][0];
+    assert_eq!(entry["action"], "org.deleted", "{log}");
+    assert_eq!(entry["before"]["members_removed"], 3);
+    app.finish().await;
+}
+
+/// The store's own guard behind the gate: a member who joined after the
+/// removals (a sign-in, an admin's add) stops the delete instead of going
+/// with the org by the key's cascade.
+#[actix_web::test]
+async fn the_store_refuses_to_delete_an_org_that_still_has_members() {
+    use orgsync_domain::error::ConflictCode;
+    use orgsync_domain::ports::OrgRepository;
+    let app = TestApp::spawn().await;
+    let root = create_root(&app, "guarded").await;
+    let member = json!({"email": "ada@example.com"});
+    assert_eq!(
+        app.admin("POST", &root, "/members", Some(member)).await.0,
+        201
+    );
+    let repo = orgsync_infra::SqlOrgRepository::new(app.runtime.db.clone());
+    let org = orgsync_domain::org::OrgId(root.parse().unwrap());
+    let refused = repo
+        .delete_leaf(org, time::OffsetDateTime::now_utc())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            orgsync_domain::Error::Conflict {
+                code: ConflictCode::HasMembers,
+                ..
+            }
+        ),
+        "{refused:?}"
+    );
+    let (status, page) = app.admin("GET", &root, "/members", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(page["data"].as_array().map(Vec::len), Some(1));
+    app.finish().await;
+}
+
 #[actix_web::test]
 async fn renames_are_validated_and_bad_bodies_change_nothing() {
     let app = TestApp::spawn().await;

@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::extract::{record_org, Admin, OrgCall};
 use super::problem::ApiError;
 use super::routes::Routes;
-use super::views::{timestamp, ListQuery, ListView};
+use super::views::{preview_view, timestamp, ListQuery, ListView, PreviewQuery};
 use crate::state::AppState;
 
 pub fn table() -> Routes {
@@ -34,8 +34,14 @@ pub fn table() -> Routes {
         .add(
             Method::DELETE,
             "/orgs/{org}",
-            "Delete an organization without children",
+            "Delete an organization without children (removing its members needs confirmation)",
             delete,
+        )
+        .add(
+            Method::GET,
+            "/orgs/{org}/deletion-preview",
+            "Preview deleting an organization: the members it removes",
+            preview_deletion,
         )
         .add(
             Method::GET,
@@ -167,13 +173,34 @@ async fn update(
     Ok(HttpResponse::Ok().json(OrgView::from(&org)))
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeleteQuery {
+    /// The confirmation of the deletion's preview, when it removes members.
+    confirm: Option<String>,
+}
+
 async fn delete(
     state: web::Data<AppState>,
     OrgCall { principal, org }: OrgCall,
+    query: web::Query<DeleteQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    state.orgs.delete(&principal, org).await?;
+    state
+        .sync
+        .delete_org(&principal, org, query.confirm.as_deref())
+        .await?;
     tracing::info!("organization deleted");
     Ok(HttpResponse::NoContent().finish())
+}
+
+async fn preview_deletion(
+    state: web::Data<AppState>,
+    OrgCall { principal, org }: OrgCall,
+    query: web::Query<PreviewQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (offset, limit) = query.window(state.limits.preview_page)?;
+    let preview = state.sync.preview_org_deletion(&principal, org).await?;
+    Ok(HttpResponse::Ok().json(preview_view(preview.page(offset, limit))))
 }
 
 async fn children(

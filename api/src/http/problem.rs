@@ -176,6 +176,7 @@ fn conflict_title(code: ConflictCode) -> &'static str {
     match code {
         ConflictCode::AlreadyExists => "Already exists",
         ConflictCode::HasChildren => "Organization has children",
+        ConflictCode::HasMembers => "Organization has members",
         ConflictCode::DirectorySyncDisabled => "Directory sync is off",
         ConflictCode::NoDirectory => "No directory reaches this organization",
         ConflictCode::ConfirmationRequired => "Confirmation required",

@@ -3,17 +3,12 @@
 
 use actix_web::http::Method;
 use actix_web::{web, HttpResponse};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use orgsync_domain::membership::{
     Deprovision, GroupMappings, RoleMapping, SpendMapping, TierMapping,
 };
 use orgsync_domain::org::ProvisioningMode;
 use orgsync_domain::service::SyncRequest;
-use orgsync_domain::sync::{
-    MembershipSettings, PreviewPage, RunStatus, SyncJob, SyncRun, SyncScope,
-};
-use orgsync_domain::Error;
+use orgsync_domain::sync::{MembershipSettings, RunStatus, SyncJob, SyncRun, SyncScope};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
@@ -21,7 +16,7 @@ use uuid::Uuid;
 use super::extract::{OptionalJson, OrgCall, RunPath};
 use super::problem::ApiError;
 use super::routes::Routes;
-use super::views::{timestamp, ListQuery, ListView};
+use super::views::{preview_cursor, preview_view, timestamp, ListQuery, ListView, PreviewQuery};
 use crate::state::AppState;
 
 pub fn table() -> Routes {
@@ -222,50 +217,6 @@ async fn get_mode(
     Ok(HttpResponse::Ok().json(json!({ "mode": current.provisioning_mode })))
 }
 
-/// `?limit=&cursor=` on a preview: its change lists are answered a window at a time.
-#[derive(Debug, Deserialize)]
-struct PreviewQuery {
-    limit: Option<usize>,
-    cursor: Option<String>,
-}
-
-impl PreviewQuery {
-    /// `(offset, limit)`; the limit defaults to, and may not exceed, `limits.preview_page`.
-    fn window(&self, most: usize) -> Result<(usize, usize), Error> {
-        let limit = match self.limit {
-            None => most,
-            Some(n) if (1..=most).contains(&n) => n,
-            Some(_) => {
-                return Err(Error::invalid(
-                    "limit",
-                    format!("must be between 1 and {most}"),
-                ))
-            }
-        };
-        let offset = match &self.cursor {
-            None => 0,
-            Some(raw) => URL_SAFE_NO_PAD
-                .decode(raw)
-                .ok()
-                .and_then(|bytes| String::from_utf8(bytes).ok())
-                .and_then(|text| text.strip_prefix("preview:")?.parse().ok())
-                .ok_or_else(|| Error::invalid("cursor", "not a cursor this API issued"))?,
-        };
-        Ok((offset, limit))
-    }
-}
-
-fn preview_view(page: PreviewPage) -> serde_json::Value {
-    json!({
-        "confirmation": page.confirmation,
-        "counts": page.counts,
-        "changes": page.changes,
-        "next_cursor": page
-            .next_offset
-            .map(|offset| URL_SAFE_NO_PAD.encode(format!("preview:{offset}"))),
-    })
-}
-
 async fn preview_mode(
     state: web::Data<AppState>,
     OrgCall { principal, org }: OrgCall,
@@ -434,9 +385,7 @@ async fn preview_sync(
                 "provisioning_mode": org.provisioning_mode,
                 "counts": page.counts,
                 "changes": page.changes,
-                "next_cursor": page
-                    .next_offset
-                    .map(|offset| URL_SAFE_NO_PAD.encode(format!("preview:{offset}"))),
+                "next_cursor": preview_cursor(page.next_offset),
             })
         })
         .collect();

@@ -1,11 +1,13 @@
 //! Shapes shared by the admin API's answers: list pages with opaque cursors,
-//! and timestamps.
+//! previews of changes a window at a time, and timestamps.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use orgsync_domain::page::{Page, PageRequest};
+use orgsync_domain::sync::PreviewPage;
 use orgsync_domain::Error;
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
@@ -63,4 +65,51 @@ where
     T: Deserialize<'de>,
 {
     Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// `?limit=&cursor=` on a preview: its change lists are answered a window at a time.
+#[derive(Debug, Deserialize)]
+pub struct PreviewQuery {
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+impl PreviewQuery {
+    /// `(offset, limit)`; the limit defaults to, and may not exceed, `limits.preview_page`.
+    pub fn window(&self, most: usize) -> Result<(usize, usize), Error> {
+        let limit = match self.limit {
+            None => most,
+            Some(n) if (1..=most).contains(&n) => n,
+            Some(_) => {
+                return Err(Error::invalid(
+                    "limit",
+                    format!("must be between 1 and {most}"),
+                ))
+            }
+        };
+        let offset = match &self.cursor {
+            None => 0,
+            Some(raw) => URL_SAFE_NO_PAD
+                .decode(raw)
+                .ok()
+                .and_then(|bytes| String::from_utf8(bytes).ok())
+                .and_then(|text| text.strip_prefix("preview:")?.parse().ok())
+                .ok_or_else(|| Error::invalid("cursor", "not a cursor this API issued"))?,
+        };
+        Ok((offset, limit))
+    }
+}
+
+pub fn preview_view(page: PreviewPage) -> serde_json::Value {
+    json!({
+        "confirmation": page.confirmation,
+        "counts": page.counts,
+        "changes": page.changes,
+        "next_cursor": preview_cursor(page.next_offset),
+    })
+}
+
+/// The cursor of a preview's next window, which [`PreviewQuery`] reads.
+pub fn preview_cursor(next_offset: Option<usize>) -> Option<String> {
+    next_offset.map(|offset| URL_SAFE_NO_PAD.encode(format!("preview:{offset}")))
 }

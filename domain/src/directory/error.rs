@@ -54,6 +54,7 @@ impl From<crate::Error> for ScimError {
                 ConflictCode::GovernedByDirectory => Self::Mutability(detail),
                 ConflictCode::DirectorySyncDisabled => Self::Unauthorized(detail),
                 ConflictCode::HasChildren
+                | ConflictCode::HasMembers
                 | ConflictCode::NoDirectory
                 | ConflictCode::ConfirmationRequired
                 | ConflictCode::SyncInProgress

@@ -59,6 +59,8 @@ pub enum Reason {
     /// Another member is already linked to the same directory user (`kept`); one directory user
     /// is never two members.
     DuplicateLink { kept: MemberId },
+    /// The org is being deleted, and its members with it.
+    OrgDeleted,
 }
 
 impl Reason {
@@ -75,7 +77,8 @@ impl Reason {
             | Self::NoTierGroup
             | Self::DeletedFromDirectory
             | Self::NotInDirectory
-            | Self::DuplicateLink { .. } => None,
+            | Self::DuplicateLink { .. }
+            | Self::OrgDeleted => None,
         }
     }
 }
@@ -125,6 +128,7 @@ impl std::fmt::Display for Reason {
             Self::DuplicateLink { kept } => {
                 write!(f, "member {kept} already mirrors the same directory user")
             }
+            Self::OrgDeleted => f.write_str("the organization is deleted"),
         }
     }
 }

@@ -1,3 +1,5 @@
+use time::OffsetDateTime;
+
 use crate::org::{OrgId, Organization, TreeNode};
 use crate::page::{Page, PageRequest};
 use crate::Result;
@@ -52,10 +54,14 @@ pub trait OrgRepository: Send + Sync {
     /// MUST return `NotFound` when the organization no longer exists.
     async fn update(&self, org: &Organization) -> Result<()>;
 
-    /// Deletes an organization that has no children.
+    /// Deletes an organization that has neither children nor members. Its
+    /// events stay in the tenant's log, numbered, and its ancestors still
+    /// read them as their subtree's.
     ///
     /// # Errors
-    /// MUST return `Conflict(HasChildren)` when it has children (checked in the
-    /// same transaction as the delete) and `NotFound` when it does not exist.
-    async fn delete_leaf(&self, id: OrgId) -> Result<()>;
+    /// MUST return `Conflict(HasChildren)` when it has children and
+    /// `Conflict(HasMembers)` when it has members (both checked in the same
+    /// transaction as the delete, with new members kept out until it ends),
+    /// and `NotFound` when it does not exist.
+    async fn delete_leaf(&self, id: OrgId, now: OffsetDateTime) -> Result<()>;
 }

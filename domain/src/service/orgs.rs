@@ -267,19 +267,28 @@ impl OrgService {
         Ok(org)
     }
 
+    /// Deletes `org`, which the caller has authorised and emptied of
+    /// members (`members_removed` of them, each recorded on its own), and
+    /// records it on the parent: the org's own entries go with it.
+    ///
     /// # Errors
-    /// As [`Self::authorize`] with `Delete`; `Conflict(HasChildren)` while it has children.
-    pub async fn delete(&self, principal: &Principal, id: OrgId) -> Result<()> {
-        let org = self.authorize(principal, id, Action::Delete).await?;
-        self.repo.delete_leaf(id).await?;
-        // Recorded on the parent: the org's own entries go with it.
-        let on = org.parent_id.unwrap_or(org.id);
+    /// `Conflict(HasChildren)` or `Conflict(HasMembers)` when a child or a
+    /// member appeared meanwhile; `NotFound` when it is gone already.
+    pub(in crate::service) async fn delete_emptied(
+        &self,
+        principal: &Principal,
+        org: &Organization,
+        members_removed: usize,
+    ) -> Result<()> {
+        self.repo.delete_leaf(org.id, self.clock.now()).await?;
+        let mut before = view(org);
+        before["members_removed"] = members_removed.into();
         self.audit(
             principal,
-            on,
+            org.parent_id.unwrap_or(org.id),
             "org.deleted",
             ("org", org.id.to_string()),
-            Some(view(&org)),
+            Some(before),
             None,
         )
         .await

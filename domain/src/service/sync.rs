@@ -4,7 +4,8 @@
 //! `planning` (plans, and how a confirmed one lands), `settings` (mode and
 //! mappings), `runs` (manual syncs and their cascade), `worker` (jobs and the
 //! sweeper), `incremental` (change events), `writer` (one writer per org),
-//! `source` (orgs moving to another directory).
+//! `source` (orgs moving to another directory), `deletion` (an org's
+//! members removed, confirmed, before the org goes).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -38,6 +39,7 @@ use crate::sync::{
 use crate::{Error, Result};
 
 mod budget;
+mod deletion;
 mod incremental;
 mod planning;
 mod runs;

@@ -3,6 +3,7 @@
 //! conditional writes with relinking, and the one way a confirmed plan lands.
 
 use super::*;
+use crate::membership::{Reason, Removal};
 
 /// A full reconcile plan with what it was planned from. It keeps its share
 /// of the process's [`PlanBudget`] until it is dropped.
@@ -163,6 +164,36 @@ impl SyncService {
         Ok(FullPlan {
             changes,
             position: Some((conn, position)),
+            current,
+            _reserved: Some(reserved),
+        })
+    }
+
+    /// A plan that removes every member of `org`, which is being deleted:
+    /// what the deletion's confirmation covers and how its removals land.
+    pub(super) async fn plan_removing_everyone(
+        &self,
+        org: OrgId,
+        waiter: Waiter,
+    ) -> Result<FullPlan> {
+        let count = self.ports.members.count_members(org).await?;
+        let reserved = self.ports.plan_budget.reserve(count, waiter).await?;
+        let current = self.ports.members.all_members(org).await?;
+        let mut changes = ChangeSet::empty(self.now());
+        changes.removals = current
+            .iter()
+            .map(|member| Removal {
+                member_id: member.id,
+                email: member.email.clone(),
+                reason: Reason::OrgDeleted,
+            })
+            .collect();
+        changes
+            .removals
+            .sort_by(|a, b| (&a.email, a.member_id.0).cmp(&(&b.email, b.member_id.0)));
+        Ok(FullPlan {
+            changes,
+            position: None,
             current,
             _reserved: Some(reserved),
         })

@@ -296,6 +296,14 @@ pub(crate) fn sql_err(err: DbErr, on_unique: &str) -> Error {
 
 /// Translates a database error with no expected constraint violation.
 pub(crate) fn db_err(err: DbErr) -> Error {
+    if let Some(SqlErr::ForeignKeyConstraintViolation(message)) = err.sql_err() {
+        // What the write refers to was deleted while it ran (an org deleted
+        // while an admin, a sign-in or a job wrote to it): the caller gets
+        // the answer the same request gets a moment later.
+        return Error::NotFound {
+            entity: referenced_entity(&message),
+        };
+    }
     match err {
         DbErr::Conn(_) | DbErr::ConnectionAcquire(_) => Error::Unavailable(err.to_string()),
         DbErr::Query(sea_orm::RuntimeErr::SqlxError(ref inner))
@@ -312,6 +320,18 @@ pub(crate) fn db_err(err: DbErr) -> Error {
             Error::invalid("body", message)
         }
         other => Error::Internal(anyhow::Error::new(other)),
+    }
+}
+
+/// What a failed foreign key refers to, by its constraint's name
+/// (PostgreSQL names it; SQLite does not).
+fn referenced_entity(message: &str) -> &'static str {
+    if message.contains("org_id_fkey") || message.contains("parent_id_fkey") {
+        "organization"
+    } else if message.contains("connection_id_fkey") {
+        "connection"
+    } else {
+        "record it refers to"
     }
 }
 

@@ -211,24 +211,17 @@ impl OrgRepository for SqlOrgRepository {
         let txn = self.db.connection().begin().await.map_err(db_err)?;
         let backend = txn.get_database_backend();
         let stmt = |sql: &str| Statement::from_sql_and_values(backend, sql, [id.0.into()]);
-        // Locked first, so what is checked below still holds at the delete:
-        // on PostgreSQL a new member's or child's key check waits for this
-        // lock; on SQLite the write makes this transaction the one writer.
-        let lock = match backend {
-            DbBackend::Postgres => " FOR UPDATE",
-            _ => {
-                txn.execute(stmt(
-                    "UPDATE organizations SET updated_at = updated_at WHERE id = $1",
-                ))
-                .await
-                .map_err(db_err)?;
-                ""
-            }
-        };
+        if backend == DbBackend::Sqlite {
+            // The one writer from here on, before anything is read: a
+            // transaction that read first may not write after another did.
+            txn.execute(stmt(
+                "UPDATE organizations SET updated_at = updated_at WHERE id = $1",
+            ))
+            .await
+            .map_err(db_err)?;
+        }
         let root: Uuid = txn
-            .query_one(stmt(&format!(
-                "SELECT root_id FROM organizations WHERE id = $1{lock}"
-            )))
+            .query_one(stmt("SELECT root_id FROM organizations WHERE id = $1"))
             .await
             .map_err(db_err)?
             .ok_or(Error::NotFound {
@@ -236,6 +229,20 @@ impl OrgRepository for SqlOrgRepository {
             })?
             .try_get("", "root_id")
             .map_err(db_err)?;
+        // The org's events stay in its tenant's log for its ancestors to
+        // read: numbered while the org still names their tenant, and found
+        // through the ancestry it had. The tenant's sequence is taken before
+        // the org's row, in the order a sequencer takes them (creating the
+        // sequence checks the root's key), or deleting a root deadlocks
+        // with one.
+        crate::events::number_waiting(&txn, root).await?;
+        // Locked before the checks, so what they find still holds at the
+        // delete: a new member's or child's key check waits for this lock.
+        if backend == DbBackend::Postgres {
+            txn.execute(stmt("SELECT 1 FROM organizations WHERE id = $1 FOR UPDATE"))
+                .await
+                .map_err(db_err)?;
+        }
         let present = |sql: &'static str| {
             let query = txn.query_one(stmt(sql));
             async move { query.await.map(|row| row.is_some()).map_err(db_err) }
@@ -252,10 +259,6 @@ impl OrgRepository for SqlOrgRepository {
                  deletion again",
             ));
         }
-        // The org's events stay in its tenant's log for its ancestors to
-        // read: numbered now, while the org still names their tenant, and
-        // found through the ancestry it had.
-        crate::events::number_waiting(&txn, root).await?;
         txn.execute(Statement::from_sql_and_values(
             backend,
             "INSERT INTO retired_org_ancestors (ancestor_id, org_id, retired_at) \

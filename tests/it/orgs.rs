@@ -282,6 +282,97 @@ async fn the_store_refuses_to_delete_an_org_that_still_has_members() {
     app.finish().await;
 }
 
+/// Writes racing an org's deletion (a second delete, members joining, a
+/// mode switch, a webhook) each get a clear answer, never a 5xx, and no
+/// member whose add succeeded disappears without a `member.removed` event.
+#[actix_web::test]
+async fn writes_racing_an_orgs_deletion_get_clear_answers_and_lose_no_one() {
+    use actix_web::test::{call_service, init_service, read_body};
+    let app = TestApp::spawn().await;
+    let token = app.tokens.platform();
+    let root = create_root(&app, "racing").await;
+    // One service for every request, so they reach the database together
+    // (building one per request would space them out).
+    let service = init_service(orgsync_api::http::app(app.runtime.state.clone())).await;
+    let call = |method: &'static str, path: String, body: Option<Value>, after_ms: u64| {
+        let request = crate::support::request(method, &path, Some(&token), body);
+        let service = &service;
+        async move {
+            tokio::time::sleep(std::time::Duration::from_millis(after_ms)).await;
+            let response = call_service(service, request.to_request()).await;
+            let status = response.status().as_u16();
+            (status, crate::support::parse(&read_body(response).await))
+        }
+    };
+    for round in 0..8u64 {
+        let (_, child) =
+            create_child(&app, &token, &root, &format!("race-{round}"), "standard").await;
+        let org = format!("/api/v1/orgs/{}", child["id"].as_str().unwrap());
+        // Members join from before the delete's plan to after its commit.
+        let joins = (0..10u64).map(|i| {
+            let member = json!({ "email": format!("p{i}-{round}@example.com") });
+            call(
+                "POST",
+                format!("{org}/members"),
+                Some(member),
+                round * 2 + i * 5,
+            )
+        });
+        let others = [
+            call("DELETE", org.clone(), None, 0),
+            call("DELETE", org.clone(), None, round),
+            call(
+                "PUT",
+                format!("{org}/provisioning"),
+                Some(json!({"mode": "jit"})),
+                3 * round,
+            ),
+            call(
+                "POST",
+                format!("{org}/webhooks"),
+                Some(json!({"url": "https://hooks.example.com/orgsync"})),
+                round,
+            ),
+        ];
+        let (joins, others) = futures::join!(
+            futures::future::join_all(joins),
+            futures::future::join_all(others)
+        );
+        for (status, body) in joins.iter().chain(&others) {
+            assert!(*status < 500, "round {round}: {status} {body}");
+        }
+        let (status, _) = app.call("GET", &org, Some(&token), None).await;
+        if status == 200 {
+            continue;
+        }
+        // The org is gone: whoever joined it left through the gate, recorded.
+        let (_, events) = app
+            .admin(
+                "GET",
+                &root,
+                "/events?include_descendants=true&types=member.removed&limit=1000",
+                None,
+            )
+            .await;
+        let removed: Vec<&str> = events["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|e| e["data"]["id"].as_str())
+            .collect();
+        for (status, member) in &joins {
+            if *status == 201 {
+                let id = member["id"].as_str().unwrap();
+                assert!(
+                    removed.contains(&id),
+                    "round {round}: {member} went silently"
+                );
+            }
+        }
+    }
+    app.finish().await;
+}
+
 #[actix_web::test]
 async fn renames_are_validated_and_bad_bodies_change_nothing() {
     let app = TestApp::spawn().await;

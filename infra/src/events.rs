@@ -356,6 +356,11 @@ impl EventLog for SqlEventLog {
         let mut purged = 0;
         for statement in [
             "DELETE FROM events WHERE occurred_at < $1 AND seq IS NOT NULL",
+            // An event written for an org after its deletion numbered the
+            // org's last ones (a run's or a connection's, landing late) is
+            // never numbered: nothing names its tenant any more.
+            "DELETE FROM events WHERE occurred_at < $1 AND seq IS NULL \
+             AND NOT EXISTS (SELECT 1 FROM organizations o WHERE o.id = events.org_id)",
             "DELETE FROM webhook_deliveries WHERE created_at < $1 AND status <> 'pending'",
             // A deleted org's ancestry, once its last events (all older than
             // its deletion) are gone.

@@ -868,12 +868,20 @@ async fn retention_forgets_old_events_and_finished_deliveries() {
     receiver.wait_for(1).await;
     assert_eq!(read_all(&app, &org, "", 10).await.len(), 1);
     let log = orgsync_infra::SqlEventLog::new(app.runtime.db.clone());
-    let horizon = time::OffsetDateTime::now_utc() + time::Duration::seconds(1);
     use orgsync_domain::ports::EventLog;
+    let gone = orgsync_domain::org::OrgId(uuid::Uuid::now_v7());
+    let stray = orgsync_domain::events::Event::new(
+        gone,
+        orgsync_domain::events::EventType::SyncRunCompleted,
+        json!({}),
+        time::OffsetDateTime::now_utc(),
+    );
+    log.append(&[stray]).await.unwrap();
+    let horizon = time::OffsetDateTime::now_utc() + time::Duration::seconds(1);
     assert_eq!(
         log.purge(horizon).await.unwrap(),
-        2,
-        "the event and its delivery"
+        3,
+        "the event, its delivery, and one of an org deleted, never numbered"
     );
     assert!(read_all(&app, &org, "", 10).await.is_empty());
     let (_, deliveries) = app

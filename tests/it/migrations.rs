@@ -42,6 +42,17 @@ async fn insert_org(db: &DatabaseConnection, id: Uuid, root: Uuid, slug: &str) {
     .await;
 }
 
+/// An unnumbered event of `org`, as the outbox holds it before numbering.
+async fn insert_event(db: &DatabaseConnection, org: Uuid) {
+    exec(
+        db,
+        "INSERT INTO events (id, org_id, event_type, occurred_at, data) \
+         VALUES ($1, $2, 'member.created', CURRENT_TIMESTAMP, '{}')",
+        vec![Uuid::now_v7().into(), org.into()],
+    )
+    .await;
+}
+
 /// A tenant's event numbers continue across the move of its sequence out
 /// of `organizations`, and back again when the migration is undone.
 async fn event_sequences_keep_each_tenants_numbers(db: &DatabaseConnection) {
@@ -71,13 +82,7 @@ async fn event_sequences_keep_each_tenants_numbers(db: &DatabaseConnection) {
 
     // The child's next event is the tenant's 42nd; the silent tenant starts at 1.
     for org in [child, silent] {
-        exec(
-            db,
-            "INSERT INTO events (id, org_id, event_type, occurred_at, data) \
-             VALUES ($1, $2, 'member.created', CURRENT_TIMESTAMP, '{}')",
-            vec![Uuid::now_v7().into(), org.into()],
-        )
-        .await;
+        insert_event(db, org).await;
     }
     assert_eq!(
         orgsync_infra::events::sequence_root(db, numbered)
@@ -123,13 +128,7 @@ async fn events_outlive_their_org(db: &DatabaseConnection) {
     insert_org(db, root, root, "root").await;
     insert_org(db, child, root, "child").await;
     for org in [root, child] {
-        exec(
-            db,
-            "INSERT INTO events (id, org_id, event_type, occurred_at, data) \
-             VALUES ($1, $2, 'member.removed', CURRENT_TIMESTAMP, '{}')",
-            vec![Uuid::now_v7().into(), org.into()],
-        )
-        .await;
+        insert_event(db, org).await;
     }
     Migrator::up(db, Some(1)).await.unwrap();
     let events_of = |org: Uuid| {

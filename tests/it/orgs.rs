@@ -4,7 +4,7 @@ use orgsync_domain::auth::AdminRole;
 use serde_json::{json, Value};
 
 use crate::fixtures;
-use crate::support::TestApp;
+use crate::support::{TestApp, Timed};
 
 /// A tenant whose name is its slug; its id.
 async fn create_root(app: &TestApp, slug: &str) -> String {
@@ -287,58 +287,44 @@ async fn the_store_refuses_to_delete_an_org_that_still_has_members() {
 /// member whose add succeeded disappears without a `member.removed` event.
 #[actix_web::test]
 async fn writes_racing_an_orgs_deletion_get_clear_answers_and_lose_no_one() {
-    use actix_web::test::{call_service, init_service, read_body};
+    const JOINS: u64 = 10;
     let app = TestApp::spawn().await;
     let token = app.tokens.platform();
     let root = create_root(&app, "racing").await;
-    // One service for every request, so they reach the database together
-    // (building one per request would space them out).
-    let service = init_service(orgsync_api::http::app(app.runtime.state.clone())).await;
-    let call = |method: &'static str, path: String, body: Option<Value>, after_ms: u64| {
-        let request = crate::support::request(method, &path, Some(&token), body);
-        let service = &service;
-        async move {
-            tokio::time::sleep(std::time::Duration::from_millis(after_ms)).await;
-            let response = call_service(service, request.to_request()).await;
-            let status = response.status().as_u16();
-            (status, crate::support::parse(&read_body(response).await))
-        }
-    };
     for round in 0..8u64 {
         let (_, child) =
             create_child(&app, &token, &root, &format!("race-{round}"), "standard").await;
         let org = format!("/api/v1/orgs/{}", child["id"].as_str().unwrap());
         // Members join from before the delete's plan to after its commit.
-        let joins = (0..10u64).map(|i| {
-            let member = json!({ "email": format!("p{i}-{round}@example.com") });
-            call(
-                "POST",
-                format!("{org}/members"),
-                Some(member),
-                round * 2 + i * 5,
-            )
-        });
-        let others = [
-            call("DELETE", org.clone(), None, 0),
-            call("DELETE", org.clone(), None, round),
-            call(
+        let mut requests: Vec<Timed> = (0..JOINS)
+            .map(|i| {
+                let member = json!({ "email": format!("p{i}-{round}@example.com") });
+                Timed::at(
+                    round * 2 + i * 5,
+                    "POST",
+                    format!("{org}/members"),
+                    Some(member),
+                )
+            })
+            .collect();
+        requests.extend([
+            Timed::at(0, "DELETE", org.clone(), None),
+            Timed::at(round, "DELETE", org.clone(), None),
+            Timed::at(
+                3 * round,
                 "PUT",
                 format!("{org}/provisioning"),
                 Some(json!({"mode": "jit"})),
-                3 * round,
             ),
-            call(
+            Timed::at(
+                round,
                 "POST",
                 format!("{org}/webhooks"),
                 Some(json!({"url": "https://hooks.example.com/orgsync"})),
-                round,
             ),
-        ];
-        let (joins, others) = futures::join!(
-            futures::future::join_all(joins),
-            futures::future::join_all(others)
-        );
-        for (status, body) in joins.iter().chain(&others) {
+        ]);
+        let answers = app.race(requests).await;
+        for (status, body) in &answers {
             assert!(*status < 500, "round {round}: {status} {body}");
         }
         let (status, _) = app.call("GET", &org, Some(&token), None).await;
@@ -360,7 +346,7 @@ async fn writes_racing_an_orgs_deletion_get_clear_answers_and_lose_no_one() {
             .iter()
             .filter_map(|e| e["data"]["id"].as_str())
             .collect();
-        for (status, member) in &joins {
+        for (status, member) in &answers[..JOINS as usize] {
             if *status == 201 {
                 let id = member["id"].as_str().unwrap();
                 assert!(

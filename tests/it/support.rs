@@ -249,10 +249,50 @@ impl TestApp {
         test::call_service(&app, request.to_request()).await
     }
 
+    /// Sends every request at once, through one service, with a platform
+    /// token, each [`Timed::after`] the start: the answers, in order. (Building
+    /// a service per request, as [`TestApp::call`] does, spaces requests
+    /// ~90 ms apart in a debug build, so they would never race.)
+    pub async fn race(&self, requests: Vec<Timed>) -> Vec<(u16, Value)> {
+        let service = test::init_service(orgsync_api::http::app(self.runtime.state.clone())).await;
+        let token = self.tokens.platform();
+        let service = &service;
+        futures::future::join_all(requests.into_iter().map(|timed| {
+            let request = request(timed.method, &timed.path, Some(&token), timed.body);
+            async move {
+                tokio::time::sleep(timed.after).await;
+                let response = test::call_service(service, request.to_request()).await;
+                let status = response.status().as_u16();
+                (status, parse(&test::read_body(response).await))
+            }
+        }))
+        .await
+    }
+
     pub async fn finish(self) {
         self.worker.cancel();
         self.runtime.db.connection().clone().close().await.ok();
         self.db.drop_db().await;
+    }
+}
+
+/// One request of [`TestApp::race`].
+pub struct Timed {
+    pub method: &'static str,
+    pub path: String,
+    pub body: Option<Value>,
+    /// How long after the race starts it is sent.
+    pub after: Duration,
+}
+
+impl Timed {
+    pub fn at(after_ms: u64, method: &'static str, path: String, body: Option<Value>) -> Self {
+        Self {
+            method,
+            path,
+            body,
+            after: Duration::from_millis(after_ms),
+        }
     }
 }
 

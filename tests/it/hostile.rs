@@ -527,3 +527,67 @@ async fn a_mapping_save_with_a_field_it_does_not_know_changes_nothing() {
     assert_eq!(members["data"][0]["seat_tier"], "gold", "{members}");
     dir.app.finish().await;
 }
+
+/// The same settings saved many times at once, the first save of each (the
+/// one that creates its row) among them: each request is answered without
+/// a 5xx, and the settings read back as saved.
+#[actix_web::test]
+async fn settings_saved_many_times_at_once_are_answered_without_a_5xx() {
+    use crate::support::Timed;
+    let dir = Directory::new().await;
+    let org = format!("/api/v1/orgs/{}", dir.org);
+    let conn = format!("{org}/connections/{}", dir.conn);
+    let department = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department";
+    let saves = [
+        (
+            format!("{org}/roles"),
+            json!({"roles": [{"name": "auditor", "capabilities": ["audit:read"]}]}),
+        ),
+        (
+            format!("{org}/seat-tiers"),
+            json!({"seat_tiers": ["standard", "pro"]}),
+        ),
+        (
+            format!("{conn}/attributes"),
+            json!({"attributes": [{"key": "department", "scim_path": department}]}),
+        ),
+        (
+            format!("{org}/deletion-protection"),
+            json!({"max_removals": 25}),
+        ),
+        (
+            format!("{org}/provisioning/jit"),
+            json!({"default_role": "user"}),
+        ),
+        (format!("{org}/group-mappings"), json!({"enabled": false})),
+        (format!("{org}/provisioning"), json!({"mode": "jit"})),
+    ];
+    let requests = saves
+        .iter()
+        .flat_map(|(path, body)| {
+            (0..6).map(|i| Timed::at(i % 3, "PUT", path.clone(), Some(body.clone())))
+        })
+        .collect();
+    let answers = dir.app.race(requests).await;
+    let failed: Vec<String> = saves
+        .iter()
+        .zip(answers.chunks(6))
+        .flat_map(|((path, _), answers)| {
+            answers
+                .iter()
+                .filter(|(status, _)| *status >= 500)
+                .map(move |(status, body)| format!("PUT {path}: {status} {body}"))
+        })
+        .collect();
+    assert!(failed.is_empty(), "{failed:#?}");
+    for (path, _) in &saves {
+        let (status, _) = dir
+            .app
+            .call("GET", path, Some(&dir.app.tokens.platform()), None)
+            .await;
+        assert_eq!(status, 200, "GET {path}");
+    }
+    let (_, protection) = dir.admin("GET", "/deletion-protection", None).await;
+    assert_eq!(protection["max_removals"], 25, "{protection}");
+    dir.app.finish().await;
+}

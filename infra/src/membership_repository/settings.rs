@@ -228,6 +228,17 @@ async fn replace_org_rows(
     rows: Vec<[Value; 2]>,
 ) -> Result<()> {
     let txn = repo.db.connection().begin().await.map_err(db_err)?;
+    // One replacement of an org's rows at a time: two that each deleted
+    // before the other inserted would both insert, and the second would fail
+    // on the first's rows. (SQLite has one writer; the delete takes it.)
+    if repo.db.backend() == sea_orm::DbBackend::Postgres {
+        txn.execute(repo.db.stmt(
+            "SELECT 1 FROM organizations WHERE id = $1 FOR NO KEY UPDATE",
+            vec![org.0.into()],
+        ))
+        .await
+        .map_err(db_err)?;
+    }
     txn.execute(repo.db.stmt(
         &format!("DELETE FROM {table} WHERE org_id = $1"),
         vec![org.0.into()],

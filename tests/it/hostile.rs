@@ -591,3 +591,73 @@ async fn settings_saved_many_times_at_once_are_answered_without_a_5xx() {
     assert_eq!(protection["max_removals"], 25, "{protection}");
     dir.app.finish().await;
 }
+
+/// The same creation or deletion sent many times at once (an admin's
+/// double click, a retrying client): each answered without a 5xx, the
+/// unique ones created once.
+#[actix_web::test]
+async fn creations_and_deletions_repeated_at_once_are_answered_without_a_5xx() {
+    use crate::support::Timed;
+    let dir = Directory::new().await;
+    let org = format!("/api/v1/orgs/{}", dir.org);
+    let (_, member) = dir.add_member(json!({"email": "ada@example.com"})).await;
+    let member = format!("{org}/members/{}", member["id"].as_str().unwrap());
+    let (_, hook) = dir
+        .admin(
+            "POST",
+            "/webhooks",
+            Some(json!({"url": "https://hooks.example.com/a"})),
+        )
+        .await;
+    let hook = format!("{org}/webhooks/{}", hook["id"].as_str().unwrap());
+    let (_, spare) = dir
+        .admin("POST", "/connections", Some(json!({"name": "Spare"})))
+        .await;
+    let spare = format!("{org}/connections/{}", spare["id"].as_str().unwrap());
+    let repeated = [
+        (
+            "POST",
+            format!("{org}/children"),
+            Some(json!({"name": "Lab", "slug": "lab"})),
+        ),
+        (
+            "POST",
+            format!("{org}/connections"),
+            Some(json!({"name": "Entra"})),
+        ),
+        (
+            "PUT",
+            format!("{spare}/directory-sync"),
+            Some(json!({"enabled": true})),
+        ),
+        ("POST", format!("{spare}/directory-sync/token"), None),
+        ("DELETE", member.clone(), None),
+        ("DELETE", hook, None),
+    ];
+    let requests = repeated
+        .iter()
+        .flat_map(|(method, path, body)| {
+            (0..6).map(|i| Timed::at(i % 2, method, path.clone(), body.clone()))
+        })
+        .collect();
+    let answers = dir.app.race(requests).await;
+    let failed: Vec<String> = repeated
+        .iter()
+        .zip(answers.chunks(6))
+        .flat_map(|((method, path, _), answers)| {
+            answers
+                .iter()
+                .filter(|(status, _)| *status >= 500)
+                .map(move |(status, body)| format!("{method} {path}: {status} {body}"))
+        })
+        .collect();
+    assert!(failed.is_empty(), "{failed:#?}");
+    let created = |chunk: &[(u16, Value)]| chunk.iter().filter(|(s, _)| *s == 201).count();
+    assert_eq!(created(&answers[0..6]), 1, "one child of a slug");
+    let (status, _) = dir
+        .app
+        .call("GET", &member, Some(&dir.app.tokens.platform()), None)
+        .await;
+    assert_eq!(status, 404);
+    dir.app.finish().await;
+}

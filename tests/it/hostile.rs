@@ -528,6 +528,24 @@ async fn a_mapping_save_with_a_field_it_does_not_know_changes_nothing() {
     dir.app.finish().await;
 }
 
+/// The 5xx answers of a race that sent `per` requests for each of
+/// `labels`, in order, each named by its label.
+fn server_errors(
+    labels: impl Iterator<Item = String>,
+    answers: &[(u16, Value)],
+    per: usize,
+) -> Vec<String> {
+    labels
+        .zip(answers.chunks(per))
+        .flat_map(|(label, answers)| {
+            answers
+                .iter()
+                .filter(|(status, _)| *status >= 500)
+                .map(move |(status, body)| format!("{label}: {status} {body}"))
+        })
+        .collect()
+}
+
 /// The same settings saved many times at once, the first save of each (the
 /// one that creates its row) among them: each request is answered without
 /// a 5xx, and the settings read back as saved.
@@ -569,16 +587,8 @@ async fn settings_saved_many_times_at_once_are_answered_without_a_5xx() {
         })
         .collect();
     let answers = dir.app.race(requests).await;
-    let failed: Vec<String> = saves
-        .iter()
-        .zip(answers.chunks(6))
-        .flat_map(|((path, _), answers)| {
-            answers
-                .iter()
-                .filter(|(status, _)| *status >= 500)
-                .map(move |(status, body)| format!("PUT {path}: {status} {body}"))
-        })
-        .collect();
+    let labels = saves.iter().map(|(path, _)| format!("PUT {path}"));
+    let failed = server_errors(labels, &answers, 6);
     assert!(failed.is_empty(), "{failed:#?}");
     for (path, _) in &saves {
         let (status, _) = dir
@@ -641,16 +651,10 @@ async fn creations_and_deletions_repeated_at_once_are_answered_without_a_5xx() {
         })
         .collect();
     let answers = dir.app.race(requests).await;
-    let failed: Vec<String> = repeated
+    let labels = repeated
         .iter()
-        .zip(answers.chunks(6))
-        .flat_map(|((method, path, _), answers)| {
-            answers
-                .iter()
-                .filter(|(status, _)| *status >= 500)
-                .map(move |(status, body)| format!("{method} {path}: {status} {body}"))
-        })
-        .collect();
+        .map(|(method, path, _)| format!("{method} {path}"));
+    let failed = server_errors(labels, &answers, 6);
     assert!(failed.is_empty(), "{failed:#?}");
     let created = |chunk: &[(u16, Value)]| chunk.iter().filter(|(s, _)| *s == 201).count();
     assert_eq!(created(&answers[0..6]), 1, "one child of a slug");

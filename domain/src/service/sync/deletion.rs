@@ -3,6 +3,7 @@
 //! each removal is recorded with its `member.removed` event; only then does
 //! the org go, and its parent hears of it (`organization.deleted`).
 
+use super::settings::require_confirmation_described;
 use super::*;
 
 impl SyncService {
@@ -47,7 +48,15 @@ impl SyncService {
         self.require_leaf(org.id).await?;
         let plan = self.plan_removing_everyone(org.id, Waiter::Request).await?;
         let preview = Preview::of(plan.changes, &deletion_of(org.id));
-        require_deletion_confirmed(org.id, &preview, confirm)?;
+        let id = org.id;
+        require_confirmation_described(id, &preview, confirm, |counts, token| {
+            format!(
+                "deleting this organization removes its {} member(s); review them \
+                 (GET /api/v1/orgs/{id}/deletion-preview) and repeat the request with \
+                 ?confirm={token}",
+                counts.removals
+            )
+        })?;
         self.apply(
             org.id,
             &preview.changes,
@@ -87,20 +96,4 @@ impl SyncService {
 /// confirmation of another change (or another org's deletion) is refused.
 fn deletion_of(org: OrgId) -> serde_json::Value {
     serde_json::json!({ "delete_organization": org })
-}
-
-fn require_deletion_confirmed(org: OrgId, preview: &Preview, confirm: Option<&str>) -> Result<()> {
-    if !preview.is_destructive() || confirm == Some(preview.confirmation.as_str()) {
-        return Ok(());
-    }
-    Err(Error::ConfirmationRequired(Box::new(ConfirmationNeeded {
-        detail: format!(
-            "deleting this organization removes its {} member(s); review them \
-             (GET /api/v1/orgs/{org}/deletion-preview) and repeat the request with \
-             ?confirm={}",
-            preview.counts.removals, preview.confirmation
-        ),
-        confirmation: preview.confirmation.clone(),
-        effects: vec![OrgEffect::of(org, None, preview)],
-    })))
 }

@@ -239,15 +239,27 @@ pub(super) fn require_confirmation(
     preview: &Preview,
     confirm: Option<&str>,
 ) -> Result<()> {
+    require_confirmation_described(org, preview, confirm, |counts, token| {
+        format!(
+            "this change removes {} and suspends {} member(s); preview it and confirm with \"confirm\": \"{token}\"",
+            counts.removals, counts.suspensions
+        )
+    })
+}
+
+/// As [`require_confirmation`], with the refusal's detail written by
+/// `describe` from the plan's counts and its confirmation.
+pub(super) fn require_confirmation_described(
+    org: OrgId,
+    preview: &Preview,
+    confirm: Option<&str>,
+    describe: impl FnOnce(ChangeCounts, &str) -> String,
+) -> Result<()> {
     if !preview.is_destructive() || confirm == Some(preview.confirmation.as_str()) {
         return Ok(());
     }
-    let counts = preview.counts;
     Err(Error::ConfirmationRequired(Box::new(ConfirmationNeeded {
-        detail: format!(
-            "this change removes {} and suspends {} member(s); preview it and confirm with \"confirm\": \"{}\"",
-            counts.removals, counts.suspensions, preview.confirmation
-        ),
+        detail: describe(preview.counts, &preview.confirmation),
         confirmation: preview.confirmation.clone(),
         effects: vec![OrgEffect::of(org, None, preview)],
     })))

@@ -102,7 +102,7 @@ async fn authenticate(req: &HttpRequest, state: &AppState) -> Result<ConnectionI
         .and_then(|raw| uuid::Uuid::parse_str(raw).ok())
         .map(ConnectionId)
         .ok_or_else(|| {
-            state.scim_failed_auth.failed(peer);
+            state.scim_failed_auth.failed(peer, None);
             unauthorized()
         })?;
     state.scim_failed_auth.admit(peer, conn)?;
@@ -116,7 +116,7 @@ async fn authenticate(req: &HttpRequest, state: &AppState) -> Result<ConnectionI
         });
     if let Err(e) = state.scim.authenticate(conn, bearer).await {
         if matches!(e, ScimError::Unauthorized(_)) {
-            state.scim_failed_auth.failed(peer);
+            state.scim_failed_auth.failed(peer, Some(conn));
         }
         return Err(e.into());
     }

@@ -3,6 +3,7 @@
 //! on the same instance are unaffected. The limit is per process: with N API
 //! replicas behind a balancer a connection gets up to N times the rate.
 
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 
 use governor::clock::{Clock, DefaultClock};
@@ -43,17 +44,26 @@ impl ScimRateLimiter {
     }
 }
 
-/// Failed SCIM authentications per client address. An address past its
-/// budget is refused (429) before any token look-up, for as long as the
-/// limiter says, when it asks for a connection this process has not seen
-/// authenticate lately: guessing connection ids then costs the database
-/// nothing. Connections that did authenticate (their tokens are cached) are
-/// always served, so an IdP behind the same address as an attacker (a load
-/// balancer, a shared egress) is never locked out, and a valid token is never
-/// slowed by this.
+/// Failed SCIM authentications, by client address and connection. A pair
+/// past its budget (a token guessed, or a stale integration still pushing
+/// with a revoked token) is refused (429) before any token look-up, for as
+/// long as the limiter says; so is a whole address whose failures name many
+/// different connections (guessing connection ids), for every connection
+/// this process has not seen authenticate lately: guessing then costs the
+/// database nothing. IdPs push from shared addresses (one egress for many
+/// tenants, a load balancer for all), so one connection failing never
+/// shuts out another connection's first request from the same address, and
+/// connections that did authenticate (their tokens are cached) are always
+/// served.
 pub struct FailedAuthLimiter {
-    limiter: Option<DefaultKeyedRateLimiter<std::net::IpAddr>>,
-    blocked: moka::sync::Cache<std::net::IpAddr, std::time::Instant>,
+    /// Failures per (address, connection); `None` for a malformed id.
+    pairs: Option<DefaultKeyedRateLimiter<(IpAddr, Option<ConnectionId>)>>,
+    /// Different connections failing per address.
+    spread: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    /// Pairs already counted in `spread` lately.
+    failing: moka::sync::Cache<(IpAddr, ConnectionId), ()>,
+    /// Refused until: a pair, or (with `None`) an address for every unknown connection.
+    blocked: moka::sync::Cache<(IpAddr, Option<ConnectionId>), std::time::Instant>,
     known: moka::sync::Cache<ConnectionId, ()>,
     clock: DefaultClock,
 }
@@ -61,74 +71,99 @@ pub struct FailedAuthLimiter {
 impl FailedAuthLimiter {
     /// `per_second == 0` turns limiting off.
     pub fn new(per_second: u32) -> Self {
-        let limiter = NonZeroU32::new(per_second)
-            .map(|rate| RateLimiter::keyed(Quota::per_second(rate).allow_burst(rate)));
-        // Bounded, so a flood from many addresses cannot grow them without end.
+        let quota =
+            NonZeroU32::new(per_second).map(|rate| Quota::per_second(rate).allow_burst(rate));
         Self {
-            limiter,
-            blocked: moka::sync::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(std::time::Duration::from_secs(60))
-                .build(),
-            known: moka::sync::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(std::time::Duration::from_secs(600))
-                .build(),
+            pairs: quota.map(RateLimiter::keyed),
+            spread: quota.map(RateLimiter::keyed),
+            failing: bounded(60),
+            blocked: bounded(60),
+            known: bounded(600),
             clock: DefaultClock::default(),
         }
     }
 
     /// # Errors
-    /// `RateLimited` while `addr` is over its budget of failures and `conn`
-    /// has not authenticated lately.
-    pub fn admit(
-        &self,
-        addr: Option<std::net::IpAddr>,
-        conn: ConnectionId,
-    ) -> Result<(), ScimError> {
-        let Some(addr) = addr.filter(|_| self.limiter.is_some()) else {
+    /// `RateLimited` while `conn` has not authenticated lately and either
+    /// it failed too often from `addr` or `addr` tried too many connections.
+    pub fn admit(&self, addr: Option<IpAddr>, conn: ConnectionId) -> Result<(), ScimError> {
+        let Some(addr) = addr.filter(|_| self.pairs.is_some()) else {
             return Ok(());
         };
         if self.known.contains_key(&conn) {
             return Ok(());
         }
-        match self.blocked.get(&addr) {
-            Some(until) if until > std::time::Instant::now() => {
-                let wait = until.saturating_duration_since(std::time::Instant::now());
-                Err(ScimError::RateLimited {
-                    retry_after_secs: wait.as_secs().max(1),
-                })
-            }
-            _ => Ok(()),
+        let now = std::time::Instant::now();
+        let until = [Some(conn), None]
+            .into_iter()
+            .filter_map(|key| self.blocked.get(&(addr, key)))
+            .filter(|until| *until > now)
+            .max();
+        match until {
+            Some(until) => Err(ScimError::RateLimited {
+                retry_after_secs: until.saturating_duration_since(now).as_secs().max(1),
+            }),
+            None => Ok(()),
         }
     }
 
     /// Remembers that `conn` authenticated: its IdP is served whatever its address does.
     pub fn succeeded(&self, conn: ConnectionId) {
         // A read on the hot path; the insert only on a connection's first success.
-        if self.limiter.is_some() && !self.known.contains_key(&conn) {
+        if self.pairs.is_some() && !self.known.contains_key(&conn) {
             self.known.insert(conn, ());
         }
     }
 
-    /// Counts one failed authentication from `addr`.
-    pub fn failed(&self, addr: Option<std::net::IpAddr>) {
-        let (Some(limiter), Some(addr)) = (&self.limiter, addr) else {
+    /// Counts one failed authentication from `addr` naming `conn` (`None`:
+    /// an id that is not one, which counts as another connection each time).
+    pub fn failed(&self, addr: Option<IpAddr>, conn: Option<ConnectionId>) {
+        let (Some(pairs), Some(spread), Some(addr)) = (&self.pairs, &self.spread, addr) else {
             return;
         };
-        if let Err(not_until) = limiter.check_key(&addr) {
-            let wait = not_until.wait_time_from(self.clock.now());
-            self.blocked.insert(
-                addr,
-                std::time::Instant::now() + wait.max(std::time::Duration::from_millis(100)),
-            );
+        if let Err(not_until) = pairs.check_key(&(addr, conn)) {
+            self.block((addr, conn), not_until.wait_time_from(self.clock.now()));
         }
-        // The keyed limiter keeps a cell per address: drop the idle ones now
-        // and then so its memory follows the current attackers, not all past ones.
-        if limiter.len() > 10_000 {
-            limiter.retain_recent();
+        let another = match conn {
+            Some(conn) if self.failing.contains_key(&(addr, conn)) => false,
+            Some(conn) => {
+                self.failing.insert((addr, conn), ());
+                true
+            }
+            None => true,
+        };
+        if another {
+            if let Err(not_until) = spread.check_key(&addr) {
+                self.block((addr, None), not_until.wait_time_from(self.clock.now()));
+            }
+        }
+        // The keyed limiters keep a cell per key: drop the idle ones now and
+        // then so their memory follows the current failures, not all past ones.
+        if pairs.len() > 10_000 {
+            pairs.retain_recent();
+        }
+        if spread.len() > 10_000 {
+            spread.retain_recent();
         }
     }
+
+    fn block(&self, key: (IpAddr, Option<ConnectionId>), wait: std::time::Duration) {
+        let until = std::time::Instant::now() + wait.max(std::time::Duration::from_millis(100));
+        self.blocked.insert(key, until);
+    }
+}
+
+/// A cache bounded in size, so a flood from many addresses cannot grow it
+/// without end, whose entries live `ttl_secs`.
+fn bounded<K, V>(ttl_secs: u64) -> moka::sync::Cache<K, V>
+where
+    K: std::hash::Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    moka::sync::Cache::builder()
+        .max_capacity(100_000)
+        .time_to_live(std::time::Duration::from_secs(ttl_secs))
+        .build()
 }
 
 #[cfg(test)]
@@ -152,27 +187,58 @@ mod tests {
     }
 
     #[test]
-    fn an_address_that_keeps_failing_is_refused_and_others_are_not() {
+    fn a_connection_that_keeps_failing_is_refused_and_its_neighbours_are_not() {
         let limiter = FailedAuthLimiter::new(2);
-        let (noisy, quiet) = (
-            Some(std::net::IpAddr::from([10, 0, 0, 1])),
-            Some(std::net::IpAddr::from([10, 0, 0, 2])),
+        let (shared, quiet) = (
+            Some(IpAddr::from([10, 0, 0, 1])),
+            Some(IpAddr::from([10, 0, 0, 2])),
         );
-        let (guessed, real) = (ConnectionId::new(), ConnectionId::new());
+        let (stale, new, real) = (
+            ConnectionId::new(),
+            ConnectionId::new(),
+            ConnectionId::new(),
+        );
         limiter.succeeded(real);
         for _ in 0..3 {
-            assert!(limiter.admit(noisy, guessed).is_ok());
-            limiter.failed(noisy);
+            assert!(limiter.admit(shared, stale).is_ok());
+            limiter.failed(shared, Some(stale));
         }
         assert!(matches!(
-            limiter.admit(noisy, ConnectionId::new()),
+            limiter.admit(shared, stale),
             Err(ScimError::RateLimited { .. })
         ));
         assert!(
-            limiter.admit(noisy, real).is_ok(),
+            limiter.admit(shared, new).is_ok(),
+            "another tenant's first request from the same address"
+        );
+        assert!(limiter.admit(shared, real).is_ok());
+        assert!(limiter.admit(quiet, stale).is_ok());
+        assert!(FailedAuthLimiter::new(0).admit(shared, stale).is_ok());
+    }
+
+    #[test]
+    fn an_address_guessing_connections_is_refused_for_every_unknown_one() {
+        let limiter = FailedAuthLimiter::new(2);
+        let guesser = Some(IpAddr::from([10, 0, 0, 3]));
+        let real = ConnectionId::new();
+        limiter.succeeded(real);
+        for _ in 0..3 {
+            let guess = ConnectionId::new();
+            assert!(limiter.admit(guesser, guess).is_ok());
+            limiter.failed(guesser, Some(guess));
+        }
+        assert!(matches!(
+            limiter.admit(guesser, ConnectionId::new()),
+            Err(ScimError::RateLimited { .. })
+        ));
+        assert!(
+            limiter.admit(guesser, real).is_ok(),
             "a connection that authenticated is served from any address"
         );
-        assert!(limiter.admit(quiet, guessed).is_ok());
-        assert!(FailedAuthLimiter::new(0).admit(noisy, guessed).is_ok());
+        let malformed = Some(IpAddr::from([10, 0, 0, 4]));
+        for _ in 0..3 {
+            limiter.failed(malformed, None);
+        }
+        assert!(limiter.admit(malformed, ConnectionId::new()).is_err());
     }
 }

@@ -6,10 +6,9 @@ use orgsync_domain::audit::AuditFilter;
 use serde::Deserialize;
 
 use super::extract::OrgCall;
-use super::problem::ApiError;
+use super::problem::Answer;
 use super::routes::Routes;
 use super::views::{ListQuery, ListView};
-use crate::state::AppState;
 
 pub fn table() -> Routes {
     Routes::new("/api/v1", "audit").add(
@@ -30,11 +29,7 @@ struct AuditQuery {
     actor: Option<String>,
 }
 
-async fn list(
-    state: web::Data<AppState>,
-    OrgCall { principal, org }: OrgCall,
-    query: web::Query<AuditQuery>,
-) -> Result<HttpResponse, ApiError> {
+async fn list(OrgCall { state, caller, org }: OrgCall, query: web::Query<AuditQuery>) -> Answer {
     let query = query.into_inner();
     let page = ListQuery {
         limit: query.limit,
@@ -46,6 +41,6 @@ async fn list(
         target_id: query.target,
         actor: query.actor,
     };
-    let entries = state.orgs.audit_log(&principal, org, &filter, page).await?;
+    let entries = state.orgs.audit_log(&caller, org, &filter, page).await?;
     Ok(HttpResponse::Ok().json(ListView::from_page(entries, Clone::clone)))
 }

@@ -9,10 +9,9 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::extract::{ConnPath, OrgCall};
-use super::problem::ApiError;
+use super::problem::Answer;
 use super::routes::Routes;
 use super::views::{timestamp, ListQuery, ListView};
-use crate::state::AppState;
 
 pub fn table() -> Routes {
     Routes::new("/api/v1", "connections")
@@ -164,14 +163,10 @@ fn moved_view(applied: &[SourceApplied]) -> Vec<serde_json::Value> {
 }
 
 async fn create(
-    state: web::Data<AppState>,
-    OrgCall { principal, org }: OrgCall,
+    OrgCall { state, caller, org }: OrgCall,
     body: web::Json<CreateConnection>,
-) -> Result<HttpResponse, ApiError> {
-    let c = state
-        .connections
-        .create(&principal, org, &body.name)
-        .await?;
+) -> Answer {
+    let c = state.connections.create(&caller, org, &body.name).await?;
     tracing::info!(connection = %c.id, "enterprise connection created");
     Ok(HttpResponse::Created()
         .insert_header((
@@ -181,39 +176,27 @@ async fn create(
         .json(view(&c, &state.public_url, None)))
 }
 
-async fn list(
-    state: web::Data<AppState>,
-    OrgCall { principal, org }: OrgCall,
-    query: web::Query<ListQuery>,
-) -> Result<HttpResponse, ApiError> {
-    let page = state
-        .connections
-        .list(&principal, org, query.page()?)
-        .await?;
+async fn list(OrgCall { state, caller, org }: OrgCall, query: web::Query<ListQuery>) -> Answer {
+    let page = state.connections.list(&caller, org, query.page()?).await?;
     let public_url = state.public_url.clone();
     Ok(HttpResponse::Ok().json(ListView::from_page(page, |c| view(c, &public_url, None))))
 }
 
-async fn get(
-    state: web::Data<AppState>,
-    OrgCall { principal, org }: OrgCall,
-    path: web::Path<ConnPath>,
-) -> Result<HttpResponse, ApiError> {
+async fn get(OrgCall { state, caller, org }: OrgCall, path: web::Path<ConnPath>) -> Answer {
     let conn = path.conn;
-    let c = state.connections.get(&principal, org, conn).await?;
+    let c = state.connections.get(&caller, org, conn).await?;
     Ok(HttpResponse::Ok().json(view(&c, &state.public_url, None)))
 }
 
 async fn delete(
-    state: web::Data<AppState>,
-    OrgCall { principal, org }: OrgCall,
+    OrgCall { state, caller, org }: OrgCall,
     path: web::Path<ConnPath>,
     query: web::Query<DeleteQuery>,
-) -> Result<HttpResponse, ApiError> {
+) -> Answer {
     let conn = path.conn;
     let applied = state
         .connections
-        .delete(&principal, org, conn, query.confirm.as_deref())
+        .delete(&caller, org, conn, query.confirm.as_deref())
         .await?;
     let moved = moved_view(&applied);
     tracing::info!(connection = %conn, moved_orgs = moved.len(), "enterprise connection deleted");
@@ -221,11 +204,10 @@ async fn delete(
 }
 
 async fn impact(
-    state: web::Data<AppState>,
-    OrgCall { principal, org }: OrgCall,
+    OrgCall { state, caller, org }: OrgCall,
     path: web::Path<ConnPath>,
     query: web::Query<ImpactQuery>,
-) -> Result<HttpResponse, ApiError> {
+) -> Answer {
     let conn = path.conn;
     let connection_id = conn;
     let change = match query.change {
@@ -235,7 +217,7 @@ async fn impact(
     };
     let plan = state
         .connections
-        .preview_source_change(&principal, org, change)
+        .preview_source_change(&caller, org, change)
         .await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "confirmation": plan.confirmation,
@@ -245,15 +227,14 @@ async fn impact(
 }
 
 async fn set_directory_sync(
-    state: web::Data<AppState>,
-    OrgCall { principal, org }: OrgCall,
+    OrgCall { state, caller, org }: OrgCall,
     path: web::Path<ConnPath>,
     body: web::Json<DirectorySync>,
-) -> Result<HttpResponse, ApiError> {
+) -> Answer {
     let conn = path.conn;
     let changed = state
         .connections
-        .set_directory_sync(&principal, org, conn, body.enabled, body.confirm.as_deref())
+        .set_directory_sync(&caller, org, conn, body.enabled, body.confirm.as_deref())
         .await?;
     tracing::info!(connection = %conn, enabled = body.enabled, token_issued = changed.token.is_some(), "directory sync set");
     let v = view(
@@ -268,29 +249,21 @@ async fn set_directory_sync(
 }
 
 async fn rotate_token(
-    state: web::Data<AppState>,
-    OrgCall { principal, org }: OrgCall,
+    OrgCall { state, caller, org }: OrgCall,
     path: web::Path<ConnPath>,
-) -> Result<HttpResponse, ApiError> {
+) -> Answer {
     let conn = path.conn;
-    let token = state
-        .connections
-        .rotate_token(&principal, org, conn)
-        .await?;
+    let token = state.connections.rotate_token(&caller, org, conn).await?;
     tracing::info!(connection = %conn, "SCIM token rotated");
     Ok(HttpResponse::Created().json(serde_json::json!({ "token": token.expose() })))
 }
 
 async fn revoke_tokens(
-    state: web::Data<AppState>,
-    OrgCall { principal, org }: OrgCall,
+    OrgCall { state, caller, org }: OrgCall,
     path: web::Path<ConnPath>,
-) -> Result<HttpResponse, ApiError> {
+) -> Answer {
     let conn = path.conn;
-    state
-        .connections
-        .revoke_tokens(&principal, org, conn)
-        .await?;
+    state.connections.revoke_tokens(&caller, org, conn).await?;
     tracing::info!(connection = %conn, "SCIM tokens revoked");
     Ok(HttpResponse::NoContent().finish())
 }

@@ -13,10 +13,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::extract::{ConnPath, OrgCall};
-use super::problem::ApiError;
+use super::problem::{Answer, ApiError};
 use super::routes::Routes;
 use super::views::timestamp;
-use crate::state::AppState;
 
 pub fn table() -> Routes {
     let base = "/orgs/{org}/connections/{conn}";
@@ -65,20 +64,16 @@ pub fn table() -> Routes {
         )
 }
 
-async fn org_status(
-    state: web::Data<AppState>,
-    OrgCall { principal, org }: OrgCall,
-) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(state.sync.status(&principal, org).await?))
+async fn org_status(OrgCall { state, caller, org }: OrgCall) -> Answer {
+    Ok(HttpResponse::Ok().json(state.sync.status(&caller, org).await?))
 }
 
 async fn connection_status(
-    state: web::Data<AppState>,
-    OrgCall { principal, org }: OrgCall,
+    OrgCall { state, caller, org }: OrgCall,
     path: web::Path<ConnPath>,
-) -> Result<HttpResponse, ApiError> {
+) -> Answer {
     let conn = path.conn;
-    let orgs = state.sync.connection_status(&principal, org, conn).await?;
+    let orgs = state.sync.connection_status(&caller, org, conn).await?;
     Ok(HttpResponse::Ok().json(json!({ "orgs": orgs })))
 }
 
@@ -142,11 +137,10 @@ fn user_summary(user: &UserRecord) -> Value {
 }
 
 async fn users(
-    state: web::Data<AppState>,
-    OrgCall { principal, org }: OrgCall,
+    OrgCall { state, caller, org }: OrgCall,
     path: web::Path<ConnPath>,
     query: web::Query<UsersQuery>,
-) -> Result<HttpResponse, ApiError> {
+) -> Answer {
     let conn = path.conn;
     let mut parts = Vec::new();
     if let Some(active) = query.active {
@@ -165,7 +159,7 @@ async fn users(
     .query(all_of(parts)?, SortKey::UserName)?;
     let listed = state
         .sync
-        .directory_users(&principal, org, conn, &scim)
+        .directory_users(&caller, org, conn, &scim)
         .await?;
     Ok(HttpResponse::Ok().json(window_json(&listed, &scim, user_summary)))
 }
@@ -187,16 +181,9 @@ fn next_start<T, K>(page: &[T], limit: u64, key: impl FnOnce(&T) -> K) -> Option
         .flatten()
 }
 
-async fn user(
-    state: web::Data<AppState>,
-    OrgCall { principal, org }: OrgCall,
-    path: web::Path<UserPath>,
-) -> Result<HttpResponse, ApiError> {
+async fn user(OrgCall { state, caller, org }: OrgCall, path: web::Path<UserPath>) -> Answer {
     let UserPath { conn, user } = path.into_inner();
-    let UserView { record, groups } = state
-        .sync
-        .directory_user(&principal, org, conn, user)
-        .await?;
+    let UserView { record, groups } = state.sync.directory_user(&caller, org, conn, user).await?;
     let groups: Vec<Value> = groups
         .iter()
         .map(|g| json!({"id": g.id, "display_name": g.display_name}))
@@ -229,11 +216,10 @@ struct GroupsQuery {
 }
 
 async fn groups(
-    state: web::Data<AppState>,
-    OrgCall { principal, org }: OrgCall,
+    OrgCall { state, caller, org }: OrgCall,
     path: web::Path<ConnPath>,
     query: web::Query<GroupsQuery>,
-) -> Result<HttpResponse, ApiError> {
+) -> Answer {
     let conn = path.conn;
     let parts = query
         .display_name
@@ -247,7 +233,7 @@ async fn groups(
     .query(all_of(parts)?, SortKey::DisplayName)?;
     let listed = state
         .sync
-        .directory_groups(&principal, org, conn, &scim)
+        .directory_groups(&caller, org, conn, &scim)
         .await?;
     Ok(HttpResponse::Ok().json(window_json(&listed, &scim, group_summary)))
 }
@@ -270,16 +256,15 @@ struct MembersQuery {
 }
 
 async fn group_members(
-    state: web::Data<AppState>,
-    OrgCall { principal, org }: OrgCall,
+    OrgCall { state, caller, org }: OrgCall,
     path: web::Path<GroupPath>,
     query: web::Query<MembersQuery>,
-) -> Result<HttpResponse, ApiError> {
+) -> Answer {
     let GroupPath { conn, group } = path.into_inner();
     let limit = query.limit.unwrap_or(100).clamp(1, 1000);
     let members = state
         .sync
-        .directory_group_members(&principal, org, conn, group, query.cursor.as_deref(), limit)
+        .directory_group_members(&caller, org, conn, group, query.cursor.as_deref(), limit)
         .await?;
     let next_cursor = next_start(&members, limit, |m| m.value.clone());
     let data: Vec<Value> = members
@@ -297,16 +282,15 @@ struct EventsQuery {
 }
 
 async fn events(
-    state: web::Data<AppState>,
-    OrgCall { principal, org }: OrgCall,
+    OrgCall { state, caller, org }: OrgCall,
     path: web::Path<ConnPath>,
     query: web::Query<EventsQuery>,
-) -> Result<HttpResponse, ApiError> {
+) -> Answer {
     let conn = path.conn;
     let limit = query.limit.unwrap_or(50).clamp(1, 500);
     let events = state
         .sync
-        .directory_events(&principal, org, conn, query.before, limit)
+        .directory_events(&caller, org, conn, query.before, limit)
         .await?;
     let next = next_start(&events, limit, |e| e.seq);
     Ok(HttpResponse::Ok().json(json!({ "data": events, "next_before": next })))

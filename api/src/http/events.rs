@@ -11,10 +11,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::extract::OrgCall;
-use super::problem::ApiError;
+use super::problem::Answer;
 use super::routes::Routes;
 use super::views::{nullable, ListQuery, ListView};
-use crate::state::AppState;
 
 pub fn table() -> Routes {
     Routes::new("/api/v1", "events")
@@ -93,11 +92,7 @@ struct EventsQuery {
     include_descendants: bool,
 }
 
-async fn events(
-    state: web::Data<AppState>,
-    OrgCall { principal, org }: OrgCall,
-    query: web::Query<EventsQuery>,
-) -> Result<HttpResponse, ApiError> {
+async fn events(OrgCall { state, caller, org }: OrgCall, query: web::Query<EventsQuery>) -> Answer {
     let query = query.into_inner();
     let after = match query.after.as_deref() {
         None | Some("") => EventCursor::default(),
@@ -118,7 +113,7 @@ async fn events(
     let page = state
         .events
         .events(
-            &principal,
+            &caller,
             org,
             EventQuery {
                 after,
@@ -171,15 +166,14 @@ struct UpdateEndpoint {
 }
 
 async fn create(
-    state: web::Data<AppState>,
-    OrgCall { principal, org }: OrgCall,
+    OrgCall { state, caller, org }: OrgCall,
     body: web::Json<CreateEndpoint>,
-) -> Result<HttpResponse, ApiError> {
+) -> Answer {
     let body = body.into_inner();
     let (endpoint, secret) = state
         .events
         .create_endpoint(
-            &principal,
+            &caller,
             org,
             NewEndpoint {
                 url: body.url,
@@ -198,34 +192,26 @@ async fn create(
         .json(view))
 }
 
-async fn list(
-    state: web::Data<AppState>,
-    OrgCall { principal, org }: OrgCall,
-) -> Result<HttpResponse, ApiError> {
-    let endpoints = state.events.endpoints(&principal, org).await?;
+async fn list(OrgCall { state, caller, org }: OrgCall) -> Answer {
+    let endpoints = state.events.endpoints(&caller, org).await?;
     Ok(HttpResponse::Ok().json(json!({ "data": endpoints })))
 }
 
-async fn get(
-    state: web::Data<AppState>,
-    OrgCall { principal, org }: OrgCall,
-    path: web::Path<WebhookPath>,
-) -> Result<HttpResponse, ApiError> {
-    let endpoint = state.events.endpoint(&principal, org, path.webhook).await?;
+async fn get(OrgCall { state, caller, org }: OrgCall, path: web::Path<WebhookPath>) -> Answer {
+    let endpoint = state.events.endpoint(&caller, org, path.webhook).await?;
     Ok(HttpResponse::Ok().json(endpoint))
 }
 
 async fn update(
-    state: web::Data<AppState>,
-    OrgCall { principal, org }: OrgCall,
+    OrgCall { state, caller, org }: OrgCall,
     path: web::Path<WebhookPath>,
     body: web::Json<UpdateEndpoint>,
-) -> Result<HttpResponse, ApiError> {
+) -> Answer {
     let body = body.into_inner();
     let endpoint = state
         .events
         .update_endpoint(
-            &principal,
+            &caller,
             org,
             path.webhook,
             EndpointChanges {
@@ -239,64 +225,47 @@ async fn update(
     Ok(HttpResponse::Ok().json(endpoint))
 }
 
-async fn delete(
-    state: web::Data<AppState>,
-    OrgCall { principal, org }: OrgCall,
-    path: web::Path<WebhookPath>,
-) -> Result<HttpResponse, ApiError> {
+async fn delete(OrgCall { state, caller, org }: OrgCall, path: web::Path<WebhookPath>) -> Answer {
     state
         .events
-        .delete_endpoint(&principal, org, path.webhook)
+        .delete_endpoint(&caller, org, path.webhook)
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 async fn rotate_secret(
-    state: web::Data<AppState>,
-    OrgCall { principal, org }: OrgCall,
+    OrgCall { state, caller, org }: OrgCall,
     path: web::Path<WebhookPath>,
-) -> Result<HttpResponse, ApiError> {
+) -> Answer {
     let secret = state
         .events
-        .rotate_secret(&principal, org, path.webhook)
+        .rotate_secret(&caller, org, path.webhook)
         .await?;
     Ok(HttpResponse::Ok().json(json!({ "secret": secret })))
 }
 
 async fn deliveries(
-    state: web::Data<AppState>,
-    OrgCall { principal, org }: OrgCall,
+    OrgCall { state, caller, org }: OrgCall,
     path: web::Path<WebhookPath>,
     query: web::Query<ListQuery>,
-) -> Result<HttpResponse, ApiError> {
+) -> Answer {
     let page = state
         .events
-        .deliveries(&principal, org, path.webhook, query.page()?)
+        .deliveries(&caller, org, path.webhook, query.page()?)
         .await?;
     Ok(HttpResponse::Ok().json(ListView::from_page(page, Clone::clone)))
 }
 
-async fn retry(
-    state: web::Data<AppState>,
-    OrgCall { principal, org }: OrgCall,
-    path: web::Path<DeliveryPath>,
-) -> Result<HttpResponse, ApiError> {
+async fn retry(OrgCall { state, caller, org }: OrgCall, path: web::Path<DeliveryPath>) -> Answer {
     let delivery = state
         .events
-        .retry_delivery(&principal, org, path.webhook, path.delivery)
+        .retry_delivery(&caller, org, path.webhook, path.delivery)
         .await?;
     Ok(HttpResponse::Accepted().json(delivery))
 }
 
-async fn test(
-    state: web::Data<AppState>,
-    OrgCall { principal, org }: OrgCall,
-    path: web::Path<WebhookPath>,
-) -> Result<HttpResponse, ApiError> {
-    let attempt = state
-        .events
-        .send_test(&principal, org, path.webhook)
-        .await?;
+async fn test(OrgCall { state, caller, org }: OrgCall, path: web::Path<WebhookPath>) -> Answer {
+    let attempt = state.events.send_test(&caller, org, path.webhook).await?;
     Ok(HttpResponse::Ok().json(json!({
         "succeeded": attempt.succeeded(),
         "status_code": attempt.status,

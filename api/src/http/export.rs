@@ -10,10 +10,9 @@ use orgsync_domain::service::{ExportRow, MemberExport};
 
 use super::extract::OrgCall;
 use super::members::MembersQuery;
-use super::problem::ApiError;
+use super::problem::{Answer, ApiError};
 use super::routes::Routes;
 use super::views::timestamp;
-use crate::state::AppState;
 
 /// Members read per round trip while exporting.
 const BATCH: u64 = 5_000;
@@ -49,14 +48,10 @@ pub fn wants_csv(req: &HttpRequest) -> bool {
 }
 
 pub async fn export(
-    state: web::Data<AppState>,
-    OrgCall { principal, org }: OrgCall,
+    OrgCall { state, caller, org }: OrgCall,
     query: web::Query<MembersQuery>,
-) -> Result<HttpResponse, ApiError> {
-    let export = state
-        .members
-        .export(&principal, org, query.filter()?)
-        .await?;
+) -> Answer {
+    let export = state.members.export(&caller, org, query.filter()?).await?;
     Ok(HttpResponse::Ok()
         .content_type("text/csv; charset=utf-8")
         .insert_header((

@@ -24,14 +24,17 @@ impl FromRequest for Admin {
     type Future = Ready<Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
-        ready(authenticate(req))
+        ready(app_state(req).and_then(|state| authenticate(req, &state)))
     }
 }
 
-fn authenticate(req: &HttpRequest) -> Result<Admin, ApiError> {
-    let state = req
-        .app_data::<web::Data<AppState>>()
-        .ok_or_else(|| ApiError::Domain(anyhow::anyhow!("application state missing").into()))?;
+fn app_state(req: &HttpRequest) -> Result<web::Data<AppState>, ApiError> {
+    req.app_data::<web::Data<AppState>>()
+        .cloned()
+        .ok_or_else(|| ApiError::Domain(anyhow::anyhow!("application state missing").into()))
+}
+
+fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Admin, ApiError> {
     let token = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -55,11 +58,13 @@ pub fn record_org(org: &uuid::Uuid) {
 }
 
 /// An admin call about the organization the path's `{org}` names: the
-/// authenticated caller and that organization, already recorded on the
-/// request's span. Whether the caller may act on it is the use case's
-/// decision, because the action decides it (reading needs less than deleting).
+/// application's state, the authenticated caller and that organization,
+/// already recorded on the request's span. Whether the caller may act on it
+/// is the use case's decision, because the action decides it (reading needs
+/// less than deleting).
 pub struct OrgCall {
-    pub principal: Principal,
+    pub state: web::Data<AppState>,
+    pub caller: Principal,
     pub org: OrgId,
 }
 
@@ -68,7 +73,8 @@ impl FromRequest for OrgCall {
     type Future = Ready<Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
-        ready(authenticate(req).and_then(|Admin(principal)| {
+        ready(app_state(req).and_then(|state| {
+            let Admin(caller) = authenticate(req, &state)?;
             // An id that is not a UUID names no route, as for any other path.
             let org = req
                 .match_info()
@@ -77,7 +83,7 @@ impl FromRequest for OrgCall {
                 .map(OrgId)
                 .ok_or(ApiError::RouteNotFound)?;
             record_org(&org.0);
-            Ok(Self { principal, org })
+            Ok(Self { state, caller, org })
         }))
     }
 }

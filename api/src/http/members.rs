@@ -10,10 +10,9 @@ use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use super::extract::{ConnPath, MemberPath, OrgCall};
-use super::problem::ApiError;
+use super::problem::{Answer, ApiError};
 use super::routes::Routes;
 use super::views::{nullable, ListQuery, ListView};
-use crate::state::AppState;
 
 pub fn table() -> Routes {
     Routes::new("/api/v1", "members")
@@ -123,17 +122,16 @@ impl MembersQuery {
 
 async fn list(
     req: actix_web::HttpRequest,
-    state: web::Data<AppState>,
     call: OrgCall,
     query: web::Query<MembersQuery>,
-) -> Result<HttpResponse, ApiError> {
+) -> Answer {
     if super::export::wants_csv(&req) {
-        return super::export::export(state, call, query).await;
+        return super::export::export(call, query).await;
     }
-    let OrgCall { principal, org } = call;
+    let OrgCall { state, caller, org } = call;
     let page = state
         .members
-        .list(&principal, org, &query.filter()?, query.page()?)
+        .list(&caller, org, &query.filter()?, query.page()?)
         .await?;
     Ok(HttpResponse::Ok().json(ListView::from_page(page, |m| m.clone())))
 }
@@ -154,16 +152,12 @@ fn default_role() -> Role {
     Role::User
 }
 
-async fn create(
-    state: web::Data<AppState>,
-    OrgCall { principal, org }: OrgCall,
-    body: web::Json<CreateMember>,
-) -> Result<HttpResponse, ApiError> {
+async fn create(OrgCall { state, caller, org }: OrgCall, body: web::Json<CreateMember>) -> Answer {
     let body = body.into_inner();
     let member = state
         .members
         .create(
-            &principal,
+            &caller,
             org,
             NewMember {
                 email: body.email,
@@ -182,13 +176,9 @@ async fn create(
         .json(member))
 }
 
-async fn get(
-    state: web::Data<AppState>,
-    OrgCall { principal, org }: OrgCall,
-    path: web::Path<MemberPath>,
-) -> Result<HttpResponse, ApiError> {
+async fn get(OrgCall { state, caller, org }: OrgCall, path: web::Path<MemberPath>) -> Answer {
     let member = path.member;
-    let member = state.members.get(&principal, org, member).await?;
+    let member = state.members.get(&caller, org, member).await?;
     Ok(HttpResponse::Ok().json(member))
 }
 
@@ -207,17 +197,16 @@ struct UpdateMember {
 }
 
 async fn update(
-    state: web::Data<AppState>,
-    OrgCall { principal, org }: OrgCall,
+    OrgCall { state, caller, org }: OrgCall,
     path: web::Path<MemberPath>,
     body: web::Json<UpdateMember>,
-) -> Result<HttpResponse, ApiError> {
+) -> Answer {
     let member = path.member;
     let body = body.into_inner();
     let member = state
         .members
         .update(
-            &principal,
+            &caller,
             org,
             member,
             MemberChanges {
@@ -233,13 +222,9 @@ async fn update(
     Ok(HttpResponse::Ok().json(member))
 }
 
-async fn delete(
-    state: web::Data<AppState>,
-    OrgCall { principal, org }: OrgCall,
-    path: web::Path<MemberPath>,
-) -> Result<HttpResponse, ApiError> {
+async fn delete(OrgCall { state, caller, org }: OrgCall, path: web::Path<MemberPath>) -> Answer {
     let member = path.member;
-    state.members.delete(&principal, org, member).await?;
+    state.members.delete(&caller, org, member).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -249,22 +234,15 @@ struct Roles {
     roles: Vec<CustomRole>,
 }
 
-async fn roles(
-    state: web::Data<AppState>,
-    OrgCall { principal, org }: OrgCall,
-) -> Result<HttpResponse, ApiError> {
-    let roles = state.members.roles(&principal, org).await?;
+async fn roles(OrgCall { state, caller, org }: OrgCall) -> Answer {
+    let roles = state.members.roles(&caller, org).await?;
     Ok(HttpResponse::Ok().json(json!({ "builtin": ["owner", "admin", "user"], "roles": roles })))
 }
 
-async fn save_roles(
-    state: web::Data<AppState>,
-    OrgCall { principal, org }: OrgCall,
-    body: web::Json<Roles>,
-) -> Result<HttpResponse, ApiError> {
+async fn save_roles(OrgCall { state, caller, org }: OrgCall, body: web::Json<Roles>) -> Answer {
     let roles = state
         .members
-        .save_roles(&principal, org, body.into_inner().roles)
+        .save_roles(&caller, org, body.into_inner().roles)
         .await?;
     Ok(HttpResponse::Ok().json(json!({ "builtin": ["owner", "admin", "user"], "roles": roles })))
 }
@@ -275,22 +253,18 @@ struct SeatTiers {
     seat_tiers: Vec<SeatTier>,
 }
 
-async fn seat_tiers(
-    state: web::Data<AppState>,
-    OrgCall { principal, org }: OrgCall,
-) -> Result<HttpResponse, ApiError> {
-    let tiers = state.members.seat_tiers(&principal, org).await?;
+async fn seat_tiers(OrgCall { state, caller, org }: OrgCall) -> Answer {
+    let tiers = state.members.seat_tiers(&caller, org).await?;
     Ok(HttpResponse::Ok().json(json!({ "seat_tiers": tiers })))
 }
 
 async fn save_seat_tiers(
-    state: web::Data<AppState>,
-    OrgCall { principal, org }: OrgCall,
+    OrgCall { state, caller, org }: OrgCall,
     body: web::Json<SeatTiers>,
-) -> Result<HttpResponse, ApiError> {
+) -> Answer {
     let tiers = state
         .members
-        .save_seat_tiers(&principal, org, body.into_inner().seat_tiers)
+        .save_seat_tiers(&caller, org, body.into_inner().seat_tiers)
         .await?;
     Ok(HttpResponse::Ok().json(json!({ "seat_tiers": tiers })))
 }
@@ -301,26 +275,21 @@ struct Attributes {
     attributes: Vec<AttributeDefinition>,
 }
 
-async fn attributes(
-    state: web::Data<AppState>,
-    OrgCall { principal, org }: OrgCall,
-    path: web::Path<ConnPath>,
-) -> Result<HttpResponse, ApiError> {
+async fn attributes(OrgCall { state, caller, org }: OrgCall, path: web::Path<ConnPath>) -> Answer {
     let conn = path.conn;
-    let definitions = state.members.attributes(&principal, org, conn).await?;
+    let definitions = state.members.attributes(&caller, org, conn).await?;
     Ok(HttpResponse::Ok().json(json!({ "attributes": definitions })))
 }
 
 async fn save_attributes(
-    state: web::Data<AppState>,
-    OrgCall { principal, org }: OrgCall,
+    OrgCall { state, caller, org }: OrgCall,
     path: web::Path<ConnPath>,
     body: web::Json<Attributes>,
-) -> Result<HttpResponse, ApiError> {
+) -> Answer {
     let conn = path.conn;
     let definitions = state
         .members
-        .save_attributes(&principal, org, conn, body.into_inner().attributes)
+        .save_attributes(&caller, org, conn, body.into_inner().attributes)
         .await?;
     Ok(HttpResponse::Ok().json(json!({ "attributes": definitions })))
 }

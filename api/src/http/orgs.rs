@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::extract::{record_org, Admin, OrgCall};
-use super::problem::ApiError;
+use super::problem::Answer;
 use super::routes::Routes;
 use super::views::{preview_view, timestamp, ListQuery, ListView, PreviewQuery};
 use crate::state::AppState;
@@ -129,47 +129,36 @@ fn created(org: &Organization) -> HttpResponse {
 
 async fn create_root(
     state: web::Data<AppState>,
-    Admin(principal): Admin,
+    Admin(caller): Admin,
     body: web::Json<CreateOrg>,
-) -> Result<HttpResponse, ApiError> {
+) -> Answer {
     let new = body.into_inner().parse()?;
-    let org = state.orgs.create_root(&principal, new).await?;
+    let org = state.orgs.create_root(&caller, new).await?;
     record_org(&org.id.0);
     tracing::info!(org = %org.id, slug = %org.slug, "tenant created");
     Ok(created(&org))
 }
 
 async fn create_child(
-    state: web::Data<AppState>,
-    OrgCall {
-        principal,
-        org: parent,
-    }: OrgCall,
+    OrgCall { state, caller, org }: OrgCall,
     body: web::Json<CreateOrg>,
-) -> Result<HttpResponse, ApiError> {
+) -> Answer {
     let new = body.into_inner().parse()?;
-    let org = state.orgs.create_child(&principal, parent, new).await?;
-    tracing::info!(org = %org.id, kind = org.kind.as_str(), "organization created");
-    Ok(created(&org))
+    let child = state.orgs.create_child(&caller, org, new).await?;
+    tracing::info!(org = %child.id, kind = child.kind.as_str(), "organization created");
+    Ok(created(&child))
 }
 
-async fn get(
-    state: web::Data<AppState>,
-    OrgCall { principal, org }: OrgCall,
-) -> Result<HttpResponse, ApiError> {
-    let org = state.orgs.get(&principal, org).await?;
+async fn get(OrgCall { state, caller, org }: OrgCall) -> Answer {
+    let org = state.orgs.get(&caller, org).await?;
     Ok(HttpResponse::Ok().json(OrgView::from(&org)))
 }
 
-async fn update(
-    state: web::Data<AppState>,
-    OrgCall { principal, org }: OrgCall,
-    body: web::Json<UpdateOrg>,
-) -> Result<HttpResponse, ApiError> {
+async fn update(OrgCall { state, caller, org }: OrgCall, body: web::Json<UpdateOrg>) -> Answer {
     let changes = OrgChanges {
         name: body.name.as_deref().map(OrgName::parse).transpose()?,
     };
-    let org = state.orgs.update(&principal, org, changes).await?;
+    let org = state.orgs.update(&caller, org, changes).await?;
     Ok(HttpResponse::Ok().json(OrgView::from(&org)))
 }
 
@@ -180,43 +169,31 @@ struct DeleteQuery {
     confirm: Option<String>,
 }
 
-async fn delete(
-    state: web::Data<AppState>,
-    OrgCall { principal, org }: OrgCall,
-    query: web::Query<DeleteQuery>,
-) -> Result<HttpResponse, ApiError> {
+async fn delete(OrgCall { state, caller, org }: OrgCall, query: web::Query<DeleteQuery>) -> Answer {
     state
         .sync
-        .delete_org(&principal, org, query.confirm.as_deref())
+        .delete_org(&caller, org, query.confirm.as_deref())
         .await?;
     tracing::info!("organization deleted");
     Ok(HttpResponse::NoContent().finish())
 }
 
 async fn preview_deletion(
-    state: web::Data<AppState>,
-    OrgCall { principal, org }: OrgCall,
+    OrgCall { state, caller, org }: OrgCall,
     query: web::Query<PreviewQuery>,
-) -> Result<HttpResponse, ApiError> {
+) -> Answer {
     let (offset, limit) = query.window(state.limits.preview_page)?;
-    let preview = state.sync.preview_org_deletion(&principal, org).await?;
+    let preview = state.sync.preview_org_deletion(&caller, org).await?;
     Ok(HttpResponse::Ok().json(preview_view(preview.page(offset, limit))))
 }
 
-async fn children(
-    state: web::Data<AppState>,
-    OrgCall { principal, org }: OrgCall,
-    query: web::Query<ListQuery>,
-) -> Result<HttpResponse, ApiError> {
-    let page = state.orgs.children(&principal, org, query.page()?).await?;
+async fn children(OrgCall { state, caller, org }: OrgCall, query: web::Query<ListQuery>) -> Answer {
+    let page = state.orgs.children(&caller, org, query.page()?).await?;
     Ok(HttpResponse::Ok().json(ListView::from_page(page, |o| OrgView::from(o))))
 }
 
-async fn tree(
-    state: web::Data<AppState>,
-    OrgCall { principal, org }: OrgCall,
-) -> Result<HttpResponse, ApiError> {
-    let nodes = state.orgs.subtree(&principal, org).await?;
+async fn tree(OrgCall { state, caller, org }: OrgCall) -> Answer {
+    let nodes = state.orgs.subtree(&caller, org).await?;
     let tree = nested_json(&nodes)
         .map_err(|e| Error::Internal(e.into()))?
         .ok_or(Error::NotFound {

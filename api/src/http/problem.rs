@@ -12,6 +12,9 @@ use serde::Serialize;
 /// Base of every problem `type` URI.
 pub const PROBLEM_BASE: &str = "https://orgsync.dev/problems/";
 
+/// What an admin handler answers.
+pub type Answer = Result<HttpResponse, ApiError>;
+
 /// Everything the admin API can answer with instead of success.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {

@@ -8,9 +8,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::extract::OrgCall;
-use super::problem::ApiError;
+use super::problem::Answer;
 use super::routes::Routes;
-use crate::state::AppState;
 
 pub fn table() -> Routes {
     Routes::new("/api/v1", "sync")
@@ -61,23 +60,19 @@ fn threshold_view(threshold: DeletionThreshold) -> serde_json::Value {
     })
 }
 
-async fn get_threshold(
-    state: web::Data<AppState>,
-    OrgCall { principal, org }: OrgCall,
-) -> Result<HttpResponse, ApiError> {
-    let threshold = state.sync.deletion_threshold(&principal, org).await?;
+async fn get_threshold(OrgCall { state, caller, org }: OrgCall) -> Answer {
+    let threshold = state.sync.deletion_threshold(&caller, org).await?;
     Ok(HttpResponse::Ok().json(threshold_view(threshold)))
 }
 
 async fn set_threshold(
-    state: web::Data<AppState>,
-    OrgCall { principal, org }: OrgCall,
+    OrgCall { state, caller, org }: OrgCall,
     body: web::Json<ThresholdBody>,
-) -> Result<HttpResponse, ApiError> {
+) -> Answer {
     let threshold = state
         .sync
         .set_deletion_threshold(
-            &principal,
+            &caller,
             org,
             DeletionThreshold {
                 max_removals: body.max_removals,
@@ -87,11 +82,8 @@ async fn set_threshold(
     Ok(HttpResponse::Ok().json(threshold_view(threshold)))
 }
 
-async fn get_held(
-    state: web::Data<AppState>,
-    OrgCall { principal, org }: OrgCall,
-) -> Result<HttpResponse, ApiError> {
-    let held = state.sync.held_removals(&principal, org).await?;
+async fn get_held(OrgCall { state, caller, org }: OrgCall) -> Answer {
+    let held = state.sync.held_removals(&caller, org).await?;
     Ok(HttpResponse::Ok().json(json!({
         "confirmation": held.confirmation,
         "source": held.source,
@@ -109,21 +101,17 @@ struct ConfirmBody {
 }
 
 async fn confirm_held(
-    state: web::Data<AppState>,
-    OrgCall { principal, org }: OrgCall,
+    OrgCall { state, caller, org }: OrgCall,
     body: web::Json<ConfirmBody>,
-) -> Result<HttpResponse, ApiError> {
+) -> Answer {
     let applied = state
         .sync
-        .confirm_held_removals(&principal, org, &body.confirmation)
+        .confirm_held_removals(&caller, org, &body.confirmation)
         .await?;
     Ok(HttpResponse::Ok().json(json!({ "applied": applied })))
 }
 
-async fn reject_held(
-    state: web::Data<AppState>,
-    OrgCall { principal, org }: OrgCall,
-) -> Result<HttpResponse, ApiError> {
-    state.sync.reject_held_removals(&principal, org).await?;
+async fn reject_held(OrgCall { state, caller, org }: OrgCall) -> Answer {
+    state.sync.reject_held_removals(&caller, org).await?;
     Ok(HttpResponse::NoContent().finish())
 }

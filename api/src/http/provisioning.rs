@@ -14,10 +14,9 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::extract::{OptionalJson, OrgCall, RunPath};
-use super::problem::ApiError;
+use super::problem::Answer;
 use super::routes::Routes;
 use super::views::{preview_cursor, preview_view, timestamp, ListQuery, ListView, PreviewQuery};
-use crate::state::AppState;
 
 pub fn table() -> Routes {
     Routes::new("/api/v1", "sync")
@@ -183,11 +182,8 @@ fn jit_view(role: Option<&orgsync_domain::membership::Role>) -> serde_json::Valu
     })
 }
 
-async fn get_jit(
-    state: web::Data<AppState>,
-    OrgCall { principal, org }: OrgCall,
-) -> Result<HttpResponse, ApiError> {
-    let role = state.members.jit_default_role(&principal, org).await?;
+async fn get_jit(OrgCall { state, caller, org }: OrgCall) -> Answer {
+    let role = state.members.jit_default_role(&caller, org).await?;
     Ok(HttpResponse::Ok().json(jit_view(role.as_ref())))
 }
 
@@ -197,45 +193,33 @@ struct JitBody {
     default_role: Option<orgsync_domain::membership::Role>,
 }
 
-async fn set_jit(
-    state: web::Data<AppState>,
-    OrgCall { principal, org }: OrgCall,
-    body: web::Json<JitBody>,
-) -> Result<HttpResponse, ApiError> {
+async fn set_jit(OrgCall { state, caller, org }: OrgCall, body: web::Json<JitBody>) -> Answer {
     let role = state
         .members
-        .set_jit_default_role(&principal, org, body.into_inner().default_role)
+        .set_jit_default_role(&caller, org, body.into_inner().default_role)
         .await?;
     Ok(HttpResponse::Ok().json(jit_view(role.as_ref())))
 }
 
-async fn get_mode(
-    state: web::Data<AppState>,
-    OrgCall { principal, org }: OrgCall,
-) -> Result<HttpResponse, ApiError> {
-    let current = state.orgs.get(&principal, org).await?;
+async fn get_mode(OrgCall { state, caller, org }: OrgCall) -> Answer {
+    let current = state.orgs.get(&caller, org).await?;
     Ok(HttpResponse::Ok().json(json!({ "mode": current.provisioning_mode })))
 }
 
 async fn preview_mode(
-    state: web::Data<AppState>,
-    OrgCall { principal, org }: OrgCall,
+    OrgCall { state, caller, org }: OrgCall,
     body: web::Json<ModeRequest>,
     query: web::Query<PreviewQuery>,
-) -> Result<HttpResponse, ApiError> {
+) -> Answer {
     let (offset, limit) = query.window(state.limits.preview_page)?;
-    let preview = state.sync.preview_mode(&principal, org, body.mode).await?;
+    let preview = state.sync.preview_mode(&caller, org, body.mode).await?;
     Ok(HttpResponse::Ok().json(preview_view(preview.page(offset, limit))))
 }
 
-async fn set_mode(
-    state: web::Data<AppState>,
-    OrgCall { principal, org }: OrgCall,
-    body: web::Json<ModeRequest>,
-) -> Result<HttpResponse, ApiError> {
+async fn set_mode(OrgCall { state, caller, org }: OrgCall, body: web::Json<ModeRequest>) -> Answer {
     let (updated, applied) = state
         .sync
-        .set_mode(&principal, org, body.mode, body.confirm.as_deref())
+        .set_mode(&caller, org, body.mode, body.confirm.as_deref())
         .await?;
     tracing::info!(
         mode = updated.provisioning_mode.as_str(),
@@ -286,37 +270,32 @@ fn settings_view(settings: &MembershipSettings) -> serde_json::Value {
     view
 }
 
-async fn get_mappings(
-    state: web::Data<AppState>,
-    OrgCall { principal, org }: OrgCall,
-) -> Result<HttpResponse, ApiError> {
-    let settings = state.sync.settings(&principal, org).await?;
+async fn get_mappings(OrgCall { state, caller, org }: OrgCall) -> Answer {
+    let settings = state.sync.settings(&caller, org).await?;
     Ok(HttpResponse::Ok().json(settings_view(&settings)))
 }
 
 async fn preview_mappings(
-    state: web::Data<AppState>,
-    OrgCall { principal, org }: OrgCall,
+    OrgCall { state, caller, org }: OrgCall,
     body: web::Json<MappingsRequest>,
     query: web::Query<PreviewQuery>,
-) -> Result<HttpResponse, ApiError> {
+) -> Answer {
     let (offset, limit) = query.window(state.limits.preview_page)?;
     let preview = state
         .sync
-        .preview_settings(&principal, org, &body.settings())
+        .preview_settings(&caller, org, &body.settings())
         .await?;
     Ok(HttpResponse::Ok().json(preview_view(preview.page(offset, limit))))
 }
 
 async fn save_mappings(
-    state: web::Data<AppState>,
-    OrgCall { principal, org }: OrgCall,
+    OrgCall { state, caller, org }: OrgCall,
     body: web::Json<MappingsRequest>,
-) -> Result<HttpResponse, ApiError> {
+) -> Answer {
     let settings = body.settings();
     let applied = state
         .sync
-        .save_settings(&principal, org, &settings, body.confirm.as_deref())
+        .save_settings(&caller, org, &settings, body.confirm.as_deref())
         .await?;
     let mut view = settings_view(&settings);
     view["sync_run"] = json!(applied.run.as_ref().map(|r| RunView::of(r, false)));
@@ -347,13 +326,12 @@ fn sync_request(OptionalJson(body): OptionalJson<SyncBody>) -> SyncRequest {
 }
 
 async fn start_sync(
-    state: web::Data<AppState>,
-    OrgCall { principal, org }: OrgCall,
+    OrgCall { state, caller, org }: OrgCall,
     body: OptionalJson<SyncBody>,
-) -> Result<HttpResponse, ApiError> {
+) -> Answer {
     let (run, jobs) = state
         .sync
-        .start_sync(&principal, org, sync_request(body))
+        .start_sync(&caller, org, sync_request(body))
         .await?;
     tracing::info!(run = %run.id, orgs = jobs.len(), "sync queued");
     Ok(HttpResponse::Accepted()
@@ -365,15 +343,14 @@ async fn start_sync(
 }
 
 async fn preview_sync(
-    state: web::Data<AppState>,
-    OrgCall { principal, org }: OrgCall,
+    OrgCall { state, caller, org }: OrgCall,
     body: OptionalJson<SyncBody>,
     query: web::Query<PreviewQuery>,
-) -> Result<HttpResponse, ApiError> {
+) -> Answer {
     let (offset, limit) = query.window(state.limits.preview_page)?;
     let previews = state
         .sync
-        .preview_sync(&principal, org, sync_request(body), (offset, limit))
+        .preview_sync(&caller, org, sync_request(body), (offset, limit))
         .await?;
     let orgs: Vec<serde_json::Value> = previews
         .into_iter()
@@ -392,31 +369,22 @@ async fn preview_sync(
     Ok(HttpResponse::Ok().json(json!({ "orgs": orgs })))
 }
 
-async fn retry_sync(
-    state: web::Data<AppState>,
-    OrgCall { principal, org }: OrgCall,
-    path: web::Path<RunPath>,
-) -> Result<HttpResponse, ApiError> {
+async fn retry_sync(OrgCall { state, caller, org }: OrgCall, path: web::Path<RunPath>) -> Answer {
     let run = path.run;
-    let (run, jobs) = state.sync.retry(&principal, org, run).await?;
+    let (run, jobs) = state.sync.retry(&caller, org, run).await?;
     Ok(HttpResponse::Accepted().json(RunView::with_jobs(&run, jobs, false)))
 }
 
 async fn list_syncs(
-    state: web::Data<AppState>,
-    OrgCall { principal, org }: OrgCall,
+    OrgCall { state, caller, org }: OrgCall,
     query: web::Query<ListQuery>,
-) -> Result<HttpResponse, ApiError> {
-    let page = state.sync.runs(&principal, org, query.page()?).await?;
+) -> Answer {
+    let page = state.sync.runs(&caller, org, query.page()?).await?;
     Ok(HttpResponse::Ok().json(ListView::from_page(page, |r| RunView::of(r, false))))
 }
 
-async fn get_sync(
-    state: web::Data<AppState>,
-    OrgCall { principal, org }: OrgCall,
-    path: web::Path<RunPath>,
-) -> Result<HttpResponse, ApiError> {
+async fn get_sync(OrgCall { state, caller, org }: OrgCall, path: web::Path<RunPath>) -> Answer {
     let run = path.run;
-    let (run, jobs) = state.sync.run(&principal, org, run).await?;
+    let (run, jobs) = state.sync.run(&caller, org, run).await?;
     Ok(HttpResponse::Ok().json(RunView::with_jobs(&run, jobs, true)))
 }

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::extract::{read_body, Admin, BodyError, ConnPath, OrgCall};
-use super::problem::ApiError;
+use super::problem::{Answer, ApiError};
 use super::routes::Routes;
 use crate::state::AppState;
 
@@ -129,34 +129,28 @@ impl SettingsBody {
 }
 
 async fn get_settings(
-    state: web::Data<AppState>,
-    OrgCall { principal, org }: OrgCall,
+    OrgCall { state, caller, org }: OrgCall,
     path: web::Path<ConnPath>,
-) -> Result<HttpResponse, ApiError> {
-    let config = state.sso.settings(&principal, org, path.conn).await?;
+) -> Answer {
+    let config = state.sso.settings(&caller, org, path.conn).await?;
     Ok(HttpResponse::Ok().json(state.sso.view(&config)))
 }
 
 async fn put_settings(
-    state: web::Data<AppState>,
-    OrgCall { principal, org }: OrgCall,
+    OrgCall { state, caller, org }: OrgCall,
     path: web::Path<ConnPath>,
     body: web::Json<SettingsBody>,
-) -> Result<HttpResponse, ApiError> {
+) -> Answer {
     let input = body.into_inner().into_input()?;
-    let config = state
-        .sso
-        .configure(&principal, org, path.conn, input)
-        .await?;
+    let config = state.sso.configure(&caller, org, path.conn, input).await?;
     Ok(HttpResponse::Ok().json(state.sso.view(&config)))
 }
 
 async fn delete_settings(
-    state: web::Data<AppState>,
-    OrgCall { principal, org }: OrgCall,
+    OrgCall { state, caller, org }: OrgCall,
     path: web::Path<ConnPath>,
-) -> Result<HttpResponse, ApiError> {
-    state.sso.remove(&principal, org, path.conn).await?;
+) -> Answer {
+    state.sso.remove(&caller, org, path.conn).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -230,7 +224,7 @@ async fn authorize(
     state: web::Data<AppState>,
     req: HttpRequest,
     query: web::Query<AuthorizeQuery>,
-) -> Result<HttpResponse, ApiError> {
+) -> Answer {
     admit(&state, &req)?;
     let request = query.into_inner().into_request().map_err(bad_request)?;
     let location = state.sso.start(request).await.map_err(bad_request)?;
@@ -249,7 +243,7 @@ async fn oidc_callback(
     state: web::Data<AppState>,
     req: HttpRequest,
     query: web::Query<CallbackQuery>,
-) -> Result<HttpResponse, ApiError> {
+) -> Answer {
     admit(&state, &req)?;
     let q = query.into_inner();
     let outcome = state
@@ -273,10 +267,10 @@ struct TokenBody {
 
 async fn token(
     state: web::Data<AppState>,
-    Admin(principal): Admin,
+    Admin(caller): Admin,
     body: web::Json<TokenBody>,
-) -> Result<HttpResponse, ApiError> {
-    match state.sso.redeem(&principal, &body.code).await {
+) -> Answer {
+    match state.sso.redeem(&caller, &body.code).await {
         Ok(signed_in) => Ok(HttpResponse::Ok()
             .insert_header(CacheControl(vec![CacheDirective::NoStore]))
             .json(signed_in)),
@@ -293,7 +287,7 @@ async fn saml_metadata(
     state: web::Data<AppState>,
     req: HttpRequest,
     path: web::Path<ConnPath>,
-) -> Result<HttpResponse, ApiError> {
+) -> Answer {
     admit(&state, &req)?;
     let xml = state.sso.sp_metadata(path.conn).await?;
     Ok(HttpResponse::Ok()
@@ -312,7 +306,7 @@ async fn saml_acs(
     req: HttpRequest,
     path: web::Path<ConnPath>,
     payload: web::Payload,
-) -> Result<HttpResponse, ApiError> {
+) -> Answer {
     admit(&state, &req)?;
     let body = read_body(payload, MAX_SAML_FORM)
         .await

@@ -15,6 +15,7 @@ mod sso;
 mod webhooks;
 
 use clap::Parser;
+use reqwest::Method;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement, TransactionTrait};
 use serde_json::{json, Value};
 
@@ -120,20 +121,25 @@ struct Target {
 
 impl Target {
     async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        self.send(reqwest::Method::POST, path, Some(body)).await
+        self.send(Method::POST, path, Some(body)).await
     }
 
     async fn get(&self, path: &str) -> (u16, Value) {
-        self.send(reqwest::Method::GET, path, None).await
+        self.send(Method::GET, path, None).await
     }
 
     /// A SCIM PATCH of `path` with the operations `ops`.
     async fn patch(&self, path: &str, ops: Value) -> (u16, Value) {
-        self.send(reqwest::Method::PATCH, path, Some(patch(ops)))
-            .await
+        self.send(Method::PATCH, path, Some(patch(ops))).await
     }
 
-    async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    /// Adds `user` to the group at `group_path` by PATCH: the status.
+    async fn add_member(&self, group_path: &str, user: uuid::Uuid) -> u16 {
+        let ops = json!([{"op": "add", "path": "members", "value": [{"value": user}]}]);
+        self.patch(group_path, ops).await.0
+    }
+
+    async fn send(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
         let mut req = self
             .http
             .request(method, format!("{}{path}", self.base))
@@ -226,6 +232,39 @@ async fn seed_users(db: &DatabaseConnection, conn: uuid::Uuid, from: usize, to: 
     .await;
 }
 
+/// Adds `n` empty directory groups named `{prefix}` and their number,
+/// zero-padded to `width` digits (so name order is number order).
+async fn seed_groups(
+    db: &DatabaseConnection,
+    conn: uuid::Uuid,
+    prefix: &str,
+    width: i32,
+    n: usize,
+) {
+    exec(
+        db,
+        "INSERT INTO directory_groups (id, connection_id, display_name, display_name_lower, external_id, resource, member_count, version, created_at, updated_at) \
+         SELECT gen_random_uuid(), $1, $2 || lpad(g::text, $3, '0'), $2 || lpad(g::text, $3, '0'), NULL, \
+         jsonb_build_object('displayName', $2 || g::text), 0, 1, now(), now() FROM generate_series(0, $4::bigint - 1) AS g",
+        vec![conn.into(), prefix.into(), width.into(), (n as i64).into()],
+    )
+    .await;
+}
+
+/// Puts every directory user of the connection in the groups `which`
+/// numbers: SQL `VALUES` rows over `u.n`, the user's number in id order, and
+/// `$2`, the number of groups (`groups`), counting groups in name order.
+async fn seed_memberships(db: &DatabaseConnection, conn: uuid::Uuid, groups: usize, which: &str) {
+    let sql = format!(
+        "WITH u AS (SELECT id, row_number() OVER (ORDER BY id) - 1 AS n FROM directory_users WHERE connection_id = $1), \
+         g AS (SELECT id, row_number() OVER (ORDER BY display_name) - 1 AS n FROM directory_groups WHERE connection_id = $1) \
+         INSERT INTO directory_group_members (connection_id, group_id, member_value, member_type) \
+         SELECT $1, g.id, u.id::text, 'User' FROM u CROSS JOIN LATERAL (VALUES {which}) AS k(n) \
+         JOIN g ON g.n = k.n ON CONFLICT DO NOTHING"
+    );
+    exec(db, &sql, vec![conn.into(), (groups as i64).into()]).await;
+}
+
 /// Makes the group's membership `size` users (set-based, outside the API).
 async fn seed_members(db: &DatabaseConnection, conn: uuid::Uuid, group: uuid::Uuid, size: usize) {
     exec(
@@ -308,7 +347,7 @@ async fn directory_sync_connection(api: &Target, org: &str, name: &str) -> (uuid
     let conn_id: uuid::Uuid = conn["id"].as_str().unwrap().parse().unwrap();
     let (status, sync) = api
         .send(
-            reqwest::Method::PUT,
+            Method::PUT,
             &format!("/orgs/{org}/connections/{conn_id}/directory-sync"),
             Some(json!({"enabled": true})),
         )
@@ -607,12 +646,8 @@ async fn scim_benchmarks(
             move |t, i| {
                 let id = member_ids[fresh_start + i];
                 async move {
-                    t.patch(
-                        &format!("/Groups/{group_id}?excludedAttributes=members"),
-                        json!([{"op": "add", "path": "members", "value": [{"value": id}]}]),
-                    )
-                    .await
-                    .0
+                    let group = format!("/Groups/{group_id}?excludedAttributes=members");
+                    t.add_member(&group, id).await
                 }
             },
         )
@@ -640,14 +675,7 @@ async fn scim_benchmarks(
         run,
         move |t, i| {
             let id = member_ids[seeded + i];
-            async move {
-                t.patch(
-                    &format!("/Groups/{crowd_id}"),
-                    json!([{"op": "add", "path": "members", "value": [{"value": id}]}]),
-                )
-                .await
-                .0
-            }
+            async move { t.add_member(&format!("/Groups/{crowd_id}"), id).await }
         },
     )
     .await
@@ -697,7 +725,7 @@ async fn scim_benchmarks(
         move |t, i| {
             let id = delete_ids[i];
             async move {
-                t.send(reqwest::Method::DELETE, &format!("/Users/{id}"), None)
+                t.send(Method::DELETE, &format!("/Users/{id}"), None)
                     .await
                     .0
             }
@@ -723,7 +751,7 @@ async fn scim_benchmarks(
         .unwrap();
     let path = format!("/Groups/{group_id}");
     let t0 = Instant::now();
-    let (status, _) = target.send(reqwest::Method::DELETE, &path, None).await;
+    let (status, _) = target.send(Method::DELETE, &path, None).await;
     println!(
         "{:<58} status {status} in {:.0} ms",
         format!("DELETE /Groups/{{id}} with {count} members"),
@@ -749,7 +777,7 @@ fn rss_mib(pid: u32, field: &str) -> f64 {
 async fn timed_resync(api: &Target, org: &str) -> (Value, f64) {
     let t0 = Instant::now();
     let request = json!({"scope": "both"});
-    let (run, _) = timed_admin(api, reqwest::Method::POST, org, "/syncs", request, 202).await;
+    let (run, _) = timed_admin(api, Method::POST, org, "/syncs", request, 202).await;
     let done = wait_run(api, org, &run).await;
     let took = ms_since(t0);
     // A figure only counts for a run that did its work.
@@ -761,7 +789,7 @@ async fn timed_resync(api: &Target, org: &str) -> (Value, f64) {
 /// `expected`: the answer, and the milliseconds it took.
 async fn timed_admin(
     api: &Target,
-    method: reqwest::Method,
+    method: Method,
     org: &str,
     rest: &str,
     body: Value,
@@ -801,25 +829,14 @@ async fn sync_benchmarks(
         "orgsync sync benchmark: {users} directory users, {groups} groups, 5 memberships each"
     );
     seed_users(db, conn_id, 0, users).await;
-    exec(
-        db,
-        "INSERT INTO directory_groups (id, connection_id, display_name, display_name_lower, external_id, resource, member_count, version, created_at, updated_at) \
-         SELECT gen_random_uuid(), $1, 'group-' || lpad(g::text, 5, '0'), 'group-' || lpad(g::text, 5, '0'), NULL, \
-         jsonb_build_object('displayName', 'group-' || g), 0, 1, now(), now() FROM generate_series(0, $2::bigint - 1) AS g",
-        vec![conn_id.into(), (groups as i64).into()],
-    )
-    .await;
+    seed_groups(db, conn_id, "group-", 5, groups).await;
     // Every user is in one of the first ten groups (the role-mapped ones) and in four others.
-    exec(
+    seed_memberships(
         db,
-        "WITH u AS (SELECT id, row_number() OVER (ORDER BY id) - 1 AS n FROM directory_users WHERE connection_id = $1), \
-         g AS (SELECT id, row_number() OVER (ORDER BY display_name) - 1 AS n FROM directory_groups WHERE connection_id = $1) \
-         INSERT INTO directory_group_members (connection_id, group_id, member_value, member_type) \
-         SELECT $1, g.id, u.id::text, 'User' FROM u CROSS JOIN LATERAL (VALUES (u.n % 10), \
-           (10 + (u.n * 7) % ($2 - 10)), (10 + (u.n * 7 + 13) % ($2 - 10)), (10 + (u.n * 7 + 26) % ($2 - 10)), \
-           (10 + (u.n * 7 + 39) % ($2 - 10))) AS k(n) \
-         JOIN g ON g.n = k.n ON CONFLICT DO NOTHING",
-        vec![conn_id.into(), (groups as i64).into()],
+        conn_id,
+        groups,
+        "(u.n % 10), (10 + (u.n * 7) % ($2 - 10)), (10 + (u.n * 7 + 13) % ($2 - 10)), \
+         (10 + (u.n * 7 + 26) % ($2 - 10)), (10 + (u.n * 7 + 39) % ($2 - 10))",
     )
     .await;
     finish_seeding(db, conn_id).await;
@@ -832,7 +849,7 @@ async fn sync_benchmarks(
     let idle = rss_mib(pid, "VmRSS:");
 
     let scim = json!({"mode": "scim"});
-    let (_, took) = timed_admin(api, reqwest::Method::PUT, org, "/provisioning", scim, 200).await;
+    let (_, took) = timed_admin(api, Method::PUT, org, "/provisioning", scim, 200).await;
     println!(
         "{:<58} {:>8.0} ms",
         format!("switch to SCIM: {users} members added"),
@@ -845,15 +862,7 @@ async fn sync_benchmarks(
         .map(|(i, g)| json!({"group": g, "role": if i < 2 { "admin" } else { "user" }}))
         .collect();
     let mappings = json!({"enabled": true, "roles": roles});
-    let (body, took) = timed_admin(
-        api,
-        reqwest::Method::PUT,
-        org,
-        "/group-mappings",
-        mappings,
-        200,
-    )
-    .await;
+    let (body, took) = timed_admin(api, Method::PUT, org, "/group-mappings", mappings, 200).await;
     println!(
         "{:<58} {:>8.0} ms ({} updated)",
         "save 10 role mappings and apply them", took, body["sync_run"]["counts"]["updates"]
@@ -875,15 +884,7 @@ async fn sync_benchmarks(
 
     let changed = ten_percent_changed_through_scim(api, org, db, conn_id, users / 10).await;
     let request = json!({"scope": "both"});
-    let (preview, took) = timed_admin(
-        api,
-        reqwest::Method::POST,
-        org,
-        "/syncs/preview",
-        request,
-        200,
-    )
-    .await;
+    let (preview, took) = timed_admin(api, Method::POST, org, "/syncs/preview", request, 200).await;
     println!(
         "{:<58} {:>8.0} ms ({} updates)",
         "preview of a resync with 10% changed", took, preview["orgs"][0]["counts"]["updates"]
@@ -978,7 +979,7 @@ async fn ten_percent_changed_through_scim(
     );
     let path = format!("/orgs/{org}/connections/{conn_id}/attributes");
     let mapping = json!({"attributes": [{"key": "title", "scim_path": "title"}]});
-    let (status, answer) = api.send(reqwest::Method::PUT, &path, Some(mapping)).await;
+    let (status, answer) = api.send(Method::PUT, &path, Some(mapping)).await;
     assert_eq!(status, 200, "{answer}");
     count
 }
@@ -1121,7 +1122,7 @@ async fn propagation(
 /// Rotates in a token for the probe (the benchmark's own was shown once, elsewhere).
 async fn scim_token(api: &Target, org: &str, conn: uuid::Uuid) -> String {
     let path = format!("/orgs/{org}/connections/{conn}/directory-sync/token");
-    let (_, body) = api.send(reqwest::Method::POST, &path, None).await;
+    let (_, body) = api.send(Method::POST, &path, None).await;
     body["token"].as_str().unwrap().to_owned()
 }
 
@@ -1202,24 +1203,8 @@ async fn cascade_benchmark(
     println!("orgsync cascade benchmark: 26 orgs x ~10,000 members from {users} directory users, 2 workers");
     clear_directory(db, conn_id).await;
     seed_users(db, conn_id, 0, users).await;
-    exec(
-        db,
-        "INSERT INTO directory_groups (id, connection_id, display_name, display_name_lower, external_id, resource, member_count, version, created_at, updated_at) \
-         SELECT gen_random_uuid(), $1, 'team-' || lpad(g::text, 3, '0'), 'team-' || lpad(g::text, 3, '0'), NULL, \
-         jsonb_build_object('displayName', 'team-' || g), 0, 1, now(), now() FROM generate_series(0, 99) AS g",
-        vec![conn_id.into()],
-    )
-    .await;
-    exec(
-        db,
-        "WITH u AS (SELECT id, row_number() OVER (ORDER BY id) - 1 AS n FROM directory_users WHERE connection_id = $1), \
-         g AS (SELECT id, row_number() OVER (ORDER BY display_name) - 1 AS n FROM directory_groups WHERE connection_id = $1) \
-         INSERT INTO directory_group_members (connection_id, group_id, member_value, member_type) \
-         SELECT $1, g.id, u.id::text, 'User' FROM u CROSS JOIN LATERAL (VALUES (u.n % 100), ((u.n * 7 + 3) % 100)) AS k(n) \
-         JOIN g ON g.n = k.n ON CONFLICT DO NOTHING",
-        vec![conn_id.into()],
-    )
-    .await;
+    seed_groups(db, conn_id, "team-", 3, 100).await;
+    seed_memberships(db, conn_id, 100, "(u.n % 100), ((u.n * 7 + 3) % 100)").await;
     finish_seeding(db, conn_id).await;
     let groups = query_ids(
         db,
@@ -1362,11 +1347,7 @@ async fn confirmed_put(api: &Target, org: &str, rest: &str, body: Value) {
         let mut confirmed = body.clone();
         confirmed["confirm"] = preview["confirmation"].clone();
         let (status, answer) = api
-            .send(
-                reqwest::Method::PUT,
-                &format!("/orgs/{org}{rest}"),
-                Some(confirmed),
-            )
+            .send(Method::PUT, &format!("/orgs/{org}{rest}"), Some(confirmed))
             .await;
         if status == 200 {
             return;
@@ -1411,7 +1392,7 @@ async fn hostile_benchmark(target: Arc<Target>, base: &str, run: Duration) {
                 let t0 = Instant::now();
                 let (status, _) = target
                     .send(
-                        reqwest::Method::PATCH,
+                        Method::PATCH,
                         &format!("/Users/{user}"),
                         Some(heavy[i % heavy.len()].clone()),
                     )

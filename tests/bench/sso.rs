@@ -35,6 +35,12 @@ struct Timings {
     server: Duration,
 }
 
+/// Each benchmark signs the same users in twice: first through JIT, then again.
+const PHASES: [&str; 2] = [
+    "first sign-in (JIT creates the member)",
+    "returning user (no change)",
+];
+
 /// The server's time for one response, from its `Server-Timing: app;dur=`.
 fn server_timing(response: &reqwest::Response) -> Duration {
     let ms = response
@@ -148,51 +154,36 @@ pub async fn sso_benchmark(admin: &Target, base: &str, org: &str, conn: uuid::Uu
          orgsync time = authorize + callback + token as the client times them \
          (and as the server's Server-Timing says), minus the IdP's own token handling"
     );
-    for phase in [
-        "first sign-in (JIT creates the member)",
-        "returning user (no change)",
-    ] {
-        let mut steps: [Vec<Duration>; 4] = Default::default();
-        let mut orgsync = Vec::with_capacity(n);
-        let mut server = Vec::with_capacity(n);
+    for phase in PHASES {
+        let mut steps: [Vec<Duration>; 6] = Default::default();
         let started = Instant::now();
         for i in 0..n {
             idp.sign_in_as(user(i));
             let t = sign_in(&browser, base, org, &admin.token, &idp).await;
             let total = t.authorize + t.callback + t.token;
-            orgsync.push(total.saturating_sub(t.idp_token));
-            server.push(t.server.saturating_sub(t.idp_token));
-            for (k, d) in [t.authorize, t.callback, t.token, t.idp_token]
-                .into_iter()
-                .enumerate()
-            {
-                steps[k].push(d);
+            let orgsync = total.saturating_sub(t.idp_token);
+            let server = t.server.saturating_sub(t.idp_token);
+            let took = [
+                t.authorize,
+                t.callback,
+                t.token,
+                t.idp_token,
+                orgsync,
+                server,
+            ];
+            for (step, d) in steps.iter_mut().zip(took) {
+                step.push(d);
             }
         }
-        let elapsed = started.elapsed();
-        for (name, latencies) in [
+        let names = [
             "GET /sso/authorize",
             "GET /sso/oidc/callback (incl. the IdP's token endpoint)",
             "POST /sso/token",
             "  the IdP's token endpoint (its own handling)",
-        ]
-        .into_iter()
-        .zip(steps)
-        {
-            Stats::new(format!("{phase}: {name}"), elapsed, latencies).print();
-        }
-        Stats::new(
-            format!("{phase}: orgsync time per round trip"),
-            elapsed,
-            orgsync,
-        )
-        .print();
-        Stats::new(
-            format!("{phase}: server time per round trip (Server-Timing, minus the IdP's)"),
-            elapsed,
-            server,
-        )
-        .print();
+            "orgsync time per round trip",
+            "server time per round trip (Server-Timing, minus the IdP's)",
+        ];
+        print_steps(phase, started.elapsed(), names, steps);
     }
 }
 
@@ -268,10 +259,7 @@ pub async fn saml_benchmark(admin: &Target, base: &str, org: &str, n: usize) {
     println!(
         "\nSSO (SAML 2.0, RSA-SHA256 signed responses): {n} sign-ins per phase, one at a time"
     );
-    for phase in [
-        "first sign-in (JIT creates the member)",
-        "returning user (no change)",
-    ] {
+    for phase in PHASES {
         let mut steps: [Vec<Duration>; 5] = Default::default();
         let started = Instant::now();
         for i in 0..n {
@@ -281,18 +269,26 @@ pub async fn saml_benchmark(admin: &Target, base: &str, org: &str, n: usize) {
             }
             steps[4].push(t[..3].iter().sum());
         }
-        let elapsed = started.elapsed();
-        for (name, latencies) in [
+        let names = [
             "GET /sso/authorize",
             "POST /sso/saml/{conn}/acs",
             "POST /sso/token",
             "server time per round trip (Server-Timing)",
             "orgsync time per round trip",
-        ]
-        .into_iter()
-        .zip(steps)
-        {
-            Stats::new(format!("SAML {phase}: {name}"), elapsed, latencies).print();
-        }
+        ];
+        print_steps(&format!("SAML {phase}"), started.elapsed(), names, steps);
+    }
+}
+
+/// One [`Stats`] line per step of a round trip, `{phase}: {name}`: the
+/// round trips of a phase took `elapsed` in all.
+fn print_steps<const N: usize>(
+    phase: &str,
+    elapsed: Duration,
+    names: [&str; N],
+    steps: [Vec<Duration>; N],
+) {
+    for (name, latencies) in names.into_iter().zip(steps) {
+        Stats::new(format!("{phase}: {name}"), elapsed, latencies).print();
     }
 }

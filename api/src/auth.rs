@@ -116,21 +116,40 @@ impl JwtKey for EncodingKey {
     }
 }
 
-/// The configuration key holding a PEM key, and why it is needed.
-struct PemKey<'a> {
-    key: &'static str,
-    value: Option<&'a str>,
-    needed: &'static str,
+/// Which of the configured PEM keys a signer or verifier reads.
+#[derive(Clone, Copy)]
+enum PemKey {
+    Public,
+    Private,
 }
 
-/// The key `algorithm` signs or verifies with: the HS256 secret, or the
-/// PEM key (text or file) for RS256 and EdDSA.
+impl PemKey {
+    /// The configuration key, the value configured, and why it is needed.
+    fn configured(self, settings: &AuthSettings) -> (&'static str, Option<&str>, &'static str) {
+        match self {
+            Self::Public => (
+                "auth.jwt_public_key",
+                settings.jwt_public_key.as_deref(),
+                "required for RS256 and EdDSA",
+            ),
+            Self::Private => (
+                "auth.jwt_private_key",
+                settings.jwt_private_key.as_deref(),
+                "required to mint RS256 or EdDSA tokens",
+            ),
+        }
+    }
+}
+
+/// The key the configured algorithm signs or verifies with: the HS256
+/// secret, or the PEM key (text or file) for RS256 and EdDSA.
 fn configured_key<K: JwtKey>(
-    algorithm: JwtAlgorithm,
+    settings: &AuthSettings,
     hs256_secret: Option<&[u8]>,
-    pem_key: PemKey<'_>,
+    pem_key: PemKey,
 ) -> Result<K, KeyError> {
-    let PemKey { key, value, needed } = pem_key;
+    let algorithm = settings.jwt_algorithm;
+    let (key, value, needed) = pem_key.configured(settings);
     if algorithm == JwtAlgorithm::HS256 {
         let secret = hs256_secret.ok_or(KeyError {
             key: "auth.jwt_secret",
@@ -165,15 +184,7 @@ impl Verifier {
     /// When the configured key cannot be read or parsed.
     pub fn new(settings: &AuthSettings, hs256_secret: Option<&[u8]>) -> Result<Self, KeyError> {
         let alg = algorithm(settings.jwt_algorithm);
-        let key = configured_key::<DecodingKey>(
-            settings.jwt_algorithm,
-            hs256_secret,
-            PemKey {
-                key: "auth.jwt_public_key",
-                value: settings.jwt_public_key.as_deref(),
-                needed: "required for RS256 and EdDSA",
-            },
-        )?;
+        let key = configured_key(settings, hs256_secret, PemKey::Public)?;
         let mut validation = Validation::new(alg);
         validation.set_required_spec_claims(&["exp", "sub"]);
         validation.leeway = 30;
@@ -212,15 +223,7 @@ impl Minter {
     /// When no signing key is configured or it cannot be parsed.
     pub fn new(settings: &AuthSettings, hs256_secret: Option<&[u8]>) -> Result<Self, KeyError> {
         let alg = algorithm(settings.jwt_algorithm);
-        let key = configured_key::<EncodingKey>(
-            settings.jwt_algorithm,
-            hs256_secret,
-            PemKey {
-                key: "auth.jwt_private_key",
-                value: settings.jwt_private_key.as_deref(),
-                needed: "required to mint RS256 or EdDSA tokens",
-            },
-        )?;
+        let key = configured_key(settings, hs256_secret, PemKey::Private)?;
         Ok(Self {
             key,
             header: Header::new(alg),

@@ -273,6 +273,25 @@ pub struct UserRecord {
     pub updated_at: OffsetDateTime,
 }
 
+impl UserRecord {
+    /// The user as its creation stores it: the first version, created `now`.
+    pub fn created(
+        id: ResourceId,
+        connection_id: ConnectionId,
+        fields: UserFields,
+        now: OffsetDateTime,
+    ) -> Self {
+        Self {
+            id,
+            connection_id,
+            fields,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
 /// A group a user is in, as the user's read-only `groups` attribute shows it
 /// (RFC 7643 §4.1.2).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -89,21 +89,22 @@ impl FilterError {
 }
 
 impl CompareOp {
+    const ALL: [Self; 9] = [
+        Self::Eq,
+        Self::Ne,
+        Self::Co,
+        Self::Sw,
+        Self::Ew,
+        Self::Gt,
+        Self::Ge,
+        Self::Lt,
+        Self::Le,
+    ];
+
     fn parse(word: &str) -> Option<Self> {
-        const OPS: [(&str, CompareOp); 9] = [
-            ("eq", CompareOp::Eq),
-            ("ne", CompareOp::Ne),
-            ("co", CompareOp::Co),
-            ("sw", CompareOp::Sw),
-            ("ew", CompareOp::Ew),
-            ("gt", CompareOp::Gt),
-            ("ge", CompareOp::Ge),
-            ("lt", CompareOp::Lt),
-            ("le", CompareOp::Le),
-        ];
-        OPS.iter()
-            .find(|(name, _)| name.eq_ignore_ascii_case(word))
-            .map(|&(_, op)| op)
+        Self::ALL
+            .into_iter()
+            .find(|op| op.as_str().eq_ignore_ascii_case(word))
     }
 
     pub fn as_str(self) -> &'static str {

@@ -103,21 +103,15 @@ mod tests {
 
     fn record(conn: ConnectionId, padding: usize) -> UserRecord {
         let resource = json!({"userName": "ada", "padding": "x".repeat(padding)});
-        UserRecord {
-            id: Uuid::now_v7(),
-            connection_id: conn,
-            fields: UserFields {
-                user_name: "ada".into(),
-                external_id: None,
-                display_name: None,
-                active: true,
-                email: None,
-                resource,
-            },
-            version: 1,
-            created_at: OffsetDateTime::UNIX_EPOCH,
-            updated_at: OffsetDateTime::UNIX_EPOCH,
-        }
+        let fields = UserFields {
+            user_name: "ada".into(),
+            external_id: None,
+            display_name: None,
+            active: true,
+            email: None,
+            resource,
+        };
+        UserRecord::created(Uuid::now_v7(), conn, fields, OffsetDateTime::UNIX_EPOCH)
     }
 
     #[test]

@@ -179,14 +179,7 @@ pub(super) async fn create(
         append_event(&txn, conn, EntityKind::User, id, 1, ChangeOp::Created, now).await?;
         txn.commit().await.map_err(db_err)?;
     }
-    Ok(UserRecord {
-        id,
-        connection_id: conn,
-        fields: f.clone(),
-        version: 1,
-        created_at: now,
-        updated_at: now,
-    })
+    Ok(UserRecord::created(id, conn, f.clone(), now))
 }
 
 pub(super) async fn replace(

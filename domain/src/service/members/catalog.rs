@@ -161,8 +161,7 @@ impl MembersService {
         org: OrgId,
         conn: ConnectionId,
     ) -> Result<Vec<AttributeDefinition>> {
-        self.orgs
-            .authorize_connection(principal, org, conn, Action::Read, &*self.ports.connections)
+        self.authorize_connection(principal, org, conn, Action::Read)
             .await?;
         self.ports.members.attributes(conn).await
     }
@@ -178,14 +177,7 @@ impl MembersService {
         conn: ConnectionId,
         definitions: Vec<AttributeDefinition>,
     ) -> Result<Vec<AttributeDefinition>> {
-        self.orgs
-            .authorize_connection(
-                principal,
-                org,
-                conn,
-                Action::Write,
-                &*self.ports.connections,
-            )
+        self.authorize_connection(principal, org, conn, Action::Write)
             .await?;
         validate_attributes(&definitions)?;
         let before = self.ports.members.attributes(conn).await?;
@@ -252,6 +244,20 @@ fn distinct<'a>(
 }
 
 impl MembersService {
+    /// Authorizes `action` on `org`, whose own connection `conn` must be.
+    async fn authorize_connection(
+        &self,
+        principal: &Principal,
+        org: OrgId,
+        conn: ConnectionId,
+        action: Action,
+    ) -> Result<()> {
+        let connections = &*self.ports.connections;
+        self.orgs
+            .authorize_connection(principal, org, conn, action, connections)
+            .await
+    }
+
     /// Refuses a new catalog that drops an entry a group mapping (`mapped`)
     /// or a member (each old entry with the filter of its holders) still uses.
     async fn keep_what_is_used<'a>(

@@ -57,16 +57,25 @@ impl SsoService {
         conn: ConnectionId,
         action: Action,
     ) -> Result<SsoConfig> {
-        self.orgs
-            .authorize_connection(principal, org, conn, action, &*self.ports.connections)
-            .await?;
-        self.ports
-            .sso
-            .find_config(conn)
+        self.current_config(principal, org, conn, action)
             .await?
             .ok_or(Error::NotFound {
                 entity: "sso settings",
             })
+    }
+
+    /// The settings of `conn` if it has any, once `action` on its org is authorized.
+    async fn current_config(
+        &self,
+        principal: &Principal,
+        org: OrgId,
+        conn: ConnectionId,
+        action: Action,
+    ) -> Result<Option<SsoConfig>> {
+        self.orgs
+            .authorize_connection(principal, org, conn, action, &*self.ports.connections)
+            .await?;
+        self.ports.sso.find_config(conn).await
     }
 
     /// # Errors
@@ -93,16 +102,9 @@ impl SsoService {
         conn: ConnectionId,
         input: SsoInput,
     ) -> Result<SsoConfig> {
-        self.orgs
-            .authorize_connection(
-                principal,
-                org,
-                conn,
-                Action::Write,
-                &*self.ports.connections,
-            )
+        let current = self
+            .current_config(principal, org, conn, Action::Write)
             .await?;
-        let current = self.ports.sso.find_config(conn).await?;
         let protocol = match input {
             SsoInput::Oidc(input) => {
                 let current_secret = match current.as_ref().map(|c| &c.protocol) {

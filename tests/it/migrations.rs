@@ -16,8 +16,9 @@ async fn exec(db: &DatabaseConnection, sql: &str, values: Vec<sea_orm::Value>) {
     db.execute(statement(db, sql, values)).await.expect(sql);
 }
 
-async fn one_i64(db: &DatabaseConnection, sql: &str, values: Vec<sea_orm::Value>) -> Option<i64> {
-    db.query_one(statement(db, sql, values))
+/// The number `sql` reads for `id`, its one parameter.
+async fn one_i64(db: &DatabaseConnection, sql: &str, id: Uuid) -> Option<i64> {
+    db.query_one(statement(db, sql, vec![id.into()]))
         .await
         .expect(sql)
         .map(|row| row.try_get_by_index::<i64>(0).expect(sql))
@@ -73,7 +74,7 @@ async fn event_sequences_keep_each_tenants_numbers(db: &DatabaseConnection) {
         one_i64(
             db,
             "SELECT last_seq FROM event_sequences WHERE root_id = $1",
-            vec![root.into()],
+            root,
         )
     };
     assert_eq!(last(numbered).await, Some(41));
@@ -97,23 +98,12 @@ async fn event_sequences_keep_each_tenants_numbers(db: &DatabaseConnection) {
         1
     );
     assert_eq!(
-        one_i64(
-            db,
-            "SELECT seq FROM events WHERE org_id = $1",
-            vec![child.into()]
-        )
-        .await,
+        one_i64(db, "SELECT seq FROM events WHERE org_id = $1", child).await,
         Some(42)
     );
 
     Migrator::down(db, Some(1)).await.unwrap();
-    let seq = |org: Uuid| {
-        one_i64(
-            db,
-            "SELECT event_seq FROM organizations WHERE id = $1",
-            vec![org.into()],
-        )
-    };
+    let seq = |org: Uuid| one_i64(db, "SELECT event_seq FROM organizations WHERE id = $1", org);
     assert_eq!(seq(numbered).await, Some(42));
     assert_eq!(seq(silent).await, Some(1));
     assert_eq!(seq(child).await, Some(0));
@@ -131,13 +121,7 @@ async fn events_outlive_their_org(db: &DatabaseConnection) {
         insert_event(db, org).await;
     }
     Migrator::up(db, Some(1)).await.unwrap();
-    let events_of = |org: Uuid| {
-        one_i64(
-            db,
-            "SELECT count(*) FROM events WHERE org_id = $1",
-            vec![org.into()],
-        )
-    };
+    let events_of = |org: Uuid| one_i64(db, "SELECT count(*) FROM events WHERE org_id = $1", org);
     assert_eq!(events_of(child).await, Some(1), "rows kept by the rebuild");
     exec(
         db,

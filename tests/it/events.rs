@@ -468,23 +468,9 @@ async fn a_failed_delivery_is_sent_again_when_an_admin_retries_it() {
         uuid::Uuid::parse_str(&other).unwrap(),
         orgsync_domain::auth::AdminRole::Admin,
     );
-    let (status, _) = app
-        .call(
-            "POST",
-            &format!("/api/v1/orgs/{org}{retry}"),
-            Some(&outsider),
-            None,
-        )
-        .await;
+    let (status, _) = app.admin_as(&outsider, "POST", &org, &retry, None).await;
     assert_eq!(status, 404, "another tenant cannot reach the delivery");
-    let (status, _) = app
-        .call(
-            "POST",
-            &format!("/api/v1/orgs/{other}{retry}"),
-            Some(&outsider),
-            None,
-        )
-        .await;
+    let (status, _) = app.admin_as(&outsider, "POST", &other, &retry, None).await;
     assert_eq!(status, 404, "nor through its own org");
 
     let up = Receiver::start(Behaviour::Accept);
@@ -743,19 +729,12 @@ async fn directory_changes_arrive_as_directory_events_in_order() {
         "directory.group.user_removed"
     ]))
     .await;
-    let ada = dir.user("ada@example.com").await;
-    let bob = dir.user("bob@example.com").await;
+    let [ada, bob] = dir
+        .users_named(["ada@example.com", "bob@example.com"])
+        .await;
     let group = dir.group("Engineering", &[&ada]).await;
-    dir.scim_patch(
-        &format!("/Groups/{group}"),
-        json!([{"op": "add", "path": "members", "value": [{"value": bob}]}]),
-    )
-    .await;
-    dir.scim_patch(
-        &format!("/Groups/{group}"),
-        json!([{"op": "remove", "path": format!("members[value eq \"{ada}\"]")}]),
-    )
-    .await;
+    dir.add_to_group(&group, &bob).await;
+    dir.remove_from_group(&group, &ada).await;
     dir.set_active(&bob, false).await;
     let (status, _) = dir.scim("DELETE", &format!("/Groups/{group}"), None).await;
     assert_eq!(status, 204);
@@ -844,10 +823,11 @@ async fn a_subtree_reads_as_one_ordered_stream_and_a_child_cannot_read_up() {
         orgsync_domain::auth::AdminRole::Owner,
     );
     let (status, _) = app
-        .call(
+        .admin_as(
+            &token,
             "GET",
-            &format!("/api/v1/orgs/{root}/events?include_descendants=true"),
-            Some(&token),
+            &root,
+            "/events?include_descendants=true",
             None,
         )
         .await;

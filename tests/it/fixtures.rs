@@ -34,9 +34,32 @@ impl Directory {
         admin(self, method, &self.org, rest, body).await
     }
 
+    /// The body of a GET of the directory's own org's `rest`, for reads
+    /// whose status the test does not check.
+    pub(crate) async fn get(&self, rest: &str) -> Value {
+        self.admin("GET", rest, None).await.1
+    }
+
+    /// The body of a SCIM GET of `path`, for reads whose status the test
+    /// does not check.
+    pub(crate) async fn scim_get(&self, path: &str) -> Value {
+        self.scim("GET", path, None).await.1
+    }
+
     /// An admin adds `member` (`POST /members`) to the directory's own org: the answer.
     pub(crate) async fn add_member(&self, member: Value) -> (u16, Value) {
         self.admin("POST", "/members", Some(member)).await
+    }
+
+    /// An admin renames the member `member` (`PATCH /members/{member}`): the answer.
+    pub(crate) async fn rename_member(
+        &self,
+        member: impl std::fmt::Display,
+        name: &str,
+    ) -> (u16, Value) {
+        let path = format!("/members/{member}");
+        self.admin("PATCH", &path, Some(json!({"name": name})))
+            .await
     }
 
     /// A SCIM PATCH of `path` (`/Users/{id}`, `/Groups/{id}`) with the operations `ops`.
@@ -46,11 +69,41 @@ impl Directory {
 
     /// The IdP (de)activates `user`, by PATCH.
     pub(crate) async fn set_active(&self, user: &str, active: bool) -> (u16, Value) {
-        self.scim_patch(
-            &format!("/Users/{user}"),
-            json!([{"op": "replace", "path": "active", "value": active}]),
-        )
-        .await
+        self.scim_patch(&format!("/Users/{user}"), replace("active", active))
+            .await
+    }
+
+    /// The IdP adds `user` to `group`, by PATCH (as Okta sends it).
+    pub(crate) async fn add_to_group(&self, group: &str, user: &str) -> (u16, Value) {
+        let ops = json!([{"op": "add", "path": "members", "value": [{"value": user}]}]);
+        self.scim_patch(&format!("/Groups/{group}"), ops).await
+    }
+
+    /// The IdP removes `user` from `group`, by PATCH with a filter (as Okta sends it).
+    pub(crate) async fn remove_from_group(&self, group: &str, user: &str) -> (u16, Value) {
+        let ops = json!([{"op": "remove", "path": format!("members[value eq \"{user}\"]")}]);
+        self.scim_patch(&format!("/Groups/{group}"), ops).await
+    }
+
+    /// Directory users named `user_names`, created in order: their ids.
+    pub(crate) async fn users_named<const N: usize>(&self, user_names: [&str; N]) -> [String; N] {
+        let mut ids = Vec::with_capacity(N);
+        for user_name in user_names {
+            ids.push(self.user(user_name).await);
+        }
+        ids.try_into().unwrap()
+    }
+
+    /// A directory user `user_name` and a group `group_name` holding only
+    /// them: the user's id and the group's.
+    pub(crate) async fn user_in_group(
+        &self,
+        user_name: &str,
+        group_name: &str,
+    ) -> (String, String) {
+        let user = self.user(user_name).await;
+        let group = self.group(group_name, &[&user]).await;
+        (user, group)
     }
 
     /// A directory group `name` holding `members` (directory user ids); its id.
@@ -69,6 +122,11 @@ impl Directory {
         assert_eq!(status, 201, "{group}");
         group["id"].as_str().unwrap().to_owned()
     }
+}
+
+/// The PATCH operations that replace the attribute at `path` with `value`.
+pub(crate) fn replace(path: &str, value: impl Into<Value>) -> Value {
+    json!([{"op": "replace", "path": path, "value": value.into()}])
 }
 
 /// A tenant (a root org) named `name` and `slug`; its id.

@@ -5,7 +5,7 @@
 use futures::StreamExt;
 use serde_json::{json, Value};
 
-use crate::fixtures::seed_users;
+use crate::fixtures::{connect_directory, count, seed_users};
 use crate::json::{items, strings};
 use crate::scim::{patch, Directory};
 use crate::support::request;
@@ -51,20 +51,8 @@ async fn user_ids(dir: &Directory) -> Vec<String> {
 
 /// Member deltas not yet folded into their groups' rows.
 async fn pending_deltas(dir: &Directory) -> i64 {
-    use sea_orm::ConnectionTrait;
-    dir.app
-        .runtime
-        .db
-        .connection()
-        .query_one(sea_orm::Statement::from_string(
-            sea_orm::DatabaseBackend::Postgres,
-            "SELECT count(*) AS n FROM directory_group_deltas".to_owned(),
-        ))
-        .await
-        .unwrap()
-        .unwrap()
-        .try_get::<i64>("", "n")
-        .unwrap()
+    let query = "SELECT count(*) AS n FROM directory_group_deltas".to_owned();
+    count(&dir.app.runtime.db, query).await
 }
 
 /// The status of a SCIM request sent with an `If-Match` header.
@@ -88,18 +76,8 @@ async fn with_if_match(
 /// The member count the admin API reports for the group (the stored count,
 /// not the rows counted again).
 async fn stored_count(dir: &Directory, gid: &str) -> i64 {
-    let (status, groups) = dir
-        .app
-        .call(
-            "GET",
-            &format!(
-                "/api/v1/orgs/{}/connections/{}/directory/groups",
-                dir.org, dir.conn
-            ),
-            Some(&dir.app.tokens.platform()),
-            None,
-        )
-        .await;
+    let path = format!("/connections/{}/directory/groups", dir.conn);
+    let (status, groups) = dir.admin("GET", &path, None).await;
     assert_eq!(status, 200, "{groups}");
     items(&groups["data"]).find(|g| g["id"] == gid).unwrap()["member_count"]
         .as_i64()
@@ -174,8 +152,8 @@ async fn sixteen_clients_adding_and_removing_a_thousand_members_lose_nothing() {
         "every PATCH is one version step"
     );
     assert_eq!(stored_count(&dir, &gid).await, 500);
-    let (_, group) = dir
-        .scim("GET", &format!("{path}?excludedAttributes=members"), None)
+    let group = dir
+        .scim_get(&format!("{path}?excludedAttributes=members"))
         .await;
     assert_eq!(group["displayName"], "Everyone");
 
@@ -197,11 +175,7 @@ async fn sixteen_clients_adding_and_removing_a_thousand_members_lose_nothing() {
 
     // A whole-list rewrite locks and recounts.
     let (status, _) = dir
-        .scim(
-            "PATCH",
-            &path,
-            Some(patch(json!([{"op": "remove", "path": "members"}]))),
-        )
+        .scim_patch(&path, json!([{"op": "remove", "path": "members"}]))
         .await;
     assert_eq!(status, 204);
     let (members, version) = group_state(&dir, &gid).await;
@@ -275,35 +249,11 @@ async fn if_match_on_a_group_refuses_a_version_that_member_changes_made_stale() 
 #[actix_web::test]
 async fn another_connections_token_cannot_change_a_group_it_does_not_own() {
     let dir = Directory::new().await;
-    let ann = dir.user("ann@example.com").await;
-    let gid = dir.group("Eng", &[&ann]).await;
+    let (ann, gid) = dir.user_in_group("ann@example.com", "Eng").await;
     let (_, version) = group_state(&dir, &gid).await;
 
     // A second directory's token, naming the first directory's group.
-    let platform = dir.app.tokens.platform();
-    let (_, other) = dir
-        .app
-        .call(
-            "POST",
-            &format!("/api/v1/orgs/{}/connections", dir.org),
-            Some(&platform),
-            Some(json!({"name": "Entra"})),
-        )
-        .await;
-    let other = other["id"].as_str().unwrap().to_owned();
-    let (status, sync) = dir
-        .app
-        .call(
-            "PUT",
-            &format!(
-                "/api/v1/orgs/{}/connections/{other}/directory-sync",
-                dir.org
-            ),
-            Some(&platform),
-            Some(json!({"enabled": true})),
-        )
-        .await;
-    assert_eq!(status, 200, "{sync}");
+    let (other, sync) = connect_directory(&dir.app, &dir.org, "Entra").await;
     let token = sync["token"].as_str().unwrap();
     for ops in [
         json!([{"op": "add", "path": "members", "value": [{"value": "intruder"}]}]),

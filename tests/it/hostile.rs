@@ -123,7 +123,7 @@ async fn oversized_multi_valued_patches_are_refused_by_name_and_change_nothing()
         .as_str()
         .unwrap()
         .contains("limits.scim_resource_bytes"));
-    let (_, current) = dir.scim("GET", &path, None).await;
+    let current = dir.scim_get(&path).await;
     assert!(current.get("title").is_none(), "nothing was changed");
     dir.app.finish().await;
 }
@@ -155,7 +155,7 @@ async fn a_group_with_an_extension_object_is_answered_as_valid_json() {
         )
         .await;
     assert_eq!(status, 204, "{patched}");
-    let (_, patched) = dir.scim("GET", &format!("/Groups/{id}"), None).await;
+    let patched = dir.scim_get(&format!("/Groups/{id}")).await;
     assert_eq!(patched["displayName"], "Finance EU");
     assert_eq!(patched["members"].as_array().unwrap().len(), 1);
     dir.app.finish().await;
@@ -229,8 +229,7 @@ async fn exported_cells_that_spreadsheets_would_run_are_defused() {
 #[actix_web::test]
 async fn a_group_filter_reaches_only_the_orgs_own_directory() {
     let dir = Directory::new().await;
-    let user = dir.user("ada@example.com").await;
-    let group = dir.group("G", &[&user]).await;
+    let (_, group) = dir.user_in_group("ada@example.com", "G").await;
     let (status, _) = dir
         .admin("GET", &format!("/members?group={group}"), None)
         .await;
@@ -473,7 +472,7 @@ async fn a_sync_request_it_cannot_read_starts_nothing() {
             assert_eq!(problem, "application/problem+json", "{rest} {body}");
         }
     }
-    let (_, runs) = dir.admin("GET", "/syncs", None).await;
+    let runs = dir.get("/syncs").await;
     assert_eq!(runs["data"], json!([]), "nothing was started: {runs}");
 
     // No body, or an empty one, still asks for the defaults.
@@ -498,8 +497,7 @@ async fn a_mapping_save_with_a_field_it_does_not_know_changes_nothing() {
         .admin("PUT", "/seat-tiers", Some(json!({"seat_tiers": ["gold"]})))
         .await;
     assert_eq!(status, 200, "{answer}");
-    let ann = dir.user("ann@example.com").await;
-    let staff = dir.group("Staff", &[&ann]).await;
+    let (_, staff) = dir.user_in_group("ann@example.com", "Staff").await;
     let mappings = json!({
         "enabled": true,
         "roles": [{"group": staff, "role": "admin"}],
@@ -521,9 +519,9 @@ async fn a_mapping_save_with_a_field_it_does_not_know_changes_nothing() {
         let detail = problem["detail"].as_str().unwrap();
         assert!(detail.contains("seat_tier"), "{path}: {problem}");
     }
-    let (_, saved) = dir.admin("GET", "/group-mappings", None).await;
+    let saved = dir.get("/group-mappings").await;
     assert_eq!(saved["seat_tiers"], mappings["seat_tiers"], "{saved}");
-    let (_, members) = dir.admin("GET", "/members", None).await;
+    let members = dir.get("/members").await;
     assert_eq!(members["data"][0]["seat_tier"], "gold", "{members}");
     dir.app.finish().await;
 }
@@ -597,7 +595,7 @@ async fn settings_saved_many_times_at_once_are_answered_without_a_5xx() {
             .await;
         assert_eq!(status, 200, "GET {path}");
     }
-    let (_, protection) = dir.admin("GET", "/deletion-protection", None).await;
+    let protection = dir.get("/deletion-protection").await;
     assert_eq!(protection["max_removals"], 25, "{protection}");
     dir.app.finish().await;
 }

@@ -51,10 +51,14 @@ impl Directory {
 #[actix_web::test]
 async fn group_changes_replan_only_the_members_they_moved() {
     let dir = Directory::new().await;
-    let ann = dir.user("ann@example.com").await;
-    let ben = dir.user("ben@example.com").await;
-    let cid = dir.user("cid@example.com").await;
-    let bystander = dir.user("dan@example.com").await;
+    let [ann, ben, cid, bystander] = dir
+        .users_named([
+            "ann@example.com",
+            "ben@example.com",
+            "cid@example.com",
+            "dan@example.com",
+        ])
+        .await;
     let admins = dir.group("Admins", &[&ann]).await;
     let staff = dir.group("Staff", &[&ann, &ben, &cid, &bystander]).await;
     let other = dir.group("Other", &[&ann]).await;
@@ -67,12 +71,7 @@ async fn group_changes_replan_only_the_members_they_moved() {
     dir.rename_behind_the_engines_back(&bystander).await;
 
     // A group no mapping names: its members are not even planned.
-    let (status, _) = dir
-        .scim_patch(
-            &format!("/Groups/{other}"),
-            json!([{"op": "add", "path": "members", "value": [{"value": ben}]}]),
-        )
-        .await;
+    let (status, _) = dir.add_to_group(&other, &ben).await;
     assert_eq!(status, 204);
     dir.caught_up().await;
     let members = dir.members().await;
@@ -99,12 +98,7 @@ async fn group_changes_replan_only_the_members_they_moved() {
     .await;
 
     // A member PATCH of a mapped group moves that member.
-    let (status, _) = dir
-        .scim_patch(
-            &format!("/Groups/{staff}"),
-            json!([{"op": "remove", "path": format!("members[value eq \"{cid}\"]")}]),
-        )
-        .await;
+    let (status, _) = dir.remove_from_group(&staff, &cid).await;
     assert_eq!(status, 204);
     dir.eventually("cid, in no mapped group, is removed", |members| {
         role_of(members, &cid).is_none()

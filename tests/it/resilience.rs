@@ -238,13 +238,7 @@ async fn a_plan_made_before_a_change_can_neither_overwrite_nor_undo_it() {
         .expect("the member");
 
     // Someone changes the member after the plan read it.
-    let (status, _) = dir
-        .admin(
-            "PATCH",
-            &format!("/members/{}", id.0),
-            Some(json!({"name": "Ann B."})),
-        )
-        .await;
+    let (status, _) = dir.rename_member(id.0, "Ann B.").await;
     assert_eq!(status, 200);
 
     fn writes<'a>(
@@ -278,7 +272,7 @@ async fn a_plan_made_before_a_change_can_neither_overwrite_nor_undo_it() {
         matches!(refused, Err(Error::PreconditionFailed(_))),
         "{refused:?}"
     );
-    let (_, now) = dir.admin("GET", &format!("/members/{}", id.0), None).await;
+    let now = dir.get(&format!("/members/{}", id.0)).await;
     assert_eq!(now["name"], "Ann B.", "the later change stands");
 
     // Planned from the current version, the same writes apply, with their audit entry.
@@ -291,9 +285,7 @@ async fn a_plan_made_before_a_change_can_neither_overwrite_nor_undo_it() {
         .apply(org, &writes(Vec::new(), vec![&current]))
         .await
         .expect("a current plan applies");
-    let (_, audit) = dir
-        .admin("GET", "/audit-log?action=member.removed", None)
-        .await;
+    let audit = dir.get("/audit-log?action=member.removed").await;
     let entry = &audit["data"][0];
     assert_eq!(entry["actor"]["kind"], "sync", "{audit}");
     assert_eq!(entry["before"]["name"], "Ann B.", "{audit}");
@@ -311,9 +303,7 @@ async fn idp_driven_member_changes_are_audited_per_member() {
     switch_to_scim(&dir, &dir.org).await;
     let bob = dir.user("bob@example.com").await;
     let created = poll(200, Duration::from_millis(50), async || {
-        let (_, audit) = dir
-            .admin("GET", "/audit-log?action=member.created", None)
-            .await;
+        let audit = dir.get("/audit-log?action=member.created").await;
         let entries = audit["data"].as_array().unwrap();
         entries
             .iter()
@@ -326,9 +316,7 @@ async fn idp_driven_member_changes_are_audited_per_member() {
     assert_eq!(created["actor"]["connection_id"], dir.conn.as_str());
     assert!(created["before"].is_null());
     // The mode switch's own adds are audited too, by the admin who confirmed it.
-    let (_, audit) = dir
-        .admin("GET", "/audit-log?action=member.created", None)
-        .await;
+    let audit = dir.get("/audit-log?action=member.created").await;
     assert!(items(&audit["data"])
         .any(|e| e["actor"]["kind"] == "admin" && e["after"]["email"] == "ann@example.com"));
     dir.app.finish().await;
@@ -476,8 +464,8 @@ async fn random_interleavings_of_scim_writes_and_syncs_converge() {
     .await;
     assert!(settled.is_some(), "did not settle in 60 s");
     assert_converged(&dir, &org).await;
-    let (_, active) = dir
-        .scim("GET", "/Users?filter=active%20eq%20true&count=1000", None)
+    let active = dir
+        .scim_get("/Users?filter=active%20eq%20true&count=1000")
         .await;
     let mut expected: Vec<String> = strings(&active["Resources"], "id")
         .into_iter()
@@ -795,11 +783,7 @@ async fn a_bulk_apply_commits_in_shares_and_refreshes_the_planner_statistics() {
         })
         .collect();
     let (status, _) = dir
-        .admin(
-            "PATCH",
-            &format!("/members/{}", changed_under_the_plan.0),
-            Some(json!({"name": "Changed by an admin"})),
-        )
+        .rename_member(changed_under_the_plan.0, "Changed by an admin")
         .await;
     assert_eq!(status, 200);
     let refused = members
@@ -849,12 +833,8 @@ async fn a_bulk_apply_commits_in_shares_and_refreshes_the_planner_statistics() {
         shares[1].0, 0,
         "nothing of the share that found the change: {shares:?}"
     );
-    let (_, kept) = dir
-        .admin(
-            "GET",
-            &format!("/members/{}", changed_under_the_plan.0),
-            None,
-        )
+    let kept = dir
+        .get(&format!("/members/{}", changed_under_the_plan.0))
         .await;
     assert_eq!(kept["name"], "Changed by an admin", "{kept}");
     dir.app.finish().await;

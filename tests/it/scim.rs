@@ -128,8 +128,9 @@ async fn tokens_reach_only_their_connection_and_stop_when_rotated_or_disabled() 
 #[actix_web::test]
 async fn users_are_unique_by_user_name_and_found_by_the_filters_idps_use() {
     let dir = Directory::new().await;
-    let alice = dir.user("alice@example.com").await;
-    dir.user("bob@example.com").await;
+    let [alice, _] = dir
+        .users_named(["alice@example.com", "bob@example.com"])
+        .await;
 
     let (status, error) = dir
         .scim(
@@ -166,12 +167,8 @@ async fn users_are_unique_by_user_name_and_found_by_the_filters_idps_use() {
             "{filter}"
         );
     }
-    let (_, list) = dir
-        .scim(
-            "GET",
-            "/Users?filter=userName%20eq%20%22alice@example.com%22",
-            None,
-        )
+    let list = dir
+        .scim_get("/Users?filter=userName%20eq%20%22alice@example.com%22")
         .await;
     assert_eq!(list["Resources"][0]["id"], alice.as_str());
 
@@ -181,8 +178,8 @@ async fn users_are_unique_by_user_name_and_found_by_the_filters_idps_use() {
     assert_eq!(status, 400);
     assert_eq!(error["scimType"], "invalidFilter");
 
-    let (_, page) = dir
-        .scim("GET", "/Users?sortBy=userName&startIndex=2&count=1", None)
+    let page = dir
+        .scim_get("/Users?sortBy=userName&startIndex=2&count=1")
         .await;
     assert_eq!(page["totalResults"], 2);
     assert_eq!(page["startIndex"], 2);
@@ -218,7 +215,7 @@ async fn entra_style_patches_apply_atomically_and_etags_guard_updates() {
     assert_eq!(user["meta"]["version"], "W/\"2\"");
     // The answer is the stored user, as a read gives it (timestamps as
     // stored, values as the database keeps them), and so is a PUT's.
-    let (_, read) = dir.scim("GET", &format!("/Users/{id}"), None).await;
+    let read = dir.scim_get(&format!("/Users/{id}")).await;
     assert_eq!(user, read);
     let mut replaced = read.clone();
     replaced["title"] = json!("Engineer");
@@ -228,7 +225,7 @@ async fn entra_style_patches_apply_atomically_and_etags_guard_updates() {
         .scim("PUT", &format!("/Users/{id}"), Some(replaced))
         .await;
     assert_eq!(status, 200, "{put}");
-    let (_, read) = dir.scim("GET", &format!("/Users/{id}"), None).await;
+    let read = dir.scim_get(&format!("/Users/{id}")).await;
     assert_eq!(put, read);
 
     // One bad operation rejects the whole request and changes nothing.
@@ -243,7 +240,7 @@ async fn entra_style_patches_apply_atomically_and_etags_guard_updates() {
         .await;
     assert_eq!(status, 400, "{error}");
     assert_eq!(error["scimType"], "mutability");
-    let (_, unchanged) = dir.scim("GET", &format!("/Users/{id}"), None).await;
+    let unchanged = dir.scim_get(&format!("/Users/{id}")).await;
     assert!(unchanged.get("displayName").is_none());
     assert_eq!(unchanged["meta"]["version"], "W/\"3\"");
 
@@ -288,7 +285,7 @@ async fn group_members_change_by_filter_and_by_value_list_and_concurrent_adds_lo
     for (status, body) in results {
         assert_eq!(status, 204, "{body}");
     }
-    let (_, group) = dir.scim("GET", &format!("/Groups/{gid}"), None).await;
+    let group = dir.scim_get(&format!("/Groups/{gid}")).await;
     assert_eq!(group["members"].as_array().unwrap().len(), 11);
 
     // Okta: remove by filter; Entra/OneLogin: remove with a value list.
@@ -303,37 +300,25 @@ async fn group_members_change_by_filter_and_by_value_list_and_concurrent_adds_lo
         )
         .await;
     assert_eq!(status, 204);
-    let (_, group) = dir
-        .scim(
-            "GET",
-            &format!("/Groups/{gid}?excludedAttributes=members"),
-            None,
-        )
+    let group = dir
+        .scim_get(&format!("/Groups/{gid}?excludedAttributes=members"))
         .await;
     assert!(group.get("members").is_none());
     assert_eq!(group["displayName"], "Eng");
-    let (_, list) = dir
-        .scim(
-            "GET",
-            "/Groups?filter=displayName%20eq%20%22eng%22&excludedAttributes=members",
-            None,
-        )
+    let list = dir
+        .scim_get("/Groups?filter=displayName%20eq%20%22eng%22&excludedAttributes=members")
         .await;
     assert_eq!(list["totalResults"], 1);
-    let (_, with) = dir
-        .scim(
-            "GET",
-            &format!(
-                "/Groups?filter=members%5Bvalue%20eq%20%22{}%22%5D",
-                users[5]
-            ),
-            None,
-        )
+    let with = dir
+        .scim_get(&format!(
+            "/Groups?filter=members%5Bvalue%20eq%20%22{}%22%5D",
+            users[5]
+        ))
         .await;
     assert_eq!(with["totalResults"], 1);
 
     // A user's groups are derived from membership; deleting the user leaves the group.
-    let (_, user) = dir.scim("GET", &format!("/Users/{}", users[5]), None).await;
+    let user = dir.scim_get(&format!("/Users/{}", users[5])).await;
     assert_eq!(user["groups"][0]["value"], gid.as_str());
     assert_eq!(
         dir.scim("DELETE", &format!("/Users/{}", users[5]), None)
@@ -341,7 +326,7 @@ async fn group_members_change_by_filter_and_by_value_list_and_concurrent_adds_lo
             .0,
         204
     );
-    let (_, group) = dir.scim("GET", &format!("/Groups/{gid}"), None).await;
+    let group = dir.scim_get(&format!("/Groups/{gid}")).await;
     assert_eq!(group["members"].as_array().unwrap().len(), 7);
 
     // PUT replaces the whole group: no members sent, none kept.
@@ -410,9 +395,7 @@ async fn okta_deactivates_by_put_and_the_user_stays_as_inactive() {
     assert_eq!(status, 200, "{user}");
     assert_eq!(user["active"], false);
     assert!(user.get("password").is_none());
-    let (_, list) = dir
-        .scim("GET", "/Users?filter=active%20eq%20false", None)
-        .await;
+    let list = dir.scim_get("/Users?filter=active%20eq%20false").await;
     assert_eq!(list["totalResults"], 1);
     dir.app.finish().await;
 }
@@ -420,9 +403,9 @@ async fn okta_deactivates_by_put_and_the_user_stays_as_inactive() {
 #[actix_web::test]
 async fn onelogin_and_jumpcloud_group_updates_apply_as_sent() {
     let dir = Directory::new().await;
-    let a = dir.user("a@example.com").await;
-    let b = dir.user("b@example.com").await;
-    let c = dir.user("c@example.com").await;
+    let [a, b, c] = dir
+        .users_named(["a@example.com", "b@example.com", "c@example.com"])
+        .await;
     // JumpCloud: memberships sent only inside POST/PUT members.
     let (status, group) = dir
         .scim(
@@ -462,7 +445,7 @@ async fn onelogin_and_jumpcloud_group_updates_apply_as_sent() {
         )
         .await;
     assert_eq!(status, 204, "{group}");
-    let (_, group) = dir.scim("GET", &format!("/Groups/{gid}"), None).await;
+    let group = dir.scim_get(&format!("/Groups/{gid}")).await;
     assert_eq!(group["members"].as_array().unwrap().len(), 2);
 
     // Entra: look-up by displayName without members; integers in the list envelope.
@@ -501,12 +484,8 @@ async fn oversized_bodies_and_floods_get_scim_errors_and_change_nothing() {
         .await;
     assert_eq!(status, 413, "{error}");
     assert_eq!(error["status"], "413");
-    let (_, list) = dir
-        .scim(
-            "GET",
-            "/Users?filter=userName%20eq%20%22big@example.com%22",
-            None,
-        )
+    let list = dir
+        .scim_get("/Users?filter=userName%20eq%20%22big@example.com%22")
         .await;
     assert_eq!(list["totalResults"], 0, "nothing was created");
     // A burst of 5 at 1/s: a flood is refused with 429 and told when to come
@@ -543,8 +522,7 @@ async fn oversized_bodies_and_floods_get_scim_errors_and_change_nothing() {
 #[actix_web::test]
 async fn every_user_answer_carries_its_groups_in_order_unless_excluded() {
     let dir = Directory::new().await;
-    let user = dir.user("grouped@example.com").await;
-    let beta = dir.group("beta", &[&user]).await;
+    let (user, beta) = dir.user_in_group("grouped@example.com", "beta").await;
     let alpha = dir.group("Alpha", &[&user]).await;
     dir.user("alone@example.com").await;
     let names = |answer: &Value| -> Vec<(String, String)> {
@@ -594,7 +572,7 @@ async fn every_user_answer_carries_its_groups_in_order_unless_excluded() {
     );
 
     let excluded = format!("{path}?excludedAttributes=groups");
-    let (_, got) = dir.scim("GET", &excluded, None).await;
+    let got = dir.scim_get(&excluded).await;
     assert!(got.get("groups").is_none(), "{got}");
     let (_, patched) = dir
         .scim_patch(
@@ -604,9 +582,7 @@ async fn every_user_answer_carries_its_groups_in_order_unless_excluded() {
         .await;
     assert!(patched.get("groups").is_none(), "{patched}");
     assert_eq!(patched["displayName"], "Again");
-    let (_, only) = dir
-        .scim("GET", &format!("{path}?attributes=groups"), None)
-        .await;
+    let only = dir.scim_get(&format!("{path}?attributes=groups")).await;
     assert_eq!(names(&only), expected, "attributes=groups");
     dir.app.finish().await;
 }

@@ -232,14 +232,21 @@ impl TestApp {
         rest: &str,
         body: Option<Value>,
     ) -> (u16, Value) {
-        let token = self.tokens.platform();
-        self.call(
-            method,
-            &format!("/api/v1/orgs/{org}{rest}"),
-            Some(&token),
-            body,
-        )
-        .await
+        self.admin_as(&self.tokens.platform(), method, org, rest, body)
+            .await
+    }
+
+    /// An admin API call on `org` (`/api/v1/orgs/{org}{rest}`) with `token`.
+    pub async fn admin_as(
+        &self,
+        token: &str,
+        method: &str,
+        org: &str,
+        rest: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let path = format!("/api/v1/orgs/{org}{rest}");
+        self.call(method, &path, Some(token), body).await
     }
 
     /// Sends `request` to the app: the response as it is, for what

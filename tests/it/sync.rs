@@ -63,8 +63,9 @@ fn emails(members: &[Value]) -> Vec<String> {
 #[actix_web::test]
 async fn switching_to_scim_previews_removals_adopts_by_email_and_needs_confirmation() {
     let dir = Directory::new().await;
-    let alice = dir.user("alice@example.com").await;
-    dir.user("bob@example.com").await;
+    let [alice, _] = dir
+        .users_named(["alice@example.com", "bob@example.com"])
+        .await;
     // Members added by hand while the org was manual: one the IdP knows, one it does not.
     let (_, kept) = dir
         .add_member(json!({"email": "Alice@Example.com", "role": "admin"}))
@@ -78,9 +79,7 @@ async fn switching_to_scim_previews_removals_adopts_by_email_and_needs_confirmat
         problem["type"],
         "https://orgsync.dev/problems/already-exists"
     );
-    let (_, created) = dir
-        .admin("GET", "/audit-log?action=member.created", None)
-        .await;
+    let created = dir.get("/audit-log?action=member.created").await;
     assert_eq!(created["data"].as_array().unwrap().len(), 2, "{created}");
 
     let (status, preview) = dir
@@ -151,9 +150,9 @@ async fn switching_to_scim_previews_removals_adopts_by_email_and_needs_confirmat
 #[actix_web::test]
 async fn group_mappings_decide_roles_by_precedence_and_fall_back_when_a_group_is_left() {
     let dir = Directory::new().await;
-    let ann = dir.user("ann@example.com").await;
-    let ben = dir.user("ben@example.com").await;
-    let cid = dir.user("cid@example.com").await;
+    let [ann, ben, cid] = dir
+        .users_named(["ann@example.com", "ben@example.com", "cid@example.com"])
+        .await;
     let admins = dir.group("Admins", &[&ann]).await;
     let staff = dir.group("Staff", &[&ann, &ben]).await;
     switch_to_scim(&dir, &dir.org).await;
@@ -194,12 +193,7 @@ async fn group_mappings_decide_roles_by_precedence_and_fall_back_when_a_group_is
     assert_eq!(role(&ben), Some(json!("user")));
 
     // Ann leaves Admins in the IdP: she falls back to the next mapped role.
-    let (status, _) = dir
-        .scim_patch(
-            &format!("/Groups/{admins}"),
-            json!([{"op": "remove", "path": format!("members[value eq \"{ann}\"]")}]),
-        )
-        .await;
+    let (status, _) = dir.remove_from_group(&admins, &ann).await;
     assert_eq!(status, 204);
     dir.eventually("ann falls back to user", |members| {
         members
@@ -238,8 +232,9 @@ async fn group_mappings_decide_roles_by_precedence_and_fall_back_when_a_group_is
 #[actix_web::test]
 async fn idp_changes_apply_in_place_and_deactivation_follows_the_org_policy() {
     let dir = Directory::new().await;
-    let eve = dir.user("eve@example.com").await;
-    let fay = dir.user("fay@example.com").await;
+    let [eve, fay] = dir
+        .users_named(["eve@example.com", "fay@example.com"])
+        .await;
     switch_to_scim(&dir, &dir.org).await;
     let before = dir.member_of(&eve).await.unwrap();
 
@@ -390,7 +385,7 @@ async fn a_manual_sync_runs_on_the_worker_and_reports_what_it_did() {
         emails(&dir.members().await),
         ["hal@example.com", "ivy@example.com"]
     );
-    let (_, runs) = dir.admin("GET", "/syncs", None).await;
+    let runs = dir.get("/syncs").await;
     let kinds: Vec<&str> = strings(&runs["data"], "kind");
     assert_eq!(kinds, ["manual", "mode_change"], "newest first");
     dir.app.finish().await;
@@ -399,8 +394,7 @@ async fn a_manual_sync_runs_on_the_worker_and_reports_what_it_did() {
 #[actix_web::test]
 async fn children_and_sandboxes_draw_on_the_parents_directory_with_their_own_mappings() {
     let dir = Directory::new().await;
-    let jo = dir.user("jo@example.com").await;
-    let kim = dir.user("kim@example.com").await;
+    let [jo, kim] = dir.users_named(["jo@example.com", "kim@example.com"]).await;
     let eng = dir.group("Engineering", &[&jo]).await;
     let token = dir.app.tokens.platform();
     let (_, sandbox) = create_child(
@@ -581,8 +575,9 @@ async fn an_export_of_several_pages_names_every_members_groups_in_order() {
 #[actix_web::test]
 async fn status_and_directory_views_show_what_the_idp_holds_and_whether_the_org_is_current() {
     let dir = Directory::new().await;
-    let sam = dir.user("sam@example.com").await;
-    dir.user("tia@example.com").await;
+    let [sam, _] = dir
+        .users_named(["sam@example.com", "tia@example.com"])
+        .await;
     let team = dir.group("Team", &[&sam]).await;
     switch_to_scim(&dir, &dir.org).await;
 
@@ -593,21 +588,15 @@ async fn status_and_directory_views_show_what_the_idp_holds_and_whether_the_org_
     assert_eq!(current["last_completed_sync"]["kind"], "mode_change");
 
     let conn = format!("/connections/{}", dir.conn);
-    let (_, users) = dir
-        .admin(
-            "GET",
-            &format!("{conn}/directory/users?email_contains=SAM"),
-            None,
-        )
+    let users = dir
+        .get(&format!("{conn}/directory/users?email_contains=SAM"))
         .await;
     assert_eq!(users["total"], 1, "{users}");
     assert_eq!(users["data"][0]["id"], sam.as_str());
-    let (_, users) = dir
-        .admin(
-            "GET",
-            &format!("{conn}/directory/users?active=true&count=1&start_index=2"),
-            None,
-        )
+    let users = dir
+        .get(&format!(
+            "{conn}/directory/users?active=true&count=1&start_index=2"
+        ))
         .await;
     assert_eq!(
         (
@@ -616,42 +605,31 @@ async fn status_and_directory_views_show_what_the_idp_holds_and_whether_the_org_
         ),
         (json!(2), 1)
     );
-    let (_, user) = dir
-        .admin("GET", &format!("{conn}/directory/users/{sam}"), None)
-        .await;
+    let user = dir.get(&format!("{conn}/directory/users/{sam}")).await;
     assert_eq!(user["resource"]["userName"], "sam@example.com");
     assert_eq!(user["groups"][0]["display_name"], "Team");
-    let (_, groups) = dir
-        .admin("GET", &format!("{conn}/directory/groups"), None)
-        .await;
+    let groups = dir.get(&format!("{conn}/directory/groups")).await;
     assert_eq!(groups["data"][0]["member_count"], 1, "{groups}");
-    let (_, members) = dir
-        .admin(
-            "GET",
-            &format!("{conn}/directory/groups/{team}/members"),
-            None,
-        )
+    let members = dir
+        .get(&format!("{conn}/directory/groups/{team}/members"))
         .await;
     assert_eq!(members["data"][0]["value"], sam.as_str());
 
-    let (_, feed) = dir
-        .admin("GET", &format!("{conn}/directory/events?limit=2"), None)
-        .await;
+    let feed = dir.get(&format!("{conn}/directory/events?limit=2")).await;
     let seqs: Vec<i64> = items(&feed["data"])
         .map(|e| e["seq"].as_i64().unwrap())
         .collect();
     assert_eq!(seqs.len(), 2);
     assert!(seqs[0] > seqs[1], "newest first: {seqs:?}");
-    let (_, older) = dir
-        .admin(
-            "GET",
-            &format!("{conn}/directory/events?before={}", feed["next_before"]),
-            None,
-        )
+    let older = dir
+        .get(&format!(
+            "{conn}/directory/events?before={}",
+            feed["next_before"]
+        ))
         .await;
     assert!(items(&older["data"]).all(|e| e["seq"].as_i64().unwrap() < seqs[1]));
 
-    let (_, per_org) = dir.admin("GET", &format!("{conn}/sync-status"), None).await;
+    let per_org = dir.get(&format!("{conn}/sync-status")).await;
     assert_eq!(per_org["orgs"].as_array().unwrap().len(), 1, "{per_org}");
     // Another org's connection is not found, whatever its id.
     let (status, _) = dir
@@ -710,7 +688,7 @@ async fn the_audit_log_records_who_changed_what_and_never_a_token() {
         "tokens never reach the audit log"
     );
 
-    let (_, members) = dir.admin("GET", "/audit-log?action=member.", None).await;
+    let members = dir.get("/audit-log?action=member.").await;
     let entries = members["data"].as_array().unwrap();
     assert_eq!(entries.len(), 2);
     assert_eq!(entries[0]["before"]["role"], "user");
@@ -719,12 +697,8 @@ async fn the_audit_log_records_who_changed_what_and_never_a_token() {
         entries[0]["actor"],
         json!({"kind": "admin", "subject": "platform-operator", "platform": true})
     );
-    let (_, one) = dir
-        .admin(
-            "GET",
-            &format!("/audit-log?target={member_id}&limit=1"),
-            None,
-        )
+    let one = dir
+        .get(&format!("/audit-log?target={member_id}&limit=1"))
         .await;
     assert_eq!(one["data"].as_array().unwrap().len(), 1);
     assert!(one["next_cursor"].is_string());
@@ -769,8 +743,7 @@ async fn custom_roles_and_seat_tiers_in_use_cannot_be_dropped() {
         .add_member(json!({"email": "ann@example.com", "role": "auditor", "seat_tier": "gold"}))
         .await;
     assert_eq!(status, 201, "{ann}");
-    let bob = dir.user("bob@example.com").await;
-    let reviewers = dir.group("Reviewers", &[&bob]).await;
+    let (_, reviewers) = dir.user_in_group("bob@example.com", "Reviewers").await;
     let mappings = json!({
         "enabled": true,
         "roles": [{"group": reviewers, "role": "reviewer"}],
@@ -805,9 +778,9 @@ async fn custom_roles_and_seat_tiers_in_use_cannot_be_dropped() {
         assert_eq!(status, 422, "{body}: {problem}");
         assert_eq!(problem["invalid_params"][0]["reason"], reason, "{problem}");
     }
-    let (_, roles) = dir.admin("GET", "/roles", None).await;
+    let roles = dir.get("/roles").await;
     assert_eq!(strings(&roles["roles"], "name"), ["auditor", "reviewer"]);
-    let (_, tiers) = dir.admin("GET", "/seat-tiers", None).await;
+    let tiers = dir.get("/seat-tiers").await;
     assert_eq!(tiers["seat_tiers"], json!(["gold", "silver"]));
     dir.app.finish().await;
 }

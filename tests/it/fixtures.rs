@@ -129,6 +129,11 @@ pub(crate) fn replace(path: &str, value: impl Into<Value>) -> Value {
     json!([{"op": "replace", "path": path, "value": value.into()}])
 }
 
+/// The PATCH operations that add `value` at `path`.
+pub(crate) fn add(path: &str, value: impl Into<Value>) -> Value {
+    json!([{"op": "add", "path": path, "value": value.into()}])
+}
+
 /// A tenant (a root org) named `name` and `slug`; its id.
 pub(crate) async fn create_root(app: &TestApp, name: &str, slug: &str) -> String {
     let platform = app.tokens.platform();

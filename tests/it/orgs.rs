@@ -11,6 +11,13 @@ async fn create_root(app: &TestApp, slug: &str) -> String {
     fixtures::create_root(app, slug, slug).await
 }
 
+/// An app of its own holding one tenant, `slug`: the app and the tenant's id.
+async fn tenant(slug: &str) -> (TestApp, String) {
+    let app = TestApp::spawn().await;
+    let root = create_root(&app, slug).await;
+    (app, root)
+}
+
 async fn create_child(
     app: &TestApp,
     token: &str,
@@ -22,6 +29,19 @@ async fn create_child(
     fixtures::create_child(app, token, parent, child).await
 }
 
+/// Asks, with `token`, for a tenant as `root` describes it: the answer.
+async fn post_root(app: &TestApp, token: &str, root: Value) -> (u16, Value) {
+    app.call("POST", "/api/v1/orgs", Some(token), Some(root))
+        .await
+}
+
+/// A standard child `slug` of `parent`, which must be created; its id.
+async fn standard_child(app: &TestApp, parent: &str, slug: &str) -> String {
+    let (status, child) = create_child(app, &app.tokens.platform(), parent, slug, "standard").await;
+    assert_eq!(status, 201, "{child}");
+    child["id"].as_str().unwrap().to_owned()
+}
+
 /// `method` (without a body) on the org itself, with `token`: the answer.
 async fn on_org(app: &TestApp, method: &str, org: &str, token: &str) -> (u16, Value) {
     let path = format!("/api/v1/orgs/{org}");
@@ -30,8 +50,7 @@ async fn on_org(app: &TestApp, method: &str, org: &str, token: &str) -> (u16, Va
 
 #[actix_web::test]
 async fn a_tenant_grows_children_and_sandboxes_and_reads_back_as_a_tree() {
-    let app = TestApp::spawn().await;
-    let root = create_root(&app, "acme").await;
+    let (app, root) = tenant("acme").await;
     let owner = app.tokens.org(root.parse().unwrap(), AdminRole::Owner);
 
     let (status, eu) = create_child(&app, &owner, &root, "acme-eu", "standard").await;
@@ -44,14 +63,7 @@ async fn a_tenant_grows_children_and_sandboxes_and_reads_back_as_a_tree() {
     assert_eq!(status, 201, "{sandbox}");
     assert_eq!(sandbox["kind"], "sandbox");
 
-    let (status, tree) = app
-        .call(
-            "GET",
-            &format!("/api/v1/orgs/{root}/tree"),
-            Some(&owner),
-            None,
-        )
-        .await;
+    let (status, tree) = app.admin_as(&owner, "GET", &root, "/tree", None).await;
     assert_eq!(status, 200);
     assert_eq!(tree["slug"], "acme");
     assert_eq!(tree["children"][0]["slug"], "acme-eu");
@@ -62,8 +74,7 @@ async fn a_tenant_grows_children_and_sandboxes_and_reads_back_as_a_tree() {
 
 #[actix_web::test]
 async fn children_are_listed_oldest_first_with_a_cursor() {
-    let app = TestApp::spawn().await;
-    let root = create_root(&app, "pager").await;
+    let (app, root) = tenant("pager").await;
     let token = app.tokens.platform();
     for i in 0..5 {
         let (status, _) =
@@ -89,22 +100,10 @@ async fn children_are_listed_oldest_first_with_a_cursor() {
     );
 
     let (status, problem) = app
-        .call(
-            "GET",
-            &format!("/api/v1/orgs/{root}/children?cursor=%21%21"),
-            Some(&token),
-            None,
-        )
+        .admin("GET", &root, "/children?cursor=%21%21", None)
         .await;
     assert_eq!(status, 422, "{problem}");
-    let (status, _) = app
-        .call(
-            "GET",
-            &format!("/api/v1/orgs/{root}/children?limit=0"),
-            Some(&token),
-            None,
-        )
-        .await;
+    let (status, _) = app.admin("GET", &root, "/children?limit=0", None).await;
     assert_eq!(status, 422);
     app.finish().await;
 }
@@ -137,23 +136,10 @@ async fn slugs_are_validated_and_unique_within_a_tenant() {
         201
     );
     // Among the roots, slugs are unique too.
-    let (status, _) = app
-        .call(
-            "POST",
-            "/api/v1/orgs",
-            Some(&token),
-            Some(json!({"name": "again", "slug": "tenant-a"})),
-        )
-        .await;
+    let (status, _) = post_root(&app, &token, json!({"name": "again", "slug": "tenant-a"})).await;
     assert_eq!(status, 409);
-    let (status, _) = app
-        .call(
-            "POST",
-            "/api/v1/orgs",
-            Some(&token),
-            Some(json!({"name": "x", "slug": "sbx", "kind": "sandbox"})),
-        )
-        .await;
+    let sandbox = json!({"name": "x", "slug": "sbx", "kind": "sandbox"});
+    let (status, _) = post_root(&app, &token, sandbox).await;
     assert_eq!(status, 422, "a root cannot be a sandbox");
     let (status, _) = create_child(&app, &token, &a, "weird-kind", "galaxy").await;
     assert_eq!(status, 422);
@@ -162,11 +148,9 @@ async fn slugs_are_validated_and_unique_within_a_tenant() {
 
 #[actix_web::test]
 async fn an_org_with_children_cannot_be_deleted_and_a_leaf_can() {
-    let app = TestApp::spawn().await;
+    let (app, root) = tenant("deleter").await;
     let token = app.tokens.platform();
-    let root = create_root(&app, "deleter").await;
-    let (_, child) = create_child(&app, &token, &root, "leaf", "standard").await;
-    let child = child["id"].as_str().unwrap();
+    let child = &standard_child(&app, &root, "leaf").await;
 
     let (status, problem) = on_org(&app, "DELETE", &root, &token).await;
     assert_eq!(status, 409);
@@ -185,11 +169,9 @@ async fn an_org_with_children_cannot_be_deleted_and_a_leaf_can() {
 /// makes stale.
 #[actix_web::test]
 async fn deleting_an_org_with_members_needs_the_confirmation_of_its_preview() {
-    let app = TestApp::spawn().await;
+    let (app, root) = tenant("gated").await;
     let token = app.tokens.platform();
-    let root = create_root(&app, "gated").await;
-    let (_, child) = create_child(&app, &token, &root, "gated-lab", "standard").await;
-    let child = child["id"].as_str().unwrap();
+    let child = &standard_child(&app, &root, "gated-lab").await;
     let join =
         |email: &'static str| app.admin("POST", child, "/members", Some(json!({ "email": email })));
     for email in ["ada@example.com", "grace@example.com"] {
@@ -253,8 +235,7 @@ async fn deleting_an_org_with_members_needs_the_confirmation_of_its_preview() {
 async fn the_store_refuses_to_delete_an_org_that_still_has_members() {
     use orgsync_domain::error::ConflictCode;
     use orgsync_domain::ports::OrgRepository;
-    let app = TestApp::spawn().await;
-    let root = create_root(&app, "guarded").await;
+    let (app, root) = tenant("guarded").await;
     let member = json!({"email": "ada@example.com"});
     assert_eq!(
         app.admin("POST", &root, "/members", Some(member)).await.0,
@@ -288,9 +269,8 @@ async fn the_store_refuses_to_delete_an_org_that_still_has_members() {
 #[actix_web::test]
 async fn writes_racing_an_orgs_deletion_get_clear_answers_and_lose_no_one() {
     const JOINS: u64 = 10;
-    let app = TestApp::spawn().await;
+    let (app, root) = tenant("racing").await;
     let token = app.tokens.platform();
-    let root = create_root(&app, "racing").await;
     for round in 0..8u64 {
         let (_, child) =
             create_child(&app, &token, &root, &format!("race-{round}"), "standard").await;
@@ -361,19 +341,12 @@ async fn writes_racing_an_orgs_deletion_get_clear_answers_and_lose_no_one() {
 
 #[actix_web::test]
 async fn renames_are_validated_and_bad_bodies_change_nothing() {
-    let app = TestApp::spawn().await;
+    let (app, root) = tenant("renamer").await;
     let token = app.tokens.platform();
-    let root = create_root(&app, "renamer").await;
     let path = format!("/api/v1/orgs/{root}");
 
-    let (status, org) = app
-        .call(
-            "PATCH",
-            &path,
-            Some(&token),
-            Some(json!({"name": "  Renamed Inc "})),
-        )
-        .await;
+    let rename = json!({"name": "  Renamed Inc "});
+    let (status, org) = app.call("PATCH", &path, Some(&token), Some(rename)).await;
     assert_eq!(status, 200, "{org}");
     assert_eq!(org["name"], "Renamed Inc");
     assert_ne!(org["updated_at"], org["created_at"]);
@@ -395,8 +368,7 @@ async fn renames_are_validated_and_bad_bodies_change_nothing() {
 
 #[actix_web::test]
 async fn roles_decide_what_a_token_may_do_within_its_reach() {
-    let app = TestApp::spawn().await;
-    let root = create_root(&app, "roles").await;
+    let (app, root) = tenant("roles").await;
     let root_id = root.parse().unwrap();
     let member = app.tokens.org(root_id, AdminRole::Member);
     let admin = app.tokens.org(root_id, AdminRole::Admin);
@@ -413,14 +385,7 @@ async fn roles_decide_what_a_token_may_do_within_its_reach() {
     let child = child["id"].as_str().unwrap();
     assert_eq!(on_org(&app, "DELETE", child, &admin).await.0, 204);
 
-    let (status, _) = app
-        .call(
-            "POST",
-            "/api/v1/orgs",
-            Some(&admin),
-            Some(json!({"name": "x", "slug": "x"})),
-        )
-        .await;
+    let (status, _) = post_root(&app, &admin, json!({"name": "x", "slug": "x"})).await;
     assert_eq!(status, 403, "only the platform creates tenants");
     app.finish().await;
 }

@@ -243,6 +243,34 @@ pub(crate) async fn put_confirmed(dir: &Directory, org: &str, rest: &str, body: 
     applied
 }
 
+/// Asks to put `org` in provisioning `mode` (`PUT /provisioning`, with no
+/// confirmation): the answer.
+pub(crate) async fn set_provisioning(dir: &Directory, org: &str, mode: &str) -> (u16, Value) {
+    admin(
+        dir,
+        "PUT",
+        org,
+        "/provisioning",
+        Some(json!({"mode": mode})),
+    )
+    .await
+}
+
+/// The preview of putting `org` in provisioning `mode`: the answer.
+pub(crate) async fn preview_provisioning(dir: &Directory, org: &str, mode: &str) -> (u16, Value) {
+    let body = Some(json!({"mode": mode}));
+    admin(dir, "POST", org, "/provisioning/preview", body).await
+}
+
+/// The first page of `org`'s audit log, of the actions `action` filters
+/// for (a prefix such as `members.` or a whole action).
+pub(crate) async fn audit_log(dir: &Directory, org: &str, action: &str) -> Value {
+    let rest = format!("/audit-log?action={action}");
+    let (status, page) = admin(dir, "GET", org, &rest, None).await;
+    assert_eq!(status, 200, "{page}");
+    page
+}
+
 /// Switches `org` to SCIM with its preview's confirmation.
 pub(crate) async fn switch_to_scim(dir: &Directory, org: &str) {
     put_confirmed(dir, org, "/provisioning", json!({"mode": "scim"})).await;

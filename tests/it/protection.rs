@@ -7,8 +7,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::fixtures::{
-    admin, finished_run, member_count, set_deletion_threshold, start_sync, switch_to_scim, users,
-    wait_for_members,
+    admin, audit_log, finished_run, member_count, set_deletion_threshold, start_sync,
+    switch_to_scim, users, wait_for_members,
 };
 use crate::json::items;
 use crate::scim::Directory;
@@ -57,14 +57,20 @@ async fn mapped_org() -> (Directory, String, String) {
     (dir, big, small)
 }
 
-#[actix_web::test]
-async fn an_idp_deleting_a_mapped_group_has_its_removals_held_until_confirmed() {
+/// A [`mapped_org`] whose IdP deleted its big group, the reported case:
+/// the directory, and the removals held for an admin's say.
+async fn big_group_deleted() -> (Directory, Value) {
     let (dir, big, _) = mapped_org().await;
-    let org = dir.org.clone();
     let (status, _) = dir.scim("DELETE", &format!("/Groups/{big}"), None).await;
     assert_eq!(status, 204);
+    let held = held(&dir, &dir.org).await;
+    (dir, held)
+}
 
-    let held = held(&dir, &org).await;
+#[actix_web::test]
+async fn an_idp_deleting_a_mapped_group_has_its_removals_held_until_confirmed() {
+    let (dir, held) = big_group_deleted().await;
+    let org = dir.org.clone();
     assert_eq!(held["counts"]["removals"], 60, "{held}");
     assert_eq!(held["removals"][0]["reason"]["kind"], "no_role_group");
     assert_eq!(member_count(&dir, &org).await, 80, "nobody removed yet");
@@ -85,14 +91,7 @@ async fn an_idp_deleting_a_mapped_group_has_its_removals_held_until_confirmed() 
     assert_eq!(member_count(&dir, &org).await, 20);
     let (status, _) = admin(&dir, "GET", &org, "/held-removals", None).await;
     assert_eq!(status, 404, "the plan is gone once applied");
-    let (_, audit) = admin(
-        &dir,
-        "GET",
-        &org,
-        "/audit-log?action=members.removals_",
-        None,
-    )
-    .await;
+    let audit = audit_log(&dir, &org, "members.removals_").await;
     let actions: Vec<&str> = items(&audit["data"])
         .filter_map(|e| e["action"].as_str())
         .collect();
@@ -127,12 +126,8 @@ async fn a_held_plan_the_directory_no_longer_asks_for_is_refused_and_narrowed() 
     let (dir, big, _) = mapped_org().await;
     let org = dir.org.clone();
     // The IdP empties the group by mistake, then puts one person back.
-    let (status, _) = dir
-        .scim_patch(
-            &format!("/Groups/{big}"),
-            json!([{"op": "remove", "path": "members"}]),
-        )
-        .await;
+    let empty = json!([{"op": "remove", "path": "members"}]);
+    let (status, _) = dir.scim_patch(&format!("/Groups/{big}"), empty).await;
     assert_eq!(status, 204);
     let first = held(&dir, &org).await;
     assert_eq!(first["counts"]["removals"], 60);
@@ -146,12 +141,7 @@ async fn a_held_plan_the_directory_no_longer_asks_for_is_refused_and_narrowed() 
     )
     .await;
     let user = member["directory_user_id"].as_str().unwrap().to_owned();
-    let (status, _) = dir
-        .scim_patch(
-            &format!("/Groups/{big}"),
-            json!([{"op": "add", "path": "members", "value": [{"value": user}]}]),
-        )
-        .await;
+    let (status, _) = dir.add_to_group(&big, &user).await;
     assert_eq!(status, 204);
     // Let the worker see the re-add before confirming.
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -195,21 +185,21 @@ async fn small_removals_apply_at_once_and_a_zero_threshold_turns_protection_off(
 
 #[actix_web::test]
 async fn a_member_role_cannot_decide_on_held_removals() {
-    let (dir, big, _) = mapped_org().await;
+    let (dir, held) = big_group_deleted().await;
     let org = dir.org.clone();
-    dir.scim("DELETE", &format!("/Groups/{big}"), None).await;
-    let held = held(&dir, &org).await;
     let reader = dir.app.tokens.org(
         org.parse().unwrap(),
         orgsync_domain::auth::AdminRole::Member,
     );
+    let confirmation = json!({"confirmation": held["confirmation"]});
     let (status, _) = dir
         .app
-        .call(
+        .admin_as(
+            &reader,
             "POST",
-            &format!("/api/v1/orgs/{org}/held-removals/confirm"),
-            Some(&reader),
-            Some(json!({"confirmation": held["confirmation"]})),
+            &org,
+            "/held-removals/confirm",
+            Some(confirmation),
         )
         .await;
     assert_eq!(status, 403);
@@ -271,13 +261,8 @@ async fn a_person_deleted_and_recreated_with_the_same_external_id_gets_their_mem
     assert_eq!(status, 200, "{promoted}");
 
     // Re-created under a new userName and email, with the old externalId.
-    let again = delete_and_recreate(
-        &dir,
-        &ada,
-        json!({"userName": "ada.lovelace@new.example", "externalId": "ext-ada@example.com",
-            "emails": [{"value": "ada.lovelace@new.example", "primary": true}]}),
-    )
-    .await;
+    let new = "ada.lovelace@new.example";
+    let again = delete_and_recreate(&dir, &ada, user_body(new, "ext-ada@example.com", new)).await;
     // And a stranger, for contrast.
     dir.user("bob@example.com").await;
     let members = members_once(&dir, 2).await;
@@ -297,7 +282,7 @@ async fn a_person_deleted_and_recreated_with_the_same_external_id_gets_their_mem
         .find(|m| m["email"] == "bob@example.com")
         .unwrap();
     assert_ne!(bob["id"], member.as_str());
-    let (_, audit) = admin(&dir, "GET", &org, "/audit-log?action=member.relinked", None).await;
+    let audit = audit_log(&dir, &org, "member.relinked").await;
     assert_eq!(audit["data"][0]["target_id"], member.as_str(), "{audit}");
     dir.app.finish().await;
 }
@@ -309,8 +294,7 @@ async fn a_person_deleted_and_recreated_with_the_same_external_id_gets_their_mem
 #[actix_web::test]
 async fn a_directory_user_back_in_its_group_or_reactivated_gets_their_member_back() {
     let dir = Directory::new().await;
-    let ada = dir.user("ada@example.com").await;
-    let staff = dir.group("Staff", &[&ada]).await;
+    let (ada, staff) = dir.user_in_group("ada@example.com", "Staff").await;
     switch_to_scim(&dir, &dir.org).await;
     let mappings = json!({"enabled": true, "roles": [{"group": staff, "role": "user"}]});
     let (status, saved) = dir.admin("PUT", "/group-mappings", Some(mappings)).await;
@@ -318,12 +302,9 @@ async fn a_directory_user_back_in_its_group_or_reactivated_gets_their_member_bac
     let first = members_once(&dir, 1).await;
     let (id, created_at) = (first[0]["id"].clone(), first[0]["created_at"].clone());
 
-    let group = format!("/Groups/{staff}");
-    let leave = json!([{"op": "remove", "path": format!("members[value eq \"{ada}\"]")}]);
-    let join = json!([{"op": "add", "path": "members", "value": [{"value": ada}]}]);
-    assert_eq!(dir.scim_patch(&group, leave).await.0, 204);
+    assert_eq!(dir.remove_from_group(&staff, &ada).await.0, 204);
     wait_for_members(&dir, &dir.org, 0).await;
-    assert_eq!(dir.scim_patch(&group, join).await.0, 204);
+    assert_eq!(dir.add_to_group(&staff, &ada).await.0, 204);
     let back = members_once(&dir, 1).await;
     assert_eq!(back[0]["id"], id, "back in the group: the same member");
     assert_eq!(back[0]["created_at"], created_at);
@@ -335,14 +316,7 @@ async fn a_directory_user_back_in_its_group_or_reactivated_gets_their_member_bac
     let back = members_once(&dir, 1).await;
     assert_eq!(back[0]["id"], id, "reactivated: the same member");
 
-    let (_, audit) = admin(
-        &dir,
-        "GET",
-        &dir.org,
-        "/audit-log?action=member.relinked",
-        None,
-    )
-    .await;
+    let audit = audit_log(&dir, &dir.org, "member.relinked").await;
     let relinked: Vec<&Value> = audit["data"].as_array().unwrap().iter().collect();
     assert_eq!(relinked.len(), 2, "{audit}");
     assert!(relinked.iter().all(|e| e["target_id"] == id), "{audit}");
@@ -358,6 +332,13 @@ async fn delete_and_recreate(dir: &Directory, user: &str, recreated: Value) -> V
     let (status, again) = dir.scim("POST", "/Users", Some(recreated)).await;
     assert_eq!(status, 201, "{again}");
     again
+}
+
+/// A SCIM user `user_name`, known to the IdP as `external_id`, with `email`
+/// as its primary email.
+fn user_body(user_name: &str, external_id: &str, email: &str) -> Value {
+    json!({"userName": user_name, "externalId": external_id,
+        "emails": [{"value": email, "primary": true}]})
 }
 
 /// Members of `dir`'s org, waiting (bounded) until there are `n`.
@@ -388,13 +369,8 @@ async fn relinking_by_email_is_configurable_and_bounded_by_the_window() {
         let ada = dir.user("ada@example.com").await;
         switch_to_scim(&dir, &org).await;
         let before = members_once(&dir, 1).await[0].clone();
-        let again = delete_and_recreate(
-            &dir,
-            &ada,
-            json!({"userName": "ADA@example.com", "externalId": "a-new-key",
-                "emails": [{"value": "Ada@Example.com", "primary": true}]}),
-        )
-        .await;
+        let recreated = user_body("ADA@example.com", "a-new-key", "Ada@Example.com");
+        let again = delete_and_recreate(&dir, &ada, recreated).await;
         let after = members_once(&dir, 1).await;
         assert_eq!(after.len(), 1, "{after:?}");
         assert_eq!(
@@ -413,11 +389,8 @@ async fn relinking_by_email_is_configurable_and_bounded_by_the_window() {
 /// removal later, behind the admin's back.
 #[actix_web::test]
 async fn a_rejected_plan_removes_nobody_and_the_next_sync_holds_it_again() {
-    let (dir, big, _) = mapped_org().await;
+    let (dir, first) = big_group_deleted().await;
     let org = dir.org.clone();
-    let (status, _) = dir.scim("DELETE", &format!("/Groups/{big}"), None).await;
-    assert_eq!(status, 204);
-    let first = held(&dir, &org).await;
     assert_eq!(first["counts"]["removals"], 60, "{first}");
 
     let (status, body) = admin(&dir, "POST", &org, "/held-removals/reject", None).await;
@@ -431,14 +404,7 @@ async fn a_rejected_plan_removes_nobody_and_the_next_sync_holds_it_again() {
         "a rejected plan cannot be confirmed: {status} {problem}"
     );
     assert_eq!(member_count(&dir, &org).await, 80);
-    let (_, audit) = admin(
-        &dir,
-        "GET",
-        &org,
-        "/audit-log?action=members.removals_rejected",
-        None,
-    )
-    .await;
+    let audit = audit_log(&dir, &org, "members.removals_rejected").await;
     let rejected = &audit["data"][0];
     assert_eq!(rejected["action"], "members.removals_rejected", "{audit}");
     assert_eq!(rejected["before"]["removals"], 60, "{rejected}");

@@ -8,8 +8,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::fixtures::{
-    admin, child, member_count, members_by_email, own_connection, switch_to_scim, users,
-    wait_for_members,
+    admin, audit_log, child, member_count, members_by_email, own_connection, preview_provisioning,
+    set_provisioning, switch_to_scim, users, wait_for_members,
 };
 use crate::json::items;
 use crate::scim::Directory;
@@ -33,6 +33,22 @@ async fn connection_enabled(dir: &Directory, org: &str, conn: &str) -> bool {
     c["directory_sync"]["enabled"].as_bool().unwrap()
 }
 
+/// What `change` to `org`'s connection `conn` would do (`GET …/impact`): the answer.
+async fn impact(dir: &Directory, org: &str, conn: &str, change: &str) -> (u16, Value) {
+    let path = format!("/connections/{conn}/impact?change={change}");
+    admin(dir, "GET", org, &path, None).await
+}
+
+/// A tenant whose IdP lists `n` people (`p{i}@example.com`) and a child
+/// `eu` that draws its members from that directory: the child's id.
+async fn child_drawing_on_its_parent(n: usize) -> (Directory, String) {
+    let dir = Directory::new().await;
+    users(&dir, "p", n).await;
+    let child = child(&dir, "eu").await;
+    switch_to_scim(&dir, &child).await;
+    (dir, child)
+}
+
 fn assert_confirmation_required(status: u16, body: &Value) {
     assert_eq!(status, 409, "{body}");
     assert_eq!(
@@ -47,10 +63,7 @@ fn assert_confirmation_required(status: u16, body: &Value) {
 /// seen that all 60 would go and confirmed exactly that.
 #[actix_web::test]
 async fn turning_on_a_childs_own_empty_directory_asks_before_removing_anyone() {
-    let dir = Directory::new().await;
-    users(&dir, "p", 60).await;
-    let child = child(&dir, "eu").await;
-    switch_to_scim(&dir, &child).await;
+    let (dir, child) = child_drawing_on_its_parent(60).await;
     assert_eq!(member_count(&dir, &child).await, 60);
     let (_, conn) = admin(
         &dir,
@@ -80,14 +93,7 @@ async fn turning_on_a_childs_own_empty_directory_asks_before_removing_anyone() {
     assert_eq!(member_count(&dir, &child).await, 60, "not later either");
 
     // The preview route shows the same plan; a wrong token is refused.
-    let (status, impact) = admin(
-        &dir,
-        "GET",
-        &child,
-        &format!("/connections/{conn}/impact?change=enable_directory_sync"),
-        None,
-    )
-    .await;
+    let (status, impact) = impact(&dir, &child, &conn, "enable_directory_sync").await;
     assert_eq!(status, 200, "{impact}");
     assert_eq!(impact["confirmation"], refused["confirmation"]);
     assert_eq!(impact["requires_confirmation"], true);
@@ -122,14 +128,7 @@ async fn turning_on_a_childs_own_empty_directory_asks_before_removing_anyone() {
         0,
         "the parent is manual"
     );
-    let (_, audit) = admin(
-        &dir,
-        "GET",
-        &child,
-        "/audit-log?action=directory_sync.enabled",
-        None,
-    )
-    .await;
+    let audit = audit_log(&dir, &child, "directory_sync.enabled").await;
     let after = &audit["data"][0]["after"];
     assert_eq!(after["moved_orgs"][0]["counts"]["removals"], 60, "{audit}");
     assert_eq!(after["confirmed"], refused["confirmation"]);
@@ -141,20 +140,10 @@ async fn turning_on_a_childs_own_empty_directory_asks_before_removing_anyone() {
 /// switch matches the child's members by email: same ids, nobody removed.
 #[actix_web::test]
 async fn a_child_moving_to_its_own_idp_keeps_everyone_the_idp_lists() {
-    let dir = Directory::new().await;
-    users(&dir, "p", 12).await;
-    let child = child(&dir, "eu").await;
-    switch_to_scim(&dir, &child).await;
+    let (dir, child) = child_drawing_on_its_parent(12).await;
     let before = members_by_email(&dir, &child).await;
     assert_eq!(before.len(), 12);
-    let (status, manual) = admin(
-        &dir,
-        "PUT",
-        &child,
-        "/provisioning",
-        Some(json!({"mode": "manual"})),
-    )
-    .await;
+    let (status, manual) = set_provisioning(&dir, &child, "manual").await;
     assert_eq!(status, 200, "{manual}");
     // A manual org draws on no directory: turning its own on moves no one.
     let (conn, token) = own_connection(&dir, &child).await;
@@ -163,25 +152,11 @@ async fn a_child_moving_to_its_own_idp_keeps_everyone_the_idp_lists() {
     }
     push_user(&dir, &conn, &token, "new@example.com").await;
 
-    let (status, preview) = admin(
-        &dir,
-        "POST",
-        &child,
-        "/provisioning/preview",
-        Some(json!({"mode": "scim"})),
-    )
-    .await;
+    let (status, preview) = preview_provisioning(&dir, &child, "scim").await;
     assert_eq!(status, 200, "{preview}");
     assert_eq!(preview["counts"]["removals"], 0, "{preview}");
     assert_eq!(preview["counts"]["adds"], 1, "{preview}");
-    let (status, switched) = admin(
-        &dir,
-        "PUT",
-        &child,
-        "/provisioning",
-        Some(json!({"mode": "scim"})),
-    )
-    .await;
+    let (status, switched) = set_provisioning(&dir, &child, "scim").await;
     assert_eq!(status, 200, "no removal, no confirmation: {switched}");
     let after = members_by_email(&dir, &child).await;
     assert_eq!(after.len(), 13);
@@ -265,22 +240,12 @@ async fn turning_a_directory_off_and_on_again_removes_no_one_and_needs_no_confir
     let before = members_by_email(&dir, &child).await;
     let path = format!("/connections/{}/directory-sync", dir.conn);
     for enabled in [false, true] {
-        let (status, impact) = admin(
-            &dir,
-            "GET",
-            &org,
-            &format!(
-                "/connections/{}/impact?change={}",
-                dir.conn,
-                if enabled {
-                    "enable_directory_sync"
-                } else {
-                    "disable_directory_sync"
-                }
-            ),
-            None,
-        )
-        .await;
+        let change = if enabled {
+            "enable_directory_sync"
+        } else {
+            "disable_directory_sync"
+        };
+        let (status, impact) = impact(&dir, &org, &dir.conn, change).await;
         assert_eq!(status, 200, "{impact}");
         assert_eq!(impact["requires_confirmation"], false, "{impact}");
         assert_eq!(
@@ -324,12 +289,7 @@ async fn a_childs_token_cannot_preview_or_delete_its_parents_connection() {
     ] {
         let (status, body) = dir
             .app
-            .call(
-                method,
-                &format!("/api/v1/orgs/{}{rest}", dir.org),
-                Some(&token),
-                None,
-            )
+            .admin_as(&token, method, &dir.org, &rest, None)
             .await;
         assert!(
             status == 403 || status == 404,

@@ -47,6 +47,14 @@ async fn configure(dir: &Directory, idp: &TestIdp) -> (u16, Value) {
     .await
 }
 
+/// Members' `department` metadata comes from the sign-in's `claim`.
+async fn map_department_from(dir: &Directory, claim: &str) {
+    let attributes = json!({"attributes": [{"key": "department", "sso_claim": claim}]});
+    let path = format!("/connections/{}/attributes", dir.conn);
+    let (status, saved) = dir.admin("PUT", &path, Some(attributes)).await;
+    assert_eq!(status, 200, "{saved}");
+}
+
 async fn set_mode(dir: &Directory, mode: &str) {
     let (status, body) = dir
         .admin("PUT", "/provisioning", Some(json!({"mode": mode})))
@@ -129,6 +137,11 @@ async fn sign_in(app: &TestApp, target: &str) -> std::collections::HashMap<Strin
     query
 }
 
+/// [`sign_in`] through the directory's own org.
+async fn sign_in_to_org(dir: &Directory) -> std::collections::HashMap<String, String> {
+    sign_in(&dir.app, &format!("organization={}", dir.org)).await
+}
+
 async fn redeem(app: &TestApp, code: &str) -> (u16, Value) {
     let platform = app.tokens.platform();
     app.call(
@@ -145,20 +158,13 @@ async fn jit_creates_the_member_on_first_sign_in_and_updates_it_in_place_after()
     let idp = TestIdp::start();
     let dir = tenant_with_sso(&idp).await;
     set_mode(&dir, "jit").await;
-    let (status, _) = dir
-        .admin(
-            "PUT",
-            &format!("/connections/{}/attributes", dir.conn),
-            Some(json!({"attributes": [{"key": "department", "sso_claim": "dept"}]})),
-        )
-        .await;
-    assert_eq!(status, 200);
+    map_department_from(&dir, "dept").await;
     idp.sign_in_as(json!({
         "sub": "00u-ada", "email": "ada@example.com", "given_name": "Ada",
         "family_name": "Lovelace", "groups": ["eng"], "dept": "R&D"
     }));
 
-    let back = sign_in(&dir.app, &format!("organization={}", dir.org)).await;
+    let back = sign_in_to_org(&dir).await;
     let code = back.get("code").unwrap_or_else(|| panic!("{back:?}"));
     let (status, signed_in) = redeem(&dir.app, code).await;
     assert_eq!(status, 200, "{signed_in}");
@@ -182,7 +188,7 @@ async fn jit_creates_the_member_on_first_sign_in_and_updates_it_in_place_after()
     idp.sign_in_as(json!({
         "sub": "00u-ada", "email": "ada.lovelace@example.com", "name": "Ada L.", "dept": "Ops"
     }));
-    let back = sign_in(&dir.app, &format!("organization={}", dir.org)).await;
+    let back = sign_in_to_org(&dir).await;
     let (status, second) = redeem(&dir.app, &back["code"]).await;
     assert_eq!(status, 200, "{second}");
     assert_eq!(
@@ -229,7 +235,7 @@ async fn a_scim_org_admits_its_active_directory_members_and_no_one_else() {
     );
 
     idp.sign_in_as(json!({"sub": "stranger", "email": "stranger@example.com"}));
-    let back = sign_in(&dir.app, &format!("organization={}", dir.org)).await;
+    let back = sign_in_to_org(&dir).await;
     assert_eq!(back["error"], "access_denied", "{back:?}");
     assert!(back["error_description"].contains("directory"), "{back:?}");
     assert!(!back.contains_key("code"));
@@ -240,13 +246,11 @@ async fn a_scim_org_admits_its_active_directory_members_and_no_one_else() {
     assert_eq!(status, 200);
     crate::fixtures::wait_for_members(&dir, &dir.org, 0).await;
     idp.sign_in_as(json!({"sub": "ext-grace@example.com", "email": "grace@example.com"}));
-    let back = sign_in(&dir.app, &format!("organization={}", dir.org)).await;
+    let back = sign_in_to_org(&dir).await;
     assert_eq!(back["error"], "access_denied", "{back:?}");
     assert!(members_by_email(&dir, &dir.org).await.is_empty());
 
-    let (_, audit) = dir
-        .admin("GET", "/audit-log?action=sso.sign_in.refused", None)
-        .await;
+    let audit = dir.get("/audit-log?action=sso.sign_in.refused").await;
     assert_eq!(audit["data"].as_array().unwrap().len(), 2, "{audit}");
     dir.app.finish().await;
 }
@@ -261,7 +265,7 @@ async fn a_manual_org_admits_existing_members_only() {
     assert_eq!(status, 201, "{added}");
 
     idp.sign_in_as(json!({"sub": "u-linus", "email": "linus@example.com"}));
-    let back = sign_in(&dir.app, &format!("organization={}", dir.org)).await;
+    let back = sign_in_to_org(&dir).await;
     let (status, signed_in) = redeem(&dir.app, &back["code"]).await;
     assert_eq!(status, 200, "{signed_in}");
     assert_eq!(signed_in["member"]["id"], added["id"]);
@@ -269,11 +273,11 @@ async fn a_manual_org_admits_existing_members_only() {
 
     // Another subject claiming the same email does not get the linked member.
     idp.sign_in_as(json!({"sub": "u-impostor", "email": "linus@example.com"}));
-    let back = sign_in(&dir.app, &format!("organization={}", dir.org)).await;
+    let back = sign_in_to_org(&dir).await;
     assert_eq!(back["error"], "access_denied", "{back:?}");
 
     idp.sign_in_as(json!({"sub": "u-new", "email": "new@example.com"}));
-    let back = sign_in(&dir.app, &format!("organization={}", dir.org)).await;
+    let back = sign_in_to_org(&dir).await;
     assert_eq!(back["error"], "access_denied", "{back:?}");
     assert_eq!(members_by_email(&dir, &dir.org).await.len(), 1);
     dir.app.finish().await;
@@ -303,7 +307,7 @@ async fn forged_tokens_are_refused_and_create_nothing() {
     ] {
         idp.forge(forge);
         idp.sign_in_as(json!({"sub": format!("{forge:?}"), "email": "mallory@example.com"}));
-        let back = sign_in(&dir.app, &format!("organization={}", dir.org)).await;
+        let back = sign_in_to_org(&dir).await;
         assert_eq!(
             back.get("error").map(String::as_str),
             Some("access_denied"),
@@ -318,7 +322,7 @@ async fn forged_tokens_are_refused_and_create_nothing() {
     // The IdP itself refusing is passed on, as is an unverified email.
     idp.forge(Forge::Honest);
     idp.refuse(Some("access_denied"));
-    let back = sign_in(&dir.app, &format!("organization={}", dir.org)).await;
+    let back = sign_in_to_org(&dir).await;
     assert_eq!(back["error"], "access_denied");
     assert!(
         back["error_description"].contains("not assigned"),
@@ -326,16 +330,12 @@ async fn forged_tokens_are_refused_and_create_nothing() {
     );
     idp.refuse(None);
     idp.sign_in_as(json!({"sub": "u-1", "email": "eve@example.com", "email_verified": false}));
-    let back = sign_in(&dir.app, &format!("organization={}", dir.org)).await;
+    let back = sign_in_to_org(&dir).await;
     assert_eq!(back["error"], "access_denied");
 
     assert!(members_by_email(&dir, &dir.org).await.is_empty());
-    let (_, audit) = dir
-        .admin(
-            "GET",
-            "/audit-log?action=sso.sign_in.refused&limit=100",
-            None,
-        )
+    let audit = dir
+        .get("/audit-log?action=sso.sign_in.refused&limit=100")
         .await;
     assert_eq!(
         audit["data"].as_array().unwrap().len(),
@@ -345,7 +345,7 @@ async fn forged_tokens_are_refused_and_create_nothing() {
 
     // An honest sign-in still works after all that.
     idp.sign_in_as(json!({"sub": "u-2", "email": "honest@example.com"}));
-    let back = sign_in(&dir.app, &format!("organization={}", dir.org)).await;
+    let back = sign_in_to_org(&dir).await;
     assert!(back.contains_key("code"), "{back:?}");
     dir.app.finish().await;
 }
@@ -409,19 +409,19 @@ async fn a_key_rotation_at_the_idp_needs_no_restart() {
     let idp = TestIdp::start();
     let dir = tenant_with_sso(&idp).await;
     set_mode(&dir, "jit").await;
-    let back = sign_in(&dir.app, &format!("organization={}", dir.org)).await;
+    let back = sign_in_to_org(&dir).await;
     assert!(back.contains_key("code"), "{back:?}");
     let fetches = idp.jwks_fetches();
 
     idp.rotate_key();
-    let back = sign_in(&dir.app, &format!("organization={}", dir.org)).await;
+    let back = sign_in_to_org(&dir).await;
     assert!(back.contains_key("code"), "{back:?}");
     assert_eq!(
         idp.jwks_fetches(),
         fetches + 1,
         "the new key was fetched once"
     );
-    let back = sign_in(&dir.app, &format!("organization={}", dir.org)).await;
+    let back = sign_in_to_org(&dir).await;
     assert!(back.contains_key("code"), "{back:?}");
     assert_eq!(
         idp.jwks_fetches(),
@@ -486,7 +486,7 @@ async fn settings_are_checked_never_show_the_secret_and_stay_in_their_tenant() {
         .await;
     assert_eq!(status, 200, "{kept}");
     set_mode(&dir, "jit").await;
-    let back = sign_in(&dir.app, &format!("organization={}", dir.org)).await;
+    let back = sign_in_to_org(&dir).await;
     assert!(
         back.contains_key("code"),
         "the kept secret still works: {back:?}"
@@ -503,7 +503,7 @@ async fn settings_are_checked_never_show_the_secret_and_stay_in_their_tenant() {
     assert_eq!(status, 404);
     let (status, _) = dir.app.call("DELETE", &url, Some(&outsider), None).await;
     assert_eq!(status, 404);
-    let back = sign_in(&dir.app, &format!("organization={}", dir.org)).await;
+    let back = sign_in_to_org(&dir).await;
     let (status, refused) = dir
         .app
         .call(
@@ -519,7 +519,7 @@ async fn settings_are_checked_never_show_the_secret_and_stay_in_their_tenant() {
     assert_eq!(status, 204);
     let (status, _) = dir.admin("GET", &path, None).await;
     assert_eq!(status, 404);
-    let back = sign_in(&dir.app, &format!("organization={}", dir.org)).await;
+    let back = sign_in_to_org(&dir).await;
     assert_eq!(back["error"], "invalid_request", "{back:?}");
     dir.app.finish().await;
 }
@@ -569,6 +569,14 @@ async fn one_address_gets_a_budget_of_sign_in_requests() {
     }
     assert!(callback_limited, "callbacks share the address's budget");
     app.finish().await;
+}
+
+/// The connection's SAML service provider metadata, as an IdP fetches it.
+async fn sp_metadata(
+    dir: &Directory,
+) -> actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody> {
+    let path = format!("/sso/saml/{}/metadata", dir.conn);
+    dir.app.send(request("GET", &path, None, None)).await
 }
 
 async fn configure_saml(dir: &Directory, body: Value) -> (u16, Value) {
@@ -640,15 +648,7 @@ async fn saml_signs_a_jit_user_in_from_the_idps_metadata() {
     );
     assert_eq!(shown["allow_idp_initiated"], false);
 
-    let metadata = dir
-        .app
-        .send(request(
-            "GET",
-            &format!("/sso/saml/{}/metadata", dir.conn),
-            None,
-            None,
-        ))
-        .await;
+    let metadata = sp_metadata(&dir).await;
     assert_eq!(metadata.status().as_u16(), 200);
     let xml = String::from_utf8(test::read_body(metadata).await.to_vec()).unwrap();
     assert!(
@@ -658,14 +658,7 @@ async fn saml_signs_a_jit_user_in_from_the_idps_metadata() {
     assert!(xml.contains(&format!("Location=\"{base}/acs\"")), "{xml}");
 
     set_mode(&dir, "jit").await;
-    let (status, _) = dir
-        .admin(
-            "PUT",
-            &format!("/connections/{}/attributes", dir.conn),
-            Some(json!({"attributes": [{"key": "department", "sso_claim": "department"}]})),
-        )
-        .await;
-    assert_eq!(status, 200);
+    map_department_from(&dir, "department").await;
     let back = saml_sign_in(
         &dir,
         &idp,
@@ -824,15 +817,7 @@ async fn saml_settings_are_checked() {
             "{body}: {problem}"
         );
     }
-    let missing = dir
-        .app
-        .send(request(
-            "GET",
-            &format!("/sso/saml/{}/metadata", dir.conn),
-            None,
-            None,
-        ))
-        .await;
+    let missing = sp_metadata(&dir).await;
     assert_eq!(
         missing.status().as_u16(),
         404,
@@ -881,7 +866,7 @@ async fn jit_members_get_the_orgs_default_role_never_owner() {
     assert_eq!(set["effective_role"], "auditor");
 
     idp.sign_in_as(json!({"sub": "u-9", "email": "new@example.com"}));
-    let back = sign_in(&dir.app, &format!("organization={}", dir.org)).await;
+    let back = sign_in_to_org(&dir).await;
     let (status, signed_in) = redeem(&dir.app, &back["code"]).await;
     assert_eq!(status, 200, "{signed_in}");
     assert_eq!(signed_in["member"]["role"], "auditor");

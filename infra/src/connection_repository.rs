@@ -248,46 +248,30 @@ impl ConnectionRepository for SqlConnectionRepository {
     }
 
     async fn drawing_connection(&self, org: OrgId) -> Result<Option<ConnectionId>> {
-        #[derive(FromQueryResult)]
-        struct Row {
-            id: Uuid,
-        }
-        let row = Row::find_by_statement(self.db.stmt(
+        let id = self.db.value(
             "SELECT c.id FROM org_closure oc JOIN enterprise_connections c ON c.org_id = oc.ancestor_id \
              WHERE oc.descendant_id = $1 AND c.directory_sync_enabled ORDER BY oc.depth, c.id LIMIT 1",
             vec![org.0.into()],
-        ))
-        .one(self.db.connection())
-        .await
-        .map_err(db_err)?;
-        Ok(row.map(|r| ConnectionId(r.id)))
+        )
+        .await?;
+        Ok(id.map(ConnectionId))
     }
 
     async fn lagging(&self) -> Result<Vec<ConnectionId>> {
-        #[derive(FromQueryResult)]
-        struct Row {
-            id: Uuid,
-        }
-        let rows = Row::find_by_statement(self.db.stmt(
+        let ids: Vec<Uuid> = self.db.column(
             "SELECT c.id FROM enterprise_connections c WHERE c.directory_sync_enabled AND ( \
                EXISTS (SELECT 1 FROM directory_events e WHERE e.connection_id = c.id AND e.seq IS NULL) \
                OR EXISTS (SELECT 1 FROM org_directory_cursors oc WHERE oc.connection_id = c.id AND oc.applied_seq < c.event_seq))",
             vec![],
-        ))
-        .all(self.db.connection())
-        .await
-        .map_err(db_err)?;
-        Ok(rows.into_iter().map(|r| ConnectionId(r.id)).collect())
+        )
+        .await?;
+        Ok(ids.into_iter().map(ConnectionId).collect())
     }
 
     async fn orgs_drawing_on(&self, id: ConnectionId) -> Result<Vec<OrgId>> {
-        #[derive(FromQueryResult)]
-        struct Row {
-            id: Uuid,
-        }
         // Orgs in SCIM mode under the connection's org for which no nearer
         // (or, at equal depth, earlier) connection with directory sync on exists.
-        let rows = Row::find_by_statement(self.db.stmt(
+        let ids: Vec<Uuid> = self.db.column(
             "SELECT o.id FROM enterprise_connections c \
              JOIN org_closure oc ON oc.ancestor_id = c.org_id \
              JOIN organizations o ON o.id = oc.descendant_id \
@@ -297,11 +281,9 @@ impl ConnectionRepository for SqlConnectionRepository {
                WHERE oc2.descendant_id = o.id AND (oc2.depth < oc.depth OR (oc2.depth = oc.depth AND c2.id < c.id))) \
              ORDER BY o.id",
             vec![id.0.into()],
-        ))
-        .all(self.db.connection())
-        .await
-        .map_err(db_err)?;
-        Ok(rows.into_iter().map(|r| OrgId(r.id)).collect())
+        )
+        .await?;
+        Ok(ids.into_iter().map(OrgId).collect())
     }
 
     async fn source_shifts(

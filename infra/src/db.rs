@@ -8,7 +8,7 @@ use orgsync_domain::Error;
 use orgsync_migrations::{Migrator, MigratorTrait};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, FromQueryResult, SqlErr,
-    Statement,
+    Statement, TryGetable,
 };
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -138,6 +138,32 @@ impl Database {
     /// `sql` with its `$n` placeholders bound to `values`, for this engine.
     pub(crate) fn stmt(&self, sql: &str, values: Vec<sea_orm::Value>) -> Statement {
         Statement::from_sql_and_values(self.backend(), sql, values)
+    }
+
+    /// The one column each row of `sql` selects.
+    pub(crate) async fn column<T: TryGetable>(
+        &self,
+        sql: &str,
+        values: Vec<sea_orm::Value>,
+    ) -> orgsync_domain::Result<Vec<T>> {
+        let statement = self.stmt(sql, values);
+        let rows = self.conn.query_all(statement).await.map_err(db_err)?;
+        rows.iter()
+            .map(|row| row.try_get_by_index(0).map_err(db_err))
+            .collect()
+    }
+
+    /// The one column of the row `sql` selects, if it selects one.
+    pub(crate) async fn value<T: TryGetable>(
+        &self,
+        sql: &str,
+        values: Vec<sea_orm::Value>,
+    ) -> orgsync_domain::Result<Option<T>> {
+        match self.conn.query_one(self.stmt(sql, values)).await {
+            Ok(Some(row)) => row.try_get_by_index(0).map(Some).map_err(db_err),
+            Ok(None) => Ok(None),
+            Err(e) => Err(db_err(e)),
+        }
     }
 
     /// Sync jobs by state (for metrics).

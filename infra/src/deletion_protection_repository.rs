@@ -4,7 +4,7 @@ use orgsync_domain::org::OrgId;
 use orgsync_domain::ports::DeletionProtection;
 use orgsync_domain::sync::{DeletionThreshold, HeldRemovals};
 use orgsync_domain::{Error, Result};
-use sea_orm::{ConnectionTrait, FromQueryResult};
+use sea_orm::ConnectionTrait;
 use time::OffsetDateTime;
 
 use crate::db::db_err;
@@ -23,20 +23,11 @@ impl SqlDeletionProtection {
 #[async_trait::async_trait]
 impl DeletionProtection for SqlDeletionProtection {
     async fn threshold(&self, org: OrgId) -> Result<DeletionThreshold> {
-        #[derive(FromQueryResult)]
-        struct Row {
-            max_removals: i32,
-        }
-        let row = Row::find_by_statement(self.db.stmt(
-            "SELECT max_removals FROM org_deletion_protection WHERE org_id = $1",
-            vec![org.0.into()],
-        ))
-        .one(self.db.connection())
-        .await
-        .map_err(db_err)?;
+        let sql = "SELECT max_removals FROM org_deletion_protection WHERE org_id = $1";
+        let max_removals: Option<i32> = self.db.value(sql, vec![org.0.into()]).await?;
         Ok(
-            row.map_or_else(DeletionThreshold::default, |r| DeletionThreshold {
-                max_removals: u32::try_from(r.max_removals).unwrap_or(0),
+            max_removals.map_or_else(DeletionThreshold::default, |max| DeletionThreshold {
+                max_removals: u32::try_from(max).unwrap_or(0),
             }),
         )
     }
@@ -61,19 +52,10 @@ impl DeletionProtection for SqlDeletionProtection {
     }
 
     async fn held(&self, org: OrgId) -> Result<Option<HeldRemovals>> {
-        #[derive(FromQueryResult)]
-        struct Row {
-            plan: String,
-        }
-        let row = Row::find_by_statement(self.db.stmt(
-            "SELECT plan FROM held_removals WHERE org_id = $1",
-            vec![org.0.into()],
-        ))
-        .one(self.db.connection())
-        .await
-        .map_err(db_err)?;
-        row.map(|r| {
-            serde_json::from_str(&r.plan).map_err(|e| {
+        let sql = "SELECT plan FROM held_removals WHERE org_id = $1";
+        let plan: Option<String> = self.db.value(sql, vec![org.0.into()]).await?;
+        plan.map(|plan| {
+            serde_json::from_str(&plan).map_err(|e| {
                 Error::Internal(anyhow::anyhow!("org {org}: corrupt held removals: {e}"))
             })
         })

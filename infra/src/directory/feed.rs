@@ -9,7 +9,6 @@ use orgsync_domain::membership::DirectoryUser;
 use orgsync_domain::ports::{ChangeFeed, SnapshotScope, UserPages};
 use orgsync_domain::Result;
 use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult};
-use uuid::Uuid;
 
 use super::events::sequence_events;
 use super::SqlDirectoryRepository;
@@ -23,18 +22,9 @@ mod snapshot;
 impl ChangeFeed for SqlDirectoryRepository {
     async fn latest_seq(&self, conn: ConnectionId) -> Result<i64> {
         sequence_events(self.db.connection(), conn).await?;
-        #[derive(FromQueryResult)]
-        struct Row {
-            event_seq: i64,
-        }
-        let row = Row::find_by_statement(self.db.stmt(
-            "SELECT event_seq FROM enterprise_connections WHERE id = $1",
-            vec![conn.0.into()],
-        ))
-        .one(self.db.connection())
-        .await
-        .map_err(db_err)?;
-        Ok(row.map_or(0, |r| r.event_seq))
+        let sql = "SELECT event_seq FROM enterprise_connections WHERE id = $1";
+        let seq: Option<i64> = self.db.value(sql, vec![conn.0.into()]).await?;
+        Ok(seq.unwrap_or(0))
     }
 
     async fn events(&self, conn: ConnectionId, after: i64, limit: u64) -> Result<Vec<ChangeEvent>> {
@@ -113,10 +103,6 @@ impl ChangeFeed for SqlDirectoryRepository {
             // hold most of the directory, filtering costs more than it saves.
             return Ok(None);
         }
-        #[derive(FromQueryResult)]
-        struct Row {
-            id: Uuid,
-        }
         let mut sql = Sql::default();
         let conn_param = sql.bind(conn.0);
         let org_param = sql.bind(org.0);
@@ -131,7 +117,9 @@ impl ChangeFeed for SqlDirectoryRepository {
             )
         };
         // Member values that are not user ids (nested groups) are no candidates.
-        let rows = Row::find_by_statement(self.db.stmt(
+        let ids = self
+            .db
+            .column(
             &format!(
                 "WITH candidates AS ({in_groups}SELECT directory_user_id::text AS v FROM members \
                  WHERE org_id = {org_param} AND directory_user_id IS NOT NULL) \
@@ -141,11 +129,9 @@ impl ChangeFeed for SqlDirectoryRepository {
                  ORDER BY id"
             ),
             sql.values,
-        ))
-        .all(self.db.connection())
-        .await
-        .map_err(db_err)?;
-        Ok(Some(rows.into_iter().map(|r| r.id).collect()))
+        )
+        .await?;
+        Ok(Some(ids))
     }
 
     async fn snapshot_users(
@@ -228,26 +214,22 @@ impl SqlDirectoryRepository {
         conn: ConnectionId,
         ids: &[ResourceId],
     ) -> Result<Vec<ResourceId>> {
-        #[derive(FromQueryResult)]
-        struct Row {
-            id: Uuid,
-        }
         let mut out = Vec::new();
         for chunk in ids.chunks(LOOKUP_CHUNK) {
             let mut sql = Sql::default();
             let conn_param = sql.bind(conn.0);
             let list: Vec<String> = chunk.iter().map(|g| sql.bind(*g)).collect();
-            let rows = Row::find_by_statement(self.db.stmt(
-                &format!(
-                    "SELECT id FROM {table} WHERE connection_id = {conn_param} AND id IN ({})",
-                    list.join(", ")
-                ),
-                sql.values,
-            ))
-            .all(self.db.connection())
-            .await
-            .map_err(db_err)?;
-            out.extend(rows.into_iter().map(|r| r.id));
+            let found: Vec<ResourceId> = self
+                .db
+                .column(
+                    &format!(
+                        "SELECT id FROM {table} WHERE connection_id = {conn_param} AND id IN ({})",
+                        list.join(", ")
+                    ),
+                    sql.values,
+                )
+                .await?;
+            out.extend(found);
         }
         Ok(out)
     }

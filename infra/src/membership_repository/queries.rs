@@ -16,17 +16,9 @@ use crate::db::{db_err, qualified};
 use crate::filter_sql::Sql;
 
 pub(super) async fn count(repo: &SqlMembershipRepository, org: OrgId) -> Result<u64> {
-    #[derive(FromQueryResult)]
-    struct Row {
-        members: i64,
-    }
-    let row = repo
-        .fetch_one::<Row>(
-            "SELECT COUNT(*) AS members FROM members WHERE org_id = $1",
-            vec![org.0.into()],
-        )
-        .await?;
-    Ok(row.map_or(0, |r| u64::try_from(r.members).unwrap_or(0)))
+    let sql = "SELECT COUNT(*) FROM members WHERE org_id = $1";
+    let members: Option<i64> = repo.db.value(sql, vec![org.0.into()]).await?;
+    Ok(members.map_or(0, |n| u64::try_from(n).unwrap_or(0)))
 }
 
 pub(super) async fn all(repo: &SqlMembershipRepository, org: OrgId) -> Result<Vec<Member>> {

@@ -104,20 +104,13 @@ pub(super) async fn seat_tiers(
     repo: &SqlMembershipRepository,
     org: OrgId,
 ) -> Result<Vec<SeatTier>> {
-    #[derive(FromQueryResult)]
-    struct Row {
-        name: String,
-    }
-    let rows = repo
-        .fetch_all::<Row>(
-            "SELECT name FROM org_seat_tiers WHERE org_id = $1 ORDER BY position",
-            vec![org.0.into()],
-        )
-        .await?;
-    rows.into_iter()
-        .map(|r| {
-            SeatTier::parse(&r.name)
-                .map_err(|_| Error::Internal(anyhow::anyhow!("corrupt seat tier {}", r.name)))
+    let sql = "SELECT name FROM org_seat_tiers WHERE org_id = $1 ORDER BY position";
+    let names: Vec<String> = repo.db.column(sql, vec![org.0.into()]).await?;
+    names
+        .into_iter()
+        .map(|name| {
+            SeatTier::parse(&name)
+                .map_err(|_| Error::Internal(anyhow::anyhow!("corrupt seat tier {name}")))
         })
         .collect()
 }
@@ -144,19 +137,11 @@ pub(super) async fn attributes(
     repo: &SqlMembershipRepository,
     conn: ConnectionId,
 ) -> Result<Vec<AttributeDefinition>> {
-    #[derive(FromQueryResult)]
-    struct Row {
-        definitions: String,
-    }
-    let row = repo
-        .fetch_one::<Row>(
-            "SELECT definitions FROM connection_attributes WHERE connection_id = $1",
-            vec![conn.0.into()],
-        )
-        .await?;
-    match row {
+    let sql = "SELECT definitions FROM connection_attributes WHERE connection_id = $1";
+    let definitions: Option<String> = repo.db.value(sql, vec![conn.0.into()]).await?;
+    match definitions {
         None => Ok(Vec::new()),
-        Some(row) => serde_json::from_str(&row.definitions).map_err(|e| {
+        Some(definitions) => serde_json::from_str(&definitions).map_err(|e| {
             Error::Internal(anyhow::anyhow!(
                 "connection {conn}: corrupt attribute definitions: {e}"
             ))
@@ -184,17 +169,9 @@ pub(super) async fn cursor(
     org: OrgId,
     conn: ConnectionId,
 ) -> Result<Option<i64>> {
-    #[derive(FromQueryResult)]
-    struct Row {
-        applied_seq: i64,
-    }
-    let row = repo
-        .fetch_one::<Row>(
-            "SELECT applied_seq FROM org_directory_cursors WHERE org_id = $1 AND connection_id = $2",
-            vec![org.0.into(), conn.0.into()],
-        )
-        .await?;
-    Ok(row.map(|r| r.applied_seq))
+    let sql =
+        "SELECT applied_seq FROM org_directory_cursors WHERE org_id = $1 AND connection_id = $2";
+    repo.db.value(sql, vec![org.0.into(), conn.0.into()]).await
 }
 
 pub(super) async fn set_cursor(
@@ -260,17 +237,9 @@ pub(super) async fn jit_default_role(
     repo: &SqlMembershipRepository,
     org: OrgId,
 ) -> Result<Option<Role>> {
-    #[derive(FromQueryResult)]
-    struct Row {
-        jit_default_role: Option<String>,
-    }
-    let row = repo
-        .fetch_one::<Row>(
-            "SELECT jit_default_role FROM organizations WHERE id = $1",
-            vec![org.0.into()],
-        )
-        .await?;
-    row.and_then(|r| r.jit_default_role)
+    let sql = "SELECT jit_default_role FROM organizations WHERE id = $1";
+    let role: Option<Option<String>> = repo.db.value(sql, vec![org.0.into()]).await?;
+    role.flatten()
         .map(|name| {
             Role::parse(&name)
                 .map_err(|_| Error::Internal(anyhow::anyhow!("corrupt JIT default role {name}")))

@@ -109,13 +109,5 @@ pub(super) async fn retry_failed(
 
 /// The job ids a statement returns (a query, or an UPDATE ... RETURNING id).
 async fn job_ids(repo: &SqlSyncRunRepository, sql: &str, values: Vec<Value>) -> Result<Vec<Uuid>> {
-    #[derive(FromQueryResult)]
-    struct Row {
-        id: Uuid,
-    }
-    let rows = Row::find_by_statement(repo.db.stmt(sql, values))
-        .all(repo.db.connection())
-        .await
-        .map_err(db_err)?;
-    Ok(rows.into_iter().map(|r| r.id).collect())
+    repo.db.column(sql, values).await
 }

@@ -157,24 +157,21 @@ impl Deliverer {
 
     /// Takes the endpoint if it is free or merely queued; answers its URL.
     async fn claim(&self, endpoint: WebhookId) -> Result<Option<String>> {
-        #[derive(FromQueryResult)]
-        struct Row {
-            url: String,
-        }
         let now = OffsetDateTime::now_utc();
-        let row = Row::find_by_statement(self.db.stmt("UPDATE webhook_endpoints SET lease_holder = $1, lease_until = $2 \
-             WHERE id = $3 AND enabled AND (lease_until IS NULL OR lease_until < $4 OR lease_holder = $5) \
-             RETURNING url", vec![
-                self.holder.clone().into(),
-                (now + self.lease).into(),
-                endpoint.0.into(),
-                now.into(),
-                QUEUED.into(),
-            ]))
-        .one(self.db.connection())
-        .await
-        .map_err(db_err)?;
-        Ok(row.map(|r| r.url))
+        self.db
+            .value(
+                "UPDATE webhook_endpoints SET lease_holder = $1, lease_until = $2 \
+                 WHERE id = $3 AND enabled AND (lease_until IS NULL OR lease_until < $4 OR lease_holder = $5) \
+                 RETURNING url",
+                vec![
+                    self.holder.clone().into(),
+                    (now + self.lease).into(),
+                    endpoint.0.into(),
+                    now.into(),
+                    QUEUED.into(),
+                ],
+            )
+            .await
     }
 
     async fn renew(&self, endpoint: WebhookId) -> Result<bool> {

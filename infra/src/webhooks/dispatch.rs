@@ -198,23 +198,19 @@ impl EventDispatcher {
     /// Reserves endpoints with a due delivery and no deliverer, for the
     /// queue; answers them.
     async fn reserve_due(&self) -> Result<Vec<WebhookId>> {
-        #[derive(FromQueryResult)]
-        struct Row {
-            id: Uuid,
-        }
         let now = OffsetDateTime::now_utc();
-        let rows = Row::find_by_statement(self.db.stmt(
-            "UPDATE webhook_endpoints SET lease_holder = $1, lease_until = $2 \
+        let ids: Vec<Uuid> = self
+            .db
+            .column(
+                "UPDATE webhook_endpoints SET lease_holder = $1, lease_until = $2 \
              WHERE enabled AND (lease_until IS NULL OR lease_until < $3) \
              AND id IN (SELECT DISTINCT endpoint_id FROM webhook_deliveries \
                         WHERE status = 'pending' AND next_attempt_at <= $3 LIMIT 500) \
              RETURNING id",
-            vec![QUEUED.into(), (now + self.reservation).into(), now.into()],
-        ))
-        .all(self.db.connection())
-        .await
-        .map_err(db_err)?;
-        Ok(rows.into_iter().map(|r| WebhookId(r.id)).collect())
+                vec![QUEUED.into(), (now + self.reservation).into(), now.into()],
+            )
+            .await?;
+        Ok(ids.into_iter().map(WebhookId).collect())
     }
 }
 

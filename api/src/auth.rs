@@ -92,29 +92,25 @@ trait JwtKey: Sized {
     fn from_ed_pem(pem: &[u8]) -> jsonwebtoken::errors::Result<Self>;
 }
 
-impl JwtKey for DecodingKey {
-    fn from_secret(secret: &[u8]) -> Self {
-        Self::from_secret(secret)
-    }
-    fn from_rsa_pem(pem: &[u8]) -> jsonwebtoken::errors::Result<Self> {
-        Self::from_rsa_pem(pem)
-    }
-    fn from_ed_pem(pem: &[u8]) -> jsonwebtoken::errors::Result<Self> {
-        Self::from_ed_pem(pem)
-    }
+/// Both key types have these constructors, but as inherent methods only.
+macro_rules! jwt_key {
+    ($key:ty) => {
+        impl JwtKey for $key {
+            fn from_secret(secret: &[u8]) -> Self {
+                Self::from_secret(secret)
+            }
+            fn from_rsa_pem(pem: &[u8]) -> jsonwebtoken::errors::Result<Self> {
+                Self::from_rsa_pem(pem)
+            }
+            fn from_ed_pem(pem: &[u8]) -> jsonwebtoken::errors::Result<Self> {
+                Self::from_ed_pem(pem)
+            }
+        }
+    };
 }
 
-impl JwtKey for EncodingKey {
-    fn from_secret(secret: &[u8]) -> Self {
-        Self::from_secret(secret)
-    }
-    fn from_rsa_pem(pem: &[u8]) -> jsonwebtoken::errors::Result<Self> {
-        Self::from_rsa_pem(pem)
-    }
-    fn from_ed_pem(pem: &[u8]) -> jsonwebtoken::errors::Result<Self> {
-        Self::from_ed_pem(pem)
-    }
-}
+jwt_key!(DecodingKey);
+jwt_key!(EncodingKey);
 
 /// Which of the configured PEM keys a signer or verifier reads.
 #[derive(Clone, Copy)]
@@ -183,9 +179,7 @@ impl Verifier {
     /// # Errors
     /// When the configured key cannot be read or parsed.
     pub fn new(settings: &AuthSettings, hs256_secret: Option<&[u8]>) -> Result<Self, KeyError> {
-        let alg = algorithm(settings.jwt_algorithm);
-        let key = configured_key(settings, hs256_secret, PemKey::Public)?;
-        let mut validation = Validation::new(alg);
+        let mut validation = Validation::new(algorithm(settings.jwt_algorithm));
         validation.set_required_spec_claims(&["exp", "sub"]);
         validation.leeway = 30;
         match &settings.issuer {
@@ -196,7 +190,10 @@ impl Verifier {
             Some(aud) => validation.set_audience(&[aud]),
             None => validation.validate_aud = false,
         }
-        Ok(Self { key, validation })
+        Ok(Self {
+            key: configured_key(settings, hs256_secret, PemKey::Public)?,
+            validation,
+        })
     }
 
     /// # Errors
@@ -222,11 +219,9 @@ impl Minter {
     /// # Errors
     /// When no signing key is configured or it cannot be parsed.
     pub fn new(settings: &AuthSettings, hs256_secret: Option<&[u8]>) -> Result<Self, KeyError> {
-        let alg = algorithm(settings.jwt_algorithm);
-        let key = configured_key(settings, hs256_secret, PemKey::Private)?;
         Ok(Self {
-            key,
-            header: Header::new(alg),
+            key: configured_key(settings, hs256_secret, PemKey::Private)?,
+            header: Header::new(algorithm(settings.jwt_algorithm)),
             settings: settings.clone(),
         })
     }

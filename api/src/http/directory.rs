@@ -77,25 +77,24 @@ async fn connection_status(
     Ok(HttpResponse::Ok().json(json!({ "orgs": orgs })))
 }
 
-#[derive(Debug)]
-struct Window {
+/// The SCIM query of a window of users or groups: at most 500 from
+/// `start_index` (1-based), those matching every one of `parts`.
+fn window_query(
     start_index: Option<u64>,
     count: Option<u64>,
-}
-
-impl Window {
-    fn query(&self, filter: Option<Filter>, sort: SortKey) -> Result<ScimQuery, ApiError> {
-        let count = self.count.unwrap_or(50);
-        if count > 500 {
-            return Err(Error::invalid("count", "must be at most 500").into());
-        }
-        Ok(ScimQuery {
-            filter,
-            sort: Some((sort, true)),
-            start_index: self.start_index.unwrap_or(1).max(1),
-            count,
-        })
+    parts: Vec<String>,
+    sort: SortKey,
+) -> Result<ScimQuery, ApiError> {
+    let count = count.unwrap_or(50);
+    if count > 500 {
+        return Err(Error::invalid("count", "must be at most 500").into());
     }
+    Ok(ScimQuery {
+        filter: all_of(parts)?,
+        sort: Some((sort, true)),
+        start_index: start_index.unwrap_or(1).max(1),
+        count,
+    })
 }
 
 /// `a and b and ...` of the given SCIM comparisons (values JSON-escaped).
@@ -117,7 +116,7 @@ struct UsersQuery {
     active: Option<bool>,
     email_contains: Option<String>,
     user_name: Option<String>,
-    // Not a flattened Window: flattening makes the query parser see numbers as strings.
+    // Not a flattened struct: flattening makes the query parser see numbers as strings.
     start_index: Option<u64>,
     count: Option<u64>,
 }
@@ -152,11 +151,7 @@ async fn users(
     if let Some(name) = &query.user_name {
         parts.push(format!("userName eq {}", quoted(name)));
     }
-    let scim = Window {
-        start_index: query.start_index,
-        count: query.count,
-    }
-    .query(all_of(parts)?, SortKey::UserName)?;
+    let scim = window_query(query.start_index, query.count, parts, SortKey::UserName)?;
     let listed = state
         .sync
         .directory_users(&caller, org, conn, &scim)
@@ -226,11 +221,7 @@ async fn groups(
         .iter()
         .map(|name| format!("displayName eq {}", quoted(name)))
         .collect();
-    let scim = Window {
-        start_index: query.start_index,
-        count: query.count,
-    }
-    .query(all_of(parts)?, SortKey::DisplayName)?;
+    let scim = window_query(query.start_index, query.count, parts, SortKey::DisplayName)?;
     let listed = state
         .sync
         .directory_groups(&caller, org, conn, &scim)

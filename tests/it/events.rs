@@ -165,6 +165,11 @@ async fn hooked_directory(events: Value) -> (Directory, Receiver) {
     (dir, receiver)
 }
 
+/// A member `email` with the `user` role, as an admin adds it.
+fn user_member(email: &str) -> Value {
+    json!({"email": email, "role": "user"})
+}
+
 fn types(received: &[Received]) -> Vec<String> {
     received
         .iter()
@@ -208,11 +213,9 @@ async fn member_changes_arrive_signed_in_order_and_the_events_api_pages_them() {
     let (app, org, receiver, _hook) = hooked_tenant(Behaviour::Accept, json!([])).await;
 
     let (status, member) = app
-        .admin(
-            "POST",
+        .add_member(
             &org,
-            "/members",
-            Some(json!({"email": "ada@example.com", "role": "user", "name": "Ada"})),
+            json!({"email": "ada@example.com", "role": "user", "name": "Ada"}),
         )
         .await;
     assert_eq!(status, 201, "{member}");
@@ -341,12 +344,7 @@ async fn a_receiver_failing_three_times_gets_each_event_once_and_in_order() {
         hooked_tenant(Behaviour::FailFirst(3), json!(["member.created"])).await;
     for i in 0..5 {
         let (status, body) = app
-            .admin(
-                "POST",
-                &org,
-                "/members",
-                Some(json!({"email": format!("u{i}@example.com"), "role": "user"})),
-            )
+            .add_member(&org, user_member(&format!("u{i}@example.com")))
             .await;
         assert_eq!(status, 201, "{body}");
     }
@@ -404,14 +402,7 @@ async fn a_member_for_a_receiver_that_is_down() -> (TestApp, String, Receiver, S
     let org = create_root(&app, "Acme", "acme").await;
     let receiver = Receiver::start(Behaviour::Down);
     let hook = subscribe(&app, &org, &receiver, json!(["member.created"])).await;
-    let (status, _) = app
-        .admin(
-            "POST",
-            &org,
-            "/members",
-            Some(json!({"email": "ada@example.com", "role": "user"})),
-        )
-        .await;
+    let (status, _) = app.add_member(&org, user_member("ada@example.com")).await;
     assert_eq!(status, 201);
     (app, org, receiver, hook)
 }
@@ -526,13 +517,8 @@ async fn events_made_while_workers_and_the_queue_were_gone_arrive_later() {
     let receiver = Receiver::start(Behaviour::Accept);
     subscribe(&app, &org, &receiver, json!(["member.created"])).await;
     for i in 0..3 {
-        app.admin(
-            "POST",
-            &org,
-            "/members",
-            Some(json!({"email": format!("u{i}@example.com"), "role": "user"})),
-        )
-        .await;
+        app.add_member(&org, user_member(&format!("u{i}@example.com")))
+            .await;
     }
     // A dispatcher hands the endpoint to the queue, then the queue loses
     // everything before any worker takes it.
@@ -700,7 +686,7 @@ async fn the_embedded_mode_records_and_delivers_events_on_sqlite() {
                 reqwest::Method::POST,
                 &format!("/api/v1/orgs/{org}/members"),
                 Some(&token),
-                Some(json!({"email": format!("u{i}@example.com"), "role": "user"})),
+                Some(user_member(&format!("u{i}@example.com"))),
             )
             .await;
         assert_eq!(status, 201, "{body}");
@@ -785,12 +771,7 @@ async fn a_subtree_reads_as_one_ordered_stream_and_a_child_cannot_read_up() {
     let child = child["id"].as_str().unwrap().to_owned();
     for (i, org) in [&root, &child, &root, &child].into_iter().enumerate() {
         let (status, body) = app
-            .admin(
-                "POST",
-                org,
-                "/members",
-                Some(json!({"email": format!("u{i}@example.com"), "role": "user"})),
-            )
+            .add_member(org, user_member(&format!("u{i}@example.com")))
             .await;
         assert_eq!(status, 201, "{body}");
     }
@@ -838,13 +819,7 @@ async fn a_subtree_reads_as_one_ordered_stream_and_a_child_cannot_read_up() {
 #[actix_web::test]
 async fn retention_forgets_old_events_and_finished_deliveries() {
     let (app, org, receiver, hook) = hooked_tenant(Behaviour::Accept, json!([])).await;
-    app.admin(
-        "POST",
-        &org,
-        "/members",
-        Some(json!({"email": "ada@example.com", "role": "user"})),
-    )
-    .await;
+    app.add_member(&org, user_member("ada@example.com")).await;
     receiver.wait_for(1).await;
     assert_eq!(read_all(&app, &org, "", 10).await.len(), 1);
     let log = orgsync_infra::SqlEventLog::new(app.runtime.db.clone());
@@ -891,7 +866,7 @@ async fn the_dispatcher_finds_each_tenant_with_waiting_events_once() {
         for (org, n) in [(&root, 3), (&child, 2)] {
             for m in 0..n {
                 let member = json!({"email": format!("m{m}@{org}.example.com")});
-                let (status, body) = app.admin("POST", org, "/members", Some(member)).await;
+                let (status, body) = app.add_member(org, member).await;
                 assert_eq!(status, 201, "{body}");
             }
         }
@@ -942,7 +917,7 @@ async fn a_deleted_orgs_events_stay_in_its_ancestors_subtree() {
     let child = child["id"].as_str().unwrap().to_owned();
     for org in [&root, &child] {
         let member = json!({"email": format!("ada@{org}.example.com")});
-        let (status, body) = app.admin("POST", org, "/members", Some(member)).await;
+        let (status, body) = app.add_member(org, member).await;
         assert_eq!(status, 201, "{body}");
     }
     let (status, preview) = app.admin("GET", &child, "/deletion-preview", None).await;

@@ -199,13 +199,8 @@ async fn an_unknown_member_type_is_refused_and_known_ones_are_normalised() {
 #[actix_web::test]
 async fn exported_cells_that_spreadsheets_would_run_are_defused() {
     let dir = Directory::new().await;
-    let (status, member) = dir
-        .admin(
-            "POST",
-            "/members",
-            Some(json!({"email": "eve@example.com", "name": "=HYPERLINK(\"http://x\",\"y\")"})),
-        )
-        .await;
+    let formula = json!({"email": "eve@example.com", "name": "=HYPERLINK(\"http://x\",\"y\")"});
+    let (status, member) = dir.add_member(formula).await;
     assert_eq!(status, 201, "{member}");
     let response = dir
         .app
@@ -246,13 +241,12 @@ async fn a_group_filter_reaches_only_the_orgs_own_directory() {
 async fn concurrent_adds_of_one_email_make_one_member() {
     let dir = Directory::new().await;
     let attempts = futures::future::join_all((0..8).map(|i| {
-        dir.admin(
-            "POST",
-            "/members",
-            Some(
-                json!({"email": if i % 2 == 0 { "Same@Example.com" } else { "same@example.com" }}),
-            ),
-        )
+        let email = if i % 2 == 0 {
+            "Same@Example.com"
+        } else {
+            "same@example.com"
+        };
+        dir.add_member(json!({ "email": email }))
     }))
     .await;
     let created = attempts.iter().filter(|(status, _)| *status == 201).count();

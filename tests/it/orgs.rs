@@ -237,10 +237,7 @@ async fn the_store_refuses_to_delete_an_org_that_still_has_members() {
     use orgsync_domain::ports::OrgRepository;
     let (app, root) = tenant("guarded").await;
     let member = json!({"email": "ada@example.com"});
-    assert_eq!(
-        app.admin("POST", &root, "/members", Some(member)).await.0,
-        201
-    );
+    assert_eq!(app.add_member(&root, member).await.0, 201);
     let repo = orgsync_infra::SqlOrgRepository::new(app.runtime.db.clone());
     let org = orgsync_domain::org::OrgId(root.parse().unwrap());
     let refused = repo

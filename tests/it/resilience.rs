@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use crate::fixtures::{
     admin, finished_run, member_count, run_now, scim_child, seed_users, set_deletion_threshold,
-    start_sync, switch_to_scim, wait_for_members,
+    set_provisioning, start_sync, switch_to_scim, wait_for_members,
 };
 use crate::json::{items, strings};
 use crate::scim::Directory;
@@ -635,13 +635,7 @@ async fn the_incremental_path_a_sync_job_and_an_admin_change_never_write_an_org_
     // Both wait out the same 10 s, side by side.
     let member_path = format!("/members/{member}");
     let ((status, refused), (edit_status, edit)) = futures::join!(
-        admin(
-            &dir,
-            "PUT",
-            &org,
-            "/provisioning",
-            Some(json!({"mode": "manual"})),
-        ),
+        set_provisioning(&dir, &org, "manual"),
         admin(
             &dir,
             "PATCH",

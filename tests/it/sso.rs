@@ -10,7 +10,7 @@ mod saml_idp;
 use actix_web::test;
 use serde_json::{json, Value};
 
-use crate::fixtures::{create_root, members_by_email};
+use crate::fixtures::{create_root, members_by_email, set_provisioning};
 use crate::json::strings;
 use crate::scim::Directory;
 use crate::support::{request, TestApp};
@@ -56,10 +56,14 @@ async fn map_department_from(dir: &Directory, claim: &str) {
 }
 
 async fn set_mode(dir: &Directory, mode: &str) {
-    let (status, body) = dir
-        .admin("PUT", "/provisioning", Some(json!({"mode": mode})))
-        .await;
+    let (status, body) = set_provisioning(dir, &dir.org, mode).await;
     assert_eq!(status, 200, "{body}");
+}
+
+/// Asks for `role` as the role JIT gives new members: the answer.
+async fn set_jit_default_role(dir: &Directory, role: &str) -> (u16, Value) {
+    let body = json!({"default_role": role});
+    dir.admin("PUT", "/provisioning/jit", Some(body)).await
 }
 
 /// Where a response redirects to.
@@ -838,13 +842,7 @@ async fn jit_members_get_the_orgs_default_role_never_owner() {
         json!({"default_role": null, "effective_role": "user"})
     );
     for (role, status) in [("owner", 422), ("auditor", 422), ("admin", 200)] {
-        let (got, body) = dir
-            .admin(
-                "PUT",
-                "/provisioning/jit",
-                Some(json!({"default_role": role})),
-            )
-            .await;
+        let (got, body) = set_jit_default_role(&dir, role).await;
         assert_eq!(got, status, "{role}: {body}");
     }
     let (status, _) = dir
@@ -855,13 +853,7 @@ async fn jit_members_get_the_orgs_default_role_never_owner() {
         )
         .await;
     assert_eq!(status, 200);
-    let (status, set) = dir
-        .admin(
-            "PUT",
-            "/provisioning/jit",
-            Some(json!({"default_role": "auditor"})),
-        )
-        .await;
+    let (status, set) = set_jit_default_role(&dir, "auditor").await;
     assert_eq!(status, 200, "{set}");
     assert_eq!(set["effective_role"], "auditor");
 

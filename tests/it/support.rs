@@ -236,6 +236,11 @@ impl TestApp {
             .await
     }
 
+    /// An admin adds `member` (`POST /members`) to `org`: the answer.
+    pub async fn add_member(&self, org: &str, member: Value) -> (u16, Value) {
+        self.admin("POST", org, "/members", Some(member)).await
+    }
+
     /// An admin API call on `org` (`/api/v1/orgs/{org}{rest}`) with `token`.
     pub async fn admin_as(
         &self,

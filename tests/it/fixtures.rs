@@ -48,7 +48,7 @@ impl Directory {
 
     /// An admin adds `member` (`POST /members`) to the directory's own org: the answer.
     pub(crate) async fn add_member(&self, member: Value) -> (u16, Value) {
-        self.admin("POST", "/members", Some(member)).await
+        self.app.add_member(&self.org, member).await
     }
 
     /// An admin renames the member `member` (`PATCH /members/{member}`): the answer.
@@ -67,6 +67,11 @@ impl Directory {
         self.scim("PATCH", path, Some(patch(ops))).await
     }
 
+    /// The IdP creates a user as `user` describes it (`POST /Users`): the answer.
+    pub(crate) async fn create_user(&self, user: Value) -> (u16, Value) {
+        self.scim("POST", "/Users", Some(user)).await
+    }
+
     /// The IdP (de)activates `user`, by PATCH.
     pub(crate) async fn set_active(&self, user: &str, active: bool) -> (u16, Value) {
         self.scim_patch(&format!("/Users/{user}"), replace("active", active))
@@ -83,6 +88,14 @@ impl Directory {
     pub(crate) async fn remove_from_group(&self, group: &str, user: &str) -> (u16, Value) {
         let ops = json!([{"op": "remove", "path": format!("members[value eq \"{user}\"]")}]);
         self.scim_patch(&format!("/Groups/{group}"), ops).await
+    }
+
+    /// A directory (as [`Directory::new`] makes it) holding users named
+    /// `user_names`: it, and the users' ids.
+    pub(crate) async fn with_users<const N: usize>(user_names: [&str; N]) -> (Self, [String; N]) {
+        let dir = Self::new().await;
+        let ids = dir.users_named(user_names).await;
+        (dir, ids)
     }
 
     /// Directory users named `user_names`, created in order: their ids.

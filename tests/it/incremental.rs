@@ -50,15 +50,13 @@ impl Directory {
 
 #[actix_web::test]
 async fn group_changes_replan_only_the_members_they_moved() {
-    let dir = Directory::new().await;
-    let [ann, ben, cid, bystander] = dir
-        .users_named([
-            "ann@example.com",
-            "ben@example.com",
-            "cid@example.com",
-            "dan@example.com",
-        ])
-        .await;
+    let (dir, [ann, ben, cid, bystander]) = Directory::with_users([
+        "ann@example.com",
+        "ben@example.com",
+        "cid@example.com",
+        "dan@example.com",
+    ])
+    .await;
     let admins = dir.group("Admins", &[&ann]).await;
     let staff = dir.group("Staff", &[&ann, &ben, &cid, &bystander]).await;
     let other = dir.group("Other", &[&ann]).await;

@@ -48,17 +48,13 @@ impl Directory {
 
     pub(crate) async fn user(&self, user_name: &str) -> String {
         let (status, user) = self
-            .scim(
-                "POST",
-                "/Users",
-                Some(json!({
-                    "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
-                    "userName": user_name, "externalId": format!("ext-{user_name}"),
-                    "name": {"givenName": "A", "familyName": "B"},
-                    "emails": [{"value": user_name, "type": "work", "primary": true}],
-                    "active": true
-                })),
-            )
+            .create_user(json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                "userName": user_name, "externalId": format!("ext-{user_name}"),
+                "name": {"givenName": "A", "familyName": "B"},
+                "emails": [{"value": user_name, "type": "work", "primary": true}],
+                "active": true
+            }))
             .await;
         assert_eq!(status, 201, "{user}");
         user["id"].as_str().unwrap().to_owned()
@@ -127,17 +123,10 @@ async fn tokens_reach_only_their_connection_and_stop_when_rotated_or_disabled() 
 
 #[actix_web::test]
 async fn users_are_unique_by_user_name_and_found_by_the_filters_idps_use() {
-    let dir = Directory::new().await;
-    let [alice, _] = dir
-        .users_named(["alice@example.com", "bob@example.com"])
-        .await;
+    let (dir, [alice, _]) = Directory::with_users(["alice@example.com", "bob@example.com"]).await;
 
     let (status, error) = dir
-        .scim(
-            "POST",
-            "/Users",
-            Some(json!({"userName": "ALICE@example.com"})),
-        )
+        .create_user(json!({"userName": "ALICE@example.com"}))
         .await;
     assert_eq!(status, 409, "{error}");
     assert_eq!(error["scimType"], "uniqueness");
@@ -402,10 +391,8 @@ async fn okta_deactivates_by_put_and_the_user_stays_as_inactive() {
 
 #[actix_web::test]
 async fn onelogin_and_jumpcloud_group_updates_apply_as_sent() {
-    let dir = Directory::new().await;
-    let [a, b, c] = dir
-        .users_named(["a@example.com", "b@example.com", "c@example.com"])
-        .await;
+    let (dir, [a, b, c]) =
+        Directory::with_users(["a@example.com", "b@example.com", "c@example.com"]).await;
     // JumpCloud: memberships sent only inside POST/PUT members.
     let (status, group) = dir
         .scim(
@@ -476,11 +463,7 @@ async fn oversized_bodies_and_floods_get_scim_errors_and_change_nothing() {
     )
     .await;
     let (status, error) = dir
-        .scim(
-            "POST",
-            "/Users",
-            Some(json!({"userName": "big@example.com", "title": "x".repeat(5000)})),
-        )
+        .create_user(json!({"userName": "big@example.com", "title": "x".repeat(5000)}))
         .await;
     assert_eq!(status, 413, "{error}");
     assert_eq!(error["status"], "413");

@@ -7,8 +7,8 @@ use sea_orm::ConnectionTrait;
 use serde_json::{json, Value};
 
 use crate::fixtures::{
-    admin, create_child, members, put_confirmed, seed_users, start_sync, switch_to_scim,
-    wait_for_run,
+    admin, create_child, members, preview_provisioning, put_confirmed, seed_users,
+    set_provisioning, start_sync, switch_to_scim, wait_for_run,
 };
 use crate::json::{items, strings};
 use crate::scim::Directory;
@@ -62,10 +62,7 @@ fn emails(members: &[Value]) -> Vec<String> {
 
 #[actix_web::test]
 async fn switching_to_scim_previews_removals_adopts_by_email_and_needs_confirmation() {
-    let dir = Directory::new().await;
-    let [alice, _] = dir
-        .users_named(["alice@example.com", "bob@example.com"])
-        .await;
+    let (dir, [alice, _]) = Directory::with_users(["alice@example.com", "bob@example.com"]).await;
     // Members added by hand while the org was manual: one the IdP knows, one it does not.
     let (_, kept) = dir
         .add_member(json!({"email": "Alice@Example.com", "role": "admin"}))
@@ -82,13 +79,7 @@ async fn switching_to_scim_previews_removals_adopts_by_email_and_needs_confirmat
     let created = dir.get("/audit-log?action=member.created").await;
     assert_eq!(created["data"].as_array().unwrap().len(), 2, "{created}");
 
-    let (status, preview) = dir
-        .admin(
-            "POST",
-            "/provisioning/preview",
-            Some(json!({"mode": "scim"})),
-        )
-        .await;
+    let (status, preview) = preview_provisioning(&dir, &dir.org, "scim").await;
     assert_eq!(status, 200);
     assert_eq!(preview["counts"]["adds"], 1, "{preview}");
     assert_eq!(preview["counts"]["removals"], 1);
@@ -102,9 +93,7 @@ async fn switching_to_scim_previews_removals_adopts_by_email_and_needs_confirmat
     );
 
     // Without the preview's confirmation nothing happens.
-    let (status, problem) = dir
-        .admin("PUT", "/provisioning", Some(json!({"mode": "scim"})))
-        .await;
+    let (status, problem) = set_provisioning(&dir, &dir.org, "scim").await;
     assert_eq!(status, 409, "{problem}");
     assert_eq!(
         problem["type"],
@@ -149,10 +138,8 @@ async fn switching_to_scim_previews_removals_adopts_by_email_and_needs_confirmat
 
 #[actix_web::test]
 async fn group_mappings_decide_roles_by_precedence_and_fall_back_when_a_group_is_left() {
-    let dir = Directory::new().await;
-    let [ann, ben, cid] = dir
-        .users_named(["ann@example.com", "ben@example.com", "cid@example.com"])
-        .await;
+    let (dir, [ann, ben, cid]) =
+        Directory::with_users(["ann@example.com", "ben@example.com", "cid@example.com"]).await;
     let admins = dir.group("Admins", &[&ann]).await;
     let staff = dir.group("Staff", &[&ann, &ben]).await;
     switch_to_scim(&dir, &dir.org).await;
@@ -231,10 +218,7 @@ async fn group_mappings_decide_roles_by_precedence_and_fall_back_when_a_group_is
 
 #[actix_web::test]
 async fn idp_changes_apply_in_place_and_deactivation_follows_the_org_policy() {
-    let dir = Directory::new().await;
-    let [eve, fay] = dir
-        .users_named(["eve@example.com", "fay@example.com"])
-        .await;
+    let (dir, [eve, fay]) = Directory::with_users(["eve@example.com", "fay@example.com"]).await;
     switch_to_scim(&dir, &dir.org).await;
     let before = dir.member_of(&eve).await.unwrap();
 
@@ -315,14 +299,10 @@ async fn synced_attributes_land_in_metadata_and_are_read_only_while_sync_is_on()
         .await;
     assert_eq!(status, 200);
     let (status, user) = dir
-        .scim(
-            "POST",
-            "/Users",
-            Some(json!({
+        .create_user(json!({
                 "userName": "gil@example.com",
                 "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"department": "Sales", "costCenter": "CC-7"}
-            })),
-        )
+            }))
         .await;
     assert_eq!(status, 201);
     let gil = user["id"].as_str().unwrap().to_owned();
@@ -393,8 +373,7 @@ async fn a_manual_sync_runs_on_the_worker_and_reports_what_it_did() {
 
 #[actix_web::test]
 async fn children_and_sandboxes_draw_on_the_parents_directory_with_their_own_mappings() {
-    let dir = Directory::new().await;
-    let [jo, kim] = dir.users_named(["jo@example.com", "kim@example.com"]).await;
+    let (dir, [jo, kim]) = Directory::with_users(["jo@example.com", "kim@example.com"]).await;
     let eng = dir.group("Engineering", &[&jo]).await;
     let token = dir.app.tokens.platform();
     let (_, sandbox) = create_child(
@@ -405,14 +384,7 @@ async fn children_and_sandboxes_draw_on_the_parents_directory_with_their_own_map
     )
     .await;
     let sandbox = sandbox["id"].as_str().unwrap();
-    let (status, _) = admin(
-        &dir,
-        "PUT",
-        sandbox,
-        "/provisioning",
-        Some(json!({"mode": "scim"})),
-    )
-    .await;
+    let (status, _) = set_provisioning(&dir, sandbox, "scim").await;
     assert_eq!(status, 200);
     let (_, members) = admin(&dir, "GET", sandbox, "/members", None).await;
     assert_eq!(members["data"].as_array().unwrap().len(), 2);
@@ -439,14 +411,10 @@ async fn members_export_as_csv_with_groups_and_attributes() {
     )
     .await;
     let (_, user) = dir
-        .scim(
-            "POST",
-            "/Users",
-            Some(json!({
-                "userName": "quinn@example.com", "displayName": "Quinn, \"Q\" Jones",
-                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"department": "R&D"}
-            })),
-        )
+        .create_user(json!({
+            "userName": "quinn@example.com", "displayName": "Quinn, \"Q\" Jones",
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"department": "R&D"}
+        }))
         .await;
     let quinn = user["id"].as_str().unwrap().to_owned();
     dir.group("Research", &[&quinn]).await;
@@ -574,10 +542,7 @@ async fn an_export_of_several_pages_names_every_members_groups_in_order() {
 
 #[actix_web::test]
 async fn status_and_directory_views_show_what_the_idp_holds_and_whether_the_org_is_current() {
-    let dir = Directory::new().await;
-    let [sam, _] = dir
-        .users_named(["sam@example.com", "tia@example.com"])
-        .await;
+    let (dir, [sam, _]) = Directory::with_users(["sam@example.com", "tia@example.com"]).await;
     let team = dir.group("Team", &[&sam]).await;
     switch_to_scim(&dir, &dir.org).await;
 

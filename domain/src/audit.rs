@@ -37,6 +37,12 @@ impl Actor {
     }
 }
 
+impl From<&Principal> for Actor {
+    fn from(principal: &Principal) -> Self {
+        Self::of(principal)
+    }
+}
+
 /// One audited change.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditEntry {

@@ -46,32 +46,27 @@ impl OrgService {
         self
     }
 
-    /// Records a change in the audit log. The change is already committed,
+    /// Records a change in the audit log, made `by` an admin (a principal)
+    /// or anyone else (a sync job, an IdP). The change is already committed,
     /// so a failure to record is reported, not undone.
     pub(crate) async fn audit(
         &self,
-        principal: &Principal,
+        by: impl Into<Actor>,
         org: OrgId,
         action: &str,
         target: (&str, String),
         before: Option<serde_json::Value>,
         after: Option<serde_json::Value>,
     ) -> Result<()> {
-        self.audit_as(Actor::of(principal), org, action, target, before, after)
-            .await
-    }
-
-    /// Records a change made by someone other than an admin (a sync job).
-    pub(crate) async fn audit_as(
-        &self,
-        actor: Actor,
-        org: OrgId,
-        action: &str,
-        target: (&str, String),
-        before: Option<serde_json::Value>,
-        after: Option<serde_json::Value>,
-    ) -> Result<()> {
-        let entry = AuditEntry::new(org, actor, action, target, before, after, self.clock.now());
+        let entry = AuditEntry::new(
+            org,
+            by.into(),
+            action,
+            target,
+            before,
+            after,
+            self.clock.now(),
+        );
         self.audit.append(&entry).await
     }
 

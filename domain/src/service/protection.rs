@@ -55,7 +55,7 @@ impl SyncService {
                 )
                 .await?;
                 self.orgs()
-                    .audit_as(
+                    .audit(
                         actor,
                         org,
                         "members.removals_held",

@@ -62,7 +62,7 @@ impl SyncService {
                 .await?;
                 if !changes.is_empty() {
                     self.orgs
-                        .audit_as(
+                        .audit(
                             Actor::Sync { job_id: job.id },
                             job.org_id,
                             "members.synced",

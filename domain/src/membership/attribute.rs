@@ -145,7 +145,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+    use crate::scim::schema::ENTERPRISE_USER_URN as ENTERPRISE;
 
     fn read(resource: &Value, path: &str) -> Option<Value> {
         read_scim_value(resource, &AttrPath::parse(path).unwrap())

@@ -21,7 +21,7 @@ use crate::org::{OrgId, ProvisioningMode};
 
 const NOW: OffsetDateTime = datetime!(2025-01-01 0:00 UTC);
 const LATER: OffsetDateTime = datetime!(2025-01-02 0:00 UTC);
-const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+use crate::scim::schema::ENTERPRISE_USER_URN as ENTERPRISE;
 const EMAILS: [&str; 4] = ["a@x.io", "b@x.io", "c@x.io", "A@X.io"];
 const USERS: u128 = 6;
 const GROUPS: u128 = 4;

@@ -107,7 +107,7 @@ impl fmt::Display for AttrPath {
 mod tests {
     use super::*;
 
-    const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+    use crate::scim::schema::ENTERPRISE_USER_URN as ENTERPRISE;
 
     #[test]
     fn plain_and_dotted_names_parse() {

@@ -63,7 +63,7 @@ mod tests {
     use super::*;
     use crate::scim::{CompValue, CompareOp};
 
-    const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+    use crate::scim::schema::ENTERPRISE_USER_URN as ENTERPRISE;
 
     fn eq(name: &str, value: &str) -> Filter {
         Filter::Compare {

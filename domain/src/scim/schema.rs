@@ -13,7 +13,7 @@ use serde_json::{json, Map, Value};
 use super::AttrPath;
 
 pub use group::GROUP;
-pub use user::{ENTERPRISE_USER, USER};
+pub use user::{ENTERPRISE_USER, ENTERPRISE_USER_URN, USER};
 
 /// SCIM attribute data types (RFC 7643 §2.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,7 +8,7 @@ use super::*;
 use crate::membership::{apply, RoleMapping, SpendMapping, TierMapping};
 
 const NOW: OffsetDateTime = datetime!(2025-01-01 0:00 UTC);
-const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+use crate::scim::schema::ENTERPRISE_USER_URN as ENTERPRISE;
 
 fn group(n: u128) -> ResourceId {
     Uuid::from_u128(n)

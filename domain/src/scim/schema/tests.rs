@@ -1,6 +1,6 @@
 use super::*;
 
-const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+use crate::scim::schema::ENTERPRISE_USER_URN as ENTERPRISE;
 
 fn path(text: &str) -> AttrPath {
     AttrPath::parse(text).unwrap()

@@ -14,8 +14,11 @@ pub static USER: SchemaDef = SchemaDef {
     attributes: USER_ATTRS,
 };
 
+/// The enterprise extension's schema URN (RFC 7643 §4.3).
+pub const ENTERPRISE_USER_URN: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+
 pub static ENTERPRISE_USER: SchemaDef = SchemaDef {
-    id: "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User",
+    id: ENTERPRISE_USER_URN,
     name: "EnterpriseUser",
     description: "Enterprise User",
     attributes: ENTERPRISE_ATTRS,

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use orgsync_api::config::Settings;
 use orgsync_domain::auth::AdminRole;
 use orgsync_domain::service::Waiter;
 use serde_json::{json, Value};
@@ -62,6 +63,13 @@ impl Tree {
         tree
     }
 
+    /// A [`Tree`] on `app` whose directory then [drifted](Tree::drift).
+    async fn drifted(app: TestApp) -> Self {
+        let tree = Self::new(app).await;
+        tree.drift().await;
+        tree
+    }
+
     async fn admin(
         &self,
         org: &str,
@@ -116,10 +124,20 @@ impl Tree {
     }
 }
 
+/// A [drifted](Tree::drifted) tree on an app whose plan budget, one unit,
+/// is smaller than any plan; `adjust` changes its settings further.
+async fn drifted_tree_with_a_one_unit_plan_budget(adjust: impl FnOnce(&mut Settings)) -> Tree {
+    let app = TestApp::spawn_with(|s| {
+        s.sync.plan_budget = 1;
+        adjust(s);
+    })
+    .await;
+    Tree::drifted(app).await
+}
+
 #[actix_web::test]
 async fn a_sync_on_the_parent_cascades_to_children_and_sandboxes_and_converges() {
-    let tree = Tree::new(TestApp::spawn().await).await;
-    tree.drift().await;
+    let tree = Tree::drifted(TestApp::spawn().await).await;
     let (status, run) = tree.sync(&tree.orgs[0], json!({"scope": "both"})).await;
     assert_eq!(status, 202, "{run}");
     assert_eq!(run["jobs"].as_array().unwrap().len(), 6);
@@ -165,13 +183,7 @@ async fn a_sync_on_the_parent_cascades_to_children_and_sandboxes_and_converges()
 /// itself here, and the run would never end.
 #[actix_web::test]
 async fn plans_bigger_than_the_plan_budget_run_one_at_a_time_and_all_finish() {
-    let app = TestApp::spawn_with(|s| {
-        s.sync.plan_budget = 1;
-        s.worker.concurrency = 6;
-    })
-    .await;
-    let tree = Tree::new(app).await;
-    tree.drift().await;
+    let tree = drifted_tree_with_a_one_unit_plan_budget(|s| s.worker.concurrency = 6).await;
     let (status, run) = tree.sync(&tree.orgs[0], json!({"scope": "both"})).await;
     assert_eq!(status, 202, "{run}");
     let done = tree.wait_run(&run).await;
@@ -187,13 +199,7 @@ async fn plans_bigger_than_the_plan_budget_run_one_at_a_time_and_all_finish() {
 /// meanwhile waits its turn and finishes once the budget is free.
 #[actix_web::test]
 async fn requests_that_find_the_plan_budget_held_answer_busy_and_change_nothing() {
-    let app = TestApp::spawn_with(|s| {
-        s.sync.plan_budget = 1;
-        s.sync.plan_wait_ms = 200;
-    })
-    .await;
-    let tree = Tree::new(app).await;
-    tree.drift().await;
+    let tree = drifted_tree_with_a_one_unit_plan_budget(|s| s.sync.plan_wait_ms = 200).await;
     // What a million-member plan elsewhere in the process would hold.
     let held = tree
         .dir
@@ -277,8 +283,7 @@ async fn requests_for_an_org_whose_job_is_queued_join_it() {
 
 #[actix_web::test]
 async fn a_run_completes_when_redis_loses_its_jobs() {
-    let tree = Tree::new(TestApp::spawn_idle(|_| {}).await).await;
-    tree.drift().await;
+    let tree = Tree::drifted(TestApp::spawn_idle(|_| {}).await).await;
     let (_, run) = tree.sync(&tree.orgs[0], json!({})).await;
     // What FLUSHALL or a Redis restart without persistence does to the queued jobs.
     let client = redis::Client::open(redis_url()).unwrap();
@@ -307,8 +312,7 @@ async fn a_job_held_by_a_killed_worker_is_taken_over_and_completes() {
         }
     }
 
-    let tree = Tree::new(TestApp::spawn_idle(|_| {}).await).await;
-    tree.drift().await;
+    let tree = Tree::drifted(TestApp::spawn_idle(|_| {}).await).await;
     let settings = &tree.dir.app.runtime.settings;
     let worker = |name: &str| {
         KillOnDrop(

@@ -300,9 +300,9 @@ async fn synced_attributes_land_in_metadata_and_are_read_only_while_sync_is_on()
     assert_eq!(status, 200);
     let (status, user) = dir
         .create_user(json!({
-                "userName": "gil@example.com",
-                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"department": "Sales", "costCenter": "CC-7"}
-            }))
+            "userName": "gil@example.com",
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"department": "Sales", "costCenter": "CC-7"}
+        }))
         .await;
     assert_eq!(status, 201);
     let gil = user["id"].as_str().unwrap().to_owned();
@@ -314,22 +314,12 @@ async fn synced_attributes_land_in_metadata_and_are_read_only_while_sync_is_on()
     );
 
     let path = format!("/members/{}", member["id"].as_str().unwrap());
-    let (status, problem) = dir
-        .admin(
-            "PATCH",
-            &path,
-            Some(json!({"public_metadata": {"department": "Ops"}})),
-        )
-        .await;
+    let set_metadata =
+        |metadata: Value| dir.admin("PATCH", &path, Some(json!({ "public_metadata": metadata })));
+    let (status, problem) = set_metadata(json!({"department": "Ops"})).await;
     assert_eq!(status, 409, "{problem}");
     assert!(problem["detail"].as_str().unwrap().contains("department"));
-    let (status, updated) = dir
-        .admin(
-            "PATCH",
-            &path,
-            Some(json!({"public_metadata": {"nickname": "G"}})),
-        )
-        .await;
+    let (status, updated) = set_metadata(json!({"nickname": "G"})).await;
     assert_eq!(status, 200, "other keys stay writable: {updated}");
     assert_eq!(updated["public_metadata"]["nickname"], "G");
     let (status, _) = dir.admin("DELETE", &path, None).await;

@@ -19,8 +19,7 @@ use orgsync_domain::directory::{
     ConnectionId, GroupFields, GroupRecord, MemberRef, ResourceId, ScimQuery, UserFields,
     UserRecord, UserView, WithGroups,
 };
-use orgsync_domain::ports::{DirectoryRepository, GroupGuard, Listed};
-use orgsync_domain::scim::MemberChange;
+use orgsync_domain::ports::{DirectoryRepository, GroupPatch, Listed};
 use orgsync_domain::Result;
 use sea_orm::DbBackend;
 use time::OffsetDateTime;
@@ -69,7 +68,6 @@ impl SqlDirectoryRepository {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 #[async_trait::async_trait]
 impl DirectoryRepository for SqlDirectoryRepository {
     async fn create_user(
@@ -180,17 +178,8 @@ impl DirectoryRepository for SqlDirectoryRepository {
         groups::fold_deltas(self.db.connection(), conn).await
     }
 
-    async fn patch_group(
-        &self,
-        conn: ConnectionId,
-        id: ResourceId,
-        fields: Option<&GroupFields>,
-        changes: &[MemberChange],
-        known: &[MemberRef],
-        guard: GroupGuard<'_>,
-        now: OffsetDateTime,
-    ) -> Result<GroupRecord> {
-        groups::patch(self, conn, id, fields, changes, known, guard, now).await
+    async fn patch_group(&self, patch: GroupPatch<'_>) -> Result<GroupRecord> {
+        groups::patch(self, patch).await
     }
 
     async fn delete_group(

@@ -22,6 +22,21 @@ pub enum GroupGuard<'a> {
     Attributes(&'a GroupFields),
 }
 
+/// One PATCH of a group as the store applies it: its parts stay apart so an
+/// adapter can apply each with its own statement.
+#[derive(Debug, Clone, Copy)]
+pub struct GroupPatch<'a> {
+    pub conn: ConnectionId,
+    pub id: ResourceId,
+    /// The group's new attributes, when the PATCH changed any.
+    pub fields: Option<&'a GroupFields>,
+    pub changes: &'a [MemberChange],
+    /// The type and display the request gave for member values.
+    pub known: &'a [MemberRef],
+    pub guard: GroupGuard<'a>,
+    pub now: OffsetDateTime,
+}
+
 /// One window of a list and the total number of matches.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Listed<T> {
@@ -35,8 +50,6 @@ pub struct Listed<T> {
 ///
 /// Writes that take `expected_version` MUST return `PreconditionFailed` when
 /// the stored version differs (and change nothing); `None` means "any".
-// A PATCH's parts travel separately so adapters can apply each with its own statement.
-#[allow(clippy::too_many_arguments)]
 #[async_trait::async_trait]
 pub trait DirectoryRepository: Send + Sync {
     /// # Errors
@@ -156,21 +169,11 @@ pub trait DirectoryRepository: Send + Sync {
     /// Applies member changes row by row (never rewriting the member list) and,
     /// when given, new attributes. Concurrent calls lose no member, and under
     /// [`GroupGuard::None`] or [`GroupGuard::Attributes`] they do not wait for
-    /// each other either. `known` carries the type and display the request
-    /// gave for member values.
+    /// each other either.
     ///
     /// # Errors
-    /// `NotFound`, or `PreconditionFailed` when `guard` does not hold.
-    async fn patch_group(
-        &self,
-        conn: ConnectionId,
-        id: ResourceId,
-        fields: Option<&GroupFields>,
-        changes: &[MemberChange],
-        known: &[MemberRef],
-        guard: GroupGuard<'_>,
-        now: OffsetDateTime,
-    ) -> Result<GroupRecord>;
+    /// `NotFound`, or `PreconditionFailed` when the patch's guard does not hold.
+    async fn patch_group(&self, patch: GroupPatch<'_>) -> Result<GroupRecord>;
 
     /// # Errors
     /// `NotFound` or `PreconditionFailed`.

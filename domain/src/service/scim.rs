@@ -10,7 +10,9 @@ use crate::directory::{
     UserFields, UserRecord, UserView, WithGroups,
 };
 use crate::limits::Limits;
-use crate::ports::{Clock, ConnectionRepository, DirectoryRepository, GroupGuard, Listed};
+use crate::ports::{
+    Clock, ConnectionRepository, DirectoryRepository, GroupGuard, GroupPatch, Listed,
+};
 use crate::scim::{apply_patch, MemberChange, PatchRequest, ResourceKind};
 use crate::Error;
 

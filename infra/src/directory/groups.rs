@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use orgsync_domain::directory::{
     ChangeOp, ConnectionId, EntityKind, GroupFields, GroupRecord, MemberRef, ResourceId,
 };
-use orgsync_domain::ports::GroupGuard;
+use orgsync_domain::ports::{GroupGuard, GroupPatch};
 use orgsync_domain::scim::MemberChange;
 use orgsync_domain::{Error, Result};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, FromQueryResult, TransactionTrait};
@@ -102,17 +102,19 @@ pub(super) async fn replace(
     commit_read(repo, txn, conn, id).await
 }
 
-#[allow(clippy::too_many_arguments)]
 pub(super) async fn patch(
     repo: &SqlDirectoryRepository,
-    conn: ConnectionId,
-    id: ResourceId,
-    fields: Option<&GroupFields>,
-    changes: &[MemberChange],
-    known: &[MemberRef],
-    guard: GroupGuard<'_>,
-    now: OffsetDateTime,
+    patch: GroupPatch<'_>,
 ) -> Result<GroupRecord> {
+    let GroupPatch {
+        conn,
+        id,
+        fields,
+        changes,
+        known,
+        guard,
+        now,
+    } = patch;
     // By value in a map: a PATCH may name tens of thousands of members.
     let known: HashMap<&str, &MemberRef> = known.iter().map(|m| (m.value.as_str(), m)).collect();
     let details = |values: &[String]| -> Vec<MemberRef> {
@@ -135,7 +137,7 @@ pub(super) async fn patch(
         .iter()
         .any(|c| matches!(c, MemberChange::RemoveAll | MemberChange::ReplaceAll(_)));
     if rewrites_list || matches!(guard, GroupGuard::Version(_)) {
-        return locked_patch(repo, conn, id, fields, changes, &details, guard, op, now).await;
+        return locked_patch(repo, patch, &details, op).await;
     }
     if let (DbBackend::Postgres, None, [change]) = (repo.backend(), fields, changes) {
         if let Some(record) = one_statement_change(repo, conn, id, change, &details, now).await? {
@@ -242,32 +244,27 @@ async fn one_statement_change(
 /// row lock makes in-flight member changes finish first and holds new ones
 /// back (their deltas take a key-share lock on the row); pending deltas are
 /// folded so the version compared is exact.
-#[allow(clippy::too_many_arguments)]
 async fn locked_patch(
     repo: &SqlDirectoryRepository,
-    conn: ConnectionId,
-    id: Uuid,
-    fields: Option<&GroupFields>,
-    changes: &[MemberChange],
+    patch: GroupPatch<'_>,
     details: &(dyn Fn(&[String]) -> Vec<MemberRef> + Sync),
-    guard: GroupGuard<'_>,
     op: ChangeOp,
-    now: OffsetDateTime,
 ) -> Result<GroupRecord> {
+    let (conn, id, changes, now) = (patch.conn, patch.id, patch.changes, patch.now);
     let txn = repo.db.connection().begin().await.map_err(db_err)?;
     let current = lock_and_fold(repo, &txn, conn, id).await?;
-    match guard {
+    match patch.guard {
         GroupGuard::Version(expected) if expected != current.version => {
             return Err(version_mismatch());
         }
         GroupGuard::Attributes(read)
-            if fields.is_some() && read.resource != current.fields.resource =>
+            if patch.fields.is_some() && read.resource != current.fields.resource =>
         {
             return Err(version_mismatch());
         }
         _ => {}
     }
-    touch(repo, &txn, conn, id, fields, None, now).await?;
+    touch(repo, &txn, conn, id, patch.fields, None, now).await?;
     let event = log_locked(&txn, &current, op, now).await?;
     let rewrites_list = changes
         .iter()

@@ -83,17 +83,18 @@ impl ScimService {
             let outcome = apply_patch(&mut resource, &patch.operations, ResourceKind::Group)?;
             if !outcome.changed {
                 self.check_member_count(changed_values(&outcome.member_changes))?;
+                let patch = GroupPatch {
+                    conn,
+                    id,
+                    fields: None,
+                    changes: &outcome.member_changes,
+                    known: &details,
+                    guard: GroupGuard::None,
+                    now: self.clock.now(),
+                };
                 return self
                     .directory
-                    .patch_group(
-                        conn,
-                        id,
-                        None,
-                        &outcome.member_changes,
-                        &details,
-                        GroupGuard::None,
-                        self.clock.now(),
-                    )
+                    .patch_group(patch)
                     .await
                     .map_err(not_found_as(ResourceKind::Group, id));
             }
@@ -119,19 +120,16 @@ impl ScimService {
                 (None, Some(_)) => GroupGuard::Attributes(&current.fields),
                 (None, None) => GroupGuard::None,
             };
-            match self
-                .directory
-                .patch_group(
-                    conn,
-                    id,
-                    fields.as_ref(),
-                    &outcome.member_changes,
-                    &details,
-                    guard,
-                    self.clock.now(),
-                )
-                .await
-            {
+            let patch = GroupPatch {
+                conn,
+                id,
+                fields: fields.as_ref(),
+                changes: &outcome.member_changes,
+                known: &details,
+                guard,
+                now: self.clock.now(),
+            };
+            match self.directory.patch_group(patch).await {
                 Err(Error::PreconditionFailed(_)) if if_match.is_none() => continue,
                 Err(Error::NotFound { .. }) => return Err(not_found(ResourceKind::Group, id)),
                 other => return Ok(other?),

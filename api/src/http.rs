@@ -7,7 +7,6 @@ mod audit;
 mod connections;
 mod directory;
 mod events;
-mod export;
 mod extract;
 mod health;
 mod members;
@@ -21,7 +20,6 @@ mod request_id;
 pub mod routes;
 pub mod scim;
 mod sso;
-pub use sso::limit as sso_limit;
 mod views;
 
 use crate::state::AppState;
@@ -39,7 +37,7 @@ pub fn admin_tables() -> [routes::Routes; 10] {
         audit::table(),
         connections::table(),
         directory::table(),
-        export::table(),
+        members::export::table(),
         members::table(),
         provisioning::table(),
         protection::table(),

@@ -9,6 +9,7 @@
 //! - [`http`]: the admin API (`/api/v1`, problem+json), SCIM (`/scim/v2`),
 //!   SSO, probes and the OpenAPI document.
 //! - [`auth`]: admin JWTs, verified with the pinned algorithm.
+//! - [`throttle`]: request budgets per SCIM connection and per client address.
 //! - [`jobs`]: the dispatcher from typed tasks to use cases, the sweeper and
 //!   the nudge debounce.
 //! - [`metrics`], [`telemetry`]: Prometheus metrics and logging.
@@ -24,3 +25,4 @@ pub mod runtime;
 pub mod state;
 pub mod sync_cli;
 pub mod telemetry;
+pub mod throttle;

@@ -31,9 +31,10 @@ use rand::RngCore;
 
 use crate::auth::{Minter, Verifier};
 use crate::config::{JwtAlgorithm, Settings};
-use crate::http::scim::rate_limit::{FailedAuthLimiter, ScimRateLimiter};
 use crate::jobs::{Dispatcher, Sweeper};
 use crate::state::AppState;
+use crate::throttle::scim::{FailedAuthLimiter, ScimRateLimiter};
+use crate::throttle::sign_in::SignInLimiter;
 
 /// A connected orgsync: database, queue, and the application state.
 pub struct Runtime {
@@ -219,9 +220,7 @@ impl Runtime {
             scim_failed_auth: Arc::new(FailedAuthLimiter::new(
                 settings.limits.scim_unauthenticated_per_second,
             )),
-            sso_sign_ins: Arc::new(crate::http::sso_limit::SignInLimiter::new(
-                settings.sso.sign_ins_per_second,
-            )),
+            sso_sign_ins: Arc::new(SignInLimiter::new(settings.sso.sign_ins_per_second)),
             orgs,
             verifier: Arc::new(verifier),
             health: Arc::new(health),

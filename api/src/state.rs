@@ -10,7 +10,8 @@ use orgsync_domain::service::{
 };
 
 use crate::auth::Verifier;
-use crate::http::scim::rate_limit::{FailedAuthLimiter, ScimRateLimiter};
+use crate::throttle::scim::{FailedAuthLimiter, ScimRateLimiter};
+use crate::throttle::sign_in::SignInLimiter;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -27,7 +28,7 @@ pub struct AppState {
     pub scim_rate_limit: Arc<ScimRateLimiter>,
     pub scim_failed_auth: Arc<FailedAuthLimiter>,
     /// Sign-in requests per client address.
-    pub sso_sign_ins: Arc<crate::http::sso_limit::SignInLimiter>,
+    pub sso_sign_ins: Arc<SignInLimiter>,
     pub limits: orgsync_domain::limits::Limits,
     pub metrics: Arc<crate::metrics::Metrics>,
     pub nudger: Arc<crate::jobs::nudge::Nudger>,

@@ -9,6 +9,8 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
+pub(super) mod export;
+
 use super::extract::{ConnPath, MemberPath, OrgCall};
 use super::problem::{Answer, ApiError};
 use super::routes::Routes;
@@ -125,8 +127,8 @@ async fn list(
     call: OrgCall,
     query: web::Query<MembersQuery>,
 ) -> Answer {
-    if super::export::wants_csv(&req) {
-        return super::export::export(call, query).await;
+    if export::wants_csv(&req) {
+        return export::export(call, query).await;
     }
     let OrgCall { state, caller, org } = call;
     let page = state

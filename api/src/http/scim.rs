@@ -6,7 +6,6 @@ mod call;
 mod discovery;
 mod error;
 mod groups;
-pub mod rate_limit;
 mod render;
 mod resources;
 mod users;
@@ -18,11 +17,32 @@ pub use error::ScimApiError;
 
 pub const SCIM_CONTENT_TYPE: &str = "application/scim+json";
 
+/// `/Users` and `/Groups`: create, read, list, replace, patch, delete.
+fn resource_routes(cfg: &mut web::ServiceConfig) {
+    use groups::*;
+    use resources::not_supported;
+    use users::*;
+    cfg.route("/Users", web::get().to(list_users))
+        .route("/Users", web::post().to(create_user))
+        .route("/Users/.search", web::post().to(not_supported))
+        .route("/Users/{id}", web::get().to(get_user))
+        .route("/Users/{id}", web::put().to(replace_user))
+        .route("/Users/{id}", web::patch().to(patch_user))
+        .route("/Users/{id}", web::delete().to(delete_user))
+        .route("/Groups", web::get().to(list_groups))
+        .route("/Groups", web::post().to(create_group))
+        .route("/Groups/.search", web::post().to(not_supported))
+        .route("/Groups/{id}", web::get().to(get_group))
+        .route("/Groups/{id}", web::put().to(replace_group))
+        .route("/Groups/{id}", web::patch().to(patch_group))
+        .route("/Groups/{id}", web::delete().to(delete_group));
+}
+
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/scim/v2/{conn}")
             .configure(discovery::routes)
-            .configure(resources::routes)
+            .configure(resource_routes)
             .default_service(web::to(|| async {
                 ScimApiError::not_found("no such SCIM endpoint")
             })),

@@ -18,8 +18,6 @@ use super::problem::{Answer, ApiError};
 use super::routes::Routes;
 use crate::state::AppState;
 
-pub mod limit;
-
 pub fn table() -> Routes {
     let path = "/orgs/{org}/connections/{conn}/sso";
     Routes::new("/api/v1", "sso")

@@ -1,4 +1,5 @@
-//! `/Users` and `/Groups`: create, read, list, replace, patch, delete.
+//! What the `/Users` and `/Groups` handlers share: list parameters and
+//! queries, projections, the PATCH body and the answers they build.
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpResponse, HttpResponseBuilder};
@@ -27,27 +28,8 @@ pub(super) fn patch_request(value: Value) -> Result<PatchRequest, ScimApiError> 
     })
 }
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    use super::groups::*;
-    use super::users::*;
-    cfg.route("/Users", web::get().to(list_users))
-        .route("/Users", web::post().to(create_user))
-        .route("/Users/.search", web::post().to(not_supported))
-        .route("/Users/{id}", web::get().to(get_user))
-        .route("/Users/{id}", web::put().to(replace_user))
-        .route("/Users/{id}", web::patch().to(patch_user))
-        .route("/Users/{id}", web::delete().to(delete_user))
-        .route("/Groups", web::get().to(list_groups))
-        .route("/Groups", web::post().to(create_group))
-        .route("/Groups/.search", web::post().to(not_supported))
-        .route("/Groups/{id}", web::get().to(get_group))
-        .route("/Groups/{id}", web::put().to(replace_group))
-        .route("/Groups/{id}", web::patch().to(patch_group))
-        .route("/Groups/{id}", web::delete().to(delete_group));
-}
-
 /// Only an authenticated caller learns what is not supported.
-async fn not_supported(_call: ScimCall) -> Answer {
+pub(super) async fn not_supported(_call: ScimCall) -> Answer {
     Ok(unsupported(
         StatusCode::NOT_IMPLEMENTED,
         "POST .search is not supported; use GET with filter",

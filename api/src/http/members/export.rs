@@ -8,11 +8,11 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use futures::StreamExt;
 use orgsync_domain::service::{ExportRow, MemberExport};
 
-use super::extract::OrgCall;
-use super::members::MembersQuery;
-use super::problem::{Answer, ApiError};
-use super::routes::Routes;
-use super::views::timestamp;
+use super::MembersQuery;
+use crate::http::extract::OrgCall;
+use crate::http::problem::{Answer, ApiError};
+use crate::http::routes::Routes;
+use crate::http::views::timestamp;
 
 /// Members read per round trip while exporting.
 const BATCH: u64 = 5_000;

@@ -24,8 +24,10 @@ pub use changes::{
     apply, Add, ChangeCounts, ChangeSet, Field, FieldChange, Reason, Removal, Update,
 };
 pub use mapping::{GroupMappings, RoleMapping, SpendMapping, TierMapping};
-pub use model::{Member, MemberId, MemberSource, MemberStatus, Role, SeatTier, SpendLimit};
+pub use model::{
+    Deprovision, Member, MemberId, MemberSource, MemberStatus, Role, SeatTier, SpendLimit,
+};
 pub use planner::{
-    desired, plan, plan_user, Decision, Deprovision, Desired, DesiredMember, DirectoryUser,
-    OrgPolicy, Planner, ResourceKeys, SpendDecision, TierDecision,
+    desired, plan, plan_user, Decision, Desired, DesiredMember, DirectoryUser, OrgPolicy, Planner,
+    ResourceKeys, SpendDecision, TierDecision,
 };

@@ -10,8 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
-use super::model::{Member, MemberId, MemberStatus, Role, SeatTier, SpendLimit};
-use super::planner::Deprovision;
+use super::model::{Deprovision, Member, MemberId, MemberStatus, Role, SeatTier, SpendLimit};
 use crate::directory::ResourceId;
 
 /// Why the planner decided something. Serialized as `{"kind": "role_from_group", ...}`.

@@ -248,6 +248,16 @@ impl Member {
     }
 }
 
+/// What happens to the member of a directory user who becomes inactive.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Deprovision {
+    #[default]
+    Remove,
+    /// Keep the member with status `suspended`, so reactivation restores it as it was.
+    Suspend,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,14 +16,15 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
 use super::attribute::{read_scim_value, AttributeDefinition};
 use super::changes::{Add, ChangeSet, Field, FieldChange, Reason, Removal, Update};
 use super::mapping::GroupMappings;
-use super::model::{Member, MemberId, MemberSource, MemberStatus, Role, SeatTier, SpendLimit};
+use super::model::{
+    Deprovision, Member, MemberId, MemberSource, MemberStatus, Role, SeatTier, SpendLimit,
+};
 use crate::directory::{ResourceId, UserRecord};
 use crate::org::{OrgId, ProvisioningMode};
 
@@ -31,7 +32,7 @@ mod desired;
 
 use desired::Compiled;
 pub use desired::{
-    desired, Decision, Deprovision, Desired, DesiredMember, DirectoryUser, OrgPolicy, ResourceKeys,
+    desired, Decision, Desired, DesiredMember, DirectoryUser, OrgPolicy, ResourceKeys,
     SpendDecision, TierDecision,
 };
 

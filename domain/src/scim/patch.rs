@@ -14,9 +14,11 @@
 //!   rows), so member operations are returned as [`MemberChange`]s for the caller to apply.
 
 mod coerce;
+mod json;
 mod members;
 mod multi;
 mod ops;
+mod target;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
@@ -241,7 +243,7 @@ fn apply_one(
         op.value.as_ref(),
         kind,
         members,
-        ops::Origin::Path,
+        target::Origin::Path,
     )
 }
 
@@ -304,7 +306,7 @@ fn apply_without_path(
             Some(value),
             kind,
             members,
-            ops::Origin::ValueKey,
+            target::Origin::ValueKey,
         )
     };
     for (key, value) in attributes {

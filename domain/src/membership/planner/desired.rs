@@ -98,16 +98,6 @@ impl ResourceKeys {
     }
 }
 
-/// What happens to the member of a directory user who becomes inactive.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Deprovision {
-    #[default]
-    Remove,
-    /// Keep the member with status `suspended`, so reactivation restores it as it was.
-    Suspend,
-}
-
 /// Everything about an org that decides its members.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OrgPolicy {

@@ -6,7 +6,8 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value};
 
-use super::ops::{content_hash, find_key, is_multi, put, wrap, Target};
+use super::json::{content_hash, find_key, put, wrap};
+use super::target::{is_multi, Target};
 use super::{PatchError, PatchOp};
 use crate::scim::eval::matches_element;
 use crate::scim::schema::ResourceKind;

@@ -1,37 +1,16 @@
-//! One PATCH operation against one target: resolving the path against the schema, the
-//! mutability rules, and add/replace/remove on the JSON.
+//! One PATCH operation against its resolved target: the mutability rules,
+//! and add, replace and remove on the JSON.
 
 use serde_json::{Map, Value};
 
 use super::coerce::{coerce_attribute, coerce_element};
+use super::json::{find_key, put, with_object, ValueSet};
 use super::members;
 use super::multi::{remove, set_in_elements, single_primary, take_array};
+use super::target::{is_complex, is_core_attr, is_multi, resolve, Origin, Target};
 use super::{MemberChange, PatchError, PatchOp};
-use crate::scim::schema::{AttrType, AttributeDef, Mutability, ResourceKind, COMMON_ATTRIBUTES};
-use crate::scim::{AttrPath, Filter, PatchPath};
-
-/// Where a target came from: an explicit `path`, or a key of a path-less `value`. Read-only
-/// attributes in path-less values are ignored rather than refused, because Okta echoes the
-/// group's `id` in them (`{"id": ..., "displayName": ...}`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Origin {
-    Path,
-    ValueKey,
-}
-
-/// A path resolved against the schema.
-pub(super) struct Target<'p> {
-    /// The extension object holding the attribute; `None` for the resource root.
-    pub(super) container: Option<String>,
-    /// The attribute's key: its schema spelling when known.
-    pub(super) key: String,
-    pub(super) def: Option<&'static AttributeDef>,
-    pub(super) sub: Option<&'p str>,
-    pub(super) sub_def: Option<&'static AttributeDef>,
-    pub(super) filter: Option<&'p Filter>,
-    /// URN and name, for evaluating the value filter with the right case rules.
-    pub(super) attr: AttrPath,
-}
+use crate::scim::schema::{Mutability, ResourceKind};
+use crate::scim::PatchPath;
 
 pub(super) fn apply_at(
     work: &mut Map<String, Value>,
@@ -91,97 +70,6 @@ pub(super) fn apply_at(
         }
     }
     Ok(())
-}
-
-fn is_core_attr(path: &PatchPath, kind: ResourceKind, name: &str) -> bool {
-    path.attr.is(name)
-        && path
-            .attr
-            .uri
-            .as_deref()
-            .is_none_or(|u| kind.core_schema().id.eq_ignore_ascii_case(u))
-}
-
-fn resolve(path: &PatchPath, kind: ResourceKind) -> Result<Target<'_>, PatchError> {
-    let attr = &path.attr;
-    let (container, def, known_schema) = match &attr.uri {
-        None => {
-            let def = kind
-                .core_schema()
-                .attribute(&attr.name)
-                .or_else(|| common(&attr.name));
-            (None, def, false)
-        }
-        Some(uri) => match kind.schema(uri) {
-            Some(schema) if schema.id == kind.core_schema().id => {
-                (None, schema.attribute(&attr.name), true)
-            }
-            Some(schema) => (
-                Some(schema.id.to_owned()),
-                schema.attribute(&attr.name),
-                true,
-            ),
-            None => (Some(uri.clone()), None, false),
-        },
-    };
-    if known_schema && def.is_none() {
-        return Err(PatchError::InvalidPath(format!(
-            "'{attr}' is not an attribute of its schema"
-        )));
-    }
-    let sub = path.sub_attribute();
-    if path.filter.is_some() && path.attr.sub.is_some() {
-        return Err(PatchError::InvalidPath(format!(
-            "'{path}': a filter must follow the attribute"
-        )));
-    }
-    let sub_def = match (def, sub) {
-        (Some(def), Some(sub)) => {
-            if def.kind != AttrType::Complex {
-                return Err(PatchError::InvalidPath(format!(
-                    "'{}' has no sub-attributes",
-                    def.name
-                )));
-            }
-            let sub_def = def.sub_attribute(sub);
-            if sub_def.is_none() {
-                return Err(PatchError::InvalidPath(format!(
-                    "'{}' has no sub-attribute '{sub}'",
-                    def.name
-                )));
-            }
-            sub_def
-        }
-        _ => None,
-    };
-    if let (Some(def), Some(_)) = (def, &path.filter) {
-        if !def.multi_valued {
-            return Err(PatchError::InvalidPath(format!(
-                "'{}' is single-valued and cannot take a filter",
-                def.name
-            )));
-        }
-    }
-    let key = def.map_or_else(|| attr.name.clone(), |d| d.name.to_owned());
-    Ok(Target {
-        attr: AttrPath {
-            uri: container.clone(),
-            name: key.clone(),
-            sub: None,
-        },
-        container,
-        key,
-        def,
-        sub: sub_def.map(|d| d.name).or(sub),
-        sub_def,
-        filter: path.filter.as_ref(),
-    })
-}
-
-fn common(name: &str) -> Option<&'static AttributeDef> {
-    COMMON_ATTRIBUTES
-        .iter()
-        .find(|d| d.name.eq_ignore_ascii_case(name))
 }
 
 fn coerce_target(target: &Target<'_>, value: &Value) -> Result<Value, PatchError> {
@@ -270,35 +158,6 @@ fn container_mut<'a>(
     }
 }
 
-/// The key spelled like `name` in `map`: exact first, then ignoring case (RFC 7643 §2.1).
-pub(super) fn find_key(map: &Map<String, Value>, name: &str) -> Option<String> {
-    if map.contains_key(name) {
-        return Some(name.to_owned());
-    }
-    map.keys().find(|k| k.eq_ignore_ascii_case(name)).cloned()
-}
-
-pub(super) fn is_multi(
-    target: &Target<'_>,
-    current: Option<&Value>,
-    value: Option<&Value>,
-) -> bool {
-    match target.def {
-        Some(def) => def.multi_valued,
-        None => {
-            matches!(current, Some(Value::Array(_)))
-                || (current.is_none() && matches!(value, Some(Value::Array(_))))
-        }
-    }
-}
-
-fn is_complex(target: &Target<'_>, current: Option<&Value>, value: &Value) -> bool {
-    match target.def {
-        Some(def) => def.kind == AttrType::Complex,
-        None => current.is_some_and(Value::is_object) && value.is_object(),
-    }
-}
-
 fn set(
     map: &mut Map<String, Value>,
     key: &str,
@@ -366,100 +225,4 @@ fn set(
     }
     map.insert(key.to_owned(), value);
     Ok(())
-}
-
-/// Which values an array already holds, by a hash of their content (JSON
-/// values are not `Hash`); equal hashes are confirmed with `==`.
-pub(super) struct ValueSet(std::collections::HashMap<u64, Vec<usize>>);
-
-impl ValueSet {
-    pub(super) fn of(items: &[Value]) -> Self {
-        let mut set = Self(std::collections::HashMap::with_capacity(items.len()));
-        for (i, item) in items.iter().enumerate() {
-            set.0.entry(content_hash(item)).or_default().push(i);
-        }
-        set
-    }
-
-    /// Records `item` as the next element of `items` unless an equal one is
-    /// there; `true` when it was new.
-    pub(super) fn insert(&mut self, items: &[Value], item: &Value) -> bool {
-        let slots = self.0.entry(content_hash(item)).or_default();
-        if slots
-            .iter()
-            .any(|&i| items.get(i).is_some_and(|existing| existing == item))
-        {
-            return false;
-        }
-        slots.push(items.len());
-        true
-    }
-}
-
-/// A hash of a JSON value that equal values share whatever their key order.
-pub(super) fn content_hash(value: &Value) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    let mut pending = vec![value];
-    while let Some(value) = pending.pop() {
-        match value {
-            Value::Null => 0u8.hash(&mut hasher),
-            Value::Bool(b) => (1u8, b).hash(&mut hasher),
-            Value::Number(n) => (2u8, n.to_string()).hash(&mut hasher),
-            Value::String(s) => (3u8, s).hash(&mut hasher),
-            Value::Array(items) => {
-                (4u8, items.len()).hash(&mut hasher);
-                pending.extend(items.iter().rev());
-            }
-            Value::Object(map) => {
-                // Keys in sorted order, so insertion order does not matter.
-                let mut keys: Vec<&String> = map.keys().collect();
-                keys.sort();
-                (5u8, keys.len()).hash(&mut hasher);
-                for key in keys.iter().rev() {
-                    if let Some(v) = map.get(*key) {
-                        pending.push(v);
-                    }
-                }
-                keys.hash(&mut hasher);
-            }
-        }
-    }
-    hasher.finish()
-}
-
-/// Sets `name` in `map` reusing an existing key's spelling; null removes it.
-pub(super) fn put(map: &mut Map<String, Value>, name: &str, value: Value) {
-    let key = find_key(map, name).unwrap_or_else(|| name.to_owned());
-    if value.is_null() {
-        map.remove(&key);
-    } else {
-        map.insert(key, value);
-    }
-}
-
-/// Runs `f` on the object at `key`, creating it, or wrapping a bare value as `{"value": ..}`
-/// (Entra sends `manager` as a bare id); an object left empty is removed.
-pub(super) fn with_object(
-    map: &mut Map<String, Value>,
-    key: &str,
-    f: impl FnOnce(&mut Map<String, Value>),
-) {
-    let mut inner = match map.remove(key) {
-        Some(Value::Object(inner)) => inner,
-        Some(Value::Null) | None => Map::new(),
-        Some(other) => wrap(other),
-    };
-    f(&mut inner);
-    if !inner.is_empty() {
-        map.insert(key.to_owned(), Value::Object(inner));
-    }
-}
-
-pub(super) fn wrap(value: Value) -> Map<String, Value> {
-    let mut element = Map::new();
-    if !value.is_null() {
-        element.insert("value".into(), value);
-    }
-    element
 }

@@ -8,7 +8,6 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::compare::{compare_text, ordering};
-use super::translate::Translator;
 use super::{invalid, Sql};
 
 /// A column that backs an attribute directly.
@@ -68,24 +67,24 @@ pub(super) fn column(kind: ResourceKind, path: &AttrPath) -> Option<Column> {
     Some(col)
 }
 
-impl Translator {
-    pub(super) fn column(
-        &self,
-        col: Column,
+impl Column {
+    /// The condition on this column of `table` (`pr` when `comparison` is `None`).
+    pub(super) fn condition(
+        self,
+        table: &str,
         comparison: Option<(CompareOp, &CompValue)>,
         sql: &mut Sql,
     ) -> Result<String> {
         let Some((op, value)) = comparison else {
-            return Ok(match col {
+            return Ok(match self {
                 Column::Text { name, .. } => format!("({name} IS NOT NULL AND {name} <> '')"),
                 Column::Members => format!(
-                    "EXISTS (SELECT 1 FROM directory_group_members m WHERE m.group_id = {}.id)",
-                    self.table
+                    "EXISTS (SELECT 1 FROM directory_group_members m WHERE m.group_id = {table}.id)"
                 ),
                 _ => "TRUE".to_owned(),
             });
         };
-        match col {
+        match self {
             Column::Uuid(name) => {
                 let id = match value {
                     CompValue::Str(s) => uuid::Uuid::parse_str(s).ok(),
@@ -132,8 +131,7 @@ impl Translator {
             Column::Members => {
                 let inner = compare_text("m.member_value", op, value, true, true, sql)?;
                 Ok(format!(
-                    "EXISTS (SELECT 1 FROM directory_group_members m WHERE m.group_id = {}.id AND {inner})",
-                    self.table
+                    "EXISTS (SELECT 1 FROM directory_group_members m WHERE m.group_id = {table}.id AND {inner})"
                 ))
             }
         }

@@ -89,7 +89,7 @@ impl Translator {
             return compare(self.backend, &expr, comparison, false, sql);
         }
         if let Some(col) = column(self.kind, path) {
-            return self.column(col, comparison, sql);
+            return col.condition(self.table, comparison, sql);
         }
         let top = AttrPath {
             uri: path.uri.clone(),

@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use super::sync::SyncService;
 use crate::audit::{Actor, AuditEntry};
 use crate::auth::{Action, Principal};
-use crate::directory::ConnectionId;
+use crate::directory::{ConnectionId, ResourceId};
 use crate::error::ConflictCode;
 use crate::membership::{
     validate_attributes, AttributeDefinition, Member, MemberId, MemberSource, MemberStatus, Role,
@@ -78,6 +78,17 @@ pub struct MembersService {
     sync: SyncService,
     ports: MemberPorts,
     exports: ExportAdmission,
+}
+
+/// Which of `mapped` (mappings' groups, in precedence order) is the first
+/// the user is in.
+fn first_applying(
+    mapped: impl Iterator<Item = ResourceId>,
+    groups: &std::collections::BTreeSet<ResourceId>,
+) -> Option<usize> {
+    mapped
+        .enumerate()
+        .find_map(|(i, group)| groups.contains(&group).then_some(i))
 }
 
 fn governed(detail: impl Into<String>) -> Error {
@@ -371,41 +382,27 @@ impl MembersService {
                 .unwrap_or_default(),
             _ => Default::default(),
         };
-        let governing = |index: Option<usize>, list: &str| match index {
-            Some(i) => format!("{list}[{i}]"),
-            None => format!(
-                "{list} (no mapped group applies; the member would be removed at the next sync)"
-            ),
+        let set_by = |what: &str, list: &str, index: Option<usize>, advice: &str| {
+            let mapping = match index {
+                Some(i) => format!("{list}[{i}]"),
+                None => format!(
+                    "{list} (no mapped group applies; the member would be removed at the next sync)"
+                ),
+            };
+            governed(format!("{what} is set by group mapping {mapping}{advice}"))
         };
         if changes.role.is_some() {
-            let index = mappings
-                .roles
-                .iter()
-                .position(|m| groups.contains(&m.group));
-            return Err(governed(format!(
-                "the role is set by group mapping {}; change the mapping or the IdP group instead",
-                governing(index, "roles")
-            )));
+            let index = first_applying(mappings.roles.iter().map(|m| m.group), &groups);
+            let advice = "; change the mapping or the IdP group instead";
+            return Err(set_by("the role", "roles", index, advice));
         }
         if changes.seat_tier.is_some() && !mappings.seat_tiers.is_empty() {
-            let index = mappings
-                .seat_tiers
-                .iter()
-                .position(|m| groups.contains(&m.group));
-            return Err(governed(format!(
-                "the seat tier is set by group mapping {}",
-                governing(index, "seat_tiers")
-            )));
+            let index = first_applying(mappings.seat_tiers.iter().map(|m| m.group), &groups);
+            return Err(set_by("the seat tier", "seat_tiers", index, ""));
         }
         if changes.spend_limit.is_some() && !mappings.spend_limits.is_empty() {
-            let index = mappings
-                .spend_limits
-                .iter()
-                .position(|m| groups.contains(&m.group));
-            return Err(governed(format!(
-                "the spend limit is set by group mapping {}",
-                governing(index, "spend_limits")
-            )));
+            let index = first_applying(mappings.spend_limits.iter().map(|m| m.group), &groups);
+            return Err(set_by("the spend limit", "spend_limits", index, ""));
         }
         Ok(())
     }

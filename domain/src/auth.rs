@@ -3,6 +3,8 @@
 //! A token for an organization reaches that organization and its descendants,
 //! never a sibling, a parent or another tenant. Outside that reach the answer
 //! is "not found", so a token cannot probe for the existence of other orgs.
+//! A read-only token (the member role) is refused every write with one
+//! answer, whatever the target, which tells it nothing either.
 
 use serde::{Deserialize, Serialize};
 
@@ -95,9 +97,24 @@ impl Principal {
             (Action::Delete, AdminRole::Owner | AdminRole::Admin) => Err(Error::Forbidden(
                 "a token cannot delete the organization it was issued for".into(),
             )),
-            (Action::Write | Action::Delete, AdminRole::Member) => {
-                Err(Error::Forbidden("the member role is read-only".into()))
-            }
+            (Action::Write | Action::Delete, AdminRole::Member) => Err(read_only()),
+        }
+    }
+
+    /// Whether the principal may write at all, whatever the target: the
+    /// member role may not. Checked before anything else of a write is read,
+    /// so a read-only token learns nothing from one; the rest of what a
+    /// write needs (reach, the action) is [`Self::authorize`]'s.
+    ///
+    /// # Errors
+    /// `Forbidden` for the member role.
+    pub fn require_writer(&self) -> crate::Result<()> {
+        match self {
+            Self::Org {
+                role: AdminRole::Member,
+                ..
+            } => Err(read_only()),
+            _ => Ok(()),
         }
     }
 
@@ -113,6 +130,10 @@ impl Principal {
     }
 }
 
+fn read_only() -> Error {
+    Error::Forbidden("the member role is read-only".into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,6 +146,25 @@ mod tests {
             role,
         };
         (principal, org)
+    }
+
+    #[test]
+    fn only_the_member_role_is_refused_writing_before_its_target_is_known() {
+        let platform = Principal::Platform {
+            subject: "operator".into(),
+        };
+        assert!(platform.require_writer().is_ok());
+        for (role, may_write) in [
+            (AdminRole::Owner, true),
+            (AdminRole::Admin, true),
+            (AdminRole::Member, false),
+        ] {
+            let (principal, org) = admin(role);
+            assert_eq!(principal.require_writer().is_ok(), may_write, "{role:?}");
+            // The early check never admits what `authorize` would refuse.
+            let writes = principal.authorize(org, true, Action::Write).is_ok();
+            assert_eq!(writes, may_write, "{role:?}");
+        }
     }
 
     #[test]

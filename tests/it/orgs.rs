@@ -387,6 +387,54 @@ async fn roles_decide_what_a_token_may_do_within_its_reach() {
     app.finish().await;
 }
 
+/// The member role reads and never writes: every write route under an org
+/// refuses it before reading the request's body or the resources it names,
+/// so a read-only token learns nothing from a write (not whether a body
+/// would have been valid, nor whether a connection or member exists).
+#[actix_web::test]
+async fn the_member_role_is_refused_by_every_write_route_before_its_body_is_read() {
+    let (app, root) = tenant("read-only").await;
+    let member = app.tokens.org(root.parse().unwrap(), AdminRole::Member);
+    let writes: Vec<_> = orgsync_api::http::route_docs()
+        .into_iter()
+        .filter(|route| route.method != "GET" && route.path.contains("/orgs/{org}"))
+        .collect();
+    assert!(writes.len() > 30, "{} write routes", writes.len());
+    let mut answers = Vec::new();
+    for route in &writes {
+        // Every other id is one that exists nowhere, and the body is one no route accepts.
+        let path = route
+            .path
+            .split('/')
+            .map(|segment| match segment {
+                "{org}" => root.clone(),
+                s if s.starts_with('{') => uuid::Uuid::new_v4().to_string(),
+                s => s.to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join("/");
+        let body = json!({"not_a_field_of_any_route": true});
+        let (status, problem) = app
+            .call(route.method.as_str(), &path, Some(&member), Some(body))
+            .await;
+        answers.push((
+            route.method.to_string(),
+            route.path.clone(),
+            status,
+            problem,
+        ));
+    }
+    let not_refused: Vec<_> = answers
+        .iter()
+        .filter(|(_, _, status, problem)| {
+            *status != 403 || problem["type"] != "https://orgsync.dev/problems/forbidden"
+        })
+        .map(|(method, path, status, _)| format!("{method} {path} → {status}"))
+        .collect();
+    assert!(not_refused.is_empty(), "{not_refused:#?}");
+    app.finish().await;
+}
+
 #[actix_web::test]
 async fn malformed_requests_get_problem_json_not_plain_text() {
     let app = TestApp::spawn().await;

@@ -4,7 +4,7 @@
 use std::future::{ready, Ready};
 
 use actix_web::dev::Payload;
-use actix_web::http::header;
+use actix_web::http::{header, Method};
 use actix_web::{web, FromRequest, HttpRequest};
 use orgsync_domain::auth::Principal;
 use orgsync_domain::directory::ConnectionId;
@@ -75,6 +75,11 @@ impl FromRequest for OrgCall {
     fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
         ready(app_state(req).and_then(|state| {
             let Admin(caller) = authenticate(req, &state)?;
+            // Before any extractor after this one reads the body: a
+            // read-only token is told no, not whether its body would do.
+            if !matches!(*req.method(), Method::GET | Method::HEAD) {
+                caller.require_writer()?;
+            }
             // An id that is not a UUID names no route, as for any other path.
             let org = req
                 .match_info()

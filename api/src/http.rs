@@ -5,6 +5,7 @@
 
 mod audit;
 mod connections;
+mod detached;
 mod directory;
 mod events;
 mod extract;

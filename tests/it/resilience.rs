@@ -8,8 +8,8 @@ use sea_orm::ConnectionTrait;
 use serde_json::{json, Value};
 
 use crate::fixtures::{
-    admin, finished_run, member_count, run_now, scim_child, seed_users, set_deletion_threshold,
-    set_provisioning, start_sync, switch_to_scim, wait_for_members,
+    admin, count, finished_run, member_count, run_now, scim_child, seed_users,
+    set_deletion_threshold, set_provisioning, start_sync, switch_to_scim, wait_for_members,
 };
 use crate::json::{items, strings};
 use crate::scim::Directory;
@@ -1169,4 +1169,46 @@ async fn a_mapping_over_part_of_a_large_directory_plans_exactly_its_users_in_pag
 async fn members_where(dir: &Directory, org: &str, filter: String) -> i64 {
     let query = format!("SELECT count(*) AS n FROM members WHERE org_id = '{org}' AND {filter}");
     crate::fixtures::count(&dir.app.runtime.db, query).await
+}
+
+/// A mode switch applies its members in committed batches under the org's
+/// writer lease. When its client goes away (actix-web then drops the
+/// request's future, as dropping it here does), the org must not be left
+/// half switched with the lease held until it expires: the switch finishes
+/// on its own, and the next change of the org goes through.
+#[actix_web::test]
+async fn a_mode_switch_whose_client_goes_away_still_finishes_and_frees_the_org() {
+    let dir = Directory::new().await;
+    seed_users(&dir, 12_000).await;
+    let cut_short = tokio::time::timeout(
+        Duration::from_millis(100),
+        set_provisioning(&dir, &dir.org, "scim"),
+    )
+    .await;
+    assert!(
+        cut_short.is_err(),
+        "the switch answered before its client left: {cut_short:?}"
+    );
+
+    let members = format!(
+        "SELECT count(*) AS n FROM members WHERE org_id = '{}'",
+        dir.org
+    );
+    let switched = poll(600, Duration::from_millis(100), async || {
+        let mode = dir.get("/provisioning").await["mode"].clone();
+        let added = count(&dir.app.runtime.db, members.clone()).await;
+        (mode == "scim" && added == 12_000).then_some(())
+    })
+    .await;
+    let added = count(&dir.app.runtime.db, members.clone()).await;
+    assert!(
+        switched.is_some(),
+        "the switch stopped with {added} of 12,000 members"
+    );
+    // The writer lease was released: a change that takes it is not told a
+    // sync is in progress.
+    let mappings = json!({"enabled": false, "roles": []});
+    let (status, answer) = dir.admin("PUT", "/group-mappings", Some(mappings)).await;
+    assert_eq!(status, 200, "{answer}");
+    dir.app.finish().await;
 }

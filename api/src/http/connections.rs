@@ -8,6 +8,7 @@ use orgsync_domain::sync::SourceChange;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::detached::to_completion;
 use super::extract::{ConnPath, OrgCall};
 use super::problem::Answer;
 use super::routes::Routes;
@@ -194,10 +195,13 @@ async fn delete(
     query: web::Query<DeleteQuery>,
 ) -> Answer {
     let conn = path.conn;
-    let applied = state
-        .connections
-        .delete(&caller, org, conn, query.confirm.as_deref())
-        .await?;
+    let (connections, confirm) = (state.connections.clone(), query.into_inner().confirm);
+    let applied = to_completion(async move {
+        connections
+            .delete(&caller, org, conn, confirm.as_deref())
+            .await
+    })
+    .await?;
     let moved = moved_view(&applied);
     tracing::info!(connection = %conn, moved_orgs = moved.len(), "enterprise connection deleted");
     Ok(HttpResponse::NoContent().finish())
@@ -232,11 +236,15 @@ async fn set_directory_sync(
     body: web::Json<DirectorySync>,
 ) -> Answer {
     let conn = path.conn;
-    let changed = state
-        .connections
-        .set_directory_sync(&caller, org, conn, body.enabled, body.confirm.as_deref())
-        .await?;
-    tracing::info!(connection = %conn, enabled = body.enabled, token_issued = changed.token.is_some(), "directory sync set");
+    let DirectorySync { enabled, confirm } = body.into_inner();
+    let connections = state.connections.clone();
+    let changed = to_completion(async move {
+        connections
+            .set_directory_sync(&caller, org, conn, enabled, confirm.as_deref())
+            .await
+    })
+    .await?;
+    tracing::info!(connection = %conn, enabled, token_issued = changed.token.is_some(), "directory sync set");
     let v = view(
         &changed.connection,
         &state.public_url,

@@ -10,6 +10,7 @@ use orgsync_domain::Error;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::detached::to_completion;
 use super::extract::{record_org, Admin, OrgCall};
 use super::problem::Answer;
 use super::routes::Routes;
@@ -170,10 +171,8 @@ struct DeleteQuery {
 }
 
 async fn delete(OrgCall { state, caller, org }: OrgCall, query: web::Query<DeleteQuery>) -> Answer {
-    state
-        .sync
-        .delete_org(&caller, org, query.confirm.as_deref())
-        .await?;
+    let (sync, confirm) = (state.sync.clone(), query.into_inner().confirm);
+    to_completion(async move { sync.delete_org(&caller, org, confirm.as_deref()).await }).await?;
     tracing::info!("organization deleted");
     Ok(HttpResponse::NoContent().finish())
 }

@@ -7,6 +7,7 @@ use orgsync_domain::sync::DeletionThreshold;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::detached::to_completion;
 use super::extract::OrgCall;
 use super::problem::Answer;
 use super::routes::Routes;
@@ -104,10 +105,12 @@ async fn confirm_held(
     OrgCall { state, caller, org }: OrgCall,
     body: web::Json<ConfirmBody>,
 ) -> Answer {
-    let applied = state
-        .sync
-        .confirm_held_removals(&caller, org, &body.confirmation)
-        .await?;
+    let (sync, confirmation) = (state.sync.clone(), body.into_inner().confirmation);
+    let applied = to_completion(async move {
+        sync.confirm_held_removals(&caller, org, &confirmation)
+            .await
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(json!({ "applied": applied })))
 }
 

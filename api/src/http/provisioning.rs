@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
+use super::detached::to_completion;
 use super::extract::{OptionalJson, OrgCall, RunPath};
 use super::problem::Answer;
 use super::routes::Routes;
@@ -217,10 +218,11 @@ async fn preview_mode(
 }
 
 async fn set_mode(OrgCall { state, caller, org }: OrgCall, body: web::Json<ModeRequest>) -> Answer {
-    let (updated, applied) = state
-        .sync
-        .set_mode(&caller, org, body.mode, body.confirm.as_deref())
-        .await?;
+    let ModeRequest { mode, confirm } = body.into_inner();
+    let sync = state.sync.clone();
+    let (updated, applied) =
+        to_completion(async move { sync.set_mode(&caller, org, mode, confirm.as_deref()).await })
+            .await?;
     tracing::info!(
         mode = updated.provisioning_mode.as_str(),
         "provisioning mode set"
@@ -293,10 +295,12 @@ async fn save_mappings(
     body: web::Json<MappingsRequest>,
 ) -> Answer {
     let settings = body.settings();
-    let applied = state
-        .sync
-        .save_settings(&caller, org, &settings, body.confirm.as_deref())
-        .await?;
+    let (sync, saved, confirm) = (state.sync.clone(), settings.clone(), body.confirm.clone());
+    let applied = to_completion(async move {
+        sync.save_settings(&caller, org, &saved, confirm.as_deref())
+            .await
+    })
+    .await?;
     let mut view = settings_view(&settings);
     view["sync_run"] = json!(applied.run.as_ref().map(|r| RunView::of(r, false)));
     Ok(HttpResponse::Ok().json(view))

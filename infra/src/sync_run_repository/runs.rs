@@ -1,13 +1,15 @@
 //! Runs: what was asked, by whom, over which orgs. A run is recorded with
 //! its jobs in one transaction, so that a run never exists without the jobs
 //! that carry it out, and a request for an org that already has a queued job
-//! joins that job instead of queueing a second one.
+//! joins that job instead of queueing a second one, even when both arrive at once.
 
 use orgsync_domain::org::OrgId;
 use orgsync_domain::page::{Page, PageRequest};
 use orgsync_domain::sync::{SyncRun, SyncScope};
-use orgsync_domain::Result;
-use sea_orm::{ConnectionTrait, DatabaseTransaction, FromQueryResult, Statement, TransactionTrait};
+use orgsync_domain::{Error, Result};
+use sea_orm::{
+    ConnectionTrait, DatabaseTransaction, DbBackend, FromQueryResult, Statement, TransactionTrait,
+};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -68,45 +70,10 @@ pub(super) async fn enqueue(
     insert_run(&txn, run).await?;
     let mut created = Vec::new();
     for org in orgs {
-        #[derive(FromQueryResult)]
-        struct Queued {
-            id: Uuid,
-            scope: String,
+        let (job, queued_now) = join_or_queue(repo, &txn, *org, run.scope, now).await?;
+        if queued_now {
+            created.push(job);
         }
-        let queued = Queued::find_by_statement(repo.db.stmt(
-            "SELECT id, scope FROM sync_jobs WHERE org_id = $1 AND status = 'queued'",
-            vec![org.0.into()],
-        ))
-        .one(&txn)
-        .await
-        .map_err(db_err)?;
-        let job = match queued {
-            Some(queued) => {
-                // Join the waiting job, widening it to cover this request too.
-                let scope = SyncScope::parse(&queued.scope)
-                    .unwrap_or_default()
-                    .union(run.scope);
-                txn.execute(repo.db.stmt(
-                    "UPDATE sync_jobs SET scope = $1 WHERE id = $2",
-                    vec![scope.as_str().into(), queued.id.into()],
-                ))
-                .await
-                .map_err(db_err)?;
-                queued.id
-            }
-            None => {
-                let id = Uuid::now_v7();
-                txn.execute(repo.db.stmt(
-                    "INSERT INTO sync_jobs (id, org_id, scope, status, attempts, not_before, published_at, created_at) \
-                     VALUES ($1, $2, $3, 'queued', 0, $4, $4, $4)",
-                    vec![id.into(), org.0.into(), run.scope.as_str().into(), now.into()],
-                ))
-                .await
-                .map_err(db_err)?;
-                created.push(id);
-                id
-            }
-        };
         txn.execute(repo.db.stmt(
             "INSERT INTO sync_run_jobs (run_id, job_id) VALUES ($1, $2)",
             vec![run.id.0.into(), job.into()],
@@ -116,6 +83,68 @@ pub(super) async fn enqueue(
     }
     txn.commit().await.map_err(db_err)?;
     Ok(created)
+}
+
+/// The org's queued job, widened to `scope`, or a new one: its id, and
+/// whether it is new. Two requests racing for an org with none queued both
+/// try the insert; the unique index lets one through, and the other joins it.
+async fn join_or_queue(
+    repo: &SqlSyncRunRepository,
+    txn: &DatabaseTransaction,
+    org: OrgId,
+    scope: SyncScope,
+    now: OffsetDateTime,
+) -> Result<(Uuid, bool)> {
+    #[derive(FromQueryResult)]
+    struct Queued {
+        id: Uuid,
+        scope: String,
+    }
+    let lock = match repo.db.backend() {
+        DbBackend::Postgres => " FOR UPDATE",
+        _ => "",
+    };
+    // A worker can claim the joined job between the insert's conflict and
+    // the read; each turn of the loop needs such a claim, so a few suffice.
+    for _ in 0..3 {
+        let queued = Queued::find_by_statement(repo.db.stmt(
+            &format!(
+                "SELECT id, scope FROM sync_jobs WHERE org_id = $1 AND status = 'queued'{lock}"
+            ),
+            vec![org.0.into()],
+        ))
+        .one(txn)
+        .await
+        .map_err(db_err)?;
+        if let Some(queued) = queued {
+            let widened = SyncScope::parse(&queued.scope)
+                .unwrap_or_default()
+                .union(scope);
+            txn.execute(repo.db.stmt(
+                "UPDATE sync_jobs SET scope = $1 WHERE id = $2",
+                vec![widened.as_str().into(), queued.id.into()],
+            ))
+            .await
+            .map_err(db_err)?;
+            return Ok((queued.id, false));
+        }
+        let id = Uuid::now_v7();
+        let inserted = txn
+            .execute(repo.db.stmt(
+                "INSERT INTO sync_jobs (id, org_id, scope, status, attempts, not_before, published_at, created_at) \
+                 VALUES ($1, $2, $3, 'queued', 0, $4, $4, $4) \
+                 ON CONFLICT (org_id) WHERE status = 'queued' DO NOTHING",
+                vec![id.into(), org.0.into(), scope.as_str().into(), now.into()],
+            ))
+            .await
+            .map_err(db_err)?;
+        if inserted.rows_affected() == 1 {
+            return Ok((id, true));
+        }
+    }
+    Err(Error::Busy(
+        "the org's sync queue changed under this request three times; retry it".into(),
+    ))
 }
 
 async fn insert_run(txn: &DatabaseTransaction, run: &SyncRun) -> Result<()> {

@@ -340,6 +340,19 @@ pub(crate) fn db_err(err: DbErr) -> Error {
         }
         DbErr::Query(sea_orm::RuntimeErr::SqlxError(ref inner))
         | DbErr::Exec(sea_orm::RuntimeErr::SqlxError(ref inner))
+            if lost_to_a_concurrent_change(inner) =>
+        {
+            // Rolled back whole, so nothing changed; the same request a
+            // moment later goes through. A 503 with Retry-After says so
+            // (SCIM clients retry it), where a 500 says the server is broken.
+            tracing::warn!(error = %err, "a statement lost to a concurrent change");
+            Error::Busy(
+                "the change met a concurrent change to the same records and was rolled back; retry it"
+                    .into(),
+            )
+        }
+        DbErr::Query(sea_orm::RuntimeErr::SqlxError(ref inner))
+        | DbErr::Exec(sea_orm::RuntimeErr::SqlxError(ref inner))
             if unstorable_input(inner).is_some() =>
         {
             let message = unstorable_input(inner).unwrap_or_default();
@@ -374,6 +387,16 @@ fn unstorable_input(err: &sea_orm::sqlx::Error) -> Option<&'static str> {
         "54000" => Some("a value is too long to be stored"),
         _ => None,
     }
+}
+
+/// A statement the database rolled back to let a concurrent one through:
+/// a deadlock (`40P01`), a serialization failure (`40001`) or a lock it
+/// would not wait for (`55P03`). Lock order prevents the deadlocks we know
+/// of; this keeps one we do not from reading as a server fault.
+fn lost_to_a_concurrent_change(err: &sea_orm::sqlx::Error) -> bool {
+    err.as_database_error()
+        .and_then(|e| e.code())
+        .is_some_and(|code| matches!(code.as_ref(), "40P01" | "40001" | "55P03"))
 }
 
 fn is_connection_failure(err: &sea_orm::sqlx::Error) -> bool {
@@ -421,7 +444,35 @@ pub(crate) fn qualified(columns: &str, table: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::loopback_without_tls_choice;
+    use super::{db_err, loopback_without_tls_choice, Database};
+    use orgsync_domain::Error;
+    use sea_orm::ConnectionTrait;
+
+    /// What the database answers a statement that raises `code`, through `db_err`.
+    async fn raised(db: &Database, code: &str) -> Error {
+        let raise =
+            format!("DO $$ BEGIN RAISE EXCEPTION 'raised' USING ERRCODE = '{code}'; END $$");
+        let failed = db
+            .connection()
+            .execute_unprepared(&raise)
+            .await
+            .expect_err("the statement raises");
+        db_err(failed)
+    }
+
+    #[tokio::test]
+    async fn a_statement_that_lost_to_a_concurrent_change_is_busy_not_internal() {
+        let url = std::env::var("ORGSYNC_TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let db = Database::connect(&url, 1).await.expect("PostgreSQL is up");
+        for code in ["40P01", "40001", "55P03"] {
+            let error = raised(&db, code).await;
+            assert!(matches!(error, Error::Busy(_)), "{code}: {error:?}");
+        }
+        // Other failures keep their meaning.
+        assert!(matches!(raised(&db, "P0001").await, Error::Internal(_)));
+        assert!(matches!(raised(&db, "22021").await, Error::Invalid { .. }));
+    }
 
     #[test]
     fn plain_is_tried_first_only_for_this_host_and_only_when_the_url_leaves_tls_open() {

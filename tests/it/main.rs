@@ -11,6 +11,7 @@ mod support;
 
 mod cascade;
 mod cli;
+mod contention;
 mod embedded;
 mod events;
 mod export;

@@ -13,7 +13,7 @@ use crate::fixtures::{
 };
 use crate::json::{items, strings};
 use crate::scim::Directory;
-use crate::support::{poll, TestApp};
+use crate::support::{poll, Lcg, TestApp};
 
 #[actix_web::test]
 async fn a_failing_org_does_not_stop_its_siblings_and_tenants_see_no_raw_cause() {
@@ -347,20 +347,6 @@ async fn empty_group(dir: &Directory, name: &str) -> String {
         .await;
     assert_eq!(status, 201, "{group}");
     group["id"].as_str().unwrap().to_owned()
-}
-
-/// A small deterministic generator: the interleavings differ run to run only
-/// through scheduling, and a failure names its seed.
-struct Lcg(u64);
-
-impl Lcg {
-    fn below(&mut self, n: usize) -> usize {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        ((self.0 >> 33) as usize) % n.max(1)
-    }
 }
 
 /// Every member's directory user id, over all pages.

@@ -480,3 +480,18 @@ impl Drop for Server {
         let _ = self.child.wait();
     }
 }
+
+/// A small deterministic generator for tests that interleave random steps:
+/// runs differ only through scheduling, and a failure names its seed.
+pub struct Lcg(pub u64);
+
+impl Lcg {
+    /// A number below `n` (0 when `n` is 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        ((self.0 >> 33) as usize) % n.max(1)
+    }
+}

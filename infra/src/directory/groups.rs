@@ -27,8 +27,8 @@ use crate::filter_sql::Sql;
 
 mod deltas;
 
-use deltas::record_delta;
 pub(super) use deltas::{fold_deltas, lock_and_fold};
+use deltas::{record_delta, share_lock};
 
 pub(super) async fn create(
     repo: &SqlDirectoryRepository,
@@ -148,6 +148,7 @@ pub(super) async fn patch(
     // written unless attributes change, so concurrent PATCHes of one group do
     // not wait for each other's commits.
     let txn = repo.db.connection().begin().await.map_err(db_err)?;
+    share_lock(repo, &txn, conn, id).await?;
     let delta = members::apply(&txn, conn, id, changes, &details).await?;
     if let (Some(fields), GroupGuard::Attributes(read)) = (fields, guard) {
         write_attributes_if_unchanged(repo, &txn, conn, id, fields, read).await?;
@@ -172,14 +173,15 @@ async fn one_statement_change(
     let (conn_param, group_param, now_param) = (sql.bind(conn.0), sql.bind(id), sql.bind(now));
     let changed = match change {
         MemberChange::Add(values) if values.len() <= INSERT_BATCH => {
-            let rows: Vec<String> = details(values)
+            let members = details(values);
+            let rows: Vec<String> = members::in_lock_order(&members)
                 .into_iter()
                 .map(|m| {
                     format!(
                         "({conn_param}, {group_param}, {}, {}, {})",
-                        sql.bind(m.value),
-                        sql.bind(m.kind),
-                        sql.bind(m.display)
+                        sql.bind(m.value.clone()),
+                        sql.bind(m.kind.clone()),
+                        sql.bind(m.display.clone())
                     )
                 })
                 .collect();
@@ -193,8 +195,9 @@ async fn one_statement_change(
         MemberChange::Remove(values) if values.len() <= INSERT_BATCH => {
             let list: Vec<String> = values.iter().map(|v| sql.bind(v.clone())).collect();
             format!(
-                "DELETE FROM directory_group_members WHERE group_id = {group_param} \
-                 AND connection_id = {conn_param} AND member_value IN ({}) RETURNING member_value",
+                "DELETE FROM directory_group_members WHERE EXISTS (SELECT 1 FROM owned) \
+                 AND group_id = {group_param} AND connection_id = {conn_param} \
+                 AND member_value IN ({}) RETURNING member_value",
                 list.join(", ")
             )
         }
@@ -207,10 +210,14 @@ async fn one_statement_change(
     };
     // Nothing is written unless the group is this connection's: the caller
     // did not read it first, and this statement commits on its own.
+    // `owned` takes the group's key-share lock before any member row is
+    // touched (both changes test it first, a one-time filter): a writer
+    // holding the group locked (a PUT, a member replace) is waited for
+    // before, not while, this one holds member rows it would need.
     // A data-modifying CTE's rows are invisible to the rest of the statement,
     // so the answer adds this change's step and delta to what it reads.
     let text = format!(
-        "WITH owned AS (SELECT id FROM directory_groups WHERE id = {group_param} AND connection_id = {conn_param}), \
+        "WITH owned AS (SELECT id FROM directory_groups WHERE id = {group_param} AND connection_id = {conn_param} FOR KEY SHARE), \
          changed AS ({changed}), \
          delta AS (INSERT INTO directory_group_deltas (group_id, connection_id, member_delta, changed_at) \
            SELECT id, {conn_param}, (SELECT {sign}COUNT(*) FROM changed), {now_param} FROM owned \

@@ -51,6 +51,15 @@ pub(super) async fn apply(
     Ok(delta)
 }
 
+/// Members in the order every writer inserts them: two transactions adding
+/// overlapping members to one group wait on each other's uncommitted rows
+/// (the unique index) and would deadlock if they took them in different orders.
+pub(super) fn in_lock_order(members: &[MemberRef]) -> Vec<&MemberRef> {
+    let mut ordered: Vec<&MemberRef> = members.iter().collect();
+    ordered.sort_unstable_by(|a, b| a.value.cmp(&b.value));
+    ordered
+}
+
 /// Inserts members (ignoring ones already there); returns how many were new.
 pub(super) async fn insert(
     txn: &DatabaseTransaction,
@@ -60,7 +69,7 @@ pub(super) async fn insert(
 ) -> Result<i64> {
     let backend = txn.get_database_backend();
     let mut added = 0;
-    for chunk in members.chunks(INSERT_BATCH) {
+    for chunk in in_lock_order(members).chunks(INSERT_BATCH) {
         let mut sql = Sql::default();
         let rows: Vec<String> = chunk
             .iter()

@@ -63,6 +63,32 @@ pub(in crate::directory) async fn lock_and_fold(
         .ok_or(Error::NotFound { entity: "group" })
 }
 
+/// Takes the group's key-share lock (PostgreSQL; SQLite has one writer),
+/// as the delta's foreign key would, but before the member rows: a writer
+/// holding the row locked is waited for before this transaction holds
+/// anything that writer needs, so the two queue instead of deadlocking.
+/// `NotFound` when the group is not the connection's.
+pub(super) async fn share_lock(
+    repo: &SqlDirectoryRepository,
+    txn: &DatabaseTransaction,
+    conn: ConnectionId,
+    id: Uuid,
+) -> Result<()> {
+    if repo.backend() != DbBackend::Postgres {
+        return Ok(());
+    }
+    let locked = txn
+        .query_one(repo.db.stmt(
+            "SELECT id FROM directory_groups WHERE connection_id = $1 AND id = $2 FOR KEY SHARE",
+            vec![conn.0.into(), id.into()],
+        ))
+        .await
+        .map_err(db_err)?;
+    locked
+        .map(|_| ())
+        .ok_or(Error::NotFound { entity: "group" })
+}
+
 /// One version step and a net member change of a group, without writing its row.
 pub(super) async fn record_delta(
     repo: &SqlDirectoryRepository,

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use crate::fixtures::{put_confirmed, set_deletion_threshold, switch_to_scim};
 use crate::scim::Directory;
-use crate::support::Lcg;
+use crate::support::{Lcg, Timed};
 
 /// `n` distinct users, in a random order.
 fn some(rng: &mut Lcg, users: &RefCell<Vec<String>>, n: usize) -> Vec<String> {
@@ -181,5 +181,138 @@ async fn parallel_writers_on_the_same_users_and_groups_never_get_a_server_error(
         .flatten()
         .collect();
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+    dir.app.finish().await;
+}
+
+/// Six copies of one admin request sent at once: the answers' statuses.
+async fn six_at_once(dir: &Directory, method: &'static str, rest: &str, body: Value) -> Vec<u16> {
+    let path = format!("/api/v1/orgs/{}{rest}", dir.org);
+    let body = (!body.is_null()).then_some(body);
+    let requests = (0..6)
+        .map(|_| Timed::at(0, method, path.clone(), body.clone()))
+        .collect();
+    let answers = dir.app.race(requests).await;
+    for (status, answer) in &answers {
+        assert!(*status < 500, "{method} {rest}: {status} {answer}");
+    }
+    answers.into_iter().map(|(status, _)| status).collect()
+}
+
+fn count(statuses: &[u16], status: u16) -> usize {
+    statuses.iter().filter(|s| **s == status).count()
+}
+
+/// Every admin write an impatient admin (a double click, a retrying
+/// script) sends twice at once: one of a kind is made, one deletion
+/// succeeds, the rest are told why not, and none is a server error.
+#[actix_web::test]
+async fn admin_writes_sent_six_times_at_once_are_made_once_and_never_fail() {
+    let dir = Directory::new().await;
+    let child = json!({"name": "Twin", "slug": "twin"});
+    let made = six_at_once(&dir, "POST", "/children", child).await;
+    assert_eq!(count(&made, 201), 1, "{made:?}");
+    let member = json!({"email": "twin@example.com", "role": "user"});
+    let made = six_at_once(&dir, "POST", "/members", member).await;
+    assert_eq!(count(&made, 201), 1, "{made:?}");
+    let (_, members) = dir.admin("GET", "/members", None).await;
+    let twin = members["data"]
+        .as_array()
+        .and_then(|all| all.iter().find(|m| m["email"] == "twin@example.com"))
+        .map(|m| m["id"].as_str().unwrap().to_owned())
+        .expect("the member was made");
+
+    for (method, rest, body) in [
+        ("PATCH", format!("/members/{twin}"), json!({"name": "Twin"})),
+        ("PATCH", String::new(), json!({"name": "Renamed"})),
+        (
+            "PUT",
+            "/roles".into(),
+            json!({"roles": [{"name": "auditor", "capabilities": ["audit:read"]}]}),
+        ),
+        ("PUT", "/seat-tiers".into(), json!({"seat_tiers": ["gold"]})),
+        (
+            "PUT",
+            "/deletion-protection".into(),
+            json!({"max_removals": 5}),
+        ),
+        (
+            "PUT",
+            "/provisioning/jit".into(),
+            json!({"default_role": "user"}),
+        ),
+        ("PUT", "/provisioning".into(), json!({"mode": "jit"})),
+        ("POST", "/syncs".into(), json!({"cascade": true})),
+        (
+            "PUT",
+            dir.connection_path("/attributes"),
+            json!({"attributes": [{"key": "department", "scim_path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department"}]}),
+        ),
+        (
+            "POST",
+            dir.connection_path("/directory-sync/token"),
+            Value::Null,
+        ),
+        (
+            "PUT",
+            dir.connection_path("/directory-sync"),
+            json!({"enabled": true}),
+        ),
+        ("POST", "/connections".into(), json!({"name": "Spare"})),
+        (
+            "POST",
+            "/webhooks".into(),
+            json!({"url": "https://hooks.example.com/orgsync"}),
+        ),
+    ] {
+        six_at_once(&dir, method, &rest, body).await;
+    }
+
+    let (_, hooks) = dir.admin("GET", "/webhooks", None).await;
+    let hook = hooks["data"][0]["id"]
+        .as_str()
+        .expect("a webhook")
+        .to_owned();
+    six_at_once(
+        &dir,
+        "POST",
+        &format!("/webhooks/{hook}/secret"),
+        Value::Null,
+    )
+    .await;
+    let gone = six_at_once(&dir, "DELETE", &format!("/webhooks/{hook}"), Value::Null).await;
+    assert_eq!(count(&gone, 204), 1, "{gone:?}");
+    let gone = six_at_once(&dir, "DELETE", &format!("/members/{twin}"), Value::Null).await;
+    assert_eq!(count(&gone, 204), 1, "{gone:?}");
+    let (_, connections) = dir.admin("GET", "/connections", None).await;
+    let spare = connections["data"]
+        .as_array()
+        .and_then(|all| all.iter().find(|c| c["name"] == "Spare"))
+        .map(|c| c["id"].as_str().unwrap().to_owned())
+        .expect("a spare connection");
+    let gone = six_at_once(
+        &dir,
+        "DELETE",
+        &format!("/connections/{spare}"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(count(&gone, 204), 1, "{gone:?}");
+    let (_, children) = dir.admin("GET", "/children", None).await;
+    let twin_org = children["data"][0]["id"]
+        .as_str()
+        .expect("the child")
+        .to_owned();
+    let path = format!("/api/v1/orgs/{twin_org}");
+    let answers = dir
+        .app
+        .race(
+            (0..6)
+                .map(|_| Timed::at(0, "DELETE", path.clone(), None))
+                .collect(),
+        )
+        .await;
+    let statuses: Vec<u16> = answers.iter().map(|(s, _)| *s).collect();
+    assert!(statuses.iter().all(|s| *s < 500), "{answers:?}");
+    assert_eq!(count(&statuses, 204), 1, "{answers:?}");
     dir.app.finish().await;
 }

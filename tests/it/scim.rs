@@ -61,7 +61,7 @@ impl Directory {
     }
 
     /// `rest` of the directory's connection, for [`Directory::admin`].
-    fn connection_path(&self, rest: &str) -> String {
+    pub(crate) fn connection_path(&self, rest: &str) -> String {
         format!("/connections/{}{rest}", self.conn)
     }
 }

@@ -8,7 +8,7 @@ use std::cell::RefCell;
 
 use serde_json::{json, Value};
 
-use crate::fixtures::{put_confirmed, set_deletion_threshold, switch_to_scim};
+use crate::fixtures::{put_confirmed, unprotected_scim_directory};
 use crate::scim::Directory;
 use crate::support::{Lcg, Timed};
 
@@ -145,10 +145,8 @@ async fn collide(
 
 #[actix_web::test]
 async fn parallel_writers_on_the_same_users_and_groups_never_get_a_server_error() {
-    let dir = Directory::new().await;
+    let dir = unprotected_scim_directory().await;
     let org = dir.org.clone();
-    switch_to_scim(&dir, &org).await;
-    set_deletion_threshold(&dir, &org, 0).await;
     let mut users = Vec::new();
     for i in 0..40 {
         users.push(dir.user(&format!("c{i}@example.com")).await);
@@ -186,16 +184,37 @@ async fn parallel_writers_on_the_same_users_and_groups_never_get_a_server_error(
 
 /// Six copies of one admin request sent at once: the answers' statuses.
 async fn six_at_once(dir: &Directory, method: &'static str, rest: &str, body: Value) -> Vec<u16> {
-    let path = format!("/api/v1/orgs/{}{rest}", dir.org);
+    six_at_once_to(dir, method, format!("/api/v1/orgs/{}{rest}", dir.org), body).await
+}
+
+/// [`six_at_once`] to any `path`.
+async fn six_at_once_to(
+    dir: &Directory,
+    method: &'static str,
+    path: String,
+    body: Value,
+) -> Vec<u16> {
     let body = (!body.is_null()).then_some(body);
     let requests = (0..6)
         .map(|_| Timed::at(0, method, path.clone(), body.clone()))
         .collect();
     let answers = dir.app.race(requests).await;
     for (status, answer) in &answers {
-        assert!(*status < 500, "{method} {rest}: {status} {answer}");
+        assert!(*status < 500, "{method} {path}: {status} {answer}");
     }
     answers.into_iter().map(|(status, _)| status).collect()
+}
+
+/// The id of the item of the list at `rest` whose `field` is `value`.
+async fn id_where(dir: &Directory, rest: &str, field: &str, value: &str) -> String {
+    let (status, list) = dir.admin("GET", rest, None).await;
+    assert_eq!(status, 200, "{list}");
+    list["data"]
+        .as_array()
+        .and_then(|all| all.iter().find(|item| item[field] == value))
+        .and_then(|item| item["id"].as_str())
+        .unwrap_or_else(|| panic!("no item of {rest} with {field} {value}: {list}"))
+        .to_owned()
 }
 
 fn count(statuses: &[u16], status: u16) -> usize {
@@ -214,12 +233,7 @@ async fn admin_writes_sent_six_times_at_once_are_made_once_and_never_fail() {
     let member = json!({"email": "twin@example.com", "role": "user"});
     let made = six_at_once(&dir, "POST", "/members", member).await;
     assert_eq!(count(&made, 201), 1, "{made:?}");
-    let (_, members) = dir.admin("GET", "/members", None).await;
-    let twin = members["data"]
-        .as_array()
-        .and_then(|all| all.iter().find(|m| m["email"] == "twin@example.com"))
-        .map(|m| m["id"].as_str().unwrap().to_owned())
-        .expect("the member was made");
+    let twin = id_where(&dir, "/members", "email", "twin@example.com").await;
 
     for (method, rest, body) in [
         ("PATCH", format!("/members/{twin}"), json!({"name": "Twin"})),
@@ -267,11 +281,13 @@ async fn admin_writes_sent_six_times_at_once_are_made_once_and_never_fail() {
         six_at_once(&dir, method, &rest, body).await;
     }
 
-    let (_, hooks) = dir.admin("GET", "/webhooks", None).await;
-    let hook = hooks["data"][0]["id"]
-        .as_str()
-        .expect("a webhook")
-        .to_owned();
+    let hook = id_where(
+        &dir,
+        "/webhooks",
+        "url",
+        "https://hooks.example.com/orgsync",
+    )
+    .await;
     six_at_once(
         &dir,
         "POST",
@@ -283,12 +299,7 @@ async fn admin_writes_sent_six_times_at_once_are_made_once_and_never_fail() {
     assert_eq!(count(&gone, 204), 1, "{gone:?}");
     let gone = six_at_once(&dir, "DELETE", &format!("/members/{twin}"), Value::Null).await;
     assert_eq!(count(&gone, 204), 1, "{gone:?}");
-    let (_, connections) = dir.admin("GET", "/connections", None).await;
-    let spare = connections["data"]
-        .as_array()
-        .and_then(|all| all.iter().find(|c| c["name"] == "Spare"))
-        .map(|c| c["id"].as_str().unwrap().to_owned())
-        .expect("a spare connection");
+    let spare = id_where(&dir, "/connections", "name", "Spare").await;
     let gone = six_at_once(
         &dir,
         "DELETE",
@@ -297,22 +308,14 @@ async fn admin_writes_sent_six_times_at_once_are_made_once_and_never_fail() {
     )
     .await;
     assert_eq!(count(&gone, 204), 1, "{gone:?}");
-    let (_, children) = dir.admin("GET", "/children", None).await;
-    let twin_org = children["data"][0]["id"]
-        .as_str()
-        .expect("the child")
-        .to_owned();
-    let path = format!("/api/v1/orgs/{twin_org}");
-    let answers = dir
-        .app
-        .race(
-            (0..6)
-                .map(|_| Timed::at(0, "DELETE", path.clone(), None))
-                .collect(),
-        )
-        .await;
-    let statuses: Vec<u16> = answers.iter().map(|(s, _)| *s).collect();
-    assert!(statuses.iter().all(|s| *s < 500), "{answers:?}");
-    assert_eq!(count(&statuses, 204), 1, "{answers:?}");
+    let twin_org = id_where(&dir, "/children", "slug", "twin").await;
+    let gone = six_at_once_to(
+        &dir,
+        "DELETE",
+        format!("/api/v1/orgs/{twin_org}"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(count(&gone, 204), 1, "{gone:?}");
     dir.app.finish().await;
 }

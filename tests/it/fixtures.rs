@@ -284,6 +284,18 @@ pub(crate) async fn audit_log(dir: &Directory, org: &str, action: &str) -> Value
     page
 }
 
+/// A directory whose org is in SCIM mode with deletion protection off,
+/// for tests of many random changes, where protection would (rightly)
+/// hold the mass removals they make.
+pub(crate) async fn unprotected_scim_directory() -> Directory {
+    let dir = Directory::new().await;
+    let org = dir.org.clone();
+    switch_to_scim(&dir, &org).await;
+    let (status, answer) = set_deletion_threshold(&dir, &org, 0).await;
+    assert_eq!(status, 200, "{answer}");
+    dir
+}
+
 /// Switches `org` to SCIM with its preview's confirmation.
 pub(crate) async fn switch_to_scim(dir: &Directory, org: &str) {
     put_confirmed(dir, org, "/provisioning", json!({"mode": "scim"})).await;

@@ -8,8 +8,8 @@ use sea_orm::ConnectionTrait;
 use serde_json::{json, Value};
 
 use crate::fixtures::{
-    admin, count, finished_run, member_count, run_now, scim_child, seed_users,
-    set_deletion_threshold, set_provisioning, start_sync, switch_to_scim, wait_for_members,
+    admin, count, finished_run, member_count, run_now, scim_child, seed_users, set_provisioning,
+    start_sync, switch_to_scim, unprotected_scim_directory, wait_for_members,
 };
 use crate::json::{items, strings};
 use crate::scim::Directory;
@@ -428,11 +428,8 @@ async fn random_steps(dir: &Directory, groups: &[String], lane: u64, steps: usiz
 /// changes nothing) and holds exactly the active users.
 #[actix_web::test]
 async fn random_interleavings_of_scim_writes_and_syncs_converge() {
-    let dir = Directory::new().await;
+    let dir = unprotected_scim_directory().await;
     let org = dir.org.clone();
-    switch_to_scim(&dir, &org).await;
-    // Protection would (rightly) hold mass removals; convergence is the point here.
-    set_deletion_threshold(&dir, &org, 0).await;
     let groups = [empty_group(&dir, "A").await, empty_group(&dir, "B").await];
     const LANES: u64 = 4;
     const STEPS: usize = 250;

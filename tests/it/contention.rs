@@ -8,7 +8,7 @@ use std::cell::RefCell;
 
 use serde_json::{json, Value};
 
-use crate::fixtures::{put_confirmed, unprotected_scim_directory};
+use crate::fixtures::{put_confirmed, unprotected_scim_directory, wait_for_members};
 use crate::scim::Directory;
 use crate::support::{Lcg, Timed};
 
@@ -184,12 +184,14 @@ async fn parallel_writers_on_the_same_users_and_groups_never_get_a_server_error(
 
 /// Six copies of one admin request sent at once: the answers' statuses.
 async fn six_at_once(dir: &Directory, method: &'static str, rest: &str, body: Value) -> Vec<u16> {
-    six_at_once_to(dir, method, format!("/api/v1/orgs/{}{rest}", dir.org), body).await
+    let path = format!("/api/v1/orgs/{}{rest}", dir.org);
+    six_at_once_to(dir, &dir.app.tokens.platform(), method, path, body).await
 }
 
-/// [`six_at_once`] to any `path`.
+/// [`six_at_once`] to any `path`, with `token`.
 async fn six_at_once_to(
     dir: &Directory,
+    token: &str,
     method: &'static str,
     path: String,
     body: Value,
@@ -198,7 +200,7 @@ async fn six_at_once_to(
     let requests = (0..6)
         .map(|_| Timed::at(0, method, path.clone(), body.clone()))
         .collect();
-    let answers = dir.app.race(requests).await;
+    let answers = dir.app.race_as(token, requests).await;
     for (status, answer) in &answers {
         assert!(*status < 500, "{method} {path}: {status} {answer}");
     }
@@ -309,13 +311,83 @@ async fn admin_writes_sent_six_times_at_once_are_made_once_and_never_fail() {
     .await;
     assert_eq!(count(&gone, 204), 1, "{gone:?}");
     let twin_org = id_where(&dir, "/children", "slug", "twin").await;
-    let gone = six_at_once_to(
-        &dir,
-        "DELETE",
-        format!("/api/v1/orgs/{twin_org}"),
-        Value::Null,
-    )
-    .await;
+    let platform = dir.app.tokens.platform();
+    let path = format!("/api/v1/orgs/{twin_org}");
+    let gone = six_at_once_to(&dir, &platform, "DELETE", path, Value::Null).await;
     assert_eq!(count(&gone, 204), 1, "{gone:?}");
+    dir.app.finish().await;
+}
+
+/// Six copies of one SCIM request sent at once (an IdP retrying a call
+/// that timed out while the first was still running): the statuses.
+async fn six_scim_at_once(
+    dir: &Directory,
+    method: &'static str,
+    rest: &str,
+    body: Value,
+) -> Vec<u16> {
+    let path = format!("/scim/v2/{}{rest}", dir.conn);
+    six_at_once_to(dir, &dir.token, method, path, body).await
+}
+
+/// An IdP's retries overlapping their first attempt: one user or group is
+/// made, one deletion succeeds, the rest are told (409, 404), and a
+/// member derived from the user exists once.
+#[actix_web::test]
+async fn scim_writes_sent_six_times_at_once_are_made_once_and_never_fail() {
+    let dir = unprotected_scim_directory().await;
+    let user = json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": "twin@example.com",
+        "externalId": "twin",
+        "emails": [{"value": "twin@example.com", "primary": true}],
+        "active": true
+    });
+    let made = six_scim_at_once(&dir, "POST", "/Users", user.clone()).await;
+    assert_eq!(count(&made, 201), 1, "{made:?}");
+    assert_eq!(count(&made, 409), 5, "{made:?}");
+    let found = dir
+        .scim_get("/Users?filter=userName%20eq%20%22twin@example.com%22")
+        .await;
+    let twin = found["Resources"][0]["id"]
+        .as_str()
+        .expect("the user")
+        .to_owned();
+
+    let group = json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+        "displayName": "Twins",
+        "externalId": "twins",
+        "members": [{"value": twin}]
+    });
+    // Group names need not be unique (RFC 7643 §4.2; Entra ID has twins):
+    // these are six groups, and each must simply be made.
+    let made = six_scim_at_once(&dir, "POST", "/Groups", group).await;
+    assert_eq!(count(&made, 201), 6, "{made:?}");
+    let mut renamed = user.clone();
+    renamed["displayName"] = json!("Twin");
+    six_scim_at_once(&dir, "PUT", &format!("/Users/{twin}"), renamed).await;
+    let ops = json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "path": "active", "value": false}]
+    });
+    six_scim_at_once(&dir, "PATCH", &format!("/Users/{twin}"), ops).await;
+    let ops = json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "path": "active", "value": true}]
+    });
+    six_scim_at_once(&dir, "PATCH", &format!("/Users/{twin}"), ops).await;
+    wait_for_members(&dir, &dir.org, 1).await;
+
+    let gone = six_scim_at_once(&dir, "DELETE", &format!("/Users/{twin}"), Value::Null).await;
+    assert_eq!(count(&gone, 204), 1, "{gone:?}");
+    assert_eq!(count(&gone, 404), 5, "{gone:?}");
+    let groups = dir.scim_get("/Groups").await;
+    for group in groups["Resources"].as_array().into_iter().flatten() {
+        let id = group["id"].as_str().expect("an id");
+        let gone = six_scim_at_once(&dir, "DELETE", &format!("/Groups/{id}"), Value::Null).await;
+        assert_eq!(count(&gone, 204), 1, "{gone:?}");
+    }
+    wait_for_members(&dir, &dir.org, 0).await;
     dir.app.finish().await;
 }

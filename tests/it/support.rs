@@ -266,11 +266,16 @@ impl TestApp {
     /// a service per request, as [`TestApp::call`] does, spaces requests
     /// ~90 ms apart in a debug build, so they would never race.)
     pub async fn race(&self, requests: Vec<Timed>) -> Vec<(u16, Value)> {
+        self.race_as(&self.tokens.platform(), requests).await
+    }
+
+    /// [`TestApp::race`] with `token` as every request's bearer (a SCIM
+    /// token, an org admin's).
+    pub async fn race_as(&self, token: &str, requests: Vec<Timed>) -> Vec<(u16, Value)> {
         let service = test::init_service(orgsync_api::http::app(self.runtime.state.clone())).await;
-        let token = self.tokens.platform();
         let service = &service;
         futures::future::join_all(requests.into_iter().map(|timed| {
-            let request = request(timed.method, &timed.path, Some(&token), timed.body);
+            let request = request(timed.method, &timed.path, Some(token), timed.body);
             async move {
                 tokio::time::sleep(timed.after).await;
                 let response = test::call_service(service, request.to_request()).await;

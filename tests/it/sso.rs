@@ -219,6 +219,40 @@ async fn jit_creates_the_member_on_first_sign_in_and_updates_it_in_place_after()
     dir.app.finish().await;
 }
 
+/// Someone new signs in from four tabs at once: each sign-in succeeds,
+/// and all four are one member (a JIT create racing itself neither fails
+/// nor makes twins); likewise four sign-ins updating her at once.
+#[actix_web::test]
+async fn four_sign_ins_at_once_make_and_update_one_member() {
+    let idp = TestIdp::start();
+    let dir = tenant_with_sso(&idp).await;
+    set_mode(&dir, "jit").await;
+    let mut member_ids = Vec::new();
+    // The first wave creates her; the second, after the IdP changed her
+    // email and name, updates her from four tabs at once.
+    for (email, name) in [
+        ("grace@example.com", "Grace"),
+        ("grace.h@example.com", "Grace H."),
+    ] {
+        idp.sign_in_as(json!({"sub": "00u-grace", "email": email, "name": name}));
+        let tabs = futures::future::join_all((0..4).map(|_| sign_in_to_org(&dir))).await;
+        for back in &tabs {
+            let code = back
+                .get("code")
+                .unwrap_or_else(|| panic!("{email}: {back:?}"));
+            let (status, signed_in) = redeem(&dir.app, code).await;
+            assert_eq!(status, 200, "{signed_in}");
+            member_ids.push(signed_in["member"]["id"].clone());
+        }
+    }
+    member_ids.dedup();
+    assert_eq!(member_ids.len(), 1, "{member_ids:?}");
+    let members = members_by_email(&dir, &dir.org).await;
+    assert_eq!(members.len(), 1, "{members:?}");
+    assert_eq!(members["grace.h@example.com"]["name"], "Grace H.");
+    dir.app.finish().await;
+}
+
 #[actix_web::test]
 async fn a_scim_org_admits_its_active_directory_members_and_no_one_else() {
     let idp = TestIdp::start();

@@ -328,25 +328,52 @@ impl SsoService {
         let org = org.ok_or_else(|| SignInError::denied("this organization no longer exists"))?;
         let claimed = claim_metadata(&definitions, &profile.raw_attributes);
         let role = self.jit_role(org.id, default_role).await?;
-        let decided = decide(
-            org.id,
-            org.provisioning_mode,
-            found,
-            profile,
-            &claimed,
-            &role,
-            self.now(),
-        )?;
+        let decide_for = |found| {
+            decide(
+                org.id,
+                org.provisioning_mode,
+                found,
+                profile,
+                &claimed,
+                &role,
+                self.now(),
+            )
+        };
         let actor = Actor::SignIn {
             connection_id: login.connection_id.0,
             subject: profile.id.clone(),
         };
-        let member = match decided {
-            SignIn::Unchanged(member) => member,
+        let decided = decide_for(found)?;
+        let creates = matches!(decided, SignIn::Create(_));
+        match self.write_admission(org.id, &actor, decided).await {
+            // Another sign-in of this identity (a second tab, a double
+            // click) made the member between the read and the insert: this
+            // sign-in is that member now. Once: a second conflict is an
+            // email another identity holds.
+            Err(Error::Conflict {
+                code: ConflictCode::AlreadyExists,
+                ..
+            }) if creates => {
+                let found = find_member(ports, login, profile).await?;
+                let decided = decide_for(found)?;
+                Ok(self
+                    .write_admission(org.id, &actor, decided)
+                    .await
+                    .map_err(taken)?)
+            }
+            written => Ok(written.map_err(taken)?),
+        }
+    }
+
+    /// Writes what a sign-in decided: the member it creates or updates.
+    async fn write_admission(&self, org: OrgId, actor: &Actor, decided: SignIn) -> Result<Member> {
+        let ports = &self.ports;
+        match decided {
+            SignIn::Unchanged(member) => Ok(member),
             SignIn::Create(member) => {
                 let audit = AuditEntry::new(
-                    org.id,
-                    actor,
+                    org,
+                    actor.clone(),
                     "member.created",
                     ("member", member.id.to_string()),
                     None,
@@ -355,17 +382,13 @@ impl SsoService {
                 );
                 // As an admin's add: an insert needs no writer lease, the
                 // unique email and directory-user keys settle any race.
-                ports
-                    .members
-                    .insert_member(&member, &audit)
-                    .await
-                    .map_err(taken)?;
-                member
+                ports.members.insert_member(&member, &audit).await?;
+                Ok(member)
             }
             SignIn::Update { before, after } => {
                 let audit = AuditEntry::new(
-                    org.id,
-                    actor,
+                    org,
+                    actor.clone(),
                     "member.updated",
                     ("member", after.id.to_string()),
                     serde_json::to_value(&before).ok(),
@@ -373,10 +396,9 @@ impl SsoService {
                     self.now(),
                 );
                 let write = async { ports.members.update_member(&before, &after, &audit).await };
-                self.sync.as_writer(org.id, write).await.map_err(taken)?;
-                after
+                self.sync.as_writer(org, write).await?;
+                Ok(after)
             }
-        };
-        Ok(member)
+        }
     }
 }

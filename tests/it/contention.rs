@@ -8,7 +8,7 @@ use std::cell::RefCell;
 
 use serde_json::{json, Value};
 
-use crate::fixtures::{put_confirmed, unprotected_scim_directory, wait_for_members};
+use crate::fixtures::{child, put_confirmed, unprotected_scim_directory, wait_for_members};
 use crate::scim::Directory;
 use crate::support::{Lcg, Timed};
 
@@ -389,5 +389,80 @@ async fn scim_writes_sent_six_times_at_once_are_made_once_and_never_fail() {
         assert_eq!(count(&gone, 204), 1, "{gone:?}");
     }
     wait_for_members(&dir, &dir.org, 0).await;
+    dir.app.finish().await;
+}
+
+/// A connection deleted, and then its org, while its IdP is still writing
+/// and an admin still editing: every write lands before or is told the
+/// target is gone; none fails.
+#[actix_web::test]
+async fn writes_racing_the_deletion_of_their_connection_and_org_are_told_it_is_gone() {
+    let dir = Directory::new().await;
+    let doomed = child(&dir, "doomed").await;
+    let users: Vec<Timed> = (0..80)
+        .map(|i| {
+            let user = json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                "userName": format!("late{i}@example.com"),
+                "active": true
+            });
+            Timed::at(
+                i * 4,
+                "POST",
+                format!("/scim/v2/{}/Users", dir.conn),
+                Some(user),
+            )
+        })
+        .collect();
+    let connection = format!("/api/v1/orgs/{}/connections/{}", dir.org, dir.conn);
+    let platform = dir.app.tokens.platform();
+    let (scim, deleted) = futures::join!(
+        dir.app.race_as(&dir.token, users),
+        dir.app
+            .race_as(&platform, vec![Timed::at(40, "DELETE", connection, None)]),
+    );
+    assert_eq!(deleted[0].0, 204, "{:?}", deleted[0]);
+    let statuses: Vec<u16> = scim.iter().map(|(status, _)| *status).collect();
+    // Authenticated before the deletion, written after: 404 (the
+    // connection is gone); arriving after it: 401 (its token is gone).
+    assert!(
+        statuses.iter().all(|s| [201, 401, 404].contains(s)),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.contains(&201) && statuses.contains(&401),
+        "no race: {statuses:?}"
+    );
+
+    let org = format!("/api/v1/orgs/{doomed}");
+    let edits = [
+        ("PUT", "/seat-tiers", json!({"seat_tiers": ["gold"]})),
+        ("PUT", "/deletion-protection", json!({"max_removals": 5})),
+        ("POST", "/connections", json!({"name": "Late"})),
+        ("PATCH", "", json!({"name": "Still doomed"})),
+    ];
+    let mut requests: Vec<Timed> = (0..80)
+        .map(|i| {
+            let (method, rest, body) = &edits[i % edits.len()];
+            Timed::at(
+                i as u64 * 4,
+                method,
+                format!("{org}{rest}"),
+                Some(body.clone()),
+            )
+        })
+        .collect();
+    requests.push(Timed::at(40, "DELETE", org.clone(), None));
+    let answers = dir.app.race(requests).await;
+    let (deletion, edited) = answers.split_last().expect("answers");
+    assert_eq!(deletion.0, 204, "{deletion:?}");
+    let statuses: Vec<u16> = edited.iter().map(|(status, _)| *status).collect();
+    assert!(
+        statuses.iter().all(|s| [200, 201, 404].contains(s)),
+        "{edited:?}"
+    );
+    assert!(statuses.contains(&404), "no race: {statuses:?}");
+    let (status, _) = dir.app.admin("GET", &doomed, "", None).await;
+    assert_eq!(status, 404);
     dir.app.finish().await;
 }

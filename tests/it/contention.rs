@@ -8,7 +8,10 @@ use std::cell::RefCell;
 
 use serde_json::{json, Value};
 
-use crate::fixtures::{child, put_confirmed, unprotected_scim_directory, wait_for_members};
+use crate::fixtures::{
+    child, members, preview_provisioning, put_confirmed, set_provisioning,
+    unprotected_scim_directory, wait_for_members,
+};
 use crate::scim::Directory;
 use crate::support::{Lcg, Timed};
 
@@ -464,5 +467,121 @@ async fn writes_racing_the_deletion_of_their_connection_and_org_are_told_it_is_g
     assert!(statuses.contains(&404), "no race: {statuses:?}");
     let (status, _) = dir.app.admin("GET", &doomed, "", None).await;
     assert_eq!(status, 404);
+    dir.app.finish().await;
+}
+
+/// An admin removes a custom role or seat tier while another assigns it
+/// (editing a member, adding one): one of the two wins, and no member is
+/// left holding what no longer exists.
+#[actix_web::test]
+async fn a_role_or_tier_removed_while_being_assigned_is_never_left_dangling() {
+    let dir = Directory::new().await;
+    let (status, ann) = dir
+        .add_member(json!({"email": "ann@example.com", "role": "user"}))
+        .await;
+    assert_eq!(status, 201, "{ann}");
+    let org = format!("/api/v1/orgs/{}", dir.org);
+    let ann = format!("{org}/members/{}", ann["id"].as_str().expect("an id"));
+    let auditor = json!({"roles": [{"name": "auditor", "capabilities": ["audit:read"]}]});
+    for round in 0..12 {
+        for (rest, catalog) in [
+            ("/roles", &auditor),
+            ("/seat-tiers", &json!({"seat_tiers": ["gold"]})),
+        ] {
+            let (status, saved) = dir.admin("PUT", rest, Some(catalog.clone())).await;
+            assert_eq!(status, 200, "{saved}");
+        }
+        let assigned = json!({"role": "auditor", "seat_tier": "gold"});
+        let mut added = assigned.clone();
+        added["email"] = json!(format!("new{round}@example.com"));
+        let after = u64::try_from(round % 4).expect("small");
+        let answers = dir
+            .app
+            .race(vec![
+                Timed::at(0, "PATCH", ann.clone(), Some(assigned)),
+                Timed::at(0, "POST", format!("{org}/members"), Some(added)),
+                Timed::at(
+                    after,
+                    "PUT",
+                    format!("{org}/roles"),
+                    Some(json!({"roles": []})),
+                ),
+                Timed::at(
+                    after,
+                    "PUT",
+                    format!("{org}/seat-tiers"),
+                    Some(json!({"seat_tiers": []})),
+                ),
+            ])
+            .await;
+        for (status, answer) in &answers {
+            assert!(*status < 500, "round {round}: {status} {answer}");
+        }
+        let roles = dir.get("/roles").await.to_string();
+        let tiers = dir.get("/seat-tiers").await.to_string();
+        for member in members(&dir, &dir.org).await {
+            assert!(
+                member["role"] != "auditor" || roles.contains("auditor"),
+                "round {round}: {member} holds a deleted role: {answers:?}"
+            );
+            assert!(
+                member["seat_tier"] != "gold" || tiers.contains("gold"),
+                "round {round}: {member} holds a deleted tier: {answers:?}"
+            );
+        }
+        // Back to Ann alone, a plain user, for the next round.
+        if let Some(new) = answers[1].1["id"].as_str() {
+            let (status, _) = dir.admin("DELETE", &format!("/members/{new}"), None).await;
+            assert_eq!(status, 204);
+        }
+        let (status, _) = dir.admin("PUT", "/roles", Some(auditor.clone())).await;
+        assert_eq!(status, 200);
+        let plain = json!({"role": "user", "seat_tier": null});
+        let (status, reset) = dir
+            .app
+            .call("PATCH", &ann, Some(&dir.app.tokens.platform()), Some(plain))
+            .await;
+        assert_eq!(status, 200, "{reset}");
+    }
+    dir.app.finish().await;
+}
+
+/// An admin adds a member by hand while another switches the org to SCIM
+/// (confirmed against a preview without that member): never both. Either
+/// the add went first and the switch is refused (its preview is stale), or
+/// the switch went first and the add is refused (SCIM governs members).
+#[actix_web::test]
+async fn a_member_added_during_a_switch_to_scim_is_never_left_behind_unseen() {
+    let dir = Directory::new().await;
+    dir.users_named(["dana@example.com"]).await;
+    let org = format!("/api/v1/orgs/{}", dir.org);
+    for round in 0..10 {
+        let (status, preview) = preview_provisioning(&dir, &dir.org, "scim").await;
+        assert_eq!(status, 200, "{preview}");
+        let switch = json!({"mode": "scim", "confirm": preview["confirmation"]});
+        let added = json!({"email": format!("late{round}@example.com"), "role": "user"});
+        // The add lands at a different moment of the switch each round.
+        let after = 4 * u64::try_from(round).expect("small");
+        let answers = dir
+            .app
+            .race(vec![
+                Timed::at(0, "PUT", format!("{org}/provisioning"), Some(switch)),
+                Timed::at(after, "POST", format!("{org}/members"), Some(added)),
+            ])
+            .await;
+        let (switched, add) = (answers[0].0, answers[1].0);
+        assert!(
+            (switched == 200 && add == 409) || (switched == 409 && add == 201),
+            "round {round}: switch {switched}, add {add}: {answers:?}"
+        );
+        // Back to manual, with no one but the directory's member.
+        let (status, answer) = set_provisioning(&dir, &dir.org, "manual").await;
+        assert_eq!(status, 200, "{answer}");
+        for member in members(&dir, &dir.org).await {
+            let id = member["id"].as_str().expect("an id");
+            let (status, _) = dir.admin("DELETE", &format!("/members/{id}"), None).await;
+            assert_eq!(status, 204);
+        }
+    }
     dir.app.finish().await;
 }

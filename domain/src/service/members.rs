@@ -218,6 +218,21 @@ impl MembersService {
         new: NewMember,
     ) -> Result<Member> {
         let org = self.orgs.authorize(principal, org, Action::Write).await?;
+        self.sync
+            .as_writer(org.id, self.create_as_writer(principal, org.id, new))
+            .await
+    }
+
+    /// As the org's only writer, so that what the add checks stays true
+    /// until it is written: a mode switch to SCIM, or a role or tier removed
+    /// from the catalog, either went first (and the add sees it) or waits.
+    async fn create_as_writer(
+        &self,
+        principal: &Principal,
+        org: OrgId,
+        new: NewMember,
+    ) -> Result<Member> {
+        let org = self.orgs.authorize(principal, org, Action::Write).await?;
         if org.provisioning_mode == ProvisioningMode::Scim {
             return Err(governed(
                 "this organization is provisioned by SCIM: members come from its directory",

@@ -95,6 +95,21 @@ impl MembersService {
             Ok(role.name.as_str())
         });
         let kept = distinct(&ROLES, valid)?;
+        self.sync
+            .as_writer(org, self.save_roles_as_writer(principal, org, roles, kept))
+            .await
+    }
+
+    /// As the org's only writer, as every assignment of a role is (an
+    /// admin's add or edit, a sync), so no member takes a role between the
+    /// check that no one holds it and its removal.
+    async fn save_roles_as_writer(
+        &self,
+        principal: &Principal,
+        org: OrgId,
+        roles: Vec<CustomRole>,
+        kept: HashSet<String>,
+    ) -> Result<Vec<CustomRole>> {
         let members = &self.ports.members;
         let (before, settings) = futures::try_join!(members.roles(org), members.settings(org))?;
         let mapped = (settings.mappings.roles.iter())
@@ -134,6 +149,22 @@ impl MembersService {
     ) -> Result<Vec<SeatTier>> {
         self.orgs.authorize(principal, org, Action::Write).await?;
         let kept = distinct(&SEAT_TIERS, tiers.iter().map(|tier| Ok(tier.as_str())))?;
+        self.sync
+            .as_writer(
+                org,
+                self.save_seat_tiers_as_writer(principal, org, tiers, kept),
+            )
+            .await
+    }
+
+    /// As the org's only writer, for the reason [`Self::save_roles_as_writer`] is.
+    async fn save_seat_tiers_as_writer(
+        &self,
+        principal: &Principal,
+        org: OrgId,
+        tiers: Vec<SeatTier>,
+        kept: HashSet<String>,
+    ) -> Result<Vec<SeatTier>> {
         let members = &self.ports.members;
         let (before, settings) =
             futures::try_join!(members.seat_tiers(org), members.settings(org))?;

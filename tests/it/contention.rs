@@ -5,7 +5,9 @@
 //! resyncs queued at once did too).
 
 use std::cell::RefCell;
+use std::future::Future;
 
+use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::fixtures::{
@@ -13,7 +15,7 @@ use crate::fixtures::{
     unprotected_scim_directory, wait_for_members,
 };
 use crate::scim::Directory;
-use crate::support::{Lcg, Timed};
+use crate::support::{EmbeddedDirectory, Lcg, Timed};
 
 /// `n` distinct users, in a random order.
 fn some(rng: &mut Lcg, users: &RefCell<Vec<String>>, n: usize) -> Vec<String> {
@@ -31,6 +33,16 @@ fn some(rng: &mut Lcg, users: &RefCell<Vec<String>>, n: usize) -> Vec<String> {
 fn one(rng: &mut Lcg, users: &RefCell<Vec<String>>) -> String {
     let users = users.borrow();
     users[rng.below(users.len())].clone()
+}
+
+/// Runs the lanes side by side; fails with every failure they report.
+async fn none_failed(lanes: impl IntoIterator<Item = impl Future<Output = Vec<String>>>) {
+    let failures: Vec<String> = futures::future::join_all(lanes)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 fn member_values(users: &[String]) -> Value {
@@ -176,12 +188,7 @@ async fn parallel_writers_on_the_same_users_and_groups_never_get_a_server_error(
 
     let users = RefCell::new(users);
     let lanes = (0..8).map(|lane| collide(&dir, &users, &groups, lane));
-    let failures: Vec<String> = futures::future::join_all(lanes)
-        .await
-        .into_iter()
-        .flatten()
-        .collect();
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    none_failed(lanes).await;
     dir.app.finish().await;
 }
 
@@ -584,4 +591,45 @@ async fn a_member_added_during_a_switch_to_scim_is_never_left_behind_unseen() {
         }
     }
     dir.app.finish().await;
+}
+
+/// The embedded mode a newcomer runs first (SQLite, one writer at a time)
+/// behind an IdP that sends eight calls at once: every call is served, none
+/// fails for want of the database.
+#[actix_web::test]
+async fn the_embedded_mode_serves_an_idps_parallel_calls() {
+    let embedded = EmbeddedDirectory::start().await;
+    let everyone = json!({"displayName": "Everyone"});
+    let (status, group) = embedded.scim(Method::POST, "/Groups", everyone).await;
+    assert_eq!(status, 201, "{group}");
+    let group = format!("/Groups/{}", group["id"].as_str().expect("an id"));
+
+    let lanes = (0..8).map(|lane| {
+        let (embedded, group) = (&embedded, &group);
+        async move {
+            let mut failures = Vec::new();
+            for i in 0..15 {
+                let user = json!({
+                    "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                    "userName": format!("p{lane}-{i}@example.com"),
+                    "active": true
+                });
+                let (status, created) = embedded.scim(Method::POST, "/Users", user).await;
+                if status != 201 {
+                    failures.push(format!("create: {status} {created}"));
+                    continue;
+                }
+                let ops = json!({
+                    "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                    "Operations": [{"op": "add", "path": "members", "value": [{"value": created["id"]}]}]
+                });
+                let (status, answer) = embedded.scim(Method::PATCH, group, ops).await;
+                if !(200..300).contains(&status) {
+                    failures.push(format!("group add: {status} {answer}"));
+                }
+            }
+            failures
+        }
+    });
+    none_failed(lanes).await;
 }

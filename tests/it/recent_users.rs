@@ -182,45 +182,10 @@ async fn an_operation_on_what_only_the_stored_user_has_finds_it() {
 async fn on_sqlite_patch_and_put_answer_with_the_users_groups() {
     use reqwest::Method;
 
-    let dir = std::env::temp_dir().join(format!("orgsync-recent-{}", uuid::Uuid::new_v4()));
-    let data_dir = dir.join("data");
-    let server =
-        crate::support::Server::start(&[("ORGSYNC__DATA_DIR", data_dir.display().to_string())])
-            .await;
-    let token = crate::support::embedded_platform_token(&data_dir);
-    let org = server.create_root(&token, "Acme", "acme").await;
-    let (status, conn) = server
-        .request(
-            Method::POST,
-            &format!("/api/v1/orgs/{org}/connections"),
-            Some(&token),
-            Some(json!({"name": "Okta"})),
-        )
-        .await;
-    assert_eq!(status, 201, "{conn}");
-    let conn = conn["id"].as_str().unwrap().to_owned();
-    let (status, sync) = server
-        .request(
-            Method::PUT,
-            &format!("/api/v1/orgs/{org}/connections/{conn}/directory-sync"),
-            Some(&token),
-            Some(json!({"enabled": true})),
-        )
-        .await;
-    assert_eq!(status, 200, "{sync}");
-    let scim_token = sync["token"].as_str().unwrap().to_owned();
+    let embedded = crate::support::EmbeddedDirectory::start().await;
     let scim = |method: Method, path: String, body: Value| {
-        let (server, scim_token, conn) = (&server, &scim_token, &conn);
-        async move {
-            server
-                .request(
-                    method,
-                    &format!("/scim/v2/{conn}{path}"),
-                    Some(scim_token),
-                    Some(body),
-                )
-                .await
-        }
+        let embedded = &embedded;
+        async move { embedded.scim(method, &path, body).await }
     };
 
     let (status, user) = scim(
@@ -267,6 +232,4 @@ async fn on_sqlite_patch_and_put_answer_with_the_users_groups() {
     assert_eq!(status, 200, "{replaced}");
     assert_eq!(replaced["active"], false);
     assert_eq!(groups_of(&replaced), engineering, "{replaced}");
-    drop(server);
-    std::fs::remove_dir_all(&dir).ok();
 }

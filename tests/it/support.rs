@@ -467,6 +467,66 @@ impl Server {
     }
 }
 
+/// An embedded server (SQLite, no configuration) in a temporary data
+/// directory, with an org and a connection whose directory sync is on.
+pub struct EmbeddedDirectory {
+    pub server: Server,
+    pub conn: String,
+    scim_token: String,
+    dir: PathBuf,
+}
+
+impl EmbeddedDirectory {
+    pub async fn start() -> Self {
+        let dir = std::env::temp_dir().join(format!("orgsync-embedded-{}", Uuid::new_v4()));
+        let data_dir = dir.join("data");
+        let server = Server::start(&[("ORGSYNC__DATA_DIR", data_dir.display().to_string())]).await;
+        let token = embedded_platform_token(&data_dir);
+        let org = server.create_root(&token, "Acme", "acme").await;
+        let connections = format!("/api/v1/orgs/{org}/connections");
+        let (status, conn) = server
+            .request(
+                reqwest::Method::POST,
+                &connections,
+                Some(&token),
+                Some(serde_json::json!({"name": "Okta"})),
+            )
+            .await;
+        assert_eq!(status, 201, "{conn}");
+        let conn = conn["id"].as_str().unwrap().to_owned();
+        let (status, sync) = server
+            .request(
+                reqwest::Method::PUT,
+                &format!("{connections}/{conn}/directory-sync"),
+                Some(&token),
+                Some(serde_json::json!({"enabled": true})),
+            )
+            .await;
+        assert_eq!(status, 200, "{sync}");
+        let scim_token = sync["token"].as_str().unwrap().to_owned();
+        Self {
+            server,
+            conn,
+            scim_token,
+            dir,
+        }
+    }
+
+    /// A SCIM call on the connection (`path` under its base URL).
+    pub async fn scim(&self, method: reqwest::Method, path: &str, body: Value) -> (u16, Value) {
+        let path = format!("/scim/v2/{}{path}", self.conn);
+        self.server
+            .request(method, &path, Some(&self.scim_token), Some(body))
+            .await
+    }
+}
+
+impl Drop for EmbeddedDirectory {
+    fn drop(&mut self) {
+        std::fs::remove_dir_all(&self.dir).ok();
+    }
+}
+
 /// A platform token for an embedded server on `data_dir`: `orgsync token`
 /// reads the same development key the server made there.
 pub fn embedded_platform_token(data_dir: &std::path::Path) -> String {

@@ -11,8 +11,8 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::fixtures::{
-    child, members, preview_provisioning, put_confirmed, set_provisioning,
-    unprotected_scim_directory, wait_for_members,
+    audit_log, child, member_count, members, members_by_email, preview_provisioning, put_confirmed,
+    set_provisioning, unprotected_scim_directory, wait_for_members,
 };
 use crate::scim::Directory;
 use crate::support::{EmbeddedDirectory, Lcg, Timed};
@@ -632,4 +632,84 @@ async fn the_embedded_mode_serves_an_idps_parallel_calls() {
         }
     });
     none_failed(lanes).await;
+}
+
+/// One confirmed change sent six times at once (a double click on
+/// "Confirm", a retrying script): it is applied once, the copies are told
+/// it is done or stale, and the members are those of one application.
+#[actix_web::test]
+async fn a_confirmed_switch_or_mapping_sent_six_times_at_once_applies_once() {
+    let dir = Directory::new().await;
+    let [ann, bob] = dir
+        .users_named(["ann@example.com", "bob@example.com"])
+        .await;
+    let admins = dir.group("Admins", &[&ann]).await;
+    dir.group("Everyone", &[&ann, &bob]).await;
+    let (status, preview) = preview_provisioning(&dir, &dir.org, "scim").await;
+    assert_eq!(status, 200, "{preview}");
+    let switch = json!({"mode": "scim", "confirm": preview["confirmation"]});
+    let switched = six_at_once(&dir, "PUT", "/provisioning", switch).await;
+    assert!(switched.contains(&200), "{switched:?}");
+    assert_eq!(member_count(&dir, &dir.org).await, 2);
+
+    let mappings = json!({"enabled": true, "roles": [{"group": admins, "role": "admin"}]});
+    let (status, preview) = dir
+        .admin("POST", "/group-mappings/preview", Some(mappings.clone()))
+        .await;
+    assert_eq!(status, 200, "{preview}");
+    let mut confirmed = mappings;
+    confirmed["confirm"] = preview["confirmation"].clone();
+    let saved = six_at_once(&dir, "PUT", "/group-mappings", confirmed).await;
+    assert!(saved.contains(&200), "{saved:?}");
+    let members = members_by_email(&dir, &dir.org).await;
+    assert_eq!(
+        members.len(),
+        1,
+        "only Ann is in a mapped group: {members:?}"
+    );
+    assert_eq!(members["ann@example.com"]["role"], "admin");
+    for action in ["provisioning_mode.changed", "group_mappings.saved"] {
+        let applied = audit_log(&dir, &dir.org, action).await;
+        assert_eq!(
+            applied["data"].as_array().map(Vec::len),
+            Some(1),
+            "{applied}"
+        );
+    }
+
+    // An org deleted while children are being made under it.
+    let parent = child(&dir, "parent").await;
+    let mut requests: Vec<Timed> = (0..20)
+        .map(|i| {
+            let body = json!({"name": format!("c{i}"), "slug": format!("c{i}")});
+            Timed::at(
+                i * 2,
+                "POST",
+                format!("/api/v1/orgs/{parent}/children"),
+                Some(body),
+            )
+        })
+        .collect();
+    requests.push(Timed::at(
+        10,
+        "DELETE",
+        format!("/api/v1/orgs/{parent}"),
+        None,
+    ));
+    let answers = dir.app.race(requests).await;
+    let statuses: Vec<u16> = answers.iter().map(|(status, _)| *status).collect();
+    assert!(
+        statuses.iter().all(|s| [201, 204, 404, 409].contains(s)),
+        "{answers:?}"
+    );
+    let (status, _) = dir.app.admin("GET", &parent, "", None).await;
+    let deleted = statuses[20] == 204;
+    assert_eq!(status, if deleted { 404 } else { 200 }, "{statuses:?}");
+    if deleted {
+        assert!(
+            !statuses[..20].contains(&201) || statuses[..20].contains(&404),
+            "{statuses:?}"
+        );
+    }
+    dir.app.finish().await;
 }

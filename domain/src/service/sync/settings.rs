@@ -51,11 +51,12 @@ impl SyncService {
     pub(super) async fn set_mode_as_writer(
         &self,
         principal: &Principal,
-        mut org: Organization,
+        org: Organization,
         mode: ProvisioningMode,
         confirm: Option<&str>,
     ) -> Result<(Organization, Applied)> {
         let started = self.now();
+        let mut org = self.as_it_is_now(principal, org).await?;
         if mode == ProvisioningMode::Scim {
             self.require_directory(&org).await?;
         }
@@ -197,6 +198,7 @@ impl SyncService {
         confirm: Option<&str>,
     ) -> Result<Applied> {
         let started = self.now();
+        let org = self.as_it_is_now(principal, org).await?;
         self.validate_settings(&org, settings).await?;
         let plan = self
             .plan_full(&org, org.provisioning_mode, settings, Waiter::Request)
@@ -204,20 +206,24 @@ impl SyncService {
         let preview = Preview::of(plan.changes, settings);
         require_confirmation(org.id, &preview, confirm)?;
         let before = self.ports.members.settings(org.id).await?;
-        self.ports
-            .members
-            .save_settings(org.id, settings, self.now())
-            .await?;
-        self.orgs
-            .audit(
-                principal,
-                org.id,
-                "group_mappings.saved",
-                ("org", org.id.to_string()),
-                serde_json::to_value(&before).ok(),
-                serde_json::to_value(settings).ok(),
-            )
-            .await?;
+        // Saving what is already saved (a retried or doubled request) is
+        // answered the same, but is not a change to log.
+        if before != *settings {
+            self.ports
+                .members
+                .save_settings(org.id, settings, self.now())
+                .await?;
+            self.orgs
+                .audit(
+                    principal,
+                    org.id,
+                    "group_mappings.saved",
+                    ("org", org.id.to_string()),
+                    serde_json::to_value(&before).ok(),
+                    serde_json::to_value(settings).ok(),
+                )
+                .await?;
+        }
         if org.provisioning_mode != ProvisioningMode::Scim {
             return Ok(Applied { run: None });
         }
@@ -231,6 +237,20 @@ impl SyncService {
             )
             .await?;
         Ok(Applied { run: Some(run) })
+    }
+}
+
+impl SyncService {
+    /// The org as it is once this writer holds it. What was read before
+    /// waiting for the lease may be stale: a switch that went first changed
+    /// the mode (a copy of the same switch would log it again, a mapping
+    /// save would plan for the old mode).
+    async fn as_it_is_now(
+        &self,
+        principal: &Principal,
+        read: Organization,
+    ) -> Result<Organization> {
+        self.orgs.authorize(principal, read.id, Action::Write).await
     }
 }
 

@@ -12,7 +12,7 @@ use crate::fixtures::{
 };
 use crate::json::items;
 use crate::scim::Directory;
-use crate::support::poll;
+use crate::support::{poll, Timed};
 
 /// Waits (bounded) until `org` has removals held, and returns them.
 async fn held(dir: &Directory, org: &str) -> Value {
@@ -423,5 +423,52 @@ async fn a_rejected_plan_removes_nobody_and_the_next_sync_holds_it_again() {
         80,
         "held again, not applied"
     );
+    dir.app.finish().await;
+}
+
+/// Held removals confirmed by one admin just as another switches the org
+/// to manual: whichever goes second sees what the first did. A confirmation
+/// that waited behind the switch removes no one (the directory no longer
+/// governs members), and a switch that waited behind it finds them gone.
+#[actix_web::test]
+async fn a_confirmation_queued_behind_a_switch_to_manual_removes_no_one() {
+    let (dir, held) = big_group_deleted().await;
+    let org = format!("/api/v1/orgs/{}", dir.org);
+    let manual = json!({"mode": "manual"});
+    let confirm = json!({"confirmation": held["confirmation"]});
+    let answers = dir
+        .app
+        .race(vec![
+            Timed::at(0, "PUT", format!("{org}/provisioning"), Some(manual)),
+            Timed::at(
+                30,
+                "POST",
+                format!("{org}/held-removals/confirm"),
+                Some(confirm),
+            ),
+        ])
+        .await;
+    let (switched, confirmed) = (&answers[0], &answers[1]);
+    assert_eq!(switched.0, 200, "{switched:?}");
+    let logged_at = async |action: &str| {
+        let log = audit_log(&dir, &dir.org, action).await;
+        let at = log["data"][0]["at"].as_str()?;
+        let rfc3339 = &time::format_description::well_known::Rfc3339;
+        Some(time::OffsetDateTime::parse(at, rfc3339).expect("an RFC 3339 time"))
+    };
+    let switch_at = logged_at("provisioning_mode.changed").await;
+    let confirm_at = logged_at("members.removals_confirmed").await;
+    let left = member_count(&dir, &dir.org).await;
+    match (switch_at, confirm_at) {
+        (Some(switch), Some(confirm)) if confirm > switch => {
+            panic!("removals confirmed after the switch to manual: {confirmed:?}, {left} left")
+        }
+        (Some(_), Some(_)) => assert_eq!(left, 20, "confirmed first: {confirmed:?}"),
+        (Some(_), None) => {
+            assert_eq!(left, 80, "{confirmed:?}");
+            assert!([404, 409].contains(&confirmed.0), "{confirmed:?}");
+        }
+        other => panic!("no switch logged: {other:?}"),
+    }
     dir.app.finish().await;
 }

@@ -289,17 +289,23 @@ impl MembersService {
     ) -> Result<Member> {
         let org = self.orgs.authorize(principal, org, Action::Write).await?;
         self.sync
-            .as_writer(org.id, self.update_as_writer(principal, org, id, changes))
+            .as_writer(
+                org.id,
+                self.update_as_writer(principal, org.id, id, changes),
+            )
             .await
     }
 
     async fn update_as_writer(
         &self,
         principal: &Principal,
-        org: Organization,
+        org: OrgId,
         id: MemberId,
         changes: MemberChanges,
     ) -> Result<Member> {
+        // Read again as the writer: a switch to SCIM that went first decides
+        // what the directory governs now.
+        let org = self.orgs.authorize(principal, org, Action::Write).await?;
         let mut member = self.find(org.id, id).await?;
         let unchanged = member.clone();
         let before = serde_json::to_value(&member).ok();
@@ -428,16 +434,18 @@ impl MembersService {
     pub async fn delete(&self, principal: &Principal, org: OrgId, id: MemberId) -> Result<()> {
         let org = self.orgs.authorize(principal, org, Action::Write).await?;
         self.sync
-            .as_writer(org.id, self.delete_as_writer(principal, org, id))
+            .as_writer(org.id, self.delete_as_writer(principal, org.id, id))
             .await
     }
 
     async fn delete_as_writer(
         &self,
         principal: &Principal,
-        org: Organization,
+        org: OrgId,
         id: MemberId,
     ) -> Result<()> {
+        // Read again as the writer, as an edit is.
+        let org = self.orgs.authorize(principal, org, Action::Write).await?;
         let member = self.find(org.id, id).await?;
         if org.provisioning_mode == ProvisioningMode::Scim && member.directory_user_id.is_some() {
             return Err(governed(

@@ -8,7 +8,7 @@ use crate::audit::Actor;
 use crate::auth::{Action, Principal};
 use crate::error::ConflictCode;
 use crate::membership::{ChangeCounts, ChangeSet, Member, MemberId};
-use crate::org::{OrgId, Organization};
+use crate::org::OrgId;
 use crate::sync::{hold, DeletionThreshold, HeldRemovals, HeldSource};
 use crate::{Error, Result};
 
@@ -140,16 +140,22 @@ impl SyncService {
         confirmation: &str,
     ) -> Result<ChangeCounts> {
         let org = self.orgs().authorize(principal, org, Action::Write).await?;
-        self.as_writer(org.id, self.confirm_as_writer(principal, org, confirmation))
-            .await
+        self.as_writer(
+            org.id,
+            self.confirm_as_writer(principal, org.id, confirmation),
+        )
+        .await
     }
 
     async fn confirm_as_writer(
         &self,
         principal: &Principal,
-        org: Organization,
+        org: OrgId,
         confirmation: &str,
     ) -> Result<ChangeCounts> {
+        // Read again as the writer: a switch away from SCIM that went first
+        // means the directory no longer removes anyone.
+        let org = self.orgs().authorize(principal, org, Action::Write).await?;
         let ports = self.ports();
         let held = ports
             .protection

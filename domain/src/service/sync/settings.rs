@@ -43,7 +43,7 @@ impl SyncService {
         let org = self.orgs.authorize(principal, org, Action::Write).await?;
         self.as_writer(
             org.id,
-            self.set_mode_as_writer(principal, org, mode, confirm),
+            self.set_mode_as_writer(principal, org.id, mode, confirm),
         )
         .await
     }
@@ -51,12 +51,14 @@ impl SyncService {
     pub(super) async fn set_mode_as_writer(
         &self,
         principal: &Principal,
-        org: Organization,
+        org: OrgId,
         mode: ProvisioningMode,
         confirm: Option<&str>,
     ) -> Result<(Organization, Applied)> {
         let started = self.now();
-        let mut org = self.as_it_is_now(principal, org).await?;
+        // Read again as the writer: a copy of this switch that went first
+        // changed the mode (and must not be logged twice).
+        let mut org = self.orgs.authorize(principal, org, Action::Write).await?;
         if mode == ProvisioningMode::Scim {
             self.require_directory(&org).await?;
         }
@@ -185,7 +187,7 @@ impl SyncService {
         let org = self.orgs.authorize(principal, org, Action::Write).await?;
         self.as_writer(
             org.id,
-            self.save_settings_as_writer(principal, org, settings, confirm),
+            self.save_settings_as_writer(principal, org.id, settings, confirm),
         )
         .await
     }
@@ -193,12 +195,14 @@ impl SyncService {
     pub(super) async fn save_settings_as_writer(
         &self,
         principal: &Principal,
-        org: Organization,
+        org: OrgId,
         settings: &MembershipSettings,
         confirm: Option<&str>,
     ) -> Result<Applied> {
         let started = self.now();
-        let org = self.as_it_is_now(principal, org).await?;
+        // Read again as the writer: a switch that went first decides which
+        // mode these mappings are planned and applied for.
+        let org = self.orgs.authorize(principal, org, Action::Write).await?;
         self.validate_settings(&org, settings).await?;
         let plan = self
             .plan_full(&org, org.provisioning_mode, settings, Waiter::Request)
@@ -237,20 +241,6 @@ impl SyncService {
             )
             .await?;
         Ok(Applied { run: Some(run) })
-    }
-}
-
-impl SyncService {
-    /// The org as it is once this writer holds it. What was read before
-    /// waiting for the lease may be stale: a switch that went first changed
-    /// the mode (a copy of the same switch would log it again, a mapping
-    /// save would plan for the old mode).
-    async fn as_it_is_now(
-        &self,
-        principal: &Principal,
-        read: Organization,
-    ) -> Result<Organization> {
-        self.orgs.authorize(principal, read.id, Action::Write).await
     }
 }
 

@@ -10,7 +10,7 @@ mod saml_idp;
 use actix_web::test;
 use serde_json::{json, Value};
 
-use crate::fixtures::{create_root, members_by_email, set_provisioning};
+use crate::fixtures::{create_root, members_by_email, preview_provisioning, set_provisioning};
 use crate::json::strings;
 use crate::scim::Directory;
 use crate::support::{request, TestApp};
@@ -250,6 +250,49 @@ async fn four_sign_ins_at_once_make_and_update_one_member() {
     let members = members_by_email(&dir, &dir.org).await;
     assert_eq!(members.len(), 1, "{members:?}");
     assert_eq!(members["grace.h@example.com"]["name"], "Grace H.");
+    dir.app.finish().await;
+}
+
+/// Someone new signs in (JIT) just as an admin switches the org to SCIM:
+/// never a JIT member left in a SCIM org. Either the sign-in went first
+/// (the switch's confirmed preview is then stale, and it is refused) or the
+/// switch did (and the sign-in is refused: members come from the directory).
+#[actix_web::test]
+async fn a_first_sign_in_during_a_switch_to_scim_never_leaves_a_jit_member_behind() {
+    let idp = TestIdp::start();
+    let dir = tenant_with_sso(&idp).await;
+    dir.users_named(["dana@example.com"]).await;
+    set_mode(&dir, "jit").await;
+    for round in 0..6 {
+        let email = format!("late{round}@example.com");
+        idp.sign_in_as(json!({"sub": format!("00u-{round}"), "email": email}));
+        let (status, preview) = preview_provisioning(&dir, &dir.org, "scim").await;
+        assert_eq!(status, 200, "{preview}");
+        let switch = json!({"mode": "scim", "confirm": preview["confirmation"]});
+        let delay = std::time::Duration::from_millis(3 * round);
+        let (switched, _) = futures::join!(
+            async {
+                tokio::time::sleep(delay).await;
+                dir.admin("PUT", "/provisioning", Some(switch)).await
+            },
+            sign_in_to_org(&dir),
+        );
+        let members = members_by_email(&dir, &dir.org).await;
+        let (_, org) = dir.app.admin("GET", &dir.org, "", None).await;
+        if org["provisioning_mode"] == "scim" {
+            assert!(
+                members.values().all(|m| m["source"] != "jit"),
+                "round {round}: a JIT member in a SCIM org (switch {switched:?}): {members:?}"
+            );
+        }
+        // Back to JIT with no one but the directory's member.
+        set_mode(&dir, "jit").await;
+        for member in members.values().filter(|m| m["source"] == "jit") {
+            let id = member["id"].as_str().expect("an id");
+            let (status, _) = dir.admin("DELETE", &format!("/members/{id}"), None).await;
+            assert_eq!(status, 204);
+        }
+    }
     dir.app.finish().await;
 }
 

@@ -11,6 +11,7 @@ use crate::directory::TokenHash;
 use crate::error::ConflictCode;
 use crate::membership::{Member, Role};
 use crate::org::OrgId;
+use crate::org::ProvisioningMode;
 use crate::sso::{
     claim_metadata, decide, CallbackParams, IssuedCode, PendingLogin, Redemption, SignIn,
     SignInError, SignInErrorKind, SsoConfig, SsoProfile, SsoProtocol,
@@ -61,6 +62,13 @@ impl From<Error> for SignInFailure {
             Error::Unavailable(_) | Error::Busy(_) => Self::Refused(SignInError::unavailable(
                 "the service is briefly unavailable; try again",
             )),
+            // A sync held the org longer than a sign-in waits for it.
+            Error::Conflict {
+                code: ConflictCode::SyncInProgress,
+                ..
+            } => Self::Refused(SignInError::unavailable(
+                "this organization is being synced; try again in a few seconds",
+            )),
             other => Self::Broken(other),
         }
     }
@@ -97,7 +105,8 @@ fn idp_description(params: &CallbackParams) -> String {
     }
 }
 
-/// A member's email may already be another member's: a refusal, not a failure.
+/// A member's email may already be another member's, and the org may have
+/// stopped adding members on sign-in: refusals, not failures.
 fn taken(error: Error) -> SignInFailure {
     match error {
         Error::Conflict {
@@ -106,6 +115,7 @@ fn taken(error: Error) -> SignInFailure {
         } => SignInFailure::Refused(SignInError::denied(
             "another member of this organization already has this email",
         )),
+        Error::Forbidden(why) => SignInFailure::Refused(SignInError::denied(why)),
         other => other.into(),
     }
 }
@@ -380,9 +390,20 @@ impl SsoService {
                     serde_json::to_value(&member).ok(),
                     self.now(),
                 );
-                // As an admin's add: an insert needs no writer lease, the
-                // unique email and directory-user keys settle any race.
-                ports.members.insert_member(&member, &audit).await?;
+                // As the org's writer, as an admin's add is: a switch away
+                // from JIT that went first is seen here, and one that comes
+                // after plans with this member. Two sign-ins of one identity
+                // are settled by the unique keys (see `admit`).
+                let insert = async {
+                    let org = ports.orgs.find(org).await?;
+                    if org.map(|o| o.provisioning_mode) != Some(ProvisioningMode::Jit) {
+                        return Err(Error::Forbidden(
+                            "this organization no longer adds members when they sign in".into(),
+                        ));
+                    }
+                    ports.members.insert_member(&member, &audit).await
+                };
+                self.sync.as_writer(org, insert).await?;
                 Ok(member)
             }
             SignIn::Update { before, after } => {

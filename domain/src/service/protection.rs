@@ -8,7 +8,7 @@ use crate::audit::Actor;
 use crate::auth::{Action, Principal};
 use crate::error::ConflictCode;
 use crate::membership::{ChangeCounts, ChangeSet, Member, MemberId};
-use crate::org::OrgId;
+use crate::org::{OrgId, Organization};
 use crate::sync::{hold, DeletionThreshold, HeldRemovals, HeldSource};
 use crate::{Error, Result};
 
@@ -139,23 +139,20 @@ impl SyncService {
         org: OrgId,
         confirmation: &str,
     ) -> Result<ChangeCounts> {
-        let org = self.orgs().authorize(principal, org, Action::Write).await?;
-        self.as_writer(
-            org.id,
-            self.confirm_as_writer(principal, org.id, confirmation),
-        )
+        // The org as it is under the lease: a switch away from SCIM that
+        // went first means the directory no longer removes anyone.
+        self.write_as(principal, org, |org| {
+            self.confirm_as_writer(principal, org, confirmation)
+        })
         .await
     }
 
     async fn confirm_as_writer(
         &self,
         principal: &Principal,
-        org: OrgId,
+        org: Organization,
         confirmation: &str,
     ) -> Result<ChangeCounts> {
-        // Read again as the writer: a switch away from SCIM that went first
-        // means the directory no longer removes anyone.
-        let org = self.orgs().authorize(principal, org, Action::Write).await?;
         let ports = self.ports();
         let held = ports
             .protection

@@ -95,14 +95,16 @@ impl MembersService {
             Ok(role.name.as_str())
         });
         let kept = distinct(&ROLES, valid)?;
+        // As the org's only writer, as every assignment of a role is (an
+        // admin's add or edit, a sync), so no member takes a role between the
+        // check that no one holds it and its removal.
         self.sync
-            .as_writer(org, self.save_roles_as_writer(principal, org, roles, kept))
+            .write_as(principal, org, |org| {
+                self.save_roles_as_writer(principal, org.id, roles, kept)
+            })
             .await
     }
 
-    /// As the org's only writer, as every assignment of a role is (an
-    /// admin's add or edit, a sync), so no member takes a role between the
-    /// check that no one holds it and its removal.
     async fn save_roles_as_writer(
         &self,
         principal: &Principal,
@@ -149,15 +151,14 @@ impl MembersService {
     ) -> Result<Vec<SeatTier>> {
         self.orgs.authorize(principal, org, Action::Write).await?;
         let kept = distinct(&SEAT_TIERS, tiers.iter().map(|tier| Ok(tier.as_str())))?;
+        // As the org's only writer, for the reason roles are.
         self.sync
-            .as_writer(
-                org,
-                self.save_seat_tiers_as_writer(principal, org, tiers, kept),
-            )
+            .write_as(principal, org, |org| {
+                self.save_seat_tiers_as_writer(principal, org.id, tiers, kept)
+            })
             .await
     }
 
-    /// As the org's only writer, for the reason [`Self::save_roles_as_writer`] is.
     async fn save_seat_tiers_as_writer(
         &self,
         principal: &Principal,

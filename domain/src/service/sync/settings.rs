@@ -40,25 +40,20 @@ impl SyncService {
         mode: ProvisioningMode,
         confirm: Option<&str>,
     ) -> Result<(Organization, Applied)> {
-        let org = self.orgs.authorize(principal, org, Action::Write).await?;
-        self.as_writer(
-            org.id,
-            self.set_mode_as_writer(principal, org.id, mode, confirm),
-        )
+        self.write_as(principal, org, |org| {
+            self.set_mode_as_writer(principal, org, mode, confirm)
+        })
         .await
     }
 
     pub(super) async fn set_mode_as_writer(
         &self,
         principal: &Principal,
-        org: OrgId,
+        mut org: Organization,
         mode: ProvisioningMode,
         confirm: Option<&str>,
     ) -> Result<(Organization, Applied)> {
         let started = self.now();
-        // Read again as the writer: a copy of this switch that went first
-        // changed the mode (and must not be logged twice).
-        let mut org = self.orgs.authorize(principal, org, Action::Write).await?;
         if mode == ProvisioningMode::Scim {
             self.require_directory(&org).await?;
         }
@@ -184,25 +179,20 @@ impl SyncService {
         settings: &MembershipSettings,
         confirm: Option<&str>,
     ) -> Result<Applied> {
-        let org = self.orgs.authorize(principal, org, Action::Write).await?;
-        self.as_writer(
-            org.id,
-            self.save_settings_as_writer(principal, org.id, settings, confirm),
-        )
+        self.write_as(principal, org, |org| {
+            self.save_settings_as_writer(principal, org, settings, confirm)
+        })
         .await
     }
 
     pub(super) async fn save_settings_as_writer(
         &self,
         principal: &Principal,
-        org: OrgId,
+        org: Organization,
         settings: &MembershipSettings,
         confirm: Option<&str>,
     ) -> Result<Applied> {
         let started = self.now();
-        // Read again as the writer: a switch that went first decides which
-        // mode these mappings are planned and applied for.
-        let org = self.orgs.authorize(principal, org, Action::Write).await?;
         self.validate_settings(&org, settings).await?;
         let plan = self
             .plan_full(&org, org.provisioning_mode, settings, Waiter::Request)

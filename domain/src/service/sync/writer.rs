@@ -55,6 +55,34 @@ impl SyncService {
         Ok(())
     }
 
+    /// An admin's change to `org` as its only writer: `principal` is
+    /// authorised first (no one waits on, or learns of, an org out of
+    /// reach), and `work` gets the org as it is once the lease is held, not
+    /// as it was before waiting for it: a change queued behind a mode switch
+    /// sees the new mode, and a copy of the same change sees it done.
+    ///
+    /// # Errors
+    /// As `OrgService::authorize` with `Write`; as [`Self::as_writer`].
+    pub(in crate::service) async fn write_as<T, Work>(
+        &self,
+        principal: &Principal,
+        org: OrgId,
+        work: impl FnOnce(Organization) -> Work,
+    ) -> Result<T>
+    where
+        Work: std::future::Future<Output = Result<T>>,
+    {
+        let org = self.orgs.authorize(principal, org, Action::Write).await?;
+        let current = async {
+            let org = self
+                .orgs
+                .authorize(principal, org.id, Action::Write)
+                .await?;
+            work(org).await
+        };
+        self.as_writer(org.id, current).await
+    }
+
     /// Runs `work` (an admin's change to `org`'s members) as the org's only
     /// writer.
     ///

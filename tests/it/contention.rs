@@ -713,3 +713,66 @@ async fn a_confirmed_switch_or_mapping_sent_six_times_at_once_applies_once() {
     }
     dir.app.finish().await;
 }
+
+/// A mapping save that waited behind a switch to SCIM is applied for SCIM:
+/// the members reflect the new mappings at once, not at some later sync.
+#[actix_web::test]
+async fn a_mapping_save_queued_behind_a_switch_to_scim_is_applied() {
+    let dir = Directory::new().await;
+    let [ann, bob] = dir
+        .users_named(["ann@example.com", "bob@example.com"])
+        .await;
+    let admins = dir.group("Admins", &[&ann]).await;
+    let everyone = dir.group("Everyone", &[&ann, &bob]).await;
+    let org = format!("/api/v1/orgs/{}", dir.org);
+    // Nothing removed either way: no confirmation needed by either change.
+    let mappings = json!({"enabled": true, "roles": [
+        {"group": admins, "role": "admin"}, {"group": everyone, "role": "user"}]});
+    for round in 0..4 {
+        let (status, preview) = preview_provisioning(&dir, &dir.org, "scim").await;
+        assert_eq!(status, 200, "{preview}");
+        let switch = json!({"mode": "scim", "confirm": preview["confirmation"]});
+        let answers = dir
+            .app
+            .race(vec![
+                Timed::at(0, "PUT", format!("{org}/provisioning"), Some(switch)),
+                Timed::at(
+                    2 * round,
+                    "PUT",
+                    format!("{org}/group-mappings"),
+                    Some(mappings.clone()),
+                ),
+            ])
+            .await;
+        assert!(
+            answers.iter().all(|(status, _)| *status == 200),
+            "round {round}: {answers:?}"
+        );
+        let members = members_by_email(&dir, &dir.org).await;
+        assert_eq!(
+            members["ann@example.com"]["role"], "admin",
+            "round {round}: {members:?}"
+        );
+        assert_eq!(
+            members["bob@example.com"]["role"], "user",
+            "round {round}: {members:?}"
+        );
+        // Back to manual with no mappings and no members.
+        let (status, answer) = set_provisioning(&dir, &dir.org, "manual").await;
+        assert_eq!(status, 200, "{answer}");
+        let (status, answer) = dir
+            .admin(
+                "PUT",
+                "/group-mappings",
+                Some(json!({"enabled": false, "roles": []})),
+            )
+            .await;
+        assert_eq!(status, 200, "{answer}");
+        for member in members.values() {
+            let id = member["id"].as_str().expect("an id");
+            let (status, _) = dir.admin("DELETE", &format!("/members/{id}"), None).await;
+            assert_eq!(status, 204);
+        }
+    }
+    dir.app.finish().await;
+}

@@ -634,17 +634,24 @@ async fn the_embedded_mode_serves_an_idps_parallel_calls() {
     none_failed(lanes).await;
 }
 
-/// One confirmed change sent six times at once (a double click on
-/// "Confirm", a retrying script): it is applied once, the copies are told
-/// it is done or stale, and the members are those of one application.
-#[actix_web::test]
-async fn a_confirmed_switch_or_mapping_sent_six_times_at_once_applies_once() {
+/// A directory of Ann and Bob, in a manual org: Ann alone in "Admins",
+/// both in "Everyone"; the two groups' ids.
+async fn ann_and_bob_in_groups() -> (Directory, String, String) {
     let dir = Directory::new().await;
     let [ann, bob] = dir
         .users_named(["ann@example.com", "bob@example.com"])
         .await;
     let admins = dir.group("Admins", &[&ann]).await;
-    dir.group("Everyone", &[&ann, &bob]).await;
+    let everyone = dir.group("Everyone", &[&ann, &bob]).await;
+    (dir, admins, everyone)
+}
+
+/// One confirmed change sent six times at once (a double click on
+/// "Confirm", a retrying script): it is applied once, the copies are told
+/// it is done or stale, and the members are those of one application.
+#[actix_web::test]
+async fn a_confirmed_switch_or_mapping_sent_six_times_at_once_applies_once() {
+    let (dir, admins, _) = ann_and_bob_in_groups().await;
     let (status, preview) = preview_provisioning(&dir, &dir.org, "scim").await;
     assert_eq!(status, 200, "{preview}");
     let switch = json!({"mode": "scim", "confirm": preview["confirmation"]});
@@ -718,12 +725,7 @@ async fn a_confirmed_switch_or_mapping_sent_six_times_at_once_applies_once() {
 /// the members reflect the new mappings at once, not at some later sync.
 #[actix_web::test]
 async fn a_mapping_save_queued_behind_a_switch_to_scim_is_applied() {
-    let dir = Directory::new().await;
-    let [ann, bob] = dir
-        .users_named(["ann@example.com", "bob@example.com"])
-        .await;
-    let admins = dir.group("Admins", &[&ann]).await;
-    let everyone = dir.group("Everyone", &[&ann, &bob]).await;
+    let (dir, admins, everyone) = ann_and_bob_in_groups().await;
     let org = format!("/api/v1/orgs/{}", dir.org);
     // Nothing removed either way: no confirmation needed by either change.
     let mappings = json!({"enabled": true, "roles": [

@@ -166,7 +166,7 @@ impl SyncRunRepository for SqlSyncRunRepository {
     }
 
     async fn retry_failed(&self, run: RunId, now: OffsetDateTime) -> Result<Vec<JobId>> {
-        Ok(jobs_ids(jobs::retry_failed(self, run.0, now).await?))
+        Ok(jobs_ids(runs::retry_failed(self, run.0, now).await?))
     }
 }
 

@@ -13,7 +13,7 @@ use crate::fixtures::{
 };
 use crate::json::{items, strings};
 use crate::scim::Directory;
-use crate::support::{poll, Lcg, TestApp};
+use crate::support::{poll, Lcg, TestApp, Timed};
 
 #[actix_web::test]
 async fn a_failing_org_does_not_stop_its_siblings_and_tenants_see_no_raw_cause() {
@@ -128,6 +128,75 @@ async fn a_failed_run_is_retried_once_its_cause_is_fixed() {
     assert_eq!(
         after["jobs"][0]["finished_at"], done["jobs"][0]["finished_at"],
         "nothing failed, nothing re-ran: {after}"
+    );
+    dir.app.finish().await;
+}
+
+/// An admin retrying a failed run while another asks for a new sync of the
+/// same org, each clicking twice: every request is queued (the retried run
+/// follows the org's one queued job), and every run ends well. A retry
+/// that came while the new sync's job was queued left the run failed, and
+/// one inside the new sync's transaction answered 500.
+#[actix_web::test]
+async fn a_retry_sent_with_new_syncs_of_the_same_org_joins_them() {
+    let dir = Directory::on(TestApp::spawn_with(|s| s.worker.max_attempts = 1).await).await;
+    dir.user("first@example.com").await;
+    let broken = scim_child(&dir, "broken").await;
+    let db = dir.app.runtime.db.connection();
+    let syncs = format!("/api/v1/orgs/{broken}/syncs");
+    for round in 0..6_u64 {
+        db.execute_unprepared(&format!(
+            "INSERT INTO org_membership_settings (org_id, group_mappings, deprovision, updated_at) \
+             VALUES ('{broken}', 'not json', 'remove', now())"
+        ))
+        .await
+        .unwrap();
+        let run = start_sync(&dir, &broken, json!({"cascade": false})).await;
+        let failed = finished_run(&dir, &broken, &run).await;
+        assert_eq!(failed["status"], "failed", "round {round}: {failed}");
+        db.execute_unprepared(&format!(
+            "DELETE FROM org_membership_settings WHERE org_id = '{broken}'"
+        ))
+        .await
+        .unwrap();
+
+        // The retry a little later each round: from inside the new sync's
+        // transaction to after it, while its job still waits for a worker.
+        let retry = format!("{syncs}/{}/retry", run["id"].as_str().unwrap());
+        let requests = (0..2)
+            .flat_map(|click| {
+                [
+                    Timed::at(
+                        click,
+                        "POST",
+                        syncs.clone(),
+                        Some(json!({"cascade": false})),
+                    ),
+                    Timed::at(round + click, "POST", retry.clone(), None),
+                ]
+            })
+            .collect();
+        let answers = dir.app.race(requests).await;
+        for (status, answer) in &answers {
+            assert_eq!(*status, 202, "round {round}: {answer}");
+        }
+        for (_, answered) in &answers {
+            let done = finished_run(&dir, &broken, answered).await;
+            assert_eq!(done["status"], "succeeded", "round {round}: {done}");
+        }
+        let done = finished_run(&dir, &broken, &run).await;
+        assert_eq!(done["status"], "succeeded", "round {round}: {done}");
+    }
+    assert_eq!(
+        count(
+            &dir.app.runtime.db,
+            "SELECT count(*) AS n FROM sync_jobs j WHERE NOT EXISTS \
+             (SELECT 1 FROM sync_run_jobs r WHERE r.job_id = j.id)"
+                .to_owned()
+        )
+        .await,
+        0,
+        "a retried job no run shows is not kept"
     );
     dir.app.finish().await;
 }

@@ -91,22 +91,6 @@ pub(super) async fn due_for_publish(
     .await
 }
 
-pub(super) async fn retry_failed(
-    repo: &SqlSyncRunRepository,
-    run: Uuid,
-    now: OffsetDateTime,
-) -> Result<Vec<Uuid>> {
-    job_ids(
-        repo,
-        "UPDATE sync_jobs SET status = 'queued', attempts = 0, not_before = $2, error = NULL, finished_at = NULL, \
-         published_at = $2 WHERE status = 'failed' AND id IN (SELECT job_id FROM sync_run_jobs WHERE run_id = $1) \
-         AND NOT EXISTS (SELECT 1 FROM sync_jobs q WHERE q.org_id = sync_jobs.org_id AND q.status = 'queued') \
-         RETURNING id",
-        vec![run.into(), now.into()],
-    )
-    .await
-}
-
 /// The job ids a statement returns (a query, or an UPDATE ... RETURNING id).
 async fn job_ids(repo: &SqlSyncRunRepository, sql: &str, values: Vec<Value>) -> Result<Vec<Uuid>> {
     repo.db.column(sql, values).await

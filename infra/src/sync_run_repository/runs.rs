@@ -69,7 +69,11 @@ pub(super) async fn enqueue(
     let txn = repo.db.connection().begin().await.map_err(db_err)?;
     insert_run(&txn, run).await?;
     let mut created = Vec::new();
-    for org in orgs {
+    // One order for every transaction that locks several orgs' queued jobs
+    // (this and `retry_failed`), so two of them never wait on each other.
+    let mut orgs = orgs.to_vec();
+    orgs.sort_by_key(|org| org.0);
+    for org in &orgs {
         let (job, queued_now) = join_or_queue(repo, &txn, *org, run.scope, now).await?;
         if queued_now {
             created.push(job);
@@ -77,6 +81,64 @@ pub(super) async fn enqueue(
         txn.execute(repo.db.stmt(
             "INSERT INTO sync_run_jobs (run_id, job_id) VALUES ($1, $2)",
             vec![run.id.0.into(), job.into()],
+        ))
+        .await
+        .map_err(db_err)?;
+    }
+    txn.commit().await.map_err(db_err)?;
+    Ok(created)
+}
+
+/// Queues the run's failed jobs again; returns the jobs queued anew. A
+/// failed job is replaced by the one `join_or_queue` gives its org: a new
+/// job, or the one another request queued meanwhile, which the run then
+/// follows (re-queueing the failed job in place would break the one queued
+/// job per org when a new sync of the org is requested at the same moment).
+pub(super) async fn retry_failed(
+    repo: &SqlSyncRunRepository,
+    run: Uuid,
+    now: OffsetDateTime,
+) -> Result<Vec<Uuid>> {
+    #[derive(FromQueryResult)]
+    struct Failed {
+        id: Uuid,
+        org_id: Uuid,
+        scope: String,
+    }
+    let lock = match repo.db.backend() {
+        DbBackend::Postgres => " FOR UPDATE OF j",
+        _ => "",
+    };
+    let txn = repo.db.connection().begin().await.map_err(db_err)?;
+    // Locked, so a second retry of the run waits and then finds nothing failed.
+    let failed = Failed::find_by_statement(repo.db.stmt(
+        &format!(
+            "SELECT j.id, j.org_id, j.scope FROM sync_jobs j JOIN sync_run_jobs r ON r.job_id = j.id \
+             WHERE r.run_id = $1 AND j.status = 'failed' ORDER BY j.org_id{lock}"
+        ),
+        vec![run.into()],
+    ))
+    .all(&txn)
+    .await
+    .map_err(db_err)?;
+    let mut created = Vec::new();
+    for job in failed {
+        let scope = SyncScope::parse(&job.scope).unwrap_or_default();
+        let (next, queued_now) = join_or_queue(repo, &txn, OrgId(job.org_id), scope, now).await?;
+        if queued_now {
+            created.push(next);
+        }
+        txn.execute(repo.db.stmt(
+            "UPDATE sync_run_jobs SET job_id = $3 WHERE run_id = $1 AND job_id = $2",
+            vec![run.into(), job.id.into(), next.into()],
+        ))
+        .await
+        .map_err(db_err)?;
+        // Kept while another run still shows it as its outcome.
+        txn.execute(repo.db.stmt(
+            "DELETE FROM sync_jobs WHERE id = $1 \
+             AND NOT EXISTS (SELECT 1 FROM sync_run_jobs WHERE job_id = $1)",
+            vec![job.id.into()],
         ))
         .await
         .map_err(db_err)?;

@@ -7,8 +7,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::fixtures::{
-    admin, audit_log, finished_run, member_count, set_deletion_threshold, start_sync,
-    switch_to_scim, users, wait_for_members,
+    admin, audit_log, finished_run, member_count, set_deletion_threshold, set_provisioning,
+    start_sync, switch_to_scim, users, wait_for_members,
 };
 use crate::json::items;
 use crate::scim::Directory;
@@ -423,6 +423,28 @@ async fn a_rejected_plan_removes_nobody_and_the_next_sync_holds_it_again() {
         80,
         "held again, not applied"
     );
+    dir.app.finish().await;
+}
+
+/// A switch away from SCIM drops what the directory's changes held: the
+/// directory no longer governs members, so no one stays listed as about to
+/// be removed, and the drop is audited with the plan it dropped.
+#[actix_web::test]
+async fn a_switch_away_from_scim_drops_the_held_removals() {
+    let (dir, held) = big_group_deleted().await;
+    let (status, switched) = set_provisioning(&dir, &dir.org, "manual").await;
+    assert_eq!(status, 200, "{switched}");
+    let (status, gone) = dir.admin("GET", "/held-removals", None).await;
+    assert_eq!(status, 404, "{gone}");
+    let (_, status_view) = dir.admin("GET", "/sync-status", None).await;
+    assert!(status_view["held_removals"].is_null(), "{status_view}");
+    let dropped = audit_log(&dir, &dir.org, "members.removals_dropped").await;
+    assert_eq!(
+        dropped["data"][0]["before"]["confirmation"], held["confirmation"],
+        "{dropped}"
+    );
+    assert_eq!(dropped["data"][0]["before"]["removals"], 60, "{dropped}");
+    assert_eq!(member_count(&dir, &dir.org).await, 80, "no one removed");
     dir.app.finish().await;
 }
 

@@ -258,6 +258,26 @@ impl SyncService {
             )
             .await
     }
+
+    /// After a switch away from SCIM: the directory no longer governs
+    /// members, so what it held is no longer asked for (a confirmation would
+    /// find nothing to apply). Dropped rather than left on the status page.
+    pub(super) async fn drop_held_removals(&self, principal: &Principal, org: OrgId) -> Result<()> {
+        let Some(held) = self.ports().protection.held(org).await? else {
+            return Ok(());
+        };
+        self.ports().protection.release(org).await?;
+        self.orgs()
+            .audit(
+                principal,
+                org,
+                "members.removals_dropped",
+                ("org", org.to_string()),
+                Some(held_summary(&held)),
+                None,
+            )
+            .await
+    }
 }
 
 fn held_summary(held: &HeldRemovals) -> serde_json::Value {

@@ -80,6 +80,7 @@ impl SyncService {
                 .await?;
         }
         if mode != ProvisioningMode::Scim {
+            self.drop_held_removals(principal, org.id).await?;
             return Ok((org, Applied { run: None }));
         }
         let run = self

@@ -939,5 +939,28 @@ async fn jit_members_get_the_orgs_default_role_never_owner() {
     let (status, signed_in) = redeem(&dir.app, &back["code"]).await;
     assert_eq!(status, 200, "{signed_in}");
     assert_eq!(signed_in["member"]["role"], "auditor");
+
+    // The default is in use like a mapped or held role: not removed from
+    // under the next sign-in.
+    let (status, _) = dir
+        .admin(
+            "DELETE",
+            &format!("/members/{}", signed_in["member"]["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    let no_roles = json!({"roles": []});
+    let (status, refused) = dir.admin("PUT", "/roles", Some(no_roles.clone())).await;
+    assert_eq!(status, 422, "{refused}");
+    assert!(
+        refused["invalid_params"][0]["reason"]
+            .as_str()
+            .is_some_and(|reason| reason.contains("first sign-in")),
+        "{refused}"
+    );
+    assert_eq!(set_jit_default_role(&dir, "user").await.0, 200);
+    let (status, saved) = dir.admin("PUT", "/roles", Some(no_roles)).await;
+    assert_eq!(status, 200, "{saved}");
     dir.app.finish().await;
 }

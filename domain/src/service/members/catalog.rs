@@ -32,6 +32,21 @@ impl MembersService {
         role: Option<Role>,
     ) -> Result<Option<Role>> {
         self.orgs.authorize(principal, org, Action::Write).await?;
+        // As the org's writer, as a catalog save is, so the role cannot be
+        // removed between the check that it exists and its choice.
+        self.sync
+            .write_as(principal, org, |org| {
+                self.set_jit_default_role_as_writer(principal, org.id, role)
+            })
+            .await
+    }
+
+    async fn set_jit_default_role_as_writer(
+        &self,
+        principal: &Principal,
+        org: OrgId,
+        role: Option<Role>,
+    ) -> Result<Option<Role>> {
         if role == Some(Role::Owner) {
             return Err(Error::invalid(
                 "default_role",
@@ -81,8 +96,8 @@ impl MembersService {
     /// Replaces the org's custom roles.
     ///
     /// # Errors
-    /// `Invalid` for a bad or duplicate role, or removing a role that members
-    /// or group mappings still use.
+    /// `Invalid` for a bad or duplicate role, or removing a role that members,
+    /// group mappings or the JIT default still use.
     pub async fn save_roles(
         &self,
         principal: &Principal,
@@ -113,7 +128,21 @@ impl MembersService {
         kept: HashSet<String>,
     ) -> Result<Vec<CustomRole>> {
         let members = &self.ports.members;
-        let (before, settings) = futures::try_join!(members.roles(org), members.settings(org))?;
+        let (before, settings, jit_default) = futures::try_join!(
+            members.roles(org),
+            members.settings(org),
+            members.jit_default_role(org)
+        )?;
+        if let Some(default) = jit_default.filter(|r| !r.is_builtin() && !kept.contains(r.as_str()))
+        {
+            return Err(Error::invalid(
+                ROLES.field,
+                format!(
+                    "role {} is the role members get on first sign-in; choose another JIT default role first",
+                    default.as_str()
+                ),
+            ));
+        }
         let mapped = (settings.mappings.roles.iter())
             .filter(|m| !m.role.is_builtin())
             .map(|m| m.role.as_str().to_owned());

@@ -29,6 +29,7 @@ mod rows;
 mod runs;
 mod writers;
 
+#[derive(Clone)]
 pub struct SqlSyncRunRepository {
     db: Database,
 }
@@ -109,6 +110,19 @@ impl SyncRunRepository for SqlSyncRunRepository {
 
     async fn unlock_org(&self, org: OrgId, holder: &str) -> Result<()> {
         writers::unlock_org(self, org, holder).await
+    }
+
+    fn unlock_org_later(&self, org: OrgId, holder: String) {
+        // A drop outside any runtime is the process ending: the lease expires.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let repo = self.clone();
+        runtime.spawn(async move {
+            if let Err(e) = writers::unlock_org(&repo, org, &holder).await {
+                tracing::warn!(%org, holder, error = %e, "an abandoned writer lease was left to expire");
+            }
+        });
     }
 
     async fn heartbeat(

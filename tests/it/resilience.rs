@@ -8,8 +8,8 @@ use sea_orm::ConnectionTrait;
 use serde_json::{json, Value};
 
 use crate::fixtures::{
-    admin, count, finished_run, member_count, run_now, scim_child, seed_users, set_provisioning,
-    start_sync, switch_to_scim, unprotected_scim_directory, wait_for_members,
+    admin, child, count, finished_run, member_count, run_now, scim_child, seed_users,
+    set_provisioning, start_sync, switch_to_scim, unprotected_scim_directory, wait_for_members,
 };
 use crate::json::{items, strings};
 use crate::scim::Directory;
@@ -198,6 +198,44 @@ async fn a_retry_sent_with_new_syncs_of_the_same_org_joins_them() {
         0,
         "a retried job no run shows is not kept"
     );
+    dir.app.finish().await;
+}
+
+/// An admin's change dropped while it holds the org's writer lease (a
+/// closed tab, a proxy that gave up) does not leave the org held: the lease
+/// is given up at once, and the next change goes through instead of waiting
+/// out the lease (a minute, with every sync of the org) and failing.
+#[actix_web::test]
+async fn a_change_dropped_while_writing_leaves_the_org_free() {
+    use sea_orm::TransactionTrait;
+
+    let dir = Directory::on(TestApp::spawn().await).await;
+    let org = child(&dir, "dropped").await;
+    let db = dir.app.runtime.db.connection();
+    // The create's insert waits on this, with the lease already taken.
+    let blocker = db.begin().await.unwrap();
+    blocker
+        .execute_unprepared("LOCK TABLE members IN EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let body = json!({"email": "left@example.com"});
+    let create = admin(&dir, "POST", &org, "/members", Some(body));
+    let dropped = tokio::time::timeout(Duration::from_secs(2), create).await;
+    assert!(
+        dropped.is_err(),
+        "the create waited on the lock: {dropped:?}"
+    );
+    blocker.rollback().await.unwrap();
+
+    let held = format!("SELECT count(*) AS n FROM org_writers WHERE org_id = '{org}'");
+    let freed = poll(40, Duration::from_millis(50), async || {
+        (count(&dir.app.runtime.db, held.clone()).await == 0).then_some(())
+    })
+    .await;
+    assert!(freed.is_some(), "the dropped change still holds the org");
+    let body = json!({"email": "next@example.com"});
+    let (status, made) = admin(&dir, "POST", &org, "/members", Some(body)).await;
+    assert_eq!(status, 201, "{made}");
     dir.app.finish().await;
 }
 

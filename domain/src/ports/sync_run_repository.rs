@@ -88,6 +88,12 @@ pub trait SyncRunRepository: Send + Sync {
     /// Only infrastructure failures.
     async fn unlock_org(&self, org: OrgId, holder: &str) -> Result<()>;
 
+    /// Gives `org`'s writer lease up in the background, if `holder` has it:
+    /// for a writer stopped before it could let go (its request was dropped
+    /// by a client that went away), which would otherwise hold the org, and
+    /// every sync of it, until the lease expires.
+    fn unlock_org_later(&self, org: OrgId, holder: String);
+
     /// Renews the lease of `attempt` of a running job, and its org's writer
     /// lease until `lease_until`; `false` when that attempt no longer holds
     /// it (the job was reclaimed, finished or claimed again), so its worker

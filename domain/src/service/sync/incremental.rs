@@ -2,6 +2,7 @@
 //! drawing on it: each changed user, and the members a change to a deciding
 //! group moved, planned again; never the whole org.
 
+use super::writer::Held;
 use super::*;
 use crate::directory::{ChangeEvent, ChangeOp};
 
@@ -35,15 +36,16 @@ impl SyncService {
     /// sync job or an admin change holds the org, it is left alone: that
     /// writer nudges the directory again when it is done.
     pub(super) async fn catch_up(&self, org_id: OrgId, conn: ConnectionId) -> Result<()> {
-        let holder = format!("catch_up:{}", Uuid::new_v4());
+        let lease = Held::new(self, org_id, format!("catch_up:{}", Uuid::new_v4()));
         if !self
-            .lock_org(org_id, &holder, std::time::Duration::ZERO)
+            .lock_org(org_id, lease.holder(), std::time::Duration::ZERO)
             .await?
         {
+            lease.not_taken();
             return Ok(());
         }
-        let result = self.catch_up_locked(org_id, conn, &holder).await;
-        let released = self.ports.runs.unlock_org(org_id, &holder).await;
+        let result = self.catch_up_locked(org_id, conn, lease.holder()).await;
+        let released = lease.release().await;
         self.after_writing(org_id, false).await;
         result.and(released)?;
         // Another nudge may have found the org held and left: if events came

@@ -93,18 +93,66 @@ impl SyncService {
         org: OrgId,
         work: impl std::future::Future<Output = Result<T>>,
     ) -> Result<T> {
-        let holder = format!("admin:{}", Uuid::new_v4());
-        if !self.lock_org(org, &holder, ADMIN_WAIT).await? {
+        // Armed before the lease is asked for: a request dropped while
+        // its take is in flight may have taken it.
+        let lease = Held::new(self, org, format!("admin:{}", Uuid::new_v4()));
+        if !self.lock_org(org, lease.holder(), ADMIN_WAIT).await? {
+            lease.not_taken();
             return Err(Error::conflict(
                 ConflictCode::SyncInProgress,
                 "a sync is changing this organization's members right now; retry in a few seconds",
             ));
         }
         let result = work.await;
-        let released = self.ports.runs.unlock_org(org, &holder).await;
+        let released = lease.release().await;
         self.after_writing(org, true).await;
         let value = result?;
         released?;
         Ok(value)
+    }
+}
+
+/// A writer lease taken: given up by [`Held::release`], or, when its holder
+/// is dropped first (the request that held it went away), in the background
+/// rather than left to expire with the org held meanwhile.
+pub(super) struct Held<'a> {
+    sync: &'a SyncService,
+    org: OrgId,
+    holder: Option<String>,
+}
+
+impl<'a> Held<'a> {
+    pub(super) fn new(sync: &'a SyncService, org: OrgId, holder: String) -> Self {
+        Self {
+            sync,
+            org,
+            holder: Some(holder),
+        }
+    }
+
+    pub(super) fn holder(&self) -> &str {
+        self.holder.as_deref().unwrap_or_default()
+    }
+
+    /// For a lease another writer kept: nothing to give up.
+    pub(super) fn not_taken(mut self) {
+        self.holder = None;
+    }
+
+    pub(super) async fn release(mut self) -> Result<()> {
+        let Some(holder) = self.holder.as_deref() else {
+            return Ok(());
+        };
+        self.sync.ports.runs.unlock_org(self.org, holder).await?;
+        self.holder = None;
+        Ok(())
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        if let Some(holder) = self.holder.take() {
+            self.sync.ports.runs.unlock_org_later(self.org, holder);
+        }
     }
 }

@@ -29,7 +29,7 @@ pub use export_snapshots::{ExportSnapshot, ExportSnapshots};
 pub use health::HealthCheck;
 pub use membership_repository::{MemberWrites, MembershipRepository};
 pub use org_repository::OrgRepository;
-pub use queue::{Delivery, Job, JobQueue, Task, UnknownTask};
+pub use queue::{Delivery, Job, JobQueue, Lane, Task, UnknownTask};
 pub use secrets::SecretSource;
 pub use sso::{OidcProvider, SamlProvider, ServiceProvider, SsoRepository};
 pub use sync_run_repository::{job_writer, SyncRunRepository};

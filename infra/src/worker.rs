@@ -7,10 +7,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use tracing::Instrument;
 
-use orgsync_domain::ports::{Delivery, JobQueue, Task};
+use orgsync_domain::ports::{Delivery, JobQueue, Lane, Task};
 use tokio_util::sync::CancellationToken;
 
 /// Runs tasks. It must be idempotent: delivery is at least once.
@@ -37,7 +36,7 @@ pub struct WorkerSettings {
     /// Jobs taken per read. Kept near `concurrency`: a worker that takes more
     /// than it can run holds work another worker could be doing.
     pub batch: usize,
-    /// Jobs run at once by this worker.
+    /// Jobs run at once by this worker, in each lane.
     pub concurrency: usize,
     pub lease: Duration,
     pub max_attempts: u32,
@@ -57,6 +56,8 @@ impl Default for WorkerSettings {
     }
 }
 
+/// Cheap to clone: each job runs as a task of its own, with its own handle.
+#[derive(Clone)]
 pub struct Worker {
     queue: Arc<dyn JobQueue>,
     handler: Arc<dyn TaskHandler>,
@@ -78,35 +79,71 @@ impl Worker {
         }
     }
 
-    /// Runs `task` every `every` between batches.
+    /// Runs `task` every `every`, beside the jobs.
     #[must_use]
     pub fn with_periodic(mut self, task: Arc<dyn Periodic>, every: Duration) -> Self {
         self.periodic = Some((task, every));
         self
     }
 
-    /// Processes jobs until `shutdown` is cancelled. The batch in hand is
-    /// finished first; anything not acknowledged is reclaimed by another worker.
+    /// Processes jobs of every lane until `shutdown` is cancelled. The jobs
+    /// in hand are finished first; anything not acknowledged is reclaimed by
+    /// another worker.
     pub async fn run(&self, shutdown: CancellationToken) {
         tracing::info!(consumer = %self.settings.consumer, "worker started");
-        let mut last_tick: Option<std::time::Instant> = None;
+        let lanes = Lane::ALL.map(|lane| self.run_lane(lane, &shutdown));
+        futures::join!(
+            futures::future::join_all(lanes),
+            self.run_periodic(&shutdown)
+        );
+        tracing::info!(consumer = %self.settings.consumer, "worker stopped");
+    }
+
+    async fn run_periodic(&self, shutdown: &CancellationToken) {
+        let Some((task, every)) = &self.periodic else {
+            return;
+        };
         while !shutdown.is_cancelled() {
-            if let Some((task, every)) = &self.periodic {
-                if last_tick.is_none_or(|t| t.elapsed() >= *every) {
-                    last_tick = Some(std::time::Instant::now());
-                    if let Err(e) = task.tick().await {
-                        tracing::warn!(error = %e, "periodic task failed; retrying at the next tick");
-                    }
+            if let Err(e) = task.tick().await {
+                tracing::warn!(error = %e, "periodic task failed; retrying at the next tick");
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = tokio::time::sleep(*every) => {}
+            }
+        }
+    }
+
+    /// One lane's loop. A job runs as its own task, and a slot it frees is
+    /// filled at once: a long job holds one slot, never the lane (jobs read
+    /// together used to wait for the slowest of them before more were read).
+    async fn run_lane(&self, lane: Lane, shutdown: &CancellationToken) {
+        let concurrency = self.settings.concurrency.max(1);
+        let mut running = tokio::task::JoinSet::new();
+        while !shutdown.is_cancelled() {
+            while running.try_join_next().is_some() {}
+            let free = concurrency.saturating_sub(running.len());
+            if free == 0 {
+                tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    _ = running.join_next() => continue,
                 }
             }
             let batch = tokio::select! {
                 () = shutdown.cancelled() => break,
-                batch = self.next_batch() => batch,
+                batch = self.next_batch(lane, free.min(self.settings.batch.max(1))) => batch,
             };
             match batch {
-                Ok(deliveries) => self.process_batch(deliveries).await,
+                Ok(deliveries) => {
+                    for (delivery, copies) in identical_runs_once(deliveries) {
+                        let worker = self.clone();
+                        running.spawn(
+                            async move { worker.process_with_copies(delivery, copies).await },
+                        );
+                    }
+                }
                 Err(e) => {
-                    tracing::warn!(error = %e, "queue unavailable; retrying");
+                    tracing::warn!(lane = lane.as_str(), error = %e, "queue unavailable; retrying");
                     tokio::select! {
                         () = shutdown.cancelled() => break,
                         () = tokio::time::sleep(self.settings.poll) => {}
@@ -114,44 +151,24 @@ impl Worker {
                 }
             }
         }
-        tracing::info!(consumer = %self.settings.consumer, "worker stopped");
+        while running.join_next().await.is_some() {}
     }
 
-    async fn next_batch(&self) -> orgsync_domain::Result<Vec<Delivery>> {
+    async fn next_batch(&self, lane: Lane, max: usize) -> orgsync_domain::Result<Vec<Delivery>> {
         let s = &self.settings;
-        let reclaimed = self.queue.reclaim(&s.consumer, s.lease, s.batch).await?;
+        let reclaimed = self.queue.reclaim(lane, &s.consumer, s.lease, max).await?;
         if !reclaimed.is_empty() {
             return Ok(reclaimed);
         }
-        self.queue.receive(&s.consumer, s.batch, s.poll).await
+        self.queue.receive(lane, &s.consumer, max, s.poll).await
     }
 
-    /// Identical jobs in one batch (the same kind and payload, such as many
-    /// "this directory changed" nudges) run once; every copy is acknowledged
-    /// with it. Handlers are idempotent, so this only saves work.
-    async fn process_batch(&self, deliveries: Vec<Delivery>) {
-        let mut groups: Vec<(Delivery, Vec<Delivery>)> = Vec::new();
-        for delivery in deliveries {
-            match groups
-                .iter_mut()
-                .find(|(first, _)| first.job == delivery.job)
-            {
-                Some((_, copies)) => copies.push(delivery),
-                None => groups.push((delivery, Vec::new())),
+    async fn process_with_copies(&self, delivery: Delivery, copies: Vec<Delivery>) {
+        if self.process(delivery).await && !copies.is_empty() {
+            if let Err(e) = self.queue.ack_batch(&copies).await {
+                tracing::warn!(error = %e, "could not acknowledge duplicate jobs");
             }
         }
-        futures::stream::iter(groups)
-            .for_each_concurrent(
-                self.settings.concurrency.max(1),
-                |(delivery, copies)| async move {
-                    if self.process(delivery).await && !copies.is_empty() {
-                        if let Err(e) = self.queue.ack_batch(&copies).await {
-                            tracing::warn!(error = %e, "could not acknowledge duplicate jobs");
-                        }
-                    }
-                },
-            )
-            .await;
     }
 
     /// Runs one job; `true` when it is done with (acknowledged or dead-lettered).
@@ -203,4 +220,21 @@ impl Worker {
             tracing::warn!(job = %delivery.id, error = %e, "could not acknowledge job");
         }
     }
+}
+
+/// Identical jobs read together (the same kind and payload, such as many
+/// "this directory changed" nudges) run once; every copy is acknowledged
+/// with it. Handlers are idempotent, so this only saves work.
+fn identical_runs_once(deliveries: Vec<Delivery>) -> Vec<(Delivery, Vec<Delivery>)> {
+    let mut groups: Vec<(Delivery, Vec<Delivery>)> = Vec::new();
+    for delivery in deliveries {
+        match groups
+            .iter_mut()
+            .find(|(first, _)| first.job == delivery.job)
+        {
+            Some((_, copies)) => copies.push(delivery),
+            None => groups.push((delivery, Vec::new())),
+        }
+    }
+    groups
 }

@@ -1126,10 +1126,10 @@ async fn scim_token(api: &Target, org: &str, conn: uuid::Uuid) -> String {
     body["token"].as_str().unwrap().to_owned()
 }
 
-/// Jobs through Redis Streams: published in batches of 10 by 4 producers,
-/// received 100 at a time and acknowledged in batches by 2 consumers.
+/// Jobs through Redis Streams (one lane): published in batches of 10 by 4
+/// producers, received 100 at a time and acknowledged in batches by 2 consumers.
 async fn queue_benchmark(redis: &str, prefix: &str) {
-    use orgsync_domain::ports::{Job, JobQueue};
+    use orgsync_domain::ports::{Job, JobQueue, Lane};
     let total = 200_000usize;
     let queue = Arc::new(
         orgsync_infra::RedisJobQueue::connect(redis, prefix)
@@ -1159,7 +1159,12 @@ async fn queue_benchmark(redis: &str, prefix: &str) {
         consumers.push(tokio::spawn(async move {
             while done.load(std::sync::atomic::Ordering::Relaxed) < total {
                 let batch = queue
-                    .receive(&format!("bench-{c}"), 100, Duration::from_millis(100))
+                    .receive(
+                        Lane::Sync,
+                        &format!("bench-{c}"),
+                        100,
+                        Duration::from_millis(100),
+                    )
                     .await
                     .unwrap();
                 if batch.is_empty() {
@@ -1183,7 +1188,11 @@ async fn queue_benchmark(redis: &str, prefix: &str) {
     let client = redis::Client::open(redis).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let _: () = redis::cmd("DEL")
-        .arg(format!("{prefix}jobs"))
+        .arg(
+            ["jobs", "changes", "webhooks"]
+                .map(|lane| format!("{prefix}{lane}"))
+                .to_vec(),
+        )
         .query_async(&mut conn)
         .await
         .unwrap();

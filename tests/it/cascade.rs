@@ -285,7 +285,8 @@ async fn requests_for_an_org_whose_job_is_queued_join_it() {
 async fn a_run_completes_when_redis_loses_its_jobs() {
     let tree = Tree::drifted(TestApp::spawn_idle(|_| {}).await).await;
     let (_, run) = tree.sync(&tree.orgs[0], json!({})).await;
-    // What FLUSHALL or a Redis restart without persistence does to the queued jobs.
+    // What FLUSHALL or a Redis restart without persistence does to the
+    // queued jobs (syncs travel in the `jobs` stream).
     let client = redis::Client::open(redis_url()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let stream = format!("{}jobs", tree.dir.app.runtime.settings.redis.key_prefix);

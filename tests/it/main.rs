@@ -15,6 +15,7 @@ mod contention;
 mod embedded;
 mod events;
 mod export;
+mod fairness;
 mod fixtures;
 mod group_members;
 mod health;

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use orgsync_domain::ports::{Job, JobQueue};
+use orgsync_domain::ports::{Job, JobQueue, Lane, Task};
 use orgsync_infra::RedisJobQueue;
 use serde_json::json;
 
@@ -23,8 +23,11 @@ async fn cleanup(prefix: &str) {
     let client = redis::Client::open(redis_url()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let _: () = redis::cmd("DEL")
-        .arg(format!("{prefix}jobs"))
-        .arg(format!("{prefix}dead"))
+        .arg(
+            ["jobs", "changes", "webhooks", "dead"]
+                .map(|key| format!("{prefix}{key}"))
+                .to_vec(),
+        )
         .query_async(&mut conn)
         .await
         .unwrap();
@@ -38,11 +41,11 @@ async fn each_job_goes_to_one_consumer_and_an_unacknowledged_one_is_reclaimed() 
         queue.publish(&job(n)).await.unwrap();
     }
     let first = queue
-        .receive("a", 2, Duration::from_millis(100))
+        .receive(Lane::Sync, "a", 2, Duration::from_millis(100))
         .await
         .unwrap();
     let second = queue
-        .receive("b", 10, Duration::from_millis(100))
+        .receive(Lane::Sync, "b", 10, Duration::from_millis(100))
         .await
         .unwrap();
     assert_eq!(first.len(), 2);
@@ -54,7 +57,7 @@ async fn each_job_goes_to_one_consumer_and_an_unacknowledged_one_is_reclaimed() 
         .collect();
     assert_eq!(payloads, [json!(0), json!(1), json!(2)]);
     assert!(queue
-        .receive("c", 10, Duration::from_millis(50))
+        .receive(Lane::Sync, "c", 10, Duration::from_millis(50))
         .await
         .unwrap()
         .is_empty());
@@ -64,7 +67,7 @@ async fn each_job_goes_to_one_consumer_and_an_unacknowledged_one_is_reclaimed() 
     queue.ack(&second[0]).await.unwrap();
     assert!(
         queue
-            .reclaim("c", Duration::from_secs(60), 10)
+            .reclaim(Lane::Sync, "c", Duration::from_secs(60), 10)
             .await
             .unwrap()
             .is_empty(),
@@ -72,7 +75,7 @@ async fn each_job_goes_to_one_consumer_and_an_unacknowledged_one_is_reclaimed() 
     );
     tokio::time::sleep(Duration::from_millis(30)).await;
     let reclaimed = queue
-        .reclaim("c", Duration::from_millis(20), 10)
+        .reclaim(Lane::Sync, "c", Duration::from_millis(20), 10)
         .await
         .unwrap();
     assert_eq!(reclaimed.len(), 1);
@@ -95,19 +98,67 @@ async fn the_queue_recovers_when_redis_loses_its_stream() {
     // What a FLUSHALL or a restart without persistence does to our keys.
     cleanup(&prefix).await;
     assert!(queue
-        .receive("a", 10, Duration::from_millis(50))
+        .receive(Lane::Sync, "a", 10, Duration::from_millis(50))
         .await
         .unwrap()
         .is_empty());
     queue.publish(&job(2)).await.unwrap();
     let got = queue
-        .receive("a", 10, Duration::from_millis(100))
+        .receive(Lane::Sync, "a", 10, Duration::from_millis(100))
         .await
         .unwrap();
     assert_eq!(
         got.iter().map(|d| d.job.clone()).collect::<Vec<_>>(),
         [job(2)]
     );
+    cleanup(&prefix).await;
+}
+
+/// Each lane is its own stream with its own blocking connection: a job is
+/// handed out only by its lane, and a read waiting on an empty lane does
+/// not hold up a read of another (on one shared connection, the second
+/// read queued behind the first's whole wait).
+#[tokio::test]
+async fn lanes_hand_out_their_own_jobs_and_never_wait_on_each_other() {
+    let prefix = prefix();
+    let queue = RedisJobQueue::connect(&redis_url(), &prefix).await.unwrap();
+    let change = Task::DirectoryChanged {
+        connection_id: orgsync_domain::directory::ConnectionId::new(),
+    };
+    let waiting_on_syncs = tokio::spawn({
+        let queue = queue.clone();
+        async move {
+            queue
+                .receive(Lane::Sync, "a", 10, Duration::from_secs(3))
+                .await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    queue.publish(&change.to_job()).await.unwrap();
+    let asked = std::time::Instant::now();
+    let changes = queue
+        .receive(Lane::Changes, "b", 10, Duration::from_secs(2))
+        .await
+        .unwrap();
+    assert!(
+        asked.elapsed() < Duration::from_millis(500),
+        "the changes lane waited {:?} on the sync lane's read",
+        asked.elapsed()
+    );
+    assert_eq!(changes.len(), 1);
+    assert_eq!(changes[0].lane, Lane::Changes);
+    assert_eq!(Task::from_job(&changes[0].job), Ok(change));
+    assert!(queue
+        .receive(Lane::Webhooks, "b", 10, Duration::from_millis(50))
+        .await
+        .unwrap()
+        .is_empty());
+    queue.ack(&changes[0]).await.unwrap();
+    assert!(
+        waiting_on_syncs.await.unwrap().unwrap().is_empty(),
+        "the sync lane saw no change"
+    );
+    assert_eq!(queue.len().await.unwrap(), 0);
     cleanup(&prefix).await;
 }
 
@@ -138,7 +189,6 @@ impl orgsync_infra::worker::TaskHandler for Recorder {
 #[tokio::test]
 async fn unknown_and_exhausted_jobs_are_dead_lettered_with_the_reason() {
     use orgsync_domain::directory::ConnectionId;
-    use orgsync_domain::ports::Task;
     use orgsync_infra::worker::{Worker, WorkerSettings};
 
     let prefix = prefix();
@@ -207,6 +257,85 @@ async fn unknown_and_exhausted_jobs_are_dead_lettered_with_the_reason() {
         "the fine one once, the failing one twice: {ran:?}"
     );
     assert_eq!(queue.len().await.unwrap(), 0, "nothing left pending");
+    cleanup(&prefix).await;
+}
+
+/// Runs `long` for 2 s and every other task for 20 ms; notes when each ended.
+struct Sleeper {
+    finished: std::sync::Mutex<Vec<(orgsync_domain::ports::Task, std::time::Instant)>>,
+    long: orgsync_domain::ports::Task,
+}
+
+#[async_trait::async_trait]
+impl orgsync_infra::worker::TaskHandler for Sleeper {
+    async fn handle(&self, task: Task) -> orgsync_domain::Result<()> {
+        let ms = if task == self.long { 2_000 } else { 20 };
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        let now = std::time::Instant::now();
+        self.finished.lock().unwrap().push((task, now));
+        Ok(())
+    }
+}
+
+/// A long job holds one of the worker's slots, not the lane: jobs read
+/// with it, and jobs published after it, run while it does. (The worker used
+/// to read the next jobs only once all those in hand were done.)
+#[tokio::test]
+async fn a_long_job_holds_one_slot_and_the_rest_keep_flowing() {
+    use orgsync_infra::worker::{Worker, WorkerSettings};
+
+    let prefix = prefix();
+    let queue = RedisJobQueue::connect(&redis_url(), &prefix).await.unwrap();
+    let sync = || Task::Sync {
+        job_id: orgsync_domain::sync::JobId::new(),
+    };
+    let long = sync();
+    let handler = std::sync::Arc::new(Sleeper {
+        finished: std::sync::Mutex::new(Vec::new()),
+        long,
+    });
+    queue.publish(&long.to_job()).await.unwrap();
+    for _ in 0..3 {
+        queue.publish(&sync().to_job()).await.unwrap();
+    }
+    let worker = Worker::new(
+        std::sync::Arc::new(queue.clone()),
+        handler.clone(),
+        WorkerSettings {
+            batch: 4,
+            concurrency: 4,
+            poll: Duration::from_millis(100),
+            ..WorkerSettings::default()
+        },
+    );
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let started = std::time::Instant::now();
+    let running = tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move { worker.run(shutdown).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for _ in 0..6 {
+        queue.publish(&sync().to_job()).await.unwrap();
+    }
+    let all = crate::support::poll(100, Duration::from_millis(50), async || {
+        let finished = handler.finished.lock().unwrap().clone();
+        (finished.len() == 10).then_some(finished)
+    })
+    .await
+    .expect("every job ran");
+    shutdown.cancel();
+    running.await.unwrap();
+    let long_done = all.iter().find(|(task, _)| *task == long).unwrap().1;
+    let short_done: Vec<_> = all.iter().filter(|(task, _)| *task != long).collect();
+    assert!(
+        short_done.iter().all(|(_, at)| *at < long_done),
+        "short jobs waited for the long one: {:?}",
+        short_done
+            .iter()
+            .map(|(_, at)| at.duration_since(started))
+            .collect::<Vec<_>>()
+    );
     cleanup(&prefix).await;
 }
 
@@ -286,8 +415,11 @@ async fn a_redis_that_stops_answering_fails_commands_soon_and_is_used_again_afte
     let bound = Duration::from_secs(10);
     let published = tokio::time::timeout(bound, queue.publish(&job(1))).await;
     assert!(matches!(published, Ok(Err(_))), "{published:?}");
-    let received =
-        tokio::time::timeout(bound, queue.receive("a", 10, Duration::from_millis(100))).await;
+    let received = tokio::time::timeout(
+        bound,
+        queue.receive(Lane::Sync, "a", 10, Duration::from_millis(100)),
+    )
+    .await;
     assert!(matches!(received, Ok(Err(_))), "{received:?}");
 
     relay.silence(false);
@@ -301,10 +433,15 @@ async fn a_redis_that_stops_answering_fails_commands_soon_and_is_used_again_afte
     // either as new or, idle in that consumer's pending list, by reclaiming.
     let delivered = crate::support::poll(50, Duration::from_millis(100), async || {
         let mut seen = queue
-            .receive("b", 10, Duration::from_millis(50))
+            .receive(Lane::Sync, "b", 10, Duration::from_millis(50))
             .await
             .ok()?;
-        seen.extend(queue.reclaim("b", Duration::ZERO, 10).await.ok()?);
+        seen.extend(
+            queue
+                .reclaim(Lane::Sync, "b", Duration::ZERO, 10)
+                .await
+                .ok()?,
+        );
         seen.iter()
             .any(|d| d.job.payload["n"] == json!(2))
             .then_some(())

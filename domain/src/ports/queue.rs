@@ -15,6 +15,44 @@ pub struct Job {
     pub payload: serde_json::Value,
 }
 
+impl Job {
+    /// The lane this job travels in, by its kind (a kind no version of this
+    /// code knows goes with syncs, and is dead-lettered there).
+    pub fn lane(&self) -> Lane {
+        match self.kind.as_str() {
+            DIRECTORY_CHANGED => Lane::Changes,
+            DELIVER_WEBHOOK => Lane::Webhooks,
+            _ => Lane::Sync,
+        }
+    }
+}
+
+/// Jobs travel in lanes, each taken by its own workers, so that one kind of
+/// work never waits behind another: an IdP's change is applied while
+/// another tenant's reconcile of a million members runs, and a webhook
+/// receiver that answers slowly holds up only deliveries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Lane {
+    /// Directory changes to apply: short, and the propagation delay users see.
+    Changes,
+    /// Webhook deliveries: as slow as the slowest receiver.
+    Webhooks,
+    /// Full reconciles, one org each: seconds to minutes.
+    Sync,
+}
+
+impl Lane {
+    pub const ALL: [Self; 3] = [Self::Changes, Self::Webhooks, Self::Sync];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Changes => "changes",
+            Self::Webhooks => "webhooks",
+            Self::Sync => "sync",
+        }
+    }
+}
+
 /// Background work, typed. Each variant is one kind of job; the queue carries
 /// it as a [`Job`] (`{"kind": "sync.job", "payload": {"job_id": ...}}`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +84,14 @@ impl Task {
             Self::Sync { .. } => SYNC,
             Self::DirectoryChanged { .. } => DIRECTORY_CHANGED,
             Self::DeliverWebhook { .. } => DELIVER_WEBHOOK,
+        }
+    }
+
+    pub fn lane(self) -> Lane {
+        match self {
+            Self::Sync { .. } => Lane::Sync,
+            Self::DirectoryChanged { .. } => Lane::Changes,
+            Self::DeliverWebhook { .. } => Lane::Webhooks,
         }
     }
 
@@ -114,6 +160,8 @@ pub struct Delivery {
     pub job: Job,
     /// How many times this entry has been delivered, this time included.
     pub attempt: u32,
+    /// The lane it came from, where it is acknowledged.
+    pub lane: Lane,
 }
 
 /// Carries work between processes. Delivery is at least once: handlers must be
@@ -125,17 +173,32 @@ pub trait JobQueue: Send + Sync {
     /// `Unavailable` when the queue cannot be reached.
     async fn publish(&self, job: &Job) -> Result<()>;
 
-    /// Waits up to `wait` for new jobs and hands at most `max` of them to `consumer`.
+    /// Waits up to `wait` for new jobs in `lane` and hands at most `max` of
+    /// them to `consumer`. Lanes are read independently: a wait on one
+    /// never delays a read of another.
     ///
     /// # Errors
     /// `Unavailable` when the queue cannot be reached.
-    async fn receive(&self, consumer: &str, max: usize, wait: Duration) -> Result<Vec<Delivery>>;
+    async fn receive(
+        &self,
+        lane: Lane,
+        consumer: &str,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<Delivery>>;
 
-    /// Takes over jobs delivered to any consumer more than `lease` ago and not acknowledged.
+    /// Takes over jobs of `lane` delivered to any consumer more than
+    /// `lease` ago and not acknowledged.
     ///
     /// # Errors
     /// `Unavailable` when the queue cannot be reached.
-    async fn reclaim(&self, consumer: &str, lease: Duration, max: usize) -> Result<Vec<Delivery>>;
+    async fn reclaim(
+        &self,
+        lane: Lane,
+        consumer: &str,
+        lease: Duration,
+        max: usize,
+    ) -> Result<Vec<Delivery>>;
 
     /// Sets a delivery aside that can never succeed (a job of an unknown kind,
     /// or one that failed every attempt), with why, and acknowledges it. An
@@ -151,7 +214,7 @@ pub trait JobQueue: Send + Sync {
     /// `Unavailable` when the queue cannot be reached.
     async fn ack(&self, delivery: &Delivery) -> Result<()>;
 
-    /// Entries waiting or pending, where the queue can tell (for metrics).
+    /// Entries waiting or pending in every lane, where the queue can tell (for metrics).
     ///
     /// # Errors
     /// `Unavailable` when the queue cannot be reached.
@@ -211,6 +274,29 @@ mod tests {
             job.payload,
             serde_json::json!({"job_id": "00000000-0000-0000-0000-000000000000"})
         );
+    }
+
+    #[test]
+    fn a_job_travels_in_its_tasks_lane_and_an_unknown_one_with_syncs() {
+        let tasks = [
+            Task::Sync {
+                job_id: JobId::new(),
+            },
+            Task::DirectoryChanged {
+                connection_id: ConnectionId::new(),
+            },
+            Task::DeliverWebhook {
+                endpoint_id: WebhookId::new(),
+            },
+        ];
+        for task in tasks {
+            assert_eq!(task.to_job().lane(), task.lane());
+        }
+        let unknown = Job {
+            kind: "email.send".into(),
+            payload: serde_json::json!({}),
+        };
+        assert_eq!(unknown.lane(), Lane::Sync);
     }
 
     #[test]

@@ -7,12 +7,13 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use orgsync_domain::ports::{Delivery, Job, JobQueue};
+use orgsync_domain::ports::{Delivery, Job, JobQueue, Lane};
 use orgsync_domain::{Error, Result};
 use tokio::sync::Notify;
 
 struct Pending {
     job: Job,
+    lane: Lane,
     consumer: String,
     delivered_at: Instant,
     attempt: u32,
@@ -21,7 +22,7 @@ struct Pending {
 #[derive(Default)]
 struct State {
     next_id: u64,
-    ready: VecDeque<(String, Job)>,
+    ready: HashMap<Lane, VecDeque<(String, Job)>>,
     pending: HashMap<String, Pending>,
     /// Jobs set aside with the reason (the newest [`DEAD_LETTERS_KEPT`]).
     dead: VecDeque<(Job, String)>,
@@ -29,15 +30,31 @@ struct State {
 
 const DEAD_LETTERS_KEPT: usize = 1_000;
 
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct LocalJobQueue {
     state: Arc<Mutex<State>>,
-    arrived: Arc<Notify>,
+    /// One per lane: a publish wakes only the readers of its lane.
+    arrived: Arc<HashMap<Lane, Notify>>,
+}
+
+impl Default for LocalJobQueue {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl LocalJobQueue {
     pub fn new() -> Self {
-        Self::default()
+        Self {
+            state: Arc::default(),
+            arrived: Arc::new(Lane::ALL.map(|lane| (lane, Notify::new())).into()),
+        }
+    }
+
+    fn arrived(&self, lane: Lane) -> Result<&Notify> {
+        self.arrived.get(&lane).ok_or_else(|| {
+            Error::Internal(anyhow::anyhow!("local queue has no {} lane", lane.as_str()))
+        })
     }
 
     /// The jobs set aside, oldest first, with why.
@@ -53,17 +70,18 @@ impl LocalJobQueue {
             .map_err(|_| Error::Internal(anyhow::anyhow!("local queue state poisoned")))
     }
 
-    fn take(&self, consumer: &str, max: usize) -> Result<Vec<Delivery>> {
+    fn take(&self, lane: Lane, consumer: &str, max: usize) -> Result<Vec<Delivery>> {
         let mut state = self.lock()?;
         let mut out = Vec::new();
         while out.len() < max {
-            let Some((id, job)) = state.ready.pop_front() else {
+            let Some((id, job)) = state.ready.get_mut(&lane).and_then(VecDeque::pop_front) else {
                 break;
             };
             state.pending.insert(
                 id.clone(),
                 Pending {
                     job: job.clone(),
+                    lane,
                     consumer: consumer.to_owned(),
                     delivered_at: Instant::now(),
                     attempt: 1,
@@ -73,6 +91,7 @@ impl LocalJobQueue {
                 id,
                 job,
                 attempt: 1,
+                lane,
             });
         }
         Ok(out)
@@ -82,22 +101,34 @@ impl LocalJobQueue {
 #[async_trait::async_trait]
 impl JobQueue for LocalJobQueue {
     async fn publish(&self, job: &Job) -> Result<()> {
+        let lane = job.lane();
         {
             let mut state = self.lock()?;
             state.next_id += 1;
             let id = format!("local-{}", state.next_id);
-            state.ready.push_back((id, job.clone()));
+            state
+                .ready
+                .entry(lane)
+                .or_default()
+                .push_back((id, job.clone()));
         }
-        self.arrived.notify_one();
+        self.arrived(lane)?.notify_one();
         Ok(())
     }
 
-    async fn receive(&self, consumer: &str, max: usize, wait: Duration) -> Result<Vec<Delivery>> {
+    async fn receive(
+        &self,
+        lane: Lane,
+        consumer: &str,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<Delivery>> {
         let deadline = tokio::time::Instant::now() + wait;
+        let notify = self.arrived(lane)?;
         loop {
             // Register interest before looking, so a publish in between is not missed.
-            let arrived = self.arrived.notified();
-            let batch = self.take(consumer, max)?;
+            let arrived = notify.notified();
+            let batch = self.take(lane, consumer, max)?;
             if !batch.is_empty() {
                 return Ok(batch);
             }
@@ -107,7 +138,13 @@ impl JobQueue for LocalJobQueue {
         }
     }
 
-    async fn reclaim(&self, consumer: &str, lease: Duration, max: usize) -> Result<Vec<Delivery>> {
+    async fn reclaim(
+        &self,
+        lane: Lane,
+        consumer: &str,
+        lease: Duration,
+        max: usize,
+    ) -> Result<Vec<Delivery>> {
         let mut state = self.lock()?;
         let now = Instant::now();
         let mut out = Vec::new();
@@ -115,7 +152,7 @@ impl JobQueue for LocalJobQueue {
             if out.len() >= max {
                 break;
             }
-            if now.duration_since(pending.delivered_at) >= lease {
+            if pending.lane == lane && now.duration_since(pending.delivered_at) >= lease {
                 pending.consumer = consumer.to_owned();
                 pending.delivered_at = now;
                 pending.attempt += 1;
@@ -123,6 +160,7 @@ impl JobQueue for LocalJobQueue {
                     id: id.clone(),
                     job: pending.job.clone(),
                     attempt: pending.attempt,
+                    lane,
                 });
             }
         }
@@ -148,7 +186,8 @@ impl JobQueue for LocalJobQueue {
 
     async fn depth(&self) -> Result<Option<u64>> {
         let state = self.lock()?;
-        Ok(Some((state.ready.len() + state.pending.len()) as u64))
+        let ready: usize = state.ready.values().map(VecDeque::len).sum();
+        Ok(Some((ready + state.pending.len()) as u64))
     }
 }
 
@@ -163,17 +202,19 @@ mod tests {
         }
     }
 
+    const LANE: Lane = Lane::Sync;
+
     #[tokio::test]
     async fn a_job_is_delivered_once_and_reclaimed_only_after_its_lease() {
         let queue = LocalJobQueue::new();
         queue.publish(&job(1)).await.ok();
         let first = queue
-            .receive("a", 10, Duration::from_millis(10))
+            .receive(LANE, "a", 10, Duration::from_millis(10))
             .await
             .unwrap_or_default();
         assert_eq!(first.len(), 1);
         let again = queue
-            .receive("b", 10, Duration::from_millis(10))
+            .receive(LANE, "b", 10, Duration::from_millis(10))
             .await
             .unwrap_or_default();
         assert!(
@@ -182,12 +223,12 @@ mod tests {
         );
 
         let early = queue
-            .reclaim("b", Duration::from_secs(60), 10)
+            .reclaim(LANE, "b", Duration::from_secs(60), 10)
             .await
             .unwrap_or_default();
         assert!(early.is_empty());
         let late = queue
-            .reclaim("b", Duration::ZERO, 10)
+            .reclaim(LANE, "b", Duration::ZERO, 10)
             .await
             .unwrap_or_default();
         assert_eq!(late.len(), 1);
@@ -195,10 +236,46 @@ mod tests {
 
         queue.ack(&late[0]).await.ok();
         let after_ack = queue
-            .reclaim("c", Duration::ZERO, 10)
+            .reclaim(LANE, "c", Duration::ZERO, 10)
             .await
             .unwrap_or_default();
         assert!(after_ack.is_empty());
+    }
+
+    #[tokio::test]
+    async fn each_lane_hands_out_only_its_own_jobs() {
+        let queue = LocalJobQueue::new();
+        let change = Job {
+            kind: "directory.changed".into(),
+            payload: serde_json::json!({}),
+        };
+        queue.publish(&job(1)).await.ok();
+        queue.publish(&change).await.ok();
+        let wait = Duration::from_millis(10);
+        let changes = queue
+            .receive(Lane::Changes, "a", 10, wait)
+            .await
+            .unwrap_or_default();
+        assert_eq!(
+            changes.iter().map(|d| &d.job).collect::<Vec<_>>(),
+            [&change]
+        );
+        assert_eq!(changes[0].lane, Lane::Changes);
+        let webhooks = queue
+            .receive(Lane::Webhooks, "a", 10, wait)
+            .await
+            .unwrap_or_default();
+        assert!(webhooks.is_empty());
+        let syncs = queue.receive(LANE, "a", 10, wait).await.unwrap_or_default();
+        assert_eq!(
+            syncs.iter().map(|d| d.job.clone()).collect::<Vec<_>>(),
+            [job(1)]
+        );
+        let reclaimed = queue
+            .reclaim(Lane::Webhooks, "b", Duration::ZERO, 10)
+            .await
+            .unwrap_or_default();
+        assert!(reclaimed.is_empty(), "a lane reclaims only its own");
     }
 
     #[tokio::test]
@@ -206,7 +283,7 @@ mod tests {
         let queue = LocalJobQueue::new();
         let waiter = {
             let queue = queue.clone();
-            tokio::spawn(async move { queue.receive("a", 1, Duration::from_secs(5)).await })
+            tokio::spawn(async move { queue.receive(LANE, "a", 1, Duration::from_secs(5)).await })
         };
         tokio::time::sleep(Duration::from_millis(20)).await;
         queue.publish(&job(7)).await.ok();

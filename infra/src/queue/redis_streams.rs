@@ -1,7 +1,9 @@
 //! The job queue on Redis Streams.
 //!
-//! Design: one stream (`{prefix}jobs`) read through one consumer group
-//! (`workers`). `XADD` publishes; `XREADGROUP ... >` hands each new entry to
+//! Design: one stream per lane (`{prefix}jobs` for syncs, `{prefix}changes`,
+//! `{prefix}webhooks`), each read through one consumer group (`workers`)
+//! on a blocking connection of its own, so a read waiting on one lane never
+//! holds up another's. `XADD` publishes; `XREADGROUP ... >` hands each new entry to
 //! exactly one consumer, where it stays *pending* until `XACK`. A consumer that
 //! dies leaves its entries pending; `XAUTOCLAIM` lets another consumer take
 //! over entries idle longer than the lease, and the entry's delivery count
@@ -14,7 +16,7 @@
 
 use std::time::Duration;
 
-use orgsync_domain::ports::{Delivery, HealthCheck, Job, JobQueue};
+use orgsync_domain::ports::{Delivery, HealthCheck, Job, JobQueue, Lane};
 use orgsync_domain::{Error, Result};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::streams::{
@@ -41,11 +43,26 @@ const ANSWER_WITHIN: Duration = Duration::from_secs(2);
 pub struct RedisJobQueue {
     /// Multiplexed, reconnecting connection for short commands.
     conn: ConnectionManager,
-    /// Blocking reads hold a connection for their whole wait, so they get their own.
-    blocking: ConnectionManager,
-    stream: String,
+    lanes: std::sync::Arc<[LaneStream; 3]>,
     /// `{prefix}dead`: jobs set aside with the reason, for an operator.
     dead: String,
+}
+
+/// A lane's stream, and the connection its blocking reads hold for their
+/// whole wait (on a shared one, each lane's read would queue behind the others').
+#[derive(Clone)]
+struct LaneStream {
+    lane: Lane,
+    key: String,
+    blocking: ConnectionManager,
+}
+
+/// Where each lane lives; syncs keep the key every job had before lanes.
+fn stream_key(prefix: &str, lane: Lane) -> String {
+    match lane {
+        Lane::Sync => format!("{prefix}jobs"),
+        Lane::Changes | Lane::Webhooks => format!("{prefix}{}", lane.as_str()),
+    }
 }
 
 fn unavailable(err: RedisError) -> Error {
@@ -67,16 +84,28 @@ impl RedisJobQueue {
             .map_err(unavailable)?;
         // A blocking read waits as long as its caller asks (bounded in
         // `receive`), so only its connection attempts are bounded here.
-        let blocking = ConnectionManager::new_with_config(client, Self::reconnecting())
-            .await
-            .map_err(unavailable)?;
+        let mut lanes = Vec::with_capacity(Lane::ALL.len());
+        for lane in Lane::ALL {
+            let blocking = ConnectionManager::new_with_config(client.clone(), Self::reconnecting())
+                .await
+                .map_err(unavailable)?;
+            lanes.push(LaneStream {
+                lane,
+                key: stream_key(prefix, lane),
+                blocking,
+            });
+        }
+        let lanes: [LaneStream; 3] = lanes
+            .try_into()
+            .map_err(|_| Error::Internal(anyhow::anyhow!("one stream per lane")))?;
         let queue = Self {
             conn,
-            blocking,
-            stream: format!("{prefix}jobs"),
+            lanes: std::sync::Arc::new(lanes),
             dead: format!("{prefix}dead"),
         };
-        queue.ensure_group().await?;
+        for lane in queue.lanes.iter() {
+            queue.ensure_group(&lane.key).await?;
+        }
         Ok(queue)
     }
 
@@ -89,10 +118,16 @@ impl RedisJobQueue {
             .set_max_delay(RECONNECT_MAX_DELAY_MS)
     }
 
-    async fn ensure_group(&self) -> Result<()> {
+    /// `lanes` holds one stream per lane, in [`Lane::ALL`]'s order.
+    fn lane(&self, lane: Lane) -> &LaneStream {
+        let at = Lane::ALL.iter().position(|l| *l == lane).unwrap_or(0);
+        &self.lanes[at]
+    }
+
+    async fn ensure_group(&self, stream: &str) -> Result<()> {
         let mut conn = self.conn.clone();
         let created: std::result::Result<(), RedisError> =
-            conn.xgroup_create_mkstream(&self.stream, GROUP, "0").await;
+            conn.xgroup_create_mkstream(stream, GROUP, "0").await;
         match created {
             Ok(()) => Ok(()),
             Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
@@ -100,28 +135,29 @@ impl RedisJobQueue {
         }
     }
 
-    /// Runs `op`, recreating the group once if Redis lost it (flush, restart).
-    async fn with_group<T, F, Fut>(&self, op: F) -> Result<T>
+    /// Runs `op` on `stream`, recreating its group once if Redis lost it (flush, restart).
+    async fn with_group<T, F, Fut>(&self, stream: &str, op: F) -> Result<T>
     where
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = std::result::Result<T, RedisError>>,
     {
         match op().await {
             Err(e) if e.code() == Some("NOGROUP") => {
-                self.ensure_group().await?;
+                self.ensure_group(stream).await?;
                 op().await.map_err(unavailable)
             }
             other => other.map_err(unavailable),
         }
     }
 
-    fn decode(entry: &StreamId, attempt: u32) -> Option<Delivery> {
+    fn decode(entry: &StreamId, attempt: u32, lane: Lane) -> Option<Delivery> {
         let raw: String = entry.get(FIELD)?;
         match serde_json::from_str::<Job>(&raw) {
             Ok(job) => Some(Delivery {
                 id: entry.id.clone(),
                 job,
                 attempt,
+                lane,
             }),
             Err(e) => {
                 tracing::error!(entry = %entry.id, error = %e, "undecodable job entry");
@@ -132,28 +168,29 @@ impl RedisJobQueue {
 
     /// Entries that cannot be decoded can never succeed: drop them rather than
     /// let them be reclaimed forever.
-    async fn discard(&self, ids: &[String]) -> Result<()> {
+    async fn discard(&self, lane: Lane, ids: &[String]) -> Result<()> {
         if ids.is_empty() {
             return Ok(());
         }
+        let stream = &self.lane(lane).key;
         let mut conn = self.conn.clone();
         redis::pipe()
-            .xack(&self.stream, GROUP, ids)
-            .xdel(&self.stream, ids)
+            .xack(stream, GROUP, ids)
+            .xdel(stream, ids)
             .query_async::<()>(&mut conn)
             .await
             .map_err(unavailable)
     }
 
     fn decode_all(
-        &self,
+        lane: Lane,
         entries: &[StreamId],
         attempts: impl Fn(&str) -> u32,
     ) -> (Vec<Delivery>, Vec<String>) {
         let mut deliveries = Vec::with_capacity(entries.len());
         let mut broken = Vec::new();
         for entry in entries {
-            match Self::decode(entry, attempts(&entry.id)) {
+            match Self::decode(entry, attempts(&entry.id), lane) {
                 Some(d) => deliveries.push(d),
                 None => broken.push(entry.id.clone()),
             }
@@ -180,13 +217,18 @@ impl RedisJobQueue {
             .collect())
     }
 
-    /// Number of entries waiting or pending in the stream (for metrics and tests).
+    /// Number of entries waiting or pending in every lane (for metrics and tests).
     ///
     /// # Errors
     /// `Unavailable` when Redis cannot be reached.
     pub async fn len(&self) -> Result<u64> {
+        let mut pipe = redis::pipe();
+        for lane in self.lanes.iter() {
+            pipe.xlen(&lane.key);
+        }
         let mut conn = self.conn.clone();
-        conn.xlen(&self.stream).await.map_err(unavailable)
+        let lengths: Vec<u64> = pipe.query_async(&mut conn).await.map_err(unavailable)?;
+        Ok(lengths.iter().sum())
     }
 }
 
@@ -196,23 +238,30 @@ impl JobQueue for RedisJobQueue {
         let raw = serde_json::to_string(job).map_err(|e| Error::Internal(e.into()))?;
         let mut conn = self.conn.clone();
         let _: String = conn
-            .xadd(&self.stream, "*", &[(FIELD, raw)])
+            .xadd(&self.lane(job.lane()).key, "*", &[(FIELD, raw)])
             .await
             .map_err(unavailable)?;
         Ok(())
     }
 
-    async fn receive(&self, consumer: &str, max: usize, wait: Duration) -> Result<Vec<Delivery>> {
+    async fn receive(
+        &self,
+        lane: Lane,
+        consumer: &str,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<Delivery>> {
         let block_ms = usize::try_from(wait.as_millis())
             .unwrap_or(usize::MAX)
             .max(1);
-        let read = self.with_group(|| {
-            let mut conn = self.blocking.clone();
+        let stream = self.lane(lane);
+        let read = self.with_group(&stream.key, || {
+            let mut conn = stream.blocking.clone();
             let options = StreamReadOptions::default()
                 .group(GROUP, consumer)
                 .count(max)
                 .block(block_ms);
-            async move { conn.xread_options(&[&self.stream], &[">"], &options).await }
+            async move { conn.xread_options(&[&stream.key], &[">"], &options).await }
         });
         let reply: Option<StreamReadReply> = tokio::time::timeout(wait + ANSWER_WITHIN, read)
             .await
@@ -220,19 +269,26 @@ impl JobQueue for RedisJobQueue {
         let entries: Vec<StreamId> = reply
             .map(|r| r.keys.into_iter().flat_map(|k| k.ids).collect())
             .unwrap_or_default();
-        let (deliveries, broken) = self.decode_all(&entries, |_| 1);
-        self.discard(&broken).await?;
+        let (deliveries, broken) = Self::decode_all(lane, &entries, |_| 1);
+        self.discard(lane, &broken).await?;
         Ok(deliveries)
     }
 
-    async fn reclaim(&self, consumer: &str, lease: Duration, max: usize) -> Result<Vec<Delivery>> {
+    async fn reclaim(
+        &self,
+        lane: Lane,
+        consumer: &str,
+        lease: Duration,
+        max: usize,
+    ) -> Result<Vec<Delivery>> {
         let idle_ms = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX);
+        let stream = &self.lane(lane).key;
         let claimed: StreamAutoClaimReply = self
-            .with_group(|| {
+            .with_group(stream, || {
                 let mut conn = self.conn.clone();
                 async move {
                     conn.xautoclaim_options(
-                        &self.stream,
+                        stream,
                         GROUP,
                         consumer,
                         idle_ms,
@@ -252,7 +308,7 @@ impl JobQueue for RedisJobQueue {
         let last = entries.last().map(|e| e.id.clone()).unwrap_or_default();
         let mut conn = self.conn.clone();
         let pending: redis::streams::StreamPendingCountReply = conn
-            .xpending_consumer_count(&self.stream, GROUP, &first, &last, entries.len(), consumer)
+            .xpending_consumer_count(stream, GROUP, &first, &last, entries.len(), consumer)
             .await
             .map_err(unavailable)?;
         let counts: std::collections::HashMap<String, u32> = pending
@@ -261,13 +317,14 @@ impl JobQueue for RedisJobQueue {
             .map(|p| (p.id, u32::try_from(p.times_delivered).unwrap_or(u32::MAX)))
             .collect();
         let (deliveries, broken) =
-            self.decode_all(&entries, |id| counts.get(id).copied().unwrap_or(1));
-        self.discard(&broken).await?;
+            Self::decode_all(lane, &entries, |id| counts.get(id).copied().unwrap_or(1));
+        self.discard(lane, &broken).await?;
         Ok(deliveries)
     }
 
     async fn ack(&self, delivery: &Delivery) -> Result<()> {
-        self.discard(std::slice::from_ref(&delivery.id)).await
+        self.discard(delivery.lane, std::slice::from_ref(&delivery.id))
+            .await
     }
 
     async fn dead_letter(&self, delivery: &Delivery, reason: &str) -> Result<()> {
@@ -296,7 +353,8 @@ impl JobQueue for RedisJobQueue {
         let mut pipe = redis::pipe();
         for job in jobs {
             let raw = serde_json::to_string(job).map_err(|e| Error::Internal(e.into()))?;
-            pipe.xadd(&self.stream, "*", &[(FIELD, raw)]).ignore();
+            pipe.xadd(&self.lane(job.lane()).key, "*", &[(FIELD, raw)])
+                .ignore();
         }
         let mut conn = self.conn.clone();
         pipe.query_async::<()>(&mut conn).await.map_err(unavailable)
@@ -307,8 +365,14 @@ impl JobQueue for RedisJobQueue {
     }
 
     async fn ack_batch(&self, deliveries: &[Delivery]) -> Result<()> {
-        let ids: Vec<String> = deliveries.iter().map(|d| d.id.clone()).collect();
-        self.discard(&ids).await
+        for lane in self.lanes.iter() {
+            let ids: Vec<String> = (deliveries.iter())
+                .filter(|d| d.lane == lane.lane)
+                .map(|d| d.id.clone())
+                .collect();
+            self.discard(lane.lane, &ids).await?;
+        }
+        Ok(())
     }
 }
 

@@ -65,6 +65,21 @@ async fn serve_with_no_configuration_runs_on_sqlite_and_mints_matching_tokens() 
     let rows: Vec<&str> = csv.as_str().unwrap().lines().collect();
     assert_eq!(rows.len(), 2, "{csv}");
     assert!(rows[1].contains("ada@example.com,,admin"), "{csv}");
+
+    // A sync: its job goes through the in-process queue's sync lane and is
+    // claimed on SQLite (the tenant's fair share checked in the claim).
+    let syncs = format!("/api/v1/orgs/{root}/syncs");
+    let (status, run) = server
+        .request(Method::POST, &syncs, Some(token), None)
+        .await;
+    assert_eq!(status, 202, "{run}");
+    let run = format!("{syncs}/{}", run["id"].as_str().unwrap());
+    let finished = crate::support::poll(200, std::time::Duration::from_millis(50), async || {
+        let (_, current) = server.get(&run, Some(token)).await;
+        (current["status"] == "succeeded").then_some(current)
+    })
+    .await;
+    assert!(finished.is_some(), "the sync never finished on SQLite");
     drop(server);
     std::fs::remove_dir_all(&dir).ok();
 }

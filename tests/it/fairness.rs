@@ -7,8 +7,10 @@ use sea_orm::ConnectionTrait;
 use serde_json::json;
 
 use crate::fixtures::{
-    connect_directory, create_root, member_count, run_now, seed_users, start_sync, switch_to_scim,
+    connect_directory, create_root, finished_run, member_count, run_now, scim_child, seed_users,
+    start_sync, switch_to_scim,
 };
+use crate::json::items;
 use crate::scim::Directory;
 use crate::support::{poll, TestApp};
 
@@ -39,16 +41,7 @@ async fn a_long_sync_of_one_tenant_does_not_hold_back_another_tenants_idp_change
     switch_to_scim(&acme, &beta).await;
     assert_eq!(member_count(&acme, &beta).await, 1);
 
-    // Behind the engine's back, so Acme's reconcile has 50,000 updates to write.
-    app.runtime
-        .db
-        .connection()
-        .execute_unprepared(&format!(
-            "UPDATE directory_users SET display_name = 'Renamed ' || user_name WHERE connection_id = '{}'",
-            acme.conn
-        ))
-        .await
-        .unwrap();
+    rename_everyone(&acme).await;
     let run = start_sync(&acme, &acme.org, json!({"cascade": false})).await;
     let running = poll(400, Duration::from_millis(5), async || {
         let current = run_now(&acme, &acme.org, &run).await;
@@ -77,4 +70,64 @@ async fn a_long_sync_of_one_tenant_does_not_hold_back_another_tenants_idp_change
         "Beta's change waited {applied:?}, for Acme's reconcile to end"
     );
     acme.app.finish().await;
+}
+
+/// A tenant's cascade over many orgs does not keep the workers from another
+/// tenant's sync: once the first tenant has a job running, the other's
+/// takes the next free slot, ahead of the rest of the cascade. Before, it
+/// waited behind every job the cascade queued first.
+#[actix_web::test]
+async fn a_tenants_cascade_does_not_keep_the_workers_from_another_tenants_sync() {
+    let acme = Directory::on(TestApp::spawn_idle(|s| s.worker.concurrency = 2).await).await;
+    seed_users(&acme, 2_000).await;
+    for slug in ["c1", "c2", "c3", "c4", "c5", "c6"] {
+        scim_child(&acme, slug).await;
+    }
+    rename_everyone(&acme).await;
+    let app = &acme.app;
+    let beta = create_root(app, "Beta", "beta").await;
+    connect_directory(app, &beta, "Entra").await;
+    switch_to_scim(&acme, &beta).await;
+
+    // Both queued before any worker runs: the cascade's seven jobs first.
+    let cascade = start_sync(&acme, &acme.org, json!({})).await;
+    assert_eq!(
+        cascade["jobs"].as_array().map(Vec::len),
+        Some(7),
+        "{cascade}"
+    );
+    let single = start_sync(&acme, &beta, json!({"cascade": false})).await;
+    app.start_worker();
+    let single = finished_run(&acme, &beta, &single).await;
+    let cascade = finished_run(&acme, &acme.org, &cascade).await;
+    assert_eq!(single["status"], "succeeded", "{single}");
+    assert_eq!(cascade["status"], "succeeded");
+    let started = |job: &serde_json::Value| {
+        let at = job["started_at"].as_str().expect("a started job");
+        time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).unwrap()
+    };
+    let beta_started = started(&single["jobs"][0]);
+    let ahead = items(&cascade["jobs"])
+        .filter(|job| started(job) < beta_started)
+        .count();
+    assert!(
+        ahead <= 2,
+        "{ahead} of Acme's 7 jobs started before Beta's one (2 slots)"
+    );
+    acme.app.finish().await;
+}
+
+/// Renames every user of `dir`'s directory behind the engine's back, so a
+/// reconcile of an org drawing on it has an update per member to write.
+async fn rename_everyone(dir: &Directory) {
+    dir.app
+        .runtime
+        .db
+        .connection()
+        .execute_unprepared(&format!(
+            "UPDATE directory_users SET display_name = 'Renamed ' || user_name WHERE connection_id = '{}'",
+            dir.conn
+        ))
+        .await
+        .unwrap();
 }

@@ -53,8 +53,11 @@ pub trait SyncRunRepository: Send + Sync {
 
     /// Takes a queued, due job for running, with its org's writer lease
     /// (held by [`job_writer`] of the new attempt until `lease_until`),
-    /// unless its org already has a job running or another writer. `None`:
-    /// nothing to do now. The job records `worker` as the one running it.
+    /// unless its org already has a job running or another writer, or its
+    /// tenant already runs one while another tenant with a due job runs
+    /// none (it then waits its turn out of the queue, unpublished, until
+    /// a job ends or the sweeper comes by). `None`: nothing to do now. The job records
+    /// `worker` as the one running it.
     ///
     /// # Errors
     /// Only infrastructure failures.

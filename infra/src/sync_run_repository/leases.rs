@@ -16,6 +16,21 @@ use super::writers::{release_writer, take_lease};
 use super::SqlSyncRunRepository;
 use crate::db::db_err;
 
+/// Whether the job's tenant (its org's root) already runs a sync while
+/// another tenant with a due job runs none. Such a job waits its turn, so a
+/// tenant's cascade over thousands of orgs cannot keep every worker slot
+/// from another tenant's one sync; with no one else waiting, a tenant uses
+/// every slot. (`$2` is now.)
+const TENANT_OVER_SHARE: &str =
+    "EXISTS (SELECT 1 FROM sync_jobs r JOIN organizations ro ON ro.id = r.org_id \
+       WHERE r.status = 'running' \
+         AND ro.root_id = (SELECT root_id FROM organizations WHERE id = sync_jobs.org_id)) \
+     AND EXISTS (SELECT 1 FROM sync_jobs w JOIN organizations wo ON wo.id = w.org_id \
+       WHERE w.status = 'queued' AND w.not_before <= $2 \
+         AND wo.root_id <> (SELECT root_id FROM organizations WHERE id = sync_jobs.org_id) \
+         AND NOT EXISTS (SELECT 1 FROM sync_jobs wr JOIN organizations wro ON wro.id = wr.org_id \
+           WHERE wr.status = 'running' AND wro.root_id = wo.root_id))";
+
 pub(super) async fn claim(
     repo: &SqlSyncRunRepository,
     job: Uuid,
@@ -32,6 +47,7 @@ pub(super) async fn claim(
              heartbeat_at = $2, finished_at = NULL WHERE id = $1 AND status = 'queued' AND not_before <= $2 \
              AND NOT EXISTS (SELECT 1 FROM sync_jobs other WHERE other.org_id = sync_jobs.org_id \
                AND other.status = 'running' AND other.id <> sync_jobs.id) \
+             AND NOT ({TENANT_OVER_SHARE}) \
              RETURNING {}, NULL AS report",
             JOB_COLUMNS.replace("j.", "")
         ),
@@ -45,6 +61,20 @@ pub(super) async fn claim(
         _ => db_err(e),
     })?;
     let Some(row) = row else {
+        // Not its tenant's turn: out of the queue until one of the tenant's
+        // running jobs ends (or the sweeper comes by), rather than put back
+        // at once and read again and again while the other tenant's job
+        // waits on something else (an admin holding its org).
+        txn.execute(repo.db.stmt(
+            &format!(
+                "UPDATE sync_jobs SET published_at = NULL \
+                 WHERE id = $1 AND status = 'queued' AND not_before <= $2 AND {TENANT_OVER_SHARE}"
+            ),
+            vec![job.into(), now.into()],
+        ))
+        .await
+        .map_err(db_err)?;
+        txn.commit().await.map_err(db_err)?;
         return Ok(None);
     };
     let claimed = SyncJob::try_from(row)?;

@@ -111,6 +111,17 @@ impl SyncService {
             }
         };
         self.after_writing(job.org_id, true).await;
+        // A slot is free: jobs that waited their tenant's turn go back in
+        // the queue (with any due job the queue lost).
+        let now = self.now();
+        if let Ok(due) = (self.ports.runs)
+            .due_for_publish(now, now - self.ports.jobs.lease)
+            .await
+        {
+            for job in due {
+                let _ = self.publish_job(job).await;
+            }
+        }
         Ok(result)
     }
 

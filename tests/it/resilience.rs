@@ -239,6 +239,69 @@ async fn a_change_dropped_while_writing_leaves_the_org_free() {
     dir.app.finish().await;
 }
 
+/// The sweeper reclaims two dead workers' jobs while a new sync of one of
+/// their orgs is being queued: that org's job yields to the new one
+/// (failed, superseded), and the other is queued again. The whole sweep
+/// used to fail on the one-queued-job index, reclaiming neither.
+#[actix_web::test]
+async fn a_dead_workers_job_reclaimed_while_a_new_sync_is_queued_yields_to_it() {
+    use orgsync_domain::ports::SyncRunRepository;
+    use sea_orm::TransactionTrait;
+    use time::Duration as Span;
+
+    let dir = Directory::on(TestApp::spawn_idle(|_| {}).await).await;
+    let other = child(&dir, "other").await;
+    let runs = orgsync_infra::SqlSyncRunRepository::new(dir.app.runtime.db.clone());
+    let mut jobs = Vec::new();
+    for org in [&dir.org, &other] {
+        let run = start_sync(&dir, org, json!({"cascade": false})).await;
+        jobs.push(run["jobs"][0]["id"].as_str().unwrap().to_owned());
+    }
+    let start = time::OffsetDateTime::now_utc();
+    for id in &jobs {
+        let job = orgsync_domain::sync::JobId(id.parse().unwrap());
+        runs.claim(job, "dead:1", start, start + Span::seconds(1))
+            .await
+            .unwrap()
+            .expect("claimed");
+    }
+    // A new sync of the first org, its transaction not yet committed.
+    let pending = dir.app.runtime.db.connection().begin().await.unwrap();
+    pending
+        .execute_unprepared(&format!(
+            "INSERT INTO sync_jobs (id, org_id, scope, status, attempts, not_before, published_at, created_at) \
+             VALUES ('{}', '{}', 'both', 'queued', 0, now(), now(), now())",
+            uuid::Uuid::now_v7(),
+            dir.org
+        ))
+        .await
+        .unwrap();
+    let later = start + Span::seconds(60);
+    let (reclaimed, committed) = futures::join!(
+        runs.reclaim_stale(later - Span::seconds(30), later),
+        async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            pending.commit().await
+        }
+    );
+    committed.unwrap();
+    assert_eq!(reclaimed.unwrap(), 1, "the other org's job is queued again");
+    // (queued, failed as superseded) for the job `id`.
+    let state = async |id: &str| {
+        let db = &dir.app.runtime.db;
+        let of = |status: &str| {
+            format!("SELECT count(*) AS n FROM sync_jobs WHERE id = '{id}' AND {status}")
+        };
+        (
+            count(db, of("status = 'queued'")).await,
+            count(db, of("status = 'failed' AND error LIKE '%superseded%'")).await,
+        )
+    };
+    assert_eq!(state(&jobs[0]).await, (0, 1), "yielded to the new sync");
+    assert_eq!(state(&jobs[1]).await, (1, 0), "queued again");
+    dir.app.finish().await;
+}
+
 /// A worker that went silent loses its job to another; when it wakes up, its
 /// writes are fenced off by the attempt it claimed, and a worker that keeps
 /// renewing its lease never loses the job.

@@ -191,19 +191,47 @@ pub(super) async fn reclaim_stale(
     heartbeat_before: OffsetDateTime,
     now: OffsetDateTime,
 ) -> Result<u64> {
-    // A reclaimed job whose org already has a queued one joins it by failing over to it.
-    let reclaimed = repo.execute(
-        "UPDATE sync_jobs SET status = 'queued', not_before = $2, published_at = NULL \
-         WHERE status = 'running' AND heartbeat_at < $1 \
-         AND NOT EXISTS (SELECT 1 FROM sync_jobs q WHERE q.org_id = sync_jobs.org_id AND q.status = 'queued')",
-        vec![heartbeat_before.into(), now.into()],
-    )
-    .await?;
-    repo.execute(
-        "UPDATE sync_jobs SET status = 'failed', error = 'worker lost; superseded by a queued sync', finished_at = $2 \
-         WHERE status = 'running' AND heartbeat_at < $1",
-        vec![heartbeat_before.into(), now.into()],
-    )
-    .await?;
+    let stale: Vec<Uuid> = repo
+        .db
+        .column(
+            "SELECT id FROM sync_jobs WHERE status = 'running' AND heartbeat_at < $1 ORDER BY org_id",
+            vec![heartbeat_before.into()],
+        )
+        .await?;
+    let mut reclaimed = 0;
+    for job in stale {
+        // One job at a time: a new sync of its org queued meanwhile makes
+        // the re-queue fail on the one-queued-job index, and this job then
+        // yields to that one, as it does to one queued before.
+        let requeued = repo
+            .db
+            .connection()
+            .execute(repo.db.stmt(
+                "UPDATE sync_jobs SET status = 'queued', not_before = $3, published_at = NULL \
+                 WHERE id = $1 AND status = 'running' AND heartbeat_at < $2 \
+                 AND NOT EXISTS (SELECT 1 FROM sync_jobs q WHERE q.org_id = sync_jobs.org_id AND q.status = 'queued')",
+                vec![job.into(), heartbeat_before.into(), now.into()],
+            ))
+            .await;
+        match requeued {
+            Ok(done) if done.rows_affected() == 1 => {
+                reclaimed += 1;
+                continue;
+            }
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.sql_err(),
+                    Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+                ) => {}
+            Err(e) => return Err(db_err(e)),
+        }
+        repo.execute(
+            "UPDATE sync_jobs SET status = 'failed', error = 'worker lost; superseded by a queued sync', finished_at = $3 \
+             WHERE id = $1 AND status = 'running' AND heartbeat_at < $2",
+            vec![job.into(), heartbeat_before.into(), now.into()],
+        )
+        .await?;
+    }
     Ok(reclaimed)
 }

@@ -103,6 +103,7 @@ impl Settings {
             .set_default("events.dispatch_every_ms", 50)?
             .set_default("webhooks.allow_private_targets", false)?
             .set_default("webhooks.max_endpoints", 20)?
+            .set_default("webhooks.endpoints_at_once_per_tenant", 2)?
             .set_default("webhooks.timeout_ms", 10_000)?
             .set_default("webhooks.max_response_bytes", 65_536)?
             .set_default("webhooks.retry_base_ms", 5_000)?

@@ -279,6 +279,7 @@ impl Runtime {
             self.queue.clone(),
             Duration::from_millis(self.settings.events.dispatch_every_ms.max(1)),
             Duration::from_secs(self.settings.worker.lease.max(1)),
+            self.settings.webhooks.endpoints_at_once_per_tenant,
         )
     }
 

@@ -30,6 +30,8 @@ enum Behaviour {
     FailFirst(usize),
     /// Answers 503 to everything.
     Down,
+    /// Answers nothing for a minute (a receiver that hangs).
+    Hang,
 }
 
 /// A webhook receiver on a loopback port, verifying signatures with the
@@ -54,6 +56,9 @@ impl Receiver {
                 web::post().to(move |req: HttpRequest, body: web::Bytes| {
                     let (log, secret) = (log.clone(), secret.clone());
                     async move {
+                        if matches!(behaviour, Behaviour::Hang) {
+                            tokio::time::sleep(Duration::from_secs(60)).await;
+                        }
                         let mut headers = http::HeaderMap::new();
                         for name in ["webhook-id", "webhook-timestamp", "webhook-signature"] {
                             if let Some(v) = req.headers().get(name) {
@@ -71,7 +76,7 @@ impl Receiver {
                             .is_some_and(|hook| hook.verify(&body, &headers).is_ok());
                         let mut log = log.lock().unwrap();
                         let accepted = match behaviour {
-                            Behaviour::Accept => true,
+                            Behaviour::Accept | Behaviour::Hang => true,
                             Behaviour::FailFirst(n) => log.len() >= n,
                             Behaviour::Down => false,
                         };
@@ -961,5 +966,45 @@ async fn a_deleted_orgs_events_stay_in_its_ancestors_subtree() {
     );
     let (status, _) = app.admin("GET", &child, "/events", None).await;
     assert_eq!(status, 404, "the deleted org itself is gone");
+    app.finish().await;
+}
+
+/// A tenant whose receivers hang until the timeout holds only its share of
+/// the delivery slots: another tenant's webhook goes out at once. Before,
+/// its six hanging endpoints were all handed to the workers, took every
+/// slot (four) for a timeout each, and the other tenant's delivery waited
+/// behind them.
+#[actix_web::test]
+async fn a_tenants_hanging_receivers_do_not_hold_back_another_tenants_webhooks() {
+    let app = TestApp::spawn_with(|settings| {
+        allow_loopback(settings);
+        settings.webhooks.timeout_ms = 3_000;
+    })
+    .await;
+    let acme = create_root(&app, "Acme", "acme").await;
+    let hanging = Receiver::start(Behaviour::Hang);
+    for _ in 0..6 {
+        subscribe(&app, &acme, &hanging, json!(["member.created"])).await;
+    }
+    let beta = create_root(&app, "Beta", "beta").await;
+    let receiver = Receiver::start(Behaviour::Accept);
+    subscribe(&app, &beta, &receiver, json!(["member.created"])).await;
+
+    let (status, _) = app.add_member(&acme, user_member("ann@acme.example")).await;
+    assert_eq!(status, 201);
+    // Acme's attempts are under way, hanging.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let sent = std::time::Instant::now();
+    let (status, _) = app.add_member(&beta, user_member("bea@beta.example")).await;
+    assert_eq!(status, 201);
+    let took = poll(300, Duration::from_millis(10), async || {
+        (!receiver.accepted().is_empty()).then(|| sent.elapsed())
+    })
+    .await
+    .expect("Beta's webhook arrives");
+    assert!(
+        took < Duration::from_millis(1_500),
+        "Beta's webhook waited {took:?} behind Acme's hanging receivers"
+    );
     app.finish().await;
 }

@@ -204,6 +204,9 @@ pub struct WebhookSettings {
     pub allow_private_targets: bool,
     /// Endpoints one organization may have.
     pub max_endpoints: usize,
+    /// Endpoints of one tenant handed to the workers at once: a tenant whose
+    /// receivers hang holds that many delivery slots, not all of them.
+    pub endpoints_at_once_per_tenant: u32,
     /// Milliseconds one delivery attempt may take, answer included.
     pub timeout_ms: u64,
     /// Bytes of a receiver's answer read; the rest is dropped unread.

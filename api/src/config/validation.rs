@@ -81,6 +81,12 @@ impl Settings {
         if hooks.timeout_ms < 100 {
             return Err(invalid("webhooks.timeout_ms", "must be at least 100"));
         }
+        if hooks.endpoints_at_once_per_tenant == 0 {
+            return Err(invalid(
+                "webhooks.endpoints_at_once_per_tenant",
+                "must be at least 1",
+            ));
+        }
         if hooks.retry_cap_ms < hooks.retry_base_ms {
             return Err(invalid(
                 "webhooks.retry_cap_ms",

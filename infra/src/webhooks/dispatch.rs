@@ -35,23 +35,27 @@ pub struct EventDispatcher {
     queue: Arc<dyn JobQueue>,
     every: Duration,
     reservation: Duration,
+    per_tenant: u32,
 }
 
 impl EventDispatcher {
     /// Passes run `every` so long; an endpoint handed to the queue stays
     /// reserved for its task for `reservation` (the queue's lease): if the
     /// queue loses the task, the endpoint is handed out again after that.
+    /// A tenant has at most `per_tenant` endpoints handed out at once.
     pub fn new(
         db: Database,
         queue: Arc<dyn JobQueue>,
         every: Duration,
         reservation: Duration,
+        per_tenant: u32,
     ) -> Self {
         Self {
             db,
             queue,
             every,
             reservation,
+            per_tenant: per_tenant.max(1),
         }
     }
 
@@ -196,18 +200,37 @@ impl EventDispatcher {
     }
 
     /// Reserves endpoints with a due delivery and no deliverer, for the
-    /// queue; answers them.
+    /// queue; answers them. A tenant (an org's root) has at most
+    /// `per_tenant` endpoints reserved or being delivered at once, its turns
+    /// drawn at random among its due endpoints: a tenant whose receivers
+    /// hang until the timeout holds that many delivery slots, never all of
+    /// them, and another tenant's delivery goes out meanwhile.
     async fn reserve_due(&self) -> Result<Vec<WebhookId>> {
         let now = OffsetDateTime::now_utc();
         let ids: Vec<Uuid> = self
             .db
             .column(
-                "UPDATE webhook_endpoints SET lease_holder = $1, lease_until = $2 \
-             WHERE enabled AND (lease_until IS NULL OR lease_until < $3) \
-             AND id IN (SELECT DISTINCT endpoint_id FROM webhook_deliveries \
-                        WHERE status = 'pending' AND next_attempt_at <= $3 LIMIT 500) \
-             RETURNING id",
-                vec![QUEUED.into(), (now + self.reservation).into(), now.into()],
+                "WITH due AS (SELECT DISTINCT endpoint_id FROM webhook_deliveries \
+                   WHERE status = 'pending' AND next_attempt_at <= $3 LIMIT 500), \
+                 free AS (SELECT e.id, COALESCE(o.root_id, e.org_id) AS tenant FROM webhook_endpoints e \
+                   JOIN due ON due.endpoint_id = e.id LEFT JOIN organizations o ON o.id = e.org_id \
+                   WHERE e.enabled AND (e.lease_until IS NULL OR e.lease_until < $3)), \
+                 busy AS (SELECT COALESCE(o.root_id, e.org_id) AS tenant, count(*) AS n FROM webhook_endpoints e \
+                   LEFT JOIN organizations o ON o.id = e.org_id WHERE e.lease_until >= $3 \
+                   GROUP BY COALESCE(o.root_id, e.org_id)), \
+                 turns AS (SELECT free.id, COALESCE(busy.n, 0) \
+                   + row_number() OVER (PARTITION BY free.tenant ORDER BY random()) AS turn \
+                   FROM free LEFT JOIN busy ON busy.tenant = free.tenant) \
+                 UPDATE webhook_endpoints SET lease_holder = $1, lease_until = $2 \
+                 WHERE id IN (SELECT id FROM turns WHERE turn <= $4) \
+                   AND enabled AND (lease_until IS NULL OR lease_until < $3) \
+                 RETURNING id",
+                vec![
+                    QUEUED.into(),
+                    (now + self.reservation).into(),
+                    now.into(),
+                    i64::from(self.per_tenant).into(),
+                ],
             )
             .await?;
         Ok(ids.into_iter().map(WebhookId).collect())

@@ -249,9 +249,8 @@ pub trait JobQueue: Send + Sync {
 mod tests {
     use super::*;
 
-    #[test]
-    fn tasks_round_trip_through_their_envelope_in_the_wire_format() {
-        let tasks = [
+    fn one_of_each() -> [Task; 3] {
+        [
             Task::Sync {
                 job_id: JobId::new(),
             },
@@ -261,8 +260,12 @@ mod tests {
             Task::DeliverWebhook {
                 endpoint_id: WebhookId::new(),
             },
-        ];
-        for task in tasks {
+        ]
+    }
+
+    #[test]
+    fn tasks_round_trip_through_their_envelope_in_the_wire_format() {
+        for task in one_of_each() {
             assert_eq!(Task::from_job(&task.to_job()), Ok(task));
         }
         let job = Task::Sync {
@@ -278,18 +281,7 @@ mod tests {
 
     #[test]
     fn a_job_travels_in_its_tasks_lane_and_an_unknown_one_with_syncs() {
-        let tasks = [
-            Task::Sync {
-                job_id: JobId::new(),
-            },
-            Task::DirectoryChanged {
-                connection_id: ConnectionId::new(),
-            },
-            Task::DeliverWebhook {
-                endpoint_id: WebhookId::new(),
-            },
-        ];
-        for task in tasks {
+        for task in one_of_each() {
             assert_eq!(task.to_job().lane(), task.lane());
         }
         let unknown = Job {

@@ -881,6 +881,7 @@ async fn sync_benchmarks(
         done["counts"]["updates"].as_u64().unwrap_or(0)
             + done["counts"]["adds"].as_u64().unwrap_or(0)
     );
+    other_tenant_during_resync(api, org).await;
 
     let changed = ten_percent_changed_through_scim(api, org, db, conn_id, users / 10).await;
     let request = json!({"scope": "both"});
@@ -909,6 +910,88 @@ async fn sync_benchmarks(
         rss_mib(pid, "VmHWM:"),
         idle
     );
+}
+
+/// Another tenant's SCIM change, made while this tenant's full resync runs
+/// (the same no-op resync as above, holding a sync slot for seconds): how
+/// long until it shows on that tenant's member, and how many of the probes
+/// were seen while the resync still ran (with one queue, none were: the
+/// change waited for the resync).
+async fn other_tenant_during_resync(api: &Target, org: &str) {
+    let (status, beta) = api
+        .post("/orgs", json!({"name": "Beta", "slug": "beta-bench"}))
+        .await;
+    assert_eq!(status, 201, "{beta}");
+    let beta = beta["id"].as_str().unwrap().to_owned();
+    let (conn, token) = directory_sync_connection(api, &beta, "beta").await;
+    let scim = Target {
+        http: api.http.clone(),
+        base: api.base.replace("/api/v1", &format!("/scim/v2/{conn}")),
+        token,
+    };
+    let user = json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": "bea@beta.example",
+        "emails": [{"value": "bea@beta.example", "primary": true}],
+    });
+    let (status, user) = scim.post("/Users", user).await;
+    assert_eq!(status, 201, "{user}");
+    let user = user["id"].as_str().unwrap().to_owned();
+    timed_admin(
+        api,
+        Method::PUT,
+        &beta,
+        "/provisioning",
+        json!({"mode": "scim"}),
+        200,
+    )
+    .await;
+    let (_, members) = api.get(&format!("/orgs/{beta}/members")).await;
+    let member = members["data"][0]["id"].as_str().unwrap().to_owned();
+
+    let request = json!({"scope": "both"});
+    let (run, _) = timed_admin(api, Method::POST, org, "/syncs", request, 202).await;
+    let run_path = format!("/orgs/{org}/syncs/{}", run["id"].as_str().unwrap());
+    let started = Instant::now();
+    let (mut latencies, mut during) = (Vec::new(), 0);
+    for i in 0.. {
+        let (_, current) = api.get(&run_path).await;
+        if current["status"] != "queued" && current["status"] != "running" {
+            assert_eq!(current["status"], "succeeded", "{current}");
+            break;
+        }
+        let name = format!("Probe {i}");
+        let t0 = Instant::now();
+        let ops = json!([{"op": "replace", "path": "displayName", "value": name}]);
+        assert_eq!(scim.patch(&format!("/Users/{user}"), ops).await.0, 200);
+        loop {
+            let (_, m) = api.get(&format!("/orgs/{beta}/members/{member}")).await;
+            if m["name"] == name.as_str() {
+                break;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(120),
+                "change not propagated"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        latencies.push(t0.elapsed());
+        let (_, current) = api.get(&run_path).await;
+        if current["status"] == "running" {
+            during += 1;
+        }
+    }
+    let probes = latencies.len();
+    if probes == 0 {
+        println!("another tenant's SCIM change: the resync ended before a probe was made");
+        return;
+    }
+    Stats::new(
+        format!("another tenant's SCIM change visible during this resync ({during} of {probes} seen while it ran)"),
+        started.elapsed(),
+        latencies,
+    )
+    .print();
 }
 
 /// Makes `count` members differ from what the org's policy derives, through

@@ -217,9 +217,10 @@ impl MembersService {
         org: OrgId,
         new: NewMember,
     ) -> Result<Member> {
-        let org = self.orgs.authorize(principal, org, Action::Write).await?;
         self.sync
-            .as_writer(org.id, self.create_as_writer(principal, org.id, new))
+            .write_as(principal, org, |org| {
+                self.create_as_writer(principal, org, new)
+            })
             .await
     }
 
@@ -229,10 +230,9 @@ impl MembersService {
     async fn create_as_writer(
         &self,
         principal: &Principal,
-        org: OrgId,
+        org: Organization,
         new: NewMember,
     ) -> Result<Member> {
-        let org = self.orgs.authorize(principal, org, Action::Write).await?;
         if org.provisioning_mode == ProvisioningMode::Scim {
             return Err(governed(
                 "this organization is provisioned by SCIM: members come from its directory",
@@ -287,25 +287,22 @@ impl MembersService {
         id: MemberId,
         changes: MemberChanges,
     ) -> Result<Member> {
-        let org = self.orgs.authorize(principal, org, Action::Write).await?;
         self.sync
-            .as_writer(
-                org.id,
-                self.update_as_writer(principal, org.id, id, changes),
-            )
+            .write_as(principal, org, |org| {
+                self.update_as_writer(principal, org, id, changes)
+            })
             .await
     }
 
     async fn update_as_writer(
         &self,
         principal: &Principal,
-        org: OrgId,
+        org: Organization,
         id: MemberId,
         changes: MemberChanges,
     ) -> Result<Member> {
-        // Read again as the writer: a switch to SCIM that went first decides
-        // what the directory governs now.
-        let org = self.orgs.authorize(principal, org, Action::Write).await?;
+        // `org` as read under the lease: a switch to SCIM that went first
+        // decides what the directory governs now.
         let mut member = self.find(org.id, id).await?;
         let unchanged = member.clone();
         let before = serde_json::to_value(&member).ok();
@@ -432,20 +429,19 @@ impl MembersService {
     /// `Conflict(GovernedByDirectory)` for a directory member of an org in
     /// SCIM mode (remove it in the IdP); `NotFound`.
     pub async fn delete(&self, principal: &Principal, org: OrgId, id: MemberId) -> Result<()> {
-        let org = self.orgs.authorize(principal, org, Action::Write).await?;
         self.sync
-            .as_writer(org.id, self.delete_as_writer(principal, org.id, id))
+            .write_as(principal, org, |org| {
+                self.delete_as_writer(principal, org, id)
+            })
             .await
     }
 
     async fn delete_as_writer(
         &self,
         principal: &Principal,
-        org: OrgId,
+        org: Organization,
         id: MemberId,
     ) -> Result<()> {
-        // Read again as the writer, as an edit is.
-        let org = self.orgs.authorize(principal, org, Action::Write).await?;
         let member = self.find(org.id, id).await?;
         if org.provisioning_mode == ProvisioningMode::Scim && member.directory_user_id.is_some() {
             return Err(governed(

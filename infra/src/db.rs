@@ -7,8 +7,8 @@ use orgsync_domain::ports::HealthCheck;
 use orgsync_domain::Error;
 use orgsync_migrations::{Migrator, MigratorTrait};
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, FromQueryResult, SqlErr,
-    Statement, TryGetable,
+    ConnectOptions, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
+    FromQueryResult, SqlErr, Statement, TryGetable,
 };
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -274,21 +274,25 @@ pub(crate) async fn analyze_after_bulk_write(
     Ok(())
 }
 
-/// Runs a poller's query planned afresh on every call (PostgreSQL's unnamed
-/// statement), where every other statement is prepared once per connection.
-/// A prepared statement's plan is made for the tables as they are the first
-/// few times it runs and kept until their statistics change: a poller that
-/// first ran against an empty `events` table kept scanning the whole table
-/// for its partial index's few rows, 1 to 2 ms a pass and growing with the
-/// table, for as long as nothing analyzed it. Planning costs tens of
-/// microseconds, which a poller can spare. Parameters are 64-bit integers.
+/// Runs a query over a change log planned afresh on every call (PostgreSQL's
+/// unnamed statement), where every other statement is prepared once per
+/// connection. A prepared statement's plan is made for the tables as they
+/// are the first few times it runs and kept until their statistics change.
+/// The change logs (`directory_events`, `events` and what hangs off them)
+/// start empty and grow by a row a write: planned on a one-page table, a
+/// read of a connection's next events became a sequential scan, and stayed
+/// one once the log held a hundred thousand entries (20 ms a call where an
+/// index takes 0.1), for as long as nothing analyzed the table (autovacuum
+/// does a minute later at best; never where it is off). Which plan a
+/// connection kept depended on what it happened to run first. A custom plan
+/// sees the table as it is now; planning costs tens of microseconds, which
+/// these reads can spare.
 pub(crate) async fn query_replanned(
     db: &sea_orm::DatabaseConnection,
     sql: &str,
-    values: &[i64],
+    values: Vec<sea_orm::Value>,
 ) -> Result<Vec<sea_orm::QueryResult>, DbErr> {
     if db.get_database_backend() != DbBackend::Postgres {
-        let values = values.iter().map(|v| (*v).into());
         return db
             .query_all(Statement::from_sql_and_values(
                 db.get_database_backend(),
@@ -297,16 +301,40 @@ pub(crate) async fn query_replanned(
             ))
             .await;
     }
-    let query = values
-        .iter()
-        .fold(sea_orm::sqlx::query(sql).persistent(false), |query, v| {
-            query.bind(*v)
-        });
-    let rows = query
+    let values = sea_query_binder::SqlxValues(sea_orm::sea_query::Values(values));
+    let rows = sea_orm::sqlx::query_with(sql, values)
+        .persistent(false)
         .fetch_all(db.get_postgres_connection_pool())
         .await
         .map_err(|e| DbErr::Query(sea_orm::RuntimeErr::SqlxError(e)))?;
     Ok(rows.into_iter().map(Into::into).collect())
+}
+
+/// [`query_replanned`], each row read as a `T`.
+pub(crate) async fn find_replanned<T: FromQueryResult>(
+    db: &sea_orm::DatabaseConnection,
+    sql: &str,
+    values: Vec<sea_orm::Value>,
+) -> orgsync_domain::Result<Vec<T>> {
+    query_replanned(db, sql, values)
+        .await
+        .and_then(|rows| {
+            rows.iter()
+                .map(|row| T::from_query_result(row, ""))
+                .collect()
+        })
+        .map_err(db_err)
+}
+
+/// Plans the rest of `txn`'s statements afresh, as [`query_replanned`]
+/// does for one: for the transactions that number a change log.
+pub(crate) async fn plan_afresh(txn: &DatabaseTransaction) -> orgsync_domain::Result<()> {
+    if txn.get_database_backend() == DbBackend::Postgres {
+        txn.execute_unprepared("SET LOCAL plan_cache_mode = force_custom_plan")
+            .await
+            .map_err(db_err)?;
+    }
+    Ok(())
 }
 
 /// Translates a database error into the domain's terms. Constraint violations

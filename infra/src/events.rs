@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 pub mod directory;
 
-use crate::db::{db_err, query_replanned};
+use crate::db::{db_err, find_replanned, plan_afresh, query_replanned};
 use crate::filter_sql::Sql;
 use crate::Database;
 
@@ -83,17 +83,16 @@ pub async fn sequence_tenant(db: &DatabaseConnection, org: OrgId) -> Result<i64>
 
 /// [`sequence_tenant`] for the tenant whose root org is `root`.
 pub async fn sequence_root(db: &DatabaseConnection, root: Uuid) -> Result<i64> {
-    let backend = db.get_database_backend();
-    let stmt = |sql: &str| Statement::from_sql_and_values(backend, sql, [root.into()]);
     // A caught-up reader (the common case) takes no lock and writes nothing.
-    let unnumbered = db
-        .query_one(stmt(
-            "SELECT 1 AS unnumbered FROM events e JOIN organizations o ON o.id = e.org_id \
-             WHERE e.seq IS NULL AND o.root_id = $1 LIMIT 1",
-        ))
-        .await
-        .map_err(db_err)?;
-    if unnumbered.is_none() {
+    let unnumbered = query_replanned(
+        db,
+        "SELECT 1 AS unnumbered FROM events e JOIN organizations o ON o.id = e.org_id \
+         WHERE e.seq IS NULL AND o.root_id = $1 LIMIT 1",
+        vec![root.into()],
+    )
+    .await
+    .map_err(db_err)?;
+    if unnumbered.is_empty() {
         return last_seq(db, root).await;
     }
     let txn = db.begin().await.map_err(db_err)?;
@@ -107,6 +106,7 @@ pub async fn sequence_root(db: &DatabaseConnection, root: Uuid) -> Result<i64> {
 /// locked until `txn` ends: concurrent sequencers of one tenant (and bulk
 /// writers numbering their own, [`insert_numbered_events`]) queue up.
 pub(crate) async fn number_waiting(txn: &DatabaseTransaction, root: Uuid) -> Result<()> {
+    plan_afresh(txn).await?;
     let backend = txn.get_database_backend();
     let stmt = |sql: &str| Statement::from_sql_and_values(backend, sql, [root.into()]);
     // Creates the tenant's sequence on its first events; locks it always.
@@ -248,7 +248,7 @@ pub async fn tenants_with_unnumbered(db: &DatabaseConnection, limit: u64) -> Res
            SELECT (SELECT e.org_id FROM events e WHERE e.seq IS NULL AND e.org_id > w.org_id ORDER BY e.org_id LIMIT 1), w.n + 1 \
            FROM waiting w WHERE w.org_id IS NOT NULL AND w.n < $1) \
          SELECT DISTINCT o.root_id FROM waiting w JOIN organizations o ON o.id = w.org_id",
-        &[i64::try_from(limit).unwrap_or(i64::MAX)],
+        vec![i64::try_from(limit).unwrap_or(i64::MAX).into()],
     )
     .await
     .map_err(db_err)?;
@@ -334,18 +334,16 @@ impl EventLog for SqlEventLog {
             conditions.push(format!("event_type IN ({})", names.join(", ")));
         }
         let limit = sql.bind(i64::try_from(query.limit).unwrap_or(i64::MAX));
-        let rows = EventRow::find_by_statement(Statement::from_sql_and_values(
-            db.get_database_backend(),
-            format!(
+        let rows: Vec<EventRow> = find_replanned(
+            db,
+            &format!(
                 "SELECT id, org_id, seq, event_type, occurred_at, data, previous FROM events \
                  WHERE {} ORDER BY seq LIMIT {limit}",
                 conditions.join(" AND ")
             ),
             sql.values,
-        ))
-        .all(db)
-        .await
-        .map_err(db_err)?;
+        )
+        .await?;
         rows.into_iter().map(EventRow::into_event).collect()
     }
 

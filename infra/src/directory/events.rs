@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::sql::INSERT_BATCH;
 use super::SqlDirectoryRepository;
-use crate::db::db_err;
+use crate::db::{db_err, find_replanned, plan_afresh, query_replanned};
 use crate::filter_sql::Sql;
 
 /// Appends a change event in the writer's transaction; returns its row id
@@ -160,16 +160,18 @@ pub async fn sequence_events(db: &DatabaseConnection, conn: ConnectionId) -> Res
     // A caught-up reader (the common case) has nothing to number: no lock, no
     // write, and no commit to wait for. An event committed before this read
     // is seen by it; one committed after is numbered by the next call.
-    let unnumbered = db
-        .query_one(stmt(
-            "SELECT 1 AS unnumbered FROM directory_events WHERE connection_id = $1 AND seq IS NULL LIMIT 1",
-        ))
-        .await
-        .map_err(db_err)?;
-    if unnumbered.is_none() {
+    let unnumbered = query_replanned(
+        db,
+        "SELECT 1 AS unnumbered FROM directory_events WHERE connection_id = $1 AND seq IS NULL LIMIT 1",
+        vec![conn.0.into()],
+    )
+    .await
+    .map_err(db_err)?;
+    if unnumbered.is_empty() {
         return Ok(());
     }
     let txn = db.begin().await.map_err(db_err)?;
+    plan_afresh(&txn).await?;
     // Taking the row lock first makes concurrent sequencers of one connection queue up.
     txn.execute(stmt(
         "UPDATE enterprise_connections SET event_seq = event_seq WHERE id = $1",
@@ -214,16 +216,15 @@ impl SqlDirectoryRepository {
             op: String,
             occurred_at: OffsetDateTime,
         }
-        let rows = Row::find_by_statement(self.db.stmt(
+        let rows: Vec<Row> = find_replanned(
+            self.db.connection(),
             &format!(
                 "SELECT seq, entity_kind, entity_id, entity_version, op, occurred_at FROM directory_events \
                  WHERE connection_id = $1 AND seq IS NOT NULL AND {position} LIMIT $3"
             ),
             vec![conn.0.into(), bound.into(), i64::try_from(limit).unwrap_or(i64::MAX).into()],
-        ))
-        .all(self.db.connection())
-        .await
-        .map_err(db_err)?;
+        )
+        .await?;
         rows.into_iter()
             .map(|r| {
                 let entity = match r.entity_kind.as_str() {

@@ -8,11 +8,11 @@ use orgsync_domain::directory::{ChangeEvent, ConnectionId, ResourceId};
 use orgsync_domain::membership::DirectoryUser;
 use orgsync_domain::ports::{ChangeFeed, SnapshotScope, UserPages};
 use orgsync_domain::Result;
-use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult};
+use sea_orm::{DbBackend, FromQueryResult};
 
 use super::events::sequence_events;
 use super::SqlDirectoryRepository;
-use crate::db::db_err;
+use crate::db::{db_err, query_replanned};
 use crate::filter_sql::Sql;
 use snapshot::LOOKUP_CHUNK;
 
@@ -58,22 +58,20 @@ impl ChangeFeed for SqlDirectoryRepository {
         let (after_seq, after_value) = after.cloned().unwrap_or((i64::MIN, String::new()));
         let (after_seq, after_value) = (sql.bind(after_seq), sql.bind(after_value));
         let limit = sql.bind(i64::try_from(limit).unwrap_or(i64::MAX));
-        let rows = self
-            .db
-            .connection()
-            .query_all(self.db.stmt(
-                &format!(
-                    "SELECT e.seq, m.member_value FROM directory_events e \
-                     JOIN directory_event_members m ON m.event_id = e.id \
-                     WHERE e.connection_id = {conn_param} AND e.seq IN ({}) \
-                     AND (e.seq, m.member_value) > ({after_seq}, {after_value}) \
-                     ORDER BY e.seq, m.member_value LIMIT {limit}",
-                    seqs.join(", ")
-                ),
-                sql.values,
-            ))
-            .await
-            .map_err(db_err)?;
+        let rows = query_replanned(
+            self.db.connection(),
+            &format!(
+                "SELECT e.seq, m.member_value FROM directory_events e \
+                 JOIN directory_event_members m ON m.event_id = e.id \
+                 WHERE e.connection_id = {conn_param} AND e.seq IN ({}) \
+                 AND (e.seq, m.member_value) > ({after_seq}, {after_value}) \
+                 ORDER BY e.seq, m.member_value LIMIT {limit}",
+                seqs.join(", ")
+            ),
+            sql.values,
+        )
+        .await
+        .map_err(db_err)?;
         rows.iter()
             .map(|row| {
                 Ok((

@@ -24,7 +24,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::insert_numbered_events;
-use crate::db::db_err;
+use crate::db::{db_err, find_replanned};
 use crate::directory::sequence_events;
 use crate::filter_sql::Sql;
 
@@ -51,14 +51,12 @@ pub async fn publish_directories(db: &DatabaseConnection) -> Result<()> {
     // log as it reads it, and a second sequencer would only queue on the
     // same row lock. Only entries it left behind are numbered here. The
     // partial index on unnumbered entries keeps this cheap.
-    let unnumbered = Unnumbered::find_by_statement(Statement::from_sql_and_values(
-        db.get_database_backend(),
+    let unnumbered: Vec<Unnumbered> = find_replanned(
+        db,
         "SELECT DISTINCT connection_id FROM directory_events WHERE seq IS NULL AND occurred_at < $1 LIMIT 100",
-        [(OffsetDateTime::now_utc() - NUMBER_AFTER).into()],
-    ))
-    .all(db)
-    .await
-    .map_err(db_err)?;
+        vec![(OffsetDateTime::now_utc() - NUMBER_AFTER).into()],
+    )
+    .await?;
     for row in unnumbered {
         sequence_events(db, ConnectionId(row.connection_id)).await?;
     }
@@ -92,16 +90,13 @@ struct Entry {
 }
 
 async fn publish_page(db: &DatabaseConnection, conn: Uuid, org: OrgId, from: i64) -> Result<()> {
-    let backend = db.get_database_backend();
-    let entries = Entry::find_by_statement(Statement::from_sql_and_values(
-        backend,
+    let entries: Vec<Entry> = find_replanned(
+        db,
         "SELECT id, seq, entity_kind, entity_id, op FROM directory_events \
          WHERE connection_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-        [conn.into(), from.into(), PAGE.into()],
-    ))
-    .all(db)
-    .await
-    .map_err(db_err)?;
+        vec![conn.into(), from.into(), PAGE.into()],
+    )
+    .await?;
     let Some(to) = entries.last().map(|e| e.seq) else {
         return Ok(());
     };
@@ -210,7 +205,7 @@ async fn publish_page(db: &DatabaseConnection, conn: Uuid, org: OrgId, from: i64
     let txn = db.begin().await.map_err(db_err)?;
     let moved = txn
         .execute(Statement::from_sql_and_values(
-            backend,
+            db.get_database_backend(),
             "UPDATE enterprise_connections SET published_seq = $1 WHERE id = $2 AND published_seq = $3",
             [to.into(), conn.into(), from.into()],
         ))
@@ -295,18 +290,16 @@ async fn changed_members(
     for chunk in entries.chunks(CHUNK) {
         let mut sql = Sql::default();
         let list: Vec<String> = chunk.iter().map(|id| sql.bind(*id)).collect();
-        let rows = Row::find_by_statement(Statement::from_sql_and_values(
-            db.get_database_backend(),
-            format!(
+        let rows: Vec<Row> = find_replanned(
+            db,
+            &format!(
                 "SELECT event_id, member_value, change FROM directory_event_members WHERE event_id IN ({}) \
                  ORDER BY event_id, member_value",
                 list.join(", ")
             ),
             sql.values,
-        ))
-        .all(db)
-        .await
-        .map_err(db_err)?;
+        )
+        .await?;
         for row in rows {
             out.entry(row.event_id)
                 .or_default()

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::parse_type_list;
-use crate::db::db_err;
+use crate::db::{db_err, find_replanned};
 use crate::events::{sequence_root, tenants_with_unnumbered};
 use crate::filter_sql::Sql;
 use crate::Database;
@@ -133,15 +133,13 @@ impl EventDispatcher {
         let types = parse_type_list(behind.id, &behind.event_types)?;
         let (endpoint, org) = (WebhookId(behind.id), behind.org_id);
         let db = self.db.connection();
-        let events = EventKey::find_by_statement(Statement::from_sql_and_values(
-            db.get_database_backend(),
+        let events: Vec<EventKey> = find_replanned(
+            db,
             "SELECT id, seq, event_type, occurred_at FROM events WHERE org_id = $1 AND seq > $2 \
              AND seq <= $3 ORDER BY seq LIMIT $4",
-            [org.into(), from.into(), upto.into(), FAN_OUT_PAGE.into()],
-        ))
-        .all(db)
-        .await
-        .map_err(db_err)?;
+            vec![org.into(), from.into(), upto.into(), FAN_OUT_PAGE.into()],
+        )
+        .await?;
         let to = match events.last() {
             Some(last) if events.len() as i64 == FAN_OUT_PAGE => last.seq,
             _ => upto,

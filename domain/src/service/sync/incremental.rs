@@ -10,6 +10,13 @@ use crate::directory::{ChangeEvent, ChangeOp};
 const USER_BATCH: usize = 1_000;
 /// Changed group members read per query.
 const MEMBER_PAGE: u64 = 5_000;
+/// How long one catch-up applies a directory's events before it gives the
+/// worker's slot back. Every tenant's IdP changes share the changes lane: a
+/// directory with a long backlog (an IdP's first push of 100,000 users, a
+/// bulk edit) takes turns with the others instead of holding a slot until
+/// it is through. The org is nudged again at once, behind what was queued
+/// meanwhile; a turn costs one lease and one read of the org's policy.
+const CATCH_UP_TURN: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl SyncService {
     /// Applies a directory's new change events to every org drawing on it.
@@ -32,9 +39,10 @@ impl SyncService {
         first_failure.map_or(Ok(()), Err)
     }
 
-    /// Applies `conn`'s new events to `org_id` as its only writer. When a
-    /// sync job or an admin change holds the org, it is left alone: that
-    /// writer nudges the directory again when it is done.
+    /// Applies `conn`'s new events to `org_id` as its only writer, for one
+    /// turn ([`CATCH_UP_TURN`]). When a sync job or an admin change holds
+    /// the org, it is left alone: that writer nudges the directory again
+    /// when it is done.
     pub(super) async fn catch_up(&self, org_id: OrgId, conn: ConnectionId) -> Result<()> {
         let lease = Held::new(self, org_id, format!("catch_up:{}", Uuid::new_v4()));
         if !self
@@ -44,21 +52,16 @@ impl SyncService {
             lease.not_taken();
             return Ok(());
         }
-        let result = self.catch_up_locked(org_id, conn, lease.holder()).await;
+        let result = self.catch_up_locked(org_id, conn).await;
         let released = lease.release().await;
         self.after_writing(org_id, false).await;
         result.and(released)?;
-        // Another nudge may have found the org held and left: if events came
-        // in after this catch-up's last read, nudge again for them.
+        // Another nudge may have found the org held and left, or the turn
+        // ended first: if events are left, nudge again for them.
         self.nudge_if_behind(org_id).await
     }
 
-    pub(super) async fn catch_up_locked(
-        &self,
-        org_id: OrgId,
-        conn: ConnectionId,
-        holder: &str,
-    ) -> Result<()> {
+    async fn catch_up_locked(&self, org_id: OrgId, conn: ConnectionId) -> Result<()> {
         let Some(org) = self.ports.orgs.find(org_id).await? else {
             return Ok(());
         };
@@ -72,10 +75,10 @@ impl SyncService {
         let policy = self
             .policy(&org, org.provisioning_mode, &settings, Some(conn))
             .await?;
-        // The lease is renewed once a third of it has gone by, not after
-        // every batch (each renewal is a commit to wait for): between
-        // renewals it cannot expire, so no one can have taken the org over.
-        let mut renewed_at = self.now();
+        // A turn is far shorter than the writer lease, so the lease needs no
+        // renewal: no one can take the org over while it lasts (after a
+        // batch stalled past it, the turn is over and nothing more is written).
+        let turn_ends = self.now() + CATCH_UP_TURN;
         loop {
             let events = self.ports.feed.events(conn, cursor, EVENT_BATCH).await?;
             let Some(last) = events.last().map(|e| e.seq) else {
@@ -101,17 +104,9 @@ impl SyncService {
                 .members
                 .set_cursor(org_id, conn, cursor, self.now())
                 .await?;
-            if self.now() < renewed_at + self.writer_lease() / 3 {
-                continue;
-            }
-            if !self
-                .lock_org(org_id, holder, std::time::Duration::ZERO)
-                .await?
-            {
-                // Taken over after a stall: stop writing.
+            if self.now() >= turn_ends {
                 return Ok(());
             }
-            renewed_at = self.now();
         }
     }
 

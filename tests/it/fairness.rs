@@ -7,8 +7,8 @@ use sea_orm::ConnectionTrait;
 use serde_json::json;
 
 use crate::fixtures::{
-    connect_directory, create_root, finished_run, member_count, run_now, scim_child, seed_users,
-    start_sync, switch_to_scim,
+    connect_directory, count, create_root, finished_run, member_count, run_now, scim_child,
+    seed_users, start_sync, switch_to_scim,
 };
 use crate::json::items;
 use crate::scim::Directory;
@@ -96,21 +96,15 @@ async fn a_tenants_backlog_of_idp_changes_does_not_hold_back_another_tenants() {
     })
     .await;
     assert!(caught_up.is_some(), "Acme caught up within 2 minutes");
-    let renamed = app
-        .runtime
-        .db
-        .connection()
-        .query_one(sea_orm::Statement::from_string(
-            sea_orm::DatabaseBackend::Postgres,
-            format!(
-                "SELECT count(*) AS n FROM members WHERE org_id = '{}' AND name LIKE 'Renamed %'",
-                acme.org
-            ),
-        ))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(renamed.try_get::<i64>("", "n").unwrap(), 30_000);
+    let renamed = count(
+        &app.runtime.db,
+        format!(
+            "SELECT count(*) AS n FROM members WHERE org_id = '{}' AND name LIKE 'Renamed %'",
+            acme.org
+        ),
+    )
+    .await;
+    assert_eq!(renamed, 30_000);
     acme.app.finish().await;
 }
 

@@ -119,7 +119,10 @@ impl Runtime {
                 directory: directory.clone(),
                 feed: directory.clone(),
                 members: members.clone(),
-                runs: Arc::new(SqlSyncRunRepository::new(db.clone())),
+                runs: Arc::new(
+                    SqlSyncRunRepository::new(db.clone())
+                        .renewing_leases_through(lease_pool(&settings, &db).await?),
+                ),
                 protection: Arc::new(SqlDeletionProtection::new(db.clone())),
                 events: events.clone(),
                 queue: queue.clone(),
@@ -302,6 +305,19 @@ impl Runtime {
 ///
 /// # Errors
 /// When no signing key is available.
+/// Connections kept for renewing running jobs' leases, apart from the
+/// pool the jobs write through: two, so one slow renewal does not delay
+/// the next (a renewal is two one-row updates every third of a lease).
+const LEASE_CONNECTIONS: u32 = 2;
+
+/// The pool heartbeats renew leases through (see
+/// [`SqlSyncRunRepository::renewing_leases_through`]).
+async fn lease_pool(settings: &Settings, db: &Database) -> anyhow::Result<Database> {
+    db.companion(&settings.database_url(), LEASE_CONNECTIONS)
+        .await
+        .context("connecting the lease pool to database.url")
+}
+
 pub fn minter(settings: &Settings) -> anyhow::Result<Minter> {
     let secret = hs256_secret(settings)?;
     Ok(Minter::new(&settings.auth, secret.as_deref())?)

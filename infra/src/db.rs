@@ -119,6 +119,21 @@ impl Database {
         Ok(Self { conn })
     }
 
+    /// A pool of its own, of `max_connections`, to the database at `url`
+    /// (the one `self` reaches), for work that must not queue behind this
+    /// pool's. It opens connections only when used. SQLite is one file
+    /// written through one connection, in one process: `self` again.
+    ///
+    /// # Errors
+    /// As [`Database::connect`].
+    pub async fn companion(&self, url: &str, max_connections: u32) -> Result<Self, DbErr> {
+        if self.backend() == DbBackend::Postgres {
+            Self::connect(url, max_connections).await
+        } else {
+            Ok(self.clone())
+        }
+    }
+
     /// Applies every pending migration.
     ///
     /// # Errors

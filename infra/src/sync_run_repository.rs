@@ -32,23 +32,44 @@ mod writers;
 #[derive(Clone)]
 pub struct SqlSyncRunRepository {
     db: Database,
+    /// Where heartbeats renew leases (by default `db`).
+    leases: Database,
 }
 
 impl SqlSyncRunRepository {
     pub fn new(db: Database) -> Self {
-        Self { db }
+        Self {
+            leases: db.clone(),
+            db,
+        }
+    }
+
+    /// Renews running jobs' leases through `leases`, a pool of their own.
+    /// A heartbeat says the worker lives; on the shared pool it waits
+    /// behind the very work it vouches for, and a worker busy enough to
+    /// hold every connection (a cascade with an IdP burst) would lose its
+    /// running jobs to the sweeper, which runs them again elsewhere and
+    /// drops this attempt's outcome.
+    #[must_use]
+    pub fn renewing_leases_through(mut self, leases: Database) -> Self {
+        self.leases = leases;
+        self
     }
 
     /// Runs one statement on the pool; returns how many rows it changed.
     async fn execute(&self, sql: &str, values: Vec<Value>) -> Result<u64> {
-        let result = self
-            .db
-            .connection()
-            .execute(self.db.stmt(sql, values))
-            .await
-            .map_err(db_err)?;
-        Ok(result.rows_affected())
+        execute_on(&self.db, sql, values).await
     }
+}
+
+/// Runs one statement on `db`; returns how many rows it changed.
+async fn execute_on(db: &Database, sql: &str, values: Vec<Value>) -> Result<u64> {
+    let result = db
+        .connection()
+        .execute(db.stmt(sql, values))
+        .await
+        .map_err(db_err)?;
+    Ok(result.rows_affected())
 }
 
 #[async_trait::async_trait]

@@ -377,3 +377,70 @@ async fn a_job_held_by_a_killed_worker_is_taken_over_and_completes() {
     tree.assert_converged().await;
     tree.dir.app.finish().await;
 }
+
+/// A running job keeps its lease while its worker lives, however busy the
+/// worker's connection pool: with every pooled connection taken (a cascade
+/// and an IdP burst together can hold them all), the heartbeat still
+/// renews the lease, so no sweeper hands the job to another worker, which
+/// would run it twice and drop this attempt's outcome.
+#[actix_web::test]
+async fn a_running_jobs_lease_is_renewed_while_every_pooled_connection_is_taken() {
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+
+    let tree = Tree::drifted(TestApp::spawn().await).await;
+    let pool = &tree.dir.app.runtime.db;
+    // Two connections of the test's own: the lock, and a read.
+    let outside = orgsync_infra::Database::connect(&tree.dir.app.db.url, 2)
+        .await
+        .unwrap();
+    // The job stalls inside its transaction, on a pooled connection.
+    let blocker = outside.connection().begin().await.unwrap();
+    blocker
+        .execute_unprepared("LOCK TABLE members IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let (status, run) = tree.sync(&tree.orgs[0], json!({"cascade": false})).await;
+    assert_eq!(status, 202, "{run}");
+    let running = poll(200, Duration::from_millis(50), async || {
+        let current = run_now(&tree.dir, &tree.orgs[0], &run).await;
+        items(&current["jobs"])
+            .any(|j| j["status"] == "running")
+            .then_some(())
+    })
+    .await;
+    assert!(running.is_some(), "the worker never took the job");
+    // Every other pooled connection, held for three leases.
+    let connections = tree.dir.app.runtime.settings.database.max_connections - 1;
+    let mut held = Vec::new();
+    for _ in 0..connections {
+        let txn = pool.connection().begin().await.unwrap();
+        txn.execute_unprepared("SELECT 1").await.unwrap();
+        held.push(txn);
+    }
+    let lease = tree.dir.app.runtime.settings.worker.lease;
+    tokio::time::sleep(Duration::from_secs(3 * lease)).await;
+    let fresh = crate::fixtures::count(
+        &outside,
+        format!(
+            "SELECT count(*) AS n FROM sync_jobs WHERE status = 'running' \
+             AND heartbeat_at > now() - interval '{lease} seconds'"
+        ),
+    )
+    .await;
+    for txn in held {
+        txn.rollback().await.unwrap();
+    }
+    blocker.rollback().await.unwrap();
+    assert_eq!(
+        fresh, 1,
+        "the running job's lease lapsed while its worker lived"
+    );
+
+    let done = tree.wait_run(&run).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert!(
+        items(&done["jobs"]).all(|j| j["attempts"] == 1),
+        "run once, by the worker that took it: {done}"
+    );
+    tree.dir.app.finish().await;
+}

@@ -953,7 +953,7 @@ async fn other_tenant_during_resync(api: &Target, org: &str) {
     let (run, _) = timed_admin(api, Method::POST, org, "/syncs", request, 202).await;
     let run_path = format!("/orgs/{org}/syncs/{}", run["id"].as_str().unwrap());
     let started = Instant::now();
-    let (mut latencies, mut during) = (Vec::new(), 0);
+    let (mut latencies, mut sent_at, mut during) = (Vec::new(), Vec::new(), 0);
     for i in 0.. {
         let (_, current) = api.get(&run_path).await;
         if current["status"] != "queued" && current["status"] != "running" {
@@ -962,6 +962,7 @@ async fn other_tenant_during_resync(api: &Target, org: &str) {
         }
         let name = format!("Probe {i}");
         let t0 = Instant::now();
+        sent_at.push(started.elapsed());
         let ops = json!([{"op": "replace", "path": "displayName", "value": name}]);
         assert_eq!(scim.patch(&format!("/Users/{user}"), ops).await.0, 200);
         loop {
@@ -986,12 +987,20 @@ async fn other_tenant_during_resync(api: &Target, org: &str) {
         println!("another tenant's SCIM change: the resync ended before a probe was made");
         return;
     }
+    let slowest = (0..probes).max_by_key(|&i| latencies[i]).unwrap_or(0);
+    let (slowest_took, slowest_sent) = (latencies[slowest], sent_at[slowest]);
     Stats::new(
         format!("another tenant's SCIM change visible during this resync ({during} of {probes} seen while it ran)"),
         started.elapsed(),
         latencies,
     )
     .print();
+    println!(
+        "  its slowest: probe {} of {probes}, sent {:.2} s after the resync was asked for, took {:.0} ms",
+        slowest + 1,
+        slowest_sent.as_secs_f64(),
+        slowest_took.as_secs_f64() * 1000.0
+    );
 }
 
 /// Makes `count` members differ from what the org's policy derives, through

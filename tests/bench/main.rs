@@ -881,15 +881,18 @@ async fn sync_benchmarks(
         done["counts"]["updates"].as_u64().unwrap_or(0)
             + done["counts"]["adds"].as_u64().unwrap_or(0)
     );
-    other_tenant_during_resync(api, org).await;
+    let other_member = other_tenant_during_resync(api, org).await;
 
     let changed = ten_percent_changed_through_scim(api, org, db, conn_id, users / 10).await;
     let request = json!({"scope": "both"});
-    let (preview, took) = timed_admin(api, Method::POST, org, "/syncs/preview", request, 200).await;
+    let preview = timed_admin(api, Method::POST, org, "/syncs/preview", request, 200);
+    let ((preview, took), mut reads) =
+        other_tenant_reading_during(api, &other_member, preview).await;
     println!(
         "{:<58} {:>8.0} ms ({} updates)",
         "preview of a resync with 10% changed", took, preview["orgs"][0]["counts"]["updates"]
     );
+    reads.print();
     assert_eq!(
         preview["orgs"][0]["counts"]["updates"], changed,
         "{preview}"
@@ -912,12 +915,53 @@ async fn sync_benchmarks(
     );
 }
 
+/// Another tenant reading one of its members (`path`), one read after
+/// another, each on a new connection (so that the server's HTTP workers
+/// share them), while `work` runs: what `work` gave, and the reads' figures.
+async fn other_tenant_reading_during<T>(
+    api: &Target,
+    path: &str,
+    work: impl std::future::Future<Output = T>,
+) -> (T, Stats) {
+    let reader = Target {
+        http: reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .build()
+            .expect("an HTTP client"),
+        base: api.base.clone(),
+        token: api.token.clone(),
+    };
+    let started = Instant::now();
+    let mut latencies = Vec::new();
+    let reads = async {
+        loop {
+            let t0 = Instant::now();
+            let (status, body) = reader.get(path).await;
+            assert_eq!(status, 200, "{body}");
+            latencies.push(t0.elapsed());
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    let out = tokio::select! {
+        out = work => out,
+        () = reads => unreachable!("the reads loop until the work is done"),
+    };
+    let stats = Stats::new(
+        "  another tenant's member read meanwhile (a new connection each)",
+        started.elapsed(),
+        latencies,
+    );
+    (out, stats)
+}
+
 /// Another tenant's SCIM change, made while this tenant's full resync runs
 /// (the same no-op resync as above, holding a sync slot for seconds): how
 /// long until it shows on that tenant's member, and how many of the probes
 /// were seen while the resync still ran (with one queue, none were: the
 /// change waited for the resync).
-async fn other_tenant_during_resync(api: &Target, org: &str) {
+///
+/// Returns the path of that tenant's member, for later probes.
+async fn other_tenant_during_resync(api: &Target, org: &str) -> String {
     let (status, beta) = api
         .post("/orgs", json!({"name": "Beta", "slug": "beta-bench"}))
         .await;
@@ -948,6 +992,7 @@ async fn other_tenant_during_resync(api: &Target, org: &str) {
     .await;
     let (_, members) = api.get(&format!("/orgs/{beta}/members")).await;
     let member = members["data"][0]["id"].as_str().unwrap().to_owned();
+    let member_path = format!("/orgs/{beta}/members/{member}");
 
     let request = json!({"scope": "both"});
     let (run, _) = timed_admin(api, Method::POST, org, "/syncs", request, 202).await;
@@ -966,7 +1011,7 @@ async fn other_tenant_during_resync(api: &Target, org: &str) {
         let ops = json!([{"op": "replace", "path": "displayName", "value": name}]);
         assert_eq!(scim.patch(&format!("/Users/{user}"), ops).await.0, 200);
         loop {
-            let (_, m) = api.get(&format!("/orgs/{beta}/members/{member}")).await;
+            let (_, m) = api.get(&member_path).await;
             if m["name"] == name.as_str() {
                 break;
             }
@@ -985,7 +1030,7 @@ async fn other_tenant_during_resync(api: &Target, org: &str) {
     let probes = latencies.len();
     if probes == 0 {
         println!("another tenant's SCIM change: the resync ended before a probe was made");
-        return;
+        return member_path;
     }
     let slowest = (0..probes).max_by_key(|&i| latencies[i]).unwrap_or(0);
     let (slowest_took, slowest_sent) = (latencies[slowest], sent_at[slowest]);
@@ -1001,6 +1046,7 @@ async fn other_tenant_during_resync(api: &Target, org: &str) {
         slowest_sent.as_secs_f64(),
         slowest_took.as_secs_f64() * 1000.0
     );
+    member_path
 }
 
 /// Makes `count` members differ from what the org's policy derives, through

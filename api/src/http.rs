@@ -5,7 +5,7 @@
 
 mod audit;
 mod connections;
-mod detached;
+pub mod detached;
 mod directory;
 mod events;
 mod extract;

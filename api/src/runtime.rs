@@ -228,6 +228,7 @@ impl Runtime {
             verifier: Arc::new(verifier),
             health: Arc::new(health),
             body_limit: settings.server.body_limit,
+            heavy: crate::http::detached::Heavy::current(),
             limits,
         };
         Ok(Self {

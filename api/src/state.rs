@@ -38,4 +38,6 @@ pub struct AppState {
     pub verifier: Arc<Verifier>,
     pub health: Arc<Vec<Arc<dyn HealthCheck>>>,
     pub body_limit: usize,
+    /// Where requests' plans and changes run (not on the HTTP worker).
+    pub heavy: crate::http::detached::Heavy,
 }

@@ -2,6 +2,7 @@
 //! first, authorizes, then works through the ports.
 
 mod connections;
+mod cpu;
 mod events;
 mod members;
 mod orgs;
@@ -12,6 +13,7 @@ mod status;
 mod sync;
 
 pub use connections::{ConnectionService, DirectorySyncChanged};
+pub use cpu::computing;
 pub use events::{EndpointChanges, EventPorts, EventService, NewEndpoint, WebhookPolicy};
 pub use members::{
     ExportAdmission, ExportRow, MemberChanges, MemberExport, MemberPorts, MembersService, NewMember,

@@ -8,7 +8,6 @@ use orgsync_domain::sync::SourceChange;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::detached::to_completion;
 use super::extract::{ConnPath, OrgCall};
 use super::problem::Answer;
 use super::routes::Routes;
@@ -196,12 +195,14 @@ async fn delete(
 ) -> Answer {
     let conn = path.conn;
     let (connections, confirm) = (state.connections.clone(), query.into_inner().confirm);
-    let applied = to_completion(async move {
-        connections
-            .delete(&caller, org, conn, confirm.as_deref())
-            .await
-    })
-    .await?;
+    let applied = state
+        .heavy
+        .to_completion(async move {
+            connections
+                .delete(&caller, org, conn, confirm.as_deref())
+                .await
+        })
+        .await?;
     let moved = moved_view(&applied);
     tracing::info!(connection = %conn, moved_orgs = moved.len(), "enterprise connection deleted");
     Ok(HttpResponse::NoContent().finish())
@@ -219,9 +220,14 @@ async fn impact(
         ChangeName::EnableDirectorySync => SourceChange::EnableDirectorySync { connection_id },
         ChangeName::DisableDirectorySync => SourceChange::DisableDirectorySync { connection_id },
     };
+    let connections = state.connections.clone();
     let plan = state
-        .connections
-        .preview_source_change(&caller, org, change)
+        .heavy
+        .run(async move {
+            connections
+                .preview_source_change(&caller, org, change)
+                .await
+        })
         .await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "confirmation": plan.confirmation,
@@ -238,12 +244,14 @@ async fn set_directory_sync(
     let conn = path.conn;
     let DirectorySync { enabled, confirm } = body.into_inner();
     let connections = state.connections.clone();
-    let changed = to_completion(async move {
-        connections
-            .set_directory_sync(&caller, org, conn, enabled, confirm.as_deref())
-            .await
-    })
-    .await?;
+    let changed = state
+        .heavy
+        .to_completion(async move {
+            connections
+                .set_directory_sync(&caller, org, conn, enabled, confirm.as_deref())
+                .await
+        })
+        .await?;
     tracing::info!(connection = %conn, enabled, token_issued = changed.token.is_some(), "directory sync set");
     let v = view(
         &changed.connection,

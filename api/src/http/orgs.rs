@@ -10,7 +10,6 @@ use orgsync_domain::Error;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::detached::to_completion;
 use super::extract::{record_org, Admin, OrgCall};
 use super::problem::Answer;
 use super::routes::Routes;
@@ -172,7 +171,10 @@ struct DeleteQuery {
 
 async fn delete(OrgCall { state, caller, org }: OrgCall, query: web::Query<DeleteQuery>) -> Answer {
     let (sync, confirm) = (state.sync.clone(), query.into_inner().confirm);
-    to_completion(async move { sync.delete_org(&caller, org, confirm.as_deref()).await }).await?;
+    state
+        .heavy
+        .to_completion(async move { sync.delete_org(&caller, org, confirm.as_deref()).await })
+        .await?;
     tracing::info!("organization deleted");
     Ok(HttpResponse::NoContent().finish())
 }
@@ -182,7 +184,11 @@ async fn preview_deletion(
     query: web::Query<PreviewQuery>,
 ) -> Answer {
     let (offset, limit) = query.window(state.limits.preview_page)?;
-    let preview = state.sync.preview_org_deletion(&caller, org).await?;
+    let sync = state.sync.clone();
+    let preview = state
+        .heavy
+        .run(async move { sync.preview_org_deletion(&caller, org).await })
+        .await?;
     Ok(HttpResponse::Ok().json(preview_view(preview.page(offset, limit))))
 }
 

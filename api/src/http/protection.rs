@@ -7,7 +7,6 @@ use orgsync_domain::sync::DeletionThreshold;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::detached::to_completion;
 use super::extract::OrgCall;
 use super::problem::Answer;
 use super::routes::Routes;
@@ -106,11 +105,13 @@ async fn confirm_held(
     body: web::Json<ConfirmBody>,
 ) -> Answer {
     let (sync, confirmation) = (state.sync.clone(), body.into_inner().confirmation);
-    let applied = to_completion(async move {
-        sync.confirm_held_removals(&caller, org, &confirmation)
-            .await
-    })
-    .await?;
+    let applied = state
+        .heavy
+        .to_completion(async move {
+            sync.confirm_held_removals(&caller, org, &confirmation)
+                .await
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(json!({ "applied": applied })))
 }
 

@@ -13,7 +13,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::detached::to_completion;
 use super::extract::{OptionalJson, OrgCall, RunPath};
 use super::problem::Answer;
 use super::routes::Routes;
@@ -213,16 +212,21 @@ async fn preview_mode(
     query: web::Query<PreviewQuery>,
 ) -> Answer {
     let (offset, limit) = query.window(state.limits.preview_page)?;
-    let preview = state.sync.preview_mode(&caller, org, body.mode).await?;
+    let (sync, mode) = (state.sync.clone(), body.mode);
+    let preview = state
+        .heavy
+        .run(async move { sync.preview_mode(&caller, org, mode).await })
+        .await?;
     Ok(HttpResponse::Ok().json(preview_view(preview.page(offset, limit))))
 }
 
 async fn set_mode(OrgCall { state, caller, org }: OrgCall, body: web::Json<ModeRequest>) -> Answer {
     let ModeRequest { mode, confirm } = body.into_inner();
     let sync = state.sync.clone();
-    let (updated, applied) =
-        to_completion(async move { sync.set_mode(&caller, org, mode, confirm.as_deref()).await })
-            .await?;
+    let (updated, applied) = state
+        .heavy
+        .to_completion(async move { sync.set_mode(&caller, org, mode, confirm.as_deref()).await })
+        .await?;
     tracing::info!(
         mode = updated.provisioning_mode.as_str(),
         "provisioning mode set"
@@ -283,9 +287,10 @@ async fn preview_mappings(
     query: web::Query<PreviewQuery>,
 ) -> Answer {
     let (offset, limit) = query.window(state.limits.preview_page)?;
+    let (sync, settings) = (state.sync.clone(), body.settings());
     let preview = state
-        .sync
-        .preview_settings(&caller, org, &body.settings())
+        .heavy
+        .run(async move { sync.preview_settings(&caller, org, &settings).await })
         .await?;
     Ok(HttpResponse::Ok().json(preview_view(preview.page(offset, limit))))
 }
@@ -296,11 +301,13 @@ async fn save_mappings(
 ) -> Answer {
     let settings = body.settings();
     let (sync, saved, confirm) = (state.sync.clone(), settings.clone(), body.confirm.clone());
-    let applied = to_completion(async move {
-        sync.save_settings(&caller, org, &saved, confirm.as_deref())
-            .await
-    })
-    .await?;
+    let applied = state
+        .heavy
+        .to_completion(async move {
+            sync.save_settings(&caller, org, &saved, confirm.as_deref())
+                .await
+        })
+        .await?;
     let mut view = settings_view(&settings);
     view["sync_run"] = json!(applied.run.as_ref().map(|r| RunView::of(r, false)));
     Ok(HttpResponse::Ok().json(view))
@@ -352,9 +359,13 @@ async fn preview_sync(
     query: web::Query<PreviewQuery>,
 ) -> Answer {
     let (offset, limit) = query.window(state.limits.preview_page)?;
+    let (sync, request) = (state.sync.clone(), sync_request(body));
     let previews = state
-        .sync
-        .preview_sync(&caller, org, sync_request(body), (offset, limit))
+        .heavy
+        .run(async move {
+            sync.preview_sync(&caller, org, request, (offset, limit))
+                .await
+        })
         .await?;
     let orgs: Vec<serde_json::Value> = previews
         .into_iter()

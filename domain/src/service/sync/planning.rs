@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::membership::{Reason, Removal};
+use crate::service::computing;
 
 /// A full reconcile plan with what it was planned from. It keeps its share
 /// of the process's [`PlanBudget`] until it is dropped.
@@ -148,19 +149,23 @@ impl SyncService {
                 }
             }
         }
-        let mut planner = Planner::new(&policy, &current, now);
+        let mut planner = computing(|| Planner::new(&policy, &current, now));
         while let Some(page) = pages.try_next().await? {
-            for (user, groups) in &page {
-                planner.user(user, groups);
-            }
+            computing(|| {
+                for (user, groups) in &page {
+                    planner.user(user, groups);
+                }
+            });
         }
-        let changes = planner.finish();
+        let changes = computing(|| planner.finish());
         // Applying reads only the members a change updates or removes (the
         // version each write expects); the rest of the org need not stay in
         // memory while the plan is applied or held for confirmation.
-        let touched = changes.touched();
-        current.retain(|m| touched.contains(&m.id));
-        current.shrink_to_fit();
+        computing(|| {
+            let touched = changes.touched();
+            current.retain(|m| touched.contains(&m.id));
+            current.shrink_to_fit();
+        });
         Ok(FullPlan {
             changes,
             position: Some((conn, position)),

@@ -48,7 +48,7 @@ impl Heavy {
     ///
     /// # Errors
     /// `change`'s own; `Internal` if the task panicked.
-    pub(super) async fn to_completion<T: Send + 'static>(
+    pub async fn to_completion<T: Send + 'static>(
         &self,
         change: impl Future<Output = Result<T, Error>> + Send + 'static,
     ) -> Result<T, ApiError> {
@@ -64,7 +64,7 @@ impl Heavy {
     ///
     /// # Errors
     /// `read`'s own; `Internal` if the task panicked.
-    pub(super) async fn run<T: Send + 'static>(
+    pub async fn run<T: Send + 'static>(
         &self,
         read: impl Future<Output = Result<T, Error>> + Send + 'static,
     ) -> Result<T, ApiError> {

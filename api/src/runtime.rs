@@ -302,10 +302,6 @@ impl Runtime {
     }
 }
 
-/// The token minter for the configured key.
-///
-/// # Errors
-/// When no signing key is available.
 /// Connections kept for renewing running jobs' leases, apart from the
 /// pool the jobs write through: two, so one slow renewal does not delay
 /// the next (a renewal is two one-row updates every third of a lease).
@@ -319,6 +315,10 @@ async fn lease_pool(settings: &Settings, db: &Database) -> anyhow::Result<Databa
         .context("connecting the lease pool to database.url")
 }
 
+/// The token minter for the configured key.
+///
+/// # Errors
+/// When no signing key is available.
 pub fn minter(settings: &Settings) -> anyhow::Result<Minter> {
     let secret = hs256_secret(settings)?;
     Ok(Minter::new(&settings.auth, secret.as_deref())?)

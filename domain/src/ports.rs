@@ -23,7 +23,7 @@ pub use change_feed::{ChangeFeed, SnapshotScope, UserPages};
 pub use clock::{Clock, SystemClock};
 pub use connection_repository::ConnectionRepository;
 pub use deletion_protection::DeletionProtection;
-pub use directory_repository::{DirectoryRepository, GroupGuard, GroupPatch, Listed};
+pub use directory_repository::{DirectoryRepository, GroupGuard, GroupPatch, Listed, WriteTarget};
 pub use event_log::EventLog;
 pub use export_snapshots::{ExportSnapshot, ExportSnapshots};
 pub use health::HealthCheck;

@@ -19,7 +19,7 @@ use orgsync_domain::directory::{
     ConnectionId, GroupFields, GroupRecord, MemberRef, ResourceId, ScimQuery, UserFields,
     UserRecord, UserView, WithGroups,
 };
-use orgsync_domain::ports::{DirectoryRepository, GroupPatch, Listed};
+use orgsync_domain::ports::{DirectoryRepository, GroupPatch, Listed, WriteTarget};
 use orgsync_domain::Result;
 use sea_orm::DbBackend;
 use time::OffsetDateTime;
@@ -100,29 +100,20 @@ impl DirectoryRepository for SqlDirectoryRepository {
 
     async fn replace_user(
         &self,
-        conn: ConnectionId,
-        id: ResourceId,
+        target: WriteTarget,
         fields: &UserFields,
-        expected_version: Option<i64>,
-        now: OffsetDateTime,
         groups: WithGroups,
     ) -> Result<UserView> {
-        let view = users::replace(self, conn, id, fields, expected_version, now, groups).await?;
+        let view = users::replace(self, target, fields, groups).await?;
         self.remember(&view.record);
         Ok(view)
     }
 
-    async fn delete_user(
-        &self,
-        conn: ConnectionId,
-        id: ResourceId,
-        expected_version: Option<i64>,
-        now: OffsetDateTime,
-    ) -> Result<()> {
+    async fn delete_user(&self, target: WriteTarget) -> Result<()> {
         if let Some(recent) = &self.recent {
-            recent.forget(conn, id);
+            recent.forget(target.conn, target.id);
         }
-        users::delete(self, conn, id, expected_version, now).await
+        users::delete(self, target).await
     }
 
     async fn list_users(
@@ -164,14 +155,11 @@ impl DirectoryRepository for SqlDirectoryRepository {
 
     async fn replace_group(
         &self,
-        conn: ConnectionId,
-        id: ResourceId,
+        target: WriteTarget,
         fields: &GroupFields,
         members: Option<&[MemberRef]>,
-        expected_version: Option<i64>,
-        now: OffsetDateTime,
     ) -> Result<GroupRecord> {
-        groups::replace(self, conn, id, fields, members, expected_version, now).await
+        groups::replace(self, target, fields, members).await
     }
 
     async fn settle(&self, conn: ConnectionId) -> Result<()> {
@@ -182,14 +170,8 @@ impl DirectoryRepository for SqlDirectoryRepository {
         groups::patch(self, patch).await
     }
 
-    async fn delete_group(
-        &self,
-        conn: ConnectionId,
-        id: ResourceId,
-        expected_version: Option<i64>,
-        now: OffsetDateTime,
-    ) -> Result<()> {
-        groups::delete(self, conn, id, expected_version, now).await
+    async fn delete_group(&self, target: WriteTarget) -> Result<()> {
+        groups::delete(self, target).await
     }
 
     async fn members(

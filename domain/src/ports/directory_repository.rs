@@ -22,6 +22,17 @@ pub enum GroupGuard<'a> {
     Attributes(&'a GroupFields),
 }
 
+/// The stored resource a replace or delete addresses: which one, the version
+/// the caller last read (its `If-Match`; `None` writes over any version),
+/// and the write's time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteTarget {
+    pub conn: ConnectionId,
+    pub id: ResourceId,
+    pub expected_version: Option<i64>,
+    pub now: OffsetDateTime,
+}
+
 /// One PATCH of a group as the store applies it: its parts stay apart so an
 /// adapter can apply each with its own statement.
 #[derive(Debug, Clone, Copy)]
@@ -48,7 +59,7 @@ pub struct Listed<T> {
 /// first and never reaches another connection's data. Every change bumps the
 /// entity's version and appends a [`ChangeEvent`](crate::directory::ChangeEvent) in the same transaction.
 ///
-/// Writes that take `expected_version` MUST return `PreconditionFailed` when
+/// Writes addressed by a [`WriteTarget`] MUST return `PreconditionFailed` when
 /// the stored version differs (and change nothing); `None` means "any".
 #[async_trait::async_trait]
 pub trait DirectoryRepository: Send + Sync {
@@ -88,11 +99,8 @@ pub trait DirectoryRepository: Send + Sync {
     /// `NotFound`, `PreconditionFailed`, or `Conflict(AlreadyExists)` for a taken userName.
     async fn replace_user(
         &self,
-        conn: ConnectionId,
-        id: ResourceId,
+        target: WriteTarget,
         fields: &UserFields,
-        expected_version: Option<i64>,
-        now: OffsetDateTime,
         groups: WithGroups,
     ) -> Result<UserView>;
 
@@ -100,13 +108,7 @@ pub trait DirectoryRepository: Send + Sync {
     ///
     /// # Errors
     /// `NotFound` or `PreconditionFailed`.
-    async fn delete_user(
-        &self,
-        conn: ConnectionId,
-        id: ResourceId,
-        expected_version: Option<i64>,
-        now: OffsetDateTime,
-    ) -> Result<()>;
+    async fn delete_user(&self, target: WriteTarget) -> Result<()>;
 
     /// One page of users and, with [`WithGroups::Yes`], each one's groups.
     ///
@@ -149,12 +151,9 @@ pub trait DirectoryRepository: Send + Sync {
     /// `NotFound` or `PreconditionFailed`.
     async fn replace_group(
         &self,
-        conn: ConnectionId,
-        id: ResourceId,
+        target: WriteTarget,
         fields: &GroupFields,
         members: Option<&[MemberRef]>,
-        expected_version: Option<i64>,
-        now: OffsetDateTime,
     ) -> Result<GroupRecord>;
 
     /// Brings the directory's bookkeeping up to date after changes: folds
@@ -177,13 +176,7 @@ pub trait DirectoryRepository: Send + Sync {
 
     /// # Errors
     /// `NotFound` or `PreconditionFailed`.
-    async fn delete_group(
-        &self,
-        conn: ConnectionId,
-        id: ResourceId,
-        expected_version: Option<i64>,
-        now: OffsetDateTime,
-    ) -> Result<()>;
+    async fn delete_group(&self, target: WriteTarget) -> Result<()>;
 
     /// Members of a group in value order, strictly after `after`, at most `limit`.
     ///

@@ -11,7 +11,7 @@ use crate::directory::{
 };
 use crate::limits::Limits;
 use crate::ports::{
-    Clock, ConnectionRepository, DirectoryRepository, GroupGuard, GroupPatch, Listed,
+    Clock, ConnectionRepository, DirectoryRepository, GroupGuard, GroupPatch, Listed, WriteTarget,
 };
 use crate::scim::{apply_patch, MemberChange, PatchRequest, ResourceKind};
 use crate::Error;
@@ -76,6 +76,16 @@ impl ScimService {
         self
     }
 
+    /// A replace or delete of `id`, as of now.
+    fn target(&self, conn: ConnectionId, id: ResourceId, if_match: Option<i64>) -> WriteTarget {
+        WriteTarget {
+            conn,
+            id,
+            expected_version: if_match,
+            now: self.clock.now(),
+        }
+    }
+
     /// Deletes a user or a group; both answer alike.
     ///
     /// # Errors
@@ -87,10 +97,10 @@ impl ScimService {
         id: ResourceId,
         if_match: Option<i64>,
     ) -> ScimResult<()> {
-        let now = self.clock.now();
+        let target = self.target(conn, id, if_match);
         match kind {
-            ResourceKind::User => self.directory.delete_user(conn, id, if_match, now).await,
-            ResourceKind::Group => self.directory.delete_group(conn, id, if_match, now).await,
+            ResourceKind::User => self.directory.delete_user(target).await,
+            ResourceKind::Group => self.directory.delete_group(target).await,
         }
         .map_err(not_found_as(kind, id))
     }

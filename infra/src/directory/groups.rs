@@ -9,9 +9,9 @@
 use std::collections::HashMap;
 
 use orgsync_domain::directory::{
-    ChangeOp, ConnectionId, EntityKind, GroupFields, GroupRecord, MemberRef, ResourceId,
+    ChangeOp, ConnectionId, EntityKind, GroupFields, GroupRecord, MemberRef,
 };
-use orgsync_domain::ports::{GroupGuard, GroupPatch};
+use orgsync_domain::ports::{GroupGuard, GroupPatch, WriteTarget};
 use orgsync_domain::scim::MemberChange;
 use orgsync_domain::{Error, Result};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, FromQueryResult, TransactionTrait};
@@ -77,16 +77,17 @@ pub(super) async fn create(
 
 pub(super) async fn replace(
     repo: &SqlDirectoryRepository,
-    conn: ConnectionId,
-    id: ResourceId,
+    target: WriteTarget,
     fields: &GroupFields,
     members: Option<&[MemberRef]>,
-    expected_version: Option<i64>,
-    now: OffsetDateTime,
 ) -> Result<GroupRecord> {
+    let WriteTarget { conn, id, now, .. } = target;
     let txn = repo.db.connection().begin().await.map_err(db_err)?;
     let current = lock_and_fold(repo, &txn, conn, id).await?;
-    if expected_version.is_some_and(|expected| expected != current.version) {
+    if target
+        .expected_version
+        .is_some_and(|expected| expected != current.version)
+    {
         return Err(version_mismatch());
     }
     touch(repo, &txn, conn, id, Some(fields), None, now).await?;
@@ -316,13 +317,8 @@ async fn write_attributes_if_unchanged(
     update_guarded(repo, txn, conn, id, &text, sql).await
 }
 
-pub(super) async fn delete(
-    repo: &SqlDirectoryRepository,
-    conn: ConnectionId,
-    id: ResourceId,
-    expected_version: Option<i64>,
-    now: OffsetDateTime,
-) -> Result<()> {
+pub(super) async fn delete(repo: &SqlDirectoryRepository, target: WriteTarget) -> Result<()> {
+    let WriteTarget { conn, id, now, .. } = target;
     let txn = repo.db.connection().begin().await.map_err(db_err)?;
     // Folded first, so the version checked and logged counts every member change.
     let current = lock_and_fold(repo, &txn, conn, id).await?;
@@ -331,7 +327,7 @@ pub(super) async fn delete(
     // the rare deletion of a group its mappings name.
     log_locked(&txn, &current, ChangeOp::Deleted, now).await?;
     // Member rows go with the group (ON DELETE CASCADE): one statement, whatever the size.
-    repo.delete_versioned::<GroupRow>(&txn, conn, id, expected_version)
+    repo.delete_versioned::<GroupRow>(&txn, conn, id, target.expected_version)
         .await?;
     txn.commit().await.map_err(db_err)
 }

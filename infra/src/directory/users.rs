@@ -9,7 +9,7 @@ use orgsync_domain::directory::{
     ChangeOp, ConnectionId, EntityKind, GroupRef, ResourceId, ScimQuery, UserFields, UserRecord,
     UserView, WithGroups,
 };
-use orgsync_domain::ports::Listed;
+use orgsync_domain::ports::{Listed, WriteTarget};
 use orgsync_domain::Result;
 use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, TransactionTrait};
 use time::OffsetDateTime;
@@ -184,13 +184,11 @@ pub(super) async fn create(
 
 pub(super) async fn replace(
     repo: &SqlDirectoryRepository,
-    conn: ConnectionId,
-    id: ResourceId,
+    target: WriteTarget,
     f: &UserFields,
-    expected_version: Option<i64>,
-    now: OffsetDateTime,
     groups: WithGroups,
 ) -> Result<UserView> {
+    let WriteTarget { conn, id, now, .. } = target;
     let mut sql = Sql::default();
     let mut text = format!(
         "UPDATE directory_users SET user_name = {}, user_name_lower = {}, external_id = {}, display_name = {}, \
@@ -207,7 +205,7 @@ pub(super) async fn replace(
         sql.bind(conn.0),
         sql.bind(id),
     );
-    if let Some(v) = expected_version {
+    if let Some(v) = target.expected_version {
         text.push_str(&format!(" AND version = {}", sql.bind(v)));
     }
     if repo.backend() == DbBackend::Postgres {
@@ -290,13 +288,8 @@ pub(super) async fn replace(
     Ok(UserView { record, groups })
 }
 
-pub(super) async fn delete(
-    repo: &SqlDirectoryRepository,
-    conn: ConnectionId,
-    id: ResourceId,
-    expected_version: Option<i64>,
-    now: OffsetDateTime,
-) -> Result<()> {
+pub(super) async fn delete(repo: &SqlDirectoryRepository, target: WriteTarget) -> Result<()> {
+    let WriteTarget { conn, id, now, .. } = target;
     let txn = repo.db.connection().begin().await.map_err(db_err)?;
     // Its externalId outlives it for a while: an IdP that deletes and
     // re-creates a person gets the same member back (relink).
@@ -311,7 +304,7 @@ pub(super) async fn delete(
     .await
     .map_err(db_err)?;
     let deleted_version = repo
-        .delete_versioned::<UserRow>(&txn, conn, id, expected_version)
+        .delete_versioned::<UserRow>(&txn, conn, id, target.expected_version)
         .await?;
     // The user leaves every group it was in: set-based, whatever the number of groups.
     let member = id.to_string();

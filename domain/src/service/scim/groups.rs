@@ -48,14 +48,7 @@ impl ScimService {
         // PUT replaces the whole resource: a body without members empties the group.
         let members = members.unwrap_or_default();
         self.directory
-            .replace_group(
-                conn,
-                id,
-                &fields,
-                Some(&members),
-                if_match,
-                self.clock.now(),
-            )
+            .replace_group(self.target(conn, id, if_match), &fields, Some(&members))
             .await
             .map_err(not_found_as(ResourceKind::Group, id))
     }

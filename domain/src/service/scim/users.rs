@@ -49,7 +49,7 @@ impl ScimService {
         let fields = UserFields::from_scim(body)?;
         self.check_user(&fields)?;
         self.directory
-            .replace_user(conn, id, &fields, if_match, self.clock.now(), groups)
+            .replace_user(self.target(conn, id, if_match), &fields, groups)
             .await
             .map_err(user_name_taken)
     }
@@ -114,11 +114,8 @@ impl ScimService {
         let view = self
             .directory
             .replace_user(
-                base.connection_id,
-                base.id,
+                self.target(base.connection_id, base.id, Some(base.version)),
                 &fields,
-                Some(base.version),
-                self.clock.now(),
                 groups,
             )
             .await

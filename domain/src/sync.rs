@@ -12,7 +12,9 @@ mod source;
 
 pub use job::{retry_delay, run_status, JobId, SyncJob};
 pub use preview::{restrict, Preview, PreviewPage};
-pub use protection::{hold, DeletionThreshold, HeldRemovals, HeldSource, HELD_SHARE_PERCENT};
+pub use protection::{
+    hold, DeletionThreshold, HeldRemovals, HeldSource, HELD_SHARE_PERCENT, PROTECTION_WINDOW,
+};
 pub use relink::{RelinkPolicy, RelinkRule};
 pub use run::{RunId, RunStatus, SyncKind, SyncRun, SyncScope};
 pub use settings::{CustomRole, MemberFilter, MembershipSettings};

@@ -1,10 +1,11 @@
-//! Deletion thresholds and held removals.
+//! Deletion thresholds, held removals, and the hourly counts of what
+//! background syncs removed that the gate's window reads.
 
 use orgsync_domain::org::OrgId;
 use orgsync_domain::ports::DeletionProtection;
 use orgsync_domain::sync::{DeletionThreshold, HeldRemovals};
 use orgsync_domain::{Error, Result};
-use sea_orm::ConnectionTrait;
+use sea_orm::{ConnectionTrait, TransactionTrait};
 use time::OffsetDateTime;
 
 use crate::db::db_err;
@@ -94,4 +95,59 @@ impl DeletionProtection for SqlDeletionProtection {
             .map_err(db_err)?;
         Ok(result.rows_affected() > 0)
     }
+
+    async fn removed_since(&self, org: OrgId, since: OffsetDateTime) -> Result<u64> {
+        let sql = "SELECT CAST(COALESCE(SUM(removed), 0) AS BIGINT) FROM org_removal_counts \
+                   WHERE org_id = $1 AND hour >= $2";
+        let removed: Option<i64> = self
+            .db
+            .value(sql, vec![org.0.into(), hour_of(since).into()])
+            .await?;
+        Ok(removed.map_or(0, |n| u64::try_from(n).unwrap_or(0)))
+    }
+
+    async fn count_removed(
+        &self,
+        org: OrgId,
+        removed: u64,
+        at: OffsetDateTime,
+        keep_since: OffsetDateTime,
+    ) -> Result<()> {
+        let removed = i64::try_from(removed).unwrap_or(i64::MAX);
+        let txn = self.db.connection().begin().await.map_err(db_err)?;
+        txn.execute(self.db.stmt(
+            "INSERT INTO org_removal_counts (org_id, hour, removed) VALUES ($1, $2, $3) \
+             ON CONFLICT (org_id, hour) DO UPDATE SET removed = org_removal_counts.removed + excluded.removed",
+            vec![org.0.into(), hour_of(at).into(), removed.into()],
+        ))
+        .await
+        .map_err(db_err)?;
+        txn.execute(self.db.stmt(
+            "DELETE FROM org_removal_counts WHERE org_id = $1 AND hour < $2",
+            vec![org.0.into(), hour_of(keep_since).into()],
+        ))
+        .await
+        .map_err(db_err)?;
+        txn.commit().await.map_err(db_err)
+    }
+
+    async fn reset_removed(&self, org: OrgId) -> Result<()> {
+        self.db
+            .connection()
+            .execute(self.db.stmt(
+                "DELETE FROM org_removal_counts WHERE org_id = $1",
+                vec![org.0.into()],
+            ))
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+}
+
+/// The hour `at` falls in: counts are kept by the hour, and a window read
+/// from the start of its first hour, so it reaches back up to an hour more
+/// than asked (holding more, never less).
+fn hour_of(at: OffsetDateTime) -> OffsetDateTime {
+    let at = at.to_offset(time::UtcOffset::UTC);
+    at.replace_time(time::Time::from_hms(at.hour(), 0, 0).unwrap_or(time::Time::MIDNIGHT))
 }

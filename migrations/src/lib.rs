@@ -77,6 +77,7 @@ mod m20261204_000020_job_worker;
 mod m20261206_000021_events_without_org_key;
 mod m20261206_000022_event_sequences;
 mod m20261207_000023_retired_orgs;
+mod m20261207_000024_removal_counts;
 
 /// Runs a migration's statements in order (the plain-SQL ones, through
 /// `sql_migration!`, and the statements sea-query cannot build).
@@ -122,6 +123,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000021_events_without_org_key::Migration),
             Box::new(m20261206_000022_event_sequences::Migration),
             Box::new(m20261207_000023_retired_orgs::Migration),
+            Box::new(m20261207_000024_removal_counts::Migration),
         ]
     }
 }

@@ -121,6 +121,56 @@ async fn an_idp_deleting_a_mapped_group_has_its_removals_held_until_confirmed() 
     dir.app.finish().await;
 }
 
+/// An IdP deprovisioning people one request at a time (a department
+/// unassigned user by user) is held once the day's removals add up past the
+/// threshold, as they would be all at once; after an admin confirms, the
+/// count starts again.
+#[actix_web::test]
+async fn removals_trickling_in_one_user_at_a_time_are_held_once_they_add_up() {
+    let dir = Directory::new().await;
+    let staff = users(&dir, "staff", 40).await;
+    let org = dir.org.clone();
+    switch_to_scim(&dir, &org).await;
+    assert_eq!(member_count(&dir, &org).await, 40);
+
+    // The default threshold: ten go, each on its own, as they come.
+    for (gone, user) in staff.iter().take(10).enumerate() {
+        let (status, _) = dir.scim("DELETE", &format!("/Users/{user}"), None).await;
+        assert_eq!(status, 204);
+        wait_for_members(&dir, &org, 40 - gone - 1).await;
+    }
+    let (status, _) = admin(&dir, "GET", &org, "/held-removals", None).await;
+    assert_eq!(status, 404, "ten removals are within the threshold");
+
+    // The eleventh of the day is one too many: held, like the rest after it.
+    for user in &staff[10..12] {
+        let (status, _) = dir.scim("DELETE", &format!("/Users/{user}"), None).await;
+        assert_eq!(status, 204);
+    }
+    let plan = poll(200, Duration::from_millis(50), async || {
+        let (status, held) = admin(&dir, "GET", &org, "/held-removals", None).await;
+        (status == 200 && held["counts"]["removals"] == 2).then_some(held)
+    })
+    .await
+    .unwrap_or_else(|| panic!("the 11th and 12th removals were not held together"));
+    assert_eq!(plan["source"], "directory", "{plan}");
+    assert_eq!(member_count(&dir, &org).await, 30, "held, not applied");
+
+    let (status, applied) = confirm_held(&dir, &org, &plan["confirmation"]).await;
+    assert_eq!(status, 200, "{applied}");
+    assert_eq!(member_count(&dir, &org).await, 28);
+
+    // Confirmed: the admin has seen the day's removals, and the next one goes at once.
+    let (status, _) = dir
+        .scim("DELETE", &format!("/Users/{}", staff[12]), None)
+        .await;
+    assert_eq!(status, 204);
+    wait_for_members(&dir, &org, 27).await;
+    let (status, _) = admin(&dir, "GET", &org, "/held-removals", None).await;
+    assert_eq!(status, 404);
+    dir.app.finish().await;
+}
+
 #[actix_web::test]
 async fn a_held_plan_the_directory_no_longer_asks_for_is_refused_and_narrowed() {
     let (dir, big, _) = mapped_org().await;

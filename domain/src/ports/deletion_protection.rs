@@ -39,4 +39,33 @@ pub trait DeletionProtection: Send + Sync {
     /// # Errors
     /// Only infrastructure failures.
     async fn release(&self, org: OrgId) -> Result<bool>;
+
+    /// How many members background syncs removed or suspended in `org` at
+    /// or after `since` (the deletion gate's window), since the counts were
+    /// last reset.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn removed_since(&self, org: OrgId, since: OffsetDateTime) -> Result<u64>;
+
+    /// Counts `removed` members removed or suspended in `org` by a
+    /// background sync at `at`; counts from before `keep_since` may be
+    /// dropped. A store may round `at` down (to the hour, say): the window
+    /// then reaches back that much further, which only holds more.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn count_removed(
+        &self,
+        org: OrgId,
+        removed: u64,
+        at: OffsetDateTime,
+        keep_since: OffsetDateTime,
+    ) -> Result<()>;
+
+    /// Forgets `org`'s counts: an admin has just reviewed what was removed.
+    ///
+    /// # Errors
+    /// Only infrastructure failures.
+    async fn reset_removed(&self, org: OrgId) -> Result<()>;
 }

@@ -9,7 +9,7 @@ use crate::auth::{Action, Principal};
 use crate::error::ConflictCode;
 use crate::membership::{ChangeCounts, ChangeSet, Member, MemberId};
 use crate::org::{OrgId, Organization};
-use crate::sync::{hold, DeletionThreshold, HeldRemovals, HeldSource};
+use crate::sync::{hold, DeletionThreshold, HeldRemovals, HeldSource, PROTECTION_WINDOW};
 use crate::{Error, Result};
 
 use super::{SyncService, Waiter};
@@ -38,8 +38,21 @@ impl SyncService {
         } else {
             let threshold = ports.protection.threshold(org).await?;
             let members = ports.members.count_members(org).await?;
-            hold(changes, threshold, members, org, source)
+            let window_opened = ports.clock.now() - PROTECTION_WINDOW;
+            let removed_recently = ports.protection.removed_since(org, window_opened).await?;
+            hold(changes, threshold, members, removed_recently, org, source)
         };
+        let applied_counts = applied.counts();
+        let removing = (applied_counts.removals + applied_counts.suspensions) as u64;
+        if removing > 0 {
+            // Counted before they are applied: a crash in between counts
+            // removals that did not happen (holding sooner), never the reverse.
+            let now = ports.clock.now();
+            ports
+                .protection
+                .count_removed(org, removing, now, now - PROTECTION_WINDOW)
+                .await?;
+        }
         self.apply(org, &applied, current, &actor).await?;
         match held {
             Some(held) => {
@@ -218,6 +231,8 @@ impl SyncService {
         self.apply(org.id, &confirmed, &current, &Actor::of(principal))
             .await?;
         ports.protection.release(org.id).await?;
+        // The admin has seen what the window removed: the count starts again.
+        ports.protection.reset_removed(org.id).await?;
         let counts = confirmed.counts();
         self.orgs()
             .audit(

@@ -6,6 +6,11 @@
 //! deprovisioning. So a background change that would remove or suspend more
 //! than an org's threshold applies its adds and ordinary updates, and *holds*
 //! the destructive part until an admin confirms or rejects it.
+//!
+//! The threshold counts what background syncs removed over a rolling
+//! [`PROTECTION_WINDOW`], not one change at a time: an IdP that deprovisions
+//! a whole department one user per request, or a change that sync applies in
+//! batches, is held once it adds up, exactly as if it had come at once.
 
 use std::collections::BTreeMap;
 
@@ -19,6 +24,10 @@ use crate::org::OrgId;
 /// Below this share of an org (in percent), removals are never held: a large
 /// org losing a few people is routine.
 pub const HELD_SHARE_PERCENT: u64 = 5;
+
+/// How far back a background change's removals count together with the
+/// ones before it. An admin confirming held removals starts the count again.
+pub const PROTECTION_WINDOW: time::Duration = time::Duration::hours(24);
 
 /// An org's deletion threshold: background changes removing or suspending
 /// more than `max_removals` members *and* more than [`HELD_SHARE_PERCENT`] of
@@ -132,17 +141,25 @@ impl HeldRemovals {
 }
 
 /// Splits `changes` into what applies now and what a threshold holds.
+/// `removed_recently` is what background syncs removed or suspended within
+/// the [`PROTECTION_WINDOW`]: they count with these changes, against the
+/// org as it was before them (its members now and those).
 ///
 /// `None` when nothing is held: `changes` applies whole.
 pub fn hold(
     changes: ChangeSet,
     threshold: DeletionThreshold,
     org_members: u64,
+    removed_recently: u64,
     org_id: OrgId,
     source: HeldSource,
 ) -> (ChangeSet, Option<HeldRemovals>) {
     let counts = changes.counts();
-    if !threshold.holds(counts.removals + counts.suspensions, org_members) {
+    let destructive = (counts.removals + counts.suspensions) as u64 + removed_recently;
+    if !threshold.holds(
+        usize::try_from(destructive).unwrap_or(usize::MAX),
+        org_members.saturating_add(removed_recently),
+    ) {
         return (changes, None);
     }
     let ChangeSet {
@@ -180,7 +197,9 @@ fn fingerprint(removals: &[Removal], suspensions: &[Update]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::membership::Reason;
     use proptest::prelude::*;
+    use uuid::Uuid;
 
     #[test]
     fn the_default_holds_more_than_ten_and_more_than_five_percent() {
@@ -205,5 +224,49 @@ mod tests {
             let (low, high) = (a.min(b), a.max(b));
             prop_assert!(!threshold.holds(low, members) || threshold.holds(high, members));
         }
+
+        /// However a mass removal reaches sync (at once, in batches, one
+        /// user at a time), what applies before the rest is held is what
+        /// the threshold allows for the whole of it at once, never more.
+        #[test]
+        fn a_removal_split_into_batches_applies_no_more_than_it_would_at_once(
+            max in 1u32..50,
+            org in 1u64..3_000,
+            batches in proptest::collection::vec(1usize..200, 1..40),
+        ) {
+            let threshold = DeletionThreshold { max_removals: max };
+            let removing: usize = batches.iter().sum();
+            let org = org.max(removing as u64);
+            let (mut members, mut removed, mut next) = (org, 0u64, 0usize);
+            let mut held_any = false;
+            for size in &batches {
+                let changes = removals(next, *size);
+                next += size;
+                let (applied, held) =
+                    hold(changes, threshold, members, removed, OrgId(Uuid::nil()), HeldSource::Directory);
+                held_any |= held.is_some();
+                let gone = applied.removals.len() as u64;
+                members -= gone;
+                removed += gone;
+            }
+            let allowed_at_once = !threshold.holds(removing, org);
+            prop_assert_eq!(held_any, !allowed_at_once);
+            if !allowed_at_once {
+                prop_assert!(!threshold.holds(usize::try_from(removed).unwrap_or(usize::MAX), org),
+                    "{} applied of {} in an org of {}", removed, removing, org);
+            }
+        }
+    }
+
+    fn removals(first: usize, n: usize) -> ChangeSet {
+        let mut changes = ChangeSet::empty(OffsetDateTime::UNIX_EPOCH);
+        changes.removals = (first..first + n)
+            .map(|i| Removal {
+                member_id: MemberId(Uuid::from_u128(i as u128 + 1)),
+                email: format!("user{i}@example.com"),
+                reason: Reason::NoRoleGroup,
+            })
+            .collect();
+        changes
     }
 }

@@ -24,9 +24,13 @@ async fn one_i64(db: &DatabaseConnection, sql: &str, id: Uuid) -> Option<i64> {
         .map(|row| row.try_get_by_index::<i64>(0).expect(sql))
 }
 
-/// All but the newest `newer` migrations.
-async fn migrate_all_but(db: &DatabaseConnection, newer: usize) {
-    let older = Migrator::migrations().len() - newer;
+/// Every migration before the one named `next`, which the test then runs
+/// (and undoes) itself.
+async fn migrate_up_to(db: &DatabaseConnection, next: &str) {
+    let older = Migrator::migrations()
+        .iter()
+        .position(|m| m.name() == next)
+        .unwrap_or_else(|| panic!("no migration {next}"));
     Migrator::up(db, Some(u32::try_from(older).unwrap()))
         .await
         .unwrap();
@@ -57,7 +61,7 @@ async fn insert_event(db: &DatabaseConnection, org: Uuid) {
 /// A tenant's event numbers continue across the move of its sequence out
 /// of `organizations`, and back again when the migration is undone.
 async fn event_sequences_keep_each_tenants_numbers(db: &DatabaseConnection) {
-    migrate_all_but(db, 2).await;
+    migrate_up_to(db, "m20261206_000022_event_sequences").await;
     let (numbered, child, silent) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
     insert_org(db, numbered, numbered, "numbered").await;
     insert_org(db, child, numbered, "child").await;
@@ -113,7 +117,7 @@ async fn event_sequences_keep_each_tenants_numbers(db: &DatabaseConnection) {
 /// events table loses its cascading key to `organizations`, rebuilt with
 /// its rows; undone, the key (and the orphans' removal) come back.
 async fn events_outlive_their_org(db: &DatabaseConnection) {
-    migrate_all_but(db, 1).await;
+    migrate_up_to(db, "m20261207_000023_retired_orgs").await;
     let (root, child) = (Uuid::now_v7(), Uuid::now_v7());
     insert_org(db, root, root, "root").await;
     insert_org(db, child, root, "child").await;

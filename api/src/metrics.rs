@@ -146,6 +146,7 @@ impl Metrics {
     }
 
     pub fn observe_request(&self, route: &str, method: &str, status: u16, seconds: f64) {
+        let method = method_label(method);
         self.http_requests
             .with_label_values(&[route, method, &status.to_string()])
             .inc();
@@ -219,4 +220,19 @@ impl orgsync_infra::webhooks::deliver::DeliveryObserver for Metrics {
             .with_label_values(&[outcome])
             .observe(attempt.latency.as_secs_f64());
     }
+}
+
+/// The method as a label: the standard ones by name, any other as `other`.
+/// HTTP lets a client send any token as a method, before it has
+/// authenticated, and each label value is a series kept for the life of the
+/// process: taken as sent, a stream of made-up methods would grow every
+/// tenant's process without bound.
+fn method_label(method: &str) -> &'static str {
+    const KNOWN: [&str; 9] = [
+        "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE",
+    ];
+    KNOWN
+        .into_iter()
+        .find(|known| *known == method)
+        .unwrap_or("other")
 }

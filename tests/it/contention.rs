@@ -11,8 +11,8 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::fixtures::{
-    audit_log, child, member_count, members, members_by_email, preview_provisioning, put_confirmed,
-    set_provisioning, unprotected_scim_directory, wait_for_members,
+    audit_log, caught_up, child, member_count, members, members_by_email, preview_provisioning,
+    put_confirmed, set_provisioning, unprotected_scim_directory, wait_for_members,
 };
 use crate::scim::Directory;
 use crate::support::{EmbeddedDirectory, Lcg, Timed};
@@ -387,6 +387,9 @@ async fn scim_writes_sent_six_times_at_once_are_made_once_and_never_fail() {
         "Operations": [{"op": "replace", "path": "active", "value": true}]
     });
     six_scim_at_once(&dir, "PATCH", &format!("/Users/{twin}"), ops).await;
+    // Every change applied, not only a moment with one member: the
+    // deactivation's removal may not have been applied yet.
+    caught_up(&dir, &dir.org).await;
     wait_for_members(&dir, &dir.org, 1).await;
 
     let gone = six_scim_at_once(&dir, "DELETE", &format!("/Users/{twin}"), Value::Null).await;

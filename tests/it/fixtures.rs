@@ -236,6 +236,19 @@ pub(crate) async fn wait_for_members(dir: &Directory, org: &str, expected: usize
     assert_eq!(member_count(dir, org).await, expected);
 }
 
+/// Waits (bounded) until `org` has applied every change its directory logged.
+pub(crate) async fn caught_up(dir: &Directory, org: &str) {
+    let done = poll(200, Duration::from_millis(50), async || {
+        let (_, status) = admin(dir, "GET", org, "/sync-status", None).await;
+        (status["pending_events"] == 0).then_some(())
+    })
+    .await;
+    assert!(
+        done.is_some(),
+        "{org} did not catch up with its directory within 10 s"
+    );
+}
+
 /// PUTs `body` to `org`'s `rest` with the confirmation its preview
 /// (`POST {rest}/preview` of the same body) gave, and asserts it applied;
 /// the answer.

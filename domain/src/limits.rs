@@ -24,6 +24,14 @@ pub struct Limits {
     pub scim_members_per_request: usize,
     /// Changes a preview answers per page.
     pub preview_page: usize,
+    /// Entries of one of an org's lists: custom roles, seat tiers, a role's
+    /// capabilities, a connection's attribute definitions. Every plan reads
+    /// them for every member.
+    pub catalog_entries: usize,
+    /// Size of one member's public metadata, as compact JSON, in bytes: it
+    /// travels with the member into every list page, audit entry, event and
+    /// webhook.
+    pub member_metadata_bytes: usize,
 }
 
 impl Default for Limits {
@@ -36,6 +44,8 @@ impl Default for Limits {
             scim_resource_bytes: 64 * 1024,
             scim_members_per_request: 20_000,
             preview_page: 1_000,
+            catalog_entries: 100,
+            member_metadata_bytes: 16 * 1024,
         }
     }
 }

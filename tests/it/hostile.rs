@@ -431,6 +431,82 @@ async fn nul_characters_in_admin_input_are_refused() {
     dir.app.finish().await;
 }
 
+/// What an admin writes onto a member or into an org's lists travels with
+/// every plan, list page, audit entry, event and webhook: it is bounded, and
+/// what goes over is refused by name with nothing changed.
+#[actix_web::test]
+async fn member_names_metadata_and_an_orgs_lists_are_bounded() {
+    let dir = Directory::new().await;
+    let (status, answer) = dir
+        .admin(
+            "POST",
+            "/members",
+            Some(json!({"email": "ann@example.com", "name": "a".repeat(201)})),
+        )
+        .await;
+    assert_eq!(status, 422, "{answer}");
+    let (status, member) = dir
+        .admin(
+            "POST",
+            "/members",
+            Some(json!({"email": "ann@example.com", "name": " Ann "})),
+        )
+        .await;
+    assert_eq!(status, 201, "{member}");
+    assert_eq!(member["name"], "Ann", "trimmed");
+    let id = member["id"].as_str().unwrap().to_owned();
+
+    // 10 KiB at a time: the first fits 16 KiB, the second would not.
+    let chunk = |key: &str| json!({"public_metadata": {key: "x".repeat(10 * 1024)}});
+    let (status, answer) = dir
+        .admin("PATCH", &format!("/members/{id}"), Some(chunk("a")))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let (status, problem) = dir
+        .admin("PATCH", &format!("/members/{id}"), Some(chunk("b")))
+        .await;
+    assert_eq!(status, 422, "{problem}");
+    assert!(
+        problem.to_string().contains("limits.member_metadata_bytes"),
+        "{problem}"
+    );
+    let (_, stored) = dir.admin("GET", &format!("/members/{id}"), None).await;
+    assert!(
+        stored["public_metadata"].get("b").is_none(),
+        "nothing changed: {stored}"
+    );
+    // Taking a key away is always allowed.
+    let (status, answer) = dir
+        .admin(
+            "PATCH",
+            &format!("/members/{id}"),
+            Some(json!({"public_metadata": {"a": null}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+
+    let tiers: Vec<String> = (0..101).map(|i| format!("tier{i}")).collect();
+    let (status, problem) = dir
+        .admin("PUT", "/seat-tiers", Some(json!({"seat_tiers": tiers})))
+        .await;
+    assert_eq!(status, 422, "{problem}");
+    assert!(
+        problem.to_string().contains("limits.catalog_entries"),
+        "{problem}"
+    );
+    let capabilities: Vec<String> = (0..101).map(|i| format!("cap{i}")).collect();
+    let roles = json!({"roles": [{"name": "auditor", "capabilities": capabilities}]});
+    let (status, problem) = dir.admin("PUT", "/roles", Some(roles)).await;
+    assert_eq!(status, 422, "{problem}");
+    let (status, roles) = dir.admin("GET", "/roles", None).await;
+    assert_eq!(status, 200);
+    assert!(
+        !roles.to_string().contains("auditor"),
+        "nothing saved: {roles}"
+    );
+    dir.app.finish().await;
+}
+
 /// A sync's defaults are its widest reach (both scopes, every org below,
 /// sandboxes too): a body that says something else but cannot be read must
 /// be refused, never taken for no body at all.

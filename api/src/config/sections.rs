@@ -15,6 +15,8 @@ pub struct LimitSettings {
     pub scim_resource_bytes: usize,
     pub scim_members_per_request: usize,
     pub preview_page: usize,
+    pub catalog_entries: usize,
+    pub member_metadata_bytes: usize,
     /// Unauthenticated or wrongly authenticated SCIM requests per second
     /// allowed from one client address (0: no limit).
     pub scim_unauthenticated_per_second: u32,
@@ -41,6 +43,8 @@ impl LimitSettings {
             scim_resource_bytes: self.scim_resource_bytes,
             scim_members_per_request: self.scim_members_per_request,
             preview_page: self.preview_page,
+            catalog_entries: self.catalog_entries,
+            member_metadata_bytes: self.member_metadata_bytes,
         }
     }
 }
@@ -48,7 +52,7 @@ impl LimitSettings {
 /// The `limits.*` keys that mirror [`Limits`](orgsync_domain::limits::Limits),
 /// with their values in `limits`: the one list both the defaults and the
 /// at-least-1 rule walk, so that a new limit cannot get one and miss the other.
-pub(super) fn domain_limits(limits: &orgsync_domain::limits::Limits) -> [(&'static str, u64); 7] {
+pub(super) fn domain_limits(limits: &orgsync_domain::limits::Limits) -> [(&'static str, u64); 9] {
     [
         ("limits.org_depth", u64::from(limits.org_depth)),
         ("limits.org_children", limits.org_children),
@@ -69,6 +73,11 @@ pub(super) fn domain_limits(limits: &orgsync_domain::limits::Limits) -> [(&'stat
             limits.scim_members_per_request as u64,
         ),
         ("limits.preview_page", limits.preview_page as u64),
+        ("limits.catalog_entries", limits.catalog_entries as u64),
+        (
+            "limits.member_metadata_bytes",
+            limits.member_metadata_bytes as u64,
+        ),
     ]
 }
 

@@ -239,6 +239,8 @@ impl MembersService {
             ));
         }
         let email = parse_email(&new.email)?;
+        let name = new.name.as_deref().map(parse_name).transpose()?;
+        self.check_metadata(&new.public_metadata, None)?;
         self.check_role_and_tier(org.id, Some(&new.role), new.seat_tier.as_ref())
             .await?;
         let now = self.now();
@@ -247,7 +249,7 @@ impl MembersService {
             org_id: org.id,
             directory_user_id: None,
             email,
-            name: new.name,
+            name,
             role: new.role,
             seat_tier: new.seat_tier,
             spend_limit: None,
@@ -314,7 +316,7 @@ impl MembersService {
         .await?;
         self.check_governance(&org, &member, &changes).await?;
         if let Some(name) = changes.name {
-            member.name = name;
+            member.name = name.as_deref().map(parse_name).transpose()?;
         }
         if let Some(role) = changes.role {
             member.role = role;
@@ -336,6 +338,7 @@ impl MembersService {
                     member.public_metadata.insert(key, value);
                 }
             }
+            self.check_metadata(&member.public_metadata, Some(&unchanged.public_metadata))?;
         }
         member.updated_at = self.now();
         let audit = AuditEntry::new(
@@ -352,6 +355,26 @@ impl MembersService {
             .update_member(&unchanged, &member, &audit)
             .await?;
         Ok(member)
+    }
+
+    /// Refuses metadata over `limits.member_metadata_bytes`, unless it is
+    /// no larger than `before` (directory attributes may have filled it: a
+    /// change that shrinks it is always taken).
+    fn check_metadata(
+        &self,
+        metadata: &Map<String, Value>,
+        before: Option<&Map<String, Value>>,
+    ) -> Result<()> {
+        let most = self.orgs.limits().member_metadata_bytes;
+        let size = |m: &Map<String, Value>| serde_json::to_vec(m).map_or(usize::MAX, |j| j.len());
+        let bytes = size(metadata);
+        if bytes <= most || before.is_some_and(|before| bytes <= size(before)) {
+            return Ok(());
+        }
+        Err(Error::invalid(
+            "public_metadata",
+            format!("{bytes} bytes as JSON; at most {most} (limits.member_metadata_bytes)"),
+        ))
     }
 
     async fn check_governance(
@@ -466,4 +489,10 @@ impl MembersService {
         let found = self.ports.members.list_members(org, filter, page).await?;
         Ok(!found.items.is_empty())
     }
+}
+
+/// A name given by hand: as an organization's (trimmed, 1 to 200
+/// characters, no control characters).
+fn parse_name(raw: &str) -> Result<String> {
+    crate::org::OrgName::parse(raw).map(String::from)
 }

@@ -46,6 +46,11 @@ impl OrgService {
         self
     }
 
+    /// The bounds in force.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
     /// Records a change in the audit log, made `by` an admin (a principal)
     /// or anyone else (a sync job, an IdP). The change is already committed,
     /// so a failure to record is reported, not undone.

@@ -105,8 +105,15 @@ impl MembersService {
         roles: Vec<CustomRole>,
     ) -> Result<Vec<CustomRole>> {
         self.orgs.authorize(principal, org, Action::Write).await?;
+        let most = self.orgs.limits().catalog_entries;
+        at_most(ROLES.field, roles.len(), most)?;
         let valid = roles.iter().enumerate().map(|(i, role)| {
             role.validate(i)?;
+            at_most(
+                format!("roles[{i}].capabilities"),
+                role.capabilities.len(),
+                most,
+            )?;
             Ok(role.name.as_str())
         });
         let kept = distinct(&ROLES, valid)?;
@@ -179,6 +186,11 @@ impl MembersService {
         tiers: Vec<SeatTier>,
     ) -> Result<Vec<SeatTier>> {
         self.orgs.authorize(principal, org, Action::Write).await?;
+        at_most(
+            SEAT_TIERS.field,
+            tiers.len(),
+            self.orgs.limits().catalog_entries,
+        )?;
         let kept = distinct(&SEAT_TIERS, tiers.iter().map(|tier| Ok(tier.as_str())))?;
         // As the org's only writer, for the reason roles are.
         self.sync
@@ -240,6 +252,11 @@ impl MembersService {
     ) -> Result<Vec<AttributeDefinition>> {
         self.authorize_connection(principal, org, conn, Action::Write)
             .await?;
+        at_most(
+            "attributes",
+            definitions.len(),
+            self.orgs.limits().catalog_entries,
+        )?;
         validate_attributes(&definitions)?;
         let before = self.ports.members.attributes(conn).await?;
         self.ports
@@ -285,6 +302,18 @@ const SEAT_TIERS: Catalog = Catalog {
     entry: "seat tier",
     saved: "seat_tiers.saved",
 };
+
+/// Refuses a list of more than `most` entries (`limits.catalog_entries`):
+/// each plan reads an org's lists for every member it decides.
+fn at_most(field: impl Into<String>, len: usize, most: usize) -> Result<()> {
+    if len > most {
+        return Err(Error::invalid(
+            field,
+            format!("{len} entries; at most {most} (limits.catalog_entries)"),
+        ));
+    }
+    Ok(())
+}
 
 /// The names of a new catalog, each valid and listed once.
 fn distinct<'a>(

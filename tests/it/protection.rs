@@ -74,6 +74,36 @@ async fn an_idp_deleting_a_mapped_group_has_its_removals_held_until_confirmed() 
     assert_eq!(held["counts"]["removals"], 60, "{held}");
     assert_eq!(held["removals"][0]["reason"]["kind"], "no_role_group");
     assert_eq!(member_count(&dir, &org).await, 80, "nobody removed yet");
+    // Read a page at a time, as a preview is: 25 + 25 + 10, each once.
+    let mut listed = std::collections::BTreeSet::new();
+    let mut cursor = String::new();
+    for expected in [25, 25, 10] {
+        let (status, page) = admin(
+            &dir,
+            "GET",
+            &org,
+            &format!("/held-removals?limit=25{cursor}"),
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "{page}");
+        assert_eq!(
+            page["counts"]["removals"], 60,
+            "counts cover the whole plan"
+        );
+        assert_eq!(page["confirmation"], held["confirmation"]);
+        let removals = page["removals"].as_array().unwrap();
+        assert_eq!(removals.len(), expected, "{page}");
+        listed.extend(removals.iter().map(|r| r["member_id"].to_string()));
+        cursor = page["next_cursor"]
+            .as_str()
+            .map(|c| format!("&cursor={c}"))
+            .unwrap_or_default();
+    }
+    assert!(cursor.is_empty(), "no page after the last");
+    assert_eq!(listed.len(), 60, "every held removal listed once");
+    let (status, _) = admin(&dir, "GET", &org, "/held-removals?limit=100000", None).await;
+    assert_eq!(status, 422, "a page is at most limits.preview_page");
     let (_, status_view) = admin(&dir, "GET", &org, "/sync-status", None).await;
     assert_eq!(
         status_view["held_removals"]["removals"], 60,

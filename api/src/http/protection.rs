@@ -10,6 +10,7 @@ use serde_json::json;
 use super::extract::OrgCall;
 use super::problem::Answer;
 use super::routes::Routes;
+use super::views::{preview_cursor, PreviewQuery};
 
 pub fn table() -> Routes {
     Routes::new("/api/v1", "sync")
@@ -82,15 +83,28 @@ async fn set_threshold(
     Ok(HttpResponse::Ok().json(threshold_view(threshold)))
 }
 
-async fn get_held(OrgCall { state, caller, org }: OrgCall) -> Answer {
+/// A window of the held plan, as a preview is read: a mass removal held in
+/// a large org lists its people a page at a time; `counts` and
+/// `confirmation` cover the whole plan.
+async fn get_held(
+    OrgCall { state, caller, org }: OrgCall,
+    query: web::Query<PreviewQuery>,
+) -> Answer {
+    let (offset, limit) = query.window(state.limits.preview_page)?;
     let held = state.sync.held_removals(&caller, org).await?;
+    let end = offset.saturating_add(limit);
+    fn window<T>(items: &[T], offset: usize, end: usize) -> &[T] {
+        &items[offset.min(items.len())..end.min(items.len())]
+    }
+    let longest = held.removals.len().max(held.suspensions.len());
     Ok(HttpResponse::Ok().json(json!({
         "confirmation": held.confirmation,
         "source": held.source,
         "held_at": super::views::timestamp(held.held_at),
         "counts": {"removals": held.removals.len(), "suspensions": held.suspensions.len()},
-        "removals": held.removals,
-        "suspensions": held.suspensions,
+        "removals": window(&held.removals, offset, end),
+        "suspensions": window(&held.suspensions, offset, end),
+        "next_cursor": preview_cursor((end < longest).then_some(end)),
     })))
 }
 

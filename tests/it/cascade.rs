@@ -154,6 +154,35 @@ async fn a_sync_on_the_parent_cascades_to_children_and_sandboxes_and_converges()
     let (_, preview) = tree.preview(&tree.orgs[1], json!({"cascade": false})).await;
     assert_eq!(preview["orgs"].as_array().unwrap().len(), 1);
 
+    // A large tree is previewed a window of orgs at a time: 4 + 2 of 6, each once.
+    let mut seen = std::collections::BTreeSet::new();
+    let mut rest = "/syncs/preview?org_limit=4".to_owned();
+    for expected in [4, 2] {
+        let (status, page) = tree
+            .admin(&tree.orgs[0], "POST", &rest, Some(json!({})))
+            .await;
+        assert_eq!(status, 200, "{page}");
+        assert_eq!(page["orgs_in_scope"], 6, "{page}");
+        let orgs = page["orgs"].as_array().unwrap();
+        assert_eq!(orgs.len(), expected, "{page}");
+        seen.extend(orgs.iter().map(|o| o["org_id"].to_string()));
+        rest = match page["next_org_cursor"].as_str() {
+            Some(cursor) => format!("/syncs/preview?org_limit=4&org_cursor={cursor}"),
+            None => String::new(),
+        };
+    }
+    assert!(rest.is_empty(), "no window after the last");
+    assert_eq!(seen.len(), 6, "every org of the scope once");
+    let (status, _) = tree
+        .admin(
+            &tree.orgs[0],
+            "POST",
+            "/syncs/preview?org_limit=1000",
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, 422, "at most 100 orgs an answer");
+
     // A child's token may not start a sync that reaches its parent and siblings.
     let child = tree
         .dir

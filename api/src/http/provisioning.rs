@@ -16,7 +16,10 @@ use uuid::Uuid;
 use super::extract::{OptionalJson, OrgCall, RunPath};
 use super::problem::Answer;
 use super::routes::Routes;
-use super::views::{preview_cursor, preview_view, timestamp, ListQuery, ListView, PreviewQuery};
+use super::views::{
+    org_cursor, preview_cursor, preview_view, timestamp, ListQuery, ListView, OrgWindowQuery,
+    PreviewQuery,
+};
 
 pub fn table() -> Routes {
     Routes::new("/api/v1", "sync")
@@ -357,13 +360,16 @@ async fn preview_sync(
     OrgCall { state, caller, org }: OrgCall,
     body: OptionalJson<SyncBody>,
     query: web::Query<PreviewQuery>,
+    org_query: web::Query<OrgWindowQuery>,
 ) -> Answer {
     let (offset, limit) = query.window(state.limits.preview_page)?;
+    let orgs = org_query.window()?;
+    let end = orgs.end;
     let (sync, request) = (state.sync.clone(), sync_request(body));
-    let previews = state
+    let (previews, in_scope) = state
         .heavy
         .run(async move {
-            sync.preview_sync(&caller, org, request, (offset, limit))
+            sync.preview_sync(&caller, org, request, (offset, limit), orgs)
                 .await
         })
         .await?;
@@ -381,7 +387,12 @@ async fn preview_sync(
             })
         })
         .collect();
-    Ok(HttpResponse::Ok().json(json!({ "orgs": orgs })))
+    let next_org_cursor = org_cursor((end < in_scope).then_some(end));
+    Ok(HttpResponse::Ok().json(json!({
+        "orgs": orgs,
+        "orgs_in_scope": in_scope,
+        "next_org_cursor": next_org_cursor,
+    })))
 }
 
 async fn retry_sync(OrgCall { state, caller, org }: OrgCall, path: web::Path<RunPath>) -> Answer {

@@ -77,27 +77,68 @@ pub struct PreviewQuery {
 impl PreviewQuery {
     /// `(offset, limit)`; the limit defaults to, and may not exceed, `limits.preview_page`.
     pub fn window(&self, most: usize) -> Result<(usize, usize), Error> {
-        let limit = match self.limit {
-            None => most,
-            Some(n) if (1..=most).contains(&n) => n,
-            Some(_) => {
-                return Err(Error::invalid(
-                    "limit",
-                    format!("must be between 1 and {most}"),
-                ))
-            }
-        };
-        let offset = match &self.cursor {
-            None => 0,
-            Some(raw) => URL_SAFE_NO_PAD
-                .decode(raw)
-                .ok()
-                .and_then(|bytes| String::from_utf8(bytes).ok())
-                .and_then(|text| text.strip_prefix("preview:")?.parse().ok())
-                .ok_or_else(|| Error::invalid("cursor", "not a cursor this API issued"))?,
-        };
+        let limit = window_limit("limit", self.limit, most, most)?;
+        let offset = self
+            .cursor
+            .as_deref()
+            .map_or(Ok(0), |raw| offset_in("cursor", "preview:", raw))?;
         Ok((offset, limit))
     }
+}
+
+/// Orgs one sync preview plans and answers, by default and at most: a
+/// cascade over a large tree is read a window of orgs at a time, so no one
+/// answer plans (or holds the pages of) thousands of orgs.
+const PREVIEW_ORGS: (usize, usize) = (20, 100);
+
+/// `?org_limit=&org_cursor=` on a sync preview: which window of its orgs.
+#[derive(Debug, Deserialize)]
+pub struct OrgWindowQuery {
+    org_limit: Option<usize>,
+    org_cursor: Option<String>,
+}
+
+impl OrgWindowQuery {
+    /// The orgs of the scope, by position, this page covers.
+    pub fn window(&self) -> Result<std::ops::Range<usize>, Error> {
+        let (default, most) = PREVIEW_ORGS;
+        let limit = window_limit("org_limit", self.org_limit, default, most)?;
+        let start = (self.org_cursor.as_deref())
+            .map_or(Ok(0), |raw| offset_in("org_cursor", "orgs:", raw))?;
+        Ok(start..start.saturating_add(limit))
+    }
+}
+
+/// The cursor of a sync preview's next window of orgs, which [`OrgWindowQuery`] reads.
+pub fn org_cursor(next: Option<usize>) -> Option<String> {
+    next.map(|start| URL_SAFE_NO_PAD.encode(format!("orgs:{start}")))
+}
+
+fn window_limit(
+    field: &str,
+    asked: Option<usize>,
+    default: usize,
+    most: usize,
+) -> Result<usize, Error> {
+    match asked {
+        None => Ok(default),
+        Some(n) if (1..=most).contains(&n) => Ok(n),
+        Some(_) => Err(Error::invalid(
+            field,
+            format!("must be between 1 and {most}"),
+        )),
+    }
+}
+
+/// The position a cursor this API issued (`prefix` and a number, in
+/// URL-safe base64) stands for.
+fn offset_in(field: &str, prefix: &str, raw: &str) -> Result<usize, Error> {
+    URL_SAFE_NO_PAD
+        .decode(raw)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .and_then(|text| text.strip_prefix(prefix)?.parse().ok())
+        .ok_or_else(|| Error::invalid(field, "not a cursor this API issued"))
 }
 
 pub fn preview_view(page: PreviewPage) -> serde_json::Value {

@@ -47,11 +47,13 @@ impl SyncService {
         Ok(orgs)
     }
 
-    /// What a sync would change now, org by org over its whole scope: each
-    /// org's confirmation and counts, and `limit` entries of each of its
-    /// change lists from `offset`. Each org's plan is cut to its page before
-    /// the next org is planned, so a cascade over many large orgs holds one
-    /// plan at a time.
+    /// What a sync would change now, org by org: `orgs` (a window of the
+    /// scope's orgs, in the order a sync takes them) each with its
+    /// confirmation and counts and `limit` entries of each of its change
+    /// lists from `offset`; and how many orgs the whole scope holds. Each
+    /// org's plan is cut to its page before the next org is planned, so a
+    /// cascade over many large orgs holds one plan at a time, and one answer
+    /// plans at most a window of them however large the tree.
     ///
     /// # Errors
     /// As [`Self::start_sync`].
@@ -61,9 +63,12 @@ impl SyncService {
         org: OrgId,
         request: SyncRequest,
         (offset, limit): (usize, usize),
-    ) -> Result<Vec<(Organization, PreviewPage)>> {
+        orgs: std::ops::Range<usize>,
+    ) -> Result<(Vec<(Organization, PreviewPage)>, usize)> {
+        let scope = self.sync_scope(principal, org, request).await?;
+        let in_scope = scope.len();
         let mut out = Vec::new();
-        for org in self.sync_scope(principal, org, request).await? {
+        for org in scope.into_iter().take(orgs.end).skip(orgs.start) {
             let settings = self.ports.members.settings(org.id).await?;
             let plan = self
                 .plan_full(&org, org.provisioning_mode, &settings, Waiter::Request)
@@ -71,7 +76,7 @@ impl SyncService {
             let preview = Preview::of(restrict(plan.changes, request.scope), &request.scope);
             out.push((org, preview.page(offset, limit)));
         }
-        Ok(out)
+        Ok((out, in_scope))
     }
 
     /// Queues a sync: one job per org of its scope, fanned out through the

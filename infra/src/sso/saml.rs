@@ -124,9 +124,21 @@ fn normalize_certificate(raw: &str) -> Result<String> {
     Ok(body)
 }
 
+/// Refuses XML with a document type declaration. SAML forbids them (core
+/// §1.3), no IdP sends one, and a DTD is how entity expansion ("billion
+/// laughs") and external entities reach an XML parser: libxml2 parses what
+/// is left, and it runs in the shared process, reached before anyone signs in.
+fn without_dtd(xml: &str) -> std::result::Result<(), &'static str> {
+    if xml.contains("<!DOCTYPE") || xml.contains("<!ENTITY") {
+        return Err("it declares a DTD, which SAML does not allow");
+    }
+    Ok(())
+}
+
 /// The settings an IdP's metadata document gives.
 fn settings_from_metadata(xml: &str) -> Result<SamlSettings> {
     let invalid = |reason: &str| Error::invalid("idp_metadata_xml", reason.to_owned());
+    without_dtd(xml).map_err(invalid)?;
     let descriptor: EntityDescriptor = xml
         .parse()
         .map_err(|e| Error::invalid("idp_metadata_xml", format!("not SAML metadata: {e}")))?;
@@ -211,8 +223,14 @@ fn verify_now(
         .collect();
     let ids: Vec<&str> = request_id.into_iter().collect();
     let possible = (!ids.is_empty()).then_some(ids.as_slice());
+    let xml = STANDARD
+        .decode(&encoded)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .ok_or_else(|| denied("it is not base64-encoded UTF-8 XML"))?;
+    without_dtd(&xml).map_err(denied)?;
     let assertion = sp
-        .parse_base64_response(&encoded, possible)
+        .parse_xml_response(&xml, possible)
         .map_err(|e| denied(e.to_string()))?;
     let subject = assertion.subject.as_ref();
     let name_id = subject
@@ -352,10 +370,9 @@ mod tests {
         STANDARD.encode(Crypto::sign_xml(xml, &der).expect("signed"))
     }
 
-    /// samael's response template digests with SHA-1: such a response is
-    /// refused, the same one with SHA-256 digests is accepted.
-    #[test]
-    fn a_signed_response_verifies_unless_it_digests_with_sha1() {
+    /// A signing key and its IdP, our SP, and a response to `id-1` signed
+    /// as samael's template does (SHA-1 digests).
+    fn fixture() -> (IdentityProvider, SamlSettings, ServiceProvider, String) {
         let key = IdentityProvider::generate_new(KeyType::Rsa(Rsa::Rsa2048)).expect("key");
         let cert = key
             .create_certificate(&CertificateParams {
@@ -396,11 +413,23 @@ mod tests {
                 d.not_on_or_after = Some(until);
             }
         }
-        let sha1 = samael::traits::ToXml::to_string(&response).expect("xml");
-        let sha256 = sha1.replace(
+        let xml = samael::traits::ToXml::to_string(&response).expect("xml");
+        (key, idp, sp, xml)
+    }
+
+    fn with_sha256(sha1: &str) -> String {
+        sha1.replace(
             "http://www.w3.org/2000/09/xmldsig#sha1",
             "http://www.w3.org/2001/04/xmlenc#sha256",
-        );
+        )
+    }
+
+    /// samael's response template digests with SHA-1: such a response is
+    /// refused, the same one with SHA-256 digests is accepted.
+    #[test]
+    fn a_signed_response_verifies_unless_it_digests_with_sha1() {
+        let (key, idp, sp, sha1) = fixture();
+        let sha256 = with_sha256(&sha1);
         let refused = verify_now(&idp, &sp, &signed(&key, &sha1), Some("id-1"));
         assert!(refused.is_err());
         let verified = verify_now(&idp, &sp, &signed(&key, &sha256), Some("id-1"));
@@ -408,5 +437,29 @@ mod tests {
         assert_eq!(verified.name_id, "ada@example.com");
         let other_request = verify_now(&idp, &sp, &signed(&key, &sha256), Some("id-2"));
         assert!(other_request.is_err(), "InResponseTo is checked");
+    }
+
+    /// A signed, valid response with an entity-expanding DTD in front: refused
+    /// before any XML parser sees it (it would verify without the check: the
+    /// DTD is outside what is signed).
+    #[test]
+    fn a_response_declaring_a_dtd_is_refused_unparsed() {
+        let (key, idp, sp, sha1) = fixture();
+        let signed_xml = String::from_utf8(
+            STANDARD
+                .decode(signed(&key, &with_sha256(&sha1)))
+                .expect("b64"),
+        )
+        .expect("utf-8");
+        let bomb = "<!DOCTYPE samlp:Response [<!ENTITY a \"aaaaaaaaaa\">\
+                    <!ENTITY b \"&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;\"><!ENTITY c \"&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;\">]>";
+        let with_dtd = match signed_xml.find("?>") {
+            Some(end) => format!("{}{bomb}{}", &signed_xml[..end + 2], &signed_xml[end + 2..]),
+            None => format!("{bomb}{signed_xml}"),
+        };
+        let refused = verify_now(&idp, &sp, &STANDARD.encode(&with_dtd), Some("id-1"));
+        let error = refused.expect_err("refused").to_string();
+        assert!(error.contains("DTD"), "{error}");
+        assert!(settings_from_metadata(&format!("{bomb}<md:EntityDescriptor/>")).is_err());
     }
 }

@@ -32,6 +32,9 @@ pub struct Limits {
     /// travels with the member into every list page, audit entry, event and
     /// webhook.
     pub member_metadata_bytes: usize,
+    /// Enterprise connections of one org: each has its SCIM tokens, its own
+    /// rate limit and its directory.
+    pub connections_per_org: u64,
 }
 
 impl Default for Limits {
@@ -46,6 +49,7 @@ impl Default for Limits {
             preview_page: 1_000,
             catalog_entries: 100,
             member_metadata_bytes: 16 * 1024,
+            connections_per_org: 50,
         }
     }
 }

@@ -68,6 +68,25 @@ async fn a_children_limit_bounds_one_parent() {
     app.finish().await;
 }
 
+/// Each connection is a SCIM token with a rate limit of its own: an org
+/// cannot multiply what its IdPs may send by making more of them.
+#[actix_web::test]
+async fn a_connections_limit_bounds_one_org() {
+    let app = crate::support::TestApp::spawn_with(|s| s.limits.connections_per_org = 2).await;
+    let root = create_root(&app, "Many", "many").await;
+    let (path, platform) = (
+        format!("/api/v1/orgs/{root}/connections"),
+        app.tokens.platform(),
+    );
+    let mut statuses = Vec::new();
+    for i in 0..3 {
+        let body = json!({"name": format!("IdP {i}")});
+        statuses.push(app.call("POST", &path, Some(&platform), Some(body)).await.0);
+    }
+    assert_eq!(statuses, [201, 201, 409]);
+    app.finish().await;
+}
+
 #[actix_web::test]
 async fn oversized_multi_valued_patches_are_refused_by_name_and_change_nothing() {
     let dir = Directory::new().await;

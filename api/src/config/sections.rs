@@ -17,6 +17,7 @@ pub struct LimitSettings {
     pub preview_page: usize,
     pub catalog_entries: usize,
     pub member_metadata_bytes: usize,
+    pub connections_per_org: u64,
     /// Unauthenticated or wrongly authenticated SCIM requests per second
     /// allowed from one client address (0: no limit).
     pub scim_unauthenticated_per_second: u32,
@@ -45,6 +46,7 @@ impl LimitSettings {
             preview_page: self.preview_page,
             catalog_entries: self.catalog_entries,
             member_metadata_bytes: self.member_metadata_bytes,
+            connections_per_org: self.connections_per_org,
         }
     }
 }
@@ -52,7 +54,7 @@ impl LimitSettings {
 /// The `limits.*` keys that mirror [`Limits`](orgsync_domain::limits::Limits),
 /// with their values in `limits`: the one list both the defaults and the
 /// at-least-1 rule walk, so that a new limit cannot get one and miss the other.
-pub(super) fn domain_limits(limits: &orgsync_domain::limits::Limits) -> [(&'static str, u64); 9] {
+pub(super) fn domain_limits(limits: &orgsync_domain::limits::Limits) -> [(&'static str, u64); 10] {
     [
         ("limits.org_depth", u64::from(limits.org_depth)),
         ("limits.org_children", limits.org_children),
@@ -78,6 +80,7 @@ pub(super) fn domain_limits(limits: &orgsync_domain::limits::Limits) -> [(&'stat
             "limits.member_metadata_bytes",
             limits.member_metadata_bytes as u64,
         ),
+        ("limits.connections_per_org", limits.connections_per_org),
     ]
 }
 

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::auth::{Action, Principal};
 use crate::directory::{ConnectionId, EnterpriseConnection, ScimToken};
+use crate::error::ConflictCode;
 use crate::events::EventType;
 use crate::org::OrgId;
 use crate::page::{Page, PageRequest};
@@ -100,6 +101,21 @@ impl ConnectionService {
         name: &str,
     ) -> Result<EnterpriseConnection> {
         self.orgs.authorize(principal, org, Action::Write).await?;
+        // Each connection is another SCIM token with a rate limit of its
+        // own: a bound on them is a bound on what one org's IdPs may send.
+        let most = self.orgs.limits().connections_per_org;
+        let first = PageRequest {
+            after: None,
+            limit: most,
+        };
+        if self.repo.list(org, first).await?.items.len() as u64 >= most {
+            return Err(Error::Conflict {
+                code: ConflictCode::LimitReached,
+                detail: format!(
+                    "an organization has at most {most} connections (limits.connections_per_org)"
+                ),
+            });
+        }
         let now = self.clock.now();
         let connection = EnterpriseConnection {
             id: ConnectionId::new(),

@@ -168,6 +168,20 @@ impl Database {
             .collect()
     }
 
+    /// Runs one statement; how many rows it changed.
+    pub(crate) async fn execute(
+        &self,
+        sql: &str,
+        values: Vec<sea_orm::Value>,
+    ) -> orgsync_domain::Result<u64> {
+        let result = self
+            .conn
+            .execute(self.stmt(sql, values))
+            .await
+            .map_err(db_err)?;
+        Ok(result.rows_affected())
+    }
+
     /// The one column of the row `sql` selects, if it selects one.
     pub(crate) async fn value<T: TryGetable>(
         &self,

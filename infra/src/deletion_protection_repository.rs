@@ -3,7 +3,7 @@
 
 use orgsync_domain::org::OrgId;
 use orgsync_domain::ports::DeletionProtection;
-use orgsync_domain::sync::{DeletionThreshold, HeldRemovals};
+use orgsync_domain::sync::{DeletionThreshold, HeldRemovals, PROTECTION_WINDOW};
 use orgsync_domain::{Error, Result};
 use sea_orm::{ConnectionTrait, TransactionTrait};
 use time::OffsetDateTime;
@@ -84,16 +84,8 @@ impl DeletionProtection for SqlDeletionProtection {
     }
 
     async fn release(&self, org: OrgId) -> Result<bool> {
-        let result = self
-            .db
-            .connection()
-            .execute(self.db.stmt(
-                "DELETE FROM held_removals WHERE org_id = $1",
-                vec![org.0.into()],
-            ))
-            .await
-            .map_err(db_err)?;
-        Ok(result.rows_affected() > 0)
+        let sql = "DELETE FROM held_removals WHERE org_id = $1";
+        Ok(self.db.execute(sql, vec![org.0.into()]).await? > 0)
     }
 
     async fn removed_since(&self, org: OrgId, since: OffsetDateTime) -> Result<u64> {
@@ -106,13 +98,7 @@ impl DeletionProtection for SqlDeletionProtection {
         Ok(removed.map_or(0, |n| u64::try_from(n).unwrap_or(0)))
     }
 
-    async fn count_removed(
-        &self,
-        org: OrgId,
-        removed: u64,
-        at: OffsetDateTime,
-        keep_since: OffsetDateTime,
-    ) -> Result<()> {
+    async fn count_removed(&self, org: OrgId, removed: u64, at: OffsetDateTime) -> Result<()> {
         let removed = i64::try_from(removed).unwrap_or(i64::MAX);
         let txn = self.db.connection().begin().await.map_err(db_err)?;
         txn.execute(self.db.stmt(
@@ -124,7 +110,7 @@ impl DeletionProtection for SqlDeletionProtection {
         .map_err(db_err)?;
         txn.execute(self.db.stmt(
             "DELETE FROM org_removal_counts WHERE org_id = $1 AND hour < $2",
-            vec![org.0.into(), hour_of(keep_since).into()],
+            vec![org.0.into(), hour_of(at - PROTECTION_WINDOW).into()],
         ))
         .await
         .map_err(db_err)?;
@@ -132,15 +118,8 @@ impl DeletionProtection for SqlDeletionProtection {
     }
 
     async fn reset_removed(&self, org: OrgId) -> Result<()> {
-        self.db
-            .connection()
-            .execute(self.db.stmt(
-                "DELETE FROM org_removal_counts WHERE org_id = $1",
-                vec![org.0.into()],
-            ))
-            .await
-            .map_err(db_err)?;
-        Ok(())
+        let sql = "DELETE FROM org_removal_counts WHERE org_id = $1";
+        self.db.execute(sql, vec![org.0.into()]).await.map(drop)
     }
 }
 

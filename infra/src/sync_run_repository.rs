@@ -16,11 +16,10 @@ use orgsync_domain::page::{Page, PageRequest};
 use orgsync_domain::ports::SyncRunRepository;
 use orgsync_domain::sync::{JobId, RunId, SyncJob, SyncRun};
 use orgsync_domain::Result;
-use sea_orm::{ConnectionTrait, Value};
+use sea_orm::Value;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::db::db_err;
 use crate::Database;
 
 mod jobs;
@@ -58,18 +57,8 @@ impl SqlSyncRunRepository {
 
     /// Runs one statement on the pool; returns how many rows it changed.
     async fn execute(&self, sql: &str, values: Vec<Value>) -> Result<u64> {
-        execute_on(&self.db, sql, values).await
+        self.db.execute(sql, values).await
     }
-}
-
-/// Runs one statement on `db`; returns how many rows it changed.
-async fn execute_on(db: &Database, sql: &str, values: Vec<Value>) -> Result<u64> {
-    let result = db
-        .connection()
-        .execute(db.stmt(sql, values))
-        .await
-        .map_err(db_err)?;
-    Ok(result.rows_affected())
 }
 
 #[async_trait::async_trait]

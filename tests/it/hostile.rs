@@ -457,19 +457,11 @@ async fn nul_characters_in_admin_input_are_refused() {
 async fn member_names_metadata_and_an_orgs_lists_are_bounded() {
     let dir = Directory::new().await;
     let (status, answer) = dir
-        .admin(
-            "POST",
-            "/members",
-            Some(json!({"email": "ann@example.com", "name": "a".repeat(201)})),
-        )
+        .add_member(json!({"email": "ann@example.com", "name": "a".repeat(201)}))
         .await;
     assert_eq!(status, 422, "{answer}");
     let (status, member) = dir
-        .admin(
-            "POST",
-            "/members",
-            Some(json!({"email": "ann@example.com", "name": " Ann "})),
-        )
+        .add_member(json!({"email": "ann@example.com", "name": " Ann "}))
         .await;
     assert_eq!(status, 201, "{member}");
     assert_eq!(member["name"], "Ann", "trimmed");

@@ -49,19 +49,14 @@ pub trait DeletionProtection: Send + Sync {
     async fn removed_since(&self, org: OrgId, since: OffsetDateTime) -> Result<u64>;
 
     /// Counts `removed` members removed or suspended in `org` by a
-    /// background sync at `at`; counts from before `keep_since` may be
-    /// dropped. A store may round `at` down (to the hour, say): the window
-    /// then reaches back that much further, which only holds more.
+    /// background sync at `at`; counts older than a
+    /// [`PROTECTION_WINDOW`](crate::sync::PROTECTION_WINDOW) before `at` may
+    /// be dropped. A store may round `at` down (to the hour, say): the
+    /// window then reaches back that much further, which only holds more.
     ///
     /// # Errors
     /// Only infrastructure failures.
-    async fn count_removed(
-        &self,
-        org: OrgId,
-        removed: u64,
-        at: OffsetDateTime,
-        keep_since: OffsetDateTime,
-    ) -> Result<()>;
+    async fn count_removed(&self, org: OrgId, removed: u64, at: OffsetDateTime) -> Result<()>;
 
     /// Forgets `org`'s counts: an admin has just reviewed what was removed.
     ///

@@ -48,10 +48,7 @@ impl SyncService {
             // Counted before they are applied: a crash in between counts
             // removals that did not happen (holding sooner), never the reverse.
             let now = ports.clock.now();
-            ports
-                .protection
-                .count_removed(org, removing, now, now - PROTECTION_WINDOW)
-                .await?;
+            ports.protection.count_removed(org, removing, now).await?;
         }
         self.apply(org, &applied, current, &actor).await?;
         match held {

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::rows::{count, JobRow, JOB_COLUMNS};
 use super::writers::{release_writer, take_lease};
-use super::{execute_on, SqlSyncRunRepository};
+use super::SqlSyncRunRepository;
 use crate::db::db_err;
 
 /// Whether the job's tenant (its org's root) already runs a sync while
@@ -96,8 +96,7 @@ pub(super) async fn heartbeat(
     now: OffsetDateTime,
     lease_until: OffsetDateTime,
 ) -> Result<bool> {
-    let renewed = execute_on(
-        &repo.leases,
+    let renewed = repo.leases.execute(
         "UPDATE sync_jobs SET heartbeat_at = $1 WHERE id = $2 AND status = 'running' AND attempts = $3",
         vec![now.into(), job.into(), i64::from(attempt).into()],
     )
@@ -105,12 +104,12 @@ pub(super) async fn heartbeat(
     if renewed == 0 {
         return Ok(false);
     }
-    execute_on(
-        &repo.leases,
-        "UPDATE org_writers SET expires_at = $1 WHERE holder = $2",
-        vec![lease_until.into(), job_writer(JobId(job), attempt).into()],
-    )
-    .await?;
+    repo.leases
+        .execute(
+            "UPDATE org_writers SET expires_at = $1 WHERE holder = $2",
+            vec![lease_until.into(), job_writer(JobId(job), attempt).into()],
+        )
+        .await?;
     Ok(true)
 }
 

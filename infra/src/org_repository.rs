@@ -50,9 +50,39 @@ struct SubtreeRow {
 
 #[async_trait::async_trait]
 impl OrgRepository for SqlOrgRepository {
-    async fn insert(&self, org: &Organization) -> Result<()> {
+    async fn insert(&self, org: &Organization, children_at_most: u64) -> Result<()> {
         let backend = self.db.backend();
         let txn = self.db.connection().begin().await.map_err(db_err)?;
+        if let Some(parent) = org.parent_id {
+            // The parent's row, locked, orders concurrent inserts of its
+            // children (SQLite: the transaction holds the only connection).
+            let lock = match backend {
+                DbBackend::Postgres => {
+                    "SELECT id FROM organizations WHERE id = $1 FOR NO KEY UPDATE"
+                }
+                _ => "SELECT id FROM organizations WHERE id = $1",
+            };
+            txn.execute(self.db.stmt(lock, vec![parent.0.into()]))
+                .await
+                .map_err(db_err)?;
+            let children = txn
+                .query_one(self.db.stmt(
+                    "SELECT COUNT(*) FROM organizations WHERE parent_id = $1",
+                    vec![parent.0.into()],
+                ))
+                .await
+                .map_err(db_err)?
+                .map(|row| row.try_get_by_index::<i64>(0))
+                .transpose()
+                .map_err(db_err)?
+                .unwrap_or(0);
+            if u64::try_from(children).unwrap_or(0) >= children_at_most {
+                return Err(Error::Conflict {
+                    code: ConflictCode::LimitReached,
+                    detail: format!("the parent has {children} children"),
+                });
+            }
+        }
         organization::ActiveModel::from(org)
             .insert(&txn)
             .await

@@ -65,6 +65,22 @@ async fn a_children_limit_bounds_one_parent() {
         statuses.push(create_child(&app, &platform, &root, child).await.0);
     }
     assert_eq!(statuses, [201, 201, 422]);
+
+    // Sent at once, one past the limit: the bound holds, not only one by one.
+    let crowded = create_root(&app, "Crowded", "crowded").await;
+    let statuses = futures::future::join_all((0..8).map(|i| {
+        let child = json!({"name": format!("D{i}"), "slug": format!("d{i}")});
+        create_child(&app, &platform, &crowded, child)
+    }))
+    .await;
+    let made = statuses.iter().filter(|(status, _)| *status == 201).count();
+    assert_eq!(made, 2, "{statuses:?}");
+    assert!(
+        statuses
+            .iter()
+            .all(|(status, _)| [201, 422].contains(status)),
+        "{statuses:?}"
+    );
     app.finish().await;
 }
 

@@ -1112,7 +1112,7 @@ async fn a_bulk_apply_numbers_its_events_on_sqlite_too() {
         updated_at: now,
     };
     orgsync_infra::SqlOrgRepository::new(db.clone())
-        .insert(&org)
+        .insert(&org, u64::MAX)
         .await
         .unwrap();
     let bulk: Vec<_> = (0..6_000)

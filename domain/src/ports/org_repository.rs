@@ -7,12 +7,17 @@ use crate::Result;
 /// Stores organizations and their ancestry.
 #[async_trait::async_trait]
 pub trait OrgRepository: Send + Sync {
-    /// Stores a new organization and its ancestry in one transaction.
+    /// Stores a new organization and its ancestry in one transaction. A
+    /// child goes in only while its parent has fewer than `children_at_most`
+    /// children, counted under a lock of the parent, so that concurrent
+    /// inserts cannot overshoot the bound.
     ///
     /// # Errors
     /// MUST return `Conflict(AlreadyExists)` when the slug is taken among the
-    /// roots (for a root) or within the tenant (for a child); nothing is stored then.
-    async fn insert(&self, org: &Organization) -> Result<()>;
+    /// roots (for a root) or within the tenant (for a child), and
+    /// `Conflict(LimitReached)` when the parent has its share of children;
+    /// nothing is stored then.
+    async fn insert(&self, org: &Organization, children_at_most: u64) -> Result<()>;
 
     /// # Errors
     /// Only infrastructure failures; an unknown id is `Ok(None)`.

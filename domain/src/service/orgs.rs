@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use crate::audit::{Actor, AuditEntry};
 use crate::auth::{Action, Principal};
+use crate::error::ConflictCode;
 use crate::limits::Limits;
 use crate::org::{NewOrganization, OrgId, OrgName, Organization, TreeNode};
 use crate::page::{Page, PageRequest};
@@ -179,17 +180,22 @@ impl OrgService {
                 ),
             ));
         }
-        if self.repo.count_children(parent.id).await? >= self.limits.org_children {
-            return Err(Error::invalid(
-                "parent",
-                format!(
-                    "an organization may have at most {} children (limits.org_children)",
-                    self.limits.org_children
-                ),
-            ));
-        }
-        self.insert_audited(principal, new.into_child_of(&parent, self.clock.now()))
+        let child = new.into_child_of(&parent, self.clock.now());
+        self.insert_audited(principal, child)
             .await
+            .map_err(|e| match e {
+                Error::Conflict {
+                    code: ConflictCode::LimitReached,
+                    ..
+                } => Error::invalid(
+                    "parent",
+                    format!(
+                        "an organization may have at most {} children (limits.org_children)",
+                        self.limits.org_children
+                    ),
+                ),
+                other => other,
+            })
     }
 
     /// Stores a new organization and its `org.created` audit entry.
@@ -198,7 +204,7 @@ impl OrgService {
         principal: &Principal,
         org: Organization,
     ) -> Result<Organization> {
-        self.repo.insert(&org).await?;
+        self.repo.insert(&org, self.limits.org_children).await?;
         self.audit(
             principal,
             org.id,

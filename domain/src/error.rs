@@ -126,6 +126,19 @@ impl Error {
             detail: detail.into(),
         }
     }
+
+    /// This error, or, when it is a `LimitReached` conflict (a store that
+    /// found the bound reached), `reached()`: the caller's words for it.
+    #[must_use]
+    pub fn when_limit_reached(self, reached: impl FnOnce() -> Self) -> Self {
+        match self {
+            Self::Conflict {
+                code: ConflictCode::LimitReached,
+                ..
+            } => reached(),
+            other => other,
+        }
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -6,14 +6,14 @@ use orgsync_domain::page::{Page, PageRequest};
 use orgsync_domain::ports::ConnectionRepository;
 use orgsync_domain::sync::SourceShift;
 use orgsync_domain::{Error, Result};
-use sea_orm::{ConnectionTrait, FromQueryResult, Statement};
+use sea_orm::{ConnectionTrait, FromQueryResult, Statement, TransactionTrait};
 use std::sync::Arc;
 use std::time::Duration;
 use time::OffsetDateTime;
 
 use uuid::Uuid;
 
-use crate::db::db_err;
+use crate::db::{db_err, room_for_one_more};
 use crate::Database;
 
 /// A token hash and when it stops working (`None`: until revoked).
@@ -105,10 +105,11 @@ const COLUMNS: &str = "id, org_id, name, directory_sync_enabled, created_at, upd
 
 #[async_trait::async_trait]
 impl ConnectionRepository for SqlConnectionRepository {
-    async fn insert(&self, c: &EnterpriseConnection) -> Result<()> {
-        self.db
-            .connection()
-            .execute(self.db.stmt(
+    async fn insert(&self, c: &EnterpriseConnection, at_most: u64) -> Result<()> {
+        let txn = self.db.connection().begin().await.map_err(db_err)?;
+        let connections = ("enterprise_connections", "org_id");
+        room_for_one_more(&self.db, &txn, c.org_id.0, connections, at_most).await?;
+        txn.execute(self.db.stmt(
                 "INSERT INTO enterprise_connections (id, org_id, name, directory_sync_enabled, event_seq, created_at, updated_at) \
                  VALUES ($1, $2, $3, $4, 0, $5, $6)",
                 vec![
@@ -122,7 +123,7 @@ impl ConnectionRepository for SqlConnectionRepository {
             ))
             .await
             .map_err(db_err)?;
-        Ok(())
+        txn.commit().await.map_err(db_err)
     }
 
     async fn find(&self, org: OrgId, id: ConnectionId) -> Result<Option<EnterpriseConnection>> {

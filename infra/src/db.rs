@@ -274,6 +274,44 @@ impl Database {
 /// Autovacuum would analyze it eventually, a minute later at best, and not
 /// at all where it is off; a bulk write knows at once. Small writes, and
 /// other engines, skip it.
+/// Inside `txn`, before inserting one more row of `org` into `table` (its
+/// `column` names the org): locks the org's row, so concurrent inserts of
+/// one org's rows take turns, then refuses with `Conflict(LimitReached)`
+/// when `org` has `at_most` rows there already. A bound checked with a
+/// count before the insert holds only one request at a time; this one
+/// holds for requests sent at once. (SQLite: the transaction holds the one
+/// connection, which orders them already.)
+pub(crate) async fn room_for_one_more(
+    db: &Database,
+    txn: &DatabaseTransaction,
+    org: uuid::Uuid,
+    (table, column): (&str, &str),
+    at_most: u64,
+) -> orgsync_domain::Result<()> {
+    if db.backend() == DbBackend::Postgres {
+        let lock = "SELECT id FROM organizations WHERE id = $1 FOR NO KEY UPDATE";
+        txn.execute(db.stmt(lock, vec![org.into()]))
+            .await
+            .map_err(db_err)?;
+    }
+    let count = format!("SELECT COUNT(*) FROM {table} WHERE {column} = $1");
+    let rows = txn
+        .query_one(db.stmt(&count, vec![org.into()]))
+        .await
+        .map_err(db_err)?
+        .map(|row| row.try_get_by_index::<i64>(0))
+        .transpose()
+        .map_err(db_err)?
+        .unwrap_or(0);
+    if u64::try_from(rows).unwrap_or(0) >= at_most {
+        return Err(Error::conflict(
+            ConflictCode::LimitReached,
+            format!("at most {at_most} of these per organization"),
+        ));
+    }
+    Ok(())
+}
+
 pub(crate) async fn analyze_after_bulk_write(
     conn: &impl ConnectionTrait,
     table: &'static str,

@@ -14,7 +14,7 @@ use sea_orm::{
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::db::{db_err, sql_err};
+use crate::db::{db_err, room_for_one_more, sql_err};
 use crate::entity::{org_closure, organization};
 use crate::Database;
 
@@ -54,34 +54,8 @@ impl OrgRepository for SqlOrgRepository {
         let backend = self.db.backend();
         let txn = self.db.connection().begin().await.map_err(db_err)?;
         if let Some(parent) = org.parent_id {
-            // The parent's row, locked, orders concurrent inserts of its
-            // children (SQLite: the transaction holds the only connection).
-            let lock = match backend {
-                DbBackend::Postgres => {
-                    "SELECT id FROM organizations WHERE id = $1 FOR NO KEY UPDATE"
-                }
-                _ => "SELECT id FROM organizations WHERE id = $1",
-            };
-            txn.execute(self.db.stmt(lock, vec![parent.0.into()]))
-                .await
-                .map_err(db_err)?;
-            let children = txn
-                .query_one(self.db.stmt(
-                    "SELECT COUNT(*) FROM organizations WHERE parent_id = $1",
-                    vec![parent.0.into()],
-                ))
-                .await
-                .map_err(db_err)?
-                .map(|row| row.try_get_by_index::<i64>(0))
-                .transpose()
-                .map_err(db_err)?
-                .unwrap_or(0);
-            if u64::try_from(children).unwrap_or(0) >= children_at_most {
-                return Err(Error::Conflict {
-                    code: ConflictCode::LimitReached,
-                    detail: format!("the parent has {children} children"),
-                });
-            }
+            let children = ("organizations", "parent_id");
+            room_for_one_more(&self.db, &txn, parent.0, children, children_at_most).await?;
         }
         organization::ActiveModel::from(org)
             .insert(&txn)

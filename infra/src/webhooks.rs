@@ -19,11 +19,11 @@ use orgsync_domain::webhooks::{
     DeliveryId, DeliveryStatus, SigningSecrets, WebhookDelivery, WebhookEndpoint, WebhookId,
 };
 use orgsync_domain::{Error, Result};
-use sea_orm::{ConnectionTrait, FromQueryResult, Statement};
+use sea_orm::{ConnectionTrait, FromQueryResult, Statement, TransactionTrait};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::db::{db_err, qualified};
+use crate::db::{db_err, qualified, room_for_one_more};
 use crate::Database;
 
 pub struct SqlWebhookRepository {
@@ -132,12 +132,14 @@ impl DeliveryRow {
 
 #[async_trait::async_trait]
 impl WebhookRepository for SqlWebhookRepository {
-    async fn create(&self, e: &WebhookEndpoint, secret: &str) -> Result<()> {
+    async fn create(&self, e: &WebhookEndpoint, secret: &str, at_most: u64) -> Result<()> {
         // The endpoint follows the org's events from those numbered now on:
         // number what is committed first, so it starts from a settled point.
-        let db = self.db.connection();
-        let from = crate::events::sequence_tenant(db, e.org_id).await?;
-        db.execute(self.db.stmt(
+        let from = crate::events::sequence_tenant(self.db.connection(), e.org_id).await?;
+        let txn = self.db.connection().begin().await.map_err(db_err)?;
+        let endpoints = ("webhook_endpoints", "org_id");
+        room_for_one_more(&self.db, &txn, e.org_id.0, endpoints, at_most).await?;
+        txn.execute(self.db.stmt(
             "INSERT INTO webhook_endpoints (id, org_id, url, event_types, description, secret, enabled, \
              fanned_out_seq, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             vec![
@@ -155,7 +157,7 @@ impl WebhookRepository for SqlWebhookRepository {
         ))
         .await
         .map_err(db_err)?;
-        Ok(())
+        txn.commit().await.map_err(db_err)
     }
 
     async fn list(&self, org: OrgId) -> Result<Vec<WebhookEndpoint>> {

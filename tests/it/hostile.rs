@@ -100,6 +100,23 @@ async fn a_connections_limit_bounds_one_org() {
         statuses.push(app.call("POST", &path, Some(&platform), Some(body)).await.0);
     }
     assert_eq!(statuses, [201, 201, 409]);
+
+    // Sent at once, one past the limit: still two.
+    let crowded = create_root(&app, "Crowded", "crowded").await;
+    let path = format!("/api/v1/orgs/{crowded}/connections");
+    let statuses = futures::future::join_all((0..8).map(|i| {
+        let body = json!({"name": format!("IdP {i}")});
+        app.call("POST", &path, Some(&platform), Some(body))
+    }))
+    .await;
+    let made = statuses.iter().filter(|(status, _)| *status == 201).count();
+    assert_eq!(made, 2, "{statuses:?}");
+    assert!(
+        statuses
+            .iter()
+            .all(|(status, _)| [201, 409].contains(status)),
+        "{statuses:?}"
+    );
     app.finish().await;
 }
 

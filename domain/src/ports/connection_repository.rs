@@ -10,9 +10,13 @@ use crate::Result;
 /// from the admin side is scoped by the owning org.
 #[async_trait::async_trait]
 pub trait ConnectionRepository: Send + Sync {
+    /// Stores a new connection while its org has fewer than `at_most`
+    /// (decided in the insert's transaction, so requests sent at once cannot
+    /// overshoot).
+    ///
     /// # Errors
-    /// Only infrastructure failures.
-    async fn insert(&self, connection: &EnterpriseConnection) -> Result<()>;
+    /// `Conflict(LimitReached)` when the org has its share of connections.
+    async fn insert(&self, connection: &EnterpriseConnection, at_most: u64) -> Result<()>;
 
     /// # Errors
     /// Only infrastructure failures; a connection of another org is `Ok(None)`.

@@ -12,11 +12,12 @@ use crate::Result;
 /// the org.
 #[async_trait::async_trait]
 pub trait WebhookRepository: Send + Sync {
-    /// Saves a new endpoint; it receives the org's events from now on.
+    /// Saves a new endpoint while its org has fewer than `at_most` (decided
+    /// in the insert's transaction); it receives the org's events from now on.
     ///
     /// # Errors
-    /// Only infrastructure failures.
-    async fn create(&self, endpoint: &WebhookEndpoint, secret: &str) -> Result<()>;
+    /// `Conflict(LimitReached)` when the org has its share of endpoints.
+    async fn create(&self, endpoint: &WebhookEndpoint, secret: &str, at_most: u64) -> Result<()>;
 
     /// # Errors
     /// Only infrastructure failures.

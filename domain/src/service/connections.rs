@@ -101,21 +101,6 @@ impl ConnectionService {
         name: &str,
     ) -> Result<EnterpriseConnection> {
         self.orgs.authorize(principal, org, Action::Write).await?;
-        // Each connection is another SCIM token with a rate limit of its
-        // own: a bound on them is a bound on what one org's IdPs may send.
-        let most = self.orgs.limits().connections_per_org;
-        let first = PageRequest {
-            after: None,
-            limit: most,
-        };
-        if self.repo.list(org, first).await?.items.len() as u64 >= most {
-            return Err(Error::Conflict {
-                code: ConflictCode::LimitReached,
-                detail: format!(
-                    "an organization has at most {most} connections (limits.connections_per_org)"
-                ),
-            });
-        }
         let now = self.clock.now();
         let connection = EnterpriseConnection {
             id: ConnectionId::new(),
@@ -125,7 +110,17 @@ impl ConnectionService {
             created_at: now,
             updated_at: now,
         };
-        self.repo.insert(&connection).await?;
+        // Each connection is another SCIM token with a rate limit of its
+        // own: a bound on them is a bound on what one org's IdPs may send.
+        let most = self.orgs.limits().connections_per_org;
+        self.repo.insert(&connection, most).await.map_err(|e| {
+            e.when_limit_reached(|| {
+                Error::conflict(
+                    ConflictCode::LimitReached,
+                    format!("an organization has at most {most} connections (limits.connections_per_org)"),
+                )
+            })
+        })?;
         self.orgs
             .audit(
                 principal,

@@ -118,16 +118,6 @@ impl EventService {
         let url = check_target(&new.url, self.policy.allow_private_targets)?;
         let events = parse_types(&new.events)?;
         let description = check_description(new.description)?;
-        let existing = self.ports.webhooks.list(org.id).await?;
-        if existing.len() >= self.policy.max_endpoints {
-            return Err(Error::Conflict {
-                code: crate::error::ConflictCode::LimitReached,
-                detail: format!(
-                    "an organization has at most {} webhook endpoints",
-                    self.policy.max_endpoints
-                ),
-            });
-        }
         let now = self.ports.clock.now();
         let endpoint = WebhookEndpoint {
             id: WebhookId::new(),
@@ -141,7 +131,19 @@ impl EventService {
             updated_at: now,
         };
         let secret = self.new_secret();
-        self.ports.webhooks.create(&endpoint, &secret).await?;
+        let most = self.policy.max_endpoints;
+        self.ports
+            .webhooks
+            .create(&endpoint, &secret, most as u64)
+            .await
+            .map_err(|e| {
+                e.when_limit_reached(|| {
+                    Error::conflict(
+                        crate::error::ConflictCode::LimitReached,
+                        format!("an organization has at most {most} webhook endpoints"),
+                    )
+                })
+            })?;
         self.audit(principal, &endpoint, "webhook.created", None)
             .await?;
         Ok((endpoint, secret))

@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use crate::audit::{Actor, AuditEntry};
 use crate::auth::{Action, Principal};
-use crate::error::ConflictCode;
 use crate::limits::Limits;
 use crate::org::{NewOrganization, OrgId, OrgName, Organization, TreeNode};
 use crate::page::{Page, PageRequest};
@@ -181,21 +180,17 @@ impl OrgService {
             ));
         }
         let child = new.into_child_of(&parent, self.clock.now());
-        self.insert_audited(principal, child)
-            .await
-            .map_err(|e| match e {
-                Error::Conflict {
-                    code: ConflictCode::LimitReached,
-                    ..
-                } => Error::invalid(
+        self.insert_audited(principal, child).await.map_err(|e| {
+            e.when_limit_reached(|| {
+                Error::invalid(
                     "parent",
                     format!(
                         "an organization may have at most {} children (limits.org_children)",
                         self.limits.org_children
                     ),
-                ),
-                other => other,
+                )
             })
+        })
     }
 
     /// Stores a new organization and its `org.created` audit entry.

@@ -13,7 +13,8 @@ use serde_json::json;
 
 use crate::{drive, seed_users, Target};
 
-/// Connections the spread phases use, and directory users each one holds.
+/// Connections the spread phases use (each of an org of its own), and
+/// directory users each one holds.
 const TENANTS: usize = 128;
 const USERS_PER_TENANT: usize = 1_000;
 
@@ -34,8 +35,18 @@ pub async fn rate_limit_benchmark(
     );
     let mut tenants = Vec::with_capacity(TENANTS);
     for n in 0..TENANTS {
+        // An org of its own for each (an org has at most
+        // limits.connections_per_org connections).
+        let (status, child) = unlimited
+            .post(
+                &format!("/orgs/{org}/children"),
+                json!({"name": format!("tenant {n}"), "slug": format!("tenant-{n}")}),
+            )
+            .await;
+        assert_eq!(status, 201, "{child}");
+        let child = child["id"].as_str().unwrap_or_default().to_owned();
         let (conn_id, token) =
-            crate::directory_sync_connection(unlimited, org, &format!("tenant {n}")).await;
+            crate::directory_sync_connection(unlimited, &child, &format!("tenant {n}")).await;
         seed_users(db, conn_id, 0, USERS_PER_TENANT).await;
         tenants.push((conn_id, token));
     }

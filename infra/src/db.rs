@@ -265,15 +265,6 @@ impl Database {
     }
 }
 
-/// Refreshes PostgreSQL's statistics of `table` after a bulk write of
-/// `written` rows that is a large share of it (a tenth or more of what the
-/// planner believes it holds). The planner's row estimates come from the
-/// last ANALYZE: a table it saw empty that now holds a million members
-/// gets plans for an empty table, such as a lookup of 500 members by
-/// directory user that reads every member of the org (300 ms, not 9 ms).
-/// Autovacuum would analyze it eventually, a minute later at best, and not
-/// at all where it is off; a bulk write knows at once. Small writes, and
-/// other engines, skip it.
 /// Inside `txn`, before inserting one more row of `org` into `table` (its
 /// `column` names the org): locks the org's row, so concurrent inserts of
 /// one org's rows take turns, then refuses with `Conflict(LimitReached)`
@@ -312,6 +303,15 @@ pub(crate) async fn room_for_one_more(
     Ok(())
 }
 
+/// Refreshes PostgreSQL's statistics of `table` after a bulk write of
+/// `written` rows that is a large share of it (a tenth or more of what the
+/// planner believes it holds). The planner's row estimates come from the
+/// last ANALYZE: a table it saw empty that now holds a million members
+/// gets plans for an empty table, such as a lookup of 500 members by
+/// directory user that reads every member of the org (300 ms, not 9 ms).
+/// Autovacuum would analyze it eventually, a minute later at best, and not
+/// at all where it is off; a bulk write knows at once. Small writes, and
+/// other engines, skip it.
 pub(crate) async fn analyze_after_bulk_write(
     conn: &impl ConnectionTrait,
     table: &'static str,

@@ -35,6 +35,13 @@ async fn tenant_with_sso(idp: &TestIdp) -> Directory {
     dir
 }
 
+/// A tenant signing in with SSO whose members JIT provisioning creates.
+async fn jit_tenant_with_sso(idp: &TestIdp) -> Directory {
+    let dir = tenant_with_sso(idp).await;
+    set_mode(&dir, "jit").await;
+    dir
+}
+
 async fn configure(dir: &Directory, idp: &TestIdp) -> (u16, Value) {
     dir.admin(
         "PUT",
@@ -160,8 +167,7 @@ async fn redeem(app: &TestApp, code: &str) -> (u16, Value) {
 #[actix_web::test]
 async fn jit_creates_the_member_on_first_sign_in_and_updates_it_in_place_after() {
     let idp = TestIdp::start();
-    let dir = tenant_with_sso(&idp).await;
-    set_mode(&dir, "jit").await;
+    let dir = jit_tenant_with_sso(&idp).await;
     map_department_from(&dir, "dept").await;
     idp.sign_in_as(json!({
         "sub": "00u-ada", "email": "ada@example.com", "given_name": "Ada",
@@ -225,8 +231,7 @@ async fn jit_creates_the_member_on_first_sign_in_and_updates_it_in_place_after()
 #[actix_web::test]
 async fn four_sign_ins_at_once_make_and_update_one_member() {
     let idp = TestIdp::start();
-    let dir = tenant_with_sso(&idp).await;
-    set_mode(&dir, "jit").await;
+    let dir = jit_tenant_with_sso(&idp).await;
     let mut member_ids = Vec::new();
     // The first wave creates her; the second, after the IdP changed her
     // email and name, updates her from four tabs at once.
@@ -367,8 +372,7 @@ async fn a_manual_org_admits_existing_members_only() {
 #[actix_web::test]
 async fn forged_tokens_are_refused_and_create_nothing() {
     let idp = TestIdp::start();
-    let dir = tenant_with_sso(&idp).await;
-    set_mode(&dir, "jit").await;
+    let dir = jit_tenant_with_sso(&idp).await;
     for (forge, reason) in [
         (Forge::WrongIssuer, "InvalidIssuer"),
         (Forge::WrongAudience, "InvalidAudience"),
@@ -434,8 +438,7 @@ async fn forged_tokens_are_refused_and_create_nothing() {
 #[actix_web::test]
 async fn a_sign_in_state_works_once_and_redirect_uris_are_allow_listed() {
     let idp = TestIdp::start();
-    let dir = tenant_with_sso(&idp).await;
-    set_mode(&dir, "jit").await;
+    let dir = jit_tenant_with_sso(&idp).await;
     let app = &dir.app;
 
     for bad in [
@@ -488,8 +491,7 @@ async fn a_sign_in_state_works_once_and_redirect_uris_are_allow_listed() {
 #[actix_web::test]
 async fn a_key_rotation_at_the_idp_needs_no_restart() {
     let idp = TestIdp::start();
-    let dir = tenant_with_sso(&idp).await;
-    set_mode(&dir, "jit").await;
+    let dir = jit_tenant_with_sso(&idp).await;
     let back = sign_in_to_org(&dir).await;
     assert!(back.contains_key("code"), "{back:?}");
     let fetches = idp.jwks_fetches();
@@ -910,8 +912,7 @@ async fn saml_settings_are_checked() {
 #[actix_web::test]
 async fn jit_members_get_the_orgs_default_role_never_owner() {
     let idp = TestIdp::start();
-    let dir = tenant_with_sso(&idp).await;
-    set_mode(&dir, "jit").await;
+    let dir = jit_tenant_with_sso(&idp).await;
     let (status, shown) = dir.admin("GET", "/provisioning/jit", None).await;
     assert_eq!(status, 200, "{shown}");
     assert_eq!(

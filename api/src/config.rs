@@ -94,6 +94,7 @@ impl Settings {
             .set_default("scim.token_rotation_grace", 0)?
             .set_default("scim.rate_limit_per_second", 100)?
             .set_default("scim.rate_limit_burst", 200)?
+            .set_default("scim.tenant_rate_multiple", 10)?
             .set_default("scim.token_cache_ms", 1000)?
             .set_default("sync.relink_window", 7 * 24 * 3600)?
             .set_default("sync.relink_by_email", false)?

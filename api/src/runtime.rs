@@ -219,6 +219,7 @@ impl Runtime {
             scim_rate_limit: Arc::new(ScimRateLimiter::new(
                 settings.scim.rate_limit_per_second,
                 settings.scim.rate_limit_burst,
+                settings.scim.tenant_rate_multiple,
             )),
             scim_failed_auth: Arc::new(FailedAuthLimiter::new(
                 settings.limits.scim_unauthenticated_per_second,

@@ -21,7 +21,7 @@ mod webhooks;
 pub use audit_log::AuditLog;
 pub use change_feed::{ChangeFeed, SnapshotScope, UserPages};
 pub use clock::{Clock, SystemClock};
-pub use connection_repository::ConnectionRepository;
+pub use connection_repository::{ConnectionRepository, ScimAccess};
 pub use deletion_protection::DeletionProtection;
 pub use directory_repository::{DirectoryRepository, GroupGuard, GroupPatch, Listed, WriteTarget};
 pub use event_log::EventLog;

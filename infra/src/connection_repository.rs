@@ -3,7 +3,7 @@
 use orgsync_domain::directory::{ConnectionId, EnterpriseConnection, TokenHash};
 use orgsync_domain::org::OrgId;
 use orgsync_domain::page::{Page, PageRequest};
-use orgsync_domain::ports::ConnectionRepository;
+use orgsync_domain::ports::{ConnectionRepository, ScimAccess};
 use orgsync_domain::sync::SourceShift;
 use orgsync_domain::{Error, Result};
 use sea_orm::{ConnectionTrait, FromQueryResult, Statement, TransactionTrait};
@@ -19,16 +19,20 @@ use crate::Database;
 /// A token hash and when it stops working (`None`: until revoked).
 type LiveToken = (TokenHash, Option<OffsetDateTime>);
 
+/// A connection's tenant and tokens (with each one's expiry), as cached;
+/// `None`: no such connection, or directory sync off.
+type CachedAccess = Option<(OrgId, Vec<LiveToken>)>;
+
 pub struct SqlConnectionRepository {
     db: Database,
-    /// Live token hashes per connection, with each token's expiry, read at most
+    /// Each connection's tenant and live token hashes, read at most
     /// once per TTL: every SCIM request authenticates, and this saves it a
     /// round trip. Changes made through this repository invalidate the entry
     /// at once; other processes' revocations apply within the TTL. Unknown
-    /// connection ids are cached too (as no tokens), so guessing ids costs the
+    /// connection ids are cached too (as no access), so guessing ids costs the
     /// database one look-up per id and TTL; the cache is bounded in entries,
     /// and concurrent misses of one id share a single look-up.
-    token_cache: Option<moka::future::Cache<ConnectionId, Arc<Vec<LiveToken>>>>,
+    token_cache: Option<moka::future::Cache<ConnectionId, Arc<CachedAccess>>>,
 }
 
 impl SqlConnectionRepository {
@@ -224,28 +228,31 @@ impl ConnectionRepository for SqlConnectionRepository {
         Ok(())
     }
 
-    async fn live_token_hashes(
+    async fn scim_access(
         &self,
         id: ConnectionId,
         now: OffsetDateTime,
-    ) -> Result<Vec<TokenHash>> {
-        let tokens = match &self.token_cache {
+    ) -> Result<Option<ScimAccess>> {
+        let access = match &self.token_cache {
             Some(cache) => cache
-                .try_get_with(id, async { self.fetch_tokens(id, now).await.map(Arc::new) })
+                .try_get_with(id, async { self.fetch_access(id, now).await.map(Arc::new) })
                 .await
                 .map_err(|shared: Arc<Error>| match Arc::try_unwrap(shared) {
                     Ok(err) => err,
                     // Another request's look-up failed the same way; its cause is logged there.
                     Err(_) => Error::Unavailable("the database did not answer".into()),
                 })?,
-            None => Arc::new(self.fetch_tokens(id, now).await?),
+            None => Arc::new(self.fetch_access(id, now).await?),
         };
-        // Expiry is checked on every call, so a cached grace period still ends on time.
-        Ok(tokens
-            .iter()
-            .filter(|(_, expires)| expires.is_none_or(|at| at > now))
-            .map(|(hash, _)| *hash)
-            .collect())
+        Ok(access.as_ref().as_ref().map(|(tenant, tokens)| ScimAccess {
+            tenant: *tenant,
+            // Expiry is checked on every call, so a cached grace period still ends on time.
+            token_hashes: tokens
+                .iter()
+                .filter(|(_, expires)| expires.is_none_or(|at| at > now))
+                .map(|(hash, _)| *hash)
+                .collect(),
+        }))
     }
 
     async fn drawing_connection(&self, org: OrgId) -> Result<Option<ConnectionId>> {
@@ -335,29 +342,37 @@ impl ConnectionRepository for SqlConnectionRepository {
 }
 
 impl SqlConnectionRepository {
-    async fn fetch_tokens(&self, id: ConnectionId, now: OffsetDateTime) -> Result<Vec<LiveToken>> {
+    async fn fetch_access(&self, id: ConnectionId, now: OffsetDateTime) -> Result<CachedAccess> {
         #[derive(FromQueryResult)]
         struct Row {
-            token_hash: Vec<u8>,
+            root_id: Uuid,
+            token_hash: Option<Vec<u8>>,
             expires_at: Option<OffsetDateTime>,
         }
         let rows = Row::find_by_statement(self.db.stmt(
-            "SELECT t.token_hash, t.expires_at FROM scim_tokens t \
-             JOIN enterprise_connections c ON c.id = t.connection_id \
-             WHERE t.connection_id = $1 AND c.directory_sync_enabled \
-             AND (t.expires_at IS NULL OR t.expires_at > $2)",
+            "SELECT o.root_id, t.token_hash, t.expires_at FROM enterprise_connections c \
+             JOIN organizations o ON o.id = c.org_id \
+             LEFT JOIN scim_tokens t ON t.connection_id = c.id \
+               AND (t.expires_at IS NULL OR t.expires_at > $2) \
+             WHERE c.id = $1 AND c.directory_sync_enabled",
             vec![id.0.into(), now.into()],
         ))
         .all(self.db.connection())
         .await
         .map_err(db_err)?;
-        rows.into_iter()
-            .map(|r| {
-                let hash = TokenHash::from_slice(&r.token_hash).map_err(|_| {
+        let Some(tenant) = rows.first().map(|row| OrgId(row.root_id)) else {
+            return Ok(None);
+        };
+        let tokens = rows
+            .into_iter()
+            .filter_map(|row| Some((row.token_hash?, row.expires_at)))
+            .map(|(hash, expires_at)| {
+                let hash = TokenHash::from_slice(&hash).map_err(|_| {
                     Error::Internal(anyhow::anyhow!("corrupt token hash for connection {id}"))
                 })?;
-                Ok((hash, r.expires_at))
+                Ok((hash, expires_at))
             })
-            .collect()
+            .collect::<Result<_>>()?;
+        Ok(Some((tenant, tokens)))
     }
 }

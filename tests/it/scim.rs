@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use crate::fixtures::{connect_directory, create_root};
+use crate::fixtures::{child, connect_directory, create_root, own_connection};
 use crate::json::{items, strings};
 use crate::support::TestApp;
 
@@ -495,6 +495,65 @@ async fn oversized_bodies_and_floods_get_scim_errors_and_change_nothing() {
     }
     let refused = refused.unwrap_or_else(|| panic!("never refused: {statuses:?}"));
     assert!(refused.headers().get("retry-after").is_some());
+    dir.app.finish().await;
+}
+
+/// A tenant whose connections each stay inside their own budget still meets
+/// its tenant's, shared by every connection of its tree (one per child org
+/// adds up otherwise); another tenant is served meanwhile.
+#[actix_web::test]
+async fn a_tenants_connections_share_one_budget_and_other_tenants_keep_theirs() {
+    let dir = Directory::on(
+        TestApp::spawn_with(|s| {
+            s.scim.rate_limit_per_second = 1;
+            s.scim.rate_limit_burst = 3;
+            s.scim.tenant_rate_multiple = 1;
+        })
+        .await,
+    )
+    .await;
+    let child = child(&dir, "emea").await;
+    let (sibling, sibling_token) = own_connection(&dir, &child).await;
+    let other_tenant = create_root(&dir.app, "Globex", "globex").await;
+    let (neighbour, neighbour_token) = own_connection(&dir, &other_tenant).await;
+    let list = |conn: &str, token: &str| {
+        let path = format!("/scim/v2/{conn}/Users");
+        let token = token.to_owned();
+        let app = &dir.app;
+        async move {
+            let response = app
+                .send(crate::support::request("GET", &path, Some(&token), None))
+                .await;
+            let retry_after = response.headers().contains_key("retry-after");
+            (response.status().as_u16(), retry_after)
+        }
+    };
+    for _ in 0..3 {
+        assert_eq!(
+            list(&dir.conn, &dir.token).await.0,
+            200,
+            "the tenant's burst"
+        );
+    }
+    // The sibling has its own burst of 3 left, the tenant none: refused
+    // before the sibling's own budget runs out (a second's refill allows one).
+    let mut served = 0;
+    let refused = loop {
+        match list(&sibling, &sibling_token).await {
+            (200, _) if served < 3 => served += 1,
+            answer => break answer,
+        }
+    };
+    assert_eq!(refused, (429, true), "after {served} served");
+    assert!(
+        served < 3,
+        "the tenant's budget, not the connection's, refused it"
+    );
+    assert_eq!(
+        list(&neighbour, &neighbour_token).await,
+        (200, false),
+        "another tenant is served"
+    );
     dir.app.finish().await;
 }
 

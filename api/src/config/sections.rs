@@ -92,6 +92,10 @@ pub struct ScimSettings {
     pub rate_limit_per_second: u32,
     /// Requests a connection may send in a burst above the sustained rate.
     pub rate_limit_burst: u32,
+    /// What all the connections of one tenant (a root org and its
+    /// descendants) may send together, as a multiple of one connection's
+    /// rate and burst (0: no tenant limit).
+    pub tenant_rate_multiple: u32,
     /// Milliseconds a token look-up is reused by this process (0: every request asks the
     /// database). Revocations made elsewhere take effect within this time.
     pub token_cache_ms: u64,

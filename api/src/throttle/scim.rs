@@ -1,40 +1,71 @@
-//! Per-connection request rate limit for SCIM (GCRA via `governor`). An IdP
-//! that floods its endpoint gets 429 with `Retry-After`, and its neighbours
-//! on the same instance are unaffected. The limit is per process: with N API
-//! replicas behind a balancer a connection gets up to N times the rate.
+//! SCIM request rate limits (GCRA via `governor`): per connection, and per
+//! tenant over all the connections of its org tree. An IdP that floods its
+//! endpoint gets 429 with `Retry-After`, and so does a tenant whose many
+//! connections (one per child org, each inside its own budget) add up to a
+//! crowd; their neighbours on the same instance are unaffected. The limits
+//! are per process: with N API replicas behind a balancer a connection gets
+//! up to N times the rate.
 
+use std::hash::Hash;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use orgsync_domain::directory::{ConnectionId, ScimError};
+use orgsync_domain::org::OrgId;
 
 pub struct ScimRateLimiter {
-    limiter: Option<DefaultKeyedRateLimiter<ConnectionId>>,
+    connections: Option<DefaultKeyedRateLimiter<ConnectionId>>,
+    tenants: Option<DefaultKeyedRateLimiter<OrgId>>,
     clock: DefaultClock,
 }
 
 impl ScimRateLimiter {
-    /// `per_second == 0` turns limiting off.
-    pub fn new(per_second: u32, burst: u32) -> Self {
-        let limiter = NonZeroU32::new(per_second).map(|rate| {
-            let burst = NonZeroU32::new(burst).unwrap_or(rate);
-            RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst))
-        });
+    /// A connection may send `per_second` requests a second with bursts of
+    /// `burst`; a tenant, `tenant_multiple` times that over all its
+    /// connections. `per_second == 0` turns both off; `tenant_multiple == 0`
+    /// the tenant's.
+    pub fn new(per_second: u32, burst: u32, tenant_multiple: u32) -> Self {
+        let quota = |rate: u32, burst: u32| {
+            let rate = NonZeroU32::new(rate)?;
+            Some(Quota::per_second(rate).allow_burst(NonZeroU32::new(burst).unwrap_or(rate)))
+        };
+        let connections = quota(per_second, burst).map(RateLimiter::keyed);
+        let tenants = connections
+            .as_ref()
+            .and(quota(
+                per_second.saturating_mul(tenant_multiple),
+                burst.saturating_mul(tenant_multiple),
+            ))
+            .map(RateLimiter::keyed);
         Self {
-            limiter,
+            connections,
+            tenants,
             clock: DefaultClock::default(),
         }
     }
 
+    /// Spends one request of the connection's budget, then one of its
+    /// tenant's: a connection refused on its own budget (a runaway
+    /// integration) does not drain what its tenant's other connections share.
+    ///
     /// # Errors
     /// `RateLimited` with the whole seconds to wait (at least 1).
-    pub fn check(&self, conn: ConnectionId) -> Result<(), ScimError> {
-        let Some(limiter) = &self.limiter else {
+    pub fn check(&self, conn: ConnectionId, tenant: OrgId) -> Result<(), ScimError> {
+        self.spend(self.connections.as_ref(), &conn)?;
+        self.spend(self.tenants.as_ref(), &tenant)
+    }
+
+    fn spend<K: Hash + Eq + Clone>(
+        &self,
+        limiter: Option<&DefaultKeyedRateLimiter<K>>,
+        key: &K,
+    ) -> Result<(), ScimError> {
+        let Some(limiter) = limiter else {
             return Ok(());
         };
-        limiter.check_key(&conn).map_err(|not_until| {
+        limiter.check_key(key).map_err(|not_until| {
             let wait = not_until.wait_time_from(self.clock.now());
             let whole_seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             ScimError::RateLimited {
@@ -172,18 +203,45 @@ mod tests {
 
     #[test]
     fn a_connection_past_its_burst_is_told_when_to_retry_and_others_are_not_affected() {
-        let limiter = ScimRateLimiter::new(1, 3);
+        let limiter = ScimRateLimiter::new(1, 3, 0);
+        let tenant = OrgId::new();
         let (busy, quiet) = (ConnectionId::new(), ConnectionId::new());
         for _ in 0..3 {
-            assert!(limiter.check(busy).is_ok());
+            assert!(limiter.check(busy, tenant).is_ok());
         }
-        match limiter.check(busy) {
+        match limiter.check(busy, tenant) {
             Err(ScimError::RateLimited { retry_after_secs }) => assert!(retry_after_secs >= 1),
             other => panic!("expected a rate limit, got {other:?}"),
         }
-        assert!(limiter.check(quiet).is_ok());
-        let unlimited = ScimRateLimiter::new(0, 0);
-        assert!((0..1000).all(|_| unlimited.check(busy).is_ok()));
+        assert!(limiter.check(quiet, tenant).is_ok());
+        let unlimited = ScimRateLimiter::new(0, 0, 10);
+        assert!((0..1000).all(|_| unlimited.check(busy, tenant).is_ok()));
+    }
+
+    #[test]
+    fn a_tenants_connections_share_its_budget_and_a_runaway_one_spends_only_its_own_burst() {
+        // Each connection 1/s with bursts of 2; the tenant twice that: 4.
+        let limiter = ScimRateLimiter::new(1, 2, 2);
+        let (tenant, neighbour) = (OrgId::new(), OrgId::new());
+        let runaway = ConnectionId::new();
+        let spent = (0..100)
+            .filter(|_| limiter.check(runaway, tenant).is_ok())
+            .count();
+        assert_eq!(spent, 2, "the runaway connection had its own burst");
+        let siblings: Vec<ConnectionId> = (0..4).map(|_| ConnectionId::new()).collect();
+        let served = siblings
+            .iter()
+            .filter(|conn| limiter.check(**conn, tenant).is_ok())
+            .count();
+        assert_eq!(served, 2, "the tenant's burst of 4 less the runaway's 2");
+        assert!(matches!(
+            limiter.check(ConnectionId::new(), tenant),
+            Err(ScimError::RateLimited { .. })
+        ));
+        assert!(
+            limiter.check(ConnectionId::new(), neighbour).is_ok(),
+            "another tenant spends its own budget"
+        );
     }
 
     #[test]

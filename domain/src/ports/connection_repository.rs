@@ -6,6 +6,17 @@ use crate::page::{Page, PageRequest};
 use crate::sync::SourceShift;
 use crate::Result;
 
+/// Who may call a connection's SCIM API, and whose budget the calls spend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScimAccess {
+    /// The root of the connection's org tree: its requests count against
+    /// that tenant's rate as well as the connection's own, so a tenant's many
+    /// connections cannot add up to a crowd.
+    pub tenant: OrgId,
+    /// Hashes of the tokens that may call.
+    pub token_hashes: Vec<TokenHash>,
+}
+
 /// Stores enterprise connections and their SCIM token hashes. Every look-up
 /// from the admin side is scoped by the owning org.
 #[async_trait::async_trait]
@@ -63,16 +74,16 @@ pub trait ConnectionRepository: Send + Sync {
     /// Only infrastructure failures.
     async fn revoke_tokens(&self, id: ConnectionId, now: OffsetDateTime) -> Result<()>;
 
-    /// Hashes of the tokens that may call the connection's SCIM API at `now`:
-    /// empty when directory sync is off or the connection does not exist.
+    /// What a SCIM request to the connection is checked against at `now`:
+    /// `None` when directory sync is off or the connection does not exist.
     ///
     /// # Errors
     /// Only infrastructure failures.
-    async fn live_token_hashes(
+    async fn scim_access(
         &self,
         id: ConnectionId,
         now: OffsetDateTime,
-    ) -> Result<Vec<TokenHash>>;
+    ) -> Result<Option<ScimAccess>>;
 
     /// The connection whose directory `org` draws on when in SCIM mode: its
     /// own or its nearest ancestor's with directory sync on.

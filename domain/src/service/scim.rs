@@ -10,6 +10,7 @@ use crate::directory::{
     UserFields, UserRecord, UserView, WithGroups,
 };
 use crate::limits::Limits;
+use crate::org::OrgId;
 use crate::ports::{
     Clock, ConnectionRepository, DirectoryRepository, GroupGuard, GroupPatch, Listed, WriteTarget,
 };
@@ -105,24 +106,31 @@ impl ScimService {
         .map_err(not_found_as(kind, id))
     }
 
-    /// Checks a bearer token against the connection's live tokens, in constant time.
+    /// Checks a bearer token against the connection's live tokens, in
+    /// constant time: the tenant (root org) the call then counts against.
     ///
     /// # Errors
     /// `Unauthorized` for a missing, wrong, expired or revoked token, or when
     /// directory sync is off; the message never says which.
-    pub async fn authenticate(&self, conn: ConnectionId, bearer: Option<&str>) -> ScimResult<()> {
+    pub async fn authenticate(
+        &self,
+        conn: ConnectionId,
+        bearer: Option<&str>,
+    ) -> ScimResult<OrgId> {
         let unauthorized = || ScimError::Unauthorized("a valid bearer token is required".into());
         let presented = TokenHash::of(bearer.ok_or_else(unauthorized)?);
-        let live = self
+        let access = self
             .connections
-            .live_token_hashes(conn, self.clock.now())
-            .await?;
+            .scim_access(conn, self.clock.now())
+            .await?
+            .ok_or_else(unauthorized)?;
         // Compare against every live token, so timing does not depend on which matched.
-        let matched = live
+        let matched = access
+            .token_hashes
             .iter()
             .fold(false, |found, hash| hash.matches(&presented) | found);
         if matched {
-            Ok(())
+            Ok(access.tenant)
         } else {
             Err(unauthorized())
         }

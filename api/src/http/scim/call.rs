@@ -114,15 +114,18 @@ async fn authenticate(req: &HttpRequest, state: &AppState) -> Result<ConnectionI
             let (scheme, token) = v.split_once(' ')?;
             scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
         });
-    if let Err(e) = state.scim.authenticate(conn, bearer).await {
-        if matches!(e, ScimError::Unauthorized(_)) {
-            state.scim_failed_auth.failed(peer, Some(conn));
+    let tenant = match state.scim.authenticate(conn, bearer).await {
+        Ok(tenant) => tenant,
+        Err(e) => {
+            if matches!(e, ScimError::Unauthorized(_)) {
+                state.scim_failed_auth.failed(peer, Some(conn));
+            }
+            return Err(e.into());
         }
-        return Err(e.into());
-    }
+    };
     state.scim_failed_auth.succeeded(conn);
-    // Only authenticated calls count, so nobody can exhaust a connection's budget without its token.
-    state.scim_rate_limit.check(conn)?;
+    // Only authenticated calls count, so nobody can exhaust a budget without a token.
+    state.scim_rate_limit.check(conn, tenant)?;
     tracing::Span::current().record("connection_id", tracing::field::display(conn));
     Ok(conn)
 }

@@ -97,7 +97,9 @@ impl SyncService {
             }
             let users = self.users_moved_by(conn, &events, &policy).await?;
             for batch in users.chunks(USER_BATCH) {
-                self.replan_users(org_id, conn, &policy, batch).await?;
+                if !self.replan_users(org_id, conn, &policy, batch).await? {
+                    return Ok(());
+                }
             }
             cursor = last;
             self.ports
@@ -163,14 +165,16 @@ impl SyncService {
 
     /// Plans `users` afresh against the directory as it is now and applies
     /// the plan through the deletion gate. A member changed under the plan
-    /// is planned again from what is there then.
+    /// is planned again from what is there then. `false` when the org no
+    /// longer draws on `conn` (see [`SyncService::still_drawing_on`]):
+    /// nothing was applied, and the catch-up is over.
     async fn replan_users(
         &self,
         org_id: OrgId,
         conn: ConnectionId,
         policy: &OrgPolicy,
         users: &[ResourceId],
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let mut attempt = 0;
         loop {
             let mut snapshot: HashMap<ResourceId, _> = self
@@ -204,6 +208,9 @@ impl SyncService {
                 combined.updates.extend(planned.updates);
                 combined.removals.extend(planned.removals);
             }
+            if !combined.is_empty() && !self.still_drawing_on(org_id, conn).await? {
+                return Ok(false);
+            }
             let applied = self
                 .apply_gated(
                     org_id,
@@ -215,7 +222,7 @@ impl SyncService {
                 .await;
             match applied {
                 Err(Error::PreconditionFailed(_)) if attempt + 1 < REPLANS => attempt += 1,
-                other => return other.map(|_| ()),
+                other => return other.map(|_| true),
             }
         }
     }

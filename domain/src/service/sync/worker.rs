@@ -175,6 +175,18 @@ impl SyncService {
         Ok(())
     }
 
+    /// Whether `org` still draws on `conn`, asked once a plan drawn from
+    /// `conn`'s directory has been read and before it is applied. A source
+    /// change (the connection deleted, directory sync turned off, a nearer
+    /// connection turned on) does not take the org's writer lease, so a
+    /// catch-up or a sync job may have read the directory as the change
+    /// removed it: applying that plan would remove, demote or suspend people
+    /// the admin's confirmed plan keeps. Such a plan is dropped instead; the
+    /// source change reconciles the org against its new source itself.
+    pub(super) async fn still_drawing_on(&self, org: OrgId, conn: ConnectionId) -> Result<bool> {
+        Ok(self.ports.connections.drawing_connection(org).await? == Some(conn))
+    }
+
     /// Reconciles one org fully and applies the result through the deletion
     /// gate; `waiter` says how long its plan may wait for the plan budget.
     pub(super) async fn reconcile(
@@ -195,6 +207,11 @@ impl SyncService {
                 .await?;
             let position = plan.position;
             let changes = restrict(plan.changes, scope);
+            if let Some((conn, _)) = position {
+                if !changes.is_empty() && !self.still_drawing_on(org.id, conn).await? {
+                    return Ok(ChangeSet::empty(self.now()));
+                }
+            }
             match self
                 .apply_gated(
                     org.id,

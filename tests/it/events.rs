@@ -164,7 +164,7 @@ async fn hooked_tenant(behaviour: Behaviour, events: Value) -> (TestApp, String,
 /// A tenant with a SCIM directory (on an app allowing loopback targets) and
 /// an endpoint sending `events` to a receiver that accepts everything.
 async fn hooked_directory(events: Value) -> (Directory, Receiver) {
-    let dir = Directory::on(TestApp::spawn_with(allow_loopback).await).await;
+    let dir = Directory::with(allow_loopback).await;
     let receiver = Receiver::start(Behaviour::Accept);
     subscribe(&dir.app, &dir.org, &receiver, events).await;
     (dir, receiver)

@@ -22,7 +22,7 @@ use crate::support::{poll, TestApp};
 /// taken, as a tenant's cascade over many orgs takes them all.
 #[actix_web::test]
 async fn a_long_sync_of_one_tenant_does_not_hold_back_another_tenants_idp_changes() {
-    let acme = Directory::on(TestApp::spawn_with(|s| slots(s, 1)).await).await;
+    let acme = Directory::with(|s| slots(s, 1)).await;
     seed_users(&acme, 50_000).await;
     switch_to_scim(&acme, &acme.org).await;
     let beta = Beta::with_one_member(&acme).await;
@@ -54,7 +54,7 @@ async fn a_long_sync_of_one_tenant_does_not_hold_back_another_tenants_idp_change
 /// is taken), and the deactivation waited for all of it.
 #[actix_web::test]
 async fn a_tenants_backlog_of_idp_changes_does_not_hold_back_another_tenants() {
-    let acme = Directory::on(TestApp::spawn_with(|s| slots(s, 1)).await).await;
+    let acme = Directory::with(|s| slots(s, 1)).await;
     seed_users(&acme, 30_000).await;
     switch_to_scim(&acme, &acme.org).await;
     let app = &acme.app;

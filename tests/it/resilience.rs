@@ -17,7 +17,7 @@ use crate::support::{poll, Lcg, TestApp, Timed};
 
 #[actix_web::test]
 async fn a_failing_org_does_not_stop_its_siblings_and_tenants_see_no_raw_cause() {
-    let dir = Directory::on(TestApp::spawn_with(|s| s.worker.max_attempts = 1).await).await;
+    let dir = Directory::with(|s| s.worker.max_attempts = 1).await;
     dir.user("first@example.com").await;
     let broken = scim_child(&dir, "broken").await;
     let healthy = [
@@ -82,7 +82,7 @@ async fn a_failing_org_does_not_stop_its_siblings_and_tenants_see_no_raw_cause()
 /// retry of a run with nothing failed re-runs nothing.
 #[actix_web::test]
 async fn a_failed_run_is_retried_once_its_cause_is_fixed() {
-    let dir = Directory::on(TestApp::spawn_with(|s| s.worker.max_attempts = 1).await).await;
+    let dir = Directory::with(|s| s.worker.max_attempts = 1).await;
     dir.user("first@example.com").await;
     let broken = scim_child(&dir, "broken").await;
     let db = dir.app.runtime.db.connection();
@@ -139,7 +139,7 @@ async fn a_failed_run_is_retried_once_its_cause_is_fixed() {
 /// one inside the new sync's transaction answered 500.
 #[actix_web::test]
 async fn a_retry_sent_with_new_syncs_of_the_same_org_joins_them() {
-    let dir = Directory::on(TestApp::spawn_with(|s| s.worker.max_attempts = 1).await).await;
+    let dir = Directory::with(|s| s.worker.max_attempts = 1).await;
     dir.user("first@example.com").await;
     let broken = scim_child(&dir, "broken").await;
     let db = dir.app.runtime.db.connection();
@@ -634,13 +634,10 @@ async fn random_interleavings_of_scim_writes_and_syncs_converge() {
 
 /// A directory on an app whose workers hold a job `lease` seconds and sweep every second.
 async fn with_lease(lease: u64) -> Directory {
-    Directory::on(
-        TestApp::spawn_with(|s| {
-            s.worker.lease = lease;
-            s.worker.sweep_every = 1;
-        })
-        .await,
-    )
+    Directory::with(|s| {
+        s.worker.lease = lease;
+        s.worker.sweep_every = 1;
+    })
     .await
 }
 

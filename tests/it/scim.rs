@@ -19,6 +19,11 @@ impl Directory {
         Self::on(TestApp::spawn().await).await
     }
 
+    /// A directory on an app whose settings `adjust` changed.
+    pub(crate) async fn with(adjust: impl FnOnce(&mut orgsync_api::config::Settings)) -> Self {
+        Self::on(TestApp::spawn_with(adjust).await).await
+    }
+
     pub(crate) async fn on(app: TestApp) -> Self {
         let org = create_root(&app, "Acme", "acme").await;
         let (conn, sync) = connect_directory(&app, &org, "Okta").await;
@@ -453,14 +458,11 @@ async fn onelogin_and_jumpcloud_group_updates_apply_as_sent() {
 
 #[actix_web::test]
 async fn oversized_bodies_and_floods_get_scim_errors_and_change_nothing() {
-    let dir = Directory::on(
-        TestApp::spawn_with(|s| {
-            s.server.body_limit = 4096;
-            s.scim.rate_limit_per_second = 1;
-            s.scim.rate_limit_burst = 5;
-        })
-        .await,
-    )
+    let dir = Directory::with(|s| {
+        s.server.body_limit = 4096;
+        s.scim.rate_limit_per_second = 1;
+        s.scim.rate_limit_burst = 5;
+    })
     .await;
     let (status, error) = dir
         .create_user(json!({"userName": "big@example.com", "title": "x".repeat(5000)}))
@@ -503,14 +505,11 @@ async fn oversized_bodies_and_floods_get_scim_errors_and_change_nothing() {
 /// adds up otherwise); another tenant is served meanwhile.
 #[actix_web::test]
 async fn a_tenants_connections_share_one_budget_and_other_tenants_keep_theirs() {
-    let dir = Directory::on(
-        TestApp::spawn_with(|s| {
-            s.scim.rate_limit_per_second = 1;
-            s.scim.rate_limit_burst = 3;
-            s.scim.tenant_rate_multiple = 1;
-        })
-        .await,
-    )
+    let dir = Directory::with(|s| {
+        s.scim.rate_limit_per_second = 1;
+        s.scim.rate_limit_burst = 3;
+        s.scim.tenant_rate_multiple = 1;
+    })
     .await;
     let child = child(&dir, "emea").await;
     let (sibling, sibling_token) = own_connection(&dir, &child).await;

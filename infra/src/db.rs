@@ -1,4 +1,5 @@
-//! Database connections and the one place where `DbErr` becomes a domain error.
+//! Database connections, the statements every adapter runs through them,
+//! and the operational counts metrics read.
 
 use std::time::Duration;
 
@@ -8,8 +9,14 @@ use orgsync_domain::Error;
 use orgsync_migrations::{Migrator, MigratorTrait};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
-    FromQueryResult, SqlErr, Statement, TryGetable,
+    FromQueryResult, Statement, TryGetable,
 };
+
+mod errors;
+mod planning;
+
+pub(crate) use errors::{db_err, sql_err};
+pub(crate) use planning::{analyze_after_bulk_write, find_replanned, plan_afresh, query_replanned};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -303,211 +310,6 @@ pub(crate) async fn room_for_one_more(
     Ok(())
 }
 
-/// Refreshes PostgreSQL's statistics of `table` after a bulk write of
-/// `written` rows that is a large share of it (a tenth or more of what the
-/// planner believes it holds). The planner's row estimates come from the
-/// last ANALYZE: a table it saw empty that now holds a million members
-/// gets plans for an empty table, such as a lookup of 500 members by
-/// directory user that reads every member of the org (300 ms, not 9 ms).
-/// Autovacuum would analyze it eventually, a minute later at best, and not
-/// at all where it is off; a bulk write knows at once. Small writes, and
-/// other engines, skip it.
-pub(crate) async fn analyze_after_bulk_write(
-    conn: &impl ConnectionTrait,
-    table: &'static str,
-    written: usize,
-) -> orgsync_domain::Result<()> {
-    const SMALLEST_BULK_WRITE: usize = 1_000;
-    if written < SMALLEST_BULK_WRITE || conn.get_database_backend() != DbBackend::Postgres {
-        return Ok(());
-    }
-    let believed = conn
-        .query_one(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT reltuples::float8 AS believed FROM pg_class WHERE oid = to_regclass($1)",
-            [table.into()],
-        ))
-        .await
-        .map_err(db_err)?
-        .and_then(|row| row.try_get::<f64>("", "believed").ok())
-        .unwrap_or(-1.0);
-    // -1: never analyzed. Rows in a table of a few billion fit an f64 exactly enough.
-    if believed >= 0.0 && (written as f64) * 10.0 < believed {
-        return Ok(());
-    }
-    conn.execute_unprepared(&format!("ANALYZE {table}"))
-        .await
-        .map_err(db_err)?;
-    Ok(())
-}
-
-/// Runs a query over a change log planned afresh on every call (PostgreSQL's
-/// unnamed statement), where every other statement is prepared once per
-/// connection. A prepared statement's plan is made for the tables as they
-/// are the first few times it runs and kept until their statistics change.
-/// The change logs (`directory_events`, `events` and what hangs off them)
-/// start empty and grow by a row a write: planned on a one-page table, a
-/// read of a connection's next events became a sequential scan, and stayed
-/// one once the log held a hundred thousand entries (20 ms a call where an
-/// index takes 0.1), for as long as nothing analyzed the table (autovacuum
-/// does a minute later at best; never where it is off). Which plan a
-/// connection kept depended on what it happened to run first. A custom plan
-/// sees the table as it is now; planning costs tens of microseconds, which
-/// these reads can spare.
-pub(crate) async fn query_replanned(
-    db: &sea_orm::DatabaseConnection,
-    sql: &str,
-    values: Vec<sea_orm::Value>,
-) -> Result<Vec<sea_orm::QueryResult>, DbErr> {
-    if db.get_database_backend() != DbBackend::Postgres {
-        return db
-            .query_all(Statement::from_sql_and_values(
-                db.get_database_backend(),
-                sql,
-                values,
-            ))
-            .await;
-    }
-    let values = sea_query_binder::SqlxValues(sea_orm::sea_query::Values(values));
-    let rows = sea_orm::sqlx::query_with(sql, values)
-        .persistent(false)
-        .fetch_all(db.get_postgres_connection_pool())
-        .await
-        .map_err(|e| DbErr::Query(sea_orm::RuntimeErr::SqlxError(e)))?;
-    Ok(rows.into_iter().map(Into::into).collect())
-}
-
-/// [`query_replanned`], each row read as a `T`.
-pub(crate) async fn find_replanned<T: FromQueryResult>(
-    db: &sea_orm::DatabaseConnection,
-    sql: &str,
-    values: Vec<sea_orm::Value>,
-) -> orgsync_domain::Result<Vec<T>> {
-    query_replanned(db, sql, values)
-        .await
-        .and_then(|rows| {
-            rows.iter()
-                .map(|row| T::from_query_result(row, ""))
-                .collect()
-        })
-        .map_err(db_err)
-}
-
-/// Plans the rest of `txn`'s statements afresh, as [`query_replanned`]
-/// does for one: for the transactions that number a change log.
-pub(crate) async fn plan_afresh(txn: &DatabaseTransaction) -> orgsync_domain::Result<()> {
-    if txn.get_database_backend() == DbBackend::Postgres {
-        txn.execute_unprepared("SET LOCAL plan_cache_mode = force_custom_plan")
-            .await
-            .map_err(db_err)?;
-    }
-    Ok(())
-}
-
-/// Translates a database error into the domain's terms. Constraint violations
-/// become conflicts named by `on_unique`; lost connections become `Unavailable`.
-pub(crate) fn sql_err(err: DbErr, on_unique: &str) -> Error {
-    match err.sql_err() {
-        Some(SqlErr::UniqueConstraintViolation(_)) => {
-            Error::conflict(ConflictCode::AlreadyExists, on_unique)
-        }
-        _ => db_err(err),
-    }
-}
-
-/// Translates a database error with no expected constraint violation.
-pub(crate) fn db_err(err: DbErr) -> Error {
-    if let Some(SqlErr::ForeignKeyConstraintViolation(message)) = err.sql_err() {
-        // What the write refers to was deleted while it ran (an org deleted
-        // while an admin, a sign-in or a job wrote to it): the caller gets
-        // the answer the same request gets a moment later.
-        return Error::NotFound {
-            entity: referenced_entity(&message),
-        };
-    }
-    match err {
-        DbErr::Conn(_) | DbErr::ConnectionAcquire(_) => Error::Unavailable(err.to_string()),
-        DbErr::Query(sea_orm::RuntimeErr::SqlxError(ref inner))
-        | DbErr::Exec(sea_orm::RuntimeErr::SqlxError(ref inner))
-            if is_connection_failure(inner) =>
-        {
-            Error::Unavailable(err.to_string())
-        }
-        DbErr::Query(sea_orm::RuntimeErr::SqlxError(ref inner))
-        | DbErr::Exec(sea_orm::RuntimeErr::SqlxError(ref inner))
-            if lost_to_a_concurrent_change(inner) =>
-        {
-            // Rolled back whole, so nothing changed; the same request a
-            // moment later goes through. A 503 with Retry-After says so
-            // (SCIM clients retry it), where a 500 says the server is broken.
-            tracing::warn!(error = %err, "a statement lost to a concurrent change");
-            Error::Busy(
-                "the change met a concurrent change to the same records and was rolled back; retry it"
-                    .into(),
-            )
-        }
-        DbErr::Query(sea_orm::RuntimeErr::SqlxError(ref inner))
-        | DbErr::Exec(sea_orm::RuntimeErr::SqlxError(ref inner))
-            if unstorable_input(inner).is_some() =>
-        {
-            let message = unstorable_input(inner).unwrap_or_default();
-            Error::invalid("body", message)
-        }
-        other => Error::Internal(anyhow::Error::new(other)),
-    }
-}
-
-/// What a failed foreign key refers to, by its constraint's name
-/// (PostgreSQL names it; SQLite does not).
-fn referenced_entity(message: &str) -> &'static str {
-    if message.contains("org_id_fkey") || message.contains("parent_id_fkey") {
-        "organization"
-    } else if message.contains("connection_id_fkey") {
-        "connection"
-    } else {
-        "record it refers to"
-    }
-}
-
-/// Input the database refuses to store, as a sentence for the caller: a
-/// request carrying it is the caller's mistake (400/422), not a server error.
-/// The use cases validate what they know of; this catches the rest at the one
-/// place every statement passes.
-fn unstorable_input(err: &sea_orm::sqlx::Error) -> Option<&'static str> {
-    let code = err.as_database_error()?.code()?;
-    match code.as_ref() {
-        // character_not_in_repertoire, untranslatable_character: NUL in text or JSON.
-        "22021" | "22P05" => Some("text may not contain NUL (\\u0000) characters"),
-        // program_limit_exceeded: e.g. a value too large for an index entry.
-        "54000" => Some("a value is too long to be stored"),
-        _ => None,
-    }
-}
-
-/// A statement the database rolled back to let a concurrent one through:
-/// a deadlock (`40P01`), a serialization failure (`40001`) or a lock it
-/// would not wait for (`55P03`). Lock order prevents the deadlocks we know
-/// of; this keeps one we do not from reading as a server fault.
-fn lost_to_a_concurrent_change(err: &sea_orm::sqlx::Error) -> bool {
-    err.as_database_error()
-        .and_then(|e| e.code())
-        .is_some_and(|code| matches!(code.as_ref(), "40P01" | "40001" | "55P03"))
-}
-
-fn is_connection_failure(err: &sea_orm::sqlx::Error) -> bool {
-    use sea_orm::sqlx::Error as E;
-    if let Some(code) = err.as_database_error().and_then(|e| e.code()) {
-        // Class 08 (connection exception) and 57P (the server shutting down,
-        // starting up or dropping the session) say the server went away, not
-        // that the statement was wrong: a pooled connection learns it so.
-        return code.starts_with("08") || code.starts_with("57P");
-    }
-    matches!(
-        err,
-        E::Io(_) | E::PoolTimedOut | E::PoolClosed | E::WorkerCrashed | E::Tls(_)
-    )
-}
-
 /// Readiness of the database: a trivial query must succeed.
 pub struct DatabaseHealth(pub Database);
 
@@ -539,35 +341,7 @@ pub(crate) fn qualified(columns: &str, table: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{db_err, loopback_without_tls_choice, Database};
-    use orgsync_domain::Error;
-    use sea_orm::ConnectionTrait;
-
-    /// What the database answers a statement that raises `code`, through `db_err`.
-    async fn raised(db: &Database, code: &str) -> Error {
-        let raise =
-            format!("DO $$ BEGIN RAISE EXCEPTION 'raised' USING ERRCODE = '{code}'; END $$");
-        let failed = db
-            .connection()
-            .execute_unprepared(&raise)
-            .await
-            .expect_err("the statement raises");
-        db_err(failed)
-    }
-
-    #[tokio::test]
-    async fn a_statement_that_lost_to_a_concurrent_change_is_busy_not_internal() {
-        let url = std::env::var("ORGSYNC_TEST_DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-        let db = Database::connect(&url, 1).await.expect("PostgreSQL is up");
-        for code in ["40P01", "40001", "55P03"] {
-            let error = raised(&db, code).await;
-            assert!(matches!(error, Error::Busy(_)), "{code}: {error:?}");
-        }
-        // Other failures keep their meaning.
-        assert!(matches!(raised(&db, "P0001").await, Error::Internal(_)));
-        assert!(matches!(raised(&db, "22021").await, Error::Invalid { .. }));
-    }
+    use super::loopback_without_tls_choice;
 
     #[test]
     fn plain_is_tried_first_only_for_this_host_and_only_when_the_url_leaves_tls_open() {

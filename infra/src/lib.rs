@@ -1,6 +1,8 @@
 //! orgsync's adapters: the ports of `orgsync-domain`, implemented on real engines.
 //!
-//! - [`db`]: connecting to PostgreSQL or SQLite, migrations, error classification.
+//! - [`db`]: connecting to PostgreSQL or SQLite, migrations, the shared
+//!   statement helpers; `errors` classifies failures, `planning` keeps
+//!   PostgreSQL's plans true to the tables.
 //! - [`entity`]: sea-orm entities; they never leave this crate.
 //! - [`org_repository`]: [`SqlOrgRepository`], the organization tree.
 //! - [`connection_repository`], [`directory`]: enterprise connections, SCIM

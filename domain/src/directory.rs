@@ -13,7 +13,7 @@ pub mod resource;
 mod token;
 
 pub use connection::{ConnectionId, EnterpriseConnection};
-pub use error::ScimError;
+pub use error::{RateBudget, ScimError};
 pub use event::{ChangeEvent, ChangeOp, EntityKind};
 pub use resource::{
     GroupFields, GroupRecord, GroupRef, MemberRef, ResourceId, ScimQuery, SortKey, UserFields,

@@ -523,33 +523,41 @@ async fn a_tenants_connections_share_one_budget_and_other_tenants_keep_theirs() 
             let response = app
                 .send(crate::support::request("GET", &path, Some(&token), None))
                 .await;
+            let status = response.status().as_u16();
             let retry_after = response.headers().contains_key("retry-after");
-            (response.status().as_u16(), retry_after)
+            let body = crate::support::parse(&actix_web::test::read_body(response).await);
+            let detail = body["detail"].as_str().unwrap_or_default().to_owned();
+            (status, retry_after, detail)
         }
     };
     for _ in 0..3 {
-        assert_eq!(
-            list(&dir.conn, &dir.token).await.0,
-            200,
-            "the tenant's burst"
-        );
+        let (status, ..) = list(&dir.conn, &dir.token).await;
+        assert_eq!(status, 200, "the tenant's burst");
     }
+    let (status, _, detail) = list(&dir.conn, &dir.token).await;
+    assert_eq!(status, 429, "the connection's own burst is spent too");
+    assert!(detail.contains("this connection's"), "{detail}");
     // The sibling has its own burst of 3 left, the tenant none: refused
     // before the sibling's own budget runs out (a second's refill allows one).
     let mut served = 0;
-    let refused = loop {
+    let (status, retry_after, detail) = loop {
         match list(&sibling, &sibling_token).await {
-            (200, _) if served < 3 => served += 1,
+            (200, ..) if served < 3 => served += 1,
             answer => break answer,
         }
     };
-    assert_eq!(refused, (429, true), "after {served} served");
+    assert_eq!((status, retry_after), (429, true), "after {served} served");
     assert!(
         served < 3,
         "the tenant's budget, not the connection's, refused it"
     );
+    assert!(
+        detail.contains("this tenant's connections share"),
+        "{detail}"
+    );
+    let (status, retry_after, _) = list(&neighbour, &neighbour_token).await;
     assert_eq!(
-        list(&neighbour, &neighbour_token).await,
+        (status, retry_after),
         (200, false),
         "another tenant is served"
     );

@@ -12,7 +12,7 @@ use std::num::NonZeroU32;
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use orgsync_domain::directory::{ConnectionId, ScimError};
+use orgsync_domain::directory::{ConnectionId, RateBudget, ScimError};
 use orgsync_domain::org::OrgId;
 
 pub struct ScimRateLimiter {
@@ -53,14 +53,15 @@ impl ScimRateLimiter {
     /// # Errors
     /// `RateLimited` with the whole seconds to wait (at least 1).
     pub fn check(&self, conn: ConnectionId, tenant: OrgId) -> Result<(), ScimError> {
-        self.spend(self.connections.as_ref(), &conn)?;
-        self.spend(self.tenants.as_ref(), &tenant)
+        self.spend(self.connections.as_ref(), &conn, RateBudget::Connection)?;
+        self.spend(self.tenants.as_ref(), &tenant, RateBudget::Tenant)
     }
 
     fn spend<K: Hash + Eq + Clone>(
         &self,
         limiter: Option<&DefaultKeyedRateLimiter<K>>,
         key: &K,
+        budget: RateBudget,
     ) -> Result<(), ScimError> {
         let Some(limiter) = limiter else {
             return Ok(());
@@ -69,6 +70,7 @@ impl ScimRateLimiter {
             let wait = not_until.wait_time_from(self.clock.now());
             let whole_seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             ScimError::RateLimited {
+                budget,
                 retry_after_secs: whole_seconds.max(1),
             }
         })
@@ -132,6 +134,7 @@ impl FailedAuthLimiter {
             .max();
         match until {
             Some(until) => Err(ScimError::RateLimited {
+                budget: RateBudget::FailedAuthentications,
                 retry_after_secs: until.saturating_duration_since(now).as_secs().max(1),
             }),
             None => Ok(()),
@@ -210,7 +213,10 @@ mod tests {
             assert!(limiter.check(busy, tenant).is_ok());
         }
         match limiter.check(busy, tenant) {
-            Err(ScimError::RateLimited { retry_after_secs }) => assert!(retry_after_secs >= 1),
+            Err(ScimError::RateLimited {
+                budget: RateBudget::Connection,
+                retry_after_secs,
+            }) => assert!(retry_after_secs >= 1),
             other => panic!("expected a rate limit, got {other:?}"),
         }
         assert!(limiter.check(quiet, tenant).is_ok());
@@ -236,7 +242,10 @@ mod tests {
         assert_eq!(served, 2, "the tenant's burst of 4 less the runaway's 2");
         assert!(matches!(
             limiter.check(ConnectionId::new(), tenant),
-            Err(ScimError::RateLimited { .. })
+            Err(ScimError::RateLimited {
+                budget: RateBudget::Tenant,
+                ..
+            })
         ));
         assert!(
             limiter.check(ConnectionId::new(), neighbour).is_ok(),

@@ -29,9 +29,12 @@ pub enum ScimError {
     Mutability(String),
     #[error("{0}")]
     TooMany(String),
-    /// The connection sent more requests than its rate limit allows.
-    #[error("rate limit exceeded; retry after {retry_after_secs} s")]
-    RateLimited { retry_after_secs: u64 },
+    /// A request past one of its budgets, which it names.
+    #[error("{budget} is spent; retry after {retry_after_secs} s")]
+    RateLimited {
+        budget: RateBudget,
+        retry_after_secs: u64,
+    },
     /// The request body exceeds the configured limit.
     #[error("{0}")]
     TooLarge(String),
@@ -42,6 +45,29 @@ pub enum ScimError {
     Unavailable(String),
     #[error(transparent)]
     Internal(anyhow::Error),
+}
+
+/// Which budget a refused SCIM request ran out of: the IdP's admin acts on
+/// each differently (slow one integration down, spread a tenant's pushes
+/// out, fix a token).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateBudget {
+    /// The connection's own requests per second.
+    Connection,
+    /// What all the connections of the connection's tenant share.
+    Tenant,
+    /// Failed authentications from the caller's address.
+    FailedAuthentications,
+}
+
+impl std::fmt::Display for RateBudget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Connection => "this connection's SCIM request budget",
+            Self::Tenant => "the SCIM request budget this tenant's connections share",
+            Self::FailedAuthentications => "the budget of failed authentications from this address",
+        })
+    }
 }
 
 impl From<crate::Error> for ScimError {

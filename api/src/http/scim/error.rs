@@ -66,7 +66,9 @@ impl ResponseError for ScimApiError {
         };
         let mut response = HttpResponse::build(status);
         match &self.0 {
-            ScimError::RateLimited { retry_after_secs } => {
+            ScimError::RateLimited {
+                retry_after_secs, ..
+            } => {
                 response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
             }
             // As the admin API answers: IdPs that honour it retry after a

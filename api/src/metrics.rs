@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use orgsync_domain::directory::RateBudget;
 use orgsync_domain::ports::JobQueue;
 use orgsync_infra::Database;
 use prometheus::{
@@ -17,6 +18,7 @@ pub struct Metrics {
     http_requests: IntCounterVec,
     http_duration: HistogramVec,
     scim_operations: IntCounterVec,
+    scim_rate_limited: IntCounterVec,
     sync_job_duration: HistogramVec,
     sync_jobs: IntGaugeVec,
     queue_depth: IntGauge,
@@ -72,6 +74,17 @@ impl Metrics {
                         "SCIM operations by resource, method and outcome",
                     ),
                     &["resource", "method", "outcome"],
+                )?,
+            ),
+            scim_rate_limited: register(
+                &registry,
+                IntCounterVec::new(
+                    Opts::new(
+                        "scim_rate_limited_total",
+                        "SCIM requests refused with 429, by the budget they ran out of \
+                         (connection, tenant, failed_authentications)",
+                    ),
+                    &["budget"],
                 )?,
             ),
             sync_job_duration: register(
@@ -164,6 +177,16 @@ impl Metrics {
                 .with_label_values(&[resource, method, outcome])
                 .inc();
         }
+    }
+
+    /// A SCIM request refused for having spent `budget`.
+    pub fn scim_rate_limited(&self, budget: RateBudget) {
+        let label = match budget {
+            RateBudget::Connection => "connection",
+            RateBudget::Tenant => "tenant",
+            RateBudget::FailedAuthentications => "failed_authentications",
+        };
+        self.scim_rate_limited.with_label_values(&[label]).inc();
     }
 
     pub fn observe_job(&self, outcome: &str, seconds: f64) {

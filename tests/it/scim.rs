@@ -561,6 +561,15 @@ async fn a_tenants_connections_share_one_budget_and_other_tenants_keep_theirs() 
         (200, false),
         "another tenant is served"
     );
+    let metrics = dir
+        .app
+        .send(actix_web::test::TestRequest::get().uri("/metrics"))
+        .await;
+    let metrics = String::from_utf8_lossy(&actix_web::test::read_body(metrics).await).into_owned();
+    for budget in ["connection", "tenant"] {
+        let line = format!("orgsync_scim_rate_limited_total{{budget=\"{budget}\"}} 1");
+        assert!(metrics.contains(&line), "{line} in:\n{metrics}");
+    }
     dir.app.finish().await;
 }
 

@@ -105,7 +105,10 @@ async fn authenticate(req: &HttpRequest, state: &AppState) -> Result<ConnectionI
             state.scim_failed_auth.failed(peer, None);
             unauthorized()
         })?;
-    state.scim_failed_auth.admit(peer, conn)?;
+    state
+        .scim_failed_auth
+        .admit(peer, conn)
+        .map_err(|e| counted(state, e))?;
     let bearer = req
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)
@@ -125,7 +128,19 @@ async fn authenticate(req: &HttpRequest, state: &AppState) -> Result<ConnectionI
     };
     state.scim_failed_auth.succeeded(conn);
     // Only authenticated calls count, so nobody can exhaust a budget without a token.
-    state.scim_rate_limit.check(conn, tenant)?;
+    state
+        .scim_rate_limit
+        .check(conn, tenant)
+        .map_err(|e| counted(state, e))?;
     tracing::Span::current().record("connection_id", tracing::field::display(conn));
     Ok(conn)
+}
+
+/// A refusal, counted by the budget it names (operators see which budget
+/// their tenants run into without a log line per refused request).
+fn counted(state: &AppState, refusal: ScimError) -> ScimApiError {
+    if let ScimError::RateLimited { budget, .. } = &refusal {
+        state.metrics.scim_rate_limited(*budget);
+    }
+    ScimApiError(refusal)
 }

@@ -2,7 +2,8 @@
 //! of 200; ten times that per tenant) against the same database served with
 //! the limits off. Spread over many tenants' connections, each inside its
 //! budget, the two show what the limiter costs on every request; one
-//! connection pushed past its budget shows the limit holding.
+//! connection pushed past its budget, and one tenant's many connections
+//! pushed past the tenant's, show the limits holding.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -124,6 +125,57 @@ pub async fn rate_limit_benchmark(
     )
     .await;
     print_served(stats, &refused);
+    // One tenant's many connections, one per child org, each asking within
+    // its own budget (32 x 100/s is over three times the tenant's 1,000/s):
+    // what the tenant is served together.
+    let crowd = Arc::new(crowd_of_connections(unlimited, limited).await);
+    let refused = Arc::new(AtomicUsize::new(0));
+    let (t, r) = (crowd.clone(), refused.clone());
+    let stats = drive(
+        &format!("GET /Users?count=1, one tenant's {CROWD} connections, shipped limit"),
+        Arc::new(limited.clone()),
+        clients,
+        None,
+        Duration::from_secs(5),
+        move |_, i| {
+            let (t, r) = (t.clone(), r.clone());
+            async move { counted(t[i % CROWD].get("/Users?count=1").await.0, &r) }
+        },
+    )
+    .await;
+    print_served(stats, &refused);
+}
+
+/// Connections of the crowd phase, all in one tenant.
+const CROWD: usize = 32;
+
+/// A tenant with [`CROWD`] child orgs, each with a connection of its own:
+/// their SCIM targets on `limited`.
+async fn crowd_of_connections(admin: &Target, limited: &Target) -> Vec<Target> {
+    let (status, root) = admin
+        .post("/orgs", json!({"name": "crowd", "slug": "limits-crowd"}))
+        .await;
+    assert_eq!(status, 201, "{root}");
+    let root = root["id"].as_str().unwrap_or_default().to_owned();
+    let mut targets = Vec::with_capacity(CROWD);
+    for n in 0..CROWD {
+        let (status, child) = admin
+            .post(
+                &format!("/orgs/{root}/children"),
+                json!({"name": format!("crowd {n}"), "slug": format!("crowd-{n}")}),
+            )
+            .await;
+        assert_eq!(status, 201, "{child}");
+        let child = child["id"].as_str().unwrap_or_default().to_owned();
+        let (conn, token) =
+            crate::directory_sync_connection(admin, &child, &format!("crowd {n}")).await;
+        targets.push(Target {
+            http: limited.http.clone(),
+            base: limited.base.replace("/api/v1", &format!("/scim/v2/{conn}")),
+            token,
+        });
+    }
+    targets
 }
 
 /// Prints a phase's figures (every answer, 429s included), then how many

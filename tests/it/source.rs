@@ -13,6 +13,7 @@ use crate::fixtures::{
 };
 use crate::json::items;
 use crate::scim::Directory;
+use crate::support::poll;
 
 async fn push_user(dir: &Directory, conn: &str, token: &str, email: &str) {
     let (status, user) = dir
@@ -365,5 +366,99 @@ async fn a_deleted_connection_leaves_no_change_log_or_tombstones_behind() {
     // The parent's own log is untouched.
     dir.user("parent@example.com").await;
     assert!(rows_of(&dir, "directory_events", &dir.conn).await >= 1);
+    dir.app.finish().await;
+}
+
+/// A catch-up already under way when an org moves to another directory
+/// applies nothing more of the old one to it. The IdP changes a user while
+/// the catch-up over the connection's orgs is held at its first org (the
+/// test holds that org's writer row); meanwhile the second org turns on its
+/// own, empty directory and, confirmed, loses its members. When the
+/// catch-up reaches the second org, its list is stale: the org's one
+/// cursor now names the new directory, so the catch-up reconciles the org
+/// against that one and does not add the changed user back from the old.
+#[actix_web::test]
+async fn a_catch_up_under_way_applies_nothing_of_a_directory_its_org_left() {
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+
+    let dir = Directory::new().await;
+    let people = users(&dir, "p", 3).await;
+    let first = child(&dir, "first").await;
+    let moving = child(&dir, "moving").await;
+    for org in [&first, &moving] {
+        switch_to_scim(&dir, org).await;
+        wait_for_members(&dir, org, 3).await;
+    }
+    let outside = orgsync_infra::Database::connect(&dir.app.db.url, 2)
+        .await
+        .unwrap();
+    // The first org's writer row, taken and not committed: a catch-up that
+    // tries to take the org waits on it.
+    let stall = outside.connection().begin().await.unwrap();
+    stall
+        .execute_unprepared(&format!(
+            "INSERT INTO org_writers (org_id, holder, expires_at) \
+             VALUES ('{first}', 'test', now() + interval '1 hour')"
+        ))
+        .await
+        .unwrap();
+    let rename = json!([{"op": "replace", "path": "displayName", "value": "Renamed"}]);
+    let (status, renamed) = dir
+        .scim_patch(&format!("/Users/{}", people[0]), rename)
+        .await;
+    assert_eq!(status, 200, "{renamed}");
+    let waiting = "SELECT count(*) AS n FROM pg_stat_activity \
+                   WHERE datname = current_database() AND wait_event_type = 'Lock'";
+    let held = poll(200, Duration::from_millis(50), async || {
+        (crate::fixtures::count(&outside, waiting.to_owned()).await > 0).then_some(())
+    })
+    .await;
+    assert!(held.is_some(), "the catch-up never reached the first org");
+
+    let (status, own) = admin(
+        &dir,
+        "POST",
+        &moving,
+        "/connections",
+        Some(json!({"name": "own"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{own}");
+    let path = format!(
+        "/connections/{}/directory-sync",
+        own["id"].as_str().unwrap()
+    );
+    let (status, refused) =
+        admin(&dir, "PUT", &moving, &path, Some(json!({"enabled": true}))).await;
+    assert_confirmation_required(status, &refused);
+    let confirmed = json!({"enabled": true, "confirm": refused["confirmation"]});
+    let (status, moved) = admin(&dir, "PUT", &moving, &path, Some(confirmed)).await;
+    assert_eq!(status, 200, "{moved}");
+    assert_eq!(
+        member_count(&dir, &moving).await,
+        0,
+        "the confirmed removal"
+    );
+
+    stall.rollback().await.unwrap();
+    let renamed = poll(200, Duration::from_millis(50), async || {
+        members_by_email(&dir, &first)
+            .await
+            .values()
+            .any(|m| m["name"] == "Renamed")
+            .then_some(())
+    })
+    .await;
+    assert!(renamed.is_some(), "the catch-up went on with the first org");
+    // The second org comes right after the first in the same catch-up.
+    let added_back = poll(40, Duration::from_millis(50), async || {
+        (member_count(&dir, &moving).await > 0).then_some(())
+    })
+    .await;
+    assert!(
+        added_back.is_none(),
+        "the old directory's change reached an org that left it: {:?}",
+        members_by_email(&dir, &moving).await.keys()
+    );
     dir.app.finish().await;
 }

@@ -37,14 +37,7 @@ pub async fn rate_limit_benchmark(
     for n in 0..TENANTS {
         // A tenant of its own for each: the shipped limit also caps what
         // one tenant's connections send together.
-        let (status, root) = unlimited
-            .post(
-                "/orgs",
-                json!({"name": format!("tenant {n}"), "slug": format!("limits-tenant-{n}")}),
-            )
-            .await;
-        assert_eq!(status, 201, "{root}");
-        let root = root["id"].as_str().unwrap_or_default().to_owned();
+        let root = create_org(unlimited, "/orgs", &format!("limits-tenant-{n}")).await;
         let (conn_id, token) =
             crate::directory_sync_connection(unlimited, &root, &format!("tenant {n}")).await;
         seed_users(db, conn_id, 0, USERS_PER_TENANT).await;
@@ -152,21 +145,15 @@ const CROWD: usize = 32;
 /// A tenant with [`CROWD`] child orgs, each with a connection of its own:
 /// their SCIM targets on `limited`.
 async fn crowd_of_connections(admin: &Target, limited: &Target) -> Vec<Target> {
-    let (status, root) = admin
-        .post("/orgs", json!({"name": "crowd", "slug": "limits-crowd"}))
-        .await;
-    assert_eq!(status, 201, "{root}");
-    let root = root["id"].as_str().unwrap_or_default().to_owned();
+    let root = create_org(admin, "/orgs", "limits-crowd").await;
     let mut targets = Vec::with_capacity(CROWD);
     for n in 0..CROWD {
-        let (status, child) = admin
-            .post(
-                &format!("/orgs/{root}/children"),
-                json!({"name": format!("crowd {n}"), "slug": format!("crowd-{n}")}),
-            )
-            .await;
-        assert_eq!(status, 201, "{child}");
-        let child = child["id"].as_str().unwrap_or_default().to_owned();
+        let child = create_org(
+            admin,
+            &format!("/orgs/{root}/children"),
+            &format!("crowd-{n}"),
+        )
+        .await;
         let (conn, token) =
             crate::directory_sync_connection(admin, &child, &format!("crowd {n}")).await;
         targets.push(Target {
@@ -176,6 +163,14 @@ async fn crowd_of_connections(admin: &Target, limited: &Target) -> Vec<Target> {
         });
     }
     targets
+}
+
+/// Creates an org named and slugged `slug` by POSTing to `path` (`/orgs`
+/// for a tenant, `/orgs/{id}/children` for a child): its id.
+async fn create_org(admin: &Target, path: &str, slug: &str) -> String {
+    let (status, org) = admin.post(path, json!({"name": slug, "slug": slug})).await;
+    assert_eq!(status, 201, "{org}");
+    org["id"].as_str().unwrap_or_default().to_owned()
 }
 
 /// Prints a phase's figures (every answer, 429s included), then how many

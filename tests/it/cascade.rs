@@ -441,13 +441,10 @@ async fn a_running_jobs_lease_is_renewed_while_every_pooled_connection_is_taken(
     // Blocked on the lock, the job needs no other connection until it is
     // released (taken earlier, between two statements, it would wait for
     // one past the pool's timeout, fail and be retried).
-    let waiting = "SELECT count(*) AS n FROM pg_stat_activity \
-                   WHERE datname = current_database() AND wait_event_type = 'Lock'";
-    let blocked = poll(200, Duration::from_millis(50), async || {
-        (crate::fixtures::count(&outside, waiting.to_owned()).await > 0).then_some(())
-    })
-    .await;
-    assert!(blocked.is_some(), "the job never reached the lock");
+    assert!(
+        crate::fixtures::someone_waits_on_a_lock(&outside).await,
+        "the job never reached the lock"
+    );
     // Every other pooled connection, held for three leases.
     let connections = tree.dir.app.runtime.settings.database.max_connections - 1;
     let mut held = Vec::new();

@@ -249,6 +249,19 @@ pub(crate) async fn caught_up(dir: &Directory, org: &str) {
     );
 }
 
+/// Waits (10 s at most) until a statement of this test's database waits on
+/// a lock (one the test holds from `outside`, a connection of its own):
+/// whether one did.
+pub(crate) async fn someone_waits_on_a_lock(outside: &orgsync_infra::Database) -> bool {
+    let waiting = "SELECT count(*) AS n FROM pg_stat_activity \
+                   WHERE datname = current_database() AND wait_event_type = 'Lock'";
+    poll(200, Duration::from_millis(50), async || {
+        (count(outside, waiting.to_owned()).await > 0).then_some(())
+    })
+    .await
+    .is_some()
+}
+
 /// PUTs `body` to `org`'s `rest` with the confirmation its preview
 /// (`POST {rest}/preview` of the same body) gave, and asserts it applied;
 /// the answer.

@@ -50,6 +50,23 @@ async fn child_drawing_on_its_parent(n: usize) -> (Directory, String) {
     (dir, child)
 }
 
+/// A new connection of `org`, directory sync off: its id, and the path
+/// that turns directory sync on or off.
+async fn new_connection(dir: &Directory, org: &str, name: &str) -> (String, String) {
+    let (status, conn) = admin(
+        dir,
+        "POST",
+        org,
+        "/connections",
+        Some(json!({"name": name})),
+    )
+    .await;
+    assert_eq!(status, 201, "{conn}");
+    let conn = conn["id"].as_str().unwrap().to_owned();
+    let path = format!("/connections/{conn}/directory-sync");
+    (conn, path)
+}
+
 fn assert_confirmation_required(status: u16, body: &Value) {
     assert_eq!(status, 409, "{body}");
     assert_eq!(
@@ -66,16 +83,7 @@ fn assert_confirmation_required(status: u16, body: &Value) {
 async fn turning_on_a_childs_own_empty_directory_asks_before_removing_anyone() {
     let (dir, child) = child_drawing_on_its_parent(60).await;
     assert_eq!(member_count(&dir, &child).await, 60);
-    let (_, conn) = admin(
-        &dir,
-        "POST",
-        &child,
-        "/connections",
-        Some(json!({"name": "EU IdP"})),
-    )
-    .await;
-    let conn = conn["id"].as_str().unwrap().to_owned();
-    let path = format!("/connections/{conn}/directory-sync");
+    let (conn, path) = new_connection(&dir, &child, "EU IdP").await;
 
     let (status, refused) = admin(&dir, "PUT", &child, &path, Some(json!({"enabled": true}))).await;
     assert_confirmation_required(status, &refused);
@@ -407,27 +415,12 @@ async fn a_catch_up_under_way_applies_nothing_of_a_directory_its_org_left() {
         .scim_patch(&format!("/Users/{}", people[0]), rename)
         .await;
     assert_eq!(status, 200, "{renamed}");
-    let waiting = "SELECT count(*) AS n FROM pg_stat_activity \
-                   WHERE datname = current_database() AND wait_event_type = 'Lock'";
-    let held = poll(200, Duration::from_millis(50), async || {
-        (crate::fixtures::count(&outside, waiting.to_owned()).await > 0).then_some(())
-    })
-    .await;
-    assert!(held.is_some(), "the catch-up never reached the first org");
-
-    let (status, own) = admin(
-        &dir,
-        "POST",
-        &moving,
-        "/connections",
-        Some(json!({"name": "own"})),
-    )
-    .await;
-    assert_eq!(status, 201, "{own}");
-    let path = format!(
-        "/connections/{}/directory-sync",
-        own["id"].as_str().unwrap()
+    assert!(
+        crate::fixtures::someone_waits_on_a_lock(&outside).await,
+        "the catch-up never reached the first org"
     );
+
+    let (_, path) = new_connection(&dir, &moving, "own").await;
     let (status, refused) =
         admin(&dir, "PUT", &moving, &path, Some(json!({"enabled": true}))).await;
     assert_confirmation_required(status, &refused);

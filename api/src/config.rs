@@ -120,6 +120,7 @@ impl Settings {
             builder = builder.set_default(key, value)?;
         }
         builder = builder
+            .set_default("limits.admin_requests_per_second", 100)?
             .set_default("limits.scim_unauthenticated_per_second", 20)?
             .set_default("limits.token_cache_entries", 100_000)?
             .set_default("limits.recent_users_mib", 64)?

@@ -33,6 +33,7 @@ use crate::auth::{Minter, Verifier};
 use crate::config::{JwtAlgorithm, Settings};
 use crate::jobs::{Dispatcher, Sweeper};
 use crate::state::AppState;
+use crate::throttle::admin::AdminLimiter;
 use crate::throttle::scim::{FailedAuthLimiter, ScimRateLimiter};
 use crate::throttle::sign_in::SignInLimiter;
 
@@ -220,6 +221,9 @@ impl Runtime {
                 settings.scim.rate_limit_per_second,
                 settings.scim.rate_limit_burst,
                 settings.scim.tenant_rate_multiple,
+            )),
+            admin_rate_limit: Arc::new(AdminLimiter::new(
+                settings.limits.admin_requests_per_second,
             )),
             scim_failed_auth: Arc::new(FailedAuthLimiter::new(
                 settings.limits.scim_unauthenticated_per_second,

@@ -10,6 +10,7 @@ use orgsync_domain::service::{
 };
 
 use crate::auth::Verifier;
+use crate::throttle::admin::AdminLimiter;
 use crate::throttle::scim::{FailedAuthLimiter, ScimRateLimiter};
 use crate::throttle::sign_in::SignInLimiter;
 
@@ -26,6 +27,7 @@ pub struct AppState {
     /// The externally visible base URL (for SCIM base URLs and locations).
     pub public_url: String,
     pub scim_rate_limit: Arc<ScimRateLimiter>,
+    pub admin_rate_limit: Arc<AdminLimiter>,
     pub scim_failed_auth: Arc<FailedAuthLimiter>,
     /// Sign-in requests per client address.
     pub sso_sign_ins: Arc<SignInLimiter>,

@@ -773,3 +773,47 @@ async fn creations_and_deletions_repeated_at_once_are_answered_without_a_5xx() {
     assert_eq!(status, 404);
     dir.app.finish().await;
 }
+
+/// A tenant's runaway script spends its own admin budget, not the process:
+/// past its burst it is told when to come back (429, `Retry-After`, a
+/// problem document), while another tenant's admins and the platform
+/// operator are served.
+#[actix_web::test]
+async fn one_orgs_admin_tokens_have_a_request_budget_and_others_keep_theirs() {
+    use orgsync_domain::auth::AdminRole;
+
+    let app = crate::support::TestApp::spawn_with(|s| s.limits.admin_requests_per_second = 1).await;
+    let busy = create_root(&app, "Busy", "busy").await;
+    let quiet = create_root(&app, "Quiet", "quiet").await;
+    let token_of = |org: &str| {
+        let id = uuid::Uuid::parse_str(org).unwrap();
+        app.tokens.org(id, AdminRole::Admin)
+    };
+    let (busy_token, quiet_token) = (token_of(&busy), token_of(&quiet));
+    for _ in 0..2 {
+        let (status, org) = app.admin_as(&busy_token, "GET", &busy, "", None).await;
+        assert_eq!(status, 200, "the burst: {org}");
+    }
+    let refused = app
+        .send(request(
+            "GET",
+            &format!("/api/v1/orgs/{busy}"),
+            Some(&busy_token),
+            None,
+        ))
+        .await;
+    assert_eq!(refused.status().as_u16(), 429);
+    assert!(refused.headers().contains_key("retry-after"));
+    let problem = crate::support::parse(&actix_web::test::read_body(refused).await);
+    assert_eq!(
+        problem["type"], "https://orgsync.dev/problems/too-many-requests",
+        "{problem}"
+    );
+    let (status, _) = app.admin_as(&quiet_token, "GET", &quiet, "", None).await;
+    assert_eq!(status, 200, "another tenant's admins are served");
+    for _ in 0..5 {
+        let (status, _) = app.admin("GET", &busy, "", None).await;
+        assert_eq!(status, 200, "the platform operator is not limited");
+    }
+    app.finish().await;
+}

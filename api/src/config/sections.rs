@@ -18,6 +18,9 @@ pub struct LimitSettings {
     pub catalog_entries: usize,
     pub member_metadata_bytes: usize,
     pub connections_per_org: u64,
+    /// Admin API requests per second the tokens of one org may make, with
+    /// bursts of twice that (0: no limit; platform tokens are not limited).
+    pub admin_requests_per_second: u32,
     /// Unauthenticated or wrongly authenticated SCIM requests per second
     /// allowed from one client address (0: no limit).
     pub scim_unauthenticated_per_second: u32,

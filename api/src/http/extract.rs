@@ -49,6 +49,11 @@ fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Admin, ApiError> 
         .verifier
         .verify(token)
         .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
+    // Counted once the token is known good: no one spends a scope's budget without its token.
+    state
+        .admin_rate_limit
+        .admit(&principal)
+        .map_err(ApiError::TooManyRequests)?;
     Ok(Admin(principal))
 }
 

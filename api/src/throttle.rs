@@ -5,5 +5,6 @@
 //! application state; they know nothing of HTTP themselves.
 
 pub mod admin;
+mod budget;
 pub mod scim;
 pub mod sign_in;

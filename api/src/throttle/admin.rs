@@ -5,50 +5,34 @@
 //! runaway script of theirs cannot crowd out another tenant's admins. The
 //! platform operator's tokens are not limited.
 
-use std::num::NonZeroU32;
-
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use orgsync_domain::auth::Principal;
 use orgsync_domain::org::OrgId;
+
+use super::budget::KeyedBudget;
 
 /// Token scopes whose budget cells are kept before idle ones are dropped.
 const TRACKED_SCOPES: usize = 10_000;
 
-pub struct AdminLimiter {
-    limiter: Option<DefaultKeyedRateLimiter<OrgId>>,
-    clock: DefaultClock,
-}
+pub struct AdminLimiter(KeyedBudget<OrgId>);
 
 impl AdminLimiter {
     /// `per_second` requests per token scope, with bursts of twice that; 0
     /// turns limiting off.
     pub fn new(per_second: u32) -> Self {
-        let limiter = NonZeroU32::new(per_second).map(|rate| {
-            let burst = rate.saturating_mul(NonZeroU32::MIN.saturating_add(1));
-            RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst))
-        });
-        Self {
-            limiter,
-            clock: DefaultClock::default(),
-        }
+        Self(
+            KeyedBudget::new(per_second, per_second.saturating_mul(2))
+                .tracking_at_most(TRACKED_SCOPES),
+        )
     }
 
     /// # Errors
     /// The whole seconds to wait (at least 1), when the caller's scope is
     /// over its budget.
     pub fn admit(&self, caller: &Principal) -> Result<(), u64> {
-        let (Some(limiter), Principal::Org { org, .. }) = (&self.limiter, caller) else {
-            return Ok(());
-        };
-        let verdict = limiter.check_key(org);
-        if limiter.len() > TRACKED_SCOPES {
-            limiter.retain_recent();
+        match caller {
+            Principal::Org { org, .. } => self.0.spend(org),
+            Principal::Platform { .. } => Ok(()),
         }
-        verdict.map_err(|not_until| {
-            let wait = not_until.wait_time_from(self.clock.now());
-            (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
-        })
     }
 }
 

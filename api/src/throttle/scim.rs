@@ -6,7 +6,6 @@
 //! are per process: with N API replicas behind a balancer a connection gets
 //! up to N times the rate.
 
-use std::hash::Hash;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 
@@ -15,10 +14,11 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use orgsync_domain::directory::{ConnectionId, RateBudget, ScimError};
 use orgsync_domain::org::OrgId;
 
+use super::budget::KeyedBudget;
+
 pub struct ScimRateLimiter {
-    connections: Option<DefaultKeyedRateLimiter<ConnectionId>>,
-    tenants: Option<DefaultKeyedRateLimiter<OrgId>>,
-    clock: DefaultClock,
+    connections: KeyedBudget<ConnectionId>,
+    tenants: KeyedBudget<OrgId>,
 }
 
 impl ScimRateLimiter {
@@ -27,22 +27,18 @@ impl ScimRateLimiter {
     /// connections. `per_second == 0` turns both off; `tenant_multiple == 0`
     /// the tenant's.
     pub fn new(per_second: u32, burst: u32, tenant_multiple: u32) -> Self {
-        let quota = |rate: u32, burst: u32| {
-            let rate = NonZeroU32::new(rate)?;
-            Some(Quota::per_second(rate).allow_burst(NonZeroU32::new(burst).unwrap_or(rate)))
-        };
-        let connections = quota(per_second, burst).map(RateLimiter::keyed);
-        let tenants = connections
-            .as_ref()
-            .and(quota(
+        let connections = KeyedBudget::new(per_second, burst);
+        let tenants = if connections.is_limited() {
+            KeyedBudget::new(
                 per_second.saturating_mul(tenant_multiple),
                 burst.saturating_mul(tenant_multiple),
-            ))
-            .map(RateLimiter::keyed);
+            )
+        } else {
+            KeyedBudget::new(0, 0)
+        };
         Self {
             connections,
             tenants,
-            clock: DefaultClock::default(),
         }
     }
 
@@ -51,29 +47,20 @@ impl ScimRateLimiter {
     /// integration) does not drain what its tenant's other connections share.
     ///
     /// # Errors
-    /// `RateLimited` with the whole seconds to wait (at least 1).
+    /// `RateLimited` naming the budget, with the whole seconds to wait (at least 1).
     pub fn check(&self, conn: ConnectionId, tenant: OrgId) -> Result<(), ScimError> {
-        self.spend(self.connections.as_ref(), &conn, RateBudget::Connection)?;
-        self.spend(self.tenants.as_ref(), &tenant, RateBudget::Tenant)
-    }
-
-    fn spend<K: Hash + Eq + Clone>(
-        &self,
-        limiter: Option<&DefaultKeyedRateLimiter<K>>,
-        key: &K,
-        budget: RateBudget,
-    ) -> Result<(), ScimError> {
-        let Some(limiter) = limiter else {
-            return Ok(());
-        };
-        limiter.check_key(key).map_err(|not_until| {
-            let wait = not_until.wait_time_from(self.clock.now());
-            let whole_seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-            ScimError::RateLimited {
+        let refused = |budget| {
+            move |retry_after_secs| ScimError::RateLimited {
                 budget,
-                retry_after_secs: whole_seconds.max(1),
+                retry_after_secs,
             }
-        })
+        };
+        self.connections
+            .spend(&conn)
+            .map_err(refused(RateBudget::Connection))?;
+        self.tenants
+            .spend(&tenant)
+            .map_err(refused(RateBudget::Tenant))
     }
 }
 

@@ -4,43 +4,27 @@
 //! orgsync hammer a tenant's IdP.
 
 use std::net::IpAddr;
-use std::num::NonZeroU32;
 
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use super::budget::KeyedBudget;
 
 /// Addresses whose budget cells are kept before idle ones are dropped.
 const TRACKED_ADDRESSES: usize = 10_000;
 
-pub struct SignInLimiter {
-    limiter: Option<DefaultKeyedRateLimiter<IpAddr>>,
-    clock: DefaultClock,
-}
+pub struct SignInLimiter(KeyedBudget<IpAddr>);
 
 impl SignInLimiter {
     /// `per_second` requests per address, with bursts of twice that; 0 turns limiting off.
     pub fn new(per_second: u32) -> Self {
-        let limiter = NonZeroU32::new(per_second).map(|rate| {
-            let burst = rate.saturating_mul(NonZeroU32::MIN.saturating_add(1));
-            RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst))
-        });
-        Self {
-            limiter,
-            clock: DefaultClock::default(),
-        }
+        Self(
+            KeyedBudget::new(per_second, per_second.saturating_mul(2))
+                .tracking_at_most(TRACKED_ADDRESSES),
+        )
     }
 
     /// # Errors
     /// The seconds to wait, when `addr` is over its budget.
     pub fn admit(&self, addr: Option<IpAddr>) -> Result<(), u64> {
-        let (Some(limiter), Some(addr)) = (&self.limiter, addr) else {
-            return Ok(());
-        };
-        let verdict = limiter.check_key(&addr);
-        if limiter.len() > TRACKED_ADDRESSES {
-            limiter.retain_recent();
-        }
-        verdict.map_err(|not_until| not_until.wait_time_from(self.clock.now()).as_secs().max(1))
+        addr.map_or(Ok(()), |addr| self.0.spend(&addr))
     }
 }
 
